@@ -1,3 +1,45 @@
-//! placeholder
+//! Scheduling policy: the `Scheduler` trait the platform's thread mechanism calls, and its policies.
+//!
+//! The platform owns threads, stacks and context switches (mechanism); a policy
+//! only decides which runnable thread goes next and when the running one must
+//! give way. Policies are plain safe code driven by explicit timestamps, so they
+//! are tested on the host with a fake clock.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod round_robin;
+
+pub use round_robin::RoundRobin;
+
+/// Identifies a thread; assigned by the platform, never reused while the thread exists.
+pub type ThreadId = u32;
+
+/// A scheduling policy.
+///
+/// Protocol (the platform keeps to it; every method is O(1) or O(runnable)):
+/// - a thread that becomes runnable is `enqueue`d exactly once;
+/// - `pick_next` removes and returns the thread that runs next;
+/// - the running thread is `charge`d for the time it ran before every
+///   decision, and is `enqueue`d again if it is preempted while runnable;
+/// - a queued thread that blocks or exits without running is `dequeue`d.
+pub trait Scheduler: Send {
+    /// Short policy name, shown by `threads`.
+    fn name(&self) -> &'static str;
+    /// Makes `thread` runnable at `now_ns`.
+    fn enqueue(&mut self, thread: ThreadId, now_ns: u64);
+    /// Removes a queued `thread`; returns whether it was queued.
+    fn dequeue(&mut self, thread: ThreadId) -> bool;
+    /// Removes and returns the thread to run next, or `None` to idle.
+    fn pick_next(&mut self, now_ns: u64) -> Option<ThreadId>;
+    /// Accounts `ran_ns` of CPU time to the running `thread`.
+    fn charge(&mut self, thread: ThreadId, ran_ns: u64, now_ns: u64);
+    /// Whether the running `thread` must give way now (a runnable peer is owed the CPU).
+    fn should_preempt(&self, running: ThreadId, now_ns: u64) -> bool;
+    /// Absolute time at which the policy next needs a decision for `running`
+    /// (end of its time slice), or `None` if no timer is needed.
+    fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64>;
+    /// Number of threads waiting to run.
+    fn runnable_count(&self) -> usize;
+}

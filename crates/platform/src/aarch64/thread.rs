@@ -1,0 +1,422 @@
+//! Kernel threads: stacks, saved register frames, CPU-time accounting and switching; a `sis_sched::Scheduler` decides who runs.
+//!
+//! Every switch happens on a trap: the timer or a device interrupt, or `svc #0`
+//! for a voluntary yield. The trap code saves the running thread's registers on
+//! its own stack; `on_trap` picks the next thread and returns the address of its
+//! saved frame, which the trap code restores. A new thread starts from a frame
+//! built by `spawn`. The boot context becomes the idle thread (index 0), which
+//! the policy never sees: it runs only when the policy has nobody to run.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+use sis_sched::{Scheduler, ThreadId};
+
+use super::exceptions::{TrapFrame, TRAP_FRAME_BYTES};
+use super::irq_lock::{mask_irqs, restore_irqs, unmask_irqs, IrqMutex};
+use super::{memory, time};
+
+/// Most threads alive at once (idle included).
+pub const MAX_THREADS: usize = 64;
+/// Written at the lowest word of every thread stack; checked at each switch.
+const STACK_CANARY: u64 = 0x5349_535f_5354_4b21;
+/// EL1h, debug and FIQ masked, IRQs and SErrors enabled.
+const SPSR_NEW_THREAD: u64 = 0b0101 | (1 << 9) | (1 << 6);
+const IDLE_INDEX: usize = 0;
+
+/// Why a trap reached the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrapReason {
+    /// An interrupt (timer or device).
+    Interrupt,
+    /// `svc #0`: the thread yields, blocks, sleeps or exits.
+    Yield,
+}
+
+/// Lifecycle state of a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadState {
+    /// On the CPU.
+    Running,
+    /// Waiting in the policy's queue.
+    Ready,
+    /// Waiting for an event (`wake`).
+    Blocked,
+    /// Waiting for a time.
+    Sleeping,
+    /// Finished; its stack is freed at the next reap.
+    Exited,
+}
+
+impl ThreadState {
+    /// Lower-case name used in shell output and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThreadState::Running => "running",
+            ThreadState::Ready => "ready",
+            ThreadState::Blocked => "blocked",
+            ThreadState::Sleeping => "sleeping",
+            ThreadState::Exited => "exited",
+        }
+    }
+}
+
+/// A reading of one thread's state and counters.
+#[derive(Debug, Clone)]
+pub struct ThreadInfo {
+    /// Thread ID (idle is 0).
+    pub id: ThreadId,
+    /// Name given at spawn.
+    pub name: String,
+    /// State at the time of reading.
+    pub state: ThreadState,
+    /// CPU time consumed, including the current run of the running thread.
+    pub cpu_time_ns: u64,
+    /// Times the thread was switched onto the CPU.
+    pub switches: u64,
+    /// Stack size in bytes (0 for idle, which runs on the boot stack).
+    pub stack_bytes: u64,
+}
+
+/// Why `spawn` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// [`MAX_THREADS`] threads exist already.
+    TooManyThreads,
+    /// No free block of frames for the stack.
+    OutOfMemory,
+    /// Requested stack is larger than the largest frame block.
+    StackTooLarge,
+}
+
+impl core::fmt::Display for SpawnError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpawnError::TooManyThreads => write!(formatter, "thread limit of {MAX_THREADS} reached"),
+            SpawnError::OutOfMemory => write!(formatter, "no free memory for the thread stack"),
+            SpawnError::StackTooLarge => write!(formatter, "stack larger than the largest frame block"),
+        }
+    }
+}
+
+struct Thread {
+    id: ThreadId,
+    name: String,
+    state: ThreadState,
+    /// Address of the saved `TrapFrame` while not running.
+    frame: u64,
+    /// Stack block (base address, buddy order); `None` for idle.
+    stack: Option<(u64, usize)>,
+    cpu_time_ns: u64,
+    switches: u64,
+    wake_at_ns: u64,
+}
+
+struct Threads {
+    list: Vec<Thread>,
+    current: usize,
+    policy: Box<dyn Scheduler>,
+    next_id: ThreadId,
+    last_switch_ns: u64,
+}
+
+static THREADS: IrqMutex<Option<Threads>> = IrqMutex::new(None);
+
+/// Sets up the thread table with the boot context as the idle thread and `policy` deciding the rest.
+pub fn init(policy: Box<dyn Scheduler>) {
+    let idle = Thread {
+        id: 0,
+        name: String::from("idle"),
+        state: ThreadState::Running,
+        frame: 0,
+        stack: None,
+        cpu_time_ns: 0,
+        switches: 1,
+        wake_at_ns: 0,
+    };
+    let mut list = Vec::with_capacity(MAX_THREADS);
+    list.push(idle);
+    *THREADS.lock() =
+        Some(Threads { list, current: IDLE_INDEX, policy, next_id: 1, last_switch_ns: time::now_ns() });
+}
+
+/// Turns the boot context into the idle thread: enables interrupts, lets the policy run its threads, waits for interrupts forever.
+pub fn run_idle() -> ! {
+    unmask_irqs();
+    yield_now();
+    loop {
+        // SAFETY: waiting for an interrupt has no memory effect.
+        unsafe { core::arch::asm!("wfi", options(nostack, preserves_flags)) };
+    }
+}
+
+/// Starts a thread running `body` on a stack of at least `stack_bytes`.
+pub fn spawn(name: &str, stack_bytes: u64, body: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
+    reap_exited();
+    let pages = stack_bytes.max(sis_mm::PAGE_SIZE).div_ceil(sis_mm::PAGE_SIZE);
+    let order = (u64::BITS - (pages - 1).leading_zeros()) as usize;
+    if order > sis_mm::MAX_ORDER {
+        return Err(SpawnError::StackTooLarge);
+    }
+    if THREADS.lock().as_ref().is_some_and(|threads| threads.list.len() >= MAX_THREADS) {
+        return Err(SpawnError::TooManyThreads);
+    }
+    let stack_base = memory::allocate_frames(order).ok_or(SpawnError::OutOfMemory)?;
+    let stack_top = stack_base + (sis_mm::PAGE_SIZE << order);
+    let body: Box<Box<dyn FnOnce() + Send>> = Box::new(Box::new(body));
+    let body_address = Box::into_raw(body) as u64;
+
+    let mut frame = TrapFrame { elr: thread_start as *const () as u64, spsr: SPSR_NEW_THREAD, ..TrapFrame::default() };
+    frame.registers[0] = body_address;
+    let frame_address = stack_top - TRAP_FRAME_BYTES as u64;
+    // SAFETY: [stack_base, stack_top) was just allocated for this thread
+    // alone and is identity-mapped RAM; the frame and canary lie inside it
+    // and are 16- and 8-byte aligned.
+    unsafe {
+        (stack_base as *mut u64).write(STACK_CANARY);
+        (frame_address as *mut TrapFrame).write(frame);
+    }
+
+    let mut guard = THREADS.lock();
+    let Some(threads) = guard.as_mut() else {
+        drop(guard);
+        memory::free_frames(stack_base, order);
+        return Err(SpawnError::TooManyThreads);
+    };
+    let id = threads.next_id;
+    threads.next_id += 1;
+    threads.list.push(Thread {
+        id,
+        name: String::from(name),
+        state: ThreadState::Ready,
+        frame: frame_address,
+        stack: Some((stack_base, order)),
+        cpu_time_ns: 0,
+        switches: 0,
+        wake_at_ns: 0,
+    });
+    threads.policy.enqueue(id, time::now_ns());
+    Ok(id)
+}
+
+extern "C" fn thread_start(body: u64) -> ! {
+    // SAFETY: `spawn` put a `Box<Box<dyn FnOnce() + Send>>` leaked with
+    // `Box::into_raw` in x0 of this thread's first frame; it is taken back
+    // exactly once, here.
+    let body = unsafe { Box::from_raw(body as *mut Box<dyn FnOnce() + Send>) };
+    body();
+    exit_current()
+}
+
+/// Ends the calling thread.
+pub fn exit_current() -> ! {
+    if let Some(threads) = THREADS.lock().as_mut() {
+        let current = threads.current;
+        threads.list[current].state = ThreadState::Exited;
+    }
+    yield_now();
+    unreachable!("an exited thread was scheduled again");
+}
+
+/// Gives the CPU to the next runnable thread, if any.
+pub fn yield_now() {
+    // SAFETY: `svc #0` traps to the vector code, which saves and restores
+    // every register; this thread resumes after the instruction.
+    unsafe { core::arch::asm!("svc #0", options(nostack)) };
+}
+
+/// Blocks the calling thread until `ready` returns true.
+///
+/// `ready` runs with IRQs masked, so a wake-up cannot slip between the check
+/// and the block; it should register the thread as a waiter when it returns
+/// false, so that the event source calls [`wake`].
+pub fn block_current_until(mut ready: impl FnMut() -> bool) {
+    loop {
+        let saved = mask_irqs();
+        if ready() {
+            restore_irqs(saved);
+            return;
+        }
+        if let Some(threads) = THREADS.lock().as_mut() {
+            let current = threads.current;
+            threads.list[current].state = ThreadState::Blocked;
+        }
+        yield_now();
+        restore_irqs(saved);
+    }
+}
+
+/// Sleeps the calling thread for at least `duration_ns`.
+pub fn sleep_ns(duration_ns: u64) {
+    let saved = mask_irqs();
+    if let Some(threads) = THREADS.lock().as_mut() {
+        let current = threads.current;
+        let thread = &mut threads.list[current];
+        thread.state = ThreadState::Sleeping;
+        thread.wake_at_ns = time::now_ns().saturating_add(duration_ns);
+    }
+    yield_now();
+    restore_irqs(saved);
+}
+
+/// Makes a blocked thread runnable again.
+pub fn wake(id: ThreadId) {
+    if let Some(threads) = THREADS.lock().as_mut() {
+        if let Some(thread) = threads.list.iter_mut().find(|thread| thread.id == id) {
+            if thread.state == ThreadState::Blocked {
+                thread.state = ThreadState::Ready;
+                threads.policy.enqueue(id, time::now_ns());
+            }
+        }
+    }
+}
+
+/// ID of the calling thread.
+pub fn current_id() -> ThreadId {
+    THREADS.lock().as_ref().map(|threads| threads.list[threads.current].id).unwrap_or(0)
+}
+
+/// Name of the scheduling policy.
+pub fn policy_name() -> &'static str {
+    THREADS.lock().as_ref().map(|threads| threads.policy.name()).unwrap_or("none")
+}
+
+/// Reads every thread's state and counters.
+pub fn snapshot() -> Vec<ThreadInfo> {
+    reap_exited();
+    let guard = THREADS.lock();
+    let Some(threads) = guard.as_ref() else { return Vec::new() };
+    let running_for = time::now_ns().saturating_sub(threads.last_switch_ns);
+    threads
+        .list
+        .iter()
+        .enumerate()
+        .map(|(index, thread)| ThreadInfo {
+            id: thread.id,
+            name: thread.name.clone(),
+            state: thread.state,
+            cpu_time_ns: thread.cpu_time_ns + if index == threads.current { running_for } else { 0 },
+            switches: thread.switches,
+            stack_bytes: thread.stack.map_or(0, |(_, order)| sis_mm::PAGE_SIZE << order),
+        })
+        .collect()
+}
+
+/// Frees the stacks of exited threads and forgets them.
+fn reap_exited() {
+    let mut freed: Vec<(u64, usize)> = Vec::new();
+    {
+        let mut guard = THREADS.lock();
+        let Some(threads) = guard.as_mut() else { return };
+        let mut index = 0;
+        while index < threads.list.len() {
+            if threads.list[index].state == ThreadState::Exited && index != threads.current {
+                let thread = threads.list.remove(index);
+                threads.policy.dequeue(thread.id);
+                if let Some(stack) = thread.stack {
+                    freed.push(stack);
+                }
+                if index < threads.current {
+                    threads.current -= 1;
+                }
+            } else {
+                index += 1;
+            }
+        }
+    }
+    for (base, order) in freed {
+        memory::free_frames(base, order);
+    }
+}
+
+/// Writes the running thread's name without locking or allocating (crash paths).
+pub fn write_current_name_on_crash(out: &mut dyn Write) {
+    match THREADS.try_lock() {
+        Some(guard) => match guard.as_ref() {
+            Some(threads) => {
+                let thread = &threads.list[threads.current];
+                let _ = write!(out, "{} (id {})", thread.name, thread.id);
+            }
+            None => {
+                let _ = out.write_str("boot");
+            }
+        },
+        None => {
+            let _ = out.write_str("unknown (thread table locked)");
+        }
+    }
+}
+
+/// Called by the trap code with the interrupted thread's saved frame; returns the frame to resume.
+pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason) -> *mut TrapFrame {
+    let mut guard = THREADS.lock();
+    let Some(threads) = guard.as_mut() else { return frame };
+    let now = time::now_ns();
+    let current = threads.current;
+    threads.list[current].frame = frame as u64;
+
+    let ran_ns = now.saturating_sub(threads.last_switch_ns);
+    threads.last_switch_ns = now;
+    let thread = &mut threads.list[current];
+    thread.cpu_time_ns = thread.cpu_time_ns.saturating_add(ran_ns);
+    let current_id = thread.id;
+    if let Some((base, _)) = thread.stack {
+        // SAFETY: `base` is the first word of this thread's own stack block.
+        if unsafe { (base as *const u64).read() } != STACK_CANARY {
+            let name = thread.name.clone();
+            drop(guard);
+            panic!("stack overflow in thread {name} (id {current_id})");
+        }
+    }
+    if current != IDLE_INDEX {
+        threads.policy.charge(current_id, ran_ns, now);
+    }
+
+    for thread in threads.list.iter_mut() {
+        if thread.state == ThreadState::Sleeping && thread.wake_at_ns <= now {
+            thread.state = ThreadState::Ready;
+            threads.policy.enqueue(thread.id, now);
+        }
+    }
+
+    let running = threads.list[current].state == ThreadState::Running;
+    let next_id = if current == IDLE_INDEX || !running {
+        threads.policy.pick_next(now)
+    } else if reason == TrapReason::Yield || threads.policy.should_preempt(current_id, now) {
+        threads.list[current].state = ThreadState::Ready;
+        threads.policy.enqueue(current_id, now);
+        threads.policy.pick_next(now)
+    } else {
+        Some(current_id)
+    };
+    let next = match next_id {
+        Some(id) if id == current_id => current,
+        Some(id) => threads.list.iter().position(|thread| thread.id == id).unwrap_or(IDLE_INDEX),
+        None => IDLE_INDEX,
+    };
+    if next != current {
+        if threads.list[current].state == ThreadState::Running {
+            threads.list[current].state = ThreadState::Ready;
+        }
+        threads.list[next].switches += 1;
+    }
+    threads.list[next].state = ThreadState::Running;
+    threads.current = next;
+
+    let running_id = (next != IDLE_INDEX).then(|| threads.list[next].id);
+    let decision = threads.policy.next_decision_ns(running_id, now);
+    let wake = threads
+        .list
+        .iter()
+        .filter(|thread| thread.state == ThreadState::Sleeping)
+        .map(|thread| thread.wake_at_ns)
+        .min();
+    match (decision, wake) {
+        (Some(a), Some(b)) => time::arm_at_ns(a.min(b)),
+        (Some(at), None) | (None, Some(at)) => time::arm_at_ns(at),
+        (None, None) => time::disarm(),
+    }
+    threads.list[next].frame as *mut TrapFrame
+}

@@ -1,0 +1,186 @@
+//! Round robin: runnable threads in FIFO order, each for at most one time slice.
+
+use alloc::collections::VecDeque;
+
+use crate::{Scheduler, ThreadId};
+
+/// FIFO round-robin policy with a fixed time slice.
+///
+/// A thread runs until it blocks or has used `slice_ns` of CPU time since it
+/// was last picked while another thread is waiting; then it goes to the back of
+/// the queue. A thread alone on the CPU is never preempted.
+#[derive(Debug)]
+pub struct RoundRobin {
+    slice_ns: u64,
+    queue: VecDeque<ThreadId>,
+    /// Thread picked last and the CPU time it has used since then.
+    running: Option<(ThreadId, u64)>,
+}
+
+impl RoundRobin {
+    /// Creates the policy with a time slice of `slice_ns` (clamped to at least 1 µs).
+    pub fn new(slice_ns: u64) -> Self {
+        RoundRobin {
+            slice_ns: slice_ns.max(1_000),
+            queue: VecDeque::new(),
+            running: None,
+        }
+    }
+
+    /// Creates the policy with room for `capacity` queued threads, so enqueueing
+    /// never allocates (the platform calls the policy from interrupt context).
+    pub fn with_capacity(slice_ns: u64, capacity: usize) -> Self {
+        let mut policy = Self::new(slice_ns);
+        policy.queue.reserve(capacity);
+        policy
+    }
+
+    /// The time slice in nanoseconds.
+    pub fn slice_ns(&self) -> u64 {
+        self.slice_ns
+    }
+
+    fn used_ns(&self, thread: ThreadId) -> u64 {
+        match self.running {
+            Some((id, used)) if id == thread => used,
+            _ => 0,
+        }
+    }
+}
+
+impl Scheduler for RoundRobin {
+    fn name(&self) -> &'static str {
+        "round-robin"
+    }
+
+    fn enqueue(&mut self, thread: ThreadId, _now_ns: u64) {
+        if !self.queue.contains(&thread) {
+            self.queue.push_back(thread);
+        }
+    }
+
+    fn dequeue(&mut self, thread: ThreadId) -> bool {
+        match self.queue.iter().position(|&id| id == thread) {
+            Some(index) => {
+                self.queue.remove(index);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn pick_next(&mut self, _now_ns: u64) -> Option<ThreadId> {
+        let next = self.queue.pop_front();
+        self.running = next.map(|id| (id, 0));
+        next
+    }
+
+    fn charge(&mut self, thread: ThreadId, ran_ns: u64, _now_ns: u64) {
+        if let Some((id, used)) = &mut self.running {
+            if *id == thread {
+                *used = used.saturating_add(ran_ns);
+            }
+        }
+    }
+
+    fn should_preempt(&self, running: ThreadId, _now_ns: u64) -> bool {
+        !self.queue.is_empty() && self.used_ns(running) >= self.slice_ns
+    }
+
+    fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64> {
+        let running = running?;
+        if self.queue.is_empty() {
+            return None;
+        }
+        let left = self.slice_ns.saturating_sub(self.used_ns(running));
+        Some(now_ns.saturating_add(left))
+    }
+
+    fn runnable_count(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SLICE: u64 = 10_000_000;
+
+    /// Simulates a CPU with a fake clock: every thread always runnable, the
+    /// platform re-queues the running thread when the policy preempts it.
+    fn simulate(policy: &mut RoundRobin, threads: &[ThreadId], step_ns: u64, steps: usize) -> Vec<u64> {
+        let mut cpu = vec![0u64; threads.len()];
+        let mut now = 0;
+        for &id in threads {
+            policy.enqueue(id, now);
+        }
+        let mut running = policy.pick_next(now).unwrap();
+        for _ in 0..steps {
+            now += step_ns;
+            policy.charge(running, step_ns, now);
+            cpu[running as usize] += step_ns;
+            if policy.should_preempt(running, now) {
+                policy.enqueue(running, now);
+                running = policy.pick_next(now).unwrap();
+            }
+        }
+        cpu
+    }
+
+    #[test]
+    fn equal_threads_share_the_cpu_to_within_one_slice() {
+        let mut policy = RoundRobin::new(SLICE);
+        let cpu = simulate(&mut policy, &[0, 1, 2], 1_000_000, 3_000);
+        assert_eq!(cpu.iter().sum::<u64>(), 3_000_000_000);
+        for time in &cpu {
+            assert!(time.abs_diff(1_000_000_000) <= SLICE, "{cpu:?}");
+        }
+    }
+
+    #[test]
+    fn thread_alone_is_never_preempted_and_needs_no_timer() {
+        let mut policy = RoundRobin::new(SLICE);
+        policy.enqueue(7, 0);
+        assert_eq!(policy.pick_next(0), Some(7));
+        policy.charge(7, 5 * SLICE, 5 * SLICE);
+        assert!(!policy.should_preempt(7, 5 * SLICE));
+        assert_eq!(policy.next_decision_ns(Some(7), 5 * SLICE), None);
+    }
+
+    #[test]
+    fn slice_end_is_reported_while_a_peer_waits() {
+        let mut policy = RoundRobin::new(SLICE);
+        policy.enqueue(1, 0);
+        policy.enqueue(2, 0);
+        assert_eq!(policy.pick_next(0), Some(1));
+        policy.charge(1, 4_000_000, 4_000_000);
+        assert_eq!(policy.next_decision_ns(Some(1), 4_000_000), Some(SLICE));
+        assert!(!policy.should_preempt(1, 4_000_000));
+        policy.charge(1, 6_000_000, SLICE);
+        assert!(policy.should_preempt(1, SLICE));
+    }
+
+    #[test]
+    fn enqueue_is_idempotent_and_dequeue_removes() {
+        let mut policy = RoundRobin::new(SLICE);
+        policy.enqueue(3, 0);
+        policy.enqueue(3, 0);
+        assert_eq!(policy.runnable_count(), 1);
+        assert!(policy.dequeue(3));
+        assert!(!policy.dequeue(3));
+        assert_eq!(policy.pick_next(0), None);
+    }
+
+    #[test]
+    fn fifo_order_is_kept() {
+        let mut policy = RoundRobin::with_capacity(SLICE, 8);
+        for id in [5, 1, 9] {
+            policy.enqueue(id, 0);
+        }
+        assert_eq!(policy.pick_next(0), Some(5));
+        assert_eq!(policy.pick_next(0), Some(1));
+        assert_eq!(policy.pick_next(0), Some(9));
+        assert_eq!(policy.pick_next(0), None);
+    }
+}
