@@ -2,6 +2,8 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 /// The shell prompt, printed at the start of a line after boot and after every
 /// processed or cancelled line.
 pub const PROMPT: &str = "sis> ";
@@ -33,12 +35,7 @@ pub mod exit {
     }
 }
 
-/// Boot-argument keys the kernel understands in `/chosen/bootargs`.
-pub mod bootargs {
-    /// `sis.run="cmd1; cmd2"`: run commands after boot, then exit with a
-    /// status from [`crate::exit`].
-    pub const RUN: &str = "sis.run";
-}
+pub mod bootargs;
 
 #[cfg(test)]
 mod tests {
