@@ -1,3 +1,82 @@
-//! placeholder
+//! Safe hardware traits that portable crates take as parameters, with controllable fakes for host tests.
+//!
+//! Portable crates never read time or entropy from globals (CONVENTIONS S3):
+//! the kernel passes a platform implementation, host tests pass a fake.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+use core::cell::Cell;
+
+/// A monotonic clock.
+pub trait Clock {
+    /// Nanoseconds since an arbitrary fixed origin; never decreases.
+    fn now_ns(&self) -> u64;
+}
+
+/// A clock that moves only when told to, for deterministic host tests.
+#[derive(Debug, Default)]
+pub struct FakeClock {
+    now_ns: Cell<u64>,
+}
+
+impl FakeClock {
+    /// A clock reading `start_ns`.
+    pub fn new(start_ns: u64) -> Self {
+        FakeClock { now_ns: Cell::new(start_ns) }
+    }
+
+    /// Moves the clock forward by `delta_ns` (saturating at `u64::MAX`).
+    pub fn advance(&self, delta_ns: u64) {
+        self.now_ns.set(self.now_ns.get().saturating_add(delta_ns));
+    }
+
+    /// Moves the clock to `now_ns`; ignored if that would go backwards.
+    pub fn set(&self, now_ns: u64) {
+        self.now_ns.set(self.now_ns.get().max(now_ns));
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_ns(&self) -> u64 {
+        self.now_ns.get()
+    }
+}
+
+/// A source of seeds for pseudo-random generators.
+pub trait Entropy {
+    /// A 64-bit seed, different between boots where the machine allows it.
+    fn seed(&self) -> u64;
+}
+
+/// Entropy that always returns the seed it was built with.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedEntropy(pub u64);
+
+impl Entropy for FixedEntropy {
+    fn seed(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_clock_moves_only_forward() {
+        let clock = FakeClock::new(100);
+        assert_eq!(clock.now_ns(), 100);
+        clock.advance(50);
+        assert_eq!(clock.now_ns(), 150);
+        clock.set(120);
+        assert_eq!(clock.now_ns(), 150);
+        clock.set(u64::MAX);
+        clock.advance(1);
+        assert_eq!(clock.now_ns(), u64::MAX);
+    }
+
+    #[test]
+    fn fixed_entropy_returns_its_seed() {
+        assert_eq!(FixedEntropy(7).seed(), 7);
+    }
+}
