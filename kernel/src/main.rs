@@ -1,28 +1,30 @@
-//! The SIS kernel: wires the platform, scheduler and shell together.
+//! The SIS kernel: wires the platform, the scheduling policy and the shell together.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 extern crate alloc;
 
-use alloc::boxed::Box;
-use core::fmt::Write;
+mod commands;
+mod format;
+mod shell;
 
-use sis_platform::{console, thread, Platform};
+use alloc::boxed::Box;
+
+use sis_platform::{thread, Platform};
+
+/// Round-robin time slice.
+const TIME_SLICE_NS: u64 = 10_000_000;
+/// Stack of the shell thread: JSON building and the registry need room.
+const SHELL_STACK_BYTES: u64 = 64 * 1024;
 
 sis_platform::entry!(main);
 
 fn main(platform: Platform) -> ! {
-    let mut out = console::Console;
-    let _ = writeln!(out, "SIS booting: {} bytes RAM, bootargs {:?}", platform.boot.total_memory_bytes(), platform.boot.bootargs);
-    thread::init(Box::new(sis_sched::RoundRobin::with_capacity(10_000_000, thread::MAX_THREADS)));
-    thread::spawn("shell", 64 * 1024, || loop {
-        console::write_str(sis_proto::PROMPT);
-        let mut buffer = [0u8; 64];
-        let count = console::read(&mut buffer);
-        console::write_bytes(&buffer[..count]);
-        console::write_str("\n");
-    })
-    .expect("spawn shell");
+    thread::init(Box::new(sis_sched::RoundRobin::with_capacity(TIME_SLICE_NS, thread::MAX_THREADS)));
+    let kernel = commands::Kernel::new(&platform);
+    if let Err(error) = thread::spawn("shell", SHELL_STACK_BYTES, move || shell::run(kernel)) {
+        panic!("cannot start the shell thread: {error}");
+    }
     thread::run_idle()
 }

@@ -56,3 +56,13 @@ pub fn disarm() {
     write_sysreg!("cntv_ctl_el0", 0);
     isb();
 }
+
+/// The generic timer as a [`sis_hal::Clock`], for portable crates.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PlatformClock;
+
+impl sis_hal::Clock for PlatformClock {
+    fn now_ns(&self) -> u64 {
+        now_ns()
+    }
+}

@@ -1,0 +1,56 @@
+//! The kernel's command table and the context every handler receives.
+
+mod fault;
+mod memory;
+mod system;
+mod threads;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use sis_platform::{MemoryRegion, Platform};
+use sis_shell::Registry;
+
+/// What handlers may read and change.
+#[derive(Debug)]
+pub struct Kernel {
+    /// RAM regions from the device tree.
+    pub memory_regions: Vec<MemoryRegion>,
+    /// `/chosen/bootargs`.
+    pub bootargs: String,
+    /// Counter reading when Rust code first ran.
+    pub rust_entry_ns: u64,
+    /// Set by `shutdown`: the shell powers off once the reply is printed.
+    pub shutdown_requested: bool,
+}
+
+impl Kernel {
+    /// Collects what the commands need from the platform.
+    pub fn new(platform: &Platform) -> Self {
+        Kernel {
+            memory_regions: platform.boot.memory_regions().to_vec(),
+            bootargs: String::from(platform.boot.bootargs),
+            rust_entry_ns: platform.rust_entry_ns,
+            shutdown_requested: false,
+        }
+    }
+}
+
+/// Every command the kernel offers, in `help` order.
+pub fn registry() -> Registry<Kernel> {
+    let mut registry = Registry::new();
+    for command in [
+        &system::VERSION,
+        &system::UPTIME,
+        &memory::MEMINFO,
+        &threads::THREADS,
+        &system::ECHO,
+        &system::SHUTDOWN,
+        &fault::FAULT,
+    ] {
+        if let Err(error) = registry.register(command) {
+            panic!("command table: {error}");
+        }
+    }
+    registry
+}
