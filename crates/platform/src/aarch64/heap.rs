@@ -21,12 +21,8 @@ pub struct GrowFromFrames;
 impl OomHandler for GrowFromFrames {
     fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
         let needed = layout.size().checked_add(layout.align()).and_then(|n| n.checked_add(GROW_SLACK_BYTES)).ok_or(())?;
-        let pages = needed.div_ceil(sis_mm::PAGE_SIZE as usize);
-        let order = (usize::BITS - pages.saturating_sub(1).leading_zeros()) as usize;
-        if order > MAX_GROW_ORDER {
-            return Err(());
-        }
-        let order = order.max(MIN_GROW_ORDER);
+        let pages = (needed as u64).div_ceil(sis_mm::PAGE_SIZE);
+        let order = sis_mm::order_for_pages(pages).ok_or(())?.clamp(MIN_GROW_ORDER, MAX_GROW_ORDER);
         let base = memory::allocate_frames(order).ok_or(())?;
         let bytes = (sis_mm::PAGE_SIZE as usize) << order;
         // SAFETY: the frame allocator handed out [base, base + bytes) for good:

@@ -155,11 +155,7 @@ pub fn run_idle() -> ! {
 /// Starts a thread running `body` on a stack of at least `stack_bytes`.
 pub fn spawn(name: &str, stack_bytes: u64, body: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
     reap_exited();
-    let pages = stack_bytes.max(sis_mm::PAGE_SIZE).div_ceil(sis_mm::PAGE_SIZE);
-    let order = (u64::BITS - (pages - 1).leading_zeros()) as usize;
-    if order > sis_mm::MAX_ORDER {
-        return Err(SpawnError::StackTooLarge);
-    }
+    let order = sis_mm::order_for_pages(stack_bytes.div_ceil(sis_mm::PAGE_SIZE)).ok_or(SpawnError::StackTooLarge)?;
     if THREADS.lock().as_ref().is_some_and(|threads| threads.list.len() >= MAX_THREADS) {
         return Err(SpawnError::TooManyThreads);
     }
