@@ -206,6 +206,9 @@ pub(crate) fn parse(path: &str, specs: &[ArgSpec], words: &[String]) -> Result<P
     let mut parsed = ParsedArgs::default();
     let mut positionals = specs.iter().filter(|spec| spec.positional);
     let mut flags_ended = false;
+    // Flags are still recognised between the words of a variadic positional;
+    // `--` makes everything after it a word.
+    let mut variadic_started = false;
     let mut index = 0;
     while index < words.len() {
         let word = &words[index];
@@ -274,10 +277,14 @@ pub(crate) fn parse(path: &str, specs: &[ArgSpec], words: &[String]) -> Result<P
             parsed.values.push((spec.name, value));
             continue;
         }
+        if variadic_started {
+            parsed.rest.push(word.clone());
+            continue;
+        }
         match positionals.next() {
             Some(spec) if spec.variadic => {
-                parsed.rest.extend(words[index - 1..].iter().cloned());
-                break;
+                variadic_started = true;
+                parsed.rest.push(word.clone());
             }
             Some(spec) => {
                 let value = parse_value(spec, word)?;
@@ -492,6 +499,16 @@ mod tests {
         let parsed = run(&["--", "--spin"]).unwrap();
         assert_eq!(parsed.str("target"), Some("--spin"));
         assert!(!parsed.switch("spin"));
+    }
+
+    #[test]
+    fn flags_after_variadic_words_are_still_flags() {
+        let parsed = run(&["x", "a", "--spin", "b"]).unwrap();
+        assert!(parsed.switch("spin"));
+        assert_eq!(parsed.rest(), ["a", "b"]);
+        let parsed = run(&["x", "a", "--", "--spin"]).unwrap();
+        assert!(!parsed.switch("spin"));
+        assert_eq!(parsed.rest(), ["a", "--spin"]);
     }
 
     #[test]

@@ -9,6 +9,8 @@ use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 use super::Kernel;
 use crate::format;
 
+/// Most diagnostic threads one `threads spawn` starts.
+const MAX_SPAWN: u64 = 16;
 /// Stack of diagnostic threads.
 const DIAGNOSTIC_STACK_BYTES: u64 = 16 * 1024;
 
@@ -22,7 +24,10 @@ pub static THREADS: CommandSpec<Kernel> = CommandSpec {
         name: "spawn",
         summary: "Start a diagnostic thread",
         description: "--spin starts a thread that spins forever without yielding: the shell keeps answering only because the timer preempts it.",
-        args: &[ArgSpec::flag("spin", ValueKind::Switch, "spin forever without yielding").required()],
+        args: &[
+            ArgSpec::flag("spin", ValueKind::Switch, "spin forever without yielding").required(),
+            ArgSpec::flag("count", ValueKind::U64 { min: 1, max: MAX_SPAWN }, "how many threads to start").default("1"),
+        ],
         subcommands: &[],
         handler: Some(spawn),
     }],
@@ -62,10 +67,22 @@ fn list(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
 
 fn spawn(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     // `--spin` is required by the declaration; it is the only workload so far.
-    debug_assert!(invocation.args.switch("spin"));
-    let id = thread::spawn("spin", DIAGNOSTIC_STACK_BYTES, || loop {
-        core::hint::spin_loop();
-    })
-    .map_err(|error| ShellError::new("spawn-failed", alloc::format!("cannot start the thread: {error}")))?;
-    Ok(Reply::new(alloc::format!("started thread {id} (spin)"), json!({ "id": id, "name": "spin" })))
+    let count = invocation.args.u64("count").unwrap_or(1);
+    let mut spawned = Vec::new();
+    for _ in 0..count {
+        match thread::spawn("spin", DIAGNOSTIC_STACK_BYTES, || loop {
+            core::hint::spin_loop();
+        }) {
+            Ok(id) => spawned.push(id),
+            Err(error) => {
+                return Err(ShellError::new(
+                    "spawn-failed",
+                    alloc::format!("started {} of {count} threads, then: {error}", spawned.len()),
+                ))
+            }
+        }
+    }
+    let ids: Vec<alloc::string::String> = spawned.iter().map(|id| alloc::format!("{id}")).collect();
+    let list: Vec<_> = spawned.iter().map(|id| json!({ "id": id, "name": "spin" })).collect();
+    Ok(Reply::new(alloc::format!("started spin thread(s) {}", ids.join(", ")), json!({ "spawned": list })))
 }
