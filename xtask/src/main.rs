@@ -1,1 +1,178 @@
-fn main() {}
+//! `cargo xtask`: build, run, test and benchmark SIS; what CI runs is what a developer runs.
+
+mod bench;
+mod setup;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+
+use clap::{Parser, Subcommand};
+use sis_testing::{workspace_root, QemuConfig};
+
+/// The kernel's target triple.
+pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run, test and benchmark SIS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the kernel image (release) for QEMU virt.
+    Build,
+    /// Build, then boot SIS in QEMU with the console on this terminal (quit: Ctrl-A X).
+    Run {
+        /// Guest RAM in MiB.
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=8192))]
+        memory: u32,
+        /// Boot arguments, e.g. 'sis.run="meminfo; threads"'.
+        #[arg(long)]
+        append: Option<String>,
+        /// QEMU -icount: guest time follows instructions, runs replay exactly.
+        #[arg(long)]
+        deterministic: bool,
+    },
+    /// Everything CI checks: clippy, host tests, kernel build, QEMU integration tests.
+    Test,
+    /// Benchmarks that print figures and a ratio against a peer measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Benchmark,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Task::Build => setup::ensure_target().and_then(|()| build_kernel()),
+        Task::Run { memory, append, deterministic } => run(memory, append, deterministic),
+        Task::Test => test(),
+        Task::Bench { which } => bench::run(which),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a cargo command at the workspace root; `Err` says which step failed.
+pub fn cargo(step: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|error| format!("{step}: cannot run cargo: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
+}
+
+/// Builds the kernel image in release mode.
+pub fn build_kernel() -> Result<(), String> {
+    cargo("kernel build", &["build", "--quiet", "--release", "-p", "sis-kernel", "--target", KERNEL_TARGET], &[])
+}
+
+fn run(memory: u32, append: Option<String>, deterministic: bool) -> Result<(), String> {
+    setup::ensure_qemu()?;
+    setup::ensure_target()?;
+    build_kernel()?;
+    let mut config = QemuConfig::new().memory_mib(memory);
+    if let Some(append) = append {
+        config = config.bootargs(append);
+    }
+    if deterministic {
+        config = config.deterministic();
+    }
+    let status = config.interactive_command().status().map_err(|error| format!("cannot start QEMU: {error}"))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => {
+            println!("QEMU exited with status {code} ({})", sis_proto::exit::describe(code));
+            if code == sis_proto::exit::PASS {
+                Ok(())
+            } else {
+                Err(format!("exit status {code}"))
+            }
+        }
+        None => Err("QEMU was killed by a signal".into()),
+    }
+}
+
+/// Test counts summed from cargo's `test result:` lines.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+}
+
+/// Runs `cargo test ...`, echoing its output and summing its `test result:` lines.
+fn cargo_test(step: &str, args: &[&str], envs: &[(&str, &str)], counts: &mut Counts) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("{step}: cannot run cargo: {error}"))?;
+    let stdout = child.stdout.take().ok_or_else(|| format!("{step}: no stdout"))?;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        println!("{line}");
+        if let Some(result) = line.strip_prefix("test result: ") {
+            let number_before = |word: &str| {
+                result
+                    .split(';')
+                    .find_map(|part| part.trim().strip_suffix(word).map(|n| n.trim_start_matches("ok.").trim_start_matches("FAILED.").trim().to_string()))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            counts.passed += number_before(" passed");
+            counts.failed += number_before(" failed");
+        }
+    }
+    let status = child.wait().map_err(|error| format!("{step}: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{step} failed ({status})"))
+    }
+}
+
+fn test() -> Result<(), String> {
+    setup::ensure_qemu()?;
+    setup::ensure_target()?;
+    let kernel = QemuConfig::new().kernel.to_string_lossy().into_owned();
+    let mut counts = Counts::default();
+    let result = (|| {
+        println!("== clippy (host crates)");
+        cargo("clippy (host crates)", &["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"], &[])?;
+        println!("== clippy (kernel and platform for aarch64)");
+        cargo(
+            "clippy (kernel and platform for aarch64)",
+            &["clippy", "--quiet", "--release", "--target", KERNEL_TARGET, "-p", "sis-kernel", "-p", "sis-platform", "--", "-D", "warnings"],
+            &[],
+        )?;
+        println!("== host tests");
+        cargo_test("host tests", &["test", "--quiet"], &[], &mut counts)?;
+        println!("== kernel build");
+        build_kernel()?;
+        println!("== QEMU integration tests");
+        cargo_test(
+            "QEMU integration tests",
+            &["test", "--quiet", "-p", "sis-testing", "--test", "qemu", "--", "--ignored"],
+            &[("SIS_KERNEL_ELF", &kernel)],
+            &mut counts,
+        )
+    })();
+    println!("tests: {} passed, {} failed", counts.passed, counts.failed);
+    result
+}

@@ -104,7 +104,7 @@ fn device_tree_header(address: u64) -> Option<u32> {
         let header = address as *const u32;
         (u32::from_be(header.read_volatile()), u32::from_be(header.add(1).read_volatile()))
     };
-    (magic == FDT_MAGIC && size >= 40 && size <= FDT_MAX_BYTES).then_some(size)
+    (magic == FDT_MAGIC && (40..=FDT_MAX_BYTES).contains(&size)).then_some(size)
 }
 
 #[no_mangle]
@@ -115,7 +115,7 @@ extern "C" fn sis_platform_rust_start(loader_x0: u64) -> ! {
     let kernel_image = unsafe { (&__kernel_start as *const u8 as u64, &__kernel_end as *const u8 as u64) };
 
     let kernel_gigabyte = kernel_image.0 & !((1 << 30) - 1);
-    let plausible = |address: u64| address % 8 == 0 && address >= kernel_gigabyte && address < kernel_image.0;
+    let plausible = |address: u64| address.is_multiple_of(8) && address >= kernel_gigabyte && address < kernel_image.0;
     let (device_tree_address, device_tree_size) = [loader_x0, QEMU_VIRT_DEVICE_TREE_ADDRESS]
         .into_iter()
         .filter(|&address| plausible(address))

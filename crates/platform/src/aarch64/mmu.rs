@@ -40,14 +40,14 @@ pub fn enable(boot: &BootInfo<'_>) {
         let mut gigabyte = region.base / GIB;
         while gigabyte * GIB < region.end() && (gigabyte as usize) < ENTRIES {
             entries[gigabyte as usize] =
-                gigabyte * GIB | BLOCK | ATTR_NORMAL | INNER_SHAREABLE | ACCESS_FLAG | UNPRIVILEGED_EXECUTE_NEVER;
+                (gigabyte * GIB) | BLOCK | ATTR_NORMAL | INNER_SHAREABLE | ACCESS_FLAG | UNPRIVILEGED_EXECUTE_NEVER;
             gigabyte += 1;
         }
     }
     for device in [boot.uart_base, boot.gicd_base, boot.gicr_base] {
         let gigabyte = (device / GIB) as usize;
         if gigabyte < ENTRIES && entries[gigabyte] == 0 {
-            entries[gigabyte] = gigabyte as u64 * GIB
+            entries[gigabyte] = (gigabyte as u64 * GIB)
                 | BLOCK
                 | ATTR_DEVICE
                 | ACCESS_FLAG

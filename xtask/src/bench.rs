@@ -1,0 +1,64 @@
+//! Benchmarks: figures per run, medians, and a ratio against a peer measured in the same run.
+
+use clap::Subcommand;
+use sis_testing::{QemuConfig, Sis};
+
+/// Target from the foundation issue: boot to prompt in under half a second.
+const BOOT_TARGET_MS: f64 = 500.0;
+
+/// Available benchmarks.
+#[derive(Subcommand)]
+pub enum Benchmark {
+    /// Boot-to-prompt wall time from QEMU start; peer: time to QEMU's first output byte.
+    Boot {
+        /// Number of boots.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        runs: u32,
+        /// Guest RAM in MiB.
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=8192))]
+        memory: u32,
+    },
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+/// Runs a benchmark.
+pub fn run(which: Benchmark) -> Result<(), String> {
+    crate::setup::ensure_qemu()?;
+    crate::setup::ensure_target()?;
+    crate::build_kernel()?;
+    match which {
+        Benchmark::Boot { runs, memory } => boot(runs, memory),
+    }
+}
+
+fn boot(runs: u32, memory: u32) -> Result<(), String> {
+    let config = QemuConfig::new().memory_mib(memory);
+    println!("boot to prompt, {runs} runs, {memory} MiB, wall time from spawning QEMU");
+    let mut first_output = Vec::new();
+    let mut prompt = Vec::new();
+    for run in 1..=runs {
+        let sis = Sis::boot(&config).map_err(|error| format!("run {run}: {error}"))?;
+        let first = sis.first_output_time().as_secs_f64() * 1e3;
+        let ready = sis.boot_time().as_secs_f64() * 1e3;
+        println!("  run {run:>3}: first output byte {first:7.1} ms   prompt {ready:7.1} ms");
+        first_output.push(first);
+        prompt.push(ready);
+    }
+    let first = median(&mut first_output);
+    let ready = median(&mut prompt);
+    println!("median first output byte (peer: QEMU start + earliest kernel output): {first:.1} ms");
+    println!("median boot to prompt:                                               {ready:.1} ms");
+    println!("ratio prompt / first output byte: {:.2}", ready / first);
+    let verdict = if ready < BOOT_TARGET_MS { "met" } else { "NOT met" };
+    println!("target < {BOOT_TARGET_MS:.0} ms: {verdict}");
+    Ok(())
+}
