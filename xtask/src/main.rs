@@ -60,20 +60,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a cargo command at the workspace root; `Err` says which step failed.
-pub fn cargo(step: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(args)
-        .envs(envs.iter().copied())
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|error| format!("{step}: cannot run cargo: {error}"))?;
+/// Runs `command` to completion; `Err` names the `step` that failed.
+pub fn run_step(step: &str, command: &mut Command) -> Result<(), String> {
+    let status = command.status().map_err(|error| format!("{step}: cannot start: {error}"))?;
     if status.success() {
         Ok(())
     } else {
         Err(format!("{step} failed ({status})"))
     }
+}
+
+/// Runs a cargo command at the workspace root.
+pub fn cargo(step: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_step(step, Command::new(cargo).args(args).envs(envs.iter().copied()).current_dir(workspace_root()))
 }
 
 /// Builds the kernel image in release mode.

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::KERNEL_TARGET;
+use crate::{run_step, KERNEL_TARGET};
 
 fn succeeds(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -14,12 +14,7 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let status = Command::new(program).args(args).status().map_err(|error| format!("cannot run {program}: {error}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{program} {} failed ({status})", args.join(" ")))
-    }
+    run_step(&format!("{program} {}", args.join(" ")), Command::new(program).args(args))
 }
 
 /// Installs the Debian package `qemu-system-arm` when `qemu-system-aarch64` is absent.
@@ -54,14 +49,8 @@ pub fn ensure_target() -> Result<(), String> {
         return Ok(());
     }
     println!("Rust target {KERNEL_TARGET} missing: adding it with rustup");
-    let status = Command::new("rustup")
-        .args(["target", "add", KERNEL_TARGET])
-        .current_dir(sis_testing::workspace_root())
-        .status()
-        .map_err(|error| format!("cannot run rustup: {error}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("rustup target add {KERNEL_TARGET} failed ({status})"))
-    }
+    run_step(
+        &format!("rustup target add {KERNEL_TARGET}"),
+        Command::new("rustup").args(["target", "add", KERNEL_TARGET]).current_dir(sis_testing::workspace_root()),
+    )
 }
