@@ -9,9 +9,16 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 mod buddy;
+mod pool;
 
 pub use buddy::{FrameAllocator, FrameMeta, FrameStats, MmError};
+pub use pool::{
+    CompactionReport, FrameSource, MemoryKind, ObjectHandle, Pool, PoolError, PoolStats, LARGEST_OBJECT_BYTES,
+    SLAB_CLASSES,
+};
 
 /// Bytes in one page frame.
 pub const PAGE_SIZE: u64 = 4096;

@@ -1,0 +1,372 @@
+//! Memory pools: a cgroup-like budget of page frames with sized objects, reclaimable cache and compaction.
+//!
+//! A pool takes page blocks from a [`FrameSource`] (the kernel's buddy
+//! allocator) on demand and charges them to its limit, so a stress test can
+//! drive its pool to 100 % without starving the kernel. Objects of up to
+//! 2 KiB share pages in per-size-class slabs; larger ones get whole buddy
+//! blocks. Reclaimable objects (a cache) can be dropped by the pool. Pressure,
+//! OOM events, bytes recovered and fragmentation are all read from this
+//! bookkeeping and from the frame allocator: nothing is estimated.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::{order_for_pages, FrameAllocator, MmError, MAX_ORDER, PAGE_SIZE};
+
+/// Object sizes served from slabs; each slab is one page.
+pub const SLAB_CLASSES: [u32; 6] = [64, 128, 256, 512, 1024, 2048];
+/// Largest object: one maximal buddy block.
+pub const LARGEST_OBJECT_BYTES: u64 = PAGE_SIZE << MAX_ORDER;
+
+/// Where pools get their pages.
+pub trait FrameSource {
+    /// A block of 2^`order` frames.
+    fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError>;
+    /// Returns a block.
+    fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError>;
+}
+
+impl FrameSource for FrameAllocator<'_> {
+    fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError> {
+        self.allocate(order)
+    }
+
+    fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError> {
+        self.free(address, order)
+    }
+}
+
+/// Whether the pool may drop an object under pressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Held until its owner frees it.
+    Unreclaimable,
+    /// A cache: whole pages the pool may drop during compaction.
+    Reclaimable,
+}
+
+/// An allocated object; give it back to [`Pool::free`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectHandle {
+    /// Physical address of the object.
+    pub address: u64,
+    /// Bytes requested.
+    pub size: u32,
+    /// Unique per pool, so a handle to a dropped cache object is never confused with a reused address.
+    pub id: u64,
+    placement: Placement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    Slab { class: u8, slab: u32, slot: u8 },
+    Block { order: u8 },
+    Cache { order: u8 },
+}
+
+/// Why an allocation or free failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolError {
+    /// Size 0 or above [`LARGEST_OBJECT_BYTES`].
+    InvalidSize {
+        /// Bytes requested.
+        size: u64,
+    },
+    /// The pool's budget is spent: an OOM event.
+    LimitReached {
+        /// Pages the allocation needed.
+        needed_pages: u64,
+        /// Pages still within the limit.
+        available_pages: u64,
+    },
+    /// The frame allocator had no block: an OOM event of the whole machine.
+    FramesExhausted {
+        /// Order requested.
+        order: usize,
+    },
+    /// A handle this pool did not hand out, or freed twice.
+    UnknownObject {
+        /// Its address.
+        address: u64,
+    },
+    /// The frame allocator refused a block the pool returned (a bookkeeping bug).
+    Frames(MmError),
+}
+
+impl PoolError {
+    /// Whether this failure is an out-of-memory event.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, PoolError::LimitReached { .. } | PoolError::FramesExhausted { .. })
+    }
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::InvalidSize { size } => {
+                write!(formatter, "object size {size} is outside 1..={LARGEST_OBJECT_BYTES} bytes")
+            }
+            PoolError::LimitReached { needed_pages, available_pages } => {
+                write!(formatter, "pool limit reached: {needed_pages} pages needed, {available_pages} left")
+            }
+            PoolError::FramesExhausted { order } => write!(formatter, "no free block of order {order} in RAM"),
+            PoolError::UnknownObject { address } => write!(formatter, "no live object at {address:#x}"),
+            PoolError::Frames(error) => write!(formatter, "frame allocator: {error}"),
+        }
+    }
+}
+
+/// What a compaction gave back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Empty slab pages returned to the frame allocator.
+    pub slabs_released: u64,
+    /// Cache objects dropped.
+    pub cache_objects_dropped: u64,
+    /// Bytes returned to the frame allocator.
+    pub bytes_recovered: u64,
+}
+
+/// Figures read from the pool's books.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Budget in pages.
+    pub limit_pages: u64,
+    /// Pages taken from the frame allocator and charged.
+    pub charged_pages: u64,
+    /// Live objects (cache included).
+    pub live_objects: u64,
+    /// Bytes requested by live objects.
+    pub live_bytes: u64,
+    /// Charged pages holding cache objects.
+    pub cache_pages: u64,
+    /// Slab pages.
+    pub slab_pages: u64,
+    /// Slab pages with no object left (what compaction releases first).
+    pub empty_slab_pages: u64,
+    /// Free bytes inside slab pages (internal fragmentation).
+    pub slab_free_bytes: u64,
+}
+
+impl PoolStats {
+    /// Charged pages over the limit, in per-mille.
+    pub fn pressure_per_mille(&self) -> u32 {
+        if self.limit_pages == 0 {
+            return 0;
+        }
+        (self.charged_pages.saturating_mul(1000) / self.limit_pages).min(u32::MAX as u64) as u32
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CacheEntry {
+    id: u64,
+    address: u64,
+    order: u8,
+    size: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slab {
+    page: u64,
+    /// Bit set = slot free.
+    free_slots: u64,
+    slots: u8,
+}
+
+/// A memory pool with a page budget.
+#[derive(Debug)]
+pub struct Pool {
+    limit_pages: u64,
+    charged_pages: u64,
+    /// Per class: slabs (`None` once released; indices in handles stay valid).
+    slabs: [Vec<Option<Slab>>; SLAB_CLASSES.len()],
+    /// Live cache objects.
+    cache: Vec<CacheEntry>,
+    live_objects: u64,
+    live_bytes: u64,
+    next_id: u64,
+}
+
+impl Pool {
+    /// A pool that may charge at most `limit_bytes` (rounded down to pages).
+    pub fn new(limit_bytes: u64) -> Self {
+        Pool {
+            limit_pages: limit_bytes / PAGE_SIZE,
+            charged_pages: 0,
+            slabs: Default::default(),
+            cache: Vec::new(),
+            live_objects: 0,
+            live_bytes: 0,
+            next_id: 1,
+        }
+    }
+
+    /// Allocates `size` bytes of `kind` memory.
+    pub fn allocate(
+        &mut self,
+        source: &mut dyn FrameSource,
+        size: u64,
+        kind: MemoryKind,
+    ) -> Result<ObjectHandle, PoolError> {
+        if size == 0 || size > LARGEST_OBJECT_BYTES {
+            return Err(PoolError::InvalidSize { size });
+        }
+        let id = self.next_id;
+        if kind == MemoryKind::Unreclaimable {
+            if let Some(class) = SLAB_CLASSES.iter().position(|&class| class as u64 >= size) {
+                let (slab, slot, address) = self.allocate_slot(source, class)?;
+                return Ok(self.handed_out(address, size, id, Placement::Slab { class: class as u8, slab, slot }));
+            }
+        }
+        let order = order_for_pages(size.div_ceil(PAGE_SIZE)).ok_or(PoolError::InvalidSize { size })?;
+        let address = self.charge_block(source, order)?;
+        let placement = match kind {
+            MemoryKind::Reclaimable => {
+                self.cache.push(CacheEntry { id, address, order: order as u8, size });
+                Placement::Cache { order: order as u8 }
+            }
+            MemoryKind::Unreclaimable => Placement::Block { order: order as u8 },
+        };
+        Ok(self.handed_out(address, size, id, placement))
+    }
+
+    fn handed_out(&mut self, address: u64, size: u64, id: u64, placement: Placement) -> ObjectHandle {
+        self.next_id += 1;
+        self.live_objects += 1;
+        self.live_bytes += size;
+        ObjectHandle { address, size: size as u32, id, placement }
+    }
+
+    /// Takes a block of 2^`order` pages from the source within the budget.
+    fn charge_block(&mut self, source: &mut dyn FrameSource, order: usize) -> Result<u64, PoolError> {
+        let needed_pages = 1u64 << order;
+        let available_pages = self.limit_pages.saturating_sub(self.charged_pages);
+        if needed_pages > available_pages {
+            return Err(PoolError::LimitReached { needed_pages, available_pages });
+        }
+        let address = source.allocate_frames(order).map_err(|_| PoolError::FramesExhausted { order })?;
+        self.charged_pages += needed_pages;
+        Ok(address)
+    }
+
+    fn uncharge_block(&mut self, source: &mut dyn FrameSource, address: u64, order: usize) -> Result<(), PoolError> {
+        source.free_frames(address, order).map_err(PoolError::Frames)?;
+        self.charged_pages -= 1 << order;
+        Ok(())
+    }
+
+    fn allocate_slot(&mut self, source: &mut dyn FrameSource, class: usize) -> Result<(u32, u8, u64), PoolError> {
+        let object_bytes = SLAB_CLASSES[class] as u64;
+        let found = self.slabs[class].iter().position(|slab| slab.is_some_and(|slab| slab.free_slots != 0));
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let page = self.charge_block(source, 0)?;
+                let slots = (PAGE_SIZE / object_bytes) as u8;
+                let slab = Slab { page, free_slots: if slots == 64 { u64::MAX } else { (1u64 << slots) - 1 }, slots };
+                match self.slabs[class].iter().position(Option::is_none) {
+                    Some(empty) => {
+                        self.slabs[class][empty] = Some(slab);
+                        empty
+                    }
+                    None => {
+                        self.slabs[class].push(Some(slab));
+                        self.slabs[class].len() - 1
+                    }
+                }
+            }
+        };
+        let Some(slab) = self.slabs[class][index].as_mut() else {
+            return Err(PoolError::UnknownObject { address: 0 });
+        };
+        let slot = slab.free_slots.trailing_zeros() as u8;
+        slab.free_slots &= !(1u64 << slot);
+        Ok((index as u32, slot, slab.page + slot as u64 * object_bytes))
+    }
+
+    /// Frees an object. A cache object the pool already dropped is not an error: it returns `Ok(false)`.
+    pub fn free(&mut self, source: &mut dyn FrameSource, handle: ObjectHandle) -> Result<bool, PoolError> {
+        let unknown = PoolError::UnknownObject { address: handle.address };
+        match handle.placement {
+            Placement::Slab { class, slab, slot } => {
+                let entry = self
+                    .slabs
+                    .get_mut(class as usize)
+                    .and_then(|slabs| slabs.get_mut(slab as usize))
+                    .and_then(Option::as_mut)
+                    .ok_or(unknown)?;
+                let bit = 1u64 << slot;
+                let address = entry.page + slot as u64 * SLAB_CLASSES[class as usize] as u64;
+                if slot >= entry.slots || entry.free_slots & bit != 0 || address != handle.address {
+                    return Err(unknown);
+                }
+                entry.free_slots |= bit;
+            }
+            Placement::Block { order } => {
+                self.uncharge_block(source, handle.address, order as usize)?;
+            }
+            Placement::Cache { order } => {
+                let Some(position) = self.cache.iter().position(|entry| entry.id == handle.id) else {
+                    return if handle.id < self.next_id { Ok(false) } else { Err(unknown) };
+                };
+                self.cache.swap_remove(position);
+                self.uncharge_block(source, handle.address, order as usize)?;
+            }
+        }
+        self.live_objects -= 1;
+        self.live_bytes -= handle.size as u64;
+        Ok(true)
+    }
+
+    /// Drops every cache object and releases every empty slab page.
+    pub fn compact(&mut self, source: &mut dyn FrameSource) -> Result<CompactionReport, PoolError> {
+        let mut report = CompactionReport::default();
+        while let Some(entry) = self.cache.pop() {
+            self.uncharge_block(source, entry.address, entry.order as usize)?;
+            report.cache_objects_dropped += 1;
+            report.bytes_recovered += PAGE_SIZE << entry.order;
+            self.live_objects -= 1;
+            self.live_bytes -= entry.size;
+        }
+        for class in 0..SLAB_CLASSES.len() {
+            for index in 0..self.slabs[class].len() {
+                let Some(slab) = self.slabs[class][index] else { continue };
+                let all_free = if slab.slots == 64 { u64::MAX } else { (1u64 << slab.slots) - 1 };
+                if slab.free_slots == all_free {
+                    self.uncharge_block(source, slab.page, 0)?;
+                    self.slabs[class][index] = None;
+                    report.slabs_released += 1;
+                    report.bytes_recovered += PAGE_SIZE;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Current figures.
+    pub fn stats(&self) -> PoolStats {
+        let mut stats = PoolStats {
+            limit_pages: self.limit_pages,
+            charged_pages: self.charged_pages,
+            live_objects: self.live_objects,
+            live_bytes: self.live_bytes,
+            cache_pages: self.cache.iter().map(|entry| 1u64 << entry.order).sum(),
+            ..PoolStats::default()
+        };
+        for (class, slabs) in self.slabs.iter().enumerate() {
+            for slab in slabs.iter().flatten() {
+                stats.slab_pages += 1;
+                let free = slab.free_slots.count_ones() as u64;
+                if free == slab.slots as u64 {
+                    stats.empty_slab_pages += 1;
+                }
+                stats.slab_free_bytes += free * SLAB_CLASSES[class] as u64;
+            }
+        }
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests;

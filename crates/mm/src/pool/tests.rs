@@ -1,0 +1,99 @@
+//! Pool tests against the real buddy allocator: budget, slabs, cache, compaction, baseline.
+
+use super::*;
+use crate::{FrameAllocator, FrameMeta};
+use alloc::boxed::Box;
+use alloc::vec;
+
+const BASE: u64 = 0x4000_0000;
+
+fn frames(count: usize) -> FrameAllocator<'static> {
+    let metadata = Box::leak(vec![FrameMeta::default(); count].into_boxed_slice());
+    let mut allocator = FrameAllocator::new(BASE, count, metadata).unwrap();
+    allocator.free_range(BASE, BASE + count as u64 * PAGE_SIZE).unwrap();
+    allocator
+}
+
+#[test]
+fn small_objects_share_slab_pages() {
+    let mut source = frames(64);
+    let mut pool = Pool::new(16 * PAGE_SIZE);
+    let handles: Vec<_> = (0..64).map(|_| pool.allocate(&mut source, 60, MemoryKind::Unreclaimable).unwrap()).collect();
+    let stats = pool.stats();
+    assert_eq!(stats.charged_pages, 1, "64 objects of 64 B fill exactly one page");
+    assert_eq!(stats.live_bytes, 64 * 60);
+    let mut addresses: Vec<u64> = handles.iter().map(|handle| handle.address).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 64);
+    pool.allocate(&mut source, 1, MemoryKind::Unreclaimable).unwrap();
+    assert_eq!(pool.stats().charged_pages, 2);
+}
+
+#[test]
+fn the_limit_is_an_oom_event_and_changes_nothing() {
+    let mut source = frames(64);
+    let mut pool = Pool::new(4 * PAGE_SIZE);
+    let block = pool.allocate(&mut source, 3 * PAGE_SIZE, MemoryKind::Unreclaimable).unwrap();
+    assert_eq!(pool.stats().charged_pages, 4, "three pages round up to an order-2 block");
+    assert_eq!(pool.stats().pressure_per_mille(), 1000);
+    let before = (pool.stats(), source.stats());
+    let error = pool.allocate(&mut source, 100, MemoryKind::Unreclaimable).unwrap_err();
+    assert_eq!(error, PoolError::LimitReached { needed_pages: 1, available_pages: 0 });
+    assert!(error.is_out_of_memory());
+    assert_eq!((pool.stats(), source.stats()), before);
+    pool.free(&mut source, block).unwrap();
+    assert_eq!(pool.stats().charged_pages, 0);
+}
+
+#[test]
+fn exhausted_ram_is_an_oom_event_too() {
+    let mut source = frames(4);
+    let mut pool = Pool::new(64 * PAGE_SIZE);
+    pool.allocate(&mut source, 4 * PAGE_SIZE, MemoryKind::Unreclaimable).unwrap();
+    assert_eq!(
+        pool.allocate(&mut source, 64, MemoryKind::Unreclaimable).unwrap_err(),
+        PoolError::FramesExhausted { order: 0 }
+    );
+}
+
+#[test]
+fn compaction_drops_cache_and_empty_slabs_and_reports_real_bytes() {
+    let mut source = frames(256);
+    let free_at_start = source.stats().free_frames;
+    let mut pool = Pool::new(128 * PAGE_SIZE);
+    let cache: Vec<_> = (0..3).map(|_| pool.allocate(&mut source, 2 * PAGE_SIZE, MemoryKind::Reclaimable).unwrap()).collect();
+    let small: Vec<_> = (0..40).map(|_| pool.allocate(&mut source, 512, MemoryKind::Unreclaimable).unwrap()).collect();
+    assert_eq!(pool.stats().slab_pages, 5, "8 objects of 512 B a page");
+    // Free the first 32 small objects: four slab pages become empty.
+    for handle in &small[..32] {
+        pool.free(&mut source, *handle).unwrap();
+    }
+    assert_eq!(pool.stats().empty_slab_pages, 4);
+    let report = pool.compact(&mut source).unwrap();
+    assert_eq!(report, CompactionReport { slabs_released: 4, cache_objects_dropped: 3, bytes_recovered: (4 + 6) * PAGE_SIZE });
+    assert_eq!(source.stats().free_frames, free_at_start - 1, "only the one live slab page is still out");
+    // A dropped cache object's handle frees as "already reclaimed", not as an error.
+    assert_eq!(pool.free(&mut source, cache[0]), Ok(false));
+    for handle in &small[32..] {
+        pool.free(&mut source, *handle).unwrap();
+    }
+    pool.compact(&mut source).unwrap();
+    assert_eq!(pool.stats(), PoolStats { limit_pages: 128, ..PoolStats::default() });
+    assert_eq!(source.stats().free_frames, free_at_start, "back to baseline");
+}
+
+#[test]
+fn bad_handles_and_sizes_are_refused() {
+    let mut source = frames(16);
+    let mut pool = Pool::new(16 * PAGE_SIZE);
+    assert_eq!(pool.allocate(&mut source, 0, MemoryKind::Unreclaimable), Err(PoolError::InvalidSize { size: 0 }));
+    assert_eq!(
+        pool.allocate(&mut source, LARGEST_OBJECT_BYTES + 1, MemoryKind::Unreclaimable),
+        Err(PoolError::InvalidSize { size: LARGEST_OBJECT_BYTES + 1 })
+    );
+    let handle = pool.allocate(&mut source, 100, MemoryKind::Unreclaimable).unwrap();
+    pool.free(&mut source, handle).unwrap();
+    assert_eq!(pool.free(&mut source, handle), Err(PoolError::UnknownObject { address: handle.address }));
+    assert_eq!(pool.stats().live_objects, 0);
+}
