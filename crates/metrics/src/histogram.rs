@@ -39,7 +39,7 @@ impl core::fmt::Debug for LatencyHistogram {
 }
 
 /// Figures read from a histogram; all zero when it is empty.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LatencySummary {
     /// Values recorded.
     pub count: u64,

@@ -24,6 +24,8 @@ pub trait FrameSource {
     fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError>;
     /// Returns a block.
     fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError>;
+    /// The frame allocator's current figures (leak checks and fragmentation).
+    fn frame_stats(&self) -> crate::FrameStats;
 }
 
 impl FrameSource for FrameAllocator<'_> {
@@ -33,6 +35,10 @@ impl FrameSource for FrameAllocator<'_> {
 
     fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError> {
         self.free(address, order)
+    }
+
+    fn frame_stats(&self) -> crate::FrameStats {
+        self.stats()
     }
 }
 
@@ -55,6 +61,13 @@ pub struct ObjectHandle {
     /// Unique per pool, so a handle to a dropped cache object is never confused with a reused address.
     pub id: u64,
     placement: Placement,
+}
+
+impl ObjectHandle {
+    /// Whether the pool may drop this object during compaction.
+    pub fn is_reclaimable(&self) -> bool {
+        matches!(self.placement, Placement::Cache { .. })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

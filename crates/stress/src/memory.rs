@@ -1,0 +1,420 @@
+//! `stresstest memory`: a seeded workload of mixed sizes, lifetimes and bursts that drives a real pool toward a target pressure.
+//!
+//! Each step either allocates (more likely below the target pressure, always
+//! during a burst) or frees a random live object; objects also expire after a
+//! random lifetime. Compaction starts proactively at the OOM threshold and
+//! reactively after an allocation fails, which is then retried once. Every
+//! figure is read from the pool and the frame allocator or counted as it
+//! happens; at the end every object is freed and the pool and the frame
+//! allocator must be back at their baseline exactly.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Serialize;
+use sis_hal::Clock;
+use sis_metrics::{LatencyHistogram, LatencySummary, RELATIVE_ERROR_PPM};
+use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool, PoolError};
+
+use crate::{StressRng, StressTestConfig, Status};
+
+/// Steps between scans for expired objects.
+const EXPIRY_SCAN_STEPS: u64 = 32;
+/// Fewest steps between two proactive compactions.
+const COMPACTION_COOLDOWN_STEPS: u64 = 256;
+/// OOM events announced one by one in progress output; later ones are counted in the periodic lines.
+const ANNOUNCED_OOM_EVENTS: u64 = 10;
+
+/// The shape of one run's workload, drawn from the seed and reported with the results.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WorkloadProfile {
+    /// Share of allocations of 2 KiB .. 64 KiB, percent.
+    pub medium_percent: u64,
+    /// Share of allocations of 64 KiB .. 1 MiB, percent.
+    pub large_percent: u64,
+    /// Longest object lifetime in steps (lifetimes are log-uniform from 1).
+    pub max_lifetime_steps: u64,
+    /// Chance per step of starting a burst, per 10,000.
+    pub burst_chance_per_10k: u64,
+    /// Longest burst, in allocations.
+    pub max_burst_length: u64,
+    /// Share of allocations that are reclaimable cache, percent.
+    pub reclaimable_percent: u64,
+}
+
+impl WorkloadProfile {
+    fn draw(rng: &mut StressRng) -> Self {
+        WorkloadProfile {
+            medium_percent: rng.range(10, 40),
+            large_percent: rng.range(1, 12),
+            max_lifetime_steps: rng.log_uniform(5_000, 500_000),
+            burst_chance_per_10k: rng.range(0, 30),
+            max_burst_length: rng.range(8, 96),
+            reclaimable_percent: rng.range(5, 40),
+        }
+    }
+}
+
+/// Everything `stresstest memory` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    /// The configuration, seed included.
+    pub config: StressTestConfig,
+    /// The workload shape the seed chose.
+    pub profile: WorkloadProfile,
+    /// Outcome under the documented rules.
+    pub status: Status,
+    /// Guest time the workload ran.
+    pub elapsed_ms: u64,
+    /// Workload steps taken.
+    pub steps: u64,
+    /// Highest pool pressure seen, per-mille of the limit.
+    pub peak_pressure_per_mille: u32,
+    /// Mean pool pressure over all steps, per-mille.
+    pub average_pressure_per_mille: u32,
+    /// Allocation attempts (injected failures included).
+    pub allocation_attempts: u64,
+    /// Allocations that succeeded.
+    pub allocations: u64,
+    /// Objects freed by the workload (expiry or random choice).
+    pub frees: u64,
+    /// Cache objects that the pool had already dropped when their owner freed them.
+    pub frees_of_reclaimed: u64,
+    /// Allocations the pool or the frame allocator refused (real failures).
+    pub oom_events: u64,
+    /// OOM events whose retry after compaction succeeded.
+    pub oom_recovered: u64,
+    /// Failures injected by `--fail-rate`.
+    pub injected_failures: u64,
+    /// Allocations that finally failed: unrecovered OOMs plus injected failures.
+    pub failed_allocations: u64,
+    /// Compactions run (proactive + reactive).
+    pub compaction_triggers: u64,
+    /// Compactions started by the OOM threshold.
+    pub proactive_compactions: u64,
+    /// Compactions started by an OOM event.
+    pub reactive_compactions: u64,
+    /// Bytes compaction returned to the frame allocator.
+    pub memory_recovered_bytes: u64,
+    /// Allocation bursts started.
+    pub bursts: u64,
+    /// Allocation latency, including failed attempts.
+    pub allocation_latency: LatencySummary,
+    /// Deallocation latency.
+    pub deallocation_latency: LatencySummary,
+    /// Bound on the histograms' quantile error, parts per million.
+    pub latency_relative_error_ppm: u32,
+    /// Frame-allocator fragmentation at peak pressure, per-mille (share of free memory outside the largest free block).
+    pub fragmentation_at_peak_per_mille: u32,
+    /// Free bytes inside slab pages at peak pressure (internal fragmentation).
+    pub slab_free_bytes_at_peak: u64,
+    /// The baseline check after the test.
+    pub leak_check: LeakCheck,
+}
+
+/// Whether the test gave back everything it took.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LeakCheck {
+    /// Free frames before the test.
+    pub baseline_free_frames: u64,
+    /// Free frames after freeing everything and compacting.
+    pub final_free_frames: u64,
+    /// Pages still charged to the pool afterwards.
+    pub pool_charged_pages_after: u64,
+    /// Objects still live in the pool afterwards.
+    pub pool_live_objects_after: u64,
+    /// All of the above back at baseline.
+    pub passed: bool,
+}
+
+struct Live {
+    handle: ObjectHandle,
+    expires_at_step: u64,
+}
+
+/// Runs the memory workload; `leak` objects are deliberately not freed (a test of the leak check).
+pub fn run_memory_test(
+    config: &StressTestConfig,
+    source: &mut dyn FrameSource,
+    clock: &dyn Clock,
+    progress: &mut dyn FnMut(&str),
+    leak: u64,
+) -> MemoryReport {
+    let mut rng = StressRng::new(config.seed);
+    let profile = WorkloadProfile::draw(&mut rng);
+    let mut pool = Pool::new(config.pool_bytes);
+    let baseline_free_frames = source.frame_stats().free_frames as u64;
+    let mut allocation_latency = LatencyHistogram::new();
+    let mut deallocation_latency = LatencyHistogram::new();
+    let mut report = MemoryReport {
+        config: *config,
+        profile,
+        status: Status::Pass,
+        elapsed_ms: 0,
+        steps: 0,
+        peak_pressure_per_mille: 0,
+        average_pressure_per_mille: 0,
+        allocation_attempts: 0,
+        allocations: 0,
+        frees: 0,
+        frees_of_reclaimed: 0,
+        oom_events: 0,
+        oom_recovered: 0,
+        injected_failures: 0,
+        failed_allocations: 0,
+        compaction_triggers: 0,
+        proactive_compactions: 0,
+        reactive_compactions: 0,
+        memory_recovered_bytes: 0,
+        bursts: 0,
+        allocation_latency: LatencySummary::default(),
+        deallocation_latency: LatencySummary::default(),
+        latency_relative_error_ppm: RELATIVE_ERROR_PPM,
+        fragmentation_at_peak_per_mille: 0,
+        slab_free_bytes_at_peak: 0,
+        leak_check: LeakCheck {
+            baseline_free_frames,
+            final_free_frames: 0,
+            pool_charged_pages_after: 0,
+            pool_live_objects_after: 0,
+            passed: false,
+        },
+    };
+    let mut integrity_ok = true;
+    let mut live: Vec<Live> = Vec::new();
+    let mut burst_left = 0u64;
+    let mut last_compaction_step = 0u64;
+    let mut pressure_sum = 0u128;
+    let started = clock.now_ns();
+    let duration_ns = config.duration_ms.saturating_mul(1_000_000);
+    let mut next_progress_tenth = 1u64;
+    let target = config.target_pressure_percent as u32 * 10;
+    let threshold = config.oom_threshold_percent as u32 * 10;
+    progress("[MEMORY] Starting allocation loop...");
+
+    loop {
+        let elapsed = clock.now_ns().saturating_sub(started);
+        if elapsed >= duration_ns {
+            break;
+        }
+        report.steps += 1;
+        let step = report.steps;
+
+        if step.is_multiple_of(EXPIRY_SCAN_STEPS) {
+            let mut index = 0;
+            while index < live.len() {
+                if live[index].expires_at_step <= step {
+                    let object = live.swap_remove(index);
+                    integrity_ok &= free_object(&mut pool, source, clock, object.handle, &mut report, &mut deallocation_latency);
+                } else {
+                    index += 1;
+                }
+            }
+        }
+
+        let pressure = pool.stats().pressure_per_mille();
+        if pressure >= threshold && step - last_compaction_step >= COMPACTION_COOLDOWN_STEPS {
+            last_compaction_step = step;
+            report.proactive_compactions += 1;
+            integrity_ok &= compact(&mut pool, source, &mut report);
+        }
+
+        let allocate = if burst_left > 0 {
+            burst_left -= 1;
+            true
+        } else if rng.below(10_000) < profile.burst_chance_per_10k {
+            burst_left = rng.range(4, profile.max_burst_length);
+            report.bursts += 1;
+            true
+        } else {
+            // Steer toward the target: mostly allocate below it, mostly free above it.
+            let allocation_percent = if pressure < target { 80 } else { 10 };
+            live.is_empty() || rng.chance_percent(allocation_percent)
+        };
+
+        if allocate {
+            let class = rng.below(100);
+            let size = if class < profile.large_percent {
+                rng.log_uniform((64 << 10) + 1, 1 << 20)
+            } else if class < profile.large_percent + profile.medium_percent {
+                rng.log_uniform(2049, 64 << 10)
+            } else {
+                rng.log_uniform(16, 2048)
+            };
+            let kind = if rng.chance_percent(profile.reclaimable_percent) {
+                MemoryKind::Reclaimable
+            } else {
+                MemoryKind::Unreclaimable
+            };
+            let lifetime = rng.log_uniform(1, profile.max_lifetime_steps);
+            report.allocation_attempts += 1;
+            if rng.chance_percent(config.fail_rate_percent as u64) {
+                report.injected_failures += 1;
+                report.failed_allocations += 1;
+            } else {
+                match timed_allocate(&mut pool, source, clock, size, kind, &mut allocation_latency) {
+                    Ok(handle) => {
+                        report.allocations += 1;
+                        live.push(Live { handle, expires_at_step: step + lifetime });
+                    }
+                    Err(error) if error.is_out_of_memory() => {
+                        report.oom_events += 1;
+                        report.reactive_compactions += 1;
+                        let recovered_before = report.memory_recovered_bytes;
+                        integrity_ok &= compact(&mut pool, source, &mut report);
+                        let retry = timed_allocate(&mut pool, source, clock, size, kind, &mut allocation_latency);
+                        if report.oom_events <= ANNOUNCED_OOM_EVENTS {
+                            progress(&format!(
+                                "[MEMORY] OOM event #{} ({} bytes) - compaction recovered {} ({})",
+                                report.oom_events,
+                                size,
+                                kib(report.memory_recovered_bytes - recovered_before),
+                                seconds(clock.now_ns().saturating_sub(started))
+                            ));
+                        }
+                        match retry {
+                            Ok(handle) => {
+                                report.oom_recovered += 1;
+                                report.allocations += 1;
+                                live.push(Live { handle, expires_at_step: step + lifetime });
+                            }
+                            Err(_) => report.failed_allocations += 1,
+                        }
+                    }
+                    Err(_) => integrity_ok = false,
+                }
+            }
+        } else if !live.is_empty() {
+            let object = live.swap_remove(rng.below(live.len() as u64) as usize);
+            integrity_ok &= free_object(&mut pool, source, clock, object.handle, &mut report, &mut deallocation_latency);
+        }
+
+        let stats = pool.stats();
+        let pressure = stats.pressure_per_mille();
+        pressure_sum += pressure as u128;
+        if pressure > report.peak_pressure_per_mille {
+            report.peak_pressure_per_mille = pressure;
+            report.fragmentation_at_peak_per_mille = source.frame_stats().fragmentation_per_mille();
+            report.slab_free_bytes_at_peak = stats.slab_free_bytes;
+        }
+        let elapsed = clock.now_ns().saturating_sub(started);
+        while next_progress_tenth <= 9 && elapsed >= duration_ns / 10 * next_progress_tenth {
+            progress(&format!(
+                "[MEMORY] Pressure: {} | live objects {} | OOM events {} | compactions {} ({})",
+                percent(pressure),
+                live.len(),
+                report.oom_events,
+                report.proactive_compactions + report.reactive_compactions,
+                seconds(elapsed)
+            ));
+            next_progress_tenth += 1;
+        }
+    }
+
+    report.elapsed_ms = clock.now_ns().saturating_sub(started) / 1_000_000;
+    progress(&format!("[MEMORY] Test duration reached ({})", seconds(clock.now_ns().saturating_sub(started))));
+    // A deliberate leak keeps unreclaimable objects (compaction could drop cache ones).
+    let mut leaked = Vec::new();
+    for object in live.drain(..) {
+        if (leaked.len() as u64) < leak && !object.handle.is_reclaimable() {
+            leaked.push(object);
+        } else {
+            integrity_ok &= free_object(&mut pool, source, clock, object.handle, &mut report, &mut deallocation_latency);
+        }
+    }
+    // Cleanup compaction: not a trigger of the workload, so not counted.
+    let recovered = report.memory_recovered_bytes;
+    integrity_ok &= pool.compact(source).is_ok();
+    report.memory_recovered_bytes = recovered;
+    report.compaction_triggers = report.proactive_compactions + report.reactive_compactions;
+    report.average_pressure_per_mille = if report.steps == 0 { 0 } else { (pressure_sum / report.steps as u128) as u32 };
+    report.allocation_latency = allocation_latency.summary();
+    report.deallocation_latency = deallocation_latency.summary();
+
+    let after = pool.stats();
+    let final_free_frames = source.frame_stats().free_frames as u64;
+    report.leak_check = LeakCheck {
+        baseline_free_frames,
+        final_free_frames,
+        pool_charged_pages_after: after.charged_pages,
+        pool_live_objects_after: after.live_objects,
+        passed: final_free_frames == baseline_free_frames && after.charged_pages == 0 && after.live_objects == 0,
+    };
+    report.status = Status::from_counts(
+        report.failed_allocations,
+        report.allocation_attempts,
+        integrity_ok && report.leak_check.passed,
+    );
+    // A deliberately leaked object is returned now so the kernel is whole again; the report keeps the finding.
+    for object in leaked {
+        let _ = pool.free(source, object.handle);
+    }
+    let _ = pool.compact(source);
+    report
+}
+
+fn timed_allocate(
+    pool: &mut Pool,
+    source: &mut dyn FrameSource,
+    clock: &dyn Clock,
+    size: u64,
+    kind: MemoryKind,
+    latency: &mut LatencyHistogram,
+) -> Result<ObjectHandle, PoolError> {
+    let start = clock.now_ns();
+    let result = pool.allocate(source, size, kind);
+    latency.record(clock.now_ns().saturating_sub(start));
+    result
+}
+
+/// Frees one object; false means the pool reported a bookkeeping error.
+fn free_object(
+    pool: &mut Pool,
+    source: &mut dyn FrameSource,
+    clock: &dyn Clock,
+    handle: ObjectHandle,
+    report: &mut MemoryReport,
+    latency: &mut LatencyHistogram,
+) -> bool {
+    let start = clock.now_ns();
+    let result = pool.free(source, handle);
+    latency.record(clock.now_ns().saturating_sub(start));
+    match result {
+        Ok(true) => {
+            report.frees += 1;
+            true
+        }
+        Ok(false) => {
+            report.frees_of_reclaimed += 1;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Compacts and counts; false means the pool reported a bookkeeping error.
+fn compact(pool: &mut Pool, source: &mut dyn FrameSource, report: &mut MemoryReport) -> bool {
+    match pool.compact(source) {
+        Ok(compaction) => {
+            report.memory_recovered_bytes += compaction.bytes_recovered;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn percent(per_mille: u32) -> String {
+    format!("{}.{}%", per_mille / 10, per_mille % 10)
+}
+
+fn seconds(nanoseconds: u64) -> String {
+    format!("{}.{}s", nanoseconds / 1_000_000_000, nanoseconds / 100_000_000 % 10)
+}
+
+fn kib(bytes: u64) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! Memory workload tests on the host: the real buddy allocator and pool, a clock that advances per reading.
+
+use super::*;
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec;
+use core::cell::Cell;
+use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
+
+const BASE: u64 = 0x4000_0000;
+const FRAMES: usize = 32 * 1024;
+
+/// Advances 250 ns at every reading, as if each step took a few hundred nanoseconds.
+struct SteppingClock(Cell<u64>);
+
+impl Clock for SteppingClock {
+    fn now_ns(&self) -> u64 {
+        self.0.set(self.0.get() + 250);
+        self.0.get()
+    }
+}
+
+fn frames() -> FrameAllocator<'static> {
+    let metadata = Box::leak(vec![FrameMeta::default(); FRAMES].into_boxed_slice());
+    let mut allocator = FrameAllocator::new(BASE, FRAMES, metadata).unwrap();
+    allocator.free_range(BASE, BASE + FRAMES as u64 * PAGE_SIZE).unwrap();
+    allocator
+}
+
+fn config(seed: u64) -> StressTestConfig {
+    StressTestConfig { duration_ms: 60, pool_bytes: 16 << 20, ..StressTestConfig::with_seed(seed) }
+}
+
+fn run(config: &StressTestConfig) -> MemoryReport {
+    run_with_leak(config, 0)
+}
+
+fn run_with_leak(config: &StressTestConfig, leak: u64) -> MemoryReport {
+    let mut source = frames();
+    let before = source.stats();
+    let report = run_memory_test(config, &mut source, &SteppingClock(Cell::new(0)), &mut |_| {}, leak);
+    assert_eq!(source.stats(), before, "the frame allocator is whole after every run");
+    report
+}
+
+#[test]
+fn same_seed_same_report() {
+    let a = run(&config(42));
+    let b = run(&config(42));
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    assert!(a.steps > 10_000, "{} steps", a.steps);
+    assert!(a.leak_check.passed);
+    assert_eq!(a.compaction_triggers, a.proactive_compactions + a.reactive_compactions);
+    assert_eq!(a.allocation_attempts, a.allocations + a.failed_allocations);
+}
+
+#[test]
+fn ten_seeds_give_varied_figures_from_the_workload() {
+    let reports: Vec<MemoryReport> = (1..=10).map(|seed| run(&config(seed))).collect();
+    let peaks: Vec<f64> = reports.iter().map(|r| r.peak_pressure_per_mille as f64 / 10.0).collect();
+    let mean = peaks.iter().sum::<f64>() / peaks.len() as f64;
+    let deviation = (peaks.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / peaks.len() as f64).sqrt();
+    std::println!("peak pressure per seed {peaks:?}, stddev {deviation:.1} points");
+    std::println!("OOM events {:?}", reports.iter().map(|r| r.oom_events).collect::<Vec<_>>());
+    std::println!("compactions {:?}", reports.iter().map(|r| r.compaction_triggers).collect::<Vec<_>>());
+    let distinct = |field: fn(&MemoryReport) -> u64| reports.iter().map(field).collect::<BTreeSet<_>>().len();
+    assert!(distinct(|r| r.peak_pressure_per_mille as u64) >= 5, "peak pressure");
+    assert!(distinct(|r| r.oom_events) >= 5, "OOM events: {:?}", reports.iter().map(|r| r.oom_events).collect::<Vec<_>>());
+    assert!(distinct(|r| r.compaction_triggers) >= 5, "compaction triggers");
+    assert!(reports.iter().all(|r| r.leak_check.passed && r.status != Status::Critical));
+}
+
+#[test]
+fn a_higher_target_raises_average_pressure() {
+    let low = run(&StressTestConfig { target_pressure_percent: 40, oom_threshold_percent: 95, ..config(5) });
+    let high = run(&StressTestConfig { target_pressure_percent: 80, oom_threshold_percent: 95, ..config(5) });
+    assert!(
+        high.average_pressure_per_mille > low.average_pressure_per_mille + 100,
+        "{} vs {}",
+        high.average_pressure_per_mille,
+        low.average_pressure_per_mille
+    );
+}
+
+#[test]
+fn the_oom_threshold_moves_proactive_compaction() {
+    let early = run(&StressTestConfig { oom_threshold_percent: 50, ..config(9) });
+    let late = run(&StressTestConfig { oom_threshold_percent: 100, ..config(9) });
+    assert!(early.proactive_compactions > late.proactive_compactions * 2, "{} vs {}", early.proactive_compactions, late.proactive_compactions);
+}
+
+#[test]
+fn the_fail_rate_injects_failures_in_proportion() {
+    let report = run(&StressTestConfig { fail_rate_percent: 20, ..config(3) });
+    let share = report.injected_failures * 1000 / report.allocation_attempts;
+    assert!((180..=220).contains(&share), "{share} per-mille injected");
+    assert_eq!(report.status, Status::PartialPass);
+    assert!(!report.status.is_success(false));
+    assert!(report.status.is_success(true));
+    let all = run(&StressTestConfig { fail_rate_percent: 100, ..config(3) });
+    assert_eq!(all.status, Status::Fail);
+}
+
+#[test]
+fn a_leaking_test_is_caught_and_the_kernel_made_whole() {
+    let report = run_with_leak(&config(4), 3);
+    assert!(!report.leak_check.passed);
+    assert_eq!(report.leak_check.pool_live_objects_after, 3);
+    assert_eq!(report.status, Status::Critical);
+}
