@@ -140,14 +140,17 @@ pub struct FrameStats {
 }
 
 impl FrameStats {
-    /// Share of free memory outside the largest free block, in per-mille:
-    /// 0 when all free memory is one block (or none is free), towards 1000
-    /// as it splinters.
+    /// Fragmentation in per-mille: how far the largest free block falls
+    /// short of the largest block free memory could form, which is the
+    /// total free memory capped at one maximal buddy block. 0 when free
+    /// memory is as contiguous as the allocator can make it (or none is
+    /// free), towards 1000 as it splinters into single pages.
     pub fn fragmentation_per_mille(&self) -> u32 {
         match self.largest_free_order {
             Some(order) if self.free_frames > 0 => {
-                let largest = 1usize << order;
-                (1000 - largest.min(self.free_frames) * 1000 / self.free_frames) as u32
+                let possible = self.free_frames.min(1 << MAX_ORDER);
+                let largest = (1usize << order).min(possible);
+                (1000 - largest * 1000 / possible) as u32
             }
             _ => 0,
         }

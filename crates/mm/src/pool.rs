@@ -194,6 +194,8 @@ pub struct Pool {
     charged_pages: u64,
     /// Per class: slabs (`None` once released; indices in handles stay valid).
     slabs: [Vec<Option<Slab>>; SLAB_CLASSES.len()],
+    /// Per class: indices of slabs with at least one free slot.
+    partial: [Vec<u32>; SLAB_CLASSES.len()],
     /// Live cache objects.
     cache: Vec<CacheEntry>,
     live_objects: u64,
@@ -208,6 +210,7 @@ impl Pool {
             limit_pages: limit_bytes / PAGE_SIZE,
             charged_pages: 0,
             slabs: Default::default(),
+            partial: Default::default(),
             cache: Vec::new(),
             live_objects: 0,
             live_bytes: 0,
@@ -271,14 +274,13 @@ impl Pool {
 
     fn allocate_slot(&mut self, source: &mut dyn FrameSource, class: usize) -> Result<(u32, u8, u64), PoolError> {
         let object_bytes = SLAB_CLASSES[class] as u64;
-        let found = self.slabs[class].iter().position(|slab| slab.is_some_and(|slab| slab.free_slots != 0));
-        let index = match found {
-            Some(index) => index,
+        let index = match self.partial[class].last() {
+            Some(&index) => index as usize,
             None => {
                 let page = self.charge_block(source, 0)?;
                 let slots = (PAGE_SIZE / object_bytes) as u8;
-                let slab = Slab { page, free_slots: if slots == 64 { u64::MAX } else { (1u64 << slots) - 1 }, slots };
-                match self.slabs[class].iter().position(Option::is_none) {
+                let slab = Slab { page, free_slots: all_slots(slots), slots };
+                let index = match self.slabs[class].iter().position(Option::is_none) {
                     Some(empty) => {
                         self.slabs[class][empty] = Some(slab);
                         empty
@@ -287,7 +289,9 @@ impl Pool {
                         self.slabs[class].push(Some(slab));
                         self.slabs[class].len() - 1
                     }
-                }
+                };
+                self.partial[class].push(index as u32);
+                index
             }
         };
         let Some(slab) = self.slabs[class][index].as_mut() else {
@@ -295,6 +299,9 @@ impl Pool {
         };
         let slot = slab.free_slots.trailing_zeros() as u8;
         slab.free_slots &= !(1u64 << slot);
+        if slab.free_slots == 0 {
+            self.partial[class].pop();
+        }
         Ok((index as u32, slot, slab.page + slot as u64 * object_bytes))
     }
 
@@ -313,6 +320,9 @@ impl Pool {
                 let address = entry.page + slot as u64 * SLAB_CLASSES[class as usize] as u64;
                 if slot >= entry.slots || entry.free_slots & bit != 0 || address != handle.address {
                     return Err(unknown);
+                }
+                if entry.free_slots == 0 {
+                    self.partial[class as usize].push(slab);
                 }
                 entry.free_slots |= bit;
             }
@@ -345,16 +355,23 @@ impl Pool {
         for class in 0..SLAB_CLASSES.len() {
             for index in 0..self.slabs[class].len() {
                 let Some(slab) = self.slabs[class][index] else { continue };
-                let all_free = if slab.slots == 64 { u64::MAX } else { (1u64 << slab.slots) - 1 };
-                if slab.free_slots == all_free {
+                if slab.free_slots == all_slots(slab.slots) {
                     self.uncharge_block(source, slab.page, 0)?;
                     self.slabs[class][index] = None;
                     report.slabs_released += 1;
                     report.bytes_recovered += PAGE_SIZE;
                 }
             }
+            let slabs = &self.slabs[class];
+            self.partial[class].retain(|&index| slabs[index as usize].is_some());
         }
         Ok(report)
+    }
+
+    /// Charged pages over the limit, in per-mille (O(1); [`stats`](Self::stats) walks every slab).
+    pub fn pressure_per_mille(&self) -> u32 {
+        PoolStats { limit_pages: self.limit_pages, charged_pages: self.charged_pages, ..PoolStats::default() }
+            .pressure_per_mille()
     }
 
     /// Current figures.
@@ -378,6 +395,15 @@ impl Pool {
             }
         }
         stats
+    }
+}
+
+/// Free-slot mask with every one of `slots` slots free.
+fn all_slots(slots: u8) -> u64 {
+    if slots >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << slots) - 1
     }
 }
 

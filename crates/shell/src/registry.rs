@@ -42,6 +42,10 @@ pub struct Reply {
     pub human: String,
     /// Fields of the JSON object, beside `schema_version`, `command` and `ok`.
     pub json: Map<String, Value>,
+    /// Set when the command ran and reports its results but did not succeed
+    /// (a stress test whose status fails): printed after the results, and the
+    /// line counts as failed.
+    pub failure: Option<ShellError>,
 }
 
 impl Reply {
@@ -51,7 +55,13 @@ impl Reply {
             Value::Object(map) => map,
             _ => Map::new(),
         };
-        Reply { human: human.into(), json }
+        Reply { human: human.into(), json, failure: None }
+    }
+
+    /// The same reply, marked as a failure with `error`.
+    pub fn failing(mut self, error: ShellError) -> Self {
+        self.failure = Some(error);
+        self
     }
 }
 
@@ -319,18 +329,29 @@ fn report_reply(out: &mut dyn Output, json: bool, path: &str, reply: Reply) -> O
         let mut object = Map::new();
         object.insert(String::from("schema_version"), Value::from(sis_proto::SCHEMA_VERSION));
         object.insert(String::from("command"), Value::from(path));
-        object.insert(String::from("ok"), Value::from(true));
+        object.insert(String::from("ok"), Value::from(reply.failure.is_none()));
+        if let Some(error) = &reply.failure {
+            object.insert(String::from("error"), serde_json::json!({ "code": error.code(), "message": error.message() }));
+        }
         for (key, value) in reply.json {
             object.entry(key).or_insert(value);
         }
         write_json_line(out, &Value::Object(object));
-    } else if !reply.human.is_empty() {
-        out.write_str(&reply.human);
-        if !reply.human.ends_with('\n') {
-            out.write_str("\n");
+    } else {
+        if !reply.human.is_empty() {
+            out.write_str(&reply.human);
+            if !reply.human.ends_with('\n') {
+                out.write_str("\n");
+            }
+        }
+        if let Some(error) = &reply.failure {
+            out.write_str(&alloc::format!("{error}\n"));
         }
     }
-    Outcome::Ok
+    match reply.failure {
+        Some(error) => Outcome::Failed { code: error.code() },
+        None => Outcome::Ok,
+    }
 }
 
 fn report_error(out: &mut dyn Output, json: bool, path: Option<&str>, error: &ShellError) -> Outcome {

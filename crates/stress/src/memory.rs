@@ -213,7 +213,7 @@ pub fn run_memory_test(
             }
         }
 
-        let pressure = pool.stats().pressure_per_mille();
+        let pressure = pool.pressure_per_mille();
         if pressure >= threshold && step - last_compaction_step >= COMPACTION_COOLDOWN_STEPS {
             last_compaction_step = step;
             report.proactive_compactions += 1;
@@ -290,13 +290,12 @@ pub fn run_memory_test(
             integrity_ok &= free_object(&mut pool, source, clock, object.handle, &mut report, &mut deallocation_latency);
         }
 
-        let stats = pool.stats();
-        let pressure = stats.pressure_per_mille();
+        let pressure = pool.pressure_per_mille();
         pressure_sum += pressure as u128;
         if pressure > report.peak_pressure_per_mille {
             report.peak_pressure_per_mille = pressure;
             report.fragmentation_at_peak_per_mille = source.frame_stats().fragmentation_per_mille();
-            report.slab_free_bytes_at_peak = stats.slab_free_bytes;
+            report.slab_free_bytes_at_peak = pool.stats().slab_free_bytes;
         }
         let elapsed = clock.now_ns().saturating_sub(started);
         while next_progress_tenth <= 9 && elapsed >= duration_ns / 10 * next_progress_tenth {

@@ -2,6 +2,7 @@
 
 mod fault;
 mod memory;
+mod stress;
 mod system;
 mod threads;
 
@@ -45,6 +46,7 @@ pub fn registry() -> Registry<Kernel> {
         &memory::MEMINFO,
         &threads::THREADS,
         &system::ECHO,
+        &stress::STRESSTEST,
         &system::SHUTDOWN,
         &fault::FAULT,
     ] {

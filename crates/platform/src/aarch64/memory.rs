@@ -132,18 +132,50 @@ pub fn allocate_frames(order: usize) -> Option<u64> {
     FRAMES.lock().as_mut()?.allocate(order).ok()
 }
 
-/// Returns a block from [`allocate_frames`].
+/// Returns a block from [`allocate_frames`]; a bad block is a kernel bug and panics.
 pub fn free_frames(address: u64, order: usize) {
-    if let Some(allocator) = FRAMES.lock().as_mut() {
-        if let Err(error) = allocator.free(address, order) {
-            panic!("freeing frames at {address:#x} order {order}: {error}");
+    if let Err(error) = try_free_frames(address, order) {
+        panic!("freeing frames at {address:#x} order {order}: {error}");
+    }
+}
+
+/// Returns a block, reporting a refused free instead of panicking (for pools that check themselves).
+pub fn try_free_frames(address: u64, order: usize) -> Result<(), sis_mm::MmError> {
+    match FRAMES.lock().as_mut() {
+        Some(allocator) => allocator.free(address, order),
+        None => Err(sis_mm::MmError::OutOfRange { address }),
+    }
+}
+
+/// The frame allocator's figures alone (cheaper than [`stats`]).
+pub fn frame_stats() -> FrameStats {
+    FRAMES.lock().as_ref().map(|allocator| allocator.stats()).unwrap_or_default()
+}
+
+/// The kernel's frame allocator as a pool's [`sis_mm::FrameSource`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KernelFrames;
+
+impl sis_mm::FrameSource for KernelFrames {
+    fn allocate_frames(&mut self, order: usize) -> Result<u64, sis_mm::MmError> {
+        match FRAMES.lock().as_mut() {
+            Some(allocator) => allocator.allocate(order),
+            None => Err(sis_mm::MmError::OutOfMemory { order }),
         }
+    }
+
+    fn free_frames(&mut self, address: u64, order: usize) -> Result<(), sis_mm::MmError> {
+        try_free_frames(address, order)
+    }
+
+    fn frame_stats(&self) -> FrameStats {
+        frame_stats()
     }
 }
 
 /// Current memory figures.
 pub fn stats() -> MemoryStats {
-    let frames = FRAMES.lock().as_ref().map(|allocator| allocator.stats()).unwrap_or_default();
+    let frames = frame_stats();
     let heap = super::heap::counters();
     MemoryStats {
         frames,

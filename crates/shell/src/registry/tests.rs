@@ -130,6 +130,26 @@ fn json_success_and_error_objects() {
     assert_eq!(value["error"]["code"], codes::UNKNOWN_COMMAND);
 }
 
+fn partial(_: &mut Fake, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    Ok(Reply::new("results", serde_json::json!({ "figure": 7 })).failing(ShellError::new("test-failed", "status FAIL")))
+}
+
+static PARTIAL: CommandSpec<Fake> =
+    CommandSpec { name: "partial", summary: "", description: "", args: &[], subcommands: &[], handler: Some(partial) };
+
+#[test]
+fn a_failing_reply_keeps_its_results_and_fails_the_line() {
+    let mut registry = registry();
+    registry.register(&PARTIAL).unwrap();
+    let (outcome, text) = run(&registry, &mut Fake::default(), b"partial");
+    assert_eq!(outcome, Outcome::Failed { code: "test-failed" });
+    assert_eq!(text, "results\nerror[test-failed]: status FAIL\n");
+    let value = json(&registry, "partial --json");
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["figure"], 7);
+    assert_eq!(value["error"]["code"], "test-failed");
+}
+
 #[test]
 fn progress_is_printed_only_for_people() {
     let registry = registry();

@@ -1,0 +1,139 @@
+//! `stresstest`: seeded stress tests against the real kernel subsystems.
+
+use serde_json::json;
+use sis_hal::Clock;
+use sis_metrics::LatencySummary;
+use sis_platform::memory::KernelFrames;
+use sis_platform::time::PlatformClock;
+use sis_shell::{ArgSpec, CommandSpec, Invocation, ParsedArgs, Reply, ShellError, ValueKind};
+use sis_stress::{run_memory_test, MemoryReport, StressTestConfig};
+
+use super::Kernel;
+use crate::format;
+
+const PERCENT: ValueKind = ValueKind::U64 { min: 0, max: 100 };
+const PERCENT_FROM_1: ValueKind = ValueKind::U64 { min: 1, max: 100 };
+
+/// Flags every stress test shares.
+const COMMON_ARGS: [ArgSpec; 3] = [
+    ArgSpec::flag("duration", ValueKind::U64 { min: 1, max: 3_600_000 }, "run time in milliseconds").default("10000"),
+    ArgSpec::flag("seed", ValueKind::U64 { min: 0, max: u64::MAX }, "PRNG seed (default: from the clock; always printed)"),
+    ArgSpec::flag("expect-failures", ValueKind::Switch, "a PARTIAL PASS counts as success"),
+];
+
+/// `stresstest memory|...`.
+pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
+    name: "stresstest",
+    summary: "Run seeded stress tests against the real kernel subsystems",
+    description: "Every figure is read from the subsystem under test. The seed is printed and exported; the same seed in deterministic mode (-icount) replays the same figures. Statuses: PASS (nothing failed), PARTIAL PASS (under half of the operations failed), FAIL, CRITICAL (a leak or a bookkeeping error); see docs/stress.md.",
+    args: &[],
+    subcommands: &[CommandSpec {
+        name: "memory",
+        summary: "Drive a memory pool toward a target pressure with a seeded workload",
+        description: "Mixed sizes, lifetimes and bursts in a pool with a page budget (a cgroup-like limit, so the pool can reach 100 % without starving the kernel). OOM events are real allocation failures; compaction drops cache and releases empty slabs, returning real pages.",
+        args: &[
+            COMMON_ARGS[0],
+            COMMON_ARGS[1],
+            COMMON_ARGS[2],
+            ArgSpec::flag("target-pressure", PERCENT_FROM_1, "pool pressure to steer toward, percent").default("85"),
+            ArgSpec::flag("oom-threshold", PERCENT_FROM_1, "pressure at which compaction starts, percent").default("90"),
+            ArgSpec::flag("fail-rate", PERCENT, "injected allocation failures, percent").default("0"),
+            ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("64"),
+        ],
+        subcommands: &[],
+        handler: Some(memory),
+    }],
+    handler: None,
+};
+
+/// The configuration from the flags; the seed defaults to the clock.
+fn config(args: &ParsedArgs) -> StressTestConfig {
+    let seed = args.u64("seed").unwrap_or_else(|| PlatformClock.now_ns());
+    let percent = |name: &str, default: u8| args.u64(name).map_or(default, |value| value as u8);
+    StressTestConfig {
+        duration_ms: args.u64("duration").unwrap_or(10_000),
+        seed,
+        target_pressure_percent: percent("target-pressure", 85),
+        oom_threshold_percent: percent("oom-threshold", 90),
+        fail_rate_percent: percent("fail-rate", 0),
+        expect_failures: args.switch("expect-failures"),
+        pool_bytes: args.u64("pool-mib").unwrap_or(64) << 20,
+    }
+}
+
+fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let config = config(&invocation.args);
+    config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
+    invocation.progress("=== Memory Stress Test ===");
+    invocation.progress(&alloc::format!(
+        "Duration: {} ms\nTarget Pressure: {}%\nOOM threshold: {}%\nFailure injection rate: {}%\nPool: {}\nSeed: {}",
+        config.duration_ms,
+        config.target_pressure_percent,
+        config.oom_threshold_percent,
+        config.fail_rate_percent,
+        format::bytes(config.pool_bytes),
+        config.seed
+    ));
+    let report = run_memory_test(&config, &mut KernelFrames, &PlatformClock, &mut |line| invocation.progress(line), 0);
+    let human = memory_human(&report);
+    let reply = Reply::new(human, json!({ "memory": report }));
+    Ok(if report.status.is_success(config.expect_failures) {
+        reply
+    } else {
+        reply.failing(ShellError::new(
+            "stress-failed",
+            alloc::format!(
+                "status {}: {} of {} allocations failed ({} injected), leak check {}",
+                report.status.label(),
+                report.failed_allocations,
+                report.allocation_attempts,
+                report.injected_failures,
+                if report.leak_check.passed { "passed" } else { "FAILED" }
+            ),
+        ))
+    })
+}
+
+fn per_mille(value: u32) -> alloc::string::String {
+    alloc::format!("{}.{}%", value / 10, value % 10)
+}
+
+fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::string::String {
+    alloc::format!(
+        "  {name} latency ({} samples):\n    p50: {} ns\n    p95: {} ns\n    p99: {} ns\n    p99.9: {} ns\n    max: {} ns",
+        format::thousands(latency.count),
+        format::thousands(latency.p50_ns),
+        format::thousands(latency.p95_ns),
+        format::thousands(latency.p99_ns),
+        format::thousands(latency.p999_ns),
+        format::thousands(latency.max_ns)
+    )
+}
+
+fn memory_human(report: &MemoryReport) -> alloc::string::String {
+    let leak = &report.leak_check;
+    alloc::format!(
+        "\n[STRESS TEST] Memory test complete (seed {})\n  Peak Pressure: {}\n  Average Pressure: {}\n  OOM Events: {} ({} recovered after compaction)\n  Compaction Triggers: {} (proactive {}, reactive {})\n  Memory Recovered: {}\n  Allocations: {} of {} attempts ({} injected failures), {} frees\n\n{}\n{}\n\n  Fragmentation at peak: {} of free RAM outside the largest block; {} free inside slabs\n  Leak check: {} (free frames {} -> {})\n\n  Status: {}",
+        report.config.seed,
+        per_mille(report.peak_pressure_per_mille),
+        per_mille(report.average_pressure_per_mille),
+        report.oom_events,
+        report.oom_recovered,
+        report.compaction_triggers,
+        report.proactive_compactions,
+        report.reactive_compactions,
+        format::bytes(report.memory_recovered_bytes),
+        format::thousands(report.allocations),
+        format::thousands(report.allocation_attempts),
+        format::thousands(report.injected_failures),
+        format::thousands(report.frees),
+        latency_lines("Allocation", &report.allocation_latency),
+        latency_lines("Deallocation", &report.deallocation_latency),
+        per_mille(report.fragmentation_at_peak_per_mille),
+        format::bytes(report.slab_free_bytes_at_peak),
+        if leak.passed { "passed" } else { "FAILED" },
+        format::thousands(leak.baseline_free_frames),
+        format::thousands(leak.final_free_frames),
+        report.status.label()
+    )
+}
