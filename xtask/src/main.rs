@@ -168,7 +168,7 @@ fn test() -> Result<(), String> {
         println!("== QEMU integration tests");
         cargo_test(
             "QEMU integration tests",
-            &["test", "--quiet", "-p", "sis-testing", "--test", "qemu", "--", "--ignored"],
+            &["test", "--quiet", "-p", "sis-testing", "--tests", "--", "--ignored"],
             &[("SIS_KERNEL_ELF", &kernel)],
             &mut counts,
         )

@@ -1,0 +1,133 @@
+//! QEMU tests of `stresstest`: replay from a seed, variety across seeds, the effect of each flag, bad values.
+//!
+//! All runs use deterministic mode (-icount), so figures are exact functions
+//! of the seed and the tests cannot flake on a busy host.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sis_proto::exit;
+use sis_testing::{run_batch, QemuConfig, Sis};
+
+/// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
+fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
+    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    let objects = result
+        .output
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    (result.status, objects)
+}
+
+fn field(report: &Value, key: &str) -> u64 {
+    report["memory"][key].as_u64().unwrap_or_else(|| panic!("memory.{key} missing in {report}"))
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn the_same_seed_replays_identical_json() {
+    let command = "stresstest memory --duration 400 --pool-mib 16 --seed 42 --json";
+    let (status, first) = batch_json(command);
+    let (_, second) = batch_json(command);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first, second);
+    let report = &first[0];
+    // The exit status follows the report: PASS only when the test passed.
+    let passed = report["memory"]["status"] == "pass";
+    assert_eq!(report["ok"], passed, "{report}");
+    assert_eq!(status, Some(if passed { exit::PASS } else { exit::FAIL }));
+    assert_eq!(passed, field(report, "failed_allocations") == 0, "{report}");
+    assert_eq!(report["memory"]["config"]["seed"], 42);
+    assert_eq!(report["memory"]["leak_check"]["passed"], true);
+    assert_eq!(report["memory"]["latency_relative_error_ppm"], 3907);
+    assert!(field(report, "allocations") > 1000, "{report}");
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn ten_seeds_give_varied_figures() {
+    let commands: Vec<String> =
+        (1..=10).map(|seed| format!("stresstest memory --duration 1000 --pool-mib 16 --seed {seed} --json")).collect();
+    let (status, reports) = batch_json(&commands.join("; "));
+    assert_eq!(reports.len(), 10);
+    for key in ["peak_pressure_per_mille", "oom_events", "compaction_triggers"] {
+        let values: Vec<u64> = reports.iter().map(|report| field(report, key)).collect();
+        let distinct: BTreeSet<u64> = values.iter().copied().collect();
+        println!("{key}: {values:?}");
+        assert!(distinct.len() >= 5, "{key} took only {} distinct values: {values:?}", distinct.len());
+    }
+    for report in &reports {
+        assert_eq!(report["memory"]["leak_check"]["passed"], true, "{report}");
+        // Unrecovered OOMs fail the command, but never the kernel's integrity.
+        assert_ne!(report["memory"]["status"], "critical", "{report}");
+    }
+    let all_passed = reports.iter().all(|report| report["ok"] == true);
+    assert_eq!(status, Some(if all_passed { exit::PASS } else { exit::FAIL }));
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn target_pressure_and_oom_threshold_change_what_is_measured() {
+    let (_, reports) = batch_json(
+        "stresstest memory --duration 600 --pool-mib 16 --seed 5 --target-pressure 40 --oom-threshold 95 --json; \
+         stresstest memory --duration 600 --pool-mib 16 --seed 5 --target-pressure 80 --oom-threshold 95 --json; \
+         stresstest memory --duration 600 --pool-mib 16 --seed 5 --oom-threshold 50 --json",
+    );
+    let (low, high, early) = (&reports[0], &reports[1], &reports[2]);
+    assert!(
+        field(high, "average_pressure_per_mille") > field(low, "average_pressure_per_mille") + 200,
+        "average pressure {} vs {}",
+        field(high, "average_pressure_per_mille"),
+        field(low, "average_pressure_per_mille")
+    );
+    assert!(
+        field(early, "proactive_compactions") > 2 * field(high, "proactive_compactions"),
+        "proactive compactions {} vs {}",
+        field(early, "proactive_compactions"),
+        field(high, "proactive_compactions")
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn the_fail_rate_gives_proportional_failures_and_an_explained_status() {
+    let command = "stresstest memory --duration 400 --pool-mib 16 --seed 3 --fail-rate 20 --json";
+    let (status, reports) = batch_json(command);
+    let report = &reports[0];
+    let share = field(report, "injected_failures") * 1000 / field(report, "allocation_attempts");
+    assert!((170..=230).contains(&share), "injected {share} per-mille");
+    assert_eq!(report["memory"]["status"], "partial_pass");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["error"]["code"], "stress-failed");
+    assert!(report["error"]["message"].as_str().unwrap().starts_with("status PARTIAL PASS: "), "{report}");
+    assert_eq!(status, Some(exit::FAIL));
+
+    let (status, reports) = batch_json(&format!("{command} --expect-failures"));
+    assert_eq!(reports[0]["ok"], true);
+    assert_eq!(status, Some(exit::PASS));
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn bad_flag_values_get_clear_errors_and_run_nothing() {
+    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    let cases = [
+        ("--duration -5", "invalid-value"),
+        ("--duration 0", "out-of-range"),
+        ("--duration 99999999999999999999999", "out-of-range"),
+        ("--duration soon", "invalid-value"),
+        ("--target-pressure 101", "out-of-range"),
+        ("--fail-rate 250", "out-of-range"),
+        ("--oom-threshold 0", "out-of-range"),
+        ("--seed", "missing-value"),
+        ("--pool-mib 0", "out-of-range"),
+    ];
+    for (flags, code) in cases {
+        let output = sis.run(&format!("stresstest memory {flags}")).unwrap();
+        assert!(output.starts_with(&format!("error[{code}]: ")), "{flags}: {output:?}");
+        assert_eq!(output.lines().count(), 1, "{flags}: nothing ran: {output:?}");
+    }
+    assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
+}
