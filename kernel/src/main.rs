@@ -21,7 +21,10 @@ const SHELL_STACK_BYTES: u64 = 64 * 1024;
 sis_platform::entry!(main);
 
 fn main(platform: Platform) -> ! {
-    thread::init(Box::new(sis_sched::RoundRobin::with_capacity(TIME_SLICE_NS, thread::MAX_THREADS)));
+    thread::init(Box::new(sis_sched::RoundRobin::with_capacity(
+        TIME_SLICE_NS,
+        thread::MAX_THREADS,
+    )));
     let kernel = commands::Kernel::new(&platform);
     if let Err(error) = thread::spawn("shell", SHELL_STACK_BYTES, move || shell::run(kernel)) {
         panic!("cannot start the shell thread: {error}");

@@ -2,7 +2,9 @@
 
 use sis_platform::{console, power, time};
 use sis_proto::{bootargs, exit, PROMPT};
-use sis_shell::{codes, split_commands, EditEvent, Echo, LineEditor, Outcome, Output, Registry, ShellError};
+use sis_shell::{
+    codes, split_commands, Echo, EditEvent, LineEditor, Outcome, Output, Registry, ShellError,
+};
 
 use crate::commands::{self, Kernel};
 use crate::format;
@@ -68,7 +70,11 @@ fn run_batch(kernel: &mut Kernel, registry: &Registry<Kernel>, commands: &str) -
         commands.len() - failures,
         commands.len()
     ));
-    power::exit_with_status(if failures == 0 { exit::PASS } else { exit::FAIL })
+    power::exit_with_status(if failures == 0 {
+        exit::PASS
+    } else {
+        exit::FAIL
+    })
 }
 
 fn interactive(kernel: &mut Kernel, registry: &Registry<Kernel>) -> ! {
@@ -79,7 +85,9 @@ fn interactive(kernel: &mut Kernel, registry: &Registry<Kernel>) -> ! {
     loop {
         let count = console::read(&mut buffer);
         for &byte in &buffer[..count] {
-            let Some(event) = editor.feed(byte, &mut ConsoleOutput) else { continue };
+            let Some(event) = editor.feed(byte, &mut ConsoleOutput) else {
+                continue;
+            };
             match event {
                 EditEvent::Line(line) => {
                     registry.execute(kernel, &line, &mut out);

@@ -13,7 +13,7 @@ use sis_platform::{MemoryRegion, Platform};
 use sis_shell::Registry;
 
 /// What handlers may read and change.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Kernel {
     /// RAM regions from the device tree.
     pub memory_regions: Vec<MemoryRegion>,

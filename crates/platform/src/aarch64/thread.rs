@@ -197,6 +197,62 @@ pub fn spawn(name: &str, stack_bytes: u64, body: impl FnOnce() + Send + 'static)
     Ok(id)
 }
 
+/// A thread that can be waited for.
+#[derive(Debug, Clone)]
+pub struct JoinHandle {
+    /// The thread's ID.
+    pub id: ThreadId,
+    state: alloc::sync::Arc<IrqMutex<JoinState>>,
+}
+
+#[derive(Debug, Default)]
+struct JoinState {
+    finished: bool,
+    waiter: Option<ThreadId>,
+}
+
+/// Like [`spawn`], returning a handle whose [`JoinHandle::join`] waits for `body` to return.
+pub fn spawn_joinable(
+    name: &str,
+    stack_bytes: u64,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle, SpawnError> {
+    let state = alloc::sync::Arc::new(IrqMutex::new(JoinState::default()));
+    let shared = alloc::sync::Arc::clone(&state);
+    let id = spawn(name, stack_bytes, move || {
+        body();
+        let waiter = {
+            let mut join = shared.lock();
+            join.finished = true;
+            join.waiter.take()
+        };
+        if let Some(waiter) = waiter {
+            wake(waiter);
+        }
+    })?;
+    Ok(JoinHandle { id, state })
+}
+
+impl JoinHandle {
+    /// Blocks the calling thread until the joined thread's body has returned.
+    pub fn join(self) {
+        block_current_until(|| {
+            let mut join = self.state.lock();
+            if join.finished {
+                true
+            } else {
+                join.waiter = Some(current_id());
+                false
+            }
+        });
+    }
+
+    /// Whether the body has returned.
+    pub fn is_finished(&self) -> bool {
+        self.state.lock().finished
+    }
+}
+
 extern "C" fn thread_start(body: u64) -> ! {
     // SAFETY: `spawn` put a `Box<Box<dyn FnOnce() + Send>>` leaked with
     // `Box::into_raw` in x0 of this thread's first frame; it is taken back

@@ -1,5 +1,7 @@
 //! `stresstest`: seeded stress tests against the real kernel subsystems.
 
+mod flood;
+
 use serde_json::json;
 use sis_hal::Clock;
 use sis_metrics::LatencySummary;
@@ -16,9 +18,28 @@ const PERCENT_FROM_1: ValueKind = ValueKind::U64 { min: 1, max: 100 };
 
 /// Flags every stress test shares.
 const COMMON_ARGS: [ArgSpec; 3] = [
-    ArgSpec::flag("duration", ValueKind::U64 { min: 1, max: 3_600_000 }, "run time in milliseconds").default("10000"),
-    ArgSpec::flag("seed", ValueKind::U64 { min: 0, max: u64::MAX }, "PRNG seed (default: from the clock; always printed)"),
-    ArgSpec::flag("expect-failures", ValueKind::Switch, "a PARTIAL PASS counts as success"),
+    ArgSpec::flag(
+        "duration",
+        ValueKind::U64 {
+            min: 1,
+            max: 3_600_000,
+        },
+        "run time in milliseconds",
+    )
+    .default("10000"),
+    ArgSpec::flag(
+        "seed",
+        ValueKind::U64 {
+            min: 0,
+            max: u64::MAX,
+        },
+        "PRNG seed (default: from the clock; always printed)",
+    ),
+    ArgSpec::flag(
+        "expect-failures",
+        ValueKind::Switch,
+        "a PARTIAL PASS counts as success",
+    ),
 ];
 
 /// `stresstest memory|...`.
@@ -27,7 +48,8 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
     summary: "Run seeded stress tests against the real kernel subsystems",
     description: "Every figure is read from the subsystem under test. The seed is printed and exported; the same seed in deterministic mode (-icount) replays the same figures. Statuses: PASS (nothing failed), PARTIAL PASS (under half of the operations failed), FAIL, CRITICAL (a leak or a bookkeeping error); see docs/stress.md.",
     args: &[],
-    subcommands: &[CommandSpec {
+    subcommands: &[
+        CommandSpec {
         name: "memory",
         summary: "Drive a memory pool toward a target pressure with a seeded workload",
         description: "Mixed sizes, lifetimes and bursts in a pool with a page budget (a cgroup-like limit, so the pool can reach 100 % without starving the kernel). OOM events are real allocation failures; compaction drops cache and releases empty slabs, returning real pages.",
@@ -42,13 +64,33 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
         ],
         subcommands: &[],
         handler: Some(memory),
-    }],
+        },
+        CommandSpec {
+            name: "commands",
+            summary: "Flood the command registry with a seeded mix of read-only commands",
+            description: "A producer thread offers lines to a bounded queue at --rate (intervals jittered by up to 25 %), dropping them when the queue is full; a consumer thread runs them through the same registry the shell uses. --rate max offers as fast as the consumer takes them and measures the highest sustainable rate.",
+            args: &[
+                COMMON_ARGS[0],
+                COMMON_ARGS[1],
+                COMMON_ARGS[2],
+                ArgSpec::flag("rate", ValueKind::Custom { placeholder: "N|max", parse: flood::parse_rate }, "lines per second (1..=1000000), or max").default("50"),
+                ArgSpec::flag("queue", ValueKind::U64 { min: 1, max: 4096 }, "queue capacity in lines").default("64"),
+            ],
+            subcommands: &[],
+            handler: Some(flood::commands),
+        },
+    ],
     handler: None,
 };
 
+/// The seed from `--seed`, else the clock.
+fn seed(args: &ParsedArgs) -> u64 {
+    args.u64("seed").unwrap_or_else(|| PlatformClock.now_ns())
+}
+
 /// The configuration from the flags; the seed defaults to the clock.
 fn config(args: &ParsedArgs) -> StressTestConfig {
-    let seed = args.u64("seed").unwrap_or_else(|| PlatformClock.now_ns());
+    let seed = seed(args);
     let percent = |name: &str, default: u8| args.u64(name).map_or(default, |value| value as u8);
     StressTestConfig {
         duration_ms: args.u64("duration").unwrap_or(10_000),
@@ -63,7 +105,9 @@ fn config(args: &ParsedArgs) -> StressTestConfig {
 
 fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let config = config(&invocation.args);
-    config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
+    config.validate().map_err(|error| {
+        ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}"))
+    })?;
     invocation.progress("=== Memory Stress Test ===");
     invocation.progress(&alloc::format!(
         "Duration: {} ms\nTarget Pressure: {}%\nOOM threshold: {}%\nFailure injection rate: {}%\nPool: {}\nSeed: {}",
@@ -74,7 +118,13 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
         format::bytes(config.pool_bytes),
         config.seed
     ));
-    let report = run_memory_test(&config, &mut KernelFrames, &PlatformClock, &mut |line| invocation.progress(line), 0);
+    let report = run_memory_test(
+        &config,
+        &mut KernelFrames,
+        &PlatformClock,
+        &mut |line| invocation.progress(line),
+        0,
+    );
     let human = memory_human(&report);
     let reply = Reply::new(human, json!({ "memory": report }));
     Ok(if report.status.is_success(config.expect_failures) {
@@ -88,17 +138,21 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
                 report.failed_allocations,
                 report.allocation_attempts,
                 report.injected_failures,
-                if report.leak_check.passed { "passed" } else { "FAILED" }
+                if report.leak_check.passed {
+                    "passed"
+                } else {
+                    "FAILED"
+                }
             ),
         ))
     })
 }
 
-fn per_mille(value: u32) -> alloc::string::String {
+pub(super) fn per_mille(value: u32) -> alloc::string::String {
     alloc::format!("{}.{}%", value / 10, value % 10)
 }
 
-fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::string::String {
+pub(super) fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::string::String {
     alloc::format!(
         "  {name} latency ({} samples):\n    p50: {} ns\n    p95: {} ns\n    p99: {} ns\n    p99.9: {} ns\n    max: {} ns",
         format::thousands(latency.count),
