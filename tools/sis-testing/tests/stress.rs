@@ -131,3 +131,59 @@ fn bad_flag_values_get_clear_errors_and_run_nothing() {
     }
     assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
 }
+
+fn flood(report: &Value, key: &str) -> u64 {
+    report["commands"][key].as_u64().unwrap_or_else(|| panic!("commands.{key} missing in {report}"))
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn the_command_flood_runs_real_commands_and_counts_every_line() {
+    let (status, reports) = batch_json(
+        "stresstest commands --duration 500 --rate 200 --seed 1 --json; \
+         stresstest commands --duration 500 --rate 20000 --queue 4 --seed 1 --json; \
+         stresstest commands --duration 300 --rate max --seed 1 --json",
+    );
+    let (paced, overloaded, max) = (&reports[0], &reports[1], &reports[2]);
+
+    // 200/s for 0.5 s: 100 lines offered, all accepted and run through the registry without error.
+    assert_eq!(flood(paced, "sent"), 100);
+    assert_eq!(flood(paced, "dropped"), 0);
+    assert_eq!(flood(paced, "processed"), 100);
+    assert_eq!(flood(paced, "failed"), 0);
+    let mix_total: u64 = paced["commands"]["mix"].as_array().unwrap().iter().map(|c| c["processed"].as_u64().unwrap()).sum();
+    assert_eq!(mix_total, 100);
+    assert_eq!(paced["commands"]["latency"]["count"], 100);
+
+    // Offered far beyond capacity into a 4-line queue: backpressure drops lines, and the status says so.
+    assert!(flood(overloaded, "dropped") > 0);
+    assert_eq!(flood(overloaded, "accepted") + flood(overloaded, "dropped"), flood(overloaded, "sent"));
+    assert_eq!(flood(overloaded, "processed"), flood(overloaded, "accepted"));
+    assert!(flood(overloaded, "max_queue_depth") <= 4);
+    assert_ne!(overloaded["commands"]["status"], "pass");
+    assert_eq!(overloaded["ok"], false);
+
+    // Max: closed loop, nothing dropped, and the sustained rate exceeds the paced one.
+    assert_eq!(flood(max, "dropped"), 0);
+    assert_eq!(flood(max, "processed"), flood(max, "sent"));
+    assert!(flood(max, "achieved_rate_milli_per_s") > 10 * flood(paced, "achieved_rate_milli_per_s"));
+    assert_eq!(status, Some(exit::FAIL), "the overloaded run fails the batch");
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn bad_rates_are_refused() {
+    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    for (flags, code) in [
+        ("--rate fast", "invalid-value"),
+        ("--rate 0", "invalid-value"),
+        ("--rate 2000000", "invalid-value"),
+        ("--rate -1", "invalid-value"),
+        ("--queue 0", "out-of-range"),
+        ("--rate", "missing-value"),
+    ] {
+        let output = sis.run(&format!("stresstest commands {flags}")).unwrap();
+        assert!(output.starts_with(&format!("error[{code}]: ")), "{flags}: {output:?}");
+    }
+    assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
+}
