@@ -13,11 +13,13 @@ extern crate alloc;
 mod config;
 mod flood;
 mod memory;
+mod multi;
 mod rng;
 mod status;
 
 pub use config::{ConfigError, StressTestConfig};
 pub use flood::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate, COMMAND_MIX};
 pub use memory::{run_memory_test, LeakCheck, MemoryReport, WorkloadProfile};
+pub use multi::{flood_seed, CrossEffect, MultiReport};
 pub use rng::StressRng;
 pub use status::Status;

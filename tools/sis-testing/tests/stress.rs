@@ -187,3 +187,26 @@ fn bad_rates_are_refused() {
     }
     assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn multi_runs_both_workloads_and_measures_the_cross_effect() {
+    let (_, reports) =
+        batch_json("stresstest multi --duration 800 --pool-mib 16 --rate 300 --seed 11 --expect-failures --json");
+    let multi = &reports[0]["multi"];
+    let memory_steps = multi["memory"]["steps"].as_u64().unwrap();
+    let loaded = multi["commands"]["processed"].as_u64().unwrap();
+    let baseline = multi["baseline_commands"]["processed"].as_u64().unwrap();
+    assert!(memory_steps > 1000, "{multi}");
+    // 300/s for 0.8 s beside memory, and for 0.2 s alone.
+    assert_eq!(multi["commands"]["sent"], 240, "{multi}");
+    assert_eq!(multi["baseline_commands"]["sent"], 60, "{multi}");
+    assert_eq!(loaded + multi["commands"]["dropped"].as_u64().unwrap(), 240);
+    assert_eq!(baseline, 60);
+    // A CPU-bound memory thread under round robin delays commands: the cross effect is measured, not assumed.
+    let cross = &multi["cross_effect"];
+    assert_eq!(cross["baseline_p50_ns"], multi["baseline_commands"]["latency"]["p50_ns"]);
+    assert_eq!(cross["loaded_p50_ns"], multi["commands"]["latency"]["p50_ns"]);
+    assert!(cross["p50_ratio_milli"].as_u64().unwrap() > 1000, "{cross}");
+    assert_eq!(multi["memory"]["leak_check"]["passed"], true);
+}

@@ -61,19 +61,25 @@ impl Output for CountingSink {
     }
 }
 
-pub fn commands(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let args = &invocation.args;
+/// The flood configuration from the flags.
+pub fn flood_config(args: &sis_shell::ParsedArgs, seed: u64) -> FloodConfig {
     let rate = match args.value("rate") {
         Some(ArgValue::U64(rate)) => Rate::PerSecond(*rate),
         _ => Rate::Max,
     };
-    let config = FloodConfig {
+    FloodConfig {
         duration_ms: args.u64("duration").unwrap_or(10_000),
-        seed: seed(args),
+        seed,
         rate,
         queue_capacity: args.u64("queue").unwrap_or(64),
         expect_failures: args.switch("expect-failures"),
-    };
+    }
+}
+
+/// `stresstest commands`.
+pub fn commands(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let config = flood_config(&invocation.args, seed(&invocation.args));
+    let rate = config.rate;
     invocation.progress("=== Command Flood Stress Test ===");
     let offered = match rate {
         Rate::PerSecond(rate) => alloc::format!("{rate} /sec (jitter ±25%)"),
@@ -106,70 +112,91 @@ pub fn commands(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<
     })
 }
 
-/// Runs the flood and waits for both threads; prints progress every tenth of the duration.
-pub fn run(
+/// A flood in progress.
+pub struct FloodRun {
     config: FloodConfig,
-    kernel: Kernel,
-    progress: &mut dyn FnMut(&str),
-) -> Result<FloodReport, ShellError> {
-    let shared: SharedState = Arc::new(IrqMutex::new(Shared {
-        queue: VecDeque::with_capacity(config.queue_capacity as usize),
-        producer_done: false,
-        consumer_waiter: None,
-        producer_waiter: None,
-        recorder: FloodRecorder::default(),
-        finished_ns: 0,
-    }));
-    let start = time::now_ns();
-    let spawn_error = |error| {
-        ShellError::new(
-            "spawn-failed",
-            alloc::format!("cannot start the flood threads: {error}"),
-        )
-    };
-    let producer_state = Arc::clone(&shared);
-    let producer = spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || {
-        produce(config, &producer_state, start)
-    })
-    .map_err(spawn_error)?;
-    let consumer_state = Arc::clone(&shared);
-    let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || {
-        consume(&consumer_state, kernel)
-    })
-    .map_err(spawn_error)?;
+    shared: SharedState,
+    start: u64,
+    producer: thread::JoinHandle,
+    consumer: thread::JoinHandle,
+}
+
+impl FloodRun {
+    /// Starts the producer and consumer threads.
+    pub fn start(config: FloodConfig, kernel: Kernel) -> Result<FloodRun, ShellError> {
+        let shared: SharedState = Arc::new(IrqMutex::new(Shared {
+            queue: VecDeque::with_capacity(config.queue_capacity as usize),
+            producer_done: false,
+            consumer_waiter: None,
+            producer_waiter: None,
+            recorder: FloodRecorder::default(),
+            finished_ns: 0,
+        }));
+        let start = time::now_ns();
+        let spawn_error =
+            |error| ShellError::new("spawn-failed", alloc::format!("cannot start the flood threads: {error}"));
+        let producer_state = Arc::clone(&shared);
+        let producer =
+            spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || produce(config, &producer_state, start))
+                .map_err(spawn_error)?;
+        let consumer_state = Arc::clone(&shared);
+        let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || consume(&consumer_state, kernel))
+            .map_err(spawn_error)?;
+        Ok(FloodRun { config, shared, start, producer, consumer })
+    }
+
+    /// When the flood started.
+    pub fn start_ns(&self) -> u64 {
+        self.start
+    }
+
+    /// Lines sent, processed and dropped so far, and the queue depth.
+    pub fn counts(&self) -> (u64, u64, u64, usize) {
+        let state = self.shared.lock();
+        (state.recorder.sent, state.recorder.processed, state.recorder.dropped, state.queue.len())
+    }
+
+    /// Waits for both threads and returns the report.
+    pub fn finish(self) -> FloodReport {
+        self.producer.join();
+        self.consumer.join();
+        let state = self.shared.lock();
+        state.recorder.finish(self.config, state.finished_ns.saturating_sub(self.start))
+    }
+}
+
+/// Sleeps until `start + duration * tenth / 10`.
+pub fn sleep_until_tenth(start: u64, duration_ms: u64, tenth: u64) {
+    let due = start + duration_ms.saturating_mul(1_000_000) / 10 * tenth;
+    let now = time::now_ns();
+    if now < due {
+        thread::sleep_ns(due - now);
+    }
+}
+
+/// Seconds since `start` as `1.2s`.
+pub fn elapsed_text(start: u64) -> String {
+    let elapsed = time::now_ns().saturating_sub(start);
+    alloc::format!("{}.{}s", elapsed / 1_000_000_000, elapsed / 100_000_000 % 10)
+}
+
+/// Runs the flood and waits for both threads; prints progress every tenth of the duration.
+pub fn run(config: FloodConfig, kernel: Kernel, progress: &mut dyn FnMut(&str)) -> Result<FloodReport, ShellError> {
+    let flood = FloodRun::start(config, kernel)?;
     progress("[COMMANDS] Flooding the registry...");
-    let duration_ns = config.duration_ms.saturating_mul(1_000_000);
     for tenth in 1..=9u64 {
-        let due = start + duration_ns / 10 * tenth;
-        let now = time::now_ns();
-        if now < due {
-            thread::sleep_ns(due - now);
-        }
-        let (sent, processed, dropped, depth) = {
-            let state = shared.lock();
-            (
-                state.recorder.sent,
-                state.recorder.processed,
-                state.recorder.dropped,
-                state.queue.len(),
-            )
-        };
+        sleep_until_tenth(flood.start_ns(), config.duration_ms, tenth);
+        let (sent, processed, dropped, depth) = flood.counts();
         progress(&alloc::format!(
-            "[COMMANDS] Sent: {} | Processed: {} | Dropped: {} | Queue: {} | Elapsed: {}.{}s",
+            "[COMMANDS] Sent: {} | Processed: {} | Dropped: {} | Queue: {} | Elapsed: {}",
             format::thousands(sent),
             format::thousands(processed),
             format::thousands(dropped),
             depth,
-            (time::now_ns() - start) / 1_000_000_000,
-            (time::now_ns() - start) / 100_000_000 % 10
+            elapsed_text(flood.start_ns())
         ));
     }
-    producer.join();
-    consumer.join();
-    let state = shared.lock();
-    Ok(state
-        .recorder
-        .finish(config, state.finished_ns.saturating_sub(start)))
+    Ok(flood.finish())
 }
 
 fn produce(config: FloodConfig, shared: &SharedState, start: u64) {
@@ -274,7 +301,8 @@ fn consume(shared: &SharedState, mut kernel: Kernel) {
     shared.lock().finished_ns = time::now_ns();
 }
 
-fn human(report: &FloodReport) -> String {
+/// The human report of a flood.
+pub fn human(report: &FloodReport) -> String {
     let offered = match report.config.rate {
         Rate::PerSecond(rate) => alloc::format!("{rate}/s offered"),
         Rate::Max => String::from("max"),

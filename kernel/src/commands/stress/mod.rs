@@ -1,6 +1,7 @@
 //! `stresstest`: seeded stress tests against the real kernel subsystems.
 
 mod flood;
+mod multi;
 
 use serde_json::json;
 use sis_hal::Clock;
@@ -79,6 +80,24 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             subcommands: &[],
             handler: Some(flood::commands),
         },
+        CommandSpec {
+            name: "multi",
+            summary: "Run the memory workload and the command flood at once, as separate threads",
+            description: "First the flood runs alone for a quarter of the duration (baseline); then the memory workload and the flood run together for the duration. The report has both parts and the cross effect: command latency and rate beside memory pressure relative to the baseline. The flood draws from a stream derived from the seed.",
+            args: &[
+                COMMON_ARGS[0],
+                COMMON_ARGS[1],
+                COMMON_ARGS[2],
+                ArgSpec::flag("target-pressure", PERCENT_FROM_1, "pool pressure to steer toward, percent").default("85"),
+                ArgSpec::flag("oom-threshold", PERCENT_FROM_1, "pressure at which compaction starts, percent").default("90"),
+                ArgSpec::flag("fail-rate", PERCENT, "injected allocation failures, percent").default("0"),
+                ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("64"),
+                ArgSpec::flag("rate", ValueKind::Custom { placeholder: "N|max", parse: flood::parse_rate }, "command lines per second, or max").default("200"),
+                ArgSpec::flag("queue", ValueKind::U64 { min: 1, max: 4096 }, "queue capacity in lines").default("64"),
+            ],
+            subcommands: &[],
+            handler: Some(multi::multi),
+        },
     ],
     handler: None,
 };
@@ -89,7 +108,7 @@ fn seed(args: &ParsedArgs) -> u64 {
 }
 
 /// The configuration from the flags; the seed defaults to the clock.
-fn config(args: &ParsedArgs) -> StressTestConfig {
+pub(super) fn config(args: &ParsedArgs) -> StressTestConfig {
     let seed = seed(args);
     let percent = |name: &str, default: u8| args.u64(name).map_or(default, |value| value as u8);
     StressTestConfig {
