@@ -146,14 +146,15 @@ fn the_command_flood_runs_real_commands_and_counts_every_line() {
     );
     let (paced, overloaded, max) = (&reports[0], &reports[1], &reports[2]);
 
-    // 200/s for 0.5 s: 100 lines offered, all accepted and run through the registry without error.
-    assert_eq!(flood(paced, "sent"), 100);
+    // 200/s for 0.5 s: about 100 lines offered (jittered intervals), all accepted and run without error.
+    let sent = flood(paced, "sent");
+    assert!((98..=102).contains(&sent), "{sent}");
     assert_eq!(flood(paced, "dropped"), 0);
-    assert_eq!(flood(paced, "processed"), 100);
+    assert_eq!(flood(paced, "processed"), sent);
     assert_eq!(flood(paced, "failed"), 0);
     let mix_total: u64 = paced["commands"]["mix"].as_array().unwrap().iter().map(|c| c["processed"].as_u64().unwrap()).sum();
-    assert_eq!(mix_total, 100);
-    assert_eq!(paced["commands"]["latency"]["count"], 100);
+    assert_eq!(mix_total, sent);
+    assert_eq!(paced["commands"]["latency"]["count"], sent);
 
     // Offered far beyond capacity into a 4-line queue: backpressure drops lines, and the status says so.
     assert!(flood(overloaded, "dropped") > 0);
@@ -199,10 +200,12 @@ fn multi_runs_both_workloads_and_measures_the_cross_effect() {
     let baseline = multi["baseline_commands"]["processed"].as_u64().unwrap();
     assert!(memory_steps > 1000, "{multi}");
     // 300/s for 0.8 s beside memory, and for 0.2 s alone.
-    assert_eq!(multi["commands"]["sent"], 240, "{multi}");
-    assert_eq!(multi["baseline_commands"]["sent"], 60, "{multi}");
-    assert_eq!(loaded + multi["commands"]["dropped"].as_u64().unwrap(), 240);
-    assert_eq!(baseline, 60);
+    // Intervals are jittered by up to 25 %, so the count offered is within a line or two of rate x duration.
+    let sent = multi["commands"]["sent"].as_u64().unwrap();
+    assert!((235..=245).contains(&sent), "{sent}");
+    assert!((58..=62).contains(&multi["baseline_commands"]["sent"].as_u64().unwrap()), "{multi}");
+    assert_eq!(loaded + multi["commands"]["dropped"].as_u64().unwrap(), sent);
+    assert_eq!(baseline + multi["baseline_commands"]["dropped"].as_u64().unwrap(), multi["baseline_commands"]["sent"].as_u64().unwrap());
     // A CPU-bound memory thread under round robin delays commands: the cross effect is measured, not assumed.
     let cross = &multi["cross_effect"];
     assert_eq!(cross["baseline_p50_ns"], multi["baseline_commands"]["latency"]["p50_ns"]);
