@@ -16,6 +16,7 @@ mod memory;
 mod multi;
 mod rng;
 mod status;
+mod suite;
 
 pub use config::{ConfigError, StressTestConfig};
 pub use flood::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate, COMMAND_MIX};
@@ -23,3 +24,4 @@ pub use memory::{run_memory_test, LeakCheck, MemoryReport, WorkloadProfile};
 pub use multi::{flood_seed, CrossEffect, MultiReport};
 pub use rng::StressRng;
 pub use status::Status;
+pub use suite::{Percentiles, SuiteReport, TestOutcome, SUITE_SCHEMA_VERSION};

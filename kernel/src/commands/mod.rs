@@ -1,6 +1,7 @@
 //! The kernel's command table and the context every handler receives.
 
 mod fault;
+pub mod files;
 mod memory;
 mod stress;
 mod system;
@@ -46,6 +47,10 @@ pub fn registry() -> Registry<Kernel> {
         &memory::MEMINFO,
         &threads::THREADS,
         &system::ECHO,
+        &files::LS,
+        &files::CAT,
+        &files::MKDIR,
+        &files::RM,
         &stress::STRESSTEST,
         &system::SHUTDOWN,
         &fault::FAULT,

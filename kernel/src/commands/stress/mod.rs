@@ -1,5 +1,6 @@
 //! `stresstest`: seeded stress tests against the real kernel subsystems.
 
+mod all;
 mod flood;
 mod multi;
 
@@ -97,6 +98,21 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             ],
             subcommands: &[],
             handler: Some(multi::multi),
+        },
+        CommandSpec {
+            name: "all",
+            summary: "Run memory, commands and multi with one seed; export the results as JSON",
+            description: "Each test runs for --duration. The export (docs/stress.md) carries the seed and every configuration and uses the seed validator's field paths: memory.oom_events, percentiles.p99 (ns). --output-json writes it to the in-memory filesystem, creating parent directories.",
+            args: &[
+                COMMON_ARGS[0],
+                COMMON_ARGS[1],
+                COMMON_ARGS[2],
+                ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "memory pool budget in MiB").default("64"),
+                ArgSpec::flag("rate", ValueKind::Custom { placeholder: "N|max", parse: flood::parse_rate }, "command lines per second, or max").default("50"),
+                ArgSpec::flag("output-json", ValueKind::Str, "write the export to this path of the in-memory filesystem"),
+            ],
+            subcommands: &[],
+            handler: Some(all::all),
         },
     ],
     handler: None,

@@ -10,7 +10,9 @@ use sis_platform::memory::KernelFrames;
 use sis_platform::thread::spawn_joinable;
 use sis_platform::time::PlatformClock;
 use sis_shell::{Invocation, Reply, ShellError};
-use sis_stress::{flood_seed, rate_text, run_memory_test, CrossEffect, FloodConfig, MemoryReport, MultiReport};
+use sis_stress::{
+    flood_seed, rate_text, run_memory_test, CrossEffect, FloodConfig, MemoryReport, MultiReport, StressTestConfig,
+};
 
 use super::flood::{self, elapsed_text, flood_config, sleep_until_tenth, FloodRun};
 use super::{config, per_mille};
@@ -24,16 +26,43 @@ pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
     let memory_config = config(&invocation.args);
     memory_config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     let loaded_config = flood_config(&invocation.args, flood_seed(memory_config.seed));
+    let report = run_multi(memory_config, loaded_config, kernel, &mut |line| invocation.progress(line))?;
+    let human = human(&report);
+    let reply = Reply::new(human, json!({ "multi": report }));
+    Ok(if report.status.is_success(memory_config.expect_failures) {
+        reply
+    } else {
+        reply.failing(ShellError::new(
+            "stress-failed",
+            alloc::format!(
+                "status {}: memory {}, commands {} (dropped {}, failed {})",
+                report.status.label(),
+                report.memory.status.label(),
+                report.commands.status.label(),
+                report.commands.dropped,
+                report.commands.failed
+            ),
+        ))
+    })
+}
+
+/// Runs the baseline flood, then memory and flood together; prints progress through `progress`.
+pub fn run_multi(
+    memory_config: StressTestConfig,
+    loaded_config: FloodConfig,
+    kernel: &Kernel,
+    progress: &mut dyn FnMut(&str),
+) -> Result<MultiReport, ShellError> {
     let baseline_config = FloodConfig { duration_ms: (loaded_config.duration_ms / 4).max(1), ..loaded_config };
-    invocation.progress("=== Multi-Subsystem Stress Test ===");
-    invocation.progress(&alloc::format!(
+    progress("=== Multi-Subsystem Stress Test ===");
+    progress(&alloc::format!(
         "Duration: {} ms (plus a {} ms baseline of the flood alone)\nSeed: {} (flood stream {})",
         memory_config.duration_ms, baseline_config.duration_ms, memory_config.seed, loaded_config.seed
     ));
 
-    invocation.progress("[MULTI] Baseline: command flood alone...");
+    progress("[MULTI] Baseline: command flood alone...");
     let baseline = flood::run(baseline_config, kernel.clone(), &mut |_| {})?;
-    invocation.progress(&alloc::format!(
+    progress(&alloc::format!(
         "[MULTI] Baseline: {} commands, p99 {} ns",
         format::thousands(baseline.processed),
         format::thousands(baseline.latency.p99_ns)
@@ -57,10 +86,10 @@ pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
     for tenth in 1..=9u64 {
         sleep_until_tenth(flood.start_ns(), loaded_config.duration_ms, tenth);
         for line in core::mem::take(&mut *lines.lock()) {
-            invocation.progress(&line);
+            progress(&line);
         }
         let (sent, processed, dropped, _) = flood.counts();
-        invocation.progress(&alloc::format!(
+        progress(&alloc::format!(
             "[MULTI] Commands: sent {} | processed {} | dropped {} | Elapsed: {}",
             format::thousands(sent),
             format::thousands(processed),
@@ -71,45 +100,24 @@ pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
     memory.join();
     let loaded = flood.finish();
     for line in core::mem::take(&mut *lines.lock()) {
-        invocation.progress(&line);
+        progress(&line);
     }
     let Some(memory) = result.lock().take() else {
         return Err(ShellError::new("stress-failed", "the memory thread ended without a report"));
     };
     let cross_effect = CrossEffect::between(&baseline, &loaded);
     let status = memory.status.worst(loaded.status).worst(baseline.status);
-    let human = human(&memory, &baseline, &loaded, &cross_effect, status);
-    let expect_failures = memory_config.expect_failures;
-    let report = MultiReport { status, memory, commands: loaded, baseline_commands: baseline, cross_effect };
-    let reply = Reply::new(human, json!({ "multi": report }));
-    Ok(if status.is_success(expect_failures) {
-        reply
-    } else {
-        reply.failing(ShellError::new(
-            "stress-failed",
-            alloc::format!(
-                "status {}: memory {}, commands {} (dropped {}, failed {})",
-                status.label(),
-                report.memory.status.label(),
-                report.commands.status.label(),
-                report.commands.dropped,
-                report.commands.failed
-            ),
-        ))
-    })
+    Ok(MultiReport { status, memory, commands: loaded, baseline_commands: baseline, cross_effect })
 }
 
 fn ratio(milli: u64) -> String {
     alloc::format!("{}.{:03}x", milli / 1000, milli % 1000)
 }
 
-fn human(
-    memory: &MemoryReport,
-    baseline: &sis_stress::FloodReport,
-    loaded: &sis_stress::FloodReport,
-    cross: &CrossEffect,
-    status: sis_stress::Status,
-) -> String {
+/// The human report of a multi run.
+pub fn human(report: &MultiReport) -> String {
+    let (memory, baseline, loaded, cross, status) =
+        (&report.memory, &report.baseline_commands, &report.commands, &report.cross_effect, report.status);
     alloc::format!(
         "\n[STRESS TEST] Multi-subsystem complete (seed {})\n  Memory:\n    Peak Pressure: {}\n    Average Pressure: {}\n    OOM Events: {} ({} recovered)\n    Compaction Triggers: {}\n    Status: {}\n  Commands (beside memory):\n    Processed: {} of {} sent ({} dropped, {} failed)\n    Achieved rate: {}\n    Latency p50 {} ns, p99 {} ns\n    Status: {}\n  Commands alone (baseline):\n    Processed: {}\n    Achieved rate: {}\n    Latency p50 {} ns, p99 {} ns\n  Cross effect (beside memory / alone):\n    p50 latency {}\n    p99 latency {}\n    achieved rate {}\n\n  Status: {}",
         memory.config.seed,
