@@ -8,6 +8,7 @@
 
 mod config;
 mod session;
+pub mod validate;
 
 pub use config::{workspace_root, QemuConfig, DEFAULT_ICOUNT_SHIFT};
 pub use session::{run_batch, BatchResult, HarnessError, Sis};

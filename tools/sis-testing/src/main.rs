@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use sis_testing::validate::{validate, Thresholds};
 use sis_testing::{run_batch, QemuConfig, Sis};
 
 #[derive(Parser)]
@@ -23,6 +24,41 @@ enum Command {
         /// Guest RAM in MiB.
         #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=8192))]
         memory: u32,
+    },
+    /// Boot in deterministic mode, run `stresstest all`, write its JSON report on the host.
+    Stress {
+        /// Run time of each test in milliseconds (guest time).
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+        duration: u64,
+        /// Where to write the report.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// PRNG seed (default: from the host clock; always printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// A PARTIAL PASS counts as success.
+        #[arg(long)]
+        expect_failures: bool,
+        /// Guest RAM in MiB.
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=8192))]
+        memory: u32,
+    },
+    /// Apply the seed's validate_stress_results.py rules to a report; exit non-zero listing each failure.
+    Validate {
+        /// The JSON report.
+        file: std::path::PathBuf,
+        /// Most OOM events allowed (memory.oom_events).
+        #[arg(long, default_value_t = 10)]
+        max_oom_events: u64,
+        /// Fewest autonomy interventions (compare.autonomy_on.interventions.total).
+        #[arg(long, default_value_t = 5)]
+        min_autonomy_interventions: u64,
+        /// Largest p99 latency in ms (percentiles.p99, ns in the file).
+        #[arg(long, default_value_t = 5.0)]
+        max_p99_latency_ms: f64,
+        /// Smallest learning improvement, percent (learning.episodes[].reward).
+        #[arg(long, default_value_t = 15.0)]
+        min_learning_improvement_pct: f64,
     },
     /// Boot with `sis.run="COMMANDS"`, print the output and the exit status.
     Run {
@@ -63,6 +99,37 @@ fn main() -> ExitCode {
             println!("median boot-to-prompt: {:.1} ms over {runs} runs", prompt_ms[prompt_ms.len() / 2]);
             ExitCode::SUCCESS
         }
+        Command::Stress { duration, output, seed, expect_failures, memory } => {
+            stress(duration, &output, seed, expect_failures, memory)
+        }
+        Command::Validate {
+            file,
+            max_oom_events,
+            min_autonomy_interventions,
+            max_p99_latency_ms,
+            min_learning_improvement_pct,
+        } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("[FAIL] cannot read {}: {error}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let thresholds =
+                Thresholds { max_oom_events, min_autonomy_interventions, max_p99_latency_ms, min_learning_improvement_pct };
+            let verdict = validate(&text, &thresholds);
+            if verdict.passed() {
+                println!("[PASS] All stress test validations passed ({})", verdict.checked.join(", "));
+                ExitCode::SUCCESS
+            } else {
+                println!("[FAIL] Stress test validation failed:");
+                for failure in &verdict.failures {
+                    println!("  ✗ {failure}");
+                }
+                ExitCode::FAILURE
+            }
+        }
         Command::Run { commands, memory, deterministic, timeout_seconds } => {
             let mut config =
                 QemuConfig::new().memory_mib(memory).batch(&commands).timeout(Duration::from_secs(timeout_seconds));
@@ -86,5 +153,52 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn stress(duration: u64, output: &std::path::Path, seed: Option<u64>, expect_failures: bool, memory: u32) -> ExitCode {
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64)
+    });
+    println!("stresstest all: seed {seed}, {duration} ms per test, deterministic mode");
+    let expect = if expect_failures { " --expect-failures" } else { "" };
+    let commands = format!("stresstest all --duration {duration} --seed {seed}{expect} --json");
+    // Guest time runs faster than wall time in deterministic mode; allow generously for a busy host.
+    let timeout = Duration::from_secs(120 + duration.saturating_mul(4) / 1000);
+    let config = QemuConfig::new().memory_mib(memory).batch(&commands).deterministic().timeout(timeout);
+    let result = match run_batch(&config) {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(line) = result.output.lines().find(|line| line.starts_with('{')) else {
+        eprintln!("no JSON report in the output:\n{}", result.output);
+        return ExitCode::FAILURE;
+    };
+    let report: serde_json::Value = match serde_json::from_str(line) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("the report is not JSON ({error}): {line}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = serde_json::to_string_pretty(&report).unwrap_or_else(|_| line.to_string());
+    if let Err(error) = std::fs::write(output, text + "\n") {
+        eprintln!("cannot write {}: {error}", output.display());
+        return ExitCode::FAILURE;
+    }
+    if let Some(tests) = report["tests"].as_array() {
+        for test in tests {
+            println!("  {:10} {}", test["name"].as_str().unwrap_or("?"), test["status"].as_str().unwrap_or("?"));
+        }
+    }
+    println!("status {}; report written to {}", report["status"].as_str().unwrap_or("unknown"), output.display());
+    if result.status == Some(sis_proto::exit::PASS) {
+        ExitCode::SUCCESS
+    } else {
+        println!("[exit status {:?}: {}]", result.status, sis_proto::exit::describe(result.status.unwrap_or(-1)));
+        ExitCode::FAILURE
     }
 }
