@@ -85,7 +85,7 @@ impl fmt::Display for VfsError {
             VfsError::NotADirectory { path } => write!(formatter, "{path}: not a directory"),
             VfsError::IsADirectory { path } => write!(formatter, "{path}: is a directory"),
             VfsError::AlreadyExists { path } => write!(formatter, "{path}: already exists"),
-            VfsError::NotEmpty { path } => write!(formatter, "{path}: directory not empty (use -r)"),
+            VfsError::NotEmpty { path } => write!(formatter, "{path}: directory not empty (use --recursive)"),
             VfsError::NoSpace { needed, available } => {
                 write!(formatter, "no space: {needed} bytes needed, {available} available")
             }

@@ -213,3 +213,60 @@ fn multi_runs_both_workloads_and_measures_the_cross_effect() {
     assert!(cross["p50_ratio_milli"].as_u64().unwrap() > 1000, "{cross}");
     assert_eq!(multi["memory"]["leak_check"]["passed"], true);
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn all_exports_json_to_the_filesystem_with_the_validator_paths() {
+    let result = run_batch(
+        &QemuConfig::new()
+            .batch(
+                "stresstest all --duration 300 --seed 3 --expect-failures --output-json /incidents/stress_report.json --json; \
+                 ls /incidents --json; cat /incidents/stress_report.json --json",
+            )
+            .deterministic(),
+    )
+    .unwrap();
+    let objects: Vec<Value> =
+        result.output.lines().filter(|line| line.starts_with('{')).map(|line| serde_json::from_str(line).unwrap()).collect();
+    let (all, listing, file) = (&objects[0], &objects[1], &objects[2]);
+    assert_eq!(all["output_json"], "/incidents/stress_report.json");
+    assert_eq!(listing["entries"][0]["name"], "stress_report.json");
+    let written: Value = serde_json::from_str(file["content"].as_str().unwrap()).unwrap();
+    assert_eq!(listing["entries"][0]["size"], file["size"]);
+    // The file holds the export; the command's reply is the same export plus the command fields.
+    for key in ["seed", "suite", "status", "tests", "memory", "commands", "multi", "percentiles"] {
+        assert_eq!(written[key], all[key], "{key}");
+    }
+    assert_eq!(written["seed"], 3);
+    assert_eq!(written["report_schema_version"], 1);
+    assert!(written["memory"]["oom_events"].is_u64());
+    assert_eq!(written["percentiles"]["p99"], written["commands"]["latency"]["p99_ns"]);
+    assert_eq!(written["percentiles"]["source"], "commands.latency");
+    let names: Vec<&str> = written["tests"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["memory", "commands", "multi"]);
+    let verdict = sis_testing::validate::validate(&written.to_string(), &sis_testing::validate::Thresholds::default());
+    assert_eq!(verdict.checked, ["memory", "percentiles"]);
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn file_commands_report_each_error() {
+    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    assert_eq!(sis.run("mkdir /a").unwrap(), "created /a\n");
+    for (line, code) in [
+        ("mkdir /a", "already-exists"),
+        ("mkdir /x/y", "not-found"),
+        ("cat /a", "is-a-directory"),
+        ("cat /nope", "not-found"),
+        ("ls relative", "invalid-path"),
+        ("rm /", "invalid-path"),
+        ("cat", "missing-argument"),
+    ] {
+        let output = sis.run(line).unwrap();
+        assert!(output.starts_with(&format!("error[{code}]: ")), "{line}: {output:?}");
+    }
+    assert_eq!(sis.run("mkdir --parents /a/b/c").unwrap(), "created /a/b/c\n");
+    assert_eq!(sis.run("rm /a").unwrap().lines().next().unwrap(), "error[not-empty]: /a: directory not empty (use --recursive)");
+    assert_eq!(sis.run("rm --recursive /a").unwrap(), "removed /a\n");
+    assert_eq!(sis.run_json("ls /").unwrap()["entries"], serde_json::json!([]));
+}
