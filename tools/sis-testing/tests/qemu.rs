@@ -13,8 +13,9 @@ use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 9] =
-    ["help", "version", "uptime", "meminfo", "threads", "echo", "stresstest", "shutdown", "fault"];
+const COMMANDS: [&str; 13] = [
+    "help", "version", "uptime", "meminfo", "threads", "echo", "ls", "cat", "mkdir", "rm", "stresstest", "shutdown", "fault",
+];
 
 fn boot() -> Sis {
     Sis::boot(&QemuConfig::new()).unwrap_or_else(|error| panic!("boot failed: {error}"))
