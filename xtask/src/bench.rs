@@ -18,6 +18,12 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=8192))]
         memory: u32,
     },
+    /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off).
+    Metrics {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -32,12 +38,22 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// Runs a benchmark.
 pub fn run(which: Benchmark) -> Result<(), String> {
-    crate::setup::ensure_qemu()?;
-    crate::setup::ensure_target()?;
-    crate::build_kernel()?;
     match which {
-        Benchmark::Boot { runs, memory } => boot(runs, memory),
+        Benchmark::Boot { runs, memory } => {
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            boot(runs, memory)
+        }
+        Benchmark::Metrics { repetitions } => host_bench(&["metrics", "--repetitions", &repetitions.to_string()]),
     }
+}
+
+/// Runs `sis-bench` built with optimizations (timings of a debug build mean nothing).
+fn host_bench(args: &[&str]) -> Result<(), String> {
+    let mut command = vec!["run", "--quiet", "--release", "-p", "sis-bench", "--"];
+    command.extend_from_slice(args);
+    crate::cargo("sis-bench", &command, &[])
 }
 
 fn boot(runs: u32, memory: u32) -> Result<(), String> {

@@ -105,6 +105,8 @@ pub struct MemoryReport {
     pub deallocation_latency: LatencySummary,
     /// Bound on the histograms' quantile error, parts per million.
     pub latency_relative_error_ppm: u32,
+    /// One operation in this many was timed (1 = all).
+    pub latency_sample_every: u32,
     /// Frame-allocator fragmentation at peak pressure, per-mille (share of free memory outside the largest free block).
     pub fragmentation_at_peak_per_mille: u32,
     /// Free bytes inside slab pages at peak pressure (internal fragmentation).
@@ -128,19 +130,48 @@ pub struct LeakCheck {
     pub passed: bool,
 }
 
+/// How to run the workload beyond its configuration (for tests and benchmarks).
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Objects deliberately not freed at the end (a test of the leak check).
+    pub leak: u64,
+    /// Read the clock around operations and record latencies.
+    pub record_latency: bool,
+    /// Time one operation in this many (1 = every operation). Each timing
+    /// reads the clock twice, which costs as much as a pool operation on
+    /// some hosts; sampling keeps that cost out of the workload.
+    pub latency_sample_every: u32,
+    /// Stop after this many steps even if the duration has not passed.
+    pub max_steps: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { leak: 0, record_latency: true, latency_sample_every: 1, max_steps: None }
+    }
+}
+
 struct Live {
     handle: ObjectHandle,
     expires_at_step: u64,
 }
 
-/// Runs the memory workload; `leak` objects are deliberately not freed (a test of the leak check).
+/// Runs the memory workload.
 pub fn run_memory_test(
     config: &StressTestConfig,
     source: &mut dyn FrameSource,
     clock: &dyn Clock,
     progress: &mut dyn FnMut(&str),
-    leak: u64,
+    options: RunOptions,
 ) -> MemoryReport {
+    let leak = options.leak;
+    let sample_every = options.latency_sample_every.max(1) as u64;
+    let mut operations = 0u64;
+    // Whether to time the next operation.
+    let mut timing_for = |operations: &mut u64| -> Option<&dyn Clock> {
+        *operations += 1;
+        (options.record_latency && operations.is_multiple_of(sample_every)).then_some(clock)
+    };
     let mut rng = StressRng::new(config.seed);
     let profile = WorkloadProfile::draw(&mut rng);
     let mut pool = Pool::new(config.pool_bytes);
@@ -171,6 +202,7 @@ pub fn run_memory_test(
         allocation_latency: LatencySummary::default(),
         deallocation_latency: LatencySummary::default(),
         latency_relative_error_ppm: RELATIVE_ERROR_PPM,
+        latency_sample_every: options.latency_sample_every.max(1),
         fragmentation_at_peak_per_mille: 0,
         slab_free_bytes_at_peak: 0,
         leak_check: LeakCheck {
@@ -195,7 +227,7 @@ pub fn run_memory_test(
 
     loop {
         let elapsed = clock.now_ns().saturating_sub(started);
-        if elapsed >= duration_ns {
+        if elapsed >= duration_ns || options.max_steps.is_some_and(|max| report.steps >= max) {
             break;
         }
         report.steps += 1;
@@ -206,7 +238,7 @@ pub fn run_memory_test(
             while index < live.len() {
                 if live[index].expires_at_step <= step {
                     let object = live.swap_remove(index);
-                    integrity_ok &= free_object(&mut pool, source, clock, object.handle, &mut report, &mut deallocation_latency);
+                    integrity_ok &= free_object(&mut pool, source, timing_for(&mut operations), object.handle, &mut report, &mut deallocation_latency);
                 } else {
                     index += 1;
                 }
@@ -253,7 +285,7 @@ pub fn run_memory_test(
                 report.injected_failures += 1;
                 report.failed_allocations += 1;
             } else {
-                match timed_allocate(&mut pool, source, clock, size, kind, &mut allocation_latency) {
+                match timed_allocate(&mut pool, source, timing_for(&mut operations), size, kind, &mut allocation_latency) {
                     Ok(handle) => {
                         report.allocations += 1;
                         live.push(Live { handle, expires_at_step: step + lifetime });
@@ -263,7 +295,7 @@ pub fn run_memory_test(
                         report.reactive_compactions += 1;
                         let recovered_before = report.memory_recovered_bytes;
                         integrity_ok &= compact(&mut pool, source, &mut report);
-                        let retry = timed_allocate(&mut pool, source, clock, size, kind, &mut allocation_latency);
+                        let retry = timed_allocate(&mut pool, source, timing_for(&mut operations), size, kind, &mut allocation_latency);
                         if report.oom_events <= ANNOUNCED_OOM_EVENTS {
                             progress(&format!(
                                 "[MEMORY] OOM event #{} ({} bytes) - compaction recovered {} ({})",
@@ -287,7 +319,7 @@ pub fn run_memory_test(
             }
         } else if !live.is_empty() {
             let object = live.swap_remove(rng.below(live.len() as u64) as usize);
-            integrity_ok &= free_object(&mut pool, source, clock, object.handle, &mut report, &mut deallocation_latency);
+            integrity_ok &= free_object(&mut pool, source, timing_for(&mut operations), object.handle, &mut report, &mut deallocation_latency);
         }
 
         let pressure = pool.pressure_per_mille();
@@ -319,7 +351,7 @@ pub fn run_memory_test(
         if (leaked.len() as u64) < leak && !object.handle.is_reclaimable() {
             leaked.push(object);
         } else {
-            integrity_ok &= free_object(&mut pool, source, clock, object.handle, &mut report, &mut deallocation_latency);
+            integrity_ok &= free_object(&mut pool, source, timing_for(&mut operations), object.handle, &mut report, &mut deallocation_latency);
         }
     }
     // Cleanup compaction: not a trigger of the workload, so not counted.
@@ -356,11 +388,12 @@ pub fn run_memory_test(
 fn timed_allocate(
     pool: &mut Pool,
     source: &mut dyn FrameSource,
-    clock: &dyn Clock,
+    timing: Option<&dyn Clock>,
     size: u64,
     kind: MemoryKind,
     latency: &mut LatencyHistogram,
 ) -> Result<ObjectHandle, PoolError> {
+    let Some(clock) = timing else { return pool.allocate(source, size, kind) };
     let start = clock.now_ns();
     let result = pool.allocate(source, size, kind);
     latency.record(clock.now_ns().saturating_sub(start));
@@ -371,14 +404,20 @@ fn timed_allocate(
 fn free_object(
     pool: &mut Pool,
     source: &mut dyn FrameSource,
-    clock: &dyn Clock,
+    timing: Option<&dyn Clock>,
     handle: ObjectHandle,
     report: &mut MemoryReport,
     latency: &mut LatencyHistogram,
 ) -> bool {
-    let start = clock.now_ns();
-    let result = pool.free(source, handle);
-    latency.record(clock.now_ns().saturating_sub(start));
+    let result = match timing {
+        Some(clock) => {
+            let start = clock.now_ns();
+            let result = pool.free(source, handle);
+            latency.record(clock.now_ns().saturating_sub(start));
+            result
+        }
+        None => pool.free(source, handle),
+    };
     match result {
         Ok(true) => {
             report.frees += 1;

@@ -38,7 +38,8 @@ fn run(config: &StressTestConfig) -> MemoryReport {
 fn run_with_leak(config: &StressTestConfig, leak: u64) -> MemoryReport {
     let mut source = frames();
     let before = source.stats();
-    let report = run_memory_test(config, &mut source, &SteppingClock(Cell::new(0)), &mut |_| {}, leak);
+    let options = RunOptions { leak, ..RunOptions::default() };
+    let report = run_memory_test(config, &mut source, &SteppingClock(Cell::new(0)), &mut |_| {}, options);
     assert_eq!(source.stats(), before, "the frame allocator is whole after every run");
     report
 }

@@ -133,16 +133,29 @@ impl FloodRun {
             finished_ns: 0,
         }));
         let start = time::now_ns();
-        let spawn_error =
-            |error| ShellError::new("spawn-failed", alloc::format!("cannot start the flood threads: {error}"));
+        let spawn_error = |error| {
+            ShellError::new(
+                "spawn-failed",
+                alloc::format!("cannot start the flood threads: {error}"),
+            )
+        };
         let producer_state = Arc::clone(&shared);
-        let producer =
-            spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || produce(config, &producer_state, start))
-                .map_err(spawn_error)?;
+        let producer = spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || {
+            produce(config, &producer_state, start)
+        })
+        .map_err(spawn_error)?;
         let consumer_state = Arc::clone(&shared);
-        let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || consume(&consumer_state, kernel))
-            .map_err(spawn_error)?;
-        Ok(FloodRun { config, shared, start, producer, consumer })
+        let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || {
+            consume(&consumer_state, kernel)
+        })
+        .map_err(spawn_error)?;
+        Ok(FloodRun {
+            config,
+            shared,
+            start,
+            producer,
+            consumer,
+        })
     }
 
     /// When the flood started.
@@ -153,7 +166,12 @@ impl FloodRun {
     /// Lines sent, processed and dropped so far, and the queue depth.
     pub fn counts(&self) -> (u64, u64, u64, usize) {
         let state = self.shared.lock();
-        (state.recorder.sent, state.recorder.processed, state.recorder.dropped, state.queue.len())
+        (
+            state.recorder.sent,
+            state.recorder.processed,
+            state.recorder.dropped,
+            state.queue.len(),
+        )
     }
 
     /// Waits for both threads and returns the report.
@@ -161,7 +179,9 @@ impl FloodRun {
         self.producer.join();
         self.consumer.join();
         let state = self.shared.lock();
-        state.recorder.finish(self.config, state.finished_ns.saturating_sub(self.start))
+        state
+            .recorder
+            .finish(self.config, state.finished_ns.saturating_sub(self.start))
     }
 }
 
@@ -177,11 +197,19 @@ pub fn sleep_until_tenth(start: u64, duration_ms: u64, tenth: u64) {
 /// Seconds since `start` as `1.2s`.
 pub fn elapsed_text(start: u64) -> String {
     let elapsed = time::now_ns().saturating_sub(start);
-    alloc::format!("{}.{}s", elapsed / 1_000_000_000, elapsed / 100_000_000 % 10)
+    alloc::format!(
+        "{}.{}s",
+        elapsed / 1_000_000_000,
+        elapsed / 100_000_000 % 10
+    )
 }
 
 /// Runs the flood and waits for both threads; prints progress every tenth of the duration.
-pub fn run(config: FloodConfig, kernel: Kernel, progress: &mut dyn FnMut(&str)) -> Result<FloodReport, ShellError> {
+pub fn run(
+    config: FloodConfig,
+    kernel: Kernel,
+    progress: &mut dyn FnMut(&str),
+) -> Result<FloodReport, ShellError> {
     let flood = FloodRun::start(config, kernel)?;
     progress("[COMMANDS] Flooding the registry...");
     for tenth in 1..=9u64 {

@@ -10,7 +10,7 @@ use sis_metrics::LatencySummary;
 use sis_platform::memory::KernelFrames;
 use sis_platform::time::PlatformClock;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, ParsedArgs, Reply, ShellError, ValueKind};
-use sis_stress::{run_memory_test, MemoryReport, StressTestConfig};
+use sis_stress::{run_memory_test, MemoryReport, RunOptions, StressTestConfig};
 
 use super::Kernel;
 use crate::format;
@@ -158,7 +158,7 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
         &mut KernelFrames,
         &PlatformClock,
         &mut |line| invocation.progress(line),
-        0,
+        RunOptions::default(),
     );
     let human = memory_human(&report);
     let reply = Reply::new(human, json!({ "memory": report }));

@@ -11,7 +11,8 @@ use sis_platform::thread::spawn_joinable;
 use sis_platform::time::PlatformClock;
 use sis_shell::{Invocation, Reply, ShellError};
 use sis_stress::{
-    flood_seed, rate_text, run_memory_test, CrossEffect, FloodConfig, MemoryReport, MultiReport, StressTestConfig,
+    flood_seed, rate_text, run_memory_test, CrossEffect, FloodConfig, MemoryReport, MultiReport,
+    RunOptions, StressTestConfig,
 };
 
 use super::flood::{self, elapsed_text, flood_config, sleep_until_tenth, FloodRun};
@@ -24,9 +25,13 @@ const MEMORY_STACK_BYTES: u64 = 256 * 1024;
 /// `stresstest multi`.
 pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let memory_config = config(&invocation.args);
-    memory_config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
+    memory_config.validate().map_err(|error| {
+        ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}"))
+    })?;
     let loaded_config = flood_config(&invocation.args, flood_seed(memory_config.seed));
-    let report = run_multi(memory_config, loaded_config, kernel, &mut |line| invocation.progress(line))?;
+    let report = run_multi(memory_config, loaded_config, kernel, &mut |line| {
+        invocation.progress(line)
+    })?;
     let human = human(&report);
     let reply = Reply::new(human, json!({ "multi": report }));
     Ok(if report.status.is_success(memory_config.expect_failures) {
@@ -53,11 +58,17 @@ pub fn run_multi(
     kernel: &Kernel,
     progress: &mut dyn FnMut(&str),
 ) -> Result<MultiReport, ShellError> {
-    let baseline_config = FloodConfig { duration_ms: (loaded_config.duration_ms / 4).max(1), ..loaded_config };
+    let baseline_config = FloodConfig {
+        duration_ms: (loaded_config.duration_ms / 4).max(1),
+        ..loaded_config
+    };
     progress("=== Multi-Subsystem Stress Test ===");
     progress(&alloc::format!(
         "Duration: {} ms (plus a {} ms baseline of the flood alone)\nSeed: {} (flood stream {})",
-        memory_config.duration_ms, baseline_config.duration_ms, memory_config.seed, loaded_config.seed
+        memory_config.duration_ms,
+        baseline_config.duration_ms,
+        memory_config.seed,
+        loaded_config.seed
     ));
 
     progress("[MULTI] Baseline: command flood alone...");
@@ -77,11 +88,16 @@ pub fn run_multi(
             &mut KernelFrames,
             &PlatformClock,
             &mut |line| memory_lines.lock().push(String::from(line)),
-            0,
+            RunOptions::default(),
         );
         *memory_result.lock() = Some(report);
     })
-    .map_err(|error| ShellError::new("spawn-failed", alloc::format!("cannot start the memory thread: {error}")))?;
+    .map_err(|error| {
+        ShellError::new(
+            "spawn-failed",
+            alloc::format!("cannot start the memory thread: {error}"),
+        )
+    })?;
     let flood = FloodRun::start(loaded_config, kernel.clone())?;
     for tenth in 1..=9u64 {
         sleep_until_tenth(flood.start_ns(), loaded_config.duration_ms, tenth);
@@ -103,11 +119,20 @@ pub fn run_multi(
         progress(&line);
     }
     let Some(memory) = result.lock().take() else {
-        return Err(ShellError::new("stress-failed", "the memory thread ended without a report"));
+        return Err(ShellError::new(
+            "stress-failed",
+            "the memory thread ended without a report",
+        ));
     };
     let cross_effect = CrossEffect::between(&baseline, &loaded);
     let status = memory.status.worst(loaded.status).worst(baseline.status);
-    Ok(MultiReport { status, memory, commands: loaded, baseline_commands: baseline, cross_effect })
+    Ok(MultiReport {
+        status,
+        memory,
+        commands: loaded,
+        baseline_commands: baseline,
+        cross_effect,
+    })
 }
 
 fn ratio(milli: u64) -> String {
@@ -116,8 +141,13 @@ fn ratio(milli: u64) -> String {
 
 /// The human report of a multi run.
 pub fn human(report: &MultiReport) -> String {
-    let (memory, baseline, loaded, cross, status) =
-        (&report.memory, &report.baseline_commands, &report.commands, &report.cross_effect, report.status);
+    let (memory, baseline, loaded, cross, status) = (
+        &report.memory,
+        &report.baseline_commands,
+        &report.commands,
+        &report.cross_effect,
+        report.status,
+    );
     alloc::format!(
         "\n[STRESS TEST] Multi-subsystem complete (seed {})\n  Memory:\n    Peak Pressure: {}\n    Average Pressure: {}\n    OOM Events: {} ({} recovered)\n    Compaction Triggers: {}\n    Status: {}\n  Commands (beside memory):\n    Processed: {} of {} sent ({} dropped, {} failed)\n    Achieved rate: {}\n    Latency p50 {} ns, p99 {} ns\n    Status: {}\n  Commands alone (baseline):\n    Processed: {}\n    Achieved rate: {}\n    Latency p50 {} ns, p99 {} ns\n  Cross effect (beside memory / alone):\n    p50 latency {}\n    p99 latency {}\n    achieved rate {}\n\n  Status: {}",
         memory.config.seed,

@@ -1,0 +1,43 @@
+//! `sis-bench`: host benchmarks, built with optimizations; `cargo xtask bench ...` runs them.
+//!
+//! Each benchmark repeats its measurement, prints every repetition, the
+//! median, and the ratio against a peer measured in the same run. The
+//! machine is shared and noisy: read medians and ratios, not single runs.
+
+mod metrics;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sis-bench", about = "SIS host benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    benchmark: Benchmark,
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// Histogram record cost against Vec::push, and the memory workload with recording on vs off.
+    Metrics {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
+}
+
+/// Median of `values` (they are sorted in place).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+fn main() {
+    match Cli::parse().benchmark {
+        Benchmark::Metrics { repetitions } => metrics::run(repetitions),
+    }
+}
