@@ -168,7 +168,7 @@ pub fn run_memory_test(
     let sample_every = options.latency_sample_every.max(1) as u64;
     let mut operations = 0u64;
     // Whether to time the next operation.
-    let mut timing_for = |operations: &mut u64| -> Option<&dyn Clock> {
+    let timing_for = |operations: &mut u64| -> Option<&dyn Clock> {
         *operations += 1;
         (options.record_latency && operations.is_multiple_of(sample_every)).then_some(clock)
     };
