@@ -18,6 +18,12 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=8192))]
         memory: u32,
     },
+    /// Page allocator and pool against buddy_system_allocator and talc: ops/s, p50/p99 per operation.
+    Mm {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off).
     Metrics {
         /// Repetitions of each measurement.
@@ -46,6 +52,7 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             boot(runs, memory)
         }
         Benchmark::Metrics { repetitions } => host_bench(&["metrics", "--repetitions", &repetitions.to_string()]),
+        Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
     }
 }
 

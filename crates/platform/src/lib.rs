@@ -18,5 +18,8 @@ mod aarch64;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use aarch64::*;
 
+#[cfg(not(target_os = "none"))]
+pub mod host_arena;
+
 mod bootinfo;
 pub use bootinfo::{parse_device_tree, BootInfo, DeviceTreeError, MemoryRegion, PsciMethod, MAX_MEMORY_REGIONS};

@@ -5,6 +5,7 @@
 //! machine is shared and noisy: read medians and ratios, not single runs.
 
 mod metrics;
+mod mm;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Benchmark {
+    /// The page allocator and the pool against buddy_system_allocator and talc on one seeded workload.
+    Mm {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+        /// Operations per repetition.
+        #[arg(long, default_value_t = 400_000, value_parser = clap::value_parser!(u64).range(1000..=100_000_000))]
+        operations: u64,
+    },
     /// Histogram record cost against Vec::push, and the memory workload with recording on vs off.
     Metrics {
         /// Repetitions of each measurement.
@@ -39,5 +49,6 @@ pub fn median(values: &mut [f64]) -> f64 {
 fn main() {
     match Cli::parse().benchmark {
         Benchmark::Metrics { repetitions } => metrics::run(repetitions),
+        Benchmark::Mm { repetitions, operations } => mm::run(repetitions, operations),
     }
 }
