@@ -31,7 +31,7 @@ pub enum ValueKind {
     /// Parsed by a command-specific function; `Err` is the reason, shown to the user.
     Custom {
         /// Shown in help, e.g. `N|max`.
-        placeholder: &'static str,
+        value_name: &'static str,
         /// The parser.
         parse: fn(&str) -> Result<ArgValue, String>,
     },
@@ -52,17 +52,17 @@ impl ValueKind {
             ValueKind::I64 { min, max } => alloc::format!("integer {min}..={max}"),
             ValueKind::Str => String::from("text"),
             ValueKind::Choice(words) => words.join("|"),
-            ValueKind::Custom { placeholder, .. } => String::from(*placeholder),
+            ValueKind::Custom { value_name, .. } => String::from(*value_name),
         }
     }
 
-    fn placeholder(&self) -> String {
+    fn value_name(&self) -> String {
         match self {
             ValueKind::Switch => String::new(),
             ValueKind::U64 { .. } | ValueKind::I64 { .. } => String::from("N"),
             ValueKind::Str => String::from("TEXT"),
             ValueKind::Choice(words) => words.join("|"),
-            ValueKind::Custom { placeholder, .. } => String::from(*placeholder),
+            ValueKind::Custom { value_name, .. } => String::from(*value_name),
         }
     }
 }
@@ -135,7 +135,7 @@ impl ArgSpec {
         } else if matches!(self.kind, ValueKind::Switch) {
             alloc::format!("--{}", self.name)
         } else {
-            alloc::format!("--{} {}", self.name, self.kind.placeholder())
+            alloc::format!("--{} {}", self.name, self.kind.value_name())
         };
         if self.required {
             body
