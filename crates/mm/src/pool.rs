@@ -196,6 +196,8 @@ pub struct Pool {
     slabs: [Vec<Option<Slab>>; SLAB_CLASSES.len()],
     /// Per class: indices of slabs with at least one free slot.
     partial: [Vec<u32>; SLAB_CLASSES.len()],
+    /// Per class: indices of released slabs, reused before the table grows.
+    vacant: [Vec<u32>; SLAB_CLASSES.len()],
     /// Live cache objects.
     cache: Vec<CacheEntry>,
     live_objects: u64,
@@ -211,6 +213,7 @@ impl Pool {
             charged_pages: 0,
             slabs: Default::default(),
             partial: Default::default(),
+            vacant: Default::default(),
             cache: Vec::new(),
             live_objects: 0,
             live_bytes: 0,
@@ -230,7 +233,7 @@ impl Pool {
         }
         let id = self.next_id;
         if kind == MemoryKind::Unreclaimable {
-            if let Some(class) = SLAB_CLASSES.iter().position(|&class| class as u64 >= size) {
+            if let Some(class) = slab_class(size) {
                 let (slab, slot, address) = self.allocate_slot(source, class)?;
                 return Ok(self.handed_out(address, size, id, Placement::Slab { class: class as u8, slab, slot }));
             }
@@ -280,10 +283,10 @@ impl Pool {
                 let page = self.charge_block(source, 0)?;
                 let slots = (PAGE_SIZE / object_bytes) as u8;
                 let slab = Slab { page, free_slots: all_slots(slots), slots };
-                let index = match self.slabs[class].iter().position(Option::is_none) {
-                    Some(empty) => {
-                        self.slabs[class][empty] = Some(slab);
-                        empty
+                let index = match self.vacant[class].pop() {
+                    Some(vacant) => {
+                        self.slabs[class][vacant as usize] = Some(slab);
+                        vacant as usize
                     }
                     None => {
                         self.slabs[class].push(Some(slab));
@@ -358,6 +361,7 @@ impl Pool {
                 if slab.free_slots == all_slots(slab.slots) {
                     self.uncharge_block(source, slab.page, 0)?;
                     self.slabs[class][index] = None;
+                    self.vacant[class].push(index as u32);
                     report.slabs_released += 1;
                     report.bytes_recovered += PAGE_SIZE;
                 }
@@ -398,6 +402,16 @@ impl Pool {
     }
 }
 
+/// The slab class for `size` (1 ..= 2048 bytes), computed rather than searched.
+fn slab_class(size: u64) -> Option<usize> {
+    if size > SLAB_CLASSES[SLAB_CLASSES.len() - 1] as u64 {
+        return None;
+    }
+    // Classes are 64 << class: the class is ceil(log2(size)) - 6, at least 0.
+    let bits = u64::BITS - size.max(1).saturating_sub(1).leading_zeros();
+    Some((bits as usize).saturating_sub(6))
+}
+
 /// Free-slot mask with every one of `slots` slots free.
 fn all_slots(slots: u8) -> u64 {
     if slots >= 64 {
@@ -409,3 +423,16 @@ fn all_slots(slots: u8) -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod class_tests {
+    use super::*;
+
+    #[test]
+    fn computed_class_matches_the_smallest_class_that_fits() {
+        for size in 1..=4096u64 {
+            let searched = SLAB_CLASSES.iter().position(|&class| class as u64 >= size);
+            assert_eq!(slab_class(size), searched, "size {size}");
+        }
+    }
+}
