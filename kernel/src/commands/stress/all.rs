@@ -7,6 +7,7 @@ use sis_shell::{Invocation, Reply, ShellError};
 use sis_stress::{flood_seed, run_memory_test, RunOptions, SuiteReport};
 
 use super::flood::{self, flood_config};
+use super::with_status;
 use super::{config, multi};
 use crate::commands::files::{shell_error, FILES};
 use crate::commands::Kernel;
@@ -105,22 +106,14 @@ pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
             .json
             .insert(alloc::string::String::from("output_json"), json!(path));
     }
-    Ok(if report.status.is_success(memory_config.expect_failures) {
-        reply
-    } else {
+    let expect_failures = memory_config.expect_failures;
+    Ok(with_status(reply, report.status, expect_failures, || {
         let failing: alloc::vec::Vec<&str> = report
             .tests
             .iter()
-            .filter(|test| !test.status.is_success(memory_config.expect_failures))
+            .filter(|test| !test.status.is_success(expect_failures))
             .map(|test| test.name)
             .collect();
-        reply.failing(ShellError::new(
-            "stress-failed",
-            alloc::format!(
-                "status {}: {} did not pass",
-                report.status.label(),
-                failing.join(", ")
-            ),
-        ))
-    })
+        alloc::format!("{} did not pass", failing.join(", "))
+    }))
 }

@@ -14,6 +14,7 @@ use sis_stress::{
     next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate,
 };
 
+use super::with_status;
 use super::{latency_lines, seed};
 use crate::commands::{self, Kernel};
 use crate::format;
@@ -96,20 +97,19 @@ pub fn commands(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<
     })?;
     let human = human(&report);
     let reply = Reply::new(human, json!({ "commands": report }));
-    Ok(if report.status.is_success(config.expect_failures) {
-        reply
-    } else {
-        reply.failing(ShellError::new(
-            "stress-failed",
+    Ok(with_status(
+        reply,
+        report.status,
+        config.expect_failures,
+        || {
             alloc::format!(
-                "status {}: {} of {} lines dropped, {} failed",
-                report.status.label(),
+                "{} of {} lines dropped, {} failed",
                 report.dropped,
                 report.sent,
                 report.failed
-            ),
-        ))
-    })
+            )
+        },
+    ))
 }
 
 /// A flood in progress.

@@ -10,13 +10,57 @@ use sis_metrics::LatencySummary;
 use sis_platform::memory::KernelFrames;
 use sis_platform::time::PlatformClock;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, ParsedArgs, Reply, ShellError, ValueKind};
-use sis_stress::{run_memory_test, MemoryReport, RunOptions, StressTestConfig};
+use sis_stress::{run_memory_test, MemoryReport, RunOptions, Status, StressTestConfig};
 
 use super::Kernel;
 use crate::format;
 
 const PERCENT: ValueKind = ValueKind::U64 { min: 0, max: 100 };
 const PERCENT_FROM_1: ValueKind = ValueKind::U64 { min: 1, max: 100 };
+
+const TARGET_PRESSURE: ArgSpec = ArgSpec::flag(
+    "target-pressure",
+    PERCENT_FROM_1,
+    "pool pressure to steer toward, percent",
+)
+.default("85");
+const OOM_THRESHOLD: ArgSpec = ArgSpec::flag(
+    "oom-threshold",
+    PERCENT_FROM_1,
+    "pressure at which compaction starts, percent",
+)
+.default("90");
+const FAIL_RATE: ArgSpec = ArgSpec::flag(
+    "fail-rate",
+    PERCENT,
+    "injected allocation failures, percent",
+)
+.default("0");
+const POOL_MIB: ArgSpec = ArgSpec::flag(
+    "pool-mib",
+    ValueKind::U64 { min: 1, max: 4096 },
+    "pool budget in MiB",
+)
+.default("64");
+const QUEUE: ArgSpec = ArgSpec::flag(
+    "queue",
+    ValueKind::U64 { min: 1, max: 4096 },
+    "queue capacity in lines",
+)
+.default("64");
+
+/// `--rate N|max` with a per-test default.
+const fn rate_flag(default: &'static str) -> ArgSpec {
+    ArgSpec::flag(
+        "rate",
+        ValueKind::Custom {
+            value_name: "N|max",
+            parse: flood::parse_rate,
+        },
+        "command lines per second (1..=1000000), or max",
+    )
+    .default(default)
+}
 
 /// Flags every stress test shares.
 const COMMON_ARGS: [ArgSpec; 3] = [
@@ -59,10 +103,10 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             COMMON_ARGS[0],
             COMMON_ARGS[1],
             COMMON_ARGS[2],
-            ArgSpec::flag("target-pressure", PERCENT_FROM_1, "pool pressure to steer toward, percent").default("85"),
-            ArgSpec::flag("oom-threshold", PERCENT_FROM_1, "pressure at which compaction starts, percent").default("90"),
-            ArgSpec::flag("fail-rate", PERCENT, "injected allocation failures, percent").default("0"),
-            ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("64"),
+            TARGET_PRESSURE,
+            OOM_THRESHOLD,
+            FAIL_RATE,
+            POOL_MIB,
         ],
         subcommands: &[],
         handler: Some(memory),
@@ -75,8 +119,8 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 COMMON_ARGS[0],
                 COMMON_ARGS[1],
                 COMMON_ARGS[2],
-                ArgSpec::flag("rate", ValueKind::Custom { value_name: "N|max", parse: flood::parse_rate }, "lines per second (1..=1000000), or max").default("50"),
-                ArgSpec::flag("queue", ValueKind::U64 { min: 1, max: 4096 }, "queue capacity in lines").default("64"),
+                rate_flag("50"),
+                QUEUE,
             ],
             subcommands: &[],
             handler: Some(flood::commands),
@@ -89,12 +133,12 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 COMMON_ARGS[0],
                 COMMON_ARGS[1],
                 COMMON_ARGS[2],
-                ArgSpec::flag("target-pressure", PERCENT_FROM_1, "pool pressure to steer toward, percent").default("85"),
-                ArgSpec::flag("oom-threshold", PERCENT_FROM_1, "pressure at which compaction starts, percent").default("90"),
-                ArgSpec::flag("fail-rate", PERCENT, "injected allocation failures, percent").default("0"),
-                ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("64"),
-                ArgSpec::flag("rate", ValueKind::Custom { value_name: "N|max", parse: flood::parse_rate }, "command lines per second, or max").default("200"),
-                ArgSpec::flag("queue", ValueKind::U64 { min: 1, max: 4096 }, "queue capacity in lines").default("64"),
+                TARGET_PRESSURE,
+                OOM_THRESHOLD,
+                FAIL_RATE,
+                POOL_MIB,
+                rate_flag("200"),
+                QUEUE,
             ],
             subcommands: &[],
             handler: Some(multi::multi),
@@ -107,8 +151,8 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 COMMON_ARGS[0],
                 COMMON_ARGS[1],
                 COMMON_ARGS[2],
-                ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "memory pool budget in MiB").default("64"),
-                ArgSpec::flag("rate", ValueKind::Custom { value_name: "N|max", parse: flood::parse_rate }, "command lines per second, or max").default("50"),
+                POOL_MIB,
+                rate_flag("50"),
                 ArgSpec::flag("output-json", ValueKind::Str, "write the export to this path of the in-memory filesystem"),
             ],
             subcommands: &[],
@@ -117,6 +161,23 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
     ],
     handler: None,
 };
+
+/// The reply as it stands when the status is a success, else marked failed with `why` (the report stays).
+pub(super) fn with_status(
+    reply: Reply,
+    status: Status,
+    expect_failures: bool,
+    why: impl FnOnce() -> alloc::string::String,
+) -> Reply {
+    if status.is_success(expect_failures) {
+        reply
+    } else {
+        reply.failing(ShellError::new(
+            "stress-failed",
+            alloc::format!("status {}: {}", status.label(), why()),
+        ))
+    }
+}
 
 /// The seed from `--seed`, else the clock.
 fn seed(args: &ParsedArgs) -> u64 {
@@ -162,14 +223,13 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
     );
     let human = memory_human(&report);
     let reply = Reply::new(human, json!({ "memory": report }));
-    Ok(if report.status.is_success(config.expect_failures) {
-        reply
-    } else {
-        reply.failing(ShellError::new(
-            "stress-failed",
+    Ok(with_status(
+        reply,
+        report.status,
+        config.expect_failures,
+        || {
             alloc::format!(
-                "status {}: {} of {} allocations failed ({} injected), leak check {}",
-                report.status.label(),
+                "{} of {} allocations failed ({} injected), leak check {}",
                 report.failed_allocations,
                 report.allocation_attempts,
                 report.injected_failures,
@@ -178,9 +238,9 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
                 } else {
                     "FAILED"
                 }
-            ),
-        ))
-    })
+            )
+        },
+    ))
 }
 
 pub(super) fn per_mille(value: u32) -> alloc::string::String {

@@ -16,6 +16,7 @@ use sis_stress::{
 };
 
 use super::flood::{self, elapsed_text, flood_config, sleep_until_tenth, FloodRun};
+use super::with_status;
 use super::{config, per_mille};
 use crate::commands::Kernel;
 use crate::format;
@@ -34,21 +35,20 @@ pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
     })?;
     let human = human(&report);
     let reply = Reply::new(human, json!({ "multi": report }));
-    Ok(if report.status.is_success(memory_config.expect_failures) {
-        reply
-    } else {
-        reply.failing(ShellError::new(
-            "stress-failed",
+    Ok(with_status(
+        reply,
+        report.status,
+        memory_config.expect_failures,
+        || {
             alloc::format!(
-                "status {}: memory {}, commands {} (dropped {}, failed {})",
-                report.status.label(),
+                "memory {}, commands {} (dropped {}, failed {})",
                 report.memory.status.label(),
                 report.commands.status.label(),
                 report.commands.dropped,
                 report.commands.failed
-            ),
-        ))
-    })
+            )
+        },
+    ))
 }
 
 /// Runs the baseline flood, then memory and flood together; prints progress through `progress`.
