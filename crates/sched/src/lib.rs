@@ -9,8 +9,10 @@
 
 extern crate alloc;
 
+mod cbs;
 mod round_robin;
 
+pub use cbs::{AdmissionError, CbsEdf, ServerParams, ServerStats, DEFAULT_BOUND_PPM};
 pub use round_robin::RoundRobin;
 
 /// Identifies a thread; assigned by the platform, never reused while the thread exists.
@@ -23,7 +25,8 @@ pub type ThreadId = u32;
 /// - `pick_next` removes and returns the thread that runs next;
 /// - the running thread is `charge`d for the time it ran before every
 ///   decision, and is `enqueue`d again if it is preempted while runnable;
-/// - a queued thread that blocks or exits without running is `dequeue`d.
+/// - a thread that blocks, sleeps or exits, whether queued or running, is
+///   `dequeue`d.
 pub trait Scheduler: Send {
     /// Short policy name, shown by `threads`.
     fn name(&self) -> &'static str;
@@ -36,7 +39,7 @@ pub trait Scheduler: Send {
     /// Accounts `ran_ns` of CPU time to the running `thread`.
     fn charge(&mut self, thread: ThreadId, ran_ns: u64, now_ns: u64);
     /// Whether the running `thread` must give way now (a runnable peer is owed the CPU).
-    fn should_preempt(&self, running: ThreadId, now_ns: u64) -> bool;
+    fn should_preempt(&mut self, running: ThreadId, now_ns: u64) -> bool;
     /// Absolute time at which the policy next needs a decision for `running`
     /// (end of its time slice), or `None` if no timer is needed.
     fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64>;

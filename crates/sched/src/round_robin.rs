@@ -83,7 +83,7 @@ impl Scheduler for RoundRobin {
         }
     }
 
-    fn should_preempt(&self, running: ThreadId, _now_ns: u64) -> bool {
+    fn should_preempt(&mut self, running: ThreadId, _now_ns: u64) -> bool {
         !self.queue.is_empty() && self.used_ns(running) >= self.slice_ns
     }
 

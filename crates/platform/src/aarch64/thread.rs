@@ -434,6 +434,10 @@ pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason) -> *mut TrapFra
     }
 
     let running = threads.list[current].state == ThreadState::Running;
+    if !running && current != IDLE_INDEX {
+        // It blocked, went to sleep or exited: the policy stops counting it as runnable.
+        threads.policy.dequeue(current_id);
+    }
     let next_id = if current == IDLE_INDEX || !running {
         threads.policy.pick_next(now)
     } else if reason == TrapReason::Yield || threads.policy.should_preempt(current_id, now) {

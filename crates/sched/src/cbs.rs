@@ -1,0 +1,355 @@
+//! CBS+EDF: deadline threads behind constant-bandwidth servers scheduled by earliest deadline, best effort in the leftover time.
+//!
+//! Each deadline thread has a server with budget Q, period T and relative
+//! deadline D (D <= T). The rules are those Linux documents for
+//! SCHED_DEADLINE:
+//! - **Wake-up.** A thread that becomes runnable at t keeps its server's
+//!   deadline d and remaining budget c unless d < t or c / (d - t) > Q / T;
+//!   then d = t + D and c = Q.
+//! - **Accounting.** Running consumes c. When c reaches 0 the server is
+//!   throttled until d; then d = d + T and c = Q (hard CBS: an overrunning
+//!   thread never takes time from the others).
+//! - **Dispatch.** The eligible server with the earliest d runs; ties go to
+//!   the lower thread ID. Best-effort threads run round robin when no server
+//!   is eligible.
+//! - **Admission.** A server is admitted only if the sum of Q / T stays
+//!   within the bound (default 0.95), computed exactly in rational terms.
+
+use alloc::collections::BTreeMap;
+
+use crate::{RoundRobin, Scheduler, ThreadId};
+
+/// Default admission bound: 950,000 ppm (Σ Q/T ≤ 0.95).
+pub const DEFAULT_BOUND_PPM: u64 = 950_000;
+
+/// A server's parameters, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerParams {
+    /// Budget Q per period (the thread's worst-case execution time).
+    pub budget_ns: u64,
+    /// Period T.
+    pub period_ns: u64,
+    /// Relative deadline D.
+    pub deadline_ns: u64,
+}
+
+/// Why a server was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdmissionError {
+    /// A parameter of zero.
+    ZeroParameter,
+    /// Budget above the deadline: no job could meet it.
+    BudgetAboveDeadline,
+    /// Deadline above the period (constrained deadlines only).
+    DeadlineAbovePeriod,
+    /// Admitting would exceed the bound.
+    OverBound {
+        /// Σ Q/T with the new server, ppm (rounded up).
+        utilization_ppm: u64,
+        /// The bound, ppm.
+        bound_ppm: u64,
+    },
+    /// The thread already has a server.
+    AlreadyAdmitted,
+}
+
+impl core::fmt::Display for AdmissionError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AdmissionError::ZeroParameter => write!(formatter, "budget, period and deadline must be at least 1 ns"),
+            AdmissionError::BudgetAboveDeadline => write!(formatter, "budget exceeds the deadline"),
+            AdmissionError::DeadlineAbovePeriod => write!(formatter, "deadline exceeds the period (only constrained deadlines are supported)"),
+            AdmissionError::OverBound { utilization_ppm, bound_ppm } => write!(
+                formatter,
+                "utilization would be {}.{:04} > bound {}.{:04}",
+                utilization_ppm / 1_000_000,
+                utilization_ppm % 1_000_000 / 100,
+                bound_ppm / 1_000_000,
+                bound_ppm % 1_000_000 / 100
+            ),
+            AdmissionError::AlreadyAdmitted => write!(formatter, "the thread already has a server"),
+        }
+    }
+}
+
+/// What happened to one server, counted as it happened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Times the budget ran out (the thread overran and was throttled).
+    pub throttles: u64,
+    /// Times the wake-up rule gave the server a new deadline and full budget.
+    pub deadline_resets: u64,
+    /// Jobs reported complete.
+    pub jobs: u64,
+    /// Jobs reported complete after the server's deadline.
+    pub deadline_misses: u64,
+    /// CPU time consumed.
+    pub runtime_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not runnable.
+    Blocked,
+    /// Runnable and eligible.
+    Ready,
+    /// On the CPU.
+    Running,
+    /// Runnable but out of budget until the time given.
+    Throttled { until_ns: u64 },
+    /// Not runnable and out of budget until the time given.
+    ThrottledBlocked { until_ns: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Server {
+    params: ServerParams,
+    budget_left_ns: u64,
+    deadline_at_ns: u64,
+    state: State,
+    stats: ServerStats,
+}
+
+/// The CBS+EDF policy.
+#[derive(Debug)]
+pub struct CbsEdf {
+    servers: BTreeMap<ThreadId, Server>,
+    best_effort: RoundRobin,
+    bound_ppm: u64,
+    /// Σ Q/T as a fraction over the product-free form: kept as ppb rounded up per server.
+    utilization_ppb: u64,
+}
+
+/// Q/T in parts per billion, rounded up (so admission errs on the safe side).
+fn utilization_ppb(params: &ServerParams) -> u64 {
+    ((params.budget_ns as u128 * 1_000_000_000).div_ceil(params.period_ns as u128)).min(u64::MAX as u128) as u64
+}
+
+impl CbsEdf {
+    /// A policy with the given admission bound (ppm of one CPU) and best-effort time slice.
+    pub fn new(bound_ppm: u64, best_effort_slice_ns: u64, capacity: usize) -> Self {
+        CbsEdf {
+            servers: BTreeMap::new(),
+            best_effort: RoundRobin::with_capacity(best_effort_slice_ns, capacity),
+            bound_ppm: bound_ppm.min(1_000_000),
+            utilization_ppb: 0,
+        }
+    }
+
+    /// Checks `params` and the bound; on success `thread` is scheduled by its server from now on.
+    pub fn admit(&mut self, thread: ThreadId, params: ServerParams, now_ns: u64) -> Result<(), AdmissionError> {
+        if params.budget_ns == 0 || params.period_ns == 0 || params.deadline_ns == 0 {
+            return Err(AdmissionError::ZeroParameter);
+        }
+        if params.budget_ns > params.deadline_ns {
+            return Err(AdmissionError::BudgetAboveDeadline);
+        }
+        if params.deadline_ns > params.period_ns {
+            return Err(AdmissionError::DeadlineAbovePeriod);
+        }
+        if self.servers.contains_key(&thread) {
+            return Err(AdmissionError::AlreadyAdmitted);
+        }
+        let total = self.utilization_ppb.saturating_add(utilization_ppb(&params));
+        if total > self.bound_ppm.saturating_mul(1000) {
+            return Err(AdmissionError::OverBound { utilization_ppm: total.div_ceil(1000), bound_ppm: self.bound_ppm });
+        }
+        let was_queued = self.best_effort.dequeue(thread);
+        self.utilization_ppb = total;
+        let deadline_at_ns = now_ns.saturating_add(params.deadline_ns);
+        let state = if was_queued { State::Ready } else { State::Blocked };
+        self.servers.insert(
+            thread,
+            Server { params, budget_left_ns: params.budget_ns, deadline_at_ns, state, stats: ServerStats::default() },
+        );
+        Ok(())
+    }
+
+    /// Removes `thread`'s server (it becomes best effort); returns its statistics.
+    pub fn release(&mut self, thread: ThreadId, now_ns: u64) -> Option<ServerStats> {
+        let server = self.servers.remove(&thread)?;
+        self.utilization_ppb -= utilization_ppb(&server.params);
+        if matches!(server.state, State::Ready | State::Throttled { .. }) {
+            self.best_effort.enqueue(thread, now_ns);
+        }
+        Some(server.stats)
+    }
+
+    /// Reports that `thread` finished its current job at `now_ns` (deadline misses are counted here).
+    pub fn job_complete(&mut self, thread: ThreadId, now_ns: u64) {
+        if let Some(server) = self.servers.get_mut(&thread) {
+            server.stats.jobs += 1;
+            if now_ns > server.deadline_at_ns {
+                server.stats.deadline_misses += 1;
+            }
+        }
+    }
+
+    /// A server's statistics.
+    pub fn stats(&self, thread: ThreadId) -> Option<ServerStats> {
+        self.servers.get(&thread).map(|server| server.stats)
+    }
+
+    /// A server's parameters.
+    pub fn params(&self, thread: ThreadId) -> Option<ServerParams> {
+        self.servers.get(&thread).map(|server| server.params)
+    }
+
+    /// Σ Q/T of admitted servers, ppm rounded up.
+    pub fn utilization_ppm(&self) -> u64 {
+        self.utilization_ppb.div_ceil(1000)
+    }
+
+    /// The admission bound, ppm.
+    pub fn bound_ppm(&self) -> u64 {
+        self.bound_ppm
+    }
+
+    /// Replenishes servers whose throttling ended by `now_ns`.
+    fn refresh(&mut self, now_ns: u64) {
+        for server in self.servers.values_mut() {
+            match server.state {
+                State::Throttled { until_ns } if until_ns <= now_ns => {
+                    server.deadline_at_ns = server.deadline_at_ns.saturating_add(server.params.period_ns);
+                    server.budget_left_ns = server.params.budget_ns;
+                    server.state = State::Ready;
+                }
+                State::ThrottledBlocked { until_ns } if until_ns <= now_ns => {
+                    server.deadline_at_ns = server.deadline_at_ns.saturating_add(server.params.period_ns);
+                    server.budget_left_ns = server.params.budget_ns;
+                    server.state = State::Blocked;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The ready server with the earliest deadline (lower ID on ties).
+    fn earliest_ready(&self) -> Option<(ThreadId, u64)> {
+        self.servers
+            .iter()
+            .filter(|(_, server)| server.state == State::Ready)
+            .map(|(&thread, server)| (thread, server.deadline_at_ns))
+            .min_by_key(|&(thread, deadline)| (deadline, thread))
+    }
+}
+
+impl Scheduler for CbsEdf {
+    fn name(&self) -> &'static str {
+        "cbs-edf"
+    }
+
+    fn enqueue(&mut self, thread: ThreadId, now_ns: u64) {
+        self.refresh(now_ns);
+        let Some(server) = self.servers.get_mut(&thread) else {
+            self.best_effort.enqueue(thread, now_ns);
+            return;
+        };
+        match server.state {
+            State::Blocked => {
+                // CBS wake-up rule: c / (d - t) > Q / T  <=>  c * T > (d - t) * Q.
+                let params = server.params;
+                let stale = server.deadline_at_ns < now_ns
+                    || server.budget_left_ns as u128 * params.period_ns as u128
+                        > (server.deadline_at_ns - now_ns) as u128 * params.budget_ns as u128;
+                if stale {
+                    server.deadline_at_ns = now_ns.saturating_add(params.deadline_ns);
+                    server.budget_left_ns = params.budget_ns;
+                    server.stats.deadline_resets += 1;
+                }
+                server.state = State::Ready;
+            }
+            State::ThrottledBlocked { until_ns } => server.state = State::Throttled { until_ns },
+            State::Running => server.state = State::Ready,
+            State::Ready | State::Throttled { .. } => {}
+        }
+    }
+
+    fn dequeue(&mut self, thread: ThreadId) -> bool {
+        match self.servers.get_mut(&thread) {
+            Some(server) => match server.state {
+                State::Ready | State::Running => {
+                    server.state = State::Blocked;
+                    true
+                }
+                State::Throttled { until_ns } => {
+                    server.state = State::ThrottledBlocked { until_ns };
+                    true
+                }
+                State::Blocked | State::ThrottledBlocked { .. } => false,
+            },
+            None => self.best_effort.dequeue(thread),
+        }
+    }
+
+    fn pick_next(&mut self, now_ns: u64) -> Option<ThreadId> {
+        self.refresh(now_ns);
+        // A server that was running and was not re-enqueued has blocked.
+        for server in self.servers.values_mut() {
+            if server.state == State::Running {
+                server.state = State::Blocked;
+            }
+        }
+        if let Some((thread, _)) = self.earliest_ready() {
+            if let Some(server) = self.servers.get_mut(&thread) {
+                server.state = State::Running;
+            }
+            return Some(thread);
+        }
+        self.best_effort.pick_next(now_ns)
+    }
+
+    fn charge(&mut self, thread: ThreadId, ran_ns: u64, now_ns: u64) {
+        let Some(server) = self.servers.get_mut(&thread) else {
+            self.best_effort.charge(thread, ran_ns, now_ns);
+            return;
+        };
+        server.stats.runtime_ns = server.stats.runtime_ns.saturating_add(ran_ns);
+        server.budget_left_ns = server.budget_left_ns.saturating_sub(ran_ns);
+        if server.budget_left_ns == 0 && server.state == State::Running {
+            server.stats.throttles += 1;
+            // Hard CBS: wait for the deadline, then replenish with the next one.
+            server.state = State::Throttled { until_ns: server.deadline_at_ns.max(now_ns) };
+        }
+    }
+
+    fn should_preempt(&mut self, running: ThreadId, now_ns: u64) -> bool {
+        self.refresh(now_ns);
+        match self.servers.get(&running) {
+            Some(server) => {
+                if matches!(server.state, State::Throttled { .. }) {
+                    return true;
+                }
+                let own = (server.deadline_at_ns, running);
+                self.earliest_ready().is_some_and(|(thread, deadline)| (deadline, thread) < own)
+            }
+            None => self.earliest_ready().is_some() || self.best_effort.should_preempt(running, now_ns),
+        }
+    }
+
+    fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64> {
+        let replenish = self
+            .servers
+            .values()
+            .filter_map(|server| match server.state {
+                State::Throttled { until_ns } | State::ThrottledBlocked { until_ns } => Some(until_ns),
+                _ => None,
+            })
+            .min();
+        let own = match running.and_then(|thread| self.servers.get(&thread).map(|server| (thread, server))) {
+            Some((_, server)) => Some(now_ns.saturating_add(server.budget_left_ns)),
+            None => self.best_effort.next_decision_ns(running, now_ns),
+        };
+        match (replenish, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn runnable_count(&self) -> usize {
+        self.servers.values().filter(|server| server.state == State::Ready).count() + self.best_effort.runnable_count()
+    }
+}
+
+#[cfg(test)]
+mod tests;
