@@ -434,8 +434,13 @@ pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason) -> *mut TrapFra
     }
 
     let running = threads.list[current].state == ThreadState::Running;
-    if !running && current != IDLE_INDEX {
-        // It blocked, went to sleep or exited: the policy stops counting it as runnable.
+    let stopped = matches!(
+        threads.list[current].state,
+        ThreadState::Blocked | ThreadState::Sleeping | ThreadState::Exited
+    );
+    if stopped && current != IDLE_INDEX {
+        // It blocked, went to sleep or exited: the policy stops counting it as
+        // runnable. (A sleeper already due was made Ready above and stays queued.)
         threads.policy.dequeue(current_id);
     }
     let next_id = if current == IDLE_INDEX || !running {
