@@ -13,7 +13,7 @@ use alloc::boxed::Box;
 
 use sis_platform::{thread, Platform};
 
-/// Round-robin time slice.
+/// Round-robin time slice of best-effort threads.
 const TIME_SLICE_NS: u64 = 10_000_000;
 /// Stack of the shell thread: stress tests keep 19.5 KB latency histograms on it.
 const SHELL_STACK_BYTES: u64 = 256 * 1024;

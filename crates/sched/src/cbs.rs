@@ -51,6 +51,8 @@ pub enum AdmissionError {
     },
     /// The thread already has a server.
     AlreadyAdmitted,
+    /// The policy in use has no deadline servers.
+    Unsupported,
 }
 
 impl core::fmt::Display for AdmissionError {
@@ -68,6 +70,7 @@ impl core::fmt::Display for AdmissionError {
                 bound_ppm % 1_000_000 / 100
             ),
             AdmissionError::AlreadyAdmitted => write!(formatter, "the thread already has a server"),
+            AdmissionError::Unsupported => write!(formatter, "the scheduling policy has no deadline servers"),
         }
     }
 }
@@ -348,6 +351,26 @@ impl Scheduler for CbsEdf {
 
     fn runnable_count(&self) -> usize {
         self.servers.values().filter(|server| server.state == State::Ready).count() + self.best_effort.runnable_count()
+    }
+
+    fn admit(&mut self, thread: ThreadId, params: ServerParams, now_ns: u64) -> Result<(), AdmissionError> {
+        CbsEdf::admit(self, thread, params, now_ns)
+    }
+
+    fn release(&mut self, thread: ThreadId, now_ns: u64) -> Option<ServerStats> {
+        CbsEdf::release(self, thread, now_ns)
+    }
+
+    fn job_complete(&mut self, thread: ThreadId, now_ns: u64) {
+        CbsEdf::job_complete(self, thread, now_ns);
+    }
+
+    fn server(&self, thread: ThreadId) -> Option<(ServerParams, ServerStats)> {
+        self.servers.get(&thread).map(|server| (server.params, server.stats))
+    }
+
+    fn utilization(&self) -> (u64, u64) {
+        (self.utilization_ppm(), self.bound_ppm)
     }
 }
 

@@ -13,6 +13,7 @@ mod cbs;
 mod round_robin;
 
 pub use cbs::{AdmissionError, CbsEdf, ServerParams, ServerStats, DEFAULT_BOUND_PPM};
+
 pub use round_robin::RoundRobin;
 
 /// Identifies a thread; assigned by the platform, never reused while the thread exists.
@@ -45,4 +46,23 @@ pub trait Scheduler: Send {
     fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64>;
     /// Number of threads waiting to run.
     fn runnable_count(&self) -> usize;
+
+    /// Gives `thread` a deadline server; policies without servers refuse.
+    fn admit(&mut self, _thread: ThreadId, _params: ServerParams, _now_ns: u64) -> Result<(), AdmissionError> {
+        Err(AdmissionError::Unsupported)
+    }
+    /// Removes `thread`'s server, if it has one, returning its statistics.
+    fn release(&mut self, _thread: ThreadId, _now_ns: u64) -> Option<ServerStats> {
+        None
+    }
+    /// Reports that `thread` finished a job at `now_ns`.
+    fn job_complete(&mut self, _thread: ThreadId, _now_ns: u64) {}
+    /// `thread`'s server parameters and statistics, if it has a server.
+    fn server(&self, _thread: ThreadId) -> Option<(ServerParams, ServerStats)> {
+        None
+    }
+    /// Σ Q/T of admitted servers and the admission bound, both in ppm.
+    fn utilization(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
