@@ -21,7 +21,9 @@ const SHELL_STACK_BYTES: u64 = 256 * 1024;
 sis_platform::entry!(main);
 
 fn main(platform: Platform) -> ! {
-    thread::init(Box::new(sis_sched::RoundRobin::with_capacity(
+    // CBS+EDF: deadline threads by their servers, everything else round robin in the leftover time.
+    thread::init(Box::new(sis_sched::CbsEdf::new(
+        sis_sched::DEFAULT_BOUND_PPM,
         TIME_SLICE_NS,
         thread::MAX_THREADS,
     )));

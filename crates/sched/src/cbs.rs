@@ -84,7 +84,7 @@ pub struct ServerStats {
     pub deadline_resets: u64,
     /// Jobs reported complete.
     pub jobs: u64,
-    /// Jobs reported complete after the server's deadline.
+    /// Jobs reported complete after their own deadline (release + D).
     pub deadline_misses: u64,
     /// CPU time consumed.
     pub runtime_ns: u64,
@@ -178,11 +178,13 @@ impl CbsEdf {
         Some(server.stats)
     }
 
-    /// Reports that `thread` finished its current job at `now_ns` (deadline misses are counted here).
-    pub fn job_complete(&mut self, thread: ThreadId, now_ns: u64) {
+    /// Reports that `thread` finished a job at `now_ns` whose absolute deadline
+    /// was `job_deadline_ns` (release + D). Misses are counted against the
+    /// job's own deadline: the server's deadline moves on when CBS postpones it.
+    pub fn job_complete(&mut self, thread: ThreadId, now_ns: u64, job_deadline_ns: u64) {
         if let Some(server) = self.servers.get_mut(&thread) {
             server.stats.jobs += 1;
-            if now_ns > server.deadline_at_ns {
+            if now_ns > job_deadline_ns {
                 server.stats.deadline_misses += 1;
             }
         }
@@ -361,8 +363,8 @@ impl Scheduler for CbsEdf {
         CbsEdf::release(self, thread, now_ns)
     }
 
-    fn job_complete(&mut self, thread: ThreadId, now_ns: u64) {
-        CbsEdf::job_complete(self, thread, now_ns);
+    fn job_complete(&mut self, thread: ThreadId, now_ns: u64, job_deadline_ns: u64) {
+        CbsEdf::job_complete(self, thread, now_ns, job_deadline_ns);
     }
 
     fn server(&self, thread: ThreadId) -> Option<(ServerParams, ServerStats)> {

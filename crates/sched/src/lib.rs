@@ -55,8 +55,8 @@ pub trait Scheduler: Send {
     fn release(&mut self, _thread: ThreadId, _now_ns: u64) -> Option<ServerStats> {
         None
     }
-    /// Reports that `thread` finished a job at `now_ns`.
-    fn job_complete(&mut self, _thread: ThreadId, _now_ns: u64) {}
+    /// Reports that `thread` finished a job whose absolute deadline was `job_deadline_ns`.
+    fn job_complete(&mut self, _thread: ThreadId, _now_ns: u64, _job_deadline_ns: u64) {}
     /// `thread`'s server parameters and statistics, if it has a server.
     fn server(&self, _thread: ThreadId) -> Option<(ServerParams, ServerStats)> {
         None

@@ -3,6 +3,7 @@
 mod fault;
 pub mod files;
 mod memory;
+mod sched;
 mod stress;
 mod system;
 mod threads;
@@ -52,6 +53,8 @@ pub fn registry() -> Registry<Kernel> {
         &files::MKDIR,
         &files::RM,
         &stress::STRESSTEST,
+        &sched::SCHEDCTL,
+        &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
     ] {

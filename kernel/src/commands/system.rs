@@ -83,3 +83,24 @@ fn shutdown(kernel: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellE
     kernel.shutdown_requested = true;
     Ok(Reply::new("powering off", json!({ "powering_off": true })))
 }
+
+/// `sleep MS`: the shell waits (batch runs use it to let threads run).
+pub static SLEEP: CommandSpec<Kernel> = CommandSpec {
+    name: "sleep",
+    summary: "Wait the given number of milliseconds (other threads run meanwhile)",
+    description: "The shell thread sleeps on the timer; in deterministic mode the wait is in guest time.",
+    args: &[ArgSpec::positional("milliseconds", sis_shell::ValueKind::U64 { min: 1, max: 3_600_000 }, "how long").required()],
+    subcommands: &[],
+    handler: Some(sleep),
+};
+
+fn sleep(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let milliseconds = invocation.args.u64("milliseconds").unwrap_or(1);
+    let started = PlatformClock.now_ns();
+    sis_platform::thread::sleep_ns(milliseconds * 1_000_000);
+    let slept_ns = PlatformClock.now_ns() - started;
+    Ok(Reply::new(
+        alloc::format!("slept {}", format::milliseconds(slept_ns)),
+        json!({ "requested_ms": milliseconds, "slept_ns": slept_ns }),
+    ))
+}

@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use sis_sched::{Scheduler, ThreadId};
+use sis_sched::{AdmissionError, Scheduler, ServerParams, ServerStats, ThreadId};
 
 use super::exceptions::{TrapFrame, TRAP_FRAME_BYTES};
 use super::irq_lock::{mask_irqs, restore_irqs, unmask_irqs, IrqMutex};
@@ -78,6 +78,8 @@ pub struct ThreadInfo {
     pub switches: u64,
     /// Stack size in bytes (0 for idle, which runs on the boot stack).
     pub stack_bytes: u64,
+    /// Deadline server parameters and statistics, for deadline threads.
+    pub server: Option<(ServerParams, ServerStats)>,
 }
 
 /// Why `spawn` failed.
@@ -89,6 +91,8 @@ pub enum SpawnError {
     OutOfMemory,
     /// Requested stack is larger than the largest frame block.
     StackTooLarge,
+    /// The policy refused the deadline server.
+    Admission(AdmissionError),
 }
 
 impl core::fmt::Display for SpawnError {
@@ -97,6 +101,7 @@ impl core::fmt::Display for SpawnError {
             SpawnError::TooManyThreads => write!(formatter, "thread limit of {MAX_THREADS} reached"),
             SpawnError::OutOfMemory => write!(formatter, "no free memory for the thread stack"),
             SpawnError::StackTooLarge => write!(formatter, "stack larger than the largest frame block"),
+            SpawnError::Admission(error) => write!(formatter, "admission refused: {error}"),
         }
     }
 }
@@ -154,6 +159,26 @@ pub fn run_idle() -> ! {
 
 /// Starts a thread running `body` on a stack of at least `stack_bytes`.
 pub fn spawn(name: &str, stack_bytes: u64, body: impl FnOnce() + Send + 'static) -> Result<ThreadId, SpawnError> {
+    spawn_with(name, stack_bytes, None, body)
+}
+
+/// Starts a deadline thread: its server is admitted before it first runs; if
+/// admission is refused nothing is started.
+pub fn spawn_deadline(
+    name: &str,
+    stack_bytes: u64,
+    params: ServerParams,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<ThreadId, SpawnError> {
+    spawn_with(name, stack_bytes, Some(params), body)
+}
+
+fn spawn_with(
+    name: &str,
+    stack_bytes: u64,
+    server: Option<ServerParams>,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<ThreadId, SpawnError> {
     reap_exited();
     let order = sis_mm::order_for_pages(stack_bytes.div_ceil(sis_mm::PAGE_SIZE)).ok_or(SpawnError::StackTooLarge)?;
     if THREADS.lock().as_ref().is_some_and(|threads| threads.list.len() >= MAX_THREADS) {
@@ -182,6 +207,16 @@ pub fn spawn(name: &str, stack_bytes: u64, body: impl FnOnce() + Send + 'static)
         return Err(SpawnError::TooManyThreads);
     };
     let id = threads.next_id;
+    if let Some(params) = server {
+        if let Err(error) = threads.policy.admit(id, params, time::now_ns()) {
+            drop(guard);
+            memory::free_frames(stack_base, order);
+            // SAFETY: `body_address` came from `Box::into_raw` above and the
+            // thread was never started, so this is the only owner.
+            drop(unsafe { Box::from_raw(body_address as *mut Box<dyn FnOnce() + Send>) });
+            return Err(SpawnError::Admission(error));
+        }
+    }
     threads.next_id += 1;
     threads.list.push(Thread {
         id,
@@ -313,6 +348,34 @@ pub fn sleep_ns(duration_ns: u64) {
     restore_irqs(saved);
 }
 
+/// Sleeps the calling thread until the clock reads `deadline_ns` (returns at once if it has passed).
+pub fn sleep_until_ns(deadline_ns: u64) {
+    let now = time::now_ns();
+    if deadline_ns > now {
+        sleep_ns(deadline_ns - now);
+    }
+}
+
+/// Tells the policy the calling thread finished a job due at `job_deadline_ns` (misses are counted there).
+pub fn job_complete(job_deadline_ns: u64) {
+    if let Some(threads) = THREADS.lock().as_mut() {
+        let id = threads.list[threads.current].id;
+        threads.policy.job_complete(id, time::now_ns(), job_deadline_ns);
+    }
+}
+
+/// CPU time of the calling thread, its current run included.
+pub fn current_cpu_time_ns() -> u64 {
+    THREADS.lock().as_ref().map_or(0, |threads| {
+        threads.list[threads.current].cpu_time_ns + time::now_ns().saturating_sub(threads.last_switch_ns)
+    })
+}
+
+/// Σ Q/T of admitted deadline servers and the admission bound, ppm.
+pub fn utilization() -> (u64, u64) {
+    THREADS.lock().as_ref().map_or((0, 0), |threads| threads.policy.utilization())
+}
+
 /// Makes a blocked thread runnable again.
 pub fn wake(id: ThreadId) {
     if let Some(threads) = THREADS.lock().as_mut() {
@@ -352,6 +415,7 @@ pub fn snapshot() -> Vec<ThreadInfo> {
             cpu_time_ns: thread.cpu_time_ns + if index == threads.current { running_for } else { 0 },
             switches: thread.switches,
             stack_bytes: thread.stack.map_or(0, |(_, order)| sis_mm::PAGE_SIZE << order),
+            server: threads.policy.server(thread.id),
         })
         .collect()
 }
@@ -367,6 +431,7 @@ fn reap_exited() {
             if threads.list[index].state == ThreadState::Exited && index != threads.current {
                 let thread = threads.list.remove(index);
                 threads.policy.dequeue(thread.id);
+                threads.policy.release(thread.id, time::now_ns());
                 if let Some(stack) = thread.stack {
                     freed.push(stack);
                 }

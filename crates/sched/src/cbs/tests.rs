@@ -145,7 +145,7 @@ fn simulate(tasks: &[Task], horizon_ns: u64) -> Vec<u64> {
                 if now > deadline {
                     state.misses += 1;
                 }
-                policy.job_complete(thread, now);
+                policy.job_complete(thread, now, deadline);
                 if state.pending.is_empty() {
                     policy.dequeue(thread);
                     running = policy.pick_next(now);

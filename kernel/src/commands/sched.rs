@@ -1,0 +1,164 @@
+//! `schedctl`: deadline threads under CBS+EDF: utilization, admission, periodic diagnostic threads.
+
+use alloc::vec::Vec;
+
+use serde_json::json;
+use sis_platform::thread::{self, SpawnError};
+use sis_platform::time;
+use sis_sched::ServerParams;
+use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
+
+use super::Kernel;
+use crate::format;
+
+/// Longest period, deadline or budget accepted: 10 s.
+const MAX_TIME_NS: u64 = 10_000_000_000;
+const PERIODIC_STACK_BYTES: u64 = 16 * 1024;
+/// Server budget = wcet + wcet / 50.
+const BUDGET_MARGIN_DIVISOR: u64 = 50;
+const NANOSECONDS: ValueKind = ValueKind::U64 { min: 1, max: MAX_TIME_NS };
+
+/// `schedctl util|spawn`.
+pub static SCHEDCTL: CommandSpec<Kernel> = CommandSpec {
+    name: "schedctl",
+    summary: "Deadline threads under CBS+EDF: utilization, admission, periodic test threads",
+    description: "Deadline threads run behind constant-bandwidth servers (budget = wcet, period, deadline) scheduled by earliest deadline; admission keeps the sum of wcet/period within the bound (0.95); everything else runs round robin in the leftover time.",
+    args: &[],
+    subcommands: &[
+        CommandSpec {
+            name: "util",
+            summary: "Show admitted utilization, the bound, and every deadline thread's counters",
+            description: "Counters are read from the policy: jobs reported, deadline misses, throttles (budget overruns), deadline resets (CBS wake-up rule), CPU time.",
+            args: &[],
+            subcommands: &[],
+            handler: Some(util),
+        },
+        CommandSpec {
+            name: "spawn",
+            summary: "Start periodic threads that run --wcet of CPU per period (more with --overrun)",
+            description: "Each thread is admitted with budget = wcet + 2 % (its own overhead around the job) before it first runs; a refused admission starts nothing and states the utilization. Every period the thread runs wcet x (1 + overrun%) of CPU time, reports its job done, and sleeps until the next release. An overrunning thread is throttled by its server and cannot take time from the others.",
+            args: &[
+                ArgSpec::flag("wcet", NANOSECONDS, "CPU time per job and server budget, ns").required(),
+                ArgSpec::flag("period", NANOSECONDS, "period, ns").required(),
+                ArgSpec::flag("deadline", NANOSECONDS, "relative deadline, ns (at most the period)").required(),
+                ArgSpec::flag("count", ValueKind::U64 { min: 1, max: 16 }, "threads to start").default("1"),
+                ArgSpec::flag("overrun", ValueKind::U64 { min: 0, max: 1000 }, "run this much longer than wcet, percent").default("0"),
+            ],
+            subcommands: &[],
+            handler: Some(spawn),
+        },
+    ],
+    handler: None,
+};
+
+fn ppm_text(ppm: u64) -> alloc::string::String {
+    alloc::format!("{}.{:04}", ppm / 1_000_000, ppm % 1_000_000 / 100)
+}
+
+fn util(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let (utilization_ppm, bound_ppm) = thread::utilization();
+    let mut human = alloc::format!(
+        "utilization {} of bound {} (policy {})\n{:>4}  {:10}  {:>12}  {:>12}  {:>12}  {:>6}  {:>6}  {:>9}  {:>6}",
+        ppm_text(utilization_ppm),
+        ppm_text(bound_ppm),
+        thread::policy_name(),
+        "ID",
+        "NAME",
+        "BUDGET NS",
+        "PERIOD NS",
+        "DEADLINE NS",
+        "JOBS",
+        "MISSES",
+        "THROTTLES",
+        "RESETS"
+    );
+    let mut servers = Vec::new();
+    for info in thread::snapshot() {
+        let Some((params, stats)) = info.server else { continue };
+        human.push_str(&alloc::format!(
+            "\n{:>4}  {:10}  {:>12}  {:>12}  {:>12}  {:>6}  {:>6}  {:>9}  {:>6}",
+            info.id,
+            info.name,
+            format::thousands(params.budget_ns),
+            format::thousands(params.period_ns),
+            format::thousands(params.deadline_ns),
+            stats.jobs,
+            stats.deadline_misses,
+            stats.throttles,
+            stats.deadline_resets
+        ));
+        servers.push(json!({
+            "id": info.id,
+            "name": info.name,
+            "budget_ns": params.budget_ns,
+            "period_ns": params.period_ns,
+            "deadline_ns": params.deadline_ns,
+            "jobs": stats.jobs,
+            "deadline_misses": stats.deadline_misses,
+            "throttles": stats.throttles,
+            "deadline_resets": stats.deadline_resets,
+            "runtime_ns": stats.runtime_ns,
+        }));
+    }
+    Ok(Reply::new(
+        human,
+        json!({ "policy": thread::policy_name(), "utilization_ppm": utilization_ppm, "bound_ppm": bound_ppm, "servers": servers }),
+    ))
+}
+
+fn spawn(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let args = &invocation.args;
+    let wcet_ns = args.u64("wcet").unwrap_or(1);
+    // The server's budget covers the job plus the thread's own overhead
+    // around it (the loop's clock reads, reporting, going to sleep): 2 %.
+    let params = ServerParams {
+        budget_ns: wcet_ns.saturating_add(wcet_ns / BUDGET_MARGIN_DIVISOR),
+        period_ns: args.u64("period").unwrap_or(1),
+        deadline_ns: args.u64("deadline").unwrap_or(1),
+    };
+    let overrun_percent = args.u64("overrun").unwrap_or(0);
+    let count = args.u64("count").unwrap_or(1);
+    let work_ns = wcet_ns.saturating_mul(100 + overrun_percent) / 100;
+    let mut started = Vec::new();
+    for _ in 0..count {
+        let (period_ns, deadline_ns) = (params.period_ns, params.deadline_ns);
+        let body = move || {
+            let mut release = time::now_ns();
+            loop {
+                let target = thread::current_cpu_time_ns().saturating_add(work_ns);
+                while thread::current_cpu_time_ns() < target {
+                    core::hint::spin_loop();
+                }
+                thread::job_complete(release.saturating_add(deadline_ns));
+                release = release.saturating_add(period_ns);
+                thread::sleep_until_ns(release);
+            }
+        };
+        match thread::spawn_deadline("periodic", PERIODIC_STACK_BYTES, params, body) {
+            Ok(id) => started.push(id),
+            Err(SpawnError::Admission(error)) => {
+                return Err(ShellError::new(
+                    "admission-refused",
+                    alloc::format!("started {} of {count}; then {error}", started.len()),
+                ))
+            }
+            Err(error) => {
+                return Err(ShellError::new(
+                    "spawn-failed",
+                    alloc::format!("started {} of {count}; then {error}", started.len()),
+                ))
+            }
+        }
+    }
+    let (utilization_ppm, bound_ppm) = thread::utilization();
+    let ids: Vec<alloc::string::String> = started.iter().map(|id| alloc::format!("{id}")).collect();
+    Ok(Reply::new(
+        alloc::format!(
+            "started periodic thread(s) {}; utilization {} of bound {}",
+            ids.join(", "),
+            ppm_text(utilization_ppm),
+            ppm_text(bound_ppm)
+        ),
+        json!({ "spawned": started, "utilization_ppm": utilization_ppm, "bound_ppm": bound_ppm }),
+    ))
+}

@@ -1,0 +1,86 @@
+//! QEMU tests of CBS+EDF: zero misses at U = 0.9 for 10 s of guest time, overrun isolation, admission, bad parameters.
+
+use serde_json::Value;
+use sis_proto::exit;
+use sis_testing::{run_batch, QemuConfig, Sis};
+
+const THREE_TASKS: &str = "schedctl spawn --wcet 2000000 --period 10000000 --deadline 10000000; \
+     schedctl spawn --wcet 6000000 --period 20000000 --deadline 20000000; \
+     schedctl spawn --wcet 20000000 --period 50000000 --deadline 50000000";
+
+/// Runs `commands` deterministically; returns the exit status and the last JSON object printed.
+fn last_json(commands: &str) -> (Option<i32>, Value) {
+    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    let line = result.output.lines().rev().find(|line| line.starts_with('{')).expect("a JSON line");
+    (result.status, serde_json::from_str(line).unwrap())
+}
+
+fn servers(util: &Value) -> Vec<(u64, u64, u64)> {
+    util["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["jobs"].as_u64().unwrap(), s["deadline_misses"].as_u64().unwrap(), s["throttles"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn utilization_point_nine_for_ten_seconds_misses_nothing_and_replays() {
+    let commands = format!("{THREE_TASKS}; sleep 10000; schedctl util --json");
+    let (status, first) = last_json(&commands);
+    let (_, second) = last_json(&commands);
+    assert_eq!(status, Some(exit::PASS));
+    assert_eq!(first, second, "deterministic mode replays the same figures");
+    assert_eq!(first["policy"], "cbs-edf");
+    // 0.2 + 0.3 + 0.4 of the CPU, each budget 2 % above its wcet.
+    assert_eq!(first["utilization_ppm"], 918_000);
+    let counts = servers(&first);
+    assert_eq!(counts.len(), 3);
+    for ((jobs, misses, throttles), expected) in counts.iter().zip([1000u64, 500, 200]) {
+        assert!(jobs.abs_diff(expected) <= 6, "{counts:?}");
+        assert_eq!((*misses, *throttles), (0, 0), "{counts:?}");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn an_overrunning_thread_is_throttled_and_the_others_miss_nothing() {
+    let commands = "schedctl spawn --wcet 2000000 --period 10000000 --deadline 10000000 --overrun 50; \
+         schedctl spawn --wcet 6000000 --period 20000000 --deadline 20000000; \
+         schedctl spawn --wcet 20000000 --period 50000000 --deadline 50000000; sleep 2000; schedctl util --json";
+    let (_, util) = last_json(commands);
+    let counts = servers(&util);
+    let (overrunner, others) = (counts[0], &counts[1..]);
+    assert!(overrunner.2 > 100, "throttled every job: {counts:?}");
+    assert!(overrunner.1 > 0, "it misses its own deadlines: {counts:?}");
+    for (jobs, misses, _) in others {
+        assert!(*jobs > 0);
+        assert_eq!(*misses, 0, "{counts:?}");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn admission_and_bad_parameters_are_refused_and_change_nothing() {
+    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    for line in THREE_TASKS.split("; ") {
+        assert!(sis.run(line.trim()).unwrap().starts_with("started periodic thread(s) "));
+    }
+    let cases = [
+        ("--wcet 10000000 --period 100000000 --deadline 100000000", "admission-refused", "utilization would be 1.0200 > bound 0.9500"),
+        ("--wcet 5000000 --period 10000000 --deadline 4000000", "admission-refused", "budget exceeds the deadline"),
+        ("--wcet 1000 --period 10000000 --deadline 20000000", "admission-refused", "deadline exceeds the period"),
+        ("--wcet 1000 --period 0 --deadline 1000", "out-of-range", ""),
+        ("--wcet 100000000000000000000 --period 1 --deadline 1", "out-of-range", ""),
+        ("--wcet 1000 --deadline 1000", "missing-argument", ""),
+    ];
+    for (flags, code, detail) in cases {
+        let output = sis.run(&format!("schedctl spawn {flags}")).unwrap();
+        assert!(output.starts_with(&format!("error[{code}]: ")), "{flags}: {output:?}");
+        assert!(output.contains(detail), "{flags}: {output:?}");
+    }
+    let util = sis.run_json("schedctl util").unwrap();
+    assert_eq!(util["utilization_ppm"], 918_000, "refusals changed nothing");
+    assert_eq!(util["servers"].as_array().unwrap().len(), 3);
+}
