@@ -6,6 +6,7 @@ mod memory;
 mod sched;
 mod stress;
 mod system;
+mod temporaliso;
 mod threads;
 
 use alloc::string::String;
@@ -54,6 +55,7 @@ pub fn registry() -> Registry<Kernel> {
         &files::RM,
         &stress::STRESSTEST,
         &sched::SCHEDCTL,
+        &temporaliso::TEMPORALISO,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,

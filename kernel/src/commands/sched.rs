@@ -16,7 +16,10 @@ const MAX_TIME_NS: u64 = 10_000_000_000;
 const PERIODIC_STACK_BYTES: u64 = 16 * 1024;
 /// Server budget = wcet + wcet / 50.
 const BUDGET_MARGIN_DIVISOR: u64 = 50;
-const NANOSECONDS: ValueKind = ValueKind::U64 { min: 1, max: MAX_TIME_NS };
+const NANOSECONDS: ValueKind = ValueKind::U64 {
+    min: 1,
+    max: MAX_TIME_NS,
+};
 
 /// `schedctl util|spawn`.
 pub static SCHEDCTL: CommandSpec<Kernel> = CommandSpec {
@@ -74,7 +77,9 @@ fn util(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     );
     let mut servers = Vec::new();
     for info in thread::snapshot() {
-        let Some((params, stats)) = info.server else { continue };
+        let Some((params, stats)) = info.server else {
+            continue;
+        };
         human.push_str(&alloc::format!(
             "\n{:>4}  {:10}  {:>12}  {:>12}  {:>12}  {:>6}  {:>6}  {:>9}  {:>6}",
             info.id,

@@ -84,3 +84,42 @@ fn admission_and_bad_parameters_are_refused_and_change_nothing() {
     assert_eq!(util["utilization_ppm"], 918_000, "refusals changed nothing");
     assert_eq!(util["servers"].as_array().unwrap().len(), 3);
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
+    let commands = "temporaliso --duration 500 --json; schedctl util --json";
+    let run = || {
+        let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+        let objects: Vec<Value> =
+            result.output.lines().filter(|line| line.starts_with('{')).map(|line| serde_json::from_str(line).unwrap()).collect();
+        (result.status, objects)
+    };
+    let (status, first) = run();
+    let (_, second) = run();
+    assert_eq!(first, second, "identical figures in two runs");
+    assert_eq!(status, Some(exit::PASS));
+    let report = &first[0];
+    let names: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "admission_control",
+            "deadline_met",
+            "overrun_detection",
+            "isolation_under_load",
+            "deadline_miss_handling",
+            "baseline_latency",
+            "latency_under_load",
+            "latency_stability"
+        ]
+    );
+    for check in report["checks"].as_array().unwrap() {
+        assert_eq!(check["passed"], true, "{check}");
+    }
+    assert_eq!(report["checks"][1]["figures"]["jobs"], 85, "50 + 25 + 10 jobs in 0.5 s");
+    assert_eq!(report["checks"][1]["figures"]["deadline_misses"], 0);
+    // Every experiment thread has ended and released its server.
+    assert_eq!(first[1]["utilization_ppm"], 0);
+    assert_eq!(first[1]["servers"], serde_json::json!([]));
+}

@@ -371,8 +371,14 @@ pub fn current_cpu_time_ns() -> u64 {
     })
 }
 
-/// Σ Q/T of admitted deadline servers and the admission bound, ppm.
+/// The calling thread's deadline server parameters and counters, if it has a server.
+pub fn own_server() -> Option<(ServerParams, ServerStats)> {
+    THREADS.lock().as_ref().and_then(|threads| threads.policy.server(threads.list[threads.current].id))
+}
+
+/// Σ Q/T of admitted deadline servers and the admission bound, ppm (exited threads' servers released first).
 pub fn utilization() -> (u64, u64) {
+    reap_exited();
     THREADS.lock().as_ref().map_or((0, 0), |threads| threads.policy.utilization())
 }
 
