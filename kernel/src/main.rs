@@ -6,6 +6,7 @@
 extern crate alloc;
 
 mod commands;
+mod det;
 mod format;
 mod shell;
 

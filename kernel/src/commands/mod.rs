@@ -1,5 +1,6 @@
 //! The kernel's command table and the context every handler receives.
 
+mod det_command;
 mod fault;
 pub mod files;
 mod memory;
@@ -55,6 +56,7 @@ pub fn registry() -> Registry<Kernel> {
         &files::RM,
         &stress::STRESSTEST,
         &sched::SCHEDCTL,
+        &det_command::DET,
         &temporaliso::TEMPORALISO,
         &system::SLEEP,
         &system::SHUTDOWN,

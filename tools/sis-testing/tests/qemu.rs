@@ -13,9 +13,9 @@ use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 16] = [
-    "help", "version", "uptime", "meminfo", "threads", "echo", "ls", "cat", "mkdir", "rm", "stresstest", "schedctl", "temporaliso",
-    "sleep", "shutdown", "fault",
+const COMMANDS: [&str; 17] = [
+    "help", "version", "uptime", "meminfo", "threads", "echo", "ls", "cat", "mkdir", "rm", "stresstest", "schedctl", "det",
+    "temporaliso", "sleep", "shutdown", "fault",
 ];
 
 fn boot() -> Sis {

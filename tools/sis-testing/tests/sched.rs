@@ -123,3 +123,30 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
     assert_eq!(first[1]["utilization_ppm"], 0);
     assert_eq!(first[1]["servers"], serde_json::json!([]));
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn det_reserves_runs_operators_and_releases() {
+    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    assert_eq!(sis.run_json("det status").unwrap()["on"], false);
+    assert!(sis.run("det off").unwrap().starts_with("error[det-off]: "));
+    let on = sis.run_json("det on 2000000 10000000 10000000").unwrap();
+    assert_eq!(on["utilization_ppm"], 200_000);
+    assert!(sis.run("det on 1 2 2").unwrap().starts_with("error[det-already-on]: "));
+    assert_eq!(sis.run_json("det submit --work-us 200 --count 5").unwrap()["queued"], 5);
+    sis.run("sleep 300").unwrap();
+    let status = sis.run_json("det status").unwrap();
+    assert_eq!(status["operators_run"], 5, "{status}");
+    assert_eq!(status["operators_queued"], 0);
+    assert!(status["jobs"].as_u64().unwrap() > 10, "{status}");
+    assert_eq!(status["deadline_misses"], 0, "1 ms of operators fits a 2 ms budget: {status}");
+    let refused = sis.run("schedctl spawn --wcet 8000000 --period 10000000 --deadline 10000000").unwrap();
+    assert!(refused.starts_with("error[admission-refused]: started 0 of 1; then utilization would be 1.0160 > bound 0.9500"), "{refused:?}");
+    let off = sis.run_json("det off").unwrap();
+    assert_eq!(off["utilization_after_ppm"], 0);
+    assert_eq!(sis.run_json("det status").unwrap()["on"], false);
+    assert_eq!(
+        sis.run("det on 9900000 10000000 10000000").unwrap(),
+        "error[admission-refused]: utilization would be 0.9900 > bound 0.9500\n"
+    );
+}

@@ -252,9 +252,28 @@ pub fn spawn_joinable(
     stack_bytes: u64,
     body: impl FnOnce() + Send + 'static,
 ) -> Result<JoinHandle, SpawnError> {
+    joinable(name, stack_bytes, None, body)
+}
+
+/// Like [`spawn_deadline`], returning a handle to wait for the thread.
+pub fn spawn_joinable_deadline(
+    name: &str,
+    stack_bytes: u64,
+    params: ServerParams,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle, SpawnError> {
+    joinable(name, stack_bytes, Some(params), body)
+}
+
+fn joinable(
+    name: &str,
+    stack_bytes: u64,
+    server: Option<ServerParams>,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle, SpawnError> {
     let state = alloc::sync::Arc::new(IrqMutex::new(JoinState::default()));
     let shared = alloc::sync::Arc::clone(&state);
-    let id = spawn(name, stack_bytes, move || {
+    let id = spawn_with(name, stack_bytes, server, move || {
         body();
         let waiter = {
             let mut join = shared.lock();
