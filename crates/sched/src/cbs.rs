@@ -15,7 +15,10 @@
 //! - **Admission.** A server is admitted only if the sum of Q / T stays
 //!   within the bound (default 0.95), computed exactly in rational terms.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+
+use sis_metrics::{LatencyHistogram, LatencySummary};
 
 use crate::{RoundRobin, Scheduler, ThreadId};
 
@@ -104,13 +107,28 @@ enum State {
     ThrottledBlocked { until_ns: u64 },
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Server {
     params: ServerParams,
     budget_left_ns: u64,
     deadline_at_ns: u64,
     state: State,
     stats: ServerStats,
+    /// When the thread last woke, until it is dispatched.
+    woke_at_ns: Option<u64>,
+    /// Job release to completion.
+    response: Box<LatencyHistogram>,
+    /// Wake-up to dispatch.
+    release_jitter: Box<LatencyHistogram>,
+}
+
+/// A deadline thread's latency figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerLatency {
+    /// Job release to job completion.
+    pub response_time: LatencySummary,
+    /// Wake-up (release) to first dispatch.
+    pub release_jitter: LatencySummary,
 }
 
 /// The CBS+EDF policy.
@@ -163,7 +181,16 @@ impl CbsEdf {
         let state = if was_queued { State::Ready } else { State::Blocked };
         self.servers.insert(
             thread,
-            Server { params, budget_left_ns: params.budget_ns, deadline_at_ns, state, stats: ServerStats::default() },
+            Server {
+                params,
+                budget_left_ns: params.budget_ns,
+                deadline_at_ns,
+                state,
+                stats: ServerStats::default(),
+                woke_at_ns: None,
+                response: Box::default(),
+                release_jitter: Box::default(),
+            },
         );
         Ok(())
     }
@@ -187,7 +214,17 @@ impl CbsEdf {
             if now_ns > job_deadline_ns {
                 server.stats.deadline_misses += 1;
             }
+            let release = job_deadline_ns.saturating_sub(server.params.deadline_ns);
+            server.response.record(now_ns.saturating_sub(release));
         }
+    }
+
+    /// A deadline thread's response-time and release-jitter figures.
+    pub fn latency(&self, thread: ThreadId) -> Option<ServerLatency> {
+        self.servers.get(&thread).map(|server| ServerLatency {
+            response_time: server.response.summary(),
+            release_jitter: server.release_jitter.summary(),
+        })
     }
 
     /// A server's statistics.
@@ -262,6 +299,7 @@ impl Scheduler for CbsEdf {
                     server.budget_left_ns = params.budget_ns;
                     server.stats.deadline_resets += 1;
                 }
+                server.woke_at_ns = Some(now_ns);
                 server.state = State::Ready;
             }
             State::ThrottledBlocked { until_ns } => server.state = State::Throttled { until_ns },
@@ -298,6 +336,9 @@ impl Scheduler for CbsEdf {
         if let Some((thread, _)) = self.earliest_ready() {
             if let Some(server) = self.servers.get_mut(&thread) {
                 server.state = State::Running;
+                if let Some(woke_at) = server.woke_at_ns.take() {
+                    server.release_jitter.record(now_ns.saturating_sub(woke_at));
+                }
             }
             return Some(thread);
         }
@@ -369,6 +410,10 @@ impl Scheduler for CbsEdf {
 
     fn server(&self, thread: ThreadId) -> Option<(ServerParams, ServerStats)> {
         self.servers.get(&thread).map(|server| (server.params, server.stats))
+    }
+
+    fn server_latency(&self, thread: ThreadId) -> Option<ServerLatency> {
+        self.latency(thread)
     }
 
     fn utilization(&self) -> (u64, u64) {

@@ -12,7 +12,7 @@ extern crate alloc;
 mod cbs;
 mod round_robin;
 
-pub use cbs::{AdmissionError, CbsEdf, ServerParams, ServerStats, DEFAULT_BOUND_PPM};
+pub use cbs::{AdmissionError, CbsEdf, ServerLatency, ServerParams, ServerStats, DEFAULT_BOUND_PPM};
 
 pub use round_robin::RoundRobin;
 
@@ -59,6 +59,10 @@ pub trait Scheduler: Send {
     fn job_complete(&mut self, _thread: ThreadId, _now_ns: u64, _job_deadline_ns: u64) {}
     /// `thread`'s server parameters and statistics, if it has a server.
     fn server(&self, _thread: ThreadId) -> Option<(ServerParams, ServerStats)> {
+        None
+    }
+    /// `thread`'s response-time and release-jitter figures, if it has a server.
+    fn server_latency(&self, _thread: ThreadId) -> Option<ServerLatency> {
         None
     }
     /// Σ Q/T of admitted servers and the admission bound, both in ppm.

@@ -37,6 +37,22 @@ pub static SCHEDCTL: CommandSpec<Kernel> = CommandSpec {
             handler: Some(util),
         },
         CommandSpec {
+            name: "threads",
+            summary: "List every thread with its class (deadline or best effort) and, for deadline threads, jitter and response time",
+            description: "",
+            args: &[],
+            subcommands: &[],
+            handler: Some(threads),
+        },
+        CommandSpec {
+            name: "kill",
+            summary: "End a thread (not idle, not the shell, not the det worker: use det off)",
+            description: "Its stack is freed and its server released; objects it kept on the heap are not reclaimed.",
+            args: &[ArgSpec::positional("id", ValueKind::U64 { min: 0, max: u32::MAX as u64 }, "thread ID").required()],
+            subcommands: &[],
+            handler: Some(kill),
+        },
+        CommandSpec {
             name: "spawn",
             summary: "Start periodic threads that run --wcet of CPU per period (more with --overrun)",
             description: "Each thread is admitted with budget = wcet + 2 % (its own overhead around the job) before it first runs; a refused admission starts nothing and states the utilization. Every period the thread runs wcet x (1 + overrun%) of CPU time, reports its job done, and sleeps until the next release. An overrunning thread is throttled by its server and cannot take time from the others.",
@@ -80,6 +96,7 @@ fn util(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         let Some((params, stats)) = info.server else {
             continue;
         };
+        let latency = info.latency.unwrap_or_default();
         human.push_str(&alloc::format!(
             "\n{:>4}  {:10}  {:>12}  {:>12}  {:>12}  {:>6}  {:>6}  {:>9}  {:>6}",
             info.id,
@@ -103,6 +120,8 @@ fn util(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             "throttles": stats.throttles,
             "deadline_resets": stats.deadline_resets,
             "runtime_ns": stats.runtime_ns,
+            "response_time": latency.response_time,
+            "release_jitter": latency.release_jitter,
         }));
     }
     Ok(Reply::new(
@@ -165,5 +184,101 @@ fn spawn(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
             ppm_text(bound_ppm)
         ),
         json!({ "spawned": started, "utilization_ppm": utilization_ppm, "bound_ppm": bound_ppm }),
+    ))
+}
+
+fn threads(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let mut human = alloc::format!(
+        "{:>4}  {:14}  {:11}  {:8}  {:>14}  {:>15}",
+        "ID",
+        "NAME",
+        "CLASS",
+        "STATE",
+        "JITTER P99 NS",
+        "RESPONSE P99 NS"
+    );
+    let mut list = Vec::new();
+    for info in thread::snapshot() {
+        let class = if info.server.is_some() {
+            "deadline"
+        } else {
+            "best-effort"
+        };
+        let latency = info.latency.unwrap_or_default();
+        let (jitter, response) = match info.server {
+            Some(_) => (
+                format::thousands(latency.release_jitter.p99_ns),
+                format::thousands(latency.response_time.p99_ns),
+            ),
+            None => (
+                alloc::string::String::from("-"),
+                alloc::string::String::from("-"),
+            ),
+        };
+        human.push_str(&alloc::format!(
+            "\n{:>4}  {:14}  {:11}  {:8}  {:>14}  {:>15}",
+            info.id,
+            info.name,
+            class,
+            info.state.name(),
+            jitter,
+            response
+        ));
+        list.push(json!({
+            "id": info.id,
+            "name": info.name,
+            "class": class,
+            "state": info.state.name(),
+            "cpu_time_ns": info.cpu_time_ns,
+            "release_jitter": info.latency.map(|latency| latency.release_jitter),
+            "response_time": info.latency.map(|latency| latency.response_time),
+        }));
+    }
+    Ok(Reply::new(human, json!({ "threads": list })))
+}
+
+fn kill(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let id = invocation.args.u64("id").unwrap_or(0) as u32;
+    let name = thread::snapshot()
+        .into_iter()
+        .find(|info| info.id == id)
+        .map(|info| info.name);
+    match name.as_deref() {
+        None => {
+            return Err(ShellError::new(
+                "no-such-thread",
+                alloc::format!("no thread {id}"),
+            ))
+        }
+        Some("shell") | Some("idle") => {
+            return Err(ShellError::new(
+                "protected-thread",
+                alloc::format!("thread {id} may not be killed"),
+            ))
+        }
+        Some("det") => {
+            return Err(ShellError::new(
+                "protected-thread",
+                alloc::format!("thread {id} is the det worker: use det off"),
+            ))
+        }
+        Some(_) => {}
+    }
+    thread::kill(id).map_err(|error| match error {
+        thread::KillError::NoSuchThread => {
+            ShellError::new("no-such-thread", alloc::format!("no thread {id}"))
+        }
+        thread::KillError::Protected => ShellError::new(
+            "protected-thread",
+            alloc::format!("thread {id} may not be killed"),
+        ),
+    })?;
+    let (utilization_ppm, _) = thread::utilization();
+    Ok(Reply::new(
+        alloc::format!(
+            "killed thread {id}; utilization now {}",
+            ppm_text(utilization_ppm)
+        ),
+        json!({ "killed": id, "utilization_ppm": utilization_ppm }),
     ))
 }

@@ -150,3 +150,30 @@ fn det_reserves_runs_operators_and_releases() {
         "error[admission-refused]: utilization would be 0.9900 > bound 0.9500\n"
     );
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn threads_show_jitter_and_kill_releases_the_server() {
+    let (_, threads) = last_json(
+        "schedctl spawn --wcet 2000000 --period 10000000 --deadline 10000000 --count 2; sleep 200; schedctl threads --json",
+    );
+    let list = threads["threads"].as_array().unwrap();
+    let deadline: Vec<&Value> = list.iter().filter(|t| t["class"] == "deadline").collect();
+    assert_eq!(deadline.len(), 2);
+    assert_eq!(list.iter().filter(|t| t["class"] == "best-effort").count(), list.len() - 2);
+    // Equal deadlines: the lower ID runs first, so the second waits one job (2 ms) behind it.
+    let (first, second) = (&deadline[0]["release_jitter"], &deadline[1]["release_jitter"]);
+    assert!(first["p99_ns"].as_u64().unwrap() < 1_000_000, "{first}");
+    assert!(second["p99_ns"].as_u64().unwrap() >= 2_000_000, "{second}");
+    assert!(deadline[0]["response_time"]["count"].as_u64().unwrap() >= 19);
+
+    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    let spawned = sis.run_json("schedctl spawn --wcet 2000000 --period 10000000 --deadline 10000000").unwrap();
+    let id = spawned["spawned"][0].as_u64().unwrap();
+    assert_eq!(spawned["utilization_ppm"], 204_000);
+    assert_eq!(sis.run_json(&format!("schedctl kill {id}")).unwrap()["utilization_ppm"], 0);
+    assert!(sis.run(&format!("schedctl kill {id}")).unwrap().starts_with("error[no-such-thread]: "));
+    assert!(sis.run("schedctl kill 0").unwrap().starts_with("error[protected-thread]: "));
+    assert!(sis.run("schedctl kill 1").unwrap().starts_with("error[protected-thread]: "));
+    assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
+}

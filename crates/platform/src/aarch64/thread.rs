@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use sis_sched::{AdmissionError, Scheduler, ServerParams, ServerStats, ThreadId};
+use sis_sched::{AdmissionError, Scheduler, ServerLatency, ServerParams, ServerStats, ThreadId};
 
 use super::exceptions::{TrapFrame, TRAP_FRAME_BYTES};
 use super::irq_lock::{mask_irqs, restore_irqs, unmask_irqs, IrqMutex};
@@ -80,6 +80,8 @@ pub struct ThreadInfo {
     pub stack_bytes: u64,
     /// Deadline server parameters and statistics, for deadline threads.
     pub server: Option<(ServerParams, ServerStats)>,
+    /// Response-time and release-jitter figures, for deadline threads.
+    pub latency: Option<ServerLatency>,
 }
 
 /// Why `spawn` failed.
@@ -401,6 +403,37 @@ pub fn utilization() -> (u64, u64) {
     THREADS.lock().as_ref().map_or((0, 0), |threads| threads.policy.utilization())
 }
 
+/// Why `kill` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillError {
+    /// No thread with this ID.
+    NoSuchThread,
+    /// The thread may not be killed (idle, or the caller itself).
+    Protected,
+}
+
+/// Ends another thread. Safe because no thread holds a lock across a
+/// switch (every lock masks IRQs), so a thread that is not running holds
+/// none; its stack is freed at the next reap, objects it owned on the heap
+/// are not (it never runs its destructors).
+pub fn kill(id: ThreadId) -> Result<(), KillError> {
+    {
+        let mut guard = THREADS.lock();
+        let Some(threads) = guard.as_mut() else { return Err(KillError::NoSuchThread) };
+        let current = threads.list[threads.current].id;
+        let Some(thread) = threads.list.iter_mut().find(|thread| thread.id == id) else {
+            return Err(KillError::NoSuchThread);
+        };
+        if id == 0 || id == current {
+            return Err(KillError::Protected);
+        }
+        thread.state = ThreadState::Exited;
+        threads.policy.dequeue(id);
+    }
+    reap_exited();
+    Ok(())
+}
+
 /// Makes a blocked thread runnable again.
 pub fn wake(id: ThreadId) {
     if let Some(threads) = THREADS.lock().as_mut() {
@@ -441,6 +474,7 @@ pub fn snapshot() -> Vec<ThreadInfo> {
             switches: thread.switches,
             stack_bytes: thread.stack.map_or(0, |(_, order)| sis_mm::PAGE_SIZE << order),
             server: threads.policy.server(thread.id),
+            latency: threads.policy.server_latency(thread.id),
         })
         .collect()
 }

@@ -68,6 +68,13 @@ fn wake_up_rule_keeps_or_resets_the_deadline() {
     // At 9.5 ms: c = 1 ms, d - t = 0.5 ms: 2 > 0.2, a fresh deadline and budget.
     policy.enqueue(1, 9 * MS + MS / 2);
     assert_eq!(policy.stats(1).unwrap().deadline_resets, 1);
+    // Woke at 9.5 ms, dispatched at 9.7 ms: 0.2 ms of release jitter on top of the first dispatch's 0.
+    assert_eq!(policy.pick_next(9 * MS + 7 * MS / 10), Some(1));
+    let latency = policy.latency(1).unwrap();
+    assert_eq!(latency.release_jitter.count, 3);
+    assert_eq!(latency.release_jitter.max_ns, 200_000);
+    policy.job_complete(1, 12 * MS, 9 * MS + MS / 2 + 10 * MS);
+    assert_eq!(policy.latency(1).unwrap().response_time.max_ns, 12 * MS - (9 * MS + MS / 2));
 }
 
 /// A periodic task for the simulator: jobs of `execution_ns` released every `period_ns`.
