@@ -24,6 +24,12 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+    /// CBS+EDF decision cost at 10, 100 and 1,000 ready threads (peer: round robin).
+    Sched {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off).
     Metrics {
         /// Repetitions of each measurement.
@@ -53,6 +59,7 @@ pub fn run(which: Benchmark) -> Result<(), String> {
         }
         Benchmark::Metrics { repetitions } => host_bench(&["metrics", "--repetitions", &repetitions.to_string()]),
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
+        Benchmark::Sched { repetitions } => host_bench(&["sched", "--repetitions", &repetitions.to_string()]),
     }
 }
 

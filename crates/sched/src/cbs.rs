@@ -16,7 +16,8 @@
 //!   within the bound (default 0.95), computed exactly in rational terms.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 
 use sis_metrics::{LatencyHistogram, LatencySummary};
 
@@ -132,13 +133,53 @@ pub struct ServerLatency {
 }
 
 /// The CBS+EDF policy.
+///
+/// Every decision is O(log n): eligible servers sit in a set ordered by
+/// (deadline, thread) and throttled ones in a set ordered by replenishment
+/// time; [`CbsEdf::set_state`] is the one place that moves a server
+/// between them.
 #[derive(Debug)]
 pub struct CbsEdf {
-    servers: BTreeMap<ThreadId, Server>,
+    /// Servers indexed by thread ID (IDs are small and handed out in order).
+    servers: ServerTable,
+    /// Eligible servers by (absolute deadline, thread).
+    ready: BTreeSet<(u64, ThreadId)>,
+    /// Throttled servers by (replenishment time, thread).
+    throttled: BTreeSet<(u64, ThreadId)>,
+    /// The server dispatched last, if a server is on the CPU.
+    running: Option<ThreadId>,
     best_effort: RoundRobin,
     bound_ppm: u64,
     /// Σ Q/T as a fraction over the product-free form: kept as ppb rounded up per server.
     utilization_ppb: u64,
+}
+
+/// Servers by thread ID: a vector slot per ID, so lookups cost nothing on the decision path.
+#[derive(Debug, Default)]
+struct ServerTable {
+    slots: Vec<Option<Server>>,
+}
+
+impl ServerTable {
+    fn get(&self, thread: &ThreadId) -> Option<&Server> {
+        self.slots.get(*thread as usize).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, thread: &ThreadId) -> Option<&mut Server> {
+        self.slots.get_mut(*thread as usize).and_then(Option::as_mut)
+    }
+
+    fn insert(&mut self, thread: ThreadId, server: Server) {
+        let index = thread as usize;
+        if self.slots.len() <= index {
+            self.slots.resize_with(index + 1, || None);
+        }
+        self.slots[index] = Some(server);
+    }
+
+    fn remove(&mut self, thread: &ThreadId) -> Option<Server> {
+        self.slots.get_mut(*thread as usize).and_then(Option::take)
+    }
 }
 
 /// Q/T in parts per billion, rounded up (so admission errs on the safe side).
@@ -150,7 +191,10 @@ impl CbsEdf {
     /// A policy with the given admission bound (ppm of one CPU) and best-effort time slice.
     pub fn new(bound_ppm: u64, best_effort_slice_ns: u64, capacity: usize) -> Self {
         CbsEdf {
-            servers: BTreeMap::new(),
+            servers: ServerTable::default(),
+            ready: BTreeSet::new(),
+            throttled: BTreeSet::new(),
+            running: None,
             best_effort: RoundRobin::with_capacity(best_effort_slice_ns, capacity),
             bound_ppm: bound_ppm.min(1_000_000),
             utilization_ppb: 0,
@@ -168,7 +212,7 @@ impl CbsEdf {
         if params.deadline_ns > params.period_ns {
             return Err(AdmissionError::DeadlineAbovePeriod);
         }
-        if self.servers.contains_key(&thread) {
+        if self.servers.get(&thread).is_some() {
             return Err(AdmissionError::AlreadyAdmitted);
         }
         let total = self.utilization_ppb.saturating_add(utilization_ppb(&params));
@@ -178,28 +222,63 @@ impl CbsEdf {
         let was_queued = self.best_effort.dequeue(thread);
         self.utilization_ppb = total;
         let deadline_at_ns = now_ns.saturating_add(params.deadline_ns);
-        let state = if was_queued { State::Ready } else { State::Blocked };
         self.servers.insert(
             thread,
             Server {
                 params,
                 budget_left_ns: params.budget_ns,
                 deadline_at_ns,
-                state,
+                state: State::Blocked,
                 stats: ServerStats::default(),
                 woke_at_ns: None,
                 response: Box::default(),
                 release_jitter: Box::default(),
             },
         );
+        if was_queued {
+            self.set_state(thread, State::Ready);
+        }
         Ok(())
+    }
+
+    /// Moves `thread`'s server to `state`, keeping the ready and throttled sets in step.
+    /// Deadlines change only outside the ready set, so removal finds the key it inserted.
+    fn set_state(&mut self, thread: ThreadId, state: State) {
+        let Some(server) = self.servers.get_mut(&thread) else { return };
+        match server.state {
+            State::Ready => {
+                self.ready.remove(&(server.deadline_at_ns, thread));
+            }
+            State::Throttled { until_ns } | State::ThrottledBlocked { until_ns } => {
+                self.throttled.remove(&(until_ns, thread));
+            }
+            State::Running => {
+                if self.running == Some(thread) {
+                    self.running = None;
+                }
+            }
+            State::Blocked => {}
+        }
+        server.state = state;
+        match state {
+            State::Ready => {
+                self.ready.insert((server.deadline_at_ns, thread));
+            }
+            State::Throttled { until_ns } | State::ThrottledBlocked { until_ns } => {
+                self.throttled.insert((until_ns, thread));
+            }
+            State::Running => self.running = Some(thread),
+            State::Blocked => {}
+        }
     }
 
     /// Removes `thread`'s server (it becomes best effort); returns its statistics.
     pub fn release(&mut self, thread: ThreadId, now_ns: u64) -> Option<ServerStats> {
+        let runnable = matches!(self.servers.get(&thread)?.state, State::Ready | State::Throttled { .. });
+        self.set_state(thread, State::Blocked);
         let server = self.servers.remove(&thread)?;
         self.utilization_ppb -= utilization_ppb(&server.params);
-        if matches!(server.state, State::Ready | State::Throttled { .. }) {
+        if runnable {
             self.best_effort.enqueue(thread, now_ns);
         }
         Some(server.stats)
@@ -249,30 +328,31 @@ impl CbsEdf {
 
     /// Replenishes servers whose throttling ended by `now_ns`.
     fn refresh(&mut self, now_ns: u64) {
-        for server in self.servers.values_mut() {
-            match server.state {
-                State::Throttled { until_ns } if until_ns <= now_ns => {
-                    server.deadline_at_ns = server.deadline_at_ns.saturating_add(server.params.period_ns);
-                    server.budget_left_ns = server.params.budget_ns;
-                    server.state = State::Ready;
-                }
-                State::ThrottledBlocked { until_ns } if until_ns <= now_ns => {
-                    server.deadline_at_ns = server.deadline_at_ns.saturating_add(server.params.period_ns);
-                    server.budget_left_ns = server.params.budget_ns;
-                    server.state = State::Blocked;
-                }
-                _ => {}
+        while let Some(&(until_ns, thread)) = self.throttled.first() {
+            if until_ns > now_ns {
+                break;
             }
+            let Some(server) = self.servers.get_mut(&thread) else {
+                self.throttled.remove(&(until_ns, thread));
+                continue;
+            };
+            let next = match server.state {
+                State::Throttled { .. } => State::Ready,
+                _ => State::Blocked,
+            };
+            // Leave the throttled set first (keyed by `until`), then replenish.
+            self.set_state(thread, State::Blocked);
+            if let Some(server) = self.servers.get_mut(&thread) {
+                server.deadline_at_ns = server.deadline_at_ns.saturating_add(server.params.period_ns);
+                server.budget_left_ns = server.params.budget_ns;
+            }
+            self.set_state(thread, next);
         }
     }
 
     /// The ready server with the earliest deadline (lower ID on ties).
     fn earliest_ready(&self) -> Option<(ThreadId, u64)> {
-        self.servers
-            .iter()
-            .filter(|(_, server)| server.state == State::Ready)
-            .map(|(&thread, server)| (thread, server.deadline_at_ns))
-            .min_by_key(|&(thread, deadline)| (deadline, thread))
+        self.ready.first().map(|&(deadline, thread)| (thread, deadline))
     }
 }
 
@@ -287,7 +367,7 @@ impl Scheduler for CbsEdf {
             self.best_effort.enqueue(thread, now_ns);
             return;
         };
-        match server.state {
+        let next = match server.state {
             State::Blocked => {
                 // CBS wake-up rule: c / (d - t) > Q / T  <=>  c * T > (d - t) * Q.
                 let params = server.params;
@@ -300,42 +380,36 @@ impl Scheduler for CbsEdf {
                     server.stats.deadline_resets += 1;
                 }
                 server.woke_at_ns = Some(now_ns);
-                server.state = State::Ready;
+                State::Ready
             }
-            State::ThrottledBlocked { until_ns } => server.state = State::Throttled { until_ns },
-            State::Running => server.state = State::Ready,
-            State::Ready | State::Throttled { .. } => {}
-        }
+            State::ThrottledBlocked { until_ns } => State::Throttled { until_ns },
+            State::Running => State::Ready,
+            State::Ready | State::Throttled { .. } => return,
+        };
+        self.set_state(thread, next);
     }
 
     fn dequeue(&mut self, thread: ThreadId) -> bool {
-        match self.servers.get_mut(&thread) {
-            Some(server) => match server.state {
-                State::Ready | State::Running => {
-                    server.state = State::Blocked;
-                    true
-                }
-                State::Throttled { until_ns } => {
-                    server.state = State::ThrottledBlocked { until_ns };
-                    true
-                }
-                State::Blocked | State::ThrottledBlocked { .. } => false,
-            },
-            None => self.best_effort.dequeue(thread),
-        }
+        let next = match self.servers.get(&thread).map(|server| server.state) {
+            None => return self.best_effort.dequeue(thread),
+            Some(State::Ready | State::Running) => State::Blocked,
+            Some(State::Throttled { until_ns }) => State::ThrottledBlocked { until_ns },
+            Some(State::Blocked | State::ThrottledBlocked { .. }) => return false,
+        };
+        self.set_state(thread, next);
+        true
     }
 
     fn pick_next(&mut self, now_ns: u64) -> Option<ThreadId> {
         self.refresh(now_ns);
-        // A server that was running and was not re-enqueued has blocked.
-        for server in self.servers.values_mut() {
-            if server.state == State::Running {
-                server.state = State::Blocked;
-            }
+        // A server still marked running was neither re-enqueued nor dequeued:
+        // it has stopped, so it is blocked from here on.
+        if let Some(thread) = self.running {
+            self.set_state(thread, State::Blocked);
         }
         if let Some((thread, _)) = self.earliest_ready() {
+            self.set_state(thread, State::Running);
             if let Some(server) = self.servers.get_mut(&thread) {
-                server.state = State::Running;
                 if let Some(woke_at) = server.woke_at_ns.take() {
                     server.release_jitter.record(now_ns.saturating_sub(woke_at));
                 }
@@ -355,7 +429,8 @@ impl Scheduler for CbsEdf {
         if server.budget_left_ns == 0 && server.state == State::Running {
             server.stats.throttles += 1;
             // Hard CBS: wait for the deadline, then replenish with the next one.
-            server.state = State::Throttled { until_ns: server.deadline_at_ns.max(now_ns) };
+            let until_ns = server.deadline_at_ns.max(now_ns);
+            self.set_state(thread, State::Throttled { until_ns });
         }
     }
 
@@ -374,14 +449,7 @@ impl Scheduler for CbsEdf {
     }
 
     fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64> {
-        let replenish = self
-            .servers
-            .values()
-            .filter_map(|server| match server.state {
-                State::Throttled { until_ns } | State::ThrottledBlocked { until_ns } => Some(until_ns),
-                _ => None,
-            })
-            .min();
+        let replenish = self.throttled.first().map(|&(until_ns, _)| until_ns);
         let own = match running.and_then(|thread| self.servers.get(&thread).map(|server| (thread, server))) {
             Some((_, server)) => Some(now_ns.saturating_add(server.budget_left_ns)),
             None => self.best_effort.next_decision_ns(running, now_ns),
@@ -393,7 +461,7 @@ impl Scheduler for CbsEdf {
     }
 
     fn runnable_count(&self) -> usize {
-        self.servers.values().filter(|server| server.state == State::Ready).count() + self.best_effort.runnable_count()
+        self.ready.len() + self.best_effort.runnable_count()
     }
 
     fn admit(&mut self, thread: ThreadId, params: ServerParams, now_ns: u64) -> Result<(), AdmissionError> {

@@ -6,6 +6,7 @@
 
 mod metrics;
 mod mm;
+mod sched;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,12 @@ enum Benchmark {
         /// Operations per repetition.
         #[arg(long, default_value_t = 400_000, value_parser = clap::value_parser!(u64).range(1000..=100_000_000))]
         operations: u64,
+    },
+    /// CBS+EDF decision cost (enqueue + pick next) at 10, 100 and 1,000 ready threads; peer: round robin.
+    Sched {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
     },
     /// Histogram record cost against Vec::push, and the memory workload with recording on vs off.
     Metrics {
@@ -50,5 +57,6 @@ fn main() {
     match Cli::parse().benchmark {
         Benchmark::Metrics { repetitions } => metrics::run(repetitions),
         Benchmark::Mm { repetitions, operations } => mm::run(repetitions, operations),
+        Benchmark::Sched { repetitions } => sched::run(repetitions),
     }
 }
