@@ -59,8 +59,38 @@ pub fn run(which: Benchmark) -> Result<(), String> {
         }
         Benchmark::Metrics { repetitions } => host_bench(&["metrics", "--repetitions", &repetitions.to_string()]),
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
-        Benchmark::Sched { repetitions } => host_bench(&["sched", "--repetitions", &repetitions.to_string()]),
+        Benchmark::Sched { repetitions } => {
+            host_bench(&["sched", "--repetitions", &repetitions.to_string()])?;
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            guest_latency()
+        }
     }
+}
+
+/// Context switch and timer-to-thread latency measured inside SIS in deterministic mode.
+fn guest_latency() -> Result<(), String> {
+    let config = QemuConfig::new().batch("schedctl latency --samples 2000 --json").deterministic();
+    let result = sis_testing::run_batch(&config).map_err(|error| error.to_string())?;
+    let line = result.output.lines().find(|line| line.starts_with('{')).ok_or("no JSON from schedctl latency")?;
+    let report: serde_json::Value =
+        serde_json::from_str(line).map_err(|error| format!("schedctl latency printed bad JSON: {error}"))?;
+    let shift = sis_testing::DEFAULT_ICOUNT_SHIFT;
+    println!("\nin QEMU, deterministic mode (-icount shift={shift}: one instruction = {} ns of guest time), 2,000 samples each", 1u64 << shift);
+    for (name, key) in [("context switch (yield to the other thread running)", "context_switch"), ("timer interrupt to thread running", "timer_to_thread")] {
+        let figures = &report[key];
+        let p50 = figures["p50_ns"].as_u64().unwrap_or(0);
+        let p99 = figures["p99_ns"].as_u64().unwrap_or(0);
+        println!(
+            "  {name}: p50 {p50} ns = {} instructions ({} counter ticks), p99 {p99} ns = {} instructions ({} ticks)",
+            p50 >> shift,
+            report[format!("{key}_p50_ticks")],
+            p99 >> shift,
+            report[format!("{key}_p99_ticks")]
+        );
+    }
+    Ok(())
 }
 
 /// Runs `sis-bench` built with optimizations (timings of a debug build mean nothing).

@@ -53,6 +53,14 @@ pub static SCHEDCTL: CommandSpec<Kernel> = CommandSpec {
             handler: Some(kill),
         },
         CommandSpec {
+            name: "latency",
+            summary: "Measure context-switch cost (yield ping-pong) and timer-to-thread latency (sleeper lateness)",
+            description: "Two best-effort threads hand the CPU to each other with yield: each sample is the time from one thread's yield to the other running. A third thread sleeps to absolute times 1 ms apart: each sample is how late it ran after its timer. Figures in ns and in counter ticks.",
+            args: &[ArgSpec::flag("samples", ValueKind::U64 { min: 10, max: 100_000 }, "samples of each").default("1000")],
+            subcommands: &[],
+            handler: Some(latency),
+        },
+        CommandSpec {
             name: "spawn",
             summary: "Start periodic threads that run --wcet of CPU per period (more with --overrun)",
             description: "Each thread is admitted with budget = wcet + 2 % (its own overhead around the job) before it first runs; a refused admission starts nothing and states the utilization. Every period the thread runs wcet x (1 + overrun%) of CPU time, reports its job done, and sleeps until the next release. An overrunning thread is throttled by its server and cannot take time from the others.",
@@ -280,5 +288,102 @@ fn kill(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
             ppm_text(utilization_ppm)
         ),
         json!({ "killed": id, "utilization_ppm": utilization_ppm }),
+    ))
+}
+
+fn ticks(nanoseconds: u64) -> u64 {
+    (nanoseconds as u128 * time::frequency_hz() as u128 / 1_000_000_000) as u64
+}
+
+fn latency(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    use alloc::sync::Arc;
+    use sis_metrics::LatencyHistogram;
+    use sis_platform::irq_lock::IrqMutex;
+
+    let samples = invocation.args.u64("samples").unwrap_or(1000);
+    let spawn_error = |error| ShellError::new("spawn-failed", alloc::format!("{error}"));
+
+    // Ping-pong: the yielding thread stamps the time; the other, on resuming, records the gap.
+    struct PingPong {
+        stamp: u64,
+        left: u64,
+        switches: alloc::boxed::Box<LatencyHistogram>,
+    }
+    let shared = Arc::new(IrqMutex::new(PingPong {
+        stamp: 0,
+        left: samples,
+        switches: alloc::boxed::Box::default(),
+    }));
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let state = Arc::clone(&shared);
+        handles.push(
+            thread::spawn_joinable("pingpong", PERIODIC_STACK_BYTES, move || loop {
+                {
+                    let mut pingpong = state.lock();
+                    if pingpong.left == 0 {
+                        return;
+                    }
+                    if pingpong.stamp != 0 {
+                        let gap = time::now_ns().saturating_sub(pingpong.stamp);
+                        pingpong.switches.record(gap);
+                        pingpong.left -= 1;
+                    }
+                    pingpong.stamp = time::now_ns();
+                }
+                thread::yield_now();
+            })
+            .map_err(spawn_error)?,
+        );
+    }
+    for handle in handles {
+        handle.join();
+    }
+    let switch = shared.lock().switches.summary();
+
+    // Timer to thread: sleep to absolute times, record the lateness.
+    let lateness = Arc::new(IrqMutex::new(alloc::boxed::Box::new(
+        LatencyHistogram::new(),
+    )));
+    let recorder = Arc::clone(&lateness);
+    thread::spawn_joinable("sleeper", PERIODIC_STACK_BYTES, move || {
+        let mut due = time::now_ns() + 1_000_000;
+        for _ in 0..samples {
+            thread::sleep_until_ns(due);
+            let late = time::now_ns().saturating_sub(due);
+            recorder.lock().record(late);
+            due += 1_000_000;
+        }
+    })
+    .map_err(spawn_error)?
+    .join();
+    let timer = lateness.lock().summary();
+
+    let line = |name: &str, summary: &sis_metrics::LatencySummary| {
+        alloc::format!(
+            "{name}: p50 {} ns ({} ticks), p99 {} ns ({} ticks), max {} ns, {} samples",
+            format::thousands(summary.p50_ns),
+            ticks(summary.p50_ns),
+            format::thousands(summary.p99_ns),
+            ticks(summary.p99_ns),
+            format::thousands(summary.max_ns),
+            summary.count
+        )
+    };
+    Ok(Reply::new(
+        alloc::format!(
+            "{}\n{}",
+            line("context switch (yield to other thread running)", &switch),
+            line("timer to thread (sleeper lateness)", &timer)
+        ),
+        json!({
+            "counter_frequency_hz": time::frequency_hz(),
+            "context_switch": switch,
+            "context_switch_p50_ticks": ticks(switch.p50_ns),
+            "context_switch_p99_ticks": ticks(switch.p99_ns),
+            "timer_to_thread": timer,
+            "timer_to_thread_p50_ticks": ticks(timer.p50_ns),
+            "timer_to_thread_p99_ticks": ticks(timer.p99_ns),
+        }),
     ))
 }

@@ -177,3 +177,19 @@ fn threads_show_jitter_and_kill_releases_the_server() {
     assert!(sis.run("schedctl kill 1").unwrap().starts_with("error[protected-thread]: "));
     assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn switch_and_timer_latency_are_measured_and_replay() {
+    let (status, first) = last_json("schedctl latency --samples 300 --json");
+    let (_, second) = last_json("schedctl latency --samples 300 --json");
+    assert_eq!(status, Some(exit::PASS));
+    assert_eq!(first, second);
+    for key in ["context_switch", "timer_to_thread"] {
+        let figures = &first[key];
+        assert_eq!(figures["count"], 300, "{key}");
+        let (p50, p99) = (figures["p50_ns"].as_u64().unwrap(), figures["p99_ns"].as_u64().unwrap());
+        // A switch or a wake-up takes some instructions, and far less than a time slice.
+        assert!(p50 > 0 && p50 <= p99 && p99 < 1_000_000, "{key}: {figures}");
+    }
+}
