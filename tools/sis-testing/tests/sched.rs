@@ -193,3 +193,24 @@ fn switch_and_timer_latency_are_measured_and_replay() {
         assert!(p50 > 0 && p50 <= p99 && p99 < 1_000_000, "{key}: {figures}");
     }
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn overruns_are_counted_exactly() {
+    // Always backlogged (3 ms of work per 10 ms against a 2.04 ms budget), the
+    // thread spends its whole budget once per period: each throttle is exactly
+    // one budget of CPU time, and there is one per period.
+    let (_, util) = last_json(
+        "schedctl spawn --wcet 2000000 --period 10000000 --deadline 10000000 --overrun 50; sleep 1000; schedctl util --json",
+    );
+    let server = &util["servers"][0];
+    let budget = server["budget_ns"].as_u64().unwrap();
+    let throttles = server["throttles"].as_u64().unwrap();
+    let runtime = server["runtime_ns"].as_u64().unwrap();
+    assert_eq!(budget, 2_040_000);
+    assert!((99..=101).contains(&throttles), "one per 10 ms period in 1 s: {server}");
+    assert!(runtime >= throttles * budget && runtime < (throttles + 1) * budget, "runtime {runtime} vs {throttles} x {budget}");
+    // 204 ms of CPU in 1 s at 3 ms a job: 68 jobs, every one late.
+    assert_eq!(server["jobs"], 68, "{server}");
+    assert_eq!(server["deadline_misses"], server["jobs"], "{server}");
+}
