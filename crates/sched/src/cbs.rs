@@ -487,6 +487,17 @@ impl Scheduler for CbsEdf {
     fn utilization(&self) -> (u64, u64) {
         (self.utilization_ppm(), self.bound_ppm)
     }
+
+    fn set_bound(&mut self, bound_ppm: u64) -> Result<(), AdmissionError> {
+        if bound_ppm == 0 || bound_ppm > 1_000_000 {
+            return Err(AdmissionError::ZeroParameter);
+        }
+        if self.utilization_ppb > bound_ppm.saturating_mul(1000) {
+            return Err(AdmissionError::OverBound { utilization_ppm: self.utilization_ppm(), bound_ppm });
+        }
+        self.bound_ppm = bound_ppm;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,10 @@ pub trait Scheduler: Send {
     fn server_latency(&self, _thread: ThreadId) -> Option<ServerLatency> {
         None
     }
+    /// Sets the admission bound (ppm of one CPU); refused if admitted servers already exceed it.
+    fn set_bound(&mut self, _bound_ppm: u64) -> Result<(), AdmissionError> {
+        Err(AdmissionError::Unsupported)
+    }
     /// Σ Q/T of admitted servers and the admission bound, both in ppm.
     fn utilization(&self) -> (u64, u64) {
         (0, 0)

@@ -45,6 +45,14 @@ pub static SCHEDCTL: CommandSpec<Kernel> = CommandSpec {
             handler: Some(threads),
         },
         CommandSpec {
+            name: "bound",
+            summary: "Set the admission bound (ppm of one CPU, default 950000); refused below the admitted utilization",
+            description: "",
+            args: &[ArgSpec::positional("ppm", ValueKind::U64 { min: 1, max: 1_000_000 }, "bound in parts per million").required()],
+            subcommands: &[],
+            handler: Some(bound),
+        },
+        CommandSpec {
             name: "kill",
             summary: "End a thread (not idle, not the shell, not the det worker: use det off)",
             description: "Its stack is freed and its server released; objects it kept on the heap are not reclaimed.",
@@ -385,5 +393,24 @@ fn latency(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, She
             "timer_to_thread_p50_ticks": ticks(timer.p50_ns),
             "timer_to_thread_p99_ticks": ticks(timer.p99_ns),
         }),
+    ))
+}
+
+fn bound(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let ppm = invocation.args.u64("ppm").unwrap_or(1);
+    thread::set_admission_bound(ppm).map_err(|error| {
+        ShellError::new(
+            "admission-refused",
+            alloc::format!("bound not changed: {error}"),
+        )
+    })?;
+    let (utilization_ppm, bound_ppm) = thread::utilization();
+    Ok(Reply::new(
+        alloc::format!(
+            "bound {}; utilization {}",
+            ppm_text(bound_ppm),
+            ppm_text(utilization_ppm)
+        ),
+        json!({ "bound_ppm": bound_ppm, "utilization_ppm": utilization_ppm }),
     ))
 }

@@ -83,6 +83,12 @@ fn admission_and_bad_parameters_are_refused_and_change_nothing() {
     let util = sis.run_json("schedctl util").unwrap();
     assert_eq!(util["utilization_ppm"], 918_000, "refusals changed nothing");
     assert_eq!(util["servers"].as_array().unwrap().len(), 3);
+    // The bound is configurable, but never below what is admitted.
+    let refused = sis.run("schedctl bound 900000").unwrap();
+    assert_eq!(refused, "error[admission-refused]: bound not changed: utilization would be 0.9180 > bound 0.9000\n");
+    assert_eq!(sis.run_json("schedctl bound 990000").unwrap()["bound_ppm"], 990_000);
+    assert!(sis.run("schedctl spawn --wcet 500000 --period 10000000 --deadline 10000000").unwrap().starts_with("started"));
+    assert!(sis.run("schedctl bound 0").unwrap().starts_with("error[out-of-range]: "));
 }
 
 #[test]

@@ -392,6 +392,15 @@ pub fn current_cpu_time_ns() -> u64 {
     })
 }
 
+/// Sets the policy's admission bound (ppm); refused if admitted servers already exceed it.
+pub fn set_admission_bound(bound_ppm: u64) -> Result<(), AdmissionError> {
+    reap_exited();
+    match THREADS.lock().as_mut() {
+        Some(threads) => threads.policy.set_bound(bound_ppm),
+        None => Err(AdmissionError::Unsupported),
+    }
+}
+
 /// The calling thread's deadline server parameters and counters, if it has a server.
 pub fn own_server() -> Option<(ServerParams, ServerStats)> {
     THREADS.lock().as_ref().and_then(|threads| threads.policy.server(threads.list[threads.current].id))
