@@ -157,10 +157,7 @@ fn submit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
     let count = invocation.args.u64("count").unwrap_or(1);
     for queued in 0..count {
         det::submit(alloc::boxed::Box::new(move || {
-            let target = thread::current_cpu_time_ns().saturating_add(work_ns);
-            while thread::current_cpu_time_ns() < target {
-                core::hint::spin_loop();
-            }
+            thread::burn_cpu_ns(work_ns);
         }))
         .map_err(|problem| {
             let mut shell_error = error(problem);

@@ -165,10 +165,7 @@ fn spawn(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
         let body = move || {
             let mut release = time::now_ns();
             loop {
-                let target = thread::current_cpu_time_ns().saturating_add(work_ns);
-                while thread::current_cpu_time_ns() < target {
-                    core::hint::spin_loop();
-                }
+                thread::burn_cpu_ns(work_ns);
                 thread::job_complete(release.saturating_add(deadline_ns));
                 release = release.saturating_add(period_ns);
                 thread::sleep_until_ns(release);

@@ -64,10 +64,7 @@ fn periodic(
         let mut release = time::now_ns();
         while release < until_ns {
             latency.record(time::now_ns().saturating_sub(release));
-            let target = thread::current_cpu_time_ns().saturating_add(work_ns);
-            while thread::current_cpu_time_ns() < target {
-                core::hint::spin_loop();
-            }
+            thread::burn_cpu_ns(work_ns);
             thread::job_complete(release + period_ns);
             release += period_ns;
             thread::sleep_until_ns(release);

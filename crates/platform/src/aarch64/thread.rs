@@ -385,6 +385,15 @@ pub fn job_complete(job_deadline_ns: u64) {
     }
 }
 
+/// Keeps the CPU busy until the calling thread has used `cpu_ns` more of CPU
+/// time (time taken by other threads meanwhile does not count).
+pub fn burn_cpu_ns(cpu_ns: u64) {
+    let target = current_cpu_time_ns().saturating_add(cpu_ns);
+    while current_cpu_time_ns() < target {
+        core::hint::spin_loop();
+    }
+}
+
 /// CPU time of the calling thread, its current run included.
 pub fn current_cpu_time_ns() -> u64 {
     THREADS.lock().as_ref().map_or(0, |threads| {
