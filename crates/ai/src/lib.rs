@@ -1,0 +1,17 @@
+//! SIS learning agents: a small f32 multilayer perceptron and a Q-learning agent with experience replay.
+//!
+//! Everything is plain f32 arithmetic, so it runs the same on the host and
+//! under the kernel's softfloat target, and every random choice (weights,
+//! exploration, replay sampling) comes from one seed.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod network;
+mod qlearning;
+mod random;
+
+pub use network::{Gradients, Network};
+pub use qlearning::{Agent, AgentConfig, Transition};
+pub use random::Random;

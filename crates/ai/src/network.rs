@@ -1,0 +1,262 @@
+//! A fully connected network: ReLU hidden layers, linear output, trained by backpropagation and SGD.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::Random;
+
+#[derive(Debug, Clone)]
+struct Layer {
+    inputs: usize,
+    outputs: usize,
+    /// Row-major: `weights[o * inputs + i]`.
+    weights: Vec<f32>,
+    biases: Vec<f32>,
+}
+
+/// Parameter gradients, shaped like the network.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    weights: Vec<Vec<f32>>,
+    biases: Vec<Vec<f32>>,
+}
+
+/// A multilayer perceptron.
+#[derive(Debug, Clone)]
+pub struct Network {
+    layers: Vec<Layer>,
+}
+
+impl Network {
+    /// A network with the given layer sizes (`[inputs, hidden..., outputs]`), weights drawn
+    /// uniformly within ±sqrt(6 / (fan_in + fan_out)) (Glorot) from `random`, biases 0.
+    pub fn new(sizes: &[usize], random: &mut Random) -> Self {
+        let layers = sizes
+            .windows(2)
+            .map(|pair| {
+                let (inputs, outputs) = (pair[0], pair[1]);
+                let limit = libm::sqrtf(6.0 / (inputs + outputs) as f32);
+                Layer {
+                    inputs,
+                    outputs,
+                    weights: (0..inputs * outputs).map(|_| random.between(-limit, limit)).collect(),
+                    biases: vec![0.0; outputs],
+                }
+            })
+            .collect();
+        Network { layers }
+    }
+
+    /// Number of inputs.
+    pub fn inputs(&self) -> usize {
+        self.layers.first().map_or(0, |layer| layer.inputs)
+    }
+
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, |layer| layer.outputs)
+    }
+
+    /// Layer sizes, inputs first.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut shape: Vec<usize> = self.layers.iter().map(|layer| layer.inputs).collect();
+        shape.push(self.outputs());
+        shape
+    }
+
+    /// Number of weights and biases.
+    pub fn parameter_count(&self) -> usize {
+        self.layers.iter().map(|layer| layer.weights.len() + layer.biases.len()).sum()
+    }
+
+    /// Outputs for `input` (which must have `inputs()` values).
+    pub fn forward(&self, input: &[f32]) -> Vec<f32> {
+        self.activations(input).pop().unwrap_or_default()
+    }
+
+    /// Every layer's output, input first (post-activation for hidden layers).
+    fn activations(&self, input: &[f32]) -> Vec<Vec<f32>> {
+        let mut activations = vec![input.to_vec()];
+        for (index, layer) in self.layers.iter().enumerate() {
+            let previous = &activations[activations.len() - 1];
+            let last = index + 1 == self.layers.len();
+            let output: Vec<f32> = (0..layer.outputs)
+                .map(|o| {
+                    let row = &layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
+                    let sum = row.iter().zip(previous).map(|(w, x)| w * x).sum::<f32>() + layer.biases[o];
+                    if last {
+                        sum
+                    } else {
+                        sum.max(0.0)
+                    }
+                })
+                .collect();
+            activations.push(output);
+        }
+        activations
+    }
+
+    /// Gradients of ½ Σ (output − target)² over the outputs where `mask` is true.
+    pub fn gradients(&self, input: &[f32], target: &[f32], mask: &[bool]) -> (Gradients, f32) {
+        let activations = self.activations(input);
+        let output = &activations[activations.len() - 1];
+        let mut loss = 0.0;
+        let mut delta: Vec<f32> = output
+            .iter()
+            .zip(target)
+            .zip(mask)
+            .map(|((y, t), &on)| {
+                if on {
+                    loss += 0.5 * (y - t) * (y - t);
+                    y - t
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut gradients = Gradients { weights: Vec::new(), biases: Vec::new() };
+        for (index, layer) in self.layers.iter().enumerate().rev() {
+            let input = &activations[index];
+            let mut weights = vec![0.0; layer.weights.len()];
+            for o in 0..layer.outputs {
+                for i in 0..layer.inputs {
+                    weights[o * layer.inputs + i] = delta[o] * input[i];
+                }
+            }
+            let mut previous = vec![0.0; layer.inputs];
+            if index > 0 {
+                for (i, value) in previous.iter_mut().enumerate() {
+                    // ReLU derivative: the hidden activation was positive.
+                    if input[i] > 0.0 {
+                        *value = (0..layer.outputs).map(|o| layer.weights[o * layer.inputs + i] * delta[o]).sum();
+                    }
+                }
+            }
+            gradients.weights.push(weights);
+            gradients.biases.push(delta.clone());
+            delta = previous;
+        }
+        gradients.weights.reverse();
+        gradients.biases.reverse();
+        (gradients, loss)
+    }
+
+    /// One SGD step: parameters -= rate × gradients.
+    pub fn apply(&mut self, gradients: &Gradients, rate: f32) {
+        for (layer, (weights, biases)) in self.layers.iter_mut().zip(gradients.weights.iter().zip(&gradients.biases)) {
+            for (w, g) in layer.weights.iter_mut().zip(weights) {
+                *w -= rate * g;
+            }
+            for (b, g) in layer.biases.iter_mut().zip(biases) {
+                *b -= rate * g;
+            }
+        }
+    }
+
+    /// Copies another network's parameters (same shape).
+    pub fn copy_from(&mut self, other: &Network) {
+        self.layers.clone_from(&other.layers);
+    }
+
+    /// Every parameter, layer by layer (weights then biases), for checks and saving.
+    pub fn parameters(&self) -> Vec<f32> {
+        self.layers.iter().flat_map(|layer| layer.weights.iter().chain(&layer.biases).copied()).collect()
+    }
+
+    /// One parameter by its index in [`Network::parameters`] (for the gradient check).
+    #[cfg(test)]
+    fn parameter_mut(&mut self, mut index: usize) -> Option<&mut f32> {
+        for layer in &mut self.layers {
+            let (w, b) = (layer.weights.len(), layer.biases.len());
+            if index < w {
+                return layer.weights.get_mut(index);
+            }
+            if index < w + b {
+                return layer.biases.get_mut(index - w);
+            }
+            index -= w + b;
+        }
+        None
+    }
+}
+
+impl Gradients {
+    /// Every gradient in the order of [`Network::parameters`].
+    pub fn flatten(&self) -> Vec<f32> {
+        self.weights.iter().zip(&self.biases).flat_map(|(w, b)| w.iter().chain(b).copied()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss(network: &Network, input: &[f32], target: &[f32]) -> f64 {
+        network.forward(input).iter().zip(target).map(|(y, t)| 0.5 * ((y - t) as f64).powi(2)).sum()
+    }
+
+    #[test]
+    fn backpropagation_matches_finite_differences() {
+        let mut random = Random::new(7);
+        let mut network = Network::new(&[4, 8, 6, 3], &mut random);
+        let input = [0.3, -0.7, 0.9, 0.1];
+        let target = [0.5, -1.0, 2.0];
+        let (gradients, _) = network.gradients(&input, &target, &[true, true, true]);
+        let analytic = gradients.flatten();
+        assert_eq!(analytic.len(), network.parameter_count());
+        let step = 1e-3f32;
+        let mut checked = 0;
+        for (index, &expected) in analytic.iter().enumerate() {
+            let original = *network.parameter_mut(index).unwrap();
+            *network.parameter_mut(index).unwrap() = original + step;
+            let up = loss(&network, &input, &target);
+            *network.parameter_mut(index).unwrap() = original - step;
+            let down = loss(&network, &input, &target);
+            *network.parameter_mut(index).unwrap() = original;
+            let numeric = (up - down) / (2.0 * step as f64);
+            let difference = (numeric - expected as f64).abs();
+            assert!(difference <= 1e-2 * numeric.abs().max(1e-2), "parameter {index}: numeric {numeric}, analytic {expected}");
+            checked += 1;
+        }
+        assert_eq!(checked, 4 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3);
+    }
+
+    #[test]
+    fn masked_outputs_get_no_gradient() {
+        let mut random = Random::new(1);
+        let network = Network::new(&[2, 4, 2], &mut random);
+        let (gradients, _) = network.gradients(&[1.0, 1.0], &[5.0, 5.0], &[true, false]);
+        let last_biases = &gradients.biases[1];
+        assert_eq!(last_biases[1], 0.0);
+        assert_ne!(last_biases[0], 0.0);
+    }
+
+    #[test]
+    fn sgd_fits_a_linear_function() {
+        let mut random = Random::new(3);
+        let mut network = Network::new(&[1, 16, 1], &mut random);
+        let mut last = f32::MAX;
+        for epoch in 0..400 {
+            let mut total = 0.0;
+            for step in 0..16 {
+                let x = step as f32 / 8.0 - 1.0;
+                let (gradients, loss) = network.gradients(&[x], &[2.0 * x + 1.0], &[true]);
+                network.apply(&gradients, 0.05);
+                total += loss;
+            }
+            if epoch == 399 {
+                last = total;
+            }
+        }
+        assert!(last < 1e-3, "loss after training {last}");
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let a = Network::new(&[3, 5, 2], &mut Random::new(9)).parameters();
+        let b = Network::new(&[3, 5, 2], &mut Random::new(9)).parameters();
+        let c = Network::new(&[3, 5, 2], &mut Random::new(10)).parameters();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

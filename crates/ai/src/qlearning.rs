@@ -1,0 +1,278 @@
+//! Q-learning with a neural function approximator, experience replay sampled at random, and a target network.
+
+use alloc::vec::Vec;
+
+use crate::{Network, Random};
+
+/// Learning parameters.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Hidden layer sizes.
+    pub hidden: Vec<usize>,
+    /// Discount factor γ.
+    pub discount: f32,
+    /// SGD step size.
+    pub learning_rate: f32,
+    /// Exploration rate at the start.
+    pub epsilon_start: f32,
+    /// Exploration rate after the decay.
+    pub epsilon_end: f32,
+    /// Decisions over which ε decays linearly.
+    pub epsilon_decay_steps: u64,
+    /// Transitions kept for replay (oldest replaced first).
+    pub replay_capacity: usize,
+    /// Transitions per training step.
+    pub batch_size: usize,
+    /// Training steps between copies of the online network into the target network.
+    pub target_sync_every: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            hidden: alloc::vec![32],
+            discount: 0.95,
+            learning_rate: 0.01,
+            epsilon_start: 1.0,
+            epsilon_end: 0.05,
+            epsilon_decay_steps: 2_000,
+            replay_capacity: 4_096,
+            batch_size: 16,
+            target_sync_every: 50,
+        }
+    }
+}
+
+/// One step of experience.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// State before acting.
+    pub state: Vec<f32>,
+    /// Action taken.
+    pub action: usize,
+    /// Reward measured after it.
+    pub reward: f32,
+    /// State after acting.
+    pub next_state: Vec<f32>,
+    /// Whether the episode ended.
+    pub done: bool,
+}
+
+/// A Q-learning agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    config: AgentConfig,
+    online: Network,
+    target: Network,
+    replay: Vec<Transition>,
+    replay_next: usize,
+    random: Random,
+    decisions: u64,
+    explorations: u64,
+    training_steps: u64,
+    last_loss: f32,
+}
+
+impl Agent {
+    /// An agent for `state_size` inputs and `action_count` actions, weights drawn from `seed`.
+    pub fn new(state_size: usize, action_count: usize, config: AgentConfig, seed: u64) -> Self {
+        let mut random = Random::new(seed);
+        let mut sizes = alloc::vec![state_size];
+        sizes.extend_from_slice(&config.hidden);
+        sizes.push(action_count);
+        let online = Network::new(&sizes, &mut random);
+        let target = online.clone();
+        Agent {
+            config,
+            online,
+            target,
+            replay: Vec::new(),
+            replay_next: 0,
+            random,
+            decisions: 0,
+            explorations: 0,
+            training_steps: 0,
+            last_loss: 0.0,
+        }
+    }
+
+    /// Current exploration rate.
+    pub fn epsilon(&self) -> f32 {
+        let progress = (self.decisions as f32 / self.config.epsilon_decay_steps.max(1) as f32).min(1.0);
+        self.config.epsilon_start + (self.config.epsilon_end - self.config.epsilon_start) * progress
+    }
+
+    /// Q-values of `state`.
+    pub fn q_values(&self, state: &[f32]) -> Vec<f32> {
+        self.online.forward(state)
+    }
+
+    /// The action with the highest Q-value (lowest index on ties).
+    pub fn greedy(&self, state: &[f32]) -> usize {
+        argmax(&self.q_values(state))
+    }
+
+    /// ε-greedy choice; returns the action and whether it explored.
+    pub fn act(&mut self, state: &[f32]) -> (usize, bool) {
+        let epsilon = self.epsilon();
+        self.decisions += 1;
+        if self.random.unit() < epsilon {
+            self.explorations += 1;
+            (self.random.below(self.online.outputs()), true)
+        } else {
+            (self.greedy(state), false)
+        }
+    }
+
+    /// Stores a transition for replay.
+    pub fn remember(&mut self, transition: Transition) {
+        if self.replay.len() < self.config.replay_capacity {
+            self.replay.push(transition);
+        } else {
+            self.replay[self.replay_next] = transition;
+            self.replay_next = (self.replay_next + 1) % self.config.replay_capacity;
+        }
+    }
+
+    /// One training step on a batch sampled uniformly from replay; returns the mean loss, or
+    /// `None` while replay holds fewer transitions than a batch.
+    pub fn train(&mut self) -> Option<f32> {
+        if self.replay.len() < self.config.batch_size {
+            return None;
+        }
+        let actions = self.online.outputs();
+        let rate = self.config.learning_rate / self.config.batch_size as f32;
+        let mut total = 0.0;
+        for _ in 0..self.config.batch_size {
+            let sample = &self.replay[self.random.below(self.replay.len())];
+            let next_best = if sample.done {
+                0.0
+            } else {
+                self.target.forward(&sample.next_state).into_iter().fold(f32::MIN, f32::max)
+            };
+            let mut target = alloc::vec![0.0; actions];
+            let mut mask = alloc::vec![false; actions];
+            target[sample.action] = sample.reward + self.config.discount * next_best;
+            mask[sample.action] = true;
+            let (gradients, loss) = self.online.gradients(&sample.state, &target, &mask);
+            self.online.apply(&gradients, rate);
+            total += loss;
+        }
+        self.training_steps += 1;
+        if self.training_steps.is_multiple_of(self.config.target_sync_every.max(1)) {
+            self.target.copy_from(&self.online);
+        }
+        self.last_loss = total / self.config.batch_size as f32;
+        Some(self.last_loss)
+    }
+
+    /// Decisions made, of which explored.
+    pub fn decisions(&self) -> (u64, u64) {
+        (self.decisions, self.explorations)
+    }
+
+    /// Training steps taken and the last mean loss.
+    pub fn training(&self) -> (u64, f32) {
+        (self.training_steps, self.last_loss)
+    }
+
+    /// Transitions held for replay.
+    pub fn replay_len(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// The network's layer sizes.
+    pub fn shape(&self) -> Vec<usize> {
+        self.online.shape()
+    }
+}
+
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (index, value) in values.iter().enumerate() {
+        if *value > values[best] {
+            best = index;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATES: usize = 6;
+    const RIGHT: usize = 1;
+
+    fn one_hot(state: usize) -> Vec<f32> {
+        (0..STATES).map(|index| if index == state { 1.0 } else { 0.0 }).collect()
+    }
+
+    /// A chain: start at 0, +1 for reaching the right end, -0.01 per step; at most 40 steps.
+    fn episode(agent: &mut Agent, learn: bool) -> f32 {
+        let mut state = 0;
+        let mut total = 0.0;
+        for _ in 0..40 {
+            let action = if learn { agent.act(&one_hot(state)).0 } else { agent.greedy(&one_hot(state)) };
+            // Action 0 moves left, action 1 right.
+            let next = if action == RIGHT { state + 1 } else { state.saturating_sub(1) };
+            let done = next == STATES - 1;
+            let reward = if done { 1.0 } else { -0.01 };
+            total += reward;
+            if learn {
+                agent.remember(Transition { state: one_hot(state), action, reward, next_state: one_hot(next), done });
+                agent.train();
+            }
+            state = next;
+            if done {
+                break;
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn learns_the_optimal_policy_of_a_chain() {
+        let mut agent = Agent::new(STATES, 2, AgentConfig { epsilon_decay_steps: 1_500, ..AgentConfig::default() }, 11);
+        let before = episode(&mut agent.clone(), false);
+        for _ in 0..150 {
+            episode(&mut agent, true);
+        }
+        for state in 0..STATES - 1 {
+            assert_eq!(agent.greedy(&one_hot(state)), RIGHT, "state {state}: {:?}", agent.q_values(&one_hot(state)));
+        }
+        // Optimal: 4 steps of -0.01, then +1.
+        let after = episode(&mut agent, false);
+        assert!((after - 0.96).abs() < 1e-5, "greedy return {after}");
+        assert!(after > before, "{before} -> {after}");
+        let (decisions, explorations) = agent.decisions();
+        assert!(explorations > 0 && explorations < decisions);
+        assert!(agent.epsilon() < 0.06);
+    }
+
+    #[test]
+    fn same_seed_same_learning() {
+        let config = AgentConfig::default();
+        let mut a = Agent::new(STATES, 2, config.clone(), 5);
+        let mut b = Agent::new(STATES, 2, config, 5);
+        for _ in 0..20 {
+            assert_eq!(episode(&mut a, true), episode(&mut b, true));
+        }
+        assert_eq!(a.q_values(&one_hot(2)), b.q_values(&one_hot(2)));
+    }
+
+    #[test]
+    fn replay_keeps_its_capacity_and_waits_for_a_batch() {
+        let mut agent = Agent::new(2, 2, AgentConfig { replay_capacity: 4, batch_size: 3, ..AgentConfig::default() }, 1);
+        let transition = |reward| Transition { state: alloc::vec![0.0, 1.0], action: 0, reward, next_state: alloc::vec![1.0, 0.0], done: false };
+        agent.remember(transition(1.0));
+        agent.remember(transition(2.0));
+        assert_eq!(agent.train(), None);
+        for reward in 3..10 {
+            agent.remember(transition(reward as f32));
+        }
+        assert_eq!(agent.replay_len(), 4);
+        assert!(agent.train().is_some());
+        assert_eq!(agent.training().0, 1);
+    }
+}
