@@ -10,8 +10,8 @@ extern crate alloc;
 
 mod network;
 mod qlearning;
-mod random;
 
 pub use network::{Gradients, Network};
 pub use qlearning::{Agent, AgentConfig, Transition};
-pub use random::Random;
+/// The agents' generator ([`sis_hal::SeededRandom`]).
+pub type Random = sis_hal::SeededRandom;

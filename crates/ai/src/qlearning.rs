@@ -118,7 +118,7 @@ impl Agent {
         self.decisions += 1;
         if self.random.unit() < epsilon {
             self.explorations += 1;
-            (self.random.below(self.online.outputs()), true)
+            (self.random.below(self.online.outputs() as u64) as usize, true)
         } else {
             (self.greedy(state), false)
         }
@@ -144,7 +144,7 @@ impl Agent {
         let rate = self.config.learning_rate / self.config.batch_size as f32;
         let mut total = 0.0;
         for _ in 0..self.config.batch_size {
-            let sample = &self.replay[self.random.below(self.replay.len())];
+            let sample = &self.replay[self.random.below(self.replay.len() as u64) as usize];
             let next_best = if sample.done {
                 0.0
             } else {

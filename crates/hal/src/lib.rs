@@ -5,7 +5,11 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+mod random;
+
 use core::cell::Cell;
+
+pub use random::SeededRandom;
 
 /// A monotonic clock.
 pub trait Clock {

@@ -14,7 +14,6 @@ mod config;
 mod flood;
 mod memory;
 mod multi;
-mod rng;
 mod status;
 mod suite;
 
@@ -22,6 +21,7 @@ pub use config::{ConfigError, StressTestConfig};
 pub use flood::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate, COMMAND_MIX};
 pub use memory::{run_memory_test, LeakCheck, MemoryReport, RunOptions, WorkloadProfile};
 pub use multi::{flood_seed, CrossEffect, MultiReport};
-pub use rng::StressRng;
+/// The workloads' generator ([`sis_hal::SeededRandom`]).
+pub type StressRng = sis_hal::SeededRandom;
 pub use status::Status;
 pub use suite::{Percentiles, SuiteReport, TestOutcome, SUITE_SCHEMA_VERSION};

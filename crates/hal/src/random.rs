@@ -1,18 +1,18 @@
-//! The seeded generator every workload draws from.
+//! The seeded generator every randomized part of SIS draws from (stress workloads, learning agents).
 
 use rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// xoshiro256++ with the draws the workloads need.
+/// xoshiro256++ with the draws SIS needs; the same stream on every platform for a seed.
 #[derive(Debug, Clone)]
-pub struct StressRng {
+pub struct SeededRandom {
     inner: Xoshiro256PlusPlus,
 }
 
-impl StressRng {
+impl SeededRandom {
     /// A generator whose stream depends only on `seed`.
     pub fn new(seed: u64) -> Self {
-        StressRng { inner: Xoshiro256PlusPlus::seed_from_u64(seed) }
+        SeededRandom { inner: Xoshiro256PlusPlus::seed_from_u64(seed) }
     }
 
     /// A uniform 64-bit value.
@@ -43,6 +43,16 @@ impl StressRng {
         }
     }
 
+    /// Uniform in [0, 1) with 24 bits of precision (exact in f32).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Uniform in [low, high).
+    pub fn between(&mut self, low: f32, high: f32) -> f32 {
+        low + (high - low) * self.unit()
+    }
+
     /// True with probability `percent` / 100.
     pub fn chance_percent(&mut self, percent: u64) -> bool {
         self.below(100) < percent
@@ -67,16 +77,16 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_different_seed_different_stream() {
-        let a: alloc::vec::Vec<u64> = (0..8).scan(StressRng::new(7), |rng, _| Some(rng.next_u64())).collect();
-        let b: alloc::vec::Vec<u64> = (0..8).scan(StressRng::new(7), |rng, _| Some(rng.next_u64())).collect();
-        let c: alloc::vec::Vec<u64> = (0..8).scan(StressRng::new(8), |rng, _| Some(rng.next_u64())).collect();
+        let a: Vec<u64> = (0..8).scan(SeededRandom::new(7), |rng, _| Some(rng.next_u64())).collect();
+        let b: Vec<u64> = (0..8).scan(SeededRandom::new(7), |rng, _| Some(rng.next_u64())).collect();
+        let c: Vec<u64> = (0..8).scan(SeededRandom::new(8), |rng, _| Some(rng.next_u64())).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
 
     #[test]
     fn bounded_draws_stay_in_bounds_and_cover_them() {
-        let mut rng = StressRng::new(1);
+        let mut rng = SeededRandom::new(1);
         let mut seen = [0u32; 10];
         for _ in 0..10_000 {
             let value = rng.range(10, 19);
@@ -91,7 +101,7 @@ mod tests {
 
     #[test]
     fn log_uniform_spreads_over_powers_of_two() {
-        let mut rng = StressRng::new(3);
+        let mut rng = SeededRandom::new(3);
         let mut per_power = [0u32; 11];
         for _ in 0..11_000 {
             let value = rng.log_uniform(1, 2047);
@@ -103,7 +113,7 @@ mod tests {
 
     #[test]
     fn chance_matches_its_percentage() {
-        let mut rng = StressRng::new(11);
+        let mut rng = SeededRandom::new(11);
         let hits = (0..100_000).filter(|_| rng.chance_percent(15)).count();
         assert!((14_000..16_000).contains(&hits), "{hits}");
     }
