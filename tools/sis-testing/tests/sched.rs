@@ -63,7 +63,7 @@ fn an_overrunning_thread_is_throttled_and_the_others_miss_nothing() {
 #[test]
 #[ignore = "boots QEMU; run by cargo xtask test"]
 fn admission_and_bad_parameters_are_refused_and_change_nothing() {
-    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    let mut sis = Sis::boot(&QemuConfig::new().deterministic()).unwrap();
     for line in THREE_TASKS.split("; ") {
         assert!(sis.run(line.trim()).unwrap().starts_with("started periodic thread(s) "));
     }
@@ -133,7 +133,7 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
 #[test]
 #[ignore = "boots QEMU; run by cargo xtask test"]
 fn det_reserves_runs_operators_and_releases() {
-    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    let mut sis = Sis::boot(&QemuConfig::new().deterministic()).unwrap();
     assert_eq!(sis.run_json("det status").unwrap()["on"], false);
     assert!(sis.run("det off").unwrap().starts_with("error[det-off]: "));
     let on = sis.run_json("det on 2000000 10000000 10000000").unwrap();
@@ -173,7 +173,7 @@ fn threads_show_jitter_and_kill_releases_the_server() {
     assert!(second["p99_ns"].as_u64().unwrap() >= 2_000_000, "{second}");
     assert!(deadline[0]["response_time"]["count"].as_u64().unwrap() >= 19);
 
-    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    let mut sis = Sis::boot(&QemuConfig::new().deterministic()).unwrap();
     let spawned = sis.run_json("schedctl spawn --wcet 2000000 --period 10000000 --deadline 10000000").unwrap();
     let id = spawned["spawned"][0].as_u64().unwrap();
     assert_eq!(spawned["utilization_ppm"], 204_000);
