@@ -7,8 +7,9 @@
 //!   deadline d and remaining budget c unless d < t or c / (d - t) > Q / T;
 //!   then d = t + D and c = Q.
 //! - **Accounting.** Running consumes c. When c reaches 0 the server is
-//!   throttled until d; then d = d + T and c = Q (hard CBS: an overrunning
-//!   thread never takes time from the others).
+//!   throttled until d; then d = d + T and c = Q, and if d is still in the
+//!   past, d = now + D (hard CBS: an overrunning or stalled thread never
+//!   takes time from the others).
 //! - **Dispatch.** The eligible server with the earliest d runs; ties go to
 //!   the lower thread ID. Best-effort threads run round robin when no server
 //!   is eligible.
@@ -345,6 +346,13 @@ impl CbsEdf {
             if let Some(server) = self.servers.get_mut(&thread) {
                 server.deadline_at_ns = server.deadline_at_ns.saturating_add(server.params.period_ns);
                 server.budget_left_ns = server.params.budget_ns;
+                // A deadline still behind (the machine stalled, or the server
+                // fell far back) would let it run budget after budget at top
+                // priority; as Linux does, start afresh from now.
+                if server.deadline_at_ns < now_ns {
+                    server.deadline_at_ns = now_ns.saturating_add(server.params.deadline_ns);
+                    server.stats.deadline_resets += 1;
+                }
             }
             self.set_state(thread, next);
         }

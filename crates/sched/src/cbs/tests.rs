@@ -258,3 +258,44 @@ fn an_overrunning_thread_is_throttled_and_never_causes_another_miss() {
     tasks[0].execution_ns = 2 * MS;
     assert_eq!(simulate(&tasks, 1000 * MS), vec![0, 0, 0]);
 }
+
+/// Regression: after a stall (the host paused the machine) a throttled server
+/// was replenished with a deadline still in the past and ran budget after
+/// budget at top priority, starving best-effort threads (the shell) until it
+/// caught up. As in Linux's replenishment, a deadline still behind is reset
+/// to now + D.
+#[test]
+fn a_stall_does_not_let_a_server_catch_up_at_full_speed() {
+    let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 4);
+    policy.admit(1, params(2, 10), 0).unwrap();
+    policy.enqueue(1, 0);
+    policy.enqueue(9, 0);
+    let mut now = 0;
+    let mut running = policy.pick_next(now).unwrap();
+    assert_eq!(running, 1);
+    // Spend the budget: throttled until 10 ms.
+    now += 2 * MS;
+    policy.charge(running, 2 * MS, now);
+    assert!(policy.should_preempt(running, now));
+    policy.enqueue(running, now);
+    running = policy.pick_next(now).unwrap();
+    assert_eq!(running, 9);
+    // The machine stalls for a second.
+    now += 1000 * MS;
+    let mut server_ns = 0;
+    let step = 100_000;
+    for _ in 0..1000 {
+        if policy.should_preempt(running, now) {
+            policy.enqueue(running, now);
+            running = policy.pick_next(now).unwrap();
+        }
+        now += step;
+        policy.charge(running, step, now);
+        if running == 1 {
+            server_ns += step;
+        }
+    }
+    // 100 ms at 0.2 bandwidth: 20 ms, plus at most one budget of slack.
+    assert!(server_ns <= 22 * MS, "server took {} ms of 100", server_ns / MS);
+    assert!(server_ns >= 18 * MS, "server took {} ms of 100", server_ns / MS);
+}
