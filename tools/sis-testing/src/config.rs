@@ -1,4 +1,4 @@
-//! How to start QEMU for SIS: machine, memory, boot arguments, deterministic mode.
+//! How to start QEMU for SIS: machine, memory, boot arguments, deterministic mode, timeout.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,28 +6,59 @@ use std::time::Duration;
 
 /// Guest nanoseconds per instruction, as a power of two, in deterministic mode.
 pub const DEFAULT_ICOUNT_SHIFT: u32 = 3;
+/// Guest RAM when nothing else is asked for.
+pub const DEFAULT_MEMORY_MIB: u32 = 512;
+/// Longest wait for any single step when nothing else is asked for.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Environment variable that overrides the kernel image path.
 pub const KERNEL_ENV: &str = "SIS_KERNEL_ELF";
 /// Where `cargo xtask build` puts the kernel, relative to the workspace root.
 pub const KERNEL_RELATIVE_PATH: &str = "target/aarch64-unknown-none-softfloat/release/sis-kernel";
+/// The emulator started when nothing else is asked for.
+pub const QEMU_PROGRAM: &str = "qemu-system-aarch64";
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// A QEMU launch description.
-#[derive(Debug, Clone)]
+/// The kernel image: `SIS_KERNEL_ELF` when set, else the release build in the workspace.
+pub fn default_kernel_path() -> PathBuf {
+    kernel_path(std::env::var_os(KERNEL_ENV))
+}
+
+/// The kernel image for an override (the value of `SIS_KERNEL_ELF`, if set and not empty).
+fn kernel_path(override_path: Option<std::ffi::OsString>) -> PathBuf {
+    override_path
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(KERNEL_RELATIVE_PATH))
+}
+
+/// A QEMU launch description, built with chained setters:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = sis_testing::QemuConfig::new()
+///     .memory_mib(1024)
+///     .batch("echo hi; version")
+///     .deterministic()
+///     .timeout(Duration::from_secs(60));
+/// assert_eq!(config.icount_shift, Some(sis_testing::DEFAULT_ICOUNT_SHIFT));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QemuConfig {
+    /// The emulator program (`qemu-system-aarch64`; tests put a fake here).
+    pub qemu_program: PathBuf,
     /// Kernel ELF.
     pub kernel: PathBuf,
     /// Guest RAM in MiB.
     pub memory_mib: u32,
     /// `-append` text (`/chosen/bootargs`).
     pub bootargs: Option<String>,
-    /// `-icount shift=N,align=off,sleep=off` when set.
+    /// Deterministic mode: `-icount shift=N,align=off,sleep=off` when set.
     pub icount_shift: Option<u32>,
-    /// Longest wait for any single step.
+    /// Longest wait for any single step (boot, one command, one write, a batch run).
     pub timeout: Duration,
 }
 
@@ -38,12 +69,28 @@ impl Default for QemuConfig {
 }
 
 impl QemuConfig {
-    /// 512 MiB, no boot arguments, real time, 30 s steps; kernel from `SIS_KERNEL_ELF` or the build directory.
+    /// 512 MiB, no boot arguments, real time, 30 s steps; kernel from [`default_kernel_path`].
     pub fn new() -> Self {
-        let kernel = std::env::var_os(KERNEL_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join(KERNEL_RELATIVE_PATH));
-        QemuConfig { kernel, memory_mib: 512, bootargs: None, icount_shift: None, timeout: Duration::from_secs(30) }
+        QemuConfig {
+            qemu_program: PathBuf::from(QEMU_PROGRAM),
+            kernel: default_kernel_path(),
+            memory_mib: DEFAULT_MEMORY_MIB,
+            bootargs: None,
+            icount_shift: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets the emulator program.
+    pub fn qemu_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.qemu_program = program.into();
+        self
+    }
+
+    /// Sets the kernel image.
+    pub fn kernel(mut self, kernel: impl Into<PathBuf>) -> Self {
+        self.kernel = kernel.into();
+        self
     }
 
     /// Sets guest RAM.
@@ -58,14 +105,19 @@ impl QemuConfig {
         self
     }
 
-    /// Boot arguments that run `commands` in batch mode.
+    /// Boot arguments that run `commands` (separated by `;`) in batch mode.
     pub fn batch(self, commands: &str) -> Self {
         self.bootargs(sis_proto::bootargs::run_argument(commands))
     }
 
-    /// Deterministic mode with the default icount shift.
-    pub fn deterministic(mut self) -> Self {
-        self.icount_shift = Some(DEFAULT_ICOUNT_SHIFT);
+    /// Deterministic mode with [`DEFAULT_ICOUNT_SHIFT`].
+    pub fn deterministic(self) -> Self {
+        self.icount_shift(DEFAULT_ICOUNT_SHIFT)
+    }
+
+    /// Deterministic mode with one instruction taking `2^shift` ns of guest time.
+    pub fn icount_shift(mut self, shift: u32) -> Self {
+        self.icount_shift = Some(shift);
         self
     }
 
@@ -75,49 +127,116 @@ impl QemuConfig {
         self
     }
 
-    /// Arguments shared by headless and interactive launches.
-    fn machine_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "-M",
-            "virt,gic-version=3",
-            "-cpu",
-            "cortex-a72",
-            "-m",
-            &format!("{}M", self.memory_mib),
+    /// QEMU arguments with the serial console on stdin/stdout and no monitor (for programs).
+    pub fn headless_arguments(&self) -> Vec<String> {
+        let mut arguments = self.machine_arguments();
+        arguments.extend(["-display", "none", "-monitor", "none", "-serial", "stdio"].map(String::from));
+        arguments.extend(self.kernel_arguments());
+        arguments
+    }
+
+    /// QEMU arguments for a person at a terminal: `-nographic`, so Ctrl-A X quits.
+    pub fn interactive_arguments(&self) -> Vec<String> {
+        let mut arguments = self.machine_arguments();
+        arguments.push("-nographic".into());
+        arguments.extend(self.kernel_arguments());
+        arguments
+    }
+
+    /// The headless command, ready to spawn.
+    pub fn headless_command(&self) -> Command {
+        let mut command = Command::new(&self.qemu_program);
+        command.args(self.headless_arguments());
+        command
+    }
+
+    /// The interactive command, ready to run in this terminal.
+    pub fn interactive_command(&self) -> Command {
+        let mut command = Command::new(&self.qemu_program);
+        command.args(self.interactive_arguments());
+        command
+    }
+
+    /// Machine, memory and exit behaviour, shared by both launches.
+    fn machine_arguments(&self) -> Vec<String> {
+        vec![
+            "-M".into(),
+            "virt,gic-version=3".into(),
+            "-cpu".into(),
+            "cortex-a72".into(),
+            "-m".into(),
+            format!("{}M", self.memory_mib),
             // The default NIC needs a ROM file that a minimal QEMU install lacks.
-            "-nic",
-            "none",
-            "-no-reboot",
-            "-semihosting-config",
-            "enable=on,target=native",
-            "-kernel",
+            "-nic".into(),
+            "none".into(),
+            "-no-reboot".into(),
+            "-semihosting-config".into(),
+            "enable=on,target=native".into(),
         ]
-        .iter()
-        .map(|text| text.to_string())
-        .collect();
-        args.push(self.kernel.display().to_string());
+    }
+
+    /// Kernel, boot arguments and the instruction counter.
+    fn kernel_arguments(&self) -> Vec<String> {
+        let mut arguments = vec!["-kernel".into(), self.kernel.display().to_string()];
         if let Some(bootargs) = &self.bootargs {
-            args.push("-append".into());
-            args.push(bootargs.clone());
+            arguments.push("-append".into());
+            arguments.push(bootargs.clone());
         }
         if let Some(shift) = self.icount_shift {
-            args.push("-icount".into());
-            args.push(format!("shift={shift},align=off,sleep=off"));
+            arguments.push("-icount".into());
+            arguments.push(format!("shift={shift},align=off,sleep=off"));
         }
-        args
+        arguments
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> QemuConfig {
+        QemuConfig::new().kernel("/images/sis.elf")
     }
 
-    /// QEMU with the serial console on stdin/stdout and no monitor (for programs).
-    pub fn headless_command(&self) -> Command {
-        let mut command = Command::new("qemu-system-aarch64");
-        command.args(self.machine_args()).args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
-        command
+    #[test]
+    fn headless_command_line_is_the_documented_one() {
+        let arguments = config().memory_mib(1024).bootargs("sis.run=\"echo hi\"").deterministic().headless_arguments();
+        assert_eq!(
+            arguments.join(" "),
+            "-M virt,gic-version=3 -cpu cortex-a72 -m 1024M -nic none -no-reboot \
+             -semihosting-config enable=on,target=native -display none -monitor none -serial stdio \
+             -kernel /images/sis.elf -append sis.run=\"echo hi\" -icount shift=3,align=off,sleep=off"
+        );
     }
 
-    /// QEMU for a person at a terminal: `-nographic`, so Ctrl-A X quits.
-    pub fn interactive_command(&self) -> Command {
-        let mut command = Command::new("qemu-system-aarch64");
-        command.args(self.machine_args()).arg("-nographic");
-        command
+    #[test]
+    fn interactive_command_line_uses_nographic_and_no_serial_redirect() {
+        let arguments = config().interactive_arguments();
+        assert_eq!(
+            arguments.join(" "),
+            "-M virt,gic-version=3 -cpu cortex-a72 -m 512M -nic none -no-reboot \
+             -semihosting-config enable=on,target=native -nographic -kernel /images/sis.elf"
+        );
+    }
+
+    #[test]
+    fn icount_shift_is_configurable_and_off_by_default() {
+        assert_eq!(config().icount_shift, None);
+        let arguments = config().icount_shift(5).headless_arguments();
+        assert_eq!(arguments[arguments.len() - 2..], ["-icount", "shift=5,align=off,sleep=off"]);
+    }
+
+    #[test]
+    fn batch_quotes_the_commands_as_one_boot_argument() {
+        assert_eq!(config().batch("echo hi; version").bootargs.as_deref(), Some("sis.run=\"echo hi; version\""));
+    }
+
+    #[test]
+    fn kernel_comes_from_the_environment_else_the_release_build_of_this_workspace() {
+        assert_eq!(kernel_path(Some("/elsewhere/sis".into())), PathBuf::from("/elsewhere/sis"));
+        let built = workspace_root().join("target/aarch64-unknown-none-softfloat/release/sis-kernel");
+        assert_eq!(kernel_path(None), built);
+        assert_eq!(kernel_path(Some("".into())), built, "an empty variable is no override");
+        assert!(workspace_root().join("tools/sis-testing/Cargo.toml").is_file(), "{}", workspace_root().display());
     }
 }

@@ -1,325 +1,283 @@
-//! A running SIS: send lines, read exactly the output that belongs to them, with deadlines.
+//! A booted SIS at its prompt: send lines, get exactly the output that belongs to each, with deadlines.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sis_proto::PROMPT;
+use serde_json::Value;
+use sis_proto::{PROMPT, SCHEMA_VERSION};
 
 use crate::config::QemuConfig;
+use crate::console::{self, ErrorLine};
+use crate::error::{tail_of, HarnessError};
+use crate::process::{Input, QemuProcess};
 
-/// Why the harness could not do what was asked.
-#[derive(Debug)]
-pub enum HarnessError {
-    /// QEMU could not be started.
-    Spawn(std::io::Error),
-    /// Writing to QEMU failed.
-    Io(std::io::Error),
-    /// The awaited text did not arrive in time.
-    Timeout {
-        /// What was awaited.
-        waiting_for: String,
-        /// The end of the output so far.
-        tail: String,
-    },
-    /// QEMU exited while the harness was waiting.
-    Exited {
-        /// What was awaited.
-        waiting_for: String,
-        /// Exit status, if known.
-        status: Option<i32>,
-        /// The end of the output.
-        tail: String,
-    },
-    /// The output was not exactly one JSON object.
-    Json {
-        /// Parser message.
-        error: String,
-        /// The text that failed to parse.
-        text: String,
-    },
+/// Ctrl-C: the shell discards the line typed so far and prints a fresh prompt.
+const CTRL_C: u8 = 0x03;
+
+/// Makes every [`Sis::sync`] nonce unique within this process.
+static SYNC_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// What one command printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// The echo of the line as the shell printed it (without its `\r\n`).
+    pub echo: Vec<u8>,
+    /// The output exactly as received: after the echo line, before the prompt (`\r\n` line ends).
+    pub bytes: Vec<u8>,
+    /// The output as text: invalid UTF-8 replaced, `\r\n` turned into `\n`.
+    pub text: String,
+    /// Wall time from sending the line to the arrival of the prompt that ended the output.
+    pub latency: Duration,
 }
 
-impl fmt::Display for HarnessError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HarnessError::Spawn(error) => write!(formatter, "cannot start qemu-system-aarch64: {error}"),
-            HarnessError::Io(error) => write!(formatter, "talking to QEMU failed: {error}"),
-            HarnessError::Timeout { waiting_for, tail } => {
-                write!(formatter, "timed out waiting for {waiting_for}; output ends with:\n{tail}")
-            }
-            HarnessError::Exited { waiting_for, status, tail } => write!(
-                formatter,
-                "QEMU exited (status {status:?}) while waiting for {waiting_for}; output ends with:\n{tail}"
-            ),
-            HarnessError::Json { error, text } => write!(formatter, "not one JSON object ({error}): {text:?}"),
-        }
+impl CommandOutput {
+    /// The `error[<code>]: <message>` line, if the output is exactly one.
+    pub fn error(&self) -> Option<ErrorLine<'_>> {
+        console::parse_error_line(&self.text)
+    }
+
+    /// The error code, if the output is exactly one error line.
+    pub fn error_code(&self) -> Option<&str> {
+        self.error().map(|error| error.code)
     }
 }
 
-impl std::error::Error for HarnessError {}
-
-/// Output shared between the reader thread and the harness.
-#[derive(Default)]
-struct Shared {
-    bytes: Vec<u8>,
-    closed: bool,
-    first_byte_at: Option<Instant>,
+impl PartialEq<&str> for CommandOutput {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
 }
 
-type SharedOutput = Arc<(Mutex<Shared>, Condvar)>;
+impl fmt::Display for CommandOutput {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.text)
+    }
+}
 
-/// A booted SIS at its prompt.
+/// A running SIS, booted to its prompt. QEMU is killed when this is dropped.
+#[derive(Debug)]
 pub struct Sis {
-    child: Child,
-    stdin: ChildStdin,
-    output: SharedOutput,
-    reader: Option<JoinHandle<()>>,
+    process: QemuProcess,
     timeout: Duration,
     boot_time: Duration,
     first_output_time: Duration,
 }
 
-impl fmt::Debug for Sis {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.debug_struct("Sis").field("pid", &self.child.id()).field("boot_time", &self.boot_time).finish()
-    }
-}
-
-static NONCE: AtomicU64 = AtomicU64::new(0);
-
-fn spawn(config: &QemuConfig) -> Result<(Child, SharedOutput, JoinHandle<()>, Instant), HarnessError> {
-    let started = Instant::now();
-    let mut child = config
-        .headless_command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(HarnessError::Spawn)?;
-    let mut stdout = child.stdout.take().ok_or_else(|| HarnessError::Io(std::io::Error::other("no stdout pipe")))?;
-    let output: SharedOutput = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
-    let sink = Arc::clone(&output);
-    let reader = std::thread::spawn(move || {
-        let mut buffer = [0u8; 8192];
-        loop {
-            let count = stdout.read(&mut buffer).unwrap_or(0);
-            let (lock, signal) = &*sink;
-            let mut shared = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if count == 0 {
-                shared.closed = true;
-                signal.notify_all();
-                return;
-            }
-            shared.first_byte_at.get_or_insert_with(Instant::now);
-            shared.bytes.extend_from_slice(&buffer[..count]);
-            signal.notify_all();
-        }
-    });
-    Ok((child, output, reader, started))
-}
-
-fn tail_of(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(2000);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
-}
-
 impl Sis {
-    /// Starts QEMU and waits for the first prompt.
+    /// Starts QEMU and waits for the first prompt (at the start of a line).
     pub fn boot(config: &QemuConfig) -> Result<Sis, HarnessError> {
-        let (mut child, output, reader, started) = spawn(config)?;
-        let stdin = child.stdin.take().ok_or_else(|| HarnessError::Io(std::io::Error::other("no stdin pipe")))?;
-        let mut sis = Sis {
-            child,
-            stdin,
-            output,
-            reader: Some(reader),
-            timeout: config.timeout,
-            boot_time: Duration::ZERO,
-            first_output_time: Duration::ZERO,
-        };
-        sis.wait_for(0, "the first prompt", |bytes| find(bytes, PROMPT.as_bytes()).map(|at| at + PROMPT.len()))?;
-        sis.boot_time = started.elapsed();
-        let first = sis.lock().first_byte_at;
-        sis.first_output_time = first.map_or(sis.boot_time, |at| at.duration_since(started));
+        let process = QemuProcess::spawn(config, Input::Piped)?;
+        let mut sis = Sis { process, timeout: config.timeout, boot_time: Duration::ZERO, first_output_time: Duration::ZERO };
+        let prompt_start =
+            sis.process.wait_for(0, "the first prompt", config.timeout, |bytes| console::prompt_at_line_start(bytes, 0))?;
+        let started_at = sis.process.started_at();
+        let received = sis.process.console().lock();
+        let since_start = |offset| received.arrival_of(offset).map_or(Duration::ZERO, |at: Instant| at - started_at);
+        let boot_time = since_start(prompt_start + PROMPT.len() - 1);
+        let first_output_time = since_start(0);
+        drop(received);
+        sis.boot_time = boot_time;
+        sis.first_output_time = first_output_time;
         Ok(sis)
     }
 
-    /// Wall time from spawning QEMU to the first prompt.
+    /// Wall time from spawning QEMU to the arrival of the first prompt.
     pub fn boot_time(&self) -> Duration {
         self.boot_time
     }
 
-    /// Wall time from spawning QEMU to its first byte of output.
+    /// Wall time from spawning QEMU to its first byte of console output.
     pub fn first_output_time(&self) -> Duration {
         self.first_output_time
     }
 
-    /// Everything QEMU printed so far.
+    /// QEMU's process ID.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Everything QEMU printed on the console so far.
     pub fn raw_output(&self) -> Vec<u8> {
-        self.lock().bytes.clone()
+        self.process.console().lock().bytes.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.output.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Everything QEMU printed on its standard error so far.
+    pub fn stderr_output(&self) -> Vec<u8> {
+        self.process.stderr().lock().bytes.clone()
     }
 
-    /// Waits until `matcher` finds its end in the output after `from`; returns that absolute end.
-    fn wait_for(
-        &mut self,
-        from: usize,
-        waiting_for: &str,
-        matcher: impl Fn(&[u8]) -> Option<usize>,
-    ) -> Result<usize, HarnessError> {
-        let deadline = Instant::now() + self.timeout;
-        let (lock, signal) = &*self.output;
-        let mut shared = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        loop {
-            if let Some(end) = matcher(&shared.bytes[from.min(shared.bytes.len())..]) {
-                return Ok(from + end);
-            }
-            if shared.closed {
-                let tail = tail_of(&shared.bytes);
-                drop(shared);
-                let status = self.child.wait().ok().and_then(|status| status.code());
-                return Err(HarnessError::Exited { waiting_for: waiting_for.into(), status, tail });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(HarnessError::Timeout { waiting_for: waiting_for.into(), tail: tail_of(&shared.bytes) });
-            }
-            shared = signal.wait_timeout(shared, deadline - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
-        }
-    }
-
-    /// Writes raw bytes to the console.
+    /// Writes raw bytes to the console, waiting (within the timeout) until QEMU has taken them.
+    ///
+    /// Nothing is read back: call [`sync`](Self::sync) before the next [`run`](Self::run).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), HarnessError> {
-        self.stdin.write_all(bytes).and_then(|()| self.stdin.flush()).map_err(HarnessError::Io)
+        self.process.write(bytes, self.timeout)
     }
 
-    /// Sends `line` and returns its output (echo removed, `\r\n` turned into `\n`).
-    pub fn run(&mut self, line: &str) -> Result<String, HarnessError> {
+    /// Sends `line` and returns its output: after the echo line, up to the next prompt.
+    pub fn run(&mut self, line: &str) -> Result<CommandOutput, HarnessError> {
         self.run_bytes(line.as_bytes())
     }
 
     /// Like [`run`](Self::run) for arbitrary bytes (invalid UTF-8, control bytes).
     ///
-    /// The line must not contain `\r`, `\n` or Ctrl-C: each would end or
-    /// cancel it early.
-    pub fn run_bytes(&mut self, line: &[u8]) -> Result<String, HarnessError> {
-        let from = self.lock().bytes.len();
-        let mut bytes = line.to_vec();
-        bytes.push(b'\r');
-        self.send_raw(&bytes)?;
-        let prompt = format!("\n{PROMPT}");
+    /// The line must not contain `\r`, `\n` or Ctrl-C, which would end or cancel
+    /// it early ([`HarnessError::LineBreakInLine`]). The console must be at a
+    /// prompt ([`HarnessError::NotAtPrompt`] otherwise), and output that arrived
+    /// before the line was sent is never part of the answer. A printable ASCII
+    /// line must come back as its own echo ([`HarnessError::EchoMismatch`]).
+    pub fn run_bytes(&mut self, line: &[u8]) -> Result<CommandOutput, HarnessError> {
+        if let Some(offset) = console::first_line_break(line) {
+            return Err(HarnessError::LineBreakInLine { line: line.to_vec(), offset });
+        }
+        let from = {
+            let received = self.process.console().lock();
+            if !received.bytes.ends_with(PROMPT.as_bytes()) {
+                return Err(HarnessError::NotAtPrompt { output_tail: tail_of(&received.bytes) });
+            }
+            received.bytes.len()
+        };
+        let mut submitted = line.to_vec();
+        submitted.push(b'\r');
+        let sent_at = Instant::now();
+        self.send_raw(&submitted)?;
         let waiting_for = format!("the prompt after {:?}", String::from_utf8_lossy(line));
-        let end = self.wait_for(from, &waiting_for, |after| {
-            let echo_end = find(after, b"\r\n")? + 2;
-            find(&after[echo_end - 1..], prompt.as_bytes()).map(|at| echo_end - 1 + at + prompt.len())
+        let end = self.process.wait_for(from, &waiting_for, self.timeout, |after| {
+            console::reply_bounds(after).map(|bounds| bounds.end())
         })?;
-        let shared = self.lock();
-        let after = &shared.bytes[from..end];
-        let echo_end = find(after, b"\r\n").map_or(0, |at| at + 2);
-        let body = &after[echo_end..after.len() - PROMPT.len()];
-        Ok(String::from_utf8_lossy(body).replace("\r\n", "\n"))
+        let received = self.process.console().lock();
+        let after = &received.bytes[from..end];
+        let bounds = console::reply_bounds(after).ok_or_else(|| HarnessError::Io {
+            action: "reading a reply",
+            source: std::io::Error::other("reply bounds vanished"),
+        })?;
+        let echo = after[..bounds.output_start - 2].to_vec();
+        let bytes = after[bounds.output_start..bounds.prompt_start].to_vec();
+        let latency = received.arrival_of(end - 1).map_or(Duration::ZERO, |at| at.saturating_duration_since(sent_at));
+        drop(received);
+        if console::echoes_verbatim(line) && echo != line {
+            return Err(HarnessError::EchoMismatch {
+                sent: String::from_utf8_lossy(line).into_owned(),
+                echoed: String::from_utf8_lossy(&echo).into_owned(),
+            });
+        }
+        let text = String::from_utf8_lossy(&bytes).replace("\r\n", "\n");
+        Ok(CommandOutput { echo, bytes, text, latency })
     }
 
-    /// Runs `line --json` and parses its one JSON object.
-    pub fn run_json(&mut self, line: &str) -> Result<serde_json::Value, HarnessError> {
-        let text = self.run(&format!("{line} --json"))?;
-        let trimmed = text.strip_suffix('\n').unwrap_or(&text);
-        if trimmed.contains('\n') {
-            return Err(HarnessError::Json { error: "more than one line".into(), text });
-        }
-        match serde_json::from_str::<serde_json::Value>(trimmed) {
-            Ok(value) if value.is_object() => Ok(value),
-            Ok(_) => Err(HarnessError::Json { error: "not an object".into(), text }),
-            Err(error) => Err(HarnessError::Json { error: error.to_string(), text }),
-        }
+    /// Runs `line --json` and returns its one JSON object.
+    ///
+    /// The output must be exactly one line holding one object whose
+    /// `schema_version` is [`SCHEMA_VERSION`] and which has `command` and `ok`
+    /// (see [`parse_json_reply`]). A command that failed still gives `Ok`,
+    /// with `"ok": false` and the `error` object in it.
+    pub fn run_json(&mut self, line: &str) -> Result<Value, HarnessError> {
+        let output = self.run(&format!("{line} --json"))?;
+        parse_json_reply(&output.text)
     }
 
-    /// Cancels any half-typed line and waits until the shell answers a fresh `echo`.
+    /// Resynchronises after raw input: cancels any half-typed line with Ctrl-C,
+    /// sends `echo <unique nonce>` and waits for the nonce line and the prompt after it.
     pub fn sync(&mut self) -> Result<(), HarnessError> {
-        let nonce = format!("sync-{}-{}", std::process::id(), NONCE.fetch_add(1, Ordering::Relaxed));
-        let from = self.lock().bytes.len();
-        self.send_raw(format!("\x03echo {nonce}\r").as_bytes())?;
-        let expected = format!("\r\n{nonce}\r\n{PROMPT}");
-        self.wait_for(from, &format!("sync {nonce}"), |after| find(after, expected.as_bytes()).map(|at| at + expected.len()))?;
+        let nonce = format!("sync-{}-{}", std::process::id(), SYNC_COUNTER.fetch_add(1, Ordering::Relaxed));
+        let from = self.process.console().lock().bytes.len();
+        let mut bytes = vec![CTRL_C];
+        bytes.extend_from_slice(format!("echo {nonce}\r").as_bytes());
+        self.send_raw(&bytes)?;
+        // The echo line ends `echo <nonce>\r\n`, so `\n<nonce>\r\n` can only be the output line.
+        let expected = format!("\n{nonce}\r\n{PROMPT}");
+        self.process.wait_for(from, &format!("the answer to sync {nonce}"), self.timeout, |after| {
+            console::find(after, expected.as_bytes()).map(|at| at + expected.len())
+        })?;
         Ok(())
     }
 
-    /// Waits for QEMU to exit by itself; returns its status.
-    pub fn wait_exit(mut self) -> Result<ExitStatus, HarnessError> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().map_err(HarnessError::Io)? {
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                return Err(HarnessError::Timeout { waiting_for: "QEMU to exit".into(), tail: tail_of(&self.raw_output()) });
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    /// Waits (within the timeout) for QEMU to exit by itself; returns its exit code (`None`: killed by a signal).
+    pub fn wait_exit(mut self) -> Result<Option<i32>, HarnessError> {
+        let status = self.process.wait_exit(self.timeout)?;
+        Ok(status.code())
     }
 
     /// Whether QEMU is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.process.try_status().is_none()
+    }
+
+    /// Kills QEMU now (also done on drop).
+    pub fn kill(&mut self) {
+        self.process.kill();
     }
 }
 
-impl Drop for Sis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
-}
-
-/// The result of a boot-argument batch run.
-#[derive(Debug, Clone)]
-pub struct BatchResult {
-    /// QEMU's exit code (`None` if killed by a signal).
-    pub status: Option<i32>,
-    /// Everything printed, `\r\n` turned into `\n`.
-    pub output: String,
-    /// Wall time from spawn to exit.
-    pub wall_time: Duration,
-}
-
-/// Boots with `config` (which should carry `sis.run`) and waits for QEMU to exit.
-pub fn run_batch(config: &QemuConfig) -> Result<BatchResult, HarnessError> {
-    let (mut child, output, reader, started) = spawn(config)?;
-    drop(child.stdin.take());
-    let deadline = started + config.timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(HarnessError::Io)? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = reader.join();
-            let shared = output.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            return Err(HarnessError::Timeout { waiting_for: "the batch run to exit".into(), tail: tail_of(&shared.bytes) });
-        }
-        std::thread::sleep(Duration::from_millis(5));
+/// Checks that `text` is exactly one line holding one JSON object of this schema.
+pub fn parse_json_reply(text: &str) -> Result<Value, HarnessError> {
+    let not_json = |reason: String| HarnessError::NotJson { reason, output: text.to_string() };
+    let Some(line) = text.strip_suffix('\n') else {
+        return Err(not_json("no complete line".into()));
     };
-    let _ = reader.join();
-    let shared = output.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    Ok(BatchResult {
-        status: status.code(),
-        output: String::from_utf8_lossy(&shared.bytes).replace("\r\n", "\n"),
-        wall_time: started.elapsed(),
-    })
+    if line.contains('\n') {
+        return Err(not_json(format!("{} lines, not one", text.lines().count())));
+    }
+    let value: Value = serde_json::from_str(line).map_err(|error| not_json(error.to_string()))?;
+    let Some(object) = value.as_object() else {
+        return Err(not_json("not an object".into()));
+    };
+    if object.get("schema_version").and_then(Value::as_u64) != Some(u64::from(SCHEMA_VERSION)) {
+        return Err(not_json(format!("schema_version is not {SCHEMA_VERSION}")));
+    }
+    // `null` when the line was refused before a command was recognised.
+    if !object.get("command").is_some_and(|command| command.is_string() || command.is_null()) {
+        return Err(not_json("no \"command\" (a string, or null before a command is recognised)".into()));
+    }
+    if !object.get("ok").is_some_and(Value::is_boolean) {
+        return Err(not_json("no \"ok\" boolean".into()));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(text: &str) -> String {
+        match parse_json_reply(text) {
+            Err(HarnessError::NotJson { reason, .. }) => reason,
+            other => panic!("expected NotJson for {text:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_object_of_this_schema_is_accepted() {
+        let value = parse_json_reply("{\"schema_version\":1,\"command\":\"echo\",\"ok\":true,\"text\":\"a b\"}\n").unwrap();
+        assert_eq!(value["text"], "a b");
+        let refused =
+            "{\"command\":null,\"error\":{\"code\":\"unknown-command\",\"message\":\"m\"},\"ok\":false,\"schema_version\":1}\n";
+        assert_eq!(parse_json_reply(refused).unwrap()["error"]["code"], "unknown-command");
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_reason() {
+        let no_command = "no \"command\" (a string, or null before a command is recognised)";
+        assert_eq!(reason(""), "no complete line");
+        assert_eq!(reason("{}\n{}\n"), "2 lines, not one");
+        assert_eq!(reason("[1]\n"), "not an object");
+        assert_eq!(reason("{oops}\n"), "key must be a string at line 1 column 2");
+        assert_eq!(reason("{\"command\":\"x\",\"ok\":true}\n"), "schema_version is not 1");
+        assert_eq!(reason("{\"schema_version\":1,\"ok\":true}\n"), no_command);
+        assert_eq!(reason("{\"schema_version\":1,\"command\":7,\"ok\":true}\n"), no_command);
+        assert_eq!(reason("{\"schema_version\":1,\"command\":\"x\"}\n"), "no \"ok\" boolean");
+    }
+
+    #[test]
+    fn command_output_reads_error_lines() {
+        let output = CommandOutput {
+            echo: b"frob".to_vec(),
+            bytes: b"error[unknown-command]: no command 'frob'\r\n".to_vec(),
+            text: "error[unknown-command]: no command 'frob'\n".into(),
+            latency: Duration::ZERO,
+        };
+        assert_eq!(output.error_code(), Some("unknown-command"));
+        assert_eq!(output.error().map(|error| error.message), Some("no command 'frob'"));
+        assert_eq!(output, "error[unknown-command]: no command 'frob'\n");
+    }
 }

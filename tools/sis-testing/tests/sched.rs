@@ -65,7 +65,7 @@ fn an_overrunning_thread_is_throttled_and_the_others_miss_nothing() {
 fn admission_and_bad_parameters_are_refused_and_change_nothing() {
     let mut sis = Sis::boot(&QemuConfig::new().deterministic()).unwrap();
     for line in THREE_TASKS.split("; ") {
-        assert!(sis.run(line.trim()).unwrap().starts_with("started periodic thread(s) "));
+        assert!(sis.run(line.trim()).unwrap().text.starts_with("started periodic thread(s) "));
     }
     let cases = [
         ("--wcet 10000000 --period 100000000 --deadline 100000000", "admission-refused", "utilization would be 1.0200 > bound 0.9500"),
@@ -76,7 +76,7 @@ fn admission_and_bad_parameters_are_refused_and_change_nothing() {
         ("--wcet 1000 --deadline 1000", "missing-argument", ""),
     ];
     for (flags, code, detail) in cases {
-        let output = sis.run(&format!("schedctl spawn {flags}")).unwrap();
+        let output = sis.run(&format!("schedctl spawn {flags}")).unwrap().text;
         assert!(output.starts_with(&format!("error[{code}]: ")), "{flags}: {output:?}");
         assert!(output.contains(detail), "{flags}: {output:?}");
     }
@@ -84,11 +84,11 @@ fn admission_and_bad_parameters_are_refused_and_change_nothing() {
     assert_eq!(util["utilization_ppm"], 918_000, "refusals changed nothing");
     assert_eq!(util["servers"].as_array().unwrap().len(), 3);
     // The bound is configurable, but never below what is admitted.
-    let refused = sis.run("schedctl bound 900000").unwrap();
+    let refused = sis.run("schedctl bound 900000").unwrap().text;
     assert_eq!(refused, "error[admission-refused]: bound not changed: utilization would be 0.9180 > bound 0.9000\n");
     assert_eq!(sis.run_json("schedctl bound 990000").unwrap()["bound_ppm"], 990_000);
-    assert!(sis.run("schedctl spawn --wcet 500000 --period 10000000 --deadline 10000000").unwrap().starts_with("started"));
-    assert!(sis.run("schedctl bound 0").unwrap().starts_with("error[out-of-range]: "));
+    assert!(sis.run("schedctl spawn --wcet 500000 --period 10000000 --deadline 10000000").unwrap().text.starts_with("started"));
+    assert!(sis.run("schedctl bound 0").unwrap().text.starts_with("error[out-of-range]: "));
 }
 
 #[test]
@@ -135,10 +135,10 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
 fn det_reserves_runs_operators_and_releases() {
     let mut sis = Sis::boot(&QemuConfig::new().deterministic()).unwrap();
     assert_eq!(sis.run_json("det status").unwrap()["on"], false);
-    assert!(sis.run("det off").unwrap().starts_with("error[det-off]: "));
+    assert!(sis.run("det off").unwrap().text.starts_with("error[det-off]: "));
     let on = sis.run_json("det on 2000000 10000000 10000000").unwrap();
     assert_eq!(on["utilization_ppm"], 200_000);
-    assert!(sis.run("det on 1 2 2").unwrap().starts_with("error[det-already-on]: "));
+    assert!(sis.run("det on 1 2 2").unwrap().text.starts_with("error[det-already-on]: "));
     assert_eq!(sis.run_json("det submit --work-us 200 --count 5").unwrap()["queued"], 5);
     sis.run("sleep 300").unwrap();
     let status = sis.run_json("det status").unwrap();
@@ -146,13 +146,13 @@ fn det_reserves_runs_operators_and_releases() {
     assert_eq!(status["operators_queued"], 0);
     assert!(status["jobs"].as_u64().unwrap() > 10, "{status}");
     assert_eq!(status["deadline_misses"], 0, "1 ms of operators fits a 2 ms budget: {status}");
-    let refused = sis.run("schedctl spawn --wcet 8000000 --period 10000000 --deadline 10000000").unwrap();
+    let refused = sis.run("schedctl spawn --wcet 8000000 --period 10000000 --deadline 10000000").unwrap().text;
     assert!(refused.starts_with("error[admission-refused]: started 0 of 1; then utilization would be 1.0160 > bound 0.9500"), "{refused:?}");
     let off = sis.run_json("det off").unwrap();
     assert_eq!(off["utilization_after_ppm"], 0);
     assert_eq!(sis.run_json("det status").unwrap()["on"], false);
     assert_eq!(
-        sis.run("det on 9900000 10000000 10000000").unwrap(),
+        sis.run("det on 9900000 10000000 10000000").unwrap().text,
         "error[admission-refused]: utilization would be 0.9900 > bound 0.9500\n"
     );
 }
@@ -178,10 +178,10 @@ fn threads_show_jitter_and_kill_releases_the_server() {
     let id = spawned["spawned"][0].as_u64().unwrap();
     assert_eq!(spawned["utilization_ppm"], 204_000);
     assert_eq!(sis.run_json(&format!("schedctl kill {id}")).unwrap()["utilization_ppm"], 0);
-    assert!(sis.run(&format!("schedctl kill {id}")).unwrap().starts_with("error[no-such-thread]: "));
-    assert!(sis.run("schedctl kill 0").unwrap().starts_with("error[protected-thread]: "));
-    assert!(sis.run("schedctl kill 1").unwrap().starts_with("error[protected-thread]: "));
-    assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
+    assert!(sis.run(&format!("schedctl kill {id}")).unwrap().text.starts_with("error[no-such-thread]: "));
+    assert!(sis.run("schedctl kill 0").unwrap().text.starts_with("error[protected-thread]: "));
+    assert!(sis.run("schedctl kill 1").unwrap().text.starts_with("error[protected-thread]: "));
+    assert_eq!(sis.run("echo ok").unwrap().text, "ok\n");
 }
 
 #[test]

@@ -125,11 +125,11 @@ fn bad_flag_values_get_clear_errors_and_run_nothing() {
         ("--pool-mib 0", "out-of-range"),
     ];
     for (flags, code) in cases {
-        let output = sis.run(&format!("stresstest memory {flags}")).unwrap();
+        let output = sis.run(&format!("stresstest memory {flags}")).unwrap().text;
         assert!(output.starts_with(&format!("error[{code}]: ")), "{flags}: {output:?}");
         assert_eq!(output.lines().count(), 1, "{flags}: nothing ran: {output:?}");
     }
-    assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
+    assert_eq!(sis.run("echo ok").unwrap().text, "ok\n");
 }
 
 fn flood(report: &Value, key: &str) -> u64 {
@@ -183,10 +183,10 @@ fn bad_rates_are_refused() {
         ("--queue 0", "out-of-range"),
         ("--rate", "missing-value"),
     ] {
-        let output = sis.run(&format!("stresstest commands {flags}")).unwrap();
+        let output = sis.run(&format!("stresstest commands {flags}")).unwrap().text;
         assert!(output.starts_with(&format!("error[{code}]: ")), "{flags}: {output:?}");
     }
-    assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
+    assert_eq!(sis.run("echo ok").unwrap().text, "ok\n");
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn all_exports_json_to_the_filesystem_with_the_validator_paths() {
 #[ignore = "boots QEMU; run by cargo xtask test"]
 fn file_commands_report_each_error() {
     let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
-    assert_eq!(sis.run("mkdir /a").unwrap(), "created /a\n");
+    assert_eq!(sis.run("mkdir /a").unwrap().text, "created /a\n");
     for (line, code) in [
         ("mkdir /a", "already-exists"),
         ("mkdir /x/y", "not-found"),
@@ -262,11 +262,11 @@ fn file_commands_report_each_error() {
         ("rm /", "invalid-path"),
         ("cat", "missing-argument"),
     ] {
-        let output = sis.run(line).unwrap();
+        let output = sis.run(line).unwrap().text;
         assert!(output.starts_with(&format!("error[{code}]: ")), "{line}: {output:?}");
     }
-    assert_eq!(sis.run("mkdir --parents /a/b/c").unwrap(), "created /a/b/c\n");
-    assert_eq!(sis.run("rm /a").unwrap().lines().next().unwrap(), "error[not-empty]: /a: directory not empty (use --recursive)");
-    assert_eq!(sis.run("rm --recursive /a").unwrap(), "removed /a\n");
+    assert_eq!(sis.run("mkdir --parents /a/b/c").unwrap().text, "created /a/b/c\n");
+    assert_eq!(sis.run("rm /a").unwrap().text.lines().next().unwrap(), "error[not-empty]: /a: directory not empty (use --recursive)");
+    assert_eq!(sis.run("rm --recursive /a").unwrap().text, "removed /a\n");
     assert_eq!(sis.run_json("ls /").unwrap()["entries"], serde_json::json!([]));
 }

@@ -1,0 +1,177 @@
+//! Reading the shell's console protocol: prompts, echo lines, a command's reply, error lines.
+//!
+//! The shell echoes a submitted line, ends the echo with `\r\n`, prints the
+//! command's output (lines ending `\r\n`) and then the prompt `sis> ` at the
+//! start of a line, with nothing after it. Everything here works on the bytes
+//! that arrived after the line was sent, so nothing older can be mistaken for
+//! the reply.
+
+use sis_proto::PROMPT;
+
+/// Longest line the shell accepts, in bytes; longer lines are refused with `line-too-long`.
+pub const LINE_LIMIT_BYTES: usize = 1024;
+
+/// Where a command's reply lies in the bytes that arrived after its line was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyBounds {
+    /// End of the echo line, after its `\r\n`: the output starts here.
+    pub output_start: usize,
+    /// Start of the prompt that ends the reply: the output ends here.
+    pub prompt_start: usize,
+}
+
+impl ReplyBounds {
+    /// End of the prompt: everything up to here belongs to the command.
+    pub fn end(&self) -> usize {
+        self.prompt_start + PROMPT.len()
+    }
+}
+
+/// Offset of the first `needle` in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// Offset of the first prompt that starts a line (at `from`, or right after a `\n`), searching from `from`.
+pub fn prompt_at_line_start(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    if rest.starts_with(PROMPT.as_bytes()) {
+        return Some(from);
+    }
+    let mut marker = Vec::with_capacity(PROMPT.len() + 1);
+    marker.push(b'\n');
+    marker.extend_from_slice(PROMPT.as_bytes());
+    find(rest, &marker).map(|at| from + at + 1)
+}
+
+/// Finds a command's reply in the bytes that arrived after its line was sent.
+///
+/// The first line is the echo; the reply ends at the first prompt that starts
+/// a line after it. `None` while the reply is incomplete.
+pub fn reply_bounds(after_send: &[u8]) -> Option<ReplyBounds> {
+    let output_start = find(after_send, b"\r\n")? + 2;
+    let prompt_start = prompt_at_line_start(after_send, output_start)?;
+    Some(ReplyBounds { output_start, prompt_start })
+}
+
+/// Whether the shell echoes `line` byte for byte: printable ASCII within the line limit.
+///
+/// Control bytes come back in caret notation, escape sequences are swallowed
+/// and bytes past the limit are not echoed, so only such lines can be compared.
+pub fn echoes_verbatim(line: &[u8]) -> bool {
+    line.len() <= LINE_LIMIT_BYTES && line.iter().all(|byte| (0x20..0x7f).contains(byte))
+}
+
+/// Offset of the first byte that would end or cancel a line early (`\r`, `\n`, Ctrl-C).
+pub fn first_line_break(line: &[u8]) -> Option<usize> {
+    line.iter().position(|byte| matches!(byte, b'\r' | b'\n' | 0x03))
+}
+
+/// A human-form shell error: one line `error[<code>]: <message>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorLine<'a> {
+    /// The stable code, such as `unknown-command`.
+    pub code: &'a str,
+    /// The message for people.
+    pub message: &'a str,
+}
+
+/// Reads `text` as exactly one error line (a trailing `\n` allowed, nothing else).
+pub fn parse_error_line(text: &str) -> Option<ErrorLine<'_>> {
+    let line = text.strip_suffix('\n').unwrap_or(text);
+    if line.contains('\n') {
+        return None;
+    }
+    let rest = line.strip_prefix("error[")?;
+    let (code, message) = rest.split_once("]: ")?;
+    let code_is_word =
+        !code.is_empty() && code.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    code_is_word.then_some(ErrorLine { code, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_is_between_the_echo_and_the_next_line_start_prompt() {
+        let bytes = b"echo a b\r\na b\r\nsis> ";
+        let bounds = reply_bounds(bytes).unwrap();
+        assert_eq!(&bytes[bounds.output_start..bounds.prompt_start], b"a b\r\n");
+        assert_eq!(bounds.end(), bytes.len());
+    }
+
+    #[test]
+    fn empty_output_puts_the_prompt_right_after_the_echo() {
+        let bytes = b"\r\nsis> ";
+        assert_eq!(reply_bounds(bytes), Some(ReplyBounds { output_start: 2, prompt_start: 2 }));
+    }
+
+    #[test]
+    fn a_prompt_inside_a_line_does_not_end_the_reply() {
+        let bytes = b"echo x\r\nsay sis> here\r\nsis> ";
+        let bounds = reply_bounds(bytes).unwrap();
+        assert_eq!(&bytes[bounds.output_start..bounds.prompt_start], b"say sis> here\r\n");
+    }
+
+    #[test]
+    fn the_echo_line_is_never_taken_for_the_prompt() {
+        // The echo of `sis> x` contains the prompt text but ends before the output starts.
+        let bytes = b"sis> x\r\nerror[unknown-command]: x\r\nsis> ";
+        let bounds = reply_bounds(bytes).unwrap();
+        assert_eq!(bounds.output_start, 8);
+        assert_eq!(&bytes[bounds.output_start..bounds.prompt_start], b"error[unknown-command]: x\r\n");
+    }
+
+    #[test]
+    fn incomplete_replies_are_not_found() {
+        assert_eq!(reply_bounds(b"echo a"), None);
+        assert_eq!(reply_bounds(b"echo a\r\na\r\n"), None);
+        assert_eq!(reply_bounds(b"echo a\r\na\r\nsis"), None);
+    }
+
+    #[test]
+    fn first_prompt_must_start_a_line() {
+        assert_eq!(prompt_at_line_start(b"boot\r\nsis> ", 0), Some(6));
+        assert_eq!(prompt_at_line_start(b"sis> ", 0), Some(0));
+        assert_eq!(prompt_at_line_start(b"xsis> ", 0), None);
+        assert_eq!(prompt_at_line_start(b"ab", 5), None);
+    }
+
+    #[test]
+    fn only_printable_ascii_lines_within_the_limit_echo_verbatim() {
+        assert!(echoes_verbatim(b"echo hello --json"));
+        assert!(echoes_verbatim(&[b'x'; LINE_LIMIT_BYTES]));
+        assert!(!echoes_verbatim(&[b'x'; LINE_LIMIT_BYTES + 1]));
+        assert!(!echoes_verbatim(b"echo a\x07b"));
+        assert!(!echoes_verbatim(b"echo \xff"));
+        assert!(!echoes_verbatim(b"echo \x7f"));
+    }
+
+    #[test]
+    fn line_breaks_and_ctrl_c_are_found() {
+        assert_eq!(first_line_break(b"echo ok"), None);
+        assert_eq!(first_line_break(b"a\rb"), Some(1));
+        assert_eq!(first_line_break(b"ab\n"), Some(2));
+        assert_eq!(first_line_break(b"\x03"), Some(0));
+    }
+
+    #[test]
+    fn error_lines_parse_into_code_and_message() {
+        assert_eq!(
+            parse_error_line("error[unknown-command]: no command 'x'\n"),
+            Some(ErrorLine { code: "unknown-command", message: "no command 'x'" })
+        );
+        assert_eq!(
+            parse_error_line("error[line-too-long]: 4096 bytes"),
+            Some(ErrorLine { code: "line-too-long", message: "4096 bytes" })
+        );
+        assert_eq!(parse_error_line("error[x]: a\nmore\n"), None, "two lines");
+        assert_eq!(parse_error_line("warning[x]: a\n"), None);
+        assert_eq!(parse_error_line("error[Bad Code]: a\n"), None);
+        assert_eq!(parse_error_line("error[]: a\n"), None);
+    }
+}
