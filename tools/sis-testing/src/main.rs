@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sis_testing::validate::{validate, Thresholds};
-use sis_testing::{run_batch, QemuConfig, Sis};
+use sis_testing::{measure_boot_times, run_batch, QemuConfig};
 
 #[derive(Parser)]
 #[command(name = "sis-testing", about = "Boot SIS in QEMU: measure boot time or run commands in batch mode")]
@@ -60,10 +60,14 @@ enum Command {
         #[arg(long, default_value_t = 15.0)]
         min_learning_improvement_pct: f64,
     },
-    /// Boot with `sis.run="COMMANDS"`, print the output and the exit status.
+    /// Boot with boot arguments that end the run by themselves; print the output and the exit status.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["commands", "append"])))]
     Run {
-        /// Commands separated by `;`.
-        commands: String,
+        /// Commands separated by `;`, run as `sis.run="COMMANDS"`.
+        commands: Option<String>,
+        /// Boot arguments as they are, e.g. 'sis.run="echo hi; version"'.
+        #[arg(long, conflicts_with = "commands")]
+        append: Option<String>,
         /// Guest RAM in MiB.
         #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(128..=8192))]
         memory: u32,
@@ -78,27 +82,7 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::BootTime { runs, memory } => {
-            let config = QemuConfig::new().memory_mib(memory);
-            let mut prompt_ms = Vec::new();
-            for run in 1..=runs {
-                match Sis::boot(&config) {
-                    Ok(sis) => {
-                        let first = sis.first_output_time().as_secs_f64() * 1e3;
-                        let prompt = sis.boot_time().as_secs_f64() * 1e3;
-                        println!("run {run:>3}: first output {first:8.1} ms, prompt {prompt:8.1} ms");
-                        prompt_ms.push(prompt);
-                    }
-                    Err(error) => {
-                        eprintln!("run {run}: {error}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            }
-            prompt_ms.sort_by(f64::total_cmp);
-            println!("median boot-to-prompt: {:.1} ms over {runs} runs", prompt_ms[prompt_ms.len() / 2]);
-            ExitCode::SUCCESS
-        }
+        Command::BootTime { runs, memory } => boot_time(runs, memory),
         Command::Stress { duration, output, seed, expect_failures, memory } => {
             stress(duration, &output, seed, expect_failures, memory)
         }
@@ -130,18 +114,24 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Command::Run { commands, memory, deterministic, timeout_seconds } => {
-            let mut config =
-                QemuConfig::new().memory_mib(memory).batch(&commands).timeout(Duration::from_secs(timeout_seconds));
+        Command::Run { commands, append, memory, deterministic, timeout_seconds } => {
+            let mut config = QemuConfig::new().memory_mib(memory).timeout(Duration::from_secs(timeout_seconds));
+            config = match (commands, append) {
+                (Some(commands), _) => config.batch(&commands),
+                (None, Some(append)) => config.bootargs(append),
+                (None, None) => config,
+            };
             if deterministic {
                 config = config.deterministic();
             }
             match run_batch(&config) {
                 Ok(result) => {
                     print!("{}", result.output);
-                    let status = result.status.unwrap_or(-1);
-                    println!("[exit status {status}: {}]", sis_proto::exit::describe(status));
-                    if status == sis_proto::exit::PASS {
+                    match result.status {
+                        Some(status) => println!("[exit status {status}: {}]", result.describe_status()),
+                        None => println!("[{}]", result.describe_status()),
+                    }
+                    if result.status == Some(sis_proto::exit::PASS) {
                         ExitCode::SUCCESS
                     } else {
                         ExitCode::FAILURE
@@ -152,6 +142,37 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Boots `runs` times; prints each run's figures and the medians.
+fn boot_time(runs: u32, memory: u32) -> ExitCode {
+    let config = QemuConfig::new().memory_mib(memory);
+    let milliseconds = |duration: Duration| duration.as_secs_f64() * 1e3;
+    let measured = measure_boot_times(&config, runs, |run, sample| {
+        println!(
+            "run {run:>3}: first output {:8.1} ms, prompt {:8.1} ms",
+            milliseconds(sample.first_output),
+            milliseconds(sample.prompt)
+        );
+    });
+    match measured {
+        Ok(times) => {
+            let (Some(prompt), Some(first_output)) = (times.median_prompt(), times.median_first_output()) else {
+                eprintln!("no runs");
+                return ExitCode::FAILURE;
+            };
+            println!(
+                "median over {runs} runs: first output {:.1} ms, prompt {:.1} ms",
+                milliseconds(first_output),
+                milliseconds(prompt)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
         }
     }
 }
