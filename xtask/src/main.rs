@@ -13,7 +13,7 @@ use sis_testing::{workspace_root, QemuConfig};
 pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, run, test and benchmark SIS")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Build, run, test and benchmark SIS")]
 struct Cli {
     #[command(subcommand)]
     command: Task,
@@ -108,10 +108,21 @@ fn run(memory: u32, append: Option<String>, deterministic: bool) -> Result<(), S
 }
 
 /// Test counts summed from cargo's `test result:` lines.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Counts {
     passed: u64,
     failed: u64,
+}
+
+/// Reads one libtest summary line:
+/// `test result: ok. 28 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
+fn parse_test_result(line: &str) -> Option<Counts> {
+    let result = line.strip_prefix("test result: ")?;
+    let (_verdict, figures) = result.split_once(". ")?;
+    let count_of = |word: &str| {
+        figures.split(';').find_map(|part| part.trim().strip_suffix(word)?.trim().parse::<u64>().ok())
+    };
+    Some(Counts { passed: count_of(" passed")?, failed: count_of(" failed")? })
 }
 
 /// Runs `cargo test ...`, echoing its output and summing its `test result:` lines.
@@ -127,16 +138,9 @@ fn cargo_test(step: &str, args: &[&str], envs: &[(&str, &str)], counts: &mut Cou
     let stdout = child.stdout.take().ok_or_else(|| format!("{step}: no stdout"))?;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         println!("{line}");
-        if let Some(result) = line.strip_prefix("test result: ") {
-            let number_before = |word: &str| {
-                result
-                    .split(';')
-                    .find_map(|part| part.trim().strip_suffix(word).map(|n| n.trim_start_matches("ok.").trim_start_matches("FAILED.").trim().to_string()))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            counts.passed += number_before(" passed");
-            counts.failed += number_before(" failed");
+        if let Some(result) = parse_test_result(&line) {
+            counts.passed += result.passed;
+            counts.failed += result.failed;
         }
     }
     let status = child.wait().map_err(|error| format!("{step}: {error}"))?;
@@ -175,4 +179,23 @@ fn test() -> Result<(), String> {
     })();
     println!("tests: {} passed, {} failed", counts.passed, counts.failed);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summaries_give_passed_and_failed_counts() {
+        assert_eq!(
+            parse_test_result("test result: ok. 28 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.01s"),
+            Some(Counts { passed: 28, failed: 0 })
+        );
+        assert_eq!(
+            parse_test_result("test result: FAILED. 24 passed; 1 failed; 0 ignored; 0 measured; 1 filtered out; finished in 12.69s"),
+            Some(Counts { passed: 24, failed: 1 })
+        );
+        assert_eq!(parse_test_result("test qemu::boots ... ok"), None);
+        assert_eq!(parse_test_result("test result: garbled"), None);
+    }
 }

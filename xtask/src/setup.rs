@@ -23,18 +23,26 @@ pub fn ensure_qemu() -> Result<(), String> {
         return Ok(());
     }
     println!("qemu-system-aarch64 not found: installing the Debian package qemu-system-arm");
-    let root = Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout.starts_with(b"0"));
-    let (program, prefix): (&str, &[&str]) = if root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
-    let with_prefix = |args: &[&str]| -> Vec<String> { prefix.iter().chain(args).map(|a| a.to_string()).collect() };
-    let update = with_prefix(&["update", "-qq"]);
-    let install = with_prefix(&["install", "-y", "-qq", "--no-install-recommends", "qemu-system-arm"]);
-    run(program, &update.iter().map(String::as_str).collect::<Vec<_>>())?;
-    run(program, &install.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let root = Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout.trim_ascii() == b"0");
+    for command in qemu_install_commands(root) {
+        let (program, args) = command.split_first().ok_or("empty install command")?;
+        run(program, args)?;
+    }
     if succeeds("qemu-system-aarch64", &["--version"]) {
         Ok(())
     } else {
         Err("qemu-system-arm installed but qemu-system-aarch64 still does not run".into())
     }
+}
+
+/// The commands that install QEMU: `apt-get` directly as root, through `sudo` otherwise.
+fn qemu_install_commands(root: bool) -> [Vec<&'static str>; 2] {
+    let prefix: &[&'static str] = if root { &["apt-get"] } else { &["sudo", "apt-get"] };
+    let with_prefix = |args: &[&'static str]| prefix.iter().chain(args).copied().collect::<Vec<_>>();
+    [
+        with_prefix(&["update", "-qq"]),
+        with_prefix(&["install", "-y", "-qq", "--no-install-recommends", "qemu-system-arm"]),
+    ]
 }
 
 /// Adds the kernel target when rustup did not install it from `rust-toolchain.toml`
@@ -53,4 +61,27 @@ pub fn ensure_target() -> Result<(), String> {
         &format!("rustup target add {KERNEL_TARGET}"),
         Command::new("rustup").args(["target", "add", KERNEL_TARGET]).current_dir(sis_testing::workspace_root()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_is_installed_with_apt_get_and_sudo_only_when_not_root() {
+        assert_eq!(
+            qemu_install_commands(true),
+            [
+                vec!["apt-get", "update", "-qq"],
+                vec!["apt-get", "install", "-y", "-qq", "--no-install-recommends", "qemu-system-arm"]
+            ]
+        );
+        assert_eq!(
+            qemu_install_commands(false),
+            [
+                vec!["sudo", "apt-get", "update", "-qq"],
+                vec!["sudo", "apt-get", "install", "-y", "-qq", "--no-install-recommends", "qemu-system-arm"]
+            ]
+        );
+    }
 }
