@@ -19,7 +19,7 @@ mod suite;
 
 pub use config::{ConfigError, StressTestConfig};
 pub use flood::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate, COMMAND_MIX};
-pub use memory::{run_memory_test, LeakCheck, MemoryReport, RunOptions, WorkloadProfile};
+pub use memory::{percent_text, run_memory_test, LeakCheck, MemoryReport, RunOptions, WorkloadProfile};
 pub use multi::{flood_seed, CrossEffect, MultiReport};
 /// The workloads' generator ([`sis_hal::SeededRandom`]).
 pub type StressRng = sis_hal::SeededRandom;

@@ -333,7 +333,7 @@ pub fn run_memory_test(
         while next_progress_tenth <= 9 && elapsed >= duration_ns / 10 * next_progress_tenth {
             progress(&format!(
                 "[MEMORY] Pressure: {} | live objects {} | OOM events {} | compactions {} ({})",
-                percent(pressure),
+                percent_text(pressure),
                 live.len(),
                 report.oom_events,
                 report.proactive_compactions + report.reactive_compactions,
@@ -442,7 +442,8 @@ fn compact(pool: &mut Pool, source: &mut dyn FrameSource, report: &mut MemoryRep
     }
 }
 
-fn percent(per_mille: u32) -> String {
+/// A per-mille figure as a percentage with one decimal (`91.3%`).
+pub fn percent_text(per_mille: u32) -> String {
     format!("{}.{}%", per_mille / 10, per_mille % 10)
 }
 

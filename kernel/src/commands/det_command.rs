@@ -5,6 +5,7 @@ use sis_platform::thread::{self, SpawnError};
 use sis_sched::ServerParams;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 
+use super::sched::ppm_text;
 use super::Kernel;
 use crate::det::{self, DetError, Status};
 use crate::format;
@@ -120,11 +121,9 @@ fn on(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellErr
     let (utilization_ppm, bound_ppm) = thread::utilization();
     Ok(Reply::new(
         alloc::format!(
-            "det admitted: thread {id}; utilization {}.{:04} of bound {}.{:04}",
-            utilization_ppm / 1_000_000,
-            utilization_ppm % 1_000_000 / 100,
-            bound_ppm / 1_000_000,
-            bound_ppm % 1_000_000 / 100
+            "det admitted: thread {id}; utilization {} of bound {}",
+            ppm_text(utilization_ppm),
+            ppm_text(bound_ppm)
         ),
         json!({ "admitted": true, "thread": id, "utilization_ppm": utilization_ppm, "bound_ppm": bound_ppm }),
     ))

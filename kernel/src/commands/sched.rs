@@ -86,7 +86,7 @@ pub static SCHEDCTL: CommandSpec<Kernel> = CommandSpec {
     handler: None,
 };
 
-fn ppm_text(ppm: u64) -> alloc::string::String {
+pub(super) fn ppm_text(ppm: u64) -> alloc::string::String {
     alloc::format!("{}.{:04}", ppm / 1_000_000, ppm % 1_000_000 / 100)
 }
 

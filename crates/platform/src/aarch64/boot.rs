@@ -134,7 +134,6 @@ extern "C" fn sis_platform_rust_start(loader_x0: u64) -> ! {
 
     mmu::enable(&boot);
     uart::init(boot.uart_base);
-    console::init(boot.uart_base);
     memory::init(&boot, (device_tree_address, device_tree_address + device_tree_size as u64), kernel_image);
     super::power::init(boot.psci);
     gic::init(&boot);

@@ -27,9 +27,6 @@ static INPUT: IrqMutex<ReceiveRing> = IrqMutex::new(ReceiveRing {
     waiter: None,
 });
 
-/// Readies the console (the UART itself is programmed by the boot code).
-pub fn init(_uart_base: u64) {}
-
 fn put_translated(text: &str) {
     for byte in text.bytes() {
         if byte == b'\n' {
@@ -55,10 +52,10 @@ pub fn write_bytes(bytes: &[u8]) {
 
 /// Writes even if the console lock is held: for the panic and crash paths only.
 pub fn write_str_on_crash(text: &str) {
-    match OUTPUT.try_lock() {
-        Some(_guard) => put_translated(text),
-        None => put_translated(text),
-    }
+    // Take the lock when it is free; when the crash happened while it was
+    // held, write anyway: the message matters more than tidy interleaving.
+    let _guard = OUTPUT.try_lock();
+    put_translated(text);
 }
 
 /// A `core::fmt::Write` over the console.

@@ -244,7 +244,7 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
 }
 
 pub(super) fn per_mille(value: u32) -> alloc::string::String {
-    alloc::format!("{}.{}%", value / 10, value % 10)
+    sis_stress::percent_text(value)
 }
 
 pub(super) fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::string::String {
