@@ -82,11 +82,7 @@ pub fn on(params: ServerParams) -> Result<u32, DetError> {
     if DET.lock().is_some() {
         return Err(DetError::AlreadyOn);
     }
-    let shared = Arc::new(IrqMutex::new(Shared {
-        queue: VecDeque::new(),
-        stop: false,
-        operators_run: 0,
-    }));
+    let shared = Arc::new(IrqMutex::new(Shared { queue: VecDeque::new(), stop: false, operators_run: 0 }));
     let worker_state = Arc::clone(&shared);
     let handle = thread::spawn_joinable_deadline("det", WORKER_STACK_BYTES, params, move || {
         let mut release = time::now_ns();
@@ -110,11 +106,7 @@ pub fn on(params: ServerParams) -> Result<u32, DetError> {
     })
     .map_err(DetError::Spawn)?;
     let id = handle.id;
-    *DET.lock() = Some(Reservation {
-        params,
-        thread: handle,
-        shared,
-    });
+    *DET.lock() = Some(Reservation { params, thread: handle, shared });
     Ok(id)
 }
 

@@ -33,9 +33,5 @@ pub fn bytes(value: u64) -> String {
 
 /// Nanoseconds as milliseconds with three decimals.
 pub fn milliseconds(nanoseconds: u64) -> String {
-    alloc::format!(
-        "{}.{:03} ms",
-        thousands(nanoseconds / 1_000_000),
-        nanoseconds % 1_000_000 / 1_000
-    )
+    alloc::format!("{}.{:03} ms", thousands(nanoseconds / 1_000_000), nanoseconds % 1_000_000 / 1_000)
 }

@@ -2,9 +2,7 @@
 
 use sis_platform::{console, power, time};
 use sis_proto::{bootargs, exit, PROMPT};
-use sis_shell::{
-    codes, split_commands, Echo, EditEvent, LineEditor, Outcome, Output, Registry, ShellError,
-};
+use sis_shell::{codes, split_commands, Echo, EditEvent, LineEditor, Outcome, Output, Registry, ShellError};
 
 use crate::commands::{self, Kernel};
 use crate::format;
@@ -65,16 +63,8 @@ fn run_batch(kernel: &mut Kernel, registry: &Registry<Kernel>, commands: &str) -
             power::system_off();
         }
     }
-    out.write_str(&alloc::format!(
-        "batch: {} of {} commands succeeded\n",
-        commands.len() - failures,
-        commands.len()
-    ));
-    power::exit_with_status(if failures == 0 {
-        exit::PASS
-    } else {
-        exit::FAIL
-    })
+    out.write_str(&alloc::format!("batch: {} of {} commands succeeded\n", commands.len() - failures, commands.len()));
+    power::exit_with_status(if failures == 0 { exit::PASS } else { exit::FAIL })
 }
 
 fn interactive(kernel: &mut Kernel, registry: &Registry<Kernel>) -> ! {
@@ -99,7 +89,9 @@ fn interactive(kernel: &mut Kernel, registry: &Registry<Kernel>) -> ! {
                 EditEvent::TooLong { length } => {
                     let error = ShellError::new(
                         codes::LINE_TOO_LONG,
-                        alloc::format!("line of {length} bytes is longer than the limit of {MAX_LINE_BYTES}; nothing was run"),
+                        alloc::format!(
+                            "line of {length} bytes is longer than the limit of {MAX_LINE_BYTES}; nothing was run"
+                        ),
                     );
                     out.write_str(&alloc::format!("{error}\n"));
                 }

@@ -70,7 +70,10 @@ fn guest_latency() -> Result<(), String> {
         serde_json::from_str(line).map_err(|error| format!("schedctl latency printed bad JSON: {error}"))?;
     let shift = sis_testing::DEFAULT_ICOUNT_SHIFT;
     println!("\nin QEMU, deterministic mode (-icount shift={shift}: one instruction = {} ns of guest time), 2,000 samples each", 1u64 << shift);
-    for (name, key) in [("context switch (yield to the other thread running)", "context_switch"), ("timer interrupt to thread running", "timer_to_thread")] {
+    for (name, key) in [
+        ("context switch (yield to the other thread running)", "context_switch"),
+        ("timer interrupt to thread running", "timer_to_thread"),
+    ] {
         let figures = &report[key];
         let p50 = figures["p50_ns"].as_u64().unwrap_or(0);
         let p99 = figures["p99_ns"].as_u64().unwrap_or(0);

@@ -35,7 +35,7 @@ enum Task {
         #[arg(long)]
         deterministic: bool,
     },
-    /// Everything CI checks: clippy, host tests, kernel build, QEMU integration tests.
+    /// Everything CI checks: formatting, clippy, host tests, kernel build, QEMU integration tests.
     Test,
     /// Benchmarks that print figures and a ratio against a peer measured in the same run.
     Bench {
@@ -119,9 +119,8 @@ struct Counts {
 fn parse_test_result(line: &str) -> Option<Counts> {
     let result = line.strip_prefix("test result: ")?;
     let (_verdict, figures) = result.split_once(". ")?;
-    let count_of = |word: &str| {
-        figures.split(';').find_map(|part| part.trim().strip_suffix(word)?.trim().parse::<u64>().ok())
-    };
+    let count_of =
+        |word: &str| figures.split(';').find_map(|part| part.trim().strip_suffix(word)?.trim().parse::<u64>().ok());
     Some(Counts { passed: count_of(" passed")?, failed: count_of(" failed")? })
 }
 
@@ -157,12 +156,27 @@ fn test() -> Result<(), String> {
     let kernel = QemuConfig::new().kernel.to_string_lossy().into_owned();
     let mut counts = Counts::default();
     let result = (|| {
+        println!("== formatting (rustfmt.toml)");
+        cargo("formatting", &["fmt", "--all", "--check"], &[])?;
         println!("== clippy (host crates)");
         cargo("clippy (host crates)", &["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"], &[])?;
         println!("== clippy (kernel and platform for aarch64)");
         cargo(
             "clippy (kernel and platform for aarch64)",
-            &["clippy", "--quiet", "--release", "--target", KERNEL_TARGET, "-p", "sis-kernel", "-p", "sis-platform", "--", "-D", "warnings"],
+            &[
+                "clippy",
+                "--quiet",
+                "--release",
+                "--target",
+                KERNEL_TARGET,
+                "-p",
+                "sis-kernel",
+                "-p",
+                "sis-platform",
+                "--",
+                "-D",
+                "warnings",
+            ],
             &[],
         )?;
         println!("== host tests");
@@ -188,11 +202,15 @@ mod tests {
     #[test]
     fn libtest_summaries_give_passed_and_failed_counts() {
         assert_eq!(
-            parse_test_result("test result: ok. 28 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.01s"),
+            parse_test_result(
+                "test result: ok. 28 passed; 0 failed; 3 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+            ),
             Some(Counts { passed: 28, failed: 0 })
         );
         assert_eq!(
-            parse_test_result("test result: FAILED. 24 passed; 1 failed; 0 ignored; 0 measured; 1 filtered out; finished in 12.69s"),
+            parse_test_result(
+                "test result: FAILED. 24 passed; 1 failed; 0 ignored; 0 measured; 1 filtered out; finished in 12.69s"
+            ),
             Some(Counts { passed: 24, failed: 1 })
         );
         assert_eq!(parse_test_result("test qemu::boots ... ok"), None);

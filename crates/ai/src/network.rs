@@ -215,7 +215,10 @@ mod tests {
             *network.parameter_mut(index).unwrap() = original;
             let numeric = (up - down) / (2.0 * step as f64);
             let difference = (numeric - expected as f64).abs();
-            assert!(difference <= 1e-2 * numeric.abs().max(1e-2), "parameter {index}: numeric {numeric}, analytic {expected}");
+            assert!(
+                difference <= 1e-2 * numeric.abs().max(1e-2),
+                "parameter {index}: numeric {numeric}, analytic {expected}"
+            );
             checked += 1;
         }
         assert_eq!(checked, 4 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3);

@@ -263,8 +263,15 @@ mod tests {
 
     #[test]
     fn replay_keeps_its_capacity_and_waits_for_a_batch() {
-        let mut agent = Agent::new(2, 2, AgentConfig { replay_capacity: 4, batch_size: 3, ..AgentConfig::default() }, 1);
-        let transition = |reward| Transition { state: alloc::vec![0.0, 1.0], action: 0, reward, next_state: alloc::vec![1.0, 0.0], done: false };
+        let mut agent =
+            Agent::new(2, 2, AgentConfig { replay_capacity: 4, batch_size: 3, ..AgentConfig::default() }, 1);
+        let transition = |reward| Transition {
+            state: alloc::vec![0.0, 1.0],
+            action: 0,
+            reward,
+            next_state: alloc::vec![1.0, 0.0],
+            done: false,
+        };
         agent.remember(transition(1.0));
         agent.remember(transition(2.0));
         assert_eq!(agent.train(), None);

@@ -225,7 +225,9 @@ impl<'m> FrameAllocator<'m> {
         if order > MAX_ORDER {
             return Err(MmError::OrderTooLarge { order });
         }
-        let mut found = (order..=MAX_ORDER).find(|&candidate| self.heads[candidate] != NONE).ok_or(MmError::OutOfMemory { order })?;
+        let mut found = (order..=MAX_ORDER)
+            .find(|&candidate| self.heads[candidate] != NONE)
+            .ok_or(MmError::OutOfMemory { order })?;
         let index = self.heads[found] as usize;
         self.unlink(index, found);
         while found > order {
@@ -259,7 +261,9 @@ impl<'m> FrameAllocator<'m> {
         let head = self.metadata[index];
         match head.state {
             ALLOCATED_HEAD if head.order as usize == order => {}
-            ALLOCATED_HEAD => return Err(MmError::WrongOrder { address, allocated: head.order as usize, given: order }),
+            ALLOCATED_HEAD => {
+                return Err(MmError::WrongOrder { address, allocated: head.order as usize, given: order })
+            }
             FREE_HEAD => return Err(MmError::DoubleFree { address }),
             FREE_BODY if self.enclosing_head_state(index) == Some(FREE_HEAD) => {
                 return Err(MmError::DoubleFree { address })
@@ -290,10 +294,8 @@ impl<'m> FrameAllocator<'m> {
     fn insert_free(&mut self, mut index: usize, mut order: usize) {
         while order < MAX_ORDER {
             let buddy = index ^ (1 << order);
-            let mergeable = self
-                .metadata
-                .get(buddy)
-                .is_some_and(|meta| meta.state == FREE_HEAD && meta.order as usize == order);
+            let mergeable =
+                self.metadata.get(buddy).is_some_and(|meta| meta.state == FREE_HEAD && meta.order as usize == order);
             if !mergeable {
                 break;
             }

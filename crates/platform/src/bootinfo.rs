@@ -123,10 +123,8 @@ pub fn parse_device_tree(bytes: &[u8]) -> Result<BootInfo<'_>, DeviceTreeError> 
     }
 
     let chosen = tree.find_node("/chosen");
-    let bootargs = chosen
-        .and_then(|node| node.property("bootargs"))
-        .and_then(|property| property.as_str())
-        .unwrap_or("");
+    let bootargs =
+        chosen.and_then(|node| node.property("bootargs")).and_then(|property| property.as_str()).unwrap_or("");
     let rng_seed = chosen.and_then(|node| node.property("rng-seed")).and_then(|property| {
         let mut folded = 0u64;
         for chunk in property.value.chunks(8) {
@@ -137,16 +135,13 @@ pub fn parse_device_tree(bytes: &[u8]) -> Result<BootInfo<'_>, DeviceTreeError> 
         (!property.value.is_empty()).then_some(folded)
     });
 
-    let psci = match tree
-        .find_node("/psci")
-        .and_then(|node| node.property("method"))
-        .and_then(|property| property.as_str())
-    {
-        Some("hvc") => PsciMethod::Hvc,
-        Some("smc") => PsciMethod::Smc,
-        Some(_) => return Err(DeviceTreeError::Invalid("PSCI method")),
-        None => return Err(DeviceTreeError::Missing("/psci method")),
-    };
+    let psci =
+        match tree.find_node("/psci").and_then(|node| node.property("method")).and_then(|property| property.as_str()) {
+            Some("hvc") => PsciMethod::Hvc,
+            Some("smc") => PsciMethod::Smc,
+            Some(_) => return Err(DeviceTreeError::Invalid("PSCI method")),
+            None => return Err(DeviceTreeError::Missing("/psci method")),
+        };
 
     let stdout_path = chosen
         .and_then(|node| node.property("stdout-path"))

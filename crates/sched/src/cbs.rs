@@ -65,7 +65,9 @@ impl core::fmt::Display for AdmissionError {
         match self {
             AdmissionError::ZeroParameter => write!(formatter, "budget, period and deadline must be at least 1 ns"),
             AdmissionError::BudgetAboveDeadline => write!(formatter, "budget exceeds the deadline"),
-            AdmissionError::DeadlineAbovePeriod => write!(formatter, "deadline exceeds the period (only constrained deadlines are supported)"),
+            AdmissionError::DeadlineAbovePeriod => {
+                write!(formatter, "deadline exceeds the period (only constrained deadlines are supported)")
+            }
             AdmissionError::OverBound { utilization_ppm, bound_ppm } => write!(
                 formatter,
                 "utilization would be {}.{:04} > bound {}.{:04}",

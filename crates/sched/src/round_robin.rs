@@ -20,11 +20,7 @@ pub struct RoundRobin {
 impl RoundRobin {
     /// Creates the policy with a time slice of `slice_ns` (clamped to at least 1 µs).
     pub fn new(slice_ns: u64) -> Self {
-        RoundRobin {
-            slice_ns: slice_ns.max(1_000),
-            queue: VecDeque::new(),
-            running: None,
-        }
+        RoundRobin { slice_ns: slice_ns.max(1_000), queue: VecDeque::new(), running: None }
     }
 
     /// Creates the policy with room for `capacity` queued threads, so enqueueing

@@ -354,19 +354,18 @@ fn parse_value(spec: &ArgSpec, text: &str) -> Result<ArgValue, ShellError> {
                 None => (false, text),
             };
             let magnitude = parse_unsigned(digits).map_err(|kind| number_error(spec, text, kind))?;
-            let value = if negative {
-                0i64.checked_sub_unsigned(magnitude)
-            } else {
-                i64::try_from(magnitude).ok()
-            }
-            .ok_or_else(|| range_error(spec, text))?;
+            let value = if negative { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
+                .ok_or_else(|| range_error(spec, text))?;
             if value < min || value > max {
                 return Err(range_error(spec, text));
             }
             Ok(ArgValue::I64(value))
         }
         ValueKind::Custom { parse, .. } => parse(text).map_err(|reason| {
-            ShellError::new(codes::INVALID_VALUE, alloc::format!("{}: {reason} (got '{}')", label(spec), sanitize(text)))
+            ShellError::new(
+                codes::INVALID_VALUE,
+                alloc::format!("{}: {reason} (got '{}')", label(spec), sanitize(text)),
+            )
         }),
     }
 }

@@ -229,7 +229,10 @@ mod tests {
         let mut editor = LineEditor::new(64);
         let mut screen = Screen::default();
         assert_eq!(feed_all(&mut editor, b"ab\x1b[12\r", &mut screen), [EditEvent::Line(b"ab".to_vec())]);
-        assert_eq!(feed_all(&mut editor, b"\x1b\x03echo\r", &mut screen), [EditEvent::Cancelled, EditEvent::Line(b"echo".to_vec())]);
+        assert_eq!(
+            feed_all(&mut editor, b"\x1b\x03echo\r", &mut screen),
+            [EditEvent::Cancelled, EditEvent::Line(b"echo".to_vec())]
+        );
     }
 
     #[test]

@@ -132,7 +132,10 @@ impl<C: 'static> Registry<C> {
     /// Adds a command; a second command with the same name is refused.
     pub fn register(&mut self, command: &'static CommandSpec<C>) -> Result<(), ShellError> {
         if command.name == "help" || self.commands.iter().any(|existing| existing.name == command.name) {
-            return Err(ShellError::new("duplicate-command", alloc::format!("command {} registered twice", command.name)));
+            return Err(ShellError::new(
+                "duplicate-command",
+                alloc::format!("command {} registered twice", command.name),
+            ));
         }
         self.commands.push(command);
         Ok(())
@@ -207,7 +210,11 @@ impl<C: 'static> Registry<C> {
                     let names: Vec<&str> = command.subcommands.iter().map(|sub| sub.name).collect();
                     return Err(ShellError::new(
                         codes::UNKNOWN_SUBCOMMAND,
-                        alloc::format!("'{path}' has no subcommand '{}'; accepted: {}", sanitize(word), names.join(", ")),
+                        alloc::format!(
+                            "'{path}' has no subcommand '{}'; accepted: {}",
+                            sanitize(word),
+                            names.join(", ")
+                        ),
                     ));
                 }
                 None => break,
@@ -222,7 +229,10 @@ impl<C: 'static> Registry<C> {
             let flag = words.iter().find(|word| word.starts_with("--") && *word != "--json" && *word != "--help");
             let error = ShellError::new(
                 codes::UNKNOWN_FLAG,
-                alloc::format!("unknown flag {} for 'help'; accepted: --json, --help", sanitize(flag.map_or("", |f| f))),
+                alloc::format!(
+                    "unknown flag {} for 'help'; accepted: --json, --help",
+                    sanitize(flag.map_or("", |f| f))
+                ),
             );
             return report_error(out, json, Some("help"), &error);
         }
@@ -230,7 +240,8 @@ impl<C: 'static> Registry<C> {
             let spec: CommandSpec<C> = CommandSpec {
                 name: "help",
                 summary: "List commands or describe one",
-                description: "Without an argument, lists every command; with a command (and subcommand), prints its usage.",
+                description:
+                    "Without an argument, lists every command; with a command (and subcommand), prints its usage.",
                 args: HELP_ARGS,
                 subcommands: &[],
                 handler: None,
@@ -243,13 +254,22 @@ impl<C: 'static> Registry<C> {
             let mut human = String::from("Commands (each accepts --help and --json):\n");
             let mut list = Vec::new();
             human.push_str(&alloc::format!("  {:width$}  {}\n", "help", "List commands or describe one"));
-            list.push(serde_json::json!({"name": "help", "summary": "List commands or describe one", "subcommands": []}));
+            list.push(
+                serde_json::json!({"name": "help", "summary": "List commands or describe one", "subcommands": []}),
+            );
             for command in &self.commands {
                 human.push_str(&alloc::format!("  {:width$}  {}\n", command.name, command.summary));
                 let subcommands: Vec<&str> = command.subcommands.iter().map(|sub| sub.name).collect();
-                list.push(serde_json::json!({"name": command.name, "summary": command.summary, "subcommands": subcommands}));
+                list.push(
+                    serde_json::json!({"name": command.name, "summary": command.summary, "subcommands": subcommands}),
+                );
             }
-            return report_reply(out, json, "help", Reply::new(human.trim_end(), serde_json::json!({ "commands": list })));
+            return report_reply(
+                out,
+                json,
+                "help",
+                Reply::new(human.trim_end(), serde_json::json!({ "commands": list })),
+            );
         }
         match self.resolve(&topic) {
             Ok((command, path, consumed)) if consumed == topic.len() => {
@@ -331,7 +351,8 @@ fn report_reply(out: &mut dyn Output, json: bool, path: &str, reply: Reply) -> O
         object.insert(String::from("command"), Value::from(path));
         object.insert(String::from("ok"), Value::from(reply.failure.is_none()));
         if let Some(error) = &reply.failure {
-            object.insert(String::from("error"), serde_json::json!({ "code": error.code(), "message": error.message() }));
+            object
+                .insert(String::from("error"), serde_json::json!({ "code": error.code(), "message": error.message() }));
         }
         for (key, value) in reply.json {
             object.entry(key).or_insert(value);
@@ -372,7 +393,9 @@ fn report_error(out: &mut dyn Output, json: bool, path: Option<&str>, error: &Sh
 fn write_json_line(out: &mut dyn Output, value: &Value) {
     match serde_json::to_string(value) {
         Ok(text) => out.write_str(&text),
-        Err(_) => out.write_str("{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"JSON encoding failed\"}}"),
+        Err(_) => {
+            out.write_str("{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"JSON encoding failed\"}}")
+        }
     }
     out.write_str("\n");
 }

@@ -13,7 +13,8 @@ pub fn validate_line(line: &[u8]) -> Result<&str, ShellError> {
             alloc::format!("input is not valid UTF-8 (bad byte at offset {})", error.valid_up_to()),
         )
     })?;
-    if let Some((offset, byte)) = line.iter().enumerate().find(|(_, &byte)| (byte < 0x20 && byte != b'\t') || byte == 0x7f)
+    if let Some((offset, byte)) =
+        line.iter().enumerate().find(|(_, &byte)| (byte < 0x20 && byte != b'\t') || byte == 0x7f)
     {
         return Err(ShellError::new(
             codes::CONTROL_BYTE,

@@ -43,7 +43,9 @@ impl core::fmt::Display for ConfigError {
     fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ConfigError::ZeroDuration => write!(formatter, "duration must be at least 1 ms"),
-            ConfigError::PercentOutOfRange { field, value } => write!(formatter, "{field} is {value}%, accepted 0..=100"),
+            ConfigError::PercentOutOfRange { field, value } => {
+                write!(formatter, "{field} is {value}%, accepted 0..=100")
+            }
             ConfigError::ZeroThreshold => write!(formatter, "oom threshold must be at least 1%"),
             ConfigError::PoolTooSmall => write!(formatter, "pool must hold at least one 4 KiB page"),
         }

@@ -231,7 +231,8 @@ mod tests {
 
     #[test]
     fn drops_and_failures_decide_the_status() {
-        let config = FloodConfig { duration_ms: 1, seed: 1, rate: Rate::Max, queue_capacity: 4, expect_failures: false };
+        let config =
+            FloodConfig { duration_ms: 1, seed: 1, rate: Rate::Max, queue_capacity: 4, expect_failures: false };
         let mut recorder = FloodRecorder { sent: 100, processed: 100, ..FloodRecorder::default() };
         assert_eq!(recorder.finish(config, 1_000_000_000).status, Status::Pass);
         assert_eq!(recorder.finish(config, 1_000_000_000).achieved_rate_milli_per_s, 100_000);

@@ -17,7 +17,7 @@ use sis_hal::Clock;
 use sis_metrics::{LatencyHistogram, LatencySummary, RELATIVE_ERROR_PPM};
 use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool, PoolError};
 
-use crate::{StressRng, StressTestConfig, Status};
+use crate::{Status, StressRng, StressTestConfig};
 
 /// Steps between scans for expired objects.
 const EXPIRY_SCAN_STEPS: u64 = 32;
@@ -238,7 +238,14 @@ pub fn run_memory_test(
             while index < live.len() {
                 if live[index].expires_at_step <= step {
                     let object = live.swap_remove(index);
-                    integrity_ok &= free_object(&mut pool, source, timing_for(&mut operations), object.handle, &mut report, &mut deallocation_latency);
+                    integrity_ok &= free_object(
+                        &mut pool,
+                        source,
+                        timing_for(&mut operations),
+                        object.handle,
+                        &mut report,
+                        &mut deallocation_latency,
+                    );
                 } else {
                     index += 1;
                 }
@@ -285,7 +292,14 @@ pub fn run_memory_test(
                 report.injected_failures += 1;
                 report.failed_allocations += 1;
             } else {
-                match timed_allocate(&mut pool, source, timing_for(&mut operations), size, kind, &mut allocation_latency) {
+                match timed_allocate(
+                    &mut pool,
+                    source,
+                    timing_for(&mut operations),
+                    size,
+                    kind,
+                    &mut allocation_latency,
+                ) {
                     Ok(handle) => {
                         report.allocations += 1;
                         live.push(Live { handle, expires_at_step: step + lifetime });
@@ -295,7 +309,14 @@ pub fn run_memory_test(
                         report.reactive_compactions += 1;
                         let recovered_before = report.memory_recovered_bytes;
                         integrity_ok &= compact(&mut pool, source, &mut report);
-                        let retry = timed_allocate(&mut pool, source, timing_for(&mut operations), size, kind, &mut allocation_latency);
+                        let retry = timed_allocate(
+                            &mut pool,
+                            source,
+                            timing_for(&mut operations),
+                            size,
+                            kind,
+                            &mut allocation_latency,
+                        );
                         if report.oom_events <= ANNOUNCED_OOM_EVENTS {
                             progress(&format!(
                                 "[MEMORY] OOM event #{} ({} bytes) - compaction recovered {} ({})",
@@ -319,7 +340,14 @@ pub fn run_memory_test(
             }
         } else if !live.is_empty() {
             let object = live.swap_remove(rng.below(live.len() as u64) as usize);
-            integrity_ok &= free_object(&mut pool, source, timing_for(&mut operations), object.handle, &mut report, &mut deallocation_latency);
+            integrity_ok &= free_object(
+                &mut pool,
+                source,
+                timing_for(&mut operations),
+                object.handle,
+                &mut report,
+                &mut deallocation_latency,
+            );
         }
 
         let pressure = pool.pressure_per_mille();
@@ -351,7 +379,14 @@ pub fn run_memory_test(
         if (leaked.len() as u64) < leak && !object.handle.is_reclaimable() {
             leaked.push(object);
         } else {
-            integrity_ok &= free_object(&mut pool, source, timing_for(&mut operations), object.handle, &mut report, &mut deallocation_latency);
+            integrity_ok &= free_object(
+                &mut pool,
+                source,
+                timing_for(&mut operations),
+                object.handle,
+                &mut report,
+                &mut deallocation_latency,
+            );
         }
     }
     // Cleanup compaction: not a trigger of the workload, so not counted.
@@ -359,7 +394,8 @@ pub fn run_memory_test(
     integrity_ok &= pool.compact(source).is_ok();
     report.memory_recovered_bytes = recovered;
     report.compaction_triggers = report.proactive_compactions + report.reactive_compactions;
-    report.average_pressure_per_mille = if report.steps == 0 { 0 } else { (pressure_sum / report.steps as u128) as u32 };
+    report.average_pressure_per_mille =
+        if report.steps == 0 { 0 } else { (pressure_sum / report.steps as u128) as u32 };
     report.allocation_latency = allocation_latency.summary();
     report.deallocation_latency = deallocation_latency.summary();
 

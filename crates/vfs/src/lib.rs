@@ -277,7 +277,11 @@ impl Vfs {
         let parts = components(path)?;
         if let Some((name, parent)) = parts.split_last() {
             if let Some(Node::File(content)) = self.directory(parent)?.get(*name) {
-                return Ok(alloc::vec![Entry { name: String::from(*name), is_directory: false, size: content.len() as u64 }]);
+                return Ok(alloc::vec![Entry {
+                    name: String::from(*name),
+                    is_directory: false,
+                    size: content.len() as u64
+                }]);
             }
         }
         Ok(self

@@ -12,7 +12,10 @@ fn write_read_list_remove() {
     vfs.write("/incidents/stress_report.json", b"{}", true).unwrap();
     assert_eq!(vfs.read("/incidents/stress_report.json").unwrap(), b"{}");
     assert_eq!(names(&vfs.list("/").unwrap()), ["incidents"]);
-    assert_eq!(vfs.list("/incidents").unwrap(), [Entry { name: "stress_report.json".into(), is_directory: false, size: 2 }]);
+    assert_eq!(
+        vfs.list("/incidents").unwrap(),
+        [Entry { name: "stress_report.json".into(), is_directory: false, size: 2 }]
+    );
     assert_eq!(vfs.used_bytes(), 2);
     vfs.write("/incidents/stress_report.json", b"{\"a\":1}", false).unwrap();
     assert_eq!(vfs.used_bytes(), 7);

@@ -10,10 +10,7 @@ use super::Kernel;
 use crate::det::{self, DetError, Status};
 use crate::format;
 
-const NANOSECONDS: ValueKind = ValueKind::U64 {
-    min: 1,
-    max: 10_000_000_000,
-};
+const NANOSECONDS: ValueKind = ValueKind::U64 { min: 1, max: 10_000_000_000 };
 
 /// `det`.
 pub static DET: CommandSpec<Kernel> = CommandSpec {
@@ -134,10 +131,7 @@ fn off(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let (utilization_ppm, _) = thread::utilization();
     let mut value = figures(&last);
     value["utilization_after_ppm"] = json!(utilization_ppm);
-    Ok(Reply::new(
-        alloc::format!("det off; last figures:\n{}", human(&last)),
-        value,
-    ))
+    Ok(Reply::new(alloc::format!("det off; last figures:\n{}", human(&last)), value))
 }
 
 fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {

@@ -41,27 +41,21 @@ fn ls(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellErr
         if entry.is_directory {
             human.push(alloc::format!("{:>12}  {}/", "-", entry.name));
         } else {
-            human.push(alloc::format!(
-                "{:>12}  {}",
-                format::thousands(entry.size),
-                entry.name
-            ));
+            human.push(alloc::format!("{:>12}  {}", format::thousands(entry.size), entry.name));
         }
     }
-    let list: Vec<_> =
-        entries.iter().map(|entry| json!({"name": entry.name, "directory": entry.is_directory, "size": entry.size})).collect();
-    Ok(Reply::new(
-        human.join("\n"),
-        json!({ "path": path, "entries": list }),
-    ))
+    let list: Vec<_> = entries
+        .iter()
+        .map(|entry| json!({"name": entry.name, "directory": entry.is_directory, "size": entry.size}))
+        .collect();
+    Ok(Reply::new(human.join("\n"), json!({ "path": path, "entries": list })))
 }
 
 /// `cat PATH`.
 pub static CAT: CommandSpec<Kernel> = CommandSpec {
     name: "cat",
     summary: "Print a file of the in-memory filesystem",
-    description:
-        "The file must be UTF-8 text (reports are JSON). In --json the content is in \"content\".",
+    description: "The file must be UTF-8 text (reports are JSON). In --json the content is in \"content\".",
     args: &[PATH.required()],
     subcommands: &[],
     handler: Some(cat),
@@ -73,10 +67,7 @@ fn cat(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellEr
     let bytes = files.read(path).map_err(shell_error)?;
     let text = core::str::from_utf8(bytes)
         .map_err(|_| ShellError::new("not-text", alloc::format!("{path} is not UTF-8 text")))?;
-    Ok(Reply::new(
-        text,
-        json!({ "path": path, "content": text, "size": bytes.len() }),
-    ))
+    Ok(Reply::new(text, json!({ "path": path, "content": text, "size": bytes.len() })))
 }
 
 /// `mkdir [-p] PATH`.
@@ -85,11 +76,7 @@ pub static MKDIR: CommandSpec<Kernel> = CommandSpec {
     summary: "Create a directory in the in-memory filesystem",
     description: "",
     args: &[
-        ArgSpec::flag(
-            "parents",
-            ValueKind::Switch,
-            "create missing parents; no error if it exists",
-        ),
+        ArgSpec::flag("parents", ValueKind::Switch, "create missing parents; no error if it exists"),
         PATH.required(),
     ],
     subcommands: &[],
@@ -98,14 +85,8 @@ pub static MKDIR: CommandSpec<Kernel> = CommandSpec {
 
 fn mkdir(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let path = invocation.args.str("path").unwrap_or("/");
-    FILES
-        .lock()
-        .mkdir(path, invocation.args.switch("parents"))
-        .map_err(shell_error)?;
-    Ok(Reply::new(
-        alloc::format!("created {path}"),
-        json!({ "path": path }),
-    ))
+    FILES.lock().mkdir(path, invocation.args.switch("parents")).map_err(shell_error)?;
+    Ok(Reply::new(alloc::format!("created {path}"), json!({ "path": path })))
 }
 
 /// `rm [--recursive] PATH`.
@@ -113,26 +94,13 @@ pub static RM: CommandSpec<Kernel> = CommandSpec {
     name: "rm",
     summary: "Remove a file or directory from the in-memory filesystem",
     description: "",
-    args: &[
-        ArgSpec::flag(
-            "recursive",
-            ValueKind::Switch,
-            "remove a directory and everything in it",
-        ),
-        PATH.required(),
-    ],
+    args: &[ArgSpec::flag("recursive", ValueKind::Switch, "remove a directory and everything in it"), PATH.required()],
     subcommands: &[],
     handler: Some(rm),
 };
 
 fn rm(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let path = invocation.args.str("path").unwrap_or("/");
-    FILES
-        .lock()
-        .remove(path, invocation.args.switch("recursive"))
-        .map_err(shell_error)?;
-    Ok(Reply::new(
-        alloc::format!("removed {path}"),
-        json!({ "path": path }),
-    ))
+    FILES.lock().remove(path, invocation.args.switch("recursive")).map_err(shell_error)?;
+    Ok(Reply::new(alloc::format!("removed {path}"), json!({ "path": path })))
 }

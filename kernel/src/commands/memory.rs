@@ -26,20 +26,11 @@ fn meminfo(kernel: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellEr
     let page_size = sis_mm::PAGE_SIZE;
     let total_bytes: u64 = kernel.memory_regions.iter().map(|region| region.size).sum();
     let span = |(start, end): (u64, u64)| end.saturating_sub(start);
-    let largest_free_block_bytes = frames
-        .largest_free_order
-        .map_or(0, |order| page_size << order);
-    let regions: Vec<_> = kernel
-        .memory_regions
-        .iter()
-        .map(|region| json!({ "base": region.base, "size": region.size }))
-        .collect();
+    let largest_free_block_bytes = frames.largest_free_order.map_or(0, |order| page_size << order);
+    let regions: Vec<_> =
+        kernel.memory_regions.iter().map(|region| json!({ "base": region.base, "size": region.size })).collect();
 
-    let mut human = alloc::format!(
-        "RAM     {} in {} region(s):",
-        format::bytes(total_bytes),
-        regions.len()
-    );
+    let mut human = alloc::format!("RAM     {} in {} region(s):", format::bytes(total_bytes), regions.len());
     for region in &kernel.memory_regions {
         human.push_str(&alloc::format!(" {:#x}..{:#x}", region.base, region.end()));
     }

@@ -16,10 +16,7 @@ const MAX_TIME_NS: u64 = 10_000_000_000;
 const PERIODIC_STACK_BYTES: u64 = 16 * 1024;
 /// Server budget = wcet + wcet / 50.
 const BUDGET_MARGIN_DIVISOR: u64 = 50;
-const NANOSECONDS: ValueKind = ValueKind::U64 {
-    min: 1,
-    max: MAX_TIME_NS,
-};
+const NANOSECONDS: ValueKind = ValueKind::U64 { min: 1, max: MAX_TIME_NS };
 
 /// `schedctl util|spawn`.
 pub static SCHEDCTL: CommandSpec<Kernel> = CommandSpec {
@@ -212,21 +209,13 @@ fn threads(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> 
     );
     let mut list = Vec::new();
     for info in thread::snapshot() {
-        let class = if info.server.is_some() {
-            "deadline"
-        } else {
-            "best-effort"
-        };
+        let class = if info.server.is_some() { "deadline" } else { "best-effort" };
         let latency = info.latency.unwrap_or_default();
         let (jitter, response) = match info.server {
-            Some(_) => (
-                format::thousands(latency.release_jitter.p99_ns),
-                format::thousands(latency.response_time.p99_ns),
-            ),
-            None => (
-                alloc::string::String::from("-"),
-                alloc::string::String::from("-"),
-            ),
+            Some(_) => {
+                (format::thousands(latency.release_jitter.p99_ns), format::thousands(latency.response_time.p99_ns))
+            }
+            None => (alloc::string::String::from("-"), alloc::string::String::from("-")),
         };
         human.push_str(&alloc::format!(
             "\n{:>4}  {:14}  {:11}  {:8}  {:>14}  {:>15}",
@@ -252,22 +241,11 @@ fn threads(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> 
 
 fn kill(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let id = invocation.args.u64("id").unwrap_or(0) as u32;
-    let name = thread::snapshot()
-        .into_iter()
-        .find(|info| info.id == id)
-        .map(|info| info.name);
+    let name = thread::snapshot().into_iter().find(|info| info.id == id).map(|info| info.name);
     match name.as_deref() {
-        None => {
-            return Err(ShellError::new(
-                "no-such-thread",
-                alloc::format!("no thread {id}"),
-            ))
-        }
+        None => return Err(ShellError::new("no-such-thread", alloc::format!("no thread {id}"))),
         Some("shell") | Some("idle") => {
-            return Err(ShellError::new(
-                "protected-thread",
-                alloc::format!("thread {id} may not be killed"),
-            ))
+            return Err(ShellError::new("protected-thread", alloc::format!("thread {id} may not be killed")))
         }
         Some("det") => {
             return Err(ShellError::new(
@@ -278,20 +256,14 @@ fn kill(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
         Some(_) => {}
     }
     thread::kill(id).map_err(|error| match error {
-        thread::KillError::NoSuchThread => {
-            ShellError::new("no-such-thread", alloc::format!("no thread {id}"))
+        thread::KillError::NoSuchThread => ShellError::new("no-such-thread", alloc::format!("no thread {id}")),
+        thread::KillError::Protected => {
+            ShellError::new("protected-thread", alloc::format!("thread {id} may not be killed"))
         }
-        thread::KillError::Protected => ShellError::new(
-            "protected-thread",
-            alloc::format!("thread {id} may not be killed"),
-        ),
     })?;
     let (utilization_ppm, _) = thread::utilization();
     Ok(Reply::new(
-        alloc::format!(
-            "killed thread {id}; utilization now {}",
-            ppm_text(utilization_ppm)
-        ),
+        alloc::format!("killed thread {id}; utilization now {}", ppm_text(utilization_ppm)),
         json!({ "killed": id, "utilization_ppm": utilization_ppm }),
     ))
 }
@@ -314,11 +286,7 @@ fn latency(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, She
         left: u64,
         switches: alloc::boxed::Box<LatencyHistogram>,
     }
-    let shared = Arc::new(IrqMutex::new(PingPong {
-        stamp: 0,
-        left: samples,
-        switches: alloc::boxed::Box::default(),
-    }));
+    let shared = Arc::new(IrqMutex::new(PingPong { stamp: 0, left: samples, switches: alloc::boxed::Box::default() }));
     let mut handles = Vec::new();
     for _ in 0..2 {
         let state = Arc::clone(&shared);
@@ -347,9 +315,7 @@ fn latency(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, She
     let switch = shared.lock().switches.summary();
 
     // Timer to thread: sleep to absolute times, record the lateness.
-    let lateness = Arc::new(IrqMutex::new(alloc::boxed::Box::new(
-        LatencyHistogram::new(),
-    )));
+    let lateness = Arc::new(IrqMutex::new(alloc::boxed::Box::new(LatencyHistogram::new())));
     let recorder = Arc::clone(&lateness);
     thread::spawn_joinable("sleeper", PERIODIC_STACK_BYTES, move || {
         let mut due = time::now_ns() + 1_000_000;
@@ -395,19 +361,11 @@ fn latency(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, She
 
 fn bound(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let ppm = invocation.args.u64("ppm").unwrap_or(1);
-    thread::set_admission_bound(ppm).map_err(|error| {
-        ShellError::new(
-            "admission-refused",
-            alloc::format!("bound not changed: {error}"),
-        )
-    })?;
+    thread::set_admission_bound(ppm)
+        .map_err(|error| ShellError::new("admission-refused", alloc::format!("bound not changed: {error}")))?;
     let (utilization_ppm, bound_ppm) = thread::utilization();
     Ok(Reply::new(
-        alloc::format!(
-            "bound {}; utilization {}",
-            ppm_text(bound_ppm),
-            ppm_text(utilization_ppm)
-        ),
+        alloc::format!("bound {}; utilization {}", ppm_text(bound_ppm), ppm_text(utilization_ppm)),
         json!({ "bound_ppm": bound_ppm, "utilization_ppm": utilization_ppm }),
     ))
 }

@@ -88,17 +88,9 @@ fn shutdown(kernel: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellE
 pub static SLEEP: CommandSpec<Kernel> = CommandSpec {
     name: "sleep",
     summary: "Wait the given number of milliseconds (other threads run meanwhile)",
-    description:
-        "The shell thread sleeps on the timer; in deterministic mode the wait is in guest time.",
-    args: &[ArgSpec::positional(
-        "milliseconds",
-        sis_shell::ValueKind::U64 {
-            min: 1,
-            max: 3_600_000,
-        },
-        "how long",
-    )
-    .required()],
+    description: "The shell thread sleeps on the timer; in deterministic mode the wait is in guest time.",
+    args: &[ArgSpec::positional("milliseconds", sis_shell::ValueKind::U64 { min: 1, max: 3_600_000 }, "how long")
+        .required()],
     subcommands: &[],
     handler: Some(sleep),
 };

@@ -52,11 +52,7 @@ fn periodic(
     until_ns: u64,
     results: &Results,
 ) -> Result<u32, SpawnError> {
-    let params = ServerParams {
-        budget_ns: wcet_ns + wcet_ns / 50,
-        period_ns,
-        deadline_ns: period_ns,
-    };
+    let params = ServerParams { budget_ns: wcet_ns + wcet_ns / 50, period_ns, deadline_ns: period_ns };
     let work_ns = wcet_ns * (100 + overrun_percent) / 100;
     let results = Arc::clone(results);
     thread::spawn_deadline("isolation", STACK_BYTES, params, move || {
@@ -69,13 +65,8 @@ fn periodic(
             release += period_ns;
             thread::sleep_until_ns(release);
         }
-        let stats = thread::own_server()
-            .map(|(_, stats)| stats)
-            .unwrap_or_default();
-        results.lock().push(Outcome {
-            stats,
-            latency: latency.summary(),
-        });
+        let stats = thread::own_server().map(|(_, stats)| stats).unwrap_or_default();
+        results.lock().push(Outcome { stats, latency: latency.summary() });
     })
 }
 
@@ -100,10 +91,7 @@ fn collect(results: &Results, expected: usize, until_ns: u64) -> Vec<Outcome> {
 }
 
 fn spawn_error(error: SpawnError) -> ShellError {
-    ShellError::new(
-        "spawn-failed",
-        alloc::format!("an experiment thread could not start: {error}"),
-    )
+    ShellError::new("spawn-failed", alloc::format!("an experiment thread could not start: {error}"))
 }
 
 struct Check {
@@ -156,8 +144,7 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
     periodic(20 * MS, 50 * MS, 0, until, &results).map_err(spawn_error)?;
     let outcomes = collect(&results, 3, until);
     // Outcomes arrive in the order threads end; the overrunner is the one that was throttled.
-    let (overrunner, others): (Vec<&Outcome>, Vec<&Outcome>) =
-        outcomes.iter().partition(|o| o.stats.throttles > 0);
+    let (overrunner, others): (Vec<&Outcome>, Vec<&Outcome>) = outcomes.iter().partition(|o| o.stats.throttles > 0);
     let overrun_throttles: u64 = overrunner.iter().map(|o| o.stats.throttles).sum();
     let overrun_misses: u64 = overrunner.iter().map(|o| o.stats.deadline_misses).sum();
     let overrun_jobs: u64 = overrunner.iter().map(|o| o.stats.jobs).sum();
@@ -167,10 +154,7 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
         name: "overrun_detection",
         passed: overrunner.len() == 1 && overrun_throttles > 0,
         figures: json!({ "throttled_threads": overrunner.len(), "throttles": overrun_throttles }),
-        summary: alloc::format!(
-            "{} thread throttled {overrun_throttles} times",
-            overrunner.len()
-        ),
+        summary: alloc::format!("{} thread throttled {overrun_throttles} times", overrunner.len()),
     });
     checks.push(Check {
         name: "isolation_under_load",
@@ -182,7 +166,9 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
         name: "deadline_miss_handling",
         passed: overrun_misses > 0 && overrun_jobs > 0,
         figures: json!({ "overrunner_jobs": overrun_jobs, "overrunner_deadline_misses": overrun_misses }),
-        summary: alloc::format!("overrunner's misses counted ({overrun_misses} of {overrun_jobs} jobs), kernel kept running"),
+        summary: alloc::format!(
+            "overrunner's misses counted ({overrun_misses} of {overrun_jobs} jobs), kernel kept running"
+        ),
     });
 
     // 6: baseline wake-up latency, one light thread alone.
@@ -213,7 +199,12 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
         name: "latency_under_load",
         passed: loaded.count > 0 && loaded.p99_ns < LATENCY_P99_LIMIT_NS,
         figures: json!({ "latency": loaded, "p99_limit_ns": LATENCY_P99_LIMIT_NS, "best_effort_spinners": 2 }),
-        summary: alloc::format!("p50 {} ns, p99 {} ns, max {} ns", format::thousands(loaded.p50_ns), format::thousands(loaded.p99_ns), format::thousands(loaded.max_ns)),
+        summary: alloc::format!(
+            "p50 {} ns, p99 {} ns, max {} ns",
+            format::thousands(loaded.p50_ns),
+            format::thousands(loaded.p99_ns),
+            format::thousands(loaded.max_ns)
+        ),
     });
     let stability_limit = baseline.p99_ns * STABILITY_FACTOR + 10_000;
     checks.push(Check {
@@ -233,30 +224,18 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
             check.summary
         ));
     }
-    human.push_str(&alloc::format!(
-        "\n  {passed} of {} checks passed",
-        checks.len()
-    ));
+    human.push_str(&alloc::format!("\n  {passed} of {} checks passed", checks.len()));
     let list: Vec<Value> = checks
         .iter()
-        .map(
-            |check| json!({ "name": check.name, "passed": check.passed, "figures": check.figures }),
-        )
+        .map(|check| json!({ "name": check.name, "passed": check.passed, "figures": check.figures }))
         .collect();
-    let reply = Reply::new(
-        human,
-        json!({ "checks": list, "passed": passed, "total": checks.len() }),
-    );
+    let reply = Reply::new(human, json!({ "checks": list, "passed": passed, "total": checks.len() }));
     Ok(if passed == checks.len() {
         reply
     } else {
         reply.failing(ShellError::new(
             "checks-failed",
-            alloc::format!(
-                "{} of {} checks failed",
-                checks.len() - passed,
-                checks.len()
-            ),
+            alloc::format!("{} of {} checks failed", checks.len() - passed, checks.len()),
         ))
     })
 }

@@ -37,12 +37,7 @@ pub static THREADS: CommandSpec<Kernel> = CommandSpec {
 fn list(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let threads = thread::snapshot();
     let policy = thread::policy_name();
-    let name_width = threads
-        .iter()
-        .map(|info| info.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let name_width = threads.iter().map(|info| info.name.len()).max().unwrap_or(4).max(4);
     let mut human = alloc::format!(
         "policy {policy}\n{:>4}  {:name_width$}  {:8}  {:>16}  {:>9}",
         "ID",
@@ -74,10 +69,7 @@ fn list(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             })
         })
         .collect();
-    Ok(Reply::new(
-        human,
-        json!({ "policy": policy, "threads": list }),
-    ))
+    Ok(Reply::new(human, json!({ "policy": policy, "threads": list })))
 }
 
 fn spawn(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
@@ -92,21 +84,12 @@ fn spawn(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
             Err(error) => {
                 return Err(ShellError::new(
                     "spawn-failed",
-                    alloc::format!(
-                        "started {} of {count} threads, then: {error}",
-                        spawned.len()
-                    ),
+                    alloc::format!("started {} of {count} threads, then: {error}", spawned.len()),
                 ))
             }
         }
     }
     let ids: Vec<alloc::string::String> = spawned.iter().map(|id| alloc::format!("{id}")).collect();
-    let list: Vec<_> = spawned
-        .iter()
-        .map(|id| json!({ "id": id, "name": "spin" }))
-        .collect();
-    Ok(Reply::new(
-        alloc::format!("started spin thread(s) {}", ids.join(", ")),
-        json!({ "spawned": list }),
-    ))
+    let list: Vec<_> = spawned.iter().map(|id| json!({ "id": id, "name": "spin" })).collect();
+    Ok(Reply::new(alloc::format!("started spin thread(s) {}", ids.join(", ")), json!({ "spawned": list })))
 }

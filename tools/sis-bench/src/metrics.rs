@@ -57,13 +57,18 @@ fn record_cost(repetitions: u32) {
         }
         let per_push = started.elapsed().as_nanos() as f64 / VALUES as f64;
         black_box(&vector);
-        println!("  run {repetition:>2}: histogram {per_record:6.2} ns/record   Vec::push (peer) {per_push:6.2} ns/value");
+        println!(
+            "  run {repetition:>2}: histogram {per_record:6.2} ns/record   Vec::push (peer) {per_push:6.2} ns/value"
+        );
         histogram_ns.push(per_record);
         vector_ns.push(per_push);
     }
     let histogram = median(&mut histogram_ns);
     let vector = median(&mut vector_ns);
-    println!("median: histogram {histogram:.2} ns/record, Vec::push {vector:.2} ns/value, ratio {:.2}", histogram / vector);
+    println!(
+        "median: histogram {histogram:.2} ns/record, Vec::push {vector:.2} ns/value, ratio {:.2}",
+        histogram / vector
+    );
     let verdict = if histogram <= RECORD_TARGET_NS { "met" } else { "NOT met" };
     println!("target <= {RECORD_TARGET_NS:.0} ns/record: {verdict}");
     println!("(the histogram has fixed memory and gives percentiles at once; the Vec grows 8 bytes a value and must be sorted)\n");
@@ -87,9 +92,12 @@ fn one_workload(sample_every: Option<u32>) -> (f64, u64) {
 }
 
 fn workload_overhead(repetitions: u32) {
-    println!("memory workload, seed 42, {STEPS} steps, 16 MiB pool: latency recording vs none, {repetitions} repetitions");
+    println!(
+        "memory workload, seed 42, {STEPS} steps, 16 MiB pool: latency recording vs none, {repetitions} repetitions"
+    );
     println!("(each timed operation reads the host clock twice; 1/N times one operation in N)");
-    let settings: [(&str, Option<u32>); 4] = [("off", None), ("every op", Some(1)), ("1/16", Some(16)), ("1/64", Some(64))];
+    let settings: [(&str, Option<u32>); 4] =
+        [("off", None), ("every op", Some(1)), ("1/16", Some(16)), ("1/64", Some(64))];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
     for repetition in 1..=repetitions {
         let mut line = format!("  run {repetition:>2}:");
@@ -110,6 +118,9 @@ fn workload_overhead(repetitions: u32) {
     for (index, (name, _)) in settings.iter().enumerate().skip(1) {
         let ratio = medians[index] / medians[0];
         let verdict = if ratio <= OVERHEAD_TARGET { "met" } else { "NOT met" };
-        println!("median {name:>8}: {:.2} ms vs off {:.2} ms, ratio {ratio:.3} (target <= {OVERHEAD_TARGET:.2}: {verdict})", medians[index], medians[0]);
+        println!(
+            "median {name:>8}: {:.2} ms vs off {:.2} ms, ratio {ratio:.3} (target <= {OVERHEAD_TARGET:.2}: {verdict})",
+            medians[index], medians[0]
+        );
     }
 }

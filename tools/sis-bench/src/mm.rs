@@ -230,7 +230,8 @@ pub fn run(repetitions: u32, operations: u64) {
     report("page allocators", &ours, &[peer]);
 
     println!("\nobject allocators: {operations} seeded operations (16 B .. 64 KiB, 3 % up to 1 MiB), {repetitions} repetitions");
-    let ours = measure("sis-mm Pool", repetitions, operations, object_size, || SisPool(Pool::new(1 << 30), sis_frames()));
+    let ours =
+        measure("sis-mm Pool", repetitions, operations, object_size, || SisPool(Pool::new(1 << 30), sis_frames()));
     let talc = measure("talc", repetitions, operations, object_size, || Talc(TalcArena::new(ARENA_BYTES)));
     let peer = measure("buddy_system_allocator", repetitions, operations, object_size, || {
         PeerHeap(BuddyHeapArena::new(ARENA_BYTES))

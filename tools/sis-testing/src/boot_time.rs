@@ -81,8 +81,10 @@ mod tests {
 
     #[test]
     fn medians_come_from_the_same_samples() {
-        let sample =
-            |first, prompt| BootSample { first_output: Duration::from_millis(first), prompt: Duration::from_millis(prompt) };
+        let sample = |first, prompt| BootSample {
+            first_output: Duration::from_millis(first),
+            prompt: Duration::from_millis(prompt),
+        };
         let times = BootTimes { samples: vec![sample(150, 400), sample(100, 350), sample(170, 900)] };
         assert_eq!(times.median_prompt(), Some(Duration::from_millis(400)));
         assert_eq!(times.median_first_output(), Some(Duration::from_millis(150)));

@@ -99,7 +99,11 @@ impl fmt::Display for HarnessError {
                 String::from_utf8_lossy(line)
             ),
             HarnessError::Timeout { waiting_for, waited, output_tail, stderr_tail } => {
-                write!(formatter, "timed out after {:.1} s waiting for {waiting_for}; QEMU killed", waited.as_secs_f64())?;
+                write!(
+                    formatter,
+                    "timed out after {:.1} s waiting for {waiting_for}; QEMU killed",
+                    waited.as_secs_f64()
+                )?;
                 write_tails(formatter, output_tail, stderr_tail)
             }
             HarnessError::Exited { waiting_for, status, output_tail, stderr_tail } => {

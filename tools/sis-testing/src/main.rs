@@ -100,8 +100,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let thresholds =
-                Thresholds { max_oom_events, min_autonomy_interventions, max_p99_latency_ms, min_learning_improvement_pct };
+            let thresholds = Thresholds {
+                max_oom_events,
+                min_autonomy_interventions,
+                max_p99_latency_ms,
+                min_learning_improvement_pct,
+            };
             let verdict = validate(&text, &thresholds);
             if verdict.passed() {
                 println!("[PASS] All stress test validations passed ({})", verdict.checked.join(", "));
@@ -179,7 +183,9 @@ fn boot_time(runs: u32, memory: u32) -> ExitCode {
 
 fn stress(duration: u64, output: &std::path::Path, seed: Option<u64>, expect_failures: bool, memory: u32) -> ExitCode {
     let seed = seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos() as u64)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos() as u64)
     });
     println!("stresstest all: seed {seed}, {duration} ms per test, deterministic mode");
     let expect = if expect_failures { " --expect-failures" } else { "" };

@@ -68,9 +68,11 @@ impl Sis {
     /// Starts QEMU and waits for the first prompt (at the start of a line).
     pub fn boot(config: &QemuConfig) -> Result<Sis, HarnessError> {
         let process = QemuProcess::spawn(config, Input::Piped)?;
-        let mut sis = Sis { process, timeout: config.timeout, boot_time: Duration::ZERO, first_output_time: Duration::ZERO };
-        let prompt_start =
-            sis.process.wait_for(0, "the first prompt", config.timeout, |bytes| console::prompt_at_line_start(bytes, 0))?;
+        let mut sis =
+            Sis { process, timeout: config.timeout, boot_time: Duration::ZERO, first_output_time: Duration::ZERO };
+        let prompt_start = sis
+            .process
+            .wait_for(0, "the first prompt", config.timeout, |bytes| console::prompt_at_line_start(bytes, 0))?;
         let started_at = sis.process.started_at();
         let received = sis.process.console().lock();
         let since_start = |offset| received.arrival_of(offset).map_or(Duration::ZERO, |at: Instant| at - started_at);
@@ -248,7 +250,8 @@ mod tests {
 
     #[test]
     fn one_object_of_this_schema_is_accepted() {
-        let value = parse_json_reply("{\"schema_version\":1,\"command\":\"echo\",\"ok\":true,\"text\":\"a b\"}\n").unwrap();
+        let value =
+            parse_json_reply("{\"schema_version\":1,\"command\":\"echo\",\"ok\":true,\"text\":\"a b\"}\n").unwrap();
         assert_eq!(value["text"], "a b");
         let refused =
             "{\"command\":null,\"error\":{\"code\":\"unknown-command\",\"message\":\"m\"},\"ok\":false,\"schema_version\":1}\n";

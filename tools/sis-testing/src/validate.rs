@@ -77,10 +77,9 @@ pub fn validate(text: &str, thresholds: &Thresholds) -> Verdict {
     if report.get("compare").is_some() {
         verdict.checked.push("compare");
         match number(&report, &["compare", "autonomy_on", "interventions", "total"]) {
-            Ok(total) if total < thresholds.min_autonomy_interventions as f64 => verdict.failures.push(format!(
-                "Too few autonomy interventions: {total} < {}",
-                thresholds.min_autonomy_interventions
-            )),
+            Ok(total) if total < thresholds.min_autonomy_interventions as f64 => verdict
+                .failures
+                .push(format!("Too few autonomy interventions: {total} < {}", thresholds.min_autonomy_interventions)),
             Ok(_) => {}
             Err(error) => verdict.failures.push(error),
         }
@@ -113,7 +112,9 @@ pub fn validate(text: &str, thresholds: &Thresholds) -> Verdict {
                             ));
                         }
                     }
-                    (Some(_), Some(_)) => verdict.failures.push("learning.episodes[0].reward is 0: improvement undefined".into()),
+                    (Some(_), Some(_)) => {
+                        verdict.failures.push("learning.episodes[0].reward is 0: improvement undefined".into())
+                    }
                     _ => verdict.failures.push("learning.episodes[].reward missing".into()),
                 }
             }

@@ -65,7 +65,11 @@ fn output_that_arrived_before_the_line_was_sent_is_never_the_answer() {
     sis.send_raw(b"echo stale\r").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !sis.raw_output().ends_with(b"stale\r\nsis> ") {
-        assert!(Instant::now() < deadline, "no reply to the raw line: {:?}", String::from_utf8_lossy(&sis.raw_output()));
+        assert!(
+            Instant::now() < deadline,
+            "no reply to the raw line: {:?}",
+            String::from_utf8_lossy(&sis.raw_output())
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(sis.run("echo fresh").unwrap(), "fresh\n");
@@ -81,7 +85,9 @@ fn a_line_typed_half_way_is_refused_until_sync() {
         std::thread::sleep(Duration::from_millis(5));
     }
     match sis.run("echo ok") {
-        Err(HarnessError::NotAtPrompt { output_tail }) => assert!(output_tail.ends_with("sis> half-typed"), "{output_tail:?}"),
+        Err(HarnessError::NotAtPrompt { output_tail }) => {
+            assert!(output_tail.ends_with("sis> half-typed"), "{output_tail:?}")
+        }
         other => panic!("expected NotAtPrompt, got {other:?}"),
     }
     sis.sync().unwrap();
@@ -109,7 +115,10 @@ fn control_bytes_come_back_in_caret_notation_and_errors_parse() {
     let long = vec![b'x'; 4096];
     let output = sis.run_bytes(&long).unwrap();
     assert_eq!(output.echo.len(), 1024, "bytes past the limit are not echoed");
-    assert_eq!(output.error().map(|error| (error.code, error.message)), Some(("line-too-long", "line of 4096 bytes; the limit is 1024")));
+    assert_eq!(
+        output.error().map(|error| (error.code, error.message)),
+        Some(("line-too-long", "line of 4096 bytes; the limit is 1024"))
+    );
 }
 
 #[test]
@@ -132,9 +141,11 @@ fn run_json_returns_the_object_and_refuses_anything_else() {
     let refused = sis.run_json("frobnicate").unwrap();
     assert_eq!(refused["ok"], false);
     assert_eq!(refused["error"]["code"], "unknown-command");
-    for (kind, expected_reason) in
-        [("two-objects", "2 lines, not one"), ("old-schema", "schema_version is not 1"), ("not-json", "expected ident at line 1 column 2")]
-    {
+    for (kind, expected_reason) in [
+        ("two-objects", "2 lines, not one"),
+        ("old-schema", "schema_version is not 1"),
+        ("not-json", "expected ident at line 1 column 2"),
+    ] {
         match sis.run_json(&format!("badjson {kind}")) {
             Err(HarnessError::NotJson { reason, .. }) => assert_eq!(reason, expected_reason, "{kind}"),
             other => panic!("{kind}: expected NotJson, got {other:?}"),
@@ -199,7 +210,9 @@ fn input_the_guest_never_reads_times_out_instead_of_blocking() {
     sis.send_raw(b"hang\r").unwrap();
     // Far more than a pipe holds: the write can only finish if the fake reads.
     match sis.send_raw(&vec![b'x'; 4 << 20]) {
-        Err(HarnessError::Timeout { waiting_for, .. }) => assert_eq!(waiting_for, "QEMU to take 4194304 bytes of input"),
+        Err(HarnessError::Timeout { waiting_for, .. }) => {
+            assert_eq!(waiting_for, "QEMU to take 4194304 bytes of input")
+        }
         other => panic!("expected Timeout, got {other:?}"),
     }
     assert!(!process_exists(pid), "process {pid} survived the timeout");
@@ -276,7 +289,9 @@ fn batch_runs_report_pass_fail_and_panic_with_the_whole_output() {
     );
     let result = run_batch(&fake().batch("echo hi; nosuchcommand; echo after")).unwrap();
     assert_eq!(result.status, Some(exit::FAIL));
-    assert!(result.output.ends_with("sis> nosuchcommand\nerror[unknown-command]: unknown command 'nosuchcommand'\nsis> echo after\nafter\n"));
+    assert!(result.output.ends_with(
+        "sis> nosuchcommand\nerror[unknown-command]: unknown command 'nosuchcommand'\nsis> echo after\nafter\n"
+    ));
     let result = run_batch(&fake().batch("fault panic")).unwrap();
     assert_eq!(result.status, Some(exit::PANIC));
     assert!(result.output.ends_with("KERNEL PANIC: fault panic requested from the shell\n"));
@@ -299,7 +314,9 @@ fn a_batch_run_that_never_ends_times_out_and_is_killed() {
 #[test]
 fn boot_times_are_measured_per_run() {
     let mut seen = Vec::new();
-    let times = measure_boot_times(&fake().bootargs("fake.boot_delay_ms=200"), 3, |run, sample| seen.push((run, *sample))).unwrap();
+    let times =
+        measure_boot_times(&fake().bootargs("fake.boot_delay_ms=200"), 3, |run, sample| seen.push((run, *sample)))
+            .unwrap();
     assert_eq!(seen.iter().map(|(run, _)| *run).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(times.samples, seen.iter().map(|(_, sample)| *sample).collect::<Vec<_>>());
     for sample in &times.samples {

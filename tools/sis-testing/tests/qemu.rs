@@ -15,8 +15,23 @@ use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
 const COMMANDS: [&str; 17] = [
-    "help", "version", "uptime", "meminfo", "threads", "echo", "ls", "cat", "mkdir", "rm", "stresstest", "schedctl", "det",
-    "temporaliso", "sleep", "shutdown", "fault",
+    "help",
+    "version",
+    "uptime",
+    "meminfo",
+    "threads",
+    "echo",
+    "ls",
+    "cat",
+    "mkdir",
+    "rm",
+    "stresstest",
+    "schedctl",
+    "det",
+    "temporaliso",
+    "sleep",
+    "shutdown",
+    "fault",
 ];
 
 /// Lines in the random-input test.
@@ -293,7 +308,10 @@ fn a_spinning_thread_is_preempted_and_the_shell_keeps_running() {
         let threads = sis.run_json("threads").unwrap();
         let list = threads["threads"].as_array().unwrap().clone();
         let cpu_time_of = |predicate: &dyn Fn(&Value) -> bool| {
-            list.iter().find(|thread| predicate(thread)).map(|thread| u64_field(thread, "cpu_time_ns")).expect("thread listed")
+            list.iter()
+                .find(|thread| predicate(thread))
+                .map(|thread| u64_field(thread, "cpu_time_ns"))
+                .expect("thread listed")
         };
         (cpu_time_of(&|thread| thread["name"] == "shell"), cpu_time_of(&|thread| thread["id"] == spin_id))
     };

@@ -20,7 +20,9 @@ fn servers(util: &Value) -> Vec<(u64, u64, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["jobs"].as_u64().unwrap(), s["deadline_misses"].as_u64().unwrap(), s["throttles"].as_u64().unwrap()))
+        .map(|s| {
+            (s["jobs"].as_u64().unwrap(), s["deadline_misses"].as_u64().unwrap(), s["throttles"].as_u64().unwrap())
+        })
         .collect()
 }
 
@@ -68,7 +70,11 @@ fn admission_and_bad_parameters_are_refused_and_change_nothing() {
         assert!(sis.run(line.trim()).unwrap().text.starts_with("started periodic thread(s) "));
     }
     let cases = [
-        ("--wcet 10000000 --period 100000000 --deadline 100000000", "admission-refused", "utilization would be 1.0200 > bound 0.9500"),
+        (
+            "--wcet 10000000 --period 100000000 --deadline 100000000",
+            "admission-refused",
+            "utilization would be 1.0200 > bound 0.9500",
+        ),
         ("--wcet 5000000 --period 10000000 --deadline 4000000", "admission-refused", "budget exceeds the deadline"),
         ("--wcet 1000 --period 10000000 --deadline 20000000", "admission-refused", "deadline exceeds the period"),
         ("--wcet 1000 --period 0 --deadline 1000", "out-of-range", ""),
@@ -87,7 +93,11 @@ fn admission_and_bad_parameters_are_refused_and_change_nothing() {
     let refused = sis.run("schedctl bound 900000").unwrap().text;
     assert_eq!(refused, "error[admission-refused]: bound not changed: utilization would be 0.9180 > bound 0.9000\n");
     assert_eq!(sis.run_json("schedctl bound 990000").unwrap()["bound_ppm"], 990_000);
-    assert!(sis.run("schedctl spawn --wcet 500000 --period 10000000 --deadline 10000000").unwrap().text.starts_with("started"));
+    assert!(sis
+        .run("schedctl spawn --wcet 500000 --period 10000000 --deadline 10000000")
+        .unwrap()
+        .text
+        .starts_with("started"));
     assert!(sis.run("schedctl bound 0").unwrap().text.starts_with("error[out-of-range]: "));
 }
 
@@ -97,8 +107,12 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
     let commands = "temporaliso --duration 500 --json; schedctl util --json";
     let run = || {
         let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
-        let objects: Vec<Value> =
-            result.output.lines().filter(|line| line.starts_with('{')).map(|line| serde_json::from_str(line).unwrap()).collect();
+        let objects: Vec<Value> = result
+            .output
+            .lines()
+            .filter(|line| line.starts_with('{'))
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
         (result.status, objects)
     };
     let (status, first) = run();
@@ -147,7 +161,11 @@ fn det_reserves_runs_operators_and_releases() {
     assert!(status["jobs"].as_u64().unwrap() > 10, "{status}");
     assert_eq!(status["deadline_misses"], 0, "1 ms of operators fits a 2 ms budget: {status}");
     let refused = sis.run("schedctl spawn --wcet 8000000 --period 10000000 --deadline 10000000").unwrap().text;
-    assert!(refused.starts_with("error[admission-refused]: started 0 of 1; then utilization would be 1.0160 > bound 0.9500"), "{refused:?}");
+    assert!(
+        refused
+            .starts_with("error[admission-refused]: started 0 of 1; then utilization would be 1.0160 > bound 0.9500"),
+        "{refused:?}"
+    );
     let off = sis.run_json("det off").unwrap();
     assert_eq!(off["utilization_after_ppm"], 0);
     assert_eq!(sis.run_json("det status").unwrap()["on"], false);
@@ -215,7 +233,10 @@ fn overruns_are_counted_exactly() {
     let runtime = server["runtime_ns"].as_u64().unwrap();
     assert_eq!(budget, 2_040_000);
     assert!((99..=101).contains(&throttles), "one per 10 ms period in 1 s: {server}");
-    assert!(runtime >= throttles * budget && runtime < (throttles + 1) * budget, "runtime {runtime} vs {throttles} x {budget}");
+    assert!(
+        runtime >= throttles * budget && runtime < (throttles + 1) * budget,
+        "runtime {runtime} vs {throttles} x {budget}"
+    );
     // 204 ms of CPU in 1 s at 3 ms a job: 68 jobs, every one late.
     assert_eq!(server["jobs"], 68, "{server}");
     assert_eq!(server["deadline_misses"], server["jobs"], "{server}");

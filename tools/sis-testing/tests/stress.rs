@@ -152,7 +152,8 @@ fn the_command_flood_runs_real_commands_and_counts_every_line() {
     assert_eq!(flood(paced, "dropped"), 0);
     assert_eq!(flood(paced, "processed"), sent);
     assert_eq!(flood(paced, "failed"), 0);
-    let mix_total: u64 = paced["commands"]["mix"].as_array().unwrap().iter().map(|c| c["processed"].as_u64().unwrap()).sum();
+    let mix_total: u64 =
+        paced["commands"]["mix"].as_array().unwrap().iter().map(|c| c["processed"].as_u64().unwrap()).sum();
     assert_eq!(mix_total, sent);
     assert_eq!(paced["commands"]["latency"]["count"], sent);
 
@@ -205,7 +206,10 @@ fn multi_runs_both_workloads_and_measures_the_cross_effect() {
     assert!((235..=245).contains(&sent), "{sent}");
     assert!((58..=62).contains(&multi["baseline_commands"]["sent"].as_u64().unwrap()), "{multi}");
     assert_eq!(loaded + multi["commands"]["dropped"].as_u64().unwrap(), sent);
-    assert_eq!(baseline + multi["baseline_commands"]["dropped"].as_u64().unwrap(), multi["baseline_commands"]["sent"].as_u64().unwrap());
+    assert_eq!(
+        baseline + multi["baseline_commands"]["dropped"].as_u64().unwrap(),
+        multi["baseline_commands"]["sent"].as_u64().unwrap()
+    );
     // A CPU-bound memory thread under round robin delays commands: the cross effect is measured, not assumed.
     let cross = &multi["cross_effect"];
     assert_eq!(cross["baseline_p50_ns"], multi["baseline_commands"]["latency"]["p50_ns"]);
@@ -226,8 +230,12 @@ fn all_exports_json_to_the_filesystem_with_the_validator_paths() {
             .deterministic(),
     )
     .unwrap();
-    let objects: Vec<Value> =
-        result.output.lines().filter(|line| line.starts_with('{')).map(|line| serde_json::from_str(line).unwrap()).collect();
+    let objects: Vec<Value> = result
+        .output
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
     let (all, listing, file) = (&objects[0], &objects[1], &objects[2]);
     assert_eq!(all["output_json"], "/incidents/stress_report.json");
     assert_eq!(listing["entries"][0]["name"], "stress_report.json");
@@ -266,7 +274,10 @@ fn file_commands_report_each_error() {
         assert!(output.starts_with(&format!("error[{code}]: ")), "{line}: {output:?}");
     }
     assert_eq!(sis.run("mkdir --parents /a/b/c").unwrap().text, "created /a/b/c\n");
-    assert_eq!(sis.run("rm /a").unwrap().text.lines().next().unwrap(), "error[not-empty]: /a: directory not empty (use --recursive)");
+    assert_eq!(
+        sis.run("rm /a").unwrap().text.lines().next().unwrap(),
+        "error[not-empty]: /a: directory not empty (use --recursive)"
+    );
     assert_eq!(sis.run("rm --recursive /a").unwrap().text, "removed /a\n");
     assert_eq!(sis.run_json("ls /").unwrap()["entries"], serde_json::json!([]));
 }

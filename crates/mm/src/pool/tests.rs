@@ -62,7 +62,8 @@ fn compaction_drops_cache_and_empty_slabs_and_reports_real_bytes() {
     let mut source = frames(256);
     let free_at_start = source.stats().free_frames;
     let mut pool = Pool::new(128 * PAGE_SIZE);
-    let cache: Vec<_> = (0..3).map(|_| pool.allocate(&mut source, 2 * PAGE_SIZE, MemoryKind::Reclaimable).unwrap()).collect();
+    let cache: Vec<_> =
+        (0..3).map(|_| pool.allocate(&mut source, 2 * PAGE_SIZE, MemoryKind::Reclaimable).unwrap()).collect();
     let small: Vec<_> = (0..40).map(|_| pool.allocate(&mut source, 512, MemoryKind::Unreclaimable).unwrap()).collect();
     assert_eq!(pool.stats().slab_pages, 5, "8 objects of 512 B a page");
     // Free the first 32 small objects: four slab pages become empty.
@@ -71,7 +72,10 @@ fn compaction_drops_cache_and_empty_slabs_and_reports_real_bytes() {
     }
     assert_eq!(pool.stats().empty_slab_pages, 4);
     let report = pool.compact(&mut source).unwrap();
-    assert_eq!(report, CompactionReport { slabs_released: 4, cache_objects_dropped: 3, bytes_recovered: (4 + 6) * PAGE_SIZE });
+    assert_eq!(
+        report,
+        CompactionReport { slabs_released: 4, cache_objects_dropped: 3, bytes_recovered: (4 + 6) * PAGE_SIZE }
+    );
     assert_eq!(source.stats().free_frames, free_at_start - 1, "only the one live slab page is still out");
     // A dropped cache object's handle frees as "already reclaimed", not as an error.
     assert_eq!(pool.free(&mut source, cache[0]), Ok(false));

@@ -19,13 +19,8 @@ struct ReceiveRing {
 }
 
 static OUTPUT: IrqMutex<()> = IrqMutex::new(());
-static INPUT: IrqMutex<ReceiveRing> = IrqMutex::new(ReceiveRing {
-    bytes: [0; RECEIVE_CAPACITY],
-    head: 0,
-    length: 0,
-    throttled: false,
-    waiter: None,
-});
+static INPUT: IrqMutex<ReceiveRing> =
+    IrqMutex::new(ReceiveRing { bytes: [0; RECEIVE_CAPACITY], head: 0, length: 0, throttled: false, waiter: None });
 
 fn put_translated(text: &str) {
     for byte in text.bytes() {

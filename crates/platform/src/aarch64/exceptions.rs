@@ -2,7 +2,7 @@
 
 use core::arch::global_asm;
 
-use super::registers::{read_sysreg, write_sysreg, isb};
+use super::registers::{isb, read_sysreg, write_sysreg};
 use super::{console, crash, gic, thread, time};
 
 /// Registers saved on every exception, in the order the vector code stores them.

@@ -2,7 +2,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::registers::{isb, mmio_read32, mmio_write32, mmio_write64, mmio_write8, write_sysreg, read_sysreg};
+use super::registers::{isb, mmio_read32, mmio_write32, mmio_write64, mmio_write8, read_sysreg, write_sysreg};
 use crate::bootinfo::BootInfo;
 
 static DISTRIBUTOR: AtomicU64 = AtomicU64::new(0);

@@ -20,7 +20,8 @@ pub struct GrowFromFrames;
 
 impl OomHandler for GrowFromFrames {
     fn handle_oom(talc: &mut Talc<Self>, layout: Layout) -> Result<(), ()> {
-        let needed = layout.size().checked_add(layout.align()).and_then(|n| n.checked_add(GROW_SLACK_BYTES)).ok_or(())?;
+        let needed =
+            layout.size().checked_add(layout.align()).and_then(|n| n.checked_add(GROW_SLACK_BYTES)).ok_or(())?;
         let pages = (needed as u64).div_ceil(sis_mm::PAGE_SIZE);
         let order = sis_mm::order_for_pages(pages).ok_or(())?.clamp(MIN_GROW_ORDER, MAX_GROW_ORDER);
         let base = memory::allocate_frames(order).ok_or(())?;

@@ -86,7 +86,12 @@ pub fn init(boot: &BootInfo<'_>, device_tree: (u64, u64), kernel_image: (u64, u6
         (align_down(device_tree.0, PAGE_SIZE), align_up(device_tree.1, PAGE_SIZE)),
     ];
     for region in regions {
-        free_excluding(&mut allocator, align_up(region.base, PAGE_SIZE), align_down(region.end(), PAGE_SIZE), &reserved);
+        free_excluding(
+            &mut allocator,
+            align_up(region.base, PAGE_SIZE),
+            align_down(region.end(), PAGE_SIZE),
+            &reserved,
+        );
     }
     *FRAMES.lock() = Some(allocator);
     *LAYOUT.lock() = MemoryLayout {
@@ -103,10 +108,7 @@ fn free_excluding(allocator: &mut FrameAllocator<'_>, start: u64, end: u64, rese
     let mut cursor = start;
     while cursor < end {
         // The nearest reserved range that overlaps [cursor, end).
-        let next = reserved
-            .iter()
-            .filter(|(low, high)| *high > cursor && *low < end)
-            .min_by_key(|(low, _)| *low);
+        let next = reserved.iter().filter(|(low, high)| *high > cursor && *low < end).min_by_key(|(low, _)| *low);
         match next {
             Some(&(low, high)) if low <= cursor => cursor = high,
             Some(&(low, high)) => {

@@ -1,8 +1,8 @@
 //! The aarch64 QEMU `virt` platform.
 
 mod boot;
-mod crash;
 pub mod console;
+mod crash;
 mod exceptions;
 mod gic;
 mod heap;

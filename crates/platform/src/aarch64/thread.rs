@@ -145,8 +145,7 @@ pub fn init(policy: Box<dyn Scheduler>) {
     };
     let mut list = Vec::with_capacity(MAX_THREADS);
     list.push(idle);
-    *THREADS.lock() =
-        Some(Threads { list, current: IDLE_INDEX, policy, next_id: 1, last_switch_ns: time::now_ns() });
+    *THREADS.lock() = Some(Threads { list, current: IDLE_INDEX, policy, next_id: 1, last_switch_ns: time::now_ns() });
 }
 
 /// Turns the boot context into the idle thread: enables interrupts, lets the policy run its threads, waits for interrupts forever.
@@ -576,10 +575,8 @@ pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason) -> *mut TrapFra
     }
 
     let running = threads.list[current].state == ThreadState::Running;
-    let stopped = matches!(
-        threads.list[current].state,
-        ThreadState::Blocked | ThreadState::Sleeping | ThreadState::Exited
-    );
+    let stopped =
+        matches!(threads.list[current].state, ThreadState::Blocked | ThreadState::Sleeping | ThreadState::Exited);
     if stopped && current != IDLE_INDEX {
         // It blocked, went to sleep or exited: the policy stops counting it as
         // runnable. (A sleeper already due was made Ready above and stays queued.)

@@ -163,7 +163,10 @@ fn simulate(tasks: &[Task], horizon_ns: u64) -> Vec<u64> {
         }
     }
     // Jobs still unfinished past their deadline at the horizon are misses too.
-    states.iter().map(|state| state.misses + state.pending.iter().filter(|&&deadline| deadline < now).count() as u64).collect()
+    states
+        .iter()
+        .map(|state| state.misses + state.pending.iter().filter(|&&deadline| deadline < now).count() as u64)
+        .collect()
 }
 
 /// UUniFast-Discard: `count` utilizations summing to `total`, none above 1.

@@ -64,7 +64,14 @@ static THREADS: CommandSpec<Fake> = CommandSpec {
             subcommands: &[],
             handler: Some(count),
         },
-        CommandSpec { name: "fail", summary: "Fail", description: "", args: &[], subcommands: &[], handler: Some(fail) },
+        CommandSpec {
+            name: "fail",
+            summary: "Fail",
+            description: "",
+            args: &[],
+            subcommands: &[],
+            handler: Some(fail),
+        },
     ],
     handler: Some(count),
 };

@@ -66,7 +66,11 @@ fn ten_seeds_give_varied_figures_from_the_workload() {
     std::println!("compactions {:?}", reports.iter().map(|r| r.compaction_triggers).collect::<Vec<_>>());
     let distinct = |field: fn(&MemoryReport) -> u64| reports.iter().map(field).collect::<BTreeSet<_>>().len();
     assert!(distinct(|r| r.peak_pressure_per_mille as u64) >= 5, "peak pressure");
-    assert!(distinct(|r| r.oom_events) >= 5, "OOM events: {:?}", reports.iter().map(|r| r.oom_events).collect::<Vec<_>>());
+    assert!(
+        distinct(|r| r.oom_events) >= 5,
+        "OOM events: {:?}",
+        reports.iter().map(|r| r.oom_events).collect::<Vec<_>>()
+    );
     assert!(distinct(|r| r.compaction_triggers) >= 5, "compaction triggers");
     assert!(reports.iter().all(|r| r.leak_check.passed && r.status != Status::Critical));
 }
@@ -87,7 +91,12 @@ fn a_higher_target_raises_average_pressure() {
 fn the_oom_threshold_moves_proactive_compaction() {
     let early = run(&StressTestConfig { oom_threshold_percent: 50, ..config(9) });
     let late = run(&StressTestConfig { oom_threshold_percent: 100, ..config(9) });
-    assert!(early.proactive_compactions > late.proactive_compactions * 2, "{} vs {}", early.proactive_compactions, late.proactive_compactions);
+    assert!(
+        early.proactive_compactions > late.proactive_compactions * 2,
+        "{} vs {}",
+        early.proactive_compactions,
+        late.proactive_compactions
+    );
 }
 
 #[test]

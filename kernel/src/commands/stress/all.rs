@@ -15,14 +15,11 @@ use crate::commands::Kernel;
 /// `stresstest all`.
 pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let memory_config = config(&invocation.args);
-    memory_config.validate().map_err(|error| {
-        ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}"))
-    })?;
+    memory_config
+        .validate()
+        .map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     let flood_config = flood_config(&invocation.args, flood_seed(memory_config.seed));
-    let output = invocation
-        .args
-        .str("output-json")
-        .map(alloc::string::String::from);
+    let output = invocation.args.str("output-json").map(alloc::string::String::from);
     if let Some(path) = &output {
         // Refuse a bad path before spending the run's time.
         sis_vfs::components(path).map_err(shell_error)?;
@@ -42,33 +39,16 @@ pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
     );
     invocation.progress(&alloc::format!("[SUITE] memory: {}", memory.status.label()));
     invocation.progress("\n=== Command Flood Stress Test ===");
-    let commands = flood::run(flood_config, kernel.clone(), &mut |line| {
-        invocation.progress(line)
-    })?;
-    invocation.progress(&alloc::format!(
-        "[SUITE] commands: {}",
-        commands.status.label()
-    ));
+    let commands = flood::run(flood_config, kernel.clone(), &mut |line| invocation.progress(line))?;
+    invocation.progress(&alloc::format!("[SUITE] commands: {}", commands.status.label()));
     invocation.progress("");
-    let multi = multi::run_multi(memory_config, flood_config, kernel, &mut |line| {
-        invocation.progress(line)
-    })?;
+    let multi = multi::run_multi(memory_config, flood_config, kernel, &mut |line| invocation.progress(line))?;
     invocation.progress(&alloc::format!("[SUITE] multi: {}", multi.status.label()));
 
-    let report = SuiteReport::new(
-        memory_config.seed,
-        memory_config.duration_ms,
-        memory,
-        commands,
-        multi,
-    );
+    let report = SuiteReport::new(memory_config.seed, memory_config.duration_ms, memory, commands, multi);
     let mut human = alloc::format!("\n=== Stress Test Report (seed {}) ===", report.seed);
     for test in &report.tests {
-        human.push_str(&alloc::format!(
-            "\n  {:10} {}",
-            test.name,
-            test.status.label()
-        ));
+        human.push_str(&alloc::format!("\n  {:10} {}", test.name, test.status.label()));
     }
     human.push_str(&alloc::format!(
         "\n  memory: peak pressure {}, {} OOM events, {} compactions\n  commands: p99 latency {} ns\n  Status: {}",
@@ -78,42 +58,22 @@ pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
         report.percentiles.p99,
         report.status.label()
     ));
-    let value = serde_json::to_value(&report).map_err(|error| {
-        ShellError::new(
-            "internal",
-            alloc::format!("report encoding failed: {error}"),
-        )
-    })?;
+    let value = serde_json::to_value(&report)
+        .map_err(|error| ShellError::new("internal", alloc::format!("report encoding failed: {error}")))?;
     if let Some(path) = &output {
-        let text = serde_json::to_string(&value).map_err(|error| {
-            ShellError::new(
-                "internal",
-                alloc::format!("report encoding failed: {error}"),
-            )
-        })?;
-        FILES
-            .lock()
-            .write(path, text.as_bytes(), true)
-            .map_err(shell_error)?;
-        human.push_str(&alloc::format!(
-            "\n  Report written to {path} ({} bytes)",
-            text.len()
-        ));
+        let text = serde_json::to_string(&value)
+            .map_err(|error| ShellError::new("internal", alloc::format!("report encoding failed: {error}")))?;
+        FILES.lock().write(path, text.as_bytes(), true).map_err(shell_error)?;
+        human.push_str(&alloc::format!("\n  Report written to {path} ({} bytes)", text.len()));
     }
     let mut reply = Reply::new(human, value);
     if let Some(path) = output {
-        reply
-            .json
-            .insert(alloc::string::String::from("output_json"), json!(path));
+        reply.json.insert(alloc::string::String::from("output_json"), json!(path));
     }
     let expect_failures = memory_config.expect_failures;
     Ok(with_status(reply, report.status, expect_failures, || {
-        let failing: alloc::vec::Vec<&str> = report
-            .tests
-            .iter()
-            .filter(|test| !test.status.is_success(expect_failures))
-            .map(|test| test.name)
-            .collect();
+        let failing: alloc::vec::Vec<&str> =
+            report.tests.iter().filter(|test| !test.status.is_success(expect_failures)).map(|test| test.name).collect();
         alloc::format!("{} did not pass", failing.join(", "))
     }))
 }

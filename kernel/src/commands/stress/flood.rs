@@ -10,9 +10,7 @@ use sis_platform::thread::{self, spawn_joinable};
 use sis_platform::time;
 use sis_sched::ThreadId;
 use sis_shell::{ArgValue, Invocation, Outcome, Output, Reply, ShellError};
-use sis_stress::{
-    next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate,
-};
+use sis_stress::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate};
 
 use super::with_status;
 use super::{latency_lines, seed};
@@ -29,9 +27,7 @@ pub fn parse_rate(text: &str) -> Result<ArgValue, String> {
     }
     match text.parse::<u64>() {
         Ok(rate) if (1..=1_000_000).contains(&rate) => Ok(ArgValue::U64(rate)),
-        Ok(_) => Err(String::from(
-            "rate must be 1..=1000000 lines per second, or max",
-        )),
+        Ok(_) => Err(String::from("rate must be 1..=1000000 lines per second, or max")),
         Err(_) => Err(String::from("expected a number of lines per second or max")),
     }
 }
@@ -92,24 +88,12 @@ pub fn commands(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<
         config.queue_capacity,
         config.seed
     ));
-    let report = run(config, kernel.clone(), &mut |line| {
-        invocation.progress(line)
-    })?;
+    let report = run(config, kernel.clone(), &mut |line| invocation.progress(line))?;
     let human = human(&report);
     let reply = Reply::new(human, json!({ "commands": report }));
-    Ok(with_status(
-        reply,
-        report.status,
-        config.expect_failures,
-        || {
-            alloc::format!(
-                "{} of {} lines dropped, {} failed",
-                report.dropped,
-                report.sent,
-                report.failed
-            )
-        },
-    ))
+    Ok(with_status(reply, report.status, config.expect_failures, || {
+        alloc::format!("{} of {} lines dropped, {} failed", report.dropped, report.sent, report.failed)
+    }))
 }
 
 /// A flood in progress.
@@ -133,29 +117,16 @@ impl FloodRun {
             finished_ns: 0,
         }));
         let start = time::now_ns();
-        let spawn_error = |error| {
-            ShellError::new(
-                "spawn-failed",
-                alloc::format!("cannot start the flood threads: {error}"),
-            )
-        };
+        let spawn_error =
+            |error| ShellError::new("spawn-failed", alloc::format!("cannot start the flood threads: {error}"));
         let producer_state = Arc::clone(&shared);
-        let producer = spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || {
-            produce(config, &producer_state, start)
-        })
-        .map_err(spawn_error)?;
+        let producer =
+            spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || produce(config, &producer_state, start))
+                .map_err(spawn_error)?;
         let consumer_state = Arc::clone(&shared);
-        let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || {
-            consume(&consumer_state, kernel)
-        })
-        .map_err(spawn_error)?;
-        Ok(FloodRun {
-            config,
-            shared,
-            start,
-            producer,
-            consumer,
-        })
+        let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || consume(&consumer_state, kernel))
+            .map_err(spawn_error)?;
+        Ok(FloodRun { config, shared, start, producer, consumer })
     }
 
     /// When the flood started.
@@ -166,12 +137,7 @@ impl FloodRun {
     /// Lines sent, processed and dropped so far, and the queue depth.
     pub fn counts(&self) -> (u64, u64, u64, usize) {
         let state = self.shared.lock();
-        (
-            state.recorder.sent,
-            state.recorder.processed,
-            state.recorder.dropped,
-            state.queue.len(),
-        )
+        (state.recorder.sent, state.recorder.processed, state.recorder.dropped, state.queue.len())
     }
 
     /// Waits for both threads and returns the report.
@@ -179,9 +145,7 @@ impl FloodRun {
         self.producer.join();
         self.consumer.join();
         let state = self.shared.lock();
-        state
-            .recorder
-            .finish(self.config, state.finished_ns.saturating_sub(self.start))
+        state.recorder.finish(self.config, state.finished_ns.saturating_sub(self.start))
     }
 }
 
@@ -197,19 +161,11 @@ pub fn sleep_until_tenth(start: u64, duration_ms: u64, tenth: u64) {
 /// Seconds since `start` as `1.2s`.
 pub fn elapsed_text(start: u64) -> String {
     let elapsed = time::now_ns().saturating_sub(start);
-    alloc::format!(
-        "{}.{}s",
-        elapsed / 1_000_000_000,
-        elapsed / 100_000_000 % 10
-    )
+    alloc::format!("{}.{}s", elapsed / 1_000_000_000, elapsed / 100_000_000 % 10)
 }
 
 /// Runs the flood and waits for both threads; prints progress every tenth of the duration.
-pub fn run(
-    config: FloodConfig,
-    kernel: Kernel,
-    progress: &mut dyn FnMut(&str),
-) -> Result<FloodReport, ShellError> {
+pub fn run(config: FloodConfig, kernel: Kernel, progress: &mut dyn FnMut(&str)) -> Result<FloodReport, ShellError> {
     let flood = FloodRun::start(config, kernel)?;
     progress("[COMMANDS] Flooding the registry...");
     for tenth in 1..=9u64 {
@@ -260,13 +216,8 @@ fn produce(config: FloodConfig, shared: &SharedState, start: u64) {
             let mut state = shared.lock();
             state.recorder.sent += 1;
             if state.queue.len() < capacity {
-                state.queue.push_back(Request {
-                    command,
-                    line,
-                    offered_ns: time::now_ns(),
-                });
-                state.recorder.max_queue_depth =
-                    state.recorder.max_queue_depth.max(state.queue.len() as u64);
+                state.queue.push_back(Request { command, line, offered_ns: time::now_ns() });
+                state.recorder.max_queue_depth = state.recorder.max_queue_depth.max(state.queue.len() as u64);
             } else {
                 state.recorder.dropped += 1;
             }

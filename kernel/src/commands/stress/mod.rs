@@ -18,45 +18,21 @@ use crate::format;
 const PERCENT: ValueKind = ValueKind::U64 { min: 0, max: 100 };
 const PERCENT_FROM_1: ValueKind = ValueKind::U64 { min: 1, max: 100 };
 
-const TARGET_PRESSURE: ArgSpec = ArgSpec::flag(
-    "target-pressure",
-    PERCENT_FROM_1,
-    "pool pressure to steer toward, percent",
-)
-.default("85");
-const OOM_THRESHOLD: ArgSpec = ArgSpec::flag(
-    "oom-threshold",
-    PERCENT_FROM_1,
-    "pressure at which compaction starts, percent",
-)
-.default("90");
-const FAIL_RATE: ArgSpec = ArgSpec::flag(
-    "fail-rate",
-    PERCENT,
-    "injected allocation failures, percent",
-)
-.default("0");
-const POOL_MIB: ArgSpec = ArgSpec::flag(
-    "pool-mib",
-    ValueKind::U64 { min: 1, max: 4096 },
-    "pool budget in MiB",
-)
-.default("64");
-const QUEUE: ArgSpec = ArgSpec::flag(
-    "queue",
-    ValueKind::U64 { min: 1, max: 4096 },
-    "queue capacity in lines",
-)
-.default("64");
+const TARGET_PRESSURE: ArgSpec =
+    ArgSpec::flag("target-pressure", PERCENT_FROM_1, "pool pressure to steer toward, percent").default("85");
+const OOM_THRESHOLD: ArgSpec =
+    ArgSpec::flag("oom-threshold", PERCENT_FROM_1, "pressure at which compaction starts, percent").default("90");
+const FAIL_RATE: ArgSpec = ArgSpec::flag("fail-rate", PERCENT, "injected allocation failures, percent").default("0");
+const POOL_MIB: ArgSpec =
+    ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("64");
+const QUEUE: ArgSpec =
+    ArgSpec::flag("queue", ValueKind::U64 { min: 1, max: 4096 }, "queue capacity in lines").default("64");
 
 /// `--rate N|max` with a per-test default.
 const fn rate_flag(default: &'static str) -> ArgSpec {
     ArgSpec::flag(
         "rate",
-        ValueKind::Custom {
-            value_name: "N|max",
-            parse: flood::parse_rate,
-        },
+        ValueKind::Custom { value_name: "N|max", parse: flood::parse_rate },
         "command lines per second (1..=1000000), or max",
     )
     .default(default)
@@ -64,28 +40,13 @@ const fn rate_flag(default: &'static str) -> ArgSpec {
 
 /// Flags every stress test shares.
 const COMMON_ARGS: [ArgSpec; 3] = [
-    ArgSpec::flag(
-        "duration",
-        ValueKind::U64 {
-            min: 1,
-            max: 3_600_000,
-        },
-        "run time in milliseconds",
-    )
-    .default("10000"),
+    ArgSpec::flag("duration", ValueKind::U64 { min: 1, max: 3_600_000 }, "run time in milliseconds").default("10000"),
     ArgSpec::flag(
         "seed",
-        ValueKind::U64 {
-            min: 0,
-            max: u64::MAX,
-        },
+        ValueKind::U64 { min: 0, max: u64::MAX },
         "PRNG seed (default: from the clock; always printed)",
     ),
-    ArgSpec::flag(
-        "expect-failures",
-        ValueKind::Switch,
-        "a PARTIAL PASS counts as success",
-    ),
+    ArgSpec::flag("expect-failures", ValueKind::Switch, "a PARTIAL PASS counts as success"),
 ];
 
 /// `stresstest memory|...`.
@@ -172,10 +133,7 @@ pub(super) fn with_status(
     if status.is_success(expect_failures) {
         reply
     } else {
-        reply.failing(ShellError::new(
-            "stress-failed",
-            alloc::format!("status {}: {}", status.label(), why()),
-        ))
+        reply.failing(ShellError::new("stress-failed", alloc::format!("status {}: {}", status.label(), why())))
     }
 }
 
@@ -201,9 +159,7 @@ pub(super) fn config(args: &ParsedArgs) -> StressTestConfig {
 
 fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let config = config(&invocation.args);
-    config.validate().map_err(|error| {
-        ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}"))
-    })?;
+    config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     invocation.progress("=== Memory Stress Test ===");
     invocation.progress(&alloc::format!(
         "Duration: {} ms\nTarget Pressure: {}%\nOOM threshold: {}%\nFailure injection rate: {}%\nPool: {}\nSeed: {}",
@@ -223,24 +179,15 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
     );
     let human = memory_human(&report);
     let reply = Reply::new(human, json!({ "memory": report }));
-    Ok(with_status(
-        reply,
-        report.status,
-        config.expect_failures,
-        || {
-            alloc::format!(
-                "{} of {} allocations failed ({} injected), leak check {}",
-                report.failed_allocations,
-                report.allocation_attempts,
-                report.injected_failures,
-                if report.leak_check.passed {
-                    "passed"
-                } else {
-                    "FAILED"
-                }
-            )
-        },
-    ))
+    Ok(with_status(reply, report.status, config.expect_failures, || {
+        alloc::format!(
+            "{} of {} allocations failed ({} injected), leak check {}",
+            report.failed_allocations,
+            report.allocation_attempts,
+            report.injected_failures,
+            if report.leak_check.passed { "passed" } else { "FAILED" }
+        )
+    }))
 }
 
 pub(super) fn per_mille(value: u32) -> alloc::string::String {

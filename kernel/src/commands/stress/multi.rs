@@ -11,8 +11,8 @@ use sis_platform::thread::spawn_joinable;
 use sis_platform::time::PlatformClock;
 use sis_shell::{Invocation, Reply, ShellError};
 use sis_stress::{
-    flood_seed, rate_text, run_memory_test, CrossEffect, FloodConfig, MemoryReport, MultiReport,
-    RunOptions, StressTestConfig,
+    flood_seed, rate_text, run_memory_test, CrossEffect, FloodConfig, MemoryReport, MultiReport, RunOptions,
+    StressTestConfig,
 };
 
 use super::flood::{self, elapsed_text, flood_config, sleep_until_tenth, FloodRun};
@@ -26,29 +26,22 @@ const MEMORY_STACK_BYTES: u64 = 256 * 1024;
 /// `stresstest multi`.
 pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let memory_config = config(&invocation.args);
-    memory_config.validate().map_err(|error| {
-        ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}"))
-    })?;
+    memory_config
+        .validate()
+        .map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     let loaded_config = flood_config(&invocation.args, flood_seed(memory_config.seed));
-    let report = run_multi(memory_config, loaded_config, kernel, &mut |line| {
-        invocation.progress(line)
-    })?;
+    let report = run_multi(memory_config, loaded_config, kernel, &mut |line| invocation.progress(line))?;
     let human = human(&report);
     let reply = Reply::new(human, json!({ "multi": report }));
-    Ok(with_status(
-        reply,
-        report.status,
-        memory_config.expect_failures,
-        || {
-            alloc::format!(
-                "memory {}, commands {} (dropped {}, failed {})",
-                report.memory.status.label(),
-                report.commands.status.label(),
-                report.commands.dropped,
-                report.commands.failed
-            )
-        },
-    ))
+    Ok(with_status(reply, report.status, memory_config.expect_failures, || {
+        alloc::format!(
+            "memory {}, commands {} (dropped {}, failed {})",
+            report.memory.status.label(),
+            report.commands.status.label(),
+            report.commands.dropped,
+            report.commands.failed
+        )
+    }))
 }
 
 /// Runs the baseline flood, then memory and flood together; prints progress through `progress`.
@@ -58,10 +51,7 @@ pub fn run_multi(
     kernel: &Kernel,
     progress: &mut dyn FnMut(&str),
 ) -> Result<MultiReport, ShellError> {
-    let baseline_config = FloodConfig {
-        duration_ms: (loaded_config.duration_ms / 4).max(1),
-        ..loaded_config
-    };
+    let baseline_config = FloodConfig { duration_ms: (loaded_config.duration_ms / 4).max(1), ..loaded_config };
     progress("=== Multi-Subsystem Stress Test ===");
     progress(&alloc::format!(
         "Duration: {} ms (plus a {} ms baseline of the flood alone)\nSeed: {} (flood stream {})",
@@ -92,12 +82,7 @@ pub fn run_multi(
         );
         *memory_result.lock() = Some(report);
     })
-    .map_err(|error| {
-        ShellError::new(
-            "spawn-failed",
-            alloc::format!("cannot start the memory thread: {error}"),
-        )
-    })?;
+    .map_err(|error| ShellError::new("spawn-failed", alloc::format!("cannot start the memory thread: {error}")))?;
     let flood = FloodRun::start(loaded_config, kernel.clone())?;
     for tenth in 1..=9u64 {
         sleep_until_tenth(flood.start_ns(), loaded_config.duration_ms, tenth);
@@ -119,20 +104,11 @@ pub fn run_multi(
         progress(&line);
     }
     let Some(memory) = result.lock().take() else {
-        return Err(ShellError::new(
-            "stress-failed",
-            "the memory thread ended without a report",
-        ));
+        return Err(ShellError::new("stress-failed", "the memory thread ended without a report"));
     };
     let cross_effect = CrossEffect::between(&baseline, &loaded);
     let status = memory.status.worst(loaded.status).worst(baseline.status);
-    Ok(MultiReport {
-        status,
-        memory,
-        commands: loaded,
-        baseline_commands: baseline,
-        cross_effect,
-    })
+    Ok(MultiReport { status, memory, commands: loaded, baseline_commands: baseline, cross_effect })
 }
 
 fn ratio(milli: u64) -> String {
@@ -141,13 +117,8 @@ fn ratio(milli: u64) -> String {
 
 /// The human report of a multi run.
 pub fn human(report: &MultiReport) -> String {
-    let (memory, baseline, loaded, cross, status) = (
-        &report.memory,
-        &report.baseline_commands,
-        &report.commands,
-        &report.cross_effect,
-        report.status,
-    );
+    let (memory, baseline, loaded, cross, status) =
+        (&report.memory, &report.baseline_commands, &report.commands, &report.cross_effect, report.status);
     alloc::format!(
         "\n[STRESS TEST] Multi-subsystem complete (seed {})\n  Memory:\n    Peak Pressure: {}\n    Average Pressure: {}\n    OOM Events: {} ({} recovered)\n    Compaction Triggers: {}\n    Status: {}\n  Commands (beside memory):\n    Processed: {} of {} sent ({} dropped, {} failed)\n    Achieved rate: {}\n    Latency p50 {} ns, p99 {} ns\n    Status: {}\n  Commands alone (baseline):\n    Processed: {}\n    Achieved rate: {}\n    Latency p50 {} ns, p99 {} ns\n  Cross effect (beside memory / alone):\n    p50 latency {}\n    p99 latency {}\n    achieved rate {}\n\n  Status: {}",
         memory.config.seed,

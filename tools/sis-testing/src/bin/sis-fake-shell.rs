@@ -195,18 +195,34 @@ impl Shell {
         let text = match name {
             "echo" => {
                 let joined = arguments.join(" ");
-                if as_json { reply(json!({"text": joined})).to_string() } else { joined }
+                if as_json {
+                    reply(json!({"text": joined})).to_string()
+                } else {
+                    joined
+                }
             }
             "version" => {
-                if as_json { reply(json!({"name": "SIS", "version": "0.1.0"})).to_string() } else { "SIS 0.1.0".into() }
+                if as_json {
+                    reply(json!({"name": "SIS", "version": "0.1.0"})).to_string()
+                } else {
+                    "SIS 0.1.0".into()
+                }
             }
             "uptime" => {
                 let uptime_ns = u64::try_from(self.started_at.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                if as_json { reply(json!({"uptime_ns": uptime_ns})).to_string() } else { format!("up {uptime_ns} ns") }
+                if as_json {
+                    reply(json!({"uptime_ns": uptime_ns})).to_string()
+                } else {
+                    format!("up {uptime_ns} ns")
+                }
             }
             "meminfo" => {
                 let total_bytes = self.memory_mib << 20;
-                if as_json { reply(json!({"total_bytes": total_bytes})).to_string() } else { format!("total {total_bytes} bytes") }
+                if as_json {
+                    reply(json!({"total_bytes": total_bytes})).to_string()
+                } else {
+                    format!("total {total_bytes} bytes")
+                }
             }
             "flood" => {
                 let count = number(0);
