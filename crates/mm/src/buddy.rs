@@ -163,6 +163,8 @@ pub struct FrameAllocator<'m> {
     base: u64,
     metadata: &'m mut [FrameMeta],
     heads: [u32; MAX_ORDER + 1],
+    /// Bit `order` set when that order's free list is not empty (one instruction finds the smallest fit).
+    nonempty: u32,
     free_blocks: [usize; MAX_ORDER + 1],
     free_frames: usize,
     allocated_frames: usize,
@@ -186,6 +188,7 @@ impl<'m> FrameAllocator<'m> {
             base,
             metadata,
             heads: [NONE; MAX_ORDER + 1],
+            nonempty: 0,
             free_blocks: [0; MAX_ORDER + 1],
             free_frames: 0,
             allocated_frames: 0,
@@ -225,9 +228,11 @@ impl<'m> FrameAllocator<'m> {
         if order > MAX_ORDER {
             return Err(MmError::OrderTooLarge { order });
         }
-        let mut found = (order..=MAX_ORDER)
-            .find(|&candidate| self.heads[candidate] != NONE)
-            .ok_or(MmError::OutOfMemory { order })?;
+        let fitting = self.nonempty >> order;
+        if fitting == 0 {
+            return Err(MmError::OutOfMemory { order });
+        }
+        let mut found = order + fitting.trailing_zeros() as usize;
         let index = self.heads[found] as usize;
         self.unlink(index, found);
         while found > order {
@@ -333,6 +338,7 @@ impl<'m> FrameAllocator<'m> {
             self.metadata[old_head as usize].prev = index as u32;
         }
         self.heads[order] = index as u32;
+        self.nonempty |= 1 << order;
         self.free_blocks[order] += 1;
     }
 
@@ -340,6 +346,9 @@ impl<'m> FrameAllocator<'m> {
         let FrameMeta { next, prev, .. } = self.metadata[index];
         if prev == NONE {
             self.heads[order] = next;
+            if next == NONE {
+                self.nonempty &= !(1 << order);
+            }
         } else {
             self.metadata[prev as usize].next = next;
         }

@@ -222,9 +222,9 @@ impl Pool {
     }
 
     /// Allocates `size` bytes of `kind` memory.
-    pub fn allocate(
+    pub fn allocate<S: FrameSource + ?Sized>(
         &mut self,
-        source: &mut dyn FrameSource,
+        source: &mut S,
         size: u64,
         kind: MemoryKind,
     ) -> Result<ObjectHandle, PoolError> {
@@ -258,7 +258,7 @@ impl Pool {
     }
 
     /// Takes a block of 2^`order` pages from the source within the budget.
-    fn charge_block(&mut self, source: &mut dyn FrameSource, order: usize) -> Result<u64, PoolError> {
+    fn charge_block<S: FrameSource + ?Sized>(&mut self, source: &mut S, order: usize) -> Result<u64, PoolError> {
         let needed_pages = 1u64 << order;
         let available_pages = self.limit_pages.saturating_sub(self.charged_pages);
         if needed_pages > available_pages {
@@ -269,13 +269,22 @@ impl Pool {
         Ok(address)
     }
 
-    fn uncharge_block(&mut self, source: &mut dyn FrameSource, address: u64, order: usize) -> Result<(), PoolError> {
+    fn uncharge_block<S: FrameSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+        address: u64,
+        order: usize,
+    ) -> Result<(), PoolError> {
         source.free_frames(address, order).map_err(PoolError::Frames)?;
         self.charged_pages -= 1 << order;
         Ok(())
     }
 
-    fn allocate_slot(&mut self, source: &mut dyn FrameSource, class: usize) -> Result<(u32, u8, u64), PoolError> {
+    fn allocate_slot<S: FrameSource + ?Sized>(
+        &mut self,
+        source: &mut S,
+        class: usize,
+    ) -> Result<(u32, u8, u64), PoolError> {
         let object_bytes = SLAB_CLASSES[class] as u64;
         let index = match self.partial[class].last() {
             Some(&index) => index as usize,
@@ -309,7 +318,7 @@ impl Pool {
     }
 
     /// Frees an object. A cache object the pool already dropped is not an error: it returns `Ok(false)`.
-    pub fn free(&mut self, source: &mut dyn FrameSource, handle: ObjectHandle) -> Result<bool, PoolError> {
+    pub fn free<S: FrameSource + ?Sized>(&mut self, source: &mut S, handle: ObjectHandle) -> Result<bool, PoolError> {
         let unknown = PoolError::UnknownObject { address: handle.address };
         match handle.placement {
             Placement::Slab { class, slab, slot } => {
@@ -346,7 +355,7 @@ impl Pool {
     }
 
     /// Drops every cache object and releases every empty slab page.
-    pub fn compact(&mut self, source: &mut dyn FrameSource) -> Result<CompactionReport, PoolError> {
+    pub fn compact<S: FrameSource + ?Sized>(&mut self, source: &mut S) -> Result<CompactionReport, PoolError> {
         let mut report = CompactionReport::default();
         while let Some(entry) = self.cache.pop() {
             self.uncharge_block(source, entry.address, entry.order as usize)?;
