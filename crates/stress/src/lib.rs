@@ -17,7 +17,7 @@ mod multi;
 mod status;
 mod suite;
 
-pub use config::{ConfigError, StressTestConfig};
+pub use config::{ConfigError, StressTestConfig, DEFAULT_LATENCY_SAMPLE_EVERY};
 pub use flood::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate, COMMAND_MIX};
 pub use memory::{percent_text, run_memory_test, LeakCheck, MemoryReport, RunOptions, WorkloadProfile};
 pub use multi::{flood_seed, CrossEffect, MultiReport};

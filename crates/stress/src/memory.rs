@@ -105,8 +105,6 @@ pub struct MemoryReport {
     pub deallocation_latency: LatencySummary,
     /// Bound on the histograms' quantile error, parts per million.
     pub latency_relative_error_ppm: u32,
-    /// One operation in this many was timed (1 = all).
-    pub latency_sample_every: u32,
     /// Frame-allocator fragmentation at peak pressure, per-mille (share of free memory outside the largest free block).
     pub fragmentation_at_peak_per_mille: u32,
     /// Free bytes inside slab pages at peak pressure (internal fragmentation).
@@ -131,24 +129,12 @@ pub struct LeakCheck {
 }
 
 /// How to run the workload beyond its configuration (for tests and benchmarks).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
     /// Objects deliberately not freed at the end (a test of the leak check).
     pub leak: u64,
-    /// Read the clock around operations and record latencies.
-    pub record_latency: bool,
-    /// Time one operation in this many (1 = every operation). Each timing
-    /// reads the clock twice, which costs as much as a pool operation on
-    /// some hosts; sampling keeps that cost out of the workload.
-    pub latency_sample_every: u32,
     /// Stop after this many steps even if the duration has not passed.
     pub max_steps: Option<u64>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions { leak: 0, record_latency: true, latency_sample_every: 1, max_steps: None }
-    }
 }
 
 struct Live {
@@ -165,12 +151,18 @@ pub fn run_memory_test(
     options: RunOptions,
 ) -> MemoryReport {
     let leak = options.leak;
-    let sample_every = options.latency_sample_every.max(1) as u64;
-    let mut operations = 0u64;
+    let sample_every = config.latency_sample_every.max(1);
+    let record_latency = config.latency_sample_every > 0;
+    // Operations until the next timed one: a countdown, because a division per operation costs more than the sampling saves.
+    let mut operations = sample_every;
     // Whether to time the next operation.
-    let timing_for = |operations: &mut u64| -> Option<&dyn Clock> {
-        *operations += 1;
-        (options.record_latency && operations.is_multiple_of(sample_every)).then_some(clock)
+    let timing_for = |until_timed: &mut u32| -> Option<&dyn Clock> {
+        *until_timed -= 1;
+        if *until_timed != 0 {
+            return None;
+        }
+        *until_timed = sample_every;
+        record_latency.then_some(clock)
     };
     let mut rng = StressRng::new(config.seed);
     let profile = WorkloadProfile::draw(&mut rng);
@@ -202,7 +194,6 @@ pub fn run_memory_test(
         allocation_latency: LatencySummary::default(),
         deallocation_latency: LatencySummary::default(),
         latency_relative_error_ppm: RELATIVE_ERROR_PPM,
-        latency_sample_every: options.latency_sample_every.max(1),
         fragmentation_at_peak_per_mille: 0,
         slab_free_bytes_at_peak: 0,
         leak_check: LeakCheck {

@@ -118,3 +118,33 @@ fn a_leaking_test_is_caught_and_the_kernel_made_whole() {
     assert_eq!(report.leak_check.pool_live_objects_after, 3);
     assert_eq!(report.status, Status::Critical);
 }
+
+#[test]
+fn latency_sampling_times_one_operation_in_n_and_changes_nothing_else() {
+    let run_sampled = |every: u32| {
+        let config = StressTestConfig {
+            duration_ms: 3_600_000,
+            latency_sample_every: every,
+            pool_bytes: 16 << 20,
+            ..StressTestConfig::with_seed(7)
+        };
+        let mut source = frames();
+        let options = RunOptions { max_steps: Some(20_000), ..RunOptions::default() };
+        run_memory_test(&config, &mut source, &SteppingClock(Cell::new(0)), &mut |_| {}, options)
+    };
+    let timed = |report: &MemoryReport| report.allocation_latency.count + report.deallocation_latency.count;
+    let every = run_sampled(1);
+    let sampled = run_sampled(64);
+    let none = run_sampled(0);
+    let operations = timed(&every);
+    assert_eq!(every.allocation_latency.count, every.allocation_attempts);
+    assert!(operations > every.allocation_attempts, "frees are timed too");
+    assert_eq!(timed(&sampled), operations / 64);
+    assert_eq!(timed(&none), 0);
+    for report in [&sampled, &none] {
+        assert_eq!(report.steps, every.steps);
+        assert_eq!(report.allocation_attempts, every.allocation_attempts);
+        assert_eq!(report.oom_events, every.oom_events);
+        assert_eq!(report.peak_pressure_per_mille, every.peak_pressure_per_mille);
+    }
+}

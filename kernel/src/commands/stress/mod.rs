@@ -25,6 +25,12 @@ const OOM_THRESHOLD: ArgSpec =
 const FAIL_RATE: ArgSpec = ArgSpec::flag("fail-rate", PERCENT, "injected allocation failures, percent").default("0");
 const POOL_MIB: ArgSpec =
     ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("64");
+const LATENCY_SAMPLE: ArgSpec = ArgSpec::flag(
+    "latency-sample",
+    ValueKind::U64 { min: 0, max: 65_536 },
+    "time one memory operation in N (0: none); timing every one slows the workload",
+)
+.default("64");
 const QUEUE: ArgSpec =
     ArgSpec::flag("queue", ValueKind::U64 { min: 1, max: 4096 }, "queue capacity in lines").default("64");
 
@@ -68,6 +74,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             OOM_THRESHOLD,
             FAIL_RATE,
             POOL_MIB,
+            LATENCY_SAMPLE,
         ],
         subcommands: &[],
         handler: Some(memory),
@@ -98,6 +105,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 OOM_THRESHOLD,
                 FAIL_RATE,
                 POOL_MIB,
+                LATENCY_SAMPLE,
                 rate_flag("200"),
                 QUEUE,
             ],
@@ -113,6 +121,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 COMMON_ARGS[1],
                 COMMON_ARGS[2],
                 POOL_MIB,
+                LATENCY_SAMPLE,
                 rate_flag("50"),
                 ArgSpec::flag("output-json", ValueKind::Str, "write the export to this path of the in-memory filesystem"),
             ],
@@ -154,6 +163,9 @@ pub(super) fn config(args: &ParsedArgs) -> StressTestConfig {
         fail_rate_percent: percent("fail-rate", 0),
         expect_failures: args.switch("expect-failures"),
         pool_bytes: args.u64("pool-mib").unwrap_or(64) << 20,
+        latency_sample_every: args
+            .u64("latency-sample")
+            .map_or(sis_stress::DEFAULT_LATENCY_SAMPLE_EVERY, |every| every as u32),
     }
 }
 
@@ -162,12 +174,13 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
     config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     invocation.progress("=== Memory Stress Test ===");
     invocation.progress(&alloc::format!(
-        "Duration: {} ms\nTarget Pressure: {}%\nOOM threshold: {}%\nFailure injection rate: {}%\nPool: {}\nSeed: {}",
+        "Duration: {} ms\nTarget Pressure: {}%\nOOM threshold: {}%\nFailure injection rate: {}%\nPool: {}\nLatency: {}\nSeed: {}",
         config.duration_ms,
         config.target_pressure_percent,
         config.oom_threshold_percent,
         config.fail_rate_percent,
         format::bytes(config.pool_bytes),
+        sampling_text(config.latency_sample_every),
         config.seed
     ));
     let report = run_memory_test(
@@ -194,6 +207,15 @@ pub(super) fn per_mille(value: u32) -> alloc::string::String {
     sis_stress::percent_text(value)
 }
 
+/// How memory operations are timed, as the reports say it.
+pub(super) fn sampling_text(every: u32) -> alloc::string::String {
+    match every {
+        0 => "not timed".into(),
+        1 => "every operation timed".into(),
+        every => alloc::format!("one operation in {every} timed"),
+    }
+}
+
 pub(super) fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::string::String {
     alloc::format!(
         "  {name} latency ({} samples):\n    p50: {} ns\n    p95: {} ns\n    p99: {} ns\n    p99.9: {} ns\n    max: {} ns",
@@ -209,7 +231,7 @@ pub(super) fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::stri
 fn memory_human(report: &MemoryReport) -> alloc::string::String {
     let leak = &report.leak_check;
     alloc::format!(
-        "\n[STRESS TEST] Memory test complete (seed {})\n  Peak Pressure: {}\n  Average Pressure: {}\n  OOM Events: {} ({} recovered after compaction)\n  Compaction Triggers: {} (proactive {}, reactive {})\n  Memory Recovered: {}\n  Allocations: {} of {} attempts ({} injected failures), {} frees\n\n{}\n{}\n\n  Fragmentation at peak: {} of free RAM outside the largest block; {} free inside slabs\n  Leak check: {} (free frames {} -> {})\n\n  Status: {}",
+        "\n[STRESS TEST] Memory test complete (seed {})\n  Peak Pressure: {}\n  Average Pressure: {}\n  OOM Events: {} ({} recovered after compaction)\n  Compaction Triggers: {} (proactive {}, reactive {})\n  Memory Recovered: {}\n  Allocations: {} of {} attempts ({} injected failures), {} frees\n\n  Latency: {}\n{}\n{}\n\n  Fragmentation at peak: {} of free RAM outside the largest block; {} free inside slabs\n  Leak check: {} (free frames {} -> {})\n\n  Status: {}",
         report.config.seed,
         per_mille(report.peak_pressure_per_mille),
         per_mille(report.average_pressure_per_mille),
@@ -223,6 +245,7 @@ fn memory_human(report: &MemoryReport) -> alloc::string::String {
         format::thousands(report.allocation_attempts),
         format::thousands(report.injected_failures),
         format::thousands(report.frees),
+        sampling_text(report.config.latency_sample_every),
         latency_lines("Allocation", &report.allocation_latency),
         latency_lines("Deallocation", &report.deallocation_latency),
         per_mille(report.fragmentation_at_peak_per_mille),
