@@ -48,7 +48,7 @@ impl WorkloadProfile {
         WorkloadProfile {
             medium_percent: rng.range(10, 40),
             large_percent: rng.range(1, 12),
-            max_lifetime_steps: rng.log_uniform(5_000, 500_000),
+            max_lifetime_steps: rng.log_uniform(200, 500_000),
             burst_chance_per_10k: rng.range(0, 30),
             max_burst_length: rng.range(8, 96),
             reclaimable_percent: rng.range(5, 40),
