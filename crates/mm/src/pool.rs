@@ -280,6 +280,27 @@ impl Pool {
         Ok(())
     }
 
+    /// Takes a page for a new slab of `class` and lists it as partial (kept out of the hot path).
+    #[cold]
+    #[inline(never)]
+    fn new_slab<S: FrameSource + ?Sized>(&mut self, source: &mut S, class: usize) -> Result<usize, PoolError> {
+        let page = self.charge_block(source, 0)?;
+        let slots = (PAGE_SIZE / SLAB_CLASSES[class] as u64) as u8;
+        let slab = Slab { page, free_slots: all_slots(slots), slots };
+        let index = match self.vacant[class].pop() {
+            Some(vacant) => {
+                self.slabs[class][vacant as usize] = Some(slab);
+                vacant as usize
+            }
+            None => {
+                self.slabs[class].push(Some(slab));
+                self.slabs[class].len() - 1
+            }
+        };
+        self.partial[class].push(index as u32);
+        Ok(index)
+    }
+
     fn allocate_slot<S: FrameSource + ?Sized>(
         &mut self,
         source: &mut S,
@@ -288,23 +309,7 @@ impl Pool {
         let object_bytes = SLAB_CLASSES[class] as u64;
         let index = match self.partial[class].last() {
             Some(&index) => index as usize,
-            None => {
-                let page = self.charge_block(source, 0)?;
-                let slots = (PAGE_SIZE / object_bytes) as u8;
-                let slab = Slab { page, free_slots: all_slots(slots), slots };
-                let index = match self.vacant[class].pop() {
-                    Some(vacant) => {
-                        self.slabs[class][vacant as usize] = Some(slab);
-                        vacant as usize
-                    }
-                    None => {
-                        self.slabs[class].push(Some(slab));
-                        self.slabs[class].len() - 1
-                    }
-                };
-                self.partial[class].push(index as u32);
-                index
-            }
+            None => self.new_slab(source, class)?,
         };
         let Some(slab) = self.slabs[class][index].as_mut() else {
             return Err(PoolError::UnknownObject { address: 0 });
