@@ -11,7 +11,7 @@ extern crate alloc;
 mod network;
 mod qlearning;
 
-pub use network::{Gradients, Network};
+pub use network::{Gradients, Network, ParameterError};
 pub use qlearning::{Agent, AgentConfig, Transition};
 /// The agents' generator ([`sis_hal::SeededRandom`]).
 pub type Random = sis_hal::SeededRandom;

@@ -21,6 +21,34 @@ pub struct Gradients {
     biases: Vec<Vec<f32>>,
 }
 
+/// Why parameters could not be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParameterError {
+    /// Not as many values as the network has parameters.
+    Count {
+        /// Parameters of the network.
+        expected: usize,
+        /// Values given.
+        given: usize,
+    },
+    /// A NaN or infinite value.
+    NotFinite {
+        /// Its index.
+        index: usize,
+    },
+}
+
+impl core::fmt::Display for ParameterError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ParameterError::Count { expected, given } => {
+                write!(formatter, "{given} parameters given, the network has {expected}")
+            }
+            ParameterError::NotFinite { index } => write!(formatter, "parameter {index} is not a finite number"),
+        }
+    }
+}
+
 /// A multilayer perceptron.
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -163,6 +191,27 @@ impl Network {
         self.layers.iter().flat_map(|layer| layer.weights.iter().chain(&layer.biases).copied()).collect()
     }
 
+    /// Replaces every parameter, in the order of [`Network::parameters`]; a wrong count or a
+    /// non-finite value is refused and changes nothing.
+    pub fn set_parameters(&mut self, values: &[f32]) -> Result<(), ParameterError> {
+        let expected = self.parameter_count();
+        if values.len() != expected {
+            return Err(ParameterError::Count { expected, given: values.len() });
+        }
+        if let Some(index) = values.iter().position(|value| !value.is_finite()) {
+            return Err(ParameterError::NotFinite { index });
+        }
+        let mut rest = values;
+        for layer in &mut self.layers {
+            let (weights, after) = rest.split_at(layer.weights.len());
+            let (biases, after) = after.split_at(layer.biases.len());
+            layer.weights.copy_from_slice(weights);
+            layer.biases.copy_from_slice(biases);
+            rest = after;
+        }
+        Ok(())
+    }
+
     /// One parameter by its index in [`Network::parameters`] (for the gradient check).
     #[cfg(test)]
     fn parameter_mut(&mut self, mut index: usize) -> Option<&mut f32> {
@@ -261,5 +310,27 @@ mod tests {
         let c = Network::new(&[3, 5, 2], &mut Random::new(10)).parameters();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+}
+
+#[cfg(test)]
+mod parameter_tests {
+    use super::*;
+
+    #[test]
+    fn parameters_round_trip_and_bad_ones_change_nothing() {
+        let mut random = Random::new(3);
+        let source = Network::new(&[3, 4, 2], &mut random);
+        let mut copy = Network::new(&[3, 4, 2], &mut random);
+        assert_ne!(copy.parameters(), source.parameters());
+        copy.set_parameters(&source.parameters()).unwrap();
+        assert_eq!(copy.parameters(), source.parameters());
+        assert_eq!(copy.forward(&[0.1, 0.2, 0.3]), source.forward(&[0.1, 0.2, 0.3]));
+        let before = copy.parameters();
+        assert_eq!(copy.set_parameters(&[0.0; 3]), Err(ParameterError::Count { expected: 26, given: 3 }));
+        let mut bad = before.clone();
+        bad[5] = f32::NAN;
+        assert_eq!(copy.set_parameters(&bad), Err(ParameterError::NotFinite { index: 5 }));
+        assert_eq!(copy.parameters(), before);
     }
 }

@@ -185,6 +185,18 @@ impl Agent {
     pub fn shape(&self) -> Vec<usize> {
         self.online.shape()
     }
+
+    /// The online network's parameters (for saving).
+    pub fn parameters(&self) -> Vec<f32> {
+        self.online.parameters()
+    }
+
+    /// Loads saved parameters into the online and the target network; refused values change nothing.
+    pub fn load_parameters(&mut self, values: &[f32]) -> Result<(), crate::ParameterError> {
+        self.online.set_parameters(values)?;
+        self.target.copy_from(&self.online);
+        Ok(())
+    }
 }
 
 fn argmax(values: &[f32]) -> usize {

@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod config;
 mod flood;
+pub mod learning;
 mod memory;
 mod multi;
 mod status;

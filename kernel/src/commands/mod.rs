@@ -4,6 +4,7 @@ mod det_command;
 mod fault;
 pub mod files;
 mod memory;
+pub mod neural;
 mod sched;
 mod stress;
 mod system;
@@ -55,6 +56,7 @@ pub fn registry() -> Registry<Kernel> {
         &files::MKDIR,
         &files::RM,
         &stress::STRESSTEST,
+        &neural::NEURALCTL,
         &sched::SCHEDCTL,
         &det_command::DET,
         &temporaliso::TEMPORALISO,

@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 17] = [
+const COMMANDS: [&str; 18] = [
     "help",
     "version",
     "uptime",
@@ -26,6 +26,7 @@ const COMMANDS: [&str; 17] = [
     "mkdir",
     "rm",
     "stresstest",
+    "neuralctl",
     "schedctl",
     "det",
     "temporaliso",

@@ -2,6 +2,7 @@
 
 mod all;
 mod flood;
+mod learning;
 mod multi;
 
 use serde_json::json;
@@ -113,6 +114,24 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             handler: Some(multi::multi),
         },
         CommandSpec {
+            name: "learning",
+            summary: "Train the learning agent to manage a memory pool; compare it with a random policy",
+            description: "Each episode runs a fresh seeded workload in a 1 MiB pool; every 64 steps the agent chooses nothing, reclaim or throttle and is rewarded from measured outcomes (allocations served, OOM events, cache dropped, requests throttled). A random policy runs the same seeds; after training, both run on held-out seeds. The trained agent is installed for neuralctl. Rules for phases, convergence and status: docs/stress.md.",
+            args: &[
+                ArgSpec::flag("episodes", ValueKind::U64 { min: 0, max: u64::MAX }, "training episodes (10..=1000)")
+                    .default("20"),
+                ArgSpec::flag(
+                    "inject-noise",
+                    ValueKind::Custom { value_name: "X", parse: learning::parse_noise },
+                    "probability 0..=1 that the pool carries out a random action instead of the chosen one",
+                )
+                .default("0"),
+                COMMON_ARGS[1],
+            ],
+            subcommands: &[],
+            handler: Some(learning::learning),
+        },
+        CommandSpec {
             name: "all",
             summary: "Run memory, commands and multi with one seed; export the results as JSON",
             description: "Each test runs for --duration. The export (docs/stress.md) carries the seed and every configuration and uses the seed validator's field paths: memory.oom_events, percentiles.p99 (ns). --output-json writes it to the in-memory filesystem, creating parent directories.",
@@ -147,7 +166,7 @@ pub(super) fn with_status(
 }
 
 /// The seed from `--seed`, else the clock.
-fn seed(args: &ParsedArgs) -> u64 {
+pub(super) fn seed(args: &ParsedArgs) -> u64 {
     args.u64("seed").unwrap_or_else(|| PlatformClock.now_ns())
 }
 

@@ -1,0 +1,702 @@
+//! `stresstest learning`: a Q-learning agent learns to manage a real memory pool, and is compared with a random policy.
+//!
+//! **The control problem.** A seeded workload allocates and frees objects in
+//! a [`Pool`] with a page budget; half of them are reclaimable cache. Every
+//! [`STEPS_PER_DECISION`] workload steps the controller picks one action:
+//! do nothing, reclaim (compact the pool: drop the cache, release empty slab
+//! pages) or throttle (refuse this interval's allocation requests). Nothing
+//! else ever compacts, so a full pool makes allocations fail.
+//!
+//! **The reward** of a decision is measured over its interval, in integer
+//! points: 2 per allocation served, −6 per OOM event (an allocation the pool
+//! refused), −1 per cache object dropped by a reclaim. Reclaiming too often
+//! throws away cache, throttling loses service, doing nothing when the pool is
+//! full fails allocations: the best action depends on the state.
+//!
+//! **The state** the agent sees, read from the pool after each interval:
+//! pressure, its change over the interval, the cache's share of the limit,
+//! the interval's OOM events and its allocation demand.
+//!
+//! **Noise** (`--inject-noise X`) makes the environment stochastic: with
+//! probability X the pool carries out a random action instead of the chosen
+//! one. At 1.0 the agent's choices have no effect, so nothing can be learned.
+//!
+//! Every episode runs a fresh workload from its own seed; the random baseline
+//! runs the same seeds. After training, the greedy policy and the random one
+//! are measured on held-out seeds the agent never trained on.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Serialize;
+use sis_ai::{Agent, AgentConfig, Transition};
+use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool};
+
+use crate::{Status, StressRng};
+
+/// Workload steps between two decisions.
+pub const STEPS_PER_DECISION: u64 = 64;
+/// Decisions per episode.
+pub const DECISIONS_PER_EPISODE: u32 = 40;
+/// The pool's budget: 1 MiB (256 pages), small enough to fill in a few intervals.
+pub const POOL_BYTES: u64 = 1 << 20;
+/// Most episodes accepted by `stresstest learning`.
+pub const MAX_EPISODES: u32 = 1_000;
+/// Held-out seeds the trained policy and the random one are measured on.
+pub const HELD_OUT_EPISODES: u32 = 5;
+/// Episodes per window of the learning curve.
+pub const WINDOW: usize = 5;
+/// Inputs the agent sees.
+pub const STATE_SIZE: usize = 5;
+/// Reward points per allocation served.
+pub const REWARD_SERVED: i64 = 2;
+/// Reward points per OOM event.
+pub const REWARD_OOM: i64 = -6;
+/// Reward points per cache object dropped by a reclaim.
+pub const REWARD_DROPPED: i64 = -1;
+/// Reward points per allocation request refused by throttling.
+pub const REWARD_THROTTLED: i64 = -1;
+
+/// What the controller can do at a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Let the workload run.
+    Nothing,
+    /// Compact the pool now: drop the cache and release empty slab pages.
+    Reclaim,
+    /// Refuse this interval's allocation requests.
+    Throttle,
+}
+
+impl Action {
+    /// Every action, in the network's output order.
+    pub const ALL: [Action; 3] = [Action::Nothing, Action::Reclaim, Action::Throttle];
+
+    /// The action's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Nothing => "nothing",
+            Action::Reclaim => "reclaim",
+            Action::Throttle => "throttle",
+        }
+    }
+}
+
+/// Names of the state's inputs, in order.
+pub const STATE_NAMES: [&str; STATE_SIZE] = ["pressure", "pressure_change", "cache_share", "oom_events", "demand"];
+
+/// Configuration of a learning run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LearningConfig {
+    /// Training episodes.
+    pub episodes: u32,
+    /// Probability, per-mille, that the pool carries out a random action instead of the chosen one.
+    pub noise_per_mille: u32,
+    /// Seed of the agent's weights, its exploration, and every episode's workload.
+    pub seed: u64,
+}
+
+/// Why a learning configuration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearningConfigError {
+    /// Fewer episodes than two windows of the learning curve.
+    TooFewEpisodes(u32),
+    /// More than [`MAX_EPISODES`].
+    TooManyEpisodes(u32),
+    /// Noise above 1.
+    NoiseOutOfRange(u32),
+}
+
+impl core::fmt::Display for LearningConfigError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LearningConfigError::TooFewEpisodes(episodes) => write!(
+                formatter,
+                "{episodes} episodes: at least {} are needed for a first and a last window of {WINDOW}",
+                2 * WINDOW
+            ),
+            LearningConfigError::TooManyEpisodes(episodes) => {
+                write!(formatter, "{episodes} episodes: at most {MAX_EPISODES}")
+            }
+            LearningConfigError::NoiseOutOfRange(per_mille) => {
+                write!(formatter, "noise {}.{:03} is outside 0..=1", per_mille / 1000, per_mille % 1000)
+            }
+        }
+    }
+}
+
+impl LearningConfig {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), LearningConfigError> {
+        if (self.episodes as usize) < 2 * WINDOW {
+            return Err(LearningConfigError::TooFewEpisodes(self.episodes));
+        }
+        if self.episodes > MAX_EPISODES {
+            return Err(LearningConfigError::TooManyEpisodes(self.episodes));
+        }
+        if self.noise_per_mille > 1000 {
+            return Err(LearningConfigError::NoiseOutOfRange(self.noise_per_mille));
+        }
+        Ok(())
+    }
+}
+
+/// `--inject-noise X`: a decimal from 0 to 1 with at most three decimals, as per-mille (parsed exactly, no float).
+pub fn parse_noise_per_mille(text: &str) -> Result<u32, String> {
+    let refuse = || String::from("noise must be a decimal from 0 to 1 with at most three decimals, e.g. 0.15");
+    if text.starts_with('-') {
+        return Err(String::from("noise cannot be negative: accepted 0..=1"));
+    }
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || fraction.len() > 3 || !digits(whole) || !digits(fraction) {
+        return Err(refuse());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| alloc::format!("noise {text} is above 1: accepted 0..=1"))?
+    };
+    let mut per_mille = whole.saturating_mul(1000);
+    for (position, digit) in fraction.bytes().enumerate() {
+        per_mille += (digit - b'0') as u64 * [100, 10, 1][position];
+    }
+    if per_mille > 1000 {
+        return Err(alloc::format!("noise {text} is above 1: accepted 0..=1"));
+    }
+    Ok(per_mille as u32)
+}
+
+/// The agent's learning parameters for this problem.
+pub fn agent_config(episodes: u32) -> AgentConfig {
+    AgentConfig {
+        hidden: alloc::vec![16],
+        discount: 0.9,
+        learning_rate: 0.02,
+        epsilon_start: 1.0,
+        epsilon_end: 0.05,
+        // Exploration decays over the first half of the run.
+        epsilon_decay_steps: (episodes as u64 * DECISIONS_PER_EPISODE as u64 / 2).max(1),
+        replay_capacity: 2_048,
+        batch_size: 8,
+        target_sync_every: 40,
+    }
+}
+
+/// A fresh agent for this problem.
+pub fn new_agent(seed: u64, episodes: u32) -> Agent {
+    Agent::new(STATE_SIZE, Action::ALL.len(), agent_config(episodes), seed)
+}
+
+/// What one episode measured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Sum of the decisions' rewards, in points.
+    pub reward: i64,
+    /// Decisions taken.
+    pub decisions: u32,
+    /// Allocations served.
+    pub served: u64,
+    /// Allocations the pool refused.
+    pub oom_events: u64,
+    /// Cache objects dropped by reclaims.
+    pub cache_dropped: u64,
+    /// Allocation requests refused by throttling.
+    pub throttled: u64,
+    /// Decisions where the pool carried out a random action instead (noise).
+    pub noisy_actions: u32,
+    /// Times each action was carried out, in [`Action::ALL`] order.
+    pub actions: [u32; 3],
+}
+
+/// One training episode in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpisodeReport {
+    /// Episode number, from 0.
+    pub episode: u32,
+    /// The workload's seed.
+    pub workload_seed: u64,
+    /// Total reward of the agent, points.
+    pub reward: i64,
+    /// Total reward of a random policy on the same workload seed.
+    pub baseline_reward: i64,
+    /// The agent's measured outcome.
+    pub outcome: Outcome,
+    /// Exploration rate at the episode's end.
+    pub epsilon: f32,
+    /// Decisions of this episode that explored.
+    pub explorations: u32,
+    /// Mean TD loss of the episode's training steps (0 before replay holds a batch).
+    pub mean_td_loss: f32,
+    /// Phase from measured quantities (see [`phase`]).
+    pub phase: &'static str,
+}
+
+/// Rewards over a window of episodes.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Window {
+    /// First episode of the window.
+    pub first_episode: u32,
+    /// Last episode of the window.
+    pub last_episode: u32,
+    /// Mean reward of its episodes, points.
+    pub mean_reward: f64,
+}
+
+/// The trained policy against the random one on seeds the agent never trained on.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldOut {
+    /// The held-out workload seeds.
+    pub workload_seeds: Vec<u64>,
+    /// Rewards of the greedy policy.
+    pub learned_rewards: Vec<i64>,
+    /// Rewards of the random policy.
+    pub random_rewards: Vec<i64>,
+    /// Mean of `learned_rewards`.
+    pub learned_mean: f64,
+    /// Mean of `random_rewards`.
+    pub random_mean: f64,
+    /// (learned − random) / |random|, percent.
+    pub advantage_percent: f64,
+}
+
+/// Everything `stresstest learning` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LearningReport {
+    /// The configuration.
+    pub config: LearningConfig,
+    /// Network layer sizes, inputs first.
+    pub network: Vec<usize>,
+    /// Every training episode.
+    pub episodes: Vec<EpisodeReport>,
+    /// Sum of the episodes' rewards, points.
+    pub total_reward: i64,
+    /// Sum of the random baseline's rewards on the same seeds.
+    pub baseline_total_reward: i64,
+    /// Decisions made in training.
+    pub decisions: u64,
+    /// `total_reward / decisions`.
+    pub average_reward_per_decision: f64,
+    /// Decisions that explored.
+    pub explorations: u64,
+    /// Decisions that exploited (chose the greedy action).
+    pub exploitations: u64,
+    /// `explorations / exploitations` (null when there were none).
+    pub exploration_exploitation_ratio: Option<f64>,
+    /// Training steps taken.
+    pub training_steps: u64,
+    /// Consecutive windows of [`WINDOW`] episodes (the last may be shorter).
+    pub windows: Vec<Window>,
+    /// Mean reward of the first [`WINDOW`] episodes.
+    pub first_window_mean: f64,
+    /// Mean reward of the last [`WINDOW`] episodes.
+    pub last_window_mean: f64,
+    /// (last − first) / |first|, percent.
+    pub improvement_percent: f64,
+    /// Held-out comparison.
+    pub held_out: HeldOut,
+    /// Whether learning converged under the documented rule.
+    pub converged: bool,
+    /// The episode from which it counts as converged.
+    pub converged_at_episode: Option<u32>,
+    /// Why it did or did not converge.
+    pub convergence_reason: String,
+    /// Pass: converged. Partial pass: beats random on held-out seeds without converging. Fail: does not.
+    pub status: Status,
+}
+
+/// A stream seed for episode `index` of a run seeded `seed` (splitmix64 of both).
+pub fn workload_seed(seed: u64, index: u64) -> u64 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(0x6A09_E667_F3BC_C909);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Who picks the actions of an episode.
+pub trait Controller {
+    /// An action index for `state`, and whether it was exploration.
+    fn choose(&mut self, state: &[f32]) -> (usize, bool);
+    /// What followed a choice.
+    fn learn(&mut self, _transition: Transition) -> Option<f32> {
+        None
+    }
+}
+
+/// Uniformly random actions from its own stream.
+#[derive(Debug)]
+pub struct RandomPolicy(pub StressRng);
+
+impl Controller for RandomPolicy {
+    fn choose(&mut self, _: &[f32]) -> (usize, bool) {
+        (self.0.below(Action::ALL.len() as u64) as usize, true)
+    }
+}
+
+/// The agent exploring and learning.
+#[derive(Debug)]
+pub struct Training<'a>(pub &'a mut Agent);
+
+impl Controller for Training<'_> {
+    fn choose(&mut self, state: &[f32]) -> (usize, bool) {
+        self.0.act(state)
+    }
+    fn learn(&mut self, transition: Transition) -> Option<f32> {
+        self.0.remember(transition);
+        self.0.train()
+    }
+}
+
+/// The agent's greedy policy, no exploration, no learning.
+#[derive(Debug)]
+pub struct Greedy<'a>(pub &'a Agent);
+
+impl Controller for Greedy<'_> {
+    fn choose(&mut self, state: &[f32]) -> (usize, bool) {
+        (self.0.greedy(state), false)
+    }
+}
+
+struct Live {
+    handle: ObjectHandle,
+    expires_at_step: u64,
+}
+
+/// Per-episode workload shape, drawn from the workload seed.
+struct Shape {
+    max_lifetime: u64,
+    medium_percent: u64,
+    reclaimable_percent: u64,
+}
+
+/// Runs one episode on workload `workload_seed`; `noise` decides random substitutions from its own stream.
+pub fn run_episode<S: FrameSource + ?Sized>(
+    source: &mut S,
+    workload_seed: u64,
+    noise_per_mille: u32,
+    controller: &mut dyn Controller,
+) -> (Outcome, Vec<f32>) {
+    let mut workload = StressRng::new(workload_seed);
+    let mut noise = StressRng::new(workload_seed ^ 0x4E4F_4953_4521);
+    let shape = Shape {
+        max_lifetime: workload.range(1_000, 1_600),
+        medium_percent: workload.range(40, 50),
+        reclaimable_percent: workload.range(45, 55),
+    };
+    let mut pool = Pool::new(POOL_BYTES);
+    let mut live: Vec<Live> = Vec::new();
+    let mut outcome = Outcome::default();
+    let mut losses = Vec::new();
+    let mut step = 0u64;
+    // Demand: the share of steps that request an allocation, changing in phases.
+    let mut demand_percent = 50u64;
+    let mut state = observe(&pool, 0, 0, 0);
+    for decision in 0..DECISIONS_PER_EPISODE {
+        let (chosen, explored) = controller.choose(&state);
+        let _ = explored;
+        let carried_out = if noise_per_mille > 0 && noise.below(1000) < noise_per_mille as u64 {
+            outcome.noisy_actions += 1;
+            noise.below(Action::ALL.len() as u64) as usize
+        } else {
+            chosen
+        };
+        outcome.actions[carried_out] += 1;
+        let pressure_before = pool.pressure_per_mille();
+        let (mut served, mut ooms, mut dropped, mut requests, mut throttled) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        if Action::ALL[carried_out] == Action::Reclaim {
+            match pool.compact(source) {
+                Ok(report) => dropped = report.cache_objects_dropped,
+                Err(_) => break,
+            }
+        }
+        if decision % 4 == 0 {
+            demand_percent = workload.range(40, 90);
+        }
+        for _ in 0..STEPS_PER_DECISION {
+            step += 1;
+            // Expiries and a few random frees; a free of a dropped cache object is not an error.
+            let mut index = 0;
+            while index < live.len() {
+                if live[index].expires_at_step <= step {
+                    let object = live.swap_remove(index);
+                    let _ = pool.free(source, object.handle);
+                } else {
+                    index += 1;
+                }
+            }
+            if !live.is_empty() && workload.chance_percent(5) {
+                let object = live.swap_remove(workload.below(live.len() as u64) as usize);
+                let _ = pool.free(source, object.handle);
+            }
+            // The request is drawn whatever happens to it, so every policy sees the same stream.
+            if !workload.chance_percent(demand_percent) {
+                continue;
+            }
+            let size = if workload.chance_percent(shape.medium_percent) {
+                workload.log_uniform(4_096, 32 << 10)
+            } else {
+                workload.log_uniform(64, 2_048)
+            };
+            let kind = if workload.chance_percent(shape.reclaimable_percent) {
+                MemoryKind::Reclaimable
+            } else {
+                MemoryKind::Unreclaimable
+            };
+            let lifetime = workload.log_uniform(16, shape.max_lifetime);
+            requests += 1;
+            if Action::ALL[carried_out] == Action::Throttle {
+                throttled += 1;
+                continue;
+            }
+            match pool.allocate(source, size, kind) {
+                Ok(handle) => {
+                    served += 1;
+                    live.push(Live { handle, expires_at_step: step + lifetime });
+                }
+                Err(_) => ooms += 1,
+            }
+        }
+        let reward = served as i64 * REWARD_SERVED
+            + ooms as i64 * REWARD_OOM
+            + dropped as i64 * REWARD_DROPPED
+            + throttled as i64 * REWARD_THROTTLED;
+        outcome.reward += reward;
+        outcome.decisions += 1;
+        outcome.served += served;
+        outcome.oom_events += ooms;
+        outcome.cache_dropped += dropped;
+        outcome.throttled += throttled;
+        let next_state = observe(&pool, pressure_before, ooms, requests);
+        let done = decision + 1 == DECISIONS_PER_EPISODE;
+        let transition = Transition {
+            state: core::mem::replace(&mut state, next_state.clone()),
+            action: chosen,
+            reward: reward as f32 / 64.0,
+            next_state,
+            done,
+        };
+        if let Some(loss) = controller.learn(transition) {
+            losses.push(loss);
+        }
+    }
+    for object in live {
+        let _ = pool.free(source, object.handle);
+    }
+    let _ = pool.compact(source);
+    (outcome, losses)
+}
+
+/// The agent's inputs, each scaled to about 0..1.
+fn observe(pool: &Pool, pressure_before: u32, ooms: u64, requests: u64) -> Vec<f32> {
+    let stats = pool.stats();
+    let pressure = stats.pressure_per_mille() as f32 / 1000.0;
+    let change = (stats.pressure_per_mille() as f32 - pressure_before as f32) / 250.0;
+    let cache_share = stats.cache_pages as f32 / stats.limit_pages.max(1) as f32;
+    alloc::vec![
+        pressure,
+        change.clamp(-1.0, 1.0),
+        cache_share,
+        (ooms as f32 / 16.0).min(1.0),
+        requests as f32 / STEPS_PER_DECISION as f32,
+    ]
+}
+
+/// An episode's phase from measured quantities: `exploring` while ε ≥ 0.5;
+/// then `improving` while the mean reward of the last three episodes is more
+/// than 5 % above that of the three before; otherwise `exploiting`.
+pub fn phase(epsilon: f32, rewards_so_far: &[i64]) -> &'static str {
+    if epsilon >= 0.5 {
+        return "exploring";
+    }
+    let count = rewards_so_far.len();
+    if count >= 6 {
+        let recent = rewards_so_far[count - 3..].iter().sum::<i64>() as f64 / 3.0;
+        let before = rewards_so_far[count - 6..count - 3].iter().sum::<i64>() as f64 / 3.0;
+        if recent - before > 0.05 * before.abs() {
+            return "improving";
+        }
+    }
+    "exploiting"
+}
+
+fn mean(values: &[i64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().sum::<i64>() as f64 / values.len() as f64
+}
+
+fn percent_change(from: f64, to: f64) -> f64 {
+    if from == 0.0 {
+        0.0
+    } else {
+        (to - from) / from.abs() * 100.0
+    }
+}
+
+/// Smallest improvement, first to last window, for convergence, percent.
+pub const CONVERGENCE_MIN_IMPROVEMENT: f64 = 10.0;
+/// Smallest advantage over random on held-out seeds for convergence, percent.
+pub const CONVERGENCE_MIN_ADVANTAGE: f64 = 10.0;
+/// Moving averages within this share of the last one count as settled, percent.
+pub const CONVERGENCE_BAND: f64 = 10.0;
+
+/// The convergence rule (docs/stress.md): the run converged when the last
+/// window improves on the first by at least 10 %, the greedy policy beats
+/// random on the held-out seeds by at least 10 %, and it converged at the
+/// first episode from which every 5-episode moving average stays within 10 %
+/// of the last one.
+pub fn convergence(rewards: &[i64], improvement: f64, advantage: f64) -> (bool, Option<u32>, String) {
+    if improvement < CONVERGENCE_MIN_IMPROVEMENT {
+        return (
+            false,
+            None,
+            alloc::format!(
+                "the last {WINDOW} episodes improve on the first {WINDOW} by {improvement:.1} %, under {CONVERGENCE_MIN_IMPROVEMENT:.0} %"
+            ),
+        );
+    }
+    if advantage < CONVERGENCE_MIN_ADVANTAGE {
+        return (
+            false,
+            None,
+            alloc::format!(
+                "the learned policy beats random on held-out seeds by {advantage:.1} %, under {CONVERGENCE_MIN_ADVANTAGE:.0} %"
+            ),
+        );
+    }
+    let averages: Vec<f64> = rewards.windows(WINDOW).map(mean).collect();
+    let last = averages.last().copied().unwrap_or(0.0);
+    let band = CONVERGENCE_BAND / 100.0 * last.abs();
+    let mut settled_from = averages.len();
+    while settled_from > 0 && (averages[settled_from - 1] - last).abs() <= band {
+        settled_from -= 1;
+    }
+    // Moving average `i` covers episodes i..i+WINDOW; it is settled from its last episode.
+    let episode = (settled_from + WINDOW - 1) as u32;
+    (
+        true,
+        Some(episode),
+        alloc::format!(
+            "improved {improvement:.1} %, beats random on held-out seeds by {advantage:.1} %, {WINDOW}-episode averages within {CONVERGENCE_BAND:.0} % of the last from episode {episode}"
+        ),
+    )
+}
+
+/// Trains `agent` for `config.episodes` episodes, measures the random baseline on the same
+/// seeds and both policies on held-out seeds. `progress` gets one line per episode.
+pub fn run_learning<S: FrameSource + ?Sized>(
+    config: &LearningConfig,
+    source: &mut S,
+    agent: &mut Agent,
+    progress: &mut dyn FnMut(&str),
+) -> LearningReport {
+    let mut baseline_policy = RandomPolicy(StressRng::new(workload_seed(config.seed, u64::MAX)));
+    let mut episodes = Vec::new();
+    let mut rewards = Vec::new();
+    let (decisions_before, explorations_before) = agent.decisions();
+    for episode in 0..config.episodes {
+        let seed = workload_seed(config.seed, episode as u64);
+        let (_, explored_before) = agent.decisions();
+        let (outcome, losses) = run_episode(source, seed, config.noise_per_mille, &mut Training(agent));
+        let (baseline, _) = run_episode(source, seed, config.noise_per_mille, &mut baseline_policy);
+        let (_, explored_after) = agent.decisions();
+        rewards.push(outcome.reward);
+        let epsilon = agent.epsilon();
+        let mean_td_loss = if losses.is_empty() { 0.0 } else { losses.iter().sum::<f32>() / losses.len() as f32 };
+        let report = EpisodeReport {
+            episode,
+            workload_seed: seed,
+            reward: outcome.reward,
+            baseline_reward: baseline.reward,
+            outcome,
+            epsilon,
+            explorations: (explored_after - explored_before) as u32,
+            mean_td_loss,
+            phase: phase(epsilon, &rewards),
+        };
+        progress(&alloc::format!(
+            "Episode {episode}: reward={} (random {}) epsilon={:.2} td_loss={:.3} ({})",
+            report.reward,
+            report.baseline_reward,
+            epsilon,
+            mean_td_loss,
+            report.phase
+        ));
+        episodes.push(report);
+    }
+
+    let mut held_out = HeldOut {
+        workload_seeds: Vec::new(),
+        learned_rewards: Vec::new(),
+        random_rewards: Vec::new(),
+        learned_mean: 0.0,
+        random_mean: 0.0,
+        advantage_percent: 0.0,
+    };
+    for index in 0..HELD_OUT_EPISODES {
+        // Indices far above any training episode: seeds the agent never saw.
+        let seed = workload_seed(config.seed, (1u64 << 32) + index as u64);
+        let (learned, _) = run_episode(source, seed, config.noise_per_mille, &mut Greedy(agent));
+        let (random, _) = run_episode(source, seed, config.noise_per_mille, &mut baseline_policy);
+        held_out.workload_seeds.push(seed);
+        held_out.learned_rewards.push(learned.reward);
+        held_out.random_rewards.push(random.reward);
+    }
+    held_out.learned_mean = mean(&held_out.learned_rewards);
+    held_out.random_mean = mean(&held_out.random_rewards);
+    held_out.advantage_percent = percent_change(held_out.random_mean, held_out.learned_mean);
+
+    let (decisions_after, explorations_after) = agent.decisions();
+    let decisions = decisions_after - decisions_before;
+    let explorations = explorations_after - explorations_before;
+    let exploitations = decisions - explorations;
+    let total_reward: i64 = rewards.iter().sum();
+    let windows = rewards
+        .chunks(WINDOW)
+        .enumerate()
+        .map(|(index, chunk)| Window {
+            first_episode: (index * WINDOW) as u32,
+            last_episode: (index * WINDOW + chunk.len() - 1) as u32,
+            mean_reward: mean(chunk),
+        })
+        .collect();
+    let first_window_mean = mean(&rewards[..WINDOW.min(rewards.len())]);
+    let last_window_mean = mean(&rewards[rewards.len().saturating_sub(WINDOW)..]);
+    let improvement_percent = percent_change(first_window_mean, last_window_mean);
+    let (converged, converged_at_episode, convergence_reason) =
+        convergence(&rewards, improvement_percent, held_out.advantage_percent);
+    let status = if converged {
+        Status::Pass
+    } else if held_out.advantage_percent > 0.0 {
+        Status::PartialPass
+    } else {
+        Status::Fail
+    };
+    LearningReport {
+        config: *config,
+        network: agent.shape(),
+        total_reward,
+        baseline_total_reward: episodes.iter().map(|episode| episode.baseline_reward).sum(),
+        episodes,
+        decisions,
+        average_reward_per_decision: if decisions == 0 { 0.0 } else { total_reward as f64 / decisions as f64 },
+        explorations,
+        exploitations,
+        exploration_exploitation_ratio: (exploitations > 0).then(|| explorations as f64 / exploitations as f64),
+        training_steps: agent.training().0,
+        windows,
+        first_window_mean,
+        last_window_mean,
+        improvement_percent,
+        held_out,
+        converged,
+        converged_at_episode,
+        convergence_reason,
+        status,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+//! Learning tests on the host: the real pool and frame allocator, the real agent.
+
+use super::*;
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec;
+use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
+
+const BASE: u64 = 0x4000_0000;
+const FRAMES: usize = 4 * 1024;
+
+fn frames() -> FrameAllocator<'static> {
+    let metadata = Box::leak(vec![FrameMeta::default(); FRAMES].into_boxed_slice());
+    let mut allocator = FrameAllocator::new(BASE, FRAMES, metadata).unwrap();
+    allocator.free_range(BASE, BASE + FRAMES as u64 * PAGE_SIZE).unwrap();
+    allocator
+}
+
+fn learn(seed: u64, episodes: u32, noise_per_mille: u32) -> LearningReport {
+    let config = LearningConfig { episodes, noise_per_mille, seed };
+    let mut source = frames();
+    let before = source.stats();
+    let mut agent = new_agent(seed, episodes);
+    let report = run_learning(&config, &mut source, &mut agent, &mut |_| {});
+    assert_eq!(source.stats(), before, "every episode gives its pages back");
+    report
+}
+
+fn mean_improvement(reports: &[LearningReport]) -> f64 {
+    reports.iter().map(|report| report.improvement_percent).sum::<f64>() / reports.len() as f64
+}
+
+#[test]
+fn ten_seeds_learn_beat_random_on_held_out_seeds_and_add_up() {
+    let reports: Vec<LearningReport> = (1..=10).map(|seed| learn(seed, 20, 0)).collect();
+    let improvement = mean_improvement(&reports);
+    assert!(improvement >= 20.0, "mean improvement first 5 -> last 5 episodes: {improvement:.1} %");
+    for report in &reports {
+        let seed = report.config.seed;
+        assert!(
+            report.held_out.learned_mean > report.held_out.random_mean,
+            "seed {seed}: learned {} vs random {}",
+            report.held_out.learned_mean,
+            report.held_out.random_mean
+        );
+        // Arithmetic the earlier system got wrong: totals, averages and counts agree.
+        let rewards: Vec<i64> = report.episodes.iter().map(|episode| episode.reward).collect();
+        assert_eq!(report.total_reward, rewards.iter().sum::<i64>());
+        assert_eq!(report.decisions, 20 * DECISIONS_PER_EPISODE as u64);
+        assert_eq!(report.average_reward_per_decision, report.total_reward as f64 / report.decisions as f64);
+        assert_eq!(report.explorations + report.exploitations, report.decisions);
+        assert_eq!(report.episodes.iter().map(|episode| episode.explorations as u64).sum::<u64>(), report.explorations);
+        for episode in &report.episodes {
+            let outcome = &episode.outcome;
+            assert_eq!(
+                outcome.reward,
+                outcome.served as i64 * REWARD_SERVED
+                    + outcome.oom_events as i64 * REWARD_OOM
+                    + outcome.cache_dropped as i64 * REWARD_DROPPED
+                    + outcome.throttled as i64 * REWARD_THROTTLED
+            );
+            assert_eq!(outcome.actions.iter().sum::<u32>(), DECISIONS_PER_EPISODE);
+        }
+        assert_eq!(report.first_window_mean, rewards[..5].iter().sum::<i64>() as f64 / 5.0);
+        assert_eq!(report.last_window_mean, rewards[15..].iter().sum::<i64>() as f64 / 5.0);
+        let distinct: BTreeSet<i64> = rewards.iter().copied().collect();
+        assert!(distinct.len() >= 15, "seed {seed}: rewards barely differ: {rewards:?}");
+    }
+    let firsts: BTreeSet<i64> = reports.iter().map(|report| report.episodes[0].reward).collect();
+    assert_eq!(firsts.len(), 10, "every seed gives a different first episode");
+}
+
+#[test]
+fn the_same_seed_replays_exactly() {
+    let a = learn(4, 10, 0);
+    let b = learn(4, 10, 0);
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+#[test]
+fn with_some_noise_it_still_learns_and_with_full_noise_it_says_it_did_not_converge() {
+    let noisy: Vec<LearningReport> = (1..=10).map(|seed| learn(seed, 20, 150)).collect();
+    let improvement = mean_improvement(&noisy);
+    assert!(improvement >= 20.0, "noise 0.15: mean improvement {improvement:.1} %");
+    for seed in 1..=5 {
+        let report = learn(seed, 20, 1000);
+        assert!(!report.converged, "seed {seed}: {}", report.convergence_reason);
+        assert_eq!(report.converged_at_episode, None);
+        assert_eq!(report.status, Status::Fail);
+        // Every action is replaced: the chosen ones make no difference at all.
+        assert_eq!(report.held_out.learned_rewards, report.held_out.random_rewards);
+        assert!(report.episodes.iter().all(|episode| episode.outcome.noisy_actions == DECISIONS_PER_EPISODE));
+    }
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let config = |episodes, noise_per_mille| LearningConfig { episodes, noise_per_mille, seed: 1 };
+    assert_eq!(config(20, 150).validate(), Ok(()));
+    assert_eq!(config(0, 0).validate(), Err(LearningConfigError::TooFewEpisodes(0)));
+    assert_eq!(config(9, 0).validate(), Err(LearningConfigError::TooFewEpisodes(9)));
+    assert_eq!(config(1_001, 0).validate(), Err(LearningConfigError::TooManyEpisodes(1_001)));
+    assert_eq!(config(20, 1_001).validate(), Err(LearningConfigError::NoiseOutOfRange(1_001)));
+}
+
+#[test]
+fn noise_is_parsed_exactly_and_bad_text_is_refused() {
+    assert_eq!(parse_noise_per_mille("0"), Ok(0));
+    assert_eq!(parse_noise_per_mille("0.15"), Ok(150));
+    assert_eq!(parse_noise_per_mille(".5"), Ok(500));
+    assert_eq!(parse_noise_per_mille("1"), Ok(1000));
+    assert_eq!(parse_noise_per_mille("1.000"), Ok(1000));
+    for bad in ["-0.1", "1.5", "2", "0.1234", "abc", "", ".", "1e-2", "99999999999999999999"] {
+        assert!(parse_noise_per_mille(bad).is_err(), "{bad:?} accepted");
+    }
+    assert!(parse_noise_per_mille("-0.1").unwrap_err().contains("negative"));
+    assert!(parse_noise_per_mille("1.5").unwrap_err().contains("above 1"));
+}
+
+#[test]
+fn phases_follow_the_measured_quantities() {
+    assert_eq!(phase(0.9, &[1, 2, 3, 4, 5, 6]), "exploring");
+    assert_eq!(phase(0.2, &[100, 100, 100, 120, 120, 120]), "improving");
+    assert_eq!(phase(0.2, &[100, 100, 100, 104, 104, 104]), "exploiting");
+    assert_eq!(phase(0.2, &[100, 100]), "exploiting");
+}
+
+#[test]
+fn convergence_needs_improvement_and_an_advantage_and_finds_where_averages_settle() {
+    let rewards = [10, 10, 10, 10, 10, 50, 100, 100, 100, 100, 100, 100];
+    assert!(!convergence(&rewards, 5.0, 50.0).0);
+    assert!(!convergence(&rewards, 50.0, 5.0).0);
+    // Moving averages from the one ending at episode 9 are all 100.
+    assert_eq!(convergence(&rewards, 50.0, 50.0).1, Some(9));
+}

@@ -1,0 +1,218 @@
+//! `neuralctl`: the kernel's learning agent (trained by `stresstest learning`): status, inference, reset, save, load.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use serde_json::json;
+use sis_ai::Agent;
+use sis_platform::irq_lock::IrqMutex;
+use sis_shell::{ArgSpec, ArgValue, CommandSpec, Invocation, Reply, ShellError, ValueKind};
+use sis_stress::learning::{self, Action, STATE_NAMES, STATE_SIZE};
+
+use super::files::{shell_error, FILES};
+use super::Kernel;
+
+/// The kernel's agent and where it came from.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The agent.
+    pub agent: Agent,
+    /// Seed of its initial weights.
+    pub seed: u64,
+    /// How it got its current weights.
+    pub origin: String,
+}
+
+/// The agent `neuralctl` works on; `None` until `stresstest learning` or `neuralctl reset`.
+/// Held only briefly: a training run takes the agent out and puts it back.
+pub static AGENT: IrqMutex<Option<Installed>> = IrqMutex::new(None);
+
+/// Episodes a fresh agent's exploration schedule is laid out for.
+const RESET_EPISODES: u32 = 20;
+
+/// A finite decimal number (validated here, parsed again by the handler).
+pub fn parse_number(text: &str) -> Result<ArgValue, String> {
+    match text.parse::<f32>() {
+        Ok(value) if value.is_finite() => Ok(ArgValue::Str(String::from(text))),
+        _ => Err(String::from("expected a finite decimal number, e.g. 0.85 or -0.2")),
+    }
+}
+
+const NUMBER: ValueKind = ValueKind::Custom { value_name: "X", parse: parse_number };
+
+/// `neuralctl`.
+pub static NEURALCTL: CommandSpec<Kernel> = CommandSpec {
+    name: "neuralctl",
+    summary: "The learning agent that manages a memory pool: status, inference, reset, save, load",
+    description: "A Q-learning agent (f32 MLP, experience replay, target network) for the memory-pool control problem of `stresstest learning` (docs/stress.md). `stresstest learning` installs the agent it trained; `neuralctl reset` installs an untrained one.",
+    args: &[],
+    subcommands: &[
+        CommandSpec {
+            name: "status",
+            summary: "Network shape, training steps, recent loss, replay size, decisions",
+            description: "",
+            args: &[],
+            subcommands: &[],
+            handler: Some(status),
+        },
+        CommandSpec {
+            name: "infer",
+            summary: "Q-values of each action for a state, and the greedy action",
+            description: "The state is pressure (0..1), pressure change over the last interval (-1..1), cache share of the limit (0..1), OOM events of the last interval / 16 (0..1), demand (requests per step, 0..1).",
+            args: &[
+                ArgSpec::positional("pressure", NUMBER, "pool pressure, 0..1").required(),
+                ArgSpec::positional("pressure_change", NUMBER, "change over the last interval, -1..1").required(),
+                ArgSpec::positional("cache_share", NUMBER, "cache pages / limit, 0..1").required(),
+                ArgSpec::positional("oom_events", NUMBER, "OOM events of the last interval / 16, 0..1").required(),
+                ArgSpec::positional("demand", NUMBER, "allocation requests per step, 0..1").required(),
+            ],
+            subcommands: &[],
+            handler: Some(infer),
+        },
+        CommandSpec {
+            name: "reset",
+            summary: "Install an untrained agent with weights drawn from --seed",
+            description: "",
+            args: &[ArgSpec::flag("seed", ValueKind::U64 { min: 0, max: u64::MAX }, "weight seed").default("0")],
+            subcommands: &[],
+            handler: Some(reset),
+        },
+        CommandSpec {
+            name: "save",
+            summary: "Write the agent's parameters to a file of the in-memory filesystem (JSON)",
+            description: "Parent directories are created. The file holds `shape`, `seed` and `parameters` (f32 values printed so they read back exactly).",
+            args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path").required()],
+            subcommands: &[],
+            handler: Some(save),
+        },
+        CommandSpec {
+            name: "load",
+            summary: "Load parameters saved by `neuralctl save` into the agent",
+            description: "The shape must match; a file that does not parse, has the wrong shape or a non-finite value is refused and changes nothing. Training counters and replay start afresh.",
+            args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path").required()],
+            subcommands: &[],
+            handler: Some(load),
+        },
+    ],
+    handler: None,
+};
+
+fn no_agent() -> ShellError {
+    ShellError::new(
+        "no-agent",
+        "no agent installed: run `stresstest learning` to train one or `neuralctl reset` for an untrained one",
+    )
+}
+
+fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let guard = AGENT.lock();
+    let installed = guard.as_ref().ok_or_else(no_agent)?;
+    let agent = &installed.agent;
+    let (decisions, explorations) = agent.decisions();
+    let (training_steps, last_loss) = agent.training();
+    let shape = agent.shape();
+    let parameters = agent.parameters().len();
+    let human = alloc::format!(
+        "Agent: Q-learning, {origin}\n  Network: {shape:?} (ReLU hidden, linear output), {parameters} parameters, weight seed {seed}\n  Inputs: {inputs}\n  Actions: {actions}\n  Training steps: {training_steps}, last TD loss {last_loss:.4}\n  Replay: {replay} transitions\n  Decisions: {decisions} ({explorations} explored), epsilon now {epsilon:.3}",
+        origin = installed.origin,
+        seed = installed.seed,
+        inputs = STATE_NAMES.join(", "),
+        actions = Action::ALL.map(Action::name).join(", "),
+        replay = agent.replay_len(),
+        epsilon = agent.epsilon(),
+    );
+    Ok(Reply::new(
+        human,
+        json!({
+            "origin": installed.origin,
+            "seed": installed.seed,
+            "shape": shape,
+            "parameters": parameters,
+            "inputs": STATE_NAMES,
+            "actions": Action::ALL,
+            "training_steps": training_steps,
+            "last_loss": last_loss,
+            "replay_size": agent.replay_len(),
+            "decisions": decisions,
+            "explorations": explorations,
+            "epsilon": agent.epsilon(),
+        }),
+    ))
+}
+
+fn infer(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let mut state = Vec::with_capacity(STATE_SIZE);
+    for name in STATE_NAMES {
+        let value = invocation.args.str(name).and_then(|text| text.parse::<f32>().ok());
+        state.push(
+            value.ok_or_else(|| ShellError::new(sis_shell::codes::INVALID_VALUE, alloc::format!("{name} missing")))?,
+        );
+    }
+    let guard = AGENT.lock();
+    let agent = &guard.as_ref().ok_or_else(no_agent)?.agent;
+    let q_values = agent.q_values(&state);
+    let greedy = agent.greedy(&state);
+    let mut human = String::from("Q-values:");
+    for (action, value) in Action::ALL.iter().zip(&q_values) {
+        human.push_str(&alloc::format!("\n  {:<9} {value:>10.4}", action.name()));
+    }
+    human.push_str(&alloc::format!("\nGreedy action: {}", Action::ALL[greedy].name()));
+    Ok(Reply::new(human, json!({ "state": state, "q_values": q_values, "action": Action::ALL[greedy] })))
+}
+
+fn reset(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let seed = invocation.args.u64("seed").unwrap_or(0);
+    let agent = learning::new_agent(seed, RESET_EPISODES);
+    let shape = agent.shape();
+    *AGENT.lock() = Some(Installed { agent, seed, origin: alloc::format!("untrained (neuralctl reset, seed {seed})") });
+    Ok(Reply::new(
+        alloc::format!("Installed an untrained agent {shape:?}, weight seed {seed}"),
+        json!({ "shape": shape, "seed": seed }),
+    ))
+}
+
+fn save(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let path = invocation.args.str("path").unwrap_or_default();
+    let text = {
+        let guard = AGENT.lock();
+        let installed = guard.as_ref().ok_or_else(no_agent)?;
+        json!({
+            "shape": installed.agent.shape(),
+            "seed": installed.seed,
+            "parameters": installed.agent.parameters(),
+        })
+        .to_string()
+    };
+    FILES.lock().write(path, text.as_bytes(), true).map_err(shell_error)?;
+    Ok(Reply::new(
+        alloc::format!("Saved the agent to {path} ({} bytes)", text.len()),
+        json!({ "path": path, "bytes": text.len() }),
+    ))
+}
+
+fn load(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let path = invocation.args.str("path").unwrap_or_default();
+    let bytes = FILES.lock().read(path).map_err(shell_error)?.to_vec();
+    let bad = |why: String| ShellError::new("bad-agent-file", alloc::format!("{path}: {why}"));
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|error| bad(alloc::format!("not JSON: {error}")))?;
+    let shape: Vec<usize> = value["shape"]
+        .as_array()
+        .and_then(|shape| shape.iter().map(|size| size.as_u64().map(|size| size as usize)).collect())
+        .ok_or_else(|| bad(String::from("no `shape` array of sizes")))?;
+    let parameters: Vec<f32> = value["parameters"]
+        .as_array()
+        .and_then(|values| values.iter().map(|value| value.as_f64().map(|value| value as f32)).collect())
+        .ok_or_else(|| bad(String::from("no `parameters` array of numbers")))?;
+    let seed = value["seed"].as_u64().unwrap_or(0);
+    let mut agent = learning::new_agent(seed, RESET_EPISODES);
+    if shape != agent.shape() {
+        return Err(bad(alloc::format!("shape {shape:?}, the agent has {:?}", agent.shape())));
+    }
+    agent.load_parameters(&parameters).map_err(|error| bad(alloc::format!("{error}")))?;
+    *AGENT.lock() = Some(Installed { agent, seed, origin: alloc::format!("loaded from {path}") });
+    Ok(Reply::new(
+        alloc::format!("Loaded {} parameters from {path}", parameters.len()),
+        json!({ "path": path, "parameters": parameters.len() }),
+    ))
+}

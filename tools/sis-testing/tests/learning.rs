@@ -1,0 +1,151 @@
+//! QEMU tests of `stresstest learning` and `neuralctl`: the agent learns inside SIS, and says so only when it did.
+//!
+//! Runs use deterministic mode (-icount): figures are exact functions of the seed.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use sis_proto::exit;
+use sis_testing::{run_batch, QemuConfig, Sis};
+
+/// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
+fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
+    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    let objects = result
+        .output
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    (result.status, objects)
+}
+
+fn runs(seeds: std::ops::RangeInclusive<u64>, noise: &str) -> Vec<Value> {
+    let commands: Vec<String> = seeds
+        .map(|seed| format!("stresstest learning --episodes 20 --inject-noise {noise} --seed {seed} --json"))
+        .collect();
+    let (_, reports) = batch_json(&commands.join("; "));
+    assert_eq!(reports.len(), commands.len());
+    reports.into_iter().map(|report| report["learning"].clone()).collect()
+}
+
+fn number(report: &Value, key: &str) -> f64 {
+    report[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {report}"))
+}
+
+fn mean_improvement(reports: &[Value]) -> f64 {
+    reports.iter().map(|report| number(report, "improvement_percent")).sum::<f64>() / reports.len() as f64
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn ten_seeds_learn_beat_random_on_held_out_seeds_and_add_up() {
+    let reports = runs(1..=10, "0");
+    let improvement = mean_improvement(&reports);
+    println!("mean improvement first 5 -> last 5 episodes over 10 seeds: {improvement:.1} %");
+    assert!(improvement >= 20.0, "mean improvement {improvement:.1} %");
+    let mut first_rewards = BTreeSet::new();
+    for report in &reports {
+        let held_out = &report["held_out"];
+        assert!(number(held_out, "learned_mean") > number(held_out, "random_mean"), "{held_out}");
+        let rewards: Vec<i64> =
+            report["episodes"].as_array().unwrap().iter().map(|episode| episode["reward"].as_i64().unwrap()).collect();
+        assert_eq!(rewards.len(), 20);
+        assert!(rewards.iter().collect::<BTreeSet<_>>().len() >= 15, "rewards barely differ: {rewards:?}");
+        first_rewards.insert(rewards[0]);
+        let total: i64 = rewards.iter().sum();
+        assert_eq!(report["total_reward"].as_i64(), Some(total));
+        let decisions = report["decisions"].as_u64().unwrap();
+        assert_eq!(decisions, 20 * 40);
+        assert_eq!(number(report, "average_reward_per_decision"), total as f64 / decisions as f64);
+        let first = rewards[..5].iter().sum::<i64>() as f64 / 5.0;
+        let last = rewards[15..].iter().sum::<i64>() as f64 / 5.0;
+        assert_eq!(number(report, "first_window_mean"), first);
+        assert_eq!(number(report, "last_window_mean"), last);
+        assert!((number(report, "improvement_percent") - (last - first) / first.abs() * 100.0).abs() < 1e-9);
+    }
+    assert_eq!(first_rewards.len(), 10, "every seed gives a different first episode");
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn noise_015_still_learns_and_noise_1_reports_no_convergence() {
+    let noisy = runs(1..=10, "0.15");
+    let improvement = mean_improvement(&noisy);
+    println!("noise 0.15: mean improvement {improvement:.1} %");
+    assert!(improvement >= 20.0, "noise 0.15: mean improvement {improvement:.1} %");
+
+    let result = run_batch(
+        &QemuConfig::new().batch("stresstest learning --episodes 20 --inject-noise 1.0 --seed 3").deterministic(),
+    )
+    .unwrap();
+    assert_eq!(result.status, Some(exit::FAIL));
+    assert!(result.output.contains("Policy Convergence: NO"), "{}", result.output);
+    assert!(result.output.contains("error[stress-failed]: status FAIL"), "{}", result.output);
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn bad_values_get_clear_errors_and_run_nothing() {
+    let mut sis = Sis::boot(&QemuConfig::new()).unwrap();
+    let cases = [
+        ("--episodes 0", "out-of-range"),
+        ("--episodes 9", "out-of-range"),
+        ("--episodes 100000000", "out-of-range"),
+        ("--episodes many", "invalid-value"),
+        ("--inject-noise -0.1", "invalid-value"),
+        ("--inject-noise 1.5", "invalid-value"),
+        ("--inject-noise lots", "invalid-value"),
+    ];
+    for (flags, code) in cases {
+        let output = sis.run(&format!("stresstest learning {flags}")).unwrap().text;
+        assert!(output.starts_with(&format!("error[{code}]: ")), "{flags}: {output:?}");
+        assert_eq!(output.lines().count(), 1, "{flags}: nothing ran: {output:?}");
+    }
+    assert_eq!(sis.run("echo ok").unwrap().text, "ok\n");
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn neuralctl_shows_infers_saves_and_loads_the_trained_agent() {
+    let mut sis = Sis::boot(&QemuConfig::new().deterministic()).unwrap();
+    let json = |sis: &mut Sis, command: &str| -> Value {
+        let text = sis.run(&format!("{command} --json")).unwrap().text;
+        serde_json::from_str(text.trim()).unwrap_or_else(|error| panic!("{command}: {error}: {text}"))
+    };
+    let none = json(&mut sis, "neuralctl status");
+    assert_eq!(none["ok"], false);
+    assert_eq!(none["error"]["code"], "no-agent");
+
+    let trained = json(&mut sis, "stresstest learning --episodes 10 --seed 5");
+    let status = json(&mut sis, "neuralctl status");
+    assert_eq!(status["shape"], serde_json::json!([5, 16, 3]));
+    assert_eq!(status["parameters"], 5 * 16 + 16 + 16 * 3 + 3);
+    assert_eq!(status["decisions"], trained["learning"]["decisions"]);
+    assert_eq!(status["training_steps"], trained["learning"]["training_steps"]);
+    assert!(status["replay_size"].as_u64().unwrap() > 0);
+
+    let state = "neuralctl infer 0.98 0.2 0.4 0.5 0.8";
+    let before = json(&mut sis, state);
+    assert_eq!(before["q_values"].as_array().unwrap().len(), 3);
+    assert!(json(&mut sis, "neuralctl save /agents/trained.json")["bytes"].as_u64().unwrap() > 100);
+    json(&mut sis, "neuralctl reset --seed 77");
+    assert_ne!(json(&mut sis, state)["q_values"], before["q_values"], "reset installs other weights");
+    assert_eq!(json(&mut sis, "neuralctl load /agents/trained.json")["parameters"], 147);
+    assert_eq!(json(&mut sis, state)["q_values"], before["q_values"], "saved weights read back exactly");
+
+    // A JSON file that is not an agent: the suite's export.
+    sis.run("stresstest all --duration 50 --seed 1 --expect-failures --output-json /agents/report.json").unwrap();
+    for (command, code) in [
+        ("neuralctl load /agents/report.json", "bad-agent-file"),
+        ("neuralctl load /agents/missing.json", "not-found"),
+        ("neuralctl load /agents", "is-a-directory"),
+        ("neuralctl infer 0.5 0.1 0.2 0.3", "missing-argument"),
+        ("neuralctl infer 0.5 0.1 0.2 0.3 nan", "invalid-value"),
+    ] {
+        let reply = json(&mut sis, command);
+        assert_eq!(reply["ok"], false, "{command}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{command}: {reply}");
+    }
+    assert_eq!(json(&mut sis, state)["q_values"], before["q_values"], "refused loads change nothing");
+}
