@@ -18,6 +18,16 @@ pub struct BatchResult {
 }
 
 impl BatchResult {
+    /// Every output line that is a JSON object (the replies of commands run with `--json`), in order;
+    /// a line that starts with `{` but does not parse is an error naming it.
+    pub fn json_lines(&self) -> Result<Vec<serde_json::Value>, String> {
+        self.output
+            .lines()
+            .filter(|line| line.starts_with('{'))
+            .map(|line| serde_json::from_str(line).map_err(|error| format!("{error}: {line}")))
+            .collect()
+    }
+
     /// The exit status in words (`pass`, `fail`, `panic`, ...).
     pub fn describe_status(&self) -> &'static str {
         match self.status {
@@ -50,5 +60,14 @@ mod tests {
         assert_eq!(result(Some(sis_proto::exit::PASS)).describe_status(), "pass");
         assert_eq!(result(Some(sis_proto::exit::PANIC)).describe_status(), "panic");
         assert_eq!(result(None).describe_status(), "killed by a signal");
+    }
+
+    #[test]
+    fn json_lines_are_the_object_lines_in_order_and_a_broken_one_is_named() {
+        let result = |output: &str| BatchResult { status: None, output: output.into(), wall_time: Duration::ZERO };
+        let lines = result("sis> x\n{\"a\":1}\ntext\n{\"b\":2}\n").json_lines().unwrap();
+        assert_eq!(lines, [serde_json::json!({"a": 1}), serde_json::json!({"b": 2})]);
+        let error = result("{\"a\":\n").json_lines().unwrap_err();
+        assert!(error.ends_with(": {\"a\":"), "{error}");
     }
 }

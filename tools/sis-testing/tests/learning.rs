@@ -11,13 +11,7 @@ use sis_testing::{run_batch, QemuConfig, Sis};
 /// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
 fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
     let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
-    let objects = result
-        .output
-        .lines()
-        .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
-        .collect();
-    (result.status, objects)
+    (result.status, result.json_lines().unwrap())
 }
 
 fn runs(seeds: std::ops::RangeInclusive<u64>, noise: &str) -> Vec<Value> {
