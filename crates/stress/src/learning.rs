@@ -316,8 +316,8 @@ pub fn workload_seed(seed: u64, index: u64) -> u64 {
 
 /// Who picks the actions of an episode.
 pub trait Controller {
-    /// An action index for `state`, and whether it was exploration.
-    fn choose(&mut self, state: &[f32]) -> (usize, bool);
+    /// An action index for `state`.
+    fn choose(&mut self, state: &[f32]) -> usize;
     /// What followed a choice.
     fn learn(&mut self, _transition: Transition) -> Option<f32> {
         None
@@ -329,8 +329,8 @@ pub trait Controller {
 pub struct RandomPolicy(pub StressRng);
 
 impl Controller for RandomPolicy {
-    fn choose(&mut self, _: &[f32]) -> (usize, bool) {
-        (self.0.below(Action::ALL.len() as u64) as usize, true)
+    fn choose(&mut self, _: &[f32]) -> usize {
+        self.0.below(Action::ALL.len() as u64) as usize
     }
 }
 
@@ -339,8 +339,9 @@ impl Controller for RandomPolicy {
 pub struct Training<'a>(pub &'a mut Agent);
 
 impl Controller for Training<'_> {
-    fn choose(&mut self, state: &[f32]) -> (usize, bool) {
-        self.0.act(state)
+    fn choose(&mut self, state: &[f32]) -> usize {
+        // The agent counts its own explorations (`Agent::decisions`).
+        self.0.act(state).0
     }
     fn learn(&mut self, transition: Transition) -> Option<f32> {
         self.0.remember(transition);
@@ -353,8 +354,8 @@ impl Controller for Training<'_> {
 pub struct Greedy<'a>(pub &'a Agent);
 
 impl Controller for Greedy<'_> {
-    fn choose(&mut self, state: &[f32]) -> (usize, bool) {
-        (self.0.greedy(state), false)
+    fn choose(&mut self, state: &[f32]) -> usize {
+        self.0.greedy(state)
     }
 }
 
@@ -393,8 +394,7 @@ pub fn run_episode<S: FrameSource + ?Sized>(
     let mut demand_percent = 50u64;
     let mut state = observe(&pool, 0, 0, 0);
     for decision in 0..DECISIONS_PER_EPISODE {
-        let (chosen, explored) = controller.choose(&state);
-        let _ = explored;
+        let chosen = controller.choose(&state);
         let carried_out = if noise_per_mille > 0 && noise.below(1000) < noise_per_mille as u64 {
             outcome.noisy_actions += 1;
             noise.below(Action::ALL.len() as u64) as usize

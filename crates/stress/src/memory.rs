@@ -154,7 +154,7 @@ pub fn run_memory_test(
     let sample_every = config.latency_sample_every.max(1);
     let record_latency = config.latency_sample_every > 0;
     // Operations until the next timed one: a countdown, because a division per operation costs more than the sampling saves.
-    let mut operations = sample_every;
+    let mut until_timed = sample_every;
     // Whether to time the next operation.
     let timing_for = |until_timed: &mut u32| -> Option<&dyn Clock> {
         *until_timed -= 1;
@@ -232,7 +232,7 @@ pub fn run_memory_test(
                     integrity_ok &= free_object(
                         &mut pool,
                         source,
-                        timing_for(&mut operations),
+                        timing_for(&mut until_timed),
                         object.handle,
                         &mut report,
                         &mut deallocation_latency,
@@ -286,7 +286,7 @@ pub fn run_memory_test(
                 match timed_allocate(
                     &mut pool,
                     source,
-                    timing_for(&mut operations),
+                    timing_for(&mut until_timed),
                     size,
                     kind,
                     &mut allocation_latency,
@@ -303,7 +303,7 @@ pub fn run_memory_test(
                         let retry = timed_allocate(
                             &mut pool,
                             source,
-                            timing_for(&mut operations),
+                            timing_for(&mut until_timed),
                             size,
                             kind,
                             &mut allocation_latency,
@@ -334,7 +334,7 @@ pub fn run_memory_test(
             integrity_ok &= free_object(
                 &mut pool,
                 source,
-                timing_for(&mut operations),
+                timing_for(&mut until_timed),
                 object.handle,
                 &mut report,
                 &mut deallocation_latency,
@@ -373,7 +373,7 @@ pub fn run_memory_test(
             integrity_ok &= free_object(
                 &mut pool,
                 source,
-                timing_for(&mut operations),
+                timing_for(&mut until_timed),
                 object.handle,
                 &mut report,
                 &mut deallocation_latency,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use sis_hal::Clock;
 use sis_metrics::LatencyHistogram;
 use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
-use sis_stress::{run_memory_test, RunOptions, StressRng, StressTestConfig};
+use sis_stress::{run_memory_test, RunOptions, StressRng, StressTestConfig, DEFAULT_LATENCY_SAMPLE_EVERY};
 
 use crate::median;
 
@@ -95,9 +95,11 @@ fn workload_overhead(repetitions: u32) {
     println!(
         "memory workload, seed 42, {STEPS} steps, 16 MiB pool: latency recording vs none, {repetitions} repetitions"
     );
-    println!("(each timed operation reads the host clock twice; 1/N times one operation in N)");
+    println!(
+        "(each timed operation reads the host clock twice; 1/N times one operation in N; the default is 1/{DEFAULT_LATENCY_SAMPLE_EVERY})"
+    );
     let settings: [(&str, Option<u32>); 4] =
-        [("off", None), ("every op", Some(1)), ("1/16", Some(16)), ("1/64 (default)", Some(64))];
+        [("off", None), ("every op", Some(1)), ("1/16", Some(16)), ("default", Some(DEFAULT_LATENCY_SAMPLE_EVERY))];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
     for repetition in 1..=repetitions {
         let mut line = format!("  run {repetition:>2}:");

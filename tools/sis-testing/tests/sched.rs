@@ -107,13 +107,7 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
     let commands = "temporaliso --duration 500 --json; schedctl util --json";
     let run = || {
         let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
-        let objects: Vec<Value> = result
-            .output
-            .lines()
-            .filter(|line| line.starts_with('{'))
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        (result.status, objects)
+        (result.status, result.json_lines().unwrap())
     };
     let (status, first) = run();
     let (_, second) = run();

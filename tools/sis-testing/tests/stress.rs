@@ -229,12 +229,7 @@ fn all_exports_json_to_the_filesystem_with_the_validator_paths() {
             .deterministic(),
     )
     .unwrap();
-    let objects: Vec<Value> = result
-        .output
-        .lines()
-        .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let objects = result.json_lines().unwrap();
     let (all, listing, file) = (&objects[0], &objects[1], &objects[2]);
     assert_eq!(all["output_json"], "/incidents/stress_report.json");
     assert_eq!(listing["entries"][0]["name"], "stress_report.json");
