@@ -30,6 +30,8 @@ use alloc::vec::Vec;
 
 use serde::Serialize;
 use sis_ai::{Agent, AgentConfig, Transition};
+use sis_hal::Clock;
+use sis_metrics::{LatencyHistogram, LatencySummary};
 use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool};
 
 use crate::{Status, StressRng};
@@ -695,6 +697,116 @@ pub fn run_learning<S: FrameSource + ?Sized>(
         converged_at_episode,
         convergence_reason,
         status,
+    }
+}
+
+/// What the agent costs per decision, against the workload interval it decides for (`neuralctl bench`, `bench ai`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CostReport {
+    /// Training episodes measured (a fresh agent, seeded).
+    pub episodes: u32,
+    /// The agent's seed.
+    pub seed: u64,
+    /// Decisions timed.
+    pub decisions: u64,
+    /// Choosing an action: one forward pass and the ε-greedy draw.
+    pub inference: LatencySummary,
+    /// Learning from the decision: storing the transition and one training step
+    /// (a replay batch of `batch_size`, forward and backward passes, SGD, target sync).
+    pub update: LatencySummary,
+    /// The decision interval: the pool carrying out the action and the workload's
+    /// [`STEPS_PER_DECISION`] steps until the next observation.
+    pub interval: LatencySummary,
+    /// Total time choosing, ns.
+    pub inference_total_ns: u64,
+    /// Total time learning, ns.
+    pub update_total_ns: u64,
+    /// Total time of the intervals, ns.
+    pub interval_total_ns: u64,
+    /// (inference + update) / interval over the whole run, percent.
+    pub overhead_percent: f64,
+    /// Transitions per training step.
+    pub batch_size: usize,
+    /// Network layer sizes, inputs first.
+    pub network: Vec<usize>,
+}
+
+/// The training controller with a clock on each part of a decision.
+struct Timed<'a, C: Clock> {
+    agent: &'a mut Agent,
+    clock: &'a C,
+    chosen_at_ns: u64,
+    inference: LatencyHistogram,
+    update: LatencyHistogram,
+    interval: LatencyHistogram,
+    totals: [u64; 3],
+}
+
+impl<C: Clock> Controller for Timed<'_, C> {
+    fn choose(&mut self, state: &[f32]) -> usize {
+        let start = self.clock.now_ns();
+        let action = self.agent.act(state).0;
+        self.chosen_at_ns = self.clock.now_ns();
+        let took = self.chosen_at_ns - start;
+        self.inference.record(took);
+        self.totals[0] += took;
+        action
+    }
+
+    fn learn(&mut self, transition: Transition) -> Option<f32> {
+        let start = self.clock.now_ns();
+        let interval = start - self.chosen_at_ns;
+        self.interval.record(interval);
+        self.totals[2] += interval;
+        self.agent.remember(transition);
+        let loss = self.agent.train();
+        let took = self.clock.now_ns() - start;
+        self.update.record(took);
+        self.totals[1] += took;
+        loss
+    }
+}
+
+/// Trains a fresh agent for `episodes` episodes of the control problem, timing with `clock` every
+/// decision's inference, its update and the interval between them.
+pub fn measure_costs<S: FrameSource + ?Sized, C: Clock>(
+    source: &mut S,
+    clock: &C,
+    seed: u64,
+    episodes: u32,
+) -> CostReport {
+    let mut agent = new_agent(seed, episodes);
+    let network = agent.shape();
+    let mut timed = Timed {
+        agent: &mut agent,
+        clock,
+        chosen_at_ns: 0,
+        inference: LatencyHistogram::new(),
+        update: LatencyHistogram::new(),
+        interval: LatencyHistogram::new(),
+        totals: [0; 3],
+    };
+    for episode in 0..episodes {
+        run_episode(source, workload_seed(seed, episode as u64), 0, &mut timed);
+    }
+    let [inference_total_ns, update_total_ns, interval_total_ns] = timed.totals;
+    CostReport {
+        episodes,
+        seed,
+        decisions: timed.inference.count(),
+        inference: timed.inference.summary(),
+        update: timed.update.summary(),
+        interval: timed.interval.summary(),
+        inference_total_ns,
+        update_total_ns,
+        interval_total_ns,
+        overhead_percent: if interval_total_ns == 0 {
+            0.0
+        } else {
+            (inference_total_ns + update_total_ns) as f64 / interval_total_ns as f64 * 100.0
+        },
+        batch_size: agent_config(episodes).batch_size,
+        network,
     }
 }
 

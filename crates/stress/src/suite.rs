@@ -4,10 +4,12 @@ use alloc::vec::Vec;
 
 use serde::Serialize;
 
+use crate::learning::LearningReport;
 use crate::{FloodReport, MemoryReport, MultiReport, Status};
 
 /// Version of the export's layout; bumped when a field changes meaning or disappears.
-pub const SUITE_SCHEMA_VERSION: u32 = 1;
+/// Version 2 added `learning`.
+pub const SUITE_SCHEMA_VERSION: u32 = 2;
 
 /// One test's outcome in the suite.
 #[derive(Debug, Clone, Serialize)]
@@ -58,17 +60,27 @@ pub struct SuiteReport {
     pub commands: FloodReport,
     /// `stresstest multi`.
     pub multi: MultiReport,
+    /// `stresstest learning` (`learning.episodes[].reward` for the validator).
+    pub learning: LearningReport,
     /// Offer-to-completion latency of the command flood run alone.
     pub percentiles: Percentiles,
 }
 
 impl SuiteReport {
-    /// Assembles the export from the three tests.
-    pub fn new(seed: u64, duration_ms: u64, memory: MemoryReport, commands: FloodReport, multi: MultiReport) -> Self {
+    /// Assembles the export from the four tests.
+    pub fn new(
+        seed: u64,
+        duration_ms: u64,
+        memory: MemoryReport,
+        commands: FloodReport,
+        multi: MultiReport,
+        learning: LearningReport,
+    ) -> Self {
         let tests = alloc::vec![
             TestOutcome { name: "memory", status: memory.status },
             TestOutcome { name: "commands", status: commands.status },
             TestOutcome { name: "multi", status: multi.status },
+            TestOutcome { name: "learning", status: learning.status },
         ];
         let status = tests.iter().fold(Status::Pass, |worst, test| worst.worst(test.status));
         let latency = commands.latency;
@@ -91,6 +103,7 @@ impl SuiteReport {
             memory,
             commands,
             multi,
+            learning,
         }
     }
 }

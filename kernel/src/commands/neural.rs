@@ -6,6 +6,8 @@ use alloc::vec::Vec;
 use serde_json::json;
 use sis_ai::Agent;
 use sis_platform::irq_lock::IrqMutex;
+use sis_platform::memory::KernelFrames;
+use sis_platform::time::PlatformClock;
 use sis_shell::{ArgSpec, ArgValue, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 use sis_stress::learning::{self, Action, STATE_NAMES, STATE_SIZE};
 
@@ -43,7 +45,7 @@ const NUMBER: ValueKind = ValueKind::Custom { value_name: "X", parse: parse_numb
 /// `neuralctl`.
 pub static NEURALCTL: CommandSpec<Kernel> = CommandSpec {
     name: "neuralctl",
-    summary: "The learning agent that manages a memory pool: status, inference, reset, save, load",
+    summary: "The learning agent that manages a memory pool: status, inference, reset, save, load, bench",
     description: "A Q-learning agent (f32 MLP, experience replay, target network) for the memory-pool control problem of `stresstest learning` (docs/stress.md). `stresstest learning` installs the agent it trained; `neuralctl reset` installs an untrained one.",
     args: &[],
     subcommands: &[
@@ -93,9 +95,51 @@ pub static NEURALCTL: CommandSpec<Kernel> = CommandSpec {
             subcommands: &[],
             handler: Some(load),
         },
+        CommandSpec {
+            name: "bench",
+            summary: "Time the agent's inference and update per decision against the decision interval",
+            description: "Trains a fresh agent (weights from --seed; the installed agent is not touched) on --episodes episodes of the stresstest learning problem and times every decision: inference (a forward pass and the epsilon-greedy draw), update (storing the transition and one training step) and the interval (the action carried out and the workload's steps until the next decision). In deterministic mode guest time counts instructions, so the figures replay exactly.",
+            args: &[
+                ArgSpec::flag("episodes", ValueKind::U64 { min: 1, max: 1_000 }, "training episodes").default("5"),
+                ArgSpec::flag("seed", ValueKind::U64 { min: 0, max: u64::MAX }, "weight and workload seed").default("1"),
+            ],
+            subcommands: &[],
+            handler: Some(bench),
+        },
     ],
     handler: None,
 };
+
+fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let episodes = invocation.args.u64("episodes").unwrap_or(5) as u32;
+    let seed = invocation.args.u64("seed").unwrap_or(1);
+    let report = learning::measure_costs(&mut KernelFrames, &PlatformClock, seed, episodes);
+    let line = |name: &str, summary: &sis_metrics::LatencySummary, total: u64| {
+        alloc::format!(
+            "\n  {name:<10} p50 {} ns, p99 {} ns, mean {} ns, total {} us",
+            summary.p50_ns,
+            summary.p99_ns,
+            total / report.decisions.max(1),
+            total / 1_000
+        )
+    };
+    let mut human = alloc::format!(
+        "Agent cost per decision: {} decisions, {episodes} episodes, seed {seed}, network {:?}, batch {}",
+        report.decisions,
+        report.network,
+        report.batch_size
+    );
+    human.push_str(&line("inference", &report.inference, report.inference_total_ns));
+    human.push_str(&line("update", &report.update, report.update_total_ns));
+    human.push_str(&line("interval", &report.interval, report.interval_total_ns));
+    human.push_str(&alloc::format!(
+        "\n  Learning overhead: {:.2} % of the decision interval ((inference + update) / interval)",
+        report.overhead_percent
+    ));
+    let value = serde_json::to_value(&report)
+        .map_err(|error| ShellError::new("internal", alloc::format!("report encoding failed: {error}")))?;
+    Ok(Reply::new(human, value))
+}
 
 fn no_agent() -> ShellError {
     ShellError::new(

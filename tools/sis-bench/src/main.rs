@@ -4,11 +4,15 @@
 //! median, and the ratio against a peer measured in the same run. The
 //! machine is shared and noisy: read medians and ratios, not single runs.
 
+mod ai;
 mod metrics;
 mod mm;
 mod sched;
 
+use std::time::Instant;
+
 use clap::{Parser, Subcommand};
+use sis_hal::Clock;
 
 #[derive(Parser)]
 #[command(name = "sis-bench", about = "SIS host benchmarks")]
@@ -34,12 +38,27 @@ enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+    /// The learning agent's inference and update cost per decision against the decision interval.
+    Ai {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost against Vec::push, and the memory workload with recording on vs off.
     Metrics {
         /// Repetitions of each measurement.
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+}
+
+/// The host's monotonic clock, from the moment it is made.
+pub struct HostClock(pub Instant);
+
+impl Clock for HostClock {
+    fn now_ns(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
 }
 
 /// Median of `values` (they are sorted in place).
@@ -55,6 +74,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 
 fn main() {
     match Cli::parse().benchmark {
+        Benchmark::Ai { repetitions } => ai::run(repetitions),
         Benchmark::Metrics { repetitions } => metrics::run(repetitions),
         Benchmark::Mm { repetitions, operations } => mm::run(repetitions, operations),
         Benchmark::Sched { repetitions } => sched::run(repetitions),

@@ -3,12 +3,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use sis_hal::Clock;
 use sis_metrics::LatencyHistogram;
 use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
 use sis_stress::{run_memory_test, RunOptions, StressRng, StressTestConfig, DEFAULT_LATENCY_SAMPLE_EVERY};
 
-use crate::median;
+use crate::{median, HostClock};
 
 /// Values recorded per repetition.
 const VALUES: usize = 2_000_000;
@@ -20,14 +19,6 @@ const FRAMES: usize = 16 * 1024;
 const RECORD_TARGET_NS: f64 = 5.0;
 /// Target from issue 4: recording on completes within 2 % of recording off.
 const OVERHEAD_TARGET: f64 = 1.02;
-
-struct HostClock(Instant);
-
-impl Clock for HostClock {
-    fn now_ns(&self) -> u64 {
-        self.0.elapsed().as_nanos() as u64
-    }
-}
 
 /// Runs both measurements.
 pub fn run(repetitions: u32) {

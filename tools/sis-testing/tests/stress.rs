@@ -236,18 +236,39 @@ fn all_exports_json_to_the_filesystem_with_the_validator_paths() {
     let written: Value = serde_json::from_str(file["content"].as_str().unwrap()).unwrap();
     assert_eq!(listing["entries"][0]["size"], file["size"]);
     // The file holds the export; the command's reply is the same export plus the command fields.
-    for key in ["seed", "suite", "status", "tests", "memory", "commands", "multi", "percentiles"] {
+    for key in ["seed", "suite", "status", "tests", "memory", "commands", "multi", "learning", "percentiles"] {
         assert_eq!(written[key], all[key], "{key}");
     }
     assert_eq!(written["seed"], 3);
-    assert_eq!(written["report_schema_version"], 1);
+    assert_eq!(written["report_schema_version"], 2);
     assert!(written["memory"]["oom_events"].is_u64());
     assert_eq!(written["percentiles"]["p99"], written["commands"]["latency"]["p99_ns"]);
     assert_eq!(written["percentiles"]["source"], "commands.latency");
     let names: Vec<&str> = written["tests"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["memory", "commands", "multi"]);
+    assert_eq!(names, ["memory", "commands", "multi", "learning"]);
+    // The learning section: 20 episodes trained from the suite's seed, totals that add up.
+    let learning = &written["learning"];
+    assert_eq!(learning["config"]["seed"], 3);
+    let rewards: Vec<i64> =
+        learning["episodes"].as_array().unwrap().iter().map(|e| e["reward"].as_i64().unwrap()).collect();
+    assert_eq!(rewards.len(), 20);
+    assert_eq!(learning["total_reward"].as_i64().unwrap(), rewards.iter().sum::<i64>());
+    // The validator reads the file as written: its learning rule compares the first and the last episode.
     let verdict = sis_testing::validate::validate(&written.to_string(), &sis_testing::validate::Thresholds::default());
-    assert_eq!(verdict.checked, ["memory", "percentiles"]);
+    assert_eq!(verdict.checked, ["memory", "percentiles", "learning"]);
+    let first_to_last = (rewards[19] - rewards[0]) as f64 / rewards[0].abs() as f64 * 100.0;
+    let learning_failed = verdict.failures.iter().any(|failure| failure.contains("learning"));
+    assert_eq!(learning_failed, first_to_last < 15.0, "{:?} ({first_to_last:.1} %)", verdict.failures);
+    // A threshold above what was measured fails, naming the figure.
+    let strict = sis_testing::validate::Thresholds {
+        min_learning_improvement_pct: first_to_last + 1.0,
+        ..sis_testing::validate::Thresholds::default()
+    };
+    let failures = sis_testing::validate::validate(&written.to_string(), &strict).failures;
+    assert!(
+        failures.iter().any(|f| f.starts_with(&format!("Insufficient learning improvement: {first_to_last:.1}%"))),
+        "{failures:?}"
+    );
 }
 
 #[test]

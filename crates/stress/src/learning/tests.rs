@@ -133,3 +133,53 @@ fn convergence_needs_improvement_and_an_advantage_and_finds_where_averages_settl
     // Moving averages from the one ending at episode 9 are all 100.
     assert_eq!(convergence(&rewards, 50.0, 50.0).1, Some(9));
 }
+
+/// A clock that moves 1 ns at every reading: each timed span that reads it twice measures exactly 1.
+#[derive(Default)]
+struct TickPerRead(core::cell::Cell<u64>);
+
+impl Clock for TickPerRead {
+    fn now_ns(&self) -> u64 {
+        self.0.set(self.0.get() + 1);
+        self.0.get()
+    }
+}
+
+#[test]
+fn costs_time_every_decision_and_do_not_disturb_learning() {
+    let mut source = frames();
+    let before = source.stats();
+    let costs = measure_costs(&mut source, &TickPerRead::default(), 3, 2);
+    assert_eq!(source.stats(), before);
+    assert_eq!(costs.decisions, 2 * DECISIONS_PER_EPISODE as u64);
+    // Inference: two readings (1 ns); interval: from the end of inference to the start of the update (1 ns);
+    // update: two readings (1 ns). Three spans per decision, each exactly 1.
+    for summary in [&costs.inference, &costs.update, &costs.interval] {
+        assert_eq!((summary.count, summary.min_ns, summary.max_ns), (costs.decisions, 1, 1));
+    }
+    assert_eq!(
+        (costs.inference_total_ns, costs.update_total_ns, costs.interval_total_ns),
+        (costs.decisions, costs.decisions, costs.decisions)
+    );
+    assert_eq!(costs.overhead_percent, 200.0);
+    assert_eq!((costs.network.clone(), costs.batch_size), (vec![5, 16, 3], 8));
+    // Timing does not change what the agent does: the same seed trained untimed reaches the same rewards.
+    let mut timed_agent = new_agent(3, 2);
+    let mut untimed_agent = new_agent(3, 2);
+    for episode in 0..2 {
+        let seed = workload_seed(3, episode);
+        let clock = TickPerRead::default();
+        let mut timed = Timed {
+            agent: &mut timed_agent,
+            clock: &clock,
+            chosen_at_ns: 0,
+            inference: LatencyHistogram::new(),
+            update: LatencyHistogram::new(),
+            interval: LatencyHistogram::new(),
+            totals: [0; 3],
+        };
+        let (with_clock, _) = run_episode(&mut source, seed, 0, &mut timed);
+        let (without, _) = run_episode(&mut source, seed, 0, &mut Training(&mut untimed_agent));
+        assert_eq!(with_clock, without, "episode {episode}");
+    }
+}

@@ -1,9 +1,10 @@
-//! `stresstest all`: memory, commands and multi with one seed; the export, optionally written to the filesystem.
+//! `stresstest all`: memory, commands, multi and learning with one seed; the export, optionally written to the filesystem.
 
 use serde_json::json;
 use sis_platform::memory::KernelFrames;
 use sis_platform::time::PlatformClock;
 use sis_shell::{Invocation, Reply, ShellError};
+use sis_stress::learning::LearningConfig;
 use sis_stress::{flood_seed, run_memory_test, RunOptions, SuiteReport};
 
 use super::flood::{self, flood_config};
@@ -19,15 +20,24 @@ pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
         .validate()
         .map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     let flood_config = flood_config(&invocation.args, flood_seed(memory_config.seed));
+    let learning_config = LearningConfig {
+        episodes: invocation.args.u64("episodes").unwrap_or(20) as u32,
+        noise_per_mille: 0,
+        seed: memory_config.seed,
+    };
+    learning_config
+        .validate()
+        .map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     let output = invocation.args.str("output-json").map(alloc::string::String::from);
     if let Some(path) = &output {
         // Refuse a bad path before spending the run's time.
         sis_vfs::components(path).map_err(shell_error)?;
     }
     invocation.progress(&alloc::format!(
-        "=== Stress Test Suite: memory, commands, multi ===\nSeed: {}\nDuration: {} ms per test",
+        "=== Stress Test Suite: memory, commands, multi, learning ===\nSeed: {}\nDuration: {} ms per test (learning: {} episodes)",
         memory_config.seed,
-        memory_config.duration_ms
+        memory_config.duration_ms,
+        learning_config.episodes
     ));
     invocation.progress("\n=== Memory Stress Test ===");
     let memory = run_memory_test(
@@ -44,19 +54,25 @@ pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
     invocation.progress("");
     let multi = multi::run_multi(memory_config, flood_config, kernel, &mut |line| invocation.progress(line))?;
     invocation.progress(&alloc::format!("[SUITE] multi: {}", multi.status.label()));
+    invocation.progress("");
+    let learning = super::learning::train(&learning_config, &mut |line| invocation.progress(line));
+    invocation.progress(&alloc::format!("[SUITE] learning: {}", learning.status.label()));
 
-    let report = SuiteReport::new(memory_config.seed, memory_config.duration_ms, memory, commands, multi);
+    let report = SuiteReport::new(memory_config.seed, memory_config.duration_ms, memory, commands, multi, learning);
     let mut human = alloc::format!("\n=== Stress Test Report (seed {}) ===", report.seed);
     for test in &report.tests {
         human.push_str(&alloc::format!("\n  {:10} {}", test.name, test.status.label()));
     }
     human.push_str(&alloc::format!(
-        "\n  memory: peak pressure {}, {} OOM events, {} compactions\n  commands: p99 latency {} ns\n  Status: {}",
+        "\n  memory: peak pressure {}, {} OOM events, {} compactions\n  commands: p99 latency {} ns\n  learning: improvement {:+.1} % (first {w} vs last {w} episodes), held-out advantage over random {:+.1} %\n  Status: {}",
         super::per_mille(report.memory.peak_pressure_per_mille),
         report.memory.oom_events,
         report.memory.compaction_triggers,
         report.percentiles.p99,
-        report.status.label()
+        report.learning.improvement_percent,
+        report.learning.held_out.advantage_percent,
+        report.status.label(),
+        w = sis_stress::learning::WINDOW
     ));
     let value = serde_json::to_value(&report)
         .map_err(|error| ShellError::new("internal", alloc::format!("report encoding failed: {error}")))?;

@@ -24,7 +24,15 @@ pub fn learning(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
         seed: super::seed(&invocation.args),
     };
     config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
-    invocation.progress(&alloc::format!(
+    let report = train(&config, &mut |line| invocation.progress(line));
+    let human = human(&report);
+    let reply = Reply::new(human, json!({ "learning": report }));
+    Ok(with_status(reply, report.status, false, || report.convergence_reason.clone()))
+}
+
+/// Trains a fresh agent under a validated `config`, installs it for `neuralctl` and returns the report.
+pub fn train(config: &LearningConfig, progress: &mut dyn FnMut(&str)) -> LearningReport {
+    progress(&alloc::format!(
         "=== Learning Validation Stress Test ===\nEpisodes: {}\nNoise: {} (probability that the pool carries out a random action)\nSeed: {}\nProblem: {} decisions of {} workload steps per episode, pool of {} KiB; actions nothing, reclaim, throttle",
         config.episodes,
         noise_text(config.noise_per_mille),
@@ -34,7 +42,7 @@ pub fn learning(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
         learning::POOL_BYTES >> 10
     ));
     let mut agent = learning::new_agent(config.seed, config.episodes);
-    let report = learning::run_learning(&config, &mut KernelFrames, &mut agent, &mut |line| invocation.progress(line));
+    let report = learning::run_learning(config, &mut KernelFrames, &mut agent, progress);
     *AGENT.lock() = Some(Installed {
         agent,
         seed: config.seed,
@@ -45,9 +53,7 @@ pub fn learning(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
             noise_text(config.noise_per_mille)
         ),
     });
-    let human = human(&report);
-    let reply = Reply::new(human, json!({ "learning": report }));
-    Ok(with_status(reply, report.status, false, || report.convergence_reason.clone()))
+    report
 }
 
 fn noise_text(per_mille: u32) -> String {

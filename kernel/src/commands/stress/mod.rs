@@ -35,6 +35,9 @@ const LATENCY_SAMPLE: ArgSpec = ArgSpec::flag(
 const QUEUE: ArgSpec =
     ArgSpec::flag("queue", ValueKind::U64 { min: 1, max: 4096 }, "queue capacity in lines").default("64");
 
+const EPISODES: ArgSpec =
+    ArgSpec::flag("episodes", ValueKind::U64 { min: 0, max: u64::MAX }, "learning episodes (10..=1000)").default("20");
+
 /// `--rate N|max` with a per-test default.
 const fn rate_flag(default: &'static str) -> ArgSpec {
     ArgSpec::flag(
@@ -118,8 +121,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             summary: "Train the learning agent to manage a memory pool; compare it with a random policy",
             description: "Each episode runs a fresh seeded workload in a 1 MiB pool; every 64 steps the agent chooses nothing, reclaim or throttle and is rewarded from measured outcomes (allocations served, OOM events, cache dropped, requests throttled). A random policy runs the same seeds; after training, both run on held-out seeds. The trained agent is installed for neuralctl. Rules for phases, convergence and status: docs/stress.md.",
             args: &[
-                ArgSpec::flag("episodes", ValueKind::U64 { min: 0, max: u64::MAX }, "training episodes (10..=1000)")
-                    .default("20"),
+                EPISODES,
                 ArgSpec::flag(
                     "inject-noise",
                     ValueKind::Custom { value_name: "X", parse: learning::parse_noise },
@@ -133,8 +135,8 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
         },
         CommandSpec {
             name: "all",
-            summary: "Run memory, commands and multi with one seed; export the results as JSON",
-            description: "Each test runs for --duration. The export (docs/stress.md) carries the seed and every configuration and uses the seed validator's field paths: memory.oom_events, percentiles.p99 (ns). --output-json writes it to the in-memory filesystem, creating parent directories.",
+            summary: "Run memory, commands, multi and learning with one seed; export the results as JSON",
+            description: "Memory, commands and multi each run for --duration; learning trains for --episodes (and installs its agent for neuralctl). The export (docs/stress.md) carries the seed and every configuration and uses the seed validator's field paths: memory.oom_events, percentiles.p99 (ns), learning.episodes[].reward. --output-json writes it to the in-memory filesystem, creating parent directories.",
             args: &[
                 COMMON_ARGS[0],
                 COMMON_ARGS[1],
@@ -142,6 +144,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 POOL_MIB,
                 LATENCY_SAMPLE,
                 rate_flag("50"),
+                EPISODES,
                 ArgSpec::flag("output-json", ValueKind::Str, "write the export to this path of the in-memory filesystem"),
             ],
             subcommands: &[],
