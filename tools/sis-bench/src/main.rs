@@ -53,6 +53,7 @@ enum Benchmark {
 }
 
 /// The host's monotonic clock, from the moment it is made.
+#[derive(Debug)]
 pub struct HostClock(pub Instant);
 
 impl Clock for HostClock {
