@@ -99,7 +99,80 @@ impl Network {
 
     /// Outputs for `input` (which must have `inputs()` values).
     pub fn forward(&self, input: &[f32]) -> Vec<f32> {
-        self.activations(input).pop().unwrap_or_default()
+        let mut values = Vec::new();
+        self.forward_into(input, &mut values);
+        values.drain(..values.len() - self.outputs());
+        values
+    }
+
+    /// [`Network::forward`] in caller-provided scratch space (its memory is reused); returns the outputs.
+    pub fn forward_in<'a>(&self, input: &[f32], values: &'a mut Vec<f32>) -> &'a [f32] {
+        self.forward_into(input, values);
+        &values[values.len() - self.outputs()..]
+    }
+
+    /// Every layer's output after `input`, laid end to end in `values` (cleared first; its
+    /// capacity is reused). Computes exactly what [`Network::forward`] computes.
+    fn forward_into(&self, input: &[f32], values: &mut Vec<f32>) {
+        values.clear();
+        values.reserve(input.len() + self.layers.iter().map(|layer| layer.outputs).sum::<usize>());
+        values.extend_from_slice(input);
+        let mut start = 0;
+        for (index, layer) in self.layers.iter().enumerate() {
+            let end = values.len();
+            let last = index + 1 == self.layers.len();
+            for o in 0..layer.outputs {
+                let previous = &values[start..end];
+                let row = &layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
+                let sum = row.iter().zip(previous).map(|(w, x)| w * x).sum::<f32>() + layer.biases[o];
+                values.push(if last { sum } else { sum.max(0.0) });
+            }
+            start = end;
+        }
+    }
+
+    /// One SGD step on the loss ½ (output[`output`] − `target`)², the other outputs masked:
+    /// the same arithmetic as [`Network::gradients`] with a one-hot mask followed by
+    /// [`Network::apply`], without building the gradients. `values` is scratch space.
+    /// Returns the loss before the step.
+    pub fn train_output(&mut self, input: &[f32], output: usize, target: f32, rate: f32, values: &mut Vec<f32>) -> f32 {
+        self.forward_into(input, values);
+        let outputs_start = values.len() - self.outputs();
+        let y = values[outputs_start + output];
+        let loss = 0.0 + 0.5 * (y - target) * (y - target);
+        // Deltas of the current layer's outputs; only `output` is non-zero at the top.
+        let mut delta: Vec<f32> = alloc::vec![0.0; self.outputs()];
+        delta[output] = y - target;
+        // Where the current layer's input ends in `values`, walking down from the top.
+        let mut end = outputs_start;
+        for index in (0..self.layers.len()).rev() {
+            let layer = &mut self.layers[index];
+            let input = &values[end - layer.inputs..end];
+            end -= layer.inputs;
+            // The next delta is computed from the weights before this layer's step.
+            let mut previous = alloc::vec![0.0; layer.inputs];
+            if index > 0 {
+                for (i, value) in previous.iter_mut().enumerate() {
+                    if input[i] > 0.0 {
+                        *value = (0..layer.outputs).map(|o| layer.weights[o * layer.inputs + i] * delta[o]).sum();
+                    }
+                }
+            }
+            for o in 0..layer.outputs {
+                let d = delta[o];
+                if d == 0.0 {
+                    // A zero delta leaves the row as it is (up to the sign of a zero weight).
+                    continue;
+                }
+                let row = &mut layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
+                for (w, x) in row.iter_mut().zip(input) {
+                    *w -= rate * (d * x);
+                }
+                layer.biases[o] -= rate * d;
+            }
+            delta = previous;
+        }
+        loss
     }
 
     /// Every layer's output, input first (post-activation for hidden layers).
@@ -271,6 +344,28 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 4 * 8 + 8 + 8 * 6 + 6 + 6 * 3 + 3);
+    }
+
+    #[test]
+    fn the_fused_step_is_gradients_then_apply_exactly() {
+        let mut random = Random::new(11);
+        let mut fused = Network::new(&[5, 16, 8, 3], &mut random);
+        let mut reference = fused.clone();
+        let mut scratch = Vec::new();
+        for step in 0..200 {
+            let input: Vec<f32> = (0..5).map(|_| random.between(-1.0, 1.0)).collect();
+            let (output, target) = (step % 3, random.between(-2.0, 2.0));
+            let mut targets = vec![0.0; 3];
+            let mut mask = vec![false; 3];
+            targets[output] = target;
+            mask[output] = true;
+            let (gradients, expected_loss) = reference.gradients(&input, &targets, &mask);
+            reference.apply(&gradients, 0.01);
+            let loss = fused.train_output(&input, output, target, 0.01, &mut scratch);
+            assert_eq!(loss.to_bits(), expected_loss.to_bits(), "step {step}");
+            assert_eq!(fused.parameters(), reference.parameters(), "step {step}");
+            assert_eq!(fused.forward(&input), reference.activations(&input).pop().unwrap());
+        }
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Agent {
     explorations: u64,
     training_steps: u64,
     last_loss: f32,
+    /// Activations of a training step, kept to reuse their memory.
+    scratch: Vec<f32>,
 }
 
 impl Agent {
@@ -93,6 +95,7 @@ impl Agent {
             explorations: 0,
             training_steps: 0,
             last_loss: 0.0,
+            scratch: Vec::new(),
         }
     }
 
@@ -140,24 +143,20 @@ impl Agent {
         if self.replay.len() < self.config.batch_size {
             return None;
         }
-        let actions = self.online.outputs();
         let rate = self.config.learning_rate / self.config.batch_size as f32;
         let mut total = 0.0;
+        let mut scratch = core::mem::take(&mut self.scratch);
         for _ in 0..self.config.batch_size {
             let sample = &self.replay[self.random.below(self.replay.len() as u64) as usize];
             let next_best = if sample.done {
                 0.0
             } else {
-                self.target.forward(&sample.next_state).into_iter().fold(f32::MIN, f32::max)
+                self.target.forward_in(&sample.next_state, &mut scratch).iter().copied().fold(f32::MIN, f32::max)
             };
-            let mut target = alloc::vec![0.0; actions];
-            let mut mask = alloc::vec![false; actions];
-            target[sample.action] = sample.reward + self.config.discount * next_best;
-            mask[sample.action] = true;
-            let (gradients, loss) = self.online.gradients(&sample.state, &target, &mask);
-            self.online.apply(&gradients, rate);
-            total += loss;
+            let target = sample.reward + self.config.discount * next_best;
+            total += self.online.train_output(&sample.state, sample.action, target, rate, &mut scratch);
         }
+        self.scratch = scratch;
         self.training_steps += 1;
         if self.training_steps.is_multiple_of(self.config.target_sync_every.max(1)) {
             self.target.copy_from(&self.online);

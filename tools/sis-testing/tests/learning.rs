@@ -110,6 +110,10 @@ fn neuralctl_shows_infers_saves_and_loads_the_trained_agent() {
     let none = json(&mut sis, "neuralctl status");
     assert_eq!(none["ok"], false);
     assert_eq!(none["error"]["code"], "no-agent");
+    // `stresstest all` trains and installs an agent too; its export is a JSON file that is not an agent.
+    sis.run("stresstest all --duration 50 --seed 1 --expect-failures --output-json /agents/report.json").unwrap();
+    let from_suite = json(&mut sis, "neuralctl status");
+    assert_eq!(from_suite["origin"], "trained by stresstest learning (20 episodes, seed 1, noise 0.000)");
 
     let trained = json(&mut sis, "stresstest learning --episodes 10 --seed 5");
     let status = json(&mut sis, "neuralctl status");
@@ -128,8 +132,6 @@ fn neuralctl_shows_infers_saves_and_loads_the_trained_agent() {
     assert_eq!(json(&mut sis, "neuralctl load /agents/trained.json")["parameters"], 147);
     assert_eq!(json(&mut sis, state)["q_values"], before["q_values"], "saved weights read back exactly");
 
-    // A JSON file that is not an agent: the suite's export.
-    sis.run("stresstest all --duration 50 --seed 1 --expect-failures --output-json /agents/report.json").unwrap();
     for (command, code) in [
         ("neuralctl load /agents/report.json", "bad-agent-file"),
         ("neuralctl load /agents/missing.json", "not-found"),
@@ -142,4 +144,33 @@ fn neuralctl_shows_infers_saves_and_loads_the_trained_agent() {
         assert_eq!(reply["error"]["code"], code, "{command}: {reply}");
     }
     assert_eq!(json(&mut sis, state)["q_values"], before["q_values"], "refused loads change nothing");
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn neuralctl_bench_times_every_decision_and_replays_exactly() {
+    let (status, replies) = batch_json(
+        "neuralctl status --json; neuralctl bench --episodes 2 --seed 4 --json; \
+         neuralctl bench --episodes 2 --seed 4 --json; neuralctl bench --episodes 0 --json; neuralctl status --json",
+    );
+    assert_eq!(status, Some(exit::FAIL), "the refused --episodes 0 fails the batch");
+    let (first, second) = (&replies[1], &replies[2]);
+    assert_eq!(first["decisions"], 80);
+    for part in ["inference", "update", "interval"] {
+        assert_eq!(first[part]["count"], 80, "{part}");
+        let total = first[format!("{part}_total_ns")].as_u64().unwrap();
+        assert!(
+            total >= 80 * first[part]["min_ns"].as_u64().unwrap()
+                && total <= 80 * first[part]["max_ns"].as_u64().unwrap()
+        );
+    }
+    let total = |key: &str| first[key].as_u64().unwrap() as f64;
+    let overhead = (total("inference_total_ns") + total("update_total_ns")) / total("interval_total_ns") * 100.0;
+    assert!((first["overhead_percent"].as_f64().unwrap() - overhead).abs() < 1e-9);
+    // Deterministic mode: guest time counts instructions, so the figures replay exactly.
+    assert_eq!(first, second);
+    assert_eq!(replies[3]["error"]["code"], "out-of-range", "{}", replies[3]);
+    // The bench trains its own agent: none was installed before or after.
+    assert_eq!(replies[0]["error"]["code"], "no-agent");
+    assert_eq!(replies[4]["error"]["code"], "no-agent");
 }
