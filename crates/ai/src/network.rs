@@ -158,8 +158,7 @@ impl Network {
                     }
                 }
             }
-            for o in 0..layer.outputs {
-                let d = delta[o];
+            for (o, &d) in delta.iter().enumerate() {
                 if d == 0.0 {
                     // A zero delta leaves the row as it is (up to the sign of a zero weight).
                     continue;

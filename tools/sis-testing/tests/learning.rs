@@ -149,28 +149,27 @@ fn neuralctl_shows_infers_saves_and_loads_the_trained_agent() {
 #[test]
 #[ignore = "boots QEMU; run by cargo xtask test"]
 fn neuralctl_bench_times_every_decision_and_replays_exactly() {
-    let (status, replies) = batch_json(
-        "neuralctl status --json; neuralctl bench --episodes 2 --seed 4 --json; \
-         neuralctl bench --episodes 2 --seed 4 --json; neuralctl bench --episodes 0 --json; neuralctl status --json",
-    );
+    let commands = "neuralctl status --json; neuralctl bench --episodes 2 --seed 4 --json; \
+                    neuralctl bench --episodes 0 --json; neuralctl status --json";
+    let (status, replies) = batch_json(commands);
     assert_eq!(status, Some(exit::FAIL), "the refused --episodes 0 fails the batch");
-    let (first, second) = (&replies[1], &replies[2]);
+    let first = &replies[1];
     assert_eq!(first["decisions"], 80);
     for part in ["inference", "update", "interval"] {
         assert_eq!(first[part]["count"], 80, "{part}");
         let total = first[format!("{part}_total_ns")].as_u64().unwrap();
-        assert!(
-            total >= 80 * first[part]["min_ns"].as_u64().unwrap()
-                && total <= 80 * first[part]["max_ns"].as_u64().unwrap()
-        );
+        let (min, max) = (first[part]["min_ns"].as_u64().unwrap(), first[part]["max_ns"].as_u64().unwrap());
+        assert!(total >= 80 * min && total <= 80 * max, "{part}: {total} outside 80 x [{min}, {max}]");
     }
     let total = |key: &str| first[key].as_u64().unwrap() as f64;
     let overhead = (total("inference_total_ns") + total("update_total_ns")) / total("interval_total_ns") * 100.0;
     assert!((first["overhead_percent"].as_f64().unwrap() - overhead).abs() < 1e-9);
-    // Deterministic mode: guest time counts instructions, so the figures replay exactly.
-    assert_eq!(first, second);
-    assert_eq!(replies[3]["error"]["code"], "out-of-range", "{}", replies[3]);
+    // Deterministic mode: guest time counts instructions, so another boot replays the figures exactly.
+    // (A second run in the same boot differs by a few instructions: the heap and the timer are elsewhere.)
+    let (_, again) = batch_json(commands);
+    assert_eq!(&again[1], first);
+    assert_eq!(replies[2]["error"]["code"], "out-of-range", "{}", replies[2]);
     // The bench trains its own agent: none was installed before or after.
     assert_eq!(replies[0]["error"]["code"], "no-agent");
-    assert_eq!(replies[4]["error"]["code"], "no-agent");
+    assert_eq!(replies[3]["error"]["code"], "no-agent");
 }
