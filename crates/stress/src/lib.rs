@@ -15,6 +15,7 @@ mod flood;
 pub mod learning;
 mod memory;
 mod multi;
+pub mod port;
 mod status;
 mod suite;
 

@@ -17,6 +17,7 @@ use sis_hal::Clock;
 use sis_metrics::{LatencyHistogram, LatencySummary, RELATIVE_ERROR_PPM};
 use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool, PoolError};
 
+use crate::port::{PoolPort, Throttle};
 use crate::{Status, StressRng, StressTestConfig};
 
 /// Steps between scans for expired objects.
@@ -95,6 +96,11 @@ pub struct MemoryReport {
     pub proactive_compactions: u64,
     /// Compactions started by an OOM event.
     pub reactive_compactions: u64,
+    /// Compactions asked for through the pool's port (by the meta-agent), carried out at the next step.
+    pub directed_compactions: u64,
+    /// Allocation requests refused by a throttle set through the port (not attempts, not failures:
+    /// the request was never made to the pool).
+    pub throttled_requests: u64,
     /// Bytes compaction returned to the frame allocator.
     pub memory_recovered_bytes: u64,
     /// Allocation bursts started.
@@ -128,9 +134,12 @@ pub struct LeakCheck {
     pub passed: bool,
 }
 
-/// How to run the workload beyond its configuration (for tests and benchmarks).
+/// How to run the workload beyond its configuration.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
+pub struct RunOptions<'a> {
+    /// The port through which the pool publishes its figures and takes directives (the kernel's
+    /// meta-agent); `None` is the same as a port nobody posts to.
+    pub port: Option<&'a PoolPort>,
     /// Objects deliberately not freed at the end (a test of the leak check).
     pub leak: u64,
     /// Stop after this many steps even if the duration has not passed.
@@ -148,7 +157,7 @@ pub fn run_memory_test(
     source: &mut dyn FrameSource,
     clock: &dyn Clock,
     progress: &mut dyn FnMut(&str),
-    options: RunOptions,
+    options: RunOptions<'_>,
 ) -> MemoryReport {
     let leak = options.leak;
     let sample_every = config.latency_sample_every.max(1);
@@ -189,6 +198,8 @@ pub fn run_memory_test(
         compaction_triggers: 0,
         proactive_compactions: 0,
         reactive_compactions: 0,
+        directed_compactions: 0,
+        throttled_requests: 0,
         memory_recovered_bytes: 0,
         bursts: 0,
         allocation_latency: LatencySummary::default(),
@@ -214,6 +225,10 @@ pub fn run_memory_test(
     let mut next_progress_tenth = 1u64;
     let target = config.target_pressure_percent as u32 * 10;
     let threshold = config.oom_threshold_percent as u32 * 10;
+    let mut throttle = Throttle::default();
+    if let Some(port) = options.port {
+        port.attach(pool.stats().limit_pages);
+    }
     progress("[MEMORY] Starting allocation loop...");
 
     loop {
@@ -243,6 +258,10 @@ pub fn run_memory_test(
             }
         }
 
+        if options.port.is_some_and(PoolPort::take_reclaim) {
+            report.directed_compactions += 1;
+            integrity_ok &= compact(&mut pool, source, &mut report);
+        }
         let pressure = pool.pressure_per_mille();
         if pressure >= threshold && step - last_compaction_step >= COMPACTION_COOLDOWN_STEPS {
             last_compaction_step = step;
@@ -278,11 +297,17 @@ pub fn run_memory_test(
                 MemoryKind::Unreclaimable
             };
             let lifetime = rng.log_uniform(1, profile.max_lifetime_steps);
-            report.allocation_attempts += 1;
-            if rng.chance_percent(config.fail_rate_percent as u64) {
+            // Drawn whether or not the throttle refuses the request: a refused request takes the same draws.
+            let inject_failure = rng.chance_percent(config.fail_rate_percent as u64);
+            if let Some(port) = options.port.filter(|port| throttle.refuse(port.throttle())) {
+                report.throttled_requests += 1;
+                port.count_throttled();
+            } else if inject_failure {
+                report.allocation_attempts += 1;
                 report.injected_failures += 1;
                 report.failed_allocations += 1;
             } else {
+                report.allocation_attempts += 1;
                 match timed_allocate(
                     &mut pool,
                     source,
@@ -342,6 +367,9 @@ pub fn run_memory_test(
         }
 
         let pressure = pool.pressure_per_mille();
+        if let Some(port) = options.port {
+            port.publish(pressure, report.oom_events, report.allocation_attempts + report.throttled_requests, step);
+        }
         pressure_sum += pressure as u128;
         if pressure > report.peak_pressure_per_mille {
             report.peak_pressure_per_mille = pressure;
@@ -384,12 +412,16 @@ pub fn run_memory_test(
     let recovered = report.memory_recovered_bytes;
     integrity_ok &= pool.compact(source).is_ok();
     report.memory_recovered_bytes = recovered;
-    report.compaction_triggers = report.proactive_compactions + report.reactive_compactions;
+    report.compaction_triggers =
+        report.proactive_compactions + report.reactive_compactions + report.directed_compactions;
     report.average_pressure_per_mille =
         if report.steps == 0 { 0 } else { (pressure_sum / report.steps as u128) as u32 };
     report.allocation_latency = allocation_latency.summary();
     report.deallocation_latency = deallocation_latency.summary();
 
+    if let Some(port) = options.port {
+        port.detach();
+    }
     let after = pool.stats();
     let final_free_frames = source.frame_stats().free_frames as u64;
     report.leak_check = LeakCheck {

@@ -51,7 +51,7 @@ fn same_seed_same_report() {
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     assert!(a.steps > 10_000, "{} steps", a.steps);
     assert!(a.leak_check.passed);
-    assert_eq!(a.compaction_triggers, a.proactive_compactions + a.reactive_compactions);
+    assert_eq!(a.compaction_triggers, a.proactive_compactions + a.reactive_compactions + a.directed_compactions);
     assert_eq!(a.allocation_attempts, a.allocations + a.failed_allocations);
 }
 
@@ -148,4 +148,83 @@ fn latency_sampling_times_one_operation_in_n_and_changes_nothing_else() {
         assert_eq!(report.oom_events, every.oom_events);
         assert_eq!(report.peak_pressure_per_mille, every.peak_pressure_per_mille);
     }
+}
+
+/// A clock that is also an observer on another thread: at chosen readings it posts directives to the port.
+struct ObservingClock<'a> {
+    now: Cell<u64>,
+    readings: Cell<u64>,
+    port: &'a PoolPort,
+    act: &'a dyn Fn(&PoolPort),
+}
+
+impl Clock for ObservingClock<'_> {
+    fn now_ns(&self) -> u64 {
+        self.readings.set(self.readings.get() + 1);
+        (self.act)(self.port);
+        self.now.set(self.now.get() + 250);
+        self.now.get()
+    }
+}
+
+fn run_observed(seed: u64, act: &dyn Fn(&PoolPort)) -> (MemoryReport, PoolPort) {
+    let port = PoolPort::new();
+    let report = {
+        let clock = ObservingClock { now: Cell::new(0), readings: Cell::new(0), port: &port, act };
+        let mut source = frames();
+        let before = source.stats();
+        let options = RunOptions { port: Some(&port), max_steps: Some(30_000), ..RunOptions::default() };
+        let config = StressTestConfig { duration_ms: 3_600_000, ..config(seed) };
+        let report = run_memory_test(&config, &mut source, &clock, &mut |_| {}, options);
+        assert_eq!(source.stats(), before);
+        report
+    };
+    (report, port)
+}
+
+#[test]
+fn a_port_nobody_posts_to_changes_nothing() {
+    let (observed, port) = run_observed(11, &|_| {});
+    let mut source = frames();
+    let options = RunOptions { max_steps: Some(30_000), ..RunOptions::default() };
+    let config = StressTestConfig { duration_ms: 3_600_000, ..config(11) };
+    let alone = run_memory_test(&config, &mut source, &SteppingClock(Cell::new(0)), &mut |_| {}, options);
+    assert_eq!(format!("{observed:?}"), format!("{alone:?}"));
+    let telemetry = port.telemetry();
+    assert!(!telemetry.attached, "detached after the run");
+    assert_eq!((telemetry.run, telemetry.steps, telemetry.oom_events), (1, 30_000, alone.oom_events));
+    assert_eq!(telemetry.allocation_requests, alone.allocation_attempts);
+}
+
+#[test]
+fn directives_act_through_the_pool_and_are_counted() {
+    let (plain, _) = run_observed(12, &|_| {});
+    // A reclaim every 1,000 published steps, and a throttle of 25 % from step 10,000 on.
+    let last_posted = Cell::new(0);
+    let (directed, port) = run_observed(12, &|port| {
+        let steps = port.telemetry().steps;
+        if steps > 0 && steps.is_multiple_of(1_000) && last_posted.get() != steps {
+            last_posted.set(steps);
+            port.request_reclaim();
+            if steps == 10_000 {
+                port.set_throttle(250);
+            }
+        }
+    });
+    // Posted after steps 1,000 .. 29,000 were published; each carried out at the next step. The one
+    // posted after step 30,000 is never carried out: the run ends there.
+    assert_eq!(directed.directed_compactions, 29);
+    assert_eq!(
+        directed.compaction_triggers,
+        directed.proactive_compactions + directed.reactive_compactions + directed.directed_compactions
+    );
+    let telemetry = port.telemetry();
+    assert_eq!(telemetry.throttled_requests, directed.throttled_requests);
+    assert_eq!(telemetry.allocation_requests, directed.allocation_attempts + directed.throttled_requests);
+    // A quarter of the requests from step 10,000 on, evenly: more than none, at most a quarter of all.
+    assert!(directed.throttled_requests > 0 && directed.throttled_requests * 4 <= telemetry.allocation_requests);
+    assert_eq!(plain.throttled_requests + plain.directed_compactions, 0);
+    // The workload answers pressure, so the directives change its path: the runs differ.
+    assert_ne!(directed.oom_events + directed.allocations, plain.oom_events + plain.allocations);
+    assert!(directed.leak_check.passed);
 }

@@ -45,7 +45,7 @@ pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
         &mut KernelFrames,
         &PlatformClock,
         &mut |line| invocation.progress(line),
-        RunOptions::default(),
+        RunOptions { port: Some(&super::MEMORY_PORT), ..RunOptions::default() },
     );
     invocation.progress(&alloc::format!("[SUITE] memory: {}", memory.status.label()));
     invocation.progress("\n=== Command Flood Stress Test ===");

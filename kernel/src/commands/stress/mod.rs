@@ -11,6 +11,7 @@ use sis_metrics::LatencySummary;
 use sis_platform::memory::KernelFrames;
 use sis_platform::time::PlatformClock;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, ParsedArgs, Reply, ShellError, ValueKind};
+use sis_stress::port::PoolPort;
 use sis_stress::{run_memory_test, MemoryReport, RunOptions, Status, StressTestConfig};
 
 use super::Kernel;
@@ -47,6 +48,10 @@ const fn rate_flag(default: &'static str) -> ArgSpec {
     )
     .default(default)
 }
+
+/// The port of the memory workload's pool: the kernel's meta-agent reads and directs it (docs/autonomy.md).
+/// Every run publishes to it, whether or not anything observes it.
+pub static MEMORY_PORT: PoolPort = PoolPort::new();
 
 /// Flags every stress test shares.
 const COMMON_ARGS: [ArgSpec; 3] = [
@@ -210,7 +215,7 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
         &mut KernelFrames,
         &PlatformClock,
         &mut |line| invocation.progress(line),
-        RunOptions::default(),
+        RunOptions { port: Some(&MEMORY_PORT), ..RunOptions::default() },
     );
     let human = memory_human(&report);
     let reply = Reply::new(human, json!({ "memory": report }));
@@ -253,7 +258,7 @@ pub(super) fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::stri
 fn memory_human(report: &MemoryReport) -> alloc::string::String {
     let leak = &report.leak_check;
     alloc::format!(
-        "\n[STRESS TEST] Memory test complete (seed {})\n  Peak Pressure: {}\n  Average Pressure: {}\n  OOM Events: {} ({} recovered after compaction)\n  Compaction Triggers: {} (proactive {}, reactive {})\n  Memory Recovered: {}\n  Allocations: {} of {} attempts ({} injected failures), {} frees\n\n  Latency: {}\n{}\n{}\n\n  Fragmentation at peak: {} of free RAM outside the largest block; {} free inside slabs\n  Leak check: {} (free frames {} -> {})\n\n  Status: {}",
+        "\n[STRESS TEST] Memory test complete (seed {})\n  Peak Pressure: {}\n  Average Pressure: {}\n  OOM Events: {} ({} recovered after compaction)\n  Compaction Triggers: {} (proactive {}, reactive {}, directed by the meta-agent {})\n  Memory Recovered: {}\n  Allocations: {} of {} attempts ({} injected failures), {} frees; {} requests refused by a throttle\n\n  Latency: {}\n{}\n{}\n\n  Fragmentation at peak: {} of free RAM outside the largest block; {} free inside slabs\n  Leak check: {} (free frames {} -> {})\n\n  Status: {}",
         report.config.seed,
         per_mille(report.peak_pressure_per_mille),
         per_mille(report.average_pressure_per_mille),
@@ -262,11 +267,13 @@ fn memory_human(report: &MemoryReport) -> alloc::string::String {
         report.compaction_triggers,
         report.proactive_compactions,
         report.reactive_compactions,
+        report.directed_compactions,
         format::bytes(report.memory_recovered_bytes),
         format::thousands(report.allocations),
         format::thousands(report.allocation_attempts),
         format::thousands(report.injected_failures),
         format::thousands(report.frees),
+        format::thousands(report.throttled_requests),
         sampling_text(report.config.latency_sample_every),
         latency_lines("Allocation", &report.allocation_latency),
         latency_lines("Deallocation", &report.deallocation_latency),

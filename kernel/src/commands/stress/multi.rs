@@ -78,7 +78,7 @@ pub fn run_multi(
             &mut KernelFrames,
             &PlatformClock,
             &mut |line| memory_lines.lock().push(String::from(line)),
-            RunOptions::default(),
+            RunOptions { port: Some(&super::MEMORY_PORT), ..RunOptions::default() },
         );
         *memory_result.lock() = Some(report);
     })

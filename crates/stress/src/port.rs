@@ -1,0 +1,238 @@
+//! A workload pool's port: telemetry its owner publishes and directives an observer on another thread posts.
+//!
+//! The memory workload owns its pool and is the only code that touches it.
+//! Another thread (the kernel's meta-agent) sees the pool only through this
+//! port: the owner publishes its figures after every step, and applies the
+//! directives posted here at its next step, through the pool's own interface
+//! (a compaction, refusing a share of allocation requests). A port nobody
+//! posts to changes nothing, so a workload run with an observer that never
+//! acts is the run without one: no workload code asks whether autonomy is on.
+//!
+//! All fields are atomics with relaxed ordering: each is a counter or a
+//! setting read on its own; no invariant spans two of them.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// The largest throttle: every allocation request refused.
+pub const THROTTLE_ALL_PER_MILLE: u32 = 1_000;
+
+/// Telemetry and control of one pool.
+#[derive(Debug)]
+pub struct PoolPort {
+    attached: AtomicBool,
+    runs: AtomicU64,
+    pressure_per_mille: AtomicU32,
+    limit_pages: AtomicU64,
+    oom_events: AtomicU64,
+    allocation_requests: AtomicU64,
+    steps: AtomicU64,
+    reclaim_requests: AtomicU64,
+    reclaims_applied: AtomicU64,
+    throttle_per_mille: AtomicU32,
+    throttled_requests: AtomicU64,
+}
+
+/// What an observer reads from the port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PortTelemetry {
+    /// A workload owns the pool now.
+    pub attached: bool,
+    /// Runs attached since boot (a change tells the observer a new run started).
+    pub run: u64,
+    /// Pool pressure, per mille of the limit.
+    pub pressure_per_mille: u32,
+    /// The pool's limit, pages.
+    pub limit_pages: u64,
+    /// OOM events of this run so far.
+    pub oom_events: u64,
+    /// Allocation requests of this run so far (throttled ones included).
+    pub allocation_requests: u64,
+    /// Workload steps of this run so far.
+    pub steps: u64,
+    /// Reclaims posted and not yet carried out.
+    pub reclaims_pending: u64,
+    /// The throttle in force, per mille of allocation requests refused.
+    pub throttle_per_mille: u32,
+    /// Requests refused by the throttle in this run.
+    pub throttled_requests: u64,
+}
+
+impl Default for PoolPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PoolPort {
+    /// A detached port.
+    pub const fn new() -> Self {
+        PoolPort {
+            attached: AtomicBool::new(false),
+            runs: AtomicU64::new(0),
+            pressure_per_mille: AtomicU32::new(0),
+            limit_pages: AtomicU64::new(0),
+            oom_events: AtomicU64::new(0),
+            allocation_requests: AtomicU64::new(0),
+            steps: AtomicU64::new(0),
+            reclaim_requests: AtomicU64::new(0),
+            reclaims_applied: AtomicU64::new(0),
+            throttle_per_mille: AtomicU32::new(0),
+            throttled_requests: AtomicU64::new(0),
+        }
+    }
+
+    // The owner's side.
+
+    /// A workload takes the pool: figures start from zero and directives left from an earlier run are dropped.
+    pub fn attach(&self, limit_pages: u64) {
+        self.clear();
+        self.limit_pages.store(limit_pages, Relaxed);
+        self.runs.fetch_add(1, Relaxed);
+        self.attached.store(true, Relaxed);
+    }
+
+    /// The workload is done: observers see a detached port, and nothing posted now carries over.
+    pub fn detach(&self) {
+        self.attached.store(false, Relaxed);
+        self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
+        self.throttle_per_mille.store(0, Relaxed);
+    }
+
+    fn clear(&self) {
+        for counter in [&self.oom_events, &self.allocation_requests, &self.steps, &self.throttled_requests] {
+            counter.store(0, Relaxed);
+        }
+        self.pressure_per_mille.store(0, Relaxed);
+        self.throttle_per_mille.store(0, Relaxed);
+        self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
+    }
+
+    /// Publishes the figures after a step.
+    pub fn publish(&self, pressure_per_mille: u32, oom_events: u64, requests: u64, steps: u64) {
+        self.pressure_per_mille.store(pressure_per_mille, Relaxed);
+        self.oom_events.store(oom_events, Relaxed);
+        self.allocation_requests.store(requests, Relaxed);
+        self.steps.store(steps, Relaxed);
+    }
+
+    /// Whether a reclaim is pending; taking it marks every reclaim posted so far as carried out
+    /// (reclaims posted between two steps coalesce into one compaction).
+    pub fn take_reclaim(&self) -> bool {
+        let requested = self.reclaim_requests.load(Relaxed);
+        if requested == self.reclaims_applied.load(Relaxed) {
+            return false;
+        }
+        self.reclaims_applied.store(requested, Relaxed);
+        true
+    }
+
+    /// The throttle in force, per mille.
+    pub fn throttle(&self) -> u32 {
+        self.throttle_per_mille.load(Relaxed)
+    }
+
+    /// Counts a request refused by the throttle.
+    pub fn count_throttled(&self) {
+        self.throttled_requests.fetch_add(1, Relaxed);
+    }
+
+    // The observer's side.
+
+    /// The current figures.
+    pub fn telemetry(&self) -> PortTelemetry {
+        PortTelemetry {
+            attached: self.attached.load(Relaxed),
+            run: self.runs.load(Relaxed),
+            pressure_per_mille: self.pressure_per_mille.load(Relaxed),
+            limit_pages: self.limit_pages.load(Relaxed),
+            oom_events: self.oom_events.load(Relaxed),
+            allocation_requests: self.allocation_requests.load(Relaxed),
+            steps: self.steps.load(Relaxed),
+            reclaims_pending: self.reclaim_requests.load(Relaxed) - self.reclaims_applied.load(Relaxed),
+            throttle_per_mille: self.throttle_per_mille.load(Relaxed),
+            throttled_requests: self.throttled_requests.load(Relaxed),
+        }
+    }
+
+    /// Asks the owner to compact the pool at its next step; ignored while detached.
+    pub fn request_reclaim(&self) -> bool {
+        if !self.attached.load(Relaxed) {
+            return false;
+        }
+        self.reclaim_requests.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Sets the share of allocation requests the owner refuses, per mille (clamped to
+    /// [`THROTTLE_ALL_PER_MILLE`]); ignored while detached.
+    pub fn set_throttle(&self, per_mille: u32) -> bool {
+        if !self.attached.load(Relaxed) {
+            return false;
+        }
+        self.throttle_per_mille.store(per_mille.min(THROTTLE_ALL_PER_MILLE), Relaxed);
+        true
+    }
+}
+
+/// Refuses a share of requests evenly (error diffusion), without drawing from the workload's generator,
+/// so the workload's random stream is the same whatever the throttle.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Throttle {
+    carried: u32,
+}
+
+impl Throttle {
+    /// Whether to refuse this request under a throttle of `per_mille`.
+    pub fn refuse(&mut self, per_mille: u32) -> bool {
+        if per_mille == 0 {
+            return false;
+        }
+        self.carried += per_mille.min(THROTTLE_ALL_PER_MILLE);
+        if self.carried >= THROTTLE_ALL_PER_MILLE {
+            self.carried -= THROTTLE_ALL_PER_MILLE;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_reach_only_an_attached_owner_and_do_not_outlive_its_run() {
+        let port = PoolPort::new();
+        assert!(!port.request_reclaim(), "nobody owns the pool yet");
+        assert!(!port.set_throttle(500));
+        port.attach(256);
+        assert_eq!(port.telemetry().run, 1);
+        assert!(port.request_reclaim() && port.request_reclaim());
+        assert_eq!(port.telemetry().reclaims_pending, 2);
+        assert!(port.take_reclaim(), "two posted reclaims coalesce into one");
+        assert!(!port.take_reclaim());
+        assert!(port.set_throttle(5_000));
+        assert_eq!(port.throttle(), THROTTLE_ALL_PER_MILLE);
+        port.request_reclaim();
+        port.detach();
+        port.attach(256);
+        let fresh = port.telemetry();
+        assert_eq!((fresh.run, fresh.reclaims_pending, fresh.throttle_per_mille), (2, 0, 0));
+        assert!(!port.take_reclaim());
+    }
+
+    #[test]
+    fn the_throttle_refuses_exactly_its_share_evenly() {
+        let mut throttle = Throttle::default();
+        let refused: Vec<bool> = (0..10).map(|_| throttle.refuse(300)).collect();
+        assert_eq!(refused.iter().filter(|&&r| r).count(), 3);
+        assert_eq!(refused, [false, false, false, true, false, false, true, false, false, true]);
+        let mut throttle = Throttle::default();
+        assert_eq!((0..1000).filter(|_| throttle.refuse(1)).count(), 1);
+        assert!((0..5).all(|_| throttle.refuse(1000)));
+        assert!(!(0..5).any(|_| throttle.refuse(0)));
+    }
+}
