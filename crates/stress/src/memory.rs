@@ -278,6 +278,7 @@ pub fn run_memory_test(
             true
         } else {
             // Steer toward the target: mostly allocate below it, mostly free above it.
+            let target = options.port.map_or(target, |port| target.min(port.pressure_cap()));
             let allocation_percent = if pressure < target { 80 } else { 10 };
             live.is_empty() || rng.chance_percent(allocation_percent)
         };

@@ -15,6 +15,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
+/// No cap on the pressure the owner steers toward.
+pub const NO_CAP: u32 = u32::MAX;
+
 /// The largest throttle: every allocation request refused.
 pub const THROTTLE_ALL_PER_MILLE: u32 = 1_000;
 
@@ -32,6 +35,7 @@ pub struct PoolPort {
     reclaims_applied: AtomicU64,
     throttle_per_mille: AtomicU32,
     throttled_requests: AtomicU64,
+    pressure_cap_per_mille: AtomicU32,
 }
 
 /// What an observer reads from the port.
@@ -80,6 +84,7 @@ impl PoolPort {
             reclaims_applied: AtomicU64::new(0),
             throttle_per_mille: AtomicU32::new(0),
             throttled_requests: AtomicU64::new(0),
+            pressure_cap_per_mille: AtomicU32::new(NO_CAP),
         }
     }
 
@@ -98,6 +103,7 @@ impl PoolPort {
         self.attached.store(false, Relaxed);
         self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
         self.throttle_per_mille.store(0, Relaxed);
+        self.pressure_cap_per_mille.store(NO_CAP, Relaxed);
     }
 
     fn clear(&self) {
@@ -106,6 +112,7 @@ impl PoolPort {
         }
         self.pressure_per_mille.store(0, Relaxed);
         self.throttle_per_mille.store(0, Relaxed);
+        self.pressure_cap_per_mille.store(NO_CAP, Relaxed);
         self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
     }
 
@@ -126,6 +133,11 @@ impl PoolPort {
         }
         self.reclaims_applied.store(requested, Relaxed);
         true
+    }
+
+    /// The highest pressure the owner should steer toward, per mille ([`NO_CAP`]: its own target).
+    pub fn pressure_cap(&self) -> u32 {
+        self.pressure_cap_per_mille.load(Relaxed)
     }
 
     /// The throttle in force, per mille.
@@ -162,6 +174,15 @@ impl PoolPort {
             return false;
         }
         self.reclaim_requests.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Caps the pressure the owner steers toward, per mille; [`NO_CAP`] lifts the cap. Ignored while detached.
+    pub fn set_pressure_cap(&self, per_mille: u32) -> bool {
+        if !self.attached.load(Relaxed) {
+            return false;
+        }
+        self.pressure_cap_per_mille.store(per_mille, Relaxed);
         true
     }
 
