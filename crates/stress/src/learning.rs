@@ -296,6 +296,9 @@ pub struct LearningReport {
     pub last_window_mean: f64,
     /// (last − first) / |first|, percent.
     pub improvement_percent: f64,
+    /// Episodes 5–9 against episodes 0–4: (second window − first) / |first|, percent; the
+    /// improvement "by episode 10" (null below 10 episodes).
+    pub improvement_by_episode_10_percent: Option<f64>,
     /// Held-out comparison.
     pub held_out: HeldOut,
     /// Whether learning converged under the documented rule.
@@ -667,6 +670,8 @@ pub fn run_learning<S: FrameSource + ?Sized>(
     let first_window_mean = mean(&rewards[..WINDOW.min(rewards.len())]);
     let last_window_mean = mean(&rewards[rewards.len().saturating_sub(WINDOW)..]);
     let improvement_percent = percent_change(first_window_mean, last_window_mean);
+    let improvement_by_episode_10_percent = (rewards.len() >= 2 * WINDOW)
+        .then(|| percent_change(mean(&rewards[..WINDOW]), mean(&rewards[WINDOW..2 * WINDOW])));
     let (converged, converged_at_episode, convergence_reason) =
         convergence(&rewards, improvement_percent, held_out.advantage_percent);
     let status = if converged {
@@ -692,6 +697,7 @@ pub fn run_learning<S: FrameSource + ?Sized>(
         first_window_mean,
         last_window_mean,
         improvement_percent,
+        improvement_by_episode_10_percent,
         held_out,
         converged,
         converged_at_episode,

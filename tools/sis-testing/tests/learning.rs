@@ -38,6 +38,10 @@ fn ten_seeds_learn_beat_random_on_held_out_seeds_and_add_up() {
     let improvement = mean_improvement(&reports);
     println!("mean improvement first 5 -> last 5 episodes over 10 seeds: {improvement:.1} %");
     assert!(improvement >= 20.0, "mean improvement {improvement:.1} %");
+    // The seed's target is stated "by episode 10": episodes 5-9 against 0-4 (measured mean: 45.8 %).
+    let by_10 = reports.iter().map(|report| number(report, "improvement_by_episode_10_percent")).sum::<f64>() / 10.0;
+    println!("mean improvement by episode 10 over 10 seeds: {by_10:.1} %");
+    assert!(by_10 >= 20.0, "mean improvement by episode 10: {by_10:.1} %");
     let mut first_rewards = BTreeSet::new();
     for report in &reports {
         let held_out = &report["held_out"];
@@ -57,6 +61,9 @@ fn ten_seeds_learn_beat_random_on_held_out_seeds_and_add_up() {
         assert_eq!(number(report, "first_window_mean"), first);
         assert_eq!(number(report, "last_window_mean"), last);
         assert!((number(report, "improvement_percent") - (last - first) / first.abs() * 100.0).abs() < 1e-9);
+        let second = rewards[5..10].iter().sum::<i64>() as f64 / 5.0;
+        let by_10 = (second - first) / first.abs() * 100.0;
+        assert!((number(report, "improvement_by_episode_10_percent") - by_10).abs() < 1e-9);
     }
     assert_eq!(first_rewards.len(), 10, "every seed gives a different first episode");
 }

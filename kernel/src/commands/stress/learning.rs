@@ -84,6 +84,9 @@ fn human(report: &LearningReport) -> String {
         report.last_window_mean,
         w = learning::WINDOW
     ));
+    if let Some(by_10) = report.improvement_by_episode_10_percent {
+        text.push_str(&alloc::format!("\n    By episode 10: {by_10:+.1}% (episodes 5-9 vs 0-4)"));
+    }
     let held = &report.held_out;
     text.push_str(&alloc::format!(
         "\n\n  Held-out seeds ({}): learned policy avg {:.1}, random policy avg {:.1} ({:+.1}%)",
