@@ -224,6 +224,7 @@ impl<'m> FrameAllocator<'m> {
     }
 
     /// Allocates a block of 2^`order` frames; returns its address.
+    #[inline]
     pub fn allocate(&mut self, order: usize) -> Result<u64, MmError> {
         if order > MAX_ORDER {
             return Err(MmError::OrderTooLarge { order });
@@ -232,13 +233,10 @@ impl<'m> FrameAllocator<'m> {
         if fitting == 0 {
             return Err(MmError::OutOfMemory { order });
         }
-        let mut found = order + fitting.trailing_zeros() as usize;
-        let index = self.heads[found] as usize;
-        self.unlink(index, found);
-        while found > order {
-            found -= 1;
-            let upper = index + (1 << found);
-            self.push(upper, found);
+        let found = order + fitting.trailing_zeros() as usize;
+        let index = self.pop(found);
+        if found > order {
+            self.split(index, found, order);
         }
         let head = &mut self.metadata[index];
         head.state = ALLOCATED_HEAD;
@@ -325,6 +323,33 @@ impl<'m> FrameAllocator<'m> {
             let covers = head + (1usize << meta.order) > index;
             (matches!(meta.state, FREE_HEAD | ALLOCATED_HEAD) && covers).then_some(meta.state)
         })
+    }
+
+    /// Takes the first block off the (non-empty) list of `order`, without a branch on what follows it.
+    #[inline]
+    fn pop(&mut self, order: usize) -> usize {
+        let index = self.heads[order] as usize;
+        let next = self.metadata[index].next;
+        let last = next == NONE;
+        self.heads[order] = next;
+        // The new head's back link is cleared; when there is none, the popped block's own
+        // (unused while it is allocated) is written instead, so no branch is needed.
+        let new_head = if last { index } else { next as usize };
+        self.metadata[new_head].prev = NONE;
+        self.nonempty &= !((last as u32) << order);
+        self.free_blocks[order] -= 1;
+        index
+    }
+
+    /// Puts the upper halves of block `index` of order `found` back on the lists until order `order` remains.
+    #[cold]
+    #[inline(never)]
+    fn split(&mut self, index: usize, mut found: usize, order: usize) {
+        while found > order {
+            found -= 1;
+            let upper = index + (1 << found);
+            self.push(upper, found);
+        }
     }
 
     fn push(&mut self, index: usize, order: usize) {

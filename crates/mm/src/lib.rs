@@ -26,6 +26,7 @@ pub const PAGE_SIZE: u64 = 4096;
 pub const MAX_ORDER: usize = 10;
 
 /// Smallest order whose block holds `pages` frames (`None` above [`MAX_ORDER`]).
+#[inline]
 pub fn order_for_pages(pages: u64) -> Option<usize> {
     let order = (u64::BITS - pages.max(1).saturating_sub(1).leading_zeros()) as usize;
     (order <= MAX_ORDER).then_some(order)

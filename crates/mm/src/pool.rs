@@ -29,10 +29,12 @@ pub trait FrameSource {
 }
 
 impl FrameSource for FrameAllocator<'_> {
+    #[inline]
     fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError> {
         self.allocate(order)
     }
 
+    #[inline]
     fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError> {
         self.free(address, order)
     }
@@ -184,8 +186,13 @@ struct Slab {
     page: u64,
     /// Bit set = slot free.
     free_slots: u64,
+    /// The next slab of this class with a free slot, or [`NO_SLAB`]; meaningful only while this one has one.
+    next_partial: u32,
     slots: u8,
 }
+
+/// End of a class's list of partial slabs.
+const NO_SLAB: u32 = u32::MAX;
 
 /// A memory pool with a page budget.
 #[derive(Debug)]
@@ -194,8 +201,10 @@ pub struct Pool {
     charged_pages: u64,
     /// Per class: slabs (`None` once released; indices in handles stay valid).
     slabs: [Vec<Option<Slab>>; SLAB_CLASSES.len()],
-    /// Per class: indices of slabs with at least one free slot.
-    partial: [Vec<u32>; SLAB_CLASSES.len()],
+    /// Per class: the first slab with at least one free slot ([`NO_SLAB`] if none); the
+    /// others follow through [`Slab::next_partial`], most recently listed first. Kept in the
+    /// pool itself so an allocation reaches its slab with one load less than through a stack.
+    partial_head: [u32; SLAB_CLASSES.len()],
     /// Per class: indices of released slabs, reused before the table grows.
     vacant: [Vec<u32>; SLAB_CLASSES.len()],
     /// Live cache objects.
@@ -212,7 +221,7 @@ impl Pool {
             limit_pages: limit_bytes / PAGE_SIZE,
             charged_pages: 0,
             slabs: Default::default(),
-            partial: Default::default(),
+            partial_head: [NO_SLAB; SLAB_CLASSES.len()],
             vacant: Default::default(),
             cache: Vec::new(),
             live_objects: 0,
@@ -286,7 +295,7 @@ impl Pool {
     fn new_slab<S: FrameSource + ?Sized>(&mut self, source: &mut S, class: usize) -> Result<usize, PoolError> {
         let page = self.charge_block(source, 0)?;
         let slots = (PAGE_SIZE / SLAB_CLASSES[class] as u64) as u8;
-        let slab = Slab { page, free_slots: all_slots(slots), slots };
+        let slab = Slab { page, free_slots: all_slots(slots), next_partial: self.partial_head[class], slots };
         let index = match self.vacant[class].pop() {
             Some(vacant) => {
                 self.slabs[class][vacant as usize] = Some(slab);
@@ -297,7 +306,7 @@ impl Pool {
                 self.slabs[class].len() - 1
             }
         };
-        self.partial[class].push(index as u32);
+        self.partial_head[class] = index as u32;
         Ok(index)
     }
 
@@ -307,9 +316,9 @@ impl Pool {
         class: usize,
     ) -> Result<(u32, u8, u64), PoolError> {
         let object_bytes = SLAB_CLASSES[class] as u64;
-        let index = match self.partial[class].last() {
-            Some(&index) => index as usize,
-            None => self.new_slab(source, class)?,
+        let index = match self.partial_head[class] {
+            NO_SLAB => self.new_slab(source, class)?,
+            index => index as usize,
         };
         let Some(slab) = self.slabs[class][index].as_mut() else {
             return Err(PoolError::UnknownObject { address: 0 });
@@ -317,7 +326,7 @@ impl Pool {
         let slot = slab.free_slots.trailing_zeros() as u8;
         slab.free_slots &= !(1u64 << slot);
         if slab.free_slots == 0 {
-            self.partial[class].pop();
+            self.partial_head[class] = slab.next_partial;
         }
         Ok((index as u32, slot, slab.page + slot as u64 * object_bytes))
     }
@@ -339,7 +348,8 @@ impl Pool {
                     return Err(unknown);
                 }
                 if entry.free_slots == 0 {
-                    self.partial[class as usize].push(slab);
+                    entry.next_partial = self.partial_head[class as usize];
+                    self.partial_head[class as usize] = slab;
                 }
                 entry.free_slots |= bit;
             }
@@ -370,6 +380,7 @@ impl Pool {
             self.live_bytes -= entry.size;
         }
         for class in 0..SLAB_CLASSES.len() {
+            self.unlist_empty_slabs(class);
             for index in 0..self.slabs[class].len() {
                 let Some(slab) = self.slabs[class][index] else { continue };
                 if slab.free_slots == all_slots(slab.slots) {
@@ -380,10 +391,31 @@ impl Pool {
                     report.bytes_recovered += PAGE_SIZE;
                 }
             }
-            let slabs = &self.slabs[class];
-            self.partial[class].retain(|&index| slabs[index as usize].is_some());
         }
         Ok(report)
+    }
+
+    /// Takes the slabs compaction will release (those with every slot free) off the partial list, keeping the others' order.
+    fn unlist_empty_slabs(&mut self, class: usize) {
+        let slabs = &mut self.slabs[class];
+        let mut previous: Option<usize> = None;
+        let mut current = self.partial_head[class];
+        while current != NO_SLAB {
+            let Some(slab) = slabs[current as usize] else { break };
+            if slab.free_slots == all_slots(slab.slots) {
+                match previous {
+                    None => self.partial_head[class] = slab.next_partial,
+                    Some(previous) => {
+                        if let Some(previous) = slabs[previous].as_mut() {
+                            previous.next_partial = slab.next_partial;
+                        }
+                    }
+                }
+            } else {
+                previous = Some(current as usize);
+            }
+            current = slab.next_partial;
+        }
     }
 
     /// Charged pages over the limit, in per-mille (O(1); [`stats`](Self::stats) walks every slab).
@@ -417,6 +449,7 @@ impl Pool {
 }
 
 /// The slab class for `size` (1 ..= 2048 bytes), computed rather than searched.
+#[inline]
 fn slab_class(size: u64) -> Option<usize> {
     if size > SLAB_CLASSES[SLAB_CLASSES.len() - 1] as u64 {
         return None;

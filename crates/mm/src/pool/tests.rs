@@ -101,3 +101,31 @@ fn bad_handles_and_sizes_are_refused() {
     assert_eq!(pool.free(&mut source, handle), Err(PoolError::UnknownObject { address: handle.address }));
     assert_eq!(pool.stats().live_objects, 0);
 }
+
+#[test]
+fn after_compaction_allocations_fill_the_remaining_partial_slabs_most_recent_first() {
+    let mut source = frames(64);
+    let mut pool = Pool::new(64 * PAGE_SIZE);
+    let small: Vec<_> = (0..40).map(|_| pool.allocate(&mut source, 512, MemoryKind::Unreclaimable).unwrap()).collect();
+    assert_eq!(pool.stats().charged_pages, 5, "five full slabs of 8 objects");
+    // Slabs become partial in the order 1, 0, 3, 2; slabs 0 and 2 end up empty, slab 4 stays full.
+    pool.free(&mut source, small[8]).unwrap();
+    for handle in &small[0..8] {
+        pool.free(&mut source, *handle).unwrap();
+    }
+    pool.free(&mut source, small[24]).unwrap();
+    pool.free(&mut source, small[25]).unwrap();
+    for handle in &small[16..24] {
+        pool.free(&mut source, *handle).unwrap();
+    }
+    let report = pool.compact(&mut source).unwrap();
+    assert_eq!(report.slabs_released, 2);
+    assert_eq!(pool.stats().charged_pages, 3);
+    let refill: Vec<u64> =
+        (0..3).map(|_| pool.allocate(&mut source, 512, MemoryKind::Unreclaimable).unwrap().address).collect();
+    assert_eq!(refill, vec![small[24].address, small[25].address, small[8].address], "slab 3, then slab 1");
+    assert_eq!(pool.stats().charged_pages, 3, "no page was taken while partial slabs had room");
+    pool.allocate(&mut source, 512, MemoryKind::Unreclaimable).unwrap();
+    assert_eq!(pool.stats().charged_pages, 4, "a full set of slabs takes a new page");
+    assert_eq!(pool.stats().slab_pages, 4);
+}
