@@ -1,0 +1,23 @@
+//! SIS autonomy core: autonomy counters, intervention outcomes, memory strategy control and the meta-agent.
+//!
+//! Portable and host-tested; the kernel wires it to the memory manager,
+//! scheduler and shell. Time is always passed in as nanoseconds, nothing
+//! reads a clock or a global, and all decision arithmetic is integer (per
+//! mille, ns), so the same inputs give the same decisions on every machine.
+//! Autonomy acts only through the directives it returns and the strategy
+//! controller it is handed; every action it takes is counted in
+//! [`AutonomyMetrics`], so a difference between autonomy on and off can be
+//! traced to counted interventions.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+mod metrics;
+mod outcome;
+mod ring;
+
+pub use metrics::{AutonomyEvent, AutonomyMetrics, AutonomySnapshot, InterventionKind};
+pub use outcome::{
+    InterventionOutcome, InterventionTracker, ObservedFailure, PendingIntervention, Prediction, ResolveCounts,
+    ResolvedIntervention, TrackerFull,
+};
+pub use ring::Ring;
