@@ -14,6 +14,7 @@
 mod metrics;
 mod outcome;
 mod ring;
+mod strategy;
 
 pub use metrics::{AutonomyEvent, AutonomyMetrics, AutonomySnapshot, InterventionKind};
 pub use outcome::{
@@ -21,3 +22,7 @@ pub use outcome::{
     ResolvedIntervention, TrackerFull,
 };
 pub use ring::Ring;
+pub use strategy::{
+    MemoryStrategy, StrategyConfig, StrategyConfigError, StrategyController, StrategyStats, StrategySwitch,
+    StrategyUpdate, SwitchReason, OSCILLATION_CAPACITY, STRATEGY_HISTORY_CAPACITY,
+};
