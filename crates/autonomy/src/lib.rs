@@ -15,6 +15,7 @@ mod metrics;
 mod outcome;
 mod ring;
 mod strategy;
+mod trend;
 
 pub use metrics::{AutonomyEvent, AutonomyMetrics, AutonomySnapshot, InterventionKind};
 pub use outcome::{
@@ -26,3 +27,4 @@ pub use strategy::{
     MemoryStrategy, StrategyConfig, StrategyConfigError, StrategyController, StrategyStats, StrategySwitch,
     StrategyUpdate, SwitchReason, OSCILLATION_CAPACITY, STRATEGY_HISTORY_CAPACITY,
 };
+pub use trend::{PressureTrend, TimeWentBackwards, TrendEstimate, TREND_CAPACITY};
