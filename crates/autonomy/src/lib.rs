@@ -11,12 +11,23 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+mod agent;
+mod meta;
 mod metrics;
 mod outcome;
 mod ring;
 mod strategy;
 mod trend;
 
+pub use agent::{
+    intervention_kind, DecisionTrace, Disposition, ExplainError, MetaAgent, TraceOutcome, REWARD_FAILURE_PER_MILLE,
+    REWARD_SUCCESS_PER_MILLE,
+};
+pub use meta::{
+    decide, Decision, Directive, Heuristic, MetaConfig, MetaConfigError, NeverAct, Policy, Reason, Selection, Telemetry,
+};
 pub use metrics::{AutonomyEvent, AutonomyMetrics, AutonomySnapshot, InterventionKind};
 pub use outcome::{
     InterventionOutcome, InterventionTracker, ObservedFailure, PendingIntervention, Prediction, ResolveCounts,
