@@ -1,0 +1,287 @@
+//! The meta-agent: runs a policy, applies the confidence threshold, counts interventions, tracks their
+//! outcomes and keeps a trace of every decision.
+//!
+//! One [`MetaAgent::step`] per decision interval. A decision with a directive
+//! and a confidence at or above the threshold is acted on; below it, it is
+//! held and recorded as such, with nothing counted. Strategy switches are
+//! applied here, through [`StrategyController::request`], because that
+//! controller may refuse them (cooldown, oscillation freeze); a refused
+//! switch is recorded as refused and not counted. Every other acted directive
+//! is counted as an intervention when the step returns, and the caller must
+//! apply it through the subsystem's interface.
+
+use crate::meta::{Decision, Directive, MetaConfig, MetaConfigError, Policy, Reason, Selection, Telemetry};
+use crate::metrics::{AutonomyEvent, AutonomyMetrics, InterventionKind};
+use crate::outcome::{InterventionOutcome, InterventionTracker, ObservedFailure, Prediction, ResolveCounts};
+use crate::ring::Ring;
+use crate::strategy::{StrategyController, StrategyUpdate};
+
+/// Reward recorded for an intervention whose predicted failure did not happen.
+pub const REWARD_SUCCESS_PER_MILLE: i32 = 1000;
+/// Reward recorded for an intervention whose predicted failure happened anyway.
+pub const REWARD_FAILURE_PER_MILLE: i32 = -1000;
+
+/// What became of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// Nothing to do: the directive was `None`, or a switch to the strategy already in force.
+    NoAction,
+    /// Confidence reached the threshold; the directive was issued and counted.
+    Acted,
+    /// Confidence was below the threshold; nothing was done.
+    Held,
+    /// A strategy switch the strategy controller refused because the last switch is too recent.
+    RefusedByCooldown,
+    /// A strategy switch the strategy controller refused because switching is frozen (oscillation).
+    RefusedByFreeze,
+}
+
+/// What is known about an acted decision's prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceOutcome {
+    /// Not acted on, so nothing to watch.
+    NotApplicable,
+    /// Acted on without a prediction to check.
+    NotTracked,
+    /// Acted on, but the pending table was full.
+    Untracked,
+    /// Horizon not passed yet.
+    Pending,
+    /// The predicted failure did not happen within the horizon.
+    Succeeded,
+    /// The predicted failure happened within the horizon.
+    Failed,
+}
+
+/// One decision, as `autoctl audit` and `autoctl explain` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DecisionTrace {
+    /// Sequence number from 0.
+    pub id: u64,
+    /// Time of the decision.
+    pub at_ns: u64,
+    /// Policy that decided.
+    pub policy: &'static str,
+    /// What the policy saw.
+    pub inputs: Telemetry,
+    /// What it chose.
+    pub directive: Directive,
+    /// Its confidence, per mille (clamped to 1000).
+    pub confidence_per_mille: u16,
+    /// The threshold in force.
+    pub threshold_per_mille: u16,
+    /// Why.
+    pub reason: Reason,
+    /// Rule, exploration or exploitation.
+    pub selection: Selection,
+    /// The failure the directive is meant to prevent.
+    pub prediction: Option<Prediction>,
+    /// Acted, held, refused or nothing to do.
+    pub disposition: Disposition,
+    /// Outcome of the prediction once known.
+    pub outcome: TraceOutcome,
+    /// [`REWARD_SUCCESS_PER_MILLE`] or [`REWARD_FAILURE_PER_MILLE`] once the outcome is known.
+    pub reward_per_mille: Option<i32>,
+}
+
+/// Why `explain` has no trace for an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum ExplainError {
+    /// No decision has this id yet.
+    NotIssued {
+        /// Id asked for.
+        id: u64,
+        /// Id the next decision will get.
+        next_id: u64,
+    },
+    /// The trace was overwritten by newer ones.
+    Evicted {
+        /// Id asked for.
+        id: u64,
+        /// Oldest id still kept.
+        oldest_kept: u64,
+    },
+}
+
+/// The meta-agent with policy `P`, the last `TRACES` decision traces and up to `PENDING` watched outcomes.
+#[derive(Debug)]
+pub struct MetaAgent<P, const TRACES: usize = 64, const PENDING: usize = 32> {
+    policy: P,
+    config: MetaConfig,
+    traces: Ring<DecisionTrace, TRACES>,
+    tracker: InterventionTracker<PENDING>,
+}
+
+impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, PENDING> {
+    /// An agent with no decisions yet, or the configuration's broken rule.
+    pub fn new(policy: P, config: MetaConfig) -> Result<Self, MetaConfigError> {
+        config.validate()?;
+        Ok(MetaAgent { policy, config, traces: Ring::new(), tracker: InterventionTracker::new() })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MetaConfig {
+        &self.config
+    }
+
+    /// Sets the confidence threshold (`autoctl conf-threshold N`); values above 1000 are refused.
+    pub fn set_confidence_threshold(&mut self, per_mille: u16) -> Result<(), MetaConfigError> {
+        let config = MetaConfig { confidence_threshold_per_mille: per_mille, ..self.config };
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The policy, mutably (e.g. to load learned parameters).
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
+    }
+
+    /// Decisions made so far (the id the next one gets).
+    pub fn decisions(&self) -> u64 {
+        self.traces.pushed()
+    }
+
+    /// Interventions whose horizon has not passed.
+    pub fn pending_interventions(&self) -> usize {
+        self.tracker.pending()
+    }
+
+    /// Makes one decision from `telemetry` (its `strategy` is taken from `strategy`), acts on it if confident
+    /// enough, and returns (a copy of) its trace.
+    pub fn step(
+        &mut self,
+        telemetry: Telemetry,
+        strategy: &mut StrategyController,
+        metrics: &AutonomyMetrics,
+    ) -> DecisionTrace {
+        let inputs = Telemetry { strategy: strategy.current(), ..telemetry };
+        let Decision { directive, confidence_per_mille, reason, selection, prediction } =
+            self.policy.decide(&inputs, &self.config);
+        let confidence_per_mille = confidence_per_mille.min(1000);
+        let threshold_per_mille = self.config.confidence_threshold_per_mille;
+        let id = self.traces.pushed();
+        if inputs.trend.is_some() {
+            metrics.record_event(AutonomyEvent::PressurePrediction);
+        }
+
+        let disposition = match directive {
+            Directive::None => Disposition::NoAction,
+            _ if confidence_per_mille < threshold_per_mille => Disposition::Held,
+            Directive::SwitchStrategy { strategy: wanted } => {
+                match strategy.request(inputs.now_ns, wanted, inputs.pressure_per_mille) {
+                    StrategyUpdate::Switched(_) => Disposition::Acted,
+                    StrategyUpdate::Unchanged => Disposition::NoAction,
+                    StrategyUpdate::HeldByCooldown { .. } => Disposition::RefusedByCooldown,
+                    StrategyUpdate::Suppressed { .. } => Disposition::RefusedByFreeze,
+                }
+            }
+            _ => Disposition::Acted,
+        };
+
+        let mut outcome = TraceOutcome::NotApplicable;
+        if let (Disposition::Acted, Some(kind)) = (disposition, intervention_kind(directive)) {
+            metrics.record_intervention(kind);
+            match selection {
+                Selection::Rule => {}
+                Selection::Exploration => metrics.record_event(AutonomyEvent::ExplorationAction),
+                Selection::Exploitation => metrics.record_event(AutonomyEvent::ExploitationAction),
+            }
+            outcome = match prediction {
+                None => TraceOutcome::NotTracked,
+                Some(prediction) => {
+                    match self.tracker.track(metrics, id, kind, prediction, inputs.now_ns, self.config.horizon_ns) {
+                        Ok(()) => TraceOutcome::Pending,
+                        Err(_) => TraceOutcome::Untracked,
+                    }
+                }
+            };
+        }
+
+        let trace = DecisionTrace {
+            id,
+            at_ns: inputs.now_ns,
+            policy: self.policy.name(),
+            inputs,
+            directive,
+            confidence_per_mille,
+            threshold_per_mille,
+            reason,
+            selection,
+            prediction,
+            disposition,
+            outcome,
+            reward_per_mille: None,
+        };
+        self.traces.push(trace);
+        trace
+    }
+
+    /// Resolves watched interventions at `now_ns` (see [`InterventionTracker::resolve`]), writes outcome and
+    /// reward into their traces and gives each resolved trace to the policy as feedback. An outcome whose
+    /// trace was already overwritten still counts in the metrics but reaches neither trace nor policy.
+    pub fn resolve(
+        &mut self,
+        now_ns: u64,
+        observed_failure: Option<ObservedFailure>,
+        metrics: &AutonomyMetrics,
+    ) -> ResolveCounts {
+        let traces = &mut self.traces;
+        let policy = &mut self.policy;
+        self.tracker.resolve(metrics, now_ns, observed_failure, |resolved| {
+            let (outcome, reward) = match resolved.outcome {
+                InterventionOutcome::Succeeded => (TraceOutcome::Succeeded, REWARD_SUCCESS_PER_MILLE),
+                InterventionOutcome::Failed => (TraceOutcome::Failed, REWARD_FAILURE_PER_MILLE),
+            };
+            if let Some(trace) = traces.get_mut(resolved.intervention.tag) {
+                trace.outcome = outcome;
+                trace.reward_per_mille = Some(reward);
+                if policy.feedback(trace) {
+                    metrics.record_event(AutonomyEvent::PolicyUpdate);
+                }
+            }
+        })
+    }
+
+    /// Drops every watched intervention without an outcome (e.g. when autonomy is switched off).
+    pub fn clear_pending(&mut self, metrics: &AutonomyMetrics) -> usize {
+        self.tracker.clear(metrics)
+    }
+
+    /// The last `count` traces kept, oldest first.
+    pub fn audit(&self, count: usize) -> impl Iterator<Item = &DecisionTrace> + '_ {
+        self.traces.last(count)
+    }
+
+    /// The trace of decision `id`.
+    pub fn explain(&self, id: u64) -> Result<&DecisionTrace, ExplainError> {
+        if id >= self.traces.pushed() {
+            return Err(ExplainError::NotIssued { id, next_id: self.traces.pushed() });
+        }
+        self.traces.get(id).ok_or(ExplainError::Evicted { id, oldest_kept: self.traces.oldest_index() })
+    }
+}
+
+/// The intervention counter a directive adds to (`None` for no directive).
+pub fn intervention_kind(directive: Directive) -> Option<InterventionKind> {
+    Some(match directive {
+        Directive::None => return None,
+        Directive::ProactiveReclaim => InterventionKind::ProactiveCompaction,
+        Directive::ThrottleAllocations { .. } => InterventionKind::AllocationThrottle,
+        Directive::SwitchStrategy { .. } => InterventionKind::StrategySwitch,
+        Directive::AdjustDeadline { .. } => InterventionKind::DeadlineAdjustment,
+        Directive::BoostPriority => InterventionKind::PriorityBoost,
+        Directive::LimitOutputRate { .. } => InterventionKind::OutputRateLimit,
+    })
+}
+
+#[cfg(test)]
+mod tests;

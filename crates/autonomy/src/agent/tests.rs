@@ -1,0 +1,354 @@
+//! Meta-agent tests: never-act equals off, counting matches traces, threshold, refusals, outcomes, audit.
+
+use super::*;
+use crate::{Heuristic, MemoryStrategy, NeverAct, PressureTrend, StrategyConfig, TREND_CAPACITY};
+
+const STEP_NS: u64 = 10_000_000;
+
+fn calm(now_ns: u64) -> Telemetry {
+    Telemetry {
+        now_ns,
+        pressure_per_mille: 500,
+        trend: None,
+        oom_events: 0,
+        deadline_misses: 0,
+        latency_p99_ns: 0,
+        command_queue_depth: 0,
+        strategy: MemoryStrategy::Balanced,
+    }
+}
+
+fn controller() -> StrategyController {
+    StrategyController::new(StrategyConfig::default(), MemoryStrategy::Balanced).unwrap()
+}
+
+/// A toy memory workload: seeded allocations and frees in per mille of memory, an OOM (and a kill that
+/// frees down to 600 ‰) when use passes 1000 ‰. Autonomy can only act through `throttle_per_mille`,
+/// `reclaim()` and the strategy; the random stream never depends on them.
+struct Workload {
+    state: u64,
+    used_per_mille: u32,
+    throttle_per_mille: u32,
+    oom_events: u32,
+}
+
+impl Workload {
+    fn new(seed: u64) -> Self {
+        Workload { state: seed, used_per_mille: 300, throttle_per_mille: 0, oom_events: 0 }
+    }
+
+    fn next(&mut self) -> u32 {
+        // 64-bit LCG (Knuth's MMIX constants); the high bits are the output.
+        self.state = self.state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.state >> 33) as u32
+    }
+
+    /// One step; returns whether it ran out of memory.
+    fn step(&mut self, strategy: MemoryStrategy) -> bool {
+        let allocated = self.next() % 40 * (1000 - self.throttle_per_mille) / 1000;
+        let mut freed = self.next() % 30;
+        if strategy == MemoryStrategy::Conservative {
+            freed += 5;
+        }
+        self.used_per_mille = (self.used_per_mille + allocated).saturating_sub(freed);
+        if self.used_per_mille > 1000 {
+            self.oom_events += 1;
+            self.used_per_mille = 600;
+            return true;
+        }
+        false
+    }
+
+    fn reclaim(&mut self) {
+        self.used_per_mille = self.used_per_mille.saturating_sub(120);
+    }
+}
+
+struct RunResult {
+    pressures: Vec<u32>,
+    oom_events: u32,
+}
+
+/// Runs the workload for `steps` steps, with no meta-agent (`agent` None: autonomy off) or with one.
+fn run<P: Policy>(
+    seed: u64,
+    steps: u64,
+    mut agent: Option<&mut MetaAgent<P, 1024, 64>>,
+    metrics: &AutonomyMetrics,
+) -> RunResult {
+    let mut workload = Workload::new(seed);
+    let mut strategy = controller();
+    let mut trend = PressureTrend::new();
+    let mut pressures = Vec::new();
+    let mut oom_since_decision = 0;
+    for step in 0..steps {
+        let now_ns = step * STEP_NS;
+        let oom = workload.step(strategy.current());
+        pressures.push(workload.used_per_mille);
+        oom_since_decision += oom as u32;
+        let Some(agent) = agent.as_deref_mut() else { continue };
+        if oom {
+            agent.resolve(now_ns, Some(ObservedFailure::Oom), metrics);
+        }
+        let pressure_per_mille = workload.used_per_mille.min(1000) as u16;
+        agent.resolve(now_ns, Some(ObservedFailure::Pressure { per_mille: pressure_per_mille }), metrics);
+        trend.push(now_ns, pressure_per_mille).unwrap();
+        let telemetry = Telemetry {
+            pressure_per_mille,
+            trend: trend.estimate(agent.config().horizon_ns),
+            oom_events: oom_since_decision,
+            ..calm(now_ns)
+        };
+        oom_since_decision = 0;
+        let trace = agent.step(telemetry, &mut strategy, metrics);
+        workload.throttle_per_mille = 0;
+        if trace.disposition == Disposition::Acted {
+            match trace.directive {
+                Directive::ThrottleAllocations { per_mille } => workload.throttle_per_mille = per_mille as u32,
+                Directive::ProactiveReclaim => workload.reclaim(),
+                _ => {}
+            }
+        }
+    }
+    RunResult { pressures, oom_events: workload.oom_events }
+}
+
+#[test]
+fn never_act_gives_results_identical_to_autonomy_off() {
+    for seed in [1, 7, 42] {
+        let metrics = AutonomyMetrics::new();
+        let off = run::<NeverAct>(seed, 2_000, None, &metrics);
+        assert_eq!(metrics.snapshot().total_interventions, 0);
+        let mut agent: MetaAgent<NeverAct, 1024, 64> = MetaAgent::new(NeverAct, MetaConfig::default()).unwrap();
+        let on = run(seed, 2_000, Some(&mut agent), &metrics);
+        assert_eq!(on.pressures, off.pressures, "seed {seed}");
+        assert_eq!(on.oom_events, off.oom_events, "seed {seed}");
+        assert!(off.oom_events > 0, "seed {seed}: the workload must run out of memory for this test to mean anything");
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.total_interventions, 0);
+        assert_eq!(snapshot.interventions_pending, 0);
+        assert_eq!(agent.decisions(), 2_000);
+        assert!(agent
+            .audit(1024)
+            .all(|trace| trace.disposition == Disposition::NoAction && trace.policy == "never-act"));
+    }
+}
+
+#[test]
+fn heuristic_interventions_are_all_counted_and_traced() {
+    for seed in [1, 7, 42] {
+        let metrics = AutonomyMetrics::new();
+        let off = run::<Heuristic>(seed, 1_000, None, &metrics);
+        let mut agent: MetaAgent<Heuristic, 1024, 64> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+        let on = run(seed, 1_000, Some(&mut agent), &metrics);
+        let snapshot = metrics.snapshot();
+        let acted: Vec<&DecisionTrace> =
+            agent.audit(1024).filter(|trace| trace.disposition == Disposition::Acted).collect();
+        assert!(!acted.is_empty(), "seed {seed}");
+        assert_ne!(on.pressures, off.pressures, "seed {seed}");
+        // In this toy workload reclaiming early is cheap, so the heuristic must cut OOMs; the kernel's
+        // compare mode measures whether it does on the real allocator.
+        assert!(on.oom_events < off.oom_events, "seed {seed}: {} on, {} off", on.oom_events, off.oom_events);
+        assert_eq!(snapshot.total_interventions, acted.len() as u64, "seed {seed}");
+        let count = |kind| acted.iter().filter(|trace| intervention_kind(trace.directive) == Some(kind)).count() as u64;
+        assert_eq!(snapshot.allocation_throttles, count(InterventionKind::AllocationThrottle));
+        assert_eq!(snapshot.proactive_compactions, count(InterventionKind::ProactiveCompaction));
+        assert_eq!(snapshot.strategy_switches, count(InterventionKind::StrategySwitch));
+        // Every acted decision with a prediction is pending, resolved, or was untracked.
+        let predicted = acted.iter().filter(|trace| trace.prediction.is_some()).count() as u64;
+        assert_eq!(
+            snapshot.interventions_succeeded
+                + snapshot.interventions_failed
+                + snapshot.interventions_pending
+                + snapshot.interventions_untracked,
+            predicted
+        );
+        let resolved = acted.iter().filter(|trace| trace.reward_per_mille.is_some()).count() as u64;
+        assert_eq!(resolved, snapshot.interventions_succeeded + snapshot.interventions_failed);
+        assert_eq!(
+            snapshot.pressure_predictions,
+            agent.audit(1024).filter(|trace| trace.inputs.trend.is_some()).count() as u64
+        );
+    }
+}
+
+/// A policy that always returns the same decision and learns from every feedback.
+struct Fixed(Decision);
+
+impl Policy for Fixed {
+    fn name(&self) -> &'static str {
+        "fixed"
+    }
+
+    fn decide(&mut self, _telemetry: &Telemetry, _config: &MetaConfig) -> Decision {
+        self.0
+    }
+
+    fn feedback(&mut self, _trace: &DecisionTrace) -> bool {
+        true
+    }
+}
+
+fn reclaim(confidence_per_mille: u16, selection: Selection) -> Decision {
+    Decision {
+        directive: Directive::ProactiveReclaim,
+        confidence_per_mille,
+        reason: Reason::Learned { action: 3 },
+        selection,
+        prediction: Some(Prediction::Oom),
+    }
+}
+
+#[test]
+fn below_threshold_is_held_and_not_counted() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut agent: MetaAgent<Fixed> =
+        MetaAgent::new(Fixed(reclaim(599, Selection::Exploitation)), MetaConfig::default()).unwrap();
+    let trace = agent.step(calm(0), &mut strategy, &metrics);
+    assert_eq!(
+        (trace.disposition, trace.outcome, trace.threshold_per_mille),
+        (Disposition::Held, TraceOutcome::NotApplicable, 600)
+    );
+    assert_eq!(metrics.snapshot(), AutonomyMetrics::new().snapshot());
+    agent.set_confidence_threshold(599).unwrap();
+    let trace = agent.step(calm(STEP_NS), &mut strategy, &metrics);
+    assert_eq!((trace.disposition, trace.outcome), (Disposition::Acted, TraceOutcome::Pending));
+    let snapshot = metrics.snapshot();
+    assert_eq!((snapshot.proactive_compactions, snapshot.total_interventions), (1, 1));
+    assert_eq!(
+        (snapshot.exploitation_actions, snapshot.exploration_actions, snapshot.interventions_pending),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        agent.set_confidence_threshold(1001),
+        Err(MetaConfigError::AboveOneThousand { field: "confidence_threshold_per_mille", value: 1001 })
+    );
+    assert_eq!(agent.config().confidence_threshold_per_mille, 599);
+}
+
+#[test]
+fn confidence_above_1000_is_clamped() {
+    let metrics = AutonomyMetrics::new();
+    let mut agent: MetaAgent<Fixed> =
+        MetaAgent::new(Fixed(reclaim(5000, Selection::Exploration)), MetaConfig::default()).unwrap();
+    let trace = agent.step(calm(0), &mut controller(), &metrics);
+    assert_eq!(trace.confidence_per_mille, 1000);
+    assert_eq!(metrics.snapshot().exploration_actions, 1);
+}
+
+#[test]
+fn outcome_and_reward_reach_the_trace_and_the_policy() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut agent: MetaAgent<Fixed> =
+        MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
+    let horizon_ns = agent.config().horizon_ns;
+    agent.step(calm(0), &mut strategy, &metrics);
+    agent.step(calm(STEP_NS), &mut strategy, &metrics);
+    // An OOM inside the second decision's horizon (and the first's): both fail.
+    assert_eq!(
+        agent.resolve(2 * STEP_NS, Some(ObservedFailure::Oom), &metrics),
+        ResolveCounts { succeeded: 0, failed: 2 }
+    );
+    agent.step(calm(3 * STEP_NS), &mut strategy, &metrics);
+    assert_eq!(agent.resolve(3 * STEP_NS + horizon_ns, None, &metrics), ResolveCounts::default());
+    assert_eq!(agent.resolve(3 * STEP_NS + horizon_ns + 1, None, &metrics), ResolveCounts { succeeded: 1, failed: 0 });
+    let outcomes: Vec<_> = agent.audit(3).map(|trace| (trace.id, trace.outcome, trace.reward_per_mille)).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (0, TraceOutcome::Failed, Some(REWARD_FAILURE_PER_MILLE)),
+            (1, TraceOutcome::Failed, Some(REWARD_FAILURE_PER_MILLE)),
+            (2, TraceOutcome::Succeeded, Some(REWARD_SUCCESS_PER_MILLE)),
+        ]
+    );
+    let snapshot = metrics.snapshot();
+    assert_eq!((snapshot.policy_updates, snapshot.oom_preventions), (3, 1));
+    assert_eq!(snapshot.success_rate_per_mille, Some(333));
+}
+
+#[test]
+fn full_pending_table_marks_traces_untracked() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut agent: MetaAgent<Fixed, 8, 1> =
+        MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
+    assert_eq!(agent.step(calm(0), &mut strategy, &metrics).outcome, TraceOutcome::Pending);
+    assert_eq!(agent.step(calm(1), &mut strategy, &metrics).outcome, TraceOutcome::Untracked);
+    let snapshot = metrics.snapshot();
+    assert_eq!(
+        (snapshot.total_interventions, snapshot.interventions_pending, snapshot.interventions_untracked),
+        (2, 1, 1)
+    );
+    assert_eq!(agent.clear_pending(&metrics), 1);
+    assert_eq!(agent.pending_interventions(), 0);
+}
+
+#[test]
+fn refused_strategy_switch_is_recorded_and_not_counted() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let switch = |to| Decision {
+        directive: Directive::SwitchStrategy { strategy: to },
+        confidence_per_mille: 1000,
+        reason: Reason::Learned { action: 0 },
+        selection: Selection::Rule,
+        prediction: None,
+    };
+    let mut agent: MetaAgent<Fixed> =
+        MetaAgent::new(Fixed(switch(MemoryStrategy::Conservative)), MetaConfig::default()).unwrap();
+    let trace = agent.step(calm(0), &mut strategy, &metrics);
+    assert_eq!((trace.disposition, trace.outcome), (Disposition::Acted, TraceOutcome::NotTracked));
+    assert_eq!(strategy.current(), MemoryStrategy::Conservative);
+    // The same request again changes nothing.
+    assert_eq!(agent.step(calm(STEP_NS), &mut strategy, &metrics).disposition, Disposition::NoAction);
+    agent.policy_mut().0 = switch(MemoryStrategy::Aggressive);
+    let trace = agent.step(calm(2 * STEP_NS), &mut strategy, &metrics);
+    assert_eq!(trace.disposition, Disposition::RefusedByCooldown);
+    assert_eq!(trace.inputs.strategy, MemoryStrategy::Conservative);
+    assert_eq!((metrics.snapshot().strategy_switches, metrics.snapshot().total_interventions), (1, 1));
+}
+
+#[test]
+fn audit_and_explain_over_a_small_ring() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut agent: MetaAgent<Heuristic, 4, 4> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+    for step in 0..6 {
+        agent.step(
+            Telemetry { command_queue_depth: step as u32 * 32, ..calm(step * STEP_NS) },
+            &mut strategy,
+            &metrics,
+        );
+    }
+    assert_eq!(agent.audit(3).map(|trace| trace.id).collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(agent.audit(10).count(), 4);
+    assert_eq!(agent.explain(0), Err(ExplainError::Evicted { id: 0, oldest_kept: 2 }));
+    assert_eq!(agent.explain(6), Err(ExplainError::NotIssued { id: 6, next_id: 6 }));
+    // Depth 96 against a limit of 64: confidence 1000 * 96 / 160 = 600, exactly the threshold.
+    let trace = agent.explain(3).unwrap();
+    assert_eq!(trace.reason, Reason::QueueDeep { depth: 96, limit: 64 });
+    assert_eq!((trace.confidence_per_mille, trace.disposition), (600, Disposition::Acted));
+    // Depth 64: confidence 500, held.
+    assert_eq!(agent.explain(2).unwrap().disposition, Disposition::Held);
+    assert_eq!(metrics.snapshot().output_rate_limits, 3);
+}
+
+#[test]
+fn trace_serializes_for_json() {
+    let metrics = AutonomyMetrics::new();
+    let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+    let trace = agent.step(Telemetry { oom_events: 1, ..calm(5) }, &mut controller(), &metrics);
+    let json = serde_json::to_value(trace).unwrap();
+    assert_eq!(json["id"], 0);
+    assert_eq!(json["policy"], "heuristic");
+    assert_eq!(json["directive"], serde_json::json!({ "directive": "throttle_allocations", "per_mille": 500 }));
+    assert_eq!(json["reason"], serde_json::json!({ "reason": "oom_observed", "events": 1 }));
+    assert_eq!(json["prediction"], serde_json::json!({ "kind": "oom" }));
+    assert_eq!(json["disposition"], "acted");
+    assert_eq!(json["outcome"], "pending");
+    assert_eq!(json["inputs"]["strategy"], "balanced");
+    assert!(json["reward_per_mille"].is_null());
+    assert_eq!(TREND_CAPACITY, 16);
+}

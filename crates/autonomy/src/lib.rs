@@ -1,0 +1,41 @@
+//! SIS autonomy core: autonomy counters, intervention outcomes, memory strategy control and the meta-agent.
+//!
+//! Portable and host-tested; the kernel wires it to the memory manager,
+//! scheduler and shell. Time is always passed in as nanoseconds, nothing
+//! reads a clock or a global, and all decision arithmetic is integer (per
+//! mille, ns), so the same inputs give the same decisions on every machine.
+//! Autonomy acts only through the directives it returns and the strategy
+//! controller it is handed; every action it takes is counted in
+//! [`AutonomyMetrics`], so a difference between autonomy on and off can be
+//! traced to counted interventions.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod agent;
+mod meta;
+mod metrics;
+mod outcome;
+mod ring;
+mod strategy;
+mod trend;
+
+pub use agent::{
+    intervention_kind, DecisionTrace, Disposition, ExplainError, MetaAgent, TraceOutcome, REWARD_FAILURE_PER_MILLE,
+    REWARD_SUCCESS_PER_MILLE,
+};
+pub use meta::{
+    decide, Decision, Directive, Heuristic, MetaConfig, MetaConfigError, NeverAct, Policy, Reason, Selection, Telemetry,
+};
+pub use metrics::{AutonomyEvent, AutonomyMetrics, AutonomySnapshot, InterventionKind};
+pub use outcome::{
+    InterventionOutcome, InterventionTracker, ObservedFailure, PendingIntervention, Prediction, ResolveCounts,
+    ResolvedIntervention, TrackerFull,
+};
+pub use ring::Ring;
+pub use strategy::{
+    MemoryStrategy, StrategyConfig, StrategyConfigError, StrategyController, StrategyStats, StrategySwitch,
+    StrategyUpdate, SwitchReason, OSCILLATION_CAPACITY, STRATEGY_HISTORY_CAPACITY,
+};
+pub use trend::{PressureTrend, TimeWentBackwards, TrendEstimate, TREND_CAPACITY};

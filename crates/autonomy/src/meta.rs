@@ -1,0 +1,407 @@
+//! Meta-agent policy: telemetry in, one directive with a confidence out; the heuristic and the never-acting
+//! policy.
+//!
+//! A [`Policy`] sees a [`Telemetry`] record and the [`MetaConfig`] and
+//! returns a [`Decision`]. The [`crate::MetaAgent`] around it applies the
+//! confidence threshold, counts, tracks outcomes and keeps the trace, so a
+//! learned policy can replace the heuristic without touching any of that.
+//! Everything is integer arithmetic in per mille and nanoseconds.
+
+use crate::{MemoryStrategy, Prediction, TrendEstimate};
+
+/// What the meta-agent sees at one decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Telemetry {
+    /// Time of the decision.
+    pub now_ns: u64,
+    /// Memory in use, per mille of the total.
+    pub pressure_per_mille: u16,
+    /// Least-squares trend of recent pressure samples, predicted at the configured horizon.
+    pub trend: Option<TrendEstimate>,
+    /// OOM events since the previous decision.
+    pub oom_events: u32,
+    /// Scheduler deadline misses since the previous decision.
+    pub deadline_misses: u32,
+    /// 99th percentile scheduling latency of best-effort work since the previous decision.
+    pub latency_p99_ns: u64,
+    /// Commands waiting in the command queue.
+    pub command_queue_depth: u32,
+    /// Memory strategy in force (the agent fills it in from the strategy controller).
+    pub strategy: MemoryStrategy,
+}
+
+/// An action through one subsystem's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "directive", rename_all = "snake_case")]
+pub enum Directive {
+    /// Do nothing.
+    None,
+    /// Reclaim and compact memory now rather than at the allocation that fails.
+    ProactiveReclaim,
+    /// Defer this share of allocation requests.
+    ThrottleAllocations {
+        /// Share of allocation requests deferred, per mille.
+        per_mille: u16,
+    },
+    /// Change the memory strategy (through [`crate::StrategyController::request`]).
+    SwitchStrategy {
+        /// Strategy wanted.
+        strategy: MemoryStrategy,
+    },
+    /// Relax the deadlines of best-effort work.
+    AdjustDeadline {
+        /// Extension of each best-effort deadline, per mille of its period.
+        relax_per_mille: u16,
+    },
+    /// Raise the priority of best-effort work that missed deadlines.
+    BoostPriority,
+    /// Limit output to drain the command queue.
+    LimitOutputRate {
+        /// Lines per second allowed.
+        lines_per_second: u32,
+    },
+}
+
+/// Why a policy chose its directive (the figures it used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// Nothing called for action.
+    Nominal,
+    /// OOM events happened since the previous decision.
+    OomObserved {
+        /// How many.
+        events: u32,
+    },
+    /// Pressure is at or above the throttle threshold now.
+    PressureHigh {
+        /// Pressure now.
+        pressure_per_mille: u16,
+        /// Throttle threshold.
+        threshold_per_mille: u16,
+    },
+    /// The trend predicts pressure at or above the reclaim threshold within the horizon.
+    PressurePredicted {
+        /// Predicted pressure.
+        predicted_per_mille: u16,
+        /// Reclaim threshold.
+        threshold_per_mille: u16,
+        /// R² of the trend fit.
+        fit_per_mille: u16,
+    },
+    /// Pressure is low and predicted to stay low, so a Conservative strategy only costs throughput.
+    PressureLow {
+        /// Pressure now.
+        pressure_per_mille: u16,
+        /// Relax threshold.
+        threshold_per_mille: u16,
+    },
+    /// Deadlines were missed.
+    DeadlinesMissed {
+        /// Misses since the previous decision.
+        misses: u32,
+        /// Best-effort latency p99.
+        latency_p99_ns: u64,
+    },
+    /// The command queue is deep.
+    QueueDeep {
+        /// Commands waiting.
+        depth: u32,
+        /// Depth limit.
+        limit: u32,
+    },
+    /// The policy never acts.
+    NeverActs,
+    /// A learned policy chose action number `action`.
+    Learned {
+        /// The policy's action index.
+        action: u16,
+    },
+}
+
+/// How the policy arrived at its directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// A fixed rule.
+    Rule,
+    /// A learned policy explored.
+    Exploration,
+    /// A learned policy exploited.
+    Exploitation,
+}
+
+/// A policy's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Decision {
+    /// What to do.
+    pub directive: Directive,
+    /// How sure the policy is, per mille (values above 1000 are taken as 1000).
+    pub confidence_per_mille: u16,
+    /// Why.
+    pub reason: Reason,
+    /// Rule, exploration or exploitation.
+    pub selection: Selection,
+    /// The failure the directive is meant to prevent, tracked over the horizon when it is acted on.
+    pub prediction: Option<Prediction>,
+}
+
+impl Decision {
+    /// A decision to do nothing.
+    pub const fn none(reason: Reason) -> Self {
+        Decision {
+            directive: Directive::None,
+            confidence_per_mille: 0,
+            reason,
+            selection: Selection::Rule,
+            prediction: None,
+        }
+    }
+}
+
+/// Thresholds and limits of the meta-agent (per mille, ns, counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MetaConfig {
+    /// Decisions below this confidence are held (recorded, not acted on).
+    pub confidence_threshold_per_mille: u16,
+    /// How far ahead predictions look and how long an intervention's outcome is watched.
+    pub horizon_ns: u64,
+    /// Predicted pressure at or above which memory is reclaimed ahead of need.
+    pub reclaim_at_per_mille: u16,
+    /// Pressure at or above which allocations are throttled.
+    pub throttle_at_per_mille: u16,
+    /// Pressure (now and predicted) below which a Conservative strategy is relaxed to Balanced.
+    pub relax_below_per_mille: u16,
+    /// Throttle applied after an OOM event.
+    pub oom_throttle_per_mille: u16,
+    /// Deadline misses per decision at or above which best-effort work is helped (at least 1).
+    pub deadline_miss_limit: u32,
+    /// Latency p99 at or above which missed deadlines get a priority boost rather than a deadline relaxation.
+    pub latency_limit_ns: u64,
+    /// Deadline relaxation issued.
+    pub deadline_relax_per_mille: u16,
+    /// Queue depth at or above which output is rate limited (at least 1).
+    pub queue_depth_limit: u32,
+    /// Output rate issued.
+    pub output_lines_per_second: u32,
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig {
+            confidence_threshold_per_mille: 600,
+            horizon_ns: 200_000_000,
+            reclaim_at_per_mille: 800,
+            throttle_at_per_mille: 900,
+            relax_below_per_mille: 600,
+            oom_throttle_per_mille: 500,
+            deadline_miss_limit: 1,
+            latency_limit_ns: 10_000_000,
+            deadline_relax_per_mille: 250,
+            queue_depth_limit: 64,
+            output_lines_per_second: 100,
+        }
+    }
+}
+
+/// A configuration the meta-agent refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum MetaConfigError {
+    /// A per mille value is above 1000.
+    AboveOneThousand {
+        /// Which field.
+        field: &'static str,
+        /// The value given.
+        value: u16,
+    },
+    /// Thresholds must satisfy relax < reclaim < throttle.
+    ThresholdsOutOfOrder,
+    /// A limit that must be at least 1 is 0.
+    ZeroLimit {
+        /// Which field.
+        field: &'static str,
+    },
+}
+
+impl MetaConfig {
+    /// Checks ranges and ordering.
+    pub fn validate(&self) -> Result<(), MetaConfigError> {
+        for (field, value) in [
+            ("confidence_threshold_per_mille", self.confidence_threshold_per_mille),
+            ("reclaim_at_per_mille", self.reclaim_at_per_mille),
+            ("throttle_at_per_mille", self.throttle_at_per_mille),
+            ("relax_below_per_mille", self.relax_below_per_mille),
+            ("oom_throttle_per_mille", self.oom_throttle_per_mille),
+            ("deadline_relax_per_mille", self.deadline_relax_per_mille),
+        ] {
+            if value > 1000 {
+                return Err(MetaConfigError::AboveOneThousand { field, value });
+            }
+        }
+        if self.relax_below_per_mille >= self.reclaim_at_per_mille
+            || self.reclaim_at_per_mille >= self.throttle_at_per_mille
+        {
+            return Err(MetaConfigError::ThresholdsOutOfOrder);
+        }
+        if self.deadline_miss_limit == 0 {
+            return Err(MetaConfigError::ZeroLimit { field: "deadline_miss_limit" });
+        }
+        if self.queue_depth_limit == 0 {
+            return Err(MetaConfigError::ZeroLimit { field: "queue_depth_limit" });
+        }
+        Ok(())
+    }
+}
+
+/// Something that chooses directives; the heuristic today, a learned policy later.
+pub trait Policy {
+    /// Short name for traces and `autoctl status`.
+    fn name(&self) -> &'static str;
+
+    /// Chooses one directive for this telemetry.
+    fn decide(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Decision;
+
+    /// Called when an acted decision's outcome and reward are known; returns whether the policy changed its
+    /// parameters (counted as a policy update). The default ignores it.
+    fn feedback(&mut self, _trace: &crate::DecisionTrace) -> bool {
+        false
+    }
+}
+
+/// A boxed policy is a policy, so the agent can switch between policies at run time
+/// (`MetaAgent<Box<dyn Policy + Send>>`, for `autoctl policy learned|heuristic`).
+impl<T: Policy + ?Sized> Policy for alloc::boxed::Box<T> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn decide(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Decision {
+        (**self).decide(telemetry, config)
+    }
+
+    fn feedback(&mut self, trace: &crate::DecisionTrace) -> bool {
+        (**self).feedback(trace)
+    }
+}
+
+/// The rule-based policy, [`decide`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Heuristic;
+
+impl Policy for Heuristic {
+    fn name(&self) -> &'static str {
+        "heuristic"
+    }
+
+    fn decide(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Decision {
+        decide(telemetry, config)
+    }
+}
+
+/// A policy that never acts: with it, autonomy on must give exactly the results of autonomy off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NeverAct;
+
+impl Policy for NeverAct {
+    fn name(&self) -> &'static str {
+        "never-act"
+    }
+
+    fn decide(&mut self, _telemetry: &Telemetry, _config: &MetaConfig) -> Decision {
+        Decision::none(Reason::NeverActs)
+    }
+}
+
+/// The heuristic: the first rule that applies, in this order.
+///
+/// 1. OOM events since the last decision: throttle allocations by
+///    `oom_throttle_per_mille`, confidence 1000 (the failure is happening).
+/// 2. Pressure at or above `throttle_at`: throttle by 250 ‰ at the threshold
+///    rising linearly to 1000 ‰ at full memory; confidence rises from 600 to
+///    1000 the same way. Predicts an OOM.
+/// 3. Trend predicts pressure at or above `reclaim_at`: switch to
+///    Conservative if another strategy is in force, else reclaim now.
+///    Confidence is the fit's R² scaled by how full the sample window is
+///    (`fit * samples / capacity`), so two points never make a confident
+///    line. Predicts pressure above `throttle_at`.
+/// 4. Deadline misses at or above the limit: boost priority when latency p99
+///    is at or above `latency_limit_ns`, else relax deadlines; confidence
+///    `1000 * misses / (misses + limit)`. Predicts another deadline miss.
+/// 5. Queue depth at or above the limit: limit output rate; confidence
+///    `1000 * depth / (depth + limit)`. No outcome is tracked.
+/// 6. Conservative in force while pressure is below `relax_below` and so is
+///    the prediction: switch to Balanced, confidence as in rule 3 (0 without a
+///    trend). Predicts pressure above `throttle_at`.
+/// 7. Otherwise nothing.
+pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
+    let rule = |directive, confidence_per_mille, reason, prediction| Decision {
+        directive,
+        confidence_per_mille,
+        reason,
+        selection: Selection::Rule,
+        prediction,
+    };
+    let pressure = telemetry.pressure_per_mille.min(1000);
+    let trend_confidence = |trend: &TrendEstimate| {
+        (trend.fit_per_mille as u32 * trend.samples as u32 / trend.capacity.max(1) as u32).min(1000) as u16
+    };
+    let pressure_bound = Some(Prediction::PressureAbove { per_mille: config.throttle_at_per_mille });
+
+    if telemetry.oom_events > 0 {
+        let directive = Directive::ThrottleAllocations { per_mille: config.oom_throttle_per_mille };
+        return rule(directive, 1000, Reason::OomObserved { events: telemetry.oom_events }, Some(Prediction::Oom));
+    }
+    if pressure >= config.throttle_at_per_mille {
+        let excess = (pressure - config.throttle_at_per_mille) as u32;
+        let room = (1000 - config.throttle_at_per_mille).max(1) as u32;
+        let directive = Directive::ThrottleAllocations { per_mille: (250 + 750 * excess / room) as u16 };
+        let reason =
+            Reason::PressureHigh { pressure_per_mille: pressure, threshold_per_mille: config.throttle_at_per_mille };
+        return rule(directive, (600 + 400 * excess / room) as u16, reason, Some(Prediction::Oom));
+    }
+    if let Some(trend) = telemetry.trend.filter(|trend| trend.predicted_per_mille >= config.reclaim_at_per_mille) {
+        let directive = if telemetry.strategy == MemoryStrategy::Conservative {
+            Directive::ProactiveReclaim
+        } else {
+            Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative }
+        };
+        let reason = Reason::PressurePredicted {
+            predicted_per_mille: trend.predicted_per_mille,
+            threshold_per_mille: config.reclaim_at_per_mille,
+            fit_per_mille: trend.fit_per_mille,
+        };
+        return rule(directive, trend_confidence(&trend), reason, pressure_bound);
+    }
+    if telemetry.deadline_misses >= config.deadline_miss_limit {
+        let directive = if telemetry.latency_p99_ns >= config.latency_limit_ns {
+            Directive::BoostPriority
+        } else {
+            Directive::AdjustDeadline { relax_per_mille: config.deadline_relax_per_mille }
+        };
+        let misses = telemetry.deadline_misses as u64;
+        let confidence = (1000 * misses / (misses + config.deadline_miss_limit as u64)) as u16;
+        let reason =
+            Reason::DeadlinesMissed { misses: telemetry.deadline_misses, latency_p99_ns: telemetry.latency_p99_ns };
+        return rule(directive, confidence, reason, Some(Prediction::DeadlineMiss));
+    }
+    if telemetry.command_queue_depth >= config.queue_depth_limit {
+        let depth = telemetry.command_queue_depth as u64;
+        let confidence = (1000 * depth / (depth + config.queue_depth_limit as u64)) as u16;
+        let directive = Directive::LimitOutputRate { lines_per_second: config.output_lines_per_second };
+        let reason = Reason::QueueDeep { depth: telemetry.command_queue_depth, limit: config.queue_depth_limit };
+        return rule(directive, confidence, reason, None);
+    }
+    let predicted_low = telemetry.trend.is_none_or(|trend| trend.predicted_per_mille < config.relax_below_per_mille);
+    if telemetry.strategy == MemoryStrategy::Conservative && pressure < config.relax_below_per_mille && predicted_low {
+        let directive = Directive::SwitchStrategy { strategy: MemoryStrategy::Balanced };
+        let confidence = telemetry.trend.as_ref().map_or(0, trend_confidence);
+        let reason =
+            Reason::PressureLow { pressure_per_mille: pressure, threshold_per_mille: config.relax_below_per_mille };
+        return rule(directive, confidence, reason, pressure_bound);
+    }
+    Decision::none(Reason::Nominal)
+}
+
+#[cfg(test)]
+mod tests;

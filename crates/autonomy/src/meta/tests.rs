@@ -1,0 +1,175 @@
+//! Heuristic rule tests: each rule's directive, confidence, reason and prediction, and rule order.
+
+use super::*;
+use crate::TREND_CAPACITY;
+
+fn calm() -> Telemetry {
+    Telemetry {
+        now_ns: 0,
+        pressure_per_mille: 500,
+        trend: None,
+        oom_events: 0,
+        deadline_misses: 0,
+        latency_p99_ns: 0,
+        command_queue_depth: 0,
+        strategy: MemoryStrategy::Balanced,
+    }
+}
+
+fn trend(predicted_per_mille: u16, fit_per_mille: u16, samples: u16) -> TrendEstimate {
+    TrendEstimate {
+        samples,
+        capacity: TREND_CAPACITY as u16,
+        latest_per_mille: 500,
+        slope_per_mille_per_s: 0,
+        horizon_ns: 200_000_000,
+        predicted_per_mille,
+        fit_per_mille,
+    }
+}
+
+#[test]
+fn nothing_to_do_when_calm() {
+    assert_eq!(decide(&calm(), &MetaConfig::default()), Decision::none(Reason::Nominal));
+}
+
+#[test]
+fn oom_comes_first() {
+    // Also high pressure and missed deadlines: the OOM rule wins.
+    let telemetry = Telemetry { oom_events: 2, pressure_per_mille: 990, deadline_misses: 5, ..calm() };
+    assert_eq!(
+        decide(&telemetry, &MetaConfig::default()),
+        Decision {
+            directive: Directive::ThrottleAllocations { per_mille: 500 },
+            confidence_per_mille: 1000,
+            reason: Reason::OomObserved { events: 2 },
+            selection: Selection::Rule,
+            prediction: Some(Prediction::Oom),
+        }
+    );
+}
+
+#[test]
+fn high_pressure_throttles_in_proportion() {
+    let config = MetaConfig::default();
+    // 950 ‰ is half-way from the threshold (900) to full: throttle 250 + 375, confidence 600 + 200.
+    let decision = decide(&Telemetry { pressure_per_mille: 950, ..calm() }, &config);
+    assert_eq!(decision.directive, Directive::ThrottleAllocations { per_mille: 625 });
+    assert_eq!(decision.confidence_per_mille, 800);
+    assert_eq!(decision.reason, Reason::PressureHigh { pressure_per_mille: 950, threshold_per_mille: 900 });
+    let at_threshold = decide(&Telemetry { pressure_per_mille: 900, ..calm() }, &config);
+    assert_eq!(
+        (at_threshold.directive, at_threshold.confidence_per_mille),
+        (Directive::ThrottleAllocations { per_mille: 250 }, 600)
+    );
+    let full = decide(&Telemetry { pressure_per_mille: 1000, ..calm() }, &config);
+    assert_eq!((full.directive, full.confidence_per_mille), (Directive::ThrottleAllocations { per_mille: 1000 }, 1000));
+}
+
+#[test]
+fn predicted_pressure_switches_to_conservative_then_reclaims() {
+    let config = MetaConfig::default();
+    // R² 900 ‰ over 8 of 16 samples: confidence 450.
+    let telemetry = Telemetry { trend: Some(trend(850, 900, 8)), ..calm() };
+    let decision = decide(&telemetry, &config);
+    assert_eq!(decision.directive, Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative });
+    assert_eq!(decision.confidence_per_mille, 450);
+    assert_eq!(
+        decision.reason,
+        Reason::PressurePredicted { predicted_per_mille: 850, threshold_per_mille: 800, fit_per_mille: 900 }
+    );
+    assert_eq!(decision.prediction, Some(Prediction::PressureAbove { per_mille: 900 }));
+    let conservative = Telemetry { strategy: MemoryStrategy::Conservative, ..telemetry };
+    assert_eq!(decide(&conservative, &config).directive, Directive::ProactiveReclaim);
+    // Just below the reclaim threshold: nothing.
+    let below = Telemetry { trend: Some(trend(799, 1000, 16)), ..calm() };
+    assert_eq!(decide(&below, &config).directive, Directive::None);
+}
+
+#[test]
+fn missed_deadlines_boost_or_relax() {
+    let config = MetaConfig::default();
+    let slow = Telemetry { deadline_misses: 3, latency_p99_ns: 20_000_000, ..calm() };
+    let decision = decide(&slow, &config);
+    assert_eq!((decision.directive, decision.confidence_per_mille), (Directive::BoostPriority, 750));
+    assert_eq!(decision.prediction, Some(Prediction::DeadlineMiss));
+    let fast = Telemetry { deadline_misses: 1, latency_p99_ns: 1_000_000, ..calm() };
+    let decision = decide(&fast, &config);
+    assert_eq!(
+        (decision.directive, decision.confidence_per_mille),
+        (Directive::AdjustDeadline { relax_per_mille: 250 }, 500)
+    );
+}
+
+#[test]
+fn deep_queue_limits_output() {
+    let decision = decide(&Telemetry { command_queue_depth: 128, ..calm() }, &MetaConfig::default());
+    assert_eq!(decision.directive, Directive::LimitOutputRate { lines_per_second: 100 });
+    assert_eq!(decision.confidence_per_mille, 666);
+    assert_eq!(decision.reason, Reason::QueueDeep { depth: 128, limit: 64 });
+    assert_eq!(decision.prediction, None);
+}
+
+#[test]
+fn low_pressure_relaxes_conservative() {
+    let config = MetaConfig::default();
+    let telemetry = Telemetry {
+        strategy: MemoryStrategy::Conservative,
+        pressure_per_mille: 400,
+        trend: Some(trend(300, 1000, 16)),
+        ..calm()
+    };
+    let decision = decide(&telemetry, &config);
+    assert_eq!(decision.directive, Directive::SwitchStrategy { strategy: MemoryStrategy::Balanced });
+    assert_eq!(decision.confidence_per_mille, 1000);
+    // Without a trend there is no evidence pressure stays low: confidence 0.
+    assert_eq!(decide(&Telemetry { trend: None, ..telemetry }, &config).confidence_per_mille, 0);
+    // A prediction at the relax threshold keeps Conservative.
+    assert_eq!(
+        decide(&Telemetry { trend: Some(trend(600, 1000, 16)), ..telemetry }, &config).directive,
+        Directive::None
+    );
+}
+
+#[test]
+fn never_act_never_acts() {
+    let telemetry = Telemetry { oom_events: 9, pressure_per_mille: 1000, ..calm() };
+    assert_eq!(NeverAct.decide(&telemetry, &MetaConfig::default()), Decision::none(Reason::NeverActs));
+    assert_eq!(Heuristic.decide(&telemetry, &MetaConfig::default()).confidence_per_mille, 1000);
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let base = MetaConfig::default();
+    assert_eq!(
+        MetaConfig { confidence_threshold_per_mille: 1001, ..base }.validate(),
+        Err(MetaConfigError::AboveOneThousand { field: "confidence_threshold_per_mille", value: 1001 })
+    );
+    assert_eq!(MetaConfig { reclaim_at_per_mille: 900, ..base }.validate(), Err(MetaConfigError::ThresholdsOutOfOrder));
+    assert_eq!(
+        MetaConfig { relax_below_per_mille: 800, ..base }.validate(),
+        Err(MetaConfigError::ThresholdsOutOfOrder)
+    );
+    assert_eq!(
+        MetaConfig { queue_depth_limit: 0, ..base }.validate(),
+        Err(MetaConfigError::ZeroLimit { field: "queue_depth_limit" })
+    );
+    assert_eq!(
+        MetaConfig { deadline_miss_limit: 0, ..base }.validate(),
+        Err(MetaConfigError::ZeroLimit { field: "deadline_miss_limit" })
+    );
+    assert_eq!(base.validate(), Ok(()));
+}
+
+#[test]
+fn boxed_policies_can_be_swapped() {
+    let telemetry = Telemetry { oom_events: 1, ..calm() };
+    let mut policy: Box<dyn Policy + Send> = Box::new(Heuristic);
+    assert_eq!(
+        (policy.name(), policy.decide(&telemetry, &MetaConfig::default()).confidence_per_mille),
+        ("heuristic", 1000)
+    );
+    policy = Box::new(NeverAct);
+    assert_eq!(policy.name(), "never-act");
+    assert_eq!(policy.decide(&telemetry, &MetaConfig::default()).directive, Directive::None);
+}
