@@ -315,16 +315,22 @@ impl Policy for NeverAct {
 
 /// The heuristic: the first rule that applies, in this order.
 ///
-/// 1. OOM events since the last decision: throttle allocations by
-///    `oom_throttle_per_mille`, confidence 1000 (the failure is happening).
-/// 2. Pressure at or above `throttle_at`: throttle by 250 ‰ at the threshold
-///    rising linearly to 1000 ‰ at full memory; confidence rises from 600 to
-///    1000 the same way. Predicts an OOM.
+/// Keeping headroom is cheaper than refusing requests, so rules 1 to 3 first
+/// switch to Conservative when another strategy is in force.
+///
+/// 1. OOM events since the last decision: switch to Conservative, or, if it
+///    is in force, throttle allocations by `oom_throttle_per_mille`;
+///    confidence 1000 (the failure is happening). Predicts an OOM.
+/// 2. Pressure at or above `throttle_at`: switch to Conservative, or throttle
+///    by 250 ‰ at the threshold rising linearly to 1000 ‰ at full memory;
+///    confidence rises from 600 to 1000 the same way. Predicts an OOM.
 /// 3. Trend predicts pressure at or above `reclaim_at`: switch to
-///    Conservative if another strategy is in force, else reclaim now.
-///    Confidence is the fit's R² scaled by how full the sample window is
-///    (`fit * samples / capacity`), so two points never make a confident
-///    line. Predicts pressure above `throttle_at`.
+///    Conservative, or reclaim now. Confidence is the larger of the fit's R²
+///    scaled by how full the sample window is (`fit * samples / capacity`, so
+///    two points never make a confident line) and the level's: pressure now at
+///    or above `reclaim_at` gives 600 there, rising to 1000 at `throttle_at`
+///    (a flat line fits badly but is sure of its level). Predicts pressure
+///    above `throttle_at`.
 /// 4. Deadline misses at or above the limit: boost priority when latency p99
 ///    is at or above `latency_limit_ns`, else relax deadlines; confidence
 ///    `1000 * misses / (misses + limit)`. Predicts another deadline miss.
@@ -348,30 +354,46 @@ pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
     };
     let pressure_bound = Some(Prediction::PressureAbove { per_mille: config.throttle_at_per_mille });
 
+    // Keeping headroom (Conservative) is cheaper than refusing requests: it comes first.
+    let conservative = telemetry.strategy == MemoryStrategy::Conservative;
+    let to_conservative = Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative };
     if telemetry.oom_events > 0 {
-        let directive = Directive::ThrottleAllocations { per_mille: config.oom_throttle_per_mille };
+        let directive = if conservative {
+            Directive::ThrottleAllocations { per_mille: config.oom_throttle_per_mille }
+        } else {
+            to_conservative
+        };
         return rule(directive, 1000, Reason::OomObserved { events: telemetry.oom_events }, Some(Prediction::Oom));
     }
     if pressure >= config.throttle_at_per_mille {
         let excess = (pressure - config.throttle_at_per_mille) as u32;
         let room = (1000 - config.throttle_at_per_mille).max(1) as u32;
-        let directive = Directive::ThrottleAllocations { per_mille: (250 + 750 * excess / room) as u16 };
+        let directive = if conservative {
+            Directive::ThrottleAllocations { per_mille: (250 + 750 * excess / room) as u16 }
+        } else {
+            to_conservative
+        };
         let reason =
             Reason::PressureHigh { pressure_per_mille: pressure, threshold_per_mille: config.throttle_at_per_mille };
         return rule(directive, (600 + 400 * excess / room) as u16, reason, Some(Prediction::Oom));
     }
     if let Some(trend) = telemetry.trend.filter(|trend| trend.predicted_per_mille >= config.reclaim_at_per_mille) {
-        let directive = if telemetry.strategy == MemoryStrategy::Conservative {
-            Directive::ProactiveReclaim
-        } else {
-            Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative }
-        };
+        let directive = if conservative { Directive::ProactiveReclaim } else { to_conservative };
         let reason = Reason::PressurePredicted {
             predicted_per_mille: trend.predicted_per_mille,
             threshold_per_mille: config.reclaim_at_per_mille,
             fit_per_mille: trend.fit_per_mille,
         };
-        return rule(directive, trend_confidence(&trend), reason, pressure_bound);
+        // A flat line fits badly (R² near 0) yet is sure of its level: pressure already at the threshold counts
+        // as much as the fit, from 600 at the reclaim threshold to 1000 at the throttle threshold.
+        let level = if pressure >= config.reclaim_at_per_mille {
+            let above = (pressure - config.reclaim_at_per_mille) as u32;
+            let span = (config.throttle_at_per_mille - config.reclaim_at_per_mille).max(1) as u32;
+            (600 + 400 * above / span).min(1000) as u16
+        } else {
+            0
+        };
+        return rule(directive, trend_confidence(&trend).max(level), reason, pressure_bound);
     }
     if telemetry.deadline_misses >= config.deadline_miss_limit {
         let directive = if telemetry.latency_p99_ns >= config.latency_limit_ns {

@@ -10,14 +10,18 @@
 
 extern crate alloc;
 
+pub mod compare;
 mod config;
 mod flood;
+pub mod governor;
 pub mod learning;
 mod memory;
 mod multi;
 pub mod port;
 mod status;
 mod suite;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{ConfigError, StressTestConfig, DEFAULT_LATENCY_SAMPLE_EVERY};
 pub use flood::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate, COMMAND_MIX};

@@ -27,6 +27,7 @@ pub struct PoolPort {
     attached: AtomicBool,
     runs: AtomicU64,
     pressure_per_mille: AtomicU32,
+    peak_since_read_per_mille: AtomicU32,
     limit_pages: AtomicU64,
     oom_events: AtomicU64,
     allocation_requests: AtomicU64,
@@ -76,6 +77,7 @@ impl PoolPort {
             attached: AtomicBool::new(false),
             runs: AtomicU64::new(0),
             pressure_per_mille: AtomicU32::new(0),
+            peak_since_read_per_mille: AtomicU32::new(0),
             limit_pages: AtomicU64::new(0),
             oom_events: AtomicU64::new(0),
             allocation_requests: AtomicU64::new(0),
@@ -111,6 +113,7 @@ impl PoolPort {
             counter.store(0, Relaxed);
         }
         self.pressure_per_mille.store(0, Relaxed);
+        self.peak_since_read_per_mille.store(0, Relaxed);
         self.throttle_per_mille.store(0, Relaxed);
         self.pressure_cap_per_mille.store(NO_CAP, Relaxed);
         self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
@@ -119,6 +122,7 @@ impl PoolPort {
     /// Publishes the figures after a step.
     pub fn publish(&self, pressure_per_mille: u32, oom_events: u64, requests: u64, steps: u64) {
         self.pressure_per_mille.store(pressure_per_mille, Relaxed);
+        self.peak_since_read_per_mille.fetch_max(pressure_per_mille, Relaxed);
         self.oom_events.store(oom_events, Relaxed);
         self.allocation_requests.store(requests, Relaxed);
         self.steps.store(steps, Relaxed);
@@ -166,6 +170,11 @@ impl PoolPort {
             throttle_per_mille: self.throttle_per_mille.load(Relaxed),
             throttled_requests: self.throttled_requests.load(Relaxed),
         }
+    }
+
+    /// The highest pressure published since the previous call (0 if nothing was published), per mille.
+    pub fn take_peak_pressure(&self) -> u32 {
+        self.peak_since_read_per_mille.swap(0, Relaxed)
     }
 
     /// Asks the owner to compact the pool at its next step; ignored while detached.
@@ -243,6 +252,10 @@ mod tests {
         let fresh = port.telemetry();
         assert_eq!((fresh.run, fresh.reclaims_pending, fresh.throttle_per_mille), (2, 0, 0));
         assert!(!port.take_reclaim());
+        port.publish(400, 0, 0, 1);
+        port.publish(700, 0, 0, 2);
+        port.publish(500, 0, 0, 3);
+        assert_eq!((port.take_peak_pressure(), port.take_peak_pressure()), (700, 0));
     }
 
     #[test]

@@ -339,16 +339,20 @@ fn audit_and_explain_over_a_small_ring() {
 fn trace_serializes_for_json() {
     let metrics = AutonomyMetrics::new();
     let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
-    let trace = agent.step(Telemetry { oom_events: 1, ..calm(5) }, &mut controller(), &metrics);
+    let mut strategy = controller();
+    let trace = agent.step(Telemetry { oom_events: 1, ..calm(5) }, &mut strategy, &metrics);
+    assert_eq!(trace.directive, Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative });
+    // Conservative now in force: the next OOM throttles.
+    let trace = agent.step(Telemetry { oom_events: 1, ..calm(6) }, &mut strategy, &metrics);
     let json = serde_json::to_value(trace).unwrap();
-    assert_eq!(json["id"], 0);
+    assert_eq!(json["id"], 1);
     assert_eq!(json["policy"], "heuristic");
     assert_eq!(json["directive"], serde_json::json!({ "directive": "throttle_allocations", "per_mille": 500 }));
     assert_eq!(json["reason"], serde_json::json!({ "reason": "oom_observed", "events": 1 }));
     assert_eq!(json["prediction"], serde_json::json!({ "kind": "oom" }));
     assert_eq!(json["disposition"], "acted");
     assert_eq!(json["outcome"], "pending");
-    assert_eq!(json["inputs"]["strategy"], "balanced");
+    assert_eq!(json["inputs"]["strategy"], "conservative");
     assert!(json["reward_per_mille"].is_null());
     assert_eq!(TREND_CAPACITY, 16);
 }

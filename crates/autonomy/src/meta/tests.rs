@@ -35,34 +35,44 @@ fn nothing_to_do_when_calm() {
 
 #[test]
 fn oom_comes_first() {
-    // Also high pressure and missed deadlines: the OOM rule wins.
+    // Also high pressure and missed deadlines: the OOM rule wins. First it keeps headroom (Conservative)...
     let telemetry = Telemetry { oom_events: 2, pressure_per_mille: 990, deadline_misses: 5, ..calm() };
+    let oom = Decision {
+        directive: Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative },
+        confidence_per_mille: 1000,
+        reason: Reason::OomObserved { events: 2 },
+        selection: Selection::Rule,
+        prediction: Some(Prediction::Oom),
+    };
+    assert_eq!(decide(&telemetry, &MetaConfig::default()), oom);
+    // ... and once Conservative is in force, it throttles.
+    let conservative = Telemetry { strategy: MemoryStrategy::Conservative, ..telemetry };
     assert_eq!(
-        decide(&telemetry, &MetaConfig::default()),
-        Decision {
-            directive: Directive::ThrottleAllocations { per_mille: 500 },
-            confidence_per_mille: 1000,
-            reason: Reason::OomObserved { events: 2 },
-            selection: Selection::Rule,
-            prediction: Some(Prediction::Oom),
-        }
+        decide(&conservative, &MetaConfig::default()),
+        Decision { directive: Directive::ThrottleAllocations { per_mille: 500 }, ..oom }
     );
 }
 
 #[test]
 fn high_pressure_throttles_in_proportion() {
     let config = MetaConfig::default();
-    // 950 ‰ is half-way from the threshold (900) to full: throttle 250 + 375, confidence 600 + 200.
-    let decision = decide(&Telemetry { pressure_per_mille: 950, ..calm() }, &config);
+    // Balanced in force: keep headroom first, with the confidence the throttle would have.
+    let balanced = decide(&Telemetry { pressure_per_mille: 950, ..calm() }, &config);
+    assert_eq!(balanced.directive, Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative });
+    assert_eq!(balanced.confidence_per_mille, 800);
+    // Conservative in force: 950 ‰ is half-way from the threshold (900) to full: throttle 250 + 375,
+    // confidence 600 + 200.
+    let conservative = Telemetry { strategy: MemoryStrategy::Conservative, ..calm() };
+    let decision = decide(&Telemetry { pressure_per_mille: 950, ..conservative }, &config);
     assert_eq!(decision.directive, Directive::ThrottleAllocations { per_mille: 625 });
     assert_eq!(decision.confidence_per_mille, 800);
     assert_eq!(decision.reason, Reason::PressureHigh { pressure_per_mille: 950, threshold_per_mille: 900 });
-    let at_threshold = decide(&Telemetry { pressure_per_mille: 900, ..calm() }, &config);
+    let at_threshold = decide(&Telemetry { pressure_per_mille: 900, ..conservative }, &config);
     assert_eq!(
         (at_threshold.directive, at_threshold.confidence_per_mille),
         (Directive::ThrottleAllocations { per_mille: 250 }, 600)
     );
-    let full = decide(&Telemetry { pressure_per_mille: 1000, ..calm() }, &config);
+    let full = decide(&Telemetry { pressure_per_mille: 1000, ..conservative }, &config);
     assert_eq!((full.directive, full.confidence_per_mille), (Directive::ThrottleAllocations { per_mille: 1000 }, 1000));
 }
 
@@ -81,6 +91,9 @@ fn predicted_pressure_switches_to_conservative_then_reclaims() {
     assert_eq!(decision.prediction, Some(Prediction::PressureAbove { per_mille: 900 }));
     let conservative = Telemetry { strategy: MemoryStrategy::Conservative, ..telemetry };
     assert_eq!(decide(&conservative, &config).directive, Directive::ProactiveReclaim);
+    // A flat line (R² 0) at 850 ‰ now, half-way from reclaim (800) to throttle (900): the level gives 800.
+    let flat = Telemetry { pressure_per_mille: 850, trend: Some(trend(850, 0, 16)), ..calm() };
+    assert_eq!(decide(&flat, &config).confidence_per_mille, 800);
     // Just below the reclaim threshold: nothing.
     let below = Telemetry { trend: Some(trend(799, 1000, 16)), ..calm() };
     assert_eq!(decide(&below, &config).directive, Directive::None);

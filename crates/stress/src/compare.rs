@@ -1,0 +1,296 @@
+//! `stresstest compare`: the same seeded workloads with autonomy off and on, paired, and what differs.
+//!
+//! Each pair runs one workload seed twice, autonomy off then on; nothing in
+//! the workload knows which (see [`crate::port`]). For every figure the
+//! report gives both means, the change, and a paired test over the runs:
+//! Wilcoxon signed-rank (exact p for up to 50 non-zero differences) and a
+//! paired t-test with a 95 % confidence interval of the mean difference
+//! (on − off). A figure "differs" when the Wilcoxon p-value is below
+//! [`DIFFERS_P`]; the OOM reduction is "significant" when its p-value is
+//! below [`SIGNIFICANT_P`]. Costs are figures like any other: fewer
+//! allocations or lower throughput with autonomy on are reported as worse.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Serialize;
+use sis_autonomy::AutonomySnapshot;
+use sis_metrics::{compare_paired, PairedComparison};
+
+use crate::{FloodReport, MemoryReport, MultiReport};
+
+/// Most pairs a comparison runs.
+pub const MAX_RUNS: u32 = 100;
+/// Default pairs: enough that half the seeds reaching memory pressure still gives ten informative pairs.
+pub const DEFAULT_RUNS: u32 = 20;
+/// A figure differs measurably below this Wilcoxon p-value.
+pub const DIFFERS_P: f64 = 0.05;
+/// The OOM reduction is significant below this Wilcoxon p-value (the issue's bar).
+pub const SIGNIFICANT_P: f64 = 0.01;
+
+/// What a comparison runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareTarget {
+    /// `stresstest memory`.
+    Memory,
+    /// `stresstest commands`.
+    Commands,
+    /// `stresstest multi`.
+    Multi,
+    /// `stresstest chaos` (issue 9: not built yet).
+    Chaos,
+}
+
+impl CompareTarget {
+    /// Parses a test name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "memory" => Ok(CompareTarget::Memory),
+            "commands" => Ok(CompareTarget::Commands),
+            "multi" => Ok(CompareTarget::Multi),
+            "chaos" => Ok(CompareTarget::Chaos),
+            _ => Err(alloc::format!("unknown test type {name:?}: expected memory, commands, multi or chaos")),
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompareTarget::Memory => "memory",
+            CompareTarget::Commands => "commands",
+            CompareTarget::Multi => "multi",
+            CompareTarget::Chaos => "chaos",
+        }
+    }
+}
+
+/// Which way a figure is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    /// Fewer is better (OOM events, latency).
+    Lower,
+    /// More is better (allocations served, commands processed).
+    Higher,
+    /// Neither: a description of the run (pressure).
+    Neither,
+}
+
+/// A figure the comparison reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Figure {
+    /// JSON key.
+    pub key: &'static str,
+    /// Text label.
+    pub label: &'static str,
+    /// Which way is better.
+    pub better: Better,
+}
+
+const fn figure(key: &'static str, label: &'static str, better: Better) -> Figure {
+    Figure { key, label, better }
+}
+
+const MEMORY_FIGURES: [Figure; 9] = [
+    figure("oom_events", "OOM events", Better::Lower),
+    figure("failed_allocations", "Failed allocations", Better::Lower),
+    figure("peak_pressure_per_mille", "Peak pressure (per mille)", Better::Neither),
+    figure("average_pressure_per_mille", "Average pressure (per mille)", Better::Neither),
+    figure("allocations", "Allocations served", Better::Higher),
+    figure("throttled_requests", "Requests throttled", Better::Lower),
+    figure("compaction_triggers", "Compactions", Better::Lower),
+    figure("allocation_p99_ns", "Allocation p99 (ns)", Better::Lower),
+    figure("steps", "Workload steps", Better::Higher),
+];
+
+const COMMAND_FIGURES: [Figure; 4] = [
+    figure("commands_processed", "Commands processed", Better::Higher),
+    figure("commands_dropped", "Commands dropped", Better::Lower),
+    figure("command_p50_ns", "Command latency p50 (ns)", Better::Lower),
+    figure("command_p99_ns", "Command latency p99 (ns)", Better::Lower),
+];
+
+/// The figures of `target`, in report order.
+pub fn figures(target: CompareTarget) -> Vec<Figure> {
+    match target {
+        CompareTarget::Memory => MEMORY_FIGURES.to_vec(),
+        CompareTarget::Commands => COMMAND_FIGURES.to_vec(),
+        CompareTarget::Multi => MEMORY_FIGURES.iter().chain(&COMMAND_FIGURES).copied().collect(),
+        CompareTarget::Chaos => Vec::new(),
+    }
+}
+
+/// A memory run's figures, in [`MEMORY_FIGURES`] order.
+pub fn memory_values(report: &MemoryReport) -> Vec<u64> {
+    alloc::vec![
+        report.oom_events,
+        report.failed_allocations,
+        report.peak_pressure_per_mille as u64,
+        report.average_pressure_per_mille as u64,
+        report.allocations,
+        report.throttled_requests,
+        report.compaction_triggers,
+        report.allocation_latency.p99_ns,
+        report.steps,
+    ]
+}
+
+/// A flood's figures, in [`COMMAND_FIGURES`] order.
+pub fn command_values(report: &FloodReport) -> Vec<u64> {
+    alloc::vec![report.processed, report.dropped, report.latency.p50_ns, report.latency.p99_ns]
+}
+
+/// A multi run's figures: its memory part, then its loaded flood.
+pub fn multi_values(report: &MultiReport) -> Vec<u64> {
+    let mut values = memory_values(&report.memory);
+    values.extend(command_values(&report.commands));
+    values
+}
+
+/// One run of a pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// The workload seed.
+    pub seed: u64,
+    /// Figures in the report's `figures` order.
+    pub values: Vec<u64>,
+    /// Interventions counted during the run.
+    pub interventions: u64,
+}
+
+/// Interventions of one side, summed over its runs.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Interventions {
+    /// All interventions (`compare.autonomy_on.interventions.total`).
+    pub total: u64,
+    /// The counters, summed.
+    pub counters: AutonomySnapshot,
+}
+
+/// One side (autonomy off or on).
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    /// Every run, in pair order.
+    pub runs: Vec<RunRecord>,
+    /// Mean of each figure over the runs, in `figures` order.
+    pub means: Vec<f64>,
+    /// Interventions over all runs.
+    pub interventions: Interventions,
+}
+
+/// One figure, off against on.
+#[derive(Debug, Clone, Serialize)]
+pub struct FigureComparison {
+    /// The figure.
+    pub figure: Figure,
+    /// Mean with autonomy off.
+    pub off_mean: f64,
+    /// Mean with autonomy on.
+    pub on_mean: f64,
+    /// (on − off) / off × 100; null when the off mean is 0.
+    pub change_percent: Option<f64>,
+    /// Paired tests of on − off over the runs.
+    pub paired: PairedComparison,
+    /// Wilcoxon p below [`DIFFERS_P`].
+    pub differs: bool,
+    /// "better", "worse" or "no difference" (by [`Figure::better`], only when it differs); "changed" for
+    /// figures that are neither.
+    pub verdict: &'static str,
+}
+
+/// Everything `stresstest compare` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareReport {
+    /// What ran.
+    pub test: CompareTarget,
+    /// Pairs.
+    pub runs: u32,
+    /// The seed the workload seeds derive from.
+    pub seed: u64,
+    /// Duration of each run, ms.
+    pub duration_ms: u64,
+    /// Figures in the order of every `values` and `means`.
+    pub figures: Vec<Figure>,
+    /// Autonomy off.
+    pub autonomy_off: Side,
+    /// Autonomy on.
+    pub autonomy_on: Side,
+    /// Each figure compared.
+    pub comparisons: Vec<FigureComparison>,
+    /// Figures that differ measurably.
+    pub figures_differing: u32,
+    /// OOM events, (off − on) / off × 100; null without OOM figures or when off had none.
+    pub oom_reduction_percent: Option<f64>,
+    /// Wilcoxon p-value of the OOM events; null when it cannot be computed (e.g. no differences).
+    pub oom_p_value: Option<f64>,
+    /// OOM reduction with p below [`SIGNIFICANT_P`].
+    pub oom_reduction_significant: bool,
+}
+
+fn side(runs: Vec<RunRecord>, counters: AutonomySnapshot, figures: usize) -> Side {
+    let means = (0..figures)
+        .map(|index| runs.iter().map(|run| run.values[index] as f64).sum::<f64>() / runs.len().max(1) as f64)
+        .collect();
+    Side { runs, means, interventions: Interventions { total: counters.total_interventions, counters } }
+}
+
+/// Builds the report from the paired runs (`off[i]` and `on[i]` ran the same seed).
+pub fn compare_report(
+    test: CompareTarget,
+    seed: u64,
+    duration_ms: u64,
+    off: (Vec<RunRecord>, AutonomySnapshot),
+    on: (Vec<RunRecord>, AutonomySnapshot),
+) -> CompareReport {
+    let figures = figures(test);
+    let off = side(off.0, off.1, figures.len());
+    let on = side(on.0, on.1, figures.len());
+    let comparisons: Vec<FigureComparison> = figures
+        .iter()
+        .enumerate()
+        .map(|(index, figure)| {
+            let column = |side: &Side| side.runs.iter().map(|run| run.values[index] as f64).collect::<Vec<f64>>();
+            let paired = compare_paired(&column(&off), &column(&on));
+            let differs = paired.wilcoxon.as_ref().is_some_and(|test| test.p_value < DIFFERS_P);
+            let (off_mean, on_mean) = (off.means[index], on.means[index]);
+            let verdict = match (differs, figure.better) {
+                (false, _) => "no difference",
+                (true, Better::Neither) => "changed",
+                (true, Better::Lower) if on_mean < off_mean => "better",
+                (true, Better::Higher) if on_mean > off_mean => "better",
+                (true, _) => "worse",
+            };
+            FigureComparison {
+                figure: *figure,
+                off_mean,
+                on_mean,
+                change_percent: (off_mean != 0.0).then(|| (on_mean - off_mean) / off_mean * 100.0),
+                paired,
+                differs,
+                verdict,
+            }
+        })
+        .collect();
+    let oom = comparisons.iter().find(|comparison| comparison.figure.key == "oom_events");
+    let oom_p_value = oom.and_then(|oom| oom.paired.wilcoxon.as_ref()).map(|test| test.p_value);
+    let oom_reduction_percent = oom.and_then(|oom| oom.change_percent).map(|change| -change);
+    CompareReport {
+        test,
+        runs: off.runs.len() as u32,
+        seed,
+        duration_ms,
+        figures_differing: comparisons.iter().filter(|comparison| comparison.differs).count() as u32,
+        oom_reduction_significant: oom_p_value.is_some_and(|p| p < SIGNIFICANT_P)
+            && oom_reduction_percent.is_some_and(|reduction| reduction > 0.0),
+        oom_reduction_percent,
+        oom_p_value,
+        figures,
+        autonomy_off: off,
+        autonomy_on: on,
+        comparisons,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! The meta-agent bound to the memory workload's port: one [`Governor::tick`] per decision interval.
+//!
+//! A tick reads the port's telemetry, feeds the pressure trend, resolves the
+//! outcomes of earlier interventions against what was observed since the
+//! previous tick (an OOM event, or the peak pressure), lets the
+//! [`MetaAgent`] decide, and applies an acted directive through the port:
+//! a reclaim request, a throttle for the coming interval, or the pressure cap
+//! of the strategy in force. The kernel runs ticks on its autonomy thread;
+//! host tests and benchmarks run them from a clock, with the same code.
+
+use alloc::boxed::Box;
+
+use serde::Serialize;
+use sis_autonomy::{
+    AutonomyMetrics, DecisionTrace, Directive, Disposition, Heuristic, MemoryStrategy, MetaAgent, MetaConfig,
+    MetaConfigError, ObservedFailure, Policy, PressureTrend, StrategyConfig, StrategyConfigError, StrategyController,
+    Telemetry,
+};
+
+use crate::port::{PoolPort, NO_CAP};
+
+/// A policy the governor can run (the kernel swaps them with `autoctl policy`).
+pub type BoxedPolicy = Box<dyn Policy + Send>;
+
+/// The pressure a strategy lets the workload steer toward, per mille ([`NO_CAP`]: the workload's own target).
+pub fn strategy_cap(strategy: MemoryStrategy) -> u32 {
+    match strategy {
+        MemoryStrategy::Aggressive => NO_CAP,
+        MemoryStrategy::Balanced => 850,
+        MemoryStrategy::Conservative => 700,
+    }
+}
+
+/// Why a governor could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum GovernorError {
+    /// The meta-agent's configuration.
+    Meta(MetaConfigError),
+    /// The strategy controller's configuration.
+    Strategy(StrategyConfigError),
+}
+
+/// What the governor remembers about the run it watches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Watched {
+    run: u64,
+    oom_events: u64,
+}
+
+/// The meta-agent, its strategy controller and pressure trend, bound to a pool port.
+pub struct Governor {
+    agent: MetaAgent<BoxedPolicy>,
+    strategy: StrategyController,
+    trend: PressureTrend,
+    watched: Option<Watched>,
+}
+
+impl core::fmt::Debug for Governor {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        formatter
+            .debug_struct("Governor")
+            .field("policy", &self.agent.policy().name())
+            .field("strategy", &self.strategy.current())
+            .field("decisions", &self.agent.decisions())
+            .finish()
+    }
+}
+
+impl Governor {
+    /// A governor running `policy`, starting Balanced.
+    pub fn new(policy: BoxedPolicy, config: MetaConfig, strategy: StrategyConfig) -> Result<Self, GovernorError> {
+        Ok(Governor {
+            agent: MetaAgent::new(policy, config).map_err(GovernorError::Meta)?,
+            strategy: StrategyController::new(strategy, MemoryStrategy::Balanced).map_err(GovernorError::Strategy)?,
+            trend: PressureTrend::new(),
+            watched: None,
+        })
+    }
+
+    /// The heuristic policy with the default configurations.
+    pub fn heuristic() -> Result<Self, GovernorError> {
+        Governor::new(Box::new(Heuristic), MetaConfig::default(), StrategyConfig::default())
+    }
+
+    /// The meta-agent (traces, configuration, policy).
+    pub fn agent(&self) -> &MetaAgent<BoxedPolicy> {
+        &self.agent
+    }
+
+    /// The meta-agent, mutably (confidence threshold, policy).
+    pub fn agent_mut(&mut self) -> &mut MetaAgent<BoxedPolicy> {
+        &mut self.agent
+    }
+
+    /// The strategy controller (current strategy, history, statistics).
+    pub fn strategy(&self) -> &StrategyController {
+        &self.strategy
+    }
+
+    /// One decision at `now_ns`. Returns its trace, or `None` when no workload owns the pool (nothing to
+    /// observe, nothing decided).
+    pub fn tick(&mut self, now_ns: u64, port: &PoolPort, metrics: &AutonomyMetrics) -> Option<DecisionTrace> {
+        let telemetry = port.telemetry();
+        let peak = port.take_peak_pressure();
+        if !telemetry.attached {
+            return None;
+        }
+        let previous = match self.watched {
+            Some(watched) if watched.run == telemetry.run => watched,
+            _ => {
+                // A new run: its figures start from zero; outcomes watched in the last run are dropped.
+                self.agent.clear_pending(metrics);
+                self.trend = PressureTrend::new();
+                port.set_pressure_cap(strategy_cap(self.strategy.current()));
+                Watched { run: telemetry.run, oom_events: 0 }
+            }
+        };
+        let new_ooms = telemetry.oom_events.saturating_sub(previous.oom_events);
+        self.watched = Some(Watched { run: telemetry.run, oom_events: telemetry.oom_events });
+        if new_ooms > 0 {
+            self.agent.resolve(now_ns, Some(ObservedFailure::Oom), metrics);
+        }
+        let peak = peak.max(telemetry.pressure_per_mille).min(1000) as u16;
+        self.agent.resolve(now_ns, Some(ObservedFailure::Pressure { per_mille: peak }), metrics);
+
+        let pressure = telemetry.pressure_per_mille.min(1000) as u16;
+        // Times come from one clock and never go backwards; a refused sample only loses that sample.
+        let _ = self.trend.push(now_ns, pressure);
+        let inputs = Telemetry {
+            now_ns,
+            pressure_per_mille: pressure,
+            trend: self.trend.estimate(self.agent.config().horizon_ns),
+            oom_events: new_ooms.min(u32::MAX as u64) as u32,
+            // Not observed yet by the memory governor: the scheduler and the command queue have no port.
+            deadline_misses: 0,
+            latency_p99_ns: 0,
+            command_queue_depth: 0,
+            strategy: self.strategy.current(),
+        };
+        let trace = self.agent.step(inputs, &mut self.strategy, metrics);
+        let mut throttle = 0;
+        if trace.disposition == Disposition::Acted {
+            match trace.directive {
+                Directive::ProactiveReclaim => {
+                    port.request_reclaim();
+                }
+                Directive::ThrottleAllocations { per_mille } => throttle = per_mille as u32,
+                Directive::SwitchStrategy { .. } => {
+                    port.set_pressure_cap(strategy_cap(self.strategy.current()));
+                }
+                // Never chosen without scheduler or queue telemetry (all zero above).
+                Directive::AdjustDeadline { .. }
+                | Directive::BoostPriority
+                | Directive::LimitOutputRate { .. }
+                | Directive::None => {}
+            }
+        }
+        // A throttle holds for one interval; the next decision renews it or lifts it.
+        port.set_throttle(throttle);
+        Some(trace)
+    }
+}
+
+#[cfg(test)]
+mod tests;
