@@ -38,6 +38,12 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+    /// Meta-agent decision cost per interval and the autonomy thread's CPU share during `multi`, in the guest.
+    Autonomy {
+        /// Runs in QEMU's normal (wall-clock) mode.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off), host and guest.
     Metrics {
         /// Repetitions of each measurement.
@@ -68,6 +74,12 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             guest_agent_costs(repetitions)
+        }
+        Benchmark::Autonomy { repetitions } => {
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            guest_autonomy(repetitions)
         }
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
         Benchmark::Sched { repetitions } => {
@@ -201,6 +213,76 @@ fn guest_agent_costs(repetitions: u32) -> Result<(), String> {
         "  median inference + update {:.1} us per decision: under {AGENT_OVERHEAD_TARGET_PERCENT:.0} % of any decision interval of {:.2} ms or more",
         median / 1e3,
         median * 100.0 / AGENT_OVERHEAD_TARGET_PERCENT / 1e6
+    );
+    Ok(())
+}
+
+/// Target from issue 7: the autonomy thread's share of the CPU during `multi`.
+const AUTONOMY_CPU_TARGET_PER_MILLE: u64 = 20;
+/// Three paired multi runs (the last on run leaves its decision costs in `autoctl status`).
+const AUTONOMY_BENCH: &str = "stresstest compare multi --runs 3 --seed 7 --duration 1000 --json; autoctl status --json";
+
+/// Decision cost (p50, p99 ns), decisions, CPU share (per mille) and interval (ns) from one batch.
+fn autonomy_figures(config: &QemuConfig) -> Result<(u64, u64, u64, u64, u64), String> {
+    let result = sis_testing::run_batch(config).map_err(|error| error.to_string())?;
+    let replies = result.json_lines()?;
+    let (Some(compare), Some(status)) = (replies.first(), replies.get(1)) else {
+        return Err(format!("expected two JSON replies from `{AUTONOMY_BENCH}`"));
+    };
+    let field = |value: &serde_json::Value, path: &[&str]| {
+        path.iter().fold(value, |value, key| &value[*key]).as_u64().ok_or_else(|| format!("no {}", path.join(".")))
+    };
+    Ok((
+        field(status, &["decision_cost", "p50_ns"])?,
+        field(status, &["decision_cost", "p99_ns"])?,
+        field(status, &["decisions"])?,
+        field(compare, &["compare", "autonomy_cpu_share_per_mille"])?,
+        field(status, &["interval_ms"])? * 1_000_000,
+    ))
+}
+
+/// The meta-agent's decision cost and its thread's CPU share during `multi`, exact in deterministic mode
+/// and by the wall clock in normal mode.
+fn guest_autonomy(repetitions: u32) -> Result<(), String> {
+    let shift = sis_testing::DEFAULT_ICOUNT_SHIFT;
+    let (p50, p99, decisions, share, interval) =
+        autonomy_figures(&QemuConfig::new().batch(AUTONOMY_BENCH).deterministic())?;
+    println!("in QEMU, deterministic mode (-icount shift={shift}), `{AUTONOMY_BENCH}`:");
+    println!(
+        "  decision cost over the last on run's {decisions} decisions: p50 {p50} ns = {} instructions, p99 {p99} ns = {} instructions",
+        p50 >> shift,
+        p99 >> shift
+    );
+    println!(
+        "  against the {} ms decision interval: {:.3} % at p50; autonomy thread CPU during the on runs {}.{} % (target < {}.{} %: {})",
+        interval / 1_000_000,
+        p50 as f64 / interval as f64 * 100.0,
+        share / 10,
+        share % 10,
+        AUTONOMY_CPU_TARGET_PER_MILLE / 10,
+        AUTONOMY_CPU_TARGET_PER_MILLE % 10,
+        if share < AUTONOMY_CPU_TARGET_PER_MILLE { "met" } else { "NOT met" }
+    );
+    println!("\nin QEMU, normal mode (wall clock), {repetitions} runs:");
+    let mut shares = Vec::new();
+    for run in 1..=repetitions {
+        let (p50, p99, decisions, share, _) = autonomy_figures(&QemuConfig::new().batch(AUTONOMY_BENCH))?;
+        println!(
+            "  run {run:>2}: {decisions} decisions, cost p50 {p50} ns, p99 {p99} ns; CPU share {}.{} %",
+            share / 10,
+            share % 10
+        );
+        shares.push(share);
+    }
+    shares.sort_unstable();
+    let median = shares[shares.len() / 2];
+    println!(
+        "  median CPU share {}.{} % (target < {}.{} %: {})",
+        median / 10,
+        median % 10,
+        AUTONOMY_CPU_TARGET_PER_MILLE / 10,
+        AUTONOMY_CPU_TARGET_PER_MILLE % 10,
+        if median < AUTONOMY_CPU_TARGET_PER_MILLE { "met" } else { "NOT met" }
     );
     Ok(())
 }

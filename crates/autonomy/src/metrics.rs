@@ -109,6 +109,37 @@ pub struct AutonomySnapshot {
     pub success_rate_per_mille: Option<u64>,
 }
 
+impl AutonomySnapshot {
+    /// The counters of two periods together (e.g. the runs of a comparison); the success rate is recomputed
+    /// from the summed outcomes.
+    pub fn add(&self, other: &AutonomySnapshot) -> AutonomySnapshot {
+        let succeeded = self.interventions_succeeded + other.interventions_succeeded;
+        let failed = self.interventions_failed + other.interventions_failed;
+        AutonomySnapshot {
+            proactive_compactions: self.proactive_compactions + other.proactive_compactions,
+            allocation_throttles: self.allocation_throttles + other.allocation_throttles,
+            strategy_switches: self.strategy_switches + other.strategy_switches,
+            deadline_adjustments: self.deadline_adjustments + other.deadline_adjustments,
+            priority_boosts: self.priority_boosts + other.priority_boosts,
+            workload_rebalancing: self.workload_rebalancing + other.workload_rebalancing,
+            output_rate_limits: self.output_rate_limits + other.output_rate_limits,
+            total_interventions: self.total_interventions + other.total_interventions,
+            pressure_predictions: self.pressure_predictions + other.pressure_predictions,
+            policy_updates: self.policy_updates + other.policy_updates,
+            exploration_actions: self.exploration_actions + other.exploration_actions,
+            exploitation_actions: self.exploitation_actions + other.exploitation_actions,
+            oom_preventions: self.oom_preventions + other.oom_preventions,
+            interventions_succeeded: succeeded,
+            interventions_failed: failed,
+            interventions_pending: self.interventions_pending + other.interventions_pending,
+            interventions_untracked: self.interventions_untracked + other.interventions_untracked,
+            success_rate_per_mille: (succeeded as u128 * 1000)
+                .checked_div((succeeded + failed) as u128)
+                .map(|rate| rate as u64),
+        }
+    }
+}
+
 impl AutonomyMetrics {
     /// All counters at zero.
     pub const fn new() -> Self {
@@ -296,5 +327,28 @@ mod tests {
         let json = serde_json::to_value(AutonomyMetrics::new().snapshot()).unwrap();
         assert_eq!(json["total_interventions"], 0);
         assert!(json["success_rate_per_mille"].is_null());
+    }
+
+    #[test]
+    fn snapshots_add_up_and_the_rate_is_recomputed() {
+        let a = AutonomySnapshot {
+            total_interventions: 3,
+            strategy_switches: 1,
+            interventions_succeeded: 1,
+            interventions_failed: 1,
+            success_rate_per_mille: Some(500),
+            ..AutonomySnapshot::default()
+        };
+        let b = AutonomySnapshot {
+            total_interventions: 2,
+            strategy_switches: 2,
+            interventions_succeeded: 2,
+            success_rate_per_mille: Some(1000),
+            ..AutonomySnapshot::default()
+        };
+        let sum = a.add(&b);
+        assert_eq!((sum.total_interventions, sum.strategy_switches), (5, 3));
+        assert_eq!(sum.success_rate_per_mille, Some(750));
+        assert_eq!(AutonomySnapshot::default().add(&AutonomySnapshot::default()).success_rate_per_mille, None);
     }
 }

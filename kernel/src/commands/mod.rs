@@ -1,12 +1,13 @@
 //! The kernel's command table and the context every handler receives.
 
+pub mod autonomy;
 mod det_command;
 mod fault;
 pub mod files;
 mod memory;
 pub mod neural;
 mod sched;
-mod stress;
+pub mod stress;
 mod system;
 mod temporaliso;
 mod threads;
@@ -57,6 +58,8 @@ pub fn registry() -> Registry<Kernel> {
         &files::RM,
         &stress::STRESSTEST,
         &neural::NEURALCTL,
+        &autonomy::AUTOCTL,
+        &autonomy::MEMCTL,
         &sched::SCHEDCTL,
         &det_command::DET,
         &temporaliso::TEMPORALISO,

@@ -230,7 +230,16 @@ fn spawn_with(
         wake_at_ns: 0,
     });
     threads.policy.enqueue(id, time::now_ns());
+    drop(guard);
+    reschedule_soon();
     Ok(id)
+}
+
+/// A thread became ready outside the scheduler: let the scheduler decide at once whether it runs now
+/// (the timer fires immediately, and the next decision re-arms it). Without this, a ready thread waits
+/// for whatever timer was armed, and none is armed while one best-effort thread runs alone.
+fn reschedule_soon() {
+    time::arm_at_ns(time::now_ns());
 }
 
 /// A thread that can be waited for.
@@ -458,6 +467,7 @@ pub fn wake(id: ThreadId) {
             if thread.state == ThreadState::Blocked {
                 thread.state = ThreadState::Ready;
                 threads.policy.enqueue(id, time::now_ns());
+                reschedule_soon();
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `stresstest`: seeded stress tests against the real kernel subsystems.
 
 mod all;
+mod compare;
 mod flood;
 mod learning;
 mod multi;
@@ -137,6 +138,38 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             ],
             subcommands: &[],
             handler: Some(learning::learning),
+        },
+        CommandSpec {
+            name: "compare",
+            summary: "Run the same seeded workloads with autonomy off and on, paired; report the difference and its significance",
+            description: "Each pair runs one workload seed (derived from --seed) with autonomy off, then on with a fresh meta-agent; no workload code knows which. For every figure: both means, the change, a Wilcoxon signed-rank test (exact p) and a paired t-test with a 95 % confidence interval. Costs are reported like gains. The autonomy counters are reset for every run. docs/autonomy.md.",
+            args: &[
+                ArgSpec::positional(
+                    "test",
+                    ValueKind::Custom { value_name: "memory|commands|multi|chaos", parse: compare::parse_target },
+                    "the workload to compare",
+                )
+                .required(),
+                ArgSpec::flag("runs", ValueKind::U64 { min: 1, max: sis_stress::compare::MAX_RUNS as u64 }, "pairs")
+                    .default("20"),
+                ArgSpec::flag("duration", ValueKind::U64 { min: 1, max: 3_600_000 }, "run time of each run in milliseconds")
+                    .default("1000"),
+                ArgSpec::flag(
+                    "steps",
+                    ValueKind::U64 { min: 0, max: 1_000_000_000 },
+                    "memory only: run each workload for this many steps instead of --duration (0: use --duration)",
+                )
+                .default("0"),
+                COMMON_ARGS[1],
+                TARGET_PRESSURE,
+                OOM_THRESHOLD,
+                ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("16"),
+                LATENCY_SAMPLE,
+                rate_flag("200"),
+                QUEUE,
+            ],
+            subcommands: &[],
+            handler: Some(compare::compare),
         },
         CommandSpec {
             name: "all",

@@ -1,0 +1,464 @@
+//! The kernel's meta-agent: a thread that runs the governor on the memory pool's port every interval;
+//! `autoctl` controls it and `memctl` shows the pool and its strategy (docs/autonomy.md).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use serde_json::json;
+use sis_autonomy::{AutonomyMetrics, DecisionTrace, Heuristic, MetaConfig, NeverAct, StrategyConfig};
+use sis_hal::Clock;
+use sis_metrics::LatencyHistogram;
+use sis_platform::irq_lock::IrqMutex;
+use sis_platform::thread;
+use sis_platform::time::PlatformClock;
+use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
+use sis_stress::governor::{strategy_cap, BoxedPolicy, Governor};
+use sis_stress::port::NO_CAP;
+
+use super::stress::MEMORY_PORT;
+use super::Kernel;
+
+/// Counters of every intervention since the last reset.
+pub static METRICS: AutonomyMetrics = AutonomyMetrics::new();
+/// Default decision interval.
+pub const DEFAULT_INTERVAL_MS: u64 = 10;
+/// Stack of the autonomy thread.
+const STACK_BYTES: u64 = 64 * 1024;
+/// Policies `autoctl policy` accepts.
+const POLICIES: &[&str] = &["heuristic", "never-act"];
+
+/// The meta-agent's state; `None` until first used.
+static STATE: IrqMutex<Option<Autonomy>> = IrqMutex::new(None);
+/// The thread was started (once per boot).
+static THREAD_STARTED: AtomicBool = AtomicBool::new(false);
+/// CPU time of the autonomy thread (updated after every wake-up), ns.
+static THREAD_CPU_NS: AtomicU64 = AtomicU64::new(0);
+
+/// What `autoctl` changes.
+pub struct Autonomy {
+    enabled: bool,
+    interval_ns: u64,
+    governor: Governor,
+    /// Time each decision took (the tick, lock held), ns.
+    decision_cost: LatencyHistogram,
+    /// Wake-ups while enabled with no workload attached (nothing decided).
+    idle_ticks: u64,
+}
+
+fn new_governor(policy: &str, threshold: Option<u16>) -> Result<Governor, ShellError> {
+    let policy: BoxedPolicy = match policy {
+        "heuristic" => Box::new(Heuristic),
+        "never-act" => Box::new(NeverAct),
+        other => {
+            return Err(ShellError::new(sis_shell::codes::INVALID_VALUE, alloc::format!("unknown policy {other}")))
+        }
+    };
+    let mut config = MetaConfig::default();
+    if let Some(threshold) = threshold {
+        config.confidence_threshold_per_mille = threshold;
+    }
+    Governor::new(policy, config, StrategyConfig::default())
+        .map_err(|error| ShellError::new("internal", alloc::format!("meta-agent configuration refused: {error:?}")))
+}
+
+/// Runs `body` on the state, creating it (autonomy off, heuristic policy) on first use.
+fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError> {
+    let mut guard = STATE.lock();
+    if guard.is_none() {
+        *guard = Some(Autonomy {
+            enabled: false,
+            interval_ns: DEFAULT_INTERVAL_MS * 1_000_000,
+            governor: new_governor("heuristic", None)?,
+            decision_cost: LatencyHistogram::new(),
+            idle_ticks: 0,
+        });
+    }
+    match guard.as_mut() {
+        Some(state) => Ok(body(state)),
+        None => Err(ShellError::new("internal", "autonomy state missing")),
+    }
+}
+
+/// Starts the autonomy thread once; it sleeps an interval, then decides if autonomy is on.
+fn ensure_thread() -> Result<(), ShellError> {
+    if THREAD_STARTED.swap(true, Relaxed) {
+        return Ok(());
+    }
+    thread::spawn("autonomy", STACK_BYTES, run).map(|_| ()).map_err(|error| {
+        THREAD_STARTED.store(false, Relaxed);
+        ShellError::new("spawn-failed", alloc::format!("cannot start the autonomy thread: {error}"))
+    })
+}
+
+fn run() {
+    loop {
+        let interval = with_state(|state| state.interval_ns).unwrap_or(DEFAULT_INTERVAL_MS * 1_000_000);
+        thread::sleep_ns(interval);
+        let _ = with_state(|state| {
+            if !state.enabled {
+                return;
+            }
+            let start = PlatformClock.now_ns();
+            match state.governor.tick(start, &MEMORY_PORT, &METRICS) {
+                Some(_) => state.decision_cost.record(PlatformClock.now_ns().saturating_sub(start)),
+                None => state.idle_ticks += 1,
+            }
+        });
+        THREAD_CPU_NS.store(thread::current_cpu_time_ns(), Relaxed);
+    }
+}
+
+/// Turns autonomy on or off (the thread is started the first time). Off drops pending outcomes and lifts
+/// any throttle and cap the meta-agent set on the pool.
+pub fn set_enabled(enabled: bool) -> Result<(), ShellError> {
+    ensure_thread()?;
+    with_state(|state| {
+        state.enabled = enabled;
+        if !enabled {
+            state.governor.agent_mut().clear_pending(&METRICS);
+            MEMORY_PORT.set_throttle(0);
+            MEMORY_PORT.set_pressure_cap(NO_CAP);
+        }
+    })
+}
+
+/// Whether autonomy is on.
+pub fn enabled() -> bool {
+    with_state(|state| state.enabled).unwrap_or(false)
+}
+
+/// A fresh meta-agent with the current policy and threshold (`stresstest compare` starts every run from one),
+/// its decision costs cleared.
+pub fn restart_agent() -> Result<(), ShellError> {
+    with_state(|state| {
+        let policy = state.governor.agent().policy().name();
+        let threshold = state.governor.agent().config().confidence_threshold_per_mille;
+        new_governor(policy, Some(threshold)).map(|governor| {
+            state.governor = governor;
+            state.decision_cost.reset();
+            state.idle_ticks = 0;
+        })
+    })?
+}
+
+/// CPU time the autonomy thread has used since boot, ns.
+pub fn thread_cpu_ns() -> u64 {
+    THREAD_CPU_NS.load(Relaxed)
+}
+
+/// `autoctl`.
+pub static AUTOCTL: CommandSpec<Kernel> = CommandSpec {
+    name: "autoctl",
+    summary: "The meta-agent: on/off, status, interval, confidence threshold, audit, explain, policy",
+    description: "A kernel thread wakes every interval and, when autonomy is on, reads the memory workload's pool through its port, predicts the pressure trend, decides one directive with a confidence and acts through the pool's interface (reclaim, throttle, strategy). Below the confidence threshold it holds and records why. Every decision is a trace. docs/autonomy.md.",
+    args: &[],
+    subcommands: &[
+        CommandSpec {
+            name: "on",
+            summary: "Turn autonomy on",
+            description: "",
+            args: &[],
+            subcommands: &[],
+            handler: Some(on),
+        },
+        CommandSpec {
+            name: "off",
+            summary: "Turn autonomy off (pending outcomes are dropped; throttle and cap lifted)",
+            description: "",
+            args: &[],
+            subcommands: &[],
+            handler: Some(off),
+        },
+        CommandSpec {
+            name: "status",
+            summary: "State, policy, interval, threshold, decisions, decision cost and every counter",
+            description: "",
+            args: &[],
+            subcommands: &[],
+            handler: Some(status),
+        },
+        CommandSpec {
+            name: "interval",
+            summary: "Set the decision interval",
+            description: "",
+            args: &[ArgSpec::positional("ms", ValueKind::U64 { min: 1, max: 10_000 }, "milliseconds").required()],
+            subcommands: &[],
+            handler: Some(interval),
+        },
+        CommandSpec {
+            name: "conf-threshold",
+            summary: "Set the confidence below which decisions are held, per mille",
+            description: "",
+            args: &[ArgSpec::positional("n", ValueKind::U64 { min: 0, max: 1000 }, "per mille (0..=1000)").required()],
+            subcommands: &[],
+            handler: Some(conf_threshold),
+        },
+        CommandSpec {
+            name: "audit",
+            summary: "The last N decision traces, oldest first",
+            description: "",
+            args: &[
+                ArgSpec::positional("last", ValueKind::Choice(&["last"]), "the word `last`").required(),
+                ArgSpec::positional("n", ValueKind::U64 { min: 1, max: 64 }, "how many (the last 64 are kept)")
+                    .required(),
+            ],
+            subcommands: &[],
+            handler: Some(audit),
+        },
+        CommandSpec {
+            name: "explain",
+            summary: "One decision's inputs, directive, confidence, reason, outcome and reward",
+            description: "",
+            args: &[ArgSpec::positional("id", ValueKind::U64 { min: 0, max: u64::MAX }, "decision id").required()],
+            subcommands: &[],
+            handler: Some(explain),
+        },
+        CommandSpec {
+            name: "policy",
+            summary: "Choose the policy: heuristic or never-act",
+            description: "never-act decides and records but never acts: with it, autonomy on gives the results of autonomy off. A learned policy is not implemented yet. Changing the policy starts a fresh meta-agent (traces and strategy reset).",
+            args: &[ArgSpec::positional("policy", ValueKind::Choice(POLICIES), "heuristic or never-act").required()],
+            subcommands: &[],
+            handler: Some(policy),
+        },
+    ],
+    handler: None,
+};
+
+fn on(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    set_enabled(true)?;
+    Ok(Reply::new("autonomy on", json!({ "enabled": true })))
+}
+
+fn off(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    set_enabled(false)?;
+    Ok(Reply::new("autonomy off", json!({ "enabled": false })))
+}
+
+fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let (human, value) = with_state(|state| {
+        let agent = state.governor.agent();
+        let counters = METRICS.snapshot();
+        let cost = state.decision_cost.summary();
+        let human = alloc::format!(
+            "Autonomy: {}\n  Policy: {}, interval {} ms, confidence threshold {} per mille\n  Decisions: {} ({} wake-ups with no workload to watch), pending outcomes {}\n  Strategy: {:?}\n  Decision cost: p50 {} ns, p99 {} ns over {} decisions; autonomy thread CPU {} us\n  Interventions: {} (proactive compactions {}, throttles {}, strategy switches {}); succeeded {}, failed {}, success rate {}",
+            if state.enabled { "ON" } else { "OFF" },
+            agent.policy().name(),
+            state.interval_ns / 1_000_000,
+            agent.config().confidence_threshold_per_mille,
+            agent.decisions(),
+            state.idle_ticks,
+            agent.pending_interventions(),
+            state.governor.strategy().current(),
+            cost.p50_ns,
+            cost.p99_ns,
+            cost.count,
+            thread_cpu_ns() / 1_000,
+            counters.total_interventions,
+            counters.proactive_compactions,
+            counters.allocation_throttles,
+            counters.strategy_switches,
+            counters.interventions_succeeded,
+            counters.interventions_failed,
+            counters.success_rate_per_mille.map_or(String::from("n/a"), |rate| alloc::format!("{}.{}%", rate / 10, rate % 10)),
+        );
+        let value = json!({
+            "enabled": state.enabled,
+            "policy": agent.policy().name(),
+            "interval_ms": state.interval_ns / 1_000_000,
+            "confidence_threshold_per_mille": agent.config().confidence_threshold_per_mille,
+            "config": agent.config(),
+            "decisions": agent.decisions(),
+            "idle_wakeups": state.idle_ticks,
+            "pending_outcomes": agent.pending_interventions(),
+            "strategy": state.governor.strategy().current(),
+            "decision_cost": cost,
+            "thread_cpu_ns": thread_cpu_ns(),
+            "metrics": counters,
+        });
+        (human, value)
+    })?;
+    Ok(Reply::new(human, value))
+}
+
+fn interval(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let ms = invocation.args.u64("ms").unwrap_or(DEFAULT_INTERVAL_MS);
+    with_state(|state| state.interval_ns = ms * 1_000_000)?;
+    Ok(Reply::new(alloc::format!("decision interval {ms} ms"), json!({ "interval_ms": ms })))
+}
+
+fn conf_threshold(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let threshold = invocation.args.u64("n").unwrap_or(0) as u16;
+    with_state(|state| state.governor.agent_mut().set_confidence_threshold(threshold))?.map_err(|error| {
+        ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("threshold refused: {error:?}"))
+    })?;
+    Ok(Reply::new(
+        alloc::format!("confidence threshold {threshold} per mille"),
+        json!({ "confidence_threshold_per_mille": threshold }),
+    ))
+}
+
+fn trace_line(trace: &DecisionTrace) -> String {
+    alloc::format!(
+        "#{} at {} ms: pressure {} per mille, {:?} -> {:?} confidence {} ({:?}), {:?}, outcome {:?}",
+        trace.id,
+        trace.at_ns / 1_000_000,
+        trace.inputs.pressure_per_mille,
+        trace.reason,
+        trace.directive,
+        trace.confidence_per_mille,
+        trace.disposition,
+        trace.selection,
+        trace.outcome
+    )
+}
+
+fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let count = invocation.args.u64("n").unwrap_or(1) as usize;
+    let traces: Vec<DecisionTrace> = with_state(|state| state.governor.agent().audit(count).copied().collect())?;
+    let mut human = alloc::format!("{} of the last {count} decisions", traces.len());
+    for trace in &traces {
+        human.push_str(&alloc::format!("\n  {}", trace_line(trace)));
+    }
+    Ok(Reply::new(human, json!({ "traces": traces })))
+}
+
+fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let id = invocation.args.u64("id").unwrap_or(0);
+    let trace = with_state(|state| state.governor.agent().explain(id).copied())?.map_err(|error| {
+        let message = match error {
+            sis_autonomy::ExplainError::NotIssued { id, next_id } => {
+                alloc::format!("no decision {id} yet (the next is {next_id})")
+            }
+            sis_autonomy::ExplainError::Evicted { id, oldest_kept } => {
+                alloc::format!("decision {id} is no longer kept (the oldest kept is {oldest_kept})")
+            }
+        };
+        ShellError::new("not-found", message)
+    })?;
+    let human = alloc::format!(
+        "{}\n  inputs: {:?}\n  threshold {} per mille, prediction {:?}, reward {:?}",
+        trace_line(&trace),
+        trace.inputs,
+        trace.threshold_per_mille,
+        trace.prediction,
+        trace.reward_per_mille
+    );
+    Ok(Reply::new(human, json!({ "trace": trace })))
+}
+
+fn policy(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let name = String::from(invocation.args.str("policy").unwrap_or("heuristic"));
+    with_state(|state| {
+        let threshold = state.governor.agent().config().confidence_threshold_per_mille;
+        new_governor(&name, Some(threshold)).map(|governor| {
+            state.governor = governor;
+            state.decision_cost.reset();
+        })
+    })??;
+    Ok(Reply::new(alloc::format!("policy {name} (a fresh meta-agent)"), json!({ "policy": name })))
+}
+
+/// `memctl`.
+pub static MEMCTL: CommandSpec<Kernel> = CommandSpec {
+    name: "memctl",
+    summary: "The memory workload's pool as the meta-agent sees it, and its memory strategy",
+    description: "",
+    args: &[],
+    subcommands: &[
+        CommandSpec {
+            name: "status",
+            summary: "The pool port's telemetry and the directives in force",
+            description: "",
+            args: &[],
+            subcommands: &[],
+            handler: Some(mem_status),
+        },
+        CommandSpec {
+            name: "strategy",
+            summary: "The memory strategy: status or history",
+            description: "",
+            args: &[],
+            subcommands: &[
+                CommandSpec {
+                    name: "status",
+                    summary: "Strategy in force, its pressure cap, thresholds, switch counters, freeze",
+                    description: "",
+                    args: &[],
+                    subcommands: &[],
+                    handler: Some(strategy_status),
+                },
+                CommandSpec {
+                    name: "history",
+                    summary: "The last strategy switches, oldest first",
+                    description: "",
+                    args: &[],
+                    subcommands: &[],
+                    handler: Some(strategy_history),
+                },
+            ],
+            handler: None,
+        },
+    ],
+    handler: None,
+};
+
+fn mem_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let telemetry = MEMORY_PORT.telemetry();
+    let cap = MEMORY_PORT.pressure_cap();
+    let cap_text = if cap == NO_CAP { String::from("none") } else { alloc::format!("{cap} per mille") };
+    let human = alloc::format!(
+        "Memory workload pool: {}\n  Run {}: pressure {} per mille of {} pages, {} OOM events, {} requests, {} steps\n  Directives: throttle {} per mille ({} refused), pressure cap {cap_text}, reclaims pending {}",
+        if telemetry.attached { "attached" } else { "no workload running" },
+        telemetry.run,
+        telemetry.pressure_per_mille,
+        telemetry.limit_pages,
+        telemetry.oom_events,
+        telemetry.allocation_requests,
+        telemetry.steps,
+        telemetry.throttle_per_mille,
+        telemetry.throttled_requests,
+        telemetry.reclaims_pending
+    );
+    let cap_json = if cap == NO_CAP { serde_json::Value::Null } else { json!(cap) };
+    Ok(Reply::new(human, json!({ "port": telemetry, "pressure_cap_per_mille": cap_json })))
+}
+
+fn strategy_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let now = PlatformClock.now_ns();
+    let (human, value) = with_state(|state| {
+        let strategy = state.governor.strategy();
+        let current = strategy.current();
+        let cap = strategy_cap(current);
+        let stats = strategy.stats();
+        let frozen = strategy.frozen_until(now);
+        let human = alloc::format!(
+            "Strategy: {current:?} (pressure cap {})\n  Config: {:?}\n  Counters: {:?}\n  Frozen: {}",
+            if cap == NO_CAP { String::from("none") } else { alloc::format!("{cap} per mille") },
+            strategy.config(),
+            stats,
+            frozen.map_or(String::from("no"), |until| alloc::format!("until {} ms", until / 1_000_000))
+        );
+        let value = json!({
+            "strategy": current,
+            "pressure_cap_per_mille": if cap == NO_CAP { serde_json::Value::Null } else { json!(cap) },
+            "config": strategy.config(),
+            "stats": stats,
+            "frozen_until_ns": frozen,
+        });
+        (human, value)
+    })?;
+    Ok(Reply::new(human, value))
+}
+
+fn strategy_history(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let switches: Vec<sis_autonomy::StrategySwitch> =
+        with_state(|state| state.governor.strategy().history().copied().collect())?;
+    let mut human = alloc::format!("{} strategy switches kept", switches.len());
+    for switch in &switches {
+        human.push_str(&alloc::format!("\n  {switch:?}"));
+    }
+    Ok(Reply::new(human, json!({ "switches": switches })))
+}

@@ -1,0 +1,144 @@
+//! QEMU tests of the meta-agent: `autoctl`, `memctl` and `stresstest compare`, in deterministic mode.
+
+use serde_json::Value;
+use sis_proto::exit;
+use sis_testing::{run_batch, QemuConfig};
+
+/// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
+fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
+    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    (result.status, result.json_lines().unwrap())
+}
+
+fn f64_at(value: &Value, key: &str) -> f64 {
+    value[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {value}"))
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn compare_memory_cuts_oom_events_significantly_and_off_never_intervenes() {
+    // The default 20 pairs: about half the seeds' workloads never reach the pool's limit, so they give no
+    // OOM difference to test; the others give the Wilcoxon test its informative pairs.
+    let (status, replies) = batch_json("stresstest compare memory --seed 7 --json");
+    assert_eq!(status, Some(exit::PASS));
+    let compare = &replies[0]["compare"];
+    assert_eq!(compare["test"], "memory");
+    assert_eq!(compare["runs"], 20);
+    assert_eq!(compare["autonomy_off"]["interventions"]["total"], 0, "autonomy off never intervenes");
+    let off_runs = compare["autonomy_off"]["runs"].as_array().unwrap();
+    assert!(off_runs.iter().all(|run| run["interventions"] == 0));
+    let interventions = compare["autonomy_on"]["interventions"]["total"].as_u64().unwrap();
+    let per_run: u64 = compare["autonomy_on"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["interventions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(interventions, per_run, "the total is the sum of the runs");
+    assert!(interventions > 0);
+    // The issue's bar: OOM events down by at least 50 % with p < 0.01, and at least 5 figures differing.
+    let reduction = f64_at(compare, "oom_reduction_percent");
+    let p = f64_at(compare, "oom_p_value");
+    println!(
+        "compare memory, 20 pairs: OOM events -{reduction:.1} %, p {p:.5}, {} figures differ",
+        compare["figures_differing"]
+    );
+    assert!(reduction >= 50.0, "OOM reduction {reduction:.1} %");
+    assert!(p < 0.01, "p {p}");
+    assert_eq!(compare["oom_reduction_significant"], true);
+    assert!(compare["figures_differing"].as_u64().unwrap() >= 5, "{}", compare["figures_differing"]);
+    // Means are those of the runs.
+    let oom_off: f64 = off_runs.iter().map(|run| run["values"][0].as_f64().unwrap()).sum::<f64>() / 20.0;
+    assert_eq!(compare["comparisons"][0]["off_mean"].as_f64().unwrap(), oom_off);
+    // The meta-agent's thread costs little: under 2 % of the on runs' time.
+    assert!(
+        compare["autonomy_cpu_share_per_mille"].as_u64().unwrap() < 20,
+        "{}",
+        compare["autonomy_cpu_share_per_mille"]
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn a_meta_agent_that_never_acts_gives_the_results_of_autonomy_off() {
+    // Runs of a fixed number of steps: deciding costs the meta-agent's thread CPU time, so in runs of a fixed
+    // duration even a policy that never acts leaves the workload fewer steps.
+    let (_, replies) = batch_json(
+        "autoctl policy never-act --json; stresstest compare memory --runs 3 --seed 11 --steps 60000 --json",
+    );
+    let compare = &replies[1]["compare"];
+    assert_eq!(compare["autonomy_on"]["interventions"]["total"], 0);
+    let keys: Vec<&str> = compare["figures"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    let latency = keys.iter().position(|key| *key == "allocation_p99_ns").unwrap();
+    let values = |side: &str| -> Vec<Vec<Value>> {
+        compare[side]["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| {
+                let mut values = run["values"].as_array().unwrap().clone();
+                // Timed by the clock: a decision that preempts a timed operation lengthens it.
+                values.remove(latency);
+                values
+            })
+            .collect()
+    };
+    assert_eq!(values("autonomy_off"), values("autonomy_on"), "identical runs, figure for figure");
+    assert_eq!(values("autonomy_on")[0][keys.iter().position(|key| *key == "steps").unwrap() - 1], 60_000);
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn autoctl_decides_traces_and_explains_and_bad_values_change_nothing() {
+    let (_, replies) = batch_json(
+        "autoctl status --json; autoctl on --json; \
+         stresstest memory --duration 300 --pool-mib 16 --seed 6 --json; \
+         autoctl status --json; autoctl audit last 5 --json; autoctl explain 0 --json; \
+         memctl status --json; memctl strategy status --json; memctl strategy history --json; \
+         autoctl interval 0 --json; autoctl conf-threshold 1001 --json; autoctl policy learned --json; \
+         autoctl explain 99999 --json; autoctl audit first 3 --json; stresstest compare disk --json; \
+         stresstest compare memory --runs 0 --json; stresstest compare chaos --json; autoctl status --json",
+    );
+    let before = &replies[0];
+    assert_eq!((before["enabled"].as_bool(), before["decisions"].as_u64()), (Some(false), Some(0)));
+    let status = &replies[3];
+    // 300 ms at one decision per 10 ms.
+    let decisions = status["decisions"].as_u64().unwrap();
+    assert!((28..=31).contains(&decisions), "{decisions} decisions");
+    assert_eq!(status["decision_cost"]["count"], decisions);
+    let audit = replies[4]["traces"].as_array().unwrap();
+    assert_eq!(audit.len(), 5);
+    let ids: Vec<u64> = audit.iter().map(|trace| trace["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (decisions - 5..decisions).collect::<Vec<_>>());
+    let first = &replies[5]["trace"];
+    assert_eq!(first["id"], 0);
+    assert_eq!(first["policy"], "heuristic");
+    assert!(first["inputs"]["pressure_per_mille"].is_u64());
+    // The run is over: the port is detached and shows the run's last figures.
+    let port = &replies[6]["port"];
+    assert_eq!(port["attached"], false);
+    assert_eq!(port["steps"], replies[2]["memory"]["steps"]);
+    assert_eq!(port["oom_events"], replies[2]["memory"]["oom_events"]);
+    assert!(replies[7]["strategy"].is_string());
+    let switches = replies[8]["switches"].as_array().unwrap().len() as u64;
+    assert_eq!(switches, replies[7]["stats"]["switches"].as_u64().unwrap().min(32));
+    for (reply, code) in replies[9..17].iter().zip([
+        "out-of-range",
+        "out-of-range",
+        "invalid-value",
+        "not-found",
+        "invalid-value",
+        "invalid-value",
+        "out-of-range",
+        "not-implemented",
+    ]) {
+        assert_eq!(reply["ok"], false, "{reply}");
+        assert_eq!(reply["error"]["code"], code, "{reply}");
+    }
+    // Nothing the refused commands asked for took effect.
+    let after = &replies[17];
+    assert_eq!(after["interval_ms"], 10);
+    assert_eq!(after["confidence_threshold_per_mille"], 600);
+    assert_eq!(after["policy"], "heuristic");
+    assert_eq!(after["enabled"], true);
+}
