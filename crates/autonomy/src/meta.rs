@@ -18,6 +18,10 @@ pub struct Telemetry {
     pub pressure_per_mille: u16,
     /// Least-squares trend of recent pressure samples, predicted at the configured horizon.
     pub trend: Option<TrendEstimate>,
+    /// Reclaimable cache, per mille of the memory limit.
+    pub cache_per_mille: u16,
+    /// Allocation requests per workload step since the previous decision, per mille.
+    pub demand_per_mille: u16,
     /// OOM events since the previous decision.
     pub oom_events: u32,
     /// Scheduler deadline misses since the previous decision.

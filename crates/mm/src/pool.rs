@@ -209,6 +209,8 @@ pub struct Pool {
     vacant: [Vec<u32>; SLAB_CLASSES.len()],
     /// Live cache objects.
     cache: Vec<CacheEntry>,
+    /// Pages they hold.
+    cache_pages: u64,
     live_objects: u64,
     live_bytes: u64,
     next_id: u64,
@@ -224,6 +226,7 @@ impl Pool {
             partial_head: [NO_SLAB; SLAB_CLASSES.len()],
             vacant: Default::default(),
             cache: Vec::new(),
+            cache_pages: 0,
             live_objects: 0,
             live_bytes: 0,
             next_id: 1,
@@ -252,6 +255,7 @@ impl Pool {
         let placement = match kind {
             MemoryKind::Reclaimable => {
                 self.cache.push(CacheEntry { id, address, order: order as u8, size });
+                self.cache_pages += 1 << order;
                 Placement::Cache { order: order as u8 }
             }
             MemoryKind::Unreclaimable => Placement::Block { order: order as u8 },
@@ -361,6 +365,7 @@ impl Pool {
                     return if handle.id < self.next_id { Ok(false) } else { Err(unknown) };
                 };
                 self.cache.swap_remove(position);
+                self.cache_pages -= 1 << order;
                 self.uncharge_block(source, handle.address, order as usize)?;
             }
         }
@@ -373,6 +378,7 @@ impl Pool {
     pub fn compact<S: FrameSource + ?Sized>(&mut self, source: &mut S) -> Result<CompactionReport, PoolError> {
         let mut report = CompactionReport::default();
         while let Some(entry) = self.cache.pop() {
+            self.cache_pages -= 1 << entry.order;
             self.uncharge_block(source, entry.address, entry.order as usize)?;
             report.cache_objects_dropped += 1;
             report.bytes_recovered += PAGE_SIZE << entry.order;
@@ -424,6 +430,11 @@ impl Pool {
             .pressure_per_mille()
     }
 
+    /// Pages held by reclaimable cache (O(1)).
+    pub fn cache_pages(&self) -> u64 {
+        self.cache_pages
+    }
+
     /// Current figures.
     pub fn stats(&self) -> PoolStats {
         let mut stats = PoolStats {
@@ -431,7 +442,7 @@ impl Pool {
             charged_pages: self.charged_pages,
             live_objects: self.live_objects,
             live_bytes: self.live_bytes,
-            cache_pages: self.cache.iter().map(|entry| 1u64 << entry.order).sum(),
+            cache_pages: self.cache_pages,
             ..PoolStats::default()
         };
         for (class, slabs) in self.slabs.iter().enumerate() {

@@ -45,6 +45,8 @@ pub enum GovernorError {
 struct Watched {
     run: u64,
     oom_events: u64,
+    requests: u64,
+    steps: u64,
 }
 
 /// The meta-agent, its strategy controller and pressure trend, bound to a pool port.
@@ -112,11 +114,18 @@ impl Governor {
                 self.agent.clear_pending(metrics);
                 self.trend = PressureTrend::new();
                 port.set_pressure_cap(strategy_cap(self.strategy.current()));
-                Watched { run: telemetry.run, oom_events: 0 }
+                Watched { run: telemetry.run, ..Watched::default() }
             }
         };
         let new_ooms = telemetry.oom_events.saturating_sub(previous.oom_events);
-        self.watched = Some(Watched { run: telemetry.run, oom_events: telemetry.oom_events });
+        let new_requests = telemetry.allocation_requests.saturating_sub(previous.requests);
+        let new_steps = telemetry.steps.saturating_sub(previous.steps);
+        self.watched = Some(Watched {
+            run: telemetry.run,
+            oom_events: telemetry.oom_events,
+            requests: telemetry.allocation_requests,
+            steps: telemetry.steps,
+        });
         if new_ooms > 0 {
             self.agent.resolve(now_ns, Some(ObservedFailure::Oom), metrics);
         }
@@ -130,6 +139,9 @@ impl Governor {
             now_ns,
             pressure_per_mille: pressure,
             trend: self.trend.estimate(self.agent.config().horizon_ns),
+            cache_per_mille: (telemetry.cache_pages * 1000).checked_div(telemetry.limit_pages).unwrap_or(0).min(1000)
+                as u16,
+            demand_per_mille: (new_requests * 1000).checked_div(new_steps).unwrap_or(0).min(1000) as u16,
             oom_events: new_ooms.min(u32::MAX as u64) as u32,
             // Not observed yet by the memory governor: the scheduler and the command queue have no port.
             deadline_misses: 0,

@@ -706,6 +706,73 @@ pub fn run_learning<S: FrameSource + ?Sized>(
     }
 }
 
+/// The trained agent's greedy policy driving the kernel's meta-agent (`autoctl policy learned`).
+///
+/// The meta-agent's telemetry is mapped onto the inputs the agent trained on: pressure, its change since the
+/// previous decision (/ 250 per mille, clamped to ±1), the cache's share of the limit, OOM events since the
+/// previous decision (/ 16, at most 1) and demand (requests per step). Nothing maps to `None`, reclaim to a
+/// proactive reclaim and throttle to refusing every request of the coming interval, as in training. The
+/// confidence is the softmax probability of the chosen action over the Q-values. The policy does not learn
+/// online: it is the agent as `stresstest learning` left it.
+#[derive(Debug, Clone)]
+pub struct LearnedPolicy {
+    agent: Agent,
+    previous_pressure: Option<u16>,
+}
+
+impl LearnedPolicy {
+    /// A policy acting greedily on `agent`'s Q-values.
+    pub fn new(agent: Agent) -> Self {
+        LearnedPolicy { agent, previous_pressure: None }
+    }
+
+    /// The agent's inputs for `telemetry`, given the pressure at the previous decision.
+    pub fn state(telemetry: &sis_autonomy::Telemetry, previous_pressure: Option<u16>) -> [f32; STATE_SIZE] {
+        let pressure = telemetry.pressure_per_mille;
+        let change = (pressure as f32 - previous_pressure.unwrap_or(pressure) as f32) / 250.0;
+        [
+            pressure as f32 / 1000.0,
+            change.clamp(-1.0, 1.0),
+            telemetry.cache_per_mille as f32 / 1000.0,
+            (telemetry.oom_events as f32 / 16.0).min(1.0),
+            telemetry.demand_per_mille as f32 / 1000.0,
+        ]
+    }
+}
+
+impl sis_autonomy::Policy for LearnedPolicy {
+    fn name(&self) -> &'static str {
+        "learned"
+    }
+
+    fn decide(
+        &mut self,
+        telemetry: &sis_autonomy::Telemetry,
+        _config: &sis_autonomy::MetaConfig,
+    ) -> sis_autonomy::Decision {
+        use sis_autonomy::{Decision, Directive, Prediction, Reason, Selection};
+        let state = Self::state(telemetry, self.previous_pressure);
+        self.previous_pressure = Some(telemetry.pressure_per_mille);
+        let q_values = self.agent.q_values(&state);
+        let action = self.agent.greedy(&state);
+        let best = q_values[action];
+        let total: f32 = q_values.iter().map(|q| libm::expf(q - best)).sum();
+        let confidence = (1000.0 / total.max(1.0)) as u16;
+        let (directive, prediction) = match Action::ALL[action] {
+            Action::Nothing => (Directive::None, None),
+            Action::Reclaim => (Directive::ProactiveReclaim, Some(Prediction::Oom)),
+            Action::Throttle => (Directive::ThrottleAllocations { per_mille: 1000 }, Some(Prediction::Oom)),
+        };
+        Decision {
+            directive,
+            confidence_per_mille: confidence,
+            reason: Reason::Learned { action: action as u16 },
+            selection: Selection::Exploitation,
+            prediction,
+        }
+    }
+}
+
 /// What the agent costs per decision, against the workload interval it decides for (`neuralctl bench`, `bench ai`).
 #[derive(Debug, Clone, Serialize)]
 pub struct CostReport {

@@ -369,7 +369,8 @@ pub fn run_memory_test(
 
         let pressure = pool.pressure_per_mille();
         if let Some(port) = options.port {
-            port.publish(pressure, report.oom_events, report.allocation_attempts + report.throttled_requests, step);
+            let requests = report.allocation_attempts + report.throttled_requests;
+            port.publish(pressure, pool.cache_pages(), report.oom_events, requests, step);
         }
         pressure_sum += pressure as u128;
         if pressure > report.peak_pressure_per_mille {

@@ -29,6 +29,7 @@ pub struct PoolPort {
     pressure_per_mille: AtomicU32,
     peak_since_read_per_mille: AtomicU32,
     limit_pages: AtomicU64,
+    cache_pages: AtomicU64,
     oom_events: AtomicU64,
     allocation_requests: AtomicU64,
     steps: AtomicU64,
@@ -50,6 +51,8 @@ pub struct PortTelemetry {
     pub pressure_per_mille: u32,
     /// The pool's limit, pages.
     pub limit_pages: u64,
+    /// Pages held by reclaimable cache.
+    pub cache_pages: u64,
     /// OOM events of this run so far.
     pub oom_events: u64,
     /// Allocation requests of this run so far (throttled ones included).
@@ -79,6 +82,7 @@ impl PoolPort {
             pressure_per_mille: AtomicU32::new(0),
             peak_since_read_per_mille: AtomicU32::new(0),
             limit_pages: AtomicU64::new(0),
+            cache_pages: AtomicU64::new(0),
             oom_events: AtomicU64::new(0),
             allocation_requests: AtomicU64::new(0),
             steps: AtomicU64::new(0),
@@ -114,14 +118,16 @@ impl PoolPort {
         }
         self.pressure_per_mille.store(0, Relaxed);
         self.peak_since_read_per_mille.store(0, Relaxed);
+        self.cache_pages.store(0, Relaxed);
         self.throttle_per_mille.store(0, Relaxed);
         self.pressure_cap_per_mille.store(NO_CAP, Relaxed);
         self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
     }
 
     /// Publishes the figures after a step.
-    pub fn publish(&self, pressure_per_mille: u32, oom_events: u64, requests: u64, steps: u64) {
+    pub fn publish(&self, pressure_per_mille: u32, cache_pages: u64, oom_events: u64, requests: u64, steps: u64) {
         self.pressure_per_mille.store(pressure_per_mille, Relaxed);
+        self.cache_pages.store(cache_pages, Relaxed);
         self.peak_since_read_per_mille.fetch_max(pressure_per_mille, Relaxed);
         self.oom_events.store(oom_events, Relaxed);
         self.allocation_requests.store(requests, Relaxed);
@@ -163,6 +169,7 @@ impl PoolPort {
             run: self.runs.load(Relaxed),
             pressure_per_mille: self.pressure_per_mille.load(Relaxed),
             limit_pages: self.limit_pages.load(Relaxed),
+            cache_pages: self.cache_pages.load(Relaxed),
             oom_events: self.oom_events.load(Relaxed),
             allocation_requests: self.allocation_requests.load(Relaxed),
             steps: self.steps.load(Relaxed),
@@ -252,9 +259,9 @@ mod tests {
         let fresh = port.telemetry();
         assert_eq!((fresh.run, fresh.reclaims_pending, fresh.throttle_per_mille), (2, 0, 0));
         assert!(!port.take_reclaim());
-        port.publish(400, 0, 0, 1);
-        port.publish(700, 0, 0, 2);
-        port.publish(500, 0, 0, 3);
+        port.publish(400, 0, 0, 0, 1);
+        port.publish(700, 0, 0, 0, 2);
+        port.publish(500, 0, 0, 0, 3);
         assert_eq!((port.take_peak_pressure(), port.take_peak_pressure()), (700, 0));
     }
 

@@ -15,6 +15,7 @@ use sis_platform::thread;
 use sis_platform::time::PlatformClock;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 use sis_stress::governor::{strategy_cap, BoxedPolicy, Governor};
+use sis_stress::learning::LearnedPolicy;
 use sis_stress::port::NO_CAP;
 
 use super::stress::MEMORY_PORT;
@@ -27,7 +28,7 @@ pub const DEFAULT_INTERVAL_MS: u64 = 10;
 /// Stack of the autonomy thread.
 const STACK_BYTES: u64 = 64 * 1024;
 /// Policies `autoctl policy` accepts.
-const POLICIES: &[&str] = &["heuristic", "never-act"];
+const POLICIES: &[&str] = &["heuristic", "learned", "never-act"];
 
 /// The meta-agent's state; `None` until first used.
 static STATE: IrqMutex<Option<Autonomy>> = IrqMutex::new(None);
@@ -51,6 +52,16 @@ fn new_governor(policy: &str, threshold: Option<u16>) -> Result<Governor, ShellE
     let policy: BoxedPolicy = match policy {
         "heuristic" => Box::new(Heuristic),
         "never-act" => Box::new(NeverAct),
+        "learned" => {
+            let guard = super::neural::AGENT.lock();
+            let installed = guard.as_ref().ok_or_else(|| {
+                ShellError::new(
+                    "no-agent",
+                    "no agent installed: run `stresstest learning` to train one (or `neuralctl load` a saved one)",
+                )
+            })?;
+            Box::new(LearnedPolicy::new(installed.agent.clone()))
+        }
         other => {
             return Err(ShellError::new(sis_shell::codes::INVALID_VALUE, alloc::format!("unknown policy {other}")))
         }
@@ -217,9 +228,11 @@ pub static AUTOCTL: CommandSpec<Kernel> = CommandSpec {
         },
         CommandSpec {
             name: "policy",
-            summary: "Choose the policy: heuristic or never-act",
-            description: "never-act decides and records but never acts: with it, autonomy on gives the results of autonomy off. A learned policy is not implemented yet. Changing the policy starts a fresh meta-agent (traces and strategy reset).",
-            args: &[ArgSpec::positional("policy", ValueKind::Choice(POLICIES), "heuristic or never-act").required()],
+            summary: "Choose the policy: heuristic, learned or never-act",
+            description: "learned: the installed agent's greedy policy (trained by stresstest learning or loaded by neuralctl load; a copy is taken now), its telemetry mapped onto the inputs it trained on, confidence the softmax probability of its action; it does not learn online. never-act decides and records but never acts: with it, autonomy on gives the results of autonomy off. Changing the policy starts a fresh meta-agent (traces and strategy reset).",
+            args: &[
+                ArgSpec::positional("policy", ValueKind::Choice(POLICIES), "heuristic, learned or never-act").required(),
+            ],
             subcommands: &[],
             handler: Some(policy),
         },

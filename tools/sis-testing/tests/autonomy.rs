@@ -125,7 +125,7 @@ fn autoctl_decides_traces_and_explains_and_bad_values_change_nothing() {
     for (reply, code) in replies[9..17].iter().zip([
         "out-of-range",
         "out-of-range",
-        "invalid-value",
+        "no-agent",
         "not-found",
         "invalid-value",
         "invalid-value",
@@ -141,4 +141,42 @@ fn autoctl_decides_traces_and_explains_and_bad_values_change_nothing() {
     assert_eq!(after["confidence_threshold_per_mille"], 600);
     assert_eq!(after["policy"], "heuristic");
     assert_eq!(after["enabled"], true);
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn multi_compare_cuts_oom_events_significantly_and_the_learned_policy_drives_the_meta_agent() {
+    let (_, replies) = batch_json(
+        "stresstest compare multi --seed 7 --json; \
+         stresstest learning --episodes 20 --seed 1 --json; autoctl policy learned --json; \
+         stresstest compare memory --runs 4 --seed 7 --json; autoctl audit last 3 --json",
+    );
+    let multi = &replies[0]["compare"];
+    let reduction = f64_at(multi, "oom_reduction_percent");
+    let p = f64_at(multi, "oom_p_value");
+    println!(
+        "compare multi, 20 pairs: OOM events -{reduction:.1} %, p {p:.5}, {} figures differ",
+        multi["figures_differing"]
+    );
+    assert!(reduction >= 50.0 && p < 0.01, "{reduction} % p {p}");
+    assert!(multi["figures_differing"].as_u64().unwrap() >= 5);
+    assert!(multi["autonomy_cpu_share_per_mille"].as_u64().unwrap() < 20);
+    // The learned policy: its decisions are traced as learned, exploiting; what they change is measured,
+    // whichever way it goes.
+    assert_eq!(replies[2]["policy"], "learned");
+    let learned = &replies[3]["compare"];
+    assert_eq!(learned["runs"], 4);
+    println!(
+        "learned policy, 4 pairs: OOM events {} -> {}, interventions {}",
+        learned["comparisons"][0]["off_mean"],
+        learned["comparisons"][0]["on_mean"],
+        learned["autonomy_on"]["interventions"]["total"]
+    );
+    let traces = replies[4]["traces"].as_array().unwrap();
+    assert!(!traces.is_empty());
+    for trace in traces {
+        assert_eq!(trace["policy"], "learned");
+        assert_eq!(trace["reason"]["reason"], "learned");
+        assert_eq!(trace["selection"], "exploitation");
+    }
 }

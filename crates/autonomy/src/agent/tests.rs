@@ -10,6 +10,8 @@ fn calm(now_ns: u64) -> Telemetry {
         now_ns,
         pressure_per_mille: 500,
         trend: None,
+        cache_per_mille: 0,
+        demand_per_mille: 0,
         oom_events: 0,
         deadline_misses: 0,
         latency_p99_ns: 0,
@@ -96,6 +98,8 @@ fn run<P: Policy>(
         let telemetry = Telemetry {
             pressure_per_mille,
             trend: trend.estimate(agent.config().horizon_ns),
+            cache_per_mille: 0,
+            demand_per_mille: 0,
             oom_events: oom_since_decision,
             ..calm(now_ns)
         };

@@ -8,6 +8,8 @@ fn calm() -> Telemetry {
         now_ns: 0,
         pressure_per_mille: 500,
         trend: None,
+        cache_per_mille: 0,
+        demand_per_mille: 0,
         oom_events: 0,
         deadline_misses: 0,
         latency_p99_ns: 0,

@@ -129,3 +129,22 @@ fn after_compaction_allocations_fill_the_remaining_partial_slabs_most_recent_fir
     assert_eq!(pool.stats().charged_pages, 4, "a full set of slabs takes a new page");
     assert_eq!(pool.stats().slab_pages, 4);
 }
+
+#[test]
+fn cache_pages_are_counted_as_objects_come_and_go() {
+    let mut source = frames(64);
+    let mut pool = Pool::new(64 * PAGE_SIZE);
+    // 100 B rounds to one page, 3 pages to an order-2 block (4), 5 pages to order 3 (8).
+    let sizes = [100, 3 * PAGE_SIZE, 5 * PAGE_SIZE];
+    let handles: Vec<_> =
+        sizes.iter().map(|&size| pool.allocate(&mut source, size, MemoryKind::Reclaimable).unwrap()).collect();
+    pool.allocate(&mut source, 2 * PAGE_SIZE, MemoryKind::Unreclaimable).unwrap();
+    assert_eq!(pool.cache_pages(), 13);
+    assert_eq!(pool.stats().cache_pages, 13);
+    assert_eq!(pool.free(&mut source, handles[1]), Ok(true));
+    assert_eq!(pool.cache_pages(), 9);
+    pool.compact(&mut source).unwrap();
+    assert_eq!((pool.cache_pages(), pool.stats().cache_pages), (0, 0));
+    assert_eq!(pool.free(&mut source, handles[2]), Ok(false), "dropped by compaction");
+    assert_eq!(pool.cache_pages(), 0);
+}

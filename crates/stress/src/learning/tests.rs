@@ -183,3 +183,35 @@ fn costs_time_every_decision_and_do_not_disturb_learning() {
         assert_eq!(with_clock, without, "episode {episode}");
     }
 }
+
+#[test]
+fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily() {
+    use sis_autonomy::{Directive, MemoryStrategy, MetaConfig, Policy, Reason, Telemetry};
+    let telemetry = Telemetry {
+        now_ns: 0,
+        pressure_per_mille: 900,
+        trend: None,
+        cache_per_mille: 250,
+        demand_per_mille: 700,
+        oom_events: 4,
+        deadline_misses: 0,
+        latency_p99_ns: 0,
+        command_queue_depth: 0,
+        strategy: MemoryStrategy::Balanced,
+    };
+    assert_eq!(LearnedPolicy::state(&telemetry, Some(800)), [0.9, 0.4, 0.25, 0.25, 0.7]);
+    assert_eq!(LearnedPolicy::state(&telemetry, None)[1], 0.0, "no previous decision: no change");
+    assert_eq!(LearnedPolicy::state(&Telemetry { oom_events: 40, ..telemetry }, Some(0))[1..4], [1.0, 0.25, 1.0]);
+
+    let mut agent = new_agent(1, 20);
+    run_learning(&LearningConfig { episodes: 20, noise_per_mille: 0, seed: 1 }, &mut frames(), &mut agent, &mut |_| {});
+    let mut policy = LearnedPolicy::new(agent.clone());
+    let decision = policy.decide(&telemetry, &MetaConfig::default());
+    let state = LearnedPolicy::state(&telemetry, None);
+    let greedy = agent.greedy(&state);
+    assert_eq!(decision.reason, Reason::Learned { action: greedy as u16 });
+    let expected = [Directive::None, Directive::ProactiveReclaim, Directive::ThrottleAllocations { per_mille: 1000 }];
+    assert_eq!(decision.directive, expected[greedy]);
+    // Softmax over three actions: the greedy one has at least a third.
+    assert!((333..=1000).contains(&decision.confidence_per_mille), "{}", decision.confidence_per_mille);
+}
