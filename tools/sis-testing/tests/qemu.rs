@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 18] = [
+const COMMANDS: [&str; 19] = [
     "help",
     "version",
     "uptime",
@@ -30,6 +30,7 @@ const COMMANDS: [&str; 18] = [
     "schedctl",
     "det",
     "temporaliso",
+    "blkctl",
     "sleep",
     "shutdown",
     "fault",
