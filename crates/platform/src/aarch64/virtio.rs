@@ -258,8 +258,9 @@ fn device_error(operation: Operation, error: virtio_drivers::Error) -> BlockErro
 
 impl VirtioBlock {
     fn new(transport: MmioTransport<'static>, base: u64, intid: u32) -> Result<Self, &'static str> {
-        let line = claim_line(intid, base).ok_or("no free interrupt line")?;
         let mut driver = VirtIOBlk::<SisHal, _>::new(transport).map_err(|_| "virtio-blk initialisation failed")?;
+        // Claimed only for a working driver; without a line the driver is dropped, which resets the device.
+        let line = claim_line(intid, base).ok_or("no free interrupt line")?;
         driver.enable_interrupts();
         gic::enable_interrupt(intid);
         Ok(VirtioBlock { driver, line, base, intid, stats: BlockDriverStats::default() })
