@@ -24,7 +24,9 @@ sis_platform::entry!(main);
 fn main(platform: Platform) -> ! {
     // CBS+EDF: deadline threads by their servers, everything else round robin in the leftover time.
     thread::init(Box::new(sis_sched::CbsEdf::new(sis_sched::DEFAULT_BOUND_PPM, TIME_SLICE_NS, thread::MAX_THREADS)));
-    let kernel = commands::Kernel::new(&platform);
+    let mut probe = sis_platform::virtio::probe(&platform.boot);
+    let kernel = commands::Kernel::new(&platform, &probe);
+    commands::blk::disk::attach(probe.block.take());
     if let Err(error) = thread::spawn("shell", SHELL_STACK_BYTES, move || shell::run(kernel)) {
         panic!("cannot start the shell thread: {error}");
     }

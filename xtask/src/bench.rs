@@ -44,6 +44,18 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+    /// virtio-blk sequential write/read throughput in the guest; peer: the host doing the same I/O on the same image file.
+    Blk {
+        /// Bytes written then read, MiB (the scratch image has this size).
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        size_mib: u64,
+        /// Bytes per request, KiB.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        request_kib: u64,
+        /// Guest boots (and host repetitions); medians are printed.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off), host and guest.
     Metrics {
         /// Repetitions of each measurement.
@@ -80,6 +92,12 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             guest_autonomy(repetitions)
+        }
+        Benchmark::Blk { size_mib, request_kib, runs } => {
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            crate::bench_blk::run(size_mib, request_kib, runs)
         }
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
         Benchmark::Sched { repetitions } => {

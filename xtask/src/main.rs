@@ -1,6 +1,7 @@
 //! `cargo xtask`: build, run, test and benchmark SIS; what CI runs is what a developer runs.
 
 mod bench;
+mod bench_blk;
 mod setup;
 
 use std::io::{BufRead, BufReader};

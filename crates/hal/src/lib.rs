@@ -17,6 +17,12 @@ pub trait Clock {
     fn now_ns(&self) -> u64;
 }
 
+/// A clock the caller can wait on: the platform sleeps the calling thread, a fake moves its time.
+pub trait Sleep: Clock {
+    /// Returns once [`Clock::now_ns`] reads at least `deadline_ns` (at once if it already does).
+    fn sleep_until_ns(&self, deadline_ns: u64);
+}
+
 /// A clock that moves only when told to, for deterministic host tests.
 #[derive(Debug, Default)]
 pub struct FakeClock {
@@ -43,6 +49,13 @@ impl FakeClock {
 impl Clock for FakeClock {
     fn now_ns(&self) -> u64 {
         self.now_ns.get()
+    }
+}
+
+impl Sleep for FakeClock {
+    /// Waiting on a fake clock moves it to the deadline: the wait takes no host time.
+    fn sleep_until_ns(&self, deadline_ns: u64) {
+        self.set(deadline_ns);
     }
 }
 
@@ -77,6 +90,15 @@ mod tests {
         clock.set(u64::MAX);
         clock.advance(1);
         assert_eq!(clock.now_ns(), u64::MAX);
+    }
+
+    #[test]
+    fn sleeping_on_a_fake_clock_moves_it_to_the_deadline_never_back() {
+        let clock = FakeClock::new(1_000);
+        clock.sleep_until_ns(5_000);
+        assert_eq!(clock.now_ns(), 5_000);
+        clock.sleep_until_ns(2_000);
+        assert_eq!(clock.now_ns(), 5_000);
     }
 
     #[test]

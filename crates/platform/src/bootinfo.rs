@@ -9,6 +9,20 @@ use fdt::Fdt;
 /// Most memory regions the platform keeps from the tree (QEMU `virt` has one).
 pub const MAX_MEMORY_REGIONS: usize = 8;
 
+/// Most virtio-mmio transports the platform keeps from the tree (QEMU `virt` has 32).
+pub const MAX_VIRTIO_MMIO: usize = 32;
+
+/// One `virtio,mmio` transport window: where its registers are and which interrupt it raises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VirtioMmioSlot {
+    /// Physical address of the register window.
+    pub base: u64,
+    /// Length of the window in bytes.
+    pub size: u64,
+    /// GIC interrupt ID (an SPI).
+    pub intid: u32,
+}
+
 /// One range of RAM from a `/memory` node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryRegion {
@@ -59,12 +73,21 @@ pub struct BootInfo<'dt> {
     pub gicr_base: u64,
     /// EL1 virtual timer interrupt ID (GIC INTID).
     pub virtual_timer_intid: u32,
+    /// `virtio,mmio` transports by ascending address; only the first `virtio_mmio_count` are valid.
+    pub virtio_mmio: [VirtioMmioSlot; MAX_VIRTIO_MMIO],
+    /// Number of valid entries in `virtio_mmio`.
+    pub virtio_mmio_count: usize,
 }
 
 impl BootInfo<'_> {
     /// The valid memory regions.
     pub fn memory_regions(&self) -> &[MemoryRegion] {
         &self.memory[..self.memory_region_count]
+    }
+
+    /// The valid virtio-mmio transports, lowest address first.
+    pub fn virtio_mmio_slots(&self) -> &[VirtioMmioSlot] {
+        &self.virtio_mmio[..self.virtio_mmio_count]
     }
 
     /// Sum of all RAM region sizes in bytes.
@@ -169,6 +192,8 @@ pub fn parse_device_tree(bytes: &[u8]) -> Result<BootInfo<'_>, DeviceTreeError> 
     )
     .ok_or(DeviceTreeError::Invalid("virtual timer interrupt"))?;
 
+    let (virtio_mmio, virtio_mmio_count) = virtio_mmio_slots(&tree);
+
     Ok(BootInfo {
         dtb_size: tree.total_size() as u64,
         memory,
@@ -181,7 +206,36 @@ pub fn parse_device_tree(bytes: &[u8]) -> Result<BootInfo<'_>, DeviceTreeError> 
         gicd_base,
         gicr_base,
         virtual_timer_intid,
+        virtio_mmio,
+        virtio_mmio_count,
     })
+}
+
+/// Every `virtio,mmio` node with a usable window and SPI, sorted by address.
+///
+/// A transport the platform cannot use is left out rather than failing the
+/// boot: the machine runs without that device. Past [`MAX_VIRTIO_MMIO`], the
+/// rest are left out too.
+fn virtio_mmio_slots(tree: &Fdt<'_>) -> ([VirtioMmioSlot; MAX_VIRTIO_MMIO], usize) {
+    let mut slots = [VirtioMmioSlot::default(); MAX_VIRTIO_MMIO];
+    let mut count = 0;
+    for node in tree.all_nodes() {
+        if count == MAX_VIRTIO_MMIO {
+            break;
+        }
+        if !node.compatible().is_some_and(|list| list.all().any(|c| c == "virtio,mmio")) {
+            continue;
+        }
+        let Some(region) = node.reg().and_then(|mut regions| regions.next()) else { continue };
+        let Some(size) = region.size.filter(|&size| size > 0) else { continue };
+        let Some(intid) = interrupt_cells(&node, 0).filter(|cells| cells[0] == GIC_SPI).and_then(interrupt_id) else {
+            continue;
+        };
+        slots[count] = VirtioMmioSlot { base: region.starting_address as u64, size: size as u64, intid };
+        count += 1;
+    }
+    slots[..count].sort_unstable_by_key(|slot| slot.base);
+    (slots, count)
 }
 
 fn first_reg(node: &fdt::node::FdtNode<'_, '_>) -> Option<u64> {
@@ -226,6 +280,14 @@ mod tests {
         assert_eq!(info.gicr_base, 0x080a_0000);
         assert_eq!(info.virtual_timer_intid, 27);
         assert!(info.rng_seed.is_some());
+        let virtio = info.virtio_mmio_slots();
+        assert_eq!(virtio.len(), 32);
+        for (index, slot) in virtio.iter().enumerate() {
+            assert_eq!(
+                *slot,
+                VirtioMmioSlot { base: 0x0a00_0000 + index as u64 * 0x200, size: 0x200, intid: 48 + index as u32 }
+            );
+        }
     }
 
     #[test]

@@ -22,4 +22,7 @@ pub use aarch64::*;
 pub mod host_arena;
 
 mod bootinfo;
-pub use bootinfo::{parse_device_tree, BootInfo, DeviceTreeError, MemoryRegion, PsciMethod, MAX_MEMORY_REGIONS};
+pub use bootinfo::{
+    parse_device_tree, BootInfo, DeviceTreeError, MemoryRegion, PsciMethod, VirtioMmioSlot, MAX_MEMORY_REGIONS,
+    MAX_VIRTIO_MMIO,
+};

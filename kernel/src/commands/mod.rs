@@ -1,6 +1,7 @@
 //! The kernel's command table and the context every handler receives.
 
 pub mod autonomy;
+pub mod blk;
 mod det_command;
 mod fault;
 pub mod files;
@@ -15,6 +16,7 @@ mod threads;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use sis_platform::virtio::TransportInfo;
 use sis_platform::{MemoryRegion, Platform};
 use sis_shell::Registry;
 
@@ -29,16 +31,25 @@ pub struct Kernel {
     pub rust_entry_ns: u64,
     /// Set by `shutdown`: the shell powers off once the reply is printed.
     pub shutdown_requested: bool,
+    /// virtio-mmio transports in the device tree.
+    pub virtio_slots: usize,
+    /// virtio devices found behind them at boot.
+    pub virtio_devices: Vec<TransportInfo>,
+    /// Transports that answered with something unusable, and why.
+    pub virtio_failures: Vec<(u64, &'static str)>,
 }
 
 impl Kernel {
-    /// Collects what the commands need from the platform.
-    pub fn new(platform: &Platform) -> Self {
+    /// Collects what the commands need from the platform and the virtio probe.
+    pub fn new(platform: &Platform, probe: &sis_platform::virtio::Probe) -> Self {
         Kernel {
             memory_regions: platform.boot.memory_regions().to_vec(),
             bootargs: String::from(platform.boot.bootargs),
             rust_entry_ns: platform.rust_entry_ns,
             shutdown_requested: false,
+            virtio_slots: platform.boot.virtio_mmio_slots().len(),
+            virtio_devices: probe.devices.clone(),
+            virtio_failures: probe.failures.clone(),
         }
     }
 }
@@ -63,6 +74,7 @@ pub fn registry() -> Registry<Kernel> {
         &sched::SCHEDCTL,
         &det_command::DET,
         &temporaliso::TEMPORALISO,
+        &blk::BLKCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,

@@ -60,6 +60,8 @@ pub struct QemuConfig {
     pub icount_shift: Option<u32>,
     /// Longest wait for any single step (boot, one command, one write, a batch run).
     pub timeout: Duration,
+    /// A raw disk image attached as a virtio-blk device; `None` boots without a disk.
+    pub disk_image: Option<PathBuf>,
 }
 
 impl Default for QemuConfig {
@@ -78,6 +80,7 @@ impl QemuConfig {
             bootargs: None,
             icount_shift: None,
             timeout: DEFAULT_TIMEOUT,
+            disk_image: None,
         }
     }
 
@@ -118,6 +121,12 @@ impl QemuConfig {
     /// Deterministic mode with one instruction taking `2^shift` ns of guest time.
     pub fn icount_shift(mut self, shift: u32) -> Self {
         self.icount_shift = Some(shift);
+        self
+    }
+
+    /// Attaches the raw image at `path` as a virtio-blk device (see [`crate::ScratchDisk`]).
+    pub fn disk_image(mut self, path: impl Into<PathBuf>) -> Self {
+        self.disk_image = Some(path.into());
         self
     }
 
@@ -175,9 +184,18 @@ impl QemuConfig {
         ]
     }
 
-    /// Kernel, boot arguments and the instruction counter.
+    /// Disk, kernel, boot arguments and the instruction counter.
     fn kernel_arguments(&self) -> Vec<String> {
-        let mut arguments = vec!["-kernel".into(), self.kernel.display().to_string()];
+        let mut arguments = Vec::new();
+        if let Some(image) = &self.disk_image {
+            // QEMU's option syntax doubles a comma inside a value.
+            let file = image.display().to_string().replace(',', ",,");
+            arguments.push("-drive".into());
+            arguments.push(format!("file={file},if=none,format=raw,id=hd0"));
+            arguments.push("-device".into());
+            arguments.push("virtio-blk-device,drive=hd0".into());
+        }
+        arguments.extend(["-kernel".into(), self.kernel.display().to_string()]);
         if let Some(bootargs) = &self.bootargs {
             arguments.push("-append".into());
             arguments.push(bootargs.clone());
@@ -216,6 +234,19 @@ mod tests {
             arguments.join(" "),
             "-M virt,gic-version=3 -cpu cortex-a72 -m 512M -nic none -no-reboot \
              -semihosting-config enable=on,target=native -nographic -kernel /images/sis.elf"
+        );
+    }
+
+    #[test]
+    fn a_disk_image_becomes_a_virtio_blk_drive_and_none_is_attached_by_default() {
+        assert!(!config().headless_arguments().iter().any(|argument| argument.contains("drive")));
+        let arguments = config().disk_image("/tmp/a,b/disk.img").headless_arguments().join(" ");
+        assert!(
+            arguments.ends_with(
+                "-serial stdio -drive file=/tmp/a,,b/disk.img,if=none,format=raw,id=hd0 \
+                 -device virtio-blk-device,drive=hd0 -kernel /images/sis.elf"
+            ),
+            "{arguments}"
         );
     }
 

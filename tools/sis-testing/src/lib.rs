@@ -21,6 +21,7 @@ mod batch;
 mod boot_time;
 mod config;
 pub mod console;
+mod disk;
 mod error;
 mod process;
 mod session;
@@ -32,5 +33,6 @@ pub use config::{
     default_kernel_path, workspace_root, QemuConfig, DEFAULT_ICOUNT_SHIFT, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT,
     KERNEL_ENV, KERNEL_RELATIVE_PATH, QEMU_PROGRAM,
 };
+pub use disk::{ScratchDisk, DEFAULT_DISK_BYTES, SECTOR_BYTES};
 pub use error::{HarnessError, TAIL_BYTES};
 pub use session::{parse_json_reply, CommandOutput, Sis};

@@ -3,7 +3,7 @@
 use core::arch::global_asm;
 
 use super::registers::{isb, read_sysreg, write_sysreg};
-use super::{console, crash, gic, thread, time};
+use super::{console, crash, gic, thread, time, virtio};
 
 /// Registers saved on every exception, in the order the vector code stores them.
 #[repr(C)]
@@ -165,6 +165,8 @@ fn handle_interrupts() {
         if intid == time::intid() {
             // Level-triggered: disarm before EOI; the scheduler re-arms it.
             time::disarm();
+        } else if virtio::on_interrupt(intid) {
+            // Acknowledged at the device; its waiter was woken.
         } else {
             console::on_uart_interrupt();
         }

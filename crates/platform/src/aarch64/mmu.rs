@@ -1,4 +1,4 @@
-//! Identity-mapped translation with 1 GiB blocks: RAM normal write-back cacheable, devices nGnRE.
+//! Identity-mapped translation with 1 GiB blocks: RAM normal write-back cacheable, devices (PL011, GIC, virtio-mmio) nGnRE.
 
 use super::registers::{dsb_ish, isb, read_sysreg, write_sysreg};
 use crate::bootinfo::BootInfo;
@@ -44,7 +44,8 @@ pub fn enable(boot: &BootInfo<'_>) {
             gigabyte += 1;
         }
     }
-    for device in [boot.uart_base, boot.gicd_base, boot.gicr_base] {
+    let virtio_windows = boot.virtio_mmio_slots().iter().map(|slot| slot.base);
+    for device in [boot.uart_base, boot.gicd_base, boot.gicr_base].into_iter().chain(virtio_windows) {
         let gigabyte = (device / GIB) as usize;
         if gigabyte < ENTRIES && entries[gigabyte] == 0 {
             entries[gigabyte] = (gigabyte as u64 * GIB)

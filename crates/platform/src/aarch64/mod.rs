@@ -14,6 +14,7 @@ mod registers;
 pub mod thread;
 pub mod time;
 mod uart;
+pub mod virtio;
 
 pub use boot::Platform;
 

@@ -66,3 +66,10 @@ impl sis_hal::Clock for PlatformClock {
         now_ns()
     }
 }
+
+impl sis_hal::Sleep for PlatformClock {
+    /// Sleeps the calling thread (other threads run meanwhile).
+    fn sleep_until_ns(&self, deadline_ns: u64) {
+        super::thread::sleep_until_ns(deadline_ns);
+    }
+}

@@ -1,0 +1,122 @@
+//! `cargo xtask bench blk`: virtio-blk sequential throughput in the guest against the host on the same image file.
+//!
+//! The guest runs `blkctl bench` (below its cache: fault injector, then
+//! virtio-blk, completion by interrupt) on a scratch raw image in real time.
+//! The peer is the host writing and reading the same file in the same
+//! request size right after QEMU exits: both go through the host's page cache
+//! (QEMU's default `cache=writeback` for the drive), so the ratio is what the
+//! emulated device path costs over a native sequential I/O loop.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sis_testing::{run_batch, QemuConfig, ScratchDisk};
+
+/// One run's figures, MiB/s and the flush time.
+#[derive(Debug, Clone, Copy)]
+struct Throughput {
+    write_mib_per_s: f64,
+    flush_ms: f64,
+    read_mib_per_s: f64,
+}
+
+/// Runs the guest and the host `runs` times each and prints per-run figures, medians and ratios.
+pub fn run(size_mib: u64, request_kib: u64, runs: u32) -> Result<(), String> {
+    let size_bytes = size_mib << 20;
+    let request_bytes = request_kib << 10;
+    println!(
+        "virtio-blk sequential throughput: {size_mib} MiB in {request_kib} KiB requests, {runs} runs\n\
+         guest: SIS in QEMU (virt, cortex-a72, TCG, real time), blkctl bench below the cache, raw image, default cache=writeback\n\
+         host:  the same file, the same request size, write_all + fsync + read_exact, right after QEMU exits"
+    );
+    let mut guest = Vec::new();
+    let mut host = Vec::new();
+    for run in 1..=runs {
+        let disk = ScratchDisk::create(size_bytes).map_err(|error| error.to_string())?;
+        let figures = guest_run(&disk, size_mib, request_kib)?;
+        print_run("guest", run, figures);
+        guest.push(figures);
+        let figures = host_run(disk.path(), size_bytes, request_bytes)?;
+        print_run("host ", run, figures);
+        host.push(figures);
+    }
+    let pick = |list: &[Throughput], field: fn(&Throughput) -> f64| {
+        let mut values: Vec<f64> = list.iter().map(field).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (guest_write, host_write) = (pick(&guest, |t| t.write_mib_per_s), pick(&host, |t| t.write_mib_per_s));
+    let (guest_read, host_read) = (pick(&guest, |t| t.read_mib_per_s), pick(&host, |t| t.read_mib_per_s));
+    let (guest_flush, host_flush) = (pick(&guest, |t| t.flush_ms), pick(&host, |t| t.flush_ms));
+    println!("median  guest write {guest_write:8.1} MiB/s  read {guest_read:8.1} MiB/s  flush {guest_flush:6.2} ms");
+    println!("median  host  write {host_write:8.1} MiB/s  read {host_read:8.1} MiB/s  flush {host_flush:6.2} ms");
+    println!("ratio guest / host: write {:.3}, read {:.3}", guest_write / host_write, guest_read / host_read);
+    Ok(())
+}
+
+fn print_run(side: &str, run: u32, figures: Throughput) {
+    println!(
+        "  {side} run {run:>2}: write {:8.1} MiB/s   flush {:7.2} ms   read {:8.1} MiB/s",
+        figures.write_mib_per_s, figures.flush_ms, figures.read_mib_per_s
+    );
+}
+
+fn guest_run(disk: &ScratchDisk, size_mib: u64, request_kib: u64) -> Result<Throughput, String> {
+    let command = format!("blkctl bench --size-mib {size_mib} --request-kib {request_kib} --json");
+    let config = QemuConfig::new().disk_image(disk.path()).batch(&command).timeout(Duration::from_secs(300));
+    let result = run_batch(&config).map_err(|error| error.to_string())?;
+    let reply = result.json_lines()?.into_iter().next().ok_or_else(|| format!("no JSON from `{command}`"))?;
+    if reply["ok"] != true {
+        return Err(format!("`{command}` failed: {reply}"));
+    }
+    let number = |key: &str| reply[key].as_f64().ok_or_else(|| format!("{key} missing in {reply}"));
+    Ok(Throughput {
+        write_mib_per_s: number("write_mib_per_s")?,
+        flush_ms: number("flush_ns")? / 1e6,
+        read_mib_per_s: number("read_mib_per_s")?,
+    })
+}
+
+fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64()
+}
+
+fn host_run(path: &Path, size_bytes: u64, request_bytes: u64) -> Result<Throughput, String> {
+    let io =
+        |action: &'static str| move |error: std::io::Error| format!("host {action} of {}: {error}", path.display());
+    let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(io("open"))?;
+    let data: Vec<u8> = (0..request_bytes).map(|index| (index * 31 % 251) as u8).collect();
+    let started = Instant::now();
+    let mut offset = 0;
+    while offset < size_bytes {
+        let count = request_bytes.min(size_bytes - offset) as usize;
+        file.write_all(&data[..count]).map_err(io("write"))?;
+        offset += count as u64;
+    }
+    let write = started.elapsed();
+    let started = Instant::now();
+    file.sync_all().map_err(io("fsync"))?;
+    let flush = started.elapsed();
+    file.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
+    let mut back = vec![0u8; request_bytes as usize];
+    // As in the guest, only the requests are timed, not the check between them.
+    let mut read = Duration::ZERO;
+    offset = 0;
+    while offset < size_bytes {
+        let count = request_bytes.min(size_bytes - offset) as usize;
+        let started = Instant::now();
+        file.read_exact(&mut back[..count]).map_err(io("read"))?;
+        read += started.elapsed();
+        if back[..count] != data[..count] {
+            return Err(format!("host read back differently at byte {offset}"));
+        }
+        offset += count as u64;
+    }
+    Ok(Throughput {
+        write_mib_per_s: mib_per_s(size_bytes, write),
+        flush_ms: flush.as_secs_f64() * 1e3,
+        read_mib_per_s: mib_per_s(size_bytes, read),
+    })
+}
