@@ -55,6 +55,9 @@ pub struct Governor {
     strategy: StrategyController,
     trend: PressureTrend,
     watched: Option<Watched>,
+    /// A naive threshold policy shadowing the same pressure samples: what it would be in, and its switches.
+    naive: Option<MemoryStrategy>,
+    naive_switches: u64,
 }
 
 impl core::fmt::Debug for Governor {
@@ -76,6 +79,8 @@ impl Governor {
             strategy: StrategyController::new(strategy, MemoryStrategy::Balanced).map_err(GovernorError::Strategy)?,
             trend: PressureTrend::new(),
             watched: None,
+            naive: None,
+            naive_switches: 0,
         })
     }
 
@@ -97,6 +102,12 @@ impl Governor {
     /// The strategy controller (current strategy, history, statistics).
     pub fn strategy(&self) -> &StrategyController {
         &self.strategy
+    }
+
+    /// Switches a naive policy (the strategy controller's enter thresholds, no hysteresis, no cooldown) would
+    /// have made on the pressure samples this governor decided on: the baseline that flaps.
+    pub fn naive_switches(&self) -> u64 {
+        self.naive_switches
     }
 
     /// One decision at `now_ns`. Returns its trace, or `None` when no workload owns the pool (nothing to
@@ -133,6 +144,11 @@ impl Governor {
         self.agent.resolve(now_ns, Some(ObservedFailure::Pressure { per_mille: peak }), metrics);
 
         let pressure = telemetry.pressure_per_mille.min(1000) as u16;
+        let naive = self.strategy.config().naive_target(pressure);
+        if self.naive.is_some_and(|previous| previous != naive) {
+            self.naive_switches += 1;
+        }
+        self.naive = Some(naive);
         // Times come from one clock and never go backwards; a refused sample only loses that sample.
         let _ = self.trend.push(now_ns, pressure);
         let inputs = Telemetry {

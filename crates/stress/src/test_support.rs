@@ -49,19 +49,22 @@ impl Clock for GovernedClock<'_> {
 
 /// A 1-second memory run in a 16 MiB pool with `governor` (or none): the report and the interventions counted.
 pub fn governed_run(seed: u64, governor: Option<Governor>) -> (MemoryReport, AutonomySnapshot) {
+    let governor = governor.map(RefCell::new);
+    run(seed, governor.as_ref())
+}
+
+/// [`governed_run`] with a governor the caller keeps, to read it afterwards.
+pub fn governed_run_with(seed: u64, governor: &RefCell<Governor>) -> (MemoryReport, AutonomySnapshot) {
+    run(seed, Some(governor))
+}
+
+fn run(seed: u64, governor: Option<&RefCell<Governor>>) -> (MemoryReport, AutonomySnapshot) {
     let config = StressTestConfig { duration_ms: 1_000, pool_bytes: 16 << 20, ..StressTestConfig::with_seed(seed) };
     let mut source = frames();
     let before = source.stats();
     let port = PoolPort::new();
     let metrics = AutonomyMetrics::new();
-    let governor = governor.map(RefCell::new);
-    let clock = GovernedClock {
-        now: Cell::new(0),
-        next_tick: Cell::new(0),
-        governor: governor.as_ref(),
-        port: &port,
-        metrics: &metrics,
-    };
+    let clock = GovernedClock { now: Cell::new(0), next_tick: Cell::new(0), governor, port: &port, metrics: &metrics };
     let options = RunOptions { port: Some(&port), ..RunOptions::default() };
     let report = run_memory_test(&config, &mut source, &clock, &mut |_| {}, options);
     assert_eq!(source.stats(), before, "every run gives its frames back");

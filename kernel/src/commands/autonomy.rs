@@ -448,10 +448,11 @@ fn strategy_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, Shel
         let stats = strategy.stats();
         let frozen = strategy.frozen_until(now);
         let human = alloc::format!(
-            "Strategy: {current:?} (pressure cap {})\n  Config: {:?}\n  Counters: {:?}\n  Frozen: {}",
+            "Strategy: {current:?} (pressure cap {})\n  Config: {:?}\n  Counters: {:?}\n  A naive threshold policy on the same pressure samples: {} switches\n  Frozen: {}",
             if cap == NO_CAP { String::from("none") } else { alloc::format!("{cap} per mille") },
             strategy.config(),
             stats,
+            state.governor.naive_switches(),
             frozen.map_or(String::from("no"), |until| alloc::format!("until {} ms", until / 1_000_000))
         );
         let value = json!({
@@ -459,6 +460,7 @@ fn strategy_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, Shel
             "pressure_cap_per_mille": if cap == NO_CAP { serde_json::Value::Null } else { json!(cap) },
             "config": strategy.config(),
             "stats": stats,
+            "naive_switches": state.governor.naive_switches(),
             "frozen_until_ns": frozen,
         });
         (human, value)

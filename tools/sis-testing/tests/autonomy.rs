@@ -180,3 +180,20 @@ fn multi_compare_cuts_oom_events_significantly_and_the_learned_policy_drives_the
         assert_eq!(trace["selection"], "exploitation");
     }
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn strategy_switches_stay_bounded_where_a_naive_threshold_policy_flaps() {
+    // Held near 70 % by the Conservative cap, pressure hovers on the naive policy's Balanced threshold.
+    let (_, replies) = batch_json(
+        "autoctl on --json; stresstest memory --duration 2000 --pool-mib 16 --seed 2 --json; \
+         memctl strategy status --json; memctl strategy history --json",
+    );
+    let status = &replies[2];
+    let switches = status["stats"]["switches"].as_u64().unwrap();
+    let naive = status["naive_switches"].as_u64().unwrap();
+    println!("2 s of seed 2: {switches} strategy switches, a naive threshold policy {naive}");
+    assert!(switches <= 8, "the controller allows at most 4 switches a second: {switches}");
+    assert!(naive >= 10 * switches.max(1), "naive {naive}, governed {switches}");
+    assert_eq!(replies[3]["switches"].as_array().unwrap().len() as u64, switches);
+}

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::test_support::governed_run;
+use core::cell::RefCell;
 use sis_autonomy::{AutonomySnapshot, NeverAct};
 
 #[test]
@@ -35,4 +36,13 @@ fn the_heuristic_keeps_headroom_once_pressure_is_predicted_and_every_interventio
     // The cost: the workload held lower serves fewer allocations.
     assert_eq!((off.average_pressure_per_mille, on.average_pressure_per_mille), (775, 635));
     assert!(on.allocations < off.allocations);
+}
+
+#[test]
+fn a_naive_threshold_policy_on_the_same_samples_flaps_where_the_governor_does_not() {
+    // Seed 7: once Conservative holds it near 70 %, pressure hovers on the naive Balanced threshold (700).
+    let governor = RefCell::new(Governor::heuristic().unwrap());
+    let (_, counted) = crate::test_support::governed_run_with(7, &governor);
+    let governor = governor.into_inner();
+    assert_eq!((governor.naive_switches(), counted.strategy_switches), (35, 1));
 }
