@@ -430,4 +430,4 @@ pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -397,31 +397,26 @@ fn beta_continued_fraction(a: f64, b: f64, x: f64) -> f64 {
     }
     d = 1.0 / d;
     let mut fraction = d;
+    // One Lentz step with coefficient `term`: updates d and c, returns the factor d * c.
+    let lentz = |term: f64, d: &mut f64, c: &mut f64| {
+        *d = 1.0 + term * *d;
+        if d.abs() < TINY {
+            *d = TINY;
+        }
+        *c = 1.0 + term / *c;
+        if c.abs() < TINY {
+            *c = TINY;
+        }
+        *d = 1.0 / *d;
+        *d * *c
+    };
     for m in 1..=MAX_TERMS {
         let m = m as f64;
         let m2 = 2.0 * m;
         let even = m * (b - m) * x / ((a_minus + m2) * (a + m2));
-        d = 1.0 + even * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + even / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        fraction *= d * c;
+        fraction *= lentz(even, &mut d, &mut c);
         let odd = -(a + m) * (sum_ab + m) * x / ((a + m2) * (a_plus + m2));
-        d = 1.0 + odd * d;
-        if d.abs() < TINY {
-            d = TINY;
-        }
-        c = 1.0 + odd / c;
-        if c.abs() < TINY {
-            c = TINY;
-        }
-        d = 1.0 / d;
-        let step = d * c;
+        let step = lentz(odd, &mut d, &mut c);
         fraction *= step;
         if (step - 1.0).abs() < EPSILON {
             break;

@@ -6,18 +6,7 @@ use crate::{Heuristic, MemoryStrategy, NeverAct, PressureTrend, StrategyConfig, 
 const STEP_NS: u64 = 10_000_000;
 
 fn calm(now_ns: u64) -> Telemetry {
-    Telemetry {
-        now_ns,
-        pressure_per_mille: 500,
-        trend: None,
-        cache_per_mille: 0,
-        demand_per_mille: 0,
-        oom_events: 0,
-        deadline_misses: 0,
-        latency_p99_ns: 0,
-        command_queue_depth: 0,
-        strategy: MemoryStrategy::Balanced,
-    }
+    crate::meta::tests::calm_at(now_ns)
 }
 
 fn controller() -> StrategyController {

@@ -4,8 +4,13 @@ use super::*;
 use crate::TREND_CAPACITY;
 
 fn calm() -> Telemetry {
+    calm_at(0)
+}
+
+/// Nothing happening at `now_ns`: half-full memory, Balanced (shared with the agent's tests).
+pub(crate) fn calm_at(now_ns: u64) -> Telemetry {
     Telemetry {
-        now_ns: 0,
+        now_ns,
         pressure_per_mille: 500,
         trend: None,
         cache_per_mille: 0,
