@@ -26,10 +26,12 @@ pub struct Telemetry {
     pub oom_events: u32,
     /// Scheduler deadline misses since the previous decision.
     pub deadline_misses: u32,
-    /// 99th percentile scheduling latency of best-effort work since the previous decision.
-    pub latency_p99_ns: u64,
+    /// Longest command latency (offered to completed) since the previous decision: best-effort work waiting.
+    pub command_latency_max_ns: u64,
     /// Commands waiting in the command queue.
     pub command_queue_depth: u32,
+    /// The command consumer already runs with a priority boost.
+    pub commands_boosted: bool,
     /// Memory strategy in force (the agent fills it in from the strategy controller).
     pub strategy: MemoryStrategy,
 }
@@ -104,8 +106,15 @@ pub enum Reason {
     DeadlinesMissed {
         /// Misses since the previous decision.
         misses: u32,
-        /// Best-effort latency p99.
-        latency_p99_ns: u64,
+        /// Longest command latency since the previous decision.
+        command_latency_max_ns: u64,
+    },
+    /// Commands wait too long: best-effort work is starved of the CPU.
+    CommandsSlow {
+        /// Longest command latency since the previous decision.
+        latency_max_ns: u64,
+        /// The latency limit.
+        limit_ns: u64,
     },
     /// The command queue is deep.
     QueueDeep {
@@ -335,15 +344,20 @@ impl Policy for NeverAct {
 ///    or above `reclaim_at` gives 600 there, rising to 1000 at `throttle_at`
 ///    (a flat line fits badly but is sure of its level). Predicts pressure
 ///    above `throttle_at`.
-/// 4. Deadline misses at or above the limit: boost priority when latency p99
-///    is at or above `latency_limit_ns`, else relax deadlines; confidence
-///    `1000 * misses / (misses + limit)`. Predicts another deadline miss.
-/// 5. Queue depth at or above the limit: limit output rate; confidence
+/// 4. Deadline misses at or above the limit: boost priority when command
+///    latency is at or above `latency_limit_ns`, else relax deadlines;
+///    confidence `1000 * misses / (misses + limit)`. Predicts another
+///    deadline miss.
+/// 5. The longest command latency since the last decision at or above
+///    `latency_limit_ns`, the consumer not boosted yet: boost its priority;
+///    confidence 600 at the limit rising to 1000 at twice the limit. Predicts
+///    command latency above the limit.
+/// 6. Queue depth at or above the limit: limit output rate; confidence
 ///    `1000 * depth / (depth + limit)`. No outcome is tracked.
-/// 6. Conservative in force while pressure is below `relax_below` and so is
+/// 7. Conservative in force while pressure is below `relax_below` and so is
 ///    the prediction: switch to Balanced, confidence as in rule 3 (0 without a
 ///    trend). Predicts pressure above `throttle_at`.
-/// 7. Otherwise nothing.
+/// 8. Otherwise nothing.
 pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
     let rule = |directive, confidence_per_mille, reason, prediction| Decision {
         directive,
@@ -400,16 +414,28 @@ pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
         return rule(directive, trend_confidence(&trend).max(level), reason, pressure_bound);
     }
     if telemetry.deadline_misses >= config.deadline_miss_limit {
-        let directive = if telemetry.latency_p99_ns >= config.latency_limit_ns {
+        let directive = if telemetry.command_latency_max_ns >= config.latency_limit_ns {
             Directive::BoostPriority
         } else {
             Directive::AdjustDeadline { relax_per_mille: config.deadline_relax_per_mille }
         };
         let misses = telemetry.deadline_misses as u64;
         let confidence = (1000 * misses / (misses + config.deadline_miss_limit as u64)) as u16;
-        let reason =
-            Reason::DeadlinesMissed { misses: telemetry.deadline_misses, latency_p99_ns: telemetry.latency_p99_ns };
+        let reason = Reason::DeadlinesMissed {
+            misses: telemetry.deadline_misses,
+            command_latency_max_ns: telemetry.command_latency_max_ns,
+        };
         return rule(directive, confidence, reason, Some(Prediction::DeadlineMiss));
+    }
+    if telemetry.command_latency_max_ns >= config.latency_limit_ns && !telemetry.commands_boosted {
+        let over = (telemetry.command_latency_max_ns - config.latency_limit_ns).min(config.latency_limit_ns);
+        let confidence = (600 + 400 * over / config.latency_limit_ns.max(1)) as u16;
+        let reason = Reason::CommandsSlow {
+            latency_max_ns: telemetry.command_latency_max_ns,
+            limit_ns: config.latency_limit_ns,
+        };
+        let prediction = Some(Prediction::LatencyAbove { ns: config.latency_limit_ns });
+        return rule(Directive::BoostPriority, confidence, reason, prediction);
     }
     if telemetry.command_queue_depth >= config.queue_depth_limit {
         let depth = telemetry.command_queue_depth as u64;

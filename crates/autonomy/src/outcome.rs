@@ -29,6 +29,11 @@ pub enum Prediction {
     },
     /// A scheduler deadline miss.
     DeadlineMiss,
+    /// Best-effort (command) latency strictly above `ns`.
+    LatencyAbove {
+        /// Latency bound, ns.
+        ns: u64,
+    },
 }
 
 /// A failure observed by the caller at the time passed to [`InterventionTracker::resolve`].
@@ -44,6 +49,11 @@ pub enum ObservedFailure {
     },
     /// A scheduler deadline was missed.
     DeadlineMiss,
+    /// The longest command latency was measured at `ns`.
+    Latency {
+        /// Measured latency, ns.
+        ns: u64,
+    },
 }
 
 impl Prediction {
@@ -55,6 +65,7 @@ impl Prediction {
                 per_mille > *bound
             }
             (Prediction::DeadlineMiss, ObservedFailure::DeadlineMiss) => true,
+            (Prediction::LatencyAbove { ns: bound }, ObservedFailure::Latency { ns }) => ns > *bound,
             _ => false,
         }
     }

@@ -152,6 +152,8 @@ pub struct CbsEdf {
     /// The server dispatched last, if a server is on the CPU.
     running: Option<ThreadId>,
     best_effort: RoundRobin,
+    /// The best-effort thread just preempted by a ready server: it goes back first in line.
+    preempted_best_effort: Option<ThreadId>,
     bound_ppm: u64,
     /// Σ Q/T as a fraction over the product-free form: kept as ppb rounded up per server.
     utilization_ppb: u64,
@@ -199,6 +201,7 @@ impl CbsEdf {
             throttled: BTreeSet::new(),
             running: None,
             best_effort: RoundRobin::with_capacity(best_effort_slice_ns, capacity),
+            preempted_best_effort: None,
             bound_ppm: bound_ppm.min(1_000_000),
             utilization_ppb: 0,
         }
@@ -374,7 +377,12 @@ impl Scheduler for CbsEdf {
     fn enqueue(&mut self, thread: ThreadId, now_ns: u64) {
         self.refresh(now_ns);
         let Some(server) = self.servers.get_mut(&thread) else {
-            self.best_effort.enqueue(thread, now_ns);
+            if self.preempted_best_effort == Some(thread) {
+                self.preempted_best_effort = None;
+                self.best_effort.enqueue_front(thread);
+            } else {
+                self.best_effort.enqueue(thread, now_ns);
+            }
             return;
         };
         let next = match server.state {
@@ -454,7 +462,12 @@ impl Scheduler for CbsEdf {
                 let own = (server.deadline_at_ns, running);
                 self.earliest_ready().is_some_and(|(thread, deadline)| (deadline, thread) < own)
             }
-            None => self.earliest_ready().is_some() || self.best_effort.should_preempt(running, now_ns),
+            None if self.earliest_ready().is_some() => {
+                // Preempted by a server, not by its slice: it resumes before the other best-effort threads.
+                self.preempted_best_effort = Some(running);
+                true
+            }
+            None => self.best_effort.should_preempt(running, now_ns),
         }
     }
 

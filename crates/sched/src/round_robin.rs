@@ -36,6 +36,15 @@ impl RoundRobin {
         self.slice_ns
     }
 
+    /// Puts `thread` first in line: a thread preempted by a higher class resumes before the others, as a
+    /// SCHED_RR thread does (it gets a fresh slice).
+    pub fn enqueue_front(&mut self, thread: ThreadId) {
+        if let Some(index) = self.queue.iter().position(|&id| id == thread) {
+            self.queue.remove(index);
+        }
+        self.queue.push_front(thread);
+    }
+
     fn used_ns(&self, thread: ThreadId) -> u64 {
         match self.running {
             Some((id, used)) if id == thread => used,

@@ -17,7 +17,7 @@ use sis_autonomy::{
     Telemetry,
 };
 
-use crate::port::{PoolPort, NO_CAP};
+use crate::port::{FloodPort, PoolPort, NO_CAP};
 
 /// A policy the governor can run (the kernel swaps them with `autoctl policy`).
 pub type BoxedPolicy = Box<dyn Policy + Send>;
@@ -112,9 +112,24 @@ impl Governor {
 
     /// One decision at `now_ns`. Returns its trace, or `None` when no workload owns the pool (nothing to
     /// observe, nothing decided).
-    pub fn tick(&mut self, now_ns: u64, port: &PoolPort, metrics: &AutonomyMetrics) -> Option<DecisionTrace> {
+    ///
+    /// `flood` is the command flood's port, when there is one: its longest latency since the last decision
+    /// and its queue depth join the memory telemetry. A boost the meta-agent decides is returned in the trace
+    /// for the caller to apply through the scheduler (it then marks the flood port boosted).
+    pub fn tick(
+        &mut self,
+        now_ns: u64,
+        port: &PoolPort,
+        flood: Option<&FloodPort>,
+        metrics: &AutonomyMetrics,
+    ) -> Option<DecisionTrace> {
         let telemetry = port.telemetry();
         let peak = port.take_peak_pressure();
+        let commands = flood.map(FloodPort::telemetry).filter(|commands| commands.attached).unwrap_or_default();
+        let command_latency_max_ns = match flood {
+            Some(flood) if commands.attached => flood.take_latency_max(),
+            _ => 0,
+        };
         if !telemetry.attached {
             return None;
         }
@@ -142,6 +157,9 @@ impl Governor {
         }
         let peak = peak.max(telemetry.pressure_per_mille).min(1000) as u16;
         self.agent.resolve(now_ns, Some(ObservedFailure::Pressure { per_mille: peak }), metrics);
+        if commands.attached {
+            self.agent.resolve(now_ns, Some(ObservedFailure::Latency { ns: command_latency_max_ns }), metrics);
+        }
 
         let pressure = telemetry.pressure_per_mille.min(1000) as u16;
         let naive = self.strategy.config().naive_target(pressure);
@@ -159,10 +177,11 @@ impl Governor {
                 as u16,
             demand_per_mille: (new_requests * 1000).checked_div(new_steps).unwrap_or(0).min(1000) as u16,
             oom_events: new_ooms.min(u32::MAX as u64) as u32,
-            // Not observed yet by the memory governor: the scheduler and the command queue have no port.
+            // Not observed: deadline threads' misses have no port yet.
             deadline_misses: 0,
-            latency_p99_ns: 0,
-            command_queue_depth: 0,
+            command_latency_max_ns,
+            command_queue_depth: commands.queue_depth,
+            commands_boosted: commands.boosted,
             strategy: self.strategy.current(),
         };
         let trace = self.agent.step(inputs, &mut self.strategy, metrics);
@@ -176,11 +195,15 @@ impl Governor {
                 Directive::SwitchStrategy { .. } => {
                     port.set_pressure_cap(strategy_cap(self.strategy.current()));
                 }
-                // Never chosen without scheduler or queue telemetry (all zero above).
-                Directive::AdjustDeadline { .. }
-                | Directive::BoostPriority
-                | Directive::LimitOutputRate { .. }
-                | Directive::None => {}
+                // Applied by the caller through the scheduler (see above).
+                Directive::BoostPriority => {}
+                Directive::LimitOutputRate { lines_per_second } => {
+                    if let Some(flood) = flood {
+                        flood.set_rate_limit(lines_per_second);
+                    }
+                }
+                // Never chosen: deadline threads' misses are not observed.
+                Directive::AdjustDeadline { .. } | Directive::None => {}
             }
         }
         // A throttle holds for one interval; the next decision renews it or lifts it.

@@ -213,6 +213,127 @@ impl PoolPort {
     }
 }
 
+/// The command flood's port: its queue and latency published by the consumer, and whether the meta-agent
+/// boosted the consumer's priority. The boost itself goes through the scheduler's interface (the kernel gives
+/// the consumer thread a CBS server); this port only says which thread and whether it is done.
+#[derive(Debug)]
+pub struct FloodPort {
+    attached: AtomicBool,
+    runs: AtomicU64,
+    consumer_thread: AtomicU64,
+    queue_depth: AtomicU32,
+    processed: AtomicU64,
+    latency_max_since_read_ns: AtomicU64,
+    boosted: AtomicBool,
+    rate_limit_per_s: AtomicU32,
+}
+
+/// What an observer reads from the flood's port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FloodTelemetry {
+    /// A flood runs now.
+    pub attached: bool,
+    /// Floods attached since boot.
+    pub run: u64,
+    /// The consumer thread's ID.
+    pub consumer_thread: u64,
+    /// Lines waiting in the queue.
+    pub queue_depth: u32,
+    /// Lines processed in this run.
+    pub processed: u64,
+    /// The consumer runs with a priority boost.
+    pub boosted: bool,
+    /// Lines per second the producer may offer (0: its own rate).
+    pub rate_limit_per_s: u32,
+}
+
+impl Default for FloodPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FloodPort {
+    /// A detached port.
+    pub const fn new() -> Self {
+        FloodPort {
+            attached: AtomicBool::new(false),
+            runs: AtomicU64::new(0),
+            consumer_thread: AtomicU64::new(0),
+            queue_depth: AtomicU32::new(0),
+            processed: AtomicU64::new(0),
+            latency_max_since_read_ns: AtomicU64::new(0),
+            boosted: AtomicBool::new(false),
+            rate_limit_per_s: AtomicU32::new(0),
+        }
+    }
+
+    /// A flood starts, consumed by thread `consumer_thread`.
+    pub fn attach(&self, consumer_thread: u64) {
+        self.consumer_thread.store(consumer_thread, Relaxed);
+        self.queue_depth.store(0, Relaxed);
+        self.processed.store(0, Relaxed);
+        self.latency_max_since_read_ns.store(0, Relaxed);
+        self.boosted.store(false, Relaxed);
+        self.rate_limit_per_s.store(0, Relaxed);
+        self.runs.fetch_add(1, Relaxed);
+        self.attached.store(true, Relaxed);
+    }
+
+    /// The flood ended (its consumer thread with it, and any boost).
+    pub fn detach(&self) {
+        self.attached.store(false, Relaxed);
+        self.boosted.store(false, Relaxed);
+        self.rate_limit_per_s.store(0, Relaxed);
+    }
+
+    /// Limits the producer to `lines_per_second` for the rest of the run (0 lifts it); ignored while detached.
+    pub fn set_rate_limit(&self, lines_per_second: u32) -> bool {
+        if !self.attached.load(Relaxed) {
+            return false;
+        }
+        self.rate_limit_per_s.store(lines_per_second, Relaxed);
+        true
+    }
+
+    /// The producer's limit, lines per second (0: none).
+    pub fn rate_limit(&self) -> u32 {
+        self.rate_limit_per_s.load(Relaxed)
+    }
+
+    /// The consumer finished a line that waited `latency_ns` from offer to completion; `queue_depth` remain.
+    pub fn publish(&self, queue_depth: u32, latency_ns: u64) {
+        self.queue_depth.store(queue_depth, Relaxed);
+        self.processed.fetch_add(1, Relaxed);
+        self.latency_max_since_read_ns.fetch_max(latency_ns, Relaxed);
+    }
+
+    /// The longest latency published since the previous call (0 if none), ns.
+    pub fn take_latency_max(&self) -> u64 {
+        self.latency_max_since_read_ns.swap(0, Relaxed)
+    }
+
+    /// Records that the consumer now runs boosted (set by whoever applied the boost).
+    pub fn set_boosted(&self) {
+        if self.attached.load(Relaxed) {
+            self.boosted.store(true, Relaxed);
+        }
+    }
+
+    /// The current figures.
+    pub fn telemetry(&self) -> FloodTelemetry {
+        FloodTelemetry {
+            attached: self.attached.load(Relaxed),
+            run: self.runs.load(Relaxed),
+            consumer_thread: self.consumer_thread.load(Relaxed),
+            queue_depth: self.queue_depth.load(Relaxed),
+            processed: self.processed.load(Relaxed),
+            boosted: self.boosted.load(Relaxed),
+            rate_limit_per_s: self.rate_limit_per_s.load(Relaxed),
+        }
+    }
+}
+
 /// Refuses a share of requests evenly (error diffusion), without drawing from the workload's generator,
 /// so the workload's random stream is the same whatever the throttle.
 #[derive(Debug, Default, Clone, Copy)]
@@ -263,6 +384,28 @@ mod tests {
         port.publish(700, 0, 0, 0, 2);
         port.publish(500, 0, 0, 0, 3);
         assert_eq!((port.take_peak_pressure(), port.take_peak_pressure()), (700, 0));
+    }
+
+    #[test]
+    fn the_flood_port_keeps_the_longest_latency_and_a_boost_lasts_one_run() {
+        let port = FloodPort::new();
+        port.set_boosted();
+        assert!(!port.telemetry().boosted, "nothing to boost while detached");
+        port.attach(7);
+        port.publish(3, 2_000);
+        port.publish(1, 9_000);
+        port.publish(0, 4_000);
+        assert_eq!((port.take_latency_max(), port.take_latency_max()), (9_000, 0));
+        port.set_boosted();
+        let telemetry = port.telemetry();
+        assert_eq!((telemetry.consumer_thread, telemetry.queue_depth, telemetry.processed), (7, 0, 3));
+        assert!(telemetry.boosted);
+        assert!(port.set_rate_limit(100));
+        assert_eq!(port.rate_limit(), 100);
+        port.detach();
+        assert_eq!(port.rate_limit(), 0);
+        port.attach(9);
+        assert_eq!((port.telemetry().boosted, port.telemetry().run, port.telemetry().processed), (false, 2, 0));
     }
 
     #[test]

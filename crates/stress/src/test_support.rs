@@ -41,7 +41,7 @@ impl Clock for GovernedClock<'_> {
         self.now.set(now);
         if let Some(governor) = self.governor.filter(|_| now >= self.next_tick.get()) {
             self.next_tick.set(now + INTERVAL_NS);
-            governor.borrow_mut().tick(now, self.port, self.metrics);
+            governor.borrow_mut().tick(now, self.port, None, self.metrics);
         }
         now
     }

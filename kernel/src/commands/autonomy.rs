@@ -7,24 +7,29 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use serde_json::json;
-use sis_autonomy::{AutonomyMetrics, DecisionTrace, Heuristic, MetaConfig, NeverAct, StrategyConfig};
+use sis_autonomy::{
+    AutonomyMetrics, DecisionTrace, Directive, Disposition, Heuristic, MetaConfig, NeverAct, StrategyConfig,
+};
 use sis_hal::Clock;
 use sis_metrics::LatencyHistogram;
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::thread;
 use sis_platform::time::PlatformClock;
+use sis_sched::{ServerParams, ThreadId};
 use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 use sis_stress::governor::{strategy_cap, BoxedPolicy, Governor};
 use sis_stress::learning::LearnedPolicy;
 use sis_stress::port::NO_CAP;
 
-use super::stress::MEMORY_PORT;
+use super::stress::{FLOOD_PORT, MEMORY_PORT};
 use super::Kernel;
 
 /// Counters of every intervention since the last reset.
 pub static METRICS: AutonomyMetrics = AutonomyMetrics::new();
 /// Default decision interval.
 pub const DEFAULT_INTERVAL_MS: u64 = 10;
+/// The server a boosted command consumer gets: 2 ms every 10 ms (20 % of the CPU), deadline 10 ms.
+const BOOST: ServerParams = ServerParams { budget_ns: 2_000_000, period_ns: 10_000_000, deadline_ns: 10_000_000 };
 /// Stack of the autonomy thread.
 const STACK_BYTES: u64 = 64 * 1024;
 /// Policies `autoctl policy` accepts.
@@ -46,6 +51,9 @@ pub struct Autonomy {
     decision_cost: LatencyHistogram,
     /// Wake-ups while enabled with no workload attached (nothing decided).
     idle_ticks: u64,
+    /// Boosts the scheduler refused (admission), with the last reason.
+    boosts_refused: u64,
+    last_boost_error: Option<String>,
 }
 
 fn new_governor(policy: &str, threshold: Option<u16>) -> Result<Governor, ShellError> {
@@ -84,6 +92,8 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
             governor: new_governor("heuristic", None)?,
             decision_cost: LatencyHistogram::new(),
             idle_ticks: 0,
+            boosts_refused: 0,
+            last_boost_error: None,
         });
     }
     match guard.as_mut() {
@@ -112,12 +122,33 @@ fn run() {
                 return;
             }
             let start = PlatformClock.now_ns();
-            match state.governor.tick(start, &MEMORY_PORT, &METRICS) {
-                Some(_) => state.decision_cost.record(PlatformClock.now_ns().saturating_sub(start)),
+            match state.governor.tick(start, &MEMORY_PORT, Some(&FLOOD_PORT), &METRICS) {
+                Some(trace) => {
+                    if trace.disposition == Disposition::Acted && trace.directive == Directive::BoostPriority {
+                        boost_consumer(state);
+                    }
+                    state.decision_cost.record(PlatformClock.now_ns().saturating_sub(start));
+                }
                 None => state.idle_ticks += 1,
             }
         });
         THREAD_CPU_NS.store(thread::current_cpu_time_ns(), Relaxed);
+    }
+}
+
+/// Gives the flood's consumer thread a deadline server through the scheduler's admission control.
+fn boost_consumer(state: &mut Autonomy) {
+    let commands = FLOOD_PORT.telemetry();
+    if !commands.attached {
+        return;
+    }
+    let Ok(consumer) = ThreadId::try_from(commands.consumer_thread) else { return };
+    match thread::give_server(consumer, BOOST) {
+        Ok(()) => FLOOD_PORT.set_boosted(),
+        Err(error) => {
+            state.boosts_refused += 1;
+            state.last_boost_error = Some(alloc::format!("{error:?}"));
+        }
     }
 }
 
@@ -150,6 +181,8 @@ pub fn restart_agent() -> Result<(), ShellError> {
             state.governor = governor;
             state.decision_cost.reset();
             state.idle_ticks = 0;
+            state.boosts_refused = 0;
+            state.last_boost_error = None;
         })
     })?
 }
@@ -289,6 +322,8 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             "strategy": state.governor.strategy().current(),
             "decision_cost": cost,
             "thread_cpu_ns": thread_cpu_ns(),
+            "boosts_refused": state.boosts_refused,
+            "last_boost_error": state.last_boost_error,
             "metrics": counters,
         });
         (human, value)

@@ -161,6 +161,15 @@ fn multi_compare_cuts_oom_events_significantly_and_the_learned_policy_drives_the
     assert!(reduction >= 50.0 && p < 0.01, "{reduction} % p {p}");
     assert!(multi["figures_differing"].as_u64().unwrap() >= 5);
     assert!(multi["autonomy_cpu_share_per_mille"].as_u64().unwrap() < 20);
+    // Slow commands beside the memory thread get their consumer boosted: median latency falls, nothing is lost.
+    let figure = |key: &str| {
+        multi["comparisons"].as_array().unwrap().iter().find(|c| c["figure"]["key"] == key).unwrap().clone()
+    };
+    let p50 = figure("command_p50_ns");
+    assert_eq!(p50["verdict"], "better", "{p50}");
+    assert!(p50["change_percent"].as_f64().unwrap() < -50.0, "{p50}");
+    assert_eq!(figure("commands_processed")["verdict"], "no difference");
+    assert!(multi["autonomy_on"]["interventions"]["counters"]["priority_boosts"].as_u64().unwrap() >= 10);
     // The learned policy: its decisions are traced as learned, exploiting; what they change is measured,
     // whichever way it goes.
     assert_eq!(replies[2]["policy"], "learned");

@@ -17,8 +17,9 @@ pub(crate) fn calm_at(now_ns: u64) -> Telemetry {
         demand_per_mille: 0,
         oom_events: 0,
         deadline_misses: 0,
-        latency_p99_ns: 0,
+        command_latency_max_ns: 0,
         command_queue_depth: 0,
+        commands_boosted: false,
         strategy: MemoryStrategy::Balanced,
     }
 }
@@ -109,11 +110,11 @@ fn predicted_pressure_switches_to_conservative_then_reclaims() {
 #[test]
 fn missed_deadlines_boost_or_relax() {
     let config = MetaConfig::default();
-    let slow = Telemetry { deadline_misses: 3, latency_p99_ns: 20_000_000, ..calm() };
+    let slow = Telemetry { deadline_misses: 3, command_latency_max_ns: 20_000_000, ..calm() };
     let decision = decide(&slow, &config);
     assert_eq!((decision.directive, decision.confidence_per_mille), (Directive::BoostPriority, 750));
     assert_eq!(decision.prediction, Some(Prediction::DeadlineMiss));
-    let fast = Telemetry { deadline_misses: 1, latency_p99_ns: 1_000_000, ..calm() };
+    let fast = Telemetry { deadline_misses: 1, command_latency_max_ns: 1_000_000, ..calm() };
     let decision = decide(&fast, &config);
     assert_eq!(
         (decision.directive, decision.confidence_per_mille),
@@ -192,4 +193,25 @@ fn boxed_policies_can_be_swapped() {
     policy = Box::new(NeverAct);
     assert_eq!(policy.name(), "never-act");
     assert_eq!(policy.decide(&telemetry, &MetaConfig::default()).directive, Directive::None);
+}
+
+#[test]
+fn slow_commands_get_their_consumer_boosted_once() {
+    let config = MetaConfig::default();
+    // 15 ms against a 10 ms limit: half-way to twice the limit, confidence 800.
+    let slow = Telemetry { command_latency_max_ns: 15_000_000, ..calm() };
+    let decision = decide(&slow, &config);
+    assert_eq!((decision.directive, decision.confidence_per_mille), (Directive::BoostPriority, 800));
+    assert_eq!(decision.reason, Reason::CommandsSlow { latency_max_ns: 15_000_000, limit_ns: 10_000_000 });
+    assert_eq!(decision.prediction, Some(Prediction::LatencyAbove { ns: 10_000_000 }));
+    let very_slow = Telemetry { command_latency_max_ns: 90_000_000, ..calm() };
+    assert_eq!(decide(&very_slow, &config).confidence_per_mille, 1000);
+    // Already boosted, or fast enough: nothing.
+    assert_eq!(decide(&Telemetry { commands_boosted: true, ..slow }, &config).directive, Directive::None);
+    let fast = Telemetry { command_latency_max_ns: 9_999_999, ..calm() };
+    assert_eq!(decide(&fast, &config).directive, Directive::None);
+    // The prediction fails on latency strictly above the bound.
+    let bound = Prediction::LatencyAbove { ns: 10_000_000 };
+    assert!(bound.is_met_by(crate::ObservedFailure::Latency { ns: 10_000_001 }));
+    assert!(!bound.is_met_by(crate::ObservedFailure::Latency { ns: 10_000_000 }));
 }

@@ -429,6 +429,40 @@ pub fn utilization() -> (u64, u64) {
     THREADS.lock().as_ref().map_or((0, 0), |threads| threads.policy.utilization())
 }
 
+/// Why `give_server` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerError {
+    /// No live thread with this ID.
+    NoSuchThread,
+    /// Idle and the caller itself cannot be given a server this way.
+    Protected,
+    /// The policy refused the server.
+    Admission(AdmissionError),
+}
+
+/// Gives a live thread other than the caller a deadline server: from now on EDF schedules it within its
+/// budget, ahead of best-effort threads (a priority boost through admission control). The server goes with
+/// the thread when it exits.
+pub fn give_server(id: ThreadId, params: ServerParams) -> Result<(), ServerError> {
+    {
+        let mut guard = THREADS.lock();
+        let Some(threads) = guard.as_mut() else { return Err(ServerError::NoSuchThread) };
+        let current = threads.list[threads.current].id;
+        let Some(thread) = threads.list.iter().find(|thread| thread.id == id) else {
+            return Err(ServerError::NoSuchThread);
+        };
+        if thread.state == ThreadState::Exited {
+            return Err(ServerError::NoSuchThread);
+        }
+        if id == 0 || id == current {
+            return Err(ServerError::Protected);
+        }
+        threads.policy.admit(id, params, time::now_ns()).map_err(ServerError::Admission)?;
+    }
+    reschedule_soon();
+    Ok(())
+}
+
 /// Why `kill` refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillError {

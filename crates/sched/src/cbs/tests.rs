@@ -53,6 +53,30 @@ fn earliest_deadline_runs_first_and_best_effort_waits() {
 }
 
 #[test]
+fn a_best_effort_thread_preempted_by_a_server_resumes_before_the_others() {
+    let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 16);
+    policy.admit(1, params(1, 10), 0).unwrap();
+    policy.enqueue(8, 0);
+    policy.enqueue(9, 0);
+    assert_eq!(policy.pick_next(0), Some(8));
+    // The server wakes 2 ms into 8's slice: it preempts 8 ...
+    policy.charge(8, 2 * MS, 2 * MS);
+    policy.enqueue(1, 2 * MS);
+    assert!(policy.should_preempt(8, 2 * MS));
+    policy.enqueue(8, 2 * MS);
+    assert_eq!(policy.pick_next(2 * MS), Some(1));
+    // ... and when it blocks, 8 runs again, not 9 (which waited all along behind it).
+    policy.charge(1, MS / 2, 2 * MS + MS / 2);
+    policy.dequeue(1);
+    assert_eq!(policy.pick_next(2 * MS + MS / 2), Some(8));
+    // A slice that runs out still goes to the back.
+    policy.charge(8, 10 * MS, 13 * MS);
+    assert!(policy.should_preempt(8, 13 * MS));
+    policy.enqueue(8, 13 * MS);
+    assert_eq!(policy.pick_next(13 * MS), Some(9));
+}
+
+#[test]
 fn wake_up_rule_keeps_or_resets_the_deadline() {
     let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 16);
     policy.admit(1, params(2, 10), 0).unwrap();

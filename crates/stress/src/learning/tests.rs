@@ -195,8 +195,9 @@ fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily()
         demand_per_mille: 700,
         oom_events: 4,
         deadline_misses: 0,
-        latency_p99_ns: 0,
+        command_latency_max_ns: 0,
         command_queue_depth: 0,
+        commands_boosted: false,
         strategy: MemoryStrategy::Balanced,
     };
     assert_eq!(LearnedPolicy::state(&telemetry, Some(800)), [0.9, 0.4, 0.25, 0.25, 0.7]);

@@ -126,6 +126,7 @@ impl FloodRun {
         let consumer_state = Arc::clone(&shared);
         let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || consume(&consumer_state, kernel))
             .map_err(spawn_error)?;
+        super::FLOOD_PORT.attach(consumer.id as u64);
         Ok(FloodRun { config, shared, start, producer, consumer })
     }
 
@@ -144,6 +145,7 @@ impl FloodRun {
     pub fn finish(self) -> FloodReport {
         self.producer.join();
         self.consumer.join();
+        super::FLOOD_PORT.detach();
         let state = self.shared.lock();
         state.recorder.finish(self.config, state.finished_ns.saturating_sub(self.start))
     }
@@ -188,10 +190,20 @@ fn produce(config: FloodConfig, shared: &SharedState, start: u64) {
     let end = start + config.duration_ms.saturating_mul(1_000_000);
     let capacity = config.queue_capacity as usize;
     let mut next_offer = start;
+    let mut last_offer = 0u64;
     loop {
         let now = time::now_ns();
         if now >= end {
             break;
+        }
+        // A rate limit set through the flood's port (the meta-agent's output rate limiting).
+        let limit = super::FLOOD_PORT.rate_limit();
+        if limit > 0 && last_offer > 0 {
+            let earliest = last_offer + 1_000_000_000 / limit as u64;
+            if now < earliest {
+                thread::sleep_ns(earliest.min(end) - now);
+                continue;
+            }
         }
         if let Rate::PerSecond(_) = config.rate {
             if now < next_offer {
@@ -215,8 +227,9 @@ fn produce(config: FloodConfig, shared: &SharedState, start: u64) {
         let waiter = {
             let mut state = shared.lock();
             state.recorder.sent += 1;
+            last_offer = time::now_ns();
             if state.queue.len() < capacity {
-                state.queue.push_back(Request { command, line, offered_ns: time::now_ns() });
+                state.queue.push_back(Request { command, line, offered_ns: last_offer });
                 state.recorder.max_queue_depth = state.recorder.max_queue_depth.max(state.queue.len() as u64);
             } else {
                 state.recorder.dropped += 1;
@@ -276,6 +289,7 @@ fn consume(shared: &SharedState, mut kernel: Kernel) {
         if matches!(outcome, Outcome::Failed { .. }) {
             recorder.failed += 1;
         }
+        super::FLOOD_PORT.publish(state.queue.len() as u32, finished - request.offered_ns);
     }
     shared.lock().finished_ns = time::now_ns();
 }

@@ -12,7 +12,7 @@ use sis_metrics::LatencySummary;
 use sis_platform::memory::KernelFrames;
 use sis_platform::time::PlatformClock;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, ParsedArgs, Reply, ShellError, ValueKind};
-use sis_stress::port::PoolPort;
+use sis_stress::port::{FloodPort, PoolPort};
 use sis_stress::{run_memory_test, MemoryReport, RunOptions, Status, StressTestConfig};
 
 use super::Kernel;
@@ -53,6 +53,8 @@ const fn rate_flag(default: &'static str) -> ArgSpec {
 /// The port of the memory workload's pool: the kernel's meta-agent reads and directs it (docs/autonomy.md).
 /// Every run publishes to it, whether or not anything observes it.
 pub static MEMORY_PORT: PoolPort = PoolPort::new();
+/// The command flood's port: queue depth and latency for the meta-agent, its boost and rate limit.
+pub static FLOOD_PORT: FloodPort = FloodPort::new();
 
 /// Flags every stress test shares.
 const COMMON_ARGS: [ArgSpec; 3] = [
