@@ -1,0 +1,44 @@
+//! The SIS network layer: a frame-device trait, a seeded fault injector in front of it, and a smoltcp stack on top.
+//!
+//! The kernel's stack is `NetStack<FaultInjector<virtio-net>>`: the driver
+//! moves Ethernet frames ([`FrameIo`]), the fault injector sits where the wire
+//! is (drops, corrupts, partitions), and [`NetStack`] runs smoltcp over it with
+//! the TCP echo service and ICMP ping. Time is passed into every call (the
+//! kernel clock in the kernel, a number in tests), so everything here is safe,
+//! portable code tested on the host over [`fake::Wire`].
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod device;
+pub mod fake;
+mod fault;
+mod stack;
+
+pub use device::SmolDevice;
+pub use fault::{FaultInjector, FaultState, FaultStats, MAX_PERCENT};
+pub use stack::{EchoStats, NetConfig, NetStack, PingError, PingReply, ECHO_PORT, ECHO_SOCKETS};
+
+use alloc::vec::Vec;
+
+/// Largest Ethernet frame the stack sends or accepts, header included (1500-byte MTU + 14).
+pub const MAX_FRAME_BYTES: usize = 1514;
+
+/// A device that moves whole Ethernet frames (no FCS). `now_ns` is the caller's clock.
+pub trait FrameIo {
+    /// The next received frame, if one is waiting.
+    fn receive(&mut self, now_ns: u64) -> Option<Vec<u8>>;
+    /// Sends one frame; false when the device could not take it (the frame is lost, as on a wire).
+    fn transmit(&mut self, now_ns: u64, frame: &[u8]) -> bool;
+}
+
+impl<F: FrameIo + ?Sized> FrameIo for &mut F {
+    fn receive(&mut self, now_ns: u64) -> Option<Vec<u8>> {
+        (**self).receive(now_ns)
+    }
+
+    fn transmit(&mut self, now_ns: u64, frame: &[u8]) -> bool {
+        (**self).transmit(now_ns, frame)
+    }
+}

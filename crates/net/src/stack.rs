@@ -1,0 +1,535 @@
+//! The smoltcp interface over a [`FrameIo`], with the TCP echo service and an ICMP echo (ping) socket.
+//!
+//! The echo service keeps [`ECHO_SOCKETS`] sockets listening on
+//! [`ECHO_PORT`]; each takes one connection at a time, returns exactly the
+//! bytes it receives, closes when the peer has closed and everything was
+//! sent back, then listens again. Connections are served in sequence (and
+//! up to [`ECHO_SOCKETS`] at once).
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::socket::{icmp, tcp};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address};
+
+use crate::device::SmolDevice;
+use crate::FrameIo;
+
+/// TCP port of the echo service (RFC 862).
+pub const ECHO_PORT: u16 = 7;
+/// Echo connections served at once.
+pub const ECHO_SOCKETS: usize = 4;
+/// Receive and send buffer of each echo socket.
+const ECHO_BUFFER_BYTES: usize = 64 * 1024;
+/// Bytes moved from an echo socket's receive to its send buffer per step.
+const ECHO_CHUNK_BYTES: usize = 16 * 1024;
+/// ICMP packets buffered each way, and their payload room.
+const ICMP_PACKETS: usize = 8;
+const ICMP_PAYLOAD_BYTES: usize = 8 * 1024;
+/// Identifier in every echo request this stack sends.
+const PING_IDENT: u16 = 0x5153;
+
+/// Addresses of the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The device's MAC address.
+    pub mac: [u8; 6],
+    /// The interface's IPv4 address.
+    pub address: [u8; 4],
+    /// Network prefix length.
+    pub prefix_len: u8,
+    /// Default gateway.
+    pub gateway: [u8; 4],
+}
+
+impl NetConfig {
+    /// QEMU user networking: 10.0.2.15/24, gateway 10.0.2.2.
+    pub fn qemu_user(mac: [u8; 6]) -> Self {
+        NetConfig { mac, address: [10, 0, 2, 15], prefix_len: 24, gateway: [10, 0, 2, 2] }
+    }
+}
+
+/// Echo service counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// Connections accepted since boot.
+    pub connections: u64,
+    /// Connections open now.
+    pub active: u64,
+    /// Bytes received and queued back.
+    pub bytes_echoed: u64,
+}
+
+/// An echo reply to one of this stack's requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingReply {
+    /// Who answered.
+    pub from: [u8; 4],
+    /// The request's sequence number.
+    pub sequence: u16,
+    /// The reply's payload.
+    pub payload: Vec<u8>,
+}
+
+/// Why an echo request could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingError {
+    /// The ICMP send buffer is full.
+    BufferFull,
+    /// The address cannot be sent to (unspecified).
+    Unaddressable,
+    /// The payload is larger than the socket's room.
+    TooLarge,
+}
+
+impl core::fmt::Display for PingError {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        formatter.write_str(match self {
+            PingError::BufferFull => "the ICMP send buffer is full",
+            PingError::Unaddressable => "the address cannot be sent to",
+            PingError::TooLarge => "the payload is too large",
+        })
+    }
+}
+
+/// smoltcp plus SIS's services over one frame device.
+pub struct NetStack<F: FrameIo> {
+    device: SmolDevice<F>,
+    interface: Interface,
+    sockets: SocketSet<'static>,
+    echo: [SocketHandle; ECHO_SOCKETS],
+    echo_was_active: [bool; ECHO_SOCKETS],
+    echo_stats: EchoStats,
+    icmp: SocketHandle,
+    config: NetConfig,
+    scratch: Vec<u8>,
+    polls: u64,
+}
+
+impl<F: FrameIo> core::fmt::Debug for NetStack<F> {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        formatter
+            .debug_struct("NetStack")
+            .field("config", &self.config)
+            .field("echo_stats", &self.echo_stats)
+            .field("polls", &self.polls)
+            .finish_non_exhaustive()
+    }
+}
+
+fn instant(now_ns: u64) -> Instant {
+    Instant::from_micros((now_ns / 1_000).min(i64::MAX as u64) as i64)
+}
+
+fn echo_socket() -> tcp::Socket<'static> {
+    let mut socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; ECHO_BUFFER_BYTES]),
+        tcp::SocketBuffer::new(vec![0; ECHO_BUFFER_BYTES]),
+    );
+    // An echo is a request/response exchange: send each reply at once.
+    socket.set_nagle_enabled(false);
+    socket.set_ack_delay(None);
+    socket
+}
+
+impl<F: FrameIo> NetStack<F> {
+    /// The interface on `io` with `config`, the echo service listening and the ping socket bound.
+    pub fn new(io: F, config: NetConfig, now_ns: u64) -> Self {
+        let mut device = SmolDevice::new(io);
+        let hardware = HardwareAddress::Ethernet(EthernetAddress(config.mac));
+        let mut interface = Interface::new(Config::new(hardware), &mut device, instant(now_ns));
+        let [a, b, c, d] = config.address;
+        interface.update_ip_addrs(|addresses| {
+            // One address on an empty list cannot overflow it.
+            let _ = addresses.push(IpCidr::new(IpAddress::v4(a, b, c, d), config.prefix_len));
+        });
+        let [a, b, c, d] = config.gateway;
+        // The route table has room for this one default route.
+        let _ = interface.routes_mut().add_default_ipv4_route(Ipv4Address::new(a, b, c, d));
+        let mut sockets = SocketSet::new(Vec::new());
+        let echo = core::array::from_fn(|_| {
+            let mut socket = echo_socket();
+            // Listening on a fresh socket with a non-zero port cannot fail.
+            let _ = socket.listen(ECHO_PORT);
+            sockets.add(socket)
+        });
+        let mut icmp_socket = icmp::Socket::new(
+            icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; ICMP_PACKETS], vec![0; ICMP_PAYLOAD_BYTES]),
+            icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; ICMP_PACKETS], vec![0; ICMP_PAYLOAD_BYTES]),
+        );
+        // Binding an unbound socket to a non-zero identifier cannot fail.
+        let _ = icmp_socket.bind(icmp::Endpoint::Ident(PING_IDENT));
+        let icmp = sockets.add(icmp_socket);
+        NetStack {
+            device,
+            interface,
+            sockets,
+            echo,
+            echo_was_active: [false; ECHO_SOCKETS],
+            echo_stats: EchoStats::default(),
+            icmp,
+            config,
+            scratch: vec![0; ECHO_CHUNK_BYTES],
+            polls: 0,
+        }
+    }
+
+    /// Moves frames and serves the echo sockets until nothing more happens at `now_ns`.
+    pub fn poll(&mut self, now_ns: u64) {
+        let timestamp = instant(now_ns);
+        self.polls += 1;
+        // Echoing queues data; the next interface poll sends it. Bounded so one call cannot run forever.
+        for _ in 0..8 {
+            self.interface.poll(timestamp, &mut self.device, &mut self.sockets);
+            if !self.serve_echo() {
+                break;
+            }
+        }
+    }
+
+    /// How long until the stack needs polling again (`None`: only when a frame arrives).
+    pub fn poll_delay_ns(&mut self, now_ns: u64) -> Option<u64> {
+        self.interface.poll_delay(instant(now_ns), &self.sockets).map(|delay| delay.total_micros() * 1_000)
+    }
+
+    /// Returns true when bytes were moved (so the interface has something to send).
+    fn serve_echo(&mut self) -> bool {
+        let mut moved = false;
+        let mut active = 0;
+        for (index, &handle) in self.echo.iter().enumerate() {
+            let socket = self.sockets.get_mut::<tcp::Socket>(handle);
+            let is_active = socket.is_active();
+            if is_active && !self.echo_was_active[index] {
+                self.echo_stats.connections += 1;
+            }
+            while socket.can_recv() {
+                let room = socket.send_capacity() - socket.send_queue();
+                let chunk = room.min(self.scratch.len());
+                if chunk == 0 {
+                    break;
+                }
+                let Ok(received) = socket.recv_slice(&mut self.scratch[..chunk]) else { break };
+                if received == 0 {
+                    break;
+                }
+                // `room` bytes were free, so all of them fit.
+                let _ = socket.send_slice(&self.scratch[..received]);
+                self.echo_stats.bytes_echoed += received as u64;
+                moved = true;
+            }
+            if socket.state() == tcp::State::CloseWait && socket.send_queue() == 0 {
+                socket.close();
+                moved = true;
+            }
+            if socket.state() == tcp::State::Closed {
+                // Closed by the peer, a reset or a timeout: take the next connection.
+                let _ = socket.listen(ECHO_PORT);
+            }
+            self.echo_was_active[index] = socket.is_active();
+            active += u64::from(socket.is_active());
+        }
+        self.echo_stats.active = active;
+        moved
+    }
+
+    /// Queues an ICMP echo request to `target`; it leaves at the next poll.
+    pub fn ping_send(&mut self, target: [u8; 4], sequence: u16, payload: &[u8]) -> Result<(), PingError> {
+        if payload.len() + 8 > ICMP_PAYLOAD_BYTES {
+            return Err(PingError::TooLarge);
+        }
+        let [a, b, c, d] = target;
+        let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
+        let repr = Icmpv4Repr::EchoRequest { ident: PING_IDENT, seq_no: sequence, data: payload };
+        let buffer = socket.send(repr.buffer_len(), IpAddress::v4(a, b, c, d)).map_err(|error| match error {
+            icmp::SendError::BufferFull => PingError::BufferFull,
+            icmp::SendError::Unaddressable => PingError::Unaddressable,
+        })?;
+        repr.emit(&mut Icmpv4Packet::new_unchecked(buffer), &ChecksumCapabilities::default());
+        Ok(())
+    }
+
+    /// The next echo reply addressed to this stack's requests (other ICMP is discarded).
+    pub fn ping_receive(&mut self) -> Option<PingReply> {
+        let socket = self.sockets.get_mut::<icmp::Socket>(self.icmp);
+        while let Ok((data, from)) = socket.recv() {
+            let Ok(packet) = Icmpv4Packet::new_checked(data) else { continue };
+            let Ok(Icmpv4Repr::EchoReply { ident, seq_no, data }) =
+                Icmpv4Repr::parse(&packet, &ChecksumCapabilities::default())
+            else {
+                continue;
+            };
+            let IpAddress::Ipv4(from) = from;
+            if ident == PING_IDENT {
+                return Some(PingReply { from: from.octets(), sequence: seq_no, payload: data.to_vec() });
+            }
+        }
+        None
+    }
+
+    /// Drops replies that arrived for earlier pings.
+    pub fn ping_discard(&mut self) {
+        while self.ping_receive().is_some() {}
+    }
+
+    /// The addresses.
+    pub fn config(&self) -> NetConfig {
+        self.config
+    }
+
+    /// Echo counters.
+    pub fn echo_stats(&self) -> EchoStats {
+        self.echo_stats
+    }
+
+    /// TCP state of each echo socket, lower case (`listen`, `established`, ...).
+    pub fn echo_states(&self) -> [&'static str; ECHO_SOCKETS] {
+        core::array::from_fn(|index| state_name(self.sockets.get::<tcp::Socket>(self.echo[index]).state()))
+    }
+
+    /// Times [`poll`](Self::poll) ran.
+    pub fn polls(&self) -> u64 {
+        self.polls
+    }
+
+    /// The frame device under the stack.
+    pub fn io(&self) -> &F {
+        self.device.io()
+    }
+
+    /// The frame device under the stack, mutably.
+    pub fn io_mut(&mut self) -> &mut F {
+        self.device.io_mut()
+    }
+}
+
+fn state_name(state: tcp::State) -> &'static str {
+    match state {
+        tcp::State::Closed => "closed",
+        tcp::State::Listen => "listen",
+        tcp::State::SynSent => "syn-sent",
+        tcp::State::SynReceived => "syn-received",
+        tcp::State::Established => "established",
+        tcp::State::FinWait1 => "fin-wait-1",
+        tcp::State::FinWait2 => "fin-wait-2",
+        tcp::State::CloseWait => "close-wait",
+        tcp::State::Closing => "closing",
+        tcp::State::LastAck => "last-ack",
+        tcp::State::TimeWait => "time-wait",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{Wire, WireEnd};
+    use crate::FaultInjector;
+    use sis_hal::SeededRandom;
+
+    const CLIENT_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
+    const SERVER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    /// Fake time advanced per step.
+    const STEP_NS: u64 = 1_000_000;
+
+    /// The peer at 10.0.2.2: a bare smoltcp interface with one client socket.
+    struct Client {
+        device: SmolDevice<WireEnd>,
+        interface: Interface,
+        sockets: SocketSet<'static>,
+        tcp: SocketHandle,
+        next_port: u16,
+    }
+
+    impl Client {
+        fn new(end: WireEnd, now_ns: u64) -> Self {
+            let mut device = SmolDevice::new(end);
+            let hardware = HardwareAddress::Ethernet(EthernetAddress(CLIENT_MAC));
+            let mut interface = Interface::new(Config::new(hardware), &mut device, instant(now_ns));
+            interface.update_ip_addrs(|addresses| {
+                addresses.push(IpCidr::new(IpAddress::v4(10, 0, 2, 2), 24)).unwrap();
+            });
+            let mut sockets = SocketSet::new(Vec::new());
+            let tcp = sockets.add(echo_socket());
+            Client { device, interface, sockets, tcp, next_port: 40_000 }
+        }
+
+        fn poll(&mut self, now_ns: u64) {
+            self.interface.poll(instant(now_ns), &mut self.device, &mut self.sockets);
+        }
+
+        fn socket(&mut self) -> &mut tcp::Socket<'static> {
+            self.sockets.get_mut::<tcp::Socket>(self.tcp)
+        }
+
+        fn connect(&mut self) {
+            self.next_port += 1;
+            let port = self.next_port;
+            let context = self.interface.context();
+            let socket = self.sockets.get_mut::<tcp::Socket>(self.tcp);
+            socket.connect(context, (IpAddress::v4(10, 0, 2, 15), ECHO_PORT), port).unwrap();
+        }
+    }
+
+    /// Polls both sides, advancing time, until `done` or `max_steps` steps; returns the time reached.
+    fn run<F: FrameIo>(
+        server: &mut NetStack<F>,
+        client: &mut Client,
+        mut now_ns: u64,
+        max_steps: u32,
+        mut done: impl FnMut(&mut NetStack<F>, &mut Client) -> bool,
+    ) -> (u64, bool) {
+        for _ in 0..max_steps {
+            client.poll(now_ns);
+            server.poll(now_ns);
+            if done(server, client) {
+                return (now_ns, true);
+            }
+            now_ns += STEP_NS;
+        }
+        (now_ns, false)
+    }
+
+    /// Sends `payload` on the client's connection and reads it all back; returns what came back and the time.
+    fn round_trip<F: FrameIo>(
+        server: &mut NetStack<F>,
+        client: &mut Client,
+        now_ns: u64,
+        payload: &[u8],
+    ) -> (Vec<u8>, u64) {
+        let mut sent = 0;
+        let mut back = Vec::new();
+        let (now_ns, _) = run(server, client, now_ns, 200_000, |_, client| {
+            let socket = client.socket();
+            if sent < payload.len() && socket.can_send() {
+                sent += socket.send_slice(&payload[sent..]).unwrap();
+            }
+            while socket.can_recv() {
+                socket.recv(|data| (data.len(), back.extend_from_slice(data))).unwrap();
+            }
+            back.len() >= payload.len()
+        });
+        (back, now_ns)
+    }
+
+    fn pair(now_ns: u64) -> (NetStack<FaultInjector<WireEnd>>, Client) {
+        let (server_end, client_end) = Wire::new();
+        let server = NetStack::new(FaultInjector::new(server_end), NetConfig::qemu_user(SERVER_MAC), now_ns);
+        (server, Client::new(client_end, now_ns))
+    }
+
+    fn payload(random: &mut SeededRandom, bytes: usize) -> Vec<u8> {
+        (0..bytes).map(|_| random.next_u64() as u8).collect()
+    }
+
+    fn close(server: &mut NetStack<FaultInjector<WireEnd>>, client: &mut Client, now_ns: u64) -> u64 {
+        client.socket().close();
+        let (now_ns, closed) = run(server, client, now_ns, 100_000, |server, client| {
+            client.socket().state() == tcp::State::TimeWait && server.echo_stats().active == 0
+        });
+        assert!(closed, "client {:?}, server {:?}", client.socket().state(), server.echo_states());
+        client.socket().abort();
+        client.poll(now_ns);
+        now_ns
+    }
+
+    #[test]
+    fn three_connections_in_sequence_get_back_exactly_what_they_sent() {
+        let (mut server, mut client) = pair(0);
+        let mut random = SeededRandom::new(11);
+        let mut now_ns = 0;
+        let mut total = 0u64;
+        for connection in 1..=3u64 {
+            client.connect();
+            for size in [1usize, 100, 1460, 1461, 20_000, 150_000] {
+                let sent = payload(&mut random, size);
+                let (back, later) = round_trip(&mut server, &mut client, now_ns, &sent);
+                assert_eq!(back, sent, "connection {connection}, {size} bytes");
+                now_ns = later;
+                total += size as u64;
+            }
+            assert_eq!(server.echo_stats().connections, connection);
+            assert_eq!(server.echo_stats().active, 1);
+            now_ns = close(&mut server, &mut client, now_ns);
+            assert_eq!(server.echo_states(), ["listen"; ECHO_SOCKETS], "every socket listens again");
+        }
+        assert_eq!(server.echo_stats(), EchoStats { connections: 3, active: 0, bytes_echoed: total });
+    }
+
+    #[test]
+    fn drops_and_corruption_on_the_wire_cost_retransmissions_never_bytes() {
+        let (mut server, mut client) = pair(0);
+        server.io_mut().set_drop_percent(10, 3).unwrap();
+        server.io_mut().set_corrupt_percent(10, 4).unwrap();
+        let mut random = SeededRandom::new(5);
+        client.connect();
+        let mut now_ns = 0;
+        for size in [10usize, 3_000, 60_000] {
+            let sent = payload(&mut random, size);
+            let (back, later) = round_trip(&mut server, &mut client, now_ns, &sent);
+            assert_eq!(back, sent, "{size} bytes");
+            now_ns = later;
+        }
+        let stats = server.io().stats();
+        assert!(stats.dropped_random > 0 && stats.corrupted > 0, "{stats:?}");
+        assert_eq!(stats.dropped_partition, 0);
+    }
+
+    #[test]
+    fn a_partition_stops_the_echo_and_it_resumes_on_the_same_connection_after() {
+        let (mut server, mut client) = pair(0);
+        client.connect();
+        let (back, now_ns) = round_trip(&mut server, &mut client, 0, b"before");
+        assert_eq!(back, b"before");
+        let until = server.io_mut().partition_for(now_ns, 2_000_000_000);
+        client.socket().send_slice(b"during").unwrap();
+        let (now_ns, answered) = run(&mut server, &mut client, now_ns, 1_990, |_, client| client.socket().can_recv());
+        assert!(!answered && now_ns < until, "no reply inside the partition");
+        assert_eq!(server.echo_stats().bytes_echoed, 6);
+        assert!(server.io().stats().dropped_partition > 0);
+        let mut back = Vec::new();
+        let (_, answered) = run(&mut server, &mut client, now_ns, 100_000, |_, client| {
+            let socket = client.socket();
+            while socket.can_recv() {
+                socket.recv(|data| (data.len(), back.extend_from_slice(data))).unwrap();
+            }
+            back.len() == 6
+        });
+        assert!(answered, "the retransmission after the partition got its echo");
+        assert_eq!(back, b"during");
+        assert_eq!(server.echo_stats().connections, 1, "the same connection");
+    }
+
+    #[test]
+    fn ping_gets_the_peers_echo_reply_with_the_payload_and_sequence() {
+        let (mut server, mut client) = pair(0);
+        server.ping_send([10, 0, 2, 2], 7, b"sis ping").unwrap();
+        let mut reply = None;
+        let (_, answered) = run(&mut server, &mut client, 0, 1_000, |server, _| {
+            reply = server.ping_receive();
+            reply.is_some()
+        });
+        assert!(answered);
+        assert_eq!(reply, Some(PingReply { from: [10, 0, 2, 2], sequence: 7, payload: b"sis ping".to_vec() }));
+        assert_eq!(server.ping_send([0, 0, 0, 0], 1, b""), Err(PingError::Unaddressable));
+        assert_eq!(server.ping_send([10, 0, 2, 2], 1, &[0; ICMP_PAYLOAD_BYTES]), Err(PingError::TooLarge));
+    }
+
+    #[test]
+    fn garbage_frames_are_ignored_and_the_echo_keeps_working() {
+        let (server_end, client_end) = Wire::new();
+        let injector = server_end.clone();
+        let mut server = NetStack::new(FaultInjector::new(server_end), NetConfig::qemu_user(SERVER_MAC), 0);
+        let mut client = Client::new(client_end, 0);
+        let mut random = SeededRandom::new(9);
+        for size in [0usize, 1, 13, 14, 60, 1514, 9000] {
+            injector.inject(payload(&mut random, size));
+        }
+        server.poll(0);
+        assert_eq!(injector.pending(), 0, "all consumed");
+        client.connect();
+        let (back, _) = round_trip(&mut server, &mut client, 0, b"still here");
+        assert_eq!(back, b"still here");
+    }
+}
