@@ -27,6 +27,9 @@ fn main(platform: Platform) -> ! {
     let mut probe = sis_platform::virtio::probe(&platform.boot);
     let kernel = commands::Kernel::new(&platform, &probe);
     commands::blk::disk::attach(probe.block.take());
+    if let Err(error) = commands::net::link::attach(probe.net.take()) {
+        panic!("cannot start the network thread: {error}");
+    }
     if let Err(error) = thread::spawn("shell", SHELL_STACK_BYTES, move || shell::run(kernel)) {
         panic!("cannot start the shell thread: {error}");
     }

@@ -6,6 +6,7 @@ mod det_command;
 mod fault;
 pub mod files;
 mod memory;
+pub mod net;
 pub mod neural;
 mod sched;
 pub mod stress;
@@ -75,6 +76,7 @@ pub fn registry() -> Registry<Kernel> {
         &det_command::DET,
         &temporaliso::TEMPORALISO,
         &blk::BLKCTL,
+        &net::NETCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,

@@ -15,6 +15,7 @@ pub mod thread;
 pub mod time;
 mod uart;
 pub mod virtio;
+mod virtio_net;
 
 pub use boot::Platform;
 

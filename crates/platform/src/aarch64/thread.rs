@@ -119,6 +119,8 @@ struct Thread {
     cpu_time_ns: u64,
     switches: u64,
     wake_at_ns: u64,
+    /// Sleeping, and [`wake`] may end the sleep early.
+    wakeable: bool,
 }
 
 struct Threads {
@@ -142,6 +144,7 @@ pub fn init(policy: Box<dyn Scheduler>) {
         cpu_time_ns: 0,
         switches: 1,
         wake_at_ns: 0,
+        wakeable: false,
     };
     let mut list = Vec::with_capacity(MAX_THREADS);
     list.push(idle);
@@ -228,6 +231,7 @@ fn spawn_with(
         cpu_time_ns: 0,
         switches: 0,
         wake_at_ns: 0,
+        wakeable: false,
     });
     threads.policy.enqueue(id, time::now_ns());
     drop(guard);
@@ -372,6 +376,29 @@ pub fn sleep_ns(duration_ns: u64) {
         let thread = &mut threads.list[current];
         thread.state = ThreadState::Sleeping;
         thread.wake_at_ns = time::now_ns().saturating_add(duration_ns);
+        thread.wakeable = false;
+    }
+    yield_now();
+    restore_irqs(saved);
+}
+
+/// Sleeps until the clock reads `deadline_ns` or [`wake`] is called for this thread, whichever comes first.
+///
+/// `ready` runs first with IRQs masked: when it returns true the thread does
+/// not sleep at all. It should register the thread with the event source
+/// (which calls [`wake`]), so an event cannot slip between the check and the sleep.
+pub fn sleep_until_ns_or_woken(deadline_ns: u64, ready: impl FnOnce() -> bool) {
+    let saved = mask_irqs();
+    if ready() || time::now_ns() >= deadline_ns {
+        restore_irqs(saved);
+        return;
+    }
+    if let Some(threads) = THREADS.lock().as_mut() {
+        let current = threads.current;
+        let thread = &mut threads.list[current];
+        thread.state = ThreadState::Sleeping;
+        thread.wake_at_ns = deadline_ns;
+        thread.wakeable = true;
     }
     yield_now();
     restore_irqs(saved);
@@ -494,12 +521,14 @@ pub fn kill(id: ThreadId) -> Result<(), KillError> {
     Ok(())
 }
 
-/// Makes a blocked thread runnable again.
+/// Makes a blocked thread, or one in [`sleep_until_ns_or_woken`], runnable again.
 pub fn wake(id: ThreadId) {
     if let Some(threads) = THREADS.lock().as_mut() {
         if let Some(thread) = threads.list.iter_mut().find(|thread| thread.id == id) {
-            if thread.state == ThreadState::Blocked {
+            let wakeable_sleep = thread.state == ThreadState::Sleeping && thread.wakeable;
+            if thread.state == ThreadState::Blocked || wakeable_sleep {
                 thread.state = ThreadState::Ready;
+                thread.wakeable = false;
                 threads.policy.enqueue(id, time::now_ns());
                 reschedule_soon();
             }
@@ -614,6 +643,7 @@ pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason) -> *mut TrapFra
     for thread in threads.list.iter_mut() {
         if thread.state == ThreadState::Sleeping && thread.wake_at_ns <= now {
             thread.state = ThreadState::Ready;
+            thread.wakeable = false;
             threads.policy.enqueue(thread.id, now);
         }
     }

@@ -25,6 +25,7 @@ use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
 use super::registers::{mmio_read32, mmio_write32};
+pub use super::virtio_net::{NetDriverStats, NetWaker, VirtioNet};
 use super::{gic, memory, thread};
 use crate::bootinfo::BootInfo;
 
@@ -86,12 +87,12 @@ unsafe impl Hal for SisHal {
 }
 
 /// One interrupt line a driver waits on: which device to acknowledge and whom to wake.
-struct InterruptLine {
+pub(super) struct InterruptLine {
     intid: AtomicU32,
     base: AtomicU64,
     /// Thread ID + 1 of the thread waiting for a completion; 0 when none.
-    waiter: AtomicU32,
-    interrupts: AtomicU64,
+    pub(super) waiter: AtomicU32,
+    pub(super) interrupts: AtomicU64,
 }
 
 impl InterruptLine {
@@ -105,11 +106,11 @@ impl InterruptLine {
     };
 }
 
-static LINES: [InterruptLine; MAX_INTERRUPT_LINES] = [InterruptLine::UNUSED; MAX_INTERRUPT_LINES];
+pub(super) static LINES: [InterruptLine; MAX_INTERRUPT_LINES] = [InterruptLine::UNUSED; MAX_INTERRUPT_LINES];
 static PROBED: AtomicBool = AtomicBool::new(false);
 
 /// Claims a free line for `intid` and the transport at `base`; `None` when all are taken.
-fn claim_line(intid: u32, base: u64) -> Option<usize> {
+pub(super) fn claim_line(intid: u32, base: u64) -> Option<usize> {
     let index = LINES.iter().position(|line| line.intid.load(Ordering::Relaxed) == u32::MAX)?;
     LINES[index].base.store(base, Ordering::Relaxed);
     LINES[index].intid.store(intid, Ordering::Release);
@@ -161,14 +162,16 @@ pub struct Probe {
     pub failures: Vec<(u64, &'static str)>,
     /// The first block device, driven.
     pub block: Option<VirtioBlock>,
+    /// The first network device, driven.
+    pub net: Option<VirtioNet>,
 }
 
 /// Probes every `virtio,mmio` transport in the device tree once; later calls find nothing.
 ///
-/// The first block device is initialised and its interrupt enabled; other
+/// The first block device and the first network device are initialised and their interrupts enabled; other
 /// devices are listed and reset (a transport is reset when dropped).
 pub fn probe(boot: &BootInfo<'_>) -> Probe {
-    let mut probe = Probe { devices: Vec::new(), failures: Vec::new(), block: None };
+    let mut probe = Probe { devices: Vec::new(), failures: Vec::new(), block: None, net: None };
     if PROBED.swap(true, Ordering::AcqRel) {
         return probe;
     }
@@ -203,6 +206,11 @@ pub fn probe(boot: &BootInfo<'_>) -> Probe {
         if device_type == DeviceType::Block && probe.block.is_none() {
             match VirtioBlock::new(transport, slot.base, slot.intid) {
                 Ok(block) => probe.block = Some(block),
+                Err(reason) => probe.failures.push((slot.base, reason)),
+            }
+        } else if device_type == DeviceType::Network && probe.net.is_none() {
+            match VirtioNet::new(transport, slot.base, slot.intid) {
+                Ok(net) => probe.net = Some(net),
                 Err(reason) => probe.failures.push((slot.base, reason)),
             }
         }

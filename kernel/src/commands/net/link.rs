@@ -1,0 +1,134 @@
+//! The network stack over virtio-net and the kernel thread that polls it.
+//!
+//! The stack (smoltcp over the fault injector over the driver) lives in one
+//! slot behind an IRQ-masking lock. The network thread polls it with the
+//! kernel clock, then sleeps until smoltcp's next timer (at most
+//! [`MAX_SLEEP_NS`]) or until the device's interrupt wakes it. Commands take
+//! the same lock for short, non-blocking steps (read counters, queue a ping,
+//! set a fault) and never sleep holding it.
+
+use alloc::boxed::Box;
+
+use sis_net::{FaultInjector, NetConfig, NetStack};
+use sis_platform::irq_lock::IrqMutex;
+use sis_platform::thread;
+use sis_platform::time;
+use sis_platform::virtio::{NetWaker, VirtioNet};
+use sis_sched::ThreadId;
+use sis_shell::ShellError;
+
+/// Longest sleep between polls, so timers and partitions are seen without traffic.
+pub const MAX_SLEEP_NS: u64 = 10_000_000;
+/// Stack of the network thread.
+const NET_STACK_BYTES: u64 = 64 * 1024;
+
+/// The kernel's stack: smoltcp over the fault injector over virtio-net.
+pub type Stack = NetStack<FaultInjector<VirtioNet>>;
+
+/// The attached network device and everything above it.
+#[derive(Debug)]
+pub struct Net {
+    /// The stack.
+    pub stack: Stack,
+    /// The device's interrupt line.
+    pub waker: NetWaker,
+    /// The polling thread.
+    pub thread: Option<ThreadId>,
+    /// A thread waiting for the next poll to finish (a ping waiting for its reply).
+    pub poll_waiter: Option<ThreadId>,
+    /// Times the network thread woke before its deadline because of an interrupt or a command.
+    pub early_wakes: u64,
+}
+
+impl Net {
+    /// The fault injector.
+    pub fn faults(&mut self) -> &mut FaultInjector<VirtioNet> {
+        self.stack.io_mut()
+    }
+
+    /// The driver at the bottom.
+    pub fn driver(&self) -> &VirtioNet {
+        self.stack.io().io()
+    }
+}
+
+static SLOT: IrqMutex<Option<Box<Net>>> = IrqMutex::new(None);
+
+/// Error code: QEMU has no virtio-net device.
+pub const NO_DEVICE: &str = "no-device";
+
+/// Installs the probed device and starts the network thread (called once at boot).
+pub fn attach(device: Option<VirtioNet>) -> Result<(), thread::SpawnError> {
+    let Some(device) = device else { return Ok(()) };
+    let waker = device.waker();
+    let config = NetConfig::qemu_user(device.mac());
+    let stack = NetStack::new(FaultInjector::new(device), config, time::now_ns());
+    *SLOT.lock() = Some(Box::new(Net { stack, waker, thread: None, poll_waiter: None, early_wakes: 0 }));
+    let id = thread::spawn("net", NET_STACK_BYTES, run)?;
+    if let Some(net) = SLOT.lock().as_mut() {
+        net.thread = Some(id);
+    }
+    Ok(())
+}
+
+/// Whether a network device is attached.
+pub fn attached() -> bool {
+    SLOT.lock().is_some()
+}
+
+/// Runs `body` with the stack locked (IRQs masked): it must be short and must not sleep.
+pub fn with_net<T>(body: impl FnOnce(&mut Net) -> Result<T, ShellError>) -> Result<T, ShellError> {
+    match SLOT.lock().as_mut() {
+        Some(net) => body(net),
+        None => Err(no_device()),
+    }
+}
+
+/// Wakes the network thread so it polls now (after a command queued something to send).
+pub fn kick() {
+    let id = SLOT.lock().as_ref().and_then(|net| net.thread);
+    if let Some(id) = id {
+        thread::wake(id);
+    }
+}
+
+/// The error every command but `status` gives without a device.
+pub fn no_device() -> ShellError {
+    ShellError::new(
+        NO_DEVICE,
+        "no network device: QEMU was started without virtio-net (-netdev user,id=net0 -device virtio-net-device,netdev=net0)",
+    )
+}
+
+/// The network thread: poll, then sleep until the next timer, an interrupt or a kick.
+fn run() {
+    let me = thread::current_id();
+    loop {
+        let now = time::now_ns();
+        let polled = SLOT.lock().as_mut().map(|net| {
+            // Read before the poll: an interrupt during it stays pending (IRQs are masked) and changes the count.
+            let seen = net.waker.interrupts();
+            net.stack.poll(now);
+            let delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
+            (seen, delay, net.waker, net.poll_waiter.take())
+        });
+        let Some((seen, delay_ns, waker, waiter)) = polled else { return };
+        if let Some(waiter) = waiter {
+            thread::wake(waiter);
+        }
+        if delay_ns == 0 {
+            thread::yield_now();
+            continue;
+        }
+        let deadline = now.saturating_add(delay_ns);
+        thread::sleep_until_ns_or_woken(deadline, || {
+            waker.wake_on_interrupt(me);
+            waker.interrupts() != seen
+        });
+        if time::now_ns() < deadline {
+            if let Some(net) = SLOT.lock().as_mut() {
+                net.early_wakes += 1;
+            }
+        }
+    }
+}
