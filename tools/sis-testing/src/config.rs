@@ -62,6 +62,23 @@ pub struct QemuConfig {
     pub timeout: Duration,
     /// A raw disk image attached as a virtio-blk device; `None` boots without a disk.
     pub disk_image: Option<PathBuf>,
+    /// A virtio-net device on QEMU user networking with one forwarded TCP port; `None` boots without a network.
+    pub network: Option<PortForward>,
+}
+
+/// A TCP port forward from the host's loopback into the guest (QEMU `hostfwd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortForward {
+    /// Port on 127.0.0.1 (only loopback: nothing outside the machine reaches the guest).
+    pub host_port: u16,
+    /// Port in the guest (10.0.2.15).
+    pub guest_port: u16,
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it; it is released at once for QEMU to bind).
+pub fn free_local_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 impl Default for QemuConfig {
@@ -81,6 +98,7 @@ impl QemuConfig {
             icount_shift: None,
             timeout: DEFAULT_TIMEOUT,
             disk_image: None,
+            network: None,
         }
     }
 
@@ -128,6 +146,22 @@ impl QemuConfig {
     pub fn disk_image(mut self, path: impl Into<PathBuf>) -> Self {
         self.disk_image = Some(path.into());
         self
+    }
+
+    /// Attaches virtio-net on QEMU user networking, forwarding `host_port` on 127.0.0.1 to `guest_port`.
+    pub fn user_network(mut self, host_port: u16, guest_port: u16) -> Self {
+        self.network = Some(PortForward { host_port, guest_port });
+        self
+    }
+
+    /// [`user_network`](Self::user_network) with a free host port picked by the OS.
+    pub fn user_network_free_port(self, guest_port: u16) -> std::io::Result<Self> {
+        Ok(self.user_network(free_local_port()?, guest_port))
+    }
+
+    /// The host side of the forwarded port, `127.0.0.1:PORT`, when a network is attached.
+    pub fn forwarded_address(&self) -> Option<std::net::SocketAddr> {
+        self.network.map(|forward| std::net::SocketAddr::from(([127, 0, 0, 1], forward.host_port)))
     }
 
     /// Sets the per-step timeout.
@@ -195,6 +229,12 @@ impl QemuConfig {
             arguments.push("-device".into());
             arguments.push("virtio-blk-device,drive=hd0".into());
         }
+        if let Some(forward) = self.network {
+            arguments.push("-netdev".into());
+            arguments.push(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{}", forward.host_port, forward.guest_port));
+            arguments.push("-device".into());
+            arguments.push("virtio-net-device,netdev=net0".into());
+        }
         arguments.extend(["-kernel".into(), self.kernel.display().to_string()]);
         if let Some(bootargs) = &self.bootargs {
             arguments.push("-append".into());
@@ -248,6 +288,26 @@ mod tests {
             ),
             "{arguments}"
         );
+    }
+
+    #[test]
+    fn user_network_forwards_one_loopback_port_and_none_is_attached_by_default() {
+        let plain = config().headless_arguments().join(" ");
+        assert!(plain.contains("-nic none") && !plain.contains("netdev"), "{plain}");
+        let configured = config().user_network(40_123, 7);
+        assert_eq!(configured.forwarded_address(), Some("127.0.0.1:40123".parse().unwrap()));
+        let arguments = configured.headless_arguments().join(" ");
+        assert!(
+            arguments.ends_with(
+                "-serial stdio -netdev user,id=net0,hostfwd=tcp:127.0.0.1:40123-:7 \
+                 -device virtio-net-device,netdev=net0 -kernel /images/sis.elf"
+            ),
+            "{arguments}"
+        );
+        let picked = config().user_network_free_port(7).unwrap().network.unwrap();
+        assert_ne!(picked.host_port, 0);
+        assert_eq!(picked.guest_port, 7);
+        assert_eq!(config().forwarded_address(), None);
     }
 
     #[test]
