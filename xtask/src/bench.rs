@@ -56,6 +56,21 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
     },
+    /// TCP echo round-trip p50/p99 and bulk throughput into SIS through QEMU user networking; peer: a host echo thread.
+    Net {
+        /// Round trips per run.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
+        round_trips: u32,
+        /// Bytes per round trip.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        payload_bytes: u64,
+        /// Bulk transfer per run, MiB.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1024))]
+        bulk_mib: u64,
+        /// Runs against each server (one guest boot); medians are printed.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        runs: u32,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off), host and guest.
     Metrics {
         /// Repetitions of each measurement.
@@ -92,6 +107,12 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             guest_autonomy(repetitions)
+        }
+        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs } => {
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
         }
         Benchmark::Blk { size_mib, request_kib, runs } => {
             crate::setup::ensure_qemu()?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_blk;
+mod bench_net;
 mod setup;
 
 use std::io::{BufRead, BufReader};
