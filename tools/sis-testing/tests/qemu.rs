@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 21] = [
+const COMMANDS: [&str; 22] = [
     "help",
     "version",
     "uptime",
@@ -33,6 +33,7 @@ const COMMANDS: [&str; 21] = [
     "det",
     "temporaliso",
     "blkctl",
+    "netctl",
     "sleep",
     "shutdown",
     "fault",
