@@ -36,6 +36,15 @@ enum Task {
         /// QEMU -icount: guest time follows instructions, runs replay exactly.
         #[arg(long)]
         deterministic: bool,
+        /// Attach this raw disk image as a virtio-blk drive (created, zero-filled, with --disk-mib if absent).
+        #[arg(long)]
+        disk: Option<std::path::PathBuf>,
+        /// Size of a disk image --disk creates, MiB.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        disk_mib: u64,
+        /// Attach virtio-net on QEMU user networking and forward 127.0.0.1:PORT to SIS's TCP echo (port 7).
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+        net: Option<u16>,
     },
     /// Everything CI checks: formatting, clippy, host tests, kernel build, QEMU integration tests.
     Test,
@@ -49,7 +58,9 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Task::Build => setup::ensure_target().and_then(|()| build_kernel()),
-        Task::Run { memory, append, deterministic } => run(memory, append, deterministic),
+        Task::Run { memory, append, deterministic, disk, disk_mib, net } => {
+            run(memory, append, deterministic, disk, disk_mib, net)
+        }
         Task::Test => test(),
         Task::Bench { which } => bench::run(which),
     };
@@ -83,11 +94,30 @@ pub fn build_kernel() -> Result<(), String> {
     cargo("kernel build", &["build", "--quiet", "--release", "-p", "sis-kernel", "--target", KERNEL_TARGET], &[])
 }
 
-fn run(memory: u32, append: Option<String>, deterministic: bool) -> Result<(), String> {
+fn run(
+    memory: u32,
+    append: Option<String>,
+    deterministic: bool,
+    disk: Option<std::path::PathBuf>,
+    disk_mib: u64,
+    net: Option<u16>,
+) -> Result<(), String> {
     setup::ensure_qemu()?;
     setup::ensure_target()?;
     build_kernel()?;
     let mut config = QemuConfig::new().memory_mib(memory);
+    if let Some(path) = disk {
+        if !path.exists() {
+            let file = std::fs::File::create(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+            file.set_len(disk_mib << 20).map_err(|error| format!("{}: {error}", path.display()))?;
+            println!("created {} ({disk_mib} MiB, zero-filled)", path.display());
+        }
+        config = config.disk_image(path);
+    }
+    if let Some(port) = net {
+        println!("SIS's TCP echo will be at 127.0.0.1:{port}");
+        config = config.user_network(port, 7);
+    }
     if let Some(append) = append {
         config = config.bootargs(append);
     }
