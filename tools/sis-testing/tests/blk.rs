@@ -4,7 +4,9 @@
 //! Each test attaches its own scratch image ([`ScratchDisk`]) and, where it
 //! checks the image, powers the guest off first and reads the file on the host.
 
-use serde_json::Value;
+mod common;
+
+use common::{error_code, number, ok};
 use sis_blk::{Pattern, SECTOR_SIZE};
 use sis_hal::SeededRandom;
 use sis_testing::{QemuConfig, ScratchDisk, Sis, DEFAULT_DISK_BYTES};
@@ -16,22 +18,6 @@ fn boot_with_disk() -> (Sis, ScratchDisk) {
     let disk = ScratchDisk::create(DEFAULT_DISK_BYTES).unwrap();
     let sis = Sis::boot(&QemuConfig::new().disk_image(disk.path())).unwrap_or_else(|error| panic!("boot: {error}"));
     (sis, disk)
-}
-
-fn ok(sis: &mut Sis, line: &str) -> Value {
-    let reply = sis.run_json(line).unwrap();
-    assert_eq!(reply["ok"], true, "{line}: {reply}");
-    reply
-}
-
-fn error_code(sis: &mut Sis, line: &str) -> String {
-    let reply = sis.run_json(line).unwrap();
-    assert_eq!(reply["ok"], false, "{line}: {reply}");
-    reply["error"]["code"].as_str().unwrap_or_else(|| panic!("{line}: no error code in {reply}")).to_string()
-}
-
-fn number(value: &Value, pointer: &str) -> u64 {
-    value.pointer(pointer).and_then(Value::as_u64).unwrap_or_else(|| panic!("{pointer} missing in {value}"))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -2,6 +2,9 @@
 //! port, a partition that stops traffic and lets the same connection resume, malformed streams and bad arguments
 //! that change nothing, and a boot without a network device.
 
+mod common;
+
+use common::{error_code, number, ok};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -18,22 +21,6 @@ fn boot_with_network() -> (Sis, SocketAddr) {
     let address = config.forwarded_address().unwrap();
     let sis = Sis::boot(&config).unwrap_or_else(|error| panic!("boot: {error}"));
     (sis, address)
-}
-
-fn ok(sis: &mut Sis, line: &str) -> Value {
-    let reply = sis.run_json(line).unwrap();
-    assert_eq!(reply["ok"], true, "{line}: {reply}");
-    reply
-}
-
-fn error_code(sis: &mut Sis, line: &str) -> String {
-    let reply = sis.run_json(line).unwrap();
-    assert_eq!(reply["ok"], false, "{line}: {reply}");
-    reply["error"]["code"].as_str().unwrap_or_else(|| panic!("{line}: no error code in {reply}")).to_string()
-}
-
-fn number(value: &Value, pointer: &str) -> u64 {
-    value.pointer(pointer).and_then(Value::as_u64).unwrap_or_else(|| panic!("{pointer} missing in {value}"))
 }
 
 fn connect(address: SocketAddr) -> TcpStream {
