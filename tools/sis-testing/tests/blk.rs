@@ -105,9 +105,18 @@ fn during_a_stall_writers_wait_and_no_write_is_lost() {
     assert_eq!(number(&faults, "/stalled_requests"), 2);
     assert!(number(&faults, "/stall_wait_ns") >= waited_ns + 500_000_000, "{faults}");
     assert_eq!(number(&faults, "/stall_remaining_ns"), 0);
+    // Four writer threads at once during a stall: the one holding the disk sleeps in the stall, the others
+    // wait for the disk (none is refused), and every sector arrives.
+    ok(&mut sis, "blkctl fault stall 1500");
+    let concurrent = ok(&mut sis, "blkctl verify --lba 1000 --count 1024 --seed 5 --writers 4");
+    assert_eq!(number(&concurrent, "/writers"), 4);
+    assert_eq!(number(&concurrent, "/sectors_matched"), 1024);
+    assert!(number(&concurrent, "/waits") >= 3, "{concurrent}");
+    assert!(number(&concurrent, "/write_ns") >= 1_000_000_000, "{concurrent}");
     power_off(sis);
     assert_eq!(disk.read_sectors(10, 14).unwrap(), pattern_bytes(Pattern::Seeded(1), 10, 14));
     assert_eq!(disk.read_sectors(100, 256).unwrap(), pattern_bytes(Pattern::Seeded(4), 100, 256));
+    assert_eq!(disk.read_sectors(1000, 1024).unwrap(), pattern_bytes(Pattern::Seeded(5), 1000, 1024));
 }
 
 #[test]

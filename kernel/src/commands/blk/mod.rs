@@ -8,9 +8,12 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use alloc::sync::Arc;
 use serde_json::{json, Value};
 use sis_blk::{fnv1a64, BlockDevice, Pattern, SECTOR_SIZE};
 use sis_hal::Clock;
+use sis_platform::irq_lock::IrqMutex;
+use sis_platform::thread;
 use sis_platform::time::{self, PlatformClock};
 use sis_shell::{ArgSpec, ArgValue, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 
@@ -26,6 +29,10 @@ const MAX_WRITE_SECTORS: u64 = 2048;
 const MAX_VERIFY_SECTORS: u64 = 16_384;
 /// Sectors per request in `verify` (64 KiB).
 const VERIFY_CHUNK_SECTORS: u64 = 128;
+/// Most writer threads of `verify --writers`.
+const MAX_WRITERS: u64 = 8;
+/// Stack of a writer thread.
+const WRITER_STACK_BYTES: u64 = 64 * 1024;
 /// Mismatching LBAs listed by `verify`.
 const MISMATCHES_LISTED: usize = 16;
 /// Error code: `verify` read back something other than it wrote.
@@ -89,11 +96,17 @@ pub static BLKCTL: CommandSpec<Kernel> = CommandSpec {
         CommandSpec {
             name: "verify",
             summary: "Write seed:N over a range, flush, empty the cache, read back from the device and compare",
-            description: "Fails with verify-mismatch when any sector differs; the seed defaults to the clock and is printed.",
+            description: "Fails with verify-mismatch when any sector differs; the seed defaults to the clock and is printed. With --writers W, W threads write disjoint parts at once; a thread that finds the disk in use waits for it (counted in waits), so during a stall every writer waits and no write is lost.",
             args: &[
                 ArgSpec::flag("lba", LBA, "first sector").default("0"),
                 ArgSpec::flag("count", ValueKind::U64 { min: 1, max: MAX_VERIFY_SECTORS }, "sectors").default("256"),
                 ArgSpec::flag("seed", SEED, "pattern seed (default: the clock)"),
+                ArgSpec::flag(
+                    "writers",
+                    ValueKind::U64 { min: 1, max: MAX_WRITERS },
+                    "threads writing disjoint parts of the range at once, each taking the disk per chunk",
+                )
+                .default("1"),
             ],
             subcommands: &[],
             handler: Some(verify),
@@ -315,44 +328,88 @@ fn flush(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     })
 }
 
+/// Writes seed pattern `pattern` over `lba..end`, taking the disk for each chunk.
+fn write_range(lba: u64, end: u64, pattern: Pattern) -> Result<(), (u64, ShellError)> {
+    let mut chunk_lba = lba;
+    while chunk_lba < end {
+        let sectors = VERIFY_CHUNK_SECTORS.min(end - chunk_lba);
+        let mut data = vec![0u8; sectors as usize * SECTOR_SIZE];
+        for (index, sector) in data.chunks_exact_mut(SECTOR_SIZE).enumerate() {
+            pattern.fill(chunk_lba + index as u64, sector);
+        }
+        with_disk(|disk| disk.stack.write_sectors(chunk_lba, &data).map_err(shell_error))
+            .map_err(|error| (chunk_lba - lba, error))?;
+        chunk_lba += sectors;
+    }
+    Ok(())
+}
+
 fn verify(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let lba = invocation.args.u64("lba").unwrap_or(0);
     let count = invocation.args.u64("count").unwrap_or(256);
     let seed = invocation.args.u64("seed").unwrap_or_else(|| PlatformClock.now_ns());
+    let writers = invocation.args.u64("writers").unwrap_or(1).min(count);
     let pattern = Pattern::Seeded(seed);
-    with_disk(|disk| {
-        check_range(disk, lba, count)?;
-        let end = lba + count;
-        let stopped = |phase: &str, error| {
-            let error = shell_error(error);
-            ShellError::new(error.code(), alloc::format!("verify (seed {seed}) stopped {phase}: {}", error.message()))
-        };
-        let write_started = time::now_ns();
-        let mut chunk_lba = lba;
-        while chunk_lba < end {
-            let sectors = VERIFY_CHUNK_SECTORS.min(end - chunk_lba);
-            let mut data = vec![0u8; sectors as usize * SECTOR_SIZE];
-            for (index, sector) in data.chunks_exact_mut(SECTOR_SIZE).enumerate() {
-                pattern.fill(chunk_lba + index as u64, sector);
-            }
-            disk.stack.write_sectors(chunk_lba, &data).map_err(|error| {
-                stopped(&alloc::format!("writing, after {} of {count} sectors", chunk_lba - lba), error)
+    let end = lba + count;
+    with_disk(|disk| check_range(disk, lba, count))?;
+    let stopped = |phase: &str, error: ShellError| {
+        ShellError::new(error.code(), alloc::format!("verify (seed {seed}) stopped {phase}: {}", error.message()))
+    };
+    let waits_before = disk::waits();
+    let write_started = time::now_ns();
+    // Writer w takes sectors [lba + w * count / writers, lba + (w + 1) * count / writers).
+    let part = |writer: u64| (lba + writer * count / writers, lba + (writer + 1) * count / writers);
+    if writers == 1 {
+        write_range(lba, end, pattern)
+            .map_err(|(done, error)| stopped(&alloc::format!("writing, after {done} of {count} sectors"), error))?;
+    } else {
+        let results: Arc<IrqMutex<Vec<(u64, Result<(), (u64, ShellError)>)>>> = Arc::new(IrqMutex::new(Vec::new()));
+        let mut handles = Vec::new();
+        for writer in 0..writers {
+            let (from, to) = part(writer);
+            let results = Arc::clone(&results);
+            let handle = thread::spawn_joinable("blk-writer", WRITER_STACK_BYTES, move || {
+                let outcome = write_range(from, to, pattern);
+                results.lock().push((writer, outcome));
+            })
+            .map_err(|error| {
+                ShellError::new("spawn-failed", alloc::format!("cannot start writer {writer}: {error}"))
             })?;
-            chunk_lba += sectors;
+            handles.push(handle);
         }
-        disk.stack.flush().map_err(|error| stopped("flushing", error))?;
+        for handle in handles {
+            handle.join();
+        }
+        let mut results = core::mem::take(&mut *results.lock());
+        results.sort_by_key(|(writer, _)| *writer);
+        for (writer, outcome) in results {
+            if let Err((done, error)) = outcome {
+                let (from, to) = part(writer);
+                return Err(stopped(
+                    &alloc::format!("writing (writer {writer}, LBA {from}..{to}, after {done} sectors)"),
+                    error,
+                ));
+            }
+        }
+    }
+    let waits = disk::waits() - waits_before;
+    with_disk(|disk| {
+        disk.stack.flush().map_err(|error| stopped("flushing", shell_error(error)))?;
         let write_ns = time::now_ns().saturating_sub(write_started);
         disk.stack.invalidate();
 
         let read_started = time::now_ns();
         let mut mismatched = Vec::new();
         let mut matched = 0u64;
-        chunk_lba = lba;
+        let mut chunk_lba = lba;
         while chunk_lba < end {
             let sectors = VERIFY_CHUNK_SECTORS.min(end - chunk_lba);
             let mut data = vec![0u8; sectors as usize * SECTOR_SIZE];
             disk.stack.read_sectors(chunk_lba, &mut data).map_err(|error| {
-                stopped(&alloc::format!("reading back, after {} of {count} sectors", chunk_lba - lba), error)
+                stopped(
+                    &alloc::format!("reading back, after {} of {count} sectors", chunk_lba - lba),
+                    shell_error(error),
+                )
             })?;
             for (index, sector) in data.chunks_exact(SECTOR_SIZE).enumerate() {
                 let sector_lba = chunk_lba + index as u64;
@@ -368,7 +425,7 @@ fn verify(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
         let mismatches = count - matched;
         let reply = Reply::new(
             alloc::format!(
-                "verify seed {seed}: LBA {lba}..{end}, {count} sectors written ({}, flush included) and read back from the device ({}): {matched} match, {mismatches} differ",
+                "verify seed {seed}: LBA {lba}..{end}, {count} sectors written by {writers} writer(s) ({}, flush included; {waits} waits for the disk) and read back from the device ({}): {matched} match, {mismatches} differ",
                 format::milliseconds(write_ns),
                 format::milliseconds(read_ns),
             ),
@@ -381,6 +438,8 @@ fn verify(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
                 "mismatched_lbas": mismatched.iter().take(MISMATCHES_LISTED).collect::<Vec<_>>(),
                 "write_ns": write_ns,
                 "read_ns": read_ns,
+                "writers": writers,
+                "waits": waits,
             }),
         );
         if mismatches == 0 {
