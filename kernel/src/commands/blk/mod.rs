@@ -328,8 +328,11 @@ fn flush(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     })
 }
 
+/// A writer's result: done, or the sectors it wrote before the error.
+type WriteOutcome = Result<(), (u64, ShellError)>;
+
 /// Writes seed pattern `pattern` over `lba..end`, taking the disk for each chunk.
-fn write_range(lba: u64, end: u64, pattern: Pattern) -> Result<(), (u64, ShellError)> {
+fn write_range(lba: u64, end: u64, pattern: Pattern) -> WriteOutcome {
     let mut chunk_lba = lba;
     while chunk_lba < end {
         let sectors = VERIFY_CHUNK_SECTORS.min(end - chunk_lba);
@@ -363,7 +366,7 @@ fn verify(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
         write_range(lba, end, pattern)
             .map_err(|(done, error)| stopped(&alloc::format!("writing, after {done} of {count} sectors"), error))?;
     } else {
-        let results: Arc<IrqMutex<Vec<(u64, Result<(), (u64, ShellError)>)>>> = Arc::new(IrqMutex::new(Vec::new()));
+        let results: Arc<IrqMutex<Vec<(u64, WriteOutcome)>>> = Arc::new(IrqMutex::new(Vec::new()));
         let mut handles = Vec::new();
         for writer in 0..writers {
             let (from, to) = part(writer);
