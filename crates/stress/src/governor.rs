@@ -17,7 +17,7 @@ use sis_autonomy::{
     Telemetry,
 };
 
-use crate::port::{FloodPort, PoolPort, NO_CAP};
+use crate::port::{FloodPort, FloodTelemetry, PoolPort, NO_CAP};
 
 /// A policy the governor can run (the kernel swaps them with `autoctl policy`).
 pub type BoxedPolicy = Box<dyn Policy + Send>;
@@ -125,10 +125,9 @@ impl Governor {
     ) -> Option<DecisionTrace> {
         let telemetry = port.telemetry();
         let peak = port.take_peak_pressure();
-        let commands = flood.map(FloodPort::telemetry).filter(|commands| commands.attached).unwrap_or_default();
-        let command_latency_max_ns = match flood {
-            Some(flood) if commands.attached => flood.take_latency_max(),
-            _ => 0,
+        let (commands, command_latency_max_ns) = match flood.map(|flood| (flood, flood.telemetry())) {
+            Some((flood, commands)) if commands.attached => (commands, flood.take_latency_max()),
+            _ => (FloodTelemetry::default(), 0),
         };
         if !telemetry.attached {
             return None;

@@ -107,6 +107,11 @@ impl PoolPort {
     /// The workload is done: observers see a detached port, and nothing posted now carries over.
     pub fn detach(&self) {
         self.attached.store(false, Relaxed);
+        self.drop_directives();
+    }
+
+    /// Pending reclaims count as carried out; throttle and cap are lifted.
+    fn drop_directives(&self) {
         self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
         self.throttle_per_mille.store(0, Relaxed);
         self.pressure_cap_per_mille.store(NO_CAP, Relaxed);
@@ -119,9 +124,7 @@ impl PoolPort {
         self.pressure_per_mille.store(0, Relaxed);
         self.peak_since_read_per_mille.store(0, Relaxed);
         self.cache_pages.store(0, Relaxed);
-        self.throttle_per_mille.store(0, Relaxed);
-        self.pressure_cap_per_mille.store(NO_CAP, Relaxed);
-        self.reclaims_applied.store(self.reclaim_requests.load(Relaxed), Relaxed);
+        self.drop_directives();
     }
 
     /// Publishes the figures after a step.
@@ -274,8 +277,7 @@ impl FloodPort {
         self.queue_depth.store(0, Relaxed);
         self.processed.store(0, Relaxed);
         self.latency_max_since_read_ns.store(0, Relaxed);
-        self.boosted.store(false, Relaxed);
-        self.rate_limit_per_s.store(0, Relaxed);
+        self.drop_directives();
         self.runs.fetch_add(1, Relaxed);
         self.attached.store(true, Relaxed);
     }
@@ -283,6 +285,11 @@ impl FloodPort {
     /// The flood ended (its consumer thread with it, and any boost).
     pub fn detach(&self) {
         self.attached.store(false, Relaxed);
+        self.drop_directives();
+    }
+
+    /// No boost, no rate limit.
+    fn drop_directives(&self) {
         self.boosted.store(false, Relaxed);
         self.rate_limit_per_s.store(0, Relaxed);
     }
