@@ -495,16 +495,17 @@ pub fn run_episode<S: FrameSource + ?Sized>(
 /// The agent's inputs, each scaled to about 0..1.
 fn observe(pool: &Pool, pressure_before: u32, ooms: u64, requests: u64) -> Vec<f32> {
     let stats = pool.stats();
-    let pressure = stats.pressure_per_mille() as f32 / 1000.0;
-    let change = (stats.pressure_per_mille() as f32 - pressure_before as f32) / 250.0;
     let cache_share = stats.cache_pages as f32 / stats.limit_pages.max(1) as f32;
-    alloc::vec![
-        pressure,
-        change.clamp(-1.0, 1.0),
-        cache_share,
-        (ooms as f32 / 16.0).min(1.0),
-        requests as f32 / STEPS_PER_DECISION as f32,
-    ]
+    let demand = requests as f32 / STEPS_PER_DECISION as f32;
+    scaled_state(stats.pressure_per_mille(), pressure_before, cache_share, ooms, demand).to_vec()
+}
+
+/// The agent's inputs from measured figures: pressure (per mille / 1000), its change since the previous
+/// decision (/ 250 per mille, clamped to ±1), the cache's share of the limit, OOM events (/ 16, at most 1)
+/// and demand (requests per step).
+fn scaled_state(pressure: u32, previous: u32, cache_share: f32, oom_events: u64, demand: f32) -> [f32; STATE_SIZE] {
+    let change = (pressure as f32 - previous as f32) / 250.0;
+    [pressure as f32 / 1000.0, change.clamp(-1.0, 1.0), cache_share, (oom_events as f32 / 16.0).min(1.0), demand]
 }
 
 /// An episode's phase from measured quantities: `exploring` while ε ≥ 0.5;
@@ -729,14 +730,13 @@ impl LearnedPolicy {
     /// The agent's inputs for `telemetry`, given the pressure at the previous decision.
     pub fn state(telemetry: &sis_autonomy::Telemetry, previous_pressure: Option<u16>) -> [f32; STATE_SIZE] {
         let pressure = telemetry.pressure_per_mille;
-        let change = (pressure as f32 - previous_pressure.unwrap_or(pressure) as f32) / 250.0;
-        [
-            pressure as f32 / 1000.0,
-            change.clamp(-1.0, 1.0),
+        scaled_state(
+            pressure as u32,
+            previous_pressure.unwrap_or(pressure) as u32,
             telemetry.cache_per_mille as f32 / 1000.0,
-            (telemetry.oom_events as f32 / 16.0).min(1.0),
+            telemetry.oom_events as u64,
             telemetry.demand_per_mille as f32 / 1000.0,
-        ]
+        )
     }
 }
 
