@@ -176,16 +176,20 @@ pub fn enabled() -> bool {
 /// its decision costs cleared.
 pub fn restart_agent() -> Result<(), ShellError> {
     with_state(|state| {
-        let policy = state.governor.agent().policy().name();
-        let threshold = state.governor.agent().config().confidence_threshold_per_mille;
-        new_governor(policy, Some(threshold)).map(|governor| {
-            state.governor = governor;
-            state.decision_cost.reset();
-            state.idle_ticks = 0;
-            state.boosts_refused = 0;
-            state.last_boost_error = None;
-        })
+        install(state, state.governor.agent().policy().name())?;
+        state.idle_ticks = 0;
+        state.boosts_refused = 0;
+        state.last_boost_error = None;
+        Ok(())
     })?
+}
+
+/// A fresh meta-agent running `policy` with the confidence threshold in force; its decision costs start over.
+fn install(state: &mut Autonomy, policy: &str) -> Result<(), ShellError> {
+    let threshold = state.governor.agent().config().confidence_threshold_per_mille;
+    state.governor = new_governor(policy, Some(threshold))?;
+    state.decision_cost.reset();
+    Ok(())
 }
 
 /// CPU time the autonomy thread has used since boot, ns.
@@ -400,13 +404,7 @@ fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, She
 
 fn policy(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let name = String::from(invocation.args.str("policy").unwrap_or("heuristic"));
-    with_state(|state| {
-        let threshold = state.governor.agent().config().confidence_threshold_per_mille;
-        new_governor(&name, Some(threshold)).map(|governor| {
-            state.governor = governor;
-            state.decision_cost.reset();
-        })
-    })??;
+    with_state(|state| install(state, &name))??;
     Ok(Reply::new(alloc::format!("policy {name} (a fresh meta-agent)"), json!({ "policy": name })))
 }
 
