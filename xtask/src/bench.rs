@@ -157,11 +157,19 @@ fn guest_latency() -> Result<(), String> {
 /// Target from issue 4: the memory test with recording on completes within 2 % of the same operations with it off.
 const RECORDING_OVERHEAD_TARGET: f64 = 0.02;
 
+/// Every JSON reply of a batch run with `config`.
+pub fn batch_replies(config: &QemuConfig) -> Result<Vec<serde_json::Value>, String> {
+    sis_testing::run_batch(config).map_err(|error| error.to_string())?.json_lines()
+}
+
+/// The first JSON reply of a batch run with `config`, whose commands are `command`.
+pub fn first_reply(config: &QemuConfig, command: &str) -> Result<serde_json::Value, String> {
+    batch_replies(config)?.into_iter().next().ok_or_else(|| format!("no JSON from `{command}`"))
+}
+
 /// The first JSON reply of `command` run in deterministic batch mode.
 fn guest_json(command: &str) -> Result<serde_json::Value, String> {
-    let result =
-        sis_testing::run_batch(&QemuConfig::new().batch(command).deterministic()).map_err(|error| error.to_string())?;
-    result.json_lines()?.into_iter().next().ok_or_else(|| format!("no JSON from `{command}`"))
+    first_reply(&QemuConfig::new().batch(command).deterministic(), command)
 }
 
 /// Steps the memory workload completes in one second of guest time, deterministic mode;
@@ -236,9 +244,7 @@ fn guest_agent_costs(repetitions: u32) -> Result<(), String> {
     println!("\nin QEMU, normal mode (wall clock), {repetitions} runs:");
     let mut costs = Vec::new();
     for run in 1..=repetitions {
-        let result =
-            sis_testing::run_batch(&QemuConfig::new().batch(AGENT_BENCH)).map_err(|error| error.to_string())?;
-        let report = result.json_lines()?.into_iter().next().ok_or("no JSON from neuralctl bench")?;
+        let report = first_reply(&QemuConfig::new().batch(AGENT_BENCH), AGENT_BENCH)?;
         let [inference, update, interval] = agent_means(&report)?;
         println!(
             "  run {run:>2}: inference {inference:.0} ns, update {update:.0} ns, interval {interval:.0} ns, overhead {:.1} %",
@@ -263,8 +269,7 @@ const AUTONOMY_BENCH: &str = "stresstest compare multi --runs 3 --seed 7 --durat
 
 /// Decision cost (p50, p99 ns), decisions, CPU share (per mille) and interval (ns) from one batch.
 fn autonomy_figures(config: &QemuConfig) -> Result<(u64, u64, u64, u64, u64), String> {
-    let result = sis_testing::run_batch(config).map_err(|error| error.to_string())?;
-    let replies = result.json_lines()?;
+    let replies = batch_replies(config)?;
     let (Some(compare), Some(status)) = (replies.first(), replies.get(1)) else {
         return Err(format!("expected two JSON replies from `{AUTONOMY_BENCH}`"));
     };

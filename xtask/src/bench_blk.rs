@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sis_testing::{run_batch, QemuConfig, ScratchDisk};
+use sis_testing::{QemuConfig, ScratchDisk};
 
 /// One run's figures, MiB/s and the flush time.
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +66,7 @@ fn print_run(side: &str, run: u32, figures: Throughput) {
 fn guest_run(disk: &ScratchDisk, size_mib: u64, request_kib: u64) -> Result<Throughput, String> {
     let command = format!("blkctl bench --size-mib {size_mib} --request-kib {request_kib} --json");
     let config = QemuConfig::new().disk_image(disk.path()).batch(&command).timeout(Duration::from_secs(300));
-    let result = run_batch(&config).map_err(|error| error.to_string())?;
-    let reply = result.json_lines()?.into_iter().next().ok_or_else(|| format!("no JSON from `{command}`"))?;
+    let reply = crate::bench::first_reply(&config, &command)?;
     if reply["ok"] != true {
         return Err(format!("`{command}` failed: {reply}"));
     }
