@@ -26,23 +26,27 @@ pub fn frames() -> FrameAllocator<'static> {
     allocator
 }
 
-/// A clock that runs the governor every [`INTERVAL_NS`] of its own time, as the kernel's thread would.
-struct GovernedClock<'a> {
+/// A clock that advances `step_ns` at every reading, then lets `act` observe the port at the new time: an
+/// observer on another thread, interleaved with the workload deterministically.
+pub struct ActingClock<'a> {
     now: Cell<u64>,
-    next_tick: Cell<u64>,
-    governor: Option<&'a RefCell<Governor>>,
+    step_ns: u64,
     port: &'a PoolPort,
-    metrics: &'a AutonomyMetrics,
+    act: &'a dyn Fn(u64, &PoolPort),
 }
 
-impl Clock for GovernedClock<'_> {
+impl<'a> ActingClock<'a> {
+    /// Starts at 0.
+    pub fn new(step_ns: u64, port: &'a PoolPort, act: &'a dyn Fn(u64, &PoolPort)) -> Self {
+        ActingClock { now: Cell::new(0), step_ns, port, act }
+    }
+}
+
+impl Clock for ActingClock<'_> {
     fn now_ns(&self) -> u64 {
-        let now = self.now.get() + NS_PER_READING;
+        let now = self.now.get() + self.step_ns;
         self.now.set(now);
-        if let Some(governor) = self.governor.filter(|_| now >= self.next_tick.get()) {
-            self.next_tick.set(now + INTERVAL_NS);
-            governor.borrow_mut().tick(now, self.port, None, self.metrics);
-        }
+        (self.act)(now, self.port);
         now
     }
 }
@@ -64,7 +68,15 @@ fn run(seed: u64, governor: Option<&RefCell<Governor>>) -> (MemoryReport, Autono
     let before = source.stats();
     let port = PoolPort::new();
     let metrics = AutonomyMetrics::new();
-    let clock = GovernedClock { now: Cell::new(0), next_tick: Cell::new(0), governor, port: &port, metrics: &metrics };
+    // The governor decides every INTERVAL_NS, as the kernel's thread would.
+    let next_tick = Cell::new(0);
+    let act = |now: u64, port: &PoolPort| {
+        if let Some(governor) = governor.filter(|_| now >= next_tick.get()) {
+            next_tick.set(now + INTERVAL_NS);
+            governor.borrow_mut().tick(now, port, None, &metrics);
+        }
+    };
+    let clock = ActingClock::new(NS_PER_READING, &port, &act);
     let options = RunOptions { port: Some(&port), ..RunOptions::default() };
     let report = run_memory_test(&config, &mut source, &clock, &mut |_| {}, options);
     assert_eq!(source.stats(), before, "every run gives its frames back");

@@ -1,14 +1,9 @@
 //! Memory workload tests on the host: the real buddy allocator and pool, a clock that advances per reading.
 
 use super::*;
-use alloc::boxed::Box;
+use crate::test_support::{frames, ActingClock};
 use alloc::collections::BTreeSet;
-use alloc::vec;
 use core::cell::Cell;
-use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
-
-const BASE: u64 = 0x4000_0000;
-const FRAMES: usize = 32 * 1024;
 
 /// Advances 250 ns at every reading, as if each step took a few hundred nanoseconds.
 struct SteppingClock(Cell<u64>);
@@ -18,13 +13,6 @@ impl Clock for SteppingClock {
         self.0.set(self.0.get() + 250);
         self.0.get()
     }
-}
-
-fn frames() -> FrameAllocator<'static> {
-    let metadata = Box::leak(vec![FrameMeta::default(); FRAMES].into_boxed_slice());
-    let mut allocator = FrameAllocator::new(BASE, FRAMES, metadata).unwrap();
-    allocator.free_range(BASE, BASE + FRAMES as u64 * PAGE_SIZE).unwrap();
-    allocator
 }
 
 fn config(seed: u64) -> StressTestConfig {
@@ -150,27 +138,11 @@ fn latency_sampling_times_one_operation_in_n_and_changes_nothing_else() {
     }
 }
 
-/// A clock that is also an observer on another thread: at chosen readings it posts directives to the port.
-struct ObservingClock<'a> {
-    now: Cell<u64>,
-    readings: Cell<u64>,
-    port: &'a PoolPort,
-    act: &'a dyn Fn(&PoolPort),
-}
-
-impl Clock for ObservingClock<'_> {
-    fn now_ns(&self) -> u64 {
-        self.readings.set(self.readings.get() + 1);
-        (self.act)(self.port);
-        self.now.set(self.now.get() + 250);
-        self.now.get()
-    }
-}
-
 fn run_observed(seed: u64, act: &dyn Fn(&PoolPort)) -> (MemoryReport, PoolPort) {
     let port = PoolPort::new();
     let report = {
-        let clock = ObservingClock { now: Cell::new(0), readings: Cell::new(0), port: &port, act };
+        let act = |_: u64, port: &PoolPort| act(port);
+        let clock = ActingClock::new(250, &port, &act);
         let mut source = frames();
         let before = source.stats();
         let options = RunOptions { port: Some(&port), max_steps: Some(30_000), ..RunOptions::default() };
