@@ -1,20 +1,9 @@
 //! Learning tests on the host: the real pool and frame allocator, the real agent.
 
 use super::*;
-use alloc::boxed::Box;
+use crate::test_support::frames;
 use alloc::collections::BTreeSet;
 use alloc::vec;
-use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
-
-const BASE: u64 = 0x4000_0000;
-const FRAMES: usize = 4 * 1024;
-
-fn frames() -> FrameAllocator<'static> {
-    let metadata = Box::leak(vec![FrameMeta::default(); FRAMES].into_boxed_slice());
-    let mut allocator = FrameAllocator::new(BASE, FRAMES, metadata).unwrap();
-    allocator.free_range(BASE, BASE + FRAMES as u64 * PAGE_SIZE).unwrap();
-    allocator
-}
 
 fn learn(seed: u64, episodes: u32, noise_per_mille: u32) -> LearningReport {
     let config = LearningConfig { episodes, noise_per_mille, seed };
