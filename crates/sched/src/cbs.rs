@@ -58,6 +58,8 @@ pub enum AdmissionError {
     AlreadyAdmitted,
     /// The policy in use has no deadline servers.
     Unsupported,
+    /// The thread has no server to change.
+    NotAdmitted,
 }
 
 impl core::fmt::Display for AdmissionError {
@@ -78,6 +80,7 @@ impl core::fmt::Display for AdmissionError {
             ),
             AdmissionError::AlreadyAdmitted => write!(formatter, "the thread already has a server"),
             AdmissionError::Unsupported => write!(formatter, "the scheduling policy has no deadline servers"),
+            AdmissionError::NotAdmitted => write!(formatter, "the thread has no deadline server"),
         }
     }
 }
@@ -290,6 +293,32 @@ impl CbsEdf {
         Some(server.stats)
     }
 
+    /// Changes the budget of `thread`'s server, keeping its period and deadline. A smaller budget takes
+    /// effect at once (what is left of the current one is cut to it); a larger one passes admission
+    /// control first, with the server's old utilization taken out of the sum.
+    pub fn set_budget(&mut self, thread: ThreadId, budget_ns: u64) -> Result<(), AdmissionError> {
+        let server = self.servers.get(&thread).ok_or(AdmissionError::NotAdmitted)?;
+        let mut params = server.params;
+        params.budget_ns = budget_ns;
+        if budget_ns == 0 {
+            return Err(AdmissionError::ZeroParameter);
+        }
+        if budget_ns > params.deadline_ns {
+            return Err(AdmissionError::BudgetAboveDeadline);
+        }
+        let others = self.utilization_ppb - utilization_ppb(&server.params);
+        let total = others.saturating_add(utilization_ppb(&params));
+        if total > self.utilization_ppb && total > self.bound_ppm.saturating_mul(1000) {
+            return Err(AdmissionError::OverBound { utilization_ppm: total.div_ceil(1000), bound_ppm: self.bound_ppm });
+        }
+        self.utilization_ppb = total;
+        if let Some(server) = self.servers.get_mut(&thread) {
+            server.params = params;
+            server.budget_left_ns = server.budget_left_ns.min(budget_ns);
+        }
+        Ok(())
+    }
+
     /// Reports that `thread` finished a job at `now_ns` whose absolute deadline
     /// was `job_deadline_ns` (release + D). Misses are counted against the
     /// job's own deadline: the server's deadline moves on when CBS postpones it.
@@ -497,6 +526,10 @@ impl Scheduler for CbsEdf {
 
     fn job_complete(&mut self, thread: ThreadId, now_ns: u64, job_deadline_ns: u64) {
         CbsEdf::job_complete(self, thread, now_ns, job_deadline_ns);
+    }
+
+    fn set_budget(&mut self, thread: ThreadId, budget_ns: u64) -> Result<(), AdmissionError> {
+        CbsEdf::set_budget(self, thread, budget_ns)
     }
 
     fn server(&self, thread: ThreadId) -> Option<(ServerParams, ServerStats)> {

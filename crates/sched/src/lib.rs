@@ -55,6 +55,10 @@ pub trait Scheduler: Send {
     fn release(&mut self, _thread: ThreadId, _now_ns: u64) -> Option<ServerStats> {
         None
     }
+    /// Changes the budget of `thread`'s server (period and deadline kept); policies without servers refuse.
+    fn set_budget(&mut self, _thread: ThreadId, _budget_ns: u64) -> Result<(), AdmissionError> {
+        Err(AdmissionError::Unsupported)
+    }
     /// Reports that `thread` finished a job whose absolute deadline was `job_deadline_ns`.
     fn job_complete(&mut self, _thread: ThreadId, _now_ns: u64, _job_deadline_ns: u64) {}
     /// `thread`'s server parameters and statistics, if it has a server.

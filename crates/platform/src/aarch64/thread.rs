@@ -490,6 +490,21 @@ pub fn give_server(id: ThreadId, params: ServerParams) -> Result<(), ServerError
     Ok(())
 }
 
+/// Changes the budget of a live thread's deadline server (period and deadline kept): a cut takes effect at
+/// once, a raise passes admission control first.
+pub fn set_budget(id: ThreadId, budget_ns: u64) -> Result<(), ServerError> {
+    {
+        let mut guard = THREADS.lock();
+        let Some(threads) = guard.as_mut() else { return Err(ServerError::NoSuchThread) };
+        if !threads.list.iter().any(|thread| thread.id == id && thread.state != ThreadState::Exited) {
+            return Err(ServerError::NoSuchThread);
+        }
+        threads.policy.set_budget(id, budget_ns).map_err(ServerError::Admission)?;
+    }
+    reschedule_soon();
+    Ok(())
+}
+
 /// Why `kill` refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillError {

@@ -33,6 +33,27 @@ fn admission_checks_parameters_and_the_bound_and_changes_nothing_when_refused() 
 }
 
 #[test]
+fn a_budget_change_cuts_at_once_and_a_raise_passes_admission() {
+    let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 16);
+    assert_eq!(policy.set_budget(1, MS), Err(AdmissionError::NotAdmitted));
+    policy.admit(1, params(4, 10), 0).unwrap();
+    policy.admit(2, params(5, 10), 0).unwrap();
+    policy.enqueue(1, 0);
+    assert_eq!(policy.pick_next(0), Some(1));
+    policy.set_budget(1, 2 * MS).unwrap();
+    assert_eq!(policy.utilization_ppm(), 700_000);
+    assert_eq!(policy.next_decision_ns(Some(1), 0), Some(2 * MS), "the running job's budget is cut at once");
+    assert_eq!(policy.server(1).map(|(params, _)| params.budget_ns), Some(2 * MS));
+    let refused = policy.set_budget(1, 5 * MS).unwrap_err();
+    assert_eq!(refused, AdmissionError::OverBound { utilization_ppm: 1_000_000, bound_ppm: 950_000 });
+    assert_eq!(policy.utilization_ppm(), 700_000, "a refused raise changes nothing");
+    assert_eq!(policy.set_budget(1, 11 * MS), Err(AdmissionError::BudgetAboveDeadline));
+    assert_eq!(policy.set_budget(1, 0), Err(AdmissionError::ZeroParameter));
+    policy.set_budget(1, 4 * MS).unwrap();
+    assert_eq!(policy.utilization_ppm(), 900_000);
+}
+
+#[test]
 fn earliest_deadline_runs_first_and_best_effort_waits() {
     let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 16);
     policy.admit(1, params(1, 20), 0).unwrap();
