@@ -335,6 +335,11 @@ impl Pool {
         Ok((index as u32, slot, slab.page + slot as u64 * object_bytes))
     }
 
+    /// Whether `handle`'s object is still there: false only for a cache object compaction dropped.
+    pub fn is_live(&self, handle: &ObjectHandle) -> bool {
+        !handle.is_reclaimable() || self.cache.iter().any(|entry| entry.id == handle.id)
+    }
+
     /// Frees an object. A cache object the pool already dropped is not an error: it returns `Ok(false)`.
     pub fn free<S: FrameSource + ?Sized>(&mut self, source: &mut S, handle: ObjectHandle) -> Result<bool, PoolError> {
         let unknown = PoolError::UnknownObject { address: handle.address };

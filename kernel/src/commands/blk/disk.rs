@@ -22,8 +22,11 @@ use sis_shell::ShellError;
 /// Sectors the cache holds (32 KiB).
 pub const CACHE_SECTORS: usize = 64;
 
+/// The fault layer between the cache and the device.
+pub type FaultLayer = FaultInjector<VirtioBlock, PlatformClock>;
+
 /// The kernel's block stack: cache, then fault injector, then the device.
-pub type Stack = BlockCache<FaultInjector<VirtioBlock, PlatformClock>>;
+pub type Stack = BlockCache<FaultLayer>;
 
 /// The disk and its layers.
 #[derive(Debug)]

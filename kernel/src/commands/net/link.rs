@@ -22,8 +22,11 @@ pub const MAX_SLEEP_NS: u64 = 10_000_000;
 /// Stack of the network thread.
 const NET_STACK_BYTES: u64 = 64 * 1024;
 
+/// The fault layer between smoltcp and the driver.
+pub type FaultLayer = FaultInjector<VirtioNet>;
+
 /// The kernel's stack: smoltcp over the fault injector over virtio-net.
-pub type Stack = NetStack<FaultInjector<VirtioNet>>;
+pub type Stack = NetStack<FaultLayer>;
 
 /// The attached network device and everything above it.
 #[derive(Debug)]

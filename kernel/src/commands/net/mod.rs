@@ -233,7 +233,7 @@ fn stats(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
 }
 
 /// One request's outcome: the round trip, or none when it timed out.
-fn ping_once(target: [u8; 4], sequence: u16, payload: &[u8], timeout_ns: u64) -> Result<Option<u64>, ShellError> {
+pub fn ping_once(target: [u8; 4], sequence: u16, payload: &[u8], timeout_ns: u64) -> Result<Option<u64>, ShellError> {
     let me = thread::current_id();
     let sent_at = time::now_ns();
     with_net(|net| {

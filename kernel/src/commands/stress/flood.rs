@@ -3,6 +3,8 @@
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
+use core::sync::atomic::AtomicBool;
+use core::sync::atomic::Ordering::Relaxed;
 
 use serde_json::json;
 use sis_platform::irq_lock::IrqMutex;
@@ -103,6 +105,7 @@ pub struct FloodRun {
     start: u64,
     producer: thread::JoinHandle,
     consumer: thread::JoinHandle,
+    stop: Arc<AtomicBool>,
 }
 
 impl FloodRun {
@@ -117,17 +120,20 @@ impl FloodRun {
             finished_ns: 0,
         }));
         let start = time::now_ns();
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer_stop = Arc::clone(&stop);
         let spawn_error =
             |error| ShellError::new("spawn-failed", alloc::format!("cannot start the flood threads: {error}"));
         let producer_state = Arc::clone(&shared);
-        let producer =
-            spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || produce(config, &producer_state, start))
-                .map_err(spawn_error)?;
+        let producer = spawn_joinable("flood-producer", PRODUCER_STACK_BYTES, move || {
+            produce(config, &producer_state, start, &producer_stop)
+        })
+        .map_err(spawn_error)?;
         let consumer_state = Arc::clone(&shared);
         let consumer = spawn_joinable("flood-consumer", CONSUMER_STACK_BYTES, move || consume(&consumer_state, kernel))
             .map_err(spawn_error)?;
         super::FLOOD_PORT.attach(consumer.id as u64);
-        Ok(FloodRun { config, shared, start, producer, consumer })
+        Ok(FloodRun { config, shared, start, producer, consumer, stop })
     }
 
     /// When the flood started.
@@ -139,6 +145,16 @@ impl FloodRun {
     pub fn counts(&self) -> (u64, u64, u64, usize) {
         let state = self.shared.lock();
         (state.recorder.sent, state.recorder.processed, state.recorder.dropped, state.queue.len())
+    }
+
+    /// Tells the producer to stop offering now, before its duration is up.
+    pub fn stop(&self) {
+        self.stop.store(true, Relaxed);
+    }
+
+    /// Whether both threads have finished (the queue drained).
+    pub fn is_finished(&self) -> bool {
+        self.producer.is_finished() && self.consumer.is_finished()
     }
 
     /// Waits for both threads and returns the report.
@@ -185,7 +201,7 @@ pub fn run(config: FloodConfig, kernel: Kernel, progress: &mut dyn FnMut(&str)) 
     Ok(flood.finish())
 }
 
-fn produce(config: FloodConfig, shared: &SharedState, start: u64) {
+fn produce(config: FloodConfig, shared: &SharedState, start: u64, stop: &AtomicBool) {
     let mut rng = sis_stress::StressRng::new(config.seed);
     let end = start + config.duration_ms.saturating_mul(1_000_000);
     let capacity = config.queue_capacity as usize;
@@ -193,7 +209,7 @@ fn produce(config: FloodConfig, shared: &SharedState, start: u64) {
     let mut last_offer = 0u64;
     loop {
         let now = time::now_ns();
-        if now >= end {
+        if now >= end || stop.load(Relaxed) {
             break;
         }
         // A rate limit set through the flood's port (the meta-agent's output rate limiting).

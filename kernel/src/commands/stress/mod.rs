@@ -1,6 +1,7 @@
 //! `stresstest`: seeded stress tests against the real kernel subsystems.
 
 mod all;
+mod chaos;
 mod compare;
 mod flood;
 mod learning;
@@ -140,6 +141,31 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             ],
             subcommands: &[],
             handler: Some(learning::learning),
+        },
+        CommandSpec {
+            name: "chaos",
+            summary: "Inject seeded chaos events into the real subsystems and time the recovery of a measured steady state",
+            description: "Nine kinds of event (telemetry storm, command burst, deadline pressure, hot retrain, memory spike, autonomy flip, memory release, network partition, disk I/O stall), each with parameters drawn from the seed, act on the real subsystems; kinds whose device is absent are not drawn. Before the first event and after each one the steady state is read: shell, memory pool, deadline thread, event threads, autonomy, agent, network and disk. Recovery time runs from the end of the disturbance until every check passes; past --recovery-timeout the event failed. --fail-rate arms a fault in an event's recovery path. Every event line names its replay: --replay SEED --only N. Rules: docs/stress.md.",
+            args: &[
+                ArgSpec::flag("duration", ValueKind::U64 { min: 1, max: 3_600_000 }, "run time in milliseconds").default("30000"),
+                COMMON_ARGS[1],
+                COMMON_ARGS[2],
+                ArgSpec::flag("fail-rate", PERCENT, "chance that an event's recovery fault is armed, percent").default("0"),
+                ArgSpec::flag(
+                    "recovery-timeout",
+                    ValueKind::U64 { min: 1, max: 60_000 },
+                    "time a recovery may take after the disturbance ends, ms",
+                )
+                .default("250"),
+                ArgSpec::flag("replay", ValueKind::U64 { min: 0, max: u64::MAX }, "the seed of a run to replay (with --only)"),
+                ArgSpec::flag(
+                    "only",
+                    ValueKind::Custom { value_name: "EVENT#", parse: chaos::parse_event_number },
+                    "run only this event of the seed's sequence",
+                ),
+            ],
+            subcommands: &[],
+            handler: Some(chaos::chaos),
         },
         CommandSpec {
             name: "compare",
