@@ -15,12 +15,16 @@ pub struct RoundRobin {
     queue: VecDeque<ThreadId>,
     /// Thread picked last and the CPU time it has used since then.
     running: Option<(ThreadId, u64)>,
+    /// A thread put first in line after a preemption by a higher class, and the slice it had used: it
+    /// resumes its slice rather than starting a fresh one, or a higher class preempting it more often than
+    /// once a slice would let it starve every other thread in this queue.
+    resumed: Option<(ThreadId, u64)>,
 }
 
 impl RoundRobin {
     /// Creates the policy with a time slice of `slice_ns` (clamped to at least 1 µs).
     pub fn new(slice_ns: u64) -> Self {
-        RoundRobin { slice_ns: slice_ns.max(1_000), queue: VecDeque::new(), running: None }
+        RoundRobin { slice_ns: slice_ns.max(1_000), queue: VecDeque::new(), running: None, resumed: None }
     }
 
     /// Creates the policy with room for `capacity` queued threads, so enqueueing
@@ -37,12 +41,13 @@ impl RoundRobin {
     }
 
     /// Puts `thread` first in line: a thread preempted by a higher class resumes before the others, as a
-    /// SCHED_RR thread does (it gets a fresh slice).
+    /// SCHED_RR thread does, with what was left of its slice.
     pub fn enqueue_front(&mut self, thread: ThreadId) {
         if let Some(index) = self.queue.iter().position(|&id| id == thread) {
             self.queue.remove(index);
         }
         self.queue.push_front(thread);
+        self.resumed = Some((thread, self.used_ns(thread)));
     }
 
     fn used_ns(&self, thread: ThreadId) -> u64 {
@@ -76,7 +81,11 @@ impl Scheduler for RoundRobin {
 
     fn pick_next(&mut self, _now_ns: u64) -> Option<ThreadId> {
         let next = self.queue.pop_front();
-        self.running = next.map(|id| (id, 0));
+        let resumed = self.resumed.take();
+        self.running = next.map(|id| match resumed {
+            Some((thread, used)) if thread == id => (id, used),
+            _ => (id, 0),
+        });
         next
     }
 

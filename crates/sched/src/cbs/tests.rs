@@ -74,6 +74,46 @@ fn earliest_deadline_runs_first_and_best_effort_waits() {
 }
 
 #[test]
+fn a_best_effort_thread_preempted_by_a_server_more_often_than_its_slice_does_not_starve_the_others() {
+    // Thread 8 runs flat out, thread 9 waits behind it, and server 1 preempts every 5 ms (slice 10 ms).
+    let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 16);
+    policy.admit(1, params(1, 5), 0).unwrap();
+    policy.enqueue(8, 0);
+    policy.enqueue(9, 0);
+    let mut now = 0;
+    let mut running = policy.pick_next(now).unwrap();
+    let mut ran_9 = false;
+    for _ in 0..40 {
+        let next_release = (now / (5 * MS) + 1) * 5 * MS;
+        let until = policy.next_decision_ns(Some(running), now).map_or(next_release, |at| at.min(next_release));
+        policy.charge(running, until - now, until);
+        now = until;
+        if now == next_release {
+            policy.enqueue(1, now);
+        }
+        if policy.should_preempt(running, now) {
+            if running != 1 {
+                policy.enqueue(running, now);
+            }
+            running = policy.pick_next(now).unwrap();
+        }
+        if running == 1 {
+            // The server's job: 1 ms, then it blocks until its next release.
+            policy.charge(1, MS, now + MS);
+            now += MS;
+            policy.dequeue(1);
+            running = policy.pick_next(now).unwrap();
+        }
+        ran_9 |= running == 9;
+        if ran_9 {
+            break;
+        }
+    }
+    assert!(ran_9, "thread 9 never ran by {} ms", now / MS);
+    assert!(now <= 15 * MS, "thread 9 first ran at {} ms; a slice is 10 ms", now / MS);
+}
+
+#[test]
 fn a_best_effort_thread_preempted_by_a_server_resumes_before_the_others() {
     let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 16);
     policy.admit(1, params(1, 10), 0).unwrap();
