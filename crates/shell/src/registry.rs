@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 use crate::args::{parse, ArgSpec, ParsedArgs, ValueKind};
+use crate::capability::Capabilities;
 use crate::error::{codes, sanitize, ShellError};
 use crate::tokenize::{tokenize, validate_line};
 
@@ -113,6 +114,8 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Registry<C: 'static> {
     commands: Vec<&'static CommandSpec<C>>,
+    /// Command paths (`schedctl spawn`) and what a caller must hold to run them.
+    restrictions: Vec<(String, Capabilities)>,
 }
 
 const HELP_ARGS: &[ArgSpec] = &[ArgSpec::rest("command", "command (and subcommand) to describe")];
@@ -126,7 +129,7 @@ impl<C: 'static> Default for Registry<C> {
 impl<C: 'static> Registry<C> {
     /// A registry holding only the built-in `help`.
     pub fn new() -> Self {
-        Registry { commands: Vec::new() }
+        Registry { commands: Vec::new(), restrictions: Vec::new() }
     }
 
     /// Adds a command; a second command with the same name is refused.
@@ -146,8 +149,51 @@ impl<C: 'static> Registry<C> {
         core::iter::once("help").chain(self.commands.iter().map(|command| command.name)).collect()
     }
 
-    /// Runs one submitted line and writes its output.
+    /// Restricts the registered command at `path` (e.g. `schedctl spawn`), and everything under it,
+    /// to callers holding `needed`; a path that names no registered command is refused.
+    pub fn restrict(&mut self, path: &str, needed: Capabilities) -> Result<(), ShellError> {
+        let words: Vec<String> = path.split_whitespace().map(String::from).collect();
+        let unknown =
+            || ShellError::new(codes::UNKNOWN_COMMAND, alloc::format!("cannot restrict '{path}': no such command"));
+        if words.is_empty() {
+            return Err(unknown());
+        }
+        let (_, resolved, consumed) = self.resolve(&words).map_err(|_| unknown())?;
+        if consumed != words.len() {
+            return Err(unknown());
+        }
+        match self.restrictions.iter_mut().find(|(existing, _)| *existing == resolved) {
+            Some((_, capabilities)) => *capabilities = capabilities.union(needed),
+            None => self.restrictions.push((resolved, needed)),
+        }
+        Ok(())
+    }
+
+    /// What a caller must hold to run the command at `path`: its own restriction and its parents'.
+    pub fn required(&self, path: &str) -> Capabilities {
+        self.restrictions
+            .iter()
+            .filter(|(restricted, _)| {
+                path == restricted || path.strip_prefix(restricted.as_str()).is_some_and(|rest| rest.starts_with(' '))
+            })
+            .fold(Capabilities::NONE, |needed, (_, capabilities)| needed.union(*capabilities))
+    }
+
+    /// Every restricted command path with its capabilities, in the order they were declared.
+    pub fn restrictions(&self) -> impl Iterator<Item = (&str, Capabilities)> {
+        self.restrictions.iter().map(|(path, capabilities)| (path.as_str(), *capabilities))
+    }
+
+    /// Runs one submitted line on behalf of a caller holding every capability (the console, batch mode).
     pub fn execute(&self, context: &mut C, line: &[u8], out: &mut dyn Output) -> Outcome {
+        self.execute_as(context, line, out, Capabilities::ALL)
+    }
+
+    /// Runs one submitted line on behalf of a caller holding `caller`, and writes its output.
+    ///
+    /// A command needing a capability the caller lacks fails with `permission-denied`
+    /// whatever its arguments, before its handler runs; only its `--help` is answered.
+    pub fn execute_as(&self, context: &mut C, line: &[u8], out: &mut dyn Output, caller: Capabilities) -> Outcome {
         let wants_json = line.windows(6).any(|window| window == b"--json");
         let words = match validate_line(line).and_then(tokenize) {
             Ok(words) => words,
@@ -164,7 +210,16 @@ impl<C: 'static> Registry<C> {
             Ok(found) => found,
             Err(error) => return report_error(out, wants_json, None, &error),
         };
-        let args = match parse(&path, command.args, &words[consumed..]) {
+        let parsed = parse(&path, command.args, &words[consumed..]);
+        let needed = self.required(&path);
+        if !caller.contains(needed) && !matches!(&parsed, Ok(args) if args.help) {
+            let error = ShellError::new(
+                codes::PERMISSION_DENIED,
+                alloc::format!("'{path}' needs the {} capability; this caller holds {caller}", caller.missing(needed)),
+            );
+            return report_error(out, wants_json, Some(&path), &error);
+        }
+        let args = match parsed {
             Ok(args) => args,
             Err(error) => return report_error(out, wants_json, Some(&path), &error),
         };
