@@ -226,7 +226,11 @@ fn shell_input(surface: &Surface, random: &mut StressRng) -> Drawn {
         0 => {
             let limit = surface.line_limit as u64;
             let length = random.range(limit + 1, limit.saturating_mul(4));
-            let bytes = (0..length).map(|_| random.range(0x20, 0x7e) as u8).collect();
+            // `echo` and words: a line that would run if the length check let it through.
+            let mut bytes = b"echo ".to_vec();
+            while (bytes.len() as u64) < length {
+                bytes.push(if random.chance_percent(15) { b' ' } else { b'a' + random.below(26) as u8 });
+            }
             ("overlong-line", Attack::Typed { bytes }, "line-too-long")
         }
         1 => {
@@ -240,8 +244,15 @@ fn shell_input(surface: &Surface, random: &mut StressRng) -> Drawn {
             ("control-byte", Attack::Line { caller: Caller::Nobody, bytes }, "control-byte")
         }
         2 => {
-            const INVALID: [&[u8]; 7] =
-                [b"\xff", b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\xe2\x82", b"\xf4\x90\x80\x80"];
+            const INVALID: [&[u8]; 7] = [
+                b"\xff",
+                b"\x80",
+                b"\xc0\xaf",
+                b"\xed\xa0\x80",
+                b"\xf8\x88\x80\x80\x80",
+                b"\xe2\x82",
+                b"\xf4\x90\x80\x80",
+            ];
             let mut bytes = plain.as_bytes().to_vec();
             let at = random.below(bytes.len() as u64 + 1) as usize;
             let sequence = pick(&INVALID, random).copied().unwrap_or(b"\xff");
@@ -284,8 +295,9 @@ fn numeric(surface: &Surface, random: &mut StressRng) -> Drawn {
         }
         1 => {
             let digits = random.range(17, 32);
-            let value: String =
-                (0..digits).map(|index| if index == 0 { 'f' } else { b"0123456789abcdef"[random.below(16) as usize] as char }).collect();
+            let value: String = (0..digits)
+                .map(|index| if index == 0 { 'f' } else { b"0123456789abcdef"[random.below(16) as usize] as char })
+                .collect();
             ("hex-overflow", line(Caller::Nobody, &alloc::format!("{prefix} 0x{value}")), "out-of-range")
         }
         2 if target.max < u64::MAX => {
@@ -401,11 +413,7 @@ fn exhaustion(surface: &Surface, random: &mut StressRng) -> Drawn {
             let budget_bytes = random.range(1, 16) << 20;
             let bytes = random.log_uniform(budget_bytes + 1, 1 << 40);
             // Objects above the pool's largest block size are invalid whatever the budget.
-            let expected = if bytes > sis_mm::LARGEST_OBJECT_BYTES {
-                "invalid-size"
-            } else {
-                "out-of-memory"
-            };
+            let expected = if bytes > sis_mm::LARGEST_OBJECT_BYTES { "invalid-size" } else { "out-of-memory" };
             ("over-budget-pool-object", Attack::PoolAllocation { budget_bytes, bytes }, expected)
         }
         3 => {
