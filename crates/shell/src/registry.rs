@@ -208,16 +208,17 @@ impl<C: 'static> Registry<C> {
         }
         let (command, path, consumed) = match self.resolve(&words) {
             Ok(found) => found,
-            Err(error) => return report_error(out, wants_json, None, &error),
+            Err(error) => {
+                // A restricted command answers a caller without the capability the same whatever follows it.
+                if let Some(denied) = self.deepest_path(&words).and_then(|path| self.denial(&path, caller)) {
+                    return report_error(out, wants_json, None, &denied);
+                }
+                return report_error(out, wants_json, None, &error);
+            }
         };
         let parsed = parse(&path, command.args, &words[consumed..]);
-        let needed = self.required(&path);
-        if !caller.contains(needed) && !matches!(&parsed, Ok(args) if args.help) {
-            let error = ShellError::new(
-                codes::PERMISSION_DENIED,
-                alloc::format!("'{path}' needs the {} capability; this caller holds {caller}", caller.missing(needed)),
-            );
-            return report_error(out, wants_json, Some(&path), &error);
+        if let Some(denied) = self.denial(&path, caller).filter(|_| !matches!(&parsed, Ok(args) if args.help)) {
+            return report_error(out, wants_json, Some(&path), &denied);
         }
         let args = match parsed {
             Ok(args) => args,
@@ -238,6 +239,30 @@ impl<C: 'static> Registry<C> {
             Ok(reply) => report_reply(out, json, &path, reply),
             Err(error) => report_error(out, json, Some(&path), &error),
         }
+    }
+
+    /// The `permission-denied` error when `caller` lacks what the command at `path` needs.
+    fn denial(&self, path: &str, caller: Capabilities) -> Option<ShellError> {
+        let needed = self.required(path);
+        (!caller.contains(needed)).then(|| {
+            ShellError::new(
+                codes::PERMISSION_DENIED,
+                alloc::format!("'{path}' needs the {} capability; this caller holds {caller}", caller.missing(needed)),
+            )
+        })
+    }
+
+    /// The path of the deepest registered command that `words` name, however the rest of them fails.
+    fn deepest_path(&self, words: &[String]) -> Option<String> {
+        let mut command = *self.commands.iter().find(|command| command.name == words[0])?;
+        let mut path = String::from(command.name);
+        for word in &words[1..] {
+            let Some(sub) = command.subcommands.iter().find(|sub| sub.name == word.as_str()) else { break };
+            command = sub;
+            path.push(' ');
+            path.push_str(sub.name);
+        }
+        Some(path)
     }
 
     /// Finds the command for `words`, descending into subcommands; returns it, its path and the words consumed.

@@ -70,11 +70,11 @@ impl AttackClass {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The interface refused it with this error code.
-    Rejected(String),
+    Rejected(&'static str),
     /// The interface did what was asked: the protection failed.
     Accepted,
     /// The interface is absent (e.g. no network device); the reason is reported.
-    Skipped(String),
+    Skipped(&'static str),
 }
 
 /// Resource levels read from the target; any difference across one attempt is a leak.
@@ -99,8 +99,8 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// Names of the fields that differ between `self` (before) and `after`.
-    pub fn differences(&self, after: &Resources) -> Vec<&'static str> {
+    /// The fields that differ between `self` (before) and `after`: name, before, after.
+    pub fn differences(&self, after: &Resources) -> Vec<(&'static str, u64, u64)> {
         let pairs = [
             ("heap_used_bytes", self.heap_used_bytes, after.heap_used_bytes),
             ("heap_allocations", self.heap_allocations, after.heap_allocations),
@@ -111,7 +111,7 @@ impl Resources {
             ("vfs_bytes", self.vfs_bytes, after.vfs_bytes),
             ("net_idle_sockets", self.net_idle_sockets, after.net_idle_sockets),
         ];
-        pairs.into_iter().filter(|(_, before, after)| before != after).map(|(name, _, _)| name).collect()
+        pairs.into_iter().filter(|(_, before, after)| before != after).collect()
     }
 }
 
@@ -166,6 +166,8 @@ pub struct ClassReport {
     pub leaked: u64,
     /// The resources that differed, over every leaking attempt.
     pub leaked_resources: Vec<&'static str>,
+    /// The first leaking attempt: its kind and each differing resource, before -> after.
+    pub first_leak: Option<String>,
     /// Attempts the target could not deliver (interface absent).
     pub skipped: u64,
     /// Why, when skipped.
@@ -335,6 +337,7 @@ impl ClassTally {
             crashed: 0,
             leaked: 0,
             leaked_resources: Vec::new(),
+            first_leak: None,
             skipped: 0,
             skip_reason: None,
             expected_codes: Vec::new(),
@@ -347,7 +350,13 @@ impl ClassTally {
         ClassTally { class, report, digest: FNV_OFFSET }
     }
 
-    fn record(&mut self, attempt: &Attempt, verdict: Verdict, leaked: Vec<&'static str>, health: Result<(), String>) {
+    fn record(
+        &mut self,
+        attempt: &Attempt,
+        verdict: Verdict,
+        leaked: Vec<(&'static str, u64, u64)>,
+        health: Result<(), String>,
+    ) {
         let report = &mut self.report;
         report.attempts += 1;
         count_in(&mut report.kinds, attempt.kind);
@@ -369,7 +378,7 @@ impl ClassTally {
                         attempt.attack.describe()
                     ));
                 }
-                count_in(&mut report.unexpected_codes, &code);
+                count_in(&mut report.unexpected_codes, code);
             }
             Verdict::Accepted => {
                 report.accepted += 1;
@@ -384,12 +393,18 @@ impl ClassTally {
             }
             Verdict::Skipped(reason) => {
                 report.skipped += 1;
-                report.skip_reason.get_or_insert(reason);
+                report.skip_reason.get_or_insert_with(|| String::from(reason));
             }
         }
         if !leaked.is_empty() {
             report.leaked += 1;
-            for name in leaked {
+            if report.first_leak.is_none() {
+                let changes: Vec<String> =
+                    leaked.iter().map(|(name, before, after)| alloc::format!("{name} {before} -> {after}")).collect();
+                report.first_leak =
+                    Some(alloc::format!("{} ({}): {}", attempt.kind, attempt.attack.describe(), changes.join(", ")));
+            }
+            for (name, _, _) in leaked {
                 if !report.leaked_resources.contains(&name) {
                     report.leaked_resources.push(name);
                 }

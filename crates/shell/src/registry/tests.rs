@@ -276,11 +276,18 @@ fn run_as(registry: &Registry<Fake>, context: &mut Fake, line: &str, caller: Cap
 
 #[test]
 fn a_caller_without_the_capability_is_denied_before_the_handler_runs() {
-    let registry = restricted_registry();
+    let mut registry = restricted_registry();
+    registry.restrict("threads", Capabilities::ADMIN).unwrap();
     let mut context = Fake::default();
     let denied = Outcome::Failed { code: codes::PERMISSION_DENIED };
-    for line in ["echo hi", "echo --bogus-flag", "echo --json", "threads fail", "threads fail --n 99999999999999999999"]
-    {
+    for line in [
+        "echo hi",
+        "echo --bogus-flag",
+        "echo --json",
+        "threads fail",
+        "threads fail --n 99999999999999999999",
+        "threads nosuchsubcommand",
+    ] {
         assert_eq!(run_as(&registry, &mut context, line, Capabilities::NONE).0, denied, "{line}");
     }
     assert_eq!(context.calls, 0, "the handler never ran");
@@ -291,7 +298,7 @@ fn a_caller_without_the_capability_is_denied_before_the_handler_runs() {
     assert_eq!(value["command"], "echo");
     assert!(value["error"]["message"].as_str().unwrap().contains("needs the admin capability"), "{value}");
     // Unrestricted commands, help, and --help of a restricted one work for everybody.
-    assert_eq!(run_as(&registry, &mut context, "threads count --n 3", Capabilities::NONE).0, Outcome::Ok);
+    assert_eq!(run_as(&registry, &mut context, "threads count --n 3", Capabilities::ADMIN).0, Outcome::Ok);
     assert_eq!(run_as(&registry, &mut context, "echo --help", Capabilities::NONE).0, Outcome::Ok);
     assert_eq!(run_as(&registry, &mut context, "help echo", Capabilities::NONE).0, Outcome::Ok);
     // Holding the capability (or all of them, as the console does) runs the handler.

@@ -194,8 +194,8 @@ impl FakeTarget {
     fn outcome(outcome: Outcome) -> Verdict {
         match outcome {
             Outcome::Ok => Verdict::Accepted,
-            Outcome::Failed { code } => Verdict::Rejected(String::from(code)),
-            Outcome::Empty => Verdict::Rejected(String::from("empty")),
+            Outcome::Failed { code } => Verdict::Rejected(code),
+            Outcome::Empty => Verdict::Rejected("empty"),
         }
     }
 
@@ -237,13 +237,11 @@ impl RedTeamTarget for FakeTarget {
                 let mut editor = LineEditor::new(limit);
                 let event = bytes.iter().chain(b"\r").find_map(|&byte| editor.feed(byte, &mut Sink));
                 match event {
-                    Some(EditEvent::TooLong { length }) => {
-                        Verdict::Rejected(String::from(editor.too_long_error(length).code()))
-                    }
+                    Some(EditEvent::TooLong { length }) => Verdict::Rejected(editor.too_long_error(length).code()),
                     Some(EditEvent::Line(line)) => {
                         Self::outcome(self.registry.execute_as(&mut self.context, &line, &mut Sink, Capabilities::NONE))
                     }
-                    _ => Verdict::Rejected(String::from("cancelled")),
+                    _ => Verdict::Rejected("cancelled"),
                 }
             }
             Attack::Line { caller, bytes } => {
@@ -253,14 +251,14 @@ impl RedTeamTarget for FakeTarget {
                 };
                 Self::outcome(self.registry.execute_as(&mut self.context, bytes, &mut Sink, capabilities))
             }
-            Attack::HeapAllocation { bytes } if *bytes > RAM_BYTES => Verdict::Rejected(String::from("out-of-memory")),
+            Attack::HeapAllocation { bytes } if *bytes > RAM_BYTES => Verdict::Rejected("out-of-memory"),
             Attack::HeapAllocation { .. } => Verdict::Accepted,
             Attack::FrameAllocation { order } => match self.frames.allocate(*order as usize) {
                 Ok(address) => {
                     self.frames.free(address, *order as usize).unwrap();
                     Verdict::Accepted
                 }
-                Err(_) => Verdict::Rejected(String::from("out-of-memory")),
+                Err(_) => Verdict::Rejected("out-of-memory"),
             },
             Attack::PoolAllocation { budget_bytes, bytes } => {
                 let mut pool = Pool::new(*budget_bytes);
@@ -269,9 +267,9 @@ impl RedTeamTarget for FakeTarget {
                         pool.free(&mut self.frames, handle).unwrap();
                         Verdict::Accepted
                     }
-                    Err(PoolError::InvalidSize { .. }) => Verdict::Rejected(String::from("invalid-size")),
-                    Err(error) if error.is_out_of_memory() => Verdict::Rejected(String::from("out-of-memory")),
-                    Err(error) => Verdict::Rejected(error.to_string()),
+                    Err(PoolError::InvalidSize { .. }) => Verdict::Rejected("invalid-size"),
+                    Err(error) if error.is_out_of_memory() => Verdict::Rejected("out-of-memory"),
+                    Err(_) => Verdict::Rejected("pool-error"),
                 }
             }
             Attack::ThreadBomb { threads } => {
@@ -282,7 +280,7 @@ impl RedTeamTarget for FakeTarget {
                         break Verdict::Accepted;
                     }
                     if self.threads >= MAX_THREADS {
-                        break Verdict::Rejected(String::from("thread-limit"));
+                        break Verdict::Rejected("thread-limit");
                     }
                     self.threads += 1;
                     started += 1;
@@ -292,7 +290,7 @@ impl RedTeamTarget for FakeTarget {
             }
             Attack::HugeStack { bytes } => match sis_mm::order_for_pages(bytes.div_ceil(sis_mm::PAGE_SIZE)) {
                 Some(_) => Verdict::Accepted,
-                None => Verdict::Rejected(String::from("stack-too-large")),
+                None => Verdict::Rejected("stack-too-large"),
             },
             Attack::DeadlineFlood { servers, budget_ns, period_ns } => {
                 let params = ServerParams { budget_ns: *budget_ns, period_ns: *period_ns, deadline_ns: *period_ns };
@@ -302,7 +300,7 @@ impl RedTeamTarget for FakeTarget {
                     match self.policy.admit(1000 + id, params, self.now_ns) {
                         Ok(()) => admitted.push(1000 + id),
                         Err(_) => {
-                            verdict = Verdict::Rejected(String::from("admission-refused"));
+                            verdict = Verdict::Rejected("admission-refused");
                             break;
                         }
                     }
@@ -312,12 +310,12 @@ impl RedTeamTarget for FakeTarget {
                 }
                 verdict
             }
-            Attack::Frame { .. } if self.weakened.no_network => Verdict::Skipped(String::from("no network device")),
+            Attack::Frame { .. } if self.weakened.no_network => Verdict::Skipped("no network device"),
             Attack::Frame { bytes } => {
                 if self.answered(bytes.clone()) {
                     Verdict::Accepted
                 } else {
-                    Verdict::Rejected(String::from("dropped"))
+                    Verdict::Rejected("dropped")
                 }
             }
         }
