@@ -2,7 +2,7 @@
 
 use sis_platform::{console, power, time};
 use sis_proto::{bootargs, exit, PROMPT};
-use sis_shell::{codes, split_commands, Echo, EditEvent, LineEditor, Outcome, Output, Registry, ShellError};
+use sis_shell::{split_commands, Echo, EditEvent, LineEditor, Outcome, Output, Registry};
 
 use crate::commands::{self, Kernel};
 use crate::format;
@@ -87,13 +87,7 @@ fn interactive(kernel: &mut Kernel, registry: &Registry<Kernel>) -> ! {
                 }
                 EditEvent::Cancelled => {}
                 EditEvent::TooLong { length } => {
-                    let error = ShellError::new(
-                        codes::LINE_TOO_LONG,
-                        alloc::format!(
-                            "line of {length} bytes is longer than the limit of {MAX_LINE_BYTES}; nothing was run"
-                        ),
-                    );
-                    out.write_str(&alloc::format!("{error}\n"));
+                    out.write_str(&alloc::format!("{}\n", editor.too_long_error(length)));
                 }
             }
             out.write_str(PROMPT);

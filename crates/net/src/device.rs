@@ -11,12 +11,13 @@ use crate::{FrameIo, MAX_FRAME_BYTES};
 #[derive(Debug)]
 pub struct SmolDevice<F> {
     io: F,
+    oversize_dropped: u64,
 }
 
 impl<F: FrameIo> SmolDevice<F> {
     /// Wraps `io`.
     pub fn new(io: F) -> Self {
-        SmolDevice { io }
+        SmolDevice { io, oversize_dropped: 0 }
     }
 
     /// The frame device.
@@ -27,6 +28,11 @@ impl<F: FrameIo> SmolDevice<F> {
     /// The frame device, mutably.
     pub fn io_mut(&mut self) -> &mut F {
         &mut self.io
+    }
+
+    /// Received frames longer than [`MAX_FRAME_BYTES`], dropped before smoltcp saw them.
+    pub fn oversize_dropped(&self) -> u64 {
+        self.oversize_dropped
     }
 }
 
@@ -73,7 +79,14 @@ impl<F: FrameIo> Device for SmolDevice<F> {
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let now_ns = nanoseconds(timestamp);
-        let frame = self.io.receive(now_ns)?;
+        // A frame longer than the wire's MTU cannot be a real one: drop it before smoltcp parses it.
+        let frame = loop {
+            let frame = self.io.receive(now_ns)?;
+            if frame.len() <= MAX_FRAME_BYTES {
+                break frame;
+            }
+            self.oversize_dropped += 1;
+        };
         Some((FrameRx(frame), FrameTx { io: &mut self.io, now_ns }))
     }
 

@@ -9,6 +9,7 @@
 //! same frames. Setting a fault changes no counter; `clear` ends every fault
 //! and keeps the counters.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 use sis_hal::SeededRandom;
@@ -52,7 +53,12 @@ pub struct FaultStats {
     pub corrupted: u64,
     /// Frames the device refused to send.
     pub transmit_failures: u64,
+    /// Frames put in front of the receive path by [`FaultInjector::inject_received`].
+    pub injected_frames: u64,
 }
+
+/// Most transmitted frames kept while capturing.
+pub const MAX_CAPTURED_FRAMES: usize = 64;
 
 /// A [`FrameIo`] wrapper that drops, corrupts and partitions.
 #[derive(Debug)]
@@ -62,6 +68,10 @@ pub struct FaultInjector<F> {
     drop_random: SeededRandom,
     corrupt_random: SeededRandom,
     stats: FaultStats,
+    /// Frames to receive before the device's, as if they came off the wire.
+    injected: VecDeque<Vec<u8>>,
+    /// Copies of transmitted frames, while capturing.
+    captured: Option<Vec<Vec<u8>>>,
 }
 
 /// What happens to one frame.
@@ -80,7 +90,25 @@ impl<F: FrameIo> FaultInjector<F> {
             drop_random: SeededRandom::new(0),
             corrupt_random: SeededRandom::new(0),
             stats: FaultStats::default(),
+            injected: VecDeque::new(),
+            captured: None,
         }
+    }
+
+    /// Queues `frame` to be received next, ahead of the device's frames and past the faults: it
+    /// takes the stack's real receive path (the red team delivers malformed frames this way).
+    pub fn inject_received(&mut self, frame: Vec<u8>) {
+        self.injected.push_back(frame);
+    }
+
+    /// Starts keeping copies of transmitted frames (at most [`MAX_CAPTURED_FRAMES`]); earlier copies are dropped.
+    pub fn start_capture(&mut self) {
+        self.captured = Some(Vec::new());
+    }
+
+    /// Stops capturing and returns the frames transmitted since [`start_capture`](Self::start_capture).
+    pub fn take_captured(&mut self) -> Vec<Vec<u8>> {
+        self.captured.take().unwrap_or_default()
     }
 
     /// The wrapped device.
@@ -165,6 +193,10 @@ impl<F: FrameIo> FaultInjector<F> {
 impl<F: FrameIo> FrameIo for FaultInjector<F> {
     /// The next frame that survives the faults; the ones dropped on the way are consumed from the device.
     fn receive(&mut self, now_ns: u64) -> Option<Vec<u8>> {
+        if let Some(frame) = self.injected.pop_front() {
+            self.stats.injected_frames += 1;
+            return Some(frame);
+        }
         loop {
             let mut frame = self.io.receive(now_ns)?;
             self.stats.received_frames += 1;
@@ -182,6 +214,9 @@ impl<F: FrameIo> FrameIo for FaultInjector<F> {
     fn transmit(&mut self, now_ns: u64, frame: &[u8]) -> bool {
         self.stats.transmitted_frames += 1;
         self.stats.transmitted_bytes += frame.len() as u64;
+        if let Some(captured) = self.captured.as_mut().filter(|captured| captured.len() < MAX_CAPTURED_FRAMES) {
+            captured.push(frame.to_vec());
+        }
         match self.judge(now_ns) {
             // A dropped frame left as far as the sender can tell.
             Verdict::DropPartition | Verdict::DropRandom => true,

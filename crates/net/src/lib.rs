@@ -17,7 +17,7 @@ mod fault;
 mod stack;
 
 pub use device::SmolDevice;
-pub use fault::{FaultInjector, FaultState, FaultStats, MAX_PERCENT};
+pub use fault::{FaultInjector, FaultState, FaultStats, MAX_CAPTURED_FRAMES, MAX_PERCENT};
 pub use stack::{EchoStats, NetConfig, NetStack, PingError, PingReply, ECHO_PORT, ECHO_SOCKETS};
 
 use alloc::vec::Vec;

@@ -289,6 +289,22 @@ impl<F: FrameIo> NetStack<F> {
         core::array::from_fn(|index| state_name(self.sockets.get::<tcp::Socket>(self.echo[index]).state()))
     }
 
+    /// Received frames longer than the MTU allows, dropped before smoltcp parsed them.
+    pub fn oversize_dropped(&self) -> u64 {
+        self.device.oversize_dropped()
+    }
+
+    /// Echo sockets idle: listening for a connection, nothing queued.
+    pub fn idle_echo_sockets(&self) -> u64 {
+        self.echo
+            .iter()
+            .filter(|&&handle| {
+                let socket = self.sockets.get::<tcp::Socket>(handle);
+                socket.state() == tcp::State::Listen && socket.send_queue() == 0 && socket.recv_queue() == 0
+            })
+            .count() as u64
+    }
+
     /// Times [`poll`](Self::poll) ran.
     pub fn polls(&self) -> u64 {
         self.polls

@@ -2,6 +2,8 @@
 
 use alloc::vec::Vec;
 
+use crate::error::{codes, ShellError};
+
 /// Where the editor sends what a terminal should show.
 pub trait Echo {
     /// Shows `bytes` on the terminal.
@@ -69,6 +71,17 @@ impl LineEditor {
     /// The line limit in bytes.
     pub fn max_line_bytes(&self) -> usize {
         self.max_line_bytes
+    }
+
+    /// The error for an [`EditEvent::TooLong`] line of `length` bytes: nothing of it runs.
+    pub fn too_long_error(&self, length: usize) -> ShellError {
+        ShellError::new(
+            codes::LINE_TOO_LONG,
+            alloc::format!(
+                "line of {length} bytes is longer than the limit of {}; nothing was run",
+                self.max_line_bytes
+            ),
+        )
     }
 
     /// Bytes of the line typed so far (stored ones).

@@ -33,6 +33,8 @@ pub mod codes {
     pub const CONTROL_BYTE: &str = "control-byte";
     /// A line longer than the editor's limit.
     pub const LINE_TOO_LONG: &str = "line-too-long";
+    /// The caller lacks a capability the command needs.
+    pub const PERMISSION_DENIED: &str = "permission-denied";
 }
 
 /// A command failure: stable `code` for programs, `message` for people.

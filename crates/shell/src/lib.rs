@@ -10,12 +10,14 @@
 extern crate alloc;
 
 mod args;
+mod capability;
 mod editor;
 mod error;
 mod registry;
 mod tokenize;
 
 pub use args::{ArgSpec, ArgValue, ParsedArgs, ValueKind};
+pub use capability::Capabilities;
 pub use editor::{Echo, EditEvent, LineEditor};
 pub use error::{codes, sanitize, ShellError};
 pub use registry::{CommandSpec, Handler, Invocation, Outcome, Output, Registry, Reply};

@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 use crate::args::{parse, ArgSpec, ParsedArgs, ValueKind};
+use crate::capability::Capabilities;
 use crate::error::{codes, sanitize, ShellError};
 use crate::tokenize::{tokenize, validate_line};
 
@@ -113,6 +114,8 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct Registry<C: 'static> {
     commands: Vec<&'static CommandSpec<C>>,
+    /// Command paths (`schedctl spawn`) and what a caller must hold to run them.
+    restrictions: Vec<(String, Capabilities)>,
 }
 
 const HELP_ARGS: &[ArgSpec] = &[ArgSpec::rest("command", "command (and subcommand) to describe")];
@@ -126,7 +129,7 @@ impl<C: 'static> Default for Registry<C> {
 impl<C: 'static> Registry<C> {
     /// A registry holding only the built-in `help`.
     pub fn new() -> Self {
-        Registry { commands: Vec::new() }
+        Registry { commands: Vec::new(), restrictions: Vec::new() }
     }
 
     /// Adds a command; a second command with the same name is refused.
@@ -146,8 +149,51 @@ impl<C: 'static> Registry<C> {
         core::iter::once("help").chain(self.commands.iter().map(|command| command.name)).collect()
     }
 
-    /// Runs one submitted line and writes its output.
+    /// Restricts the registered command at `path` (e.g. `schedctl spawn`), and everything under it,
+    /// to callers holding `needed`; a path that names no registered command is refused.
+    pub fn restrict(&mut self, path: &str, needed: Capabilities) -> Result<(), ShellError> {
+        let words: Vec<String> = path.split_whitespace().map(String::from).collect();
+        let unknown =
+            || ShellError::new(codes::UNKNOWN_COMMAND, alloc::format!("cannot restrict '{path}': no such command"));
+        if words.is_empty() {
+            return Err(unknown());
+        }
+        let (_, resolved, consumed) = self.resolve(&words).map_err(|_| unknown())?;
+        if consumed != words.len() {
+            return Err(unknown());
+        }
+        match self.restrictions.iter_mut().find(|(existing, _)| *existing == resolved) {
+            Some((_, capabilities)) => *capabilities = capabilities.union(needed),
+            None => self.restrictions.push((resolved, needed)),
+        }
+        Ok(())
+    }
+
+    /// What a caller must hold to run the command at `path`: its own restriction and its parents'.
+    pub fn required(&self, path: &str) -> Capabilities {
+        self.restrictions
+            .iter()
+            .filter(|(restricted, _)| {
+                path == restricted || path.strip_prefix(restricted.as_str()).is_some_and(|rest| rest.starts_with(' '))
+            })
+            .fold(Capabilities::NONE, |needed, (_, capabilities)| needed.union(*capabilities))
+    }
+
+    /// Every restricted command path with its capabilities, in the order they were declared.
+    pub fn restrictions(&self) -> impl Iterator<Item = (&str, Capabilities)> {
+        self.restrictions.iter().map(|(path, capabilities)| (path.as_str(), *capabilities))
+    }
+
+    /// Runs one submitted line on behalf of a caller holding every capability (the console, batch mode).
     pub fn execute(&self, context: &mut C, line: &[u8], out: &mut dyn Output) -> Outcome {
+        self.execute_as(context, line, out, Capabilities::ALL)
+    }
+
+    /// Runs one submitted line on behalf of a caller holding `caller`, and writes its output.
+    ///
+    /// A command needing a capability the caller lacks fails with `permission-denied`
+    /// whatever its arguments, before its handler runs; only its `--help` is answered.
+    pub fn execute_as(&self, context: &mut C, line: &[u8], out: &mut dyn Output, caller: Capabilities) -> Outcome {
         let wants_json = line.windows(6).any(|window| window == b"--json");
         let words = match validate_line(line).and_then(tokenize) {
             Ok(words) => words,
@@ -162,9 +208,19 @@ impl<C: 'static> Registry<C> {
         }
         let (command, path, consumed) = match self.resolve(&words) {
             Ok(found) => found,
-            Err(error) => return report_error(out, wants_json, None, &error),
+            Err(error) => {
+                // A restricted command answers a caller without the capability the same whatever follows it.
+                if let Some(denied) = self.deepest_path(&words).and_then(|path| self.denial(&path, caller)) {
+                    return report_error(out, wants_json, None, &denied);
+                }
+                return report_error(out, wants_json, None, &error);
+            }
         };
-        let args = match parse(&path, command.args, &words[consumed..]) {
+        let parsed = parse(&path, command.args, &words[consumed..]);
+        if let Some(denied) = self.denial(&path, caller).filter(|_| !matches!(&parsed, Ok(args) if args.help)) {
+            return report_error(out, wants_json, Some(&path), &denied);
+        }
+        let args = match parsed {
             Ok(args) => args,
             Err(error) => return report_error(out, wants_json, Some(&path), &error),
         };
@@ -183,6 +239,30 @@ impl<C: 'static> Registry<C> {
             Ok(reply) => report_reply(out, json, &path, reply),
             Err(error) => report_error(out, json, Some(&path), &error),
         }
+    }
+
+    /// The `permission-denied` error when `caller` lacks what the command at `path` needs.
+    fn denial(&self, path: &str, caller: Capabilities) -> Option<ShellError> {
+        let needed = self.required(path);
+        (!caller.contains(needed)).then(|| {
+            ShellError::new(
+                codes::PERMISSION_DENIED,
+                alloc::format!("'{path}' needs the {} capability; this caller holds {caller}", caller.missing(needed)),
+            )
+        })
+    }
+
+    /// The path of the deepest registered command that `words` name, however the rest of them fails.
+    fn deepest_path(&self, words: &[String]) -> Option<String> {
+        let mut command = *self.commands.iter().find(|command| command.name == words[0])?;
+        let mut path = String::from(command.name);
+        for word in &words[1..] {
+            let Some(sub) = command.subcommands.iter().find(|sub| sub.name == word.as_str()) else { break };
+            command = sub;
+            path.push(' ');
+            path.push_str(sub.name);
+        }
+        Some(path)
     }
 
     /// Finds the command for `words`, descending into subcommands; returns it, its path and the words consumed.

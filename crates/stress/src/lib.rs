@@ -19,6 +19,7 @@ pub mod learning;
 mod memory;
 mod multi;
 pub mod port;
+pub mod redteam;
 mod status;
 mod suite;
 #[cfg(test)]

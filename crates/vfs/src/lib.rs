@@ -17,6 +17,9 @@ use core::fmt;
 pub const MAX_PATH_BYTES: usize = 1024;
 /// Longest name of one path component, in bytes.
 pub const MAX_NAME_BYTES: usize = 255;
+/// Most components a path may reach while `.` and `..` are resolved: bounds the tree's depth, and so the
+/// recursion of every walk over it (dropping, counting).
+pub const MAX_DEPTH: usize = 64;
 
 /// What went wrong, with the path concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +141,9 @@ pub fn components(path: &str) -> Result<Vec<&str>, VfsError> {
             name if name.chars().any(|c| c.is_control()) => return Err(invalid("control character in a name")),
             name => parts.push(name),
         }
+        if parts.len() > MAX_DEPTH {
+            return Err(invalid("deeper than 64 levels"));
+        }
     }
     Ok(parts)
 }
@@ -168,6 +174,11 @@ impl Vfs {
     /// The byte budget.
     pub fn capacity_bytes(&self) -> u64 {
         self.capacity_bytes
+    }
+
+    /// Files and directories, the root not counted.
+    pub fn node_count(&self) -> u64 {
+        nodes_in(&self.root)
     }
 
     fn directory(&self, parts: &[&str]) -> Result<&BTreeMap<String, Node>, VfsError> {
@@ -312,6 +323,16 @@ impl Vfs {
         self.used_bytes -= freed;
         Ok(())
     }
+}
+
+fn nodes_in(directory: &BTreeMap<String, Node>) -> u64 {
+    directory
+        .values()
+        .map(|node| match node {
+            Node::File(_) => 1,
+            Node::Directory(entries) => 1 + nodes_in(entries),
+        })
+        .sum()
 }
 
 fn bytes_in(node: &Node) -> u64 {

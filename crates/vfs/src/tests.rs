@@ -33,6 +33,15 @@ fn paths_are_normalised_and_checked() {
     assert_eq!(components("/a\u{7}b").unwrap_err().code(), "invalid-path");
     let long = alloc::format!("/{}", "x".repeat(256));
     assert_eq!(components(&long).unwrap_err().code(), "invalid-path");
+    let deepest = "/d".repeat(MAX_DEPTH);
+    assert_eq!(components(&deepest).unwrap().len(), MAX_DEPTH);
+    let too_deep = alloc::format!("{deepest}/d");
+    assert_eq!(components(&too_deep).unwrap_err().code(), "invalid-path");
+    let mut vfs = Vfs::new(10);
+    assert_eq!(vfs.mkdir(&too_deep, true).unwrap_err().code(), "invalid-path");
+    assert_eq!(vfs.node_count(), 0, "a refused mkdir created nothing");
+    vfs.mkdir(&deepest, true).unwrap();
+    assert_eq!(vfs.node_count(), MAX_DEPTH as u64);
 }
 
 #[test]

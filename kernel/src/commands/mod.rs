@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 
 use sis_platform::virtio::TransportInfo;
 use sis_platform::{MemoryRegion, Platform};
-use sis_shell::Registry;
+use sis_shell::{Capabilities, Registry};
 
 /// What handlers may read and change.
 #[derive(Debug, Clone)]
@@ -85,5 +85,44 @@ pub fn registry() -> Registry<Kernel> {
             panic!("command table: {error}");
         }
     }
+    for (path, needed) in RESTRICTED {
+        if let Err(error) = registry.restrict(path, *needed) {
+            panic!("capability table: {error}");
+        }
+    }
     registry
 }
+
+/// Commands a caller may run only holding these capabilities (docs/commands.md, "Capabilities").
+/// A subcommand needs what its parents need. Everything else reads state, or
+/// measures without changing what other commands see, and is open to every caller.
+pub const RESTRICTED: &[(&str, Capabilities)] = &[
+    ("mkdir", Capabilities::FILES),
+    ("rm", Capabilities::FILES),
+    ("neuralctl save", Capabilities::FILES),
+    ("threads spawn", Capabilities::ADMIN),
+    ("stresstest", Capabilities::ADMIN),
+    ("neuralctl reset", Capabilities::ADMIN),
+    ("neuralctl load", Capabilities::ADMIN),
+    ("autoctl on", Capabilities::ADMIN),
+    ("autoctl off", Capabilities::ADMIN),
+    ("autoctl interval", Capabilities::ADMIN),
+    ("autoctl conf-threshold", Capabilities::ADMIN),
+    ("autoctl policy", Capabilities::ADMIN),
+    ("schedctl bound", Capabilities::ADMIN),
+    ("schedctl kill", Capabilities::ADMIN),
+    ("schedctl latency", Capabilities::ADMIN),
+    ("schedctl spawn", Capabilities::ADMIN),
+    ("det on", Capabilities::ADMIN),
+    ("det off", Capabilities::ADMIN),
+    ("det submit", Capabilities::ADMIN),
+    ("temporaliso", Capabilities::ADMIN),
+    ("blkctl write", Capabilities::ADMIN),
+    ("blkctl flush", Capabilities::ADMIN),
+    ("blkctl verify", Capabilities::ADMIN),
+    ("blkctl bench", Capabilities::ADMIN),
+    ("blkctl fault", Capabilities::ADMIN),
+    ("netctl fault", Capabilities::ADMIN),
+    ("shutdown", Capabilities::ADMIN),
+    ("fault", Capabilities::ADMIN),
+];

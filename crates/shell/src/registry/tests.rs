@@ -260,3 +260,71 @@ proptest! {
         }
     }
 }
+
+fn restricted_registry() -> Registry<Fake> {
+    let mut registry = registry();
+    registry.restrict("threads fail", Capabilities::FILES).unwrap();
+    registry.restrict("echo", Capabilities::ADMIN).unwrap();
+    registry
+}
+
+fn run_as(registry: &Registry<Fake>, context: &mut Fake, line: &str, caller: Capabilities) -> (Outcome, String) {
+    let mut out = Captured::default();
+    let outcome = registry.execute_as(context, line.as_bytes(), &mut out, caller);
+    (outcome, out.0)
+}
+
+#[test]
+fn a_caller_without_the_capability_is_denied_before_the_handler_runs() {
+    let mut registry = restricted_registry();
+    registry.restrict("threads", Capabilities::ADMIN).unwrap();
+    let mut context = Fake::default();
+    let denied = Outcome::Failed { code: codes::PERMISSION_DENIED };
+    for line in [
+        "echo hi",
+        "echo --bogus-flag",
+        "echo --json",
+        "threads fail",
+        "threads fail --n 99999999999999999999",
+        "threads nosuchsubcommand",
+    ] {
+        assert_eq!(run_as(&registry, &mut context, line, Capabilities::NONE).0, denied, "{line}");
+    }
+    assert_eq!(context.calls, 0, "the handler never ran");
+    let (outcome, text) = run_as(&registry, &mut context, "echo hi --json", Capabilities::FILES);
+    assert_eq!(outcome, denied);
+    let value: Value = serde_json::from_str(text.trim_end()).unwrap();
+    assert_eq!(value["error"]["code"], "permission-denied");
+    assert_eq!(value["command"], "echo");
+    assert!(value["error"]["message"].as_str().unwrap().contains("needs the admin capability"), "{value}");
+    // Unrestricted commands, help, and --help of a restricted one work for everybody.
+    assert_eq!(run_as(&registry, &mut context, "threads count --n 3", Capabilities::ADMIN).0, Outcome::Ok);
+    assert_eq!(run_as(&registry, &mut context, "echo --help", Capabilities::NONE).0, Outcome::Ok);
+    assert_eq!(run_as(&registry, &mut context, "help echo", Capabilities::NONE).0, Outcome::Ok);
+    // Holding the capability (or all of them, as the console does) runs the handler.
+    assert_eq!(run_as(&registry, &mut context, "echo hi", Capabilities::ADMIN).0, Outcome::Ok);
+    assert_eq!(run(&registry, &mut context, b"echo hi").0, Outcome::Ok);
+    assert_eq!(context.calls, 2);
+}
+
+#[test]
+fn restrictions_are_inherited_and_checked_when_declared() {
+    let mut registry = restricted_registry();
+    registry.restrict("threads", Capabilities::ADMIN).unwrap();
+    assert_eq!(registry.required("threads fail"), Capabilities::ALL);
+    assert_eq!(registry.required("threads count"), Capabilities::ADMIN);
+    assert_eq!(registry.required("threadsx"), Capabilities::NONE);
+    let mut context = Fake::default();
+    assert_eq!(
+        run_as(&registry, &mut context, "threads fail", Capabilities::ADMIN).0,
+        Outcome::Failed { code: codes::PERMISSION_DENIED }
+    );
+    assert_eq!(registry.restrict("nope", Capabilities::ADMIN).unwrap_err().code(), codes::UNKNOWN_COMMAND);
+    assert_eq!(registry.restrict("threads nope", Capabilities::ADMIN).unwrap_err().code(), codes::UNKNOWN_COMMAND);
+    assert_eq!(registry.restrict("", Capabilities::ADMIN).unwrap_err().code(), codes::UNKNOWN_COMMAND);
+    let declared: Vec<(&str, Capabilities)> = registry.restrictions().collect();
+    assert_eq!(
+        declared,
+        [("threads fail", Capabilities::FILES), ("echo", Capabilities::ADMIN), ("threads", Capabilities::ADMIN)]
+    );
+}

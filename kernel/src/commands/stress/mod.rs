@@ -6,6 +6,7 @@ mod compare;
 mod flood;
 mod learning;
 mod multi;
+mod redteam;
 
 use serde_json::json;
 use sis_hal::Clock;
@@ -198,6 +199,18 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
             ],
             subcommands: &[],
             handler: Some(compare::compare),
+        },
+        CommandSpec {
+            name: "redteam",
+            summary: "Attack the shell, filesystem, privileges, resource limits and network stack; every attempt must get its expected error",
+            description: "Five classes drawn from --seed, one attempt of each per round until --duration: shell input (overlong lines, control bytes, invalid UTF-8, injection-looking text, numeric overflow, flag fuzzing), filesystem paths (traversal, huge names and paths, deep nesting), restricted commands run without the capability, resource exhaustion (huge allocations, thread bombs, huge stacks, deadline over-subscription) and malformed frames into the network stack's receive path (skipped without a network device). After every attempt: leak check (heap, frames, threads, utilization, files, sockets) and a health probe (a failed probe counts as a crash). Status: CRITICAL on a crash or leak, FAIL on an accepted attack or a wrong error, PARTIAL PASS when a class was skipped. docs/stress.md.",
+            args: &[
+                ArgSpec::flag("duration", ValueKind::U64 { min: 1, max: 3_600_000 }, "run time in milliseconds").default("5000"),
+                COMMON_ARGS[1],
+                COMMON_ARGS[2],
+            ],
+            subcommands: &[],
+            handler: Some(redteam::redteam),
         },
         CommandSpec {
             name: "all",
