@@ -17,7 +17,6 @@
 //!   within the bound (default 0.95), computed exactly in rational terms.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
 use sis_metrics::{LatencyHistogram, LatencySummary};
@@ -149,9 +148,9 @@ pub struct CbsEdf {
     /// Servers indexed by thread ID (IDs are small and handed out in order).
     servers: ServerTable,
     /// Eligible servers by (absolute deadline, thread).
-    ready: BTreeSet<(u64, ThreadId)>,
+    ready: SortedSet,
     /// Throttled servers by (replenishment time, thread).
-    throttled: BTreeSet<(u64, ThreadId)>,
+    throttled: SortedSet,
     /// The server dispatched last, if a server is on the CPU.
     running: Option<ThreadId>,
     best_effort: RoundRobin,
@@ -162,31 +161,70 @@ pub struct CbsEdf {
     utilization_ppb: u64,
 }
 
-/// Servers by thread ID: a vector slot per ID, so lookups cost nothing on the decision path.
+/// (time, thread) pairs in ascending order, in a vector reserved for the thread limit: the decision path runs
+/// with IRQs masked, so it should not allocate, and a B-tree kept its emptied root node after first use (which
+/// the red team's leak check saw as a leak).
+#[derive(Debug, Default)]
+struct SortedSet {
+    entries: Vec<(u64, ThreadId)>,
+}
+
+impl SortedSet {
+    fn with_capacity(capacity: usize) -> Self {
+        SortedSet { entries: Vec::with_capacity(capacity) }
+    }
+
+    fn insert(&mut self, key: (u64, ThreadId)) {
+        if let Err(index) = self.entries.binary_search(&key) {
+            self.entries.insert(index, key);
+        }
+    }
+
+    fn remove(&mut self, key: &(u64, ThreadId)) {
+        if let Ok(index) = self.entries.binary_search(key) {
+            self.entries.remove(index);
+        }
+    }
+
+    fn first(&self) -> Option<&(u64, ThreadId)> {
+        self.entries.first()
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Servers by thread ID: one entry per admitted thread, in a vector reserved for the thread limit. (A slot per
+/// thread ID grew with every new ID, and IDs are never reused: the red team's leak check found it.)
 #[derive(Debug, Default)]
 struct ServerTable {
-    slots: Vec<Option<Server>>,
+    entries: Vec<(ThreadId, Server)>,
 }
 
 impl ServerTable {
+    fn with_capacity(capacity: usize) -> Self {
+        ServerTable { entries: Vec::with_capacity(capacity) }
+    }
+
     fn get(&self, thread: &ThreadId) -> Option<&Server> {
-        self.slots.get(*thread as usize).and_then(Option::as_ref)
+        self.entries.iter().find(|(id, _)| id == thread).map(|(_, server)| server)
     }
 
     fn get_mut(&mut self, thread: &ThreadId) -> Option<&mut Server> {
-        self.slots.get_mut(*thread as usize).and_then(Option::as_mut)
+        self.entries.iter_mut().find(|(id, _)| id == thread).map(|(_, server)| server)
     }
 
     fn insert(&mut self, thread: ThreadId, server: Server) {
-        let index = thread as usize;
-        if self.slots.len() <= index {
-            self.slots.resize_with(index + 1, || None);
+        match self.get_mut(&thread) {
+            Some(slot) => *slot = server,
+            None => self.entries.push((thread, server)),
         }
-        self.slots[index] = Some(server);
     }
 
     fn remove(&mut self, thread: &ThreadId) -> Option<Server> {
-        self.slots.get_mut(*thread as usize).and_then(Option::take)
+        let index = self.entries.iter().position(|(id, _)| id == thread)?;
+        Some(self.entries.swap_remove(index).1)
     }
 }
 
@@ -199,9 +237,9 @@ impl CbsEdf {
     /// A policy with the given admission bound (ppm of one CPU) and best-effort time slice.
     pub fn new(bound_ppm: u64, best_effort_slice_ns: u64, capacity: usize) -> Self {
         CbsEdf {
-            servers: ServerTable::default(),
-            ready: BTreeSet::new(),
-            throttled: BTreeSet::new(),
+            servers: ServerTable::with_capacity(capacity),
+            ready: SortedSet::with_capacity(capacity),
+            throttled: SortedSet::with_capacity(capacity),
             running: None,
             best_effort: RoundRobin::with_capacity(best_effort_slice_ns, capacity),
             preempted_best_effort: None,
