@@ -199,6 +199,7 @@ fn test() -> Result<(), String> {
     let result = (|| {
         println!("== formatting (rustfmt.toml)");
         cargo("formatting", &["fmt", "--all", "--check"], &[])?;
+        cargo("formatting (fuzz targets)", &["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"], &[])?;
         println!("== clippy (host crates)");
         cargo("clippy (host crates)", &["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"], &[])?;
         println!("== clippy (kernel and platform for aarch64)");
