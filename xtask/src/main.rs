@@ -3,6 +3,7 @@
 mod bench;
 mod bench_blk;
 mod bench_net;
+mod fuzz;
 mod setup;
 
 use std::io::{BufRead, BufReader};
@@ -46,8 +47,15 @@ enum Task {
         #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
         net: Option<u16>,
     },
-    /// Everything CI checks: formatting, clippy, host tests, kernel build, QEMU integration tests.
+    /// Everything CI checks: formatting, clippy, host tests, a fixed-seed fuzz pass, kernel build, QEMU integration tests.
     Test,
+    /// Coverage-guided fuzzing (libFuzzer) of the tokenizer, argument parser, boot arguments and JSON report paths.
+    ///
+    /// Builds `fuzz/` with coverage instrumentation (stable rustc flags) into target/fuzz, runs each target,
+    /// then prints executions, seconds, execs/s and corpus size per target and in total. New inputs go to
+    /// target/fuzz/corpus/<target>/ (kept between runs); the committed seeds in fuzz/corpus/<target>/ are
+    /// only read. A crashing input is written to target/fuzz/artifacts/<target>/ and named in the error.
+    Fuzz(fuzz::FuzzArgs),
     /// Benchmarks that print figures and a ratio against a peer measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -62,6 +70,7 @@ fn main() -> ExitCode {
             run(memory, append, deterministic, disk, disk_mib, net)
         }
         Task::Test => test(),
+        Task::Fuzz(args) => fuzz::run(args),
         Task::Bench { which } => bench::run(which),
     };
     match result {
@@ -190,6 +199,7 @@ fn test() -> Result<(), String> {
     let result = (|| {
         println!("== formatting (rustfmt.toml)");
         cargo("formatting", &["fmt", "--all", "--check"], &[])?;
+        cargo("formatting (fuzz targets)", &["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"], &[])?;
         println!("== clippy (host crates)");
         cargo("clippy (host crates)", &["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"], &[])?;
         println!("== clippy (kernel and platform for aarch64)");
@@ -213,6 +223,8 @@ fn test() -> Result<(), String> {
         )?;
         println!("== host tests");
         cargo_test("host tests", &["test", "--quiet"], &[], &mut counts)?;
+        println!("== fuzz targets ({} inputs each, seed 1)", fuzz::TEST_RUNS);
+        fuzz::test_pass(&mut counts)?;
         println!("== kernel build");
         build_kernel()?;
         println!("== QEMU integration tests");

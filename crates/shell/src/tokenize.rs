@@ -102,15 +102,29 @@ fn unterminated(quote: char) -> ShellError {
 }
 
 /// Splits `cmd1; cmd2` on semicolons outside quotes; empty pieces are dropped.
+///
+/// Each piece loses the spaces and tabs around it that separate words, and
+/// only those: an escaped or quoted one is part of a word and stays, so every
+/// piece tokenizes to the words it held in the line.
 pub fn split_commands(text: &str) -> Result<Vec<String>, ShellError> {
     let mut commands = Vec::new();
     let mut current = String::new();
+    // Length of `current` up to its last character that is not a separator.
+    let mut kept = 0;
     let mut quote: Option<char> = None;
     let mut characters = text.chars();
     while let Some(c) = characters.next() {
         match (quote, c) {
             (None, ';') => {
+                current.truncate(kept);
                 commands.push(core::mem::take(&mut current));
+                kept = 0;
+                continue;
+            }
+            (None, ' ' | '\t') => {
+                if !current.is_empty() {
+                    current.push(c);
+                }
                 continue;
             }
             (None, '\'' | '"') => quote = Some(c),
@@ -120,17 +134,20 @@ pub fn split_commands(text: &str) -> Result<Vec<String>, ShellError> {
                 if let Some(next) = characters.next() {
                     current.push(next);
                 }
+                kept = current.len();
                 continue;
             }
             _ => {}
         }
         current.push(c);
+        kept = current.len();
     }
     if let Some(open) = quote {
         return Err(unterminated(open));
     }
+    current.truncate(kept);
     commands.push(current);
-    Ok(commands.into_iter().map(|command| String::from(command.trim())).filter(|command| !command.is_empty()).collect())
+    Ok(commands.into_iter().filter(|command| !command.is_empty()).collect())
 }
 
 #[cfg(test)]
@@ -179,5 +196,16 @@ mod tests {
         assert_eq!(split_commands(r#"echo "x\";y""#).unwrap(), [r#"echo "x\";y""#]);
         assert_eq!(split_commands("echo 'x").unwrap_err().code(), codes::UNTERMINATED_QUOTE);
         assert!(split_commands(" ; ").unwrap().is_empty());
+    }
+
+    /// Found by the `tokenize` fuzz target: trimming a piece removed the space
+    /// an ending backslash escaped, so `echo a\ ` split into `echo a\`, a bad escape.
+    #[test]
+    fn escaped_and_quoted_separators_stay_in_their_piece() {
+        assert_eq!(split_commands("echo a\\ ; version").unwrap(), ["echo a\\ ", "version"]);
+        assert_eq!(tokenize(&split_commands("echo a\\ ").unwrap()[0]).unwrap(), tokenize("echo a\\ ").unwrap());
+        assert_eq!(split_commands("\t echo a\\\t\t;").unwrap(), ["echo a\\\t"]);
+        assert_eq!(split_commands("echo ' ' ").unwrap(), ["echo ' '"]);
+        assert_eq!(split_commands("echo \u{3000}").unwrap(), ["echo \u{3000}"]);
     }
 }
