@@ -130,6 +130,21 @@ pub fn test_pass(counts: &mut Counts) -> Result<(), String> {
     failures(&binaries, &runs)
 }
 
+/// Clippy on the fuzz crate, which the workspace's clippy run does not reach. It shares `target/fuzz`
+/// with the instrumented build (checking and building are separate units there, so neither undoes the other).
+pub fn clippy() -> Result<(), String> {
+    let host = host_triple()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run_step(
+        "clippy (fuzz targets)",
+        Command::new(cargo)
+            .args(["clippy", "--quiet", "--locked", "--all-targets", "--target", &host, "--target-dir"])
+            .arg(workspace_root().join("target").join("fuzz"))
+            .args(["--", "-D", "warnings"])
+            .current_dir(workspace_root().join("fuzz")),
+    )
+}
+
 /// Where the instrumented binaries and their working files live.
 struct Binaries {
     /// `target/fuzz`.
