@@ -130,6 +130,21 @@ pub fn test_pass(counts: &mut Counts) -> Result<(), String> {
     failures(&binaries, &runs)
 }
 
+/// Clippy on the fuzz crate, which the workspace's clippy run does not reach. It shares `target/fuzz`
+/// with the instrumented build (checking and building are separate units there, so neither undoes the other).
+pub fn clippy() -> Result<(), String> {
+    let host = host_triple()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::run_step(
+        "clippy (fuzz targets)",
+        Command::new(cargo)
+            .args(["clippy", "--quiet", "--locked", "--all-targets", "--target", &host, "--target-dir"])
+            .arg(workspace_root().join("target").join("fuzz"))
+            .args(["--", "-D", "warnings"])
+            .current_dir(workspace_root().join("fuzz")),
+    )
+}
+
 /// Where the instrumented binaries and their working files live.
 struct Binaries {
     /// `target/fuzz`.
@@ -349,13 +364,22 @@ pub struct Stats {
     pub seed: Option<u64>,
     /// The input that crashed the target (`Test unit written to PATH`).
     pub crash_artifact: Option<String>,
-    /// The first panic message line.
+    /// The first panic: where, and the message's first line.
     pub panic: Option<String>,
+    /// The line before was the panic's location; its message follows.
+    panic_message_next: bool,
 }
 
 impl Stats {
     /// Takes what one line of libFuzzer's output says.
     pub fn read_line(&mut self, line: &str) {
+        if std::mem::take(&mut self.panic_message_next) {
+            if let Some(panic) = &mut self.panic {
+                panic.push(' ');
+                panic.push_str(line.trim());
+            }
+            return;
+        }
         if let Some(value) = line.strip_prefix("stat::number_of_executed_units:") {
             self.executions = value.trim().parse().ok();
         } else if let Some(value) = line.strip_prefix("INFO: Seed:") {
@@ -376,6 +400,7 @@ impl Stats {
             }
         } else if line.contains("panicked at ") && self.panic.is_none() {
             self.panic = Some(line.trim().to_owned());
+            self.panic_message_next = true;
         }
     }
 }
@@ -426,29 +451,38 @@ mod tests {
                 coverage: Some(1443),
                 seed: Some(3),
                 crash_artifact: None,
-                panic: None
+                panic: None,
+                panic_message_next: false
             }
         );
     }
 
     #[test]
     fn a_crash_names_its_input_and_panic() {
+        // The tokenize target on the split_commands bug (`cargo xtask fuzz --target tokenize --seed 1`),
+        // with the artifact path and the mutation list shortened.
         let stats = read(&[
-            "thread '<unnamed>' (21855) panicked at fuzz_targets/tokenize.rs:51:21:",
-            "piece \"meminfo\" of ... does not tokenize",
-            "==21855== ERROR: libFuzzer: deadly signal",
-            "artifact_prefix='target/fuzz/artifacts/tokenize/'; Test unit written to \
-             target/fuzz/artifacts/tokenize/crash-4e412d2d41f5ad0297cdce02f1182f863c66a3c1",
+            "#1376\tREDUCE cov: 314 ft: 999 corp: 69/2049b lim: 53 exec/s: 0 rss: 27Mb L: 13/53 MS: 4 CrossOver-",
+            "",
+            "thread '<unnamed>' (26495) panicked at fuzz_targets/tokenize.rs:52:21:",
+            r#"piece "veoub back\\" of "meminfo; threads D vs ; veoub back\\ " does not tokenize"#,
+            "stack backtrace:",
+            "==26495== ERROR: libFuzzer: deadly signal",
+            "artifact_prefix='/w/target/fuzz/artifacts/tokenize/'; Test unit written to \
+             /w/target/fuzz/artifacts/tokenize/crash-4e412d2d41f5ad0297cdce02f1182f863c66a3c1",
             "stat::number_of_executed_units: 1377",
         ]);
         assert_eq!(stats.executions, Some(1377));
+        assert_eq!((stats.corpus, stats.coverage), (Some(69), Some(314)));
         assert_eq!(
             stats.crash_artifact.as_deref(),
-            Some("target/fuzz/artifacts/tokenize/crash-4e412d2d41f5ad0297cdce02f1182f863c66a3c1")
+            Some("/w/target/fuzz/artifacts/tokenize/crash-4e412d2d41f5ad0297cdce02f1182f863c66a3c1")
         );
         assert_eq!(
             stats.panic.as_deref(),
-            Some("thread '<unnamed>' (21855) panicked at fuzz_targets/tokenize.rs:51:21:")
+            Some(
+                r#"thread '<unnamed>' (26495) panicked at fuzz_targets/tokenize.rs:52:21: piece "veoub back\\" of "meminfo; threads D vs ; veoub back\\ " does not tokenize"#
+            )
         );
     }
 

@@ -221,6 +221,8 @@ fn test() -> Result<(), String> {
             ],
             &[],
         )?;
+        println!("== clippy (fuzz targets)");
+        fuzz::clippy()?;
         println!("== host tests");
         cargo_test("host tests", &["test", "--quiet"], &[], &mut counts)?;
         println!("== fuzz targets ({} inputs each, seed 1)", fuzz::TEST_RUNS);
