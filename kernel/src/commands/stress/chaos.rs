@@ -18,7 +18,7 @@ use sis_platform::memory::KernelFrames;
 use sis_platform::thread::{self, JoinHandle};
 use sis_platform::time;
 use sis_sched::{ServerParams, ThreadId};
-use sis_shell::{ArgValue, Invocation, Outcome, Output, Registry, Reply, ShellError};
+use sis_shell::{Invocation, Outcome, Registry, Reply, ShellError};
 use sis_stress::chaos::{
     self, ChaosConfig, ChaosEvent, ChaosTarget, EventFigures, EventKind, Health, Integrity, PlannedEvent, Skipped,
 };
@@ -26,7 +26,7 @@ use sis_stress::learning::{self, Controller, DECISIONS_PER_EPISODE, STATE_SIZE};
 use sis_stress::{FloodConfig, Rate};
 
 use super::flood::FloodRun;
-use super::with_status;
+use super::{with_status, Discard};
 use crate::commands::blk::disk;
 use crate::commands::neural::{Installed, AGENT};
 use crate::commands::{self, autonomy, net, Kernel};
@@ -90,13 +90,6 @@ impl FrameSource for CountedFrames {
     fn frame_stats(&self) -> FrameStats {
         KernelFrames.frame_stats()
     }
-}
-
-/// Discards command output.
-struct Discard;
-
-impl Output for Discard {
-    fn write_str(&mut self, _: &str) {}
 }
 
 /// The periodic deadline thread and what the checks last read of it.
@@ -166,10 +159,10 @@ struct System {
     sizes: sis_stress::StressRng,
 }
 
+/// FNV-1a of the parameters' bits.
 fn checksum(parameters: &[f32]) -> u64 {
-    parameters.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, value| {
-        (hash ^ u64::from(value.to_bits())).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let bytes: Vec<u8> = parameters.iter().flat_map(|value| value.to_bits().to_le_bytes()).collect();
+    sis_blk::fnv1a64(&bytes)
 }
 
 /// The installed agent's parameters.
@@ -774,14 +767,6 @@ impl ChaosTarget for System {
 impl System {
     fn current_kind_is(&self, kind: EventKind) -> bool {
         self.current.kind == Some(kind)
-    }
-}
-
-/// `--only N`: a positive event number.
-pub fn parse_event_number(text: &str) -> Result<ArgValue, String> {
-    match text.parse::<u64>() {
-        Ok(number) if (1..=u64::from(u32::MAX)).contains(&number) => Ok(ArgValue::U64(number)),
-        _ => Err(String::from("expected an event number from 1 (as printed: Event #N)")),
     }
 }
 

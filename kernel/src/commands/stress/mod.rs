@@ -161,7 +161,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 ArgSpec::flag("replay", ValueKind::U64 { min: 0, max: u64::MAX }, "the seed of a run to replay (with --only)"),
                 ArgSpec::flag(
                     "only",
-                    ValueKind::Custom { value_name: "EVENT#", parse: chaos::parse_event_number },
+                    ValueKind::U64 { min: 1, max: u32::MAX as u64 },
                     "run only this event of the seed's sequence",
                 ),
             ],
@@ -232,6 +232,17 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
     ],
     handler: None,
 };
+
+/// A sink for the output of commands a test runs (and for the line editor's echo).
+pub(super) struct Discard;
+
+impl sis_shell::Output for Discard {
+    fn write_str(&mut self, _: &str) {}
+}
+
+impl sis_shell::Echo for Discard {
+    fn echo(&mut self, _: &[u8]) {}
+}
 
 /// The reply as it stands when the status is a success, else marked failed with `why` (the report stays).
 pub(super) fn with_status(

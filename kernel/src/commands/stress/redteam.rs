@@ -21,7 +21,7 @@ use sis_platform::memory::{self, KernelFrames};
 use sis_platform::thread::{self, JoinHandle, SpawnError};
 use sis_platform::time::{self, PlatformClock};
 use sis_sched::ServerParams;
-use sis_shell::{Capabilities, Echo, EditEvent, Invocation, LineEditor, Outcome, Output, Registry, Reply, ShellError};
+use sis_shell::{Capabilities, EditEvent, Invocation, LineEditor, Outcome, Registry, Reply, ShellError};
 use sis_stress::redteam::{
     packets, run_redteam, Attack, Caller, FlagTarget, NumericTarget, RedTeamConfig, RedTeamReport, RedTeamTarget,
     Resources, Surface, Verdict,
@@ -30,6 +30,7 @@ use sis_stress::redteam::{
 use super::super::files::FILES;
 use super::super::net::link::{self, with_net};
 use super::super::Kernel;
+use super::Discard;
 use crate::format;
 
 /// Stack of the threads a thread bomb or deadline flood starts.
@@ -70,16 +71,6 @@ pub(super) fn redteam(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> R
 struct KernelTarget<'a> {
     registry: Registry<Kernel>,
     kernel: &'a mut Kernel,
-}
-
-struct Discard;
-
-impl Output for Discard {
-    fn write_str(&mut self, _: &str) {}
-}
-
-impl Echo for Discard {
-    fn echo(&mut self, _: &[u8]) {}
 }
 
 fn rejected(code: &'static str) -> Verdict {
@@ -309,6 +300,14 @@ impl RedTeamTarget for KernelTarget<'_> {
     }
 }
 
+/// One line of the table: name, the seven counts, and the survival column.
+fn row(name: &str, counts: [u64; 7], survived: &str) -> String {
+    let [attempts, rejected, wrong, accepted, crashed, leaked, skipped] = counts.map(format::thousands);
+    alloc::format!(
+        "\n  {name:20} {attempts:>8} {rejected:>9} {wrong:>11} {accepted:>8} {crashed:>7} {leaked:>6} {skipped:>7}  {survived}"
+    )
+}
+
 fn human(report: &RedTeamReport) -> String {
     let mut text = alloc::format!(
         "\n[STRESS TEST] Red team complete (seed {})\n  Rounds: {} in {}\n\n  {:20} {:>8} {:>9} {:>11} {:>8} {:>7} {:>6} {:>7}  SURVIVED",
@@ -325,33 +324,29 @@ fn human(report: &RedTeamReport) -> String {
         "SKIPPED"
     );
     for class in &report.classes {
-        text.push_str(&alloc::format!(
-            "\n  {:20} {:>8} {:>9} {:>11} {:>8} {:>7} {:>6} {:>7}  {}",
-            class.class.name(),
-            format::thousands(class.attempts),
-            format::thousands(class.rejected_expected),
-            format::thousands(class.rejected_unexpected),
-            format::thousands(class.accepted),
-            format::thousands(class.crashed),
-            format::thousands(class.leaked),
-            format::thousands(class.skipped),
-            if class.survived { "yes" } else { "NO" }
-        ));
+        let counts = [
+            class.attempts,
+            class.rejected_expected,
+            class.rejected_unexpected,
+            class.accepted,
+            class.crashed,
+            class.leaked,
+            class.skipped,
+        ];
+        text.push_str(&row(class.class.name(), counts, if class.survived { "yes" } else { "NO" }));
     }
     let totals = &report.totals;
-    text.push_str(&alloc::format!(
-        "\n  {:20} {:>8} {:>9} {:>11} {:>8} {:>7} {:>6} {:>7}  {} of {}\n",
-        "total",
-        format::thousands(totals.attempts),
-        format::thousands(totals.rejected_expected),
-        format::thousands(totals.rejected_unexpected),
-        format::thousands(totals.accepted),
-        format::thousands(totals.crashed),
-        format::thousands(totals.leaked),
-        format::thousands(totals.skipped),
-        totals.classes_survived,
-        report.classes.len()
-    ));
+    let counts = [
+        totals.attempts,
+        totals.rejected_expected,
+        totals.rejected_unexpected,
+        totals.accepted,
+        totals.crashed,
+        totals.leaked,
+        totals.skipped,
+    ];
+    text.push_str(&row("total", counts, &alloc::format!("{} of {}", totals.classes_survived, report.classes.len())));
+    text.push('\n');
     for class in &report.classes {
         let kinds: Vec<String> =
             class.kinds.iter().map(|kind| alloc::format!("{} {}", kind.code, kind.count)).collect();
