@@ -158,3 +158,40 @@ fn partitions_and_stalls_act_on_the_devices_and_faulted_recoveries_fail_on_their
         8
     );
 }
+
+/// The issue's soak: ten minutes of guest time at fail rate 50 with both devices attached. About 100 s of wall
+/// time on this machine (deterministic mode; idle guest time is skipped).
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn ten_minutes_at_fail_rate_50_end_with_a_report_and_every_byte_returned() {
+    let disk = ScratchDisk::create(DEFAULT_DISK_BYTES).unwrap();
+    // The time limit is the hang check: three times the measured wall time.
+    let config = QemuConfig::new()
+        .disk_image(disk.path())
+        .user_network_free_port(7)
+        .unwrap()
+        .timeout(std::time::Duration::from_secs(300));
+    // A short run first creates the state that lives on by design (the autonomy state and its thread), so the
+    // readings around the soak compare like with like.
+    let (status, lines) = batch(
+        config,
+        "stresstest chaos --duration 1000 --seed 1 --json; meminfo --json; \
+         stresstest chaos --duration 600000 --seed 42 --fail-rate 50 --expect-failures --json; meminfo --json",
+    );
+    assert_eq!(status, Some(exit::PASS), "no panic, no hang: the batch ends and SIS powers off");
+    let (before, report, after) = (&lines[1], &lines[2]["chaos"], &lines[3]);
+    assert_eq!(number(report, "/config/duration_ms"), 600_000);
+    assert!(number(report, "/elapsed_ns") >= 600_000_000_000);
+    assert_eq!(report["integrity"]["passed"], true, "{}", report["integrity"]);
+    let total = number(report, "/total_events");
+    assert!(total > 1_000, "{total} events in ten minutes");
+    assert_eq!(number(report, "/recovered") + number(report, "/failed"), total);
+    assert_eq!(report["events"].as_array().unwrap().len() as u64, total);
+    assert!(matches!(report["status"].as_str(), Some("partial_pass" | "fail")), "{}", report["status"]);
+    // Every heap byte and every frame outside the heap comes back; the heap keeps the pages it claimed.
+    for field in ["heap_used_bytes", "heap_allocations"] {
+        assert_eq!(after[field], before[field], "{field}");
+    }
+    let outside_heap = |info: &Value| number(info, "/frames_allocated") - number(info, "/heap_claimed_bytes") / 4096;
+    assert_eq!(outside_heap(after), outside_heap(before));
+}
