@@ -17,11 +17,14 @@
 //!   within the bound (default 0.95), computed exactly in rational terms.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 
 use sis_metrics::{LatencyHistogram, LatencySummary};
 
 use crate::{RoundRobin, Scheduler, ThreadId};
+
+mod slots;
+
+use slots::{SlotHeap, SlotTable};
 
 /// Default admission bound: 950,000 ppm (Σ Q/T ≤ 0.95).
 pub const DEFAULT_BOUND_PPM: u64 = 950_000;
@@ -139,18 +142,17 @@ pub struct ServerLatency {
 
 /// The CBS+EDF policy.
 ///
-/// Every decision is O(log n): eligible servers sit in a set ordered by
-/// (deadline, thread) and throttled ones in a set ordered by replenishment
+/// Every decision is O(log n): eligible servers sit in a heap ordered by
+/// (deadline, thread) and throttled ones in a heap ordered by replenishment
 /// time; [`CbsEdf::set_state`] is the one place that moves a server
-/// between them.
+/// between them. Servers are found by thread ID with a binary search.
 #[derive(Debug)]
 pub struct CbsEdf {
-    /// Servers indexed by thread ID (IDs are small and handed out in order).
-    servers: ServerTable,
+    servers: SlotTable<Server>,
     /// Eligible servers by (absolute deadline, thread).
-    ready: SortedSet,
+    ready: SlotHeap,
     /// Throttled servers by (replenishment time, thread).
-    throttled: SortedSet,
+    throttled: SlotHeap,
     /// The server dispatched last, if a server is on the CPU.
     running: Option<ThreadId>,
     best_effort: RoundRobin,
@@ -159,73 +161,6 @@ pub struct CbsEdf {
     bound_ppm: u64,
     /// Σ Q/T as a fraction over the product-free form: kept as ppb rounded up per server.
     utilization_ppb: u64,
-}
-
-/// (time, thread) pairs in ascending order, in a vector reserved for the thread limit: the decision path runs
-/// with IRQs masked, so it should not allocate, and a B-tree kept its emptied root node after first use (which
-/// the red team's leak check saw as a leak).
-#[derive(Debug, Default)]
-struct SortedSet {
-    entries: Vec<(u64, ThreadId)>,
-}
-
-impl SortedSet {
-    fn with_capacity(capacity: usize) -> Self {
-        SortedSet { entries: Vec::with_capacity(capacity) }
-    }
-
-    fn insert(&mut self, key: (u64, ThreadId)) {
-        if let Err(index) = self.entries.binary_search(&key) {
-            self.entries.insert(index, key);
-        }
-    }
-
-    fn remove(&mut self, key: &(u64, ThreadId)) {
-        if let Ok(index) = self.entries.binary_search(key) {
-            self.entries.remove(index);
-        }
-    }
-
-    fn first(&self) -> Option<&(u64, ThreadId)> {
-        self.entries.first()
-    }
-
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-/// Servers by thread ID: one entry per admitted thread, in a vector reserved for the thread limit. (A slot per
-/// thread ID grew with every new ID, and IDs are never reused: the red team's leak check found it.)
-#[derive(Debug, Default)]
-struct ServerTable {
-    entries: Vec<(ThreadId, Server)>,
-}
-
-impl ServerTable {
-    fn with_capacity(capacity: usize) -> Self {
-        ServerTable { entries: Vec::with_capacity(capacity) }
-    }
-
-    fn get(&self, thread: &ThreadId) -> Option<&Server> {
-        self.entries.iter().find(|(id, _)| id == thread).map(|(_, server)| server)
-    }
-
-    fn get_mut(&mut self, thread: &ThreadId) -> Option<&mut Server> {
-        self.entries.iter_mut().find(|(id, _)| id == thread).map(|(_, server)| server)
-    }
-
-    fn insert(&mut self, thread: ThreadId, server: Server) {
-        match self.get_mut(&thread) {
-            Some(slot) => *slot = server,
-            None => self.entries.push((thread, server)),
-        }
-    }
-
-    fn remove(&mut self, thread: &ThreadId) -> Option<Server> {
-        let index = self.entries.iter().position(|(id, _)| id == thread)?;
-        Some(self.entries.swap_remove(index).1)
-    }
 }
 
 /// Q/T in parts per billion, rounded up (so admission errs on the safe side).
@@ -237,9 +172,9 @@ impl CbsEdf {
     /// A policy with the given admission bound (ppm of one CPU) and best-effort time slice.
     pub fn new(bound_ppm: u64, best_effort_slice_ns: u64, capacity: usize) -> Self {
         CbsEdf {
-            servers: ServerTable::with_capacity(capacity),
-            ready: SortedSet::with_capacity(capacity),
-            throttled: SortedSet::with_capacity(capacity),
+            servers: SlotTable::with_capacity(capacity),
+            ready: SlotHeap::with_capacity(capacity),
+            throttled: SlotHeap::with_capacity(capacity),
             running: None,
             best_effort: RoundRobin::with_capacity(best_effort_slice_ns, capacity),
             preempted_best_effort: None,
@@ -259,7 +194,7 @@ impl CbsEdf {
         if params.deadline_ns > params.period_ns {
             return Err(AdmissionError::DeadlineAbovePeriod);
         }
-        if self.servers.get(&thread).is_some() {
+        if self.servers.get(thread).is_some() {
             return Err(AdmissionError::AlreadyAdmitted);
         }
         let total = self.utilization_ppb.saturating_add(utilization_ppb(&params));
@@ -288,16 +223,16 @@ impl CbsEdf {
         Ok(())
     }
 
-    /// Moves `thread`'s server to `state`, keeping the ready and throttled sets in step.
-    /// Deadlines change only outside the ready set, so removal finds the key it inserted.
+    /// Moves `thread`'s server to `state`, keeping the ready and throttled heaps in step.
     fn set_state(&mut self, thread: ThreadId, state: State) {
-        let Some(server) = self.servers.get_mut(&thread) else { return };
+        let Some(slot) = self.servers.slot(thread) else { return };
+        let Some(server) = self.servers.at_mut(slot) else { return };
         match server.state {
             State::Ready => {
-                self.ready.remove(&(server.deadline_at_ns, thread));
+                self.ready.remove(slot);
             }
-            State::Throttled { until_ns } | State::ThrottledBlocked { until_ns } => {
-                self.throttled.remove(&(until_ns, thread));
+            State::Throttled { .. } | State::ThrottledBlocked { .. } => {
+                self.throttled.remove(slot);
             }
             State::Running => {
                 if self.running == Some(thread) {
@@ -308,11 +243,9 @@ impl CbsEdf {
         }
         server.state = state;
         match state {
-            State::Ready => {
-                self.ready.insert((server.deadline_at_ns, thread));
-            }
+            State::Ready => self.ready.insert(slot, server.deadline_at_ns, thread),
             State::Throttled { until_ns } | State::ThrottledBlocked { until_ns } => {
-                self.throttled.insert((until_ns, thread));
+                self.throttled.insert(slot, until_ns, thread)
             }
             State::Running => self.running = Some(thread),
             State::Blocked => {}
@@ -321,9 +254,9 @@ impl CbsEdf {
 
     /// Removes `thread`'s server (it becomes best effort); returns its statistics.
     pub fn release(&mut self, thread: ThreadId, now_ns: u64) -> Option<ServerStats> {
-        let runnable = matches!(self.servers.get(&thread)?.state, State::Ready | State::Throttled { .. });
+        let runnable = matches!(self.servers.get(thread)?.state, State::Ready | State::Throttled { .. });
         self.set_state(thread, State::Blocked);
-        let server = self.servers.remove(&thread)?;
+        let (_, server) = self.servers.remove(thread)?;
         self.utilization_ppb -= utilization_ppb(&server.params);
         if runnable {
             self.best_effort.enqueue(thread, now_ns);
@@ -335,7 +268,7 @@ impl CbsEdf {
     /// effect at once (what is left of the current one is cut to it); a larger one passes admission
     /// control first, with the server's old utilization taken out of the sum.
     pub fn set_budget(&mut self, thread: ThreadId, budget_ns: u64) -> Result<(), AdmissionError> {
-        let server = self.servers.get(&thread).ok_or(AdmissionError::NotAdmitted)?;
+        let server = self.servers.get(thread).ok_or(AdmissionError::NotAdmitted)?;
         let mut params = server.params;
         params.budget_ns = budget_ns;
         if budget_ns == 0 {
@@ -350,7 +283,7 @@ impl CbsEdf {
             return Err(AdmissionError::OverBound { utilization_ppm: total.div_ceil(1000), bound_ppm: self.bound_ppm });
         }
         self.utilization_ppb = total;
-        if let Some(server) = self.servers.get_mut(&thread) {
+        if let Some(server) = self.servers.get_mut(thread) {
             server.params = params;
             server.budget_left_ns = server.budget_left_ns.min(budget_ns);
         }
@@ -361,7 +294,7 @@ impl CbsEdf {
     /// was `job_deadline_ns` (release + D). Misses are counted against the
     /// job's own deadline: the server's deadline moves on when CBS postpones it.
     pub fn job_complete(&mut self, thread: ThreadId, now_ns: u64, job_deadline_ns: u64) {
-        if let Some(server) = self.servers.get_mut(&thread) {
+        if let Some(server) = self.servers.get_mut(thread) {
             server.stats.jobs += 1;
             if now_ns > job_deadline_ns {
                 server.stats.deadline_misses += 1;
@@ -373,7 +306,7 @@ impl CbsEdf {
 
     /// A deadline thread's response-time and release-jitter figures.
     pub fn latency(&self, thread: ThreadId) -> Option<ServerLatency> {
-        self.servers.get(&thread).map(|server| ServerLatency {
+        self.servers.get(thread).map(|server| ServerLatency {
             response_time: server.response.summary(),
             release_jitter: server.release_jitter.summary(),
         })
@@ -381,12 +314,12 @@ impl CbsEdf {
 
     /// A server's statistics.
     pub fn stats(&self, thread: ThreadId) -> Option<ServerStats> {
-        self.servers.get(&thread).map(|server| server.stats)
+        self.servers.get(thread).map(|server| server.stats)
     }
 
     /// A server's parameters.
     pub fn params(&self, thread: ThreadId) -> Option<ServerParams> {
-        self.servers.get(&thread).map(|server| server.params)
+        self.servers.get(thread).map(|server| server.params)
     }
 
     /// Σ Q/T of admitted servers, ppm rounded up.
@@ -401,12 +334,13 @@ impl CbsEdf {
 
     /// Replenishes servers whose throttling ended by `now_ns`.
     fn refresh(&mut self, now_ns: u64) {
-        while let Some(&(until_ns, thread)) = self.throttled.first() {
+        while let Some((until_ns, thread)) = self.throttled.first() {
             if until_ns > now_ns {
                 break;
             }
-            let Some(server) = self.servers.get_mut(&thread) else {
-                self.throttled.remove(&(until_ns, thread));
+            let Some(server) = self.servers.get_mut(thread) else {
+                // Not reachable: a server leaves the heap before the table. Drop the entry rather than spin.
+                self.throttled.pop();
                 continue;
             };
             let next = match server.state {
@@ -415,7 +349,7 @@ impl CbsEdf {
             };
             // Leave the throttled set first (keyed by `until`), then replenish.
             self.set_state(thread, State::Blocked);
-            if let Some(server) = self.servers.get_mut(&thread) {
+            if let Some(server) = self.servers.get_mut(thread) {
                 server.deadline_at_ns = server.deadline_at_ns.saturating_add(server.params.period_ns);
                 server.budget_left_ns = server.params.budget_ns;
                 // A deadline still behind (the machine stalled, or the server
@@ -432,7 +366,7 @@ impl CbsEdf {
 
     /// The ready server with the earliest deadline (lower ID on ties).
     fn earliest_ready(&self) -> Option<(ThreadId, u64)> {
-        self.ready.first().map(|&(deadline, thread)| (thread, deadline))
+        self.ready.first().map(|(deadline, thread)| (thread, deadline))
     }
 }
 
@@ -443,7 +377,7 @@ impl Scheduler for CbsEdf {
 
     fn enqueue(&mut self, thread: ThreadId, now_ns: u64) {
         self.refresh(now_ns);
-        let Some(server) = self.servers.get_mut(&thread) else {
+        let Some(server) = self.servers.get_mut(thread) else {
             if self.preempted_best_effort == Some(thread) {
                 self.preempted_best_effort = None;
                 self.best_effort.enqueue_front(thread);
@@ -475,7 +409,7 @@ impl Scheduler for CbsEdf {
     }
 
     fn dequeue(&mut self, thread: ThreadId) -> bool {
-        let next = match self.servers.get(&thread).map(|server| server.state) {
+        let next = match self.servers.get(thread).map(|server| server.state) {
             None => return self.best_effort.dequeue(thread),
             Some(State::Ready | State::Running) => State::Blocked,
             Some(State::Throttled { until_ns }) => State::ThrottledBlocked { until_ns },
@@ -494,7 +428,7 @@ impl Scheduler for CbsEdf {
         }
         if let Some((thread, _)) = self.earliest_ready() {
             self.set_state(thread, State::Running);
-            if let Some(server) = self.servers.get_mut(&thread) {
+            if let Some(server) = self.servers.get_mut(thread) {
                 if let Some(woke_at) = server.woke_at_ns.take() {
                     server.release_jitter.record(now_ns.saturating_sub(woke_at));
                 }
@@ -505,7 +439,7 @@ impl Scheduler for CbsEdf {
     }
 
     fn charge(&mut self, thread: ThreadId, ran_ns: u64, now_ns: u64) {
-        let Some(server) = self.servers.get_mut(&thread) else {
+        let Some(server) = self.servers.get_mut(thread) else {
             self.best_effort.charge(thread, ran_ns, now_ns);
             return;
         };
@@ -521,7 +455,7 @@ impl Scheduler for CbsEdf {
 
     fn should_preempt(&mut self, running: ThreadId, now_ns: u64) -> bool {
         self.refresh(now_ns);
-        match self.servers.get(&running) {
+        match self.servers.get(running) {
             Some(server) => {
                 if matches!(server.state, State::Throttled { .. }) {
                     return true;
@@ -539,8 +473,8 @@ impl Scheduler for CbsEdf {
     }
 
     fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64> {
-        let replenish = self.throttled.first().map(|&(until_ns, _)| until_ns);
-        let own = match running.and_then(|thread| self.servers.get(&thread).map(|server| (thread, server))) {
+        let replenish = self.throttled.first().map(|(until_ns, _)| until_ns);
+        let own = match running.and_then(|thread| self.servers.get(thread).map(|server| (thread, server))) {
             Some((_, server)) => Some(now_ns.saturating_add(server.budget_left_ns)),
             None => self.best_effort.next_decision_ns(running, now_ns),
         };
@@ -571,7 +505,7 @@ impl Scheduler for CbsEdf {
     }
 
     fn server(&self, thread: ThreadId) -> Option<(ServerParams, ServerStats)> {
-        self.servers.get(&thread).map(|server| (server.params, server.stats))
+        self.servers.get(thread).map(|server| (server.params, server.stats))
     }
 
     fn server_latency(&self, thread: ThreadId) -> Option<ServerLatency> {
