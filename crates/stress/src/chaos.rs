@@ -291,6 +291,10 @@ pub struct EventFigures {
     pub oom_events: u64,
     /// Of those, allocations that still failed after reclaim and a retry.
     pub oom_unrecovered: u64,
+    /// Allocation requests refused by a throttle the meta-agent set through the pool's port (not attempts).
+    pub throttled: u64,
+    /// Compactions the meta-agent asked for through the pool's port, carried out during the event.
+    pub directed_reclaims: u64,
 }
 
 /// Whether the system's integrity held at the end: everything the run took was given back.

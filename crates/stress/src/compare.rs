@@ -17,6 +17,7 @@ use serde::Serialize;
 use sis_autonomy::AutonomySnapshot;
 use sis_metrics::{compare_paired, PairedComparison};
 
+use crate::chaos::{ChaosReport, EventFigures};
 use crate::{FloodReport, MemoryReport, MultiReport};
 
 /// Most pairs a comparison runs.
@@ -38,7 +39,7 @@ pub enum CompareTarget {
     Commands,
     /// `stresstest multi`.
     Multi,
-    /// `stresstest chaos` (issue 9: not built yet).
+    /// `stresstest chaos`, without autonomy flips (autonomy is what the comparison varies).
     Chaos,
 }
 
@@ -111,13 +112,26 @@ const COMMAND_FIGURES: [Figure; 4] = [
     figure("command_p99_ns", "Command latency p99 (ns)", Better::Lower),
 ];
 
+const CHAOS_FIGURES: [Figure; 10] = [
+    figure("oom_events", "OOM events", Better::Lower),
+    figure("oom_not_recovered", "OOM not recovered", Better::Lower),
+    figure("failed_events", "Events failed", Better::Lower),
+    figure("recovered_events", "Events recovered", Better::Higher),
+    figure("total_events", "Events run", Better::Neither),
+    figure("recovery_p50_ns", "Recovery p50 (ns)", Better::Lower),
+    figure("recovery_p95_ns", "Recovery p95 (ns)", Better::Lower),
+    figure("recovery_max_ns", "Recovery max (ns)", Better::Lower),
+    figure("throttled_requests", "Requests throttled", Better::Lower),
+    figure("directed_reclaims", "Reclaims directed", Better::Neither),
+];
+
 /// The figures of `target`, in report order.
 pub fn figures(target: CompareTarget) -> Vec<Figure> {
     match target {
         CompareTarget::Memory => MEMORY_FIGURES.to_vec(),
         CompareTarget::Commands => COMMAND_FIGURES.to_vec(),
         CompareTarget::Multi => MEMORY_FIGURES.iter().chain(&COMMAND_FIGURES).copied().collect(),
-        CompareTarget::Chaos => Vec::new(),
+        CompareTarget::Chaos => CHAOS_FIGURES.to_vec(),
     }
 }
 
@@ -146,6 +160,23 @@ pub fn multi_values(report: &MultiReport) -> Vec<u64> {
     let mut values = memory_values(&report.memory);
     values.extend(command_values(&report.commands));
     values
+}
+
+/// A chaos run's figures, in [`CHAOS_FIGURES`] order: its events' counts summed, and its recovery times.
+pub fn chaos_values(report: &ChaosReport) -> Vec<u64> {
+    let sum = |figure: fn(&EventFigures) -> u64| report.events.iter().map(|event| figure(&event.figures)).sum();
+    alloc::vec![
+        sum(|figures| figures.oom_events),
+        sum(|figures| figures.oom_unrecovered),
+        report.failed,
+        report.recovered,
+        report.total_events,
+        report.recovery.p50_ns,
+        report.recovery.p95_ns,
+        report.recovery.max_ns,
+        sum(|figures| figures.throttled),
+        sum(|figures| figures.directed_reclaims),
+    ]
 }
 
 /// One run of a pair.

@@ -101,7 +101,7 @@ impl ChaosTarget for Sim {
 
     fn take_figures(&mut self) -> EventFigures {
         let failed = u64::from(self.unrecovered_oom.contains(&self.current));
-        EventFigures { oom_events: failed * 3, oom_unrecovered: failed }
+        EventFigures { oom_events: failed * 3, oom_unrecovered: failed, ..EventFigures::default() }
     }
 
     fn finish(&mut self) -> Integrity {
@@ -232,7 +232,7 @@ fn oom_inconsistency_and_overstay_are_failures_with_their_reason() {
     let report = run(&mut sim, &config(3_000, 9, 0));
     let failure = |index: usize| report.events[index - 1].failure.clone();
     assert_eq!(failure(2), Some(Failure::OomNotRecovered { count: 1 }));
-    assert_eq!(report.events[1].figures, EventFigures { oom_events: 3, oom_unrecovered: 1 });
+    assert_eq!(report.events[1].figures, EventFigures { oom_events: 3, oom_unrecovered: 1, ..EventFigures::default() });
     assert!(matches!(failure(4), Some(Failure::Inconsistent { .. })));
     assert_eq!(failure(6), Some(Failure::Timeout { checks: alloc::vec!["disturbance"] }));
     assert_eq!(report.failed, 3);
@@ -289,4 +289,21 @@ impl ChaosConfig {
         self.only = only;
         self
     }
+}
+
+/// `stresstest compare chaos` reads a run as the sums of its events' figures and its recovery summary.
+#[test]
+fn a_chaos_run_gives_the_comparison_its_figures() {
+    let mut sim = Sim::new();
+    sim.unrecovered_oom = alloc::vec![2, 5];
+    let report = run(&mut sim, &config(3_000, 9, 0));
+    let values = crate::compare::chaos_values(&report);
+    let figures = crate::compare::figures(crate::compare::CompareTarget::Chaos);
+    assert_eq!(values.len(), figures.len());
+    let value = |key: &str| values[figures.iter().position(|figure| figure.key == key).unwrap()];
+    assert_eq!((value("oom_events"), value("oom_not_recovered")), (6, 2));
+    assert_eq!((value("failed_events"), value("recovered_events")), (2, report.total_events - 2));
+    assert_eq!(value("recovery_p95_ns"), report.recovery.p95_ns);
+    assert!(value("recovery_max_ns") >= value("recovery_p50_ns") && value("recovery_p50_ns") > 0);
+    assert_eq!((value("throttled_requests"), value("directed_reclaims")), (0, 0));
 }

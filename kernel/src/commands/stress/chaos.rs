@@ -20,13 +20,15 @@ use sis_platform::time;
 use sis_sched::{ServerParams, ThreadId};
 use sis_shell::{Invocation, Outcome, Registry, Reply, ShellError};
 use sis_stress::chaos::{
-    self, ChaosConfig, ChaosEvent, ChaosTarget, EventFigures, EventKind, Health, Integrity, PlannedEvent, Skipped,
+    self, ChaosConfig, ChaosEvent, ChaosReport, ChaosTarget, EventFigures, EventKind, Health, Integrity, PlannedEvent,
+    Skipped,
 };
 use sis_stress::learning::{self, Controller, DECISIONS_PER_EPISODE, STATE_SIZE};
+use sis_stress::port::Throttle;
 use sis_stress::{FloodConfig, Rate};
 
 use super::flood::FloodRun;
-use super::{with_status, Discard};
+use super::{with_status, Discard, MEMORY_PORT};
 use crate::commands::blk::disk;
 use crate::commands::neural::{Installed, AGENT};
 use crate::commands::{self, autonomy, net, Kernel};
@@ -157,6 +159,11 @@ struct System {
     current: Current,
     /// Working-set allocation draws.
     sizes: sis_stress::StressRng,
+    /// Allocation requests refused under the throttle posted to the pool's port.
+    throttle: Throttle,
+    /// What the pool's port publishes, counted over the run: OOM events, allocation requests, steps
+    /// (readings and spike allocations).
+    port_figures: (u64, u64, u64),
 }
 
 /// FNV-1a of the parameters' bits.
@@ -231,7 +238,12 @@ impl System {
             figures: EventFigures::default(),
             current: Current::default(),
             sizes: sis_stress::StressRng::new(seed ^ 0x5753_4554),
+            throttle: Throttle::default(),
+            port_figures: (0, 0, 0),
         };
+        // The pool is published like the memory workload's, so the meta-agent sees it and may act on it;
+        // nothing here asks whether autonomy is on.
+        MEMORY_PORT.attach(system.pool.stats().limit_pages);
         system.refill(WORKING_SET_BYTES);
         system.periodic = system.spawn_periodic();
         system
@@ -274,10 +286,14 @@ impl System {
         (available, skipped)
     }
 
-    /// Allocates working-set objects until `bytes` more are held or an allocation fails.
+    /// Allocates working-set objects until `bytes` more are held, an allocation fails, the throttle refuses
+    /// one, or the pool reaches the pressure cap posted to its port.
     fn refill(&mut self, bytes: u64) {
         let goal = (self.working_bytes + bytes).min(WORKING_SET_BYTES);
-        while self.working_bytes < goal {
+        while self.working_bytes < goal && self.pool.pressure_per_mille() < MEMORY_PORT.pressure_cap() {
+            if self.throttled() {
+                break;
+            }
             // Half the working set is cache (64 KiB blocks), half unreclaimable objects of 4–64 KiB.
             let (size, kind) = if self.sizes.chance_percent(50) {
                 (CACHE_OBJECT_BYTES, MemoryKind::Reclaimable)
@@ -308,8 +324,35 @@ impl System {
         self.working = kept;
     }
 
-    /// One spike allocation: on an OOM, reclaim (unless refused) and retry once.
+    /// Counts an allocation request; whether the throttle posted to the pool's port refuses it.
+    fn throttled(&mut self) -> bool {
+        self.port_figures.1 += 1;
+        let refused = self.throttle.refuse(MEMORY_PORT.throttle());
+        if refused {
+            self.figures.throttled += 1;
+            MEMORY_PORT.count_throttled();
+        }
+        refused
+    }
+
+    /// One step as the pool's port sees it: a reclaim posted there is carried out, then the figures published.
+    fn port_step(&mut self) {
+        if MEMORY_PORT.take_reclaim() && self.pool.compact(&mut self.frames).is_ok() {
+            self.forget_dropped();
+            self.figures.directed_reclaims += 1;
+        }
+        self.port_figures.2 += 1;
+        let (oom_events, requests, steps) = self.port_figures;
+        MEMORY_PORT.publish(self.pool.pressure_per_mille(), self.pool.cache_pages(), oom_events, requests, steps);
+    }
+
+    /// One spike allocation: on an OOM, reclaim (unless refused) and retry once. False when the spike stops:
+    /// an allocation failed or the throttle refused it.
     fn spike_allocate(&mut self) -> bool {
+        self.port_step();
+        if self.throttled() {
+            return false;
+        }
         match self.pool.allocate(&mut self.frames, SPIKE_OBJECT_BYTES, MemoryKind::Unreclaimable) {
             Ok(handle) => {
                 self.spike.push(handle);
@@ -317,6 +360,7 @@ impl System {
             }
             Err(error) if error.is_out_of_memory() => {
                 self.figures.oom_events += 1;
+                self.port_figures.0 += 1;
                 if !self.current.reclaim_refused && self.pool.compact(&mut self.frames).is_ok() {
                     self.forget_dropped();
                     if let Ok(handle) =
@@ -650,6 +694,7 @@ impl ChaosTarget for System {
         if !self.current.refill_refused && self.working_bytes < WORKING_SET_BYTES {
             self.refill(REFILL_BYTES_PER_STEP);
         }
+        self.port_step();
         self.reap_workers();
         !over
     }
@@ -736,6 +781,7 @@ impl ChaosTarget for System {
         self.working_bytes = 0;
         self.release_spike();
         let _ = self.pool.compact(&mut self.frames);
+        MEMORY_PORT.detach();
         let stats = self.pool.stats();
         let outstanding = self.frames.outstanding();
         *AGENT.lock() = self.saved_agent.take();
@@ -768,6 +814,25 @@ impl System {
     fn current_kind_is(&self, kind: EventKind) -> bool {
         self.current.kind == Some(kind)
     }
+}
+
+/// One run for `stresstest compare chaos`: the seed's events without autonomy flips (autonomy is what the
+/// comparison varies) and without injected faults, with the default recovery timeout.
+pub fn run_compared(kernel: &Kernel, seed: u64, duration_ms: u64) -> ChaosReport {
+    let config = ChaosConfig {
+        duration_ms,
+        seed,
+        fail_rate_percent: 0,
+        expect_failures: true,
+        recovery_timeout_ms: chaos::DEFAULT_RECOVERY_TIMEOUT_MS,
+        poll_interval_us: chaos::DEFAULT_POLL_INTERVAL_US,
+        only: None,
+    };
+    let mut system = System::start(kernel.clone(), seed);
+    let (mut available, mut skipped) = system.kinds();
+    available.retain(|&kind| kind != EventKind::AutonomyFlip);
+    skipped.push(Skipped { kind: EventKind::AutonomyFlip, reason: "autonomy is what the comparison varies" });
+    chaos::run_chaos(&mut system, &config, &available, skipped, &mut |_| {})
 }
 
 /// `stresstest chaos`.

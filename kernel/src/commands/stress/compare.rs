@@ -47,25 +47,20 @@ fn run_once(
         CompareTarget::Multi => {
             Ok(compare::multi_values(&multi::run_multi(memory_config, flood, kernel, &mut |_| {})?))
         }
-        CompareTarget::Chaos => Err(not_implemented()),
+        CompareTarget::Chaos => {
+            Ok(compare::chaos_values(&super::chaos::run_compared(kernel, seed, memory_config.duration_ms)))
+        }
     }
-}
-
-fn not_implemented() -> ShellError {
-    ShellError::new("not-implemented", "stresstest chaos is not implemented yet, so it cannot be compared")
 }
 
 /// `stresstest compare`.
 pub fn compare(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let target = CompareTarget::parse(invocation.args.str("test").unwrap_or_default())
         .map_err(|error| ShellError::new(sis_shell::codes::INVALID_VALUE, error))?;
-    if target == CompareTarget::Chaos {
-        return Err(not_implemented());
-    }
     if target != CompareTarget::Memory && invocation.args.u64("steps").is_some_and(|steps| steps > 0) {
         return Err(ShellError::new(
             sis_shell::codes::INVALID_VALUE,
-            "--steps applies to memory only: commands and multi run for --duration",
+            "--steps applies to memory only: commands, multi and chaos run for --duration",
         ));
     }
     let runs = invocation.args.u64("runs").unwrap_or(compare::DEFAULT_RUNS as u64) as u32;
