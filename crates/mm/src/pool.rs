@@ -29,7 +29,7 @@ pub trait FrameSource {
 }
 
 impl FrameSource for FrameAllocator<'_> {
-    #[inline]
+    #[inline(always)]
     fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError> {
         self.allocate(order)
     }
