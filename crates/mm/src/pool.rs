@@ -22,6 +22,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::hint::select_unpredictable;
 
 use crate::{order_for_pages, FrameAllocator, MmError, MAX_ORDER, PAGE_SIZE};
 
@@ -295,9 +296,8 @@ impl Pool {
         };
         let slot = slab.free_slots.trailing_zeros() as u8;
         slab.free_slots &= !(1u64 << slot);
-        if slab.free_slots == 0 {
-            self.partial_head[class] = slab.next_partial;
-        }
+        // A block class's one slot always fills its slab, a slab class's rarely: selected, not branched on.
+        self.partial_head[class] = select_unpredictable(slab.free_slots == 0, slab.next_partial, index as u32);
         let address = slab.page + ((slot as u64) << (class + OBJECT_SHIFT));
         self.idle_pages -= block_pages(class);
         Ok(self.handed_out(address, size, id, Placement::Slab { class: class as u8, slab: index as u32, slot }))
@@ -387,10 +387,11 @@ impl Pool {
                 if slot >= entry.slots || entry.free_slots & bit != 0 || address != handle.address {
                     return Err(unknown);
                 }
-                if entry.free_slots == 0 {
-                    entry.next_partial = self.partial_head[class as usize];
-                    self.partial_head[class as usize] = slab;
-                }
+                // A full slab (always, for a block) goes back on the partial list: selected, as in `allocate`.
+                let was_full = entry.free_slots == 0;
+                let head = &mut self.partial_head[class as usize];
+                entry.next_partial = select_unpredictable(was_full, *head, entry.next_partial);
+                *head = select_unpredictable(was_full, slab, *head);
                 entry.free_slots |= bit;
                 self.idle_pages += block_pages(class as usize);
             }
