@@ -17,8 +17,10 @@
 //! (they are frames taken from the source) but are not in use: pressure and
 //! the limit count only pages in use, an allocation that would not fit with
 //! them returns them first, compaction returns them, and so does the free of
-//! the last live object. Every figure a pool gave before idle blocks it still
-//! gives, bit for bit; only which frames back a block differs.
+//! the last live object. Pressure, limit errors, live and slab figures and
+//! the bytes compaction recovers are the same as before idle blocks, bit for
+//! bit; charged pages now include idle ones, and which frames back a block
+//! differs (so do the frame allocator's own figures while blocks are idle).
 
 use alloc::vec::Vec;
 use core::fmt;
