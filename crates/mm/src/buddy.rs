@@ -224,7 +224,7 @@ impl<'m> FrameAllocator<'m> {
     }
 
     /// Allocates a block of 2^`order` frames; returns its address.
-    #[inline]
+    #[inline(always)]
     pub fn allocate(&mut self, order: usize) -> Result<u64, MmError> {
         if order > MAX_ORDER {
             return Err(MmError::OrderTooLarge { order });
@@ -326,7 +326,7 @@ impl<'m> FrameAllocator<'m> {
     }
 
     /// Takes the first block off the (non-empty) list of `order`, without a branch on what follows it.
-    #[inline]
+    #[inline(always)]
     fn pop(&mut self, order: usize) -> usize {
         let index = self.heads[order] as usize;
         let next = self.metadata[index].next;

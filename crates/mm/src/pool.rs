@@ -7,9 +7,24 @@
 //! blocks. Reclaimable objects (a cache) can be dropped by the pool. Pressure,
 //! OOM events, bytes recovered and fragmentation are all read from this
 //! bookkeeping and from the frame allocator: nothing is estimated.
+//!
+//! Slab classes and block orders are one range of classes: class `c` holds
+//! objects of `64 << c` bytes, a block being a slab of one slot. So every
+//! unreclaimable allocation runs the same instructions whatever its size
+//! (with random sizes, a branch choosing between a slab and a block path was
+//! mispredicted about half the time). A freed block therefore stays with the
+//! pool, idle, for the next object of its order. Idle blocks stay charged
+//! (they are frames taken from the source) but are not in use: pressure and
+//! the limit count only pages in use, an allocation that would not fit with
+//! them returns them first, compaction returns them, and so does the free of
+//! the last live object. Pressure, limit errors, live and slab figures and
+//! the bytes compaction recovers are the same as before idle blocks, bit for
+//! bit; charged pages now include idle ones, and which frames back a block
+//! differs (so do the frame allocator's own figures while blocks are idle).
 
 use alloc::vec::Vec;
 use core::fmt;
+use core::hint::select_unpredictable;
 
 use crate::{order_for_pages, FrameAllocator, MmError, MAX_ORDER, PAGE_SIZE};
 
@@ -29,7 +44,7 @@ pub trait FrameSource {
 }
 
 impl FrameSource for FrameAllocator<'_> {
-    #[inline]
+    #[inline(always)]
     fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError> {
         self.allocate(order)
     }
@@ -74,9 +89,15 @@ impl ObjectHandle {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placement {
-    Slab { class: u8, slab: u32, slot: u8 },
-    Block { order: u8 },
-    Cache { order: u8 },
+    /// Slot `slot` of entry `slab` of `class` (for a block class, the block itself).
+    Slab {
+        class: u8,
+        slab: u32,
+        slot: u8,
+    },
+    Cache {
+        order: u8,
+    },
 }
 
 /// Why an allocation or free failed.
@@ -138,8 +159,10 @@ pub struct CompactionReport {
     pub slabs_released: u64,
     /// Cache objects dropped.
     pub cache_objects_dropped: u64,
-    /// Bytes returned to the frame allocator.
+    /// Bytes of pages in use returned to the frame allocator: dropped cache and empty slabs.
     pub bytes_recovered: u64,
+    /// Bytes of idle blocks returned to the frame allocator (charged, but never in use or in pressure).
+    pub idle_bytes_released: u64,
 }
 
 /// Figures read from the pool's books.
@@ -147,8 +170,10 @@ pub struct CompactionReport {
 pub struct PoolStats {
     /// Budget in pages.
     pub limit_pages: u64,
-    /// Pages taken from the frame allocator and charged.
+    /// Pages taken from the frame allocator and charged (idle blocks included).
     pub charged_pages: u64,
+    /// Charged pages in idle blocks: freed, kept for the next object of their order, not in use.
+    pub idle_block_pages: u64,
     /// Live objects (cache included).
     pub live_objects: u64,
     /// Bytes requested by live objects.
@@ -164,12 +189,13 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
-    /// Charged pages over the limit, in per-mille.
+    /// Charged pages in use (idle blocks left out) over the limit, in per-mille.
     pub fn pressure_per_mille(&self) -> u32 {
         if self.limit_pages == 0 {
             return 0;
         }
-        (self.charged_pages.saturating_mul(1000) / self.limit_pages).min(u32::MAX as u64) as u32
+        let in_use = self.charged_pages.saturating_sub(self.idle_block_pages);
+        (in_use.saturating_mul(1000) / self.limit_pages).min(u32::MAX as u64) as u32
     }
 }
 
@@ -183,6 +209,7 @@ struct CacheEntry {
 
 #[derive(Debug, Clone, Copy)]
 struct Slab {
+    /// First page (for a block class, the block).
     page: u64,
     /// Bit set = slot free.
     free_slots: u64,
@@ -193,20 +220,29 @@ struct Slab {
 
 /// End of a class's list of partial slabs.
 const NO_SLAB: u32 = u32::MAX;
+/// Objects of class `c` are `64 << c` bytes: this is log2 of the smallest.
+const OBJECT_SHIFT: usize = 6;
+/// Classes up to here share pages; from here on class `c` is a block of order `c - BLOCK_CLASS`.
+const BLOCK_CLASS: usize = SLAB_CLASSES.len();
+/// Slab classes and block orders.
+const CLASSES: usize = BLOCK_CLASS + MAX_ORDER + 1;
 
 /// A memory pool with a page budget.
 #[derive(Debug)]
 pub struct Pool {
     limit_pages: u64,
     charged_pages: u64,
+    /// Charged pages in idle blocks (free slots of block classes).
+    idle_pages: u64,
     /// Per class: slabs (`None` once released; indices in handles stay valid).
-    slabs: [Vec<Option<Slab>>; SLAB_CLASSES.len()],
+    slabs: [Vec<Option<Slab>>; CLASSES],
     /// Per class: the first slab with at least one free slot ([`NO_SLAB`] if none); the
     /// others follow through [`Slab::next_partial`], most recently listed first. Kept in the
     /// pool itself so an allocation reaches its slab with one load less than through a stack.
-    partial_head: [u32; SLAB_CLASSES.len()],
+    /// For a block class these are its idle blocks.
+    partial_head: [u32; CLASSES],
     /// Per class: indices of released slabs, reused before the table grows.
-    vacant: [Vec<u32>; SLAB_CLASSES.len()],
+    vacant: [Vec<u32>; CLASSES],
     /// Live cache objects.
     cache: Vec<CacheEntry>,
     /// Pages they hold.
@@ -222,8 +258,9 @@ impl Pool {
         Pool {
             limit_pages: limit_bytes / PAGE_SIZE,
             charged_pages: 0,
+            idle_pages: 0,
             slabs: Default::default(),
-            partial_head: [NO_SLAB; SLAB_CLASSES.len()],
+            partial_head: [NO_SLAB; CLASSES],
             vacant: Default::default(),
             cache: Vec::new(),
             cache_pages: 0,
@@ -244,23 +281,28 @@ impl Pool {
             return Err(PoolError::InvalidSize { size });
         }
         let id = self.next_id;
-        if kind == MemoryKind::Unreclaimable {
-            if let Some(class) = slab_class(size) {
-                let (slab, slot, address) = self.allocate_slot(source, class)?;
-                return Ok(self.handed_out(address, size, id, Placement::Slab { class: class as u8, slab, slot }));
-            }
+        if kind == MemoryKind::Reclaimable {
+            let order = order_for_pages(size.div_ceil(PAGE_SIZE)).ok_or(PoolError::InvalidSize { size })?;
+            let address = self.charge_block(source, order)?;
+            self.cache.push(CacheEntry { id, address, order: order as u8, size });
+            self.cache_pages += 1 << order;
+            return Ok(self.handed_out(address, size, id, Placement::Cache { order: order as u8 }));
         }
-        let order = order_for_pages(size.div_ceil(PAGE_SIZE)).ok_or(PoolError::InvalidSize { size })?;
-        let address = self.charge_block(source, order)?;
-        let placement = match kind {
-            MemoryKind::Reclaimable => {
-                self.cache.push(CacheEntry { id, address, order: order as u8, size });
-                self.cache_pages += 1 << order;
-                Placement::Cache { order: order as u8 }
-            }
-            MemoryKind::Unreclaimable => Placement::Block { order: order as u8 },
+        let class = object_class(size);
+        let index = match self.partial_head[class] {
+            NO_SLAB => self.new_slab(source, class)?,
+            index => index as usize,
         };
-        Ok(self.handed_out(address, size, id, placement))
+        let Some(slab) = self.slabs[class][index].as_mut() else {
+            return Err(PoolError::UnknownObject { address: 0 });
+        };
+        let slot = slab.free_slots.trailing_zeros() as u8;
+        slab.free_slots &= !(1u64 << slot);
+        // A block class's one slot always fills its slab, a slab class's rarely: selected, not branched on.
+        self.partial_head[class] = select_unpredictable(slab.free_slots == 0, slab.next_partial, index as u32);
+        let address = slab.page + ((slot as u64) << (class + OBJECT_SHIFT));
+        self.idle_pages -= block_pages(class);
+        Ok(self.handed_out(address, size, id, Placement::Slab { class: class as u8, slab: index as u32, slot }))
     }
 
     fn handed_out(&mut self, address: u64, size: u64, id: u64, placement: Placement) -> ObjectHandle {
@@ -270,14 +312,25 @@ impl Pool {
         ObjectHandle { address, size: size as u32, id, placement }
     }
 
-    /// Takes a block of 2^`order` pages from the source within the budget.
+    /// Takes a block of 2^`order` pages from the source within the budget, returning idle blocks first if need be.
     fn charge_block<S: FrameSource + ?Sized>(&mut self, source: &mut S, order: usize) -> Result<u64, PoolError> {
         let needed_pages = 1u64 << order;
-        let available_pages = self.limit_pages.saturating_sub(self.charged_pages);
+        let in_use = self.charged_pages - self.idle_pages;
+        let available_pages = self.limit_pages.saturating_sub(in_use);
         if needed_pages > available_pages {
             return Err(PoolError::LimitReached { needed_pages, available_pages });
         }
-        let address = source.allocate_frames(order).map_err(|_| PoolError::FramesExhausted { order })?;
+        if needed_pages > self.limit_pages.saturating_sub(self.charged_pages) {
+            self.release_idle_blocks(source)?;
+        }
+        let address = match source.allocate_frames(order) {
+            Ok(address) => address,
+            Err(_) if self.idle_pages > 0 => {
+                self.release_idle_blocks(source)?;
+                source.allocate_frames(order).map_err(|_| PoolError::FramesExhausted { order })?
+            }
+            Err(_) => return Err(PoolError::FramesExhausted { order }),
+        };
         self.charged_pages += needed_pages;
         Ok(address)
     }
@@ -293,12 +346,13 @@ impl Pool {
         Ok(())
     }
 
-    /// Takes a page for a new slab of `class` and lists it as partial (kept out of the hot path).
+    /// Takes a page (a block, for a block class) for a new slab of `class` and lists it as partial (kept out of the hot path).
     #[cold]
     #[inline(never)]
     fn new_slab<S: FrameSource + ?Sized>(&mut self, source: &mut S, class: usize) -> Result<usize, PoolError> {
-        let page = self.charge_block(source, 0)?;
-        let slots = (PAGE_SIZE / SLAB_CLASSES[class] as u64) as u8;
+        let page = self.charge_block(source, class.saturating_sub(BLOCK_CLASS))?;
+        let slots = (PAGE_SIZE >> (class + OBJECT_SHIFT).min(12)) as u8;
+        self.idle_pages += block_pages(class);
         let slab = Slab { page, free_slots: all_slots(slots), next_partial: self.partial_head[class], slots };
         let index = match self.vacant[class].pop() {
             Some(vacant) => {
@@ -312,27 +366,6 @@ impl Pool {
         };
         self.partial_head[class] = index as u32;
         Ok(index)
-    }
-
-    fn allocate_slot<S: FrameSource + ?Sized>(
-        &mut self,
-        source: &mut S,
-        class: usize,
-    ) -> Result<(u32, u8, u64), PoolError> {
-        let object_bytes = SLAB_CLASSES[class] as u64;
-        let index = match self.partial_head[class] {
-            NO_SLAB => self.new_slab(source, class)?,
-            index => index as usize,
-        };
-        let Some(slab) = self.slabs[class][index].as_mut() else {
-            return Err(PoolError::UnknownObject { address: 0 });
-        };
-        let slot = slab.free_slots.trailing_zeros() as u8;
-        slab.free_slots &= !(1u64 << slot);
-        if slab.free_slots == 0 {
-            self.partial_head[class] = slab.next_partial;
-        }
-        Ok((index as u32, slot, slab.page + slot as u64 * object_bytes))
     }
 
     /// Whether `handle`'s object is still there: false only for a cache object compaction dropped.
@@ -352,18 +385,17 @@ impl Pool {
                     .and_then(Option::as_mut)
                     .ok_or(unknown)?;
                 let bit = 1u64 << slot;
-                let address = entry.page + slot as u64 * SLAB_CLASSES[class as usize] as u64;
+                let address = entry.page + ((slot as u64) << (class as usize + OBJECT_SHIFT));
                 if slot >= entry.slots || entry.free_slots & bit != 0 || address != handle.address {
                     return Err(unknown);
                 }
-                if entry.free_slots == 0 {
-                    entry.next_partial = self.partial_head[class as usize];
-                    self.partial_head[class as usize] = slab;
-                }
+                // A full slab (always, for a block) goes back on the partial list: selected, as in `allocate`.
+                let was_full = entry.free_slots == 0;
+                let head = &mut self.partial_head[class as usize];
+                entry.next_partial = select_unpredictable(was_full, *head, entry.next_partial);
+                *head = select_unpredictable(was_full, slab, *head);
                 entry.free_slots |= bit;
-            }
-            Placement::Block { order } => {
-                self.uncharge_block(source, handle.address, order as usize)?;
+                self.idle_pages += block_pages(class as usize);
             }
             Placement::Cache { order } => {
                 let Some(position) = self.cache.iter().position(|entry| entry.id == handle.id) else {
@@ -376,10 +408,14 @@ impl Pool {
         }
         self.live_objects -= 1;
         self.live_bytes -= handle.size as u64;
+        if self.live_objects == 0 && self.idle_pages > 0 {
+            // An empty pool holds no idle block, so dropping it after its last free leaks none.
+            self.release_idle_blocks(source)?;
+        }
         Ok(true)
     }
 
-    /// Drops every cache object and releases every empty slab page.
+    /// Drops every cache object and releases every empty slab page and idle block.
     pub fn compact<S: FrameSource + ?Sized>(&mut self, source: &mut S) -> Result<CompactionReport, PoolError> {
         let mut report = CompactionReport::default();
         while let Some(entry) = self.cache.pop() {
@@ -390,7 +426,7 @@ impl Pool {
             self.live_objects -= 1;
             self.live_bytes -= entry.size;
         }
-        for class in 0..SLAB_CLASSES.len() {
+        for class in 0..BLOCK_CLASS {
             self.unlist_empty_slabs(class);
             for index in 0..self.slabs[class].len() {
                 let Some(slab) = self.slabs[class][index] else { continue };
@@ -403,7 +439,25 @@ impl Pool {
                 }
             }
         }
+        report.idle_bytes_released = self.idle_pages * PAGE_SIZE;
+        self.release_idle_blocks(source)?;
         Ok(report)
+    }
+
+    /// Returns every idle block to the source: they are exactly the partial lists of the block classes.
+    #[cold]
+    fn release_idle_blocks<S: FrameSource + ?Sized>(&mut self, source: &mut S) -> Result<(), PoolError> {
+        for class in BLOCK_CLASS..CLASSES {
+            while self.partial_head[class] != NO_SLAB {
+                let index = self.partial_head[class];
+                let Some(slab) = self.slabs[class][index as usize].take() else { break };
+                self.partial_head[class] = slab.next_partial;
+                self.vacant[class].push(index);
+                self.idle_pages -= block_pages(class);
+                self.uncharge_block(source, slab.page, class - BLOCK_CLASS)?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes the slabs compaction will release (those with every slot free) off the partial list, keeping the others' order.
@@ -429,10 +483,15 @@ impl Pool {
         }
     }
 
-    /// Charged pages over the limit, in per-mille (O(1); [`stats`](Self::stats) walks every slab).
+    /// Charged pages in use over the limit, in per-mille (O(1); [`stats`](Self::stats) walks every slab).
     pub fn pressure_per_mille(&self) -> u32 {
-        PoolStats { limit_pages: self.limit_pages, charged_pages: self.charged_pages, ..PoolStats::default() }
-            .pressure_per_mille()
+        PoolStats {
+            limit_pages: self.limit_pages,
+            charged_pages: self.charged_pages,
+            idle_block_pages: self.idle_pages,
+            ..PoolStats::default()
+        }
+        .pressure_per_mille()
     }
 
     /// Pages held by reclaimable cache (O(1)).
@@ -445,12 +504,13 @@ impl Pool {
         let mut stats = PoolStats {
             limit_pages: self.limit_pages,
             charged_pages: self.charged_pages,
+            idle_block_pages: self.idle_pages,
             live_objects: self.live_objects,
             live_bytes: self.live_bytes,
             cache_pages: self.cache_pages,
             ..PoolStats::default()
         };
-        for (class, slabs) in self.slabs.iter().enumerate() {
+        for (class, slabs) in self.slabs[..BLOCK_CLASS].iter().enumerate() {
             for slab in slabs.iter().flatten() {
                 stats.slab_pages += 1;
                 let free = slab.free_slots.count_ones() as u64;
@@ -464,15 +524,21 @@ impl Pool {
     }
 }
 
-/// The slab class for `size` (1 ..= 2048 bytes), computed rather than searched.
+/// The class of an unreclaimable object of `size` (1 ..= [`LARGEST_OBJECT_BYTES`]) bytes, computed rather than searched.
+///
+/// The class is ceil(log2(size)) - 6, at least 0: a slab class up to 2 KiB, above it
+/// [`BLOCK_CLASS`] plus the order of the block, as ceil(log2(ceil(size / 4096))) is
+/// ceil(log2(size)) - 12 there. No branch tells the two apart.
 #[inline]
-fn slab_class(size: u64) -> Option<usize> {
-    if size > SLAB_CLASSES[SLAB_CLASSES.len() - 1] as u64 {
-        return None;
-    }
-    // Classes are 64 << class: the class is ceil(log2(size)) - 6, at least 0.
+fn object_class(size: u64) -> usize {
     let bits = u64::BITS - size.max(1).saturating_sub(1).leading_zeros();
-    Some((bits as usize).saturating_sub(6))
+    (bits as usize).saturating_sub(OBJECT_SHIFT)
+}
+
+/// Pages of one block of `class`, 0 for a slab class (arithmetic, so counting idle pages takes no branch).
+#[inline]
+fn block_pages(class: usize) -> u64 {
+    ((class >= BLOCK_CLASS) as u64) << class.saturating_sub(BLOCK_CLASS)
 }
 
 /// Free-slot mask with every one of `slots` slots free.
@@ -488,14 +554,27 @@ fn all_slots(slots: u8) -> u64 {
 mod tests;
 
 #[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod reference;
+
+#[cfg(test)]
 mod class_tests {
     use super::*;
 
     #[test]
-    fn computed_class_matches_the_smallest_class_that_fits() {
-        for size in 1..=4096u64 {
-            let searched = SLAB_CLASSES.iter().position(|&class| class as u64 >= size);
-            assert_eq!(slab_class(size), searched, "size {size}");
+    fn computed_class_is_the_smallest_slab_class_or_block_that_fits() {
+        for size in (1..=8192u64).chain([LARGEST_OBJECT_BYTES / 2, LARGEST_OBJECT_BYTES / 2 + 1, LARGEST_OBJECT_BYTES])
+        {
+            let class = object_class(size);
+            match SLAB_CLASSES.iter().position(|&bytes| bytes as u64 >= size) {
+                Some(slab) => assert_eq!(class, slab, "size {size}"),
+                None => assert_eq!(Some(class - BLOCK_CLASS), order_for_pages(size.div_ceil(PAGE_SIZE)), "size {size}"),
+            }
+            assert!(64u64 << class >= size && (class == 0 || 64u64 << (class - 1) < size), "size {size}");
         }
+        assert_eq!(object_class(LARGEST_OBJECT_BYTES), CLASSES - 1);
+        assert_eq!(block_pages(BLOCK_CLASS - 1), 0);
+        assert_eq!(block_pages(BLOCK_CLASS + 3), 8);
     }
 }

@@ -239,8 +239,9 @@ pub fn run(repetitions: u32, operations: u64) {
     report("object allocators", &ours, &[talc, peer]);
     println!(
         "\nworst-case bounds: sis-mm FrameAllocator allocate and free are O(MAX_ORDER = 10) list operations, no allocation;\n\
-         sis-mm Pool allocate is O(1) from a partial slab, else one frame allocation (O(10)) plus an amortised slab-table push;\n\
-         free is O(1) for slab objects and O(10) for blocks. Figures include about 20 ns of host clock per operation.\n\
+         sis-mm Pool allocate is O(1) from a partial slab or idle block, else one frame allocation (O(10)) plus an amortised\n\
+         slab-table push, plus returning every idle block when the limit or RAM would otherwise refuse it; free of an unreclaimable\n\
+         object is O(1), except for the last live object, which returns every idle block. Figures include about 20 ns of host clock per operation.\n\
          Design difference: the Pool keeps its books out of band and never touches object memory; talc and the\n\
          buddy heap write headers into their (pre-faulted) arenas, which costs them cache misses the Pool does not pay."
     );
