@@ -457,7 +457,10 @@ impl Scheduler for CbsEdf {
         self.refresh(now_ns);
         match self.servers.get(running) {
             Some(server) => {
-                if matches!(server.state, State::Throttled { .. }) {
+                // Throttled, or replenished by the refresh above while on the CPU (its budget ran out after its
+                // deadline, so it was throttled until now): either way it goes back through the run queue.
+                // Left on the CPU marked ready, its budget would never throttle it again.
+                if server.state != State::Running {
                     return true;
                 }
                 let own = (server.deadline_at_ns, running);

@@ -387,3 +387,23 @@ fn a_stall_does_not_let_a_server_catch_up_at_full_speed() {
     assert!(server_ns <= 22 * MS, "server took {} ms of 100", server_ns / MS);
     assert!(server_ns >= 18 * MS, "server took {} ms of 100", server_ns / MS);
 }
+
+/// A server whose budget runs out after its deadline has passed is throttled until now and replenished by
+/// the same decision. It must go back through the run queue: left on the CPU marked ready, its budget would
+/// never throttle it again, and every decision would fall due at once (a timer-interrupt storm in the kernel).
+#[test]
+fn a_server_replenished_while_on_the_cpu_is_dispatched_again_and_throttles_at_its_next_budget() {
+    let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 4);
+    policy.admit(1, params(2, 10), 0).unwrap();
+    policy.enqueue(1, 0);
+    assert_eq!(policy.pick_next(0), Some(1));
+    // Late: the budget runs out 12 ms in, after the 10 ms deadline.
+    policy.charge(1, 2 * MS, 12 * MS);
+    assert!(policy.should_preempt(1, 12 * MS), "the decision must be taken again");
+    policy.enqueue(1, 12 * MS);
+    assert_eq!(policy.pick_next(12 * MS), Some(1), "replenished, and alone");
+    assert_eq!(policy.next_decision_ns(Some(1), 12 * MS), Some(14 * MS), "a full budget from now");
+    policy.charge(1, 2 * MS, 14 * MS);
+    assert!(policy.should_preempt(1, 14 * MS), "throttled at the end of its new budget");
+    assert_eq!(policy.stats(1).unwrap().throttles, 2);
+}
