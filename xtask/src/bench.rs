@@ -252,8 +252,7 @@ fn guest_agent_costs(repetitions: u32) -> Result<(), String> {
         );
         costs.push(inference + update);
     }
-    costs.sort_by(f64::total_cmp);
-    let median = costs[costs.len() / 2];
+    let median = median_of(&costs, |cost| *cost);
     println!(
         "  median inference + update {:.1} us per decision: under {AGENT_OVERHEAD_TARGET_PERCENT:.0} % of any decision interval of {:.2} ms or more",
         median / 1e3,
@@ -329,6 +328,13 @@ fn guest_autonomy(repetitions: u32) -> Result<(), String> {
         if median < AUTONOMY_CPU_TARGET_PER_MILLE { "met" } else { "NOT met" }
     );
     Ok(())
+}
+
+/// The median of `field` over `runs` (the upper one of an even count); runs are never empty here.
+pub fn median_of<T>(runs: &[T], field: fn(&T) -> f64) -> f64 {
+    let mut values: Vec<f64> = runs.iter().map(field).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 /// Runs `sis-bench` built with optimizations (timings of a debug build mean nothing).

@@ -42,11 +42,7 @@ pub fn run(size_mib: u64, request_kib: u64, runs: u32) -> Result<(), String> {
         print_run("host ", run, figures);
         host.push(figures);
     }
-    let pick = |list: &[Throughput], field: fn(&Throughput) -> f64| {
-        let mut values: Vec<f64> = list.iter().map(field).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
+    let pick = crate::bench::median_of::<Throughput>;
     let (guest_write, host_write) = (pick(&guest, |t| t.write_mib_per_s), pick(&host, |t| t.write_mib_per_s));
     let (guest_read, host_read) = (pick(&guest, |t| t.read_mib_per_s), pick(&host, |t| t.read_mib_per_s));
     let (guest_flush, host_flush) = (pick(&guest, |t| t.flush_ms), pick(&host, |t| t.flush_ms));

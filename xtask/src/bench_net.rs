@@ -46,11 +46,7 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
         host.push(figures);
     }
     drop(sis);
-    let median = |list: &[Figures], field: fn(&Figures) -> f64| {
-        let mut values: Vec<f64> = list.iter().map(field).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
+    let median = crate::bench::median_of::<Figures>;
     let (guest_p50, host_p50) = (median(&guest, |f| f.p50_us), median(&host, |f| f.p50_us));
     let (guest_p99, host_p99) = (median(&guest, |f| f.p99_us), median(&host, |f| f.p99_us));
     let (guest_bulk, host_bulk) = (median(&guest, |f| f.bulk_mib_per_s), median(&host, |f| f.bulk_mib_per_s));

@@ -161,9 +161,17 @@ struct System {
     sizes: sis_stress::StressRng,
     /// Allocation requests refused under the throttle posted to the pool's port.
     throttle: Throttle,
-    /// What the pool's port publishes, counted over the run: OOM events, allocation requests, steps
-    /// (readings and spike allocations).
-    port_figures: (u64, u64, u64),
+    /// What the pool's port publishes, counted over the run.
+    published: Published,
+}
+
+/// The run's totals the pool's port publishes (the memory workload's figures of the same names).
+#[derive(Default)]
+struct Published {
+    oom_events: u64,
+    requests: u64,
+    /// Readings and spike allocations.
+    steps: u64,
 }
 
 /// FNV-1a of the parameters' bits.
@@ -239,7 +247,7 @@ impl System {
             current: Current::default(),
             sizes: sis_stress::StressRng::new(seed ^ 0x5753_4554),
             throttle: Throttle::default(),
-            port_figures: (0, 0, 0),
+            published: Published::default(),
         };
         // The pool is published like the memory workload's, so the meta-agent sees it and may act on it;
         // nothing here asks whether autonomy is on.
@@ -291,7 +299,7 @@ impl System {
     fn refill(&mut self, bytes: u64) {
         let goal = (self.working_bytes + bytes).min(WORKING_SET_BYTES);
         while self.working_bytes < goal && self.pool.pressure_per_mille() < MEMORY_PORT.pressure_cap() {
-            if self.throttled() {
+            if !self.admit_request() {
                 break;
             }
             // Half the working set is cache (64 KiB blocks), half unreclaimable objects of 4–64 KiB.
@@ -324,15 +332,15 @@ impl System {
         self.working = kept;
     }
 
-    /// Counts an allocation request; whether the throttle posted to the pool's port refuses it.
-    fn throttled(&mut self) -> bool {
-        self.port_figures.1 += 1;
+    /// Counts an allocation request; false when the throttle posted to the pool's port refuses it.
+    fn admit_request(&mut self) -> bool {
+        self.published.requests += 1;
         let refused = self.throttle.refuse(MEMORY_PORT.throttle());
         if refused {
             self.figures.throttled += 1;
             MEMORY_PORT.count_throttled();
         }
-        refused
+        !refused
     }
 
     /// One step as the pool's port sees it: a reclaim posted there is carried out, then the figures published.
@@ -341,8 +349,8 @@ impl System {
             self.forget_dropped();
             self.figures.directed_reclaims += 1;
         }
-        self.port_figures.2 += 1;
-        let (oom_events, requests, steps) = self.port_figures;
+        self.published.steps += 1;
+        let Published { oom_events, requests, steps } = self.published;
         MEMORY_PORT.publish(self.pool.pressure_per_mille(), self.pool.cache_pages(), oom_events, requests, steps);
     }
 
@@ -350,7 +358,7 @@ impl System {
     /// an allocation failed or the throttle refused it.
     fn spike_allocate(&mut self) -> bool {
         self.port_step();
-        if self.throttled() {
+        if !self.admit_request() {
             return false;
         }
         match self.pool.allocate(&mut self.frames, SPIKE_OBJECT_BYTES, MemoryKind::Unreclaimable) {
@@ -360,7 +368,7 @@ impl System {
             }
             Err(error) if error.is_out_of_memory() => {
                 self.figures.oom_events += 1;
-                self.port_figures.0 += 1;
+                self.published.oom_events += 1;
                 if !self.current.reclaim_refused && self.pool.compact(&mut self.frames).is_ok() {
                     self.forget_dropped();
                     if let Ok(handle) =
