@@ -90,12 +90,7 @@ fn parse_u64(text: &str) -> Option<u64> {
 
 /// FNV-1a, 64-bit: a checksum for reporting sector contents compactly.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    sis_hal::fnv1a64_extend(sis_hal::FNV1A64_EMPTY, bytes)
 }
 
 #[cfg(test)]

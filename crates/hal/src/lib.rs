@@ -11,6 +11,14 @@ use core::cell::Cell;
 
 pub use random::SeededRandom;
 
+/// The FNV-1a (64-bit) hash of no bytes, where [`fnv1a64_extend`] starts.
+pub const FNV1A64_EMPTY: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64-bit, continued from `hash` over `bytes`: a compact, stable checksum for reports.
+pub fn fnv1a64_extend(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// A monotonic clock.
 pub trait Clock {
     /// Nanoseconds since an arbitrary fixed origin; never decreases.

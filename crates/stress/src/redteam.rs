@@ -315,9 +315,6 @@ struct ClassTally {
     digest: u64,
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
 fn count_in(list: &mut Vec<CodeCount>, code: &str) {
     match list.iter_mut().find(|entry| entry.code == code) {
         Some(entry) => entry.count += 1,
@@ -347,7 +344,7 @@ impl ClassTally {
             input_digest: String::new(),
             survived: false,
         };
-        ClassTally { class, report, digest: FNV_OFFSET }
+        ClassTally { class, report, digest: sis_hal::FNV1A64_EMPTY }
     }
 
     fn record(
@@ -363,9 +360,7 @@ impl ClassTally {
         if !report.expected_codes.contains(&attempt.expected) {
             report.expected_codes.push(attempt.expected);
         }
-        for byte in attempt.attack.digest_bytes() {
-            self.digest = (self.digest ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
-        }
+        self.digest = sis_hal::fnv1a64_extend(self.digest, &attempt.attack.digest_bytes());
         match verdict {
             Verdict::Rejected(code) if code == attempt.expected => report.rejected_expected += 1,
             Verdict::Rejected(code) => {
