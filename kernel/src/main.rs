@@ -24,6 +24,7 @@ sis_platform::entry!(main);
 fn main(platform: Platform) -> ! {
     // CBS+EDF: deadline threads by their servers, everything else round robin in the leftover time.
     thread::init(Box::new(sis_sched::CbsEdf::new(sis_sched::DEFAULT_BOUND_PPM, TIME_SLICE_NS, thread::MAX_THREADS)));
+    commands::neural::install_fpu_loops();
     let mut probe = sis_platform::virtio::probe(&platform.boot);
     let kernel = commands::Kernel::new(&platform, &probe);
     commands::blk::disk::attach(probe.block.take());

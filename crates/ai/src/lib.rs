@@ -2,7 +2,9 @@
 //!
 //! Everything is plain f32 arithmetic, so it runs the same on the host and
 //! under the kernel's softfloat target, and every random choice (weights,
-//! exploration, replay sampling) comes from one seed.
+//! exploration, replay sampling) comes from one seed. The network's inner
+//! loops can be handed to faster hardware that computes the same bits
+//! ([`install_vector_unit`]).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -10,8 +12,13 @@ extern crate alloc;
 
 mod network;
 mod qlearning;
+mod vector;
 
-pub use network::{Gradients, Network, ParameterError};
+pub use network::{Gradients, Network, ParameterError, Scratch};
 pub use qlearning::{Agent, AgentConfig, Transition};
+pub use vector::{
+    check_vector_unit, install_vector_unit, vector_unit, ColumnDot, DotPlus, SubtractScaled, VectorUnit,
+    VectorUnitError, CHECK_CASES, SOFTWARE,
+};
 /// The agents' generator ([`sis_hal::SeededRandom`]).
 pub type Random = sis_hal::SeededRandom;

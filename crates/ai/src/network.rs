@@ -3,6 +3,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::vector::vector_unit;
 use crate::Random;
 
 #[derive(Debug, Clone)]
@@ -46,6 +47,38 @@ impl core::fmt::Display for ParameterError {
             }
             ParameterError::NotFinite { index } => write!(formatter, "parameter {index} is not a finite number"),
         }
+    }
+}
+
+/// Memory a forward pass or a training step reuses from one call to the next (nothing is allocated once
+/// it has grown to the network's size).
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    /// Every layer's output, laid end to end, the input first.
+    values: Vec<f32>,
+    /// Deltas of the current layer's outputs (backpropagation).
+    delta: Vec<f32>,
+    /// Deltas of its inputs.
+    previous: Vec<f32>,
+}
+
+/// `x > 0.0`, on the bits: one integer comparison instead of a software float comparison
+/// (positive subnormals up to +∞ are the bit patterns 1..=0x7f80_0000; zeros and NaNs are not).
+pub(crate) fn is_positive(x: f32) -> bool {
+    x.to_bits().wrapping_sub(1) < 0x7f80_0000
+}
+
+/// `x == 0.0` (either sign), on the bits.
+fn is_zero(x: f32) -> bool {
+    x.to_bits() << 1 == 0
+}
+
+/// The hidden layers' activation: `x` when `x > 0`, else +0 (NaN included).
+fn relu(x: f32) -> f32 {
+    if is_positive(x) {
+        x
+    } else {
+        0.0
     }
 }
 
@@ -106,9 +139,9 @@ impl Network {
     }
 
     /// [`Network::forward`] in caller-provided scratch space (its memory is reused); returns the outputs.
-    pub fn forward_in<'a>(&self, input: &[f32], values: &'a mut Vec<f32>) -> &'a [f32] {
-        self.forward_into(input, values);
-        &values[values.len() - self.outputs()..]
+    pub fn forward_in<'a>(&self, input: &[f32], scratch: &'a mut Scratch) -> &'a [f32] {
+        self.forward_into(input, &mut scratch.values);
+        &scratch.values[scratch.values.len() - self.outputs()..]
     }
 
     /// Every layer's output after `input`, laid end to end in `values` (cleared first; its
@@ -117,6 +150,7 @@ impl Network {
         values.clear();
         values.reserve(input.len() + self.layers.iter().map(|layer| layer.outputs).sum::<usize>());
         values.extend_from_slice(input);
+        let unit = vector_unit();
         let mut start = 0;
         for (index, layer) in self.layers.iter().enumerate() {
             let end = values.len();
@@ -124,8 +158,8 @@ impl Network {
             for o in 0..layer.outputs {
                 let previous = &values[start..end];
                 let row = &layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
-                let sum = row.iter().zip(previous).map(|(w, x)| w * x).sum::<f32>() + layer.biases[o];
-                values.push(if last { sum } else { sum.max(0.0) });
+                let sum = (unit.dot_plus)(row, previous, layer.biases[o]);
+                values.push(if last { sum } else { relu(sum) });
             }
             start = end;
         }
@@ -133,15 +167,17 @@ impl Network {
 
     /// One SGD step on the loss ½ (output[`output`] − `target`)², the other outputs masked:
     /// the same arithmetic as [`Network::gradients`] with a one-hot mask followed by
-    /// [`Network::apply`], without building the gradients. `values` is scratch space.
-    /// Returns the loss before the step.
-    pub fn train_output(&mut self, input: &[f32], output: usize, target: f32, rate: f32, values: &mut Vec<f32>) -> f32 {
+    /// [`Network::apply`], without building the gradients. Returns the loss before the step.
+    pub fn train_output(&mut self, input: &[f32], output: usize, target: f32, rate: f32, scratch: &mut Scratch) -> f32 {
+        let Scratch { values, delta, previous } = scratch;
         self.forward_into(input, values);
         let outputs_start = values.len() - self.outputs();
         let y = values[outputs_start + output];
         let loss = 0.0 + 0.5 * (y - target) * (y - target);
+        let unit = vector_unit();
         // Deltas of the current layer's outputs; only `output` is non-zero at the top.
-        let mut delta: Vec<f32> = alloc::vec![0.0; self.outputs()];
+        delta.clear();
+        delta.resize(self.outputs(), 0.0);
         delta[output] = y - target;
         // Where the current layer's input ends in `values`, walking down from the top.
         let mut end = outputs_start;
@@ -150,26 +186,29 @@ impl Network {
             let input = &values[end - layer.inputs..end];
             end -= layer.inputs;
             // The next delta is computed from the weights before this layer's step.
-            let mut previous = alloc::vec![0.0; layer.inputs];
+            previous.clear();
+            previous.resize(layer.inputs, 0.0);
             if index > 0 {
                 for (i, value) in previous.iter_mut().enumerate() {
-                    if input[i] > 0.0 {
-                        *value = (0..layer.outputs).map(|o| layer.weights[o * layer.inputs + i] * delta[o]).sum();
+                    if is_positive(input[i]) {
+                        *value = (unit.column_dot)(&layer.weights, layer.inputs, i, delta);
                     }
                 }
             }
             for (o, &d) in delta.iter().enumerate() {
-                if d == 0.0 {
-                    // A zero delta leaves the row as it is (up to the sign of a zero weight).
-                    continue;
+                // A zero delta leaves the row as it is (up to the sign of a zero weight).
+                if !is_zero(d) {
+                    (unit.subtract_scaled)(
+                        &mut layer.weights[o * layer.inputs..(o + 1) * layer.inputs],
+                        input,
+                        d,
+                        rate,
+                    );
                 }
-                let row = &mut layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
-                for (w, x) in row.iter_mut().zip(input) {
-                    *w -= rate * (d * x);
-                }
-                layer.biases[o] -= rate * d;
             }
-            delta = previous;
+            // b −= rate · (1 · d) is b −= rate · d exactly.
+            (unit.subtract_scaled)(&mut layer.biases, delta, 1.0, rate);
+            core::mem::swap(delta, previous);
         }
         loss
     }
@@ -187,7 +226,7 @@ impl Network {
                     if last {
                         sum
                     } else {
-                        sum.max(0.0)
+                        relu(sum)
                     }
                 })
                 .collect();
@@ -350,7 +389,7 @@ mod tests {
         let mut random = Random::new(11);
         let mut fused = Network::new(&[5, 16, 8, 3], &mut random);
         let mut reference = fused.clone();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         for step in 0..200 {
             let input: Vec<f32> = (0..5).map(|_| random.between(-1.0, 1.0)).collect();
             let (output, target) = (step % 3, random.between(-2.0, 2.0));
@@ -364,6 +403,20 @@ mod tests {
             assert_eq!(loss.to_bits(), expected_loss.to_bits(), "step {step}");
             assert_eq!(fused.parameters(), reference.parameters(), "step {step}");
             assert_eq!(fused.forward(&input), reference.activations(&input).pop().unwrap());
+        }
+    }
+
+    #[test]
+    fn the_bit_predicates_are_the_float_comparisons() {
+        let mut random = Random::new(5);
+        let special =
+            [0.0, -0.0, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::from_bits(1), f32::from_bits(0x8000_0001)];
+        let more = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, 1.0, -1.0];
+        let random_bits = (0..100_000).map(|_| f32::from_bits(random.below(1 << 32) as u32));
+        for x in special.into_iter().chain(more).chain(random_bits) {
+            assert_eq!(is_positive(x), x > 0.0, "{x:e} ({:#010x})", x.to_bits());
+            assert_eq!(is_zero(x), x == 0.0, "{x:e}");
+            assert_eq!(relu(x).to_bits(), if x > 0.0 { x.to_bits() } else { 0 }, "{x:e}");
         }
     }
 

@@ -2,6 +2,7 @@
 
 use alloc::vec::Vec;
 
+use crate::network::Scratch;
 use crate::{Network, Random};
 
 /// Learning parameters.
@@ -72,7 +73,7 @@ pub struct Agent {
     training_steps: u64,
     last_loss: f32,
     /// Activations of a training step, kept to reuse their memory.
-    scratch: Vec<f32>,
+    scratch: Scratch,
 }
 
 impl Agent {
@@ -95,7 +96,7 @@ impl Agent {
             explorations: 0,
             training_steps: 0,
             last_loss: 0.0,
-            scratch: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -117,13 +118,29 @@ impl Agent {
 
     /// ε-greedy choice; returns the action and whether it explored.
     pub fn act(&mut self, state: &[f32]) -> (usize, bool) {
+        match self.explore() {
+            Some(action) => (action, true),
+            None => (self.greedy(state), false),
+        }
+    }
+
+    /// [`Agent::act`] on the current state's Q-values, computed by the caller: the same draws, the same choice.
+    pub fn act_on(&mut self, q_values: &[f32]) -> (usize, bool) {
+        match self.explore() {
+            Some(action) => (action, true),
+            None => (argmax(q_values), false),
+        }
+    }
+
+    /// Counts a decision and draws whether it explores; if it does, the random action.
+    fn explore(&mut self) -> Option<usize> {
         let epsilon = self.epsilon();
         self.decisions += 1;
         if self.random.unit() < epsilon {
             self.explorations += 1;
-            (self.random.below(self.online.outputs() as u64) as usize, true)
+            Some(self.random.below(self.online.outputs() as u64) as usize)
         } else {
-            (self.greedy(state), false)
+            None
         }
     }
 

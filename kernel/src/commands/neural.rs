@@ -4,7 +4,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use serde_json::json;
-use sis_ai::Agent;
+use sis_ai::{Agent, VectorUnit};
+use sis_platform::fpu;
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::memory::KernelFrames;
 use sis_platform::time::PlatformClock;
@@ -28,6 +29,23 @@ pub struct Installed {
 /// The agent `neuralctl` works on; `None` until `stresstest learning` or `neuralctl reset`.
 /// Held only briefly: a training run takes the agent out and puts it back.
 pub static AGENT: IrqMutex<Option<Installed>> = IrqMutex::new(None);
+
+/// Why the FPU loops were refused at boot, when they were (`neuralctl status`).
+static VECTOR_UNIT_ERROR: IrqMutex<Option<String>> = IrqMutex::new(None);
+
+/// Hands the network's inner loops to the FPU ([`sis_platform::fpu`]) once `sis_ai` has checked that they
+/// compute the software loops' bits; if they do not, the software loops stay and `neuralctl status` says why.
+pub fn install_fpu_loops() {
+    let unit = VectorUnit {
+        name: "fpu",
+        dot_plus: fpu::dot_plus,
+        column_dot: fpu::column_dot,
+        subtract_scaled: fpu::subtract_scaled,
+    };
+    if let Err(error) = sis_ai::install_vector_unit(unit) {
+        *VECTOR_UNIT_ERROR.lock() = Some(error.to_string());
+    }
+}
 
 /// Episodes a fresh agent's exploration schedule is laid out for.
 const RESET_EPISODES: u32 = 20;
@@ -124,10 +142,11 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
         )
     };
     let mut human = alloc::format!(
-        "Agent cost per decision: {} decisions, {episodes} episodes, seed {seed}, network {:?}, batch {}",
+        "Agent cost per decision: {} decisions, {episodes} episodes, seed {seed}, network {:?}, batch {}, loops on {}",
         report.decisions,
         report.network,
-        report.batch_size
+        report.batch_size,
+        report.vector_unit
     );
     human.push_str(&line("inference", &report.inference, report.inference_total_ns));
     human.push_str(&line("update", &report.update, report.update_total_ns));
@@ -156,10 +175,13 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let (training_steps, last_loss) = agent.training();
     let shape = agent.shape();
     let parameters = agent.parameters().len();
+    let refused = VECTOR_UNIT_ERROR.lock().clone();
     let human = alloc::format!(
-        "Agent: Q-learning, {origin}\n  Network: {shape:?} (ReLU hidden, linear output), {parameters} parameters, weight seed {seed}\n  Inputs: {inputs}\n  Actions: {actions}\n  Training steps: {training_steps}, last TD loss {last_loss:.4}\n  Replay: {replay} transitions\n  Decisions: {decisions} ({explorations} explored), epsilon now {epsilon:.3}",
+        "Agent: Q-learning, {origin}\n  Network: {shape:?} (ReLU hidden, linear output), {parameters} parameters, weight seed {seed}, loops on {unit}{refused}\n  Inputs: {inputs}\n  Actions: {actions}\n  Training steps: {training_steps}, last TD loss {last_loss:.4}\n  Replay: {replay} transitions\n  Decisions: {decisions} ({explorations} explored), epsilon now {epsilon:.3}",
         origin = installed.origin,
         seed = installed.seed,
+        unit = sis_ai::vector_unit().name,
+        refused = refused.as_deref().map_or(String::new(), |error| alloc::format!(" (FPU refused: {error})")),
         inputs = STATE_NAMES.join(", "),
         actions = Action::ALL.map(Action::name).join(", "),
         replay = agent.replay_len(),
@@ -180,6 +202,8 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             "decisions": decisions,
             "explorations": explorations,
             "epsilon": agent.epsilon(),
+            "vector_unit": sis_ai::vector_unit().name,
+            "vector_unit_error": refused,
         }),
     ))
 }

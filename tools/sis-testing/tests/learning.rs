@@ -180,3 +180,50 @@ fn neuralctl_bench_times_every_decision_and_replays_exactly() {
     assert_eq!(replies[0]["error"]["code"], "no-agent");
     assert_eq!(replies[3]["error"]["code"], "no-agent");
 }
+
+/// Trains on the host what `stresstest learning --episodes 12 --seed 5` trains in the guest.
+fn host_training() -> (Vec<i64>, sis_stress::learning::LearningReport, Vec<f32>) {
+    use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
+    use sis_stress::learning::{self, LearningConfig};
+    const BASE: u64 = 0x4000_0000;
+    const FRAMES: usize = 16 * 1024;
+    let metadata = Box::leak(vec![FrameMeta::default(); FRAMES].into_boxed_slice());
+    let mut frames = FrameAllocator::new(BASE, FRAMES, metadata).unwrap();
+    frames.free_range(BASE, BASE + FRAMES as u64 * PAGE_SIZE).unwrap();
+    let config = LearningConfig { episodes: 12, noise_per_mille: 0, seed: 5 };
+    let mut agent = learning::new_agent(config.seed, config.episodes);
+    let report = learning::run_learning(&config, &mut frames, &mut agent, &mut |_| {});
+    let rewards = report.episodes.iter().map(|episode| episode.reward).collect();
+    (rewards, report, agent.q_values(&[0.98, 0.2, 0.4, 0.5, 0.8]))
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn training_on_the_fpu_gives_the_hosts_bits() {
+    let (_, replies) = batch_json(
+        "stresstest learning --episodes 12 --seed 5 --json; neuralctl infer 0.98 0.2 0.4 0.5 0.8 --json; \
+         neuralctl status --json",
+    );
+    let [report, inferred, status] = &replies[..] else { panic!("three replies expected: {replies:?}") };
+    assert_eq!(status["vector_unit"], "fpu", "the FPU loops passed their boot check: {status}");
+    assert_eq!(status["vector_unit_error"], Value::Null);
+    let (rewards, host, q_values) = host_training();
+    let guest_rewards: Vec<i64> = report["learning"]["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|episode| episode["reward"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rewards.len(), 12);
+    assert_eq!(guest_rewards, rewards, "every episode's reward");
+    assert_eq!(report["learning"]["held_out"]["learned_rewards"], serde_json::json!(host.held_out.learned_rewards));
+    assert_eq!(status["training_steps"].as_u64(), Some(host.training_steps));
+    // serde_json prints an f32 in its shortest round-trip form: parsed back, it is the same f32.
+    let guest_q: Vec<f32> =
+        inferred["q_values"].as_array().unwrap().iter().map(|value| value.as_f64().unwrap() as f32).collect();
+    assert_eq!(
+        guest_q.iter().map(|q| q.to_bits()).collect::<Vec<_>>(),
+        q_values.iter().map(|q| q.to_bits()).collect::<Vec<_>>(),
+        "Q-values after training: guest {guest_q:?}, host {q_values:?}"
+    );
+}

@@ -2,7 +2,7 @@
 
 use core::arch::global_asm;
 
-use super::{console, exceptions, gic, memory, mmu, time, uart};
+use super::{console, exceptions, fpu, gic, memory, mmu, time, uart};
 use crate::bootinfo::{parse_device_tree, BootInfo};
 
 global_asm!(
@@ -110,6 +110,7 @@ fn device_tree_header(address: u64) -> Option<u32> {
 #[no_mangle]
 extern "C" fn sis_platform_rust_start(loader_x0: u64) -> ! {
     exceptions::install();
+    fpu::enable();
     let rust_entry_ns = time::now_ns();
     // SAFETY: linker-script symbols; only their addresses are taken.
     let kernel_image = unsafe { (&__kernel_start as *const u8 as u64, &__kernel_end as *const u8 as u64) };

@@ -4,6 +4,7 @@ mod boot;
 pub mod console;
 mod crash;
 mod exceptions;
+pub mod fpu;
 mod gic;
 mod heap;
 pub mod irq_lock;
