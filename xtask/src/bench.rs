@@ -258,6 +258,78 @@ fn guest_agent_costs(repetitions: u32) -> Result<(), String> {
         median / 1e3,
         median * 100.0 / AGENT_OVERHEAD_TARGET_PERCENT / 1e6
     );
+    guest_online_learning(repetitions)
+}
+
+/// The agent deciding for the kernel's meta-agent and learning online, during three paired memory runs.
+const ONLINE_BENCH: &str = "stresstest learning --episodes 20 --seed 1 --json; autoctl policy learned --json; \
+                            stresstest compare memory --runs 3 --seed 7 --json; autoctl status --json";
+
+/// Mean, p50 and p99 decision cost (ns), decisions, policy updates and interval (ns) of the last on run.
+fn online_figures(config: &QemuConfig) -> Result<[u64; 6], String> {
+    let replies = batch_replies(config)?;
+    let status = replies.get(3).ok_or("expected four JSON replies from the online-learning bench")?;
+    if status["policy"] != "learned" {
+        return Err(format!("the meta-agent ran {} instead of the learned policy", status["policy"]));
+    }
+    let mut figures = [0; 6];
+    let paths: [&[&str]; 6] = [
+        &["decision_cost", "mean_ns"],
+        &["decision_cost", "p50_ns"],
+        &["decision_cost", "p99_ns"],
+        &["decisions"],
+        &["metrics", "policy_updates"],
+        &["interval_ms"],
+    ];
+    for (figure, path) in figures.iter_mut().zip(paths) {
+        *figure = path
+            .iter()
+            .fold(status, |value, key| &value[*key])
+            .as_u64()
+            .ok_or_else(|| format!("no {} in autoctl status", path.join(".")))?;
+    }
+    figures[5] *= 1_000_000;
+    Ok(figures)
+}
+
+/// Inference and online training inside the meta-agent's decisions, against its decision interval: the
+/// interval the agent decides on in the kernel (issue 6's target: under 1 %).
+fn guest_online_learning(repetitions: u32) -> Result<(), String> {
+    let shift = sis_testing::DEFAULT_ICOUNT_SHIFT;
+    let verdict = |percent: f64| if percent < AGENT_OVERHEAD_TARGET_PERCENT { "met" } else { "NOT met" };
+    let [mean, p50, p99, decisions, updates, interval] =
+        online_figures(&QemuConfig::new().batch(ONLINE_BENCH).deterministic())?;
+    println!(
+        "\nin the kernel's meta-agent (`autoctl policy learned`, learning online: a training step every 4 decisions), \
+         last of 3 on runs of `stresstest compare memory`"
+    );
+    let percent = mean as f64 / interval as f64 * 100.0;
+    println!(
+        "  deterministic mode: {decisions} decisions, {updates} training steps; decision cost p50 {} instructions \
+         (inference), p99 {} (with a training step), mean {} = {percent:.2} % of the {} ms interval (target < {AGENT_OVERHEAD_TARGET_PERCENT:.0} %: {})",
+        p50 >> shift,
+        p99 >> shift,
+        mean >> shift,
+        interval / 1_000_000,
+        verdict(percent)
+    );
+    let mut percents = Vec::new();
+    for run in 1..=repetitions {
+        let [mean, p50, p99, decisions, updates, interval] = online_figures(&QemuConfig::new().batch(ONLINE_BENCH))?;
+        let percent = mean as f64 / interval as f64 * 100.0;
+        println!(
+            "  normal mode run {run:>2}: {decisions} decisions, {updates} training steps; cost p50 {:.1} us, p99 {:.1} us, mean {:.1} us = {percent:.3} %",
+            p50 as f64 / 1e3,
+            p99 as f64 / 1e3,
+            mean as f64 / 1e3
+        );
+        percents.push(percent);
+    }
+    let median = median_of(&percents, |percent| *percent);
+    println!(
+        "  normal mode median: {median:.3} % of the interval (target < {AGENT_OVERHEAD_TARGET_PERCENT:.0} %: {})",
+        verdict(median)
+    );
     Ok(())
 }
 

@@ -166,6 +166,9 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
         let inputs = Telemetry { strategy: strategy.current(), ..telemetry };
         let Decision { directive, confidence_per_mille, reason, selection, prediction } =
             self.policy.decide(&inputs, &self.config);
+        for _ in 0..self.policy.take_updates() {
+            metrics.record_event(AutonomyEvent::PolicyUpdate);
+        }
         let confidence_per_mille = confidence_per_mille.min(1000);
         let threshold_per_mille = self.config.confidence_threshold_per_mille;
         let id = self.traces.pushed();

@@ -24,6 +24,14 @@ pub struct Telemetry {
     pub demand_per_mille: u16,
     /// OOM events since the previous decision.
     pub oom_events: u32,
+    /// Workload steps since the previous decision.
+    pub steps: u64,
+    /// Allocation requests since the previous decision (throttled ones included).
+    pub allocation_requests: u64,
+    /// Requests the throttle refused since the previous decision.
+    pub requests_throttled: u64,
+    /// Cache objects the meta-agent's reclaims dropped since the previous decision.
+    pub cache_objects_dropped: u64,
     /// Scheduler deadline misses since the previous decision.
     pub deadline_misses: u32,
     /// Longest command latency (offered to completed) since the previous decision: best-effort work waiting.
@@ -280,6 +288,12 @@ pub trait Policy {
     fn feedback(&mut self, _trace: &crate::DecisionTrace) -> bool {
         false
     }
+
+    /// Parameter updates the policy made on its own since the last call (a policy that learns online from
+    /// every decision's measured outcome); each counts as a policy update. The default makes none.
+    fn take_updates(&mut self) -> u64 {
+        0
+    }
 }
 
 /// A boxed policy is a policy, so the agent can switch between policies at run time
@@ -295,6 +309,10 @@ impl<T: Policy + ?Sized> Policy for alloc::boxed::Box<T> {
 
     fn feedback(&mut self, trace: &crate::DecisionTrace) -> bool {
         (**self).feedback(trace)
+    }
+
+    fn take_updates(&mut self) -> u64 {
+        (**self).take_updates()
     }
 }
 

@@ -47,6 +47,8 @@ struct Watched {
     oom_events: u64,
     requests: u64,
     steps: u64,
+    throttled: u64,
+    dropped: u64,
 }
 
 /// The meta-agent, its strategy controller and pressure trend, bound to a pool port.
@@ -150,6 +152,8 @@ impl Governor {
             oom_events: telemetry.oom_events,
             requests: telemetry.allocation_requests,
             steps: telemetry.steps,
+            throttled: telemetry.throttled_requests,
+            dropped: telemetry.cache_objects_dropped,
         });
         if new_ooms > 0 {
             self.agent.resolve(now_ns, Some(ObservedFailure::Oom), metrics);
@@ -176,6 +180,10 @@ impl Governor {
                 as u16,
             demand_per_mille: (new_requests * 1000).checked_div(new_steps).unwrap_or(0).min(1000) as u16,
             oom_events: new_ooms.min(u32::MAX as u64) as u32,
+            steps: new_steps,
+            allocation_requests: new_requests,
+            requests_throttled: telemetry.throttled_requests.saturating_sub(previous.throttled),
+            cache_objects_dropped: telemetry.cache_objects_dropped.saturating_sub(previous.dropped),
             // Not observed: deadline threads' misses have no port yet.
             deadline_misses: 0,
             command_latency_max_ns,

@@ -707,24 +707,60 @@ pub fn run_learning<S: FrameSource + ?Sized>(
     }
 }
 
-/// The trained agent's greedy policy driving the kernel's meta-agent (`autoctl policy learned`).
+/// Decisions between two training steps of the policy learning online in the kernel (DQN's "train every
+/// 4 steps"): each step replays `batch_size` transitions, so every decision is learned from twice on average.
+pub const ONLINE_TRAIN_EVERY: u64 = 4;
+
+/// The agent driving the kernel's meta-agent (`autoctl policy learned`), and learning online as it does.
 ///
 /// The meta-agent's telemetry is mapped onto the inputs the agent trained on: pressure, its change since the
 /// previous decision (/ 250 per mille, clamped to ±1), the cache's share of the limit, OOM events since the
 /// previous decision (/ 16, at most 1) and demand (requests per step). Nothing maps to `None`, reclaim to a
-/// proactive reclaim and throttle to refusing every request of the coming interval, as in training. The
-/// confidence is the softmax probability of the chosen action over the Q-values. The policy does not learn
-/// online: it is the agent as `stresstest learning` left it.
+/// proactive reclaim and throttle to refusing every request of the coming interval, as in training. It
+/// chooses ε-greedily (the agent's ε, at its floor once trained); the confidence is the softmax probability
+/// of the chosen action over the Q-values.
+///
+/// At each decision the previous one becomes a transition: its state, the action carried out (none when the
+/// meta-agent held the decision below its confidence threshold), the reward measured over the interval in
+/// the training's points per workload step (2 per allocation served, −6 per OOM event, −1 per request
+/// throttled, −1 per cache object a reclaim dropped), and this decision's state. Every
+/// [`ONLINE_TRAIN_EVERY`] transitions the agent takes a training step, counted as a policy update.
 #[derive(Debug, Clone)]
 pub struct LearnedPolicy {
     agent: Agent,
     previous_pressure: Option<u16>,
+    /// The previous decision's state and the action carried out, waiting for its interval's reward.
+    pending: Option<([f32; STATE_SIZE], usize)>,
+    transitions: u64,
+    updates_unreported: u64,
 }
 
 impl LearnedPolicy {
-    /// A policy acting greedily on `agent`'s Q-values.
+    /// A policy driven by `agent`, which goes on learning from the decisions it makes.
     pub fn new(agent: Agent) -> Self {
-        LearnedPolicy { agent, previous_pressure: None }
+        LearnedPolicy { agent, previous_pressure: None, pending: None, transitions: 0, updates_unreported: 0 }
+    }
+
+    /// The agent as it has learned so far.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// Transitions learned from.
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// The reward of the interval `telemetry` reports on, in points per workload step (training's scale:
+    /// an episode's decision gets its 64 steps' points / 64).
+    pub fn reward(telemetry: &sis_autonomy::Telemetry) -> f32 {
+        let ooms = telemetry.oom_events as u64;
+        let served = telemetry.allocation_requests.saturating_sub(ooms + telemetry.requests_throttled);
+        let points = served as i64 * REWARD_SERVED
+            + ooms as i64 * REWARD_OOM
+            + telemetry.requests_throttled as i64 * REWARD_THROTTLED
+            + telemetry.cache_objects_dropped as i64 * REWARD_DROPPED;
+        points as f32 / telemetry.steps.max(1) as f32
     }
 
     /// The agent's inputs for `telemetry`, given the pressure at the previous decision.
@@ -748,16 +784,29 @@ impl sis_autonomy::Policy for LearnedPolicy {
     fn decide(
         &mut self,
         telemetry: &sis_autonomy::Telemetry,
-        _config: &sis_autonomy::MetaConfig,
+        config: &sis_autonomy::MetaConfig,
     ) -> sis_autonomy::Decision {
         use sis_autonomy::{Decision, Directive, Prediction, Reason, Selection};
         let state = Self::state(telemetry, self.previous_pressure);
         self.previous_pressure = Some(telemetry.pressure_per_mille);
+        if let Some((previous, action)) = self.pending.take() {
+            let reward = Self::reward(telemetry);
+            let (state, next_state) = (previous.to_vec(), state.to_vec());
+            self.agent.remember(Transition { state, action, reward, next_state, done: false });
+            self.transitions += 1;
+            if self.transitions.is_multiple_of(ONLINE_TRAIN_EVERY) && self.agent.train().is_some() {
+                self.updates_unreported += 1;
+            }
+        }
         let q_values = self.agent.q_values(&state);
-        let action = self.agent.greedy(&state);
-        let best = q_values[action];
-        let total: f32 = q_values.iter().map(|q| libm::expf(q - best)).sum();
+        let (action, explored) = self.agent.act_on(&q_values);
+        let chosen = q_values[action];
+        // exp(0) is exactly 1: the chosen action's term costs no software exponential.
+        let total: f32 =
+            q_values.iter().enumerate().map(|(i, q)| if i == action { 1.0 } else { libm::expf(q - chosen) }).sum();
         let confidence = (1000.0 / total.max(1.0)) as u16;
+        let acted = Action::ALL[action] != Action::Nothing && confidence >= config.confidence_threshold_per_mille;
+        self.pending = Some((state, if acted { action } else { Action::Nothing as usize }));
         let (directive, prediction) = match Action::ALL[action] {
             Action::Nothing => (Directive::None, None),
             Action::Reclaim => (Directive::ProactiveReclaim, Some(Prediction::Oom)),
@@ -767,9 +816,13 @@ impl sis_autonomy::Policy for LearnedPolicy {
             directive,
             confidence_per_mille: confidence,
             reason: Reason::Learned { action: action as u16 },
-            selection: Selection::Exploitation,
+            selection: if explored { Selection::Exploration } else { Selection::Exploitation },
             prediction,
         }
+    }
+
+    fn take_updates(&mut self) -> u64 {
+        core::mem::take(&mut self.updates_unreported)
     }
 }
 
@@ -802,6 +855,8 @@ pub struct CostReport {
     pub batch_size: usize,
     /// Network layer sizes, inputs first.
     pub network: Vec<usize>,
+    /// Where the network's inner loops ran ([`sis_ai::vector_unit`]): `software` or, in the kernel, `fpu`.
+    pub vector_unit: &'static str,
 }
 
 /// The training controller with a clock on each part of a decision.
@@ -880,6 +935,7 @@ pub fn measure_costs<S: FrameSource + ?Sized, C: Clock>(
         },
         batch_size: agent_config(episodes).batch_size,
         network,
+        vector_unit: sis_ai::vector_unit().name,
     }
 }
 

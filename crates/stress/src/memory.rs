@@ -258,15 +258,17 @@ pub fn run_memory_test(
             }
         }
 
-        if options.port.is_some_and(PoolPort::take_reclaim) {
+        if let Some(port) = options.port.filter(|port| port.take_reclaim()) {
             report.directed_compactions += 1;
-            integrity_ok &= compact(&mut pool, source, &mut report);
+            let dropped = compact(&mut pool, source, &mut report);
+            integrity_ok &= dropped.is_some();
+            port.count_dropped(dropped.unwrap_or(0));
         }
         let pressure = pool.pressure_per_mille();
         if pressure >= threshold && step - last_compaction_step >= COMPACTION_COOLDOWN_STEPS {
             last_compaction_step = step;
             report.proactive_compactions += 1;
-            integrity_ok &= compact(&mut pool, source, &mut report);
+            integrity_ok &= compact(&mut pool, source, &mut report).is_some();
         }
 
         let allocate = if burst_left > 0 {
@@ -325,7 +327,7 @@ pub fn run_memory_test(
                         report.oom_events += 1;
                         report.reactive_compactions += 1;
                         let recovered_before = report.memory_recovered_bytes;
-                        integrity_ok &= compact(&mut pool, source, &mut report);
+                        integrity_ok &= compact(&mut pool, source, &mut report).is_some();
                         let retry = timed_allocate(
                             &mut pool,
                             source,
@@ -493,14 +495,11 @@ fn free_object(
 }
 
 /// Compacts and counts; false means the pool reported a bookkeeping error.
-fn compact(pool: &mut Pool, source: &mut dyn FrameSource, report: &mut MemoryReport) -> bool {
-    match pool.compact(source) {
-        Ok(compaction) => {
-            report.memory_recovered_bytes += compaction.bytes_recovered;
-            true
-        }
-        Err(_) => false,
-    }
+/// Compacts the pool; the cache objects it dropped, or `None` when the pool's books failed a check.
+fn compact(pool: &mut Pool, source: &mut dyn FrameSource, report: &mut MemoryReport) -> Option<u64> {
+    let compaction = pool.compact(source).ok()?;
+    report.memory_recovered_bytes += compaction.bytes_recovered;
+    Some(compaction.cache_objects_dropped)
 }
 
 /// A per-mille figure as a percentage with one decimal (`91.3%`).

@@ -37,6 +37,7 @@ pub struct PoolPort {
     reclaims_applied: AtomicU64,
     throttle_per_mille: AtomicU32,
     throttled_requests: AtomicU64,
+    cache_objects_dropped: AtomicU64,
     pressure_cap_per_mille: AtomicU32,
 }
 
@@ -65,6 +66,8 @@ pub struct PortTelemetry {
     pub throttle_per_mille: u32,
     /// Requests refused by the throttle in this run.
     pub throttled_requests: u64,
+    /// Cache objects dropped by the reclaims posted here, in this run.
+    pub cache_objects_dropped: u64,
 }
 
 impl Default for PoolPort {
@@ -90,6 +93,7 @@ impl PoolPort {
             reclaims_applied: AtomicU64::new(0),
             throttle_per_mille: AtomicU32::new(0),
             throttled_requests: AtomicU64::new(0),
+            cache_objects_dropped: AtomicU64::new(0),
             pressure_cap_per_mille: AtomicU32::new(NO_CAP),
         }
     }
@@ -118,7 +122,14 @@ impl PoolPort {
     }
 
     fn clear(&self) {
-        for counter in [&self.oom_events, &self.allocation_requests, &self.steps, &self.throttled_requests] {
+        let counters = [
+            &self.oom_events,
+            &self.allocation_requests,
+            &self.steps,
+            &self.throttled_requests,
+            &self.cache_objects_dropped,
+        ];
+        for counter in counters {
             counter.store(0, Relaxed);
         }
         self.pressure_per_mille.store(0, Relaxed);
@@ -163,6 +174,11 @@ impl PoolPort {
         self.throttled_requests.fetch_add(1, Relaxed);
     }
 
+    /// Counts the cache objects a reclaim posted here dropped (what the reclaim cost the workload).
+    pub fn count_dropped(&self, objects: u64) {
+        self.cache_objects_dropped.fetch_add(objects, Relaxed);
+    }
+
     // The observer's side.
 
     /// The current figures.
@@ -179,6 +195,7 @@ impl PoolPort {
             reclaims_pending: self.reclaim_requests.load(Relaxed) - self.reclaims_applied.load(Relaxed),
             throttle_per_mille: self.throttle_per_mille.load(Relaxed),
             throttled_requests: self.throttled_requests.load(Relaxed),
+            cache_objects_dropped: self.cache_objects_dropped.load(Relaxed),
         }
     }
 

@@ -149,7 +149,7 @@ fn multi_compare_cuts_oom_events_significantly_and_the_learned_policy_drives_the
     let (_, replies) = batch_json(
         "stresstest compare multi --seed 7 --json; \
          stresstest learning --episodes 20 --seed 1 --json; autoctl policy learned --json; \
-         stresstest compare memory --runs 4 --seed 7 --json; autoctl audit last 3 --json",
+         stresstest compare memory --runs 4 --seed 7 --json; autoctl audit last 3 --json; autoctl status --json",
     );
     let multi = &replies[0]["compare"];
     let reduction = f64_at(multi, "oom_reduction_percent");
@@ -173,8 +173,8 @@ fn multi_compare_cuts_oom_events_significantly_and_the_learned_policy_drives_the
     let processed = figure("commands_processed");
     assert!(processed["change_percent"].as_f64().unwrap().abs() < 1.0, "{processed}");
     assert!(multi["autonomy_on"]["interventions"]["counters"]["priority_boosts"].as_u64().unwrap() >= 10);
-    // The learned policy: its decisions are traced as learned, exploiting; what they change is measured,
-    // whichever way it goes.
+    // The learned policy: its decisions are traced as learned; what they change is measured, whichever way
+    // it goes. It learns online: one training step every 4 transitions (a run of n decisions has n - 1).
     assert_eq!(replies[2]["policy"], "learned");
     let learned = &replies[3]["compare"];
     assert_eq!(learned["runs"], 4);
@@ -189,8 +189,13 @@ fn multi_compare_cuts_oom_events_significantly_and_the_learned_policy_drives_the
     for trace in traces {
         assert_eq!(trace["policy"], "learned");
         assert_eq!(trace["reason"]["reason"], "learned");
-        assert_eq!(trace["selection"], "exploitation");
+        assert!(["exploitation", "exploration"].contains(&trace["selection"].as_str().unwrap()), "{trace}");
     }
+    let last_run = &replies[5];
+    let decisions = last_run["decisions"].as_u64().unwrap();
+    assert!(decisions > 50, "{last_run}");
+    assert_eq!(last_run["metrics"]["policy_updates"].as_u64(), Some((decisions - 1) / 4), "{last_run}");
+    assert!(learned["autonomy_on"]["interventions"]["counters"]["policy_updates"].as_u64().unwrap() >= 4 * 12);
 }
 
 #[test]

@@ -183,6 +183,10 @@ fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily()
         cache_per_mille: 250,
         demand_per_mille: 700,
         oom_events: 4,
+        steps: 1_000,
+        allocation_requests: 700,
+        requests_throttled: 0,
+        cache_objects_dropped: 0,
         deadline_misses: 0,
         command_latency_max_ns: 0,
         command_queue_depth: 0,
@@ -204,4 +208,53 @@ fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily()
     assert_eq!(decision.directive, expected[greedy]);
     // Softmax over three actions: the greedy one has at least a third.
     assert!((333..=1000).contains(&decision.confidence_per_mille), "{}", decision.confidence_per_mille);
+}
+
+#[test]
+fn the_learned_policy_learns_online_from_each_intervals_measured_reward() {
+    use sis_autonomy::{MemoryStrategy, MetaConfig, Policy, Telemetry};
+    let interval = Telemetry {
+        now_ns: 0,
+        pressure_per_mille: 700,
+        trend: None,
+        cache_per_mille: 200,
+        demand_per_mille: 700,
+        oom_events: 4,
+        steps: 1_000,
+        allocation_requests: 700,
+        requests_throttled: 100,
+        cache_objects_dropped: 50,
+        deadline_misses: 0,
+        command_latency_max_ns: 0,
+        command_queue_depth: 0,
+        commands_boosted: false,
+        strategy: MemoryStrategy::Balanced,
+    };
+    // 596 served x 2, 4 OOM x -6, 100 throttled x -1, 50 dropped x -1, over 1,000 steps.
+    assert_eq!(LearnedPolicy::reward(&interval), 1018.0 / 1000.0);
+    assert_eq!(LearnedPolicy::reward(&Telemetry { steps: 0, ..interval }), 1018.0, "no step: no division by 0");
+
+    let mut agent = new_agent(2, 10);
+    run_learning(&LearningConfig { episodes: 10, noise_per_mille: 0, seed: 2 }, &mut frames(), &mut agent, &mut |_| {});
+    let (steps_before, _) = agent.training();
+    let replay_before = agent.replay_len();
+    let mut policy = LearnedPolicy::new(agent.clone());
+    let config = MetaConfig::default();
+    let mut updates = 0;
+    for decision in 0..41u64 {
+        let pressure = 500 + (decision * 37 % 500) as u16;
+        policy.decide(
+            &Telemetry { pressure_per_mille: pressure, oom_events: (decision % 3) as u32, ..interval },
+            &config,
+        );
+        updates += policy.take_updates();
+    }
+    // 41 decisions make 40 transitions: a training step after the 4th, 8th, ... 40th.
+    assert_eq!(policy.transitions(), 40);
+    assert_eq!(updates, 10);
+    assert_eq!(policy.take_updates(), 0, "reported once");
+    assert_eq!(policy.agent().training().0, steps_before + 10);
+    assert_eq!(policy.agent().replay_len(), replay_before + 40);
+    assert_ne!(policy.agent().parameters(), agent.parameters(), "the steps changed the network");
+    assert_eq!(policy.agent().decisions().0, agent.decisions().0 + 41);
 }

@@ -345,7 +345,9 @@ impl System {
 
     /// One step as the pool's port sees it: a reclaim posted there is carried out, then the figures published.
     fn port_step(&mut self) {
-        if MEMORY_PORT.take_reclaim() && self.pool.compact(&mut self.frames).is_ok() {
+        let compaction = if MEMORY_PORT.take_reclaim() { self.pool.compact(&mut self.frames).ok() } else { None };
+        if let Some(compaction) = compaction {
+            MEMORY_PORT.count_dropped(compaction.cache_objects_dropped);
             self.forget_dropped();
             self.figures.directed_reclaims += 1;
         }
