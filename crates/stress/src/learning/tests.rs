@@ -184,6 +184,7 @@ fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily()
         demand_per_mille: 700,
         oom_events: 4,
         deadline_misses: 0,
+        deadline_jobs: 0,
         command_latency_max_ns: 0,
         command_queue_depth: 0,
         commands_boosted: false,
