@@ -34,6 +34,8 @@ pub struct Telemetry {
     pub cache_objects_dropped: u64,
     /// Scheduler deadline misses since the previous decision.
     pub deadline_misses: u32,
+    /// Jobs the watched deadline threads completed since the previous decision (the misses among them).
+    pub deadline_jobs: u32,
     /// Longest command latency (offered to completed) since the previous decision: best-effort work waiting.
     pub command_latency_max_ns: u64,
     /// Commands waiting in the command queue.
@@ -62,9 +64,9 @@ pub enum Directive {
         /// Strategy wanted.
         strategy: MemoryStrategy,
     },
-    /// Relax the deadlines of best-effort work.
+    /// Relax the relative deadline of the deadline thread that missed: D' = D * (1000 + relax) / 1000.
     AdjustDeadline {
-        /// Extension of each best-effort deadline, per mille of its period.
+        /// Extension of the relative deadline, per mille of itself.
         relax_per_mille: u16,
     },
     /// Raise the priority of best-effort work that missed deadlines.
@@ -114,6 +116,8 @@ pub enum Reason {
     DeadlinesMissed {
         /// Misses since the previous decision.
         misses: u32,
+        /// Jobs completed since the previous decision.
+        jobs: u32,
         /// Longest command latency since the previous decision.
         command_latency_max_ns: u64,
     },
@@ -363,9 +367,12 @@ impl Policy for NeverAct {
 ///    (a flat line fits badly but is sure of its level). Predicts pressure
 ///    above `throttle_at`.
 /// 4. Deadline misses at or above the limit: boost priority when command
-///    latency is at or above `latency_limit_ns`, else relax deadlines;
-///    confidence `1000 * misses / (misses + limit)`. Predicts another
-///    deadline miss.
+///    latency is at or above `latency_limit_ns`, else relax the deadline;
+///    confidence the larger of `1000 * misses / (misses + limit)` and the
+///    share of the interval's jobs that missed (`1000 * misses / jobs`; a
+///    10 ms thread completes one job per 10 ms decision, so one late job out
+///    of one is a certain miss, not half of one). Predicts another deadline
+///    miss.
 /// 5. The longest command latency since the last decision at or above
 ///    `latency_limit_ns`, the consumer not boosted yet: boost its priority;
 ///    confidence 600 at the limit rising to 1000 at twice the limit. Predicts
@@ -438,9 +445,12 @@ pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
             Directive::AdjustDeadline { relax_per_mille: config.deadline_relax_per_mille }
         };
         let misses = telemetry.deadline_misses as u64;
-        let confidence = (1000 * misses / (misses + config.deadline_miss_limit as u64)) as u16;
+        let by_count = 1000 * misses / (misses + config.deadline_miss_limit as u64);
+        let by_share = (1000 * misses).checked_div(telemetry.deadline_jobs as u64).unwrap_or(0);
+        let confidence = by_count.max(by_share).min(1000) as u16;
         let reason = Reason::DeadlinesMissed {
             misses: telemetry.deadline_misses,
+            jobs: telemetry.deadline_jobs,
             command_latency_max_ns: telemetry.command_latency_max_ns,
         };
         return rule(directive, confidence, reason, Some(Prediction::DeadlineMiss));

@@ -7,14 +7,19 @@
 //!   deadline d and remaining budget c unless d < t or c / (d - t) > Q / T;
 //!   then d = t + D and c = Q.
 //! - **Accounting.** Running consumes c. When c reaches 0 the server is
-//!   throttled until d; then d = d + T and c = Q, and if d is still in the
-//!   past, d = now + D (hard CBS: an overrunning or stalled thread never
-//!   takes time from the others).
+//!   throttled until d, or, with a relaxed deadline (D > T), until its next
+//!   period starts (d - D + T, as Linux does); then d = d + T and c = Q, and
+//!   if d is still in the past, d = now + D (hard CBS: an overrunning or
+//!   stalled thread never takes time from the others).
 //! - **Dispatch.** The eligible server with the earliest d runs; ties go to
 //!   the lower thread ID. Best-effort threads run round robin when no server
 //!   is eligible.
 //! - **Admission.** A server is admitted only if the sum of Q / T stays
 //!   within the bound (default 0.95), computed exactly in rational terms.
+//!   It is admitted with D <= T; [`CbsEdf::set_deadline`] may later relax D
+//!   up to [`MAX_DEADLINE_PERIODS`] periods. Q / T does not depend on D, and
+//!   for D >= T EDF meets every deadline when the sum stays within 1, so a
+//!   relaxation needs no more bandwidth.
 
 use alloc::boxed::Box;
 
@@ -28,6 +33,9 @@ use slots::{SlotHeap, SlotTable};
 
 /// Default admission bound: 950,000 ppm (Σ Q/T ≤ 0.95).
 pub const DEFAULT_BOUND_PPM: u64 = 950_000;
+
+/// The longest relative deadline [`CbsEdf::set_deadline`] accepts, in periods: repeated relaxations stop here.
+pub const MAX_DEADLINE_PERIODS: u64 = 2;
 
 /// A server's parameters, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +70,13 @@ pub enum AdmissionError {
     Unsupported,
     /// The thread has no server to change.
     NotAdmitted,
+    /// A deadline change beyond [`MAX_DEADLINE_PERIODS`] periods.
+    DeadlineBeyondBound {
+        /// The deadline asked for, ns.
+        deadline_ns: u64,
+        /// The longest accepted, ns.
+        limit_ns: u64,
+    },
 }
 
 impl core::fmt::Display for AdmissionError {
@@ -83,6 +98,9 @@ impl core::fmt::Display for AdmissionError {
             AdmissionError::AlreadyAdmitted => write!(formatter, "the thread already has a server"),
             AdmissionError::Unsupported => write!(formatter, "the scheduling policy has no deadline servers"),
             AdmissionError::NotAdmitted => write!(formatter, "the thread has no deadline server"),
+            AdmissionError::DeadlineBeyondBound { deadline_ns, limit_ns } => {
+                write!(formatter, "deadline {deadline_ns} ns exceeds {MAX_DEADLINE_PERIODS} periods ({limit_ns} ns)")
+            }
         }
     }
 }
@@ -290,6 +308,41 @@ impl CbsEdf {
         Ok(())
     }
 
+    /// Changes the relative deadline of `thread`'s server, keeping budget and period. The current period's
+    /// start (d - D) is kept, so the server's deadline becomes start + `deadline_ns` at once, and so does the
+    /// deadline of a job judged at completion against its release + D. Refused below the budget and beyond
+    /// [`MAX_DEADLINE_PERIODS`] periods; utilization (Q/T) does not change.
+    pub fn set_deadline(&mut self, thread: ThreadId, deadline_ns: u64) -> Result<(), AdmissionError> {
+        let server = self.servers.get(thread).ok_or(AdmissionError::NotAdmitted)?;
+        let params = server.params;
+        if deadline_ns == 0 {
+            return Err(AdmissionError::ZeroParameter);
+        }
+        if params.budget_ns > deadline_ns {
+            return Err(AdmissionError::BudgetAboveDeadline);
+        }
+        let limit_ns = params.period_ns.saturating_mul(MAX_DEADLINE_PERIODS);
+        if deadline_ns > limit_ns {
+            return Err(AdmissionError::DeadlineBeyondBound { deadline_ns, limit_ns });
+        }
+        let state = server.state;
+        let start_ns = server.deadline_at_ns.saturating_sub(params.deadline_ns);
+        // Out of the ready heap while its key changes; a throttled server keeps the replenishment time set when
+        // it was throttled.
+        let requeue = state == State::Ready;
+        if requeue {
+            self.set_state(thread, State::Blocked);
+        }
+        if let Some(server) = self.servers.get_mut(thread) {
+            server.params.deadline_ns = deadline_ns;
+            server.deadline_at_ns = start_ns.saturating_add(deadline_ns);
+        }
+        if requeue {
+            self.set_state(thread, State::Ready);
+        }
+        Ok(())
+    }
+
     /// Reports that `thread` finished a job at `now_ns` whose absolute deadline
     /// was `job_deadline_ns` (release + D). Misses are counted against the
     /// job's own deadline: the server's deadline moves on when CBS postpones it.
@@ -447,8 +500,12 @@ impl Scheduler for CbsEdf {
         server.budget_left_ns = server.budget_left_ns.saturating_sub(ran_ns);
         if server.budget_left_ns == 0 && server.state == State::Running {
             server.stats.throttles += 1;
-            // Hard CBS: wait for the deadline, then replenish with the next one.
-            let until_ns = server.deadline_at_ns.max(now_ns);
+            // Hard CBS: wait for the deadline, then replenish with the next one. A relaxed deadline (D > T)
+            // lies beyond the next period's start (d - D + T): waiting for it would cut the bandwidth to Q/D.
+            let params = server.params;
+            let next_period_ns =
+                server.deadline_at_ns.saturating_sub(params.deadline_ns).saturating_add(params.period_ns);
+            let until_ns = server.deadline_at_ns.min(next_period_ns).max(now_ns);
             self.set_state(thread, State::Throttled { until_ns });
         }
     }
@@ -505,6 +562,10 @@ impl Scheduler for CbsEdf {
 
     fn set_budget(&mut self, thread: ThreadId, budget_ns: u64) -> Result<(), AdmissionError> {
         CbsEdf::set_budget(self, thread, budget_ns)
+    }
+
+    fn set_deadline(&mut self, thread: ThreadId, deadline_ns: u64) -> Result<(), AdmissionError> {
+        CbsEdf::set_deadline(self, thread, deadline_ns)
     }
 
     fn server(&self, thread: ThreadId) -> Option<(ServerParams, ServerStats)> {

@@ -12,7 +12,9 @@ extern crate alloc;
 mod cbs;
 mod round_robin;
 
-pub use cbs::{AdmissionError, CbsEdf, ServerLatency, ServerParams, ServerStats, DEFAULT_BOUND_PPM};
+pub use cbs::{
+    AdmissionError, CbsEdf, ServerLatency, ServerParams, ServerStats, DEFAULT_BOUND_PPM, MAX_DEADLINE_PERIODS,
+};
 
 pub use round_robin::RoundRobin;
 
@@ -57,6 +59,11 @@ pub trait Scheduler: Send {
     }
     /// Changes the budget of `thread`'s server (period and deadline kept); policies without servers refuse.
     fn set_budget(&mut self, _thread: ThreadId, _budget_ns: u64) -> Result<(), AdmissionError> {
+        Err(AdmissionError::Unsupported)
+    }
+    /// Changes the relative deadline of `thread`'s server (budget and period kept); policies without servers
+    /// refuse.
+    fn set_deadline(&mut self, _thread: ThreadId, _deadline_ns: u64) -> Result<(), AdmissionError> {
         Err(AdmissionError::Unsupported)
     }
     /// Reports that `thread` finished a job whose absolute deadline was `job_deadline_ns`.

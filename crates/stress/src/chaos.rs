@@ -295,6 +295,10 @@ pub struct EventFigures {
     pub throttled: u64,
     /// Compactions the meta-agent asked for through the pool's port, carried out during the event.
     pub directed_reclaims: u64,
+    /// Jobs the periodic deadline thread completed during the event.
+    pub deadline_jobs: u64,
+    /// Of those, jobs completed after their deadline (release + D in force at completion).
+    pub deadline_misses: u64,
 }
 
 /// Whether the system's integrity held at the end: everything the run took was given back.

@@ -112,7 +112,7 @@ const COMMAND_FIGURES: [Figure; 4] = [
     figure("command_p99_ns", "Command latency p99 (ns)", Better::Lower),
 ];
 
-const CHAOS_FIGURES: [Figure; 10] = [
+const CHAOS_FIGURES: [Figure; 11] = [
     figure("oom_events", "OOM events", Better::Lower),
     figure("oom_not_recovered", "OOM not recovered", Better::Lower),
     figure("failed_events", "Events failed", Better::Lower),
@@ -123,6 +123,7 @@ const CHAOS_FIGURES: [Figure; 10] = [
     figure("recovery_max_ns", "Recovery max (ns)", Better::Lower),
     figure("throttled_requests", "Requests throttled", Better::Lower),
     figure("directed_reclaims", "Reclaims directed", Better::Neither),
+    figure("deadline_misses", "Deadline misses", Better::Lower),
 ];
 
 /// The figures of `target`, in report order.
@@ -176,6 +177,7 @@ pub fn chaos_values(report: &ChaosReport) -> Vec<u64> {
         report.recovery.max_ns,
         sum(|figures| figures.throttled),
         sum(|figures| figures.directed_reclaims),
+        sum(|figures| figures.deadline_misses),
     ]
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A tick reads the port's telemetry, feeds the pressure trend, resolves the
 //! outcomes of earlier interventions against what was observed since the
-//! previous tick (an OOM event, or the peak pressure), lets the
+//! previous tick (an OOM event, the peak pressure, the longest command
+//! latency, a deadline miss), lets the
 //! [`MetaAgent`] decide, and applies an acted directive through the port:
 //! a reclaim request, a throttle for the coming interval, or the pressure cap
 //! of the strategy in force. The kernel runs ticks on its autonomy thread;
@@ -17,7 +18,7 @@ use sis_autonomy::{
     Telemetry,
 };
 
-use crate::port::{FloodPort, FloodTelemetry, PoolPort, NO_CAP};
+use crate::port::{DeadlinePort, FloodPort, FloodTelemetry, PoolPort, NO_CAP};
 
 /// A policy the governor can run (the kernel swaps them with `autoctl policy`).
 pub type BoxedPolicy = Box<dyn Policy + Send>;
@@ -51,12 +52,22 @@ struct Watched {
     dropped: u64,
 }
 
+/// What the governor remembers about the deadline thread it watches.
+#[derive(Debug, Clone, Copy, Default)]
+struct DeadlineWatched {
+    run: u64,
+    jobs: u64,
+    misses: u64,
+}
+
 /// The meta-agent, its strategy controller and pressure trend, bound to a pool port.
 pub struct Governor {
     agent: MetaAgent<BoxedPolicy>,
     strategy: StrategyController,
     trend: PressureTrend,
     watched: Option<Watched>,
+    /// The deadline thread's run, jobs and misses at the last decision.
+    deadline_watched: Option<DeadlineWatched>,
     /// A naive threshold policy shadowing the same pressure samples: what it would be in, and its switches.
     naive: Option<MemoryStrategy>,
     naive_switches: u64,
@@ -81,6 +92,7 @@ impl Governor {
             strategy: StrategyController::new(strategy, MemoryStrategy::Balanced).map_err(GovernorError::Strategy)?,
             trend: PressureTrend::new(),
             watched: None,
+            deadline_watched: None,
             naive: None,
             naive_switches: 0,
         })
@@ -118,11 +130,17 @@ impl Governor {
     /// `flood` is the command flood's port, when there is one: its longest latency since the last decision
     /// and its queue depth join the memory telemetry. A boost the meta-agent decides is returned in the trace
     /// for the caller to apply through the scheduler (it then marks the flood port boosted).
+    ///
+    /// `deadline` is a deadline thread's port, when there is one: the misses it published since the last
+    /// decision are the telemetry's `deadline_misses`, and any miss fails the interventions that predicted
+    /// one. A deadline relaxation the meta-agent decides is returned in the trace for the caller to apply
+    /// through the scheduler, to the thread the port names.
     pub fn tick(
         &mut self,
         now_ns: u64,
         port: &PoolPort,
         flood: Option<&FloodPort>,
+        deadline: Option<&DeadlinePort>,
         metrics: &AutonomyMetrics,
     ) -> Option<DecisionTrace> {
         let telemetry = port.telemetry();
@@ -155,8 +173,12 @@ impl Governor {
             throttled: telemetry.throttled_requests,
             dropped: telemetry.cache_objects_dropped,
         });
+        let (new_jobs, new_misses) = self.take_new_jobs(deadline);
         if new_ooms > 0 {
             self.agent.resolve(now_ns, Some(ObservedFailure::Oom), metrics);
+        }
+        if new_misses > 0 {
+            self.agent.resolve(now_ns, Some(ObservedFailure::DeadlineMiss), metrics);
         }
         let peak = peak.max(telemetry.pressure_per_mille).min(1000) as u16;
         self.agent.resolve(now_ns, Some(ObservedFailure::Pressure { per_mille: peak }), metrics);
@@ -184,8 +206,8 @@ impl Governor {
             allocation_requests: new_requests,
             requests_throttled: telemetry.throttled_requests.saturating_sub(previous.throttled),
             cache_objects_dropped: telemetry.cache_objects_dropped.saturating_sub(previous.dropped),
-            // Not observed: deadline threads' misses have no port yet.
-            deadline_misses: 0,
+            deadline_misses: new_misses.min(u32::MAX as u64) as u32,
+            deadline_jobs: new_jobs.min(u32::MAX as u64) as u32,
             command_latency_max_ns,
             command_queue_depth: commands.queue_depth,
             commands_boosted: commands.boosted,
@@ -203,19 +225,46 @@ impl Governor {
                     port.set_pressure_cap(strategy_cap(self.strategy.current()));
                 }
                 // Applied by the caller through the scheduler (see above).
-                Directive::BoostPriority => {}
+                Directive::BoostPriority | Directive::AdjustDeadline { .. } => {}
                 Directive::LimitOutputRate { lines_per_second } => {
                     if let Some(flood) = flood {
                         flood.set_rate_limit(lines_per_second);
                     }
                 }
-                // Never chosen: deadline threads' misses are not observed.
-                Directive::AdjustDeadline { .. } | Directive::None => {}
+                Directive::None => {}
             }
         }
         // A throttle holds for one interval; the next decision renews it or lifts it.
         port.set_throttle(throttle);
         Some(trace)
+    }
+
+    /// Takes the deadline thread's counts published so far as already seen, so the next decision observes only
+    /// what follows (the kernel calls it when autonomy is switched on: misses while nobody decided are not
+    /// misses since the previous decision).
+    pub fn observe_deadline_from_now(&mut self, deadline: &DeadlinePort) {
+        let telemetry = deadline.telemetry();
+        self.deadline_watched = telemetry.attached.then_some(DeadlineWatched {
+            run: telemetry.run,
+            jobs: telemetry.jobs,
+            misses: telemetry.deadline_misses,
+        });
+    }
+
+    /// Jobs and misses the deadline thread published since the previous decision (a new run counts from zero;
+    /// no port, or a detached one, gives none).
+    fn take_new_jobs(&mut self, deadline: Option<&DeadlinePort>) -> (u64, u64) {
+        let telemetry = match deadline.map(DeadlinePort::telemetry) {
+            Some(telemetry) if telemetry.attached => telemetry,
+            _ => return (0, 0),
+        };
+        let previous = match self.deadline_watched {
+            Some(watched) if watched.run == telemetry.run => watched,
+            _ => DeadlineWatched::default(),
+        };
+        self.deadline_watched =
+            Some(DeadlineWatched { run: telemetry.run, jobs: telemetry.jobs, misses: telemetry.deadline_misses });
+        (telemetry.jobs.saturating_sub(previous.jobs), telemetry.deadline_misses.saturating_sub(previous.misses))
     }
 }
 

@@ -1,4 +1,4 @@
-//! A workload pool's port: telemetry its owner publishes and directives an observer on another thread posts.
+//! Workloads' ports: telemetry their owners publish and directives an observer on another thread posts.
 //!
 //! The memory workload owns its pool and is the only code that touches it.
 //! Another thread (the kernel's meta-agent) sees the pool only through this
@@ -358,6 +358,83 @@ impl FloodPort {
     }
 }
 
+/// A deadline thread's port: the workload publishes which thread it is and its server's job and miss counts
+/// after every job. Nothing is posted back: a deadline relaxation goes through the scheduler's interface (the
+/// kernel calls `thread::set_deadline`), and the workload restores its own parameters when its disturbance ends.
+#[derive(Debug)]
+pub struct DeadlinePort {
+    attached: AtomicBool,
+    runs: AtomicU64,
+    thread: AtomicU64,
+    jobs: AtomicU64,
+    deadline_misses: AtomicU64,
+}
+
+/// What an observer reads from a deadline thread's port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeadlineTelemetry {
+    /// A deadline thread runs now.
+    pub attached: bool,
+    /// Deadline threads attached since boot (a change tells the observer a new run started).
+    pub run: u64,
+    /// The thread's ID.
+    pub thread: u64,
+    /// Jobs its server counted as complete in this run.
+    pub jobs: u64,
+    /// Of those, jobs completed after their deadline (release + D).
+    pub deadline_misses: u64,
+}
+
+impl Default for DeadlinePort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeadlinePort {
+    /// A detached port.
+    pub const fn new() -> Self {
+        DeadlinePort {
+            attached: AtomicBool::new(false),
+            runs: AtomicU64::new(0),
+            thread: AtomicU64::new(0),
+            jobs: AtomicU64::new(0),
+            deadline_misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Deadline thread `thread` starts; its counts start from zero.
+    pub fn attach(&self, thread: u64) {
+        self.thread.store(thread, Relaxed);
+        self.jobs.store(0, Relaxed);
+        self.deadline_misses.store(0, Relaxed);
+        self.runs.fetch_add(1, Relaxed);
+        self.attached.store(true, Relaxed);
+    }
+
+    /// The thread stopped; its last counts stay readable.
+    pub fn detach(&self) {
+        self.attached.store(false, Relaxed);
+    }
+
+    /// The thread's server counts after a job (totals of this run, not increments).
+    pub fn publish(&self, jobs: u64, deadline_misses: u64) {
+        self.jobs.store(jobs, Relaxed);
+        self.deadline_misses.store(deadline_misses, Relaxed);
+    }
+
+    /// The current figures.
+    pub fn telemetry(&self) -> DeadlineTelemetry {
+        DeadlineTelemetry {
+            attached: self.attached.load(Relaxed),
+            run: self.runs.load(Relaxed),
+            thread: self.thread.load(Relaxed),
+            jobs: self.jobs.load(Relaxed),
+            deadline_misses: self.deadline_misses.load(Relaxed),
+        }
+    }
+}
+
 /// Refuses a share of requests evenly (error diffusion), without drawing from the workload's generator,
 /// so the workload's random stream is the same whatever the throttle.
 #[derive(Debug, Default, Clone, Copy)]
@@ -430,6 +507,26 @@ mod tests {
         assert_eq!(port.rate_limit(), 0);
         port.attach(9);
         assert_eq!((port.telemetry().boosted, port.telemetry().run, port.telemetry().processed), (false, 2, 0));
+    }
+
+    #[test]
+    fn the_deadline_port_carries_the_published_totals_and_a_new_run_starts_from_zero() {
+        let port = DeadlinePort::new();
+        assert_eq!(port.telemetry(), DeadlineTelemetry::default());
+        port.attach(12);
+        port.publish(5, 2);
+        port.publish(6, 3);
+        assert_eq!(
+            port.telemetry(),
+            DeadlineTelemetry { attached: true, run: 1, thread: 12, jobs: 6, deadline_misses: 3 }
+        );
+        port.detach();
+        assert_eq!((port.telemetry().attached, port.telemetry().deadline_misses), (false, 3));
+        port.attach(14);
+        assert_eq!(
+            port.telemetry(),
+            DeadlineTelemetry { attached: true, run: 2, thread: 14, jobs: 0, deadline_misses: 0 }
+        );
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn run(seed: u64, governor: Option<&RefCell<Governor>>) -> (MemoryReport, Autono
     let act = |now: u64, port: &PoolPort| {
         if let Some(governor) = governor.filter(|_| now >= next_tick.get()) {
             next_tick.set(now + INTERVAL_NS);
-            governor.borrow_mut().tick(now, port, None, &metrics);
+            governor.borrow_mut().tick(now, port, None, None, &metrics);
         }
     };
     let clock = ActingClock::new(NS_PER_READING, &port, &act);

@@ -1,4 +1,4 @@
-//! The kernel's meta-agent: a thread that runs the governor on the memory pool's port every interval;
+//! The kernel's meta-agent: a thread that runs the governor on the workloads' ports every interval;
 //! `autoctl` controls it and `memctl` shows the pool and its strategy (docs/autonomy.md).
 
 use alloc::boxed::Box;
@@ -21,7 +21,7 @@ use sis_stress::governor::{strategy_cap, BoxedPolicy, Governor};
 use sis_stress::learning::LearnedPolicy;
 use sis_stress::port::NO_CAP;
 
-use super::stress::{FLOOD_PORT, MEMORY_PORT};
+use super::stress::{DEADLINE_PORT, FLOOD_PORT, MEMORY_PORT};
 use super::Kernel;
 
 /// Counters of every intervention since the last reset.
@@ -55,6 +55,9 @@ pub struct Autonomy {
     /// Boosts the scheduler refused (admission), with the last reason.
     boosts_refused: u64,
     last_boost_error: Option<String>,
+    /// Deadline relaxations not applied (the scheduler refused, or no deadline thread), with the last reason.
+    deadline_adjustments_refused: u64,
+    last_deadline_error: Option<String>,
 }
 
 fn new_governor(policy: &str, threshold: Option<u16>) -> Result<Governor, ShellError> {
@@ -95,6 +98,8 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
             idle_ticks: 0,
             boosts_refused: 0,
             last_boost_error: None,
+            deadline_adjustments_refused: 0,
+            last_deadline_error: None,
         });
     }
     match guard.as_mut() {
@@ -123,10 +128,14 @@ fn run() {
                 return;
             }
             let start = PlatformClock.now_ns();
-            match state.governor.tick(start, &MEMORY_PORT, Some(&FLOOD_PORT), &METRICS) {
+            match state.governor.tick(start, &MEMORY_PORT, Some(&FLOOD_PORT), Some(&DEADLINE_PORT), &METRICS) {
                 Some(trace) => {
-                    if trace.disposition == Disposition::Acted && trace.directive == Directive::BoostPriority {
-                        boost_consumer(state);
+                    match (trace.disposition, trace.directive) {
+                        (Disposition::Acted, Directive::BoostPriority) => boost_consumer(state),
+                        (Disposition::Acted, Directive::AdjustDeadline { relax_per_mille }) => {
+                            relax_deadline(state, relax_per_mille)
+                        }
+                        _ => {}
                     }
                     state.decision_cost.record(PlatformClock.now_ns().saturating_sub(start));
                 }
@@ -153,11 +162,37 @@ fn boost_consumer(state: &mut Autonomy) {
     }
 }
 
+/// Relaxes the relative deadline of the deadline thread the port names by `relax_per_mille` of itself
+/// (D' = D * (1000 + relax) / 1000), through the scheduler's bounded `set_deadline`.
+fn relax_deadline(state: &mut Autonomy, relax_per_mille: u16) {
+    let watched = DEADLINE_PORT.telemetry();
+    let relaxed = ThreadId::try_from(watched.thread)
+        .ok()
+        .filter(|_| watched.attached)
+        .ok_or_else(|| String::from("no deadline thread attached"))
+        .and_then(|id| {
+            let (params, _) = thread::server(id).ok_or_else(|| String::from("the thread has no deadline server"))?;
+            let deadline_ns = params
+                .deadline_ns
+                .checked_mul(1000 + u64::from(relax_per_mille))
+                .map(|scaled| scaled / 1000)
+                .ok_or_else(|| String::from("the relaxed deadline overflows"))?;
+            thread::set_deadline(id, deadline_ns).map_err(|error| alloc::format!("{error:?}"))
+        });
+    if let Err(error) = relaxed {
+        state.deadline_adjustments_refused += 1;
+        state.last_deadline_error = Some(error);
+    }
+}
+
 /// Turns autonomy on or off (the thread is started the first time). Off drops pending outcomes and lifts
-/// any throttle and cap the meta-agent set on the pool.
+/// any throttle and cap the meta-agent set on the pool; on observes deadline misses from now.
 pub fn set_enabled(enabled: bool) -> Result<(), ShellError> {
     ensure_thread()?;
     with_state(|state| {
+        if enabled && !state.enabled {
+            state.governor.observe_deadline_from_now(&DEADLINE_PORT);
+        }
         state.enabled = enabled;
         if !enabled {
             state.governor.agent_mut().clear_pending(&METRICS);
@@ -180,6 +215,8 @@ pub fn restart_agent() -> Result<(), ShellError> {
         state.idle_ticks = 0;
         state.boosts_refused = 0;
         state.last_boost_error = None;
+        state.deadline_adjustments_refused = 0;
+        state.last_deadline_error = None;
         Ok(())
     })?
 }
@@ -188,6 +225,7 @@ pub fn restart_agent() -> Result<(), ShellError> {
 fn install(state: &mut Autonomy, policy: &str) -> Result<(), ShellError> {
     let threshold = state.governor.agent().config().confidence_threshold_per_mille;
     state.governor = new_governor(policy, Some(threshold))?;
+    state.governor.observe_deadline_from_now(&DEADLINE_PORT);
     state.decision_cost.reset();
     Ok(())
 }
@@ -201,7 +239,7 @@ pub fn thread_cpu_ns() -> u64 {
 pub static AUTOCTL: CommandSpec<Kernel> = CommandSpec {
     name: "autoctl",
     summary: "The meta-agent: on/off, status, interval, confidence threshold, audit, explain, policy",
-    description: "A kernel thread wakes every interval and, when autonomy is on, reads the memory workload's pool through its port, predicts the pressure trend, decides one directive with a confidence and acts through the pool's interface (reclaim, throttle, strategy). Below the confidence threshold it holds and records why. Every decision is a trace. docs/autonomy.md.",
+    description: "A kernel thread wakes every interval and, when autonomy is on, reads the memory workload's pool through its port (and the command flood's and a deadline thread's ports, when attached), predicts the pressure trend, decides one directive with a confidence and acts through the subsystems' interfaces (reclaim, throttle, strategy; a priority boost or a deadline relaxation through the scheduler). Below the confidence threshold it holds and records why. Every decision is a trace. docs/autonomy.md.",
     args: &[],
     subcommands: &[
         CommandSpec {
@@ -294,7 +332,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         let counters = METRICS.snapshot();
         let cost = state.decision_cost.summary();
         let human = alloc::format!(
-            "Autonomy: {}\n  Policy: {}, interval {} ms, confidence threshold {} per mille\n  Decisions: {} ({} wake-ups with no workload to watch), pending outcomes {}\n  Strategy: {:?}\n  Decision cost: p50 {} ns, p99 {} ns over {} decisions; autonomy thread CPU {} us\n  Interventions: {} (proactive compactions {}, throttles {}, strategy switches {}); succeeded {}, failed {}, success rate {}",
+            "Autonomy: {}\n  Policy: {}, interval {} ms, confidence threshold {} per mille\n  Decisions: {} ({} wake-ups with no workload to watch), pending outcomes {}\n  Strategy: {:?}\n  Decision cost: p50 {} ns, p99 {} ns over {} decisions; autonomy thread CPU {} us\n  Interventions: {} (proactive compactions {}, throttles {}, strategy switches {}, priority boosts {}, deadline adjustments {}, {} of them refused); succeeded {}, failed {}, success rate {}",
             if state.enabled { "ON" } else { "OFF" },
             agent.policy().name(),
             state.interval_ns / 1_000_000,
@@ -311,6 +349,9 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             counters.proactive_compactions,
             counters.allocation_throttles,
             counters.strategy_switches,
+            counters.priority_boosts,
+            counters.deadline_adjustments,
+            state.deadline_adjustments_refused,
             counters.interventions_succeeded,
             counters.interventions_failed,
             counters.success_rate_per_mille.map_or(String::from("n/a"), |rate| alloc::format!("{}.{}%", rate / 10, rate % 10)),
@@ -329,6 +370,8 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             "thread_cpu_ns": thread_cpu_ns(),
             "boosts_refused": state.boosts_refused,
             "last_boost_error": state.last_boost_error,
+            "deadline_adjustments_refused": state.deadline_adjustments_refused,
+            "last_deadline_error": state.last_deadline_error,
             "metrics": counters,
         });
         (human, value)

@@ -214,3 +214,68 @@ fn strategy_switches_stay_bounded_where_a_naive_threshold_policy_flaps() {
     assert!(naive >= 10 * switches.max(1), "naive {naive}, governed {switches}");
     assert_eq!(replies[3]["switches"].as_array().unwrap().len() as u64, switches);
 }
+
+/// The chaos run's deadline thread publishes its misses on a port; with autonomy on, the meta-agent relaxes its
+/// deadline through the scheduler and it misses fewer jobs of the same event than with autonomy off.
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn deadline_misses_reach_the_meta_agent_which_relaxes_the_deadline_only_when_on() {
+    // Event 15 of seed 42: the periodic thread's 2 ms budget cut to 1.272 ms for 179 ms, below its 1.5 ms of
+    // work. One event, so every decision of the run stays in the audit (the last 64 are kept).
+    let replay = "stresstest chaos --replay 42 --only 15 --json";
+    let (status, replies) = batch_json(&format!(
+        "{replay}; autoctl status --json; autoctl on --json; {replay}; autoctl status --json; \
+         autoctl audit last 64 --json"
+    ));
+    assert_eq!(status, Some(exit::PASS));
+    let (off, off_status, on, on_status, audit) =
+        (&replies[0]["chaos"], &replies[1], &replies[3]["chaos"], &replies[4], &replies[5]["traces"]);
+    let event = |report: &Value| report["events"][0].clone();
+    assert_eq!(event(off)["event"], event(on)["event"], "the same event both times");
+    assert_eq!(event(off)["event"]["type"], "deadline_pressure");
+    assert!(event(off)["event"]["tight_per_mille"].as_u64().unwrap() < 750, "the cut budget is below the work");
+    for report in [off, on] {
+        assert!(event(report)["failure"].is_null(), "recovered: the budget and the deadline are back: {report}");
+        assert_eq!(report["integrity"]["passed"], true);
+    }
+    // Off: nothing decided, nothing adjusted.
+    assert_eq!((off_status["enabled"].as_bool(), off_status["decisions"].as_u64()), (Some(false), Some(0)));
+    assert_eq!(off_status["metrics"]["deadline_adjustments"], 0);
+    // On: every adjustment counted is an acted adjust_deadline trace that saw a miss, and each one went through.
+    let traces = audit.as_array().unwrap();
+    assert_eq!(traces.len() as u64, on_status["decisions"].as_u64().unwrap(), "the audit holds the whole run");
+    let acted: Vec<&Value> = traces
+        .iter()
+        .filter(|trace| trace["directive"]["directive"] == "adjust_deadline" && trace["disposition"] == "acted")
+        .collect();
+    let adjustments = on_status["metrics"]["deadline_adjustments"].as_u64().unwrap();
+    assert!(adjustments > 0);
+    assert_eq!(acted.len() as u64, adjustments);
+    assert_eq!(on_status["metrics"]["total_interventions"].as_u64(), Some(adjustments), "no other intervention");
+    assert_eq!(on_status["deadline_adjustments_refused"], 0, "{}", on_status["last_deadline_error"]);
+    for trace in &acted {
+        assert_eq!(trace["directive"]["relax_per_mille"], 250);
+        assert_eq!(trace["prediction"]["kind"], "deadline_miss");
+        assert!(trace["inputs"]["deadline_misses"].as_u64().unwrap() >= 1, "{trace}");
+        assert!(trace["confidence_per_mille"].as_u64().unwrap() >= trace["threshold_per_mille"].as_u64().unwrap());
+    }
+    // Each outcome is measured: failed on a further miss within the horizon, succeeded without one, or pending.
+    let outcome = |name: &str| acted.iter().filter(|trace| trace["outcome"] == name).count() as u64;
+    let metrics = &on_status["metrics"];
+    assert_eq!(outcome("failed"), metrics["interventions_failed"].as_u64().unwrap());
+    assert_eq!(outcome("succeeded"), metrics["interventions_succeeded"].as_u64().unwrap());
+    assert_eq!(outcome("pending"), metrics["interventions_pending"].as_u64().unwrap());
+    assert_eq!(outcome("failed") + outcome("succeeded") + outcome("pending"), adjustments);
+    // What it bought: fewer of the event's jobs missed than in the run without it.
+    let misses = |report: &Value| event(report)["figures"]["deadline_misses"].as_u64().unwrap();
+    let jobs = |report: &Value| event(report)["figures"]["deadline_jobs"].as_u64().unwrap();
+    println!(
+        "deadline pressure, seed 42 event 15: off {} of {} jobs missed, on {} of {} ({adjustments} relaxations)",
+        misses(off),
+        jobs(off),
+        misses(on),
+        jobs(on)
+    );
+    assert!(misses(off) > 0 && misses(off) <= jobs(off));
+    assert!(misses(on) < misses(off), "on {} misses, off {}", misses(on), misses(off));
+}

@@ -21,6 +21,7 @@ pub(crate) fn calm_at(now_ns: u64) -> Telemetry {
         requests_throttled: 0,
         cache_objects_dropped: 0,
         deadline_misses: 0,
+        deadline_jobs: 0,
         command_latency_max_ns: 0,
         command_queue_depth: 0,
         commands_boosted: false,
@@ -124,6 +125,12 @@ fn missed_deadlines_boost_or_relax() {
         (decision.directive, decision.confidence_per_mille),
         (Directive::AdjustDeadline { relax_per_mille: 250 }, 500)
     );
+    // One late job of the one the interval completed: certain; one of four: the count's 500 stands.
+    let all_late = decide(&Telemetry { deadline_jobs: 1, ..fast }, &config);
+    assert_eq!(all_late.confidence_per_mille, 1000);
+    assert_eq!(all_late.reason, Reason::DeadlinesMissed { misses: 1, jobs: 1, command_latency_max_ns: 1_000_000 });
+    assert_eq!(decide(&Telemetry { deadline_jobs: 4, ..fast }, &config).confidence_per_mille, 500);
+    assert_eq!(decide(&Telemetry { deadline_misses: 2, deadline_jobs: 3, ..fast }, &config).confidence_per_mille, 666);
 }
 
 #[test]

@@ -420,6 +420,18 @@ pub fn job_complete(job_deadline_ns: u64) {
     }
 }
 
+/// Tells the policy the calling thread finished a job released at `release_ns`; its deadline is the release
+/// plus the relative deadline its server has now (which a relaxation may have changed since the release).
+/// Returns the server's counters after this job (`None` without a server: nothing is reported).
+pub fn job_complete_since(release_ns: u64) -> Option<ServerStats> {
+    let mut guard = THREADS.lock();
+    let threads = guard.as_mut()?;
+    let id = threads.list[threads.current].id;
+    let (params, _) = threads.policy.server(id)?;
+    threads.policy.job_complete(id, time::now_ns(), release_ns.saturating_add(params.deadline_ns));
+    threads.policy.server(id).map(|(_, stats)| stats)
+}
+
 /// Keeps the CPU busy until the calling thread has used `cpu_ns` more of CPU
 /// time (time taken by other threads meanwhile does not count).
 pub fn burn_cpu_ns(cpu_ns: u64) {
@@ -503,6 +515,31 @@ pub fn set_budget(id: ThreadId, budget_ns: u64) -> Result<(), ServerError> {
     }
     reschedule_soon();
     Ok(())
+}
+
+/// Changes the relative deadline of a live thread's deadline server (budget and period kept), within the
+/// policy's bound ([`sis_sched::MAX_DEADLINE_PERIODS`] periods for CBS+EDF).
+pub fn set_deadline(id: ThreadId, deadline_ns: u64) -> Result<(), ServerError> {
+    {
+        let mut guard = THREADS.lock();
+        let Some(threads) = guard.as_mut() else { return Err(ServerError::NoSuchThread) };
+        if !threads.list.iter().any(|thread| thread.id == id && thread.state != ThreadState::Exited) {
+            return Err(ServerError::NoSuchThread);
+        }
+        threads.policy.set_deadline(id, deadline_ns).map_err(ServerError::Admission)?;
+    }
+    reschedule_soon();
+    Ok(())
+}
+
+/// A live thread's deadline server parameters and counters, if it has a server.
+pub fn server(id: ThreadId) -> Option<(ServerParams, ServerStats)> {
+    let guard = THREADS.lock();
+    let threads = guard.as_ref()?;
+    if !threads.list.iter().any(|thread| thread.id == id && thread.state != ThreadState::Exited) {
+        return None;
+    }
+    threads.policy.server(id)
 }
 
 /// Why `kill` refused.

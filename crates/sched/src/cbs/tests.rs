@@ -407,3 +407,90 @@ fn a_server_replenished_while_on_the_cpu_is_dispatched_again_and_throttles_at_it
     assert!(policy.should_preempt(1, 14 * MS), "throttled at the end of its new budget");
     assert_eq!(policy.stats(1).unwrap().throttles, 2);
 }
+
+/// Runs one job of `work_ns` for server 1 released at `release_ns`, alone on the CPU, through throttling and
+/// replenishment; reports it against release + D (D read at completion, as the kernel does) and returns its
+/// completion time.
+fn run_job(policy: &mut CbsEdf, release_ns: u64, work_ns: u64) -> u64 {
+    let mut now = release_ns;
+    let mut left = work_ns;
+    policy.enqueue(1, now);
+    loop {
+        match policy.pick_next(now) {
+            Some(1) => {
+                let ran = left.min(policy.next_decision_ns(Some(1), now).unwrap() - now);
+                now += ran;
+                left -= ran;
+                policy.charge(1, ran, now);
+                if left == 0 {
+                    let deadline_ns = policy.params(1).unwrap().deadline_ns;
+                    policy.job_complete(1, now, release_ns + deadline_ns);
+                    policy.dequeue(1);
+                    return now;
+                }
+                if policy.should_preempt(1, now) {
+                    policy.enqueue(1, now);
+                }
+            }
+            other => {
+                assert_eq!(other, None, "only server 1 exists");
+                now = policy.next_decision_ns(None, now).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_relaxed_deadline_turns_a_miss_into_a_met_job_and_stays_within_two_periods() {
+    // The chaos run's deadline thread under pressure: 1.5 ms of work in a 1 ms budget every 10 ms.
+    let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 4);
+    let reservation = params(1, 10);
+    policy.admit(1, reservation, 0).unwrap();
+    // D = 10 ms: 1 ms, throttled until 10 ms, 0.5 ms more: done at 10.5 ms, late.
+    assert_eq!(run_job(&mut policy, 0, 3 * MS / 2), 10 * MS + MS / 2);
+    assert_eq!(policy.stats(1).map(|stats| (stats.jobs, stats.deadline_misses)), Some((1, 1)));
+    // D = 12.5 ms: throttled until the next period starts (20 + 10 ms, not the deadline 32.5 ms), done at
+    // 30.5 ms, before 32.5 ms.
+    policy.set_deadline(1, 12 * MS + MS / 2).unwrap();
+    assert_eq!(policy.params(1).map(|params| (params.budget_ns, params.period_ns)), Some((MS, 10 * MS)));
+    assert_eq!(policy.utilization_ppm(), 100_000, "Q/T unchanged");
+    assert_eq!(run_job(&mut policy, 20 * MS, 3 * MS / 2), 30 * MS + MS / 2);
+    assert_eq!(policy.stats(1).map(|stats| (stats.jobs, stats.deadline_misses)), Some((2, 1)));
+    // Bounded: at most two periods, at least the budget; a refusal changes nothing.
+    assert_eq!(
+        policy.set_deadline(1, 20 * MS + 1),
+        Err(AdmissionError::DeadlineBeyondBound { deadline_ns: 20 * MS + 1, limit_ns: 20 * MS })
+    );
+    assert_eq!(policy.set_deadline(1, MS - 1), Err(AdmissionError::BudgetAboveDeadline));
+    assert_eq!(policy.set_deadline(1, 0), Err(AdmissionError::ZeroParameter));
+    assert_eq!(policy.set_deadline(2, 10 * MS), Err(AdmissionError::NotAdmitted));
+    assert_eq!(policy.params(1).map(|params| params.deadline_ns), Some(12 * MS + MS / 2));
+    policy.set_deadline(1, 20 * MS).unwrap();
+    // Restored: the reservation as admitted, and the same job misses again.
+    policy.set_deadline(1, 10 * MS).unwrap();
+    assert_eq!(policy.params(1), Some(reservation));
+    assert_eq!(run_job(&mut policy, 40 * MS, 3 * MS / 2), 50 * MS + MS / 2);
+    assert_eq!(policy.stats(1).map(|stats| (stats.jobs, stats.deadline_misses)), Some((3, 2)));
+    assert_eq!(
+        AdmissionError::DeadlineBeyondBound { deadline_ns: 25 * MS, limit_ns: 20 * MS }.to_string(),
+        "deadline 25000000 ns exceeds 2 periods (20000000 ns)"
+    );
+}
+
+#[test]
+fn a_deadline_change_moves_a_ready_server_in_the_edf_order_at_once() {
+    let mut policy = CbsEdf::new(DEFAULT_BOUND_PPM, 10 * MS, 4);
+    policy.admit(1, params(1, 10), 0).unwrap();
+    policy.admit(2, ServerParams { budget_ns: MS, period_ns: 20 * MS, deadline_ns: 12 * MS }, 0).unwrap();
+    policy.enqueue(1, 0);
+    policy.enqueue(2, 0);
+    // Deadlines 10 and 12 ms: 1 first. Relaxed to 15 ms (period start 0 kept), 1 goes after 2.
+    policy.set_deadline(1, 15 * MS).unwrap();
+    assert_eq!(policy.pick_next(0), Some(2));
+    policy.charge(2, MS / 2, MS / 2);
+    // While 2 runs, 2's deadline relaxed to 16 ms: now 1 (15 ms) is earlier and preempts it.
+    policy.set_deadline(2, 16 * MS).unwrap();
+    assert!(policy.should_preempt(2, MS / 2));
+    policy.enqueue(2, MS / 2);
+    assert_eq!(policy.pick_next(MS / 2), Some(1));
+}

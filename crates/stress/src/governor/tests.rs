@@ -1,9 +1,10 @@
 //! Governor tests on the host: the real workload, pool and meta-agent, decisions driven by a fake clock.
 
 use super::*;
+use crate::port::DeadlinePort;
 use crate::test_support::governed_run;
 use core::cell::RefCell;
-use sis_autonomy::{AutonomySnapshot, NeverAct};
+use sis_autonomy::{AutonomySnapshot, NeverAct, TraceOutcome};
 
 #[test]
 fn the_default_configurations_are_valid() {
@@ -45,4 +46,84 @@ fn a_naive_threshold_policy_on_the_same_samples_flaps_where_the_governor_does_no
     let (_, counted) = crate::test_support::governed_run_with(7, &governor);
     let governor = governor.into_inner();
     assert_eq!((governor.naive_switches(), counted.strategy_switches), (35, 1));
+}
+
+#[test]
+fn the_telemetry_carries_the_misses_published_since_the_last_decision_and_a_further_miss_fails_the_relaxation() {
+    let pool = PoolPort::new();
+    pool.attach(4096);
+    pool.publish(500, 0, 0, 0, 1);
+    let deadline = DeadlinePort::new();
+    let metrics = AutonomyMetrics::new();
+    let mut governor = Governor::heuristic().unwrap();
+    // The thread publishes its totals, then the governor decides at `at_ms`.
+    let tick = |governor: &mut Governor, at_ms: u64, jobs: u64, misses: u64| {
+        deadline.publish(jobs, misses);
+        governor.tick(at_ms * 1_000_000, &pool, None, Some(&deadline), &metrics).unwrap()
+    };
+    // Detached: whatever it holds is not observed.
+    deadline.publish(3, 3);
+    assert_eq!(governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().inputs.deadline_misses, 0);
+    deadline.attach(7);
+    assert_eq!(tick(&mut governor, 10, 1, 0).inputs.deadline_misses, 0);
+    // Three misses among six jobs since the last decision: relax by 250 per mille, confidence the larger of
+    // 1000 * 3 / (3 + 1) and 1000 * 3 / 6.
+    let relax = tick(&mut governor, 20, 7, 3);
+    assert_eq!((relax.inputs.deadline_jobs, relax.inputs.deadline_misses), (6, 3));
+    assert_eq!(relax.directive, Directive::AdjustDeadline { relax_per_mille: 250 });
+    assert_eq!((relax.confidence_per_mille, relax.disposition), (750, Disposition::Acted));
+    assert_eq!(relax.prediction, Some(sis_autonomy::Prediction::DeadlineMiss));
+    assert_eq!(metrics.snapshot().deadline_adjustments, 1);
+    // No new miss: the delta is 0, not the run's total.
+    let calm = tick(&mut governor, 30, 8, 3);
+    assert_eq!((calm.inputs.deadline_jobs, calm.inputs.deadline_misses), (1, 0));
+    assert_eq!(metrics.snapshot().interventions_pending, 1);
+    // One more within the 200 ms horizon: the relaxation failed; the new decision (one of two jobs late,
+    // confidence 500) is held.
+    let again = tick(&mut governor, 40, 10, 4);
+    assert_eq!((again.inputs.deadline_misses, again.confidence_per_mille), (1, 500));
+    assert_eq!(again.disposition, Disposition::Held);
+    let counted = metrics.snapshot();
+    assert_eq!((counted.interventions_failed, counted.interventions_pending), (1, 0));
+    assert_eq!(governor.agent().explain(relax.id).unwrap().outcome, TraceOutcome::Failed);
+    // A new run counts from zero: its first two misses are two, not a negative delta from the old total.
+    deadline.detach();
+    deadline.attach(9);
+    let fresh = tick(&mut governor, 50, 2, 2);
+    assert_eq!((fresh.inputs.deadline_misses, fresh.disposition), (2, Disposition::Acted));
+    // No miss until its horizon has passed: this one succeeded.
+    assert_eq!(tick(&mut governor, 251, 30, 2).inputs.deadline_misses, 0);
+    assert_eq!(governor.agent().explain(fresh.id).unwrap().outcome, TraceOutcome::Succeeded);
+    assert_eq!(metrics.snapshot().interventions_succeeded, 1);
+}
+
+#[test]
+fn without_a_deadline_port_no_miss_is_observed() {
+    let pool = PoolPort::new();
+    pool.attach(4096);
+    pool.publish(500, 0, 0, 0, 1);
+    let metrics = AutonomyMetrics::new();
+    let mut governor = Governor::heuristic().unwrap();
+    let trace = governor.tick(0, &pool, None, None, &metrics).unwrap();
+    assert_eq!((trace.inputs.deadline_misses, trace.directive), (0, Directive::None));
+}
+
+#[test]
+fn misses_published_before_the_governor_looks_are_not_observed_once_it_starts_from_now() {
+    let pool = PoolPort::new();
+    pool.attach(4096);
+    pool.publish(500, 0, 0, 0, 1);
+    let deadline = DeadlinePort::new();
+    deadline.attach(7);
+    deadline.publish(40, 30);
+    let metrics = AutonomyMetrics::new();
+    let mut governor = Governor::heuristic().unwrap();
+    governor.observe_deadline_from_now(&deadline);
+    deadline.publish(41, 30);
+    let trace = governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap();
+    assert_eq!((trace.inputs.deadline_jobs, trace.inputs.deadline_misses), (1, 0));
+    // Without it, a fresh governor counts the whole run.
+    let mut fresh = Governor::heuristic().unwrap();
+    let trace = fresh.tick(0, &pool, None, Some(&deadline), &metrics).unwrap();
+    assert_eq!((trace.inputs.deadline_jobs, trace.inputs.deadline_misses), (41, 30));
 }

@@ -28,7 +28,7 @@ use sis_stress::port::Throttle;
 use sis_stress::{FloodConfig, Rate};
 
 use super::flood::FloodRun;
-use super::{with_status, Discard, MEMORY_PORT};
+use super::{with_status, Discard, DEADLINE_PORT, MEMORY_PORT};
 use crate::commands::blk::disk;
 use crate::commands::neural::{Installed, AGENT};
 use crate::commands::{self, autonomy, net, Kernel};
@@ -163,6 +163,8 @@ struct System {
     throttle: Throttle,
     /// What the pool's port publishes, counted over the run.
     published: Published,
+    /// The deadline thread's (jobs, misses) as its port read when the current event began.
+    deadline_mark: (u64, u64),
 }
 
 /// The run's totals the pool's port publishes (the memory workload's figures of the same names).
@@ -248,6 +250,7 @@ impl System {
             sizes: sis_stress::StressRng::new(seed ^ 0x5753_4554),
             throttle: Throttle::default(),
             published: Published::default(),
+            deadline_mark: (0, 0),
         };
         // The pool is published like the memory workload's, so the meta-agent sees it and may act on it;
         // nothing here asks whether autonomy is on.
@@ -264,12 +267,18 @@ impl System {
             let mut release = time::now_ns();
             while !flag.load(Relaxed) {
                 thread::burn_cpu_ns(WORK_NS);
-                thread::job_complete(release + PERIOD_NS);
+                // Judged against release + D in force now: a relaxation reaches the job in progress.
+                if let Some(stats) = thread::job_complete_since(release) {
+                    DEADLINE_PORT.publish(stats.jobs, stats.deadline_misses);
+                }
                 release = (release + PERIOD_NS).max(time::now_ns());
                 thread::sleep_until_ns(release);
             }
         })
         .ok()?;
+        // Published like the pool, so the meta-agent sees its misses and may relax its deadline; nothing here
+        // asks whether autonomy is on. (Counts published before this are totals, so the next job's are whole.)
+        DEADLINE_PORT.attach(u64::from(handle.id));
         Some(Periodic { id: handle.id, handle, stop, jobs: 0, misses: 0, last_job_late: false })
     }
 
@@ -498,6 +507,23 @@ impl System {
         }
     }
 
+    /// The periodic thread's reserved deadline back, if the meta-agent relaxed it.
+    fn restore_deadline(&self) {
+        let Some(periodic) = &self.periodic else { return };
+        if thread::server(periodic.id).is_some_and(|(params, _)| params.deadline_ns != RESERVATION.deadline_ns) {
+            let _ = thread::set_deadline(periodic.id, RESERVATION.deadline_ns);
+        }
+    }
+
+    /// The periodic thread's (jobs, misses) as its port publishes them ((0, 0) without the thread).
+    fn deadline_counts(&self) -> (u64, u64) {
+        if self.periodic.is_none() {
+            return (0, 0);
+        }
+        let published = DEADLINE_PORT.telemetry();
+        (published.jobs, published.deadline_misses)
+    }
+
     fn read_periodic(&mut self) -> Option<(ServerParams, bool)> {
         let periodic = self.periodic.as_mut()?;
         let info = thread::snapshot().into_iter().find(|info| info.id == periodic.id)?;
@@ -546,9 +572,11 @@ impl ChaosTarget for System {
                 Some((params, late)) => (
                     params == RESERVATION && !late,
                     alloc::format!(
-                        "budget {} µs of {} µs reserved, last job {}",
+                        "budget {} µs of {} µs reserved, deadline {} µs of {} µs, last job {}",
                         params.budget_ns / 1000,
                         RESERVATION.budget_ns / 1000,
+                        params.deadline_ns / 1000,
+                        RESERVATION.deadline_ns / 1000,
                         if late { "late" } else { "on time" }
                     ),
                 ),
@@ -623,6 +651,7 @@ impl ChaosTarget for System {
             disturbance_end_ns: now + planned.event.disturbance_ns(),
             ..Current::default()
         };
+        self.deadline_mark = self.deadline_counts();
         let fault = planned.fault;
         match planned.event {
             ChaosEvent::TelemetryStorm { intensity, .. } => {
@@ -684,6 +713,11 @@ impl ChaosTarget for System {
                 }
             }
         }
+        // A deadline the meta-agent relaxed holds while the disturbance does (and while a refused budget
+        // restore keeps it cut).
+        if over && !self.current.budget_cut {
+            self.restore_deadline();
+        }
         if over && self.current.flipped && !fault && autonomy::set_enabled(self.autonomy_steady).is_ok() {
             self.current.flipped = false;
         }
@@ -727,6 +761,7 @@ impl ChaosTarget for System {
                 let _ = thread::set_budget(periodic.id, RESERVATION.budget_ns);
             }
         }
+        self.restore_deadline();
         if self.current.flipped {
             let _ = autonomy::set_enabled(self.autonomy_steady);
         }
@@ -776,6 +811,10 @@ impl ChaosTarget for System {
     }
 
     fn take_figures(&mut self) -> EventFigures {
+        let (jobs, misses) = self.deadline_counts();
+        self.figures.deadline_jobs = jobs.saturating_sub(self.deadline_mark.0);
+        self.figures.deadline_misses = misses.saturating_sub(self.deadline_mark.1);
+        self.deadline_mark = (jobs, misses);
         core::mem::take(&mut self.figures)
     }
 
@@ -784,6 +823,7 @@ impl ChaosTarget for System {
         if let Some(periodic) = self.periodic.take() {
             periodic.stop.store(true, Relaxed);
             periodic.handle.join();
+            DEADLINE_PORT.detach();
         }
         for handle in core::mem::take(&mut self.working) {
             let _ = self.pool.free(&mut self.frames, handle);

@@ -14,7 +14,7 @@ use sis_metrics::LatencySummary;
 use sis_platform::memory::KernelFrames;
 use sis_platform::time::PlatformClock;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, ParsedArgs, Reply, ShellError, ValueKind};
-use sis_stress::port::{FloodPort, PoolPort};
+use sis_stress::port::{DeadlinePort, FloodPort, PoolPort};
 use sis_stress::{run_memory_test, MemoryReport, RunOptions, Status, StressTestConfig};
 
 use super::Kernel;
@@ -57,6 +57,9 @@ const fn rate_flag(default: &'static str) -> ArgSpec {
 pub static MEMORY_PORT: PoolPort = PoolPort::new();
 /// The command flood's port: queue depth and latency for the meta-agent, its boost and rate limit.
 pub static FLOOD_PORT: FloodPort = FloodPort::new();
+/// The port of the chaos run's deadline thread: its ID, jobs and misses for the meta-agent, which relaxes its
+/// deadline through the scheduler.
+pub static DEADLINE_PORT: DeadlinePort = DeadlinePort::new();
 
 /// Flags every stress test shares.
 const COMMON_ARGS: [ArgSpec; 3] = [
