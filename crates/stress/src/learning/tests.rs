@@ -173,10 +173,10 @@ fn costs_time_every_decision_and_do_not_disturb_learning() {
     }
 }
 
-#[test]
-fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily() {
-    use sis_autonomy::{Directive, MemoryStrategy, MetaConfig, Policy, Reason, Telemetry};
-    let telemetry = Telemetry {
+/// 1,000 steps at 90 % pressure: 700 requests, 4 OOM events, nothing throttled or dropped.
+fn busy_interval() -> sis_autonomy::Telemetry {
+    use sis_autonomy::{MemoryStrategy, Telemetry};
+    Telemetry {
         now_ns: 0,
         pressure_per_mille: 900,
         trend: None,
@@ -193,7 +193,13 @@ fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily()
         command_queue_depth: 0,
         commands_boosted: false,
         strategy: MemoryStrategy::Balanced,
-    };
+    }
+}
+
+#[test]
+fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily() {
+    use sis_autonomy::{Directive, MetaConfig, Policy, Reason, Telemetry};
+    let telemetry = busy_interval();
     assert_eq!(LearnedPolicy::state(&telemetry, Some(800)), [0.9, 0.4, 0.25, 0.25, 0.7]);
     assert_eq!(LearnedPolicy::state(&telemetry, None)[1], 0.0, "no previous decision: no change");
     assert_eq!(LearnedPolicy::state(&Telemetry { oom_events: 40, ..telemetry }, Some(0))[1..4], [1.0, 0.25, 1.0]);
@@ -213,24 +219,13 @@ fn the_learned_policy_maps_telemetry_onto_the_trained_inputs_and_acts_greedily()
 
 #[test]
 fn the_learned_policy_learns_online_from_each_intervals_measured_reward() {
-    use sis_autonomy::{MemoryStrategy, MetaConfig, Policy, Telemetry};
+    use sis_autonomy::{MetaConfig, Policy, Telemetry};
     let interval = Telemetry {
-        now_ns: 0,
         pressure_per_mille: 700,
-        trend: None,
         cache_per_mille: 200,
-        demand_per_mille: 700,
-        oom_events: 4,
-        steps: 1_000,
-        allocation_requests: 700,
         requests_throttled: 100,
         cache_objects_dropped: 50,
-        deadline_misses: 0,
-        deadline_jobs: 0,
-        command_latency_max_ns: 0,
-        command_queue_depth: 0,
-        commands_boosted: false,
-        strategy: MemoryStrategy::Balanced,
+        ..busy_interval()
     };
     // 596 served x 2, 4 OOM x -6, 100 throttled x -1, 50 dropped x -1, over 1,000 steps.
     assert_eq!(LearnedPolicy::reward(&interval), 1018.0 / 1000.0);
