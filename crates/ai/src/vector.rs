@@ -103,15 +103,18 @@ impl fmt::Display for VectorUnitError {
 pub const CHECK_CASES: u32 = 256;
 
 /// A finite f32 drawn to cover what the network meets and the corners of the arithmetic: mostly values in
-/// 2^-8..2^4, then subnormals, signed zeros and values around 1 that cancel.
+/// 2^-8..2^4, then subnormals, signed zeros and values just above 1 that cancel. Built from bits, so the
+/// check at boot spends its software floating point on the loops it checks.
 fn check_value(random: &mut Random) -> f32 {
-    let sign = if random.below(2) == 0 { 1.0 } else { -1.0 };
-    match random.below(16) {
-        0 => sign * f32::from_bits(random.below(1 << 23) as u32),
-        1 => sign * 0.0,
-        2 => sign * (1.0 + f32::EPSILON * random.below(4) as f32),
-        _ => sign * f32::from_bits(((random.below(12) as u32 + 119) << 23) | random.below(1 << 23) as u32),
-    }
+    let sign = if random.below(2) == 0 { 0 } else { 1 << 31 };
+    let magnitude = match random.below(16) {
+        0 => random.below(1 << 23) as u32,
+        1 => 0,
+        // 1 + k ulp, k < 4.
+        2 => 1f32.to_bits() + random.below(4) as u32,
+        _ => ((random.below(12) as u32 + 119) << 23) | random.below(1 << 23) as u32,
+    };
+    f32::from_bits(sign | magnitude)
 }
 
 /// Same bits, NaN with any NaN.

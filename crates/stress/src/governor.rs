@@ -18,7 +18,7 @@ use sis_autonomy::{
     Telemetry,
 };
 
-use crate::port::{DeadlinePort, FloodPort, FloodTelemetry, PoolPort, NO_CAP};
+use crate::port::{DeadlinePort, DeadlineTelemetry, FloodPort, FloodTelemetry, PoolPort, NO_CAP};
 
 /// A policy the governor can run (the kernel swaps them with `autoctl policy`).
 pub type BoxedPolicy = Box<dyn Policy + Send>;
@@ -58,6 +58,12 @@ struct DeadlineWatched {
     run: u64,
     jobs: u64,
     misses: u64,
+}
+
+impl From<DeadlineTelemetry> for DeadlineWatched {
+    fn from(telemetry: DeadlineTelemetry) -> Self {
+        DeadlineWatched { run: telemetry.run, jobs: telemetry.jobs, misses: telemetry.deadline_misses }
+    }
 }
 
 /// The meta-agent, its strategy controller and pressure trend, bound to a pool port.
@@ -244,11 +250,7 @@ impl Governor {
     /// misses since the previous decision).
     pub fn observe_deadline_from_now(&mut self, deadline: &DeadlinePort) {
         let telemetry = deadline.telemetry();
-        self.deadline_watched = telemetry.attached.then_some(DeadlineWatched {
-            run: telemetry.run,
-            jobs: telemetry.jobs,
-            misses: telemetry.deadline_misses,
-        });
+        self.deadline_watched = telemetry.attached.then(|| telemetry.into());
     }
 
     /// Jobs and misses the deadline thread published since the previous decision (a new run counts from zero;
@@ -262,8 +264,7 @@ impl Governor {
             Some(watched) if watched.run == telemetry.run => watched,
             _ => DeadlineWatched::default(),
         };
-        self.deadline_watched =
-            Some(DeadlineWatched { run: telemetry.run, jobs: telemetry.jobs, misses: telemetry.deadline_misses });
+        self.deadline_watched = Some(telemetry.into());
         (telemetry.jobs.saturating_sub(previous.jobs), telemetry.deadline_misses.saturating_sub(previous.misses))
     }
 }

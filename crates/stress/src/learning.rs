@@ -462,10 +462,7 @@ pub fn run_episode<S: FrameSource + ?Sized>(
                 Err(_) => ooms += 1,
             }
         }
-        let reward = served as i64 * REWARD_SERVED
-            + ooms as i64 * REWARD_OOM
-            + dropped as i64 * REWARD_DROPPED
-            + throttled as i64 * REWARD_THROTTLED;
+        let reward = reward_points(served, ooms, dropped, throttled);
         outcome.reward += reward;
         outcome.decisions += 1;
         outcome.served += served;
@@ -490,6 +487,14 @@ pub fn run_episode<S: FrameSource + ?Sized>(
     }
     let _ = pool.compact(source);
     (outcome, losses)
+}
+
+/// An interval's reward in points: allocations served, OOM events, cache objects dropped, requests throttled.
+fn reward_points(served: u64, ooms: u64, dropped: u64, throttled: u64) -> i64 {
+    served as i64 * REWARD_SERVED
+        + ooms as i64 * REWARD_OOM
+        + dropped as i64 * REWARD_DROPPED
+        + throttled as i64 * REWARD_THROTTLED
 }
 
 /// The agent's inputs, each scaled to about 0..1.
@@ -756,10 +761,7 @@ impl LearnedPolicy {
     pub fn reward(telemetry: &sis_autonomy::Telemetry) -> f32 {
         let ooms = telemetry.oom_events as u64;
         let served = telemetry.allocation_requests.saturating_sub(ooms + telemetry.requests_throttled);
-        let points = served as i64 * REWARD_SERVED
-            + ooms as i64 * REWARD_OOM
-            + telemetry.requests_throttled as i64 * REWARD_THROTTLED
-            + telemetry.cache_objects_dropped as i64 * REWARD_DROPPED;
+        let points = reward_points(served, ooms, telemetry.cache_objects_dropped, telemetry.requests_throttled);
         points as f32 / telemetry.steps.max(1) as f32
     }
 

@@ -131,6 +131,13 @@ struct Threads {
     last_switch_ns: u64,
 }
 
+impl Threads {
+    /// `id` names a thread that has not exited.
+    fn is_live(&self, id: ThreadId) -> bool {
+        self.list.iter().any(|thread| thread.id == id && thread.state != ThreadState::Exited)
+    }
+}
+
 static THREADS: IrqMutex<Option<Threads>> = IrqMutex::new(None);
 
 /// Sets up the thread table with the boot context as the idle thread and `policy` deciding the rest.
@@ -487,10 +494,7 @@ pub fn give_server(id: ThreadId, params: ServerParams) -> Result<(), ServerError
         let mut guard = THREADS.lock();
         let Some(threads) = guard.as_mut() else { return Err(ServerError::NoSuchThread) };
         let current = threads.list[threads.current].id;
-        let Some(thread) = threads.list.iter().find(|thread| thread.id == id) else {
-            return Err(ServerError::NoSuchThread);
-        };
-        if thread.state == ThreadState::Exited {
+        if !threads.is_live(id) {
             return Err(ServerError::NoSuchThread);
         }
         if id == 0 || id == current {
@@ -505,28 +509,27 @@ pub fn give_server(id: ThreadId, params: ServerParams) -> Result<(), ServerError
 /// Changes the budget of a live thread's deadline server (period and deadline kept): a cut takes effect at
 /// once, a raise passes admission control first.
 pub fn set_budget(id: ThreadId, budget_ns: u64) -> Result<(), ServerError> {
-    {
-        let mut guard = THREADS.lock();
-        let Some(threads) = guard.as_mut() else { return Err(ServerError::NoSuchThread) };
-        if !threads.list.iter().any(|thread| thread.id == id && thread.state != ThreadState::Exited) {
-            return Err(ServerError::NoSuchThread);
-        }
-        threads.policy.set_budget(id, budget_ns).map_err(ServerError::Admission)?;
-    }
-    reschedule_soon();
-    Ok(())
+    change_server(id, |policy| policy.set_budget(id, budget_ns))
 }
 
 /// Changes the relative deadline of a live thread's deadline server (budget and period kept), within the
 /// policy's bound ([`sis_sched::MAX_DEADLINE_PERIODS`] periods for CBS+EDF).
 pub fn set_deadline(id: ThreadId, deadline_ns: u64) -> Result<(), ServerError> {
+    change_server(id, |policy| policy.set_deadline(id, deadline_ns))
+}
+
+/// Applies `change` to the policy if `id` is a live thread, then lets the scheduler decide again.
+fn change_server(
+    id: ThreadId,
+    change: impl FnOnce(&mut dyn Scheduler) -> Result<(), AdmissionError>,
+) -> Result<(), ServerError> {
     {
         let mut guard = THREADS.lock();
         let Some(threads) = guard.as_mut() else { return Err(ServerError::NoSuchThread) };
-        if !threads.list.iter().any(|thread| thread.id == id && thread.state != ThreadState::Exited) {
+        if !threads.is_live(id) {
             return Err(ServerError::NoSuchThread);
         }
-        threads.policy.set_deadline(id, deadline_ns).map_err(ServerError::Admission)?;
+        change(threads.policy.as_mut()).map_err(ServerError::Admission)?;
     }
     reschedule_soon();
     Ok(())
@@ -536,10 +539,7 @@ pub fn set_deadline(id: ThreadId, deadline_ns: u64) -> Result<(), ServerError> {
 pub fn server(id: ThreadId) -> Option<(ServerParams, ServerStats)> {
     let guard = THREADS.lock();
     let threads = guard.as_ref()?;
-    if !threads.list.iter().any(|thread| thread.id == id && thread.state != ThreadState::Exited) {
-        return None;
-    }
-    threads.policy.server(id)
+    threads.is_live(id).then(|| threads.policy.server(id)).flatten()
 }
 
 /// Why `kill` refused.

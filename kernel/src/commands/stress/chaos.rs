@@ -526,8 +526,7 @@ impl System {
 
     fn read_periodic(&mut self) -> Option<(ServerParams, bool)> {
         let periodic = self.periodic.as_mut()?;
-        let info = thread::snapshot().into_iter().find(|info| info.id == periodic.id)?;
-        let (params, stats) = info.server?;
+        let (params, stats) = thread::server(periodic.id)?;
         if stats.jobs > periodic.jobs {
             periodic.last_job_late = stats.deadline_misses > periodic.misses;
             periodic.jobs = stats.jobs;
