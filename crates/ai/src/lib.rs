@@ -12,12 +12,14 @@ extern crate alloc;
 
 mod network;
 mod qlearning;
+mod softmax;
 mod vector;
 
 pub use network::{Gradients, Network, ParameterError, Scratch};
 pub use qlearning::{Agent, AgentConfig, Transition};
+pub use softmax::softmax_per_mille;
 pub use vector::{
-    check_vector_unit, install_vector_unit, vector_unit, ColumnDot, DotPlus, SubtractScaled, VectorUnit,
+    check_vector_unit, install_vector_unit, vector_unit, LayerBackward, LayerForward, LayerUpdate, VectorUnit,
     VectorUnitError, CHECK_CASES, SOFTWARE,
 };
 /// The agents' generator ([`sis_hal::SeededRandom`]).

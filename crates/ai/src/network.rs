@@ -3,7 +3,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::vector::vector_unit;
+use crate::vector::{relu, vector_unit};
 use crate::Random;
 
 #[derive(Debug, Clone)]
@@ -60,26 +60,6 @@ pub struct Scratch {
     delta: Vec<f32>,
     /// Deltas of its inputs.
     previous: Vec<f32>,
-}
-
-/// `x > 0.0`, on the bits: one integer comparison instead of a software float comparison
-/// (positive subnormals up to +∞ are the bit patterns 1..=0x7f80_0000; zeros and NaNs are not).
-pub(crate) fn is_positive(x: f32) -> bool {
-    x.to_bits().wrapping_sub(1) < 0x7f80_0000
-}
-
-/// `x == 0.0` (either sign), on the bits.
-fn is_zero(x: f32) -> bool {
-    x.to_bits() << 1 == 0
-}
-
-/// The hidden layers' activation: `x` when `x > 0`, else +0 (NaN included).
-fn relu(x: f32) -> f32 {
-    if is_positive(x) {
-        x
-    } else {
-        0.0
-    }
 }
 
 /// A multilayer perceptron.
@@ -148,20 +128,15 @@ impl Network {
     /// capacity is reused). Computes exactly what [`Network::forward`] computes.
     fn forward_into(&self, input: &[f32], values: &mut Vec<f32>) {
         values.clear();
-        values.reserve(input.len() + self.layers.iter().map(|layer| layer.outputs).sum::<usize>());
         values.extend_from_slice(input);
+        values.resize(input.len() + self.layers.iter().map(|layer| layer.outputs).sum::<usize>(), 0.0);
         let unit = vector_unit();
-        let mut start = 0;
+        let (mut start, mut end) = (0, input.len());
         for (index, layer) in self.layers.iter().enumerate() {
-            let end = values.len();
-            let last = index + 1 == self.layers.len();
-            for o in 0..layer.outputs {
-                let previous = &values[start..end];
-                let row = &layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
-                let sum = (unit.dot_plus)(row, previous, layer.biases[o]);
-                values.push(if last { sum } else { relu(sum) });
-            }
-            start = end;
+            let (done, rest) = values.split_at_mut(end);
+            let hidden = index + 1 < self.layers.len();
+            (unit.forward)(&layer.weights, &layer.biases, &done[start..], &mut rest[..layer.outputs], hidden);
+            (start, end) = (end, end + layer.outputs);
         }
     }
 
@@ -189,25 +164,9 @@ impl Network {
             previous.clear();
             previous.resize(layer.inputs, 0.0);
             if index > 0 {
-                for (i, value) in previous.iter_mut().enumerate() {
-                    if is_positive(input[i]) {
-                        *value = (unit.column_dot)(&layer.weights, layer.inputs, i, delta);
-                    }
-                }
+                (unit.backward)(&layer.weights, delta, input, previous);
             }
-            for (o, &d) in delta.iter().enumerate() {
-                // A zero delta leaves the row as it is (up to the sign of a zero weight).
-                if !is_zero(d) {
-                    (unit.subtract_scaled)(
-                        &mut layer.weights[o * layer.inputs..(o + 1) * layer.inputs],
-                        input,
-                        d,
-                        rate,
-                    );
-                }
-            }
-            // b −= rate · (1 · d) is b −= rate · d exactly.
-            (unit.subtract_scaled)(&mut layer.biases, delta, 1.0, rate);
+            (unit.update)(&mut layer.weights, &mut layer.biases, input, delta, rate);
             core::mem::swap(delta, previous);
         }
         loss
@@ -403,20 +362,6 @@ mod tests {
             assert_eq!(loss.to_bits(), expected_loss.to_bits(), "step {step}");
             assert_eq!(fused.parameters(), reference.parameters(), "step {step}");
             assert_eq!(fused.forward(&input), reference.activations(&input).pop().unwrap());
-        }
-    }
-
-    #[test]
-    fn the_bit_predicates_are_the_float_comparisons() {
-        let mut random = Random::new(5);
-        let special =
-            [0.0, -0.0, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::from_bits(1), f32::from_bits(0x8000_0001)];
-        let more = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, 1.0, -1.0];
-        let random_bits = (0..100_000).map(|_| f32::from_bits(random.below(1 << 32) as u32));
-        for x in special.into_iter().chain(more).chain(random_bits) {
-            assert_eq!(is_positive(x), x > 0.0, "{x:e} ({:#010x})", x.to_bits());
-            assert_eq!(is_zero(x), x == 0.0, "{x:e}");
-            assert_eq!(relu(x).to_bits(), if x > 0.0 { x.to_bits() } else { 0 }, "{x:e}");
         }
     }
 

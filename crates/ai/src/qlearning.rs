@@ -59,14 +59,86 @@ pub struct Transition {
     pub done: bool,
 }
 
+/// Transitions kept for replay, in flat arrays: once the ring is full, a new transition overwrites the
+/// oldest in place, so remembering allocates nothing. States are kept at the network's input width.
+#[derive(Debug, Clone)]
+struct Replay {
+    width: usize,
+    capacity: usize,
+    states: Vec<f32>,
+    next_states: Vec<f32>,
+    actions: Vec<usize>,
+    rewards: Vec<f32>,
+    done: Vec<bool>,
+    /// The slot the next transition overwrites once the ring is full.
+    next: usize,
+}
+
+impl Replay {
+    fn new(width: usize, capacity: usize) -> Self {
+        Replay {
+            width,
+            capacity,
+            states: Vec::new(),
+            next_states: Vec::new(),
+            actions: Vec::new(),
+            rewards: Vec::new(),
+            done: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Copies `state` into `slot` of `states` (a new slot at the end when `slot` is the length), cut or
+    /// padded with 0 to the width.
+    fn store(states: &mut Vec<f32>, width: usize, slot: usize, state: &[f32]) {
+        if states.len() < (slot + 1) * width {
+            states.resize((slot + 1) * width, 0.0);
+        }
+        let stored = &mut states[slot * width..(slot + 1) * width];
+        let kept = state.len().min(width);
+        stored[..kept].copy_from_slice(&state[..kept]);
+        stored[kept..].fill(0.0);
+    }
+
+    fn push(&mut self, state: &[f32], action: usize, reward: f32, next_state: &[f32], done: bool) {
+        if self.capacity == 0 {
+            return;
+        }
+        let slot = if self.len() < self.capacity {
+            self.actions.push(action);
+            self.rewards.push(reward);
+            self.done.push(done);
+            self.len() - 1
+        } else {
+            let slot = self.next;
+            self.next = (self.next + 1) % self.capacity;
+            (self.actions[slot], self.rewards[slot], self.done[slot]) = (action, reward, done);
+            slot
+        };
+        Self::store(&mut self.states, self.width, slot, state);
+        Self::store(&mut self.next_states, self.width, slot, next_state);
+    }
+
+    fn state(&self, slot: usize) -> &[f32] {
+        &self.states[slot * self.width..(slot + 1) * self.width]
+    }
+
+    fn next_state(&self, slot: usize) -> &[f32] {
+        &self.next_states[slot * self.width..(slot + 1) * self.width]
+    }
+}
+
 /// A Q-learning agent.
 #[derive(Debug, Clone)]
 pub struct Agent {
     config: AgentConfig,
     online: Network,
     target: Network,
-    replay: Vec<Transition>,
-    replay_next: usize,
+    replay: Replay,
     random: Random,
     decisions: u64,
     explorations: u64,
@@ -86,11 +158,10 @@ impl Agent {
         let online = Network::new(&sizes, &mut random);
         let target = online.clone();
         Agent {
+            replay: Replay::new(state_size, config.replay_capacity),
             config,
             online,
             target,
-            replay: Vec::new(),
-            replay_next: 0,
             random,
             decisions: 0,
             explorations: 0,
@@ -109,6 +180,11 @@ impl Agent {
     /// Q-values of `state`.
     pub fn q_values(&self, state: &[f32]) -> Vec<f32> {
         self.online.forward(state)
+    }
+
+    /// [`Agent::q_values`] in caller-provided scratch space (nothing is allocated once it has grown).
+    pub fn q_values_in<'a>(&self, state: &[f32], scratch: &'a mut Scratch) -> &'a [f32] {
+        self.online.forward_in(state, scratch)
     }
 
     /// The action with the highest Q-value (lowest index on ties).
@@ -146,12 +222,13 @@ impl Agent {
 
     /// Stores a transition for replay.
     pub fn remember(&mut self, transition: Transition) {
-        if self.replay.len() < self.config.replay_capacity {
-            self.replay.push(transition);
-        } else {
-            self.replay[self.replay_next] = transition;
-            self.replay_next = (self.replay_next + 1) % self.config.replay_capacity;
-        }
+        let Transition { state, action, reward, next_state, done } = transition;
+        self.record(&state, action, reward, &next_state, done);
+    }
+
+    /// [`Agent::remember`] from borrowed states: once replay is full, nothing is allocated.
+    pub fn record(&mut self, state: &[f32], action: usize, reward: f32, next_state: &[f32], done: bool) {
+        self.replay.push(state, action, reward, next_state, done);
     }
 
     /// One training step on a batch sampled uniformly from replay; returns the mean loss, or
@@ -164,14 +241,16 @@ impl Agent {
         let mut total = 0.0;
         let mut scratch = core::mem::take(&mut self.scratch);
         for _ in 0..self.config.batch_size {
-            let sample = &self.replay[self.random.below(self.replay.len() as u64) as usize];
-            let next_best = if sample.done {
+            let slot = self.random.below(self.replay.len() as u64) as usize;
+            let next_best = if self.replay.done[slot] {
                 0.0
             } else {
-                self.target.forward_in(&sample.next_state, &mut scratch).iter().copied().fold(f32::MIN, f32::max)
+                let next_q = self.target.forward_in(self.replay.next_state(slot), &mut scratch);
+                next_q.iter().copied().fold(f32::MIN, f32::max)
             };
-            let target = sample.reward + self.config.discount * next_best;
-            total += self.online.train_output(&sample.state, sample.action, target, rate, &mut scratch);
+            let target = self.replay.rewards[slot] + self.config.discount * next_best;
+            let (state, action) = (self.replay.state(slot), self.replay.actions[slot]);
+            total += self.online.train_output(state, action, target, rate, &mut scratch);
         }
         self.scratch = scratch;
         self.training_steps += 1;

@@ -1,36 +1,51 @@
-//! The network's inner loops, and a way to run them on faster hardware that computes the same bits.
+//! The network's layer loops, and a way to run them on faster hardware that computes the same bits.
 //!
-//! Forward passes and SGD steps spend their time in three loops: a row's dot
-//! product plus its bias, a column's dot product (backpropagating a delta),
-//! and a row's update. By default they run as plain Rust ([`SOFTWARE`]). The
-//! kernel, built for the softfloat target, installs loops that run on the FPU
+//! Forward passes and SGD steps spend their time in three loops over a
+//! layer: the forward pass (each row's dot product plus its bias, through
+//! ReLU), backpropagation of a delta (each column's dot product where the
+//! input was positive) and the SGD step (each row's update, then the
+//! biases'). By default they run as plain Rust ([`SOFTWARE`]). The kernel,
+//! built for the softfloat target, installs loops that run on the FPU
 //! ([`install_vector_unit`]); a unit is accepted only if it gives exactly the
-//! software's bits on a seeded set of vectors (normal, subnormal, signed-zero
+//! software's bits on a seeded set of layers (normal, subnormal, signed-zero
 //! and cancelling values, empty and ragged slices), so installing one never
 //! changes what an agent learns, only how long it takes.
+//!
+//! Every loop reads a row-major weight matrix whose row length (stride) is
+//! the input's length, and works on the rows that every slice it is given
+//! holds in full: nothing out of range is read or written, whatever the slices.
 
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::Random;
 
-/// A row's dot product plus a bias: `Σ a[i]·b[i] + bias` over the shorter slice, summed in order.
-pub type DotPlus = fn(&[f32], &[f32], f32) -> f32;
-/// `Σ matrix[o·stride + column]·b[o]` over the rows `matrix` has and `b` covers, summed in order.
-pub type ColumnDot = fn(&[f32], usize, usize, &[f32]) -> f32;
-/// `row[i] -= rate · (scale · x[i])` over the shorter slice.
-pub type SubtractScaled = fn(&mut [f32], &[f32], f32, f32);
+/// A layer's forward pass (`weights`, `biases`, `input`, `output`, `relu`): for each row `o`,
+/// `output[o] = Σ_i weights[o·n + i]·input[i] + biases[o]` with n = `input.len()`, summed in order from −0.0
+/// then the bias added, and through [`relu`] when `relu` is set. Rows: as many as `output`, `biases` and
+/// `weights` all hold.
+pub type LayerForward = fn(&[f32], &[f32], &[f32], &mut [f32], bool);
+/// Backpropagation through a layer (`weights`, `delta`, `input`, `previous`): for each column `i` of
+/// `previous` (at most n = `input.len()`), `previous[i] = Σ_o weights[o·n + i]·delta[o]` summed in order from
+/// −0.0 when `input[i] > 0`, else +0. Rows: as many as `delta` and `weights` both hold.
+pub type LayerBackward = fn(&[f32], &[f32], &[f32], &mut [f32]);
+/// A layer's SGD step (`weights`, `biases`, `input`, `delta`, `rate`): for each row `o` with a non-zero
+/// `delta[o]`, `weights[o·n + i] −= rate·(delta[o]·input[i])` (n = `input.len()`; a zero delta leaves the
+/// row as it is); then for each bias `biases[o] −= rate·delta[o]`. Rows: as many as `delta` and `weights`
+/// (or, for the biases, `biases`) hold.
+pub type LayerUpdate = fn(&mut [f32], &mut [f32], &[f32], &[f32], f32);
 
 /// The three loops, and a name for reports.
 #[derive(Clone, Copy)]
 pub struct VectorUnit {
     /// Shown by `neuralctl status`.
     pub name: &'static str,
-    /// See [`DotPlus`].
-    pub dot_plus: DotPlus,
-    /// See [`ColumnDot`].
-    pub column_dot: ColumnDot,
-    /// See [`SubtractScaled`].
-    pub subtract_scaled: SubtractScaled,
+    /// See [`LayerForward`].
+    pub forward: LayerForward,
+    /// See [`LayerBackward`].
+    pub backward: LayerBackward,
+    /// See [`LayerUpdate`].
+    pub update: LayerUpdate,
 }
 
 impl fmt::Debug for VectorUnit {
@@ -40,25 +55,63 @@ impl fmt::Debug for VectorUnit {
 }
 
 /// The loops in plain Rust: the definition every other unit must match bit for bit.
-pub const SOFTWARE: VectorUnit = VectorUnit {
-    name: "software",
-    dot_plus: software_dot_plus,
-    column_dot: software_column_dot,
-    subtract_scaled: software_subtract_scaled,
-};
+pub const SOFTWARE: VectorUnit =
+    VectorUnit { name: "software", forward: software_forward, backward: software_backward, update: software_update };
 
-fn software_dot_plus(a: &[f32], b: &[f32], bias: f32) -> f32 {
-    a.iter().zip(b).map(|(w, x)| w * x).sum::<f32>() + bias
+/// `x > 0.0`, on the bits: one integer comparison instead of a software float comparison
+/// (positive subnormals up to +∞ are the bit patterns 1..=0x7f80_0000; zeros and NaNs are not).
+pub fn is_positive(x: f32) -> bool {
+    x.to_bits().wrapping_sub(1) < 0x7f80_0000
 }
 
-fn software_column_dot(matrix: &[f32], stride: usize, column: usize, b: &[f32]) -> f32 {
-    let from_column = if column < stride { matrix.get(column..).unwrap_or(&[]) } else { &[] };
-    from_column.iter().step_by(stride.max(1)).zip(b).map(|(w, d)| w * d).sum()
+/// `x == 0.0` (either sign), on the bits.
+pub fn is_zero(x: f32) -> bool {
+    x.to_bits() << 1 == 0
 }
 
-fn software_subtract_scaled(row: &mut [f32], x: &[f32], scale: f32, rate: f32) {
-    for (w, x) in row.iter_mut().zip(x) {
-        *w -= rate * (scale * x);
+/// The hidden layers' activation: `x` when `x > 0`, else +0 (NaN included).
+pub fn relu(x: f32) -> f32 {
+    if is_positive(x) {
+        x
+    } else {
+        0.0
+    }
+}
+
+/// Rows of `stride` values that `len` values hold in full (any number when `stride` is 0).
+fn whole_rows(len: usize, stride: usize) -> usize {
+    len.checked_div(stride).unwrap_or(usize::MAX)
+}
+
+fn software_forward(weights: &[f32], biases: &[f32], input: &[f32], output: &mut [f32], activate: bool) {
+    let n = input.len();
+    let rows = output.len().min(biases.len()).min(whole_rows(weights.len(), n));
+    for (o, value) in output.iter_mut().enumerate().take(rows) {
+        let sum = weights[o * n..(o + 1) * n].iter().zip(input).map(|(w, x)| w * x).sum::<f32>() + biases[o];
+        *value = if activate { relu(sum) } else { sum };
+    }
+}
+
+fn software_backward(weights: &[f32], delta: &[f32], input: &[f32], previous: &mut [f32]) {
+    let n = input.len();
+    let rows = delta.len().min(whole_rows(weights.len(), n));
+    for (i, value) in previous.iter_mut().enumerate().take(n) {
+        *value = if is_positive(input[i]) { (0..rows).map(|o| weights[o * n + i] * delta[o]).sum() } else { 0.0 };
+    }
+}
+
+fn software_update(weights: &mut [f32], biases: &mut [f32], input: &[f32], delta: &[f32], rate: f32) {
+    let n = input.len();
+    let rows = delta.len().min(whole_rows(weights.len(), n));
+    for (o, &d) in delta.iter().enumerate().take(rows) {
+        if !is_zero(d) {
+            for (w, x) in weights[o * n..(o + 1) * n].iter_mut().zip(input) {
+                *w -= rate * (d * x);
+            }
+        }
+    }
+    for (b, d) in biases.iter_mut().zip(delta) {
+        *b -= rate * d;
     }
 }
 
@@ -78,7 +131,7 @@ pub enum VectorUnitError {
         function: &'static str,
         /// The check case (0-based) where it differed.
         case: u32,
-        /// The software's result bits (for `subtract_scaled`, of the first differing element).
+        /// The software's result bits, of the first element that differs.
         expected: u32,
         /// The unit's.
         got: u32,
@@ -122,43 +175,67 @@ fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-/// Runs `unit`'s loops against [`SOFTWARE`] on [`CHECK_CASES`] seeded cases; the first difference is the error.
+/// A slice length near `length`: mostly exact, sometimes up to 2 short or long (ragged slices).
+fn ragged(random: &mut Random, length: usize) -> usize {
+    match random.below(8) {
+        0 => length.saturating_sub(1 + random.below(2) as usize),
+        1 => length + 1 + random.below(2) as usize,
+        _ => length,
+    }
+}
+
+/// `length` check values.
+fn values(random: &mut Random, length: usize) -> Vec<f32> {
+    (0..length).map(|_| check_value(random)).collect()
+}
+
+/// Check values for a slice of about `length` elements ([`ragged`]).
+fn ragged_values(random: &mut Random, length: usize) -> Vec<f32> {
+    let length = ragged(random, length);
+    values(random, length)
+}
+
+/// The first element where `got` differs from `expected`, as an error naming `function`.
+fn compare(function: &'static str, case: u32, expected: &[f32], got: &[f32]) -> Result<(), VectorUnitError> {
+    match expected.iter().zip(got).find(|(expected, got)| !same(**expected, **got)) {
+        None => Ok(()),
+        Some((expected, got)) => {
+            Err(VectorUnitError::Differs { function, case, expected: expected.to_bits(), got: got.to_bits() })
+        }
+    }
+}
+
+/// Runs `unit`'s loops against [`SOFTWARE`] on [`CHECK_CASES`] seeded layers of up to 17 inputs and
+/// 17 outputs; the first difference is the error.
 pub fn check_vector_unit(unit: &VectorUnit) -> Result<(), VectorUnitError> {
     let mut random = Random::new(0x5645_4354_4f52);
-    let mut a = alloc::vec::Vec::new();
-    let mut b = alloc::vec::Vec::new();
     for case in 0..CHECK_CASES {
-        let (length_a, length_b) = (random.below(40) as usize, random.below(40) as usize);
-        a.clear();
-        a.extend((0..length_a).map(|_| check_value(&mut random)));
-        b.clear();
-        b.extend((0..length_b).map(|_| check_value(&mut random)));
-        let (scale, rate) = (check_value(&mut random), check_value(&mut random));
-        let differs = |function, expected: f32, got: f32| VectorUnitError::Differs {
-            function,
-            case,
-            expected: expected.to_bits(),
-            got: got.to_bits(),
-        };
+        let (inputs, outputs) = (random.below(18) as usize, random.below(18) as usize);
+        let weights = ragged_values(&mut random, inputs * outputs);
+        let biases = ragged_values(&mut random, outputs);
+        let input = values(&mut random, inputs);
+        let delta = ragged_values(&mut random, outputs);
+        let rate = check_value(&mut random);
+        let activate = random.below(2) == 0;
 
-        let (expected, got) = ((SOFTWARE.dot_plus)(&a, &b, scale), (unit.dot_plus)(&a, &b, scale));
-        if !same(expected, got) {
-            return Err(differs("dot_plus", expected, got));
-        }
-        let stride = random.below(8) as usize;
-        let column = random.below(9) as usize;
-        let (expected, got) =
-            ((SOFTWARE.column_dot)(&a, stride, column, &b), (unit.column_dot)(&a, stride, column, &b));
-        if !same(expected, got) {
-            return Err(differs("column_dot", expected, got));
-        }
-        let mut expected_row = a.clone();
-        let mut row = a.clone();
-        (SOFTWARE.subtract_scaled)(&mut expected_row, &b, scale, rate);
-        (unit.subtract_scaled)(&mut row, &b, scale, rate);
-        if let Some((expected, got)) = expected_row.iter().zip(&row).find(|(expected, got)| !same(**expected, **got)) {
-            return Err(differs("subtract_scaled", *expected, *got));
-        }
+        let mut expected = ragged_values(&mut random, outputs);
+        let mut got = expected.clone();
+        (SOFTWARE.forward)(&weights, &biases, &input, &mut expected, activate);
+        (unit.forward)(&weights, &biases, &input, &mut got, activate);
+        compare("forward", case, &expected, &got)?;
+
+        let mut expected = ragged_values(&mut random, inputs);
+        let mut got = expected.clone();
+        (SOFTWARE.backward)(&weights, &delta, &input, &mut expected);
+        (unit.backward)(&weights, &delta, &input, &mut got);
+        compare("backward", case, &expected, &got)?;
+
+        let (mut expected_weights, mut expected_biases) = (weights.clone(), biases.clone());
+        let (mut got_weights, mut got_biases) = (weights, biases);
+        (SOFTWARE.update)(&mut expected_weights, &mut expected_biases, &input, &delta, rate);
+        (unit.update)(&mut got_weights, &mut got_biases, &input, &delta, rate);
+        compare("update", case, &expected_weights, &got_weights)?;
+        compare("update", case, &expected_biases, &got_biases)?;
     }
     Ok(())
 }
@@ -182,37 +259,80 @@ mod tests {
         assert_eq!(check_vector_unit(&SOFTWARE), Ok(()));
     }
 
-    fn reversed_dot_plus(a: &[f32], b: &[f32], bias: f32) -> f32 {
-        a.iter().zip(b).rev().map(|(w, x)| w * x).sum::<f32>() + bias
-    }
-
-    fn fused_subtract_scaled(row: &mut [f32], x: &[f32], scale: f32, rate: f32) {
-        for (w, x) in row.iter_mut().zip(x) {
-            *w = (-rate * scale).mul_add(*x, *w);
+    fn reversed_forward(weights: &[f32], biases: &[f32], input: &[f32], output: &mut [f32], activate: bool) {
+        let n = input.len();
+        for (o, value) in output.iter_mut().enumerate().take(biases.len().min(whole_rows(weights.len(), n))) {
+            let sum = weights[o * n..(o + 1) * n].iter().zip(input).rev().map(|(w, x)| w * x).sum::<f32>();
+            *value = if activate { relu(sum + biases[o]) } else { sum + biases[o] };
         }
     }
 
-    fn positive_zero_column_dot(matrix: &[f32], stride: usize, column: usize, b: &[f32]) -> f32 {
-        0.0 + software_column_dot(matrix, stride, column, b)
+    fn fused_update(weights: &mut [f32], biases: &mut [f32], input: &[f32], delta: &[f32], rate: f32) {
+        let n = input.len();
+        for (o, &d) in delta.iter().enumerate().take(whole_rows(weights.len(), n)) {
+            for (w, x) in weights[o * n..(o + 1) * n].iter_mut().zip(input) {
+                *w = (-rate * d).mul_add(*x, *w);
+            }
+        }
+        for (b, d) in biases.iter_mut().zip(delta) {
+            *b -= rate * d;
+        }
+    }
+
+    fn positive_zero_backward(weights: &[f32], delta: &[f32], input: &[f32], previous: &mut [f32]) {
+        software_backward(weights, delta, input, previous);
+        for value in previous.iter_mut().take(input.len()) {
+            *value += 0.0;
+        }
     }
 
     #[test]
     fn a_unit_that_sums_in_another_order_or_fuses_or_drops_a_zero_sign_is_refused() {
-        let reordered = VectorUnit { name: "reordered", dot_plus: reversed_dot_plus, ..SOFTWARE };
-        assert!(matches!(check_vector_unit(&reordered), Err(VectorUnitError::Differs { function: "dot_plus", .. })));
-        let fused = VectorUnit { name: "fused", subtract_scaled: fused_subtract_scaled, ..SOFTWARE };
-        assert!(matches!(check_vector_unit(&fused), Err(VectorUnitError::Differs { function: "subtract_scaled", .. })));
-        let unsigned = VectorUnit { name: "unsigned", column_dot: positive_zero_column_dot, ..SOFTWARE };
-        assert!(matches!(check_vector_unit(&unsigned), Err(VectorUnitError::Differs { function: "column_dot", .. })));
+        let reordered = VectorUnit { name: "reordered", forward: reversed_forward, ..SOFTWARE };
+        assert!(matches!(check_vector_unit(&reordered), Err(VectorUnitError::Differs { function: "forward", .. })));
+        let fused = VectorUnit { name: "fused", update: fused_update, ..SOFTWARE };
+        assert!(matches!(check_vector_unit(&fused), Err(VectorUnitError::Differs { function: "update", .. })));
+        let unsigned = VectorUnit { name: "unsigned", backward: positive_zero_backward, ..SOFTWARE };
+        assert!(matches!(check_vector_unit(&unsigned), Err(VectorUnitError::Differs { function: "backward", .. })));
     }
 
     #[test]
-    fn the_software_column_is_the_strided_sum_and_stops_at_the_matrix() {
-        let matrix = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
-        assert_eq!(software_column_dot(&matrix, 3, 1, &[1.0, 10.0, 100.0]), 2.0 + 50.0);
-        assert_eq!(software_column_dot(&matrix, 3, 0, &[1.0, 10.0, 100.0]), 1.0 + 40.0 + 700.0);
-        assert_eq!(software_column_dot(&matrix, 3, 3, &[1.0]).to_bits(), (-0.0f32).to_bits());
-        assert_eq!(software_column_dot(&matrix, 0, 0, &[1.0]).to_bits(), (-0.0f32).to_bits());
+    fn the_software_loops_compute_the_layer_and_stop_at_the_shortest_slice() {
+        // Two rows of three inputs; the third row is incomplete and never used.
+        let weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        let input = [1.0, 10.0, -100.0];
+        let mut output = [9.0; 3];
+        software_forward(&weights, &[0.5, -0.5, 1.0], &input, &mut output, false);
+        assert_eq!(output, [1.0 + 20.0 - 300.0 + 0.5, 4.0 + 50.0 - 600.0 - 0.5, 9.0]);
+        software_forward(&weights, &[0.5, -0.5, 1.0], &input, &mut output, true);
+        assert_eq!(output.map(f32::to_bits), [0, 0, 9f32.to_bits()]);
+        let mut previous = [9.0; 4];
+        software_backward(&weights, &[1.0, 10.0, 100.0], &input, &mut previous);
+        assert_eq!(previous, [1.0 + 40.0, 2.0 + 50.0, 0.0, 9.0]);
+        assert_eq!(previous[2].to_bits(), 0);
+        let (mut weights, mut biases) = ([1.0; 6], [0.0, 1.0]);
+        software_update(&mut weights, &mut biases, &[1.0, 2.0, 4.0], &[0.0, 2.0], 0.5);
+        assert_eq!(weights, [1.0, 1.0, 1.0, 0.0, -1.0, -3.0]);
+        assert_eq!(biases, [0.0, 0.0]);
+        let mut empty = [9.0];
+        software_backward(&weights, &[1.0], &[2.0], &mut empty);
+        assert_eq!(empty.map(f32::to_bits), [(1.0f32 * 1.0).to_bits()]);
+        software_forward(&[], &[3.0], &[], &mut empty, false);
+        assert_eq!(empty.map(f32::to_bits), [3f32.to_bits()]);
+    }
+
+    #[test]
+    fn the_bit_predicates_are_the_float_comparisons() {
+        let mut random = Random::new(5);
+        let special =
+            [0.0, -0.0, f32::MIN_POSITIVE, -f32::MIN_POSITIVE, f32::from_bits(1), f32::from_bits(0x8000_0001)];
+        let more = [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::MAX, 1.0, -1.0];
+        let random_bits = (0..100_000).map(|_| f32::from_bits(random.below(1 << 32) as u32));
+        for x in special.into_iter().chain(more).chain(random_bits) {
+            assert_eq!(is_positive(x), x > 0.0, "{x:e} ({:#010x})", x.to_bits());
+            assert_eq!(is_zero(x), x == 0.0, "{x:e}");
+            assert_eq!(relu(x).to_bits(), if x > 0.0 { x.to_bits() } else { 0 }, "{x:e}");
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::Serialize;
-use sis_ai::{Agent, AgentConfig, Transition};
+use sis_ai::{Agent, AgentConfig, Scratch, Transition};
 use sis_hal::Clock;
 use sis_metrics::{LatencyHistogram, LatencySummary};
 use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool};
@@ -723,7 +723,7 @@ pub const ONLINE_TRAIN_EVERY: u64 = 4;
 /// previous decision (/ 16, at most 1) and demand (requests per step). Nothing maps to `None`, reclaim to a
 /// proactive reclaim and throttle to refusing every request of the coming interval, as in training. It
 /// chooses ε-greedily (the agent's ε, at its floor once trained); the confidence is the softmax probability
-/// of the chosen action over the Q-values.
+/// of the chosen action over the Q-values ([`sis_ai::softmax_per_mille`]).
 ///
 /// At each decision the previous one becomes a transition: its state, the action carried out (none when the
 /// meta-agent held the decision below its confidence threshold), the reward measured over the interval in
@@ -738,12 +738,21 @@ pub struct LearnedPolicy {
     pending: Option<([f32; STATE_SIZE], usize)>,
     transitions: u64,
     updates_unreported: u64,
+    /// The forward pass's memory, reused from one decision to the next.
+    scratch: Scratch,
 }
 
 impl LearnedPolicy {
     /// A policy driven by `agent`, which goes on learning from the decisions it makes.
     pub fn new(agent: Agent) -> Self {
-        LearnedPolicy { agent, previous_pressure: None, pending: None, transitions: 0, updates_unreported: 0 }
+        LearnedPolicy {
+            agent,
+            previous_pressure: None,
+            pending: None,
+            transitions: 0,
+            updates_unreported: 0,
+            scratch: Scratch::default(),
+        }
     }
 
     /// The agent as it has learned so far.
@@ -792,21 +801,15 @@ impl sis_autonomy::Policy for LearnedPolicy {
         let state = Self::state(telemetry, self.previous_pressure);
         self.previous_pressure = Some(telemetry.pressure_per_mille);
         if let Some((previous, action)) = self.pending.take() {
-            let reward = Self::reward(telemetry);
-            let (state, next_state) = (previous.to_vec(), state.to_vec());
-            self.agent.remember(Transition { state, action, reward, next_state, done: false });
+            self.agent.record(&previous, action, Self::reward(telemetry), &state, false);
             self.transitions += 1;
             if self.transitions.is_multiple_of(ONLINE_TRAIN_EVERY) && self.agent.train().is_some() {
                 self.updates_unreported += 1;
             }
         }
-        let q_values = self.agent.q_values(&state);
-        let (action, explored) = self.agent.act_on(&q_values);
-        let chosen = q_values[action];
-        // exp(0) is exactly 1: the chosen action's term costs no software exponential.
-        let total: f32 =
-            q_values.iter().enumerate().map(|(i, q)| if i == action { 1.0 } else { libm::expf(q - chosen) }).sum();
-        let confidence = (1000.0 / total.max(1.0)) as u16;
+        let q_values = self.agent.q_values_in(&state, &mut self.scratch);
+        let (action, explored) = self.agent.act_on(q_values);
+        let confidence = sis_ai::softmax_per_mille(q_values, action);
         let acted = Action::ALL[action] != Action::Nothing && confidence >= config.confidence_threshold_per_mille;
         self.pending = Some((state, if acted { action } else { Action::Nothing as usize }));
         let (directive, prediction) = match Action::ALL[action] {

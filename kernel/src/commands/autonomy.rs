@@ -305,7 +305,7 @@ pub static AUTOCTL: CommandSpec<Kernel> = CommandSpec {
         CommandSpec {
             name: "policy",
             summary: "Choose the policy: heuristic, learned or never-act",
-            description: "learned: the installed agent's greedy policy (trained by stresstest learning or loaded by neuralctl load; a copy is taken now), its telemetry mapped onto the inputs it trained on, confidence the softmax probability of its action; it does not learn online. never-act decides and records but never acts: with it, autonomy on gives the results of autonomy off. Changing the policy starts a fresh meta-agent (traces and strategy reset).",
+            description: "learned: the installed agent (trained by stresstest learning or loaded by neuralctl load; a copy is taken now) choosing epsilon-greedily, its telemetry mapped onto the inputs it trained on, confidence the softmax probability of its action; it learns online from each interval's measured reward, a training step every 4 decisions (policy_updates). never-act decides and records but never acts: with it, autonomy on gives the results of autonomy off. Changing the policy starts a fresh meta-agent (traces and strategy reset).",
             args: &[
                 ArgSpec::positional("policy", ValueKind::Choice(POLICIES), "heuristic, learned or never-act").required(),
             ],

@@ -38,9 +38,9 @@ static VECTOR_UNIT_ERROR: IrqMutex<Option<String>> = IrqMutex::new(None);
 pub fn install_fpu_loops() {
     let unit = VectorUnit {
         name: "fpu",
-        dot_plus: fpu::dot_plus,
-        column_dot: fpu::column_dot,
-        subtract_scaled: fpu::subtract_scaled,
+        forward: fpu::layer_forward,
+        backward: fpu::layer_backward,
+        update: fpu::layer_update,
     };
     if let Err(error) = sis_ai::install_vector_unit(unit) {
         *VECTOR_UNIT_ERROR.lock() = Some(error.to_string());
