@@ -19,8 +19,8 @@ pub use network::{Gradients, Network, ParameterError, Scratch};
 pub use qlearning::{Agent, AgentConfig, Transition};
 pub use softmax::softmax_per_mille;
 pub use vector::{
-    check_vector_unit, install_vector_unit, vector_unit, LayerBackward, LayerForward, LayerUpdate, VectorUnit,
-    VectorUnitError, CHECK_CASES, SOFTWARE,
+    check_vector_unit, install_vector_unit, vector_unit, weight_index, LayerBackward, LayerForward, LayerUpdate,
+    VectorUnit, VectorUnitError, CHECK_CASES, LANES, SOFTWARE,
 };
 /// The agents' generator ([`sis_hal::SeededRandom`]).
 pub type Random = sis_hal::SeededRandom;

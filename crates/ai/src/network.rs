@@ -3,16 +3,51 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::vector::{relu, vector_unit};
+use crate::vector::{relu, vector_unit, weight_index, LANES};
 use crate::Random;
+
+/// `outputs` rounded up to whole groups of [`LANES`] rows.
+fn padded(outputs: usize) -> usize {
+    outputs.div_ceil(LANES) * LANES
+}
 
 #[derive(Debug, Clone)]
 struct Layer {
     inputs: usize,
     outputs: usize,
-    /// Row-major: `weights[o * inputs + i]`.
+    /// In groups of [`LANES`] rows ([`weight_index`]), the last group padded with rows of zeros.
     weights: Vec<f32>,
+    /// [`padded`]`(outputs)` values, the padding 0.
     biases: Vec<f32>,
+}
+
+impl Layer {
+    /// Weight `o`, `i` (row `o`, input `i`).
+    fn weight(&self, o: usize, i: usize) -> f32 {
+        self.weights[weight_index(self.inputs, o, i)]
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.inputs * self.outputs + self.outputs
+    }
+
+    /// The weights row by row (row-major), then the biases: the order of [`Network::parameters`].
+    fn parameters(&self) -> impl Iterator<Item = f32> + '_ {
+        let weights = (0..self.outputs).flat_map(move |o| (0..self.inputs).map(move |i| self.weight(o, i)));
+        weights.chain(self.biases[..self.outputs].iter().copied())
+    }
+
+    /// Parameter `index` in the order of [`Layer::parameters`].
+    fn parameter_mut(&mut self, index: usize) -> Option<&mut f32> {
+        let weights = self.inputs * self.outputs;
+        if index < weights {
+            self.weights.get_mut(weight_index(self.inputs, index / self.inputs, index % self.inputs))
+        } else if index < weights + self.outputs {
+            self.biases.get_mut(index - weights)
+        } else {
+            None
+        }
+    }
 }
 
 /// Parameter gradients, shaped like the network.
@@ -69,7 +104,7 @@ pub struct Network {
 }
 
 impl Network {
-    /// A network with the given layer sizes (`[inputs, hidden..., outputs]`), weights drawn
+    /// A network with the given layer sizes (`[inputs, hidden..., outputs]`), weights drawn row by row
     /// uniformly within ±sqrt(6 / (fan_in + fan_out)) (Glorot) from `random`, biases 0.
     pub fn new(sizes: &[usize], random: &mut Random) -> Self {
         let layers = sizes
@@ -77,12 +112,16 @@ impl Network {
             .map(|pair| {
                 let (inputs, outputs) = (pair[0], pair[1]);
                 let limit = libm::sqrtf(6.0 / (inputs + outputs) as f32);
-                Layer {
+                let mut layer = Layer {
                     inputs,
                     outputs,
-                    weights: (0..inputs * outputs).map(|_| random.between(-limit, limit)).collect(),
-                    biases: vec![0.0; outputs],
+                    weights: vec![0.0; padded(outputs) * inputs],
+                    biases: vec![0.0; padded(outputs)],
+                };
+                for index in 0..inputs * outputs {
+                    *layer.parameter_mut(index).expect("a weight") = random.between(-limit, limit);
                 }
+                layer
             })
             .collect();
         Network { layers }
@@ -107,36 +146,45 @@ impl Network {
 
     /// Number of weights and biases.
     pub fn parameter_count(&self) -> usize {
-        self.layers.iter().map(|layer| layer.weights.len() + layer.biases.len()).sum()
+        self.layers.iter().map(Layer::parameter_count).sum()
     }
 
-    /// Outputs for `input` (which must have `inputs()` values).
+    /// Outputs for `input` (cut or padded with 0 to `inputs()` values).
     pub fn forward(&self, input: &[f32]) -> Vec<f32> {
         let mut values = Vec::new();
         self.forward_into(input, &mut values);
-        values.drain(..values.len() - self.outputs());
+        values.drain(..self.outputs_start(values.len()));
+        values.truncate(self.outputs());
         values
+    }
+
+    /// Where the last layer's outputs start in `values` of `length` laid out by [`Network::forward_into`].
+    fn outputs_start(&self, length: usize) -> usize {
+        length - padded(self.outputs())
     }
 
     /// [`Network::forward`] in caller-provided scratch space (its memory is reused); returns the outputs.
     pub fn forward_in<'a>(&self, input: &[f32], scratch: &'a mut Scratch) -> &'a [f32] {
         self.forward_into(input, &mut scratch.values);
-        &scratch.values[scratch.values.len() - self.outputs()..]
+        let start = self.outputs_start(scratch.values.len());
+        &scratch.values[start..start + self.outputs()]
     }
 
-    /// Every layer's output after `input`, laid end to end in `values` (cleared first; its
-    /// capacity is reused). Computes exactly what [`Network::forward`] computes.
+    /// `input` (cut or padded with 0 to the network's inputs), then every layer's output padded to whole
+    /// groups of rows, laid end to end in `values` (cleared first; its capacity is reused). Computes exactly
+    /// what [`Network::forward`] computes.
     fn forward_into(&self, input: &[f32], values: &mut Vec<f32>) {
+        let inputs = self.inputs();
         values.clear();
-        values.extend_from_slice(input);
-        values.resize(input.len() + self.layers.iter().map(|layer| layer.outputs).sum::<usize>(), 0.0);
+        values.extend_from_slice(&input[..input.len().min(inputs)]);
+        values.resize(inputs + self.layers.iter().map(|layer| padded(layer.outputs)).sum::<usize>(), 0.0);
         let unit = vector_unit();
-        let (mut start, mut end) = (0, input.len());
+        let (mut start, mut end) = (0, inputs);
         for (index, layer) in self.layers.iter().enumerate() {
             let (done, rest) = values.split_at_mut(end);
-            let hidden = index + 1 < self.layers.len();
-            (unit.forward)(&layer.weights, &layer.biases, &done[start..], &mut rest[..layer.outputs], hidden);
-            (start, end) = (end, end + layer.outputs);
+            let (input, output) = (&done[start..start + layer.inputs], &mut rest[..padded(layer.outputs)]);
+            (unit.forward)(&layer.weights, &layer.biases, input, output, index + 1 < self.layers.len());
+            (start, end) = (end, end + padded(layer.outputs));
         }
     }
 
@@ -146,23 +194,25 @@ impl Network {
     pub fn train_output(&mut self, input: &[f32], output: usize, target: f32, rate: f32, scratch: &mut Scratch) -> f32 {
         let Scratch { values, delta, previous } = scratch;
         self.forward_into(input, values);
-        let outputs_start = values.len() - self.outputs();
+        let outputs_start = self.outputs_start(values.len());
         let y = values[outputs_start + output];
         let loss = 0.0 + 0.5 * (y - target) * (y - target);
         let unit = vector_unit();
-        // Deltas of the current layer's outputs; only `output` is non-zero at the top.
+        // Deltas of the current layer's outputs, padded with zeros (rows a step leaves as they are) to whole
+        // groups; only `output` is non-zero at the top.
         delta.clear();
-        delta.resize(self.outputs(), 0.0);
+        delta.resize(padded(self.outputs()), 0.0);
         delta[output] = y - target;
-        // Where the current layer's input ends in `values`, walking down from the top.
-        let mut end = outputs_start;
+        // Where the current layer's output starts in `values`, walking down from the top.
+        let mut output_start = outputs_start;
         for index in (0..self.layers.len()).rev() {
             let layer = &mut self.layers[index];
-            let input = &values[end - layer.inputs..end];
-            end -= layer.inputs;
+            let input_start = if index == 0 { 0 } else { output_start - padded(layer.inputs) };
+            let input = &values[input_start..input_start + layer.inputs];
+            output_start = input_start;
             // The next delta is computed from the weights before this layer's step.
             previous.clear();
-            previous.resize(layer.inputs, 0.0);
+            previous.resize(padded(layer.inputs), 0.0);
             if index > 0 {
                 (unit.backward)(&layer.weights, delta, input, previous);
             }
@@ -180,8 +230,8 @@ impl Network {
             let last = index + 1 == self.layers.len();
             let output: Vec<f32> = (0..layer.outputs)
                 .map(|o| {
-                    let row = &layer.weights[o * layer.inputs..(o + 1) * layer.inputs];
-                    let sum = row.iter().zip(previous).map(|(w, x)| w * x).sum::<f32>() + layer.biases[o];
+                    let sum =
+                        (0..layer.inputs).map(|i| layer.weight(o, i) * previous[i]).sum::<f32>() + layer.biases[o];
                     if last {
                         sum
                     } else {
@@ -215,7 +265,7 @@ impl Network {
         let mut gradients = Gradients { weights: Vec::new(), biases: Vec::new() };
         for (index, layer) in self.layers.iter().enumerate().rev() {
             let input = &activations[index];
-            let mut weights = vec![0.0; layer.weights.len()];
+            let mut weights = vec![0.0; layer.inputs * layer.outputs];
             for o in 0..layer.outputs {
                 for i in 0..layer.inputs {
                     weights[o * layer.inputs + i] = delta[o] * input[i];
@@ -226,7 +276,7 @@ impl Network {
                 for (i, value) in previous.iter_mut().enumerate() {
                     // ReLU derivative: the hidden activation was positive.
                     if input[i] > 0.0 {
-                        *value = (0..layer.outputs).map(|o| layer.weights[o * layer.inputs + i] * delta[o]).sum();
+                        *value = (0..layer.outputs).map(|o| layer.weight(o, i) * delta[o]).sum();
                     }
                 }
             }
@@ -242,11 +292,10 @@ impl Network {
     /// One SGD step: parameters -= rate × gradients.
     pub fn apply(&mut self, gradients: &Gradients, rate: f32) {
         for (layer, (weights, biases)) in self.layers.iter_mut().zip(gradients.weights.iter().zip(&gradients.biases)) {
-            for (w, g) in layer.weights.iter_mut().zip(weights) {
-                *w -= rate * g;
-            }
-            for (b, g) in layer.biases.iter_mut().zip(biases) {
-                *b -= rate * g;
+            for (index, g) in weights.iter().chain(biases).enumerate() {
+                if let Some(parameter) = layer.parameter_mut(index) {
+                    *parameter -= rate * g;
+                }
             }
         }
     }
@@ -258,7 +307,7 @@ impl Network {
 
     /// Every parameter, layer by layer (weights then biases), for checks and saving.
     pub fn parameters(&self) -> Vec<f32> {
-        self.layers.iter().flat_map(|layer| layer.weights.iter().chain(&layer.biases).copied()).collect()
+        self.layers.iter().flat_map(Layer::parameters).collect()
     }
 
     /// Replaces every parameter, in the order of [`Network::parameters`]; a wrong count or a
@@ -273,10 +322,12 @@ impl Network {
         }
         let mut rest = values;
         for layer in &mut self.layers {
-            let (weights, after) = rest.split_at(layer.weights.len());
-            let (biases, after) = after.split_at(layer.biases.len());
-            layer.weights.copy_from_slice(weights);
-            layer.biases.copy_from_slice(biases);
+            let (own, after) = rest.split_at(layer.parameter_count());
+            for (index, value) in own.iter().enumerate() {
+                if let Some(parameter) = layer.parameter_mut(index) {
+                    *parameter = *value;
+                }
+            }
             rest = after;
         }
         Ok(())
@@ -286,14 +337,11 @@ impl Network {
     #[cfg(test)]
     fn parameter_mut(&mut self, mut index: usize) -> Option<&mut f32> {
         for layer in &mut self.layers {
-            let (w, b) = (layer.weights.len(), layer.biases.len());
-            if index < w {
-                return layer.weights.get_mut(index);
+            let count = layer.parameter_count();
+            if index < count {
+                return layer.parameter_mut(index);
             }
-            if index < w + b {
-                return layer.biases.get_mut(index - w);
-            }
-            index -= w + b;
+            index -= count;
         }
         None
     }

@@ -173,8 +173,13 @@ impl Agent {
 
     /// Current exploration rate.
     pub fn epsilon(&self) -> f32 {
+        let (start, end) = (self.config.epsilon_start, self.config.epsilon_end);
+        if self.decisions >= self.config.epsilon_decay_steps.max(1) {
+            // Progress 1 (as the quotient below would give): the same value without dividing in software.
+            return start + (end - start);
+        }
         let progress = (self.decisions as f32 / self.config.epsilon_decay_steps.max(1) as f32).min(1.0);
-        self.config.epsilon_start + (self.config.epsilon_end - self.config.epsilon_start) * progress
+        start + (end - start) * progress
     }
 
     /// Q-values of `state`.
@@ -355,6 +360,18 @@ mod tests {
         let (decisions, explorations) = agent.decisions();
         assert!(explorations > 0 && explorations < decisions);
         assert!(agent.epsilon() < 0.06);
+    }
+
+    #[test]
+    fn epsilon_decays_linearly_and_stays_at_its_floor() {
+        let config =
+            AgentConfig { epsilon_start: 1.0, epsilon_end: 0.05, epsilon_decay_steps: 7, ..AgentConfig::default() };
+        let mut agent = Agent::new(STATES, 2, config, 1);
+        let formula = |decisions: u64| 1.0 + (0.05f32 - 1.0) * (decisions as f32 / 7.0).min(1.0);
+        for decisions in [0, 3, 6, 7, 8, 1_000] {
+            agent.decisions = decisions;
+            assert_eq!(agent.epsilon().to_bits(), formula(decisions).to_bits(), "after {decisions} decisions");
+        }
     }
 
     #[test]

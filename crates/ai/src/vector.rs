@@ -11,28 +11,39 @@
 //! and cancelling values, empty and ragged slices), so installing one never
 //! changes what an agent learns, only how long it takes.
 //!
-//! Every loop reads a row-major weight matrix whose row length (stride) is
-//! the input's length, and works on the rows that every slice it is given
-//! holds in full: nothing out of range is read or written, whatever the slices.
+//! A layer's weights are kept in groups of [`LANES`] rows, interleaved so that
+//! the group's weights for one input lie together ([`weight_index`]): a vector
+//! unit then computes a group's four rows in one instruction each. The last
+//! group is padded with rows of zeros, as are the biases and the outputs.
+//! Every loop works on the whole groups that every slice it is given holds:
+//! nothing out of range is read or written, whatever the slices.
 
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::Random;
 
-/// A layer's forward pass (`weights`, `biases`, `input`, `output`, `relu`): for each row `o`,
-/// `output[o] = Σ_i weights[o·n + i]·input[i] + biases[o]` with n = `input.len()`, summed in order from −0.0
-/// then the bias added, and through [`relu`] when `relu` is set. Rows: as many as `output`, `biases` and
-/// `weights` all hold.
+/// Rows per group of a layer's weights.
+pub const LANES: usize = 4;
+
+/// Where weight (row `o`, input `i`) of a layer with `inputs` inputs lies: groups of [`LANES`] rows one after
+/// another, and in a group, input by input, the rows' weights for that input side by side.
+pub fn weight_index(inputs: usize, o: usize, i: usize) -> usize {
+    (o / LANES * inputs + i) * LANES + o % LANES
+}
+
+/// A layer's forward pass (`weights`, `biases`, `input`, `output`, `relu`): for each row `o` of the whole
+/// groups that `output`, `biases` and `weights` all hold, `output[o] = Σ_i w(o, i)·input[i] + biases[o]` with
+/// w(o, i) = `weights[weight_index(n, o, i)]` and n = `input.len()`, summed in order from −0.0 then the bias
+/// added, and through [`relu`] when `relu` is set.
 pub type LayerForward = fn(&[f32], &[f32], &[f32], &mut [f32], bool);
 /// Backpropagation through a layer (`weights`, `delta`, `input`, `previous`): for each column `i` of
-/// `previous` (at most n = `input.len()`), `previous[i] = Σ_o weights[o·n + i]·delta[o]` summed in order from
-/// −0.0 when `input[i] > 0`, else +0. Rows: as many as `delta` and `weights` both hold.
+/// `previous` (at most n = `input.len()`), `previous[i] = Σ_o w(o, i)·delta[o]` summed in order from −0.0 over
+/// the rows of the whole groups `delta` and `weights` both hold, when `input[i] > 0`; else +0.
 pub type LayerBackward = fn(&[f32], &[f32], &[f32], &mut [f32]);
-/// A layer's SGD step (`weights`, `biases`, `input`, `delta`, `rate`): for each row `o` with a non-zero
-/// `delta[o]`, `weights[o·n + i] −= rate·(delta[o]·input[i])` (n = `input.len()`; a zero delta leaves the
-/// row as it is); then for each bias `biases[o] −= rate·delta[o]`. Rows: as many as `delta` and `weights`
-/// (or, for the biases, `biases`) hold.
+/// A layer's SGD step (`weights`, `biases`, `input`, `delta`, `rate`), over the rows of the whole groups that
+/// `weights`, `biases` and `delta` all hold: `w(o, i) −= rate·(delta[o]·input[i])` (n = `input.len()`) when
+/// `delta[o]` is not zero (a zero delta leaves the row as it is), and `biases[o] −= rate·delta[o]`.
 pub type LayerUpdate = fn(&mut [f32], &mut [f32], &[f32], &[f32], f32);
 
 /// The three loops, and a name for reports.
@@ -78,40 +89,48 @@ pub fn relu(x: f32) -> f32 {
     }
 }
 
-/// Rows of `stride` values that `len` values hold in full (any number when `stride` is 0).
-fn whole_rows(len: usize, stride: usize) -> usize {
-    len.checked_div(stride).unwrap_or(usize::MAX)
+/// Whole groups of `group` values that `len` values hold (any number when `group` is 0).
+fn whole_groups(len: usize, group: usize) -> usize {
+    len.checked_div(group).unwrap_or(usize::MAX)
+}
+
+/// Row `o`'s weights of a layer with `n` inputs, input by input (every [`LANES`]th value from its first).
+fn row(weights: &[f32], n: usize, o: usize) -> impl Iterator<Item = &f32> {
+    weights.get(weight_index(n, o, 0)..).unwrap_or(&[]).iter().step_by(LANES).take(n)
 }
 
 fn software_forward(weights: &[f32], biases: &[f32], input: &[f32], output: &mut [f32], activate: bool) {
     let n = input.len();
-    let rows = output.len().min(biases.len()).min(whole_rows(weights.len(), n));
-    for (o, value) in output.iter_mut().enumerate().take(rows) {
-        let sum = weights[o * n..(o + 1) * n].iter().zip(input).map(|(w, x)| w * x).sum::<f32>() + biases[o];
+    let groups = (output.len() / LANES).min(biases.len() / LANES).min(whole_groups(weights.len(), LANES * n));
+    for (o, value) in output.iter_mut().enumerate().take(groups * LANES) {
+        let sum = row(weights, n, o).zip(input).map(|(w, x)| w * x).sum::<f32>() + biases[o];
         *value = if activate { relu(sum) } else { sum };
     }
 }
 
 fn software_backward(weights: &[f32], delta: &[f32], input: &[f32], previous: &mut [f32]) {
     let n = input.len();
-    let rows = delta.len().min(whole_rows(weights.len(), n));
+    let rows = LANES * (delta.len() / LANES).min(whole_groups(weights.len(), LANES * n));
     for (i, value) in previous.iter_mut().enumerate().take(n) {
-        *value = if is_positive(input[i]) { (0..rows).map(|o| weights[o * n + i] * delta[o]).sum() } else { 0.0 };
+        *value = if is_positive(input[i]) {
+            (0..rows).map(|o| weights[weight_index(n, o, i)] * delta[o]).sum()
+        } else {
+            0.0
+        };
     }
 }
 
 fn software_update(weights: &mut [f32], biases: &mut [f32], input: &[f32], delta: &[f32], rate: f32) {
     let n = input.len();
-    let rows = delta.len().min(whole_rows(weights.len(), n));
-    for (o, &d) in delta.iter().enumerate().take(rows) {
+    let groups = (delta.len() / LANES).min(biases.len() / LANES).min(whole_groups(weights.len(), LANES * n));
+    for (o, &d) in delta.iter().enumerate().take(groups * LANES) {
         if !is_zero(d) {
-            for (w, x) in weights[o * n..(o + 1) * n].iter_mut().zip(input) {
+            let row = weights.get_mut(weight_index(n, o, 0)..).unwrap_or(&mut []);
+            for (w, x) in row.iter_mut().step_by(LANES).zip(input) {
                 *w -= rate * (d * x);
             }
         }
-    }
-    for (b, d) in biases.iter_mut().zip(delta) {
-        *b -= rate * d;
+        biases[o] -= rate * d;
     }
 }
 
@@ -175,11 +194,11 @@ fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
 
-/// A slice length near `length`: mostly exact, sometimes up to 2 short or long (ragged slices).
+/// A slice length near `length`: mostly exact, sometimes up to 5 short or long (ragged slices).
 fn ragged(random: &mut Random, length: usize) -> usize {
     match random.below(8) {
-        0 => length.saturating_sub(1 + random.below(2) as usize),
-        1 => length + 1 + random.below(2) as usize,
+        0 => length.saturating_sub(1 + random.below(5) as usize),
+        1 => length + 1 + random.below(5) as usize,
         _ => length,
     }
 }
@@ -206,11 +225,11 @@ fn compare(function: &'static str, case: u32, expected: &[f32], got: &[f32]) -> 
 }
 
 /// Runs `unit`'s loops against [`SOFTWARE`] on [`CHECK_CASES`] seeded layers of up to 17 inputs and
-/// 17 outputs; the first difference is the error.
+/// 5 groups of rows, with slices of ragged lengths; the first difference is the error.
 pub fn check_vector_unit(unit: &VectorUnit) -> Result<(), VectorUnitError> {
     let mut random = Random::new(0x5645_4354_4f52);
     for case in 0..CHECK_CASES {
-        let (inputs, outputs) = (random.below(18) as usize, random.below(18) as usize);
+        let (inputs, outputs) = (random.below(18) as usize, LANES * random.below(6) as usize);
         let weights = ragged_values(&mut random, inputs * outputs);
         let biases = ragged_values(&mut random, outputs);
         let input = values(&mut random, inputs);
@@ -261,21 +280,22 @@ mod tests {
 
     fn reversed_forward(weights: &[f32], biases: &[f32], input: &[f32], output: &mut [f32], activate: bool) {
         let n = input.len();
-        for (o, value) in output.iter_mut().enumerate().take(biases.len().min(whole_rows(weights.len(), n))) {
-            let sum = weights[o * n..(o + 1) * n].iter().zip(input).rev().map(|(w, x)| w * x).sum::<f32>();
-            *value = if activate { relu(sum + biases[o]) } else { sum + biases[o] };
+        let groups = (output.len() / LANES).min(biases.len() / LANES).min(whole_groups(weights.len(), LANES * n));
+        for (o, value) in output.iter_mut().enumerate().take(groups * LANES) {
+            let sum = (0..n).rev().map(|i| weights[weight_index(n, o, i)] * input[i]).sum::<f32>() + biases[o];
+            *value = if activate { relu(sum) } else { sum };
         }
     }
 
     fn fused_update(weights: &mut [f32], biases: &mut [f32], input: &[f32], delta: &[f32], rate: f32) {
         let n = input.len();
-        for (o, &d) in delta.iter().enumerate().take(whole_rows(weights.len(), n)) {
-            for (w, x) in weights[o * n..(o + 1) * n].iter_mut().zip(input) {
+        let groups = (delta.len() / LANES).min(biases.len() / LANES).min(whole_groups(weights.len(), LANES * n));
+        for (o, &d) in delta.iter().enumerate().take(groups * LANES) {
+            for (i, x) in input.iter().enumerate() {
+                let w = &mut weights[weight_index(n, o, i)];
                 *w = (-rate * d).mul_add(*x, *w);
             }
-        }
-        for (b, d) in biases.iter_mut().zip(delta) {
-            *b -= rate * d;
+            biases[o] -= rate * d;
         }
     }
 
@@ -296,29 +316,61 @@ mod tests {
         assert!(matches!(check_vector_unit(&unsigned), Err(VectorUnitError::Differs { function: "backward", .. })));
     }
 
+    /// A layer of `rows` rows (a multiple of [`LANES`]) and `inputs` inputs laid out from row-major `weights`.
+    fn grouped(rows: usize, inputs: usize, weights: &[f32]) -> Vec<f32> {
+        let mut laid_out = alloc::vec![0.0; rows * inputs];
+        for o in 0..rows {
+            for i in 0..inputs {
+                laid_out[weight_index(inputs, o, i)] = weights[o * inputs + i];
+            }
+        }
+        laid_out
+    }
+
     #[test]
-    fn the_software_loops_compute_the_layer_and_stop_at_the_shortest_slice() {
-        // Two rows of three inputs; the third row is incomplete and never used.
-        let weights = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+    fn weights_lie_in_groups_of_rows_input_by_input() {
+        // Six rows of two inputs: rows 0–3 in the first group, 4 and 5 in the second.
+        let indexes: Vec<usize> = (0..6).flat_map(|o| (0..2).map(move |i| weight_index(2, o, i))).collect();
+        assert_eq!(indexes, [0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13]);
+    }
+
+    #[test]
+    fn the_software_loops_compute_the_layer_over_whole_groups() {
+        // Four rows of three inputs, row-major: row o is [3o + 1, 3o + 2, 3o + 3].
+        let weights = grouped(4, 3, &(1..=12).map(|w| w as f32).collect::<Vec<_>>());
         let input = [1.0, 10.0, -100.0];
-        let mut output = [9.0; 3];
-        software_forward(&weights, &[0.5, -0.5, 1.0], &input, &mut output, false);
-        assert_eq!(output, [1.0 + 20.0 - 300.0 + 0.5, 4.0 + 50.0 - 600.0 - 0.5, 9.0]);
-        software_forward(&weights, &[0.5, -0.5, 1.0], &input, &mut output, true);
-        assert_eq!(output.map(f32::to_bits), [0, 0, 9f32.to_bits()]);
+        let biases = [0.5, -0.5, 1.0, 0.0];
+        let mut output = [9.0; 5];
+        software_forward(&weights, &biases, &input, &mut output, false);
+        assert_eq!(
+            output,
+            [1.0 + 20.0 - 300.0 + 0.5, 4.0 + 50.0 - 600.0 - 0.5, 7.0 + 80.0 - 900.0 + 1.0, 10.0 + 110.0 - 1200.0, 9.0]
+        );
+        software_forward(&weights, &biases, &input, &mut output, true);
+        assert_eq!(output.map(f32::to_bits), [0, 0, 0, 0, 9f32.to_bits()]);
+        // Three biases: not a whole group, nothing computed.
+        let mut untouched = [9.0; 4];
+        software_forward(&weights, &biases[..3], &input, &mut untouched, false);
+        assert_eq!(untouched, [9.0; 4]);
+
         let mut previous = [9.0; 4];
-        software_backward(&weights, &[1.0, 10.0, 100.0], &input, &mut previous);
-        assert_eq!(previous, [1.0 + 40.0, 2.0 + 50.0, 0.0, 9.0]);
-        assert_eq!(previous[2].to_bits(), 0);
-        let (mut weights, mut biases) = ([1.0; 6], [0.0, 1.0]);
-        software_update(&mut weights, &mut biases, &[1.0, 2.0, 4.0], &[0.0, 2.0], 0.5);
-        assert_eq!(weights, [1.0, 1.0, 1.0, 0.0, -1.0, -3.0]);
-        assert_eq!(biases, [0.0, 0.0]);
+        software_backward(&weights, &[1.0, 10.0, 100.0, 0.0], &input, &mut previous);
+        assert_eq!(previous, [1.0 + 40.0 + 700.0 + 0.0, 2.0 + 50.0 + 800.0 + 0.0, 0.0, 9.0]);
+        assert_eq!(previous[2].to_bits(), 0, "a negative input gives +0");
+
+        let (mut weights, mut biases) = (grouped(4, 3, &[1.0; 12]), [0.0, 1.0, 2.0, 3.0]);
+        software_update(&mut weights, &mut biases, &[1.0, 2.0, 4.0], &[0.0, 2.0, 0.0, -0.0], 0.5);
+        let row = |o: usize| (0..3).map(|i| weights[weight_index(3, o, i)]).collect::<Vec<_>>();
+        assert_eq!(
+            [row(0), row(1), row(2), row(3)],
+            [[1.0; 3].to_vec(), alloc::vec![0.0, -1.0, -3.0], [1.0; 3].to_vec(), [1.0; 3].to_vec()]
+        );
+        assert_eq!(biases, [0.0, 0.0, 2.0, 3.0]);
+
         let mut empty = [9.0];
-        software_backward(&weights, &[1.0], &[2.0], &mut empty);
-        assert_eq!(empty.map(f32::to_bits), [(1.0f32 * 1.0).to_bits()]);
-        software_forward(&[], &[3.0], &[], &mut empty, false);
-        assert_eq!(empty.map(f32::to_bits), [3f32.to_bits()]);
+        software_forward(&[], &[3.0, 0.0, 0.0, 0.0], &[], &mut [9.0; 4], false);
+        software_backward(&[], &[1.0; 4], &[2.0], &mut empty);
+        assert_eq!(empty.map(f32::to_bits), [(-0.0f32).to_bits()], "no whole group: the empty sum");
     }
 
     #[test]

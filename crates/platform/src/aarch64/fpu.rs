@@ -4,15 +4,16 @@
 //! FP/SIMD instruction, and every f32 operation is a library call of about 40
 //! instructions. The three loops over a layer where the network spends its
 //! time (forward pass, backpropagation, SGD step; `sis_ai::VectorUnit` defines
-//! them) run on the FPU instead, in inline assembly (`.arch_extension fp`), one
-//! call per layer:
+//! them) run on the FPU and its vector unit instead, in inline assembly
+//! (`.arch_extension fp, simd`), one call per layer, a group of four rows in
+//! the four lanes of a vector:
 //!
 //! - Each call runs with IRQs masked, so no context switch or interrupt
-//!   handler runs in the middle of it. It keeps nothing in FP registers
+//!   handler runs in the middle of it. It keeps nothing in FP/SIMD registers
 //!   between calls, and no other code uses them (the compiler cannot), so the
 //!   kernel still needs no FP context switch.
-//! - Each instruction is one correctly rounded IEEE 754 operation (`fmul`,
-//!   `fadd`, `fsub`; never the fused `fmadd`), in the order of the Rust loops
+//! - Each lane of each instruction is one correctly rounded IEEE 754 operation
+//!   (`fmul`, `fadd`, `fsub`; never the fused `fmla`), in the order of the Rust loops
 //!   they replace, with round to nearest and subnormals kept (FPCR = 0, its
 //!   reset value, which nothing changes). The results are the software
 //!   library's, bit for bit: `sis_ai::install_vector_unit` checks this at
@@ -33,136 +34,178 @@ pub(crate) fn enable() {
     }
 }
 
-/// Rows of `stride` values that `len` values hold in full (any number when `stride` is 0).
-fn whole_rows(len: usize, stride: usize) -> usize {
-    len.checked_div(stride).unwrap_or(usize::MAX)
+/// Rows per group of a layer's weights (`sis_ai::LANES`): one 128-bit vector of f32.
+const LANES: usize = 4;
+
+/// Whole groups of `group` values that `len` values hold (any number when `group` is 0).
+fn whole_groups(len: usize, group: usize) -> usize {
+    len.checked_div(group).unwrap_or(usize::MAX)
 }
 
-/// A layer's forward pass: `output[o] = Σ_i weights[o·n + i]·input[i] + biases[o]` (n = `input.len()`, summed
-/// in order from −0.0, then the bias), through ReLU (`x > 0 ? x : +0`) when `relu`, for the rows that
-/// `output`, `biases` and `weights` all hold.
+/// A layer's forward pass over the whole groups of rows that `output`, `biases` and `weights` all hold: row
+/// `o` of group g gets `Σ_i weights[(g·n + i)·4 + o % 4]·input[i] + biases[o]` (n = `input.len()`, summed in
+/// order from −0.0, then the bias), through ReLU (`x > 0 ? x : +0`) when `relu`. A group's four rows are the
+/// four lanes of one vector: one `fmul` and one `fadd` per input.
 pub fn layer_forward(weights: &[f32], biases: &[f32], input: &[f32], output: &mut [f32], relu: bool) {
     let n = input.len();
-    let rows = output.len().min(biases.len()).min(whole_rows(weights.len(), n));
-    if rows == 0 {
+    let groups = (output.len() / LANES).min(biases.len() / LANES).min(whole_groups(weights.len(), LANES * n));
+    if groups == 0 {
         return;
     }
-    // SAFETY: (1) row o reads weights[o·n..(o + 1)·n], all of input, biases[o] and
-    // writes output[o], for o < rows, which every slice holds (rows ≤ their
-    // lengths, rows·n ≤ weights.len()). (2) It writes only registers: s0–s4
-    // (which the compiler never allocates on this target, so clobbering them is
-    // invisible to it) and the declared operands. (3) IRQs are masked from
-    // before the first FP instruction to after the last and DAIF is restored
-    // as it was, so nothing else runs while s0–s4 are live. (4) FP is enabled
-    // at boot ([`enable`]).
+    // SAFETY: (1) group g reads weights[g·4n..(g + 1)·4n], all of input and
+    // biases[4g..4g + 4] and writes output[4g..4g + 4], for g < groups, which
+    // every slice holds (4·groups ≤ output and bias lengths, 4n·groups ≤
+    // weights.len()). (2) It writes only registers: v0–v5 (which the compiler
+    // never allocates on this target, so clobbering them is invisible to it)
+    // and the declared operands. (3) IRQs are masked from before the first
+    // FP/SIMD instruction to after the last and DAIF is restored as it was, so
+    // nothing else runs while v0–v5 are live. (4) FP/SIMD is enabled at boot
+    // ([`enable`]).
     unsafe {
         asm!(
             ".arch_extension fp",
+            ".arch_extension simd",
             "mrs {flags}, daif",
             "msr daifset, #2",
-            "mov {negative_zero:w}, #0x80000000",
-            // A row: the sum in s0, two products per step, then the odd one.
+            // −0.0 in every lane: where each row's sum starts.
+            "movi v5.4s, #0x80, lsl #24",
             "1:",
-            "fmov s0, {negative_zero:w}",
+            "mov v0.16b, v5.16b",
             "mov {x}, {input}",
-            "lsr {count}, {n}, #1",
-            "cbz {count}, 3f",
+            "cbz {n}, 3f",
+            "mov {count}, {n}",
             "2:",
-            "ldp s1, s3, [{w}], #8",
-            "ldp s2, s4, [{x}], #8",
-            "fmul s1, s1, s2",
-            "fadd s0, s0, s1",
-            "fmul s3, s3, s4",
-            "fadd s0, s0, s3",
+            "ld1r {{v2.4s}}, [{x}], #4",
+            "ld1 {{v1.4s}}, [{w}], #16",
+            "fmul v1.4s, v1.4s, v2.4s",
+            "fadd v0.4s, v0.4s, v1.4s",
             "subs {count}, {count}, #1",
             "b.ne 2b",
             "3:",
-            "tbz {n}, #0, 4f",
-            "ldr s1, [{w}], #4",
-            "ldr s2, [{x}]",
-            "fmul s1, s1, s2",
-            "fadd s0, s0, s1",
+            "ld1 {{v1.4s}}, [{b}], #16",
+            "fadd v0.4s, v0.4s, v1.4s",
+            // ReLU: keep the lanes that compare greater than zero (not ±0 or NaN), +0 elsewhere.
+            "cbz {relu}, 4f",
+            "fcmgt v1.4s, v0.4s, #0.0",
+            "and v0.16b, v0.16b, v1.16b",
             "4:",
-            "ldr s1, [{b}], #4",
-            "fadd s0, s0, s1",
-            // ReLU: keep s0 only if it compares greater than zero (not for ±0 or NaN).
-            "cbz {relu}, 5f",
-            "fcmp s0, #0.0",
-            "b.gt 5f",
-            "fmov s0, wzr",
-            "5:",
-            "str s0, [{out}], #4",
-            "subs {rows}, {rows}, #1",
+            "st1 {{v0.4s}}, [{out}], #16",
+            "subs {groups}, {groups}, #1",
             "b.ne 1b",
             "msr daif, {flags}",
             w = inout(reg) weights.as_ptr() => _,
             b = inout(reg) biases.as_ptr() => _,
             out = inout(reg) output.as_mut_ptr() => _,
-            rows = inout(reg) rows => _,
+            groups = inout(reg) groups => _,
             input = in(reg) input.as_ptr(),
             n = in(reg) n,
             relu = in(reg) relu as u64,
             x = out(reg) _,
             count = out(reg) _,
-            negative_zero = out(reg) _,
             flags = out(reg) _,
             options(nostack),
         );
     }
 }
 
-/// Backpropagation through a layer: `previous[i] = Σ_o weights[o·n + i]·delta[o]` (n = `input.len()`, summed in
-/// order from −0.0) when `input[i] > 0`, else +0, for the columns `previous` and `input` both hold, over the
-/// rows `delta` and `weights` both hold.
+/// Backpropagation through a layer: for each column `i` that `previous` and `input` both hold, when
+/// `input[i] > 0`, `previous[i] = Σ_o weights[(o / 4·n + i)·4 + o % 4]·delta[o]` (n = `input.len()`) summed in
+/// order from −0.0 over the rows of the whole groups `delta` and `weights` both hold; else +0. Four
+/// columns at a time: `ld4` splits a group's 4×4 block of weights into its rows, and each row, times its
+/// delta, is added to the four columns' sums in one vector `fmul` and `fadd`; the last columns one by one.
 pub fn layer_backward(weights: &[f32], delta: &[f32], input: &[f32], previous: &mut [f32]) {
     let n = input.len();
     let columns = n.min(previous.len());
     if columns == 0 {
         return;
     }
-    let rows = delta.len().min(weights.len() / n);
-    // SAFETY: (1) column i reads input[i], writes previous[i] (i < columns ≤
-    // both lengths) and reads weights[o·n + i] and delta[o] for o < rows:
-    // o·n + i < rows·n ≤ weights.len() and rows ≤ delta.len(). (2)–(4) as in
-    // [`layer_forward`], with s0–s2.
+    let groups = (delta.len() / LANES).min(weights.len() / (LANES * n));
+    let (blocks, tail) = (columns / LANES, columns % LANES);
+    // SAFETY: (1) column i reads input[i] and writes previous[i] (i < columns ≤
+    // both lengths; a block covers columns 4k..4k + 4 ≤ columns); for g <
+    // groups it reads the weights at (g·n + i)·4..(g·n + i)·4 + 4, below
+    // 4n·groups ≤ weights.len(), and delta[4g..4g + 4], within 4·groups ≤
+    // delta.len(). (2)–(4) as in [`layer_forward`], with v0–v7.
     unsafe {
         asm!(
             ".arch_extension fp",
+            ".arch_extension simd",
             "mrs {flags}, daif",
             "msr daifset, #2",
-            "mov {negative_zero:w}, #0x80000000",
+            "cbz {blocks}, 5f",
+            // Four columns: their sums in v6, from −0.0.
             "1:",
-            "ldr s1, [{x}], #4",
-            "fmov s0, wzr",
-            // Not greater than zero (±0, negative or NaN): +0.
-            "fcmp s1, #0.0",
-            "b.le 3f",
-            "fmov s0, {negative_zero:w}",
+            "movi v6.4s, #0x80, lsl #24",
+            "cbz {groups}, 3f",
             "mov {m}, {column}",
             "mov {d}, {delta}",
-            "mov {count}, {rows}",
-            "cbz {count}, 3f",
+            "mov {count}, {groups}",
             "2:",
-            "ldr s1, [{m}]",
-            "add {m}, {m}, {stride}",
-            "ldr s2, [{d}], #4",
-            "fmul s1, s1, s2",
-            "fadd s0, s0, s1",
+            "ld4 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{m}]",
+            "add {m}, {m}, {group_stride}",
+            "ld1 {{v4.4s}}, [{d}], #16",
+            "fmul v5.4s, v0.4s, v4.s[0]",
+            "fadd v6.4s, v6.4s, v5.4s",
+            "fmul v5.4s, v1.4s, v4.s[1]",
+            "fadd v6.4s, v6.4s, v5.4s",
+            "fmul v5.4s, v2.4s, v4.s[2]",
+            "fadd v6.4s, v6.4s, v5.4s",
+            "fmul v5.4s, v3.4s, v4.s[3]",
+            "fadd v6.4s, v6.4s, v5.4s",
             "subs {count}, {count}, #1",
             "b.ne 2b",
             "3:",
-            "str s0, [{previous}], #4",
-            "add {column}, {column}, #4",
-            "subs {columns}, {columns}, #1",
+            // Columns whose input is not greater than zero (±0, negative or NaN): +0.
+            "ld1 {{v7.4s}}, [{x}], #16",
+            "fcmgt v7.4s, v7.4s, #0.0",
+            "and v6.16b, v6.16b, v7.16b",
+            "st1 {{v6.4s}}, [{previous}], #16",
+            "add {column}, {column}, #64",
+            "subs {blocks}, {blocks}, #1",
             "b.ne 1b",
+            // The remaining columns, one at a time: a group's four products in one `fmul`, added lane by lane.
+            "5:",
+            "cbz {tail}, 9f",
+            "mov {negative_zero:w}, #0x80000000",
+            "6:",
+            "ldr s1, [{x}], #4",
+            "fmov s0, wzr",
+            "fcmp s1, #0.0",
+            "b.le 8f",
+            "fmov s0, {negative_zero:w}",
+            "cbz {groups}, 8f",
+            "mov {m}, {column}",
+            "mov {d}, {delta}",
+            "mov {count}, {groups}",
+            "7:",
+            "ld1 {{v1.4s}}, [{m}]",
+            "add {m}, {m}, {group_stride}",
+            "ld1 {{v2.4s}}, [{d}], #16",
+            "fmul v1.4s, v1.4s, v2.4s",
+            "fadd s0, s0, s1",
+            "mov s2, v1.s[1]",
+            "fadd s0, s0, s2",
+            "mov s2, v1.s[2]",
+            "fadd s0, s0, s2",
+            "mov s2, v1.s[3]",
+            "fadd s0, s0, s2",
+            "subs {count}, {count}, #1",
+            "b.ne 7b",
+            "8:",
+            "str s0, [{previous}], #4",
+            "add {column}, {column}, #16",
+            "subs {tail}, {tail}, #1",
+            "b.ne 6b",
+            "9:",
             "msr daif, {flags}",
             x = inout(reg) input.as_ptr() => _,
             previous = inout(reg) previous.as_mut_ptr() => _,
             column = inout(reg) weights.as_ptr() => _,
-            columns = inout(reg) columns => _,
+            blocks = inout(reg) blocks => _,
+            tail = inout(reg) tail => _,
             delta = in(reg) delta.as_ptr(),
-            rows = in(reg) rows,
-            stride = in(reg) core::mem::size_of_val(input),
+            groups = in(reg) groups,
+            group_stride = in(reg) LANES * core::mem::size_of_val(input),
             m = out(reg) _,
             d = out(reg) _,
             count = out(reg) _,
@@ -173,71 +216,59 @@ pub fn layer_backward(weights: &[f32], delta: &[f32], input: &[f32], previous: &
     }
 }
 
-/// A layer's SGD step: `weights[o·n + i] −= rate·(delta[o]·input[i])` (n = `input.len()`) for each row with a
-/// non-zero delta that `delta` and `weights` both hold, then `biases[o] −= rate·delta[o]` for each bias
-/// `delta` covers.
+/// A layer's SGD step over the rows of the whole groups that `weights`, `biases` and `delta` all hold:
+/// `weights[(o / 4·n + i)·4 + o % 4] −= rate·(delta[o]·input[i])` (n = `input.len()`) for each row with a
+/// non-zero delta (the lanes of the others keep their old weights), and `biases[o] −= rate·delta[o]`.
 pub fn layer_update(weights: &mut [f32], biases: &mut [f32], input: &[f32], delta: &[f32], rate: f32) {
     let n = input.len();
-    let rows = weights.len().checked_div(n).map_or(0, |rows| rows.min(delta.len()));
-    let bias_rows = biases.len().min(delta.len());
-    // SAFETY: (1) row o reads delta[o] and reads and writes weights[o·n..(o + 1)·n]
-    // for o < rows (rows ≤ delta.len(), rows·n ≤ weights.len()), reading all of
-    // input; bias o reads delta[o] and reads and writes biases[o] for o <
-    // bias_rows ≤ both lengths. `weights` and `biases` are borrowed mutably.
-    // (2)–(4) as in [`layer_forward`], with s1–s4.
+    let groups = (delta.len() / LANES).min(biases.len() / LANES).min(whole_groups(weights.len(), LANES * n));
+    if groups == 0 {
+        return;
+    }
+    // SAFETY: (1) group g reads delta[4g..4g + 4], reads and writes
+    // weights[g·4n..(g + 1)·4n] and biases[4g..4g + 4] and reads all of input,
+    // for g < groups, which every slice holds. `weights` and `biases` are
+    // borrowed mutably. (2)–(4) as in [`layer_forward`], with v0–v6.
     unsafe {
         asm!(
             ".arch_extension fp",
+            ".arch_extension simd",
             "mrs {flags}, daif",
             "msr daifset, #2",
-            "fmov s4, {rate:w}",
-            "mov {d}, {delta}",
-            "cbz {rows}, 4f",
+            "dup v4.4s, {rate:w}",
             "1:",
-            "ldr s3, [{d}], #4",
-            // A zero delta (either sign) leaves the row as it is.
-            "fcmp s3, #0.0",
-            "b.eq 3f",
+            "ld1 {{v3.4s}}, [{d}], #16",
+            // Lanes whose delta is zero (either sign) keep their weights.
+            "fcmeq v6.4s, v3.4s, #0.0",
+            "cbz {n}, 3f",
             "mov {x}, {input}",
-            "mov {wp}, {w}",
             "mov {count}, {n}",
             "2:",
-            "ldr s1, [{x}], #4",
-            "fmul s1, s3, s1",
-            "fmul s1, s4, s1",
-            "ldr s2, [{wp}]",
-            "fsub s2, s2, s1",
-            "str s2, [{wp}], #4",
+            "ld1r {{v2.4s}}, [{x}], #4",
+            "fmul v1.4s, v3.4s, v2.4s",
+            "fmul v1.4s, v4.4s, v1.4s",
+            "ld1 {{v0.4s}}, [{w}]",
+            "fsub v5.4s, v0.4s, v1.4s",
+            "bit v5.16b, v0.16b, v6.16b",
+            "st1 {{v5.4s}}, [{w}], #16",
             "subs {count}, {count}, #1",
             "b.ne 2b",
             "3:",
-            "add {w}, {w}, {n}, lsl #2",
-            "subs {rows}, {rows}, #1",
+            "ld1 {{v0.4s}}, [{b}]",
+            "fmul v1.4s, v4.4s, v3.4s",
+            "fsub v0.4s, v0.4s, v1.4s",
+            "st1 {{v0.4s}}, [{b}], #16",
+            "subs {groups}, {groups}, #1",
             "b.ne 1b",
-            "4:",
-            "cbz {bias_rows}, 6f",
-            "mov {d}, {delta}",
-            "5:",
-            "ldr s3, [{d}], #4",
-            "fmul s3, s4, s3",
-            "ldr s2, [{b}]",
-            "fsub s2, s2, s3",
-            "str s2, [{b}], #4",
-            "subs {bias_rows}, {bias_rows}, #1",
-            "b.ne 5b",
-            "6:",
             "msr daif, {flags}",
             w = inout(reg) weights.as_mut_ptr() => _,
             b = inout(reg) biases.as_mut_ptr() => _,
-            rows = inout(reg) rows => _,
-            bias_rows = inout(reg) bias_rows => _,
+            d = inout(reg) delta.as_ptr() => _,
+            groups = inout(reg) groups => _,
             input = in(reg) input.as_ptr(),
-            delta = in(reg) delta.as_ptr(),
             n = in(reg) n,
             rate = in(reg) rate.to_bits(),
-            d = out(reg) _,
             x = out(reg) _,
-            wp = out(reg) _,
             count = out(reg) _,
             flags = out(reg) _,
             options(nostack),
