@@ -210,10 +210,10 @@ impl Network {
             let input_start = if index == 0 { 0 } else { output_start - padded(layer.inputs) };
             let input = &values[input_start..input_start + layer.inputs];
             output_start = input_start;
-            // The next delta is computed from the weights before this layer's step.
-            previous.clear();
-            previous.resize(padded(layer.inputs), 0.0);
+            // The next delta (none below the first layer) is computed from the weights before this layer's step.
             if index > 0 {
+                previous.clear();
+                previous.resize(padded(layer.inputs), 0.0);
                 (unit.backward)(&layer.weights, delta, input, previous);
             }
             (unit.update)(&mut layer.weights, &mut layer.biases, input, delta, rate);
