@@ -64,6 +64,14 @@ pub fn governed_run_with(seed: u64, governor: &RefCell<Governor>) -> (MemoryRepo
 
 fn run(seed: u64, governor: Option<&RefCell<Governor>>) -> (MemoryReport, AutonomySnapshot) {
     let config = StressTestConfig { duration_ms: 1_000, pool_bytes: 16 << 20, ..StressTestConfig::with_seed(seed) };
+    governed_run_config(&config, governor)
+}
+
+/// A memory run of any configuration with `governor` (or none) deciding every [`INTERVAL_NS`] of fake time.
+pub fn governed_run_config(
+    config: &StressTestConfig,
+    governor: Option<&RefCell<Governor>>,
+) -> (MemoryReport, AutonomySnapshot) {
     let mut source = frames();
     let before = source.stats();
     let port = PoolPort::new();
@@ -78,7 +86,7 @@ fn run(seed: u64, governor: Option<&RefCell<Governor>>) -> (MemoryReport, Autono
     };
     let clock = ActingClock::new(NS_PER_READING, &port, &act);
     let options = RunOptions { port: Some(&port), ..RunOptions::default() };
-    let report = run_memory_test(&config, &mut source, &clock, &mut |_| {}, options);
+    let report = run_memory_test(config, &mut source, &clock, &mut |_| {}, options);
     assert_eq!(source.stats(), before, "every run gives its frames back");
     (report, metrics.snapshot())
 }

@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::port::DeadlinePort;
-use crate::test_support::governed_run;
+use crate::test_support::{governed_run, governed_run_config};
+use crate::StressTestConfig;
 use core::cell::RefCell;
+use proptest::prelude::*;
 use sis_autonomy::{AutonomySnapshot, NeverAct, TraceOutcome};
 
 #[test]
@@ -20,6 +22,62 @@ fn a_governor_that_never_acts_changes_nothing() {
         assert_eq!(format!("{off:?}"), format!("{on:?}"), "seed {seed}");
         assert_eq!(counted.total_interventions, 0);
         assert_eq!(none, AutonomySnapshot::default());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Autonomy on with a policy that never acts is autonomy off, bit for bit, over the whole range of every
+    /// flag: the governor has no effect on a workload that is not a counted intervention.
+    #[test]
+    fn never_act_is_autonomy_off_over_every_flag(
+        seed in any::<u64>(),
+        target in 1u8..=100,
+        threshold in 1u8..=100,
+        fail_rate in 0u8..=100,
+        duration_ms in 1u64..=300,
+        pool_kib in 64u64..=16 << 10,
+    ) {
+        let config = StressTestConfig {
+            duration_ms,
+            target_pressure_percent: target,
+            oom_threshold_percent: threshold,
+            fail_rate_percent: fail_rate,
+            pool_bytes: pool_kib << 10,
+            ..StressTestConfig::with_seed(seed)
+        };
+        let (off, _) = governed_run_config(&config, None);
+        let never = RefCell::new(
+            Governor::new(Box::new(NeverAct), MetaConfig::default(), StrategyConfig::default()).unwrap(),
+        );
+        let (on, counted) = governed_run_config(&config, Some(&never));
+        prop_assert_eq!(format!("{off:?}"), format!("{on:?}"));
+        prop_assert_eq!(counted.total_interventions, 0);
+    }
+}
+
+#[test]
+fn never_act_at_target_95_is_autonomy_off() {
+    // The review's case: at a target above the Balanced strategy's 85 % cap, a governor that capped the pool at
+    // every new run took seed 2 from hundreds of OOM events to a few with no intervention counted.
+    for seed in [2, 6] {
+        let config = StressTestConfig {
+            duration_ms: 1_000,
+            target_pressure_percent: 95,
+            oom_threshold_percent: 98,
+            pool_bytes: 16 << 20,
+            ..StressTestConfig::with_seed(seed)
+        };
+        let (off, _) = governed_run_config(&config, None);
+        let never = RefCell::new(
+            Governor::new(Box::new(NeverAct), MetaConfig::default(), StrategyConfig::default()).unwrap(),
+        );
+        let (on, counted) = governed_run_config(&config, Some(&never));
+        assert!(off.oom_events > 100, "seed {seed}: {} OOM events", off.oom_events);
+        assert_eq!((on.oom_events, on.peak_pressure_per_mille), (off.oom_events, off.peak_pressure_per_mille));
+        assert_eq!(format!("{off:?}"), format!("{on:?}"), "seed {seed}");
+        assert_eq!(counted.total_interventions, 0);
     }
 }
 
