@@ -9,6 +9,7 @@
 //! filled its fields; progress text never leaks into JSON; a line without a
 //! `--json` word prints no JSON.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;

@@ -4,6 +4,7 @@
 //! matching word of `parse`; and `run_argument` (the host's quoting) round-trips
 //! any command text, also after other arguments that parse.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use sis_proto::bootargs::{find, parse, run_argument, BootArgument, BootArgumentError, RUN};

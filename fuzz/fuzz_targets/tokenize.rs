@@ -6,6 +6,7 @@
 //! and a line without `;` gives the same words whether split into commands
 //! first or not (batch mode splits, the console does not).
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use sis_shell::{codes, split_commands, tokenize, validate_line};

@@ -9,6 +9,7 @@
 //! never adds a failure. An accepted reply is one line holding an object with
 //! `schema_version` 1, a `command` string or null, and an `ok` boolean.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

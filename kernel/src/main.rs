@@ -1,7 +1,7 @@
 //! The SIS kernel: wires the platform, the scheduling policy and the shell together.
 #![no_std]
 #![no_main]
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 extern crate alloc;
 

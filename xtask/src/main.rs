@@ -1,4 +1,5 @@
 //! `cargo xtask`: build, run, test and benchmark SIS; what CI runs is what a developer runs.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod bench_blk;
@@ -244,6 +245,42 @@ fn test() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every crate root outside `crates/platform`: libraries, binaries, fuzz targets.
+    fn crate_roots(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut roots = vec![root.join("kernel/src/main.rs"), root.join("xtask/src/main.rs")];
+        let children = |dir: &str| -> Vec<std::path::PathBuf> {
+            let mut paths: Vec<_> =
+                std::fs::read_dir(root.join(dir)).unwrap().map(|entry| entry.unwrap().path()).collect();
+            paths.sort();
+            paths
+        };
+        for dir in children("crates").into_iter().chain(children("tools")) {
+            for file in ["src/lib.rs", "src/main.rs"] {
+                roots.push(dir.join(file));
+            }
+            if let Ok(bins) = std::fs::read_dir(dir.join("src/bin")) {
+                roots.extend(bins.map(|entry| entry.unwrap().path()));
+            }
+        }
+        roots.extend(children("fuzz/fuzz_targets"));
+        roots.retain(|path| path.is_file() && !path.starts_with(root.join("crates/platform")));
+        roots
+    }
+
+    #[test]
+    fn every_crate_but_the_platform_forbids_unsafe_code() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let roots = crate_roots(root);
+        assert!(roots.len() >= 20, "{roots:?}");
+        let without: Vec<_> = roots
+            .iter()
+            .filter(|path| {
+                !std::fs::read_to_string(path).unwrap().lines().any(|line| line == "#![forbid(unsafe_code)]")
+            })
+            .collect();
+        assert!(without.is_empty(), "crate roots without #![forbid(unsafe_code)]: {without:?}");
+    }
 
     #[test]
     fn libtest_summaries_give_passed_and_failed_counts() {

@@ -165,6 +165,9 @@ pub enum SwitchReason {
     Emergency,
     /// The meta-agent asked for it.
     Directive,
+    /// A new workload run started with its pool uncapped: the controller went back to its starting strategy
+    /// ([`StrategyController::restart`]). Not a switch: nothing changed in the workload.
+    RunStarted,
 }
 
 /// One entry of the switch history.
@@ -218,6 +221,8 @@ pub struct StrategyStats {
     pub suppressed_switches: u64,
     /// Emergency switches that passed over a cooldown or freeze.
     pub emergency_overrides: u64,
+    /// Returns to the starting strategy because a new workload run started (not switches).
+    pub run_restarts: u64,
 }
 
 /// The strategy in force and the guards around changing it.
@@ -286,6 +291,27 @@ impl StrategyController {
         }
         let reason = if wanted > self.current { SwitchReason::PressureRose } else { SwitchReason::PressureFell };
         self.guarded_switch(now_ns, wanted, pressure_per_mille, reason)
+    }
+
+    /// A new workload run started at `now_ns` with nothing of the strategy applied to it: the controller goes
+    /// back to `initial`, so that the strategy in force always names what the run is subject to. Recorded in
+    /// the history (reason [`SwitchReason::RunStarted`]) when it changes the strategy; not a switch, so no
+    /// cooldown, oscillation window or switch counter sees it. Returns the history entry, if any.
+    pub fn restart(&mut self, now_ns: u64, initial: MemoryStrategy, pressure_per_mille: u16) -> Option<StrategySwitch> {
+        if self.current == initial {
+            return None;
+        }
+        let record = StrategySwitch {
+            at_ns: now_ns,
+            from: self.current,
+            to: initial,
+            pressure_per_mille,
+            reason: SwitchReason::RunStarted,
+        };
+        self.current = initial;
+        self.history.push(record);
+        self.stats.run_restarts += 1;
+        Some(record)
     }
 
     /// A switch to `wanted` requested by the meta-agent; subject to cooldown and oscillation detection

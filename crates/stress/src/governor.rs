@@ -23,6 +23,12 @@ use crate::port::{DeadlinePort, DeadlineTelemetry, FloodPort, FloodTelemetry, Po
 /// A policy the governor can run (the kernel swaps them with `autoctl policy`).
 pub type BoxedPolicy = Box<dyn Policy + Send>;
 
+/// The strategy a governor starts in, and every workload run starts under: no cap, the workload's own target.
+///
+/// A run's pool starts uncapped, so any cap it meets comes from a switch the meta-agent acted on in that run,
+/// which is counted and traced: with a policy that never acts, autonomy on is autonomy off, bit for bit.
+pub const INITIAL_STRATEGY: MemoryStrategy = MemoryStrategy::Aggressive;
+
 /// The pressure a strategy lets the workload steer toward, per mille ([`NO_CAP`]: the workload's own target).
 pub fn strategy_cap(strategy: MemoryStrategy) -> u32 {
     match strategy {
@@ -91,11 +97,11 @@ impl core::fmt::Debug for Governor {
 }
 
 impl Governor {
-    /// A governor running `policy`, starting Balanced.
+    /// A governor running `policy`, starting in [`INITIAL_STRATEGY`].
     pub fn new(policy: BoxedPolicy, config: MetaConfig, strategy: StrategyConfig) -> Result<Self, GovernorError> {
         Ok(Governor {
             agent: MetaAgent::new(policy, config).map_err(GovernorError::Meta)?,
-            strategy: StrategyController::new(strategy, MemoryStrategy::Balanced).map_err(GovernorError::Strategy)?,
+            strategy: StrategyController::new(strategy, INITIAL_STRATEGY).map_err(GovernorError::Strategy)?,
             trend: PressureTrend::new(),
             watched: None,
             deadline_watched: None,
@@ -161,10 +167,11 @@ impl Governor {
         let previous = match self.watched {
             Some(watched) if watched.run == telemetry.run => watched,
             _ => {
-                // A new run: its figures start from zero; outcomes watched in the last run are dropped.
+                // A new run: its figures start from zero; outcomes watched in the last run are dropped. Its pool
+                // is uncapped (the port lifts every directive at attach), and so is the strategy in force.
                 self.agent.clear_pending(metrics);
                 self.trend = PressureTrend::new();
-                port.set_pressure_cap(strategy_cap(self.strategy.current()));
+                self.strategy.restart(now_ns, INITIAL_STRATEGY, telemetry.pressure_per_mille.min(1000) as u16);
                 Watched { run: telemetry.run, ..Watched::default() }
             }
         };

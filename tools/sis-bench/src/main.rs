@@ -3,6 +3,7 @@
 //! Each benchmark repeats its measurement, prints every repetition, the
 //! median, and the ratio against a peer measured in the same run. The
 //! machine is shared and noisy: read medians and ratios, not single runs.
+#![forbid(unsafe_code)]
 
 mod ai;
 mod metrics;

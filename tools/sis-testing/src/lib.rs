@@ -16,6 +16,7 @@
 //! assert_eq!(meminfo["total_bytes"], 1u64 << 30);
 //! # Ok::<(), sis_testing::HarnessError>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod batch;
 mod boot_time;

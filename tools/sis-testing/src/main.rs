@@ -1,4 +1,5 @@
 //! `sis-testing`: boot SIS in QEMU from the command line: measure boot time or run a batch.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -62,9 +62,11 @@ fn compare_memory_cuts_oom_events_significantly_and_off_never_intervenes() {
 #[ignore = "boots QEMU; run by cargo xtask test"]
 fn a_meta_agent_that_never_acts_gives_the_results_of_autonomy_off() {
     // Runs of a fixed number of steps: deciding costs the meta-agent's thread CPU time, so in runs of a fixed
-    // duration even a policy that never acts leaves the workload fewer steps.
+    // duration even a policy that never acts leaves the workload fewer steps. At a 95 % target, above the
+    // Balanced strategy's 85 % cap: an earlier governor set that cap on every run without counting it.
     let (_, replies) = batch_json(
-        "autoctl policy never-act --json; stresstest compare memory --runs 3 --seed 11 --steps 60000 --json",
+        "autoctl policy never-act --json; \
+         stresstest compare memory --runs 3 --seed 11 --steps 60000 --target-pressure 95 --oom-threshold 98 --json",
     );
     let compare = &replies[1]["compare"];
     assert_eq!(compare["autonomy_on"]["interventions"]["total"], 0);
@@ -84,6 +86,22 @@ fn a_meta_agent_that_never_acts_gives_the_results_of_autonomy_off() {
             .collect()
     };
     assert_eq!(values("autonomy_off"), values("autonomy_on"), "identical runs, figure for figure");
+    // The workload meets the pressure a cap would have relieved: OOM events in every run, peak pressure above 85 %.
+    let column = |key: &str| -> Vec<u64> {
+        let index = keys.iter().position(|name| *name == key).unwrap();
+        compare["autonomy_off"]["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| run["values"][index].as_u64().unwrap())
+            .collect()
+    };
+    assert!(column("oom_events").iter().all(|ooms| *ooms > 0), "{:?}", column("oom_events"));
+    assert!(
+        column("peak_pressure_per_mille").iter().all(|peak| *peak > 850),
+        "{:?}",
+        column("peak_pressure_per_mille")
+    );
     assert_eq!(values("autonomy_on")[0][keys.iter().position(|key| *key == "steps").unwrap() - 1], 60_000);
 }
 

@@ -133,6 +133,12 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
     }
     assert_eq!(report["checks"][1]["figures"]["jobs"], 85, "50 + 25 + 10 jobs in 0.5 s");
     assert_eq!(report["checks"][1]["figures"]["deadline_misses"], 0);
+    // The overrunner is named by its thread id, and it alone was throttled.
+    let overrun = &report["checks"][2]["figures"];
+    let overrunning = overrun["overrunning_thread"].as_u64().unwrap();
+    assert_eq!(overrun["throttled_threads"], serde_json::json!([overrunning]), "{overrun}");
+    assert_eq!(overrun["other_throttles"], 0, "{overrun}");
+    assert!(overrun["throttles"].as_u64().unwrap() > 0, "{overrun}");
     // Every experiment thread has ended and released its server.
     assert_eq!(first[1]["utilization_ppm"], 0);
     assert_eq!(first[1]["servers"], serde_json::json!([]));

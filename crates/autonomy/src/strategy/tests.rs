@@ -52,7 +52,8 @@ fn flapping_across_both_thresholds_is_bounded_by_cooldown_and_oscillation_freeze
             cooldown_holds: 8,
             oscillation_freezes: 1,
             suppressed_switches: 90,
-            emergency_overrides: 0
+            emergency_overrides: 0,
+            run_restarts: 0
         }
     );
     assert_eq!(controller.frozen_until(1_990_000_000), Some(2_210_000_000));
@@ -106,7 +107,8 @@ fn flapping_for_five_seconds_gives_three_bursts_of_four() {
             cooldown_holds: 24,
             oscillation_freezes: 3,
             suppressed_switches: 220,
-            emergency_overrides: 0
+            emergency_overrides: 0,
+            run_restarts: 0
         }
     );
     let burst_starts: Vec<u64> = controller.history().step_by(4).map(|switch| switch.at_ns / 1_000_000).collect();
@@ -202,4 +204,25 @@ fn bad_configurations_are_refused() {
         assert_eq!(StrategyController::new(config, Balanced).err(), Some(error), "{config:?}");
     }
     assert!(StrategyController::new(base, Balanced).is_ok());
+}
+
+#[test]
+fn a_restart_returns_to_the_start_without_a_switch_and_records_it_once() {
+    let config = StrategyConfig::default();
+    let mut controller = StrategyController::new(config, MemoryStrategy::Aggressive).unwrap();
+    assert_eq!(controller.restart(0, MemoryStrategy::Aggressive, 0), None, "already there: nothing recorded");
+    assert!(matches!(controller.request(10, MemoryStrategy::Conservative, 900), StrategyUpdate::Switched(_)));
+    let record = controller.restart(20, MemoryStrategy::Aggressive, 0).unwrap();
+    assert_eq!(
+        (record.from, record.to, record.reason),
+        (MemoryStrategy::Conservative, MemoryStrategy::Aggressive, SwitchReason::RunStarted)
+    );
+    assert_eq!(controller.current(), MemoryStrategy::Aggressive);
+    assert_eq!((controller.stats().switches, controller.stats().run_restarts), (1, 1));
+    assert_eq!(controller.history().count(), 2);
+    // Not a switch: the cooldown still runs from the switch at 10 ns.
+    assert_eq!(
+        controller.request(30, MemoryStrategy::Conservative, 900),
+        StrategyUpdate::HeldByCooldown { wanted: MemoryStrategy::Conservative }
+    );
 }

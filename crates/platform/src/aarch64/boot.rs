@@ -82,11 +82,12 @@ pub struct Platform {
 /// Defines the kernel's main function, called once the platform is up.
 ///
 /// `entry!(main)` where `main: fn(Platform) -> !`. The export lives in this
-/// macro so the kernel crate itself stays free of unsafe attributes.
+/// macro so the kernel crate itself stays free of unsafe attributes: the
+/// `unsafe_code` lint does not look into another crate's macro expansions,
+/// so the kernel can `forbid` it (an `allow` here would be refused there).
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
-        #[allow(unsafe_code)]
         #[export_name = "sis_kernel_main"]
         extern "Rust" fn __sis_kernel_main(platform: $crate::Platform) -> ! {
             let main: fn($crate::Platform) -> ! = $main;

@@ -70,9 +70,8 @@ fn never_act_at_target_95_is_autonomy_off() {
             ..StressTestConfig::with_seed(seed)
         };
         let (off, _) = governed_run_config(&config, None);
-        let never = RefCell::new(
-            Governor::new(Box::new(NeverAct), MetaConfig::default(), StrategyConfig::default()).unwrap(),
-        );
+        let never =
+            RefCell::new(Governor::new(Box::new(NeverAct), MetaConfig::default(), StrategyConfig::default()).unwrap());
         let (on, counted) = governed_run_config(&config, Some(&never));
         assert!(off.oom_events > 100, "seed {seed}: {} OOM events", off.oom_events);
         assert_eq!((on.oom_events, on.peak_pressure_per_mille), (off.oom_events, off.peak_pressure_per_mille));

@@ -13,6 +13,7 @@
 //! stops reading and answering for good, `sleep MS` answers after MS ms,
 //! `badjson two-objects|not-json|old-schema` prints malformed `--json` output,
 //! `write-stderr N` prints N bytes on standard error.
+#![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
