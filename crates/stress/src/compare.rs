@@ -427,4 +427,6 @@ pub fn compare_report(
 }
 
 #[cfg(test)]
+mod power;
+#[cfg(test)]
 mod tests;
