@@ -104,6 +104,13 @@ pub struct WilcoxonResult {
     pub z: Option<f64>,
     /// Two-sided p-value.
     pub p_value: f64,
+    /// The smallest two-sided p-value this test could give with these `n_used` differences and their ties,
+    /// whatever their signs: the p of every difference having the same sign. Exact method: `min(1, 2 / 2^n_used)`
+    /// (one sign pattern of `2^n_used` has W+ = 0, ties or not); normal method: the approximation at W+ = its
+    /// maximum, with the same tie and continuity corrections. A `p_value` at this floor means the effect could not
+    /// have been shown more strongly with these pairs; a floor at or above a significance level means the test
+    /// cannot reach it, however large the effect.
+    pub min_reachable_p: f64,
     /// Exact or normal approximation.
     pub method: WilcoxonMethod,
 }
@@ -201,23 +208,25 @@ pub fn wilcoxon_signed_rank(off: &[f64], on: &[f64]) -> Result<WilcoxonResult, P
     let w_plus = w_plus_doubled as f64 / 2.0;
     let w_minus = (total_doubled - w_plus_doubled) as f64 / 2.0;
 
-    let (p_value, z, method) = if n_used <= WILCOXON_EXACT_LIMIT {
-        (exact_p_value(&doubled_ranks, w_plus_doubled), None, WilcoxonMethod::Exact)
+    let (p_value, min_reachable_p, z, method) = if n_used <= WILCOXON_EXACT_LIMIT {
+        let min_reachable_p = (2.0 / libm::ldexp(1.0, n_used as i32)).min(1.0);
+        (exact_p_value(&doubled_ranks, w_plus_doubled), min_reachable_p, None, WilcoxonMethod::Exact)
     } else {
-        let n = n_used as f64;
-        let mean = n * (n + 1.0) / 4.0;
-        let std_dev = libm::sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - tie_term / 2.0) / 24.0);
-        let raw = (w_plus - mean) / std_dev;
-        let z = if raw > 0.0 {
-            raw - 0.5 / std_dev
-        } else if raw < 0.0 {
-            raw + 0.5 / std_dev
-        } else {
-            0.0
-        };
-        ((2.0 * normal_upper_tail(z.abs())).min(1.0), Some(z), WilcoxonMethod::Normal)
+        let (p_value, z) = normal_p_value(n_used, tie_term, w_plus);
+        let (min_reachable_p, _) = normal_p_value(n_used, tie_term, total_doubled as f64 / 2.0);
+        (p_value, min_reachable_p, Some(z), WilcoxonMethod::Normal)
     };
-    Ok(WilcoxonResult { pairs, zeros_dropped: pairs - n_used, n_used, w_plus, w_minus, z, p_value, method })
+    Ok(WilcoxonResult {
+        pairs,
+        zeros_dropped: pairs - n_used,
+        n_used,
+        w_plus,
+        w_minus,
+        z,
+        p_value,
+        min_reachable_p,
+        method,
+    })
 }
 
 /// Two-sided paired t-test of the differences `on[i] - off[i]`, with a 95 % confidence interval of their mean.
@@ -354,6 +363,23 @@ fn differences(off: &[f64], on: &[f64]) -> Result<Vec<f64>, PairedError> {
             }
         })
         .collect()
+}
+
+/// Two-sided p-value and continuity-corrected z of the rank sum `w_plus` of `n_used` differences under the normal
+/// approximation; `tie_term` is the sum of `t^3 - t` over the tie groups of `|d|`.
+fn normal_p_value(n_used: usize, tie_term: f64, w_plus: f64) -> (f64, f64) {
+    let n = n_used as f64;
+    let mean = n * (n + 1.0) / 4.0;
+    let std_dev = libm::sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - tie_term / 2.0) / 24.0);
+    let raw = (w_plus - mean) / std_dev;
+    let z = if raw > 0.0 {
+        raw - 0.5 / std_dev
+    } else if raw < 0.0 {
+        raw + 0.5 / std_dev
+    } else {
+        0.0
+    };
+    ((2.0 * normal_upper_tail(z.abs())).min(1.0), z)
 }
 
 /// Exact two-sided p-value of the doubled rank sum `observed` given the doubled ranks.

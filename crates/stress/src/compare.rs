@@ -5,17 +5,25 @@
 //! report gives both means, the change, and a paired test over the runs:
 //! Wilcoxon signed-rank (exact p for up to 50 non-zero differences) and a
 //! paired t-test with a 95 % confidence interval of the mean difference
-//! (on − off). A figure "differs" when the Wilcoxon p-value is below
-//! [`DIFFERS_P`]; the OOM reduction is "significant" when its p-value is
-//! below [`SIGNIFICANT_P`]. Costs are figures like any other: fewer
-//! allocations or lower throughput with autonomy on are reported as worse.
+//! (on − off). The figures of one comparison are one family: their Wilcoxon
+//! p-values are adjusted together by Holm–Bonferroni ([`holm_adjusted`]), a
+//! figure whose test cannot be computed (every difference zero) entering as
+//! p = 1. A figure "differs" when its adjusted p is below [`DIFFERS_P`], so
+//! the chance that any unchanged figure is reported as differing stays
+//! below 5 %; the OOM reduction is "significant" when the OOM events'
+//! adjusted p is below [`SIGNIFICANT_P`]. Costs are figures like any other:
+//! fewer allocations or lower throughput with autonomy on are reported as
+//! worse, and counted apart from the improvements. Beside each p-value the
+//! report gives the informative pairs (non-zero differences) and the
+//! smallest p the test could reach with them, so an underpowered figure
+//! shows as one.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::Serialize;
 use sis_autonomy::AutonomySnapshot;
-use sis_metrics::{compare_paired, PairedComparison};
+use sis_metrics::{compare_paired, holm_adjusted, PairedComparison};
 
 use crate::chaos::{ChaosReport, EventFigures};
 use crate::{FloodReport, MemoryReport, MultiReport};
@@ -24,10 +32,47 @@ use crate::{FloodReport, MemoryReport, MultiReport};
 pub const MAX_RUNS: u32 = 100;
 /// Default pairs: enough that half the seeds reaching memory pressure still gives ten informative pairs.
 pub const DEFAULT_RUNS: u32 = 20;
-/// A figure differs measurably below this Wilcoxon p-value.
+/// A figure differs measurably below this Holm-adjusted Wilcoxon p-value (family-wise error 5 %).
 pub const DIFFERS_P: f64 = 0.05;
-/// The OOM reduction is significant below this Wilcoxon p-value (the issue's bar).
+/// The OOM reduction is significant below this Holm-adjusted Wilcoxon p-value (the issue's bar).
 pub const SIGNIFICANT_P: f64 = 0.01;
+
+/// The family-wise correction applied across the figures of one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    /// Holm–Bonferroni step-down adjusted p-values ([`holm_adjusted`]).
+    Holm,
+}
+
+/// What a figure's comparison concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    /// Differs, in the figure's better direction.
+    #[serde(rename = "better")]
+    Better,
+    /// Differs, in the figure's worse direction (a cost).
+    #[serde(rename = "worse")]
+    Worse,
+    /// Differs, for a figure that is neither better higher nor lower (a description of the run).
+    #[serde(rename = "changed")]
+    Changed,
+    /// Does not differ measurably (adjusted p not below [`DIFFERS_P`], or no test possible).
+    #[serde(rename = "no difference")]
+    NoDifference,
+}
+
+impl Verdict {
+    /// Its text, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Better => "better",
+            Verdict::Worse => "worse",
+            Verdict::Changed => "changed",
+            Verdict::NoDifference => "no difference",
+        }
+    }
+}
 
 /// What a comparison runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -225,11 +270,19 @@ pub struct FigureComparison {
     pub change_percent: Option<f64>,
     /// Paired tests of on − off over the runs.
     pub paired: PairedComparison,
-    /// Wilcoxon p below [`DIFFERS_P`].
+    /// Pairs whose difference is not zero: the only pairs the Wilcoxon test can use.
+    pub informative_pairs: usize,
+    /// The Wilcoxon p-value, before correction (`paired.wilcoxon.p_value`); null when it cannot be computed.
+    pub p_value: Option<f64>,
+    /// The smallest Wilcoxon p-value the informative pairs could give, whatever the effect (1 with none).
+    pub min_reachable_p: f64,
+    /// The Wilcoxon p-value adjusted by Holm–Bonferroni over the report's figures (1 when it cannot be computed).
+    pub p_value_adjusted: f64,
+    /// Adjusted p below [`DIFFERS_P`].
     pub differs: bool,
-    /// "better", "worse" or "no difference" (by [`Figure::better`], only when it differs); "changed" for
-    /// figures that are neither.
-    pub verdict: &'static str,
+    /// Better or worse by [`Figure::better`] when it differs, changed for figures that are neither, else no
+    /// difference.
+    pub verdict: Verdict,
 }
 
 /// Everything `stresstest compare` measured.
@@ -251,13 +304,37 @@ pub struct CompareReport {
     pub autonomy_on: Side,
     /// Each figure compared.
     pub comparisons: Vec<FigureComparison>,
-    /// Figures that differ measurably.
+    /// The family-wise correction across `comparisons`.
+    pub correction: Correction,
+    /// Figures in the family (every figure of the report, tested or not).
+    pub family_size: u32,
+    /// [`DIFFERS_P`]: a figure differs below this adjusted p.
+    pub differs_level: f64,
+    /// [`SIGNIFICANT_P`]: the OOM reduction is significant below this adjusted p.
+    pub significant_level: f64,
+    /// Figures that differ measurably, in any direction: better + worse + changed.
     pub figures_differing: u32,
+    /// Figures that differ in their better direction: the improvements, the count the seed's "5+ measurable
+    /// differences" asks for.
+    pub figures_better: u32,
+    /// Figures that differ in their worse direction (costs).
+    pub figures_worse: u32,
+    /// Figures that differ and are neither better higher nor lower.
+    pub figures_changed: u32,
+    /// Figures that do not differ measurably.
+    pub figures_unchanged: u32,
     /// OOM events, (off − on) / off × 100; null without OOM figures or when off had none.
     pub oom_reduction_percent: Option<f64>,
-    /// Wilcoxon p-value of the OOM events; null when it cannot be computed (e.g. no differences).
+    /// Wilcoxon p-value of the OOM events, before correction; null when it cannot be computed (e.g. no
+    /// differences).
     pub oom_p_value: Option<f64>,
-    /// OOM reduction with p below [`SIGNIFICANT_P`].
+    /// Holm-adjusted p-value of the OOM events; null without OOM figures.
+    pub oom_p_value_adjusted: Option<f64>,
+    /// Pairs whose OOM events differ; null without OOM figures.
+    pub oom_informative_pairs: Option<usize>,
+    /// The smallest p the OOM test could reach with them; null without OOM figures.
+    pub oom_min_reachable_p: Option<f64>,
+    /// OOM events reduced with adjusted p below [`SIGNIFICANT_P`].
     pub oom_reduction_significant: bool,
 }
 
@@ -279,45 +356,69 @@ pub fn compare_report(
     let figures = figures(test);
     let off = side(off.0, off.1, figures.len());
     let on = side(on.0, on.1, figures.len());
+    let tests: Vec<PairedComparison> = (0..figures.len())
+        .map(|index| {
+            let column = |side: &Side| side.runs.iter().map(|run| run.values[index] as f64).collect::<Vec<f64>>();
+            compare_paired(&column(&off), &column(&on))
+        })
+        .collect();
+    let p_values: Vec<Option<f64>> =
+        tests.iter().map(|paired| paired.wilcoxon.as_ref().map(|test| test.p_value)).collect();
+    let adjusted = holm_adjusted(&p_values.iter().map(|p| p.unwrap_or(1.0)).collect::<Vec<f64>>());
     let comparisons: Vec<FigureComparison> = figures
         .iter()
+        .zip(tests)
         .enumerate()
-        .map(|(index, figure)| {
-            let column = |side: &Side| side.runs.iter().map(|run| run.values[index] as f64).collect::<Vec<f64>>();
-            let paired = compare_paired(&column(&off), &column(&on));
-            let differs = paired.wilcoxon.as_ref().is_some_and(|test| test.p_value < DIFFERS_P);
+        .map(|(index, (figure, paired))| {
+            let differs = adjusted[index] < DIFFERS_P;
             let (off_mean, on_mean) = (off.means[index], on.means[index]);
             let verdict = match (differs, figure.better) {
-                (false, _) => "no difference",
-                (true, Better::Neither) => "changed",
-                (true, Better::Lower) if on_mean < off_mean => "better",
-                (true, Better::Higher) if on_mean > off_mean => "better",
-                (true, _) => "worse",
+                (false, _) => Verdict::NoDifference,
+                (true, Better::Neither) => Verdict::Changed,
+                (true, Better::Lower) if on_mean < off_mean => Verdict::Better,
+                (true, Better::Higher) if on_mean > off_mean => Verdict::Better,
+                (true, _) => Verdict::Worse,
             };
+            let wilcoxon = paired.wilcoxon.as_ref();
             FigureComparison {
                 figure: *figure,
                 off_mean,
                 on_mean,
                 change_percent: (off_mean != 0.0).then(|| (on_mean - off_mean) / off_mean * 100.0),
+                informative_pairs: wilcoxon.map_or(0, |test| test.n_used),
+                p_value: p_values[index],
+                min_reachable_p: wilcoxon.map_or(1.0, |test| test.min_reachable_p),
+                p_value_adjusted: adjusted[index],
                 paired,
                 differs,
                 verdict,
             }
         })
         .collect();
+    let count = |verdict: Verdict| comparisons.iter().filter(|comparison| comparison.verdict == verdict).count() as u32;
     let oom = comparisons.iter().find(|comparison| comparison.figure.key == "oom_events");
-    let oom_p_value = oom.and_then(|oom| oom.paired.wilcoxon.as_ref()).map(|test| test.p_value);
     let oom_reduction_percent = oom.and_then(|oom| oom.change_percent).map(|change| -change);
     CompareReport {
         test,
         runs: off.runs.len() as u32,
         seed,
         duration_ms,
+        correction: Correction::Holm,
+        family_size: comparisons.len() as u32,
+        differs_level: DIFFERS_P,
+        significant_level: SIGNIFICANT_P,
         figures_differing: comparisons.iter().filter(|comparison| comparison.differs).count() as u32,
-        oom_reduction_significant: oom_p_value.is_some_and(|p| p < SIGNIFICANT_P)
+        figures_better: count(Verdict::Better),
+        figures_worse: count(Verdict::Worse),
+        figures_changed: count(Verdict::Changed),
+        figures_unchanged: count(Verdict::NoDifference),
+        oom_reduction_significant: oom.is_some_and(|oom| oom.p_value_adjusted < SIGNIFICANT_P)
             && oom_reduction_percent.is_some_and(|reduction| reduction > 0.0),
         oom_reduction_percent,
-        oom_p_value,
+        oom_p_value: oom.and_then(|oom| oom.p_value),
+        oom_p_value_adjusted: oom.map(|oom| oom.p_value_adjusted),
+        oom_informative_pairs: oom.map(|oom| oom.informative_pairs),
+        oom_min_reachable_p: oom.map(|oom| oom.min_reachable_p),
         figures,
         autonomy_off: off,
         autonomy_on: on,
@@ -325,5 +426,7 @@ pub fn compare_report(
     }
 }
 
+#[cfg(test)]
+mod power;
 #[cfg(test)]
 mod tests;

@@ -64,7 +64,7 @@ pub fn governed_run_with(seed: u64, governor: &RefCell<Governor>) -> (MemoryRepo
 
 fn run(seed: u64, governor: Option<&RefCell<Governor>>) -> (MemoryReport, AutonomySnapshot) {
     let config = StressTestConfig { duration_ms: 1_000, pool_bytes: 16 << 20, ..StressTestConfig::with_seed(seed) };
-    governed_run_config(&config, governor)
+    configured_run(&config, governor, &mut frames())
 }
 
 /// A memory run of any configuration with `governor` (or none) deciding every [`INTERVAL_NS`] of fake time.
@@ -72,7 +72,15 @@ pub fn governed_run_config(
     config: &StressTestConfig,
     governor: Option<&RefCell<Governor>>,
 ) -> (MemoryReport, AutonomySnapshot) {
-    let mut source = frames();
+    configured_run(config, governor, &mut frames())
+}
+
+/// A memory run of `config` on frames from `source`, with `governor` deciding every [`INTERVAL_NS`] (or none).
+pub fn configured_run(
+    config: &StressTestConfig,
+    governor: Option<&RefCell<Governor>>,
+    source: &mut FrameAllocator<'static>,
+) -> (MemoryReport, AutonomySnapshot) {
     let before = source.stats();
     let port = PoolPort::new();
     let metrics = AutonomyMetrics::new();
@@ -86,7 +94,7 @@ pub fn governed_run_config(
     };
     let clock = ActingClock::new(NS_PER_READING, &port, &act);
     let options = RunOptions { port: Some(&port), ..RunOptions::default() };
-    let report = run_memory_test(config, &mut source, &clock, &mut |_| {}, options);
+    let report = run_memory_test(config, source, &clock, &mut |_| {}, options);
     assert_eq!(source.stats(), before, "every run gives its frames back");
     (report, metrics.snapshot())
 }

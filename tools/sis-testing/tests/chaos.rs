@@ -241,4 +241,13 @@ fn compare_chaos_pairs_runs_and_only_an_acting_meta_agent_reaches_the_pool() {
         .sum();
     assert_eq!(on_total, per_run);
     assert!(on_total > 0, "the heuristic meta-agent acts on the chaos pool");
+    // Four pairs cannot give a Wilcoxon p below 2/16 = 0.125, so no figure can differ, and each says so.
+    assert_eq!((acting["family_size"].as_u64(), acting["figures_unchanged"].as_u64()), (Some(11), Some(11)));
+    for comparison in acting["comparisons"].as_array().unwrap() {
+        let informative = comparison["informative_pairs"].as_u64().unwrap();
+        let floor = if informative == 0 { 1.0 } else { 2.0 / 2f64.powi(informative as i32) };
+        assert!(informative <= 4, "{comparison}");
+        assert_eq!(comparison["min_reachable_p"].as_f64(), Some(floor.min(1.0)), "{comparison}");
+        assert_eq!(comparison["verdict"], "no difference", "{comparison}");
+    }
 }

@@ -196,7 +196,7 @@ fn comparison_serializes_results_and_reasons() {
     let json = serde_json::to_string(&comparison).unwrap();
     assert_eq!(
         json,
-        r#"{"pairs":3,"wilcoxon":{"pairs":3,"zeros_dropped":0,"n_used":3,"w_plus":6.0,"w_minus":0.0,"z":null,"p_value":0.25,"method":"exact"},"wilcoxon_error":null,"t_test":null,"t_test_error":{"code":"zero_variance","mean_difference":2.0}}"#
+        r#"{"pairs":3,"wilcoxon":{"pairs":3,"zeros_dropped":0,"n_used":3,"w_plus":6.0,"w_minus":0.0,"z":null,"p_value":0.25,"min_reachable_p":0.25,"method":"exact"},"wilcoxon_error":null,"t_test":null,"t_test_error":{"code":"zero_variance","mean_difference":2.0}}"#
     );
     let mismatch = compare_paired(&[1.0], &[]);
     assert_eq!(mismatch.pairs, 0);
@@ -213,4 +213,46 @@ fn error_messages_say_what_is_wrong() {
         PairedError::LengthMismatch { off: 3, on: 2 }.to_string(),
         "cannot pair 3 values (autonomy off) with 2 values (autonomy on)"
     );
+}
+
+#[test]
+fn the_smallest_reachable_p_is_two_in_two_to_the_informative_pairs_ties_and_zeros_aside() {
+    // Ten distinct positive differences: the observed p is the floor.
+    let result = wilcoxon_signed_rank(&ALL_POSITIVE_OFF, &ALL_POSITIVE_ON).unwrap();
+    assert_eq!((result.p_value, result.min_reachable_p), (2.0 / 1024.0, 2.0 / 1024.0));
+    // Twelve tied differences: W+ = 0 is still one sign pattern of 4096.
+    let result = wilcoxon_signed_rank(&TIES_OFF, &TIES_ON).unwrap();
+    assert_eq!(result.min_reachable_p, 2.0 / 4096.0);
+    // Fifteen pairs, five zero: ten informative, so 2/1024 whatever the fifteen.
+    let result = wilcoxon_signed_rank(&ZEROS_OFF, &ZEROS_ON).unwrap();
+    assert_eq!((result.n_used, result.min_reachable_p), (10, 2.0 / 1024.0));
+    // The issue's case: four informative pairs of 10 can never give less than 0.125, one pair never less than 1.
+    let off = [5.0; 10];
+    let on = [1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0, 5.0, 5.0];
+    let result = wilcoxon_signed_rank(&off, &on).unwrap();
+    assert_eq!((result.n_used, result.p_value, result.min_reachable_p), (4, 0.125, 0.125));
+    let result = wilcoxon_signed_rank(&[1.0, 2.0], &[1.0, 5.0]).unwrap();
+    assert_eq!(result.min_reachable_p, 1.0);
+}
+
+#[test]
+fn above_50_the_smallest_reachable_p_is_the_normal_approximation_at_the_largest_rank_sum() {
+    // Sixty differences 1..=60, all positive: W+ = 1830, mean 915, sd = sqrt(60·61·121/24) = 135.8400..., so
+    // z = (915 − 0.5) / sd and the p of the data is the floor.
+    let off = [0.0; 60];
+    let on: Vec<f64> = (1..=60).map(f64::from).collect();
+    let result = wilcoxon_signed_rank(&off, &on).unwrap();
+    assert_eq!(result.method, WilcoxonMethod::Normal);
+    assert_eq!(result.p_value, result.min_reachable_p);
+    let z = 914.5 / libm::sqrt(60.0 * 61.0 * 121.0 / 24.0);
+    assert_close(result.min_reachable_p, 2.0 * normal_upper_tail(z), 1e-12, "floor");
+    assert!(result.min_reachable_p < 1e-10);
+    // The mixed-sign data of the normal test above: its floor is that of 55 informative pairs with its ties, below
+    // its p.
+    let off: Vec<f64> = (0..60).map(|i| ((i * 7) % 11 + 5) as f64).collect();
+    let on: Vec<f64> = (0..60).map(|i| ((i * 5) % 9 + 4) as f64).collect();
+    let result = wilcoxon_signed_rank(&off, &on).unwrap();
+    assert!(result.min_reachable_p < result.p_value);
+    let flipped: Vec<f64> = off.iter().zip(&on).map(|(off, on)| off + (on - off).abs()).collect();
+    assert_eq!(wilcoxon_signed_rank(&off, &flipped).unwrap().p_value, result.min_reachable_p, "all signs positive");
 }

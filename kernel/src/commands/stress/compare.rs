@@ -132,9 +132,18 @@ fn number(value: f64) -> String {
     }
 }
 
+/// A p-value in four decimals, or in scientific notation below 0.001 (where four decimals would hide it).
+fn p_text(p: f64) -> String {
+    if p >= 0.001 {
+        alloc::format!("{p:.4}")
+    } else {
+        alloc::format!("{p:.1e}")
+    }
+}
+
 fn human(report: &CompareReport, cpu_ns: u64, cpu_share_per_mille: u64) -> String {
     let mut text = alloc::format!(
-        "\n=== Comparative Results ({}, {} pairs, seed {}) ===\n  {:<30} {:>12} {:>12} {:>9} {:>10}  verdict",
+        "\n=== Comparative Results ({}, {} pairs, seed {}) ===\n  {:<30} {:>12} {:>12} {:>9} {:>10} {:>8} {:>11} {:>8}  verdict",
         report.test.name(),
         report.runs,
         report.seed,
@@ -142,23 +151,39 @@ fn human(report: &CompareReport, cpu_ns: u64, cpu_share_per_mille: u64) -> Strin
         "autonomy off",
         "autonomy on",
         "change",
-        "Wilcoxon p"
+        "Wilcoxon p",
+        "Holm p",
+        "informative",
+        "min p"
     );
+    let mut underpowered = 0;
     for comparison in &report.comparisons {
         let change = comparison.change_percent.map_or(String::from("n/a"), |change| alloc::format!("{change:+.1}%"));
-        let p = comparison
-            .paired
-            .wilcoxon
-            .as_ref()
-            .map_or(String::from("n/a"), |test| alloc::format!("{:.4}", test.p_value));
+        let p = comparison.p_value.map_or(String::from("n/a"), p_text);
+        // Even as the largest p of its family (Holm multiplier 1) it could not go below the level.
+        let cannot_differ = comparison.min_reachable_p >= report.differs_level;
+        underpowered += usize::from(cannot_differ);
         text.push_str(&alloc::format!(
-            "\n  {:<30} {:>12} {:>12} {:>9} {:>10}  {}",
+            "\n  {:<30} {:>12} {:>12} {:>9} {:>10} {:>8} {:>11} {:>8}  {}{}",
             comparison.figure.label,
             number(comparison.off_mean),
             number(comparison.on_mean),
             change,
             p,
-            comparison.verdict
+            p_text(comparison.p_value_adjusted),
+            alloc::format!("{}/{}", comparison.informative_pairs, report.runs),
+            p_text(comparison.min_reachable_p),
+            comparison.verdict.as_str(),
+            if cannot_differ { " *" } else { "" }
+        ));
+    }
+    text.push_str(
+        "\n  informative: pairs whose difference is not zero; min p: the smallest Wilcoxon p they could give",
+    );
+    if underpowered > 0 {
+        text.push_str(&alloc::format!(
+            "\n  * {underpowered} figure(s) cannot reach p < {} with their informative pairs, however large the effect",
+            report.differs_level
         ));
     }
     let counters = &report.autonomy_on.interventions.counters;
@@ -178,23 +203,35 @@ fn human(report: &CompareReport, cpu_ns: u64, cpu_share_per_mille: u64) -> Strin
         cpu_share_per_mille / 10,
         cpu_share_per_mille % 10
     ));
-    let summary = match (report.oom_reduction_percent, report.oom_p_value) {
-        (Some(reduction), Some(p)) => alloc::format!(
-            "OOM events {} by {:.1}% (Wilcoxon p = {p:.5}): {}",
+    let oom = report.comparisons.iter().find(|comparison| comparison.figure.key == "oom_events");
+    let summary = match (report.oom_reduction_percent, oom) {
+        (Some(reduction), Some(oom)) if oom.p_value.is_some() => alloc::format!(
+            "OOM events {} by {:.1}% (Wilcoxon p = {}, Holm p = {}; {} informative pairs, smallest reachable p {}): {}",
             if reduction >= 0.0 { "reduced" } else { "increased" },
             reduction.abs(),
-            if report.oom_reduction_significant { "significant (p < 0.01)" } else { "not significant" }
+            p_text(oom.p_value.unwrap_or(1.0)),
+            p_text(oom.p_value_adjusted),
+            oom.informative_pairs,
+            p_text(oom.min_reachable_p),
+            if report.oom_reduction_significant {
+                alloc::format!("significant (Holm p < {})", report.significant_level)
+            } else {
+                String::from("not significant")
+            }
         ),
-        (Some(_), None) => String::from("OOM events: no pair differs, nothing to test"),
-        (None, _) if !report.figures.iter().any(|figure| figure.key == "oom_events") => {
-            String::from("no memory figures: the meta-agent watches only the memory workload's pool")
-        }
-        (None, _) => String::from("OOM events: none with autonomy off, nothing to reduce"),
+        (Some(_), Some(_)) => String::from("OOM events: no pair differs, nothing to test"),
+        (_, None) => String::from("no memory figures: the meta-agent watches only the memory workload's pool"),
+        (None, Some(_)) => String::from("OOM events: none with autonomy off, nothing to reduce"),
     };
     text.push_str(&alloc::format!(
-        "\n\n  Improvement: {summary}\n  Figures that differ (p < 0.05): {} of {}",
-        report.figures_differing,
-        report.comparisons.len()
+        "\n\n  Improvement: {summary}\n  Figures (Holm-Bonferroni over {}, family-wise p < {}): {} better, {} worse, {} changed, {} unchanged\n  Measurable improvements (the seed asks for 5+): {}",
+        report.family_size,
+        report.differs_level,
+        report.figures_better,
+        report.figures_worse,
+        report.figures_changed,
+        report.figures_unchanged,
+        report.figures_better
     ));
     text
 }

@@ -174,7 +174,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
         CommandSpec {
             name: "compare",
             summary: "Run the same seeded workloads with autonomy off and on, paired; report the difference and its significance",
-            description: "Each pair runs one workload seed (derived from --seed) with autonomy off, then on with a fresh meta-agent; no workload code knows which. For every figure: both means, the change, a Wilcoxon signed-rank test (exact p) and a paired t-test with a 95 % confidence interval. Costs are reported like gains. The autonomy counters are reset for every run. docs/autonomy.md.",
+            description: "Each pair runs one workload seed (derived from --seed) with autonomy off, then on with a fresh meta-agent; no workload code knows which. For every figure: both means, the change, a Wilcoxon signed-rank test (exact p) with its informative pairs and the smallest p they could reach, and a paired t-test with a 95 % confidence interval. A figure differs when its Wilcoxon p, Holm-Bonferroni adjusted over the comparison's figures, is below 0.05; the OOM reduction is significant below 0.01 (adjusted). Improvements, costs (worse) and changes are counted apart. The autonomy counters are reset for every run. docs/autonomy.md.",
             args: &[
                 ArgSpec::positional(
                     "test",
