@@ -25,11 +25,11 @@ mod suite;
 #[cfg(test)]
 mod test_support;
 
-pub use config::{ConfigError, StressTestConfig, DEFAULT_LATENCY_SAMPLE_EVERY};
+pub use config::{ConfigError, StressTestConfig, DEFAULT_LATENCY_SAMPLE_EVERY, DEFAULT_POOL_MIB};
 pub use flood::{next_interval_ns, next_line, rate_text, FloodConfig, FloodRecorder, FloodReport, Rate, COMMAND_MIX};
 pub use memory::{percent_text, run_memory_test, LeakCheck, MemoryReport, RunOptions, WorkloadProfile};
 pub use multi::{flood_seed, CrossEffect, MultiReport};
 /// The workloads' generator ([`sis_hal::SeededRandom`]).
 pub type StressRng = sis_hal::SeededRandom;
 pub use status::Status;
-pub use suite::{Percentiles, SuiteReport, TestOutcome, SUITE_SCHEMA_VERSION};
+pub use suite::{Percentiles, SuiteReport, TestOutcome, SUITE_POOL_MIB, SUITE_SCHEMA_VERSION};

@@ -154,8 +154,7 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
     let other_misses: u64 = others.iter().map(|o| o.stats.deadline_misses).sum();
     let other_jobs: u64 = others.iter().map(|o| o.stats.jobs).sum();
     let other_throttles: u64 = others.iter().map(|o| o.stats.throttles).sum();
-    let throttled_threads: Vec<u32> =
-        outcomes.iter().filter(|o| o.stats.throttles > 0).map(|o| o.thread).collect();
+    let throttled_threads: Vec<u32> = outcomes.iter().filter(|o| o.stats.throttles > 0).map(|o| o.thread).collect();
     checks.push(Check {
         name: "overrun_detection",
         passed: overrunner.len() == 1 && overrun_throttles > 0 && other_throttles == 0,

@@ -68,6 +68,28 @@ fn ten_seeds_give_varied_figures() {
 
 #[test]
 #[ignore = "boots QEMU; run by cargo xtask test"]
+fn at_the_defaults_most_seeds_meet_the_pool_limit_and_oom_events_vary() {
+    // The defaults: 10 s in a 16 MiB pool. At the former 64 MiB, seeds 1-10 met no OOM event at all.
+    let commands: Vec<String> = (1..=10).map(|seed| format!("stresstest memory --seed {seed} --json")).collect();
+    let (_, reports) = batch_json(&commands.join("; "));
+    assert_eq!(reports.len(), 10);
+    assert_eq!(reports[0]["memory"]["config"]["pool_bytes"], 16 << 20);
+    assert_eq!(reports[0]["memory"]["config"]["duration_ms"], 10_000);
+    let peaks: Vec<u64> = reports.iter().map(|report| field(report, "peak_pressure_per_mille")).collect();
+    let ooms: Vec<u64> = reports.iter().map(|report| field(report, "oom_events")).collect();
+    println!("peaks {peaks:?}, OOM events {ooms:?}");
+    assert!(peaks.iter().filter(|peak| **peak >= 950).count() >= 6, "most runs reach the limit: {peaks:?}");
+    assert!(ooms.iter().filter(|ooms| **ooms > 0).count() >= 4, "{ooms:?}");
+    assert!(ooms.iter().collect::<BTreeSet<_>>().len() >= 4, "OOM events vary: {ooms:?}");
+    for report in &reports {
+        assert_eq!(report["memory"]["leak_check"]["passed"], true, "{report}");
+        // A run whose allocations failed says so; none passes with failures.
+        assert_eq!(report["ok"], field(report, "failed_allocations") == 0, "{report}");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
 fn target_pressure_and_oom_threshold_change_what_is_measured() {
     let (_, reports) = batch_json(
         "stresstest memory --duration 600 --pool-mib 16 --seed 2 --target-pressure 40 --oom-threshold 95 --json; \
@@ -241,6 +263,8 @@ fn all_exports_json_to_the_filesystem_with_the_validator_paths() {
     }
     assert_eq!(written["seed"], 3);
     assert_eq!(written["report_schema_version"], 2);
+    // The CI suite's own default pool (64 MiB), where the workload's bursts have room.
+    assert_eq!(written["memory"]["config"]["pool_bytes"], 64 << 20);
     assert!(written["memory"]["oom_events"].is_u64());
     assert_eq!(written["percentiles"]["p99"], written["commands"]["latency"]["p99_ns"]);
     assert_eq!(written["percentiles"]["source"], "commands.latency");

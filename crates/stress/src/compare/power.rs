@@ -48,8 +48,8 @@ fn seeds() -> Vec<u64> {
 fn power_of_compare_memory_over_seeds() {
     let runs = variable("SIS_POWER_RUNS", u64::from(DEFAULT_RUNS));
     let defaults = StressTestConfig {
-        duration_ms: variable("SIS_POWER_DURATION_MS", 1_000),
-        pool_bytes: variable("SIS_POWER_POOL_MIB", 16) << 20,
+        duration_ms: variable("SIS_POWER_DURATION_MS", DEFAULT_DURATION_MS),
+        pool_bytes: variable("SIS_POWER_POOL_MIB", DEFAULT_POOL_MIB) << 20,
         target_pressure_percent: variable("SIS_POWER_TARGET_PCT", 85) as u8,
         oom_threshold_percent: variable("SIS_POWER_OOM_THRESHOLD_PCT", 90) as u8,
         ..StressTestConfig::with_seed(0)

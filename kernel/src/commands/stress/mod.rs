@@ -28,7 +28,11 @@ const TARGET_PRESSURE: ArgSpec =
 const OOM_THRESHOLD: ArgSpec =
     ArgSpec::flag("oom-threshold", PERCENT_FROM_1, "pressure at which compaction starts, percent").default("90");
 const FAIL_RATE: ArgSpec = ArgSpec::flag("fail-rate", PERCENT, "injected allocation failures, percent").default("0");
+/// `sis_stress::DEFAULT_POOL_MIB`: where the memory workload meets its limit.
 const POOL_MIB: ArgSpec =
+    ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("16");
+/// `sis_stress::SUITE_POOL_MIB`: the CI suite's pool, with room for the workload's bursts.
+const SUITE_POOL_MIB: ArgSpec =
     ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("64");
 const LATENCY_SAMPLE: ArgSpec = ArgSpec::flag(
     "latency-sample",
@@ -195,7 +199,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 COMMON_ARGS[1],
                 TARGET_PRESSURE,
                 OOM_THRESHOLD,
-                ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("16"),
+                ArgSpec::flag("pool-mib", ValueKind::U64 { min: 1, max: 4096 }, "pool budget in MiB").default("6"),
                 LATENCY_SAMPLE,
                 rate_flag("200"),
                 QUEUE,
@@ -223,7 +227,7 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
                 COMMON_ARGS[0],
                 COMMON_ARGS[1],
                 COMMON_ARGS[2],
-                POOL_MIB,
+                SUITE_POOL_MIB,
                 LATENCY_SAMPLE,
                 rate_flag("50"),
                 EPISODES,
@@ -277,7 +281,7 @@ pub(super) fn config(args: &ParsedArgs) -> StressTestConfig {
         oom_threshold_percent: percent("oom-threshold", 90),
         fail_rate_percent: percent("fail-rate", 0),
         expect_failures: args.switch("expect-failures"),
-        pool_bytes: args.u64("pool-mib").unwrap_or(64) << 20,
+        pool_bytes: args.u64("pool-mib").unwrap_or(sis_stress::DEFAULT_POOL_MIB) << 20,
         latency_sample_every: args
             .u64("latency-sample")
             .map_or(sis_stress::DEFAULT_LATENCY_SAMPLE_EVERY, |every| every as u32),
