@@ -51,11 +51,11 @@ pub const WINDOW: usize = 5;
 /// Inputs the agent sees.
 pub const STATE_SIZE: usize = 5;
 /// Reward points per allocation served.
-pub const REWARD_SERVED: i64 = 2;
+pub const REWARD_SERVED: i64 = 4;
 /// Reward points per OOM event.
 pub const REWARD_OOM: i64 = -6;
 /// Reward points per cache object dropped by a reclaim.
-pub const REWARD_DROPPED: i64 = -1;
+pub const REWARD_DROPPED: i64 = -3;
 /// Reward points per allocation request refused by throttling.
 pub const REWARD_THROTTLED: i64 = -1;
 
@@ -175,13 +175,13 @@ pub fn agent_config(episodes: u32) -> AgentConfig {
     AgentConfig {
         hidden: alloc::vec![16],
         discount: 0.9,
-        learning_rate: 0.02,
+        learning_rate: 0.2,
         epsilon_start: 1.0,
         epsilon_end: 0.05,
-        // Exploration decays over the first half of the run.
-        epsilon_decay_steps: (episodes as u64 * DECISIONS_PER_EPISODE as u64 / 2).max(1),
+        // Exploration decays over the first 30 % of the run.
+        epsilon_decay_steps: (episodes as u64 * DECISIONS_PER_EPISODE as u64 * 3 / 10).max(1),
         replay_capacity: 2_048,
-        batch_size: 8,
+        batch_size: 32,
         target_sync_every: 40,
     }
 }
@@ -339,6 +339,74 @@ impl Controller for RandomPolicy {
     }
 }
 
+/// The same action at every decision: one baseline per action.
+#[derive(Debug, Clone, Copy)]
+pub struct Constant(pub Action);
+
+impl Controller for Constant {
+    fn choose(&mut self, _: &[f32]) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Decision interval the heuristic's pressure trend is sampled at: the kernel meta-agent's default, 10 ms.
+pub const HEURISTIC_INTERVAL_NS: u64 = 10_000_000;
+
+/// The meta-agent's hand-written rules ([`sis_autonomy::decide`], `autoctl policy heuristic`) on this problem.
+///
+/// At each decision it reads the state the agent sees (pressure, cache share, OOM events; OOM events
+/// above 16 read as 16, which no rule distinguishes), adds the pressure to its own trend (one sample per
+/// decision, [`HEURISTIC_INTERVAL_NS`] apart, as the kernel samples it) and applies the rules with the
+/// default [`sis_autonomy::MetaConfig`] and the Conservative strategy in force (this pool has no
+/// strategy to switch, so the rules that would switch go straight to their directive). A proactive
+/// reclaim is [`Action::Reclaim`], any throttle [`Action::Throttle`]; anything else, or a decision below
+/// the confidence threshold (which the meta-agent holds), is [`Action::Nothing`].
+#[derive(Debug, Clone, Default)]
+pub struct HeuristicPolicy {
+    trend: sis_autonomy::PressureTrend,
+    decisions: u64,
+}
+
+impl Controller for HeuristicPolicy {
+    fn choose(&mut self, state: &[f32]) -> usize {
+        use sis_autonomy::{Directive, MemoryStrategy, MetaConfig, Telemetry};
+        let config = MetaConfig::default();
+        let per_mille = |value: f32| (value * 1000.0 + 0.5).clamp(0.0, 1000.0) as u16;
+        let pressure = per_mille(state[0]);
+        let now_ns = self.decisions * HEURISTIC_INTERVAL_NS;
+        self.decisions += 1;
+        // Times only go forward, so the push cannot fail.
+        let _ = self.trend.push(now_ns, pressure);
+        let telemetry = Telemetry {
+            now_ns,
+            pressure_per_mille: pressure,
+            trend: self.trend.estimate(config.horizon_ns),
+            cache_per_mille: per_mille(state[2]),
+            demand_per_mille: per_mille(state[4]),
+            oom_events: (state[3] * 16.0 + 0.5) as u32,
+            steps: STEPS_PER_DECISION,
+            allocation_requests: 0,
+            requests_throttled: 0,
+            cache_objects_dropped: 0,
+            deadline_misses: 0,
+            deadline_jobs: 0,
+            command_latency_max_ns: 0,
+            command_queue_depth: 0,
+            commands_boosted: false,
+            strategy: MemoryStrategy::Conservative,
+        };
+        let decision = sis_autonomy::decide(&telemetry, &config);
+        if decision.confidence_per_mille < config.confidence_threshold_per_mille {
+            return Action::Nothing as usize;
+        }
+        match decision.directive {
+            Directive::ProactiveReclaim => Action::Reclaim as usize,
+            Directive::ThrottleAllocations { .. } => Action::Throttle as usize,
+            _ => Action::Nothing as usize,
+        }
+    }
+}
+
 /// The agent exploring and learning.
 #[derive(Debug)]
 pub struct Training<'a>(pub &'a mut Agent);
@@ -369,11 +437,78 @@ struct Live {
     expires_at_step: u64,
 }
 
-/// Per-episode workload shape, drawn from the workload seed.
-struct Shape {
-    max_lifetime: u64,
-    medium_percent: u64,
+/// A stretch of an episode's workload with its own demand: each calls for a different action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Moderate demand for small, mostly reclaimable objects: the cache is worth keeping (reclaim only drops it).
+    Calm,
+    /// High demand for medium objects, half of them cache: the pool fills, and reclaiming its cache pays.
+    Fill,
+    /// A burst of large, long-lived, unreclaimable objects: nothing to reclaim, and refusing costs less than failing.
+    Burst,
+}
+
+impl Phase {
+    /// Every phase, in the order a permutation is drawn from.
+    pub const ALL: [Phase; 3] = [Phase::Calm, Phase::Fill, Phase::Burst];
+
+    /// What the phase requests.
+    fn demand(self) -> PhaseDemand {
+        match self {
+            Phase::Calm => PhaseDemand {
+                demand_percent: (50, 70),
+                size_bytes: (64, 256),
+                reclaimable_percent: 95,
+                lifetime_steps: (200, 1_000),
+                decisions: (8, 12),
+            },
+            Phase::Fill => PhaseDemand {
+                demand_percent: (70, 95),
+                size_bytes: (1_024, 8 << 10),
+                reclaimable_percent: 90,
+                lifetime_steps: (300, 1_000),
+                decisions: (3, 6),
+            },
+            Phase::Burst => PhaseDemand {
+                demand_percent: (30, 50),
+                size_bytes: (16 << 10, 64 << 10),
+                reclaimable_percent: 0,
+                lifetime_steps: (100, 400),
+                decisions: (2, 3),
+            },
+        }
+    }
+}
+
+/// What a phase requests: the share of steps that request an allocation (percent, drawn when the phase
+/// starts and every 4 decisions), sizes (bytes, log-uniform), the cache's share (percent), lifetimes
+/// (steps, log-uniform) and the phase's length (decisions, uniform).
+struct PhaseDemand {
+    demand_percent: (u64, u64),
+    size_bytes: (u64, u64),
     reclaimable_percent: u64,
+    lifetime_steps: (u64, u64),
+    decisions: (u64, u64),
+}
+
+/// An episode's phases, one per decision: shuffled rounds of [`Phase::ALL`], each phase lasting its
+/// drawn number of decisions, drawn from the workload's stream.
+pub fn phase_plan(workload: &mut StressRng) -> Vec<Phase> {
+    let mut plan = Vec::with_capacity(DECISIONS_PER_EPISODE as usize);
+    while plan.len() < DECISIONS_PER_EPISODE as usize {
+        let mut round = Phase::ALL;
+        for index in (1..round.len()).rev() {
+            round.swap(index, workload.below(index as u64 + 1) as usize);
+        }
+        for phase in round {
+            let (shortest, longest) = phase.demand().decisions;
+            let length = workload.range(shortest, longest);
+            plan.extend(core::iter::repeat_n(phase, length as usize));
+        }
+    }
+    plan.truncate(DECISIONS_PER_EPISODE as usize);
+    plan
 }
 
 /// Runs one episode on workload `workload_seed`; `noise` decides random substitutions from its own stream.
@@ -385,17 +520,12 @@ pub fn run_episode<S: FrameSource + ?Sized>(
 ) -> (Outcome, Vec<f32>) {
     let mut workload = StressRng::new(workload_seed);
     let mut noise = StressRng::new(workload_seed ^ 0x4E4F_4953_4521);
-    let shape = Shape {
-        max_lifetime: workload.range(1_000, 1_600),
-        medium_percent: workload.range(40, 50),
-        reclaimable_percent: workload.range(45, 55),
-    };
+    let plan = phase_plan(&mut workload);
     let mut pool = Pool::new(POOL_BYTES);
     let mut live: Vec<Live> = Vec::new();
     let mut outcome = Outcome::default();
     let mut losses = Vec::new();
     let mut step = 0u64;
-    // Demand: the share of steps that request an allocation, changing in phases.
     let mut demand_percent = 50u64;
     let mut state = observe(&pool, 0, 0, 0);
     for decision in 0..DECISIONS_PER_EPISODE {
@@ -415,8 +545,10 @@ pub fn run_episode<S: FrameSource + ?Sized>(
                 Err(_) => break,
             }
         }
-        if decision % 4 == 0 {
-            demand_percent = workload.range(40, 90);
+        let phase = plan[decision as usize];
+        let shape = phase.demand();
+        if decision == 0 || plan[decision as usize - 1] != phase || decision % 4 == 0 {
+            demand_percent = workload.range(shape.demand_percent.0, shape.demand_percent.1);
         }
         for _ in 0..STEPS_PER_DECISION {
             step += 1;
@@ -430,7 +562,7 @@ pub fn run_episode<S: FrameSource + ?Sized>(
                     index += 1;
                 }
             }
-            if !live.is_empty() && workload.chance_percent(5) {
+            if !live.is_empty() && workload.chance_percent(2) {
                 let object = live.swap_remove(workload.below(live.len() as u64) as usize);
                 let _ = pool.free(source, object.handle);
             }
@@ -438,17 +570,13 @@ pub fn run_episode<S: FrameSource + ?Sized>(
             if !workload.chance_percent(demand_percent) {
                 continue;
             }
-            let size = if workload.chance_percent(shape.medium_percent) {
-                workload.log_uniform(4_096, 32 << 10)
-            } else {
-                workload.log_uniform(64, 2_048)
-            };
+            let size = workload.log_uniform(shape.size_bytes.0, shape.size_bytes.1);
             let kind = if workload.chance_percent(shape.reclaimable_percent) {
                 MemoryKind::Reclaimable
             } else {
                 MemoryKind::Unreclaimable
             };
-            let lifetime = workload.log_uniform(16, shape.max_lifetime);
+            let lifetime = workload.log_uniform(shape.lifetime_steps.0, shape.lifetime_steps.1);
             requests += 1;
             if Action::ALL[carried_out] == Action::Throttle {
                 throttled += 1;

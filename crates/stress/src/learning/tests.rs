@@ -255,3 +255,64 @@ fn the_learned_policy_learns_online_from_each_intervals_measured_reward() {
     assert_ne!(policy.agent().parameters(), agent.parameters(), "the steps changed the network");
     assert_eq!(policy.agent().decisions().0, agent.decisions().0 + 41);
 }
+
+#[test]
+#[ignore = "scratch measurement"]
+fn scratch_baselines() {
+    struct Rule;
+    impl Controller for Rule {
+        fn choose(&mut self, s: &[f32]) -> usize {
+            if s[2] >= 0.2 && (s[0] >= 0.75 || s[3] > 0.0) { 1 } else if s[3] > 0.0 { 2 } else { 0 }
+        }
+    }
+    let mut source = frames();
+    let mut totals = [0f64; 7];
+    for seed in 1..=10u64 {
+        let mut agent = new_agent(seed, 20);
+        let report = run_learning(&LearningConfig { episodes: 20, noise_per_mille: 0, seed }, &mut source, &mut agent, &mut |_| {});
+        let mut row = [0f64; 7];
+        for index in 0..HELD_OUT_EPISODES {
+            let ws = workload_seed(seed, (1u64 << 32) + index as u64);
+            let mut policies: [Box<dyn Controller>; 6] = [
+                Box::new(Rule),
+                Box::new(Constant(Action::Nothing)),
+                Box::new(Constant(Action::Reclaim)),
+                Box::new(Constant(Action::Throttle)),
+                Box::new(HeuristicPolicy::default()),
+                Box::new(RandomPolicy(StressRng::new(ws ^ 77))),
+            ];
+            for (i, p) in policies.iter_mut().enumerate() {
+                row[i] += run_episode(&mut source, ws, 0, p.as_mut()).0.reward as f64 / HELD_OUT_EPISODES as f64;
+            }
+            row[6] += run_episode(&mut source, ws, 0, &mut Greedy(&agent)).0.reward as f64 / HELD_OUT_EPISODES as f64;
+        }
+        for i in 0..7 { totals[i] += row[i] / 10.0; }
+        std::println!("seed {seed}: rule {:.0} nothing {:.0} reclaim {:.0} throttle {:.0} heuristic {:.0} random {:.0} learned {:.0} (report {:.0}) first {} last {}", row[0], row[1], row[2], row[3], row[4], row[5], row[6], report.held_out.learned_mean, report.episodes[0].reward, report.episodes[19].reward);
+    }
+    std::println!("mean: {totals:?}");
+}
+
+#[test]
+#[ignore = "scratch sweep"]
+fn scratch_sweep() {
+    let mut source = frames();
+    let variants: Vec<(&str, AgentConfig)> = vec![
+        ("base", agent_config(20)),
+    ];
+    for (name, config) in variants {
+        let mut learned = Vec::new();
+        let mut heur = Vec::new();
+        for seed in 1..=10u64 {
+            let mut agent = Agent::new(STATE_SIZE, 3, config.clone(), seed);
+            run_learning(&LearningConfig { episodes: 20, noise_per_mille: 0, seed }, &mut source, &mut agent, &mut |_| {});
+            for index in 0..10 {
+                let ws = workload_seed(seed, (1u64 << 32) + index as u64);
+                learned.push(run_episode(&mut source, ws, 0, &mut Greedy(&agent)).0.reward);
+                heur.push(run_episode(&mut source, ws, 0, &mut HeuristicPolicy::default()).0.reward);
+            }
+        }
+        let wins = learned.iter().zip(&heur).filter(|(l, h)| l > h).count();
+        let per_seed: Vec<i64> = learned.chunks(10).map(|c| c.iter().sum::<i64>() / 10).collect();
+        std::println!("{name}: learned {:.0} heuristic {:.0} wins {wins}/100 per-seed {per_seed:?}", mean(&learned), mean(&heur));
+    }
+}
