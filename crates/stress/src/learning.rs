@@ -747,7 +747,10 @@ pub fn convergence(rewards: &[i64], improvement: f64, held_out: &HeldOut) -> (bo
             ),
         );
     }
-    let p_text = held_out.test.wilcoxon.map_or(String::from("no Wilcoxon p"), |test| alloc::format!("Wilcoxon p {:.2e}", test.p_value));
+    let p_text = held_out
+        .test
+        .wilcoxon
+        .map_or(String::from("no Wilcoxon p"), |test| alloc::format!("Wilcoxon p {:.2e}", test.p_value));
     if !held_out.beats_best_baseline {
         return (
             false,
@@ -825,7 +828,11 @@ pub fn measure_baselines<S: FrameSource + ?Sized>(
 
 /// The learned rewards against every baseline's on the same seeds; the best baseline is the one with the
 /// highest mean (the first of equals).
-pub fn compare_with_baselines(workload_seeds: Vec<u64>, learned_rewards: Vec<i64>, baselines: Vec<Baseline>) -> HeldOut {
+pub fn compare_with_baselines(
+    workload_seeds: Vec<u64>,
+    learned_rewards: Vec<i64>,
+    baselines: Vec<Baseline>,
+) -> HeldOut {
     let learned_mean = mean(&learned_rewards);
     let mut best = 0;
     for (index, baseline) in baselines.iter().enumerate() {
@@ -868,7 +875,10 @@ pub fn run_learning<S: FrameSource + ?Sized>(
     let mut greedy_curve = Vec::new();
     let before = greedy_rewards(source, &held_out_seeds, config.noise_per_mille, agent);
     greedy_curve.push(GreedyPoint { after_episodes: 0, mean_reward: mean(&before) });
-    progress(&alloc::format!("Greedy policy before training: {:.1} on {HELD_OUT_EPISODES} held-out seeds", mean(&before)));
+    progress(&alloc::format!(
+        "Greedy policy before training: {:.1} on {HELD_OUT_EPISODES} held-out seeds",
+        mean(&before)
+    ));
     let mut episodes = Vec::new();
     let mut rewards = Vec::new();
     let (decisions_before, explorations_before) = agent.decisions();
@@ -904,7 +914,10 @@ pub fn run_learning<S: FrameSource + ?Sized>(
         if episode + 1 == CURVE_EPISODE && config.episodes > CURVE_EPISODE {
             let after = greedy_rewards(source, &held_out_seeds, config.noise_per_mille, agent);
             greedy_curve.push(GreedyPoint { after_episodes: CURVE_EPISODE, mean_reward: mean(&after) });
-            progress(&alloc::format!("Greedy policy after episode {CURVE_EPISODE}: {:.1} on held-out seeds", mean(&after)));
+            progress(&alloc::format!(
+                "Greedy policy after episode {CURVE_EPISODE}: {:.1} on held-out seeds",
+                mean(&after)
+            ));
         }
     }
 

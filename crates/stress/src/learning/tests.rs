@@ -38,11 +38,26 @@ fn ten_seeds_learn_beat_every_baseline_on_held_out_seeds_and_add_up() {
             assert!(baseline.mean <= held_out.best_baseline_mean, "seed {seed}: {} above the best", baseline.name);
         }
         learned_means.push(held_out.learned_mean);
+        let means: Vec<String> =
+            held_out.baselines.iter().map(|b| alloc::format!("{} {:.1}", b.name, b.mean)).collect();
+        std::println!(
+            "seed {seed}: learned {:.1}; {}; best {}: p {:?}, d_z {:?}; greedy curve {:?}; first {} last {}",
+            held_out.learned_mean,
+            means.join(", "),
+            held_out.best_baseline,
+            held_out.test.wilcoxon.map(|test| test.p_value),
+            held_out.effect_size_dz,
+            report.greedy_curve.iter().map(|point| point.mean_reward).collect::<Vec<_>>(),
+            report.episodes[0].reward,
+            report.episodes[19].reward
+        );
         // The learned policy beats the best of them, seed by seed, with the exact paired test.
         let wilcoxon = held_out.test.wilcoxon.expect("Wilcoxon computed");
         assert_eq!(wilcoxon.method, sis_metrics::WilcoxonMethod::Exact);
         assert!(
-            held_out.beats_best_baseline && wilcoxon.p_value < SIGNIFICANCE && held_out.learned_mean > held_out.best_baseline_mean,
+            held_out.beats_best_baseline
+                && wilcoxon.p_value < SIGNIFICANCE
+                && held_out.learned_mean > held_out.best_baseline_mean,
             "seed {seed}: learned {} against {} {} (p {})",
             held_out.learned_mean,
             held_out.best_baseline,

@@ -87,13 +87,21 @@ fn human(report: &LearningReport) -> String {
     let held = &report.held_out;
     text.push_str(&alloc::format!("\n\n  Greedy policy on {} held-out seeds:", held.workload_seeds.len()));
     for point in &report.greedy_curve {
-        text.push_str(&alloc::format!("\n    after {:>3} episodes: avg {:.1} reward", point.after_episodes, point.mean_reward));
+        text.push_str(&alloc::format!(
+            "\n    after {:>3} episodes: avg {:.1} reward",
+            point.after_episodes,
+            point.mean_reward
+        ));
     }
     text.push_str(&alloc::format!("\n    Improvement: {:+.1}% (end vs before training)", report.improvement_percent));
     if let Some(by_10) = report.improvement_by_episode_10_percent {
         text.push_str(&alloc::format!("\n    By episode {}: {by_10:+.1}%", learning::CURVE_EPISODE));
     }
-    text.push_str(&alloc::format!("\n\n  Held-out seeds ({}): learned policy avg {:.1}", held.workload_seeds.len(), held.learned_mean));
+    text.push_str(&alloc::format!(
+        "\n\n  Held-out seeds ({}): learned policy avg {:.1}",
+        held.workload_seeds.len(),
+        held.learned_mean
+    ));
     for baseline in &held.baselines {
         text.push_str(&alloc::format!("\n    {:<9} avg {:.1}", baseline.name, baseline.mean));
     }
