@@ -18,9 +18,11 @@
 //! **The reward** of a decision is measured over its interval, in integer
 //! points: +4 per allocation served, −6 per OOM event (an allocation the pool
 //! refused), −3 per cache object dropped by a reclaim (the work that filled
-//! it is lost), −1 per request throttled. Reclaiming too often throws away
-//! cache, throttling loses service, doing nothing when the pool is full fails
-//! allocations: the best action depends on the state.
+//! it is lost), 0 per request throttled (a refused request loses the +4 of
+//! serving it; until the baselines issue it also cost −1, which this header
+//! never said). Reclaiming too often throws away cache, throttling loses
+//! service, doing nothing when the pool is full fails allocations: the best
+//! action depends on the state.
 //!
 //! **The state** the agent sees, read from the pool after each interval:
 //! pressure, its change over the interval, the cache's share of the limit,
@@ -73,8 +75,9 @@ pub const REWARD_SERVED: i64 = 4;
 pub const REWARD_OOM: i64 = -6;
 /// Reward points per cache object dropped by a reclaim.
 pub const REWARD_DROPPED: i64 = -3;
-/// Reward points per allocation request refused by throttling.
-pub const REWARD_THROTTLED: i64 = -1;
+/// Reward points per allocation request refused by throttling: none, the request only loses what serving
+/// it would have earned.
+pub const REWARD_THROTTLED: i64 = 0;
 
 /// What the controller can do at a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -301,13 +304,21 @@ pub struct HeldOut {
     pub beats_best_baseline: bool,
 }
 
-/// The greedy policy's mean reward on the held-out seeds after some training episodes.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The greedy policy's rewards on the held-out seeds after some training episodes.
+#[derive(Debug, Clone, Serialize)]
 pub struct GreedyPoint {
     /// Training episodes completed (0: the untrained network).
     pub after_episodes: u32,
-    /// Mean reward of the greedy policy on the held-out seeds, points.
+    /// Reward of the greedy policy on each held-out seed, points.
+    pub rewards: Vec<i64>,
+    /// Their mean.
     pub mean_reward: f64,
+}
+
+impl GreedyPoint {
+    fn new(after_episodes: u32, rewards: Vec<i64>) -> Self {
+        GreedyPoint { after_episodes, mean_reward: mean(&rewards), rewards }
+    }
 }
 
 /// Everything `stresstest learning` measured.
@@ -349,6 +360,11 @@ pub struct LearningReport {
     pub greedy_curve: Vec<GreedyPoint>,
     /// Greedy policy on the held-out seeds, end against before training: (end − before) / |before|, percent.
     pub improvement_percent: f64,
+    /// Paired tests of the greedy policy's rewards at the end against before training, seed by seed
+    /// (differences end − before).
+    pub improvement_test: PairedComparison,
+    /// The end's mean is above the untrained network's and the Wilcoxon p-value is below [`SIGNIFICANCE`].
+    pub improved: bool,
     /// Greedy policy on the held-out seeds, after episode [`CURVE_EPISODE`] against before training, percent
     /// (null when the run has no more than [`CURVE_EPISODE`] episodes).
     pub improvement_by_episode_10_percent: Option<f64>,
@@ -728,22 +744,25 @@ fn percent_change(from: f64, to: f64) -> f64 {
     }
 }
 
-/// Smallest improvement of the greedy policy on the held-out seeds, before training to the end, percent.
-pub const CONVERGENCE_MIN_IMPROVEMENT: f64 = 10.0;
 /// Moving averages within this share of the last one count as settled, percent.
 pub const CONVERGENCE_BAND: f64 = 10.0;
 
 /// The convergence rule (docs/stress.md): the run converged when the greedy policy on the held-out seeds
-/// improved by at least 10 % from before training to the end and beats the best baseline there (mean
-/// above, Wilcoxon p < 0.01); it converged at the first episode from which every 5-episode moving average
-/// of the training rewards stays within 10 % of the last one.
-pub fn convergence(rewards: &[i64], improvement: f64, held_out: &HeldOut) -> (bool, Option<u32>, String) {
-    if improvement < CONVERGENCE_MIN_IMPROVEMENT {
+/// improved with training (`improved`: end above before training, Wilcoxon p < 0.01) and beats the best
+/// baseline there (mean above, Wilcoxon p < 0.01); it converged at the first episode from which every
+/// 5-episode moving average of the training rewards stays within 10 % of the last one.
+pub fn convergence(
+    rewards: &[i64],
+    improvement: f64,
+    improved: bool,
+    held_out: &HeldOut,
+) -> (bool, Option<u32>, String) {
+    if !improved {
         return (
             false,
             None,
             alloc::format!(
-                "the greedy policy on held-out seeds improved {improvement:.1} % with training, under {CONVERGENCE_MIN_IMPROVEMENT:.0} %"
+                "the greedy policy on held-out seeds did not improve with training at p < {SIGNIFICANCE} ({improvement:+.1} % against the untrained network)"
             ),
         );
     }
@@ -874,11 +893,11 @@ pub fn run_learning<S: FrameSource + ?Sized>(
     let held_out_seeds = held_out_seeds(config.seed);
     let mut greedy_curve = Vec::new();
     let before = greedy_rewards(source, &held_out_seeds, config.noise_per_mille, agent);
-    greedy_curve.push(GreedyPoint { after_episodes: 0, mean_reward: mean(&before) });
     progress(&alloc::format!(
         "Greedy policy before training: {:.1} on {HELD_OUT_EPISODES} held-out seeds",
         mean(&before)
     ));
+    greedy_curve.push(GreedyPoint::new(0, before));
     let mut episodes = Vec::new();
     let mut rewards = Vec::new();
     let (decisions_before, explorations_before) = agent.decisions();
@@ -913,16 +932,16 @@ pub fn run_learning<S: FrameSource + ?Sized>(
         episodes.push(report);
         if episode + 1 == CURVE_EPISODE && config.episodes > CURVE_EPISODE {
             let after = greedy_rewards(source, &held_out_seeds, config.noise_per_mille, agent);
-            greedy_curve.push(GreedyPoint { after_episodes: CURVE_EPISODE, mean_reward: mean(&after) });
             progress(&alloc::format!(
                 "Greedy policy after episode {CURVE_EPISODE}: {:.1} on held-out seeds",
                 mean(&after)
             ));
+            greedy_curve.push(GreedyPoint::new(CURVE_EPISODE, after));
         }
     }
 
     let learned_rewards = greedy_rewards(source, &held_out_seeds, config.noise_per_mille, agent);
-    greedy_curve.push(GreedyPoint { after_episodes: config.episodes, mean_reward: mean(&learned_rewards) });
+    greedy_curve.push(GreedyPoint::new(config.episodes, learned_rewards.clone()));
     let baselines = measure_baselines(source, &held_out_seeds, config.noise_per_mille, &mut baseline_policy);
     let held_out = compare_with_baselines(held_out_seeds, learned_rewards, baselines);
 
@@ -944,11 +963,16 @@ pub fn run_learning<S: FrameSource + ?Sized>(
     let last_window_mean = mean(&rewards[rewards.len().saturating_sub(WINDOW)..]);
     let untrained = greedy_curve[0].mean_reward;
     let improvement_percent = percent_change(untrained, held_out.learned_mean);
+    let as_f64 = |values: &[i64]| values.iter().map(|value| *value as f64).collect::<Vec<f64>>();
+    let improvement_test = compare_paired(&as_f64(&greedy_curve[0].rewards), &as_f64(&held_out.learned_rewards));
+    let improved = held_out.learned_mean > untrained
+        && improvement_test.wilcoxon.is_some_and(|wilcoxon| wilcoxon.p_value < SIGNIFICANCE);
     let improvement_by_episode_10_percent = greedy_curve
         .iter()
         .find(|point| point.after_episodes == CURVE_EPISODE && config.episodes > CURVE_EPISODE)
         .map(|point| percent_change(untrained, point.mean_reward));
-    let (converged, converged_at_episode, convergence_reason) = convergence(&rewards, improvement_percent, &held_out);
+    let (converged, converged_at_episode, convergence_reason) =
+        convergence(&rewards, improvement_percent, improved, &held_out);
     let status = if converged {
         Status::Pass
     } else if held_out.learned_mean > held_out.best_baseline_mean {
@@ -974,6 +998,8 @@ pub fn run_learning<S: FrameSource + ?Sized>(
         training_improvement_percent: percent_change(first_window_mean, last_window_mean),
         greedy_curve,
         improvement_percent,
+        improvement_test,
+        improved,
         improvement_by_episode_10_percent,
         held_out,
         converged,
@@ -998,7 +1024,7 @@ pub const ONLINE_TRAIN_EVERY: u64 = 4;
 ///
 /// At each decision the previous one becomes a transition: its state, the action carried out (none when the
 /// meta-agent held the decision below its confidence threshold), the reward measured over the interval in
-/// the training's points per workload step (+4 per allocation served, −6 per OOM event, −1 per request
+/// the training's points per workload step (+4 per allocation served, −6 per OOM event, 0 per request
 /// throttled, −3 per cache object a reclaim dropped), and this decision's state. Every
 /// [`ONLINE_TRAIN_EVERY`] transitions the agent takes a training step, counted as a policy update.
 #[derive(Debug, Clone)]

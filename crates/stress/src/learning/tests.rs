@@ -72,6 +72,10 @@ fn ten_seeds_learn_beat_every_baseline_on_held_out_seeds_and_add_up() {
         assert_eq!(report.greedy_curve[2].mean_reward, held_out.learned_mean);
         let before = report.greedy_curve[0].mean_reward;
         assert_eq!(report.improvement_percent, (held_out.learned_mean - before) / before.abs() * 100.0);
+        assert_eq!(report.greedy_curve[0].rewards.len(), HELD_OUT_EPISODES as usize);
+        assert!(report.improved && report.improvement_test.wilcoxon.is_some_and(|test| test.p_value < SIGNIFICANCE));
+        // Refusing every request earns nothing, exactly.
+        assert_eq!(held_out.baselines[2].rewards, [0; HELD_OUT_EPISODES as usize]);
         // Arithmetic the earlier system got wrong: totals, averages and counts agree.
         let rewards: Vec<i64> = report.episodes.iter().map(|episode| episode.reward).collect();
         assert_eq!(report.total_reward, rewards.iter().sum::<i64>());
@@ -223,16 +227,18 @@ fn the_best_baseline_is_tested_paired_and_must_be_beaten_at_p_below_001() {
 }
 
 #[test]
-fn convergence_needs_improvement_and_a_significant_win_and_finds_where_averages_settle() {
+fn convergence_needs_a_significant_improvement_and_win_and_finds_where_averages_settle() {
     let rewards = [10, 10, 10, 10, 10, 50, 100, 100, 100, 100, 100, 100];
     let winning = held_out_of((0..10).map(|index| 1_100 + 10 * index).collect());
     let losing = held_out_of((0..10).map(|index| 900 + 10 * index).collect());
-    assert!(!convergence(&rewards, 5.0, &winning).0);
-    let (converged, at, reason) = convergence(&rewards, 50.0, &losing);
+    let (converged, _, reason) = convergence(&rewards, 5.0, false, &winning);
+    assert!(!converged);
+    assert!(reason.contains("did not improve with training"), "{reason}");
+    let (converged, at, reason) = convergence(&rewards, 50.0, true, &losing);
     assert!(!converged && at.is_none());
     assert!(reason.contains("does not beat the best baseline (reclaim)"), "{reason}");
     // Moving averages from the one ending at episode 9 are all 100.
-    assert_eq!(convergence(&rewards, 50.0, &winning).1, Some(9));
+    assert_eq!(convergence(&rewards, 50.0, true, &winning).1, Some(9));
 }
 
 #[test]
@@ -256,11 +262,17 @@ fn the_heuristic_applies_the_meta_agents_rules_to_the_state() {
 fn the_module_header_and_the_docs_list_every_reward_term() {
     let header = include_str!("../learning.rs");
     let docs = include_str!("../../../../docs/stress.md");
+    // Points as the docs write them: +4, −6 (a minus sign, not a hyphen), 0.
+    let signed = |points: i64| match points {
+        0 => String::from("0"),
+        points if points > 0 => alloc::format!("+{points}"),
+        points => alloc::format!("−{}", -points),
+    };
     for term in [
-        alloc::format!("+{REWARD_SERVED} per allocation served"),
-        alloc::format!("−{} per OOM event", -REWARD_OOM),
-        alloc::format!("−{} per cache object dropped", -REWARD_DROPPED),
-        alloc::format!("−{} per request throttled", -REWARD_THROTTLED),
+        alloc::format!("{} per allocation served", signed(REWARD_SERVED)),
+        alloc::format!("{} per OOM event", signed(REWARD_OOM)),
+        alloc::format!("{} per cache object dropped", signed(REWARD_DROPPED)),
+        alloc::format!("{} per request throttled", signed(REWARD_THROTTLED)),
     ] {
         assert!(header.contains(&term), "the module header lacks {term:?}");
         assert!(docs.contains(&term), "docs/stress.md lacks {term:?}");
@@ -371,9 +383,9 @@ fn the_learned_policy_learns_online_from_each_intervals_measured_reward() {
         cache_objects_dropped: 50,
         ..busy_interval()
     };
-    // 596 served x 4, 4 OOM x -6, 100 throttled x -1, 50 dropped x -3, over 1,000 steps.
-    assert_eq!(LearnedPolicy::reward(&interval), 2110.0 / 1000.0);
-    assert_eq!(LearnedPolicy::reward(&Telemetry { steps: 0, ..interval }), 2110.0, "no step: no division by 0");
+    // 596 served x 4, 4 OOM x -6, 100 throttled x 0, 50 dropped x -3, over 1,000 steps.
+    assert_eq!(LearnedPolicy::reward(&interval), 2210.0 / 1000.0);
+    assert_eq!(LearnedPolicy::reward(&Telemetry { steps: 0, ..interval }), 2210.0, "no step: no division by 0");
 
     let mut agent = new_agent(2, 10);
     run_learning(&LearningConfig { episodes: 10, noise_per_mille: 0, seed: 2 }, &mut frames(), &mut agent, &mut |_| {});
