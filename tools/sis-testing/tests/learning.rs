@@ -9,8 +9,12 @@ use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig, Sis};
 
 /// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
+///
+/// A learning run evaluates 20 held-out seeds with eight policies (about 2 s of host time in QEMU alone), so
+/// a batch of ten gets minutes on a loaded machine.
 fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
-    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    let config = QemuConfig::new().batch(commands).deterministic().timeout(std::time::Duration::from_secs(300));
+    let result = run_batch(&config).unwrap();
     (result.status, result.json_lines().unwrap())
 }
 
