@@ -1010,8 +1010,13 @@ pub fn run_learning<S: FrameSource + ?Sized>(
 }
 
 /// Decisions between two training steps of the policy learning online in the kernel (DQN's "train every
-/// 4 steps"): each step replays `batch_size` transitions, so every decision is learned from twice on average.
+/// 4 steps"): each step replays [`ONLINE_BATCH_SIZE`] transitions, so every decision is learned from twice on
+/// average.
 pub const ONLINE_TRAIN_EVERY: u64 = 4;
+/// Transitions a training step of the online policy replays: fewer than training's 64 (the step's cost falls
+/// in one meta-agent decision of 10 ms), at the same learning rate per transition
+/// ([`sis_ai::Agent::set_batch_size`]).
+pub const ONLINE_BATCH_SIZE: usize = 8;
 
 /// The agent driving the kernel's meta-agent (`autoctl policy learned`), and learning online as it does.
 ///
@@ -1040,8 +1045,10 @@ pub struct LearnedPolicy {
 }
 
 impl LearnedPolicy {
-    /// A policy driven by `agent`, which goes on learning from the decisions it makes.
-    pub fn new(agent: Agent) -> Self {
+    /// A policy driven by `agent`, which goes on learning from the decisions it makes, [`ONLINE_BATCH_SIZE`]
+    /// transitions per training step.
+    pub fn new(mut agent: Agent) -> Self {
+        agent.set_batch_size(ONLINE_BATCH_SIZE);
         LearnedPolicy {
             agent,
             previous_pressure: None,

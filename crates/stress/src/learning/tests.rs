@@ -408,6 +408,8 @@ fn the_learned_policy_learns_online_from_each_intervals_measured_reward() {
     assert_eq!(policy.take_updates(), 0, "reported once");
     assert_eq!(policy.agent().training().0, steps_before + 10);
     assert_eq!(policy.agent().replay_len(), replay_before + 40);
+    // Online steps replay 8 transitions (training replays 64), at training's rate per transition.
+    assert_eq!((agent.batch_size(), policy.agent().batch_size()), (64, ONLINE_BATCH_SIZE));
     assert_ne!(policy.agent().parameters(), agent.parameters(), "the steps changed the network");
     assert_eq!(policy.agent().decisions().0, agent.decisions().0 + 41);
 }
