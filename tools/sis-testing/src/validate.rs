@@ -33,6 +33,8 @@ pub struct Verdict {
     pub checked: Vec<&'static str>,
     /// One message per failed rule.
     pub failures: Vec<String>,
+    /// Figures printed beside the verdict: the learning section's held-out means, baselines included.
+    pub notes: Vec<String>,
 }
 
 impl Verdict {
@@ -122,6 +124,13 @@ pub fn validate(text: &str, thresholds: &Thresholds) -> Verdict {
         }
         // SIS's own rule beside the seed's: the learned policy beats the best baseline on held-out seeds.
         if let Some(held_out) = report["learning"].get("held_out") {
+            verdict
+                .notes
+                .push(format!("learning: learned policy on held-out seeds: mean {}", held_out["learned_mean"]));
+            for baseline in held_out.get("baselines").and_then(Value::as_array).into_iter().flatten() {
+                let name = baseline["name"].as_str().unwrap_or("?");
+                verdict.notes.push(format!("learning: baseline {name}: mean {}", baseline["mean"]));
+            }
             match held_out.get("beats_best_baseline").and_then(Value::as_bool) {
                 Some(true) => {}
                 Some(false) => verdict.failures.push(format!(
@@ -182,6 +191,16 @@ mod tests {
             )
         };
         assert!(check(&held_out(true)).passed());
+        assert_eq!(check(&held_out(true)).notes, ["learning: learned policy on held-out seeds: mean 2900.5"]);
+        let with_baselines = r#"{"learning":{"episodes":[{"reward":100},{"reward":120}],"held_out":{"beats_best_baseline":true,"learned_mean":3.5,"baselines":[{"name":"nothing","mean":1.0},{"name":"random","mean":-2.5}]}}}"#;
+        assert_eq!(
+            check(with_baselines).notes,
+            [
+                "learning: learned policy on held-out seeds: mean 3.5",
+                "learning: baseline nothing: mean 1.0",
+                "learning: baseline random: mean -2.5"
+            ]
+        );
         assert_eq!(
             check(&held_out(false)).failures,
             ["Learned policy does not beat the best baseline (heuristic) on held-out seeds: 2900.5 against 2300.0, Wilcoxon p 0.02"]
