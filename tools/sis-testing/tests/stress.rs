@@ -240,7 +240,7 @@ fn all_exports_json_to_the_filesystem_with_the_validator_paths() {
         assert_eq!(written[key], all[key], "{key}");
     }
     assert_eq!(written["seed"], 3);
-    assert_eq!(written["report_schema_version"], 2);
+    assert_eq!(written["report_schema_version"], 3);
     assert!(written["memory"]["oom_events"].is_u64());
     assert_eq!(written["percentiles"]["p99"], written["commands"]["latency"]["p99_ns"]);
     assert_eq!(written["percentiles"]["source"], "commands.latency");
