@@ -171,6 +171,21 @@ impl Agent {
         }
     }
 
+    /// Replays `batch_size` transitions (at least 1) per training step from now on, the learning rate scaled
+    /// by the same factor so that each replayed transition moves the weights as much as before: a policy
+    /// learning online can take smaller, more frequent steps than its training did, at the same rate per
+    /// transition.
+    pub fn set_batch_size(&mut self, batch_size: usize) {
+        let batch_size = batch_size.max(1);
+        self.config.learning_rate *= batch_size as f32 / self.config.batch_size.max(1) as f32;
+        self.config.batch_size = batch_size;
+    }
+
+    /// Transitions replayed per training step.
+    pub fn batch_size(&self) -> usize {
+        self.config.batch_size
+    }
+
     /// Current exploration rate.
     pub fn epsilon(&self) -> f32 {
         let (start, end) = (self.config.epsilon_start, self.config.epsilon_end);

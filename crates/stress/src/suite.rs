@@ -8,8 +8,9 @@ use crate::learning::LearningReport;
 use crate::{FloodReport, MemoryReport, MultiReport, Status};
 
 /// Version of the export's layout; bumped when a field changes meaning or disappears.
-/// Version 2 added `learning`.
-pub const SUITE_SCHEMA_VERSION: u32 = 2;
+/// Version 2 added `learning`; 3 changed its `improvement_percent` (now the greedy policy on held-out seeds)
+/// and replaced `held_out.random_rewards`/`random_mean` by every baseline.
+pub const SUITE_SCHEMA_VERSION: u32 = 3;
 
 /// Default pool budget of `stresstest all`, MiB. The suite is a CI gate with the seed's thresholds (at most 10
 /// OOM events, status pass): in 64 MiB the workload's bursts have room, so a healthy kernel meets none and a

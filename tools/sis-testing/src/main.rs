@@ -108,6 +108,9 @@ fn main() -> ExitCode {
                 min_learning_improvement_pct,
             };
             let verdict = validate(&text, &thresholds);
+            for note in &verdict.notes {
+                println!("  {note}");
+            }
             if verdict.passed() {
                 println!("[PASS] All stress test validations passed ({})", verdict.checked.join(", "));
                 ExitCode::SUCCESS

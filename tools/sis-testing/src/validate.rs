@@ -33,6 +33,8 @@ pub struct Verdict {
     pub checked: Vec<&'static str>,
     /// One message per failed rule.
     pub failures: Vec<String>,
+    /// Figures printed beside the verdict: the learning section's held-out means, baselines included.
+    pub notes: Vec<String>,
 }
 
 impl Verdict {
@@ -103,8 +105,8 @@ pub fn validate(text: &str, thresholds: &Thresholds) -> Verdict {
             Some(episodes) if !episodes.is_empty() => {
                 let reward = |episode: &Value| episode.get("reward").and_then(Value::as_f64);
                 match (reward(&episodes[0]), reward(&episodes[episodes.len() - 1])) {
-                    (Some(first), Some(last)) if first != 0.0 => {
-                        let improvement = (last - first) / first.abs() * 100.0;
+                    (Some(first), Some(last)) if first > 0.0 => {
+                        let improvement = (last - first) / first * 100.0;
                         if improvement < thresholds.min_learning_improvement_pct {
                             verdict.failures.push(format!(
                                 "Insufficient learning improvement: {improvement:.1}% < {}%",
@@ -112,13 +114,34 @@ pub fn validate(text: &str, thresholds: &Thresholds) -> Verdict {
                             ));
                         }
                     }
-                    (Some(_), Some(_)) => {
-                        verdict.failures.push("learning.episodes[0].reward is 0: improvement undefined".into())
-                    }
+                    (Some(first), Some(_)) => verdict
+                        .failures
+                        .push(format!("learning.episodes[0].reward is {first}, not positive: improvement undefined")),
                     _ => verdict.failures.push("learning.episodes[].reward missing".into()),
                 }
             }
             _ => verdict.failures.push("learning.episodes missing or empty".into()),
+        }
+        // SIS's own rule beside the seed's: the learned policy beats the best baseline on held-out seeds.
+        if let Some(held_out) = report["learning"].get("held_out") {
+            verdict
+                .notes
+                .push(format!("learning: learned policy on held-out seeds: mean {}", held_out["learned_mean"]));
+            for baseline in held_out.get("baselines").and_then(Value::as_array).into_iter().flatten() {
+                let name = baseline["name"].as_str().unwrap_or("?");
+                verdict.notes.push(format!("learning: baseline {name}: mean {}", baseline["mean"]));
+            }
+            match held_out.get("beats_best_baseline").and_then(Value::as_bool) {
+                Some(true) => {}
+                Some(false) => verdict.failures.push(format!(
+                    "Learned policy does not beat the best baseline ({}) on held-out seeds: {} against {}, Wilcoxon p {}",
+                    held_out["best_baseline"].as_str().unwrap_or("?"),
+                    held_out["learned_mean"],
+                    held_out["best_baseline_mean"],
+                    held_out["test"]["wilcoxon"]["p_value"]
+                )),
+                None => verdict.failures.push("learning.held_out.beats_best_baseline missing".into()),
+            }
         }
     }
     if verdict.checked.is_empty() && verdict.failures.is_empty() {
@@ -157,6 +180,35 @@ mod tests {
             ["Insufficient learning improvement: 10.0% < 15%"]
         );
         assert!(check(r#"{"learning":{"episodes":[{"reward":100},{"reward":120}]}}"#).passed());
+        // The seed divides by the first episode's reward: a negative one cannot show improvement.
+        assert_eq!(
+            check(r#"{"learning":{"episodes":[{"reward":-100},{"reward":120}]}}"#).failures,
+            ["learning.episodes[0].reward is -100, not positive: improvement undefined"]
+        );
+        let held_out = |beats: bool| {
+            format!(
+                r#"{{"learning":{{"episodes":[{{"reward":100}},{{"reward":120}}],"held_out":{{"beats_best_baseline":{beats},"best_baseline":"heuristic","learned_mean":2900.5,"best_baseline_mean":2300.0,"test":{{"wilcoxon":{{"p_value":0.02}}}}}}}}}}"#
+            )
+        };
+        assert!(check(&held_out(true)).passed());
+        assert_eq!(check(&held_out(true)).notes, ["learning: learned policy on held-out seeds: mean 2900.5"]);
+        let with_baselines = r#"{"learning":{"episodes":[{"reward":100},{"reward":120}],"held_out":{"beats_best_baseline":true,"learned_mean":3.5,"baselines":[{"name":"nothing","mean":1.0},{"name":"random","mean":-2.5}]}}}"#;
+        assert_eq!(
+            check(with_baselines).notes,
+            [
+                "learning: learned policy on held-out seeds: mean 3.5",
+                "learning: baseline nothing: mean 1.0",
+                "learning: baseline random: mean -2.5"
+            ]
+        );
+        assert_eq!(
+            check(&held_out(false)).failures,
+            ["Learned policy does not beat the best baseline (heuristic) on held-out seeds: 2900.5 against 2300.0, Wilcoxon p 0.02"]
+        );
+        assert_eq!(
+            check(r#"{"learning":{"episodes":[{"reward":100},{"reward":120}],"held_out":{}}}"#).failures,
+            ["learning.held_out.beats_best_baseline missing"]
+        );
     }
 
     #[test]

@@ -9,8 +9,12 @@ use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig, Sis};
 
 /// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
+///
+/// A learning run evaluates 20 held-out seeds with eight policies (about 2 s of host time in QEMU alone), so
+/// a batch of ten gets minutes on a loaded machine.
 fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
-    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    let config = QemuConfig::new().batch(commands).deterministic().timeout(std::time::Duration::from_secs(300));
+    let result = run_batch(&config).unwrap();
     (result.status, result.json_lines().unwrap())
 }
 
@@ -33,23 +37,53 @@ fn mean_improvement(reports: &[Value]) -> f64 {
 
 #[test]
 #[ignore = "boots QEMU; run by cargo xtask test"]
-fn ten_seeds_learn_beat_random_on_held_out_seeds_and_add_up() {
+fn ten_seeds_learn_beat_every_baseline_on_held_out_seeds_and_add_up() {
     let reports = runs(1..=10, "0");
     let improvement = mean_improvement(&reports);
-    println!("mean improvement first 5 -> last 5 episodes over 10 seeds: {improvement:.1} %");
-    assert!(improvement >= 20.0, "mean improvement {improvement:.1} %");
-    // The seed's target is stated "by episode 10": episodes 5-9 against 0-4 (measured mean: 45.8 %).
-    let by_10 = reports.iter().map(|report| number(report, "improvement_by_episode_10_percent")).sum::<f64>() / 10.0;
-    println!("mean improvement by episode 10 over 10 seeds: {by_10:.1} %");
-    assert!(by_10 >= 20.0, "mean improvement by episode 10: {by_10:.1} %");
+    println!("greedy policy on held-out seeds, end against before training, mean over 10 seeds: {improvement:+.1} %");
     let mut first_rewards = BTreeSet::new();
     for report in &reports {
         let held_out = &report["held_out"];
-        assert!(number(held_out, "learned_mean") > number(held_out, "random_mean"), "{held_out}");
+        let names: Vec<&str> =
+            held_out["baselines"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["nothing", "reclaim", "throttle", "heuristic", "random"]);
+        assert_eq!(held_out["learned_rewards"].as_array().unwrap().len(), 20);
+        let mut best = f64::MIN;
+        for baseline in held_out["baselines"].as_array().unwrap() {
+            let rewards: Vec<i64> =
+                baseline["rewards"].as_array().unwrap().iter().map(|r| r.as_i64().unwrap()).collect();
+            assert_eq!(rewards.len(), 20);
+            assert_eq!(number(baseline, "mean"), rewards.iter().sum::<i64>() as f64 / 20.0);
+            best = best.max(number(baseline, "mean"));
+        }
+        // The best baseline (the heuristic, on every seed measured) is beaten seed by seed at p < 0.01.
+        assert_eq!(number(held_out, "best_baseline_mean"), best);
+        assert_eq!(held_out["best_baseline"], "heuristic", "{held_out}");
+        assert!(number(held_out, "learned_mean") > best, "{held_out}");
+        assert_eq!(held_out["test"]["wilcoxon"]["method"], "exact");
+        assert!(number(&held_out["test"]["wilcoxon"], "p_value") < 0.01, "{held_out}");
+        assert!(number(held_out, "effect_size_dz") > 1.0, "{held_out}");
+        assert_eq!(held_out["beats_best_baseline"], true);
+        assert_eq!(held_out["baselines"][2]["mean"], 0.0, "always throttling refuses every request: 0 points");
+        assert_eq!(report["improved"], true);
+        assert!(number(&report["improvement_test"]["wilcoxon"], "p_value") < 0.01);
+        assert_eq!(report["status"], "pass", "{}", report["convergence_reason"]);
+        // The greedy curve: before training, after episode 10, at the end (= the held-out learned mean).
+        let curve = report["greedy_curve"].as_array().unwrap();
+        let after: Vec<u64> = curve.iter().map(|point| point["after_episodes"].as_u64().unwrap()).collect();
+        assert_eq!(after, [0, 10, 20]);
+        assert_eq!(number(&curve[2], "mean_reward"), number(held_out, "learned_mean"));
+        let before = number(&curve[0], "mean_reward");
+        let expected = (number(held_out, "learned_mean") - before) / before.abs() * 100.0;
+        assert!((number(report, "improvement_percent") - expected).abs() < 1e-9);
+        let by_10 = (number(&curve[1], "mean_reward") - before) / before.abs() * 100.0;
+        assert!((number(report, "improvement_by_episode_10_percent") - by_10).abs() < 1e-9);
+        // Training rewards: totals and windows add up, and the seed's rule (first to last episode) holds.
         let rewards: Vec<i64> =
             report["episodes"].as_array().unwrap().iter().map(|episode| episode["reward"].as_i64().unwrap()).collect();
         assert_eq!(rewards.len(), 20);
         assert!(rewards.iter().collect::<BTreeSet<_>>().len() >= 15, "rewards barely differ: {rewards:?}");
+        assert!(rewards[0] > 0 && rewards[19] as f64 >= 1.15 * rewards[0] as f64, "{rewards:?}");
         first_rewards.insert(rewards[0]);
         let total: i64 = rewards.iter().sum();
         assert_eq!(report["total_reward"].as_i64(), Some(total));
@@ -60,12 +94,31 @@ fn ten_seeds_learn_beat_random_on_held_out_seeds_and_add_up() {
         let last = rewards[15..].iter().sum::<i64>() as f64 / 5.0;
         assert_eq!(number(report, "first_window_mean"), first);
         assert_eq!(number(report, "last_window_mean"), last);
-        assert!((number(report, "improvement_percent") - (last - first) / first.abs() * 100.0).abs() < 1e-9);
-        let second = rewards[5..10].iter().sum::<i64>() as f64 / 5.0;
-        let by_10 = (second - first) / first.abs() * 100.0;
-        assert!((number(report, "improvement_by_episode_10_percent") - by_10).abs() < 1e-9);
+        assert!((number(report, "training_improvement_percent") - (last - first) / first.abs() * 100.0).abs() < 1e-9);
     }
     assert_eq!(first_rewards.len(), 10, "every seed gives a different first episode");
+}
+
+/// The seed's CI flow on seeds nobody picked (31337 failed it before the baselines issue): the default episode
+/// count, then the validator at its default thresholds on the learning section.
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn the_seed_validator_passes_on_seeds_nobody_picked() {
+    let seeds = [31_337u64, 271_828, 8_675_309, 65_537, 1_000_003];
+    let commands: Vec<String> = seeds.iter().map(|seed| format!("stresstest learning --seed {seed} --json")).collect();
+    let (status, reports) = batch_json(&commands.join("; "));
+    assert_eq!(status, Some(exit::PASS));
+    assert_eq!(reports.len(), seeds.len());
+    for (seed, reply) in seeds.iter().zip(&reports) {
+        let learning = &reply["learning"];
+        assert_eq!(learning["config"]["seed"], *seed);
+        assert_eq!(learning["config"]["episodes"], 20);
+        let text = serde_json::json!({ "learning": learning }).to_string();
+        let verdict = sis_testing::validate::validate(&text, &sis_testing::validate::Thresholds::default());
+        assert_eq!(verdict.checked, ["learning"]);
+        assert!(verdict.failures.is_empty(), "seed {seed}: {:?}", verdict.failures);
+        assert_eq!(learning["status"], "pass", "seed {seed}: {}", learning["convergence_reason"]);
+    }
 }
 
 #[test]
@@ -73,8 +126,12 @@ fn ten_seeds_learn_beat_random_on_held_out_seeds_and_add_up() {
 fn noise_015_still_learns_and_noise_1_reports_no_convergence() {
     let noisy = runs(1..=10, "0.15");
     let improvement = mean_improvement(&noisy);
-    println!("noise 0.15: mean improvement {improvement:.1} %");
+    println!("noise 0.15: mean improvement of the greedy policy {improvement:.1} %");
     assert!(improvement >= 20.0, "noise 0.15: mean improvement {improvement:.1} %");
+    for report in &noisy {
+        let held_out = &report["held_out"];
+        assert!(number(held_out, "learned_mean") > number(held_out, "best_baseline_mean"), "{held_out}");
+    }
 
     let result = run_batch(
         &QemuConfig::new().batch("stresstest learning --episodes 20 --inject-noise 1.0 --seed 3").deterministic(),

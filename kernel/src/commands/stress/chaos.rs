@@ -447,6 +447,9 @@ impl System {
     /// Retrains a copy of the installed agent on real episodes, then commits it (torn, if the fault is armed).
     fn hot_retrain(&mut self, decisions: u32) -> Result<(), String> {
         let mut agent = AGENT.lock().as_ref().map(|installed| installed.agent.clone()).ok_or("no agent installed")?;
+        // Steps as small as the online learner's: `stresstest learning` trains with batches of 64, 8 times the
+        // cost of a step, which would stretch the event and thin out the others in a run's duration.
+        agent.set_batch_size(learning::ONLINE_BATCH_SIZE);
         let old = agent.parameters();
         let episodes = decisions.div_ceil(DECISIONS_PER_EPISODE);
         let mut controller = LimitedTraining { agent: &mut agent, left: decisions };

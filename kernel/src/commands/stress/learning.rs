@@ -1,4 +1,4 @@
-//! `stresstest learning`: train the agent on the memory-pool control problem, against a random baseline.
+//! `stresstest learning`: train the agent on the memory-pool control problem, against every baseline.
 
 use alloc::string::String;
 
@@ -33,7 +33,7 @@ pub fn learning(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
 /// Trains a fresh agent under a validated `config`, installs it for `neuralctl` and returns the report.
 pub fn train(config: &LearningConfig, progress: &mut dyn FnMut(&str)) -> LearningReport {
     progress(&alloc::format!(
-        "=== Learning Validation Stress Test ===\nEpisodes: {}\nNoise: {} (probability that the pool carries out a random action)\nSeed: {}\nProblem: {} decisions of {} workload steps per episode, pool of {} KiB; actions nothing, reclaim, throttle",
+        "=== Learning Validation Stress Test ===\nEpisodes: {}\nNoise: {} (probability that the pool carries out a random action)\nSeed: {}\nProblem: {} decisions of {} workload steps per episode in calm, fill and burst phases, pool of {} KiB; actions nothing, reclaim, throttle",
         config.episodes,
         noise_text(config.noise_per_mille),
         config.seed,
@@ -62,7 +62,7 @@ fn noise_text(per_mille: u32) -> String {
 
 fn human(report: &LearningReport) -> String {
     let mut text = alloc::format!(
-        "\n[STRESS TEST] Learning validation complete (seed {})\n  Total Rewards: {} (random policy on the same seeds: {})\n  Decisions Made: {}\n  Avg Reward/Decision: {:.2}\n\n  Learning Curve:",
+        "\n[STRESS TEST] Learning validation complete (seed {})\n  Total Rewards: {} (training, exploration included; random policy on the same seeds: {})\n  Decisions Made: {}\n  Avg Reward/Decision: {:.2}\n\n  Learning Curve:",
         report.config.seed,
         report.total_reward,
         report.baseline_total_reward,
@@ -78,22 +78,40 @@ fn human(report: &LearningReport) -> String {
         ));
     }
     text.push_str(&alloc::format!(
-        "\n    Improvement: {:+.1}% ({:.1} -> {:.1}, first {w} vs last {w} episodes)",
-        report.improvement_percent,
+        "\n    Training rewards (exploration included): {:+.1}% ({:.1} -> {:.1}, first {w} vs last {w} episodes)",
+        report.training_improvement_percent,
         report.first_window_mean,
         report.last_window_mean,
         w = learning::WINDOW
     ));
-    if let Some(by_10) = report.improvement_by_episode_10_percent {
-        text.push_str(&alloc::format!("\n    By episode 10: {by_10:+.1}% (episodes 5-9 vs 0-4)"));
-    }
     let held = &report.held_out;
+    text.push_str(&alloc::format!("\n\n  Greedy policy on {} held-out seeds:", held.workload_seeds.len()));
+    for point in &report.greedy_curve {
+        text.push_str(&alloc::format!(
+            "\n    after {:>3} episodes: avg {:.1} reward",
+            point.after_episodes,
+            point.mean_reward
+        ));
+    }
+    text.push_str(&alloc::format!("\n    Improvement: {:+.1}% (end vs before training)", report.improvement_percent));
+    if let Some(by_10) = report.improvement_by_episode_10_percent {
+        text.push_str(&alloc::format!("\n    By episode {}: {by_10:+.1}%", learning::CURVE_EPISODE));
+    }
     text.push_str(&alloc::format!(
-        "\n\n  Held-out seeds ({}): learned policy avg {:.1}, random policy avg {:.1} ({:+.1}%)",
+        "\n\n  Held-out seeds ({}): learned policy avg {:.1}",
         held.workload_seeds.len(),
-        held.learned_mean,
-        held.random_mean,
-        held.advantage_percent
+        held.learned_mean
+    ));
+    for baseline in &held.baselines {
+        text.push_str(&alloc::format!("\n    {:<9} avg {:.1}", baseline.name, baseline.mean));
+    }
+    let p_value = held.test.wilcoxon.map_or(String::from("n/a"), |test| alloc::format!("{:.2e}", test.p_value));
+    let effect = held.effect_size_dz.map_or(String::from("n/a"), |dz| alloc::format!("{dz:.2}"));
+    text.push_str(&alloc::format!(
+        "\n    Best baseline: {} ({:+.1}%), Wilcoxon p {p_value}, effect size d_z {effect}: {}",
+        held.best_baseline,
+        held.advantage_percent,
+        if held.beats_best_baseline { "beaten" } else { "not beaten (needs p < 0.01)" }
     ));
     let convergence = match report.converged_at_episode {
         Some(episode) if report.converged => alloc::format!("YES (episodes {episode}+)"),

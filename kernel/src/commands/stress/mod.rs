@@ -135,8 +135,8 @@ pub static STRESSTEST: CommandSpec<Kernel> = CommandSpec {
         },
         CommandSpec {
             name: "learning",
-            summary: "Train the learning agent to manage a memory pool; compare it with a random policy",
-            description: "Each episode runs a fresh seeded workload in a 1 MiB pool; every 64 steps the agent chooses nothing, reclaim or throttle and is rewarded from measured outcomes (allocations served, OOM events, cache dropped, requests throttled). A random policy runs the same seeds; after training, both run on held-out seeds. The trained agent is installed for neuralctl. Rules for phases, convergence and status: docs/stress.md.",
+            summary: "Train the learning agent to manage a memory pool; test it against every baseline",
+            description: "Each episode runs a fresh seeded workload in a 1 MiB pool, its demand in calm, fill and burst phases; every 64 steps the agent chooses nothing, reclaim or throttle and is rewarded from measured outcomes (allocations served, OOM events, cache dropped). A random policy runs the same seeds. The greedy policy runs 20 held-out seeds before training, after episode 10 and at the end; every constant policy, the meta-agent's heuristic and random run the same held-out seeds, and the learned policy must beat the best of them (paired Wilcoxon, p < 0.01) to pass. The trained agent is installed for neuralctl. Rules for phases, convergence and status: docs/stress.md.",
             args: &[
                 EPISODES,
                 ArgSpec::flag(
