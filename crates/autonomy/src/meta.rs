@@ -9,8 +9,9 @@
 
 use crate::{MemoryStrategy, Prediction, TrendEstimate};
 
-/// What the meta-agent sees at one decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// What the meta-agent sees at one decision. The default is a decision at time 0 with nothing observed:
+/// empty memory, no trend, no events, the Aggressive strategy (no cap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Telemetry {
     /// Time of the decision.
     pub now_ns: u64,

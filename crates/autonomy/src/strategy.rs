@@ -25,10 +25,11 @@ pub const STRATEGY_HISTORY_CAPACITY: usize = 32;
 pub const OSCILLATION_CAPACITY: usize = 16;
 
 /// How freely memory is handed out, ordered from most to least permissive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemoryStrategy {
     /// Low pressure: allocate freely, grow caches.
+    #[default]
     Aggressive,
     /// The middle ground.
     Balanced,

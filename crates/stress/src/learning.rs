@@ -455,15 +455,8 @@ impl Controller for HeuristicPolicy {
             demand_per_mille: per_mille(state[4]),
             oom_events: (state[3] * 16.0 + 0.5) as u32,
             steps: STEPS_PER_DECISION,
-            allocation_requests: 0,
-            requests_throttled: 0,
-            cache_objects_dropped: 0,
-            deadline_misses: 0,
-            deadline_jobs: 0,
-            command_latency_max_ns: 0,
-            command_queue_depth: 0,
-            commands_boosted: false,
             strategy: MemoryStrategy::Conservative,
+            ..Telemetry::default()
         };
         let decision = sis_autonomy::decide(&telemetry, &config);
         if decision.confidence_per_mille < config.confidence_threshold_per_mille {

@@ -9,24 +9,7 @@ fn calm() -> Telemetry {
 
 /// Nothing happening at `now_ns`: half-full memory, Balanced (shared with the agent's tests).
 pub(crate) fn calm_at(now_ns: u64) -> Telemetry {
-    Telemetry {
-        now_ns,
-        pressure_per_mille: 500,
-        trend: None,
-        cache_per_mille: 0,
-        demand_per_mille: 0,
-        oom_events: 0,
-        steps: 0,
-        allocation_requests: 0,
-        requests_throttled: 0,
-        cache_objects_dropped: 0,
-        deadline_misses: 0,
-        deadline_jobs: 0,
-        command_latency_max_ns: 0,
-        command_queue_depth: 0,
-        commands_boosted: false,
-        strategy: MemoryStrategy::Balanced,
-    }
+    Telemetry { now_ns, pressure_per_mille: 500, strategy: MemoryStrategy::Balanced, ..Telemetry::default() }
 }
 
 fn trend(predicted_per_mille: u16, fit_per_mille: u16, samples: u16) -> TrendEstimate {

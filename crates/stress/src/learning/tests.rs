@@ -341,14 +341,8 @@ fn busy_interval() -> sis_autonomy::Telemetry {
         oom_events: 4,
         steps: 1_000,
         allocation_requests: 700,
-        requests_throttled: 0,
-        cache_objects_dropped: 0,
-        deadline_misses: 0,
-        deadline_jobs: 0,
-        command_latency_max_ns: 0,
-        command_queue_depth: 0,
-        commands_boosted: false,
         strategy: MemoryStrategy::Balanced,
+        ..Telemetry::default()
     }
 }
 
