@@ -57,6 +57,18 @@ enum Task {
     /// target/fuzz/corpus/<target>/ (kept between runs); the committed seeds in fuzz/corpus/<target>/ are
     /// only read. A crashing input is written to target/fuzz/artifacts/<target>/ and named in the error.
     Fuzz(fuzz::FuzzArgs),
+    /// Build, then run seed 002's phase suites in QEMU (`sis-testing phases`): the table, every failing test.
+    Phases {
+        /// Run only this phase (repeatable); every phase by default.
+        #[arg(long = "phase")]
+        phases: Vec<u8>,
+        /// Write the versioned JSON report here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// QEMU -icount: exact, replayable figures.
+        #[arg(long)]
+        deterministic: bool,
+    },
     /// Benchmarks that print figures and a ratio against a peer measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -73,6 +85,7 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Bench { which } => bench::run(which),
+        Task::Phases { phases, json, deterministic } => run_phases(&phases, json, deterministic),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -97,6 +110,26 @@ pub fn run_step(step: &str, command: &mut Command) -> Result<(), String> {
 pub fn cargo(step: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run_step(step, Command::new(cargo).args(args).envs(envs.iter().copied()).current_dir(workspace_root()))
+}
+
+/// `cargo xtask phases`: the kernel built, then `sis-testing phases` with the same flags.
+fn run_phases(numbers: &[u8], json: Option<std::path::PathBuf>, deterministic: bool) -> Result<(), String> {
+    setup::ensure_qemu()?;
+    setup::ensure_target()?;
+    build_kernel()?;
+    let mut args = vec![String::from("run"), "--quiet".into(), "-p".into(), "sis-testing".into(), "--".into()];
+    args.push("phases".into());
+    for number in numbers {
+        args.extend(["--phase".into(), number.to_string()]);
+    }
+    if let Some(path) = json {
+        args.extend(["--json".into(), path.display().to_string()]);
+    }
+    if deterministic {
+        args.push("--deterministic".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cargo("phases", &args, &[])
 }
 
 /// Builds the kernel image in release mode.

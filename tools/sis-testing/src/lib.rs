@@ -24,6 +24,7 @@ mod config;
 pub mod console;
 mod disk;
 mod error;
+pub mod phases;
 mod process;
 mod session;
 pub mod validate;

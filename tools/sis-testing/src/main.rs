@@ -61,6 +61,20 @@ enum Command {
         #[arg(long, default_value_t = 15.0)]
         min_learning_improvement_pct: f64,
     },
+    /// Run seed 002's phase suites: print the table, a line per failing test, and optionally a JSON report.
+    ///
+    /// Exit status 1 when any test fails (pending phases included: see docs/phases.md).
+    Phases {
+        /// Run only this phase (repeatable: --phase 3 --phase 8); every phase by default.
+        #[arg(long = "phase", value_parser = clap::value_parser!(u8).range(1..=9))]
+        phases: Vec<u8>,
+        /// Write the versioned JSON report here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// QEMU -icount: exact, replayable figures (real time otherwise).
+        #[arg(long)]
+        deterministic: bool,
+    },
     /// Boot with boot arguments that end the run by themselves; print the output and the exit status.
     #[command(group(clap::ArgGroup::new("what").required(true).args(["commands", "append"])))]
     Run {
@@ -87,6 +101,7 @@ fn main() -> ExitCode {
         Command::Stress { duration, output, seed, expect_failures, memory } => {
             stress(duration, &output, seed, expect_failures, memory)
         }
+        Command::Phases { phases, json, deterministic } => run_phases(&phases, json.as_deref(), deterministic),
         Command::Validate {
             file,
             max_oom_events,
@@ -182,6 +197,31 @@ fn boot_time(runs: u32, memory: u32) -> ExitCode {
             eprintln!("{error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run_phases(numbers: &[u8], json: Option<&std::path::Path>, deterministic: bool) -> ExitCode {
+    use sis_testing::phases;
+    if let Some(unknown) = numbers.iter().find(|number| !phases::PHASES.iter().any(|phase| phase.number == **number)) {
+        eprintln!("no phase {unknown} in seed 002 (phases: 1, 2, 3, 5, 6, 7, 8, 9)");
+        return ExitCode::FAILURE;
+    }
+    let mode = if deterministic { "deterministic mode" } else { "real time" };
+    println!("seed 002 phase suite, {mode}");
+    let report = phases::run(numbers, deterministic, &mut |line| println!("{line}"));
+    print!("{}", phases::table(&report));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        if let Err(error) = std::fs::write(path, text + "\n") {
+            eprintln!("cannot write {}: {error}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("report written to {}", path.display());
+    }
+    if report.passed == report.total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
