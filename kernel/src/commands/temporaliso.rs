@@ -24,12 +24,15 @@ const STACK_BYTES: u64 = 16 * 1024;
 const LATENCY_P99_LIMIT_NS: u64 = 100_000;
 /// Under load, p99 may grow by at most this factor over the baseline (plus 10 µs).
 const STABILITY_FACTOR: u64 = 2;
+/// How far a reservation's measured CPU share may fall from Q/T, per mille: the window's first and last
+/// periods are partial.
+const CPU_SHARE_TOLERANCE_PER_MILLE: u64 = 5;
 
 /// `temporaliso`.
 pub static TEMPORALISO: CommandSpec<Kernel> = CommandSpec {
     name: "temporaliso",
     summary: "Measure temporal isolation under CBS+EDF: admission, deadlines, overruns, wake-up latency",
-    description: "Eight checks, each a measured experiment with its figures and a verdict derived from them: admission control, deadline met (U = 0.918), overrun detection, isolation under load, deadline-miss handling, baseline latency, latency under load, latency stability. Thresholds: wake-up latency p99 < 100 µs; under load p99 <= 2 x baseline + 10 µs. Run it in deterministic mode for exact, replayable figures.",
+    description: "Nine checks, each a measured experiment with its figures and a verdict derived from them: admission control, deadline met (U = 0.918), overrun detection, isolation under load, deadline-miss handling, baseline latency, latency under load, latency stability, CPU isolation (a 3 ms / 10 ms reservation that wants the CPU all the time, beside two spinners, gets 300 per mille +- 5). Thresholds: wake-up latency p99 < 100 µs; under load p99 <= 2 x baseline + 10 µs. Run it in deterministic mode for exact, replayable figures.",
     args: &[ArgSpec::flag("duration", ValueKind::U64 { min: 100, max: 60_000 }, "length of each experiment, ms").default("1000")],
     subcommands: &[],
     handler: Some(temporaliso),
@@ -69,6 +72,20 @@ fn periodic(
         }
         let stats = thread::own_server().map(|(_, stats)| stats).unwrap_or_default();
         results.lock().push(Outcome { thread: thread::current_id(), stats, latency: latency.summary() });
+    })
+}
+
+/// Starts a deadline thread that wants the CPU all the time (it never sleeps) under a budget of `budget_ns`
+/// every `period_ns`, until `until_ns`; then stores its counters in `results`.
+fn hog(budget_ns: u64, period_ns: u64, until_ns: u64, results: &Results) -> Result<u32, SpawnError> {
+    let params = ServerParams { budget_ns, period_ns, deadline_ns: period_ns };
+    let results = Arc::clone(results);
+    thread::spawn_deadline("isolation", STACK_BYTES, params, move || {
+        while time::now_ns() < until_ns {
+            thread::burn_cpu_ns(MS / 10);
+        }
+        let stats = thread::own_server().map(|(_, stats)| stats).unwrap_or_default();
+        results.lock().push(Outcome { thread: thread::current_id(), stats, latency: LatencySummary::default() });
     })
 }
 
@@ -224,6 +241,35 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
         passed: loaded.p99_ns <= stability_limit,
         figures: json!({ "baseline_p99_ns": baseline.p99_ns, "loaded_p99_ns": loaded.p99_ns, "limit_ns": stability_limit }),
         summary: alloc::format!("p99 {} ns under load vs {} ns alone (limit {} ns)", format::thousands(loaded.p99_ns), format::thousands(baseline.p99_ns), format::thousands(stability_limit)),
+    });
+
+    // 9: CPU isolation: a reservation that wants the CPU all the time, beside two spinners, gets its share.
+    invocation.progress("[TEMPORALISO] a 3 ms / 10 ms reservation wanting the CPU, beside two spinning threads ...");
+    let (budget, period) = (3 * MS, 10 * MS);
+    let started = time::now_ns();
+    let until = started + duration_ns;
+    spinner(until).map_err(spawn_error)?;
+    spinner(until).map_err(spawn_error)?;
+    hog(budget, period, until, &results).map_err(spawn_error)?;
+    let hogged = collect(&results, 1, until)[0].stats;
+    let window_ns = until - started;
+    let share_per_mille = hogged.runtime_ns * 1000 / window_ns;
+    let reserved_per_mille = budget * 1000 / period;
+    checks.push(Check {
+        name: "cpu_isolation",
+        passed: share_per_mille.abs_diff(reserved_per_mille) <= CPU_SHARE_TOLERANCE_PER_MILLE,
+        figures: json!({
+            "reserved_per_mille": reserved_per_mille,
+            "share_per_mille": share_per_mille,
+            "runtime_ns": hogged.runtime_ns,
+            "window_ns": window_ns,
+            "throttles": hogged.throttles,
+            "tolerance_per_mille": CPU_SHARE_TOLERANCE_PER_MILLE,
+            "best_effort_spinners": 2,
+        }),
+        summary: alloc::format!(
+            "{share_per_mille} per mille of the CPU for a {reserved_per_mille} per mille reservation beside two spinners"
+        ),
     });
 
     let passed = checks.iter().filter(|check| check.passed).count();

@@ -125,7 +125,8 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
             "deadline_miss_handling",
             "baseline_latency",
             "latency_under_load",
-            "latency_stability"
+            "latency_stability",
+            "cpu_isolation"
         ]
     );
     for check in report["checks"].as_array().unwrap() {

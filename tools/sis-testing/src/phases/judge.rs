@@ -24,21 +24,32 @@ const OTHER_JOBS: u64 = 25 + 10;
 const LATENCY_JOBS: u64 = 100;
 /// Largest p99 − p50 spread of wake-up latency under load in any run, ns.
 const SPREAD_LIMIT_NS: u64 = 25_000;
+/// The CPU-hungry reservation: 3 ms every 10 ms.
+const RESERVED_PER_MILLE: u64 = 300;
+/// Its periods in 500 ms, each ending with its budget spent.
+const HOG_PERIODS: u64 = 50;
 
-/// Phase 3 from [`TEMPORAL_ISOLATION_COMMANDS`]'s replies. CPU and memory isolation have no experiment yet:
-/// no verdict, so they are reported as not implemented.
+/// Phase 3 from [`TEMPORAL_ISOLATION_COMMANDS`]'s replies. Memory isolation has no experiment yet: no
+/// verdict, so it is reported as not implemented.
 pub fn temporal_isolation(replies: &[Value]) -> Vec<Verdict> {
     if replies.len() != 6 {
         let got = format!("{} JSON replies, expected 6", replies.len());
-        return ["Isolation under load", "Deadline met", "Deadline miss handling", "Overrun detection"]
-            .into_iter()
-            .chain(["Admission control", "Baseline latency", "Latency under load", "Latency stability"])
-            .map(|test| (test, Err(got.clone())))
-            .collect();
+        return [
+            "CPU isolation",
+            "Isolation under load",
+            "Deadline met",
+            "Deadline miss handling",
+            "Overrun detection",
+        ]
+        .into_iter()
+        .chain(["Admission control", "Baseline latency", "Latency under load", "Latency stability"])
+        .map(|test| (test, Err(got.clone())))
+        .collect();
     }
     let runs = &replies[..3];
     let first = &runs[0];
     let mut verdicts = vec![
+        ("CPU isolation", cpu_isolation(first)),
         ("Isolation under load", isolation_under_load(first)),
         ("Deadline met", deadline_met(first)),
         ("Deadline miss handling", deadline_miss_handling(first, &replies[4], &replies[5])),
@@ -49,6 +60,16 @@ pub fn temporal_isolation(replies: &[Value]) -> Vec<Verdict> {
     ];
     verdicts.push(("Latency stability", latency_stability(runs)));
     verdicts
+}
+
+/// A reservation that wants the CPU all the time, beside two spinning best-effort threads, gets exactly its
+/// share, and is throttled once a period: the spinners neither take from it nor give it more.
+fn cpu_isolation(run: &Value) -> Result<(), String> {
+    let figures = check_figures(run, "cpu_isolation")?;
+    expect(figures, "reserved_per_mille", RESERVED_PER_MILLE)?;
+    expect(figures, "share_per_mille", RESERVED_PER_MILLE)?;
+    expect(figures, "throttles", HOG_PERIODS)?;
+    expect(figures, "best_effort_spinners", 2)
 }
 
 fn isolation_under_load(run: &Value) -> Result<(), String> {
