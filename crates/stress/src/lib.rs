@@ -15,6 +15,7 @@ pub mod compare;
 mod config;
 mod flood;
 pub mod governor;
+pub mod isolation;
 pub mod learning;
 mod memory;
 mod multi;

@@ -10,10 +10,12 @@ use alloc::vec::Vec;
 use serde_json::{json, Value};
 use sis_metrics::{LatencyHistogram, LatencySummary};
 use sis_platform::irq_lock::IrqMutex;
+use sis_platform::memory::KernelFrames;
 use sis_platform::thread::{self, SpawnError};
 use sis_platform::time;
 use sis_sched::{ServerParams, ServerStats};
 use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
+use sis_stress::isolation::memory_isolation;
 
 use super::Kernel;
 use crate::format;
@@ -24,6 +26,8 @@ const STACK_BYTES: u64 = 16 * 1024;
 const LATENCY_P99_LIMIT_NS: u64 = 100_000;
 /// Under load, p99 may grow by at most this factor over the baseline (plus 10 µs).
 const STABILITY_FACTOR: u64 = 2;
+/// Interleaved steps of the memory-isolation experiment.
+const MEMORY_ISOLATION_STEPS: u64 = 1_000;
 /// How far a reservation's measured CPU share may fall from Q/T, per mille: the window's first and last
 /// periods are partial.
 const CPU_SHARE_TOLERANCE_PER_MILLE: u64 = 5;
@@ -32,7 +36,7 @@ const CPU_SHARE_TOLERANCE_PER_MILLE: u64 = 5;
 pub static TEMPORALISO: CommandSpec<Kernel> = CommandSpec {
     name: "temporaliso",
     summary: "Measure temporal isolation under CBS+EDF: admission, deadlines, overruns, wake-up latency",
-    description: "Nine checks, each a measured experiment with its figures and a verdict derived from them: admission control, deadline met (U = 0.918), overrun detection, isolation under load, deadline-miss handling, baseline latency, latency under load, latency stability, CPU isolation (a 3 ms / 10 ms reservation that wants the CPU all the time, beside two spinners, gets 300 per mille +- 5). Thresholds: wake-up latency p99 < 100 µs; under load p99 <= 2 x baseline + 10 µs. Run it in deterministic mode for exact, replayable figures.",
+    description: "Ten checks, each a measured experiment with its figures and a verdict derived from them: admission control, deadline met (U = 0.918), overrun detection, isolation under load, deadline-miss handling, baseline latency, latency under load, latency stability, CPU isolation (a 3 ms / 10 ms reservation that wants the CPU all the time, beside two spinners, gets 300 per mille +- 5), memory isolation (a pool exhausting its 4 MiB budget beside a 1 MiB pool that grows and releases its working set: every refusal is the greedy pool's own budget's, the other never fails, every frame comes back). Thresholds: wake-up latency p99 < 100 µs; under load p99 <= 2 x baseline + 10 µs. Run it in deterministic mode for exact, replayable figures.",
     args: &[ArgSpec::flag("duration", ValueKind::U64 { min: 100, max: 60_000 }, "length of each experiment, ms").default("1000")],
     subcommands: &[],
     handler: Some(temporaliso),
@@ -269,6 +273,22 @@ fn temporaliso(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
         }),
         summary: alloc::format!(
             "{share_per_mille} per mille of the CPU for a {reserved_per_mille} per mille reservation beside two spinners"
+        ),
+    });
+
+    // 10: memory isolation: a pool at its budget does not make another budgeted pool fail.
+    invocation.progress("[TEMPORALISO] a pool exhausting its 4 MiB budget beside a 1 MiB pool ...");
+    let memory = memory_isolation(&mut KernelFrames, 4 << 20, 1 << 20, MEMORY_ISOLATION_STEPS);
+    checks.push(Check {
+        name: "memory_isolation",
+        passed: memory.isolated(),
+        figures: json!(memory),
+        summary: alloc::format!(
+            "greedy pool refused {} times by its own budget ({} by the machine); steady pool {} allocations, {} failed",
+            memory.greedy_limit_refusals,
+            memory.greedy_frame_refusals,
+            memory.steady_allocations,
+            memory.steady_failures
         ),
     });
 

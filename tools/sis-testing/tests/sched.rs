@@ -126,7 +126,8 @@ fn temporaliso_passes_every_check_replays_and_leaves_nothing_behind() {
             "baseline_latency",
             "latency_under_load",
             "latency_stability",
-            "cpu_isolation"
+            "cpu_isolation",
+            "memory_isolation"
         ]
     );
     for check in report["checks"].as_array().unwrap() {
