@@ -20,7 +20,7 @@ fn every_phase_outside_the_pending_list_passes_and_verdicts_replay() {
     assert_eq!(verdicts(&first), verdicts(&second), "identical verdicts in two deterministic runs");
     assert_eq!(first.failing_outside_pending, 0, "{}", phases::table(&first));
     assert_eq!(first.total, 69);
-    // Phase 3: every test passes (it stays pending until phase 8 is complete too, issue 19).
+    // Phase 3 is complete: every test passes, and a failure would fail CI.
     let phase3 = first.phases.iter().find(|phase| phase.number == 3).unwrap();
     assert_eq!((phase3.passed, phase3.total), (10, 10), "{}", phases::table(&first));
     assert!(phase3.tests.iter().filter(|test| test.status == Status::Passed).all(|test| test.duration_ms > 0));
