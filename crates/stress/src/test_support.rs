@@ -7,7 +7,9 @@ use sis_autonomy::{AutonomyMetrics, AutonomySnapshot};
 use sis_hal::Clock;
 use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
 
+use crate::compare::{memory_values, RunRecord};
 use crate::governor::Governor;
+use crate::learning::workload_seed;
 use crate::port::PoolPort;
 use crate::{run_memory_test, MemoryReport, RunOptions, StressTestConfig};
 
@@ -67,14 +69,6 @@ fn run(seed: u64, governor: Option<&RefCell<Governor>>) -> (MemoryReport, Autono
     configured_run(&config, governor, &mut frames())
 }
 
-/// A memory run of any configuration with `governor` (or none) deciding every [`INTERVAL_NS`] of fake time.
-pub fn governed_run_config(
-    config: &StressTestConfig,
-    governor: Option<&RefCell<Governor>>,
-) -> (MemoryReport, AutonomySnapshot) {
-    configured_run(config, governor, &mut frames())
-}
-
 /// A memory run of `config` on frames from `source`, with `governor` deciding every [`INTERVAL_NS`] (or none).
 pub fn configured_run(
     config: &StressTestConfig,
@@ -97,4 +91,31 @@ pub fn configured_run(
     let report = run_memory_test(config, source, &clock, &mut |_| {}, options);
     assert_eq!(source.stats(), before, "every run gives its frames back");
     (report, metrics.snapshot())
+}
+
+/// One side of a comparison: its runs and their interventions summed.
+pub type PairSide = (Vec<RunRecord>, AutonomySnapshot);
+
+/// `runs` pairs as `stresstest compare memory` runs them: pair i runs workload seed `workload_seed(seed, i)` of
+/// `config` with autonomy off, then with a fresh heuristic governor, on frames from `source`.
+pub fn governed_pairs(
+    seed: u64,
+    runs: u64,
+    config: &StressTestConfig,
+    source: &mut FrameAllocator<'static>,
+) -> (PairSide, PairSide) {
+    let mut off = (Vec::new(), AutonomySnapshot::default());
+    let mut on = (Vec::new(), AutonomySnapshot::default());
+    for index in 0..runs {
+        let config = StressTestConfig { seed: workload_seed(seed, index), ..*config };
+        let (report, counted) = configured_run(&config, None, source);
+        off.0.push(RunRecord { seed: config.seed, values: memory_values(&report), interventions: 0 });
+        off.1 = off.1.add(&counted);
+        let governor = RefCell::new(Governor::heuristic().unwrap());
+        let (report, counted) = configured_run(&config, Some(&governor), source);
+        let interventions = counted.total_interventions;
+        on.0.push(RunRecord { seed: config.seed, values: memory_values(&report), interventions });
+        on.1 = on.1.add(&counted);
+    }
+    (off, on)
 }

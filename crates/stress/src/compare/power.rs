@@ -14,14 +14,11 @@
 //! the OOM events, how many off runs met any, the informative pairs, the raw and Holm p, the floor 2/2^n, and
 //! the verdict counts; then a summary over the seeds.
 
-use core::cell::RefCell;
 use std::string::String;
 use std::vec::Vec;
 
 use super::*;
-use crate::governor::Governor;
-use crate::learning::workload_seed;
-use crate::test_support::{configured_run, frames};
+use crate::test_support::{frames, governed_pairs};
 use crate::StressTestConfig;
 
 fn variable(name: &str, default: u64) -> u64 {
@@ -82,21 +79,7 @@ fn power_of_compare_memory_over_seeds() {
     let mut informative_counts = Vec::new();
     let seeds = seeds();
     for &seed in &seeds {
-        let mut off = (Vec::new(), AutonomySnapshot::default());
-        let mut on = (Vec::new(), AutonomySnapshot::default());
-        for index in 0..runs {
-            let config = StressTestConfig { seed: workload_seed(seed, index), ..defaults };
-            let (report, _) = configured_run(&config, None, &mut source);
-            off.0.push(RunRecord { seed: config.seed, values: memory_values(&report), interventions: 0 });
-            let governor = RefCell::new(Governor::heuristic().unwrap());
-            let (report, counted) = configured_run(&config, Some(&governor), &mut source);
-            on.0.push(RunRecord {
-                seed: config.seed,
-                values: memory_values(&report),
-                interventions: counted.total_interventions,
-            });
-            on.1 = on.1.add(&counted);
-        }
+        let (off, on) = governed_pairs(seed, runs, &defaults, &mut source);
         let report = compare_report(CompareTarget::Memory, seed, defaults.duration_ms, off, on);
         let oom = &report.comparisons[0];
         let with_oom = report.autonomy_off.runs.iter().filter(|run| run.values[0] > 0).count();

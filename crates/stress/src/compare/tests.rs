@@ -1,9 +1,8 @@
 //! Compare tests on the host: paired statistics over records, and twenty real governed pairs.
 
 use super::*;
-use crate::governor::Governor;
-use crate::learning::workload_seed;
-use crate::test_support::governed_run;
+use crate::test_support::{frames, governed_pairs};
+use crate::StressTestConfig;
 
 fn record(seed: u64, oom_events: u64) -> RunRecord {
     let mut values = alloc::vec![0; MEMORY_FIGURES.len()];
@@ -54,17 +53,9 @@ fn eleven_pairs_all_better_are_significant_and_identical_pairs_are_not() {
 
 #[test]
 fn twenty_governed_pairs_cut_oom_events_significantly_and_report_the_costs() {
-    let mut off = (Vec::new(), AutonomySnapshot::default());
-    let mut on = (Vec::new(), AutonomySnapshot::default());
-    for index in 0..DEFAULT_RUNS as u64 {
-        let seed = workload_seed(7, index);
-        let (report, counted) = governed_run(seed, None);
-        assert_eq!(counted.total_interventions, 0, "autonomy off intervenes never");
-        off.0.push(RunRecord { seed, values: memory_values(&report), interventions: 0 });
-        let (report, counted) = governed_run(seed, Some(Governor::heuristic().unwrap()));
-        on.0.push(RunRecord { seed, values: memory_values(&report), interventions: counted.total_interventions });
-        on.1.total_interventions += counted.total_interventions;
-    }
+    let config = StressTestConfig { duration_ms: 1_000, pool_bytes: 16 << 20, ..StressTestConfig::with_seed(7) };
+    let (off, on) = governed_pairs(7, u64::from(DEFAULT_RUNS), &config, &mut frames());
+    assert_eq!(off.1.total_interventions, 0, "autonomy off intervenes never");
     let report = compare_report(CompareTarget::Memory, 7, 1_000, off, on);
     let oom = &report.comparisons[0];
     std::println!(

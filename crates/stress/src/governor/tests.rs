@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::port::DeadlinePort;
-use crate::test_support::{governed_run, governed_run_config};
+use crate::test_support::{configured_run, frames, governed_run};
 use crate::StressTestConfig;
 use core::cell::RefCell;
 use proptest::prelude::*;
@@ -47,11 +47,12 @@ proptest! {
             pool_bytes: pool_kib << 10,
             ..StressTestConfig::with_seed(seed)
         };
-        let (off, _) = governed_run_config(&config, None);
+        let mut source = frames();
+        let (off, _) = configured_run(&config, None, &mut source);
         let never = RefCell::new(
             Governor::new(Box::new(NeverAct), MetaConfig::default(), StrategyConfig::default()).unwrap(),
         );
-        let (on, counted) = governed_run_config(&config, Some(&never));
+        let (on, counted) = configured_run(&config, Some(&never), &mut source);
         prop_assert_eq!(format!("{off:?}"), format!("{on:?}"));
         prop_assert_eq!(counted.total_interventions, 0);
     }
@@ -69,10 +70,11 @@ fn never_act_at_target_95_is_autonomy_off() {
             pool_bytes: 16 << 20,
             ..StressTestConfig::with_seed(seed)
         };
-        let (off, _) = governed_run_config(&config, None);
+        let mut source = frames();
+        let (off, _) = configured_run(&config, None, &mut source);
         let never =
             RefCell::new(Governor::new(Box::new(NeverAct), MetaConfig::default(), StrategyConfig::default()).unwrap());
-        let (on, counted) = governed_run_config(&config, Some(&never));
+        let (on, counted) = configured_run(&config, Some(&never), &mut source);
         assert!(off.oom_events > 100, "seed {seed}: {} OOM events", off.oom_events);
         assert_eq!((on.oom_events, on.peak_pressure_per_mille), (off.oom_events, off.peak_pressure_per_mille));
         assert_eq!(format!("{off:?}"), format!("{on:?}"), "seed {seed}");
