@@ -35,7 +35,7 @@
 //! Every episode runs a fresh workload from its own seed; the random policy
 //! runs the same seeds. The greedy policy is measured on [`HELD_OUT_EPISODES`]
 //! held-out seeds the agent never trained on, before training, after episode
-//! [`CURVE_EPISODE`] and at the end, and every baseline ([`BASELINES`]) on the
+//! [`CURVE_EPISODE`] and at the end, and every baseline ([`BaselinePolicy::ALL`]) on the
 //! same seeds; the learned policy must beat the best of them with a paired
 //! test ([`compare_with_baselines`]).
 
@@ -795,8 +795,36 @@ pub fn convergence(
     )
 }
 
-/// The baselines' names, in the report's order.
-pub const BASELINES: [&str; 5] = ["nothing", "reclaim", "throttle", "heuristic", "random"];
+/// A policy the learned one is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaselinePolicy {
+    /// The same action at every decision.
+    Constant(Action),
+    /// The meta-agent's rules ([`HeuristicPolicy`]).
+    Heuristic,
+    /// Uniformly random actions ([`RandomPolicy`]).
+    Random,
+}
+
+impl BaselinePolicy {
+    /// Every baseline, in the report's order.
+    pub const ALL: [BaselinePolicy; 5] = [
+        BaselinePolicy::Constant(Action::Nothing),
+        BaselinePolicy::Constant(Action::Reclaim),
+        BaselinePolicy::Constant(Action::Throttle),
+        BaselinePolicy::Heuristic,
+        BaselinePolicy::Random,
+    ];
+
+    /// Its name in the report: the constant's action, `heuristic` or `random`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BaselinePolicy::Constant(action) => action.name(),
+            BaselinePolicy::Heuristic => "heuristic",
+            BaselinePolicy::Random => "random",
+        }
+    }
+}
 
 /// The held-out workload seeds of a run seeded `seed`: indices far above any training episode.
 pub fn held_out_seeds(seed: u64) -> Vec<u64> {
@@ -808,32 +836,35 @@ fn greedy_rewards<S: FrameSource + ?Sized>(source: &mut S, seeds: &[u64], noise:
     seeds.iter().map(|seed| run_episode(source, *seed, noise, &mut Greedy(agent)).0.reward).collect()
 }
 
-/// Every baseline of [`BASELINES`] on `seeds`; random draws from `random`'s stream.
+/// Every baseline of [`BaselinePolicy::ALL`] on `seeds`; random draws from `random`'s stream.
 pub fn measure_baselines<S: FrameSource + ?Sized>(
     source: &mut S,
     seeds: &[u64],
     noise: u32,
     random: &mut RandomPolicy,
 ) -> Vec<Baseline> {
-    BASELINES
+    BaselinePolicy::ALL
         .iter()
-        .map(|name| {
+        .map(|policy| {
             let rewards: Vec<i64> = seeds
                 .iter()
                 .map(|seed| {
-                    let mut heuristic = HeuristicPolicy::default();
-                    let constant = Constant;
-                    let controller: &mut dyn Controller = match *name {
-                        "nothing" => &mut constant(Action::Nothing),
-                        "reclaim" => &mut constant(Action::Reclaim),
-                        "throttle" => &mut constant(Action::Throttle),
-                        "heuristic" => &mut heuristic,
-                        _ => &mut *random,
+                    let (mut constant, mut heuristic);
+                    let controller: &mut dyn Controller = match *policy {
+                        BaselinePolicy::Constant(action) => {
+                            constant = Constant(action);
+                            &mut constant
+                        }
+                        BaselinePolicy::Heuristic => {
+                            heuristic = HeuristicPolicy::default();
+                            &mut heuristic
+                        }
+                        BaselinePolicy::Random => &mut *random,
                     };
                     run_episode(source, *seed, noise, controller).0.reward
                 })
                 .collect();
-            Baseline { name, mean: mean(&rewards), rewards }
+            Baseline { name: policy.name(), mean: mean(&rewards), rewards }
         })
         .collect()
 }
@@ -853,12 +884,9 @@ pub fn compare_with_baselines(
         }
     }
     let (best_baseline, best_baseline_mean) = baselines.get(best).map_or(("none", 0.0), |b| (b.name, b.mean));
-    let as_f64 = |values: &[i64]| values.iter().map(|value| *value as f64).collect::<Vec<f64>>();
-    let best_rewards = baselines.get(best).map_or(Vec::new(), |b| as_f64(&b.rewards));
-    let test = compare_paired(&best_rewards, &as_f64(&learned_rewards));
+    let best_rewards = baselines.get(best).map_or(&[][..], |b| &b.rewards[..]);
+    let (test, beats_best_baseline) = higher_paired(best_rewards, &learned_rewards);
     let effect_size_dz = test.t_test.filter(|t| t.std_dev > 0.0).map(|t| t.mean_difference / t.std_dev);
-    let beats_best_baseline =
-        learned_mean > best_baseline_mean && test.wilcoxon.is_some_and(|wilcoxon| wilcoxon.p_value < SIGNIFICANCE);
     HeldOut {
         workload_seeds,
         learned_mean,
@@ -871,6 +899,15 @@ pub fn compare_with_baselines(
         effect_size_dz,
         beats_best_baseline,
     }
+}
+
+/// Paired tests of `after` against `before`, seed by seed (differences after − before), and whether `after` is
+/// significantly higher: a higher mean and a Wilcoxon p-value below [`SIGNIFICANCE`].
+fn higher_paired(before: &[i64], after: &[i64]) -> (PairedComparison, bool) {
+    let as_f64 = |values: &[i64]| values.iter().map(|value| *value as f64).collect::<Vec<f64>>();
+    let test = compare_paired(&as_f64(before), &as_f64(after));
+    let higher = mean(after) > mean(before) && test.wilcoxon.is_some_and(|wilcoxon| wilcoxon.p_value < SIGNIFICANCE);
+    (test, higher)
 }
 
 /// Trains `agent` for `config.episodes` episodes (the random policy runs each training episode's seed too),
@@ -956,10 +993,7 @@ pub fn run_learning<S: FrameSource + ?Sized>(
     let last_window_mean = mean(&rewards[rewards.len().saturating_sub(WINDOW)..]);
     let untrained = greedy_curve[0].mean_reward;
     let improvement_percent = percent_change(untrained, held_out.learned_mean);
-    let as_f64 = |values: &[i64]| values.iter().map(|value| *value as f64).collect::<Vec<f64>>();
-    let improvement_test = compare_paired(&as_f64(&greedy_curve[0].rewards), &as_f64(&held_out.learned_rewards));
-    let improved = held_out.learned_mean > untrained
-        && improvement_test.wilcoxon.is_some_and(|wilcoxon| wilcoxon.p_value < SIGNIFICANCE);
+    let (improvement_test, improved) = higher_paired(&greedy_curve[0].rewards, &held_out.learned_rewards);
     let improvement_by_episode_10_percent = greedy_curve
         .iter()
         .find(|point| point.after_episodes == CURVE_EPISODE && config.episodes > CURVE_EPISODE)
