@@ -33,4 +33,4 @@ pub use multi::{flood_seed, CrossEffect, MultiReport};
 /// The workloads' generator ([`sis_hal::SeededRandom`]).
 pub type StressRng = sis_hal::SeededRandom;
 pub use status::Status;
-pub use suite::{Percentiles, SuiteReport, TestOutcome, SUITE_POOL_MIB, SUITE_SCHEMA_VERSION};
+pub use suite::{Percentiles, SuiteReport, TestOutcome, SUITE_SCHEMA_VERSION};

@@ -12,12 +12,6 @@ use crate::{FloodReport, MemoryReport, MultiReport, Status};
 /// and replaced `held_out.random_rewards`/`random_mean` by every baseline.
 pub const SUITE_SCHEMA_VERSION: u32 = 3;
 
-/// Default pool budget of `stresstest all`, MiB. The suite is a CI gate with the seed's thresholds (at most 10
-/// OOM events, status pass): in 64 MiB the workload's bursts have room, so a healthy kernel meets none and a
-/// regression shows. `stresstest memory` defaults to [`crate::DEFAULT_POOL_MIB`], where the workload meets its
-/// limit; `stresstest all --pool-mib 16` runs the suite there.
-pub const SUITE_POOL_MIB: u64 = 64;
-
 /// One test's outcome in the suite.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestOutcome {
