@@ -225,25 +225,28 @@ pub fn run(numbers: &[u8], deterministic: bool, progress: &mut dyn FnMut(&str)) 
         progress(&format!("Phase {}: {} ...", phase.number, phase.name));
         let (verdicts, duration) = match probe(phase.number) {
             None => (Vec::new(), Duration::ZERO),
-            Some(probe) => {
-                let mut config = QemuConfig::new().batch(probe.commands).timeout(Duration::from_secs(300));
-                if deterministic {
-                    config = config.deterministic();
-                }
-                match run_batch(&config) {
-                    Ok(result) => match result.json_lines() {
-                        Ok(replies) => ((probe.judge)(&replies), result.wall_time),
-                        Err(error) => {
-                            (every_test_fails(phase, &format!("unreadable reply: {error}")), result.wall_time)
-                        }
-                    },
-                    Err(error) => (every_test_fails(phase, &format!("the boot failed: {error}")), Duration::ZERO),
-                }
-            }
+            Some(probe) => run_probe(&probe, phase, deterministic),
         };
         phases.push(phase_result(phase, &verdicts, duration));
     }
     report(phases, deterministic)
+}
+
+/// Boots SIS once with the probe's commands and judges the replies; a boot or a reply that fails fails every
+/// test of the phase with the reason. Returns the verdicts and the boot's wall time.
+fn run_probe(probe: &Probe, phase: &Phase, deterministic: bool) -> (Vec<Verdict>, Duration) {
+    let mut config = QemuConfig::new().batch(probe.commands).timeout(Duration::from_secs(300));
+    if deterministic {
+        config = config.deterministic();
+    }
+    let result = match run_batch(&config) {
+        Ok(result) => result,
+        Err(error) => return (every_test_fails(phase, &format!("the boot failed: {error}")), Duration::ZERO),
+    };
+    match result.json_lines() {
+        Ok(replies) => ((probe.judge)(&replies), result.wall_time),
+        Err(error) => (every_test_fails(phase, &format!("unreadable reply: {error}")), result.wall_time),
+    }
 }
 
 fn every_test_fails(phase: &Phase, reason: &str) -> Vec<Verdict> {
