@@ -74,9 +74,14 @@ fn periodic(
             release += period_ns;
             thread::sleep_until_ns(release);
         }
-        let stats = thread::own_server().map(|(_, stats)| stats).unwrap_or_default();
-        results.lock().push(Outcome { thread: thread::current_id(), stats, latency: latency.summary() });
+        finish(&results, latency.summary());
     })
+}
+
+/// Stores the calling experiment thread's server counters and `latency` in `results`, as it ends.
+fn finish(results: &Results, latency: LatencySummary) {
+    let stats = thread::own_server().map(|(_, stats)| stats).unwrap_or_default();
+    results.lock().push(Outcome { thread: thread::current_id(), stats, latency });
 }
 
 /// Starts a deadline thread that wants the CPU all the time (it never sleeps) under a budget of `budget_ns`
@@ -88,8 +93,7 @@ fn hog(budget_ns: u64, period_ns: u64, until_ns: u64, results: &Results) -> Resu
         while time::now_ns() < until_ns {
             thread::burn_cpu_ns(MS / 10);
         }
-        let stats = thread::own_server().map(|(_, stats)| stats).unwrap_or_default();
-        results.lock().push(Outcome { thread: thread::current_id(), stats, latency: LatencySummary::default() });
+        finish(&results, LatencySummary::default());
     })
 }
 
