@@ -203,25 +203,24 @@ fn human(report: &CompareReport, cpu_ns: u64, cpu_share_per_mille: u64) -> Strin
         cpu_share_per_mille / 10,
         cpu_share_per_mille % 10
     ));
-    let oom = report.comparisons.iter().find(|comparison| comparison.figure.key == "oom_events");
-    let summary = match (report.oom_reduction_percent, oom) {
-        (Some(reduction), Some(oom)) if oom.p_value.is_some() => alloc::format!(
-            "OOM events {} by {:.1}% (Wilcoxon p = {}, Holm p = {}; {} informative pairs, smallest reachable p {}): {}",
+    let oom_figures = (report.oom_p_value_adjusted, report.oom_informative_pairs, report.oom_min_reachable_p);
+    let summary = match (report.oom_reduction_percent, report.oom_p_value, oom_figures) {
+        (_, _, (None, _, _)) => String::from("no memory figures: the meta-agent watches only the memory workload's pool"),
+        (Some(reduction), Some(p), (Some(adjusted), Some(informative), Some(floor))) => alloc::format!(
+            "OOM events {} by {:.1}% (Wilcoxon p = {}, Holm p = {}; {informative} informative pairs, smallest reachable p {}): {}",
             if reduction >= 0.0 { "reduced" } else { "increased" },
             reduction.abs(),
-            p_text(oom.p_value.unwrap_or(1.0)),
-            p_text(oom.p_value_adjusted),
-            oom.informative_pairs,
-            p_text(oom.min_reachable_p),
+            p_text(p),
+            p_text(adjusted),
+            p_text(floor),
             if report.oom_reduction_significant {
                 alloc::format!("significant (Holm p < {})", report.significant_level)
             } else {
                 String::from("not significant")
             }
         ),
-        (Some(_), Some(_)) => String::from("OOM events: no pair differs, nothing to test"),
-        (_, None) => String::from("no memory figures: the meta-agent watches only the memory workload's pool"),
-        (None, Some(_)) => String::from("OOM events: none with autonomy off, nothing to reduce"),
+        (Some(_), _, _) => String::from("OOM events: no pair differs, nothing to test"),
+        (None, _, _) => String::from("OOM events: none with autonomy off, nothing to reduce"),
     };
     text.push_str(&alloc::format!(
         "\n\n  Improvement: {summary}\n  Figures (Holm-Bonferroni over {}, family-wise p < {}): {} better, {} worse, {} changed, {} unchanged\n  Measurable improvements (the seed asks for 5+): {}",
