@@ -1,16 +1,19 @@
 //! The meta-agent: runs a policy, applies the confidence threshold, counts interventions, tracks their
 //! outcomes and keeps a trace of every decision.
 //!
-//! One [`MetaAgent::step`] per decision interval. A decision with a directive
-//! and a confidence at or above the threshold is acted on; below it, it is
-//! held and recorded as such, with nothing counted. Strategy switches are
+//! One [`MetaAgent::step`] per decision interval: a memory decision, and a
+//! scheduling decision when the policy governs scheduling and proposes a
+//! directive, each with its own trace carrying the interval's number. A
+//! decision with a directive and a confidence at or above the threshold is
+//! acted on; below it, it is held, recorded as such and counted in
+//! `decisions_held`, and no intervention is counted. Strategy switches are
 //! applied here, through [`StrategyController::request`], because that
 //! controller may refuse them (cooldown, oscillation freeze); a refused
 //! switch is recorded as refused and not counted. Every other acted directive
 //! is counted as an intervention when the step returns, and the caller must
 //! apply it through the subsystem's interface.
 
-use crate::meta::{Decision, Directive, MetaConfig, MetaConfigError, Policy, Reason, Selection, Telemetry};
+use crate::meta::{Decision, Directive, MetaConfig, MetaConfigError, Policy, Reason, Selection, Subsystem, Telemetry};
 use crate::metrics::{AutonomyEvent, AutonomyMetrics, InterventionKind};
 use crate::outcome::{InterventionOutcome, InterventionTracker, ObservedFailure, Prediction, ResolveCounts};
 use crate::ring::Ring;
@@ -60,6 +63,10 @@ pub enum TraceOutcome {
 pub struct DecisionTrace {
     /// Sequence number from 0.
     pub id: u64,
+    /// The decision interval it was made in, from 0 (a memory and a scheduling decision can share one).
+    pub interval: u64,
+    /// The subsystem it directs (memory for a memory decision with no directive).
+    pub subsystem: Subsystem,
     /// Time of the decision.
     pub at_ns: u64,
     /// Policy that decided.
@@ -84,6 +91,22 @@ pub struct DecisionTrace {
     pub outcome: TraceOutcome,
     /// [`REWARD_SUCCESS_PER_MILLE`] or [`REWARD_FAILURE_PER_MILLE`] once the outcome is known.
     pub reward_per_mille: Option<i32>,
+}
+
+/// The decisions of one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntervalTraces {
+    /// The memory decision, made at every interval.
+    pub memory: DecisionTrace,
+    /// The scheduling decision, when the policy governs scheduling and proposed a directive.
+    pub scheduling: Option<DecisionTrace>,
+}
+
+impl IntervalTraces {
+    /// Both traces, memory first.
+    pub fn iter(&self) -> impl Iterator<Item = &DecisionTrace> + '_ {
+        core::iter::once(&self.memory).chain(self.scheduling.as_ref())
+    }
 }
 
 /// Why `explain` has no trace for an id.
@@ -113,13 +136,14 @@ pub struct MetaAgent<P, const TRACES: usize = 64, const PENDING: usize = 32> {
     config: MetaConfig,
     traces: Ring<DecisionTrace, TRACES>,
     tracker: InterventionTracker<PENDING>,
+    intervals: u64,
 }
 
 impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, PENDING> {
     /// An agent with no decisions yet, or the configuration's broken rule.
     pub fn new(policy: P, config: MetaConfig) -> Result<Self, MetaConfigError> {
         config.validate()?;
-        Ok(MetaAgent { policy, config, traces: Ring::new(), tracker: InterventionTracker::new() })
+        Ok(MetaAgent { policy, config, traces: Ring::new(), tracker: InterventionTracker::new(), intervals: 0 })
     }
 
     /// The configuration.
@@ -130,6 +154,21 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
     /// Sets the confidence threshold (`autoctl conf-threshold N`); values above 1000 are refused.
     pub fn set_confidence_threshold(&mut self, per_mille: u16) -> Result<(), MetaConfigError> {
         let config = MetaConfig { confidence_threshold_per_mille: per_mille, ..self.config };
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    /// Sets the pressure thresholds of the memory rules (`autoctl thresholds`): relax below, reclaim at,
+    /// throttle at, per mille. A set the configuration refuses (out of range, or not relax < reclaim <
+    /// throttle) changes nothing.
+    pub fn set_pressure_thresholds(
+        &mut self,
+        relax_below_per_mille: u16,
+        reclaim_at_per_mille: u16,
+        throttle_at_per_mille: u16,
+    ) -> Result<(), MetaConfigError> {
+        let config = MetaConfig { relax_below_per_mille, reclaim_at_per_mille, throttle_at_per_mille, ..self.config };
         config.validate()?;
         self.config = config;
         Ok(())
@@ -150,31 +189,59 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
         self.traces.pushed()
     }
 
+    /// Decision intervals so far (each made a memory decision, and some a scheduling one too).
+    pub fn intervals(&self) -> u64 {
+        self.intervals
+    }
+
     /// Interventions whose horizon has not passed.
     pub fn pending_interventions(&self) -> usize {
         self.tracker.pending()
     }
 
-    /// Makes one decision from `telemetry` (its `strategy` is taken from `strategy`), acts on it if confident
-    /// enough, and returns (a copy of) its trace.
+    /// Makes one interval's decisions from `telemetry` (its `strategy` is taken from `strategy`): the policy's
+    /// memory decision and, if it has one with a directive, its scheduling decision. Acts on each if confident
+    /// enough, and returns (copies of) their traces.
     pub fn step(
         &mut self,
         telemetry: Telemetry,
         strategy: &mut StrategyController,
         metrics: &AutonomyMetrics,
-    ) -> DecisionTrace {
+    ) -> IntervalTraces {
         let inputs = Telemetry { strategy: strategy.current(), ..telemetry };
-        let Decision { directive, confidence_per_mille, reason, selection, prediction } =
-            self.policy.decide(&inputs, &self.config);
+        let memory = self.policy.decide(&inputs, &self.config);
+        let scheduling = self
+            .policy
+            .decide_scheduling(&inputs, &self.config)
+            .filter(|decision| decision.directive != Directive::None);
         for _ in 0..self.policy.take_updates() {
             metrics.record_event(AutonomyEvent::PolicyUpdate);
         }
-        let confidence_per_mille = confidence_per_mille.min(1000);
-        let threshold_per_mille = self.config.confidence_threshold_per_mille;
-        let id = self.traces.pushed();
         if inputs.trend.is_some() {
             metrics.record_event(AutonomyEvent::PressurePrediction);
         }
+        let interval = self.intervals;
+        self.intervals += 1;
+        let memory = self.record(interval, Subsystem::Memory, inputs, memory, strategy, metrics);
+        let scheduling = scheduling
+            .map(|decision| self.record(interval, Subsystem::Scheduling, inputs, decision, strategy, metrics));
+        IntervalTraces { memory, scheduling }
+    }
+
+    /// Applies the threshold to one decision, acts (strategy switches) and counts, and keeps its trace.
+    fn record(
+        &mut self,
+        interval: u64,
+        slot: Subsystem,
+        inputs: Telemetry,
+        decision: Decision,
+        strategy: &mut StrategyController,
+        metrics: &AutonomyMetrics,
+    ) -> DecisionTrace {
+        let Decision { directive, confidence_per_mille, reason, selection, prediction } = decision;
+        let confidence_per_mille = confidence_per_mille.min(1000);
+        let threshold_per_mille = self.config.confidence_threshold_per_mille;
+        let id = self.traces.pushed();
 
         let disposition = match directive {
             Directive::None => Disposition::NoAction,
@@ -189,6 +256,9 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
             }
             _ => Disposition::Acted,
         };
+        if disposition == Disposition::Held {
+            metrics.record_event(AutonomyEvent::DecisionHeld);
+        }
 
         let mut outcome = TraceOutcome::NotApplicable;
         if let (Disposition::Acted, Some(kind)) = (disposition, intervention_kind(directive)) {
@@ -211,6 +281,8 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
 
         let trace = DecisionTrace {
             id,
+            interval,
+            subsystem: directive.subsystem().unwrap_or(slot),
             at_ns: inputs.now_ns,
             policy: self.policy.name(),
             inputs,

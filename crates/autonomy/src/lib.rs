@@ -22,11 +22,12 @@ mod strategy;
 mod trend;
 
 pub use agent::{
-    intervention_kind, DecisionTrace, Disposition, ExplainError, MetaAgent, TraceOutcome, REWARD_FAILURE_PER_MILLE,
-    REWARD_SUCCESS_PER_MILLE,
+    intervention_kind, DecisionTrace, Disposition, ExplainError, IntervalTraces, MetaAgent, TraceOutcome,
+    REWARD_FAILURE_PER_MILLE, REWARD_SUCCESS_PER_MILLE,
 };
 pub use meta::{
-    decide, Decision, Directive, Heuristic, MetaConfig, MetaConfigError, NeverAct, Policy, Reason, Selection, Telemetry,
+    decide_memory, decide_scheduling, Decision, Directive, Heuristic, MetaConfig, MetaConfigError, NeverAct, Policy,
+    Reason, Selection, Subsystem, Telemetry,
 };
 pub use metrics::{AutonomyEvent, AutonomyMetrics, AutonomySnapshot, InterventionKind};
 pub use outcome::{

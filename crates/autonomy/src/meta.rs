@@ -1,8 +1,9 @@
-//! Meta-agent policy: telemetry in, one directive with a confidence out; the heuristic and the never-acting
-//! policy.
+//! Meta-agent policy: telemetry in, one directive per subsystem with a confidence out; the heuristic and the
+//! never-acting policy.
 //!
 //! A [`Policy`] sees a [`Telemetry`] record and the [`MetaConfig`] and
-//! returns a [`Decision`]. The [`crate::MetaAgent`] around it applies the
+//! returns a [`Decision`] for memory and, if it governs it, one for scheduling
+//! (the CPU and the command flow): one decision interval can direct both. The [`crate::MetaAgent`] around it applies the
 //! confidence threshold, counts, tracks outcomes and keeps the trace, so a
 //! learned policy can replace the heuristic without touching any of that.
 //! Everything is integer arithmetic in per mille and nanoseconds.
@@ -47,6 +48,16 @@ pub struct Telemetry {
     pub strategy: MemoryStrategy,
 }
 
+/// The subsystems a decision interval directs, each with its own decision and trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subsystem {
+    /// The memory workload's pool: reclaim, throttle, strategy (its pressure cap).
+    Memory,
+    /// The CPU and the command flow: priority boost, deadline relaxation, output rate limit.
+    Scheduling,
+}
+
 /// An action through one subsystem's interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "directive", rename_all = "snake_case")]
@@ -77,6 +88,21 @@ pub enum Directive {
         /// Lines per second allowed.
         lines_per_second: u32,
     },
+}
+
+impl Directive {
+    /// The subsystem whose interface carries this directive (`None` for no directive).
+    pub fn subsystem(&self) -> Option<Subsystem> {
+        match self {
+            Directive::None => None,
+            Directive::ProactiveReclaim | Directive::ThrottleAllocations { .. } | Directive::SwitchStrategy { .. } => {
+                Some(Subsystem::Memory)
+            }
+            Directive::AdjustDeadline { .. } | Directive::BoostPriority | Directive::LimitOutputRate { .. } => {
+                Some(Subsystem::Scheduling)
+            }
+        }
+    }
 }
 
 /// Why a policy chose its directive (the figures it used).
@@ -285,8 +311,14 @@ pub trait Policy {
     /// Short name for traces and `autoctl status`.
     fn name(&self) -> &'static str;
 
-    /// Chooses one directive for this telemetry.
+    /// Chooses one memory directive for this telemetry.
     fn decide(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Decision;
+
+    /// Chooses one scheduling directive for the same telemetry, in the same decision interval, or `None` for a
+    /// policy that does not govern scheduling (the default).
+    fn decide_scheduling(&mut self, _telemetry: &Telemetry, _config: &MetaConfig) -> Option<Decision> {
+        None
+    }
 
     /// Called when an acted decision's outcome and reward are known; returns whether the policy changed its
     /// parameters (counted as a policy update). The default ignores it.
@@ -312,6 +344,10 @@ impl<T: Policy + ?Sized> Policy for alloc::boxed::Box<T> {
         (**self).decide(telemetry, config)
     }
 
+    fn decide_scheduling(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Option<Decision> {
+        (**self).decide_scheduling(telemetry, config)
+    }
+
     fn feedback(&mut self, trace: &crate::DecisionTrace) -> bool {
         (**self).feedback(trace)
     }
@@ -321,7 +357,7 @@ impl<T: Policy + ?Sized> Policy for alloc::boxed::Box<T> {
     }
 }
 
-/// The rule-based policy, [`decide`].
+/// The rule-based policy: [`decide_memory`] and [`decide_scheduling`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Heuristic;
 
@@ -331,7 +367,11 @@ impl Policy for Heuristic {
     }
 
     fn decide(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Decision {
-        decide(telemetry, config)
+        decide_memory(telemetry, config)
+    }
+
+    fn decide_scheduling(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Option<Decision> {
+        Some(decide_scheduling(telemetry, config))
     }
 }
 
@@ -349,7 +389,7 @@ impl Policy for NeverAct {
     }
 }
 
-/// The heuristic: the first rule that applies, in this order.
+/// The heuristic's memory decision: the first of these rules that applies.
 ///
 /// Keeping headroom is cheaper than refusing requests, so rules 1 to 3 first
 /// switch to Conservative when another strategy is in force.
@@ -367,31 +407,11 @@ impl Policy for NeverAct {
 ///    or above `reclaim_at` gives 600 there, rising to 1000 at `throttle_at`
 ///    (a flat line fits badly but is sure of its level). Predicts pressure
 ///    above `throttle_at`.
-/// 4. Deadline misses at or above the limit: boost priority when command
-///    latency is at or above `latency_limit_ns`, else relax the deadline;
-///    confidence the larger of `1000 * misses / (misses + limit)` and the
-///    share of the interval's jobs that missed (`1000 * misses / jobs`; a
-///    10 ms thread completes one job per 10 ms decision, so one late job out
-///    of one is a certain miss, not half of one). Predicts another deadline
-///    miss.
-/// 5. The longest command latency since the last decision at or above
-///    `latency_limit_ns`, the consumer not boosted yet: boost its priority;
-///    confidence 600 at the limit rising to 1000 at twice the limit. Predicts
-///    command latency above the limit.
-/// 6. Queue depth at or above the limit: limit output rate; confidence
-///    `1000 * depth / (depth + limit)`. No outcome is tracked.
-/// 7. Conservative in force while pressure is below `relax_below` and so is
+/// 4. Conservative in force while pressure is below `relax_below` and so is
 ///    the prediction: switch to Balanced, confidence as in rule 3 (0 without a
 ///    trend). Predicts pressure above `throttle_at`.
-/// 8. Otherwise nothing.
-pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
-    let rule = |directive, confidence_per_mille, reason, prediction| Decision {
-        directive,
-        confidence_per_mille,
-        reason,
-        selection: Selection::Rule,
-        prediction,
-    };
+/// 5. Otherwise nothing.
+pub fn decide_memory(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
     let pressure = telemetry.pressure_per_mille.min(1000);
     let trend_confidence = |trend: &TrendEstimate| {
         (trend.fit_per_mille as u32 * trend.samples as u32 / trend.capacity.max(1) as u32).min(1000) as u16
@@ -439,6 +459,35 @@ pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
         };
         return rule(directive, trend_confidence(&trend).max(level), reason, pressure_bound);
     }
+    let predicted_low = telemetry.trend.is_none_or(|trend| trend.predicted_per_mille < config.relax_below_per_mille);
+    if conservative && pressure < config.relax_below_per_mille && predicted_low {
+        let directive = Directive::SwitchStrategy { strategy: MemoryStrategy::Balanced };
+        let confidence = telemetry.trend.as_ref().map_or(0, trend_confidence);
+        let reason =
+            Reason::PressureLow { pressure_per_mille: pressure, threshold_per_mille: config.relax_below_per_mille };
+        return rule(directive, confidence, reason, pressure_bound);
+    }
+    Decision::none(Reason::Nominal)
+}
+
+/// The heuristic's scheduling decision, made in the same interval as the memory one: the first of these rules
+/// that applies.
+///
+/// 1. Deadline misses at or above the limit: boost priority when command
+///    latency is at or above `latency_limit_ns`, else relax the deadline;
+///    confidence the larger of `1000 * misses / (misses + limit)` and the
+///    share of the interval's jobs that missed (`1000 * misses / jobs`; a
+///    10 ms thread completes one job per 10 ms decision, so one late job out
+///    of one is a certain miss, not half of one). Predicts another deadline
+///    miss.
+/// 2. The longest command latency since the last decision at or above
+///    `latency_limit_ns`, the consumer not boosted yet: boost its priority;
+///    confidence 600 at the limit rising to 1000 at twice the limit. Predicts
+///    command latency above the limit.
+/// 3. Queue depth at or above the limit: limit output rate; confidence
+///    `1000 * depth / (depth + limit)`. No outcome is tracked.
+/// 4. Otherwise nothing.
+pub fn decide_scheduling(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
     if telemetry.deadline_misses >= config.deadline_miss_limit {
         let directive = if telemetry.command_latency_max_ns >= config.latency_limit_ns {
             Directive::BoostPriority
@@ -473,15 +522,12 @@ pub fn decide(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
         let reason = Reason::QueueDeep { depth: telemetry.command_queue_depth, limit: config.queue_depth_limit };
         return rule(directive, confidence, reason, None);
     }
-    let predicted_low = telemetry.trend.is_none_or(|trend| trend.predicted_per_mille < config.relax_below_per_mille);
-    if telemetry.strategy == MemoryStrategy::Conservative && pressure < config.relax_below_per_mille && predicted_low {
-        let directive = Directive::SwitchStrategy { strategy: MemoryStrategy::Balanced };
-        let confidence = telemetry.trend.as_ref().map_or(0, trend_confidence);
-        let reason =
-            Reason::PressureLow { pressure_per_mille: pressure, threshold_per_mille: config.relax_below_per_mille };
-        return rule(directive, confidence, reason, pressure_bound);
-    }
     Decision::none(Reason::Nominal)
+}
+
+/// A decision by a fixed rule.
+fn rule(directive: Directive, confidence_per_mille: u16, reason: Reason, prediction: Option<Prediction>) -> Decision {
+    Decision { directive, confidence_per_mille, reason, selection: Selection::Rule, prediction }
 }
 
 #[cfg(test)]

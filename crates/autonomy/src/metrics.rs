@@ -43,6 +43,8 @@ pub enum AutonomyEvent {
     ExplorationAction,
     /// An acted directive was chosen by exploiting what the policy learned.
     ExploitationAction,
+    /// A decision with a directive was held: its confidence was below the threshold.
+    DecisionHeld,
 }
 
 /// The autonomy counters; `const` constructible so it can live in a `static`.
@@ -60,6 +62,7 @@ pub struct AutonomyMetrics {
     policy_updates: AtomicU64,
     exploration_actions: AtomicU64,
     exploitation_actions: AtomicU64,
+    decisions_held: AtomicU64,
     oom_preventions: AtomicU64,
     interventions_succeeded: AtomicU64,
     interventions_failed: AtomicU64,
@@ -94,6 +97,8 @@ pub struct AutonomySnapshot {
     pub exploration_actions: u64,
     /// Acted directives chosen by exploitation.
     pub exploitation_actions: u64,
+    /// Decisions with a directive held because their confidence was below the threshold.
+    pub decisions_held: u64,
     /// Interventions that predicted an OOM and whose horizon then passed without one (measured, see
     /// [`crate::InterventionTracker`]).
     pub oom_preventions: u64,
@@ -128,6 +133,7 @@ impl AutonomySnapshot {
             policy_updates: self.policy_updates + other.policy_updates,
             exploration_actions: self.exploration_actions + other.exploration_actions,
             exploitation_actions: self.exploitation_actions + other.exploitation_actions,
+            decisions_held: self.decisions_held + other.decisions_held,
             oom_preventions: self.oom_preventions + other.oom_preventions,
             interventions_succeeded: succeeded,
             interventions_failed: failed,
@@ -156,6 +162,7 @@ impl AutonomyMetrics {
             policy_updates: AtomicU64::new(0),
             exploration_actions: AtomicU64::new(0),
             exploitation_actions: AtomicU64::new(0),
+            decisions_held: AtomicU64::new(0),
             oom_preventions: AtomicU64::new(0),
             interventions_succeeded: AtomicU64::new(0),
             interventions_failed: AtomicU64::new(0),
@@ -186,6 +193,7 @@ impl AutonomyMetrics {
             AutonomyEvent::PolicyUpdate => &self.policy_updates,
             AutonomyEvent::ExplorationAction => &self.exploration_actions,
             AutonomyEvent::ExploitationAction => &self.exploitation_actions,
+            AutonomyEvent::DecisionHeld => &self.decisions_held,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -236,6 +244,7 @@ impl AutonomyMetrics {
             policy_updates: self.policy_updates.load(Relaxed),
             exploration_actions: self.exploration_actions.load(Relaxed),
             exploitation_actions: self.exploitation_actions.load(Relaxed),
+            decisions_held: self.decisions_held.load(Relaxed),
             oom_preventions: self.oom_preventions.load(Relaxed),
             interventions_succeeded: succeeded,
             interventions_failed: failed,
@@ -261,6 +270,7 @@ impl AutonomyMetrics {
             &self.policy_updates,
             &self.exploration_actions,
             &self.exploitation_actions,
+            &self.decisions_held,
             &self.oom_preventions,
             &self.interventions_succeeded,
             &self.interventions_failed,

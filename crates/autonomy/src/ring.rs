@@ -1,9 +1,15 @@
-//! A fixed-capacity ring that keeps the newest entries, for histories and traces (no allocation).
+//! A fixed-capacity ring that keeps the newest entries, for histories and traces.
+//!
+//! Its slots are on the heap and grow up to `N` as values arrive (then nothing more is allocated), so a large
+//! ring, such as the meta-agent's 256 traces, is never built on a thread's stack.
+
+use alloc::vec::Vec;
 
 /// Keeps the last `N` values pushed; older ones are overwritten.
 #[derive(Debug, Clone)]
 pub struct Ring<T: Copy, const N: usize> {
-    slots: [Option<T>; N],
+    /// Values in slot order: value number `i` is in slot `i % N`.
+    slots: Vec<T>,
     /// Values ever pushed; the next one goes to slot `pushed % N`.
     pushed: u64,
 }
@@ -17,13 +23,15 @@ impl<T: Copy, const N: usize> Default for Ring<T, N> {
 impl<T: Copy, const N: usize> Ring<T, N> {
     /// An empty ring.
     pub const fn new() -> Self {
-        Ring { slots: [None; N], pushed: 0 }
+        Ring { slots: Vec::new(), pushed: 0 }
     }
 
     /// Adds a value, overwriting the oldest when full (a ring of capacity 0 keeps nothing).
     pub fn push(&mut self, value: T) {
-        if N > 0 {
-            self.slots[(self.pushed % N as u64) as usize] = Some(value);
+        if self.slots.len() < N {
+            self.slots.push(value);
+        } else if N > 0 {
+            self.slots[(self.pushed % N as u64) as usize] = value;
         }
         self.pushed += 1;
     }
@@ -53,7 +61,7 @@ impl<T: Copy, const N: usize> Ring<T, N> {
         if index < self.oldest_index() || index >= self.pushed {
             return None;
         }
-        self.slots[(index % N as u64) as usize].as_ref()
+        self.slots.get((index % N as u64) as usize)
     }
 
     /// Mutable access to the value pushed as number `index`, if it is still held.
@@ -61,7 +69,7 @@ impl<T: Copy, const N: usize> Ring<T, N> {
         if index < self.oldest_index() || index >= self.pushed {
             return None;
         }
-        self.slots[(index % N as u64) as usize].as_mut()
+        self.slots.get_mut((index % N as u64) as usize)
     }
 
     /// The last `count` values held (fewer if fewer are held), oldest first.

@@ -4,21 +4,27 @@
 //! outcomes of earlier interventions against what was observed since the
 //! previous tick (an OOM event, the peak pressure, the longest command
 //! latency, a deadline miss), lets the
-//! [`MetaAgent`] decide, and applies an acted directive through the port:
-//! a reclaim request, a throttle for the coming interval, or the pressure cap
-//! of the strategy in force. The kernel runs ticks on its autonomy thread;
+//! [`MetaAgent`] decide, and applies an acted memory directive through the
+//! port (a reclaim request, a throttle for the coming interval, or the
+//! pressure cap of the strategy in force) and an acted output rate limit
+//! through the flood's port, in the same interval; a priority boost or a
+//! deadline relaxation is returned for the caller to apply through the
+//! scheduler. The kernel runs ticks on its autonomy thread;
 //! host tests and benchmarks run them from a clock, with the same code.
 
 use alloc::boxed::Box;
 
 use serde::Serialize;
 use sis_autonomy::{
-    AutonomyMetrics, DecisionTrace, Directive, Disposition, Heuristic, MemoryStrategy, MetaAgent, MetaConfig,
+    AutonomyMetrics, Directive, Disposition, Heuristic, IntervalTraces, MemoryStrategy, MetaAgent, MetaConfig,
     MetaConfigError, ObservedFailure, Policy, PressureTrend, StrategyConfig, StrategyConfigError, StrategyController,
     Telemetry,
 };
 
 use crate::port::{DeadlinePort, DeadlineTelemetry, FloodPort, FloodTelemetry, PoolPort, NO_CAP};
+
+/// Decision traces the governor keeps (`autoctl audit last N` reads up to this many).
+pub const TRACES_KEPT: usize = 256;
 
 /// A policy the governor can run (the kernel swaps them with `autoctl policy`).
 pub type BoxedPolicy = Box<dyn Policy + Send>;
@@ -74,7 +80,7 @@ impl From<DeadlineTelemetry> for DeadlineWatched {
 
 /// The meta-agent, its strategy controller and pressure trend, bound to a pool port.
 pub struct Governor {
-    agent: MetaAgent<BoxedPolicy>,
+    agent: MetaAgent<BoxedPolicy, TRACES_KEPT>,
     strategy: StrategyController,
     trend: PressureTrend,
     watched: Option<Watched>,
@@ -116,12 +122,12 @@ impl Governor {
     }
 
     /// The meta-agent (traces, configuration, policy).
-    pub fn agent(&self) -> &MetaAgent<BoxedPolicy> {
+    pub fn agent(&self) -> &MetaAgent<BoxedPolicy, TRACES_KEPT> {
         &self.agent
     }
 
     /// The meta-agent, mutably (confidence threshold, policy).
-    pub fn agent_mut(&mut self) -> &mut MetaAgent<BoxedPolicy> {
+    pub fn agent_mut(&mut self) -> &mut MetaAgent<BoxedPolicy, TRACES_KEPT> {
         &mut self.agent
     }
 
@@ -136,8 +142,8 @@ impl Governor {
         self.naive_switches
     }
 
-    /// One decision at `now_ns`. Returns its trace, or `None` when no workload owns the pool (nothing to
-    /// observe, nothing decided).
+    /// One decision interval at `now_ns`. Returns its traces (memory, and scheduling when the policy proposed
+    /// a scheduling directive), or `None` when no workload owns the pool (nothing to observe, nothing decided).
     ///
     /// `flood` is the command flood's port, when there is one: its longest latency since the last decision
     /// and its queue depth join the memory telemetry. A boost the meta-agent decides is returned in the trace
@@ -154,7 +160,7 @@ impl Governor {
         flood: Option<&FloodPort>,
         deadline: Option<&DeadlinePort>,
         metrics: &AutonomyMetrics,
-    ) -> Option<DecisionTrace> {
+    ) -> Option<IntervalTraces> {
         let telemetry = port.telemetry();
         let peak = port.take_peak_pressure();
         let (commands, command_latency_max_ns) = match flood.map(|flood| (flood, flood.telemetry())) {
@@ -226,9 +232,9 @@ impl Governor {
             commands_boosted: commands.boosted,
             strategy: self.strategy.current(),
         };
-        let trace = self.agent.step(inputs, &mut self.strategy, metrics);
+        let traces = self.agent.step(inputs, &mut self.strategy, metrics);
         let mut throttle = 0;
-        if trace.disposition == Disposition::Acted {
+        for trace in traces.iter().filter(|trace| trace.disposition == Disposition::Acted) {
             match trace.directive {
                 Directive::ProactiveReclaim => {
                     port.request_reclaim();
@@ -249,7 +255,7 @@ impl Governor {
         }
         // A throttle holds for one interval; the next decision renews it or lifts it.
         port.set_throttle(throttle);
-        Some(trace)
+        Some(traces)
     }
 
     /// Takes the deadline thread's counts published so far as already seen, so the next decision observes only

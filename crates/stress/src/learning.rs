@@ -458,7 +458,7 @@ impl Controller for HeuristicPolicy {
             strategy: MemoryStrategy::Conservative,
             ..Telemetry::default()
         };
-        let decision = sis_autonomy::decide(&telemetry, &config);
+        let decision = sis_autonomy::decide_memory(&telemetry, &config);
         if decision.confidence_per_mille < config.confidence_threshold_per_mille {
             return Action::Nothing as usize;
         }

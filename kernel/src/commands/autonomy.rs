@@ -17,7 +17,7 @@ use sis_platform::thread;
 use sis_platform::time::PlatformClock;
 use sis_sched::{ServerParams, ThreadId};
 use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
-use sis_stress::governor::{strategy_cap, BoxedPolicy, Governor};
+use sis_stress::governor::{strategy_cap, BoxedPolicy, Governor, TRACES_KEPT};
 use sis_stress::learning::LearnedPolicy;
 use sis_stress::port::NO_CAP;
 
@@ -60,7 +60,7 @@ pub struct Autonomy {
     last_deadline_error: Option<String>,
 }
 
-fn new_governor(policy: &str, threshold: Option<u16>) -> Result<Governor, ShellError> {
+fn new_governor(policy: &str, config: MetaConfig) -> Result<Governor, ShellError> {
     let policy: BoxedPolicy = match policy {
         "heuristic" => Box::new(Heuristic),
         "never-act" => Box::new(NeverAct),
@@ -78,10 +78,6 @@ fn new_governor(policy: &str, threshold: Option<u16>) -> Result<Governor, ShellE
             return Err(ShellError::new(sis_shell::codes::INVALID_VALUE, alloc::format!("unknown policy {other}")))
         }
     };
-    let mut config = MetaConfig::default();
-    if let Some(threshold) = threshold {
-        config.confidence_threshold_per_mille = threshold;
-    }
     Governor::new(policy, config, StrategyConfig::default())
         .map_err(|error| ShellError::new("internal", alloc::format!("meta-agent configuration refused: {error:?}")))
 }
@@ -93,7 +89,7 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
         *guard = Some(Autonomy {
             enabled: false,
             interval_ns: DEFAULT_INTERVAL_MS * 1_000_000,
-            governor: new_governor("heuristic", None)?,
+            governor: new_governor("heuristic", MetaConfig::default())?,
             decision_cost: LatencyHistogram::new(),
             idle_ticks: 0,
             boosts_refused: 0,
@@ -129,13 +125,17 @@ fn run() {
             }
             let start = PlatformClock.now_ns();
             match state.governor.tick(start, &MEMORY_PORT, Some(&FLOOD_PORT), Some(&DEADLINE_PORT), &METRICS) {
-                Some(trace) => {
-                    match (trace.disposition, trace.directive) {
-                        (Disposition::Acted, Directive::BoostPriority) => boost_consumer(state),
-                        (Disposition::Acted, Directive::AdjustDeadline { relax_per_mille }) => {
-                            relax_deadline(state, relax_per_mille)
+                Some(traces) => {
+                    // The scheduling decision's boost or relaxation goes through the scheduler; the memory
+                    // decision was applied through the pool's port in the same interval.
+                    for trace in traces.iter() {
+                        match (trace.disposition, trace.directive) {
+                            (Disposition::Acted, Directive::BoostPriority) => boost_consumer(state),
+                            (Disposition::Acted, Directive::AdjustDeadline { relax_per_mille }) => {
+                                relax_deadline(state, relax_per_mille)
+                            }
+                            _ => {}
                         }
-                        _ => {}
                     }
                     state.decision_cost.record(PlatformClock.now_ns().saturating_sub(start));
                 }
@@ -221,10 +221,11 @@ pub fn restart_agent() -> Result<(), ShellError> {
     })?
 }
 
-/// A fresh meta-agent running `policy` with the confidence threshold in force; its decision costs start over.
+/// A fresh meta-agent running `policy` with the confidence and pressure thresholds in force; its decision costs
+/// start over.
 fn install(state: &mut Autonomy, policy: &str) -> Result<(), ShellError> {
-    let threshold = state.governor.agent().config().confidence_threshold_per_mille;
-    state.governor = new_governor(policy, Some(threshold))?;
+    let config = *state.governor.agent().config();
+    state.governor = new_governor(policy, config)?;
     state.governor.observe_deadline_from_now(&DEADLINE_PORT);
     state.decision_cost.reset();
     Ok(())
@@ -283,12 +284,24 @@ pub static AUTOCTL: CommandSpec<Kernel> = CommandSpec {
             handler: Some(conf_threshold),
         },
         CommandSpec {
+            name: "thresholds",
+            summary: "Show or set the memory rules' pressure thresholds, per mille",
+            description: "The heuristic's memory rules fire at these pressures: relax-below (Conservative back to Balanced when pressure and its prediction are below it), reclaim-at (a predicted pressure at or above it: switch to Conservative, or reclaim), throttle-at (pressure at or above it: switch to Conservative, or throttle). They must keep relax-below < reclaim-at < throttle-at; a set that breaks it changes nothing. Without options, shows them. They hold until changed (a new policy keeps them).",
+            args: &[
+                ArgSpec::flag("relax-below", ValueKind::U64 { min: 0, max: 1000 }, "per mille (default 600)"),
+                ArgSpec::flag("reclaim-at", ValueKind::U64 { min: 0, max: 1000 }, "per mille (default 800)"),
+                ArgSpec::flag("throttle-at", ValueKind::U64 { min: 0, max: 1000 }, "per mille (default 900)"),
+            ],
+            subcommands: &[],
+            handler: Some(thresholds),
+        },
+        CommandSpec {
             name: "audit",
             summary: "The last N decision traces, oldest first",
             description: "",
             args: &[
                 ArgSpec::positional("last", ValueKind::Choice(&["last"]), "the word `last`").required(),
-                ArgSpec::positional("n", ValueKind::U64 { min: 1, max: 64 }, "how many (the last 64 are kept)")
+                ArgSpec::positional("n", ValueKind::U64 { min: 1, max: TRACES_KEPT as u64 }, "how many (the last 256 are kept)")
                     .required(),
             ],
             subcommands: &[],
@@ -332,12 +345,14 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         let counters = METRICS.snapshot();
         let cost = state.decision_cost.summary();
         let human = alloc::format!(
-            "Autonomy: {}\n  Policy: {}, interval {} ms, confidence threshold {} per mille\n  Decisions: {} ({} wake-ups with no workload to watch), pending outcomes {}\n  Strategy: {:?}\n  Decision cost: p50 {} ns, p99 {} ns over {} decisions; autonomy thread CPU {} us\n  Interventions: {} (proactive compactions {}, throttles {}, strategy switches {}, priority boosts {}, deadline adjustments {}, {} of them refused); succeeded {}, failed {}, success rate {}",
+            "Autonomy: {}\n  Policy: {}, interval {} ms, confidence threshold {} per mille\n  Decisions: {} in {} intervals, {} held below the threshold ({} wake-ups with no workload to watch), pending outcomes {}\n  Strategy: {:?}\n  Decision cost: p50 {} ns, p99 {} ns over {} decisions; autonomy thread CPU {} us\n  Interventions: {} (proactive compactions {}, throttles {}, strategy switches {}, priority boosts {}, deadline adjustments {}, {} of them refused); succeeded {}, failed {}, success rate {}",
             if state.enabled { "ON" } else { "OFF" },
             agent.policy().name(),
             state.interval_ns / 1_000_000,
             agent.config().confidence_threshold_per_mille,
             agent.decisions(),
+            agent.intervals(),
+            counters.decisions_held,
             state.idle_ticks,
             agent.pending_interventions(),
             state.governor.strategy().current(),
@@ -363,6 +378,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             "confidence_threshold_per_mille": agent.config().confidence_threshold_per_mille,
             "config": agent.config(),
             "decisions": agent.decisions(),
+            "intervals": agent.intervals(),
             "idle_wakeups": state.idle_ticks,
             "pending_outcomes": agent.pending_interventions(),
             "strategy": state.governor.strategy().current(),
@@ -396,11 +412,49 @@ fn conf_threshold(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
     ))
 }
 
+fn thresholds(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let wanted = |name: &str| invocation.args.u64(name).map(|value| value as u16);
+    let (relax, reclaim, throttle) = (wanted("relax-below"), wanted("reclaim-at"), wanted("throttle-at"));
+    let config = with_state(|state| {
+        let agent = state.governor.agent_mut();
+        let current = *agent.config();
+        if relax.is_some() || reclaim.is_some() || throttle.is_some() {
+            agent.set_pressure_thresholds(
+                relax.unwrap_or(current.relax_below_per_mille),
+                reclaim.unwrap_or(current.reclaim_at_per_mille),
+                throttle.unwrap_or(current.throttle_at_per_mille),
+            )?;
+        }
+        Ok(*agent.config())
+    })?
+    .map_err(|error: sis_autonomy::MetaConfigError| {
+        ShellError::new(
+            sis_shell::codes::INVALID_VALUE,
+            alloc::format!("thresholds refused ({error:?}): they must keep relax-below < reclaim-at < throttle-at"),
+        )
+    })?;
+    Ok(Reply::new(
+        alloc::format!(
+            "pressure thresholds: relax below {}, reclaim at {}, throttle at {} per mille",
+            config.relax_below_per_mille,
+            config.reclaim_at_per_mille,
+            config.throttle_at_per_mille
+        ),
+        json!({
+            "relax_below_per_mille": config.relax_below_per_mille,
+            "reclaim_at_per_mille": config.reclaim_at_per_mille,
+            "throttle_at_per_mille": config.throttle_at_per_mille,
+        }),
+    ))
+}
+
 fn trace_line(trace: &DecisionTrace) -> String {
     alloc::format!(
-        "#{} at {} ms: pressure {} per mille, {:?} -> {:?} confidence {} ({:?}), {:?}, outcome {:?}",
+        "#{} at {} ms (interval {}, {:?}): pressure {} per mille, {:?} -> {:?} confidence {} ({:?}), {:?}, outcome {:?}",
         trace.id,
         trace.at_ns / 1_000_000,
+        trace.interval,
+        trace.subsystem,
         trace.inputs.pressure_per_mille,
         trace.reason,
         trace.directive,

@@ -108,6 +108,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("autoctl off", Capabilities::ADMIN),
     ("autoctl interval", Capabilities::ADMIN),
     ("autoctl conf-threshold", Capabilities::ADMIN),
+    ("autoctl thresholds", Capabilities::ADMIN),
     ("autoctl policy", Capabilities::ADMIN),
     ("schedctl bound", Capabilities::ADMIN),
     ("schedctl kill", Capabilities::ADMIN),

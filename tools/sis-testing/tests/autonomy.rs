@@ -338,11 +338,11 @@ fn strategy_switches_stay_bounded_where_a_naive_threshold_policy_flaps() {
 #[ignore = "boots QEMU; run by cargo xtask test"]
 fn deadline_misses_reach_the_meta_agent_which_relaxes_the_deadline_only_when_on() {
     // Event 15 of seed 42: the periodic thread's 2 ms budget cut to 1.272 ms for 179 ms, below its 1.5 ms of
-    // work. One event, so every decision of the run stays in the audit (the last 64 are kept).
+    // work. One event, so every decision of the run stays in the audit (the last 256 are kept).
     let replay = "stresstest chaos --replay 42 --only 15 --json";
     let (status, replies) = batch_json(&format!(
         "{replay}; autoctl status --json; autoctl on --json; {replay}; autoctl status --json; \
-         autoctl audit last 64 --json"
+         autoctl audit last 256 --json"
     ));
     assert_eq!(status, Some(exit::PASS));
     let (off, off_status, on, on_status, audit) =

@@ -1,7 +1,7 @@
 //! Meta-agent tests: never-act equals off, counting matches traces, threshold, refusals, outcomes, audit.
 
 use super::*;
-use crate::{Heuristic, MemoryStrategy, NeverAct, PressureTrend, StrategyConfig, TREND_CAPACITY};
+use crate::{AutonomySnapshot, Heuristic, MemoryStrategy, NeverAct, PressureTrend, StrategyConfig, TREND_CAPACITY};
 
 const STEP_NS: u64 = 10_000_000;
 
@@ -93,9 +93,9 @@ fn run<P: Policy>(
             ..calm(now_ns)
         };
         oom_since_decision = 0;
-        let trace = agent.step(telemetry, &mut strategy, metrics);
+        let traces = agent.step(telemetry, &mut strategy, metrics);
         workload.throttle_per_mille = 0;
-        if trace.disposition == Disposition::Acted {
+        for trace in traces.iter().filter(|trace| trace.disposition == Disposition::Acted) {
             match trace.directive {
                 Directive::ThrottleAllocations { per_mille } => workload.throttle_per_mille = per_mille as u32,
                 Directive::ProactiveReclaim => workload.reclaim(),
@@ -198,14 +198,15 @@ fn below_threshold_is_held_and_not_counted() {
     let mut strategy = controller();
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(reclaim(599, Selection::Exploitation)), MetaConfig::default()).unwrap();
-    let trace = agent.step(calm(0), &mut strategy, &metrics);
+    let trace = agent.step(calm(0), &mut strategy, &metrics).memory;
     assert_eq!(
         (trace.disposition, trace.outcome, trace.threshold_per_mille),
         (Disposition::Held, TraceOutcome::NotApplicable, 600)
     );
-    assert_eq!(metrics.snapshot(), AutonomyMetrics::new().snapshot());
+    // Held is counted, and nothing else is.
+    assert_eq!(metrics.snapshot(), AutonomySnapshot { decisions_held: 1, ..AutonomyMetrics::new().snapshot() });
     agent.set_confidence_threshold(599).unwrap();
-    let trace = agent.step(calm(STEP_NS), &mut strategy, &metrics);
+    let trace = agent.step(calm(STEP_NS), &mut strategy, &metrics).memory;
     assert_eq!((trace.disposition, trace.outcome), (Disposition::Acted, TraceOutcome::Pending));
     let snapshot = metrics.snapshot();
     assert_eq!((snapshot.proactive_compactions, snapshot.total_interventions), (1, 1));
@@ -225,7 +226,7 @@ fn confidence_above_1000_is_clamped() {
     let metrics = AutonomyMetrics::new();
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(reclaim(5000, Selection::Exploration)), MetaConfig::default()).unwrap();
-    let trace = agent.step(calm(0), &mut controller(), &metrics);
+    let trace = agent.step(calm(0), &mut controller(), &metrics).memory;
     assert_eq!(trace.confidence_per_mille, 1000);
     assert_eq!(metrics.snapshot().exploration_actions, 1);
 }
@@ -267,8 +268,8 @@ fn full_pending_table_marks_traces_untracked() {
     let mut strategy = controller();
     let mut agent: MetaAgent<Fixed, 8, 1> =
         MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
-    assert_eq!(agent.step(calm(0), &mut strategy, &metrics).outcome, TraceOutcome::Pending);
-    assert_eq!(agent.step(calm(1), &mut strategy, &metrics).outcome, TraceOutcome::Untracked);
+    assert_eq!(agent.step(calm(0), &mut strategy, &metrics).memory.outcome, TraceOutcome::Pending);
+    assert_eq!(agent.step(calm(1), &mut strategy, &metrics).memory.outcome, TraceOutcome::Untracked);
     let snapshot = metrics.snapshot();
     assert_eq!(
         (snapshot.total_interventions, snapshot.interventions_pending, snapshot.interventions_untracked),
@@ -291,13 +292,13 @@ fn refused_strategy_switch_is_recorded_and_not_counted() {
     };
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(switch(MemoryStrategy::Conservative)), MetaConfig::default()).unwrap();
-    let trace = agent.step(calm(0), &mut strategy, &metrics);
+    let trace = agent.step(calm(0), &mut strategy, &metrics).memory;
     assert_eq!((trace.disposition, trace.outcome), (Disposition::Acted, TraceOutcome::NotTracked));
     assert_eq!(strategy.current(), MemoryStrategy::Conservative);
     // The same request again changes nothing.
-    assert_eq!(agent.step(calm(STEP_NS), &mut strategy, &metrics).disposition, Disposition::NoAction);
+    assert_eq!(agent.step(calm(STEP_NS), &mut strategy, &metrics).memory.disposition, Disposition::NoAction);
     agent.policy_mut().0 = switch(MemoryStrategy::Aggressive);
-    let trace = agent.step(calm(2 * STEP_NS), &mut strategy, &metrics);
+    let trace = agent.step(calm(2 * STEP_NS), &mut strategy, &metrics).memory;
     assert_eq!(trace.disposition, Disposition::RefusedByCooldown);
     assert_eq!(trace.inputs.strategy, MemoryStrategy::Conservative);
     assert_eq!((metrics.snapshot().strategy_switches, metrics.snapshot().total_interventions), (1, 1));
@@ -307,7 +308,7 @@ fn refused_strategy_switch_is_recorded_and_not_counted() {
 fn audit_and_explain_over_a_small_ring() {
     let metrics = AutonomyMetrics::new();
     let mut strategy = controller();
-    let mut agent: MetaAgent<Heuristic, 4, 4> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+    let mut agent: MetaAgent<Heuristic, 8, 4> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
     for step in 0..6 {
         agent.step(
             Telemetry { command_queue_depth: step as u32 * 32, ..calm(step * STEP_NS) },
@@ -315,17 +316,65 @@ fn audit_and_explain_over_a_small_ring() {
             &metrics,
         );
     }
-    assert_eq!(agent.audit(3).map(|trace| trace.id).collect::<Vec<_>>(), vec![3, 4, 5]);
-    assert_eq!(agent.audit(10).count(), 4);
-    assert_eq!(agent.explain(0), Err(ExplainError::Evicted { id: 0, oldest_kept: 2 }));
-    assert_eq!(agent.explain(6), Err(ExplainError::NotIssued { id: 6, next_id: 6 }));
-    // Depth 96 against a limit of 64: confidence 1000 * 96 / 160 = 600, exactly the threshold.
-    let trace = agent.explain(3).unwrap();
+    // Intervals 0 and 1 (depth 0 and 32) make a memory decision only; 2 to 5 (depth 64 to 160) a memory and a
+    // scheduling one each: 10 traces, ids 0 to 9.
+    assert_eq!((agent.intervals(), agent.decisions()), (6, 10));
+    assert_eq!(agent.audit(3).map(|trace| trace.id).collect::<Vec<_>>(), vec![7, 8, 9]);
+    assert_eq!(agent.audit(20).count(), 8);
+    assert_eq!(agent.explain(1), Err(ExplainError::Evicted { id: 1, oldest_kept: 2 }));
+    assert_eq!(agent.explain(10), Err(ExplainError::NotIssued { id: 10, next_id: 10 }));
+    // Interval 3, depth 96 against a limit of 64: confidence 1000 * 96 / 160 = 600, exactly the threshold.
+    let memory = agent.explain(4).unwrap();
+    assert_eq!((memory.interval, memory.subsystem, memory.disposition), (3, Subsystem::Memory, Disposition::NoAction));
+    let trace = agent.explain(5).unwrap();
+    assert_eq!((trace.interval, trace.subsystem), (3, Subsystem::Scheduling));
     assert_eq!(trace.reason, Reason::QueueDeep { depth: 96, limit: 64 });
     assert_eq!((trace.confidence_per_mille, trace.disposition), (600, Disposition::Acted));
-    // Depth 64: confidence 500, held.
-    assert_eq!(agent.explain(2).unwrap().disposition, Disposition::Held);
-    assert_eq!(metrics.snapshot().output_rate_limits, 3);
+    // Interval 2, depth 64: confidence 500, held.
+    assert_eq!(agent.explain(3).unwrap().disposition, Disposition::Held);
+    let snapshot = metrics.snapshot();
+    assert_eq!((snapshot.output_rate_limits, snapshot.decisions_held), (3, 1));
+}
+
+#[test]
+fn one_interval_directs_memory_and_scheduling_and_both_are_counted() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+    // An OOM event and a command that waited 15 ms, in the same interval.
+    let telemetry = Telemetry { oom_events: 1, command_latency_max_ns: 15_000_000, ..calm(0) };
+    let traces = agent.step(telemetry, &mut strategy, &metrics);
+    let scheduling = traces.scheduling.expect("a scheduling decision");
+    assert_eq!(
+        (traces.memory.interval, traces.memory.subsystem, traces.memory.directive, traces.memory.disposition),
+        (
+            0,
+            Subsystem::Memory,
+            Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative },
+            Disposition::Acted
+        )
+    );
+    // 5 ms over the 10 ms limit: confidence 600 + 400 * 5 / 10 = 800.
+    assert_eq!(
+        (scheduling.interval, scheduling.subsystem, scheduling.directive, scheduling.disposition),
+        (0, Subsystem::Scheduling, Directive::BoostPriority, Disposition::Acted)
+    );
+    assert_eq!((scheduling.id, scheduling.confidence_per_mille), (1, 800));
+    assert_eq!(strategy.current(), MemoryStrategy::Conservative);
+    let snapshot = metrics.snapshot();
+    assert_eq!(
+        (
+            snapshot.strategy_switches,
+            snapshot.priority_boosts,
+            snapshot.total_interventions,
+            snapshot.interventions_pending
+        ),
+        (1, 1, 2, 2)
+    );
+    // A policy that governs memory only never makes a scheduling decision.
+    let mut memory_only: MetaAgent<Fixed> =
+        MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
+    assert_eq!(memory_only.step(telemetry, &mut controller(), &metrics).scheduling, None);
 }
 
 #[test]
@@ -333,12 +382,14 @@ fn trace_serializes_for_json() {
     let metrics = AutonomyMetrics::new();
     let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
     let mut strategy = controller();
-    let trace = agent.step(Telemetry { oom_events: 1, ..calm(5) }, &mut strategy, &metrics);
+    let trace = agent.step(Telemetry { oom_events: 1, ..calm(5) }, &mut strategy, &metrics).memory;
     assert_eq!(trace.directive, Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative });
     // Conservative now in force: the next OOM throttles.
-    let trace = agent.step(Telemetry { oom_events: 1, ..calm(6) }, &mut strategy, &metrics);
+    let trace = agent.step(Telemetry { oom_events: 1, ..calm(6) }, &mut strategy, &metrics).memory;
     let json = serde_json::to_value(trace).unwrap();
     assert_eq!(json["id"], 1);
+    assert_eq!(json["interval"], 1);
+    assert_eq!(json["subsystem"], "memory");
     assert_eq!(json["policy"], "heuristic");
     assert_eq!(json["directive"], serde_json::json!({ "directive": "throttle_allocations", "per_mille": 500 }));
     assert_eq!(json["reason"], serde_json::json!({ "reason": "oom_observed", "events": 1 }));
@@ -348,4 +399,24 @@ fn trace_serializes_for_json() {
     assert_eq!(json["inputs"]["strategy"], "conservative");
     assert!(json["reward_per_mille"].is_null());
     assert_eq!(TREND_CAPACITY, 16);
+}
+
+#[test]
+fn pressure_thresholds_are_set_together_and_a_refused_set_changes_nothing() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+    let at_750 = Telemetry { pressure_per_mille: 750, ..calm(0) };
+    assert_eq!(agent.step(at_750, &mut strategy, &metrics).memory.directive, Directive::None);
+    assert_eq!(agent.set_pressure_thresholds(700, 650, 900), Err(MetaConfigError::ThresholdsOutOfOrder));
+    assert_eq!(
+        agent.set_pressure_thresholds(600, 800, 1001),
+        Err(MetaConfigError::AboveOneThousand { field: "throttle_at_per_mille", value: 1001 })
+    );
+    assert_eq!(*agent.config(), MetaConfig::default());
+    agent.set_pressure_thresholds(500, 600, 700).unwrap();
+    // 750 is now 50 above the throttle threshold of 700: confidence 600 + 400 * 50 / 300 = 666.
+    let trace = agent.step(Telemetry { now_ns: STEP_NS, ..at_750 }, &mut strategy, &metrics).memory;
+    assert_eq!(trace.reason, Reason::PressureHigh { pressure_per_mille: 750, threshold_per_mille: 700 });
+    assert_eq!((trace.confidence_per_mille, trace.disposition), (666, Disposition::Acted));
 }

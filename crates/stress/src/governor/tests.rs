@@ -115,14 +115,17 @@ fn the_telemetry_carries_the_misses_published_since_the_last_decision_and_a_furt
     let deadline = DeadlinePort::new();
     let metrics = AutonomyMetrics::new();
     let mut governor = Governor::heuristic().unwrap();
-    // The thread publishes its totals, then the governor decides at `at_ms`.
+    // The thread publishes its totals, then the governor decides at `at_ms`: its scheduling decision, when it
+    // made one, else its memory decision (both carry the same inputs).
     let tick = |governor: &mut Governor, at_ms: u64, jobs: u64, misses: u64| {
         deadline.publish(jobs, misses);
-        governor.tick(at_ms * 1_000_000, &pool, None, Some(&deadline), &metrics).unwrap()
+        let traces = governor.tick(at_ms * 1_000_000, &pool, None, Some(&deadline), &metrics).unwrap();
+        assert_eq!(traces.memory.directive, Directive::None);
+        traces.scheduling.unwrap_or(traces.memory)
     };
     // Detached: whatever it holds is not observed.
     deadline.publish(3, 3);
-    assert_eq!(governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().inputs.deadline_misses, 0);
+    assert_eq!(governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().memory.inputs.deadline_misses, 0);
     deadline.attach(7);
     assert_eq!(tick(&mut governor, 10, 1, 0).inputs.deadline_misses, 0);
     // Three misses among six jobs since the last decision: relax by 250 per mille, confidence the larger of
@@ -163,7 +166,7 @@ fn without_a_deadline_port_no_miss_is_observed() {
     pool.publish(500, 0, 0, 0, 1);
     let metrics = AutonomyMetrics::new();
     let mut governor = Governor::heuristic().unwrap();
-    let trace = governor.tick(0, &pool, None, None, &metrics).unwrap();
+    let trace = governor.tick(0, &pool, None, None, &metrics).unwrap().memory;
     assert_eq!((trace.inputs.deadline_misses, trace.directive), (0, Directive::None));
 }
 
@@ -179,10 +182,10 @@ fn misses_published_before_the_governor_looks_are_not_observed_once_it_starts_fr
     let mut governor = Governor::heuristic().unwrap();
     governor.observe_deadline_from_now(&deadline);
     deadline.publish(41, 30);
-    let trace = governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap();
+    let trace = governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().memory;
     assert_eq!((trace.inputs.deadline_jobs, trace.inputs.deadline_misses), (1, 0));
     // Without it, a fresh governor counts the whole run.
     let mut fresh = Governor::heuristic().unwrap();
-    let trace = fresh.tick(0, &pool, None, Some(&deadline), &metrics).unwrap();
+    let trace = fresh.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().memory;
     assert_eq!((trace.inputs.deadline_jobs, trace.inputs.deadline_misses), (41, 30));
 }
