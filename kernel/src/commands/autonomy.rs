@@ -225,7 +225,10 @@ pub fn restart_agent() -> Result<(), ShellError> {
 /// start over.
 fn install(state: &mut Autonomy, policy: &str) -> Result<(), ShellError> {
     let config = *state.governor.agent().config();
-    state.governor = new_governor(policy, config)?;
+    let governor = new_governor(policy, config)?;
+    // The outcomes the old agent still watched will never resolve: take them off the pending gauge.
+    state.governor.agent_mut().clear_pending(&METRICS);
+    state.governor = governor;
     state.governor.observe_deadline_from_now(&DEADLINE_PORT);
     state.decision_cost.reset();
     Ok(())

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::{run_batch, QemuConfig};
 
 mod judge;
+mod performance;
 
 /// Version of the JSON report's layout (`phases --json`).
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -214,6 +215,7 @@ struct Probe {
 fn probe(phase: u8) -> Option<Probe> {
     match phase {
         3 => Some(Probe { commands: judge::TEMPORAL_ISOLATION_COMMANDS, judge: judge::temporal_isolation }),
+        8 => Some(Probe { commands: performance::PERFORMANCE_COMMANDS, judge: performance::performance }),
         _ => None,
     }
 }

@@ -209,11 +209,11 @@ fn check_figures<'a>(run: &'a Value, name: &str) -> Result<&'a Value, String> {
     Ok(&check["figures"])
 }
 
-fn number(value: &Value, key: &str) -> Result<u64, String> {
+pub(super) fn number(value: &Value, key: &str) -> Result<u64, String> {
     value[key].as_u64().ok_or_else(|| format!("{key} a number, got {} in {value}", value[key]))
 }
 
-fn expect(value: &Value, key: &str, expected: u64) -> Result<(), String> {
+pub(super) fn expect(value: &Value, key: &str, expected: u64) -> Result<(), String> {
     match number(value, key)? {
         got if got == expected => Ok(()),
         got => Err(format!("{key} {expected}, got {got}")),

@@ -138,3 +138,77 @@ fn the_table_counts_pending_phases_apart_and_lists_every_failure() {
          FAIL Phase 7 / AI Ops Workflow / Complete AI Ops workflow: not implemented (issue 25)\n"
     );
 }
+
+/// The replies of [`performance::PERFORMANCE_COMMANDS`], as one deterministic boot printed them.
+fn phase8_replies() -> Vec<Value> {
+    include_str!("phase8_replies.jsonl").lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+#[test]
+fn phase_8_judged_on_real_replies_passes_its_six_built_tests() {
+    let verdicts = performance::performance(&phase8_replies());
+    assert_eq!(verdicts.len(), 6);
+    for (test, verdict) in &verdicts {
+        assert_eq!(verdict, &Ok(()), "{test}");
+    }
+}
+
+/// Phase 8's verdict for `test` after `change` to the replies.
+fn phase8_verdict(test: &str, change: impl FnOnce(&mut Vec<Value>)) -> Result<(), String> {
+    let mut replies = phase8_replies();
+    change(&mut replies);
+    verdict(&performance::performance(&replies), test).clone()
+}
+
+#[test]
+fn a_held_decision_that_acts_fails_confidence_thresholds() {
+    // Run C's audit (reply 22): the learned policy's first held decision, as if it had been carried out.
+    let verdict = phase8_verdict("Confidence thresholds", |replies| {
+        let traces = replies[22]["traces"].as_array_mut().unwrap();
+        let held = traces.iter_mut().find(|trace| trace["disposition"] == "held").unwrap();
+        held["disposition"] = Value::from("acted");
+    });
+    let reason = verdict.unwrap_err();
+    assert!(reason.starts_with("run C: held exactly below 600, got {"), "{reason}");
+}
+
+#[test]
+fn a_controller_that_never_freezes_fails_oscillation_detection() {
+    let verdict = phase8_verdict("Oscillation detection", |replies| {
+        replies[13]["stats"]["oscillation_freezes"] = Value::from(0);
+    });
+    assert!(verdict.unwrap_err().starts_with("at least one oscillation freeze, got {"));
+    // Refusals the trail does not show are caught too.
+    let verdict = phase8_verdict("Oscillation detection", |replies| {
+        replies[13]["stats"]["suppressed_switches"] = Value::from(3);
+    });
+    assert_eq!(verdict, Err(String::from("suppressed_switches 114, got 3")));
+}
+
+#[test]
+fn a_rule_firing_below_its_threshold_fails_directive_thresholds() {
+    // Run B's first pressure_high decision (threshold 700) moved to a pressure of 650.
+    let verdict = phase8_verdict("Directive thresholds", |replies| {
+        let traces = replies[12]["traces"].as_array_mut().unwrap();
+        let high = traces.iter_mut().find(|trace| trace["reason"]["reason"] == "pressure_high").unwrap();
+        high["inputs"]["pressure_per_mille"] = Value::from(650);
+    });
+    assert!(verdict.unwrap_err().starts_with("run B: pressure_high exactly at pressure >= 700, got {"));
+}
+
+#[test]
+fn an_unmeasured_outcome_or_a_missing_boost_fails_its_test() {
+    let verdict = phase8_verdict("Reward feedback", |replies| {
+        let traces = replies[3]["traces"].as_array_mut().unwrap();
+        let failed = traces.iter_mut().find(|trace| trace["outcome"] == "failed").unwrap();
+        failed["reward_per_mille"] = Value::from(1000);
+    });
+    assert!(verdict.unwrap_err().starts_with("run A: outcome and reward agree, got {"));
+    // The boost decided in interval 2 never reached the consumer.
+    let verdict = phase8_verdict("Multi-subsystem directives", |replies| {
+        for trace in replies[3]["traces"].as_array_mut().unwrap() {
+            trace["inputs"]["commands_boosted"] = Value::from(false);
+        }
+    });
+    assert!(verdict.unwrap_err().starts_with("interval 2's directives carried out by interval 3, got {"));
+}
