@@ -68,6 +68,9 @@ enum Task {
         /// QEMU -icount: exact, replayable figures.
         #[arg(long)]
         deterministic: bool,
+        /// With --deterministic, also run every probe once in real time, reported beside.
+        #[arg(long)]
+        real_time: bool,
     },
     /// Benchmarks that print figures and a ratio against a peer measured in the same run.
     Bench {
@@ -85,7 +88,7 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Bench { which } => bench::run(which),
-        Task::Phases { phases, json, deterministic } => run_phases(&phases, json, deterministic),
+        Task::Phases { phases, json, deterministic, real_time } => run_phases(&phases, json, deterministic, real_time),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,7 +116,12 @@ pub fn cargo(step: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), Str
 }
 
 /// `cargo xtask phases`: the kernel built, then `sis-testing phases` with the same flags.
-fn run_phases(numbers: &[u8], json: Option<std::path::PathBuf>, deterministic: bool) -> Result<(), String> {
+fn run_phases(
+    numbers: &[u8],
+    json: Option<std::path::PathBuf>,
+    deterministic: bool,
+    real_time: bool,
+) -> Result<(), String> {
     setup::ensure_qemu()?;
     setup::ensure_target()?;
     build_kernel()?;
@@ -127,6 +135,9 @@ fn run_phases(numbers: &[u8], json: Option<std::path::PathBuf>, deterministic: b
     }
     if deterministic {
         args.push("--deterministic".into());
+    }
+    if real_time {
+        args.push("--real-time".into());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     cargo("phases", &args, &[])

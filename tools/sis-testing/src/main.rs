@@ -74,6 +74,10 @@ enum Command {
         /// QEMU -icount: exact, replayable figures (real time otherwise).
         #[arg(long)]
         deterministic: bool,
+        /// With --deterministic, also run every probe once in real time and report its verdicts beside the
+        /// deterministic ones (they never change the exit status).
+        #[arg(long, requires = "deterministic")]
+        real_time: bool,
     },
     /// Boot with boot arguments that end the run by themselves; print the output and the exit status.
     #[command(group(clap::ArgGroup::new("what").required(true).args(["commands", "append"])))]
@@ -101,7 +105,9 @@ fn main() -> ExitCode {
         Command::Stress { duration, output, seed, expect_failures, memory } => {
             stress(duration, &output, seed, expect_failures, memory)
         }
-        Command::Phases { phases, json, deterministic } => run_phases(&phases, json.as_deref(), deterministic),
+        Command::Phases { phases, json, deterministic, real_time } => {
+            run_phases(&phases, json.as_deref(), deterministic, real_time)
+        }
         Command::Validate {
             file,
             max_oom_events,
@@ -200,7 +206,7 @@ fn boot_time(runs: u32, memory: u32) -> ExitCode {
     }
 }
 
-fn run_phases(numbers: &[u8], json: Option<&std::path::Path>, deterministic: bool) -> ExitCode {
+fn run_phases(numbers: &[u8], json: Option<&std::path::Path>, deterministic: bool, real_time: bool) -> ExitCode {
     use sis_testing::phases;
     if let Some(unknown) = numbers.iter().find(|number| !phases::PHASES.iter().any(|phase| phase.number == **number)) {
         eprintln!("no phase {unknown} in seed 002 (phases: 1, 2, 3, 5, 6, 7, 8, 9)");
@@ -208,7 +214,11 @@ fn run_phases(numbers: &[u8], json: Option<&std::path::Path>, deterministic: boo
     }
     let mode = if deterministic { "deterministic mode" } else { "real time" };
     println!("seed 002 phase suite, {mode}");
-    let report = phases::run(numbers, deterministic, &mut |line| println!("{line}"));
+    let mut report = phases::run(numbers, deterministic, &mut |line| println!("{line}"));
+    if real_time {
+        println!("the same probes once in real time, reported beside (never failing the run)");
+        report.real_time = phases::run(numbers, false, &mut |line| println!("{line}")).phases;
+    }
     print!("{}", phases::table(&report));
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
