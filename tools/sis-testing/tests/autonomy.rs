@@ -5,8 +5,12 @@ use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig};
 
 /// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
+///
+/// A comparison prints nothing until it ends (about 7 s of wall time at its defaults on an idle 2-core host),
+/// so a step may wait far longer than the default 30 s on a loaded host: 120 s.
 fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
-    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    let config = QemuConfig::new().batch(commands).deterministic().timeout(std::time::Duration::from_secs(120));
+    let result = run_batch(&config).unwrap();
     (result.status, result.json_lines().unwrap())
 }
 
