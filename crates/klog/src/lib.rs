@@ -16,6 +16,7 @@
 extern crate alloc;
 
 mod error;
+pub mod flood;
 mod source;
 
 use alloc::string::String;
