@@ -28,7 +28,7 @@ impl ConsoleOutput {
     fn flush(&mut self) {
         if !self.pending.is_empty() {
             console::write_str(&self.pending);
-            self.pending.clear();
+            self.pending = String::new();
         }
     }
 }
@@ -42,7 +42,11 @@ impl Output for ConsoleOutput {
             console::write_str(&self.pending[written..end]);
             written = end;
         }
-        self.pending.drain(..written);
+        // A fresh string rather than `drain`: a reply line can be megabytes (a chaos report in JSON), and its
+        // buffer must not stay allocated between commands.
+        if written > 0 {
+            self.pending = String::from(&self.pending[written..]);
+        }
     }
 }
 
