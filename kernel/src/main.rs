@@ -8,6 +8,7 @@ extern crate alloc;
 mod commands;
 mod det;
 mod format;
+mod klog;
 mod shell;
 
 use alloc::boxed::Box;

@@ -33,6 +33,8 @@ pub const DEFAULT_INTERVAL_MS: u64 = 10;
 const BOOST: ServerParams = ServerParams { budget_ns: 4_000_000, period_ns: 10_000_000, deadline_ns: 10_000_000 };
 /// Stack of the autonomy thread.
 const STACK_BYTES: u64 = 64 * 1024;
+/// The autonomy thread's kernel-log source.
+const LOG_SOURCE: &str = "autonomy";
 /// Policies `autoctl policy` accepts.
 const POLICIES: &[&str] = &["heuristic", "learned", "never-act"];
 
@@ -158,6 +160,8 @@ fn boost_consumer(state: &mut Autonomy) {
         Err(error) => {
             state.boosts_refused += 1;
             state.last_boost_error = Some(alloc::format!("{error:?}"));
+            // Refused again at every decision while the overload lasts: the log's rate limit keeps it readable.
+            crate::klog!(LOG_SOURCE, "autonomy: priority boost of thread {consumer} refused: {error:?}");
         }
     }
 }
@@ -180,6 +184,7 @@ fn relax_deadline(state: &mut Autonomy, relax_per_mille: u16) {
             thread::set_deadline(id, deadline_ns).map_err(|error| alloc::format!("{error:?}"))
         });
     if let Err(error) = relaxed {
+        crate::klog!(LOG_SOURCE, "autonomy: deadline relaxation not applied: {error}");
         state.deadline_adjustments_refused += 1;
         state.last_deadline_error = Some(error);
     }

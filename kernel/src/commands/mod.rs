@@ -5,6 +5,7 @@ pub mod blk;
 mod det_command;
 mod fault;
 pub mod files;
+mod logctl;
 mod memory;
 pub mod net;
 pub mod neural;
@@ -38,6 +39,8 @@ pub struct Kernel {
     pub virtio_devices: Vec<TransportInfo>,
     /// Transports that answered with something unusable, and why.
     pub virtio_failures: Vec<(u64, &'static str)>,
+    /// When the last byte of the console line being run arrived (ns since boot); `None` for batch commands.
+    pub line_received_ns: Option<u64>,
 }
 
 impl Kernel {
@@ -51,6 +54,7 @@ impl Kernel {
             virtio_slots: platform.boot.virtio_mmio_slots().len(),
             virtio_devices: probe.devices.clone(),
             virtio_failures: probe.failures.clone(),
+            line_received_ns: None,
         }
     }
 }
@@ -77,6 +81,7 @@ pub fn registry() -> Registry<Kernel> {
         &temporaliso::TEMPORALISO,
         &blk::BLKCTL,
         &net::NETCTL,
+        &logctl::LOGCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -124,6 +129,10 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("blkctl bench", Capabilities::ADMIN),
     ("blkctl fault", Capabilities::ADMIN),
     ("netctl fault", Capabilities::ADMIN),
+    ("logctl flood", Capabilities::ADMIN),
+    ("logctl ratelimit set", Capabilities::ADMIN),
+    ("logctl ratelimit on", Capabilities::ADMIN),
+    ("logctl ratelimit off", Capabilities::ADMIN),
     ("shutdown", Capabilities::ADMIN),
     ("fault", Capabilities::ADMIN),
 ];

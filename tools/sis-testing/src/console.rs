@@ -70,6 +70,38 @@ pub fn first_line_break(line: &[u8]) -> Option<usize> {
     line.iter().position(|byte| matches!(byte, b'\r' | b'\n' | 0x03))
 }
 
+/// The lines of raw console output: split on `\r\n`, an unfinished last line included.
+pub fn raw_lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(raw);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match find(current, b"\r\n") {
+            Some(at) => {
+                rest = Some(&current[at + 2..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                (!current.is_empty()).then_some(current)
+            }
+        }
+    })
+}
+
+/// Every line of raw console output that is a JSON reply object (as [`parse_json_reply`](crate::parse_json_reply)
+/// accepts), in order.
+///
+/// The shell writes a command's output a whole line at a time, so a reply line
+/// starts at a line start even when log lines from other threads arrive between
+/// the lines of a reply, or split an echo; such lines, echoes and prompts are skipped.
+pub fn json_replies(raw: &[u8]) -> Vec<serde_json::Value> {
+    raw_lines(raw)
+        .filter(|line| line.starts_with(b"{"))
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .filter_map(|line| crate::parse_json_reply(&format!("{line}\n")).ok())
+        .collect()
+}
+
 /// A human-form shell error: one line `error[<code>]: <message>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorLine<'a> {
@@ -95,6 +127,48 @@ pub fn parse_error_line(text: &str) -> Option<ErrorLine<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Four lines sent at once while a flood logs: log lines after a prompt, inside an echo, between replies.
+    const INTERLEAVED: &[u8] = b"logctl flood --source noisy --count 5 --duration 10 --json\r\n\
+{\"schema_version\":1,\"command\":\"logctl flood\",\"ok\":true,\"id\":1}\r\n\
+sis> flood noisy message 1 of 5\r\n\
+logctl stflood noisy message 2 of 5\r\n\
+atus --json\r\n\
+flood noisy message 3 of 5\r\n\
+{\"schema_version\":1,\"command\":\"logctl status\",\"ok\":true,\"floods\":[{\"sent\":3}]}\r\n\
+sis> {\"schema_version\":1,\"command\":\"not at a line start\",\"ok\":true}\r\n\
+{\"a\":1}\r\n\
+{\"schema_version\":1,\"command\":\"cut\",\r\n\
+klog: noisy: 2 messages suppressed\r\n\
+{\"schema_version\":1,\"command\":null,\"ok\":false,\"error\":{\"code\":\"unknown-command\",\"message\":\"m\"}}\r\n\
+sis> ^C\r\n\
+sis> echo sync-1\r\n\
+sync-1\r\n\
+sis> ";
+
+    #[test]
+    fn json_replies_are_the_reply_objects_that_start_a_line() {
+        let replies = json_replies(INTERLEAVED);
+        let commands: Vec<&serde_json::Value> = replies.iter().map(|reply| &reply["command"]).collect();
+        assert_eq!(
+            commands,
+            [&serde_json::json!("logctl flood"), &serde_json::json!("logctl status"), &serde_json::Value::Null]
+        );
+        assert_eq!(replies[1]["floods"][0]["sent"], 3);
+        assert_eq!(replies[2]["error"]["code"], "unknown-command");
+    }
+
+    #[test]
+    fn raw_lines_split_on_crlf_and_keep_an_unfinished_last_line() {
+        let lines: Vec<&[u8]> = raw_lines(INTERLEAVED).collect();
+        assert_eq!(lines.len(), 16);
+        assert_eq!(lines[3], b"logctl stflood noisy message 2 of 5");
+        assert_eq!(lines[15], b"sis> ");
+        let log_lines = lines.iter().filter(|line| find(line, b"flood noisy message ").is_some()).count();
+        assert_eq!(log_lines, 3);
+        assert_eq!(raw_lines(b"").count(), 0);
+        assert_eq!(raw_lines(b"a\r\n\r\nb").collect::<Vec<_>>(), [&b"a"[..], b"", b"b"]);
+    }
 
     #[test]
     fn reply_is_between_the_echo_and_the_next_line_start_prompt() {

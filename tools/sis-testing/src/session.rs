@@ -178,9 +178,45 @@ impl Sis {
         parse_json_reply(&output.text)
     }
 
+    /// Sends every line, each ended by `\r`, in one write, then [`sync`](Self::sync)s; returns the raw console
+    /// bytes from before the send to the end of the sync.
+    ///
+    /// The shell runs the lines one after another as it reads them, so a
+    /// command can be answered while an earlier one's threads are still at work.
+    /// Read the replies with [`console::json_replies`]. The console must be at a
+    /// prompt ([`HarnessError::NotAtPrompt`]), and no line may hold `\r`, `\n`
+    /// or Ctrl-C ([`HarnessError::LineBreakInLine`]); nothing is sent otherwise.
+    pub fn run_raw_lines(&mut self, lines: &[&str]) -> Result<Vec<u8>, HarnessError> {
+        for line in lines {
+            if let Some(offset) = console::first_line_break(line.as_bytes()) {
+                return Err(HarnessError::LineBreakInLine { line: line.as_bytes().to_vec(), offset });
+            }
+        }
+        let from = {
+            let received = self.process.console().lock();
+            if !received.bytes.ends_with(PROMPT.as_bytes()) {
+                return Err(HarnessError::NotAtPrompt { output_tail: tail_of(&received.bytes) });
+            }
+            received.bytes.len()
+        };
+        let mut submitted = Vec::new();
+        for line in lines {
+            submitted.extend_from_slice(line.as_bytes());
+            submitted.push(b'\r');
+        }
+        self.send_raw(&submitted)?;
+        let end = self.sync_end()?;
+        Ok(self.process.console().lock().bytes[from..end].to_vec())
+    }
+
     /// Resynchronises after raw input: cancels any half-typed line with Ctrl-C,
     /// sends `echo <unique nonce>` and waits for the nonce line and the prompt after it.
     pub fn sync(&mut self) -> Result<(), HarnessError> {
+        self.sync_end().map(|_| ())
+    }
+
+    /// [`sync`](Self::sync), returning the offset in the console output just after the prompt that ended it.
+    fn sync_end(&mut self) -> Result<usize, HarnessError> {
         let nonce = format!("sync-{}-{}", std::process::id(), SYNC_COUNTER.fetch_add(1, Ordering::Relaxed));
         let from = self.process.console().lock().bytes.len();
         let mut bytes = vec![CTRL_C];
@@ -190,8 +226,7 @@ impl Sis {
         let expected = format!("\n{nonce}\r\n{PROMPT}");
         self.process.wait_for(from, &format!("the answer to sync {nonce}"), self.timeout, |after| {
             console::find(after, expected.as_bytes()).map(|at| at + expected.len())
-        })?;
-        Ok(())
+        })
     }
 
     /// Waits (within the timeout) for QEMU to exit by itself; returns its exit code (`None`: killed by a signal).

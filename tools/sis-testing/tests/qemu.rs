@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 22] = [
+const COMMANDS: [&str; 23] = [
     "help",
     "version",
     "uptime",
@@ -34,6 +34,7 @@ const COMMANDS: [&str; 22] = [
     "temporaliso",
     "blkctl",
     "netctl",
+    "logctl",
     "sleep",
     "shutdown",
     "fault",

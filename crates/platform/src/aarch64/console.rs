@@ -1,15 +1,22 @@
 //! The serial console: line-ending translation on output, a receive ring filled by the UART interrupt.
+//!
+//! Every received byte carries the time it was put in the ring, so the shell
+//! can tell how long a line waited before it was answered.
 
 use core::fmt;
 
 use super::irq_lock::IrqMutex;
-use super::{thread, uart};
+use super::{thread, time, uart};
 
 /// Bytes of received input buffered between the interrupt and the reader.
 const RECEIVE_CAPACITY: usize = 4096;
 
 struct ReceiveRing {
     bytes: [u8; RECEIVE_CAPACITY],
+    /// When each byte in `bytes` was put in the ring, ns.
+    arrivals_ns: [u64; RECEIVE_CAPACITY],
+    /// When the most recent byte was put in the ring, ns (0: none yet).
+    last_arrival_ns: u64,
     head: usize,
     length: usize,
     /// The interrupt was masked because the ring filled up.
@@ -19,8 +26,15 @@ struct ReceiveRing {
 }
 
 static OUTPUT: IrqMutex<()> = IrqMutex::new(());
-static INPUT: IrqMutex<ReceiveRing> =
-    IrqMutex::new(ReceiveRing { bytes: [0; RECEIVE_CAPACITY], head: 0, length: 0, throttled: false, waiter: None });
+static INPUT: IrqMutex<ReceiveRing> = IrqMutex::new(ReceiveRing {
+    bytes: [0; RECEIVE_CAPACITY],
+    arrivals_ns: [0; RECEIVE_CAPACITY],
+    last_arrival_ns: 0,
+    head: 0,
+    length: 0,
+    throttled: false,
+    waiter: None,
+});
 
 fn put_translated(text: &str) {
     for byte in text.bytes() {
@@ -83,10 +97,13 @@ pub(super) fn on_uart_interrupt() {
 /// Moves bytes from the UART FIFO into the ring and wakes the reader.
 pub(super) fn drain_receive_fifo() {
     let mut ring = INPUT.lock();
+    let now_ns = time::now_ns();
     while ring.length < RECEIVE_CAPACITY {
         let Some(byte) = uart::take_byte() else { break };
         let tail = (ring.head + ring.length) % RECEIVE_CAPACITY;
         ring.bytes[tail] = byte;
+        ring.arrivals_ns[tail] = now_ns;
+        ring.last_arrival_ns = now_ns;
         ring.length += 1;
     }
     if ring.length == RECEIVE_CAPACITY {
@@ -100,8 +117,19 @@ pub(super) fn drain_receive_fifo() {
     }
 }
 
+/// When the most recent received byte was put in the receive ring, ns since boot (0: nothing received yet).
+pub fn last_arrival_ns() -> u64 {
+    INPUT.lock().last_arrival_ns
+}
+
 /// Reads up to `buffer.len()` received bytes, blocking the calling thread until at least one arrives.
 pub fn read(buffer: &mut [u8]) -> usize {
+    read_timed(buffer, &mut [])
+}
+
+/// Like [`read`], and writes the time each byte was put in the receive ring (ns) into `arrivals_ns`, as far
+/// as it reaches.
+pub fn read_timed(buffer: &mut [u8], arrivals_ns: &mut [u64]) -> usize {
     if buffer.is_empty() {
         return 0;
     }
@@ -112,6 +140,9 @@ pub fn read(buffer: &mut [u8]) -> usize {
                 let mut count = 0;
                 while count < buffer.len() && ring.length > 0 {
                     buffer[count] = ring.bytes[ring.head];
+                    if let Some(arrival) = arrivals_ns.get_mut(count) {
+                        *arrival = ring.arrivals_ns[ring.head];
+                    }
                     ring.head = (ring.head + 1) % RECEIVE_CAPACITY;
                     ring.length -= 1;
                     count += 1;

@@ -115,7 +115,10 @@ fn run() {
             let delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
             (seen, delay, net.waker, net.poll_waiter.take())
         });
-        let Some((seen, delay_ns, waker, waiter)) = polled else { return };
+        let Some((seen, delay_ns, waker, waiter)) = polled else {
+            crate::klog!("net", "net: no network stack attached; the network thread ends");
+            return;
+        };
         if let Some(waiter) = waiter {
             thread::wake(waiter);
         }
