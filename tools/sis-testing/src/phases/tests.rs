@@ -126,7 +126,8 @@ fn the_table_counts_pending_phases_apart_and_lists_every_failure() {
     let phase7 = phase_result(&PHASES[5], &[], Duration::ZERO);
     let phase8 = phase_result(&PHASES[6], &[], Duration::ZERO);
     assert_eq!(phase8.tests[7].reason.as_deref(), Some("not implemented (issue 22)"), "the dataflow issue's test");
-    assert_eq!(phase8.tests[0].reason.as_deref(), Some("not implemented (issue 19)"));
+    // Phase 8 is off the pending list: a test without a verdict is not implemented, with no issue to wait for.
+    assert_eq!(phase8.tests[0].reason.as_deref(), Some("not implemented"));
     let report = report(vec![phase3, phase7], true);
     assert_eq!((report.passed, report.total, report.failing_outside_pending), (10, 11, 0));
     assert_eq!(
@@ -232,7 +233,41 @@ fn a_single_test_another_issue_builds_does_not_fail_a_complete_phase_but_any_oth
     assert_eq!((passing.passed, passing.total, passing.failing_outside_pending), (7, 8, 0));
     let graph = passing.phases[0].tests.iter().find(|test| test.name == "Graph integration").unwrap();
     assert_eq!(graph.reason.as_deref(), Some("not implemented (issue 22)"));
+    assert!(table(&passing)
+        .contains("| Phase 8 - Performance | 7/8 | 87.5% | complete but for Graph integration (issue 22) |\n"));
     let mut one_failing = all.clone();
     one_failing[0].1 = Err(String::from("switches 1, got 0"));
     assert_eq!(complete(&one_failing).failing_outside_pending, 1);
+    assert!(table(&complete(&one_failing)).contains("| 6/8 | 75.0% | FAILING |\n"));
+}
+
+/// The console output of phase 8's flood session, as one deterministic boot printed it.
+const FLOOD_RAW: &[u8] = include_bytes!("phase8_flood_raw.txt");
+
+#[test]
+fn no_output_flooding_judged_on_real_output_passes_and_a_lost_message_or_an_unlimited_flood_fails() {
+    assert_eq!(rate_limit::judge_flood(FLOOD_RAW), Ok(()));
+    // A steady message lost among the noisy flood's lines.
+    let text = String::from_utf8_lossy(FLOOD_RAW);
+    let lost = text.replacen("flood steady message 7 of 20\r\n", "", 1);
+    assert_eq!(
+        rate_limit::judge_flood(lost.as_bytes()).unwrap_err().split(", got").next(),
+        Some("the 20 steady messages in order")
+    );
+    // A flood the limit did not hold: a noisy message more on the console than the counters say were printed.
+    let extra = text.replacen(
+        "flood noisy message 1 of 200000\r\n",
+        "flood noisy message 1 of 200000\r\nflood noisy message 2 of 200000\r\n",
+        1,
+    );
+    assert_eq!(
+        rate_limit::judge_flood(extra.as_bytes()),
+        Err(String::from("100 noisy messages on the console, got 101"))
+    );
+    // A suppression line that under-reports.
+    let short = text.replacen("klog: noisy: 19990 messages suppressed", "klog: noisy: 19989 messages suppressed", 1);
+    assert_eq!(
+        rate_limit::judge_flood(short.as_bytes()),
+        Err(String::from("klog: noisy: lines adding up to 199900, got 199899"))
+    );
 }
