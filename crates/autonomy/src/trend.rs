@@ -47,7 +47,7 @@ pub struct PressureTrend {
 
 impl PressureTrend {
     /// No samples.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         PressureTrend { samples: Ring::new() }
     }
 
