@@ -74,6 +74,14 @@ impl Run<'_> {
         Ok(number(&self.after["metrics"], key)?.saturating_sub(before))
     }
 
+    /// The counter `key` grew over the run by `expected`, the number of `what` in the audit.
+    fn expect_delta(&self, key: &str, expected: u64, what: &str) -> Result<(), String> {
+        match self.delta(key)? {
+            got if got == expected => Ok(()),
+            got => Err(format!("run {}: {key} counts the {expected} {what}, got {got}", self.name)),
+        }
+    }
+
     /// The traces whose disposition is `disposition`.
     fn count(&self, disposition: &str) -> u64 {
         self.traces.iter().filter(|trace| trace["disposition"] == disposition).count() as u64
@@ -261,22 +269,9 @@ fn confidence_thresholds(runs: &[&Run]) -> Result<(), String> {
                 return Err(format!("run {}: a held decision has no outcome, got {trace}", run.name));
             }
         }
-        let run_held = run.count("held");
-        if run.delta("decisions_held")? != run_held {
-            return Err(format!(
-                "run {}: decisions_held counts the {run_held} held decisions, got {}",
-                run.name,
-                run.delta("decisions_held")?
-            ));
-        }
-        let run_acted = run.count("acted");
-        if run.delta("total_interventions")? != run_acted {
-            return Err(format!(
-                "run {}: total_interventions counts the {run_acted} acted decisions, got {}",
-                run.name,
-                run.delta("total_interventions")?
-            ));
-        }
+        let (run_held, run_acted) = (run.count("held"), run.count("acted"));
+        run.expect_delta("decisions_held", run_held, "held decisions")?;
+        run.expect_delta("total_interventions", run_acted, "acted decisions")?;
         held += run_held;
         acted += run_acted;
     }
@@ -352,14 +347,7 @@ fn reward_feedback(runs: &[&Run]) -> Result<(), String> {
         }
         let outcomes = |name: &str| run.traces.iter().filter(|trace| trace["outcome"] == name).count() as u64;
         for (outcome, counter) in [("succeeded", "interventions_succeeded"), ("failed", "interventions_failed")] {
-            if run.delta(counter)? != outcomes(outcome) {
-                return Err(format!(
-                    "run {}: {counter} counts the {} {outcome} traces, got {}",
-                    run.name,
-                    outcomes(outcome),
-                    run.delta(counter)?
-                ));
-            }
+            run.expect_delta(counter, outcomes(outcome), &format!("{outcome} traces"))?;
         }
         resolved += outcomes("succeeded") + outcomes("failed");
     }
