@@ -3,7 +3,8 @@
 //! The kernel's stack is `NetStack<FaultInjector<virtio-net>>`: the driver
 //! moves Ethernet frames ([`FrameIo`]), the fault injector sits where the wire
 //! is (drops, corrupts, partitions), and [`NetStack`] runs smoltcp over it with
-//! the TCP echo service and ICMP ping. Time is passed into every call (the
+//! the TCP echo service, ICMP ping, and listeners for TCP services
+//! ([`NetStack::listen`], [`TcpService`]: the web server is one). Time is passed into every call (the
 //! kernel clock in the kernel, a number in tests), so everything here is safe,
 //! portable code tested on the host over [`fake::Wire`].
 #![cfg_attr(not(test), no_std)]
@@ -14,10 +15,15 @@ extern crate alloc;
 mod device;
 pub mod fake;
 mod fault;
+mod listener;
 mod stack;
 
 pub use device::SmolDevice;
 pub use fault::{FaultInjector, FaultState, FaultStats, MAX_CAPTURED_FRAMES, MAX_PERCENT};
+pub use listener::{
+    ListenError, ListenerConfig, ListenerId, ListenerStats, TcpService, MAX_LISTENER_BUFFER_BYTES,
+    MAX_LISTENER_SOCKETS, MIN_LISTENER_BUFFER_BYTES, UNACKNOWLEDGED_TIMEOUT_S,
+};
 pub use stack::{EchoStats, NetConfig, NetStack, PingError, PingReply, ECHO_PORT, ECHO_SOCKETS};
 
 use alloc::vec::Vec;

@@ -16,6 +16,7 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address};
 
 use crate::device::SmolDevice;
+use crate::listener::{ListenError, Listener, ListenerConfig, ListenerId, ListenerStats, TcpService};
 use crate::FrameIo;
 
 /// TCP port of the echo service (RFC 862).
@@ -107,6 +108,8 @@ pub struct NetStack<F: FrameIo> {
     config: NetConfig,
     scratch: Vec<u8>,
     polls: u64,
+    /// TCP services' listeners, by [`ListenerId`] (a closed one leaves `None`).
+    listeners: Vec<Option<Listener>>,
 }
 
 impl<F: FrameIo> core::fmt::Debug for NetStack<F> {
@@ -174,7 +177,88 @@ impl<F: FrameIo> NetStack<F> {
             config,
             scratch: vec![0; ECHO_CHUNK_BYTES],
             polls: 0,
+            listeners: Vec::new(),
         }
+    }
+
+    /// Starts listening on `config.port` with `config.sockets` sockets for a [`TcpService`] that
+    /// [`serve`](Self::serve) drives. Refused for a port in use (the echo's or another listener's) or a
+    /// configuration out of bounds.
+    pub fn listen(&mut self, config: ListenerConfig) -> Result<ListenerId, ListenError> {
+        config.validate()?;
+        let in_use = config.port == ECHO_PORT
+            || self.listeners.iter().flatten().any(|listener| listener.config.port == config.port);
+        if in_use {
+            return Err(ListenError::PortInUse { port: config.port });
+        }
+        let handles = (0..config.sockets).map(|_| self.sockets.add(config.socket())).collect();
+        let listener = Listener::new(config, handles);
+        let id = match self.listeners.iter().position(Option::is_none) {
+            Some(free) => {
+                self.listeners[free] = Some(listener);
+                free
+            }
+            None => {
+                self.listeners.push(Some(listener));
+                self.listeners.len() - 1
+            }
+        };
+        Ok(ListenerId(id))
+    }
+
+    /// Stops a listener: its connections are aborted (a reset goes out at the next poll), `service` (if given)
+    /// sees each open one end, and its sockets are freed.
+    pub fn close_listener(
+        &mut self,
+        id: ListenerId,
+        service: Option<&mut dyn TcpService>,
+        now_ns: u64,
+    ) -> Result<ListenerStats, ListenError> {
+        let mut listener = self.listeners.get_mut(id.0).and_then(Option::take).ok_or(ListenError::Unknown)?;
+        for &handle in &listener.handles {
+            self.sockets.get_mut::<tcp::Socket>(handle).abort();
+        }
+        // Send the resets before the sockets go.
+        self.interface.poll(instant(now_ns), &mut self.device, &mut self.sockets);
+        for &handle in &listener.handles {
+            self.sockets.remove(handle);
+        }
+        listener.end_all(service, now_ns);
+        Ok(listener.stats)
+    }
+
+    /// Serves listener `id` with `service` at `now_ns`: accepts connections, hands received bytes over, sends
+    /// its output, closes what it closes, and polls the interface until nothing more moves (bounded). Returns
+    /// whether anything moved.
+    pub fn serve(&mut self, id: ListenerId, now_ns: u64, service: &mut dyn TcpService) -> Result<bool, ListenError> {
+        let timestamp = instant(now_ns);
+        let mut any = false;
+        for _ in 0..8 {
+            self.interface.poll(timestamp, &mut self.device, &mut self.sockets);
+            let listener = self.listeners.get_mut(id.0).and_then(Option::as_mut).ok_or(ListenError::Unknown)?;
+            let mut moved = false;
+            for slot in 0..listener.handles.len() {
+                let socket = self.sockets.get_mut::<tcp::Socket>(listener.handles[slot]);
+                moved |= listener.serve_slot(slot, socket, service, &mut self.scratch, now_ns);
+            }
+            listener.refresh_open();
+            any |= moved;
+            if !moved {
+                break;
+            }
+        }
+        Ok(any)
+    }
+
+    /// A listener's counters.
+    pub fn listener_stats(&self, id: ListenerId) -> Result<ListenerStats, ListenError> {
+        self.listeners.get(id.0).and_then(Option::as_ref).map(|listener| listener.stats).ok_or(ListenError::Unknown)
+    }
+
+    /// TCP state of each of a listener's sockets, lower case.
+    pub fn listener_states(&self, id: ListenerId) -> Result<Vec<&'static str>, ListenError> {
+        let listener = self.listeners.get(id.0).and_then(Option::as_ref).ok_or(ListenError::Unknown)?;
+        Ok(listener.handles.iter().map(|&handle| state_name(self.sockets.get::<tcp::Socket>(handle).state())).collect())
     }
 
     /// Moves frames and serves the echo sockets until nothing more happens at `now_ns`.
@@ -341,7 +425,7 @@ fn state_name(state: tcp::State) -> &'static str {
 mod tests {
     use super::*;
     use crate::fake::{Wire, WireEnd};
-    use crate::FaultInjector;
+    use crate::{FaultInjector, ListenError, ListenerConfig, ListenerId, TcpService};
     use sis_hal::SeededRandom;
 
     const CLIENT_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
@@ -380,11 +464,15 @@ mod tests {
         }
 
         fn connect(&mut self) {
+            self.connect_to(ECHO_PORT);
+        }
+
+        fn connect_to(&mut self, server_port: u16) {
             self.next_port += 1;
             let port = self.next_port;
             let context = self.interface.context();
             let socket = self.sockets.get_mut::<tcp::Socket>(self.tcp);
-            socket.connect(context, (IpAddress::v4(10, 0, 2, 15), ECHO_PORT), port).unwrap();
+            socket.connect(context, (IpAddress::v4(10, 0, 2, 15), server_port), port).unwrap();
         }
     }
 
@@ -547,5 +635,220 @@ mod tests {
         client.connect();
         let (back, _) = round_trip(&mut server, &mut client, 0, b"still here");
         assert_eq!(back, b"still here");
+    }
+
+    /// A line service for the listener tests: answers each received byte upper-cased, ends the connection after
+    /// `bye`, takes at most `room` bytes at a time, and records what it saw.
+    #[derive(Default)]
+    struct Upper {
+        room: usize,
+        output: Vec<Vec<u8>>,
+        received: Vec<Vec<u8>>,
+        closing: Vec<bool>,
+        events: Vec<(&'static str, usize)>,
+    }
+
+    impl Upper {
+        fn new(slots: usize, room: usize) -> Self {
+            Upper {
+                room,
+                output: vec![Vec::new(); slots],
+                received: vec![Vec::new(); slots],
+                closing: vec![false; slots],
+                events: Vec::new(),
+            }
+        }
+    }
+
+    impl TcpService for Upper {
+        fn opened(&mut self, slot: usize, _now_ns: u64) {
+            self.events.push(("opened", slot));
+        }
+
+        fn room(&self, _slot: usize) -> usize {
+            self.room
+        }
+
+        fn received(&mut self, slot: usize, data: &[u8], _now_ns: u64) {
+            self.received[slot].extend_from_slice(data);
+            self.output[slot].extend(data.iter().map(u8::to_ascii_uppercase));
+            if self.received[slot].ends_with(b"bye") {
+                self.closing[slot] = true;
+            }
+        }
+
+        fn output(&self, slot: usize) -> &[u8] {
+            &self.output[slot]
+        }
+
+        fn sent(&mut self, slot: usize, count: usize) {
+            self.output[slot].drain(..count);
+        }
+
+        fn peer_closed(&mut self, slot: usize, _now_ns: u64) {
+            self.events.push(("peer_closed", slot));
+            self.output[slot].extend_from_slice(b"; served");
+            self.closing[slot] = true;
+        }
+
+        fn closing(&self, slot: usize) -> bool {
+            self.closing[slot]
+        }
+
+        fn closed(&mut self, slot: usize, _now_ns: u64) {
+            self.events.push(("closed", slot));
+            self.received[slot].clear();
+            self.closing[slot] = false;
+        }
+    }
+
+    const SERVICE_PORT: u16 = 8080;
+
+    fn listening(server: &mut NetStack<FaultInjector<WireEnd>>, sockets: usize) -> ListenerId {
+        server.listen(ListenerConfig { port: SERVICE_PORT, sockets, buffer_bytes: 16 * 1024 }).unwrap()
+    }
+
+    /// Polls the client and serves the listener, advancing time, until `done` or `max_steps`.
+    fn serve_until(
+        server: &mut NetStack<FaultInjector<WireEnd>>,
+        id: ListenerId,
+        service: &mut Upper,
+        client: &mut Client,
+        mut now_ns: u64,
+        max_steps: u32,
+        mut done: impl FnMut(&mut Upper, &mut Client) -> bool,
+    ) -> (u64, bool) {
+        for _ in 0..max_steps {
+            client.poll(now_ns);
+            server.serve(id, now_ns, service).unwrap();
+            if done(service, client) {
+                return (now_ns, true);
+            }
+            now_ns += STEP_NS;
+        }
+        (now_ns, false)
+    }
+
+    fn take_received(client: &mut Client, into: &mut Vec<u8>) {
+        let socket = client.socket();
+        while socket.can_recv() {
+            socket.recv(|data| (data.len(), into.extend_from_slice(data))).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_service_sees_its_connections_open_receive_and_end_and_each_slot_listens_again() {
+        let (mut server, mut client) = pair(0);
+        let id = listening(&mut server, 2);
+        let mut service = Upper::new(2, usize::MAX);
+        let mut now_ns = 0;
+        for connection in 1..=2u64 {
+            client.connect_to(SERVICE_PORT);
+            client.poll(now_ns);
+            let mut back = Vec::new();
+            let mut sent = false;
+            let (later, done) = serve_until(&mut server, id, &mut service, &mut client, now_ns, 10_000, |_, client| {
+                if !sent && client.socket().can_send() {
+                    client.socket().send_slice(b"hello, bye").unwrap();
+                    sent = true;
+                }
+                take_received(client, &mut back);
+                // The service closes after `bye`: the client sees the FIN once everything arrived.
+                client.socket().state() == tcp::State::CloseWait
+            });
+            assert!(done, "connection {connection}: client {:?}", client.socket().state());
+            assert_eq!(back, b"HELLO, BYE");
+            client.socket().close();
+            let (later, ended) =
+                serve_until(&mut server, id, &mut service, &mut client, later, 10_000, |service, _| {
+                    service.events.iter().filter(|event| event.0 == "closed").count() as u64 == connection
+                });
+            assert!(ended);
+            client.socket().abort();
+            client.poll(later);
+            now_ns = later + STEP_NS;
+            let stats = server.listener_stats(id).unwrap();
+            assert_eq!((stats.accepted, stats.ended, stats.open), (connection, connection, 0));
+            assert_eq!((stats.bytes_in, stats.bytes_out), (10 * connection, 10 * connection));
+        }
+        assert_eq!(service.events, [("opened", 0), ("closed", 0), ("opened", 0), ("closed", 0)]);
+        assert_eq!(server.listener_states(id).unwrap(), ["listen", "listen"]);
+        assert_eq!(server.echo_stats().connections, 0, "the echo service saw nothing");
+    }
+
+    #[test]
+    fn bytes_wait_in_the_socket_until_the_service_has_room() {
+        let (mut server, mut client) = pair(0);
+        let id = listening(&mut server, 1);
+        let mut service = Upper::new(1, 0);
+        client.connect_to(SERVICE_PORT);
+        let sent: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut offset = 0;
+        let (now_ns, _) = serve_until(&mut server, id, &mut service, &mut client, 0, 2_000, |_, client| {
+            if client.socket().can_send() && offset < sent.len() {
+                offset += client.socket().send_slice(&sent[offset..]).unwrap();
+            }
+            false
+        });
+        assert_eq!(offset, sent.len());
+        assert!(service.received[0].is_empty(), "a service without room is handed nothing");
+        assert_eq!(server.listener_stats(id).unwrap().bytes_in, 0);
+        service.room = 1_000;
+        let (_, all) = serve_until(&mut server, id, &mut service, &mut client, now_ns, 10_000, |service, _| {
+            service.received[0].len() == sent.len()
+        });
+        assert!(all);
+        assert_eq!(service.received[0], sent, "every byte, in order");
+    }
+
+    #[test]
+    fn a_peer_that_closes_first_still_gets_the_services_reply() {
+        let (mut server, mut client) = pair(0);
+        let id = listening(&mut server, 1);
+        let mut service = Upper::new(1, usize::MAX);
+        client.connect_to(SERVICE_PORT);
+        let mut back = Vec::new();
+        let mut stage = 0;
+        let (_, done) = serve_until(&mut server, id, &mut service, &mut client, 0, 10_000, |_, client| {
+            if stage == 0 && client.socket().can_send() {
+                client.socket().send_slice(b"ask").unwrap();
+                client.socket().close();
+                stage = 1;
+            }
+            take_received(client, &mut back);
+            client.socket().state() == tcp::State::TimeWait
+        });
+        assert!(done, "client {:?}", client.socket().state());
+        assert_eq!(back, b"ASK; served");
+        assert_eq!(service.events, [("opened", 0), ("peer_closed", 0), ("closed", 0)]);
+    }
+
+    #[test]
+    fn ports_in_use_and_bounds_are_refused_and_closing_a_listener_resets_its_connections() {
+        let (mut server, mut client) = pair(0);
+        let config = |port, sockets, buffer_bytes| ListenerConfig { port, sockets, buffer_bytes };
+        assert_eq!(server.listen(config(ECHO_PORT, 1, 4096)), Err(ListenError::PortInUse { port: ECHO_PORT }));
+        assert_eq!(server.listen(config(0, 1, 4096)), Err(ListenError::PortZero));
+        assert_eq!(server.listen(config(80, 0, 4096)), Err(ListenError::SocketsOutOfRange { sockets: 0 }));
+        assert_eq!(server.listen(config(80, 257, 4096)), Err(ListenError::SocketsOutOfRange { sockets: 257 }));
+        assert_eq!(server.listen(config(80, 1, 1023)), Err(ListenError::BufferOutOfRange { buffer_bytes: 1023 }));
+        let id = listening(&mut server, 1);
+        assert_eq!(server.listen(config(SERVICE_PORT, 1, 4096)), Err(ListenError::PortInUse { port: SERVICE_PORT }));
+        let mut service = Upper::new(1, usize::MAX);
+        client.connect_to(SERVICE_PORT);
+        let (now_ns, open) = serve_until(&mut server, id, &mut service, &mut client, 0, 1_000, |_, client| {
+            client.socket().state() == tcp::State::Established
+        });
+        assert!(open);
+        assert_eq!(server.listener_stats(id).unwrap().open, 1);
+        let stats = server.close_listener(id, Some(&mut service), now_ns).unwrap();
+        assert_eq!((stats.accepted, stats.ended, stats.open), (1, 1, 0));
+        assert_eq!(service.events, [("opened", 0), ("closed", 0)]);
+        client.poll(now_ns);
+        assert_eq!(client.socket().state(), tcp::State::Closed, "the reset reached the client");
+        assert_eq!(server.listener_stats(id), Err(ListenError::Unknown));
+        assert_eq!(server.serve(id, now_ns, &mut service), Err(ListenError::Unknown));
+        // The port and the slot are free again.
+        assert_eq!(listening(&mut server, 1), id);
     }
 }
