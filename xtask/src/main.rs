@@ -239,6 +239,7 @@ fn cargo_test(step: &str, args: &[&str], envs: &[(&str, &str)], counts: &mut Cou
 fn test() -> Result<(), String> {
     setup::ensure_qemu()?;
     setup::ensure_target()?;
+    setup::ensure_web_clients()?;
     let kernel = QemuConfig::new().kernel.to_string_lossy().into_owned();
     let mut counts = Counts::default();
     let result = (|| {
