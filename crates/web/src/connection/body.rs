@@ -139,10 +139,13 @@ fn read_chunked(
 pub(super) fn parse_head(input: &[u8], limits: &Limits) -> Result<Option<(usize, Request, Framing)>, HttpError> {
     let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut parsed = httparse::Request::new(&mut headers);
-    let consumed = match parsed.parse(input) {
+    // Only the bytes a head may hold (and one more, to see it is too long) are parsed, so the verdict never
+    // depends on how much of what follows has arrived: the same bytes give the same error in any pieces.
+    let window = &input[..input.len().min(limits.max_head_bytes.saturating_add(1))];
+    let consumed = match parsed.parse(window) {
         Ok(httparse::Status::Complete(consumed)) if consumed <= limits.max_head_bytes => consumed,
         Ok(httparse::Status::Complete(_)) => return Err(HttpError::HeadTooLarge),
-        Ok(httparse::Status::Partial) if input.len() > limits.max_head_bytes => return Err(HttpError::HeadTooLarge),
+        Ok(httparse::Status::Partial) if window.len() > limits.max_head_bytes => return Err(HttpError::HeadTooLarge),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders),
         Err(httparse::Error::Version) => return Err(HttpError::UnsupportedVersion),

@@ -128,6 +128,22 @@ fn header_count_limit_at_its_boundary() {
     assert_eq!(first_error(limits, with(5).as_bytes()), Some(HttpError::TooManyHeaders));
 }
 
+/// Regression (found by the `http_request` fuzz target): a head too long that also has too many headers past
+/// the limit gave 431 `too-many-headers` read at once but `head-too-large` read in pieces.
+#[test]
+fn the_verdict_on_a_long_head_does_not_depend_on_the_pieces() {
+    let limits = Limits { max_head_bytes: 64, max_headers: 3, ..Limits::default() };
+    let head =
+        alloc::format!("GET / HTTP/1.1\r\nHost: h\r\nX-Long: {}\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", "l".repeat(40));
+    assert_eq!(first_error(limits, head.as_bytes()), Some(HttpError::HeadTooLarge));
+    let mut connection = connection(limits);
+    let mut events = alloc::vec::Vec::new();
+    for byte in head.as_bytes() {
+        events.extend(drive(&mut connection, 0, core::slice::from_ref(byte)));
+    }
+    assert_eq!(events, [Event::HttpError(HttpError::HeadTooLarge)]);
+}
+
 #[test]
 fn body_limit_at_its_boundary_for_both_framings() {
     let limits = Limits { max_body_bytes: 10, ..Limits::default() };
