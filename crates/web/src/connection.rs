@@ -128,6 +128,8 @@ pub enum Timeout {
     Body,
     /// No request began within `idle_timeout_ns` of the last response or of the connection's start (plain close).
     Idle,
+    /// Queued output waited `send_timeout_ns` without any of it being sent: closed at once ([`State::Closed`]).
+    Send,
 }
 
 /// Where a connection is.
@@ -211,6 +213,8 @@ pub struct Connection {
     now_ns: u64,
     /// Since when the connection has waited for a request (idle timeout).
     idle_since_ns: u64,
+    /// Since when queued output has waited without progress (send timeout).
+    send_waiting_since_ns: Option<u64>,
     stats: ConnectionStats,
 }
 
@@ -226,6 +230,7 @@ impl Connection {
             events: VecDeque::new(),
             now_ns,
             idle_since_ns: now_ns,
+            send_waiting_since_ns: None,
             stats: ConnectionStats::default(),
         }
     }
@@ -274,6 +279,18 @@ impl Connection {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
+        if self.output.len() == 0 || matches!(self.phase, Phase::Closed) {
+            self.send_waiting_since_ns = None;
+        } else {
+            let since = *self.send_waiting_since_ns.get_or_insert(self.now_ns);
+            if self.now_ns.saturating_sub(since) > self.limits.send_timeout_ns {
+                self.output.clear();
+                self.input = Vec::new();
+                self.phase = Phase::Closed;
+                self.send_waiting_since_ns = None;
+                return Some(Event::TimedOut(Timeout::Send));
+            }
+        }
         let timeout = match &self.phase {
             Phase::Head { started_ns: Some(started) } => {
                 (self.now_ns.saturating_sub(*started) > self.limits.head_timeout_ns).then_some(Timeout::Head)
@@ -298,14 +315,16 @@ impl Connection {
 
     /// The earliest time at which [`Connection::poll`] may report a timeout, if one is armed.
     pub fn next_deadline_ns(&self) -> Option<u64> {
-        match &self.phase {
+        let send = self.send_waiting_since_ns.map(|since| since.saturating_add(self.limits.send_timeout_ns + 1));
+        let phase = match &self.phase {
             Phase::Head { started_ns: Some(started) } => Some(started.saturating_add(self.limits.head_timeout_ns + 1)),
             Phase::Head { started_ns: None } => {
                 Some(self.idle_since_ns.saturating_add(self.limits.idle_timeout_ns + 1))
             }
             Phase::Body { head_done_ns, .. } => Some(head_done_ns.saturating_add(self.limits.body_timeout_ns + 1)),
             _ => None,
-        }
+        };
+        [send, phase].into_iter().flatten().min()
     }
 
     /// Answers the request handed out last. The connection stays open when the request allowed keep-alive and
@@ -386,6 +405,9 @@ impl Connection {
     pub fn consume(&mut self, count: usize) {
         let taken = self.output.consume(count);
         self.stats.bytes_out += taken as u64;
+        if taken > 0 {
+            self.send_waiting_since_ns = (self.output.len() > 0).then_some(self.now_ns);
+        }
         // A request parse paused for output room may go on now.
         self.advance();
     }

@@ -70,6 +70,8 @@ pub struct ProtocolErrors {
     pub body_timeouts: u64,
     /// Keep-alive connections closed for idling.
     pub idle_timeouts: u64,
+    /// Connections closed because their output waited too long unsent.
+    pub send_timeouts: u64,
     /// Responses that would have overflowed the output queue (connection closed).
     pub output_overflows: u64,
     /// WebSocket close 1002 sent.
@@ -156,8 +158,9 @@ impl Tally {
             Timeout::Head => errors.head_timeouts += 1,
             Timeout::Body => errors.body_timeouts += 1,
             Timeout::Idle => errors.idle_timeouts += 1,
+            Timeout::Send => errors.send_timeouts += 1,
         }
-        if timeout != Timeout::Idle {
+        if matches!(timeout, Timeout::Head | Timeout::Body) {
             self.status(408);
         }
     }

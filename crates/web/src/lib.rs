@@ -29,14 +29,16 @@
 //! | 501 | unknown method, or a transfer coding other than `chunked` |
 //! | 505 | HTTP version other than 1.0 and 1.1 |
 //!
-//! An idle keep-alive connection (no request begun within `idle_timeout_ns`) is closed without a response.
+//! An idle keep-alive connection (no request begun within `idle_timeout_ns`) is closed without a response,
+//! and a connection whose queued output waits `send_timeout_ns` with none of it sent (a client that stopped
+//! reading) is closed at once, its output dropped.
 //! Upgrade refusals keep the connection: 426 without `Upgrade: websocket` or with a `Sec-WebSocket-Version`
 //! other than 13 (the answer names 13), 400 for a key that is not base64 of 16 bytes or a non-GET/HTTP/1.0
 //! upgrade. `Expect: 100-continue` gets `100 Continue` before the body.
 //!
 //! # Limits ([`Limits::default`])
 //! head 8192 bytes, 32 header fields, body 65,536 bytes, head timeout 10 s, body timeout 30 s, idle timeout
-//! 60 s, output queue 524,288 bytes, WebSocket message 65,536 bytes; 64 connections and 64 tokens
+//! 60 s, send timeout 30 s, output queue 524,288 bytes, WebSocket message 65,536 bytes; 64 connections and 64 tokens
 //! ([`AppConfig::default`]). A value at a limit passes, one more fails. A response that does not fit in the
 //! output queue closes the connection at once ([`State::Closed`], counted as an output overflow); a WebSocket
 //! frame that does not fit is refused and counted ([`Counters`]`.websocket.pushes_refused`), so a slow

@@ -19,6 +19,10 @@ pub struct Limits {
     pub body_timeout_ns: u64,
     /// Time a keep-alive connection may wait for its next request (default 60 s); past it: closed without a response.
     pub idle_timeout_ns: u64,
+    /// Time queued output may wait without any of it being sent (default 30 s), counted from the first
+    /// [`Connection::poll`](crate::Connection::poll) that sees it waiting; past it the connection is closed at
+    /// once (a client that stops reading, for HTTP and WebSocket alike).
+    pub send_timeout_ns: u64,
     /// Bytes queued for the peer and not yet drained (default 524,288); an HTTP response that would go past it
     /// closes the connection, a WebSocket frame that would go past it is refused.
     pub max_output_bytes: usize,
@@ -35,6 +39,7 @@ impl Default for Limits {
             head_timeout_ns: 10_000_000_000,
             body_timeout_ns: 30_000_000_000,
             idle_timeout_ns: 60_000_000_000,
+            send_timeout_ns: 30_000_000_000,
             max_output_bytes: 512 * 1024,
             max_ws_message_bytes: 64 * 1024,
         }

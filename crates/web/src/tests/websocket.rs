@@ -258,3 +258,21 @@ fn http_connections_refuse_websocket_sends() {
     assert_eq!(connection.send_text("x"), Err(SendError::NotOpen));
     assert!(!connection.close_websocket(1000));
 }
+
+#[test]
+fn a_peer_that_stops_reading_is_closed_after_the_send_timeout() {
+    let limits = Limits { send_timeout_ns: 1_000, ..Limits::default() };
+    let mut connection = websocket(limits);
+    connection.send_text("first").unwrap();
+    assert_eq!(connection.poll(100), None);
+    assert_eq!(connection.next_deadline_ns(), Some(1_101));
+    assert_eq!(connection.poll(900), None);
+    // Progress (at the latest time seen, 900) restarts the wait.
+    connection.consume(3);
+    assert_eq!(connection.poll(1_500), None);
+    assert_eq!(connection.poll(1_900), None);
+    assert_eq!(connection.poll(1_901), Some(Event::TimedOut(crate::Timeout::Send)));
+    assert_eq!(connection.state(), State::Closed);
+    assert_eq!(connection.pending_output(), b"");
+    assert!(connection.should_close());
+}
