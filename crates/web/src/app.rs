@@ -1,0 +1,418 @@
+//! The application: connections, routes, authentication, WebSocket subscriptions and counters, over a
+//! [`Backend`] the kernel implements.
+//!
+//! The kernel owns the sockets and calls, from its polling loop: [`App::open`] for an accepted socket,
+//! [`App::receive`] with received bytes, [`App::poll`] on every turn (timeouts and due metric pushes), then for
+//! each connection [`App::pending_output`] / [`App::consume`] to send, and [`App::should_close`] /
+//! [`App::close`] to end it. [`App::next_deadline_ns`] says when the next turn is needed at the latest.
+
+mod messages;
+mod routes;
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Serialize;
+use serde_json::Value;
+use sis_shell::Capabilities;
+
+use crate::connection::{Connection, ConnectionId, Event, State};
+use crate::counters::{add_stats, Counters, Tally};
+use crate::limits::Limits;
+use crate::token::{Role, TokenError, TokenId, TokenInfo, TokenStore, DEFAULT_MAX_TOKENS, SECRET_BYTES};
+use crate::ws::close_code;
+
+pub use messages::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+pub use routes::{MAX_COMMAND_BYTES, ROUTES};
+
+/// What the kernel provides: live figures, the command registry and a clock for latencies.
+pub trait Backend {
+    /// The kernel's live figures (memory, pools, scheduler, autonomy, network, block, uptime), read now.
+    fn metrics(&mut self, now_ns: u64) -> Value;
+    /// Runs `line` through the shell registry holding `capabilities`, as the console would with `--json`.
+    fn command(&mut self, line: &str, capabilities: Capabilities) -> CommandReply;
+    /// The monotonic clock, read before and after handling a request to time it.
+    fn now_ns(&mut self) -> u64;
+}
+
+/// The registry's answer to a command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandReply {
+    /// The JSON object the shell printed.
+    pub json: Value,
+    /// Whether the registry refused the line with `permission-denied` (the reply becomes a 403).
+    pub permission_denied: bool,
+}
+
+/// Server-wide settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AppConfig {
+    /// Limits of every connection.
+    pub limits: Limits,
+    /// Connections open at once (default 64); [`App::open`] refuses more.
+    pub max_connections: usize,
+    /// Tokens held at once (default 64).
+    pub max_tokens: usize,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig { limits: Limits::default(), max_connections: 64, max_tokens: DEFAULT_MAX_TOKENS }
+    }
+}
+
+/// Why the app refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppError {
+    /// `max_connections` are open: close the new socket.
+    TooManyConnections,
+    /// No open connection has this id.
+    UnknownConnection,
+}
+
+/// A metrics subscription of one WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MetricsSubscription {
+    /// Push interval.
+    pub interval_ns: u64,
+    /// When the next push is due.
+    pub next_due_ns: u64,
+}
+
+/// Per-connection state beside the protocol: who is behind a WebSocket and what it subscribed to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Session {
+    /// The token that opened the WebSocket.
+    pub token: Option<TokenId>,
+    /// Its metrics subscription.
+    pub metrics: Option<MetricsSubscription>,
+    /// Whether it receives kernel events.
+    pub events: bool,
+}
+
+/// How an event fan-out went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Fanout {
+    /// Subscribers the event was queued for.
+    pub queued: u64,
+    /// Subscribers whose output queue was full (they miss this event).
+    pub refused: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    connection: Connection,
+    session: Session,
+}
+
+/// The web server's state.
+#[derive(Debug)]
+pub struct App {
+    config: AppConfig,
+    tokens: TokenStore,
+    connections: BTreeMap<ConnectionId, Slot>,
+    next_connection: u64,
+    tally: Tally,
+}
+
+impl App {
+    /// A server with no connection and no token.
+    pub fn new(config: AppConfig) -> App {
+        App {
+            config,
+            tokens: TokenStore::new(config.max_tokens),
+            connections: BTreeMap::new(),
+            next_connection: 1,
+            tally: Tally::default(),
+        }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// The token store (read-only: create and revoke through the app, so revocation reaches open WebSockets).
+    pub fn tokens(&self) -> &TokenStore {
+        &self.tokens
+    }
+
+    /// Creates a token from 32 random bytes; returns its record and the secret to show once.
+    pub fn create_token(
+        &mut self,
+        role: Role,
+        secret: [u8; SECRET_BYTES],
+        now_ns: u64,
+    ) -> Result<(TokenInfo, String), TokenError> {
+        self.tokens.create(role, secret, now_ns)
+    }
+
+    /// Revokes a token at once and closes its open WebSockets with 1008; returns the token and those connections.
+    pub fn revoke_token(&mut self, id: TokenId) -> Result<(TokenInfo, Vec<ConnectionId>), TokenError> {
+        let info = self.tokens.revoke(id)?;
+        let mut closed = Vec::new();
+        for (connection_id, slot) in &mut self.connections {
+            if slot.session.token == Some(id) && slot.connection.close_websocket(close_code::POLICY_VIOLATION) {
+                self.tally.counters.websocket.closed_by_server += 1;
+                closed.push(*connection_id);
+            }
+        }
+        Ok((info, closed))
+    }
+
+    /// Closes every open WebSocket with 1001 (going away), for `webctl stop`; returns how many.
+    pub fn close_websockets(&mut self) -> usize {
+        let mut count = 0;
+        for slot in self.connections.values_mut() {
+            if slot.connection.close_websocket(close_code::GOING_AWAY) {
+                count += 1;
+            }
+        }
+        self.tally.counters.websocket.closed_by_server += count as u64;
+        count
+    }
+
+    /// Registers a newly accepted socket; refused when `max_connections` are open.
+    pub fn open(&mut self, now_ns: u64) -> Result<ConnectionId, AppError> {
+        if self.connections.len() >= self.config.max_connections {
+            self.tally.counters.connections_refused += 1;
+            return Err(AppError::TooManyConnections);
+        }
+        let id = ConnectionId(self.next_connection);
+        self.next_connection += 1;
+        let connection = Connection::new(id, now_ns, self.config.limits);
+        self.connections.insert(id, Slot { connection, session: Session::default() });
+        self.tally.counters.connections_accepted += 1;
+        Ok(id)
+    }
+
+    /// Hands received bytes to a connection and handles what they complete; returns the bytes taken (fewer
+    /// than given only when the connection's input buffer is full: offer the rest on the next turn).
+    pub fn receive(
+        &mut self,
+        backend: &mut dyn Backend,
+        id: ConnectionId,
+        now_ns: u64,
+        bytes: &[u8],
+    ) -> Result<usize, AppError> {
+        let mut slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;
+        let mut taken = 0;
+        loop {
+            let step = slot.connection.feed(now_ns, &bytes[taken..]);
+            taken += step;
+            self.handle_events(backend, &mut slot, now_ns);
+            if step == 0 || taken == bytes.len() {
+                break;
+            }
+        }
+        self.connections.insert(id, slot);
+        Ok(taken)
+    }
+
+    /// One turn for every connection: timeouts, then due metric pushes.
+    pub fn poll(&mut self, backend: &mut dyn Backend, now_ns: u64) {
+        let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for id in ids {
+            if let Some(mut slot) = self.connections.remove(&id) {
+                self.handle_events(backend, &mut slot, now_ns);
+                self.connections.insert(id, slot);
+            }
+        }
+        self.push_metrics(backend, now_ns);
+    }
+
+    /// WebSockets whose metrics push is due at `now_ns`.
+    pub fn due_pushes(&self, now_ns: u64) -> Vec<ConnectionId> {
+        self.connections
+            .iter()
+            .filter(|(_, slot)| slot.connection.state() == State::WebSocket)
+            .filter(|(_, slot)| slot.session.metrics.is_some_and(|metrics| metrics.next_due_ns <= now_ns))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Sends one metrics frame (read once from the backend) to every WebSocket whose push is due, and schedules
+    /// each one's next push an interval later (or an interval from now, when it fell more than one behind).
+    /// Returns the connections that got the frame queued.
+    pub fn push_metrics(&mut self, backend: &mut dyn Backend, now_ns: u64) -> Vec<ConnectionId> {
+        let due = self.due_pushes(now_ns);
+        if due.is_empty() {
+            return due;
+        }
+        let frame = messages::metrics_frame(now_ns, backend.metrics(now_ns));
+        let mut queued = Vec::new();
+        for id in due {
+            let Some(slot) = self.connections.get_mut(&id) else { continue };
+            if let Some(metrics) = &mut slot.session.metrics {
+                let next = metrics.next_due_ns.saturating_add(metrics.interval_ns);
+                metrics.next_due_ns = if next <= now_ns { now_ns.saturating_add(metrics.interval_ns) } else { next };
+            }
+            if slot.connection.send_text(&frame).is_ok() {
+                self.tally.counters.websocket.messages_out += 1;
+                queued.push(id);
+            }
+        }
+        queued
+    }
+
+    /// Queues a kernel event (`{"type":"event","event":EVENT}`) to every events subscriber.
+    pub fn publish_event(&mut self, event: &Value) -> Fanout {
+        let frame = messages::event_frame(event);
+        let mut fanout = Fanout::default();
+        for slot in self.connections.values_mut().filter(|slot| slot.session.events) {
+            match slot.connection.send_text(&frame) {
+                Ok(()) => fanout.queued += 1,
+                Err(_) => fanout.refused += 1,
+            }
+        }
+        self.tally.counters.websocket.messages_out += fanout.queued;
+        fanout
+    }
+
+    /// Bytes a connection has to send (empty for an unknown id).
+    pub fn pending_output(&self, id: ConnectionId) -> &[u8] {
+        self.connections.get(&id).map_or(&[], |slot| slot.connection.pending_output())
+    }
+
+    /// Reports `count` bytes of a connection's output as sent.
+    pub fn consume(&mut self, backend: &mut dyn Backend, id: ConnectionId, now_ns: u64, count: usize) {
+        if let Some(mut slot) = self.connections.remove(&id) {
+            slot.connection.consume(count);
+            // Room in the queue may let a paused pipelined request through.
+            self.handle_events(backend, &mut slot, now_ns);
+            self.connections.insert(id, slot);
+        }
+    }
+
+    /// Whether the kernel should close this socket now (true for an unknown id).
+    pub fn should_close(&self, id: ConnectionId) -> bool {
+        self.connections.get(&id).is_none_or(|slot| slot.connection.should_close())
+    }
+
+    /// Forgets a connection whose socket is closed (by either side); its figures join the totals.
+    pub fn close(&mut self, id: ConnectionId) -> Result<(), AppError> {
+        let slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;
+        add_stats(&mut self.tally.closed, &slot.connection.stats());
+        self.tally.counters.connections_closed += 1;
+        Ok(())
+    }
+
+    /// Open connections, in id order.
+    pub fn connection_ids(&self) -> Vec<ConnectionId> {
+        self.connections.keys().copied().collect()
+    }
+
+    /// A connection, to inspect.
+    pub fn connection(&self, id: ConnectionId) -> Option<&Connection> {
+        self.connections.get(&id).map(|slot| &slot.connection)
+    }
+
+    /// A connection's session (token and subscriptions).
+    pub fn session(&self, id: ConnectionId) -> Option<&Session> {
+        self.connections.get(&id).map(|slot| &slot.session)
+    }
+
+    /// The earliest time a turn of [`App::poll`] has something to do: a timeout or a metrics push.
+    pub fn next_deadline_ns(&self) -> Option<u64> {
+        self.connections
+            .values()
+            .flat_map(|slot| {
+                let push = slot.session.metrics.filter(|_| slot.connection.state() == State::WebSocket);
+                [slot.connection.next_deadline_ns(), push.map(|metrics| metrics.next_due_ns)]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// The figures of `webctl status`, live connections included.
+    pub fn counters(&self) -> Counters {
+        let mut counters = self.tally.counters.clone();
+        let mut stats = self.tally.closed;
+        for slot in self.connections.values() {
+            add_stats(&mut stats, &slot.connection.stats());
+        }
+        counters.connections_open = self.connections.len() as u64;
+        counters.bytes_in = stats.bytes_in;
+        counters.bytes_out = stats.bytes_out;
+        counters.websocket.pushes_refused = stats.pushes_refused;
+        counters.protocol_errors.output_overflows = stats.output_overflows;
+        counters.websocket.open =
+            self.connections.values().filter(|slot| slot.connection.state() == State::WebSocket).count() as u64;
+        counters.latency = self.tally.latency.summary();
+        counters
+    }
+
+    fn handle_events(&mut self, backend: &mut dyn Backend, slot: &mut Slot, now_ns: u64) {
+        while let Some(event) = slot.connection.poll(now_ns) {
+            match event {
+                Event::Request(request) => {
+                    let started_ns = backend.now_ns();
+                    let status = self.answer(backend, slot, &request, now_ns);
+                    let finished_ns = backend.now_ns();
+                    self.tally.latency.record(finished_ns.saturating_sub(started_ns));
+                    if let Some(status) = status {
+                        self.tally.status(status);
+                    }
+                }
+                Event::HttpError(error) => self.tally.http_error(error),
+                Event::TimedOut(timeout) => self.tally.timeout(timeout),
+                Event::WsText(text) => {
+                    self.tally.counters.websocket.messages_in += 1;
+                    let reply = messages::handle_text(&mut slot.session, &text, now_ns);
+                    self.send_reply(slot, &reply);
+                }
+                Event::WsBinary(_) => {
+                    self.tally.counters.websocket.messages_in += 1;
+                    let reply = messages::error_frame("binary-unsupported", "messages are JSON text frames");
+                    self.send_reply(slot, &reply);
+                }
+                Event::WsClosed { code, by_peer } => self.tally.ws_closed(code, by_peer),
+            }
+        }
+    }
+
+    fn send_reply(&mut self, slot: &mut Slot, frame: &str) {
+        if slot.connection.send_text(frame).is_ok() {
+            self.tally.counters.websocket.messages_out += 1;
+        }
+    }
+
+    /// Routes a request and queues the answer; returns the status sent (`None` if the output overflowed).
+    fn answer(
+        &mut self,
+        backend: &mut dyn Backend,
+        slot: &mut Slot,
+        request: &crate::Request,
+        now_ns: u64,
+    ) -> Option<u16> {
+        match routes::route(&self.tokens, backend, request, now_ns) {
+            routes::Routed::Response(response) => slot.connection.respond(&response).ok().map(|()| response.status),
+            routes::Routed::Upgrade { token, accept_key } => {
+                slot.connection.accept_websocket(&accept_key).ok()?;
+                slot.session = Session { token: Some(token), metrics: None, events: false };
+                self.tally.counters.websocket.upgrades += 1;
+                Some(101)
+            }
+            routes::Routed::BadUpgrade(error) => {
+                self.tally.counters.protocol_errors.ws_bad_handshake += 1;
+                let response = error.response();
+                slot.connection.respond(&response).ok().map(|()| response.status)
+            }
+        }
+    }
+
+    /// Answers one request without a connection (no upgrade): the router on its own, for tests and tools.
+    pub fn handle_request(
+        &mut self,
+        backend: &mut dyn Backend,
+        request: &crate::Request,
+        now_ns: u64,
+    ) -> crate::Response {
+        match routes::route(&self.tokens, backend, request, now_ns) {
+            routes::Routed::Response(response) => response,
+            routes::Routed::Upgrade { .. } => crate::Response::new(101),
+            routes::Routed::BadUpgrade(error) => error.response(),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Routes, authentication and the command endpoint.
+
+use alloc::string::String;
+
+use serde_json::Value;
+use sis_shell::codes;
+
+use super::Backend;
+use crate::request::{Method, Request};
+use crate::response::Response;
+use crate::token::{TokenId, TokenInfo, TokenStore};
+use crate::ws::{self, HandshakeError};
+
+/// Every path the server answers, with its one method.
+pub const ROUTES: &[(&str, Method)] =
+    &[("/api/metrics", Method::Get), ("/api/command", Method::Post), ("/ws", Method::Get)];
+
+/// Longest command line accepted in `POST /api/command`, bytes (the console's line editor takes no more).
+pub const MAX_COMMAND_BYTES: usize = 1024;
+
+/// What the router decided.
+#[derive(Debug)]
+pub(super) enum Routed {
+    /// Send this.
+    Response(Response),
+    /// Switch to WebSocket for this token.
+    Upgrade { token: TokenId, accept_key: String },
+    /// A refused upgrade.
+    BadUpgrade(HandshakeError),
+}
+
+/// Routes a request: 404 for an unknown path, 405 (with `Allow`) for another method, then 401 without a valid
+/// token, then the endpoint's own checks.
+pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &Request, now_ns: u64) -> Routed {
+    let Some((path, method)) = ROUTES.iter().find(|(path, _)| *path == request.path) else {
+        return Routed::Response(Response::error(404, "not-found", "no such path"));
+    };
+    if request.method != *method {
+        let response = Response::error(405, "method-not-allowed", "this path does not take that method")
+            .with_header("Allow", method.as_str());
+        return Routed::Response(response);
+    }
+    let websocket = *path == "/ws";
+    let token = match authenticate(tokens, request, websocket) {
+        Ok(token) => token,
+        Err(response) => return Routed::Response(response),
+    };
+    match *path {
+        "/api/metrics" => Routed::Response(Response::json(200, &backend.metrics(now_ns))),
+        "/api/command" => Routed::Response(command(backend, request, token)),
+        _ => match ws::check_handshake(request) {
+            Ok(accept_key) => Routed::Upgrade { token: token.id, accept_key },
+            Err(error) => Routed::BadUpgrade(error),
+        },
+    }
+}
+
+/// The token of a request: `Authorization: Bearer TOKEN`, or (for `/ws`, since browsers cannot set headers on
+/// a WebSocket) a `token` query parameter.
+fn authenticate(tokens: &TokenStore, request: &Request, allow_query: bool) -> Result<TokenInfo, Response> {
+    let presented = match request.header("authorization") {
+        Some(value) => match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(String::from(token.trim())),
+            _ => return Err(unauthorized("invalid-token", "the Authorization header is not a Bearer token")),
+        },
+        None if allow_query => request.query_param("token"),
+        None => None,
+    };
+    let Some(presented) = presented else {
+        return Err(unauthorized("missing-token", "this path needs a bearer token"));
+    };
+    tokens.verify(&presented).ok_or_else(|| unauthorized("invalid-token", "the token is unknown or revoked"))
+}
+
+fn unauthorized(code: &str, message: &str) -> Response {
+    let challenge =
+        if code == "missing-token" { "Bearer realm=\"sis\"" } else { "Bearer realm=\"sis\", error=\"invalid_token\"" };
+    Response::error(401, code, message).with_header("WWW-Authenticate", challenge)
+}
+
+/// `POST /api/command` with `{"command": LINE}`: runs the line with the token's capabilities.
+fn command(backend: &mut dyn Backend, request: &Request, token: TokenInfo) -> Response {
+    let line = match command_line(&request.body) {
+        Ok(line) => line,
+        Err(message) => return Response::error(400, "bad-command-body", message),
+    };
+    let reply = backend.command(&line, token.role.capabilities());
+    if reply.permission_denied {
+        // The registry's own error object travels as the body; make sure it carries the registry's code.
+        let mut body = reply.json;
+        if body.get("error").and_then(|error| error.get("code")).is_none() {
+            body = serde_json::json!({ "error": { "code": codes::PERMISSION_DENIED, "message": "permission denied" } });
+        }
+        return Response::json(403, &body);
+    }
+    Response::json(200, &reply.json)
+}
+
+/// The line in a command body: a JSON object with exactly one field, `command`, a non-empty string.
+fn command_line(body: &[u8]) -> Result<String, &'static str> {
+    let value: Value = serde_json::from_slice(body).map_err(|_| "the body is not JSON; send {\"command\": \"...\"}")?;
+    let object = value.as_object().ok_or("the body must be a JSON object {\"command\": \"...\"}")?;
+    if object.len() != 1 {
+        return Err("the body must hold exactly one field, \"command\"");
+    }
+    let line = object.get("command").and_then(Value::as_str).ok_or("\"command\" must be a string")?;
+    if line.trim().is_empty() {
+        return Err("\"command\" is empty");
+    }
+    if line.len() > MAX_COMMAND_BYTES {
+        return Err("\"command\" is longer than 1024 bytes");
+    }
+    Ok(String::from(line))
+}

@@ -1,0 +1,98 @@
+//! The SIS web server's core: HTTP/1.1 and WebSocket connections, bearer tokens with roles, the API router
+//! and the counters of `webctl status`, all without sockets or clocks of its own.
+//!
+//! The kernel owns the TCP sockets (smoltcp) and drives an [`App`] from its polling loop: [`App::open`] per
+//! accepted socket, [`App::receive`] with received bytes, [`App::poll`] every turn (timeouts, metric pushes),
+//! [`App::pending_output`] / [`App::consume`] to send, [`App::should_close`] / [`App::close`] to end a
+//! connection. Time comes in as `now_ns`; the request-latency clock and the kernel's figures and command
+//! registry come through the [`Backend`] trait the kernel implements. Below the app, a [`Connection`] is the
+//! protocol state machine alone (`feed`, `poll`, `respond`, `pending_output`, `consume`).
+//!
+//! # Endpoints
+//! | request | answer |
+//! |---|---|
+//! | `GET /api/metrics` | 200, [`Backend::metrics`] as JSON; any valid token |
+//! | `POST /api/command` with `{"command": LINE}` | 200 with the shell's JSON reply; 403 with it when the registry refused the line with `permission-denied`; 400 `bad-command-body` when the body is not that object (exactly one field, a non-empty string of at most 1024 bytes) |
+//! | `GET /ws` | 101 and WebSocket; token in `Authorization: Bearer` or the `token` query parameter |
+//!
+//! Checks run in this order: path (404 `not-found`), method (405 `method-not-allowed` with `Allow`), token
+//! (401 `missing-token` / `invalid-token` with `WWW-Authenticate: Bearer realm="sis"`), then the endpoint's own.
+//! Error bodies are `{"error":{"code":CODE,"message":TEXT}}`, as every SIS door prints them.
+//!
+//! # Status codes from the protocol layer (each closes the connection after the response)
+//! | code | when |
+//! |---|---|
+//! | 400 | malformed request line, header or chunked framing; missing `Host` on HTTP/1.1; bad, conflicting or doubled framing (`Content-Length` with `Transfer-Encoding`); a target that is not a path; a header value that is not UTF-8 |
+//! | 408 | head not complete `head_timeout_ns` after its first byte (slowloris), or body not complete `body_timeout_ns` after the head |
+//! | 413 | body over `max_body_bytes` (decided from `Content-Length` before the body is read, or while chunks arrive) |
+//! | 431 | head over `max_head_bytes`, or more than `max_headers` fields |
+//! | 501 | unknown method, or a transfer coding other than `chunked` |
+//! | 505 | HTTP version other than 1.0 and 1.1 |
+//!
+//! An idle keep-alive connection (no request begun within `idle_timeout_ns`) is closed without a response,
+//! and a connection whose queued output waits `send_timeout_ns` with none of it sent (a client that stopped
+//! reading) is closed at once, its output dropped.
+//! Upgrade refusals keep the connection: 426 without `Upgrade: websocket` or with a `Sec-WebSocket-Version`
+//! other than 13 (the answer names 13), 400 for a key that is not base64 of 16 bytes or a non-GET/HTTP/1.0
+//! upgrade. `Expect: 100-continue` gets `100 Continue` before the body.
+//!
+//! # Limits ([`Limits::default`])
+//! head 8192 bytes, 32 header fields, body 65,536 bytes, head timeout 10 s, body timeout 30 s, idle timeout
+//! 60 s, send timeout 30 s, output queue 524,288 bytes, WebSocket message 65,536 bytes; 64 connections and 64 tokens
+//! ([`AppConfig::default`]). A value at a limit passes, one more fails. A response that does not fit in the
+//! output queue closes the connection at once ([`State::Closed`], counted as an output overflow); a WebSocket
+//! frame that does not fit is refused and counted ([`Counters`]`.websocket.pushes_refused`), so a slow
+//! subscriber never grows memory. While the queue holds half its bound, no new pipelined request is started.
+//!
+//! # WebSocket close codes
+//! 1000..1003, 1007..1011 and 3000..4999 from the peer are echoed and the connection closes (an empty close is
+//! reported as 1005 and answered with an empty close). The server sends 1002 for an unmasked frame, reserved
+//! bits, a reserved opcode, a fragmented or over-125-byte control frame, a continuation without a message or a
+//! new message inside a fragmented one, a non-minimal length, or an invalid close code or one-byte close
+//! payload; 1007 for text (or a close reason) that is not UTF-8; 1009 for a message over
+//! `max_ws_message_bytes` (decided from the frame header); 1008 when the connection's token is revoked; 1001
+//! from [`App::close_websockets`]. After a close frame of its own the server closes the socket once the frame
+//! is sent. Pings are answered with pongs automatically. WebSocket connections have no idle timeout.
+//!
+//! # WebSocket messages
+//! `{"subscribe":"metrics","interval_ms":N}` (N in 50..=60000, default 1000) pushes
+//! `{"type":"metrics","now_ns":T,"metrics":{...}}` every N ms, the first at once; `{"subscribe":"events"}`
+//! receives `{"type":"event","event":{...}}` from [`App::publish_event`]; `{"unsubscribe":"metrics"|"events"}`
+//! stops either. Each is acknowledged (`{"type":"subscribed",...}`); anything else is answered
+//! `{"type":"error","error":{"code":...,"message":...}}` and changes nothing.
+//!
+//! # Roles
+//! A token's [`Role`] maps onto the shell registry's capabilities, so the web door enforces exactly what the
+//! registry enforces: viewer = none (unrestricted commands only: status and listings), operator = `FILES`,
+//! admin = `ALL` (what the serial console holds). Tokens are stored as SHA-256 hashes only and compared in
+//! constant time; revocation takes effect on the next request and closes the token's WebSockets (1008).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod app;
+mod connection;
+mod counters;
+mod limits;
+mod output;
+mod request;
+mod response;
+pub mod token;
+pub mod ws;
+
+#[cfg(test)]
+mod tests;
+
+pub use app::{
+    App, AppConfig, AppError, Backend, CommandReply, Fanout, MetricsSubscription, Session, MAX_COMMAND_BYTES,
+    MAX_INTERVAL_MS, MIN_INTERVAL_MS, ROUTES,
+};
+pub use connection::{
+    Connection, ConnectionId, ConnectionStats, Event, HttpError, RespondError, SendError, State, Timeout,
+};
+pub use counters::{AuthCounters, Counters, ProtocolErrors, StatusClasses, WebSocketCounters};
+pub use limits::{Limits, MAX_CHUNK_LINE_BYTES, MAX_WS_FRAME_HEADER_BYTES};
+pub use request::{percent_decode, Method, Request, Version};
+pub use response::{reason, Response};
+pub use token::{Role, TokenError, TokenId, TokenInfo, TokenStore};

@@ -1,0 +1,61 @@
+//! Limits of one connection: sizes, counts and timeouts, each with the status or close code it leads to.
+
+use serde::Serialize;
+
+/// Limits applied to every connection; [`Limits::default`] gives the values documented on each field.
+///
+/// A value equal to a limit passes; one byte (or one header, or one nanosecond) more fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Request line plus headers plus the blank line, bytes (default 8192); more: 431.
+    pub max_head_bytes: usize,
+    /// Header fields in one request (default 32); more: 431.
+    pub max_headers: usize,
+    /// Request body after chunked decoding, bytes (default 65,536); more: 413.
+    pub max_body_bytes: usize,
+    /// Time from a request's first byte to the end of its head (default 10 s); past it: 408 and close (slowloris).
+    pub head_timeout_ns: u64,
+    /// Time from the end of a head to the end of its body (default 30 s); past it: 408 and close.
+    pub body_timeout_ns: u64,
+    /// Time a keep-alive connection may wait for its next request (default 60 s); past it: closed without a response.
+    pub idle_timeout_ns: u64,
+    /// Time queued output may wait without any of it being sent (default 30 s), counted from the first
+    /// [`Connection::poll`](crate::Connection::poll) that sees it waiting; past it the connection is closed at
+    /// once (a client that stops reading, for HTTP and WebSocket alike).
+    pub send_timeout_ns: u64,
+    /// Bytes queued for the peer and not yet drained (default 524,288); an HTTP response that would go past it
+    /// closes the connection, a WebSocket frame that would go past it is refused.
+    pub max_output_bytes: usize,
+    /// A WebSocket message (all its fragments), bytes (default 65,536); more: close 1009.
+    pub max_ws_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 8192,
+            max_headers: 32,
+            max_body_bytes: 64 * 1024,
+            head_timeout_ns: 10_000_000_000,
+            body_timeout_ns: 30_000_000_000,
+            idle_timeout_ns: 60_000_000_000,
+            send_timeout_ns: 30_000_000_000,
+            max_output_bytes: 512 * 1024,
+            max_ws_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Longest chunk-size line of a chunked body (size, extensions, CRLF), bytes; longer: 400.
+pub const MAX_CHUNK_LINE_BYTES: usize = 1024;
+/// Largest WebSocket frame header (2 + 8 length bytes + 4 mask bytes).
+pub const MAX_WS_FRAME_HEADER_BYTES: usize = 14;
+
+impl Limits {
+    /// Received bytes a connection buffers before [`Connection::feed`](crate::Connection::feed) takes no more:
+    /// enough for the largest head or the largest WebSocket frame, plus room for the next request's start.
+    pub fn input_capacity(&self) -> usize {
+        let largest_unit = self.max_head_bytes.max(self.max_ws_message_bytes.saturating_add(MAX_WS_FRAME_HEADER_BYTES));
+        largest_unit.saturating_add(MAX_CHUNK_LINE_BYTES).saturating_add(1)
+    }
+}

@@ -1,0 +1,443 @@
+//! The app: router status codes, authentication, commands, WebSocket subscriptions, fan-out, revocation,
+//! counters, all through real bytes on fake connections.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde_json::{json, Value};
+use sis_shell::Capabilities;
+
+use super::{client_frame, UPGRADE};
+use crate::token::SECRET_BYTES;
+use crate::{App, AppConfig, AppError, Backend, CommandReply, ConnectionId, Limits, Role};
+
+/// A kernel stand-in: metrics carry the time asked for; `mkdir` needs FILES and `reboot` needs ADMIN, as in
+/// the registry; every clock read advances 1 µs.
+#[derive(Debug, Default)]
+struct FakeKernel {
+    clock_ns: u64,
+    metrics_reads: u64,
+    lines: Vec<(String, Capabilities)>,
+}
+
+impl Backend for FakeKernel {
+    fn metrics(&mut self, now_ns: u64) -> Value {
+        self.metrics_reads += 1;
+        json!({ "uptime_ns": now_ns, "reads": self.metrics_reads })
+    }
+
+    fn command(&mut self, line: &str, capabilities: Capabilities) -> CommandReply {
+        self.lines.push((String::from(line), capabilities));
+        let needed = match line.split(' ').next() {
+            Some("mkdir") => Capabilities::FILES,
+            Some("reboot") => Capabilities::ADMIN,
+            _ => Capabilities::NONE,
+        };
+        if capabilities.contains(needed) {
+            CommandReply { json: json!({ "ok": true, "command": line }), permission_denied: false }
+        } else {
+            let error = json!({ "code": "permission-denied", "message": "needs more" });
+            CommandReply { json: json!({ "ok": false, "command": line, "error": error }), permission_denied: true }
+        }
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        self.clock_ns += 1_000;
+        self.clock_ns
+    }
+}
+
+struct Setup {
+    app: App,
+    kernel: FakeKernel,
+    viewer: String,
+    operator: String,
+    admin: String,
+}
+
+fn setup(config: AppConfig) -> Setup {
+    let mut app = App::new(config);
+    let mut token = |role, byte| app.create_token(role, [byte; SECRET_BYTES], 0).unwrap().1;
+    let viewer = token(Role::Viewer, 1);
+    let operator = token(Role::Operator, 2);
+    let admin = token(Role::Admin, 3);
+    Setup { app, kernel: FakeKernel::default(), viewer, operator, admin }
+}
+
+/// Status, headers and parsed JSON body of one response.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: Value,
+}
+
+impl Setup {
+    /// Sends one request on a new connection and reads its answer.
+    fn request(&mut self, text: &str) -> Answer {
+        let id = self.app.open(0).unwrap();
+        assert_eq!(self.app.receive(&mut self.kernel, id, 0, text.as_bytes()), Ok(text.len()));
+        let output = String::from_utf8(self.app.pending_output(id).to_vec()).unwrap();
+        self.app.consume(&mut self.kernel, id, 0, usize::MAX);
+        self.app.close(id).unwrap();
+        let (head, body) = output.split_once("\r\n\r\n").unwrap();
+        let status = head[9..12].parse().unwrap();
+        let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
+        Answer { status, head: String::from(head), body }
+    }
+
+    fn get(&mut self, path: &str, token: Option<&str>) -> Answer {
+        let auth = token.map(|token| alloc::format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
+        self.request(&alloc::format!("GET {path} HTTP/1.1\r\nHost: sis\r\n{auth}\r\n"))
+    }
+
+    fn command(&mut self, token: &str, body: &str) -> Answer {
+        self.request(&alloc::format!(
+            "POST /api/command HTTP/1.1\r\nHost: sis\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    /// Opens a WebSocket with `query` on `/ws`; returns its id with the 101 drained.
+    fn websocket(&mut self, now_ns: u64, query: &str) -> ConnectionId {
+        let id = self.app.open(now_ns).unwrap();
+        let upgrade = UPGRADE.replace("GET /ws ", &alloc::format!("GET /ws{query} "));
+        self.app.receive(&mut self.kernel, id, now_ns, upgrade.as_bytes()).unwrap();
+        assert!(
+            self.app.pending_output(id).starts_with(b"HTTP/1.1 101 "),
+            "{:?}",
+            String::from_utf8_lossy(self.app.pending_output(id))
+        );
+        self.app.consume(&mut self.kernel, id, now_ns, usize::MAX);
+        id
+    }
+
+    fn say(&mut self, id: ConnectionId, now_ns: u64, text: &str) {
+        let frame = client_frame(0x81, text.as_bytes());
+        self.app.receive(&mut self.kernel, id, now_ns, &frame).unwrap();
+    }
+
+    /// The text frames a connection has queued, drained.
+    fn frames(&mut self, id: ConnectionId) -> Vec<Value> {
+        let mut bytes = self.app.pending_output(id).to_vec();
+        self.app.consume(&mut self.kernel, id, 0, usize::MAX);
+        let mut frames = Vec::new();
+        while !bytes.is_empty() {
+            let (header, length) = match bytes[1] {
+                126 => (4, usize::from(u16::from_be_bytes([bytes[2], bytes[3]]))),
+                length => (2, usize::from(length)),
+            };
+            let payload = &bytes[header..header + length];
+            frames.push(match bytes[0] {
+                0x81 => serde_json::from_slice(payload).unwrap(),
+                0x88 => json!({ "close": u16::from_be_bytes([payload[0], payload[1]]) }),
+                other => json!({ "opcode": other }),
+            });
+            bytes.drain(..header + length);
+        }
+        frames
+    }
+}
+
+#[test]
+fn metrics_needs_a_valid_token() {
+    let mut setup = setup(AppConfig::default());
+    let viewer = setup.viewer.clone();
+    let answer = setup.get("/api/metrics", Some(&viewer));
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body, json!({ "uptime_ns": 0, "reads": 1 }));
+    assert!(answer.head.contains("Content-Type: application/json\r\n"));
+
+    let missing = setup.get("/api/metrics", None);
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.body["error"]["code"], "missing-token");
+    assert!(missing.head.contains("WWW-Authenticate: Bearer realm=\"sis\"\r\n"));
+    let bad = setup.get("/api/metrics", Some(&"0".repeat(64)));
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.body["error"]["code"], "invalid-token");
+    assert!(bad.head.contains("error=\"invalid_token\""));
+    // A query token is for /ws only.
+    let query = setup.get(&alloc::format!("/api/metrics?token={viewer}"), None);
+    assert_eq!(query.status, 401);
+    assert_eq!(setup.kernel.metrics_reads, 1);
+}
+
+#[test]
+fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
+    let mut setup = setup(AppConfig::default());
+    assert_eq!(setup.get("/nope", None).status, 404);
+    let wrong = setup.get("/api/command", None);
+    assert_eq!(wrong.status, 405);
+    assert!(wrong.head.contains("\r\nAllow: POST"), "{}", wrong.head);
+    let post = setup.request("POST /api/metrics HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(post.status, 405);
+    assert!(post.head.contains("\r\nAllow: GET"));
+    assert_eq!(setup.request("DELETE /ws HTTP/1.1\r\nHost: h\r\n\r\n").status, 405);
+}
+
+#[test]
+fn commands_run_with_the_roles_capabilities() {
+    let mut setup = setup(AppConfig::default());
+    let (viewer, operator, admin) = (setup.viewer.clone(), setup.operator.clone(), setup.admin.clone());
+    let ok = setup.command(&viewer, r#"{"command": "meminfo --json"}"#);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body, json!({ "ok": true, "command": "meminfo --json" }));
+    let denied = setup.command(&viewer, r#"{"command": "mkdir /a"}"#);
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.body["error"]["code"], "permission-denied");
+    assert_eq!(setup.command(&operator, r#"{"command": "mkdir /a"}"#).status, 200);
+    assert_eq!(setup.command(&operator, r#"{"command": "reboot"}"#).status, 403);
+    assert_eq!(setup.command(&admin, r#"{"command": "reboot"}"#).status, 200);
+    let capabilities: Vec<Capabilities> = setup.kernel.lines.iter().map(|(_, capabilities)| *capabilities).collect();
+    assert_eq!(
+        capabilities,
+        [Capabilities::NONE, Capabilities::NONE, Capabilities::FILES, Capabilities::FILES, Capabilities::ALL]
+    );
+}
+
+#[test]
+fn bad_command_bodies_are_400_and_run_nothing() {
+    let mut setup = setup(AppConfig::default());
+    let admin = setup.admin.clone();
+    let long = alloc::format!(r#"{{"command": "{}"}}"#, "x".repeat(1025));
+    for body in
+        ["", "not json", "[]", r#"{"command": 5}"#, r#"{"command": "  "}"#, r#"{"command": "a", "x": 1}"#, &long]
+    {
+        let answer = setup.command(&admin, body);
+        assert_eq!(answer.status, 400, "{body}");
+        assert_eq!(answer.body["error"]["code"], "bad-command-body");
+    }
+    assert_eq!(setup.kernel.lines, []);
+    let exact = alloc::format!(r#"{{"command": "{}"}}"#, "x".repeat(1024));
+    assert_eq!(setup.command(&admin, &exact).status, 200);
+    // 401 comes before the body is looked at.
+    assert_eq!(setup.command("bad", "not json").status, 401);
+}
+
+#[test]
+fn protocol_limits_reach_the_client_as_413_and_431() {
+    let limits = Limits { max_body_bytes: 16, max_head_bytes: 256, ..Limits::default() };
+    let mut setup = setup(AppConfig { limits, ..AppConfig::default() });
+    let admin = setup.admin.clone();
+    assert_eq!(setup.command(&admin, r#"{"command":"ab"}"#).status, 200);
+    assert_eq!(setup.command(&admin, r#"{"command":"abc"}"#).status, 413);
+    let big = alloc::format!("GET /api/metrics HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "y".repeat(256));
+    assert_eq!(setup.request(&big).status, 431);
+    let counters = setup.app.counters();
+    assert_eq!(counters.protocol_errors.body_too_large, 1);
+    assert_eq!(counters.protocol_errors.head_too_large, 1);
+}
+
+#[test]
+fn websocket_needs_a_token_in_the_header_or_the_query() {
+    let mut setup = setup(AppConfig::default());
+    let viewer = setup.viewer.clone();
+    let plain = setup.request(UPGRADE);
+    assert_eq!(plain.status, 401);
+    let id = setup.websocket(0, &alloc::format!("?token={viewer}"));
+    assert_eq!(setup.app.session(id).unwrap().token, Some(crate::TokenId(1)));
+    let with_header =
+        UPGRADE.replace("Host: sis\r\n", &alloc::format!("Host: sis\r\nAuthorization: Bearer {viewer}\r\n"));
+    assert_eq!(setup.request(&with_header).status, 101);
+    let bad_version = with_header.replace("Version: 13", "Version: 8");
+    let refused = setup.request(&bad_version);
+    assert_eq!(refused.status, 426);
+    assert!(refused.head.contains("Sec-WebSocket-Version: 13\r\n"));
+    assert_eq!(setup.app.counters().protocol_errors.ws_bad_handshake, 1);
+}
+
+#[test]
+fn metrics_subscription_pushes_on_its_interval() {
+    let mut setup = setup(AppConfig::default());
+    let token = setup.viewer.clone();
+    let id = setup.websocket(0, &alloc::format!("?token={token}"));
+    setup.say(id, 1_000, r#"{"subscribe":"metrics","interval_ms":100}"#);
+    assert_eq!(setup.frames(id), [json!({ "type": "subscribed", "topic": "metrics", "interval_ms": 100 })]);
+    assert_eq!(setup.app.due_pushes(1_000), [id]);
+    assert_eq!(setup.app.next_deadline_ns(), Some(1_000));
+    setup.app.poll(&mut setup.kernel, 1_000);
+    assert_eq!(
+        setup.frames(id),
+        [json!({ "type": "metrics", "now_ns": 1_000, "metrics": { "uptime_ns": 1_000, "reads": 1 } })]
+    );
+    let interval = 100_000_000;
+    assert_eq!(setup.app.due_pushes(1_000 + interval - 1), []);
+    assert_eq!(setup.app.due_pushes(1_000 + interval), [id]);
+    setup.app.poll(&mut setup.kernel, 1_000 + interval + 5);
+    assert_eq!(setup.frames(id)[0]["now_ns"], 1_000 + interval + 5);
+    // On schedule: the next push is one interval after the previous due time, not after the late poll.
+    assert_eq!(setup.app.session(id).unwrap().metrics.unwrap().next_due_ns, 1_000 + 2 * interval);
+    // More than an interval behind: no burst of catch-up pushes, one now and the next an interval later.
+    setup.app.poll(&mut setup.kernel, 10 * interval);
+    assert_eq!(setup.frames(id).len(), 1);
+    assert_eq!(setup.app.session(id).unwrap().metrics.unwrap().next_due_ns, 11 * interval);
+    setup.say(id, 10 * interval, r#"{"unsubscribe":"metrics"}"#);
+    assert_eq!(setup.frames(id), [json!({ "type": "unsubscribed", "topic": "metrics" })]);
+    setup.app.poll(&mut setup.kernel, 100 * interval);
+    assert_eq!(setup.frames(id), Vec::<Value>::new());
+    assert_eq!(setup.kernel.metrics_reads, 3);
+}
+
+#[test]
+fn bad_messages_get_error_frames_and_change_nothing() {
+    let mut setup = setup(AppConfig::default());
+    let token = setup.viewer.clone();
+    let id = setup.websocket(0, &alloc::format!("?token={token}"));
+    let cases = [
+        ("not json", "bad-json"),
+        ("[1]", "bad-json"),
+        (r#"{"subscribe":"metrics","interval_ms":49}"#, "interval-out-of-range"),
+        (r#"{"subscribe":"metrics","interval_ms":60001}"#, "interval-out-of-range"),
+        (r#"{"subscribe":"metrics","interval_ms":"fast"}"#, "interval-out-of-range"),
+        (r#"{"subscribe":"weather"}"#, "unknown-topic"),
+        (r#"{"subscribe":"events","interval_ms":100}"#, "unknown-field"),
+        (r#"{"subscribe":"events","x":1}"#, "unknown-field"),
+        (r#"{}"#, "unknown-message"),
+        (r#"{"subscribe":"events","unsubscribe":"events"}"#, "unknown-message"),
+    ];
+    for (text, code) in cases {
+        setup.say(id, 0, text);
+        let frames = setup.frames(id);
+        assert_eq!(frames.len(), 1, "{text}");
+        assert_eq!(frames[0]["type"], "error", "{text}");
+        assert_eq!(frames[0]["error"]["code"], code, "{text}");
+    }
+    assert_eq!(
+        *setup.app.session(id).unwrap(),
+        crate::Session { token: Some(crate::TokenId(1)), metrics: None, events: false }
+    );
+    let binary = client_frame(0x82, b"\x00");
+    setup.app.receive(&mut setup.kernel, id, 0, &binary).unwrap();
+    assert_eq!(setup.frames(id)[0]["error"]["code"], "binary-unsupported");
+    // The boundaries themselves are accepted.
+    setup.say(id, 0, r#"{"subscribe":"metrics","interval_ms":50}"#);
+    setup.say(id, 0, r#"{"subscribe":"metrics","interval_ms":60000}"#);
+    assert_eq!(
+        setup.frames(id).iter().map(|frame| frame["interval_ms"].clone()).collect::<Vec<_>>(),
+        [json!(50), json!(60000)]
+    );
+}
+
+#[test]
+fn events_fan_out_to_subscribers_only() {
+    let mut setup = setup(AppConfig::default());
+    let token = setup.viewer.clone();
+    let query = alloc::format!("?token={token}");
+    let (first, second, silent) = (setup.websocket(0, &query), setup.websocket(0, &query), setup.websocket(0, &query));
+    setup.say(first, 0, r#"{"subscribe":"events"}"#);
+    setup.say(second, 0, r#"{"subscribe":"events"}"#);
+    setup.frames(first);
+    setup.frames(second);
+    let event = json!({ "kind": "oom", "pool": "net" });
+    let fanout = setup.app.publish_event(&event);
+    assert_eq!((fanout.queued, fanout.refused), (2, 0));
+    assert_eq!(setup.frames(first), [json!({ "type": "event", "event": event })]);
+    assert_eq!(setup.frames(second), [json!({ "type": "event", "event": event })]);
+    assert_eq!(setup.frames(silent), Vec::<Value>::new());
+}
+
+#[test]
+fn a_slow_subscriber_is_refused_not_grown() {
+    let limits = Limits { max_output_bytes: 300, ..Limits::default() };
+    let mut setup = setup(AppConfig { limits, ..AppConfig::default() });
+    let token = setup.viewer.clone();
+    let id = setup.websocket(0, &alloc::format!("?token={token}"));
+    setup.say(id, 0, r#"{"subscribe":"events"}"#);
+    setup.frames(id);
+    let event = json!({ "pad": "p".repeat(100) });
+    let outcomes: Vec<(u64, u64)> =
+        (0..4).map(|_| setup.app.publish_event(&event)).map(|fanout| (fanout.queued, fanout.refused)).collect();
+    assert_eq!(outcomes, [(1, 0), (1, 0), (0, 1), (0, 1)]);
+    assert!(setup.app.pending_output(id).len() <= 300);
+    assert_eq!(setup.app.counters().websocket.pushes_refused, 2);
+}
+
+#[test]
+fn revoking_a_token_closes_its_websockets_with_1008() {
+    let mut setup = setup(AppConfig::default());
+    let (viewer, admin) = (setup.viewer.clone(), setup.admin.clone());
+    let revoked = setup.websocket(0, &alloc::format!("?token={viewer}"));
+    let kept = setup.websocket(0, &alloc::format!("?token={admin}"));
+    let (info, closed) = setup.app.revoke_token(crate::TokenId(1)).unwrap();
+    assert_eq!(info.role, Role::Viewer);
+    assert_eq!(closed, [revoked]);
+    assert_eq!(setup.frames(revoked), [json!({ "close": 1008 })]);
+    assert!(setup.app.should_close(revoked));
+    assert!(!setup.app.should_close(kept));
+    assert_eq!(setup.get("/api/metrics", Some(&viewer)).status, 401);
+    assert_eq!(setup.app.revoke_token(crate::TokenId(1)).unwrap_err(), crate::TokenError::UnknownId);
+}
+
+#[test]
+fn connections_are_bounded_and_counted() {
+    let mut setup = setup(AppConfig { max_connections: 2, ..AppConfig::default() });
+    let first = setup.app.open(0).unwrap();
+    let second = setup.app.open(0).unwrap();
+    assert_eq!(setup.app.open(0), Err(AppError::TooManyConnections));
+    setup.app.close(first).unwrap();
+    assert_eq!(setup.app.close(first), Err(AppError::UnknownConnection));
+    assert_eq!(setup.app.receive(&mut setup.kernel, first, 0, b"x"), Err(AppError::UnknownConnection));
+    let third = setup.app.open(0).unwrap();
+    assert_eq!(setup.app.connection_ids(), [second, third]);
+    let counters = setup.app.counters();
+    assert_eq!(
+        (
+            counters.connections_open,
+            counters.connections_accepted,
+            counters.connections_closed,
+            counters.connections_refused
+        ),
+        (2, 3, 1, 1)
+    );
+}
+
+#[test]
+fn counters_add_up_exactly() {
+    let mut setup = setup(AppConfig::default());
+    let viewer = setup.viewer.clone();
+    setup.get("/api/metrics", Some(&viewer));
+    setup.get("/api/metrics", None);
+    setup.command(&viewer, r#"{"command":"mkdir /x"}"#);
+    setup.request("GET / HTTP/9.9\r\n\r\n");
+    let id = setup.websocket(0, &alloc::format!("?token={viewer}"));
+    setup.say(id, 0, r#"{"subscribe":"events"}"#);
+    setup.app.receive(&mut setup.kernel, id, 0, &[0x81, 0x01, b'x']).unwrap();
+    let counters = setup.app.counters();
+    assert_eq!(counters.responses.success, 1);
+    assert_eq!(counters.responses.informational, 1);
+    assert_eq!(counters.responses.client_error, 2);
+    assert_eq!(counters.responses.server_error, 1);
+    assert_eq!((counters.auth.unauthorized, counters.auth.forbidden), (1, 1));
+    assert_eq!(counters.protocol_errors.unsupported_version, 1);
+    assert_eq!(counters.protocol_errors.ws_protocol, 1);
+    assert_eq!(
+        (counters.websocket.upgrades, counters.websocket.messages_in, counters.websocket.messages_out),
+        (1, 1, 1)
+    );
+    assert_eq!(counters.websocket.closed_by_server, 1);
+    // Three routed requests and the upgrade were timed; the fake clock moves 1 µs per read.
+    assert_eq!(counters.latency.count, 4);
+    assert_eq!((counters.latency.min_ns, counters.latency.max_ns), (1_000, 1_000));
+    let bytes_in: u64 = counters.bytes_in;
+    assert!(bytes_in > 0 && counters.bytes_out > 0);
+    let json = serde_json::to_value(&counters).unwrap();
+    assert_eq!(json["responses"]["client_error"], 2);
+    assert_eq!(json["latency"]["count"], 4);
+}
+
+#[test]
+fn idle_and_slowloris_connections_time_out_through_poll() {
+    let limits = Limits { head_timeout_ns: 1_000, idle_timeout_ns: 5_000, ..Limits::default() };
+    let mut setup = setup(AppConfig { limits, ..AppConfig::default() });
+    let slow = setup.app.open(0).unwrap();
+    let idle = setup.app.open(0).unwrap();
+    setup.app.receive(&mut setup.kernel, slow, 0, b"GET / HT").unwrap();
+    assert_eq!(setup.app.next_deadline_ns(), Some(1_001));
+    setup.app.poll(&mut setup.kernel, 1_001);
+    assert!(setup.app.pending_output(slow).starts_with(b"HTTP/1.1 408 "));
+    assert!(!setup.app.should_close(idle));
+    setup.app.poll(&mut setup.kernel, 5_001);
+    assert!(setup.app.should_close(idle));
+    let counters = setup.app.counters();
+    assert_eq!((counters.protocol_errors.head_timeouts, counters.protocol_errors.idle_timeouts), (1, 1));
+}
