@@ -30,8 +30,11 @@ pub use routes::{MAX_COMMAND_BYTES, ROUTES};
 pub trait Backend {
     /// The kernel's live figures (memory, pools, scheduler, autonomy, network, block, uptime), read now.
     fn metrics(&mut self, now_ns: u64) -> Value;
-    /// Runs `line` through the shell registry holding `capabilities`, as the console would with `--json`.
-    fn command(&mut self, line: &str, capabilities: Capabilities) -> CommandReply;
+    /// Runs `line` through the shell registry holding `capabilities`, as the console would with `--json`, for
+    /// connection `connection`. `None` defers it: the kernel runs the line elsewhere (a long stress test must
+    /// not hold up the server) and answers later with [`App::complete_command`]; until then the connection
+    /// waits, and its pipelined requests wait behind it.
+    fn command(&mut self, connection: ConnectionId, line: &str, capabilities: Capabilities) -> Option<CommandReply>;
     /// The monotonic clock, read before and after handling a request to time it.
     fn now_ns(&mut self) -> u64;
 }
@@ -69,6 +72,8 @@ pub enum AppError {
     TooManyConnections,
     /// No open connection has this id.
     UnknownConnection,
+    /// The connection waits for no deferred command.
+    NotAwaiting,
 }
 
 /// A metrics subscription of one WebSocket.
@@ -100,6 +105,16 @@ pub struct Fanout {
     pub refused: u64,
 }
 
+/// How a request was answered.
+enum Answered {
+    /// This status was queued.
+    Status(u16),
+    /// The answer did not fit in the output queue (the connection closes).
+    Overflow,
+    /// A command runs elsewhere; the answer comes with [`App::complete_command`].
+    Deferred,
+}
+
 #[derive(Debug)]
 struct Slot {
     connection: Connection,
@@ -112,6 +127,8 @@ pub struct App {
     config: AppConfig,
     tokens: TokenStore,
     connections: BTreeMap<ConnectionId, Slot>,
+    /// Connections waiting for a deferred command, with when their request's handling began.
+    awaiting: BTreeMap<ConnectionId, u64>,
     next_connection: u64,
     tally: Tally,
 }
@@ -123,6 +140,7 @@ impl App {
             config,
             tokens: TokenStore::new(config.max_tokens),
             connections: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             next_connection: 1,
             tally: Tally::default(),
         }
@@ -290,9 +308,39 @@ impl App {
         self.connections.get(&id).is_none_or(|slot| slot.connection.should_close())
     }
 
+    /// Answers the deferred command of connection `id` with `reply` (200, or 403 for a permission denial), then
+    /// goes on with what the connection sent behind it. A connection closed meanwhile is unknown.
+    pub fn complete_command(
+        &mut self,
+        backend: &mut dyn Backend,
+        id: ConnectionId,
+        reply: CommandReply,
+        now_ns: u64,
+    ) -> Result<(), AppError> {
+        let mut slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;
+        let Some(started_ns) = self.awaiting.remove(&id) else {
+            self.connections.insert(id, slot);
+            return Err(AppError::NotAwaiting);
+        };
+        let response = routes::command_response(reply);
+        if slot.connection.respond(&response).is_ok() {
+            self.tally.status(response.status);
+        }
+        self.tally.latency.record(backend.now_ns().saturating_sub(started_ns));
+        self.handle_events(backend, &mut slot, now_ns);
+        self.connections.insert(id, slot);
+        Ok(())
+    }
+
+    /// Connections waiting for a deferred command.
+    pub fn awaiting_commands(&self) -> usize {
+        self.awaiting.len()
+    }
+
     /// Forgets a connection whose socket is closed (by either side); its figures join the totals.
     pub fn close(&mut self, id: ConnectionId) -> Result<(), AppError> {
         let slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;
+        self.awaiting.remove(&id);
         add_stats(&mut self.tally.closed, &slot.connection.stats());
         self.tally.counters.connections_closed += 1;
         Ok(())
@@ -348,11 +396,22 @@ impl App {
             match event {
                 Event::Request(request) => {
                     let started_ns = backend.now_ns();
-                    let status = self.answer(backend, slot, &request, now_ns);
-                    let finished_ns = backend.now_ns();
-                    self.tally.latency.record(finished_ns.saturating_sub(started_ns));
-                    if let Some(status) = status {
-                        self.tally.status(status);
+                    match self.answer(backend, slot, &request, now_ns) {
+                        Answered::Status(status) => {
+                            let finished_ns = backend.now_ns();
+                            self.tally.latency.record(finished_ns.saturating_sub(started_ns));
+                            self.tally.status(status);
+                        }
+                        Answered::Overflow => {
+                            let finished_ns = backend.now_ns();
+                            self.tally.latency.record(finished_ns.saturating_sub(started_ns));
+                        }
+                        Answered::Deferred => {
+                            // The connection stays in its awaiting phase: nothing more comes out of `poll` until
+                            // `complete_command` answers.
+                            self.awaiting.insert(slot.connection.id(), started_ns);
+                            return;
+                        }
                     }
                 }
                 Event::HttpError(error) => self.tally.http_error(error),
@@ -378,26 +437,39 @@ impl App {
         }
     }
 
-    /// Routes a request and queues the answer; returns the status sent (`None` if the output overflowed).
+    /// Routes a request and queues the answer: the status sent, an output overflow, or a deferred command.
     fn answer(
         &mut self,
         backend: &mut dyn Backend,
         slot: &mut Slot,
         request: &crate::Request,
         now_ns: u64,
-    ) -> Option<u16> {
+    ) -> Answered {
+        let sent =
+            |result: Result<(), _>, status| if result.is_ok() { Answered::Status(status) } else { Answered::Overflow };
         match routes::route(&self.tokens, backend, request, now_ns) {
-            routes::Routed::Response(response) => slot.connection.respond(&response).ok().map(|()| response.status),
+            routes::Routed::Response(response) => sent(slot.connection.respond(&response), response.status),
+            routes::Routed::Command { line, capabilities } => {
+                match backend.command(slot.connection.id(), &line, capabilities) {
+                    Some(reply) => {
+                        let response = routes::command_response(reply);
+                        sent(slot.connection.respond(&response), response.status)
+                    }
+                    None => Answered::Deferred,
+                }
+            }
             routes::Routed::Upgrade { token, accept_key } => {
-                slot.connection.accept_websocket(&accept_key).ok()?;
+                if slot.connection.accept_websocket(&accept_key).is_err() {
+                    return Answered::Overflow;
+                }
                 slot.session = Session { token: Some(token), metrics: None, events: false };
                 self.tally.counters.websocket.upgrades += 1;
-                Some(101)
+                Answered::Status(101)
             }
             routes::Routed::BadUpgrade(error) => {
                 self.tally.counters.protocol_errors.ws_bad_handshake += 1;
                 let response = error.response();
-                slot.connection.respond(&response).ok().map(|()| response.status)
+                sent(slot.connection.respond(&response), response.status)
             }
         }
     }
@@ -411,6 +483,16 @@ impl App {
     ) -> crate::Response {
         match routes::route(&self.tokens, backend, request, now_ns) {
             routes::Routed::Response(response) => response,
+            routes::Routed::Command { line, capabilities } => {
+                match backend.command(ConnectionId(0), &line, capabilities) {
+                    Some(reply) => routes::command_response(reply),
+                    None => crate::Response::error(
+                        503,
+                        "deferred",
+                        "the command runs elsewhere; only a connection can wait for it",
+                    ),
+                }
+            }
             routes::Routed::Upgrade { .. } => crate::Response::new(101),
             routes::Routed::BadUpgrade(error) => error.response(),
         }

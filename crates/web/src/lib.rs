@@ -12,7 +12,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /api/metrics` | 200, [`Backend::metrics`] as JSON; any valid token |
-//! | `POST /api/command` with `{"command": LINE}` | 200 with the shell's JSON reply; 403 with it when the registry refused the line with `permission-denied`; 400 `bad-command-body` when the body is not that object (exactly one field, a non-empty string of at most 1024 bytes) |
+//! | `POST /api/command` with `{"command": LINE}` | 200 with the shell's JSON reply; 403 with it when the registry refused the line with `permission-denied`; 400 `bad-command-body` when the body is not that object (exactly one field, a non-empty string of at most 1024 bytes). The backend may defer the line ([`Backend::command`] returns `None`): the connection then waits, its pipelined requests behind it and no timeout armed, until [`App::complete_command`] |
 //! | `GET /ws` | 101 and WebSocket; token in `Authorization: Bearer` or the `token` query parameter |
 //!
 //! Checks run in this order: path (404 `not-found`), method (405 `method-not-allowed` with `Allow`), token

@@ -5,7 +5,7 @@ use alloc::string::String;
 use serde_json::Value;
 use sis_shell::codes;
 
-use super::Backend;
+use super::{Backend, CommandReply};
 use crate::request::{Method, Request};
 use crate::response::Response;
 use crate::token::{TokenId, TokenInfo, TokenStore};
@@ -23,6 +23,8 @@ pub const MAX_COMMAND_BYTES: usize = 1024;
 pub(super) enum Routed {
     /// Send this.
     Response(Response),
+    /// Run this command line with these capabilities (a valid body, a valid token).
+    Command { line: String, capabilities: sis_shell::Capabilities },
     /// Switch to WebSocket for this token.
     Upgrade { token: TokenId, accept_key: String },
     /// A refused upgrade.
@@ -47,7 +49,10 @@ pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &Re
     };
     match *path {
         "/api/metrics" => Routed::Response(Response::json(200, &backend.metrics(now_ns))),
-        "/api/command" => Routed::Response(command(backend, request, token)),
+        "/api/command" => match command_line(&request.body) {
+            Ok(line) => Routed::Command { line, capabilities: token.role.capabilities() },
+            Err(message) => Routed::Response(Response::error(400, "bad-command-body", message)),
+        },
         _ => match ws::check_handshake(request) {
             Ok(accept_key) => Routed::Upgrade { token: token.id, accept_key },
             Err(error) => Routed::BadUpgrade(error),
@@ -78,13 +83,8 @@ fn unauthorized(code: &str, message: &str) -> Response {
     Response::error(401, code, message).with_header("WWW-Authenticate", challenge)
 }
 
-/// `POST /api/command` with `{"command": LINE}`: runs the line with the token's capabilities.
-fn command(backend: &mut dyn Backend, request: &Request, token: TokenInfo) -> Response {
-    let line = match command_line(&request.body) {
-        Ok(line) => line,
-        Err(message) => return Response::error(400, "bad-command-body", message),
-    };
-    let reply = backend.command(&line, token.role.capabilities());
+/// The answer to `POST /api/command`: the shell's JSON reply, 200, or 403 when the registry refused the line.
+pub(super) fn command_response(reply: CommandReply) -> Response {
     if reply.permission_denied {
         // The registry's own error object travels as the body; make sure it carries the registry's code.
         let mut body = reply.json;

@@ -12,12 +12,14 @@ use crate::token::SECRET_BYTES;
 use crate::{App, AppConfig, AppError, Backend, CommandReply, ConnectionId, Limits, Role};
 
 /// A kernel stand-in: metrics carry the time asked for; `mkdir` needs FILES and `reboot` needs ADMIN, as in
-/// the registry; every clock read advances 1 µs.
+/// the registry; a line starting `slow` is deferred (run elsewhere, answered later); every clock read advances
+/// 1 µs.
 #[derive(Debug, Default)]
 struct FakeKernel {
     clock_ns: u64,
     metrics_reads: u64,
     lines: Vec<(String, Capabilities)>,
+    deferred: Vec<(ConnectionId, String)>,
 }
 
 impl Backend for FakeKernel {
@@ -26,18 +28,25 @@ impl Backend for FakeKernel {
         json!({ "uptime_ns": now_ns, "reads": self.metrics_reads })
     }
 
-    fn command(&mut self, line: &str, capabilities: Capabilities) -> CommandReply {
+    fn command(&mut self, connection: ConnectionId, line: &str, capabilities: Capabilities) -> Option<CommandReply> {
         self.lines.push((String::from(line), capabilities));
+        if line.starts_with("slow") {
+            self.deferred.push((connection, String::from(line)));
+            return None;
+        }
         let needed = match line.split(' ').next() {
             Some("mkdir") => Capabilities::FILES,
             Some("reboot") => Capabilities::ADMIN,
             _ => Capabilities::NONE,
         };
         if capabilities.contains(needed) {
-            CommandReply { json: json!({ "ok": true, "command": line }), permission_denied: false }
+            Some(CommandReply { json: json!({ "ok": true, "command": line }), permission_denied: false })
         } else {
             let error = json!({ "code": "permission-denied", "message": "needs more" });
-            CommandReply { json: json!({ "ok": false, "command": line, "error": error }), permission_denied: true }
+            Some(CommandReply {
+                json: json!({ "ok": false, "command": line, "error": error }),
+                permission_denied: true,
+            })
         }
     }
 
@@ -440,4 +449,49 @@ fn idle_and_slowloris_connections_time_out_through_poll() {
     assert!(setup.app.should_close(idle));
     let counters = setup.app.counters();
     assert_eq!((counters.protocol_errors.head_timeouts, counters.protocol_errors.idle_timeouts), (1, 1));
+}
+
+#[test]
+fn a_deferred_command_holds_its_connection_and_the_requests_behind_it_until_it_completes() {
+    let mut setup = setup(AppConfig::default());
+    let token = setup.admin.clone();
+    let post = |line: &str| {
+        let body = alloc::format!("{{\"command\":\"{line}\"}}");
+        alloc::format!(
+            "POST /api/command HTTP/1.1\r\nHost: sis\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Two pipelined requests: a slow command, then a quick one.
+    let both = post("slow stresstest") + &post("echo hi");
+    let id = setup.app.open(0).unwrap();
+    assert_eq!(setup.app.receive(&mut setup.kernel, id, 0, both.as_bytes()), Ok(both.len()));
+    assert!(setup.app.pending_output(id).is_empty(), "nothing answered while the slow command runs");
+    assert_eq!(setup.kernel.deferred, [(id, String::from("slow stresstest"))]);
+    assert_eq!(setup.kernel.lines.len(), 1, "the request behind it waits");
+    assert_eq!(setup.app.awaiting_commands(), 1);
+    // Time passes: no timeout fires on a connection waiting for its answer.
+    setup.app.poll(&mut setup.kernel, 120_000_000_000);
+    assert!(setup.app.pending_output(id).is_empty());
+    assert!(!setup.app.should_close(id));
+    let reply = CommandReply {
+        json: json!({ "ok": true, "command": "slow stresstest", "ran_ms": 2000 }),
+        permission_denied: false,
+    };
+    setup.app.complete_command(&mut setup.kernel, id, reply.clone(), 120_000_000_000).unwrap();
+    let output = String::from_utf8(setup.app.pending_output(id).to_vec()).unwrap();
+    let answers: Vec<&str> = output.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 2, "{output}");
+    assert!(answers[0].starts_with("200 ") && answers[0].ends_with("\"ran_ms\":2000}\n"), "{:?}", answers[0]);
+    assert!(answers[1].starts_with("200 ") && answers[1].contains("\"command\":\"echo hi\""), "{}", answers[1]);
+    assert_eq!(setup.app.awaiting_commands(), 0);
+    // Completing again, or for a connection that closed meanwhile, is refused.
+    assert_eq!(setup.app.complete_command(&mut setup.kernel, id, reply.clone(), 0), Err(AppError::NotAwaiting));
+    let gone = setup.app.open(0).unwrap();
+    let slow = post("slow again");
+    setup.app.receive(&mut setup.kernel, gone, 0, slow.as_bytes()).unwrap();
+    setup.app.close(gone).unwrap();
+    assert_eq!(setup.app.awaiting_commands(), 0);
+    assert_eq!(setup.app.complete_command(&mut setup.kernel, gone, reply, 0), Err(AppError::UnknownConnection));
+    assert_eq!(setup.app.counters().responses.success, 2);
 }
