@@ -10,6 +10,7 @@ mod det;
 mod format;
 mod klog;
 mod shell;
+mod web;
 
 use alloc::boxed::Box;
 
@@ -32,6 +33,7 @@ fn main(platform: Platform) -> ! {
     if let Err(error) = commands::net::link::attach(probe.net.take()) {
         panic!("cannot start the network thread: {error}");
     }
+    web::boot(&kernel);
     if let Err(error) = thread::spawn("shell", SHELL_STACK_BYTES, move || shell::run(kernel)) {
         panic!("cannot start the shell thread: {error}");
     }

@@ -47,6 +47,12 @@ enum Task {
         /// Attach virtio-net on QEMU user networking and forward 127.0.0.1:PORT to SIS's TCP echo (port 7).
         #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
         net: Option<u16>,
+        /// Attach virtio-net, start SIS's web server at boot and forward 127.0.0.1:PORT to it (guest port 80).
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "net")]
+        web: Option<u16>,
+        /// With --web: install this admin token (64 hex digits) instead of letting SIS print a new one at boot.
+        #[arg(long, value_name = "TOKEN", requires = "web")]
+        web_token: Option<String>,
     },
     /// Everything CI checks: formatting, clippy, host tests, a fixed-seed fuzz pass, kernel build, QEMU integration tests.
     Test,
@@ -82,8 +88,8 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Task::Build => setup::ensure_target().and_then(|()| build_kernel()),
-        Task::Run { memory, append, deterministic, disk, disk_mib, net } => {
-            run(memory, append, deterministic, disk, disk_mib, net)
+        Task::Run { memory, append, deterministic, disk, disk_mib, net, web, web_token } => {
+            run(memory, append, deterministic, disk, disk_mib, net, web.map(|port| (port, web_token)))
         }
         Task::Test => test(),
         Task::Fuzz(args) => fuzz::run(args),
@@ -155,7 +161,16 @@ fn run(
     disk: Option<std::path::PathBuf>,
     disk_mib: u64,
     net: Option<u16>,
+    web: Option<(u16, Option<String>)>,
 ) -> Result<(), String> {
+    if let Some((_, Some(token))) = &web {
+        if token.len() != 64 || !token.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(format!(
+                "--web-token must be 64 hexadecimal digits (32 bytes), got {} characters",
+                token.len()
+            ));
+        }
+    }
     setup::ensure_qemu()?;
     setup::ensure_target()?;
     build_kernel()?;
@@ -171,6 +186,14 @@ fn run(
     if let Some(port) = net {
         println!("SIS's TCP echo will be at 127.0.0.1:{port}");
         config = config.user_network(port, 7);
+    }
+    if let Some((port, token)) = web {
+        println!("SIS's web server will be at http://127.0.0.1:{port}/ (GET /api/metrics, POST /api/command, GET /ws)");
+        match &token {
+            Some(_) => println!("admin token: the one given with --web-token (send it as Authorization: Bearer TOKEN)"),
+            None => println!("admin token: printed once on the console at boot, on the line 'web: admin token TOKEN'"),
+        }
+        config = config.web_server(port, token);
     }
     if let Some(append) = append {
         config = config.bootargs(append);

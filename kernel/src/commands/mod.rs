@@ -14,6 +14,7 @@ pub mod stress;
 mod system;
 mod temporaliso;
 mod threads;
+mod webctl;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -81,6 +82,7 @@ pub fn registry() -> Registry<Kernel> {
         &temporaliso::TEMPORALISO,
         &blk::BLKCTL,
         &net::NETCTL,
+        &webctl::WEBCTL,
         &logctl::LOGCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
@@ -135,4 +137,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("logctl ratelimit off", Capabilities::ADMIN),
     ("shutdown", Capabilities::ADMIN),
     ("fault", Capabilities::ADMIN),
+    ("webctl start", Capabilities::ADMIN),
+    ("webctl stop", Capabilities::ADMIN),
+    ("webctl token", Capabilities::ADMIN),
 ];

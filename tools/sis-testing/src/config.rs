@@ -64,6 +64,34 @@ pub struct QemuConfig {
     pub disk_image: Option<PathBuf>,
     /// A virtio-net device on QEMU user networking with one forwarded TCP port; `None` boots without a network.
     pub network: Option<PortForward>,
+    /// 32 bytes passed as `sis.entropy=<64 hex digits>`, the kernel's only source for web tokens; [`QemuConfig::new`]
+    /// reads them from the host's OS random source (`/dev/urandom`).
+    pub entropy: Option<[u8; 32]>,
+    /// Start the web server at boot (`sis.web=80`), with this admin token (`sis.web_token`) when given.
+    pub web: Option<WebBoot>,
+}
+
+/// The web server started at boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebBoot {
+    /// Admin token (64 hex digits) installed at boot; `None` lets the kernel make one and print it on the console.
+    pub token: Option<String>,
+}
+
+/// The guest port the web server listens on when started at boot.
+pub const WEB_GUEST_PORT: u16 = 80;
+
+/// 32 bytes from the host's OS random source.
+pub fn host_random_bytes() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A TCP port forward from the host's loopback into the guest (QEMU `hostfwd`).
@@ -99,7 +127,38 @@ impl QemuConfig {
             timeout: DEFAULT_TIMEOUT,
             disk_image: None,
             network: None,
+            // Without a random source there is no entropy to pass, and the kernel refuses to make tokens.
+            entropy: host_random_bytes().ok(),
+            web: None,
         }
+    }
+
+    /// Sets (or, with `None`, drops) the `sis.entropy` boot argument.
+    pub fn entropy(mut self, entropy: Option<[u8; 32]>) -> Self {
+        self.entropy = entropy;
+        self
+    }
+
+    /// Attaches virtio-net forwarding 127.0.0.1:`host_port` to the guest's port 80 and starts the web server at
+    /// boot, installing `token` (64 hex digits) as an admin token, or letting the kernel print a new one.
+    pub fn web_server(mut self, host_port: u16, token: Option<String>) -> Self {
+        self.web = Some(WebBoot { token });
+        self.user_network(host_port, WEB_GUEST_PORT)
+    }
+
+    /// The `-append` text: the boot arguments, then the web server's and `sis.entropy`.
+    pub fn append_text(&self) -> Option<String> {
+        let mut words: Vec<String> = self.bootargs.iter().cloned().collect();
+        if let Some(web) = &self.web {
+            words.push(format!("sis.web={WEB_GUEST_PORT}"));
+            if let Some(token) = &web.token {
+                words.push(format!("sis.web_token={token}"));
+            }
+        }
+        if let Some(entropy) = &self.entropy {
+            words.push(format!("sis.entropy={}", hex(entropy)));
+        }
+        (!words.is_empty()).then(|| words.join(" "))
     }
 
     /// Sets the emulator program.
@@ -236,9 +295,9 @@ impl QemuConfig {
             arguments.push("virtio-net-device,netdev=net0".into());
         }
         arguments.extend(["-kernel".into(), self.kernel.display().to_string()]);
-        if let Some(bootargs) = &self.bootargs {
+        if let Some(append) = self.append_text() {
             arguments.push("-append".into());
-            arguments.push(bootargs.clone());
+            arguments.push(append);
         }
         if let Some(shift) = self.icount_shift {
             arguments.push("-icount".into());
@@ -253,7 +312,19 @@ mod tests {
     use super::*;
 
     fn config() -> QemuConfig {
-        QemuConfig::new().kernel("/images/sis.elf")
+        QemuConfig::new().kernel("/images/sis.elf").entropy(None)
+    }
+
+    #[test]
+    fn entropy_and_web_server_are_boot_arguments() {
+        let configured = config().bootargs("quiet").entropy(Some([0xab; 32])).web_server(40124, Some("cd".repeat(32)));
+        let expected = format!("quiet sis.web=80 sis.web_token={} sis.entropy={}", "cd".repeat(32), "ab".repeat(32));
+        assert_eq!(configured.append_text(), Some(expected));
+        assert_eq!(configured.network, Some(PortForward { host_port: 40124, guest_port: 80 }));
+        assert_eq!(config().append_text(), None);
+        let fresh = QemuConfig::new();
+        let entropy = fresh.entropy.expect("the host has /dev/urandom");
+        assert_ne!(entropy, QemuConfig::new().entropy.unwrap(), "two configs got the same 32 random bytes");
     }
 
     #[test]

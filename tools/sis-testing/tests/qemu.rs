@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 23] = [
+const COMMANDS: [&str; 24] = [
     "help",
     "version",
     "uptime",
@@ -34,6 +34,7 @@ const COMMANDS: [&str; 23] = [
     "temporaliso",
     "blkctl",
     "netctl",
+    "webctl",
     "logctl",
     "sleep",
     "shutdown",

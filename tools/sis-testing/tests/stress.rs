@@ -189,7 +189,9 @@ fn the_command_flood_runs_real_commands_and_counts_every_line() {
     // Max: closed loop, nothing dropped, and the sustained rate exceeds the paced one.
     assert_eq!(flood(max, "dropped"), 0);
     assert_eq!(flood(max, "processed"), flood(max, "sent"));
-    assert!(flood(max, "achieved_rate_milli_per_s") > 10 * flood(paced, "achieved_rate_milli_per_s"));
+    // Deterministic figures: about 9.8 times the paced rate with 24 commands in the table (`help`, one of the mix,
+    // lists them all, so each new command lowers it a little); 5 times leaves room for the table to grow.
+    assert!(flood(max, "achieved_rate_milli_per_s") > 5 * flood(paced, "achieved_rate_milli_per_s"));
     assert_eq!(status, Some(exit::FAIL), "the overloaded run fails the batch");
 }
 

@@ -112,15 +112,20 @@ fn run() {
             // Read before the poll: an interrupt during it stays pending (IRQs are masked) and changes the count.
             let seen = net.waker.interrupts();
             net.stack.poll(now);
+            // The web listener's sockets, into the web server's I/O table (never the web app itself).
+            let web_thread = crate::web::io::serve(&mut net.stack, now);
             let delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
-            (seen, delay, net.waker, net.poll_waiter.take())
+            (seen, delay, net.waker, net.poll_waiter.take(), web_thread)
         });
-        let Some((seen, delay_ns, waker, waiter)) = polled else {
+        let Some((seen, delay_ns, waker, waiter, web_thread)) = polled else {
             crate::klog!("net", "net: no network stack attached; the network thread ends");
             return;
         };
         if let Some(waiter) = waiter {
             thread::wake(waiter);
+        }
+        if let Some(web_thread) = web_thread {
+            thread::wake(web_thread);
         }
         if delay_ns == 0 {
             thread::yield_now();

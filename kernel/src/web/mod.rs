@@ -1,0 +1,333 @@
+//! The kernel's web server: the `sis-web` app over the network stack's listener, served by two threads.
+//!
+//! Three threads and three locks. The network thread serves the listener's sockets into the I/O table
+//! ([`io::IO`]) and never calls the app: the app's backend reads other subsystems' locks (the network's own
+//! included) to build metrics. The web thread ([`thread`]) owns request handling: it moves bytes and events
+//! between the I/O table and the app ([`SERVER`]), runs timeouts and metric pushes, and sleeps until the app's
+//! next deadline or a wake. A command worker runs `POST /api/command` lines through the shell registry, so a long
+//! stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`].
+
+pub mod io;
+mod thread;
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use sha2::{Digest, Sha256};
+use sis_net::{ListenerConfig, ListenerId, ListenerStats};
+use sis_platform::irq_lock::IrqMutex;
+use sis_platform::{console, time};
+use sis_proto::bootargs;
+use sis_sched::ThreadId;
+use sis_shell::ShellError;
+use sis_web::token::SECRET_BYTES;
+use sis_web::{App, AppConfig, CommandReply, ConnectionId, Counters, Role, TokenId, TokenInfo};
+
+use crate::commands::net::link;
+use crate::commands::Kernel;
+
+/// Boot argument: start the server at boot on this port.
+pub const WEB_ARGUMENT: &str = "sis.web";
+/// Boot argument: an admin token (64 hex digits) the host chose.
+pub const WEB_TOKEN_ARGUMENT: &str = "sis.web_token";
+/// Boot argument: 32 bytes of entropy from the host (64 hex digits), the only source tokens are derived from.
+pub const ENTROPY_ARGUMENT: &str = "sis.entropy";
+/// Default port of `webctl start`.
+pub const DEFAULT_PORT: u16 = 80;
+/// Sockets of the listener: connections served at once.
+pub const LISTENER_SOCKETS: usize = 16;
+/// Receive and send buffer of each socket.
+pub const LISTENER_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Error code: the server already runs.
+pub const ALREADY_RUNNING: &str = "already-running";
+/// Error code: the server does not run.
+pub const NOT_RUNNING: &str = "not-running";
+/// Error code: no `sis.entropy` boot argument, so no token can be made.
+pub const NO_ENTROPY: &str = "no-entropy";
+/// Error code: a boot argument of the web server is malformed.
+pub const BAD_BOOTARG: &str = "bad-bootargs";
+/// Error code: the listener was refused.
+pub const LISTEN_FAILED: &str = "listen-failed";
+
+/// A running server.
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    /// TCP port.
+    pub port: u16,
+    /// The stack's listener.
+    pub listener: ListenerId,
+    /// When it started, ns since boot.
+    pub started_ns: u64,
+}
+
+/// One slot's connection as the web thread knows it.
+#[derive(Debug)]
+struct Link {
+    generation: u64,
+    id: ConnectionId,
+    /// Received bytes the app could not take yet.
+    leftover: Vec<u8>,
+    peer_closed: bool,
+    closing: bool,
+}
+
+/// The server's state: the app (tokens and counters live as long as the kernel), and the running listener.
+#[derive(Debug)]
+pub struct Server {
+    app: App,
+    running: Option<Running>,
+    links: BTreeMap<usize, Link>,
+    /// Connections whose command the worker runs.
+    awaiting: BTreeSet<ConnectionId>,
+    /// Replies of the worker for the web thread.
+    completed: VecDeque<(ConnectionId, CommandReply)>,
+    tokens_made: u64,
+    web_thread: Option<ThreadId>,
+    /// Counters of listeners that were stopped.
+    stopped_listeners: ListenerStats,
+}
+
+/// The kernel's server (created by the first `webctl` command that needs it).
+static SERVER: IrqMutex<Option<Server>> = IrqMutex::new(None);
+
+/// What `webctl status` reports.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The running listener.
+    pub running: Option<Running>,
+    /// The app's counters.
+    pub counters: Counters,
+    /// The listener's counters (stopped listeners' included).
+    pub listener: ListenerStats,
+    /// Tokens held.
+    pub tokens: usize,
+    /// Commands the worker has queued or runs.
+    pub commands_waiting: usize,
+}
+
+fn with_server<T>(body: impl FnOnce(&mut Server) -> T) -> T {
+    let mut guard = SERVER.lock();
+    let server = guard.get_or_insert_with(|| Server {
+        app: App::new(AppConfig::default()),
+        running: None,
+        links: BTreeMap::new(),
+        awaiting: BTreeSet::new(),
+        completed: VecDeque::new(),
+        tokens_made: 0,
+        web_thread: None,
+        stopped_listeners: ListenerStats::default(),
+    });
+    body(server)
+}
+
+/// Starts the server on `port`: needs the network device; refused when it already runs.
+pub fn start(kernel: &Kernel, port: u16) -> Result<Running, ShellError> {
+    if !link::attached() {
+        return Err(link::no_device());
+    }
+    if port == 0 {
+        return Err(ShellError::new(sis_shell::codes::INVALID_VALUE, "port 0 cannot be listened on"));
+    }
+    if let Some(running) = with_server(|server| server.running) {
+        return Err(ShellError::new(
+            ALREADY_RUNNING,
+            alloc::format!("the web server already runs on port {}; webctl stop first", running.port),
+        ));
+    }
+    let web_thread = match with_server(|server| server.web_thread) {
+        Some(id) => id,
+        None => {
+            let id = thread::spawn_threads(kernel)?;
+            with_server(|server| server.web_thread = Some(id));
+            id
+        }
+    };
+    with_server(|server| {
+        if let Some(running) = server.running {
+            return Err(ShellError::new(
+                ALREADY_RUNNING,
+                alloc::format!("the web server runs on port {}", running.port),
+            ));
+        }
+        let config = ListenerConfig { port, sockets: LISTENER_SOCKETS, buffer_bytes: LISTENER_BUFFER_BYTES };
+        let listener = link::with_net(|net| {
+            let listener = net.stack.listen(config).map_err(|error| {
+                ShellError::new(LISTEN_FAILED, alloc::format!("cannot listen on port {port}: {error}"))
+            })?;
+            io::IO.lock().reset(LISTENER_SOCKETS, listener, web_thread);
+            Ok(listener)
+        })?;
+        let running = Running { port, listener, started_ns: time::now_ns() };
+        server.running = Some(running);
+        Ok(running)
+    })
+    .inspect(|_| link::kick())
+}
+
+/// Stops the server: the listener closes, its connections are reset, and the web thread forgets them.
+/// Returns the port it ran on.
+pub fn stop() -> Result<Running, ShellError> {
+    let stopped = with_server(|server| {
+        let running =
+            server.running.take().ok_or_else(|| ShellError::new(NOT_RUNNING, "the web server does not run"))?;
+        let stats = link::with_net(|net| {
+            let mut io = io::IO.lock();
+            io.listener = None;
+            net.stack
+                .close_listener(running.listener, Some(&mut *io), time::now_ns())
+                .map_err(|error| ShellError::new(LISTEN_FAILED, alloc::format!("cannot close the listener: {error}")))
+        })?;
+        let total = &mut server.stopped_listeners;
+        total.accepted += stats.accepted;
+        total.ended += stats.ended;
+        total.bytes_in += stats.bytes_in;
+        total.bytes_out += stats.bytes_out;
+        Ok((running, server.web_thread))
+    })?;
+    let (running, web_thread) = stopped;
+    if let Some(id) = web_thread {
+        sis_platform::thread::wake(id);
+    }
+    Ok(running)
+}
+
+/// The server's figures, read now.
+pub fn status() -> Status {
+    with_server(|server| {
+        let mut listener = server.stopped_listeners;
+        if let Some(running) = server.running {
+            if let Ok(stats) = link::with_net(|net| Ok(net.stack.listener_stats(running.listener))) {
+                let stats = stats.unwrap_or_default();
+                listener.accepted += stats.accepted;
+                listener.open = stats.open;
+                listener.ended += stats.ended;
+                listener.bytes_in += stats.bytes_in;
+                listener.bytes_out += stats.bytes_out;
+            }
+        }
+        Status {
+            running: server.running,
+            counters: server.app.counters(),
+            listener,
+            tokens: server.app.tokens().len(),
+            commands_waiting: server.awaiting.len(),
+        }
+    })
+}
+
+/// Creates a token for `role` from the boot entropy; returns its record and its secret (shown once).
+pub fn create_token(kernel: &Kernel, role: Role) -> Result<(TokenInfo, String), ShellError> {
+    let entropy = boot_entropy(kernel)?;
+    with_server(|server| {
+        server.tokens_made += 1;
+        let now = time::now_ns();
+        let mut hasher = Sha256::new();
+        hasher.update(entropy);
+        hasher.update(server.tokens_made.to_le_bytes());
+        hasher.update(now.to_le_bytes());
+        let secret: [u8; SECRET_BYTES] = hasher.finalize().into();
+        server.app.create_token(role, secret, now).map_err(|error| ShellError::new(error.code(), error.message()))
+    })
+}
+
+/// Installs a token whose secret the host chose (64 hex digits).
+pub fn install_token(role: Role, hex: &str) -> Result<TokenInfo, ShellError> {
+    let secret = parse_hex32(hex).ok_or_else(|| {
+        ShellError::new(BAD_BOOTARG, alloc::format!("{WEB_TOKEN_ARGUMENT} must be 64 hexadecimal digits"))
+    })?;
+    with_server(|server| {
+        server
+            .app
+            .create_token(role, secret, time::now_ns())
+            .map(|(info, _)| info)
+            .map_err(|error| ShellError::new(error.code(), error.message()))
+    })
+}
+
+/// Every token's record (never a secret).
+pub fn tokens() -> Vec<TokenInfo> {
+    with_server(|server| server.app.tokens().list())
+}
+
+/// Revokes a token at once; returns it and how many WebSockets it had open (they are closed with 1008).
+pub fn revoke_token(id: u32) -> Result<(TokenInfo, usize), ShellError> {
+    let (result, web_thread) = with_server(|server| {
+        let result = server
+            .app
+            .revoke_token(TokenId(id))
+            .map(|(info, closed)| (info, closed.len()))
+            .map_err(|error| ShellError::new(error.code(), error.message()));
+        (result, server.web_thread)
+    });
+    if let Some(id) = web_thread {
+        sis_platform::thread::wake(id);
+    }
+    result
+}
+
+/// The 32 bytes of `sis.entropy`, or the error that names the boot argument.
+fn boot_entropy(kernel: &Kernel) -> Result<[u8; 32], ShellError> {
+    let value = bootargs::find(&kernel.bootargs, ENTROPY_ARGUMENT)
+        .map_err(|error| ShellError::new(BAD_BOOTARG, alloc::format!("{error}")))?
+        .ok_or_else(|| {
+            ShellError::new(
+                NO_ENTROPY,
+                alloc::format!(
+                    "no entropy for tokens: boot with {ENTROPY_ARGUMENT}=<64 hex digits from the host's random source> (cargo xtask run and the harness pass it); SIS has no hardware random number generator"
+                ),
+            )
+        })?;
+    parse_hex32(&value)
+        .ok_or_else(|| ShellError::new(BAD_BOOTARG, alloc::format!("{ENTROPY_ARGUMENT} must be 64 hexadecimal digits")))
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let digit = |byte: u8| (byte as char).to_digit(16);
+    let mut out = [0u8; 32];
+    for (index, pair) in bytes.chunks(2).enumerate() {
+        out[index] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(out)
+}
+
+/// Starts the server at boot when `sis.web=PORT` is given, installing `sis.web_token` or printing a new admin
+/// token once on the console. Problems are printed and boot goes on without the server.
+pub fn boot(kernel: &Kernel) {
+    let port = match bootargs::find(&kernel.bootargs, WEB_ARGUMENT) {
+        Ok(Some(text)) => match text.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => {
+                console::write_str(&alloc::format!("web: {WEB_ARGUMENT}={text}: not a port 1-65535; not started\n"));
+                return;
+            }
+        },
+        Ok(None) => return,
+        Err(error) => {
+            console::write_str(&alloc::format!("web: {error}; not started\n"));
+            return;
+        }
+    };
+    let token = match bootargs::find(&kernel.bootargs, WEB_TOKEN_ARGUMENT) {
+        Ok(Some(hex)) => install_token(Role::Admin, &hex)
+            .map(|info| alloc::format!("admin token id {} from {WEB_TOKEN_ARGUMENT}", info.id.0)),
+        Ok(None) => create_token(kernel, Role::Admin).map(|(_, secret)| alloc::format!("admin token {secret}")),
+        Err(error) => Err(ShellError::new(BAD_BOOTARG, alloc::format!("{error}"))),
+    };
+    match token {
+        Ok(line) => console::write_str(&alloc::format!("web: {line}\n")),
+        Err(error) => {
+            console::write_str(&alloc::format!("web: no admin token: {error}; not started\n"));
+            return;
+        }
+    }
+    match start(kernel, port) {
+        Ok(running) => console::write_str(&alloc::format!("web: serving HTTP on port {}\n", running.port)),
+        Err(error) => console::write_str(&alloc::format!("web: not started: {error}\n")),
+    }
+}

@@ -1,0 +1,300 @@
+//! The web thread (drives the app from the I/O table) and the command worker (runs `POST /api/command` lines
+//! through the shell registry), with the app's backend: metrics and commands.
+
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde_json::{json, Map, Value};
+use sis_platform::irq_lock::IrqMutex;
+use sis_platform::{power, thread, time};
+use sis_sched::ThreadId;
+use sis_shell::{codes, Capabilities, Outcome, Output, Registry, ShellError};
+use sis_web::{Backend, CommandReply, ConnectionId};
+
+use super::io::{IoKind, IO};
+use super::{Link, Server, SERVER};
+use crate::commands::net::link;
+use crate::commands::{self, Kernel};
+
+/// Longest sleep of the web thread when the app has no deadline.
+const MAX_SLEEP_NS: u64 = 100_000_000;
+/// Stack of the web thread (metrics run registry handlers).
+const WEB_STACK_BYTES: u64 = 128 * 1024;
+/// Stack of the command worker: like the shell's, stress tests keep histograms on it.
+const WORKER_STACK_BYTES: u64 = 256 * 1024;
+/// Error code: a command line printed no JSON object.
+pub const NO_JSON: &str = "no-json-output";
+
+/// A command line waiting for the worker.
+struct Job {
+    connection: ConnectionId,
+    line: String,
+    capabilities: Capabilities,
+}
+
+/// Lines for the worker, and the worker's thread.
+static JOBS: IrqMutex<(VecDeque<Job>, Option<ThreadId>)> = IrqMutex::new((VecDeque::new(), None));
+
+/// Each metrics section and the shell line whose JSON it is (the same handlers the console runs).
+const METRIC_LINES: &[(&str, &str)] = &[
+    ("memory", "meminfo --json"),
+    ("scheduler", "schedctl util --json"),
+    ("threads", "threads --json"),
+    ("autonomy", "autoctl status --json"),
+    ("network", "netctl stats --json"),
+    ("block", "blkctl status --json"),
+];
+
+/// Starts the web thread and the command worker; returns the web thread.
+pub fn spawn_threads(kernel: &Kernel) -> Result<ThreadId, ShellError> {
+    let spawn_error = |error: thread::SpawnError| {
+        ShellError::new("spawn-failed", alloc::format!("cannot start a web thread: {error}"))
+    };
+    let worker_kernel = kernel.clone();
+    let worker = thread::spawn("web-cmd", WORKER_STACK_BYTES, move || worker(worker_kernel)).map_err(spawn_error)?;
+    JOBS.lock().1 = Some(worker);
+    let web_kernel = kernel.clone();
+    thread::spawn("web", WEB_STACK_BYTES, move || run(web_kernel)).map_err(spawn_error)
+}
+
+/// Command output kept in memory.
+#[derive(Default)]
+struct Capture(String);
+
+impl Output for Capture {
+    fn write_str(&mut self, text: &str) {
+        self.0.push_str(text);
+    }
+}
+
+/// Runs `line` with `--json` and returns the JSON object it printed (the last line that is one) and its outcome.
+fn run_line(
+    kernel: &mut Kernel,
+    registry: &Registry<Kernel>,
+    line: &str,
+    capabilities: Capabilities,
+) -> (Option<Value>, Outcome) {
+    let mut text = String::from(line.trim());
+    if !text.split_whitespace().any(|word| word == "--json") {
+        text.push_str(" --json");
+    }
+    kernel.line_received_ns = None;
+    let mut capture = Capture::default();
+    let outcome = registry.execute_as(kernel, text.as_bytes(), &mut capture, capabilities);
+    let json =
+        capture.0.lines().rev().filter_map(|line| serde_json::from_str::<Value>(line).ok()).find(Value::is_object);
+    (json, outcome)
+}
+
+/// The app's view of the kernel, for one turn of the web thread.
+struct KernelBackend<'a> {
+    kernel: &'a mut Kernel,
+    registry: &'a Registry<Kernel>,
+    jobs: Vec<Job>,
+}
+
+impl Backend for KernelBackend<'_> {
+    fn metrics(&mut self, _now_ns: u64) -> Value {
+        let mut metrics = Map::new();
+        metrics.insert(String::from("uptime_ns"), Value::from(time::now_ns()));
+        for (section, line) in METRIC_LINES {
+            let (json, _) = run_line(self.kernel, self.registry, line, Capabilities::ALL);
+            metrics.insert(String::from(*section), json.unwrap_or(Value::Null));
+        }
+        Value::Object(metrics)
+    }
+
+    fn command(&mut self, connection: ConnectionId, line: &str, capabilities: Capabilities) -> Option<CommandReply> {
+        self.jobs.push(Job { connection, line: String::from(line), capabilities });
+        None
+    }
+
+    fn now_ns(&mut self) -> u64 {
+        time::now_ns()
+    }
+}
+
+/// The command worker: runs queued lines one at a time and hands each reply to the web thread.
+fn worker(mut kernel: Kernel) {
+    let registry = commands::registry();
+    loop {
+        let job = JOBS.lock().0.pop_front();
+        let Some(job) = job else {
+            thread::sleep_until_ns_or_woken(time::now_ns().saturating_add(1_000_000_000), || !JOBS.lock().0.is_empty());
+            continue;
+        };
+        let (json, outcome) = run_line(&mut kernel, &registry, &job.line, job.capabilities);
+        let permission_denied = matches!(outcome, Outcome::Failed { code } if code == codes::PERMISSION_DENIED);
+        let json = json.unwrap_or_else(
+            || json!({ "ok": false, "error": { "code": NO_JSON, "message": "the command printed no JSON object" } }),
+        );
+        let web_thread = {
+            let mut guard = SERVER.lock();
+            guard.as_mut().and_then(|server| {
+                server.completed.push_back((job.connection, CommandReply { json, permission_denied }));
+                server.web_thread
+            })
+        };
+        if let Some(id) = web_thread {
+            thread::wake(id);
+        }
+        if kernel.shutdown_requested {
+            // The reply goes out first; then the machine powers off, as the console's `shutdown` does.
+            thread::sleep_ns(200_000_000);
+            power::system_off();
+        }
+    }
+}
+
+/// The web thread: one turn, then sleep until the app's next deadline, new events or a reply.
+fn run(mut kernel: Kernel) {
+    let registry = commands::registry();
+    loop {
+        let (again, deadline) = turn(&mut kernel, &registry);
+        if again {
+            thread::yield_now();
+            continue;
+        }
+        let now = time::now_ns();
+        let deadline = deadline.unwrap_or(u64::MAX).clamp(now, now.saturating_add(MAX_SLEEP_NS));
+        thread::sleep_until_ns_or_woken(deadline, || {
+            IO.lock().has_events() || SERVER.lock().as_ref().is_some_and(|server| !server.completed.is_empty())
+        });
+    }
+}
+
+/// One turn: events in, replies in, the app's poll, output out. Returns whether another turn is due at once and
+/// the app's next deadline.
+fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>) {
+    let now = time::now_ns();
+    let events = IO.lock().take_events();
+    let mut backend = KernelBackend { kernel, registry, jobs: Vec::new() };
+    let mut guard = SERVER.lock();
+    let Some(server) = guard.as_mut() else { return (false, None) };
+    for event in events {
+        match event.kind {
+            IoKind::Opened => {
+                if let Some(old) = server.links.remove(&event.slot) {
+                    let _ = server.app.close(old.id);
+                    server.awaiting.remove(&old.id);
+                }
+                match server.app.open(now) {
+                    Ok(id) => {
+                        let link = Link {
+                            generation: event.generation,
+                            id,
+                            leftover: Vec::new(),
+                            peer_closed: false,
+                            closing: false,
+                        };
+                        server.links.insert(event.slot, link);
+                    }
+                    // Over the app's connection limit: close without a word.
+                    Err(_) => IO.lock().set_closing(event.slot, event.generation),
+                }
+            }
+            IoKind::Data(bytes) => {
+                if let Some(link) = server.links.get_mut(&event.slot).filter(|link| link.generation == event.generation)
+                {
+                    link.leftover.extend_from_slice(&bytes);
+                }
+            }
+            IoKind::PeerClosed => {
+                if let Some(link) = server.links.get_mut(&event.slot).filter(|link| link.generation == event.generation)
+                {
+                    link.peer_closed = true;
+                }
+            }
+            IoKind::Closed => {
+                if server.links.get(&event.slot).is_some_and(|link| link.generation == event.generation) {
+                    if let Some(link) = server.links.remove(&event.slot) {
+                        let _ = server.app.close(link.id);
+                        server.awaiting.remove(&link.id);
+                    }
+                }
+            }
+        }
+    }
+    let mut again = feed(server, &mut backend, now);
+    while let Some((id, reply)) = server.completed.pop_front() {
+        server.awaiting.remove(&id);
+        let _ = server.app.complete_command(&mut backend, id, reply, now);
+    }
+    server.app.poll(&mut backend, now);
+    let moved = drain(server, &mut backend, now);
+    again |= moved.1;
+    for job in &backend.jobs {
+        server.awaiting.insert(job.connection);
+    }
+    let deadline = server.app.next_deadline_ns();
+    drop(guard);
+    if !backend.jobs.is_empty() {
+        let worker = {
+            let mut jobs = JOBS.lock();
+            jobs.0.extend(backend.jobs);
+            jobs.1
+        };
+        if let Some(worker) = worker {
+            thread::wake(worker);
+        }
+    }
+    if moved.0 {
+        link::kick();
+    }
+    (again, deadline)
+}
+
+/// Hands received bytes to the app; returns whether bytes wait that the app could not take yet.
+fn feed(server: &mut Server, backend: &mut KernelBackend<'_>, now: u64) -> bool {
+    let mut waiting = false;
+    for (slot, link) in &mut server.links {
+        if link.leftover.is_empty() {
+            continue;
+        }
+        let taken = server.app.receive(backend, link.id, now, &link.leftover).unwrap_or(link.leftover.len());
+        link.leftover.drain(..taken);
+        IO.lock().release(*slot, link.generation, taken);
+        waiting |= taken > 0 && !link.leftover.is_empty();
+    }
+    waiting
+}
+
+/// Moves the app's output into the slots and sets closing flags; returns (anything for the network thread,
+/// output left that did not fit but may once the app consumed).
+fn drain(server: &mut Server, backend: &mut KernelBackend<'_>, now: u64) -> (bool, bool) {
+    let mut moved = false;
+    let mut consumed = Vec::new();
+    {
+        let mut io = IO.lock();
+        for (slot, link) in &server.links {
+            let output = server.app.pending_output(link.id);
+            if !output.is_empty() {
+                let count = io.push_output(*slot, link.generation, output);
+                if count > 0 {
+                    consumed.push((link.id, count));
+                    moved = true;
+                }
+            }
+        }
+    }
+    let again = !consumed.is_empty();
+    for (id, count) in consumed {
+        server.app.consume(backend, id, now, count);
+    }
+    let mut io = IO.lock();
+    for (slot, link) in &mut server.links {
+        if link.closing {
+            continue;
+        }
+        let drained = server.app.pending_output(link.id).is_empty();
+        let app_done = server.app.should_close(link.id) && drained;
+        let peer_done = link.peer_closed && drained && !server.awaiting.contains(&link.id) && link.leftover.is_empty();
+        if app_done || peer_done {
+            io.set_closing(*slot, link.generation);
+            link.closing = true;
+            moved = true;
+        }
+    }
+    (moved, again)
+}
