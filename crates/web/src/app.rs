@@ -57,11 +57,19 @@ pub struct AppConfig {
     pub max_connections: usize,
     /// Tokens held at once (default 64).
     pub max_tokens: usize,
+    /// Whether the kernel publishes events ([`App::publish_event`]); without them an events subscription is
+    /// refused with `not-implemented` (default false).
+    pub events_published: bool,
 }
 
 impl Default for AppConfig {
     fn default() -> Self {
-        AppConfig { limits: Limits::default(), max_connections: 64, max_tokens: DEFAULT_MAX_TOKENS }
+        AppConfig {
+            limits: Limits::default(),
+            max_connections: 64,
+            max_tokens: DEFAULT_MAX_TOKENS,
+            events_published: false,
+        }
     }
 }
 
@@ -418,7 +426,7 @@ impl App {
                 Event::TimedOut(timeout) => self.tally.timeout(timeout),
                 Event::WsText(text) => {
                     self.tally.counters.websocket.messages_in += 1;
-                    let reply = messages::handle_text(&mut slot.session, &text, now_ns);
+                    let reply = messages::handle_text(&mut slot.session, &text, now_ns, self.config.events_published);
                     self.send_reply(slot, &reply);
                 }
                 Event::WsBinary(_) => {

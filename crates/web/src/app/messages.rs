@@ -17,15 +17,22 @@ pub const DEFAULT_INTERVAL_MS: u64 = 1000;
 ///
 /// Accepted: `{"subscribe":"metrics","interval_ms":N}` (N in 50..=60000, default 1000; the first push is due at
 /// once), `{"subscribe":"events"}`, `{"unsubscribe":"metrics"}`, `{"unsubscribe":"events"}`. Anything else gets
-/// `{"type":"error","error":{"code":...,"message":...}}` and changes nothing.
-pub(super) fn handle_text(session: &mut Session, text: &str, now_ns: u64) -> String {
-    match apply(session, text, now_ns) {
+/// `{"type":"error","error":{"code":...,"message":...}}` and changes nothing. While the kernel publishes no
+/// events (`events_published` false), an events subscription is refused with `not-implemented` rather than
+/// acknowledged and left silent.
+pub(super) fn handle_text(session: &mut Session, text: &str, now_ns: u64, events_published: bool) -> String {
+    match apply(session, text, now_ns, events_published) {
         Ok(reply) => reply.to_string(),
         Err((code, message)) => error_frame(code, message),
     }
 }
 
-fn apply(session: &mut Session, text: &str, now_ns: u64) -> Result<Value, (&'static str, &'static str)> {
+fn apply(
+    session: &mut Session,
+    text: &str,
+    now_ns: u64,
+    events_published: bool,
+) -> Result<Value, (&'static str, &'static str)> {
     let value: Value = serde_json::from_str(text).map_err(|_| ("bad-json", "messages are JSON objects"))?;
     let object = value.as_object().ok_or(("bad-json", "messages are JSON objects"))?;
     let known = ["subscribe", "unsubscribe", "interval_ms"];
@@ -47,6 +54,9 @@ fn apply(session: &mut Session, text: &str, now_ns: u64) -> Result<Value, (&'sta
                     session.metrics =
                         Some(MetricsSubscription { interval_ns: interval_ms * 1_000_000, next_due_ns: now_ns });
                     Ok(json!({ "type": "subscribed", "topic": "metrics", "interval_ms": interval_ms }))
+                }
+                "events" if !events_published => {
+                    Err(("not-implemented", "the kernel publishes no events yet; metrics can be subscribed to"))
                 }
                 "events" if !object.contains_key("interval_ms") => {
                     session.events = true;

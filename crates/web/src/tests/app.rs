@@ -64,8 +64,9 @@ struct Setup {
     admin: String,
 }
 
+/// An app with a viewer, an operator and an admin token; the kernel stand-in publishes events.
 fn setup(config: AppConfig) -> Setup {
-    let mut app = App::new(config);
+    let mut app = App::new(AppConfig { events_published: true, ..config });
     let mut token = |role, byte| app.create_token(role, [byte; SECRET_BYTES], 0).unwrap().1;
     let viewer = token(Role::Viewer, 1);
     let operator = token(Role::Operator, 2);
@@ -494,4 +495,20 @@ fn a_deferred_command_holds_its_connection_and_the_requests_behind_it_until_it_c
     assert_eq!(setup.app.awaiting_commands(), 0);
     assert_eq!(setup.app.complete_command(&mut setup.kernel, gone, reply, 0), Err(AppError::UnknownConnection));
     assert_eq!(setup.app.counters().responses.success, 2);
+}
+
+#[test]
+fn without_published_events_an_events_subscription_is_refused_not_left_silent() {
+    let mut setup = setup(AppConfig::default());
+    let mut app = App::new(AppConfig::default());
+    core::mem::swap(&mut setup.app, &mut app);
+    let (_, token) = setup.app.create_token(Role::Viewer, [9; SECRET_BYTES], 0).unwrap();
+    let id = setup.websocket(0, &alloc::format!("?token={token}"));
+    setup.say(id, 0, r#"{"subscribe":"events"}"#);
+    let frames = setup.frames(id);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["type"], "error");
+    assert_eq!(frames[0]["error"]["code"], "not-implemented");
+    assert!(!setup.app.session(id).unwrap().events);
+    assert_eq!(setup.app.publish_event(&json!({ "kind": "test" })).queued, 0);
 }
