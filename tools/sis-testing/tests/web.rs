@@ -112,6 +112,26 @@ asyncio.run(main())
     }
 }
 
+impl Web {
+    /// Subscribes to events over a WebSocket and returns the server's reply frame.
+    fn websocket_events_reply(&self, token: &str) -> Value {
+        let script = format!(
+            r#"
+import asyncio, json, websockets
+async def main():
+    async with websockets.connect("ws://{address}/ws?token={token}") as ws:
+        await ws.send(json.dumps({{"subscribe": "events"}}))
+        print(await asyncio.wait_for(ws.recv(), 10))
+asyncio.run(main())
+"#,
+            address = self.address
+        );
+        let output = Command::new(PYTHON).args(["-c", &script]).output().expect("python3 runs");
+        assert!(output.status.success(), "websocket client failed: {output:?}");
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
 fn stamps(child: std::process::Child) -> Vec<u64> {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "websocket client failed: {output:?}");
@@ -207,6 +227,9 @@ fn websocket_streams_metrics_while_a_long_command_runs_and_memory_returns_to_bas
     let before = ok(&mut web.sis, "meminfo --json");
     let frames = stamps(web.websocket_metrics(&admin, 250, 1.2));
     assert!(frames.len() >= 3, "{frames:?}");
+    // Nothing publishes kernel events yet: the subscription is refused, not acknowledged and left silent.
+    let events = web.websocket_events_reply(&admin);
+    assert_eq!((&events["type"], &events["error"]["code"]), (&Value::from("error"), &Value::from("not-implemented")));
     assert!(frames.windows(2).all(|pair| pair[0] < pair[1]), "now_ns increases: {frames:?}");
     // A 3 s stress test over HTTP; metrics keep streaming and the console keeps answering meanwhile.
     let subscriber = web.websocket_metrics(&admin, 250, 2.5);
