@@ -111,6 +111,20 @@ pub struct ListenerStats {
     pub bytes_out: u64,
 }
 
+impl ListenerStats {
+    /// The counters of two listeners together (one stopped, one running): totals add; `open` adds too, and a
+    /// stopped listener has none open.
+    pub fn plus(&self, other: &ListenerStats) -> ListenerStats {
+        ListenerStats {
+            accepted: self.accepted + other.accepted,
+            open: self.open + other.open,
+            ended: self.ended + other.ended,
+            bytes_in: self.bytes_in + other.bytes_in,
+            bytes_out: self.bytes_out + other.bytes_out,
+        }
+    }
+}
+
 /// A listener's sockets and what it knows of them.
 #[derive(Debug)]
 pub(crate) struct Listener {

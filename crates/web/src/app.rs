@@ -345,6 +345,11 @@ impl App {
         self.awaiting.len()
     }
 
+    /// Whether connection `id` waits for a deferred command.
+    pub fn awaits_command(&self, id: ConnectionId) -> bool {
+        self.awaiting.contains_key(&id)
+    }
+
     /// Forgets a connection whose socket is closed (by either side); its figures join the totals.
     pub fn close(&mut self, id: ConnectionId) -> Result<(), AppError> {
         let slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;

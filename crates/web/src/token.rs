@@ -205,16 +205,23 @@ fn hash_secret(secret: &[u8; SECRET_BYTES]) -> [u8; 32] {
     Sha256::digest(secret).into()
 }
 
+/// 32 bytes written as 64 hex digits (either case), as tokens, and the kernel's boot entropy, are written.
+pub fn decode_hex32(text: &str) -> Option<[u8; SECRET_BYTES]> {
+    if text.len() != 2 * SECRET_BYTES {
+        return None;
+    }
+    let mut bytes = [0u8; SECRET_BYTES];
+    for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+    }
+    Some(bytes)
+}
+
 /// The secret in a presented token: 64 hex digits or 43 base64url characters.
 fn decode_secret(presented: &str) -> Option<[u8; SECRET_BYTES]> {
     let mut secret = [0u8; SECRET_BYTES];
     match presented.len() {
-        64 => {
-            for (byte, pair) in secret.iter_mut().zip(presented.as_bytes().chunks(2)) {
-                *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
-            }
-            Some(secret)
-        }
+        64 => decode_hex32(presented),
         43 => {
             let decoded = URL_SAFE_NO_PAD.decode(presented).ok()?;
             secret.copy_from_slice(decoded.get(..SECRET_BYTES).filter(|_| decoded.len() == SECRET_BYTES)?);

@@ -10,7 +10,7 @@
 pub mod io;
 mod thread;
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -21,7 +21,7 @@ use sis_platform::{console, time};
 use sis_proto::bootargs;
 use sis_sched::ThreadId;
 use sis_shell::ShellError;
-use sis_web::token::SECRET_BYTES;
+use sis_web::token::{decode_hex32, SECRET_BYTES};
 use sis_web::{App, AppConfig, CommandReply, ConnectionId, Counters, Role, TokenId, TokenInfo};
 
 use crate::commands::net::link;
@@ -79,8 +79,6 @@ pub struct Server {
     app: App,
     running: Option<Running>,
     links: BTreeMap<usize, Link>,
-    /// Connections whose command the worker runs.
-    awaiting: BTreeSet<ConnectionId>,
     /// Replies of the worker for the web thread.
     completed: VecDeque<(ConnectionId, CommandReply)>,
     tokens_made: u64,
@@ -113,7 +111,6 @@ fn with_server<T>(body: impl FnOnce(&mut Server) -> T) -> T {
         app: App::new(AppConfig::default()),
         running: None,
         links: BTreeMap::new(),
-        awaiting: BTreeSet::new(),
         completed: VecDeque::new(),
         tokens_made: 0,
         web_thread: None,
@@ -179,11 +176,7 @@ pub fn stop() -> Result<Running, ShellError> {
                 .close_listener(running.listener, Some(&mut *io), time::now_ns())
                 .map_err(|error| ShellError::new(LISTEN_FAILED, alloc::format!("cannot close the listener: {error}")))
         })?;
-        let total = &mut server.stopped_listeners;
-        total.accepted += stats.accepted;
-        total.ended += stats.ended;
-        total.bytes_in += stats.bytes_in;
-        total.bytes_out += stats.bytes_out;
+        server.stopped_listeners = server.stopped_listeners.plus(&stats);
         Ok((running, server.web_thread))
     })?;
     let (running, web_thread) = stopped;
@@ -199,12 +192,7 @@ pub fn status() -> Status {
         let mut listener = server.stopped_listeners;
         if let Some(running) = server.running {
             if let Ok(stats) = link::with_net(|net| Ok(net.stack.listener_stats(running.listener))) {
-                let stats = stats.unwrap_or_default();
-                listener.accepted += stats.accepted;
-                listener.open = stats.open;
-                listener.ended += stats.ended;
-                listener.bytes_in += stats.bytes_in;
-                listener.bytes_out += stats.bytes_out;
+                listener = listener.plus(&stats.unwrap_or_default());
             }
         }
         Status {
@@ -212,7 +200,7 @@ pub fn status() -> Status {
             counters: server.app.counters(),
             listener,
             tokens: server.app.tokens().len(),
-            commands_waiting: server.awaiting.len(),
+            commands_waiting: server.app.awaiting_commands(),
         }
     })
 }
@@ -234,7 +222,7 @@ pub fn create_token(kernel: &Kernel, role: Role) -> Result<(TokenInfo, String), 
 
 /// Installs a token whose secret the host chose (64 hex digits).
 pub fn install_token(role: Role, hex: &str) -> Result<TokenInfo, ShellError> {
-    let secret = parse_hex32(hex).ok_or_else(|| {
+    let secret = decode_hex32(hex).ok_or_else(|| {
         ShellError::new(BAD_BOOTARG, alloc::format!("{WEB_TOKEN_ARGUMENT} must be 64 hexadecimal digits"))
     })?;
     with_server(|server| {
@@ -279,21 +267,8 @@ fn boot_entropy(kernel: &Kernel) -> Result<[u8; 32], ShellError> {
                 ),
             )
         })?;
-    parse_hex32(&value)
+    decode_hex32(&value)
         .ok_or_else(|| ShellError::new(BAD_BOOTARG, alloc::format!("{ENTROPY_ARGUMENT} must be 64 hexadecimal digits")))
-}
-
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let digit = |byte: u8| (byte as char).to_digit(16);
-    let mut out = [0u8; 32];
-    for (index, pair) in bytes.chunks(2).enumerate() {
-        out[index] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
-    }
-    Some(out)
 }
 
 /// Starts the server at boot when `sis.web=PORT` is given, installing `sis.web_token` or printing a new admin

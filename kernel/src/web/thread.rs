@@ -177,7 +177,6 @@ fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>)
             IoKind::Opened => {
                 if let Some(old) = server.links.remove(&event.slot) {
                     let _ = server.app.close(old.id);
-                    server.awaiting.remove(&old.id);
                 }
                 match server.app.open(now) {
                     Ok(id) => {
@@ -210,7 +209,6 @@ fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>)
                 if server.links.get(&event.slot).is_some_and(|link| link.generation == event.generation) {
                     if let Some(link) = server.links.remove(&event.slot) {
                         let _ = server.app.close(link.id);
-                        server.awaiting.remove(&link.id);
                     }
                 }
             }
@@ -218,15 +216,11 @@ fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>)
     }
     let mut again = feed(server, &mut backend, now);
     while let Some((id, reply)) = server.completed.pop_front() {
-        server.awaiting.remove(&id);
         let _ = server.app.complete_command(&mut backend, id, reply, now);
     }
     server.app.poll(&mut backend, now);
     let moved = drain(server, &mut backend, now);
     again |= moved.1;
-    for job in &backend.jobs {
-        server.awaiting.insert(job.connection);
-    }
     let deadline = server.app.next_deadline_ns();
     drop(guard);
     if !backend.jobs.is_empty() {
@@ -289,7 +283,7 @@ fn drain(server: &mut Server, backend: &mut KernelBackend<'_>, now: u64) -> (boo
         }
         let drained = server.app.pending_output(link.id).is_empty();
         let app_done = server.app.should_close(link.id) && drained;
-        let peer_done = link.peer_closed && drained && !server.awaiting.contains(&link.id) && link.leftover.is_empty();
+        let peer_done = link.peer_closed && drained && !server.app.awaits_command(link.id) && link.leftover.is_empty();
         if app_done || peer_done {
             io.set_closing(*slot, link.generation);
             link.closing = true;
