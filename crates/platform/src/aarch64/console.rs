@@ -15,8 +15,6 @@ struct ReceiveRing {
     bytes: [u8; RECEIVE_CAPACITY],
     /// When each byte in `bytes` was put in the ring, ns.
     arrivals_ns: [u64; RECEIVE_CAPACITY],
-    /// When the most recent byte was put in the ring, ns (0: none yet).
-    last_arrival_ns: u64,
     head: usize,
     length: usize,
     /// The interrupt was masked because the ring filled up.
@@ -29,7 +27,6 @@ static OUTPUT: IrqMutex<()> = IrqMutex::new(());
 static INPUT: IrqMutex<ReceiveRing> = IrqMutex::new(ReceiveRing {
     bytes: [0; RECEIVE_CAPACITY],
     arrivals_ns: [0; RECEIVE_CAPACITY],
-    last_arrival_ns: 0,
     head: 0,
     length: 0,
     throttled: false,
@@ -103,7 +100,6 @@ pub(super) fn drain_receive_fifo() {
         let tail = (ring.head + ring.length) % RECEIVE_CAPACITY;
         ring.bytes[tail] = byte;
         ring.arrivals_ns[tail] = now_ns;
-        ring.last_arrival_ns = now_ns;
         ring.length += 1;
     }
     if ring.length == RECEIVE_CAPACITY {
@@ -115,11 +111,6 @@ pub(super) fn drain_receive_fifo() {
     if let Some(waiter) = ring.waiter.take() {
         thread::wake(waiter);
     }
-}
-
-/// When the most recent received byte was put in the receive ring, ns since boot (0: nothing received yet).
-pub fn last_arrival_ns() -> u64 {
-    INPUT.lock().last_arrival_ns
 }
 
 /// Reads up to `buffer.len()` received bytes, blocking the calling thread until at least one arrives.
