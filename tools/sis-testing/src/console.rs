@@ -88,6 +88,30 @@ pub fn raw_lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The lines of raw console output holding `text`, each from `text` on (a kernel log line is one write ending in
+/// `\r\n`, so a line holds at most one, possibly after a prompt or part of an echo).
+pub fn lines_with<'a>(raw: &'a [u8], text: &str) -> Vec<&'a str> {
+    raw_lines(raw)
+        .filter_map(|line| std::str::from_utf8(line).ok())
+        .filter_map(|line| line.find(text).map(|at| &line[at..]))
+        .collect()
+}
+
+/// The sum of N over the kernel log's `klog: <source>: <N> messages suppressed` lines in raw console output, or
+/// the first such line that does not read so.
+pub fn klog_suppressed(raw: &[u8], source: &str) -> Result<u64, String> {
+    let prefix = format!("klog: {source}: ");
+    lines_with(raw, &prefix)
+        .iter()
+        .map(|line| {
+            line[prefix.len()..]
+                .strip_suffix(" messages suppressed")
+                .and_then(|count| count.parse::<u64>().ok())
+                .ok_or_else(|| format!("a suppression line, got {line:?}"))
+        })
+        .sum()
+}
+
 /// Every line of raw console output that is a JSON reply object (as [`parse_json_reply`](crate::parse_json_reply)
 /// accepts), in order.
 ///

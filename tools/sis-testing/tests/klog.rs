@@ -6,7 +6,7 @@ mod common;
 
 use common::{error_code, number, ok};
 use serde_json::Value;
-use sis_testing::console::{self, raw_lines};
+use sis_testing::console::{self, lines_with};
 use sis_testing::{QemuConfig, Sis};
 
 /// The bound on `answer_latency_ns` of a status line sent right behind two flood commands, in deterministic
@@ -30,25 +30,9 @@ fn source<'a>(reply: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no source {name} in {reply}"))
 }
 
-/// Lines of raw output holding a log line with `text` (a log line is one write ending in `\r\n`, so a raw line
-/// holds at most one, possibly after a prompt or part of an echo).
-fn lines_with<'a>(raw: &'a [u8], text: &str) -> Vec<&'a str> {
-    raw_lines(raw)
-        .filter_map(|line| std::str::from_utf8(line).ok())
-        .filter_map(|line| line.find(text).map(|at| &line[at..]))
-        .collect()
-}
-
 /// Sum of N over the `klog: <source>: <N> messages suppressed` lines of raw output.
 fn reported(raw: &[u8], source: &str) -> u64 {
-    let prefix = format!("klog: {source}: ");
-    lines_with(raw, &prefix)
-        .iter()
-        .map(|line| {
-            let count = line[prefix.len()..].strip_suffix(" messages suppressed").unwrap_or_else(|| panic!("{line}"));
-            count.parse::<u64>().unwrap()
-        })
-        .sum()
+    console::klog_suppressed(raw, source).unwrap()
 }
 
 #[test]

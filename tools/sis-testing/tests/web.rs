@@ -110,9 +110,7 @@ asyncio.run(main())
         );
         Command::new(PYTHON).args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3 runs")
     }
-}
 
-impl Web {
     /// Subscribes to events over a WebSocket and returns the server's reply frame.
     fn websocket_events_reply(&self, token: &str) -> Value {
         let script = format!(

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::judge::{expect, number};
 use super::Verdict;
-use crate::console::{json_replies, raw_lines};
+use crate::console::{json_replies, klog_suppressed, lines_with};
 use crate::{QemuConfig, Sis};
 
 /// The floods: 200,000 messages over 10 s (20 every millisecond) from `noisy`, 20 over 1 s from `steady`.
@@ -104,7 +104,7 @@ pub fn judge_flood(raw: &[u8]) -> Result<(), String> {
     expect(noisy, "suppressed", NOISY - printed)?;
     // A line at the start of each later window for the one before, and the flood's last flush.
     expect(noisy, "suppression_reports", NOISY_WINDOWS)?;
-    let reported = suppression_lines(raw, "noisy")?;
+    let reported = klog_suppressed(raw, "noisy")?;
     if reported != NOISY - printed {
         return Err(format!("klog: noisy: lines adding up to {}, got {reported}", NOISY - printed));
     }
@@ -132,26 +132,4 @@ fn source<'a>(reply: &'a Value, name: &str) -> Result<&'a Value, String> {
         .as_array()
         .and_then(|sources| sources.iter().find(|source| source["name"] == name))
         .ok_or_else(|| format!("source {name} in {}", reply["sources"]))
-}
-
-/// The raw lines holding `text`, from it on (a log line may follow a prompt or part of an echo).
-fn lines_with<'a>(raw: &'a [u8], text: &str) -> Vec<&'a str> {
-    raw_lines(raw)
-        .filter_map(|line| std::str::from_utf8(line).ok())
-        .filter_map(|line| line.find(text).map(|at| &line[at..]))
-        .collect()
-}
-
-/// The sum of N over `klog: <source>: <N> messages suppressed` lines.
-fn suppression_lines(raw: &[u8], source: &str) -> Result<u64, String> {
-    let prefix = format!("klog: {source}: ");
-    lines_with(raw, &prefix)
-        .iter()
-        .map(|line| {
-            line[prefix.len()..]
-                .strip_suffix(" messages suppressed")
-                .and_then(|count| count.parse::<u64>().ok())
-                .ok_or_else(|| format!("a suppression line, got {line:?}"))
-        })
-        .sum()
 }
