@@ -1,8 +1,7 @@
 //! What an event says: one variant per kind, serialized with a `kind` field (docs/web.md lists them).
 
-use alloc::string::String;
-
 use serde::Serialize;
+use sis_autonomy::{Directive, Subsystem};
 
 /// How a stress run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,7 +15,8 @@ pub enum Outcome {
     Error,
 }
 
-/// One event's content.
+/// One event's content. No variant holds heap memory, so the log's memory is fixed once it is made (the kernel's
+/// leak checks compare the heap before and after runs that publish).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind")]
 pub enum Kind {
@@ -57,7 +57,7 @@ pub enum Kind {
         /// How it ended.
         status: Outcome,
         /// The error code of a failed or stopped run.
-        error: Option<String>,
+        error: Option<&'static str>,
     },
     /// One chaos event ended (recovered or failed).
     #[serde(rename = "chaos.event")]
@@ -66,7 +66,7 @@ pub enum Kind {
         run: u64,
         /// The event's index in the seed's sequence (what `--only` replays).
         index: u32,
-        /// The disturbance, e.g. `memory-spike`.
+        /// The disturbance, e.g. `memory_spike`.
         event: &'static str,
         /// The recovery fault armed, if any.
         fault: Option<&'static str>,
@@ -74,8 +74,8 @@ pub enum Kind {
         recovered: bool,
         /// Time from the disturbance's end until every check passed, µs (`None` when it failed).
         recovery_us: Option<u64>,
-        /// Why it failed.
-        failure: Option<String>,
+        /// Why it failed, e.g. `timeout` (the run's report describes it in full).
+        failure: Option<&'static str>,
     },
     /// The memory workload met OOM events: its pool refused allocations at its limit.
     #[serde(rename = "memory.oom")]
@@ -97,9 +97,10 @@ pub enum Kind {
         /// The decision interval it belongs to.
         interval: u64,
         /// The subsystem directed (`memory` or `scheduling`).
-        subsystem: &'static str,
-        /// The directive carried out, as `autoctl audit` prints it.
-        directive: String,
+        subsystem: Subsystem,
+        /// The directive carried out, as `autoctl audit --json` shows it (e.g.
+        /// `{"directive":"throttle_allocations","per_mille":250}`).
+        directive: Directive,
         /// The policy's confidence in it, per mille.
         confidence_per_mille: u16,
     },

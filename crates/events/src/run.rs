@@ -1,7 +1,5 @@
 //! Which progress and OOM events of a stress run to publish: bounded in rate, exact in their counts.
 
-use alloc::string::String;
-
 use crate::{Kind, Outcome};
 
 /// Least time between two progress events of a run: 100 ms (a run reports progress every tenth of its time, or
@@ -57,8 +55,19 @@ impl RunProgress {
         Some(Kind::StressProgress { run: self.run, test: self.test, percent, elapsed_ms: elapsed_ns / 1_000_000 })
     }
 
+    /// The run finished `done` of its `total` parts at `now_ns` (a comparison's pairs, a suite's tests): a
+    /// `stress.progress` event whose percent is that share, at most 100, never below the previous one. Always
+    /// published (parts end far less often than [`PROGRESS_INTERVAL_NS`]).
+    pub fn parts_done(&mut self, now_ns: u64, done: u64, total: u64) -> Kind {
+        self.last_progress_ns = Some(now_ns);
+        let share = (u128::from(done) * 100 / u128::from(total.max(1))).min(100) as u8;
+        self.percent = self.percent.max(share);
+        let elapsed_ms = now_ns.saturating_sub(self.started_ns) / 1_000_000;
+        Kind::StressProgress { run: self.run, test: self.test, percent: Some(self.percent), elapsed_ms }
+    }
+
     /// The run ended at `now_ns` with `status` (and an error code unless it passed): the `stress.finished` event.
-    pub fn finish(&self, now_ns: u64, status: Outcome, error: Option<String>) -> Kind {
+    pub fn finish(&self, now_ns: u64, status: Outcome, error: Option<&'static str>) -> Kind {
         Kind::StressFinished {
             run: self.run,
             test: self.test,

@@ -9,8 +9,8 @@ fn intervention(decision: u64) -> Kind {
     Kind::Intervention {
         decision,
         interval: decision,
-        subsystem: "memory",
-        directive: "reclaim".into(),
+        subsystem: sis_autonomy::Subsystem::Memory,
+        directive: sis_autonomy::Directive::ProactiveReclaim,
         confidence_per_mille: 900,
     }
 }
@@ -27,7 +27,7 @@ fn events_are_numbered_from_one_and_serialize_flat_with_their_kind() {
         serde_json::to_value(&batch.events[0]).unwrap(),
         json!({
             "seq": 1, "at_ms": 5, "kind": "autonomy.intervention", "decision": 7, "interval": 7,
-            "subsystem": "memory", "directive": "reclaim", "confidence_per_mille": 900
+            "subsystem": "memory", "directive": { "directive": "proactive_reclaim" }, "confidence_per_mille": 900
         })
     );
 }
@@ -144,7 +144,10 @@ fn the_first_oom_event_is_published_at_once_and_later_ones_wait() {
         Some(Kind::Oom { run: 1, new_oom_events: 5, oom_events: 6, bytes: 128 })
     );
     assert_eq!(coalescer.observe(300 * MS, 6, 0), None, "nothing new");
-    assert_eq!(coalescer.observe(301 * MS, 7, 8), Some(Kind::Oom { run: 1, new_oom_events: 1, oom_events: 7, bytes: 8 }));
+    assert_eq!(
+        coalescer.observe(301 * MS, 7, 8),
+        Some(Kind::Oom { run: 1, new_oom_events: 1, oom_events: 7, bytes: 8 })
+    );
 }
 
 #[test]
@@ -166,13 +169,13 @@ fn progress_is_the_elapsed_share_of_the_duration_at_most_every_interval() {
         Some(Kind::StressProgress { run: 4, test: "memory", percent: Some(100), elapsed_ms: 2_500 })
     );
     assert_eq!(
-        run.finish(3_600 * MS, Outcome::Failed, Some("stress-failed".into())),
+        run.finish(3_600 * MS, Outcome::Failed, Some("stress-failed")),
         Kind::StressFinished {
             run: 4,
             test: "memory",
             elapsed_ms: 2_600,
             status: Outcome::Failed,
-            error: Some("stress-failed".into())
+            error: Some("stress-failed")
         }
     );
 }
@@ -184,5 +187,23 @@ fn a_run_without_a_duration_reports_no_percent() {
     assert_eq!(
         serde_json::to_value(run.finish(2 * MS, Outcome::Passed, None)).unwrap(),
         json!({ "kind": "stress.finished", "run": 1, "test": "learning", "elapsed_ms": 2, "status": "passed", "error": null })
+    );
+}
+
+#[test]
+fn a_run_of_parts_reports_the_share_of_parts_done() {
+    let (mut run, _) = RunProgress::start(2, "compare", 7, None, 0);
+    assert_eq!(
+        run.parts_done(10 * MS, 1, 3),
+        Kind::StressProgress { run: 2, test: "compare", percent: Some(33), elapsed_ms: 10 }
+    );
+    assert_eq!(
+        run.parts_done(11 * MS, 3, 3),
+        Kind::StressProgress { run: 2, test: "compare", percent: Some(100), elapsed_ms: 11 }
+    );
+    // A zero total does not divide by zero; a share below the last does not lower it.
+    assert_eq!(
+        run.parts_done(12 * MS, 0, 0),
+        Kind::StressProgress { run: 2, test: "compare", percent: Some(100), elapsed_ms: 12 }
     );
 }

@@ -111,22 +111,29 @@ asyncio.run(main())
         Command::new(PYTHON).args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3 runs")
     }
 
-    /// Subscribes to events over a WebSocket and returns the server's reply frame.
-    fn websocket_events_reply(&self, token: &str) -> Value {
+    /// Subscribes to events over a WebSocket; the client prints `ready` once subscribed, then every frame it
+    /// receives (one JSON object per line) until an event `stress.finished` of test `last_test`, or 180 s.
+    fn websocket_events(&self, token: &str, last_test: &str) -> std::process::Child {
         let script = format!(
             r#"
-import asyncio, json, websockets
+import asyncio, json, sys, websockets
 async def main():
     async with websockets.connect("ws://{address}/ws?token={token}") as ws:
         await ws.send(json.dumps({{"subscribe": "events"}}))
-        print(await asyncio.wait_for(ws.recv(), 10))
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert reply == {{"type": "subscribed", "topic": "events"}}, reply
+        print("ready", flush=True)
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 180))
+            print(json.dumps(frame), flush=True)
+            event = frame.get("event", {{}})
+            if event.get("kind") == "stress.finished" and event.get("test") == "{last_test}":
+                break
 asyncio.run(main())
 "#,
             address = self.address
         );
-        let output = Command::new(PYTHON).args(["-c", &script]).output().expect("python3 runs");
-        assert!(output.status.success(), "websocket client failed: {output:?}");
-        serde_json::from_slice(&output.stdout).unwrap()
+        Command::new(PYTHON).args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3 runs")
     }
 }
 
@@ -225,9 +232,6 @@ fn websocket_streams_metrics_while_a_long_command_runs_and_memory_returns_to_bas
     let before = ok(&mut web.sis, "meminfo --json");
     let frames = stamps(web.websocket_metrics(&admin, 250, 1.2));
     assert!(frames.len() >= 3, "{frames:?}");
-    // Nothing publishes kernel events yet: the subscription is refused, not acknowledged and left silent.
-    let events = web.websocket_events_reply(&admin);
-    assert_eq!((&events["type"], &events["error"]["code"]), (&Value::from("error"), &Value::from("not-implemented")));
     assert!(frames.windows(2).all(|pair| pair[0] < pair[1]), "now_ns increases: {frames:?}");
     // A 3 s stress test over HTTP; metrics keep streaming and the console keeps answering meanwhile.
     let subscriber = web.websocket_metrics(&admin, 250, 2.5);
@@ -266,4 +270,120 @@ fn websocket_streams_metrics_while_a_long_command_runs_and_memory_returns_to_bas
     for field in ["heap_used_bytes", "heap_allocations"] {
         assert_eq!(after[field], before[field], "{field}: before {before} after {after}");
     }
+}
+
+/// Waits for the events client's `ready` line; returns a reader of the frames that follow.
+fn await_ready(child: &mut std::process::Child) -> std::io::BufReader<std::process::ChildStdout> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the events client subscribed");
+    reader
+}
+
+/// The events of kind `kind` (and of `run`, when given), in the order received.
+fn of_kind<'a>(events: &'a [Value], kind: &str, run: Option<u64>) -> Vec<&'a Value> {
+    events.iter().filter(|event| event["kind"] == kind && run.is_none_or(|run| event["run"] == run)).collect()
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn kernel_events_reach_a_websocket_exactly_as_the_runs_counted_them() {
+    let mut web = boot_web();
+    let admin = web.admin.clone();
+    let mut client = web.websocket_events(&admin, "chaos");
+    let reader = await_ready(&mut client);
+    let first_seq = number(&ok(&mut web.sis, "eventctl status --json"), "/next_seq");
+    // A memory run over HTTP with the meta-agent on, then a chaos run on the console with it off.
+    ok(&mut web.sis, "autoctl on --json");
+    let (status, memory) = web.command(&admin, "stresstest memory --duration 1500 --seed 5 --pool-mib 1 --json");
+    assert_eq!(status, 200, "{memory}");
+    ok(&mut web.sis, "autoctl off --json");
+    // (Its autonomy flips let the meta-agent act during the chaos run too.)
+    let chaos = web.sis.run_json("stresstest chaos --duration 1500 --seed 7 --json").unwrap();
+    let audit = ok(&mut web.sis, "autoctl audit last 256 --json");
+    let output = {
+        use std::io::BufRead;
+        let lines: Vec<String> = reader.lines().map(Result::unwrap).collect();
+        assert!(client.wait().unwrap().success(), "events client failed after {lines:?}");
+        lines
+    };
+    let frames: Vec<Value> = output.iter().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert!(frames.iter().all(|frame| frame["type"] == "event"), "{frames:?}");
+    let events: Vec<Value> = frames.iter().map(|frame| frame["event"].clone()).collect();
+    // Numbered without gaps from the first event after the subscription; nothing was missed.
+    let seqs: Vec<u64> = events.iter().map(|event| number(event, "/seq")).collect();
+    assert_eq!(seqs, (first_seq..first_seq + seqs.len() as u64).collect::<Vec<_>>(), "{events:?}");
+    assert!(events.windows(2).all(|pair| number(&pair[0], "/at_ms") <= number(&pair[1], "/at_ms")));
+
+    // The memory run: started, progress, OOM events, finished, in that order, with the report's figures.
+    let started = of_kind(&events, "stress.started", None);
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(
+        (&started[0]["test"], &started[0]["seed"], &started[0]["duration_ms"]),
+        (&"memory".into(), &5.into(), &1500.into())
+    );
+    let run = number(started[0], "/run");
+    let progress = of_kind(&events, "stress.progress", Some(run));
+    let percents: Vec<u64> = progress.iter().map(|event| number(event, "/percent")).collect();
+    assert!(!percents.is_empty() && percents.windows(2).all(|pair| pair[0] <= pair[1]), "{percents:?}");
+    assert!(percents.iter().all(|percent| *percent <= 100));
+    let finished = of_kind(&events, "stress.finished", Some(run));
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["status"], if memory["ok"] == true { "passed" } else { "failed" }, "{memory}");
+    assert!(number(finished[0], "/elapsed_ms") >= 1500);
+    let index = |event: &Value| events.iter().position(|other| other == event).unwrap();
+    assert!(index(started[0]) < index(progress[0]) && index(progress[progress.len() - 1]) < index(finished[0]));
+    let oom = of_kind(&events, "memory.oom", Some(run));
+    let reported_oom = number(&memory, "/memory/oom_events");
+    assert!(reported_oom > 0, "a 1 MiB pool meets OOM events: {memory}");
+    assert_eq!(oom.iter().map(|event| number(event, "/new_oom_events")).sum::<u64>(), reported_oom, "{oom:?}");
+    // At most one per 100 ms, and the last OOM events flushed at the end.
+    assert!(oom.len() as u64 <= number(finished[0], "/elapsed_ms") / 100 + 2, "{oom:?}");
+    if let Some(last) = oom.last() {
+        assert_eq!(number(last, "/oom_events"), reported_oom);
+    }
+    // Every decision the meta-agent acted on, and nothing else, is an intervention event.
+    let acted: Vec<u64> = audit["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|trace| trace["disposition"] == "acted")
+        .map(|trace| number(trace, "/id"))
+        .collect();
+    let interventions: Vec<u64> =
+        of_kind(&events, "autonomy.intervention", None).iter().map(|event| number(event, "/decision")).collect();
+    assert!(!acted.is_empty(), "the meta-agent acts on a pool at its limit: {audit}");
+    assert_eq!(interventions, acted, "{audit}");
+    println!(
+        "{} events: {} OOM events in {} memory.oom, interventions {interventions:?}",
+        events.len(),
+        reported_oom,
+        oom.len()
+    );
+
+    // The chaos run: one event per chaos event of its report, with its outcome.
+    let chaos_run = number(started[1], "/run");
+    assert_eq!((&started[1]["test"], chaos_run), (&"chaos".into(), run + 1));
+    let reported: Vec<(u64, bool)> = chaos["chaos"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| (number(event, "/index"), event["failure"].is_null()))
+        .collect();
+    let published: Vec<(u64, bool)> = of_kind(&events, "chaos.event", Some(chaos_run))
+        .iter()
+        .map(|event| (number(event, "/index"), event["recovered"] == true))
+        .collect();
+    assert!(!reported.is_empty());
+    assert_eq!(published, reported, "{chaos}");
+    let chaos_finished = of_kind(&events, "stress.finished", Some(chaos_run));
+    assert_eq!(chaos_finished[0]["status"], if chaos["ok"] == true { "passed" } else { "failed" });
+
+    // The console's door shows the same events.
+    let tail = ok(&mut web.sis, &format!("eventctl tail --since {first_seq} --count 64 --json"));
+    let shown = tail["events"].as_array().unwrap();
+    assert_eq!(number(&tail, "/missed"), 0);
+    assert_eq!(shown.as_slice(), &events[..shown.len()], "{tail}");
 }
