@@ -125,6 +125,27 @@ pub trait RedTeamTarget {
     fn resources(&mut self) -> Resources;
     /// Whether the system still answers (registry, threads, network); `Err` says what failed.
     fn health(&mut self) -> Result<(), String>;
+    /// Lets other work run for a moment (the kernel sleeps 5 ms) before resources are read again. Does nothing by
+    /// default.
+    fn pause(&mut self) {}
+}
+
+/// Readings after an attempt, [`RedTeamTarget::pause`] apart, before a difference counts as a leak. Other threads
+/// of a live kernel allocate and free while an attack runs (the web server building a metrics push is one): a
+/// difference that one of these readings no longer shows was theirs and passed; a leak stays.
+pub const SETTLE_READS: u32 = 20;
+
+/// Resources after an attempt: the first of up to [`SETTLE_READS`] readings that equals `before`, else the last.
+fn settled<T: RedTeamTarget + ?Sized>(target: &mut T, before: &Resources) -> Resources {
+    let mut after = target.resources();
+    for _ in 1..SETTLE_READS {
+        if after == *before {
+            break;
+        }
+        target.pause();
+        after = target.resources();
+    }
+    after
 }
 
 /// Parameters of a run.
@@ -266,7 +287,7 @@ pub fn run_redteam(
             let attempt = generate::attempt(tally.class, &surface, &mut random);
             let before = target.resources();
             let verdict = target.deliver(&attempt.attack);
-            let after = target.resources();
+            let after = settled(target, &before);
             let health = target.health();
             tally.record(&attempt, verdict, before.differences(&after), health);
         }

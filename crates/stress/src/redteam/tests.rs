@@ -150,6 +150,8 @@ struct Weakened {
     dies_after: Option<u64>,
     /// No network device.
     no_network: bool,
+    /// After each attempt, this many readings show one thread more (another thread's, ending by itself).
+    transient_reads: u32,
 }
 
 struct FakeTarget {
@@ -163,6 +165,10 @@ struct FakeTarget {
     _peer: WireEnd,
     now_ns: u64,
     deliveries: u64,
+    /// Readings left that show the transient thread.
+    transient_left: u32,
+    /// Pauses asked for.
+    pauses: u64,
 }
 
 impl FakeTarget {
@@ -188,6 +194,8 @@ impl FakeTarget {
             _peer: peer,
             now_ns: 0,
             deliveries: 0,
+            transient_left: 0,
+            pauses: 0,
         }
     }
 
@@ -231,6 +239,8 @@ impl RedTeamTarget for FakeTarget {
 
     fn deliver(&mut self, attack: &Attack) -> Verdict {
         self.deliveries += 1;
+        // The reading before the attack is already taken: the transient thread shows from the reading after it.
+        self.transient_left = self.weakened.transient_reads;
         match attack {
             Attack::Typed { bytes } => {
                 let limit = if self.weakened.no_line_limit { usize::MAX } else { LINE_LIMIT };
@@ -322,15 +332,21 @@ impl RedTeamTarget for FakeTarget {
     }
 
     fn resources(&mut self) -> Resources {
+        let transient = u64::from(self.transient_left > 0);
+        self.transient_left = self.transient_left.saturating_sub(1);
         Resources {
             memory_pages: self.frames.stats().free_frames as u64,
-            threads: self.threads,
+            threads: self.threads + transient,
             utilization_ppm: self.policy.utilization_ppm(),
             vfs_nodes: self.context.files.node_count(),
             vfs_bytes: self.context.files.used_bytes(),
             net_idle_sockets: self.stack.idle_echo_sockets(),
             ..Resources::default()
         }
+    }
+
+    fn pause(&mut self) {
+        self.pauses += 1;
     }
 
     fn health(&mut self) -> Result<(), String> {
@@ -368,8 +384,28 @@ impl Clock for StepClock {
 }
 
 fn run(seed: u64, weakened: Weakened) -> RedTeamReport {
+    run_with_target(seed, weakened).0
+}
+
+fn run_with_target(seed: u64, weakened: Weakened) -> (RedTeamReport, FakeTarget) {
     let mut target = FakeTarget::new(weakened);
-    run_redteam(&RedTeamConfig { duration_ms: 400, seed }, &mut target, &StepClock(Cell::new(0)), &mut |_| {})
+    let report =
+        run_redteam(&RedTeamConfig { duration_ms: 400, seed }, &mut target, &StepClock(Cell::new(0)), &mut |_| {});
+    (report, target)
+}
+
+#[test]
+fn a_difference_that_passes_within_the_settle_reads_is_not_a_leak_and_one_that_stays_is() {
+    let (report, target) = run_with_target(7, Weakened { transient_reads: SETTLE_READS - 1, ..Weakened::default() });
+    assert_eq!(report.totals.leaked, 0, "{:?}", report.totals);
+    assert_eq!(report.status, Status::Pass);
+    assert_eq!(target.pauses, report.totals.attempts * u64::from(SETTLE_READS - 1));
+    let report = run(7, Weakened { transient_reads: SETTLE_READS, ..Weakened::default() });
+    assert_eq!(report.totals.leaked, report.totals.attempts);
+    assert_eq!(report.status, Status::Critical);
+    // Without a difference no pause is asked for.
+    let (_, target) = run_with_target(7, Weakened::default());
+    assert_eq!(target.pauses, 0);
 }
 
 #[test]

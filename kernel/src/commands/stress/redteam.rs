@@ -275,6 +275,10 @@ impl RedTeamTarget for KernelTarget<'_> {
         }
     }
 
+    fn pause(&mut self) {
+        thread::sleep_ns(5_000_000);
+    }
+
     fn health(&mut self) -> Result<(), String> {
         let version = self.registry.execute_as(self.kernel, b"version", &mut Discard, Capabilities::NONE);
         if version != Outcome::Ok {
