@@ -39,6 +39,7 @@ static JOBS: IrqMutex<(VecDeque<Job>, Option<ThreadId>)> = IrqMutex::new((VecDeq
 /// Each metrics section and the shell line whose JSON it is (the same handlers the console runs).
 const METRIC_LINES: &[(&str, &str)] = &[
     ("memory", "meminfo --json"),
+    ("workload", "memctl status --json"),
     ("scheduler", "schedctl util --json"),
     ("threads", "threads --json"),
     ("autonomy", "autoctl status --json"),

@@ -155,7 +155,7 @@ fn http_endpoints_answer_with_exact_status_codes_and_tokens_take_effect_at_once(
     // Metrics: every section, numbers read at request time.
     let (status, first) = web.get("/api/metrics", Some(&admin));
     assert_eq!(status, 200, "{first}");
-    let sections = ["autonomy", "block", "memory", "network", "scheduler", "threads", "uptime_ns"];
+    let sections = ["autonomy", "block", "memory", "network", "scheduler", "threads", "uptime_ns", "workload"];
     assert_eq!(keys(&first), sections.iter().map(|key| key.to_string()).collect());
     for pointer in ["/memory/heap_used_bytes", "/memory/frames_free", "/network/polls", "/autonomy/decisions"] {
         number(&first, pointer);
