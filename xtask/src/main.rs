@@ -78,6 +78,16 @@ enum Task {
         #[arg(long)]
         real_time: bool,
     },
+    /// Build SIS and the daemon, then start `sisd`: it boots SIS in QEMU and serves the dashboard and the
+    /// `/api/stress/*` endpoints on 127.0.0.1 (the URL is printed; stop with Ctrl-C). docs/dashboard.md.
+    Dashboard {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 8600)]
+        port: u16,
+        /// Directory of the run history (SQLite), kept between runs.
+        #[arg(long, default_value = "target/sisd")]
+        data_dir: std::path::PathBuf,
+    },
     /// Benchmarks that print figures and a ratio against a peer measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -94,6 +104,7 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Bench { which } => bench::run(which),
+        Task::Dashboard { port, data_dir } => dashboard(port, &data_dir),
         Task::Phases { phases, json, deterministic, real_time } => run_phases(&phases, json, deterministic, real_time),
     };
     match result {
@@ -119,6 +130,34 @@ pub fn run_step(step: &str, command: &mut Command) -> Result<(), String> {
 pub fn cargo(step: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run_step(step, Command::new(cargo).args(args).envs(envs.iter().copied()).current_dir(workspace_root()))
+}
+
+/// `cargo xtask dashboard`: the kernel and the daemon built, then `sisd` in the foreground.
+fn dashboard(port: u16, data_dir: &std::path::Path) -> Result<(), String> {
+    setup::ensure_qemu()?;
+    setup::ensure_target()?;
+    build_kernel()?;
+    let kernel = workspace_root().join("target").join(KERNEL_TARGET).join("release").join("sis-kernel");
+    let (port, data_dir, kernel) = (port.to_string(), data_dir.display().to_string(), kernel.display().to_string());
+    cargo(
+        "sisd",
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "sis-daemon",
+            "--",
+            "--port",
+            &port,
+            "--data-dir",
+            &data_dir,
+            "--kernel",
+            &kernel,
+            "--boot",
+        ],
+        &[],
+    )
 }
 
 /// `cargo xtask phases`: the kernel built, then `sis-testing phases` with the same flags.
@@ -301,7 +340,7 @@ fn test() -> Result<(), String> {
         println!("== QEMU integration tests");
         cargo_test(
             "QEMU integration tests",
-            &["test", "--quiet", "-p", "sis-testing", "--tests", "--", "--ignored"],
+            &["test", "--quiet", "-p", "sis-testing", "-p", "sis-daemon", "--tests", "--", "--ignored"],
             &[("SIS_KERNEL_ELF", &kernel)],
             &mut counts,
         )

@@ -64,14 +64,21 @@ async fn run(args: Args) -> Result<(), String> {
     println!("sisd: history in {}", path.display());
     println!("sisd: dashboard at http://{address}/");
     let app = api::router(daemon.clone(), &args.web_dir);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|error| error.to_string())?;
-    if let Some(kernel) = daemon.kernel_if_booted().await {
-        kernel.kill();
-    }
-    Ok(())
+    // Ctrl-C or SIGTERM: QEMU is stopped and the daemon exits at once (a browser's event stream never ends, so
+    // waiting for connections to close would wait forever). A run under way stays `running` in the file and is
+    // recorded as aborted at the next start.
+    let stopping = daemon.clone();
+    tokio::spawn(async move {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match terminate.as_mut() { Some(signal) => { signal.recv().await; } None => std::future::pending().await } } => {}
+        }
+        if let Some(kernel) = stopping.kernel_if_booted().await {
+            kernel.kill();
+        }
+        println!("sisd: stopped");
+        std::process::exit(0);
+    });
+    axum::serve(listener, app).await.map_err(|error| error.to_string())
 }
