@@ -7,6 +7,7 @@ extern crate alloc;
 
 mod commands;
 mod det;
+mod events;
 mod format;
 mod klog;
 mod shell;
@@ -29,6 +30,8 @@ fn main(platform: Platform) -> ! {
     commands::neural::install_fpu_loops();
     let mut probe = sis_platform::virtio::probe(&platform.boot);
     let kernel = commands::Kernel::new(&platform, &probe);
+    // The event log takes its memory now, so a leak check around a run that publishes sees a steady heap.
+    events::with_log(|_| ());
     commands::blk::disk::attach(probe.block.take());
     if let Err(error) = commands::net::link::attach(probe.net.take()) {
         panic!("cannot start the network thread: {error}");

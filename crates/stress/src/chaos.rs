@@ -332,6 +332,9 @@ pub trait ChaosTarget {
     fn take_figures(&mut self) -> EventFigures;
     /// Gives back everything the run took and compares the resources with their baseline.
     fn finish(&mut self) -> Integrity;
+    /// Told of each event's record as soon as the event is judged, before the next begins (the kernel publishes
+    /// it as a `chaos.event`). Does nothing by default.
+    fn event_ended(&mut self, _record: &EventRecord) {}
 }
 
 /// Parameters of a chaos run.
@@ -624,6 +627,7 @@ pub fn run_chaos<T: ChaosTarget + ?Sized>(
         while let Some(planned) = plan_event(config.seed, index, config.fail_rate_percent, available) {
             let mut record = run_event(target, &planned, config);
             record.started_at_ns = record.started_at_ns.saturating_sub(start);
+            target.event_ended(&record);
             progress(&record.line(config.seed));
             let failed = record.failure.is_some();
             events.push(record);

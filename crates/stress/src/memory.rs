@@ -135,7 +135,7 @@ pub struct LeakCheck {
 }
 
 /// How to run the workload beyond its configuration.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Default)]
 pub struct RunOptions<'a> {
     /// The port through which the pool publishes its figures and takes directives (the kernel's
     /// meta-agent); `None` is the same as a port nobody posts to.
@@ -144,6 +144,21 @@ pub struct RunOptions<'a> {
     pub leak: u64,
     /// Stop after this many steps even if the duration has not passed.
     pub max_steps: Option<u64>,
+    /// Told after every OOM event: the run's OOM events so far and the size of the allocation refused, bytes
+    /// (the kernel publishes them as events).
+    pub on_oom: Option<&'a mut dyn FnMut(u64, u64)>,
+}
+
+impl core::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        formatter
+            .debug_struct("RunOptions")
+            .field("port", &self.port)
+            .field("leak", &self.leak)
+            .field("max_steps", &self.max_steps)
+            .field("on_oom", &self.on_oom.is_some())
+            .finish()
+    }
 }
 
 struct Live {
@@ -157,7 +172,7 @@ pub fn run_memory_test(
     source: &mut dyn FrameSource,
     clock: &dyn Clock,
     progress: &mut dyn FnMut(&str),
-    options: RunOptions<'_>,
+    mut options: RunOptions<'_>,
 ) -> MemoryReport {
     let leak = options.leak;
     let sample_every = config.latency_sample_every.max(1);
@@ -325,6 +340,9 @@ pub fn run_memory_test(
                     }
                     Err(error) if error.is_out_of_memory() => {
                         report.oom_events += 1;
+                        if let Some(on_oom) = options.on_oom.as_mut() {
+                            on_oom(report.oom_events, size);
+                        }
                         report.reactive_compactions += 1;
                         let recovered_before = report.memory_recovered_bytes;
                         integrity_ok &= compact(&mut pool, source, &mut report).is_some();

@@ -102,6 +102,9 @@ pub struct Session {
     pub metrics: Option<MetricsSubscription>,
     /// Whether it receives kernel events.
     pub events: bool,
+    /// Events it missed (its output queue was full, or the kernel's log dropped them before the server read
+    /// them) and has not been told of yet: an `events.missed` event with the count goes out before its next one.
+    pub events_missed: u64,
 }
 
 /// How an event fan-out went.
@@ -282,18 +285,40 @@ impl App {
         queued
     }
 
-    /// Queues a kernel event (`{"type":"event","event":EVENT}`) to every events subscriber.
+    /// Queues a kernel event (`{"type":"event","event":EVENT}`) to every events subscriber. A subscriber that
+    /// missed events first gets `{"type":"event","event":{"kind":"events.missed","count":N}}`; one whose queue
+    /// is full misses this event too (counted toward its next notice).
     pub fn publish_event(&mut self, event: &Value) -> Fanout {
         let frame = messages::event_frame(event);
         let mut fanout = Fanout::default();
         for slot in self.connections.values_mut().filter(|slot| slot.session.events) {
-            match slot.connection.send_text(&frame) {
-                Ok(()) => fanout.queued += 1,
-                Err(_) => fanout.refused += 1,
+            let told = tell_missed(slot, &mut self.tally.counters.websocket.messages_out);
+            if told && slot.connection.send_text(&frame).is_ok() {
+                fanout.queued += 1;
+            } else {
+                slot.session.events_missed += 1;
+                fanout.refused += 1;
             }
         }
         self.tally.counters.websocket.messages_out += fanout.queued;
         fanout
+    }
+
+    /// Whether any connection is subscribed to events.
+    pub fn has_event_subscribers(&self) -> bool {
+        self.connections.values().any(|slot| slot.session.events)
+    }
+
+    /// Every events subscriber missed `count` events (the kernel's log dropped them before the server read them);
+    /// each is told at once if its queue has room, else before its next event.
+    pub fn events_missed(&mut self, count: u64) {
+        if count == 0 {
+            return;
+        }
+        for slot in self.connections.values_mut().filter(|slot| slot.session.events) {
+            slot.session.events_missed += count;
+            tell_missed(slot, &mut self.tally.counters.websocket.messages_out);
+        }
     }
 
     /// Bytes a connection has to send (empty for an unknown id).
@@ -475,7 +500,7 @@ impl App {
                 if slot.connection.accept_websocket(&accept_key).is_err() {
                     return Answered::Overflow;
                 }
-                slot.session = Session { token: Some(token), metrics: None, events: false };
+                slot.session = Session { token: Some(token), ..Session::default() };
                 self.tally.counters.websocket.upgrades += 1;
                 Answered::Status(101)
             }
@@ -510,4 +535,20 @@ impl App {
             routes::Routed::BadUpgrade(error) => error.response(),
         }
     }
+}
+
+/// Queues the `events.missed` notice a subscriber is owed, if any (counted in `messages_out`); returns whether it
+/// owes nothing now.
+fn tell_missed(slot: &mut Slot, messages_out: &mut u64) -> bool {
+    if slot.session.events_missed == 0 {
+        return true;
+    }
+    let notice =
+        messages::event_frame(&serde_json::json!({ "kind": "events.missed", "count": slot.session.events_missed }));
+    let sent = slot.connection.send_text(&notice).is_ok();
+    if sent {
+        slot.session.events_missed = 0;
+        *messages_out += 1;
+    }
+    sent
 }

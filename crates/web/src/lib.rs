@@ -58,7 +58,9 @@
 //! `{"subscribe":"metrics","interval_ms":N}` (N in 50..=60000, default 1000) pushes
 //! `{"type":"metrics","now_ns":T,"metrics":{...}}` every N ms, the first at once; `{"subscribe":"events"}`
 //! receives `{"type":"event","event":{...}}` from [`App::publish_event`] (refused with `not-implemented` while
-//! [`AppConfig::events_published`] is false: a kernel that publishes nothing says so); `{"unsubscribe":"metrics"|"events"}`
+//! [`AppConfig::events_published`] is false: a kernel that publishes nothing says so); a subscriber that missed
+//! events (its queue was full, or [`App::events_missed`] reported a gap upstream) first gets
+//! `{"type":"event","event":{"kind":"events.missed","count":N}}`; `{"unsubscribe":"metrics"|"events"}`
 //! stops either. Each is acknowledged (`{"type":"subscribed",...}`); anything else is answered
 //! `{"type":"error","error":{"code":...,"message":...}}` and changes nothing.
 //!

@@ -131,6 +131,9 @@ fn run() {
                     // The scheduling decision's boost or relaxation goes through the scheduler; the memory
                     // decision was applied through the pool's port in the same interval.
                     for trace in traces.iter() {
+                        if trace.disposition == Disposition::Acted {
+                            publish_intervention(trace);
+                        }
                         match (trace.disposition, trace.directive) {
                             (Disposition::Acted, Directive::BoostPriority) => boost_consumer(state),
                             (Disposition::Acted, Directive::AdjustDeadline { relax_per_mille }) => {
@@ -146,6 +149,17 @@ fn run() {
         });
         THREAD_CPU_NS.store(thread::current_cpu_time_ns(), Relaxed);
     }
+}
+
+/// Publishes an acted decision as an `autonomy.intervention` event.
+fn publish_intervention(trace: &DecisionTrace) {
+    crate::events::publish(sis_events::Kind::Intervention {
+        decision: trace.id,
+        interval: trace.interval,
+        subsystem: trace.subsystem,
+        directive: trace.directive,
+        confidence_per_mille: trace.confidence_per_mille,
+    });
 }
 
 /// Gives the flood's consumer thread a deadline server through the scheduler's admission control.

@@ -3,6 +3,7 @@
 pub mod autonomy;
 pub mod blk;
 mod det_command;
+mod eventctl;
 mod fault;
 pub mod files;
 mod logctl;
@@ -84,6 +85,7 @@ pub fn registry() -> Registry<Kernel> {
         &net::NETCTL,
         &webctl::WEBCTL,
         &logctl::LOGCTL,
+        &eventctl::EVENTCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,

@@ -5,7 +5,8 @@
 //! included) to build metrics. The web thread ([`thread`]) owns request handling: it moves bytes and events
 //! between the I/O table and the app ([`SERVER`]), runs timeouts and metric pushes, and sleeps until the app's
 //! next deadline or a wake. A command worker runs `POST /api/command` lines through the shell registry, so a long
-//! stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`].
+//! stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`]; the
+//! kernel's event log is a leaf taken under [`SERVER`] (the web thread follows it and is woken by each publish).
 
 pub mod io;
 mod thread;
@@ -85,6 +86,9 @@ pub struct Server {
     web_thread: Option<ThreadId>,
     /// Counters of listeners that were stopped.
     stopped_listeners: ListenerStats,
+    /// The next kernel event to push to events subscribers (the log's `next_seq` when the server was made, so a
+    /// subscriber never gets events from before the server existed).
+    event_cursor: u64,
 }
 
 /// The kernel's server (created by the first `webctl` command that needs it).
@@ -108,13 +112,14 @@ pub struct Status {
 fn with_server<T>(body: impl FnOnce(&mut Server) -> T) -> T {
     let mut guard = SERVER.lock();
     let server = guard.get_or_insert_with(|| Server {
-        app: App::new(AppConfig::default()),
+        app: App::new(AppConfig { events_published: true, ..AppConfig::default() }),
         running: None,
         links: BTreeMap::new(),
         completed: VecDeque::new(),
         tokens_made: 0,
         web_thread: None,
         stopped_listeners: ListenerStats::default(),
+        event_cursor: crate::events::with_log(|log| log.next_seq()),
     });
     body(server)
 }

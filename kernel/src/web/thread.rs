@@ -55,7 +55,9 @@ pub fn spawn_threads(kernel: &Kernel) -> Result<ThreadId, ShellError> {
     let worker = thread::spawn("web-cmd", WORKER_STACK_BYTES, move || worker(worker_kernel)).map_err(spawn_error)?;
     JOBS.lock().1 = Some(worker);
     let web_kernel = kernel.clone();
-    thread::spawn("web", WEB_STACK_BYTES, move || run(web_kernel)).map_err(spawn_error)
+    let web = thread::spawn("web", WEB_STACK_BYTES, move || run(web_kernel)).map_err(spawn_error)?;
+    crate::events::follow(web);
+    Ok(web)
 }
 
 /// Command output kept in memory.
@@ -159,7 +161,10 @@ fn run(mut kernel: Kernel) {
         let now = time::now_ns();
         let deadline = deadline.unwrap_or(u64::MAX).clamp(now, now.saturating_add(MAX_SLEEP_NS));
         thread::sleep_until_ns_or_woken(deadline, || {
-            IO.lock().has_events() || SERVER.lock().as_ref().is_some_and(|server| !server.completed.is_empty())
+            IO.lock().has_events()
+                || SERVER.lock().as_ref().is_some_and(|server| {
+                    !server.completed.is_empty() || server.event_cursor < crate::events::with_log(|log| log.next_seq())
+                })
         });
     }
 }
@@ -218,6 +223,7 @@ fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>)
     while let Some((id, reply)) = server.completed.pop_front() {
         let _ = server.app.complete_command(&mut backend, id, reply, now);
     }
+    again |= push_events(server);
     server.app.poll(&mut backend, now);
     let moved = drain(server, &mut backend, now);
     again |= moved.1;
@@ -237,6 +243,24 @@ fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>)
         link::kick();
     }
     (again, deadline)
+}
+
+/// Pushes the kernel events published since the last turn to the app's events subscribers (none: the cursor
+/// moves on); returns whether more wait than one batch.
+fn push_events(server: &mut Server) -> bool {
+    if !server.app.has_event_subscribers() {
+        server.event_cursor = crate::events::with_log(|log| log.next_seq());
+        return false;
+    }
+    let batch = crate::events::with_log(|log| log.since(server.event_cursor, sis_events::MAX_BATCH));
+    server.event_cursor = batch.next;
+    server.app.events_missed(batch.missed);
+    for event in &batch.events {
+        if let Ok(value) = serde_json::to_value(event) {
+            server.app.publish_event(&value);
+        }
+    }
+    batch.events.len() == sis_events::MAX_BATCH
 }
 
 /// Hands received bytes to the app; returns whether bytes wait that the app could not take yet.

@@ -9,9 +9,12 @@ use serde_json::Value;
 use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig, Sis};
 
-/// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed.
+/// Runs `commands` in deterministic batch mode; returns the exit status and every JSON line printed. The batches
+/// hold up to 100 s of guest time (ten 10 s runs), which under -icount once took more than the default 30 s wait on
+/// this 2-core host with builds running beside it; the wait for QEMU's exit is 120 s.
 fn batch_json(commands: &str) -> (Option<i32>, Vec<Value>) {
-    let result = run_batch(&QemuConfig::new().batch(commands).deterministic()).unwrap();
+    let config = QemuConfig::new().batch(commands).deterministic().timeout(std::time::Duration::from_secs(120));
+    let result = run_batch(&config).unwrap();
     (result.status, result.json_lines().unwrap())
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sis_testing::web::{Connected, Request, WebClient, WsEvent};
+use sis_testing::web::{Connected, Request, WebClient, WebSocket, WsEvent};
 use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, Sis};
 
 struct Web {
@@ -54,14 +54,28 @@ impl Web {
         reply.status().unwrap_or_else(|| panic!("no status line: {reply:?}"))
     }
 
-    /// Subscribes to events over a WebSocket and returns the server's reply frame.
-    fn websocket_events_reply(&self, token: &str) -> Value {
+    /// Opens a WebSocket and subscribes it to events (the acknowledgement checked).
+    fn events_subscriber(&self, token: &str) -> WebSocket {
         let (mut socket, connected) = self.client.websocket(Some(token)).unwrap();
         assert_eq!(connected, Connected::Open);
         socket.send_text(r#"{"subscribe":"events"}"#).unwrap();
-        let reply = socket.receive(Duration::from_secs(10)).unwrap();
-        socket.close(1000).unwrap();
-        reply.json().unwrap_or_else(|| panic!("a JSON reply, got {reply:?}"))
+        let reply = socket.receive(Duration::from_secs(30)).unwrap();
+        assert_eq!(reply.json(), Some(json!({ "type": "subscribed", "topic": "events" })), "{reply:?}");
+        socket
+    }
+}
+
+/// The frames `socket` receives up to an event `stress.finished` of test `last_test` (each within 180 s).
+fn frames_until_finished(socket: &mut WebSocket, last_test: &str) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let received = socket.receive(Duration::from_secs(180)).unwrap();
+        let frame = received.json().unwrap_or_else(|| panic!("an event frame, got {received:?} after {frames:?}"));
+        let done = frame["event"]["kind"] == "stress.finished" && frame["event"]["test"] == last_test;
+        frames.push(frame);
+        if done {
+            return frames;
+        }
     }
 }
 
@@ -182,9 +196,6 @@ fn websocket_streams_metrics_while_a_long_command_runs_and_memory_returns_to_bas
     let before = ok(&mut web.sis, "meminfo --json");
     let frames = metric_stamps(web.client, &admin, 250, 1.2);
     assert!(frames.len() >= 3, "{frames:?}");
-    // Nothing publishes kernel events yet: the subscription is refused, not acknowledged and left silent.
-    let events = web.websocket_events_reply(&admin);
-    assert_eq!((&events["type"], &events["error"]["code"]), (&Value::from("error"), &Value::from("not-implemented")));
     assert!(frames.windows(2).all(|pair| pair[0] < pair[1]), "now_ns increases: {frames:?}");
     // A 3 s stress test over HTTP; metrics keep streaming and the console keeps answering meanwhile.
     let subscriber = {
@@ -215,4 +226,104 @@ fn websocket_streams_metrics_while_a_long_command_runs_and_memory_returns_to_bas
     for field in ["heap_used_bytes", "heap_allocations"] {
         assert_eq!(after[field], before[field], "{field}: before {before} after {after}");
     }
+}
+
+/// The events of kind `kind` (and of `run`, when given), in the order received.
+fn of_kind<'a>(events: &'a [Value], kind: &str, run: Option<u64>) -> Vec<&'a Value> {
+    events.iter().filter(|event| event["kind"] == kind && run.is_none_or(|run| event["run"] == run)).collect()
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn kernel_events_reach_a_websocket_exactly_as_the_runs_counted_them() {
+    let mut web = boot_web();
+    let admin = web.admin.clone();
+    let mut subscriber = web.events_subscriber(&admin);
+    let first_seq = number(&ok(&mut web.sis, "eventctl status --json"), "/next_seq");
+    // A memory run over HTTP with the meta-agent on, then a chaos run on the console with it off.
+    ok(&mut web.sis, "autoctl on --json");
+    let (status, memory) = web.command(&admin, "stresstest memory --duration 1500 --seed 5 --pool-mib 1 --json");
+    assert_eq!(status, 200, "{memory}");
+    ok(&mut web.sis, "autoctl off --json");
+    // (Its autonomy flips let the meta-agent act during the chaos run too.)
+    let chaos = web.sis.run_json("stresstest chaos --duration 1500 --seed 7 --json").unwrap();
+    let audit = ok(&mut web.sis, "autoctl audit last 256 --json");
+    let frames = frames_until_finished(&mut subscriber, "chaos");
+    subscriber.close(1000).unwrap();
+    assert!(frames.iter().all(|frame| frame["type"] == "event"), "{frames:?}");
+    let events: Vec<Value> = frames.iter().map(|frame| frame["event"].clone()).collect();
+    // Numbered without gaps from the first event after the subscription; nothing was missed.
+    let seqs: Vec<u64> = events.iter().map(|event| number(event, "/seq")).collect();
+    assert_eq!(seqs, (first_seq..first_seq + seqs.len() as u64).collect::<Vec<_>>(), "{events:?}");
+    assert!(events.windows(2).all(|pair| number(&pair[0], "/at_ms") <= number(&pair[1], "/at_ms")));
+
+    // The memory run: started, progress, OOM events, finished, in that order, with the report's figures.
+    let started = of_kind(&events, "stress.started", None);
+    assert_eq!(started.len(), 2, "{started:?}");
+    assert_eq!(
+        (&started[0]["test"], &started[0]["seed"], &started[0]["duration_ms"]),
+        (&"memory".into(), &5.into(), &1500.into())
+    );
+    let run = number(started[0], "/run");
+    let progress = of_kind(&events, "stress.progress", Some(run));
+    let percents: Vec<u64> = progress.iter().map(|event| number(event, "/percent")).collect();
+    assert!(!percents.is_empty() && percents.windows(2).all(|pair| pair[0] <= pair[1]), "{percents:?}");
+    assert!(percents.iter().all(|percent| *percent <= 100));
+    let finished = of_kind(&events, "stress.finished", Some(run));
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["status"], if memory["ok"] == true { "passed" } else { "failed" }, "{memory}");
+    assert!(number(finished[0], "/elapsed_ms") >= 1500);
+    let index = |event: &Value| events.iter().position(|other| other == event).unwrap();
+    assert!(index(started[0]) < index(progress[0]) && index(progress[progress.len() - 1]) < index(finished[0]));
+    let oom = of_kind(&events, "memory.oom", Some(run));
+    let reported_oom = number(&memory, "/memory/oom_events");
+    assert!(reported_oom > 0, "a 1 MiB pool meets OOM events: {memory}");
+    assert_eq!(oom.iter().map(|event| number(event, "/new_oom_events")).sum::<u64>(), reported_oom, "{oom:?}");
+    // At most one per 100 ms, and the last OOM events flushed at the end.
+    assert!(oom.len() as u64 <= number(finished[0], "/elapsed_ms") / 100 + 2, "{oom:?}");
+    if let Some(last) = oom.last() {
+        assert_eq!(number(last, "/oom_events"), reported_oom);
+    }
+    // Every decision the meta-agent acted on, and nothing else, is an intervention event.
+    let acted: Vec<u64> = audit["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|trace| trace["disposition"] == "acted")
+        .map(|trace| number(trace, "/id"))
+        .collect();
+    let interventions: Vec<u64> =
+        of_kind(&events, "autonomy.intervention", None).iter().map(|event| number(event, "/decision")).collect();
+    assert!(!acted.is_empty(), "the meta-agent acts on a pool at its limit: {audit}");
+    assert_eq!(interventions, acted, "{audit}");
+    println!(
+        "{} events: {} OOM events in {} memory.oom, interventions {interventions:?}",
+        events.len(),
+        reported_oom,
+        oom.len()
+    );
+
+    // The chaos run: one event per chaos event of its report, with its outcome.
+    let chaos_run = number(started[1], "/run");
+    assert_eq!((&started[1]["test"], chaos_run), (&"chaos".into(), run + 1));
+    let reported: Vec<(u64, bool)> = chaos["chaos"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| (number(event, "/index"), event["failure"].is_null()))
+        .collect();
+    let published: Vec<(u64, bool)> = of_kind(&events, "chaos.event", Some(chaos_run))
+        .iter()
+        .map(|event| (number(event, "/index"), event["recovered"] == true))
+        .collect();
+    assert!(!reported.is_empty());
+    assert_eq!(published, reported, "{chaos}");
+    let chaos_finished = of_kind(&events, "stress.finished", Some(chaos_run));
+    assert_eq!(chaos_finished[0]["status"], if chaos["ok"] == true { "passed" } else { "failed" });
+
+    // The console's door shows the same events.
+    let tail = ok(&mut web.sis, &format!("eventctl tail --since {first_seq} --count 64 --json"));
+    let shown = tail["events"].as_array().unwrap();
+    assert_eq!(number(&tail, "/missed"), 0);
+    assert_eq!(shown.as_slice(), &events[..shown.len()], "{tail}");
 }

@@ -23,6 +23,8 @@ struct Sim {
     broken_from: Option<u32>,
     current: u32,
     begun: Vec<PlannedEvent>,
+    /// Events whose record the run handed over, with whether each recovered.
+    ended: Vec<(u32, bool)>,
     leak: bool,
 }
 
@@ -40,6 +42,7 @@ impl Sim {
             broken_from: None,
             current: 0,
             begun: Vec::new(),
+            ended: Vec::new(),
             leak: false,
         }
     }
@@ -106,6 +109,11 @@ impl ChaosTarget for Sim {
 
     fn finish(&mut self) -> Integrity {
         Integrity { passed: !self.leak, detail: String::from("simulated") }
+    }
+
+    fn event_ended(&mut self, record: &EventRecord) {
+        assert_eq!(self.current, record.planned.index, "told before the next event begins");
+        self.ended.push((record.planned.index, record.failure.is_none()));
     }
 }
 
@@ -242,6 +250,11 @@ fn oom_inconsistency_and_overstay_are_failures_with_their_reason() {
     assert!(groups.contains(&("oom_not_recovered", alloc::vec![2])));
     assert!(groups.contains(&("inconsistent_state", alloc::vec![4])));
     assert!(groups.contains(&("timeout", alloc::vec![6])));
+    // The target heard of every event, in order, with its outcome.
+    let heard: Vec<(u32, bool)> =
+        report.events.iter().map(|event| (event.planned.index, event.failure.is_none())).collect();
+    assert_eq!(sim.ended, heard);
+    assert_eq!(sim.ended.iter().filter(|(_, recovered)| !recovered).count(), 3);
 }
 
 #[test]

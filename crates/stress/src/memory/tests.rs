@@ -213,3 +213,20 @@ fn a_pressure_cap_lowers_what_the_workload_steers_toward() {
     assert_eq!((capped.average_pressure_per_mille, capped.peak_pressure_per_mille), (147, 307));
     assert_eq!(port.pressure_cap(), crate::port::NO_CAP, "the cap does not outlive the run");
 }
+
+#[test]
+fn the_oom_observer_hears_every_oom_event_in_order_and_changes_nothing() {
+    let config = StressTestConfig { duration_ms: 3_600_000, ..config(11) };
+    let mut heard: Vec<(u64, u64)> = Vec::new();
+    let observed = {
+        let mut on_oom = |count: u64, bytes: u64| heard.push((count, bytes));
+        let options = RunOptions { max_steps: Some(30_000), on_oom: Some(&mut on_oom), ..RunOptions::default() };
+        run_memory_test(&config, &mut frames(), &SteppingClock(Cell::new(0)), &mut |_| {}, options)
+    };
+    let options = RunOptions { max_steps: Some(30_000), ..RunOptions::default() };
+    let alone = run_memory_test(&config, &mut frames(), &SteppingClock(Cell::new(0)), &mut |_| {}, options);
+    assert_eq!(format!("{observed:?}"), format!("{alone:?}"));
+    assert!(alone.oom_events > 0, "the seed meets OOM events");
+    assert_eq!(heard.iter().map(|(count, _)| *count).collect::<Vec<_>>(), (1..=alone.oom_events).collect::<Vec<_>>());
+    assert!(heard.iter().all(|(_, bytes)| *bytes > 0));
+}

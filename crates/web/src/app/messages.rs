@@ -73,6 +73,7 @@ fn apply(
             }
             Some("events") => {
                 session.events = false;
+                session.events_missed = 0;
                 Ok(json!({ "type": "unsubscribed", "topic": "events" }))
             }
             _ => Err(("unknown-topic", "topics are \"metrics\" and \"events\"")),

@@ -314,7 +314,7 @@ fn bad_messages_get_error_frames_and_change_nothing() {
     }
     assert_eq!(
         *setup.app.session(id).unwrap(),
-        crate::Session { token: Some(crate::TokenId(1)), metrics: None, events: false }
+        crate::Session { token: Some(crate::TokenId(1)), metrics: None, events: false, events_missed: 0 }
     );
     let binary = client_frame(0x82, b"\x00");
     setup.app.receive(&mut setup.kernel, id, 0, &binary).unwrap();
@@ -360,6 +360,42 @@ fn a_slow_subscriber_is_refused_not_grown() {
     assert_eq!(outcomes, [(1, 0), (1, 0), (0, 1), (0, 1)]);
     assert!(setup.app.pending_output(id).len() <= 300);
     assert_eq!(setup.app.counters().websocket.pushes_refused, 2);
+    assert_eq!(setup.app.session(id).unwrap().events_missed, 2);
+    // Once the queue drains, the subscriber hears how many it missed before the next event.
+    assert_eq!(
+        setup.frames(id),
+        [json!({ "type": "event", "event": event }), json!({ "type": "event", "event": event })]
+    );
+    let next = json!({ "kind": "next" });
+    assert_eq!(setup.app.publish_event(&next).queued, 1);
+    assert_eq!(
+        setup.frames(id),
+        [
+            json!({ "type": "event", "event": { "kind": "events.missed", "count": 2 } }),
+            json!({ "type": "event", "event": next })
+        ]
+    );
+    assert_eq!(setup.app.session(id).unwrap().events_missed, 0);
+}
+
+#[test]
+fn events_the_log_dropped_are_reported_to_every_subscriber_at_once() {
+    let mut setup = setup(AppConfig::default());
+    let token = setup.viewer.clone();
+    let query = alloc::format!("?token={token}");
+    let (subscriber, silent) = (setup.websocket(0, &query), setup.websocket(0, &query));
+    setup.say(subscriber, 0, r#"{"subscribe":"events"}"#);
+    setup.frames(subscriber);
+    let before = setup.app.counters().websocket.messages_out;
+    setup.app.events_missed(0);
+    assert_eq!(setup.frames(subscriber), Vec::<Value>::new());
+    setup.app.events_missed(5);
+    assert_eq!(
+        setup.frames(subscriber),
+        [json!({ "type": "event", "event": { "kind": "events.missed", "count": 5 } })]
+    );
+    assert_eq!(setup.frames(silent), Vec::<Value>::new());
+    assert_eq!(setup.app.counters().websocket.messages_out, before + 1);
 }
 
 #[test]

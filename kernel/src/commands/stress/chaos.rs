@@ -20,8 +20,8 @@ use sis_platform::time;
 use sis_sched::{ServerParams, ThreadId};
 use sis_shell::{Invocation, Outcome, Registry, Reply, ShellError};
 use sis_stress::chaos::{
-    self, ChaosConfig, ChaosEvent, ChaosReport, ChaosTarget, EventFigures, EventKind, Health, Integrity, PlannedEvent,
-    Skipped,
+    self, ChaosConfig, ChaosEvent, ChaosReport, ChaosTarget, EventFigures, EventKind, EventRecord, Health, Integrity,
+    PlannedEvent, Skipped,
 };
 use sis_stress::learning::{self, Controller, DECISIONS_PER_EPISODE, STATE_SIZE};
 use sis_stress::port::Throttle;
@@ -165,6 +165,8 @@ struct System {
     published: Published,
     /// The deadline thread's (jobs, misses) as its port read when the current event began.
     deadline_mark: (u64, u64),
+    /// The stress run whose `chaos.event` events this run publishes (`None`: a comparison's run, silent).
+    events_run: Option<u64>,
 }
 
 /// The run's totals the pool's port publishes (the memory workload's figures of the same names).
@@ -251,6 +253,7 @@ impl System {
             throttle: Throttle::default(),
             published: Published::default(),
             deadline_mark: (0, 0),
+            events_run: None,
         };
         // The pool is published like the memory workload's, so the meta-agent sees it and may act on it;
         // nothing here asks whether autonomy is on.
@@ -820,6 +823,20 @@ impl ChaosTarget for System {
         core::mem::take(&mut self.figures)
     }
 
+    fn event_ended(&mut self, record: &EventRecord) {
+        if let Some(run) = self.events_run {
+            crate::events::publish(sis_events::Kind::ChaosEvent {
+                run,
+                index: record.planned.index,
+                event: record.planned.event.kind().name(),
+                fault: record.fault_injected,
+                recovered: record.failure.is_none(),
+                recovery_us: record.recovery_ns.map(|ns| ns / 1_000),
+                failure: record.failure.as_ref().map(|failure| failure.name()),
+            });
+        }
+    }
+
     fn finish(&mut self) -> Integrity {
         self.settle();
         if let Some(periodic) = self.periodic.take() {
@@ -914,28 +931,34 @@ pub fn chaos(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
         poll_interval_us: chaos::DEFAULT_POLL_INTERVAL_US,
         only,
     };
-    let mut system = System::start(kernel.clone(), seed);
-    let (available, skipped) = system.kinds();
-    invocation.progress("=== Chaos Engineering Stress Test ===");
-    invocation.progress(&alloc::format!(
-        "Duration: {} ms\nFailure injection rate: {}%\nRecovery timeout: {} ms\nSeed: {seed}{}",
-        config.duration_ms,
-        config.fail_rate_percent,
-        config.recovery_timeout_ms,
-        only.map_or(String::new(), |index| alloc::format!("\nReplaying event #{index} only"))
-    ));
-    for skip in &skipped {
-        invocation.progress(&alloc::format!("Not drawn: {} ({})", skip.kind.label(), skip.reason));
-    }
-    let report = chaos::run_chaos(&mut system, &config, &available, skipped, &mut |line| invocation.progress(line));
-    let human = chaos::human(&report);
-    let reply = Reply::new(alloc::format!("\n{human}"), json!({ "chaos": report }));
-    Ok(with_status(reply, report.status, config.expect_failures, || {
-        alloc::format!(
-            "{} of {} events failed to recover{}",
-            report.failed,
-            report.total_events,
-            if report.integrity.passed { "" } else { "; integrity check FAILED" }
-        )
-    }))
+    crate::events::stress_run("chaos", seed, Some(config.duration_ms), |stress| {
+        let mut system = System::start(kernel.clone(), seed);
+        system.events_run = Some(stress.run());
+        let (available, skipped) = system.kinds();
+        invocation.progress("=== Chaos Engineering Stress Test ===");
+        invocation.progress(&alloc::format!(
+            "Duration: {} ms\nFailure injection rate: {}%\nRecovery timeout: {} ms\nSeed: {seed}{}",
+            config.duration_ms,
+            config.fail_rate_percent,
+            config.recovery_timeout_ms,
+            only.map_or(String::new(), |index| alloc::format!("\nReplaying event #{index} only"))
+        ));
+        for skip in &skipped {
+            invocation.progress(&alloc::format!("Not drawn: {} ({})", skip.kind.label(), skip.reason));
+        }
+        let report = chaos::run_chaos(&mut system, &config, &available, skipped, &mut |line| {
+            invocation.progress(line);
+            stress.progress();
+        });
+        let human = chaos::human(&report);
+        let reply = Reply::new(alloc::format!("\n{human}"), json!({ "chaos": report }));
+        Ok(with_status(reply, report.status, config.expect_failures, || {
+            alloc::format!(
+                "{} of {} events failed to recover{}",
+                report.failed,
+                report.total_events,
+                if report.integrity.passed { "" } else { "; integrity check FAILED" }
+            )
+        }))
+    })
 }

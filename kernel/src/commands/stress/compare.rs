@@ -74,6 +74,7 @@ pub fn compare(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<R
         target.name(),
         memory_config.duration_ms
     ));
+    let mut stress = crate::events::StressRun::start("compare", seed, None);
     let was_enabled = autonomy::enabled();
     let mut off = (Vec::new(), AutonomySnapshot::default());
     let mut on = (Vec::new(), AutonomySnapshot::default());
@@ -108,20 +109,29 @@ pub fn compare(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<R
             ));
             on.0.push(RunRecord { seed: run_seed, values, interventions: counted.total_interventions });
             on.1 = on.1.add(&counted);
+            stress.parts_done(u64::from(index) + 1, u64::from(runs));
         }
         Ok(())
     })();
-    autonomy::set_enabled(was_enabled)?;
-    outcome?;
+    let outcome = autonomy::set_enabled(was_enabled).and(outcome);
+    if let Err(error) = outcome {
+        let failed = Err(error);
+        stress.finish(&failed);
+        return failed;
+    }
     let report = compare::compare_report(target, seed, memory_config.duration_ms, off, on);
     let cpu_share_per_mille = (on_cpu_ns * 1000).checked_div(on_elapsed_ns).unwrap_or(0);
     let human = human(&report, on_cpu_ns, cpu_share_per_mille);
-    let mut value = serde_json::to_value(&report)
-        .map_err(|error| ShellError::new("internal", alloc::format!("report encoding failed: {error}")))?;
-    value["autonomy_thread_cpu_ns"] = json!(on_cpu_ns);
-    value["autonomy_on_elapsed_ns"] = json!(on_elapsed_ns);
-    value["autonomy_cpu_share_per_mille"] = json!(cpu_share_per_mille);
-    Ok(Reply::new(human, json!({ "compare": value })))
+    let result = serde_json::to_value(&report)
+        .map_err(|error| ShellError::new("internal", alloc::format!("report encoding failed: {error}")))
+        .map(|mut value| {
+            value["autonomy_thread_cpu_ns"] = json!(on_cpu_ns);
+            value["autonomy_on_elapsed_ns"] = json!(on_elapsed_ns);
+            value["autonomy_cpu_share_per_mille"] = json!(cpu_share_per_mille);
+            Reply::new(human, json!({ "compare": value }))
+        });
+    stress.finish(&result);
+    result
 }
 
 fn number(value: f64) -> String {

@@ -90,12 +90,17 @@ pub fn commands(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<
         config.queue_capacity,
         config.seed
     ));
-    let report = run(config, kernel.clone(), &mut |line| invocation.progress(line))?;
-    let human = human(&report);
-    let reply = Reply::new(human, json!({ "commands": report }));
-    Ok(with_status(reply, report.status, config.expect_failures, || {
-        alloc::format!("{} of {} lines dropped, {} failed", report.dropped, report.sent, report.failed)
-    }))
+    crate::events::stress_run("commands", config.seed, Some(config.duration_ms), |stress| {
+        let report = run(config, kernel.clone(), &mut |line| {
+            invocation.progress(line);
+            stress.progress();
+        })?;
+        let human = human(&report);
+        let reply = Reply::new(human, json!({ "commands": report }));
+        Ok(with_status(reply, report.status, config.expect_failures, || {
+            alloc::format!("{} of {} lines dropped, {} failed", report.dropped, report.sent, report.failed)
+        }))
+    })
 }
 
 /// A flood in progress.

@@ -24,10 +24,15 @@ pub fn learning(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
         seed: super::seed(&invocation.args),
     };
     config.validate().map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
-    let report = train(&config, &mut |line| invocation.progress(line));
-    let human = human(&report);
-    let reply = Reply::new(human, json!({ "learning": report }));
-    Ok(with_status(reply, report.status, false, || report.convergence_reason.clone()))
+    crate::events::stress_run("learning", config.seed, None, |stress| {
+        let report = train(&config, &mut |line| {
+            invocation.progress(line);
+            stress.progress();
+        });
+        let human = human(&report);
+        let reply = Reply::new(human, json!({ "learning": report }));
+        Ok(with_status(reply, report.status, false, || report.convergence_reason.clone()))
+    })
 }
 
 /// Trains a fresh agent under a validated `config`, installs it for `neuralctl` and returns the report.

@@ -18,7 +18,7 @@ use sis_stress::port::{DeadlinePort, FloodPort, PoolPort};
 use sis_stress::{run_memory_test, MemoryReport, RunOptions, Status, StressTestConfig};
 
 use super::Kernel;
-use crate::format;
+use crate::{events, format};
 
 const PERCENT: ValueKind = ValueKind::U64 { min: 0, max: 100 };
 const PERCENT_FROM_1: ValueKind = ValueKind::U64 { min: 1, max: 100 };
@@ -304,24 +304,33 @@ fn memory(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
         sampling_text(config.latency_sample_every),
         config.seed
     ));
-    let report = run_memory_test(
-        &config,
-        &mut KernelFrames,
-        &PlatformClock,
-        &mut |line| invocation.progress(line),
-        RunOptions { port: Some(&MEMORY_PORT), ..RunOptions::default() },
-    );
-    let human = memory_human(&report);
-    let reply = Reply::new(human, json!({ "memory": report }));
-    Ok(with_status(reply, report.status, config.expect_failures, || {
-        alloc::format!(
-            "{} of {} allocations failed ({} injected), leak check {}",
-            report.failed_allocations,
-            report.allocation_attempts,
-            report.injected_failures,
-            if report.leak_check.passed { "passed" } else { "FAILED" }
-        )
-    }))
+    events::stress_run("memory", config.seed, Some(config.duration_ms), |run| {
+        let report = {
+            let run = core::cell::RefCell::new(run);
+            let mut on_oom = |count, bytes| run.borrow_mut().oom(count, bytes);
+            run_memory_test(
+                &config,
+                &mut KernelFrames,
+                &PlatformClock,
+                &mut |line| {
+                    invocation.progress(line);
+                    run.borrow_mut().progress();
+                },
+                RunOptions { port: Some(&MEMORY_PORT), on_oom: Some(&mut on_oom), ..RunOptions::default() },
+            )
+        };
+        let human = memory_human(&report);
+        let reply = Reply::new(human, json!({ "memory": report }));
+        Ok(with_status(reply, report.status, config.expect_failures, || {
+            alloc::format!(
+                "{} of {} allocations failed ({} injected), leak check {}",
+                report.failed_allocations,
+                report.allocation_attempts,
+                report.injected_failures,
+                if report.leak_check.passed { "passed" } else { "FAILED" }
+            )
+        }))
+    })
 }
 
 pub(super) fn per_mille(value: u32) -> alloc::string::String {

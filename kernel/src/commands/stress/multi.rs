@@ -30,18 +30,25 @@ pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
         .validate()
         .map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     let loaded_config = flood_config(&invocation.args, flood_seed(memory_config.seed));
-    let report = run_multi(memory_config, loaded_config, kernel, &mut |line| invocation.progress(line))?;
-    let human = human(&report);
-    let reply = Reply::new(human, json!({ "multi": report }));
-    Ok(with_status(reply, report.status, memory_config.expect_failures, || {
-        alloc::format!(
-            "memory {}, commands {} (dropped {}, failed {})",
-            report.memory.status.label(),
-            report.commands.status.label(),
-            report.commands.dropped,
-            report.commands.failed
-        )
-    }))
+    // The flood's baseline runs a quarter of the duration before memory and flood run together.
+    let duration_ms = memory_config.duration_ms + (loaded_config.duration_ms / 4).max(1);
+    crate::events::stress_run("multi", memory_config.seed, Some(duration_ms), |stress| {
+        let report = run_multi(memory_config, loaded_config, kernel, &mut |line| {
+            invocation.progress(line);
+            stress.progress();
+        })?;
+        let human = human(&report);
+        let reply = Reply::new(human, json!({ "multi": report }));
+        Ok(with_status(reply, report.status, memory_config.expect_failures, || {
+            alloc::format!(
+                "memory {}, commands {} (dropped {}, failed {})",
+                report.memory.status.label(),
+                report.commands.status.label(),
+                report.commands.dropped,
+                report.commands.failed
+            )
+        }))
+    })
 }
 
 /// Runs the baseline flood, then memory and flood together; prints progress through `progress`.

@@ -51,21 +51,26 @@ pub(super) fn redteam(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> R
         config.seed,
         if link::attached() { "attached" } else { "none (malformed-packets is skipped)" }
     ));
-    let mut target = KernelTarget { registry: super::super::registry(), kernel };
-    let report = run_redteam(&config, &mut target, &PlatformClock, &mut |line| invocation.progress(line));
-    let human = human(&report);
-    let reply = Reply::new(human, json!({ "redteam": report }));
-    Ok(super::with_status(reply, report.status, expect_failures, || {
-        alloc::format!(
-            "{} accepted, {} wrong error, {} crashed, {} leaked, {} skipped of {} attacks",
-            report.totals.accepted,
-            report.totals.rejected_unexpected,
-            report.totals.crashed,
-            report.totals.leaked,
-            report.totals.skipped,
-            report.totals.attempts
-        )
-    }))
+    crate::events::stress_run("redteam", config.seed, Some(config.duration_ms), |stress| {
+        let mut target = KernelTarget { registry: super::super::registry(), kernel };
+        let report = run_redteam(&config, &mut target, &PlatformClock, &mut |line| {
+            invocation.progress(line);
+            stress.progress();
+        });
+        let human = human(&report);
+        let reply = Reply::new(human, json!({ "redteam": report }));
+        Ok(super::with_status(reply, report.status, expect_failures, || {
+            alloc::format!(
+                "{} accepted, {} wrong error, {} crashed, {} leaked, {} skipped of {} attacks",
+                report.totals.accepted,
+                report.totals.rejected_unexpected,
+                report.totals.crashed,
+                report.totals.leaked,
+                report.totals.skipped,
+                report.totals.attempts
+            )
+        }))
+    })
 }
 
 struct KernelTarget<'a> {
