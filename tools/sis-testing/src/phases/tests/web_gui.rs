@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use super::super::web_gui::{self, Observations};
 use super::super::Verdict;
 
-/// The record of one deterministic session (`cargo xtask phases --phase 6 --deterministic`, 2026-12-07), before
-/// the kernel published events: the events subscription was refused with `not-implemented`.
+/// The record of one deterministic session (`cargo xtask phases --phase 6 --deterministic`, 2026-12-07, with the
+/// kernel's event log).
 fn recorded() -> Value {
     serde_json::from_str(include_str!("../phase6_observations.json")).unwrap()
 }
@@ -35,21 +35,29 @@ fn expected(verdict: Result<(), String>) -> String {
 }
 
 #[test]
-fn a_recorded_session_passes_fourteen_tests_and_the_event_stream_fails_not_implemented() {
+fn a_recorded_session_passes_all_fifteen_tests() {
     let verdicts = verdicts(recorded());
     let names: Vec<&str> = verdicts.iter().map(|(name, _)| *name).collect();
     assert_eq!(names, web_gui::TESTS);
     for (test, verdict) in &verdicts {
-        if *test != "Event stream" {
-            assert_eq!(verdict, &Ok(()), "{test}");
-        }
+        assert_eq!(verdict, &Ok(()), "{test}");
     }
+}
+
+#[test]
+fn an_events_subscription_refused_as_before_the_event_log_fails_the_event_stream() {
+    let verdict = verdict("Event stream", |record| {
+        record["events"] = json!({ "Ok": {
+            "reply": { "frame": { "type": "error", "error": { "code": "not-implemented", "message": "no events yet" } } },
+            "stress": null,
+            "frames": [],
+        } });
+    });
     assert_eq!(
-        verdicts[12].1,
+        verdict,
         Err(String::from(
             "{\"subscribe\":\"events\"} acknowledged with {\"topic\":\"events\",\"type\":\"subscribed\"}, got \
-             {\"error\":{\"code\":\"not-implemented\",\"message\":\"the kernel publishes no events yet; metrics can be \
-             subscribed to\"},\"type\":\"error\"}"
+             {\"error\":{\"code\":\"not-implemented\",\"message\":\"no events yet\"},\"type\":\"error\"}"
         ))
     );
 }
@@ -95,7 +103,13 @@ fn a_byte_miscounted_or_a_connection_not_kept_alive_fails_http_requests() {
         let bytes = at(record, "/http/Ok/after/app/bytes_out");
         *bytes = json!(bytes.as_u64().unwrap() + 1);
     });
-    assert_eq!(expected(miscounted), "webctl status /app/bytes_out moves by 6845");
+    let received: u64 = recorded()["http"]["Ok"]["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|exchange| exchange["response_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(expected(miscounted), format!("webctl status /app/bytes_out moves by {received}"));
     let not_kept = verdict("HTTP requests", |record| {
         for index in 0..4 {
             *at(record, &format!("/http/Ok/exchanges/{index}/new_connections")) = json!(1);
@@ -281,81 +295,80 @@ fn a_subscription_carried_over_to_a_new_connection_fails_reconnection() {
     assert_eq!(expected(stale), "frames after the restart come after the last before the stop");
 }
 
-/// An events session as the contract describes it (docs/phases.md): written here, not recorded, until the
-/// kernel publishes events. The stress report carries seed 77.
-fn with_events(frames: Vec<Value>) -> Value {
-    let mut record = recorded();
-    let stress = json!({
-        "status": 200, "headers": {}, "request_bytes": 0, "response_bytes": 0, "new_connections": 1,
-        "body": { "command": "stresstest memory", "ok": true, "memory": { "config": { "seed": 77 } } },
-    });
-    let frames: Vec<Value> =
-        frames.into_iter().map(|event| json!({ "frame": { "type": "event", "event": event } })).collect();
-    record["events"] = json!({ "Ok": {
-        "reply": { "frame": { "type": "subscribed", "topic": "events" } },
-        "stress": stress,
-        "frames": frames,
-    } });
-    record
+/// The recorded run's events after `change`, with their `seq` numbered again from 1 when `renumber`. The run
+/// (seq 1 to 22) reports a partial pass: `stress.started`, eleven `stress.progress` from 0 to 100 % with nine
+/// `memory.oom` events among them, and `stress.finished` with status `failed`.
+fn event_verdict(renumber: bool, change: impl FnOnce(&mut Vec<Value>)) -> Result<(), String> {
+    verdict("Event stream", |record| {
+        let frames = at(record, "/events/Ok/frames").as_array_mut().unwrap();
+        let mut events: Vec<Value> = frames.iter().map(|seen| seen["frame"]["event"].clone()).collect();
+        change(&mut events);
+        if renumber {
+            for (index, event) in events.iter_mut().enumerate() {
+                event["seq"] = json!(index + 1);
+            }
+        }
+        *frames = events.into_iter().map(|event| json!({ "frame": { "type": "event", "event": event } })).collect();
+    })
 }
 
-fn run_events() -> Vec<Value> {
-    vec![
-        json!({ "seq": 4, "at_ms": 900, "kind": "stress.started", "run": 2, "test": "memory", "seed": 77, "duration_ms": 1500 }),
-        json!({ "seq": 5, "at_ms": 1150, "kind": "stress.progress", "run": 2, "test": "memory", "percent": 16, "elapsed_ms": 250 }),
-        json!({ "seq": 6, "at_ms": 1160, "kind": "memory.oom", "run": 2, "new_oom_events": 3, "oom_events": 3, "bytes": 4096 }),
-        json!({ "seq": 7, "at_ms": 1900, "kind": "stress.progress", "run": 2, "test": "memory", "percent": 66, "elapsed_ms": 1000 }),
-        json!({ "seq": 8, "at_ms": 2400, "kind": "stress.finished", "run": 2, "test": "memory", "elapsed_ms": 1500, "status": "passed" }),
-    ]
-}
-
-fn event_verdict(frames: Vec<Value>) -> Result<(), String> {
-    verdicts(with_events(frames)).into_iter().find(|(name, _)| *name == "Event stream").unwrap().1
+/// Indices of the events of `kind`.
+fn of_kind(events: &[Value], kind: &str) -> Vec<usize> {
+    events.iter().enumerate().filter(|(_, event)| event["kind"] == kind).map(|(index, _)| index).collect()
 }
 
 #[test]
-fn events_as_the_contract_describes_pass_and_each_broken_rule_fails() {
-    assert_eq!(event_verdict(run_events()), Ok(()));
-    // A gap the server announced is no gap.
-    let mut announced = run_events();
-    announced.remove(2);
-    announced.insert(2, json!({ "kind": "events.missed", "count": 1 }));
-    assert_eq!(event_verdict(announced), Ok(()));
-    let mut silent_gap = run_events();
-    silent_gap.remove(2);
-    assert_eq!(event_verdict(silent_gap), Err(String::from("seq 6 after 5 (0 missed), got 7")));
-    let mut backwards = run_events();
-    backwards[3]["at_ms"] = json!(1000);
-    assert_eq!(event_verdict(backwards), Err(String::from("at_ms never goes back, got 1000 after 1160")));
-    let mut no_progress = run_events();
-    no_progress.retain(|event| event["kind"] != "stress.progress");
-    for (seq, event) in no_progress.iter_mut().enumerate() {
-        event["seq"] = json!(seq + 4);
-    }
+fn each_broken_rule_of_the_events_contract_fails_the_event_stream() {
+    assert_eq!(event_verdict(false, |_| {}), Ok(()));
+    // Other kinds between the run's events, and a gap the server announced, are no fault.
+    let interleaved = event_verdict(true, |events| {
+        events.insert(5, json!({ "at_ms": events[4]["at_ms"], "kind": "autonomy.intervention", "decision": 1 }));
+    });
+    assert_eq!(interleaved, Ok(()));
+    let announced = event_verdict(false, |events| events[4] = json!({ "kind": "events.missed", "count": 1 }));
+    assert_eq!(announced, Ok(()));
+    let silent_gap = event_verdict(false, |events| {
+        events.remove(4);
+    });
+    assert_eq!(silent_gap, Err(String::from("seq 5 after 4 (0 missed), got 6")));
+    let backwards = event_verdict(false, |events| events[3]["at_ms"] = json!(0));
+    assert!(backwards.unwrap_err().starts_with("at_ms never goes back, got 0 after"));
+    let no_progress = event_verdict(true, |events| events.retain(|event| event["kind"] != "stress.progress"));
     assert_eq!(
-        event_verdict(no_progress),
+        no_progress,
         Err(String::from(
-            "run 2: started, progress at least once, finished, in that order, got [\"stress.started\", \"stress.finished\"]"
+            "run 1: started, progress at least once, finished, in that order, got [\"stress.started\", \"stress.finished\"]"
         ))
     );
-    let mut receding = run_events();
-    receding[3]["percent"] = json!(10);
-    assert_eq!(
-        event_verdict(receding),
-        Err(String::from("run 2: percent within 0..=100 and never decreasing, got 10 after 16"))
-    );
-    let mut early = run_events();
-    early[4]["elapsed_ms"] = json!(1499);
-    assert_eq!(event_verdict(early), Err(String::from("run 2: finished after at least 1500 ms, got elapsed_ms 1499")));
-    let mut other_seed = run_events();
-    other_seed[0]["seed"] = json!(78);
-    assert!(event_verdict(other_seed).unwrap_err().starts_with("/seed 77, got 78"));
-    let unfinished = run_events()[..4].to_vec();
-    assert!(with_events(unfinished.clone())["events"]["Ok"]["frames"].as_array().unwrap().len() == 4);
-    let mut ended = unfinished;
-    ended.push(json!(null));
-    let mut record = with_events(ended);
-    *at(&mut record, "/events/Ok/frames/4") = json!("silent");
-    let verdict = verdicts(record).into_iter().find(|(name, _)| *name == "Event stream").unwrap().1;
-    assert_eq!(verdict, Err(String::from("event frames up to the run's stress.finished, got Silent")));
+    let receding = event_verdict(false, |events| {
+        let progress = of_kind(events, "stress.progress");
+        events[progress[2]]["percent"] = json!(5);
+    });
+    assert_eq!(receding, Err(String::from("run 1: percent within 0..=100 and never decreasing, got 5 after 10")));
+    let early = event_verdict(false, |events| {
+        let last = events.len() - 1;
+        events[last]["elapsed_ms"] = json!(1499);
+    });
+    assert_eq!(early, Err(String::from("run 1: finished after at least 1500 ms, got elapsed_ms 1499")));
+    let other_seed = event_verdict(false, |events| events[0]["seed"] = json!(1));
+    assert!(other_seed.unwrap_err().starts_with("/seed 6, got 1"));
+    let other_duration = event_verdict(false, |events| events[0]["duration_ms"] = json!(1000));
+    assert!(other_duration.unwrap_err().starts_with("/duration_ms 1500, got 1000"));
+    // The finished event names the report's outcome: the recorded run failed (a partial pass).
+    let other_status = event_verdict(false, |events| {
+        let last = events.len() - 1;
+        events[last]["status"] = json!("passed");
+    });
+    assert_eq!(other_status.unwrap_err().split(" in ").next(), Some("/status \"failed\", got \"passed\""));
+    let passing_run = verdict("Event stream", |record| {
+        *at(record, "/events/Ok/stress/body/ok") = json!(true);
+        *at(record, "/events/Ok/frames/21/frame/event/status") = json!("passed");
+    });
+    assert_eq!(passing_run, Ok(()));
+    let unfinished = verdict("Event stream", |record| {
+        let frames = at(record, "/events/Ok/frames").as_array_mut().unwrap();
+        frames.pop();
+        frames.push(json!("silent"));
+    });
+    assert_eq!(unfinished, Err(String::from("event frames up to the run's stress.finished, got Silent")));
 }
