@@ -33,7 +33,7 @@ pub fn ensure_qemu() -> Result<(), String> {
 }
 
 /// The Python that runs the tests' WebSocket client: Debian's, where `python3-websockets` installs.
-pub const TEST_PYTHON: &str = "/usr/bin/python3";
+pub const TEST_PYTHON: &str = sis_testing::web::PYTHON;
 
 /// Installs `curl` and Debian's Python with the `websockets` package when either is missing: the clients the
 /// QEMU tests of the web server use.

@@ -21,7 +21,7 @@ mod stack;
 pub use device::SmolDevice;
 pub use fault::{FaultInjector, FaultState, FaultStats, MAX_CAPTURED_FRAMES, MAX_PERCENT};
 pub use listener::{
-    ListenError, ListenerConfig, ListenerId, ListenerStats, TcpService, MAX_LISTENER_BUFFER_BYTES,
+    ListenError, ListenerConfig, ListenerId, ListenerStats, TcpService, KEEP_ALIVE_S, MAX_LISTENER_BUFFER_BYTES,
     MAX_LISTENER_SOCKETS, MIN_LISTENER_BUFFER_BYTES, UNACKNOWLEDGED_TIMEOUT_S,
 };
 pub use stack::{EchoStats, NetConfig, NetStack, PingError, PingReply, ECHO_PORT, ECHO_SOCKETS};

@@ -14,8 +14,12 @@ pub const MAX_LISTENER_SOCKETS: usize = 256;
 pub const MIN_LISTENER_BUFFER_BYTES: usize = 1024;
 /// See [`MIN_LISTENER_BUFFER_BYTES`].
 pub const MAX_LISTENER_BUFFER_BYTES: usize = 1024 * 1024;
-/// Seconds sent data may wait for an acknowledgement before the connection is given up.
+/// Seconds without any segment from the peer before the connection is given up (a peer that vanished without a
+/// FIN or a reset).
 pub const UNACKNOWLEDGED_TIMEOUT_S: u64 = 30;
+/// Seconds of silence after which a keep-alive probe goes out; a live peer acknowledges it, so an idle connection
+/// stays open (well inside [`UNACKNOWLEDGED_TIMEOUT_S`], so a probe or two can be lost).
+pub const KEEP_ALIVE_S: u64 = 10;
 /// Bytes moved per socket per step, each way.
 const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -160,8 +164,11 @@ impl ListenerConfig {
         // Requests and replies: send each at once.
         socket.set_nagle_enabled(false);
         socket.set_ack_delay(None);
-        // A peer that vanished without a FIN or a reset ends the connection once data waits this long unacknowledged.
+        // A peer that vanished without a FIN or a reset ends the connection once nothing came from it for this long.
+        // smoltcp counts the timeout from the peer's last segment whether or not data waits, so an idle connection
+        // needs the keep-alive probes for its live peer to answer.
         socket.set_timeout(Some(smoltcp::time::Duration::from_secs(UNACKNOWLEDGED_TIMEOUT_S)));
+        socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(KEEP_ALIVE_S)));
         // Listening on a fresh socket with a non-zero port cannot fail.
         let _ = socket.listen(self.port);
         socket

@@ -425,7 +425,7 @@ fn state_name(state: tcp::State) -> &'static str {
 mod tests {
     use super::*;
     use crate::fake::{Wire, WireEnd};
-    use crate::{FaultInjector, ListenError, ListenerConfig, ListenerId, TcpService};
+    use crate::{FaultInjector, ListenError, ListenerConfig, ListenerId, TcpService, UNACKNOWLEDGED_TIMEOUT_S};
     use sis_hal::SeededRandom;
 
     const CLIENT_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
@@ -821,6 +821,56 @@ mod tests {
         assert!(done, "client {:?}", client.socket().state());
         assert_eq!(back, b"ASK; served");
         assert_eq!(service.events, [("opened", 0), ("peer_closed", 0), ("closed", 0)]);
+    }
+
+    #[test]
+    fn an_idle_connection_outlives_the_timeout_and_one_whose_peer_vanished_does_not() {
+        // Regression: the timeout counts from the peer's last segment, so an idle connection (a WebSocket
+        // waiting for events, a keep-alive HTTP connection) was aborted after 30 s of silence although its peer
+        // was there. Keep-alive probes, which a live peer acknowledges, keep it open.
+        let (mut server, mut client) = pair(0);
+        let id = listening(&mut server, 1);
+        let mut service = Upper::new(1, usize::MAX);
+        client.connect_to(SERVICE_PORT);
+        let (mut now_ns, open) = serve_until(&mut server, id, &mut service, &mut client, 0, 1_000, |_, client| {
+            client.socket().state() == tcp::State::Established
+        });
+        assert!(open);
+        let timeout_ns = UNACKNOWLEDGED_TIMEOUT_S * 1_000_000_000;
+        let idle_until = now_ns + 4 * timeout_ns;
+        while now_ns < idle_until {
+            client.poll(now_ns);
+            server.serve(id, now_ns, &mut service).unwrap();
+            now_ns += 100_000_000;
+        }
+        assert_eq!(service.events, [("opened", 0)], "still open after four timeouts of silence");
+        assert_eq!(client.socket().state(), tcp::State::Established);
+        let mut back = Vec::new();
+        let mut sent = false;
+        let (later, answered) = serve_until(&mut server, id, &mut service, &mut client, now_ns, 1_000, |_, client| {
+            if !sent {
+                sent = client.socket().send_slice(b"still there").unwrap() > 0;
+            }
+            take_received(client, &mut back);
+            back.len() == 11
+        });
+        assert!(answered);
+        assert_eq!(back, b"STILL THERE");
+        // The peer vanishes: nothing reaches it, nothing comes back; the connection ends within the timeout.
+        let vanished_at = later;
+        server.io_mut().partition_for(vanished_at, 4 * timeout_ns);
+        now_ns = vanished_at;
+        while service.events.len() < 2 && now_ns < vanished_at + 2 * timeout_ns {
+            server.serve(id, now_ns, &mut service).unwrap();
+            now_ns += 100_000_000;
+        }
+        assert_eq!(service.events, [("opened", 0), ("closed", 0)]);
+        assert!(
+            now_ns <= vanished_at + timeout_ns + 100_000_000,
+            "ended {} ms after",
+            (now_ns - vanished_at) / 1_000_000
+        );
+        assert_eq!(server.listener_stats(id).unwrap().ended, 1);
     }
 
     #[test]

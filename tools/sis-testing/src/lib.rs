@@ -28,6 +28,7 @@ pub mod phases;
 mod process;
 mod session;
 pub mod validate;
+pub mod web;
 
 pub use batch::{run_batch, BatchResult};
 pub use boot_time::{measure_boot_times, median, BootSample, BootTimes};

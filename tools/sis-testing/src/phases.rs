@@ -17,6 +17,7 @@ use crate::{run_batch, QemuConfig};
 mod judge;
 mod performance;
 mod rate_limit;
+mod web_gui;
 
 /// Version of the JSON report's layout (`phases --json`).
 pub const REPORT_SCHEMA_VERSION: u32 = 2;
@@ -129,7 +130,7 @@ pub const PHASES: [Phase; 8] = [
 
 /// Phases not yet complete, with the issue that completes each: reported, never skipped, but not failing CI.
 /// The issue that brings a phase to 100 % removes it here.
-pub const PENDING: [(u8, u32); 6] = [(1, 22), (2, 23), (5, 24), (6, 20), (7, 25), (9, 26)];
+pub const PENDING: [(u8, u32); 5] = [(1, 22), (2, 23), (5, 24), (7, 25), (9, 26)];
 
 /// Tests of a phase that another issue builds, with that issue (phase 8's graph integration comes with the
 /// dataflow graphs).
@@ -211,24 +212,29 @@ pub struct Report {
 /// A verdict before it is placed in the report: test name and `Err(reason)` on failure.
 pub type Verdict = (&'static str, Result<(), String>);
 
-/// Commands a phase's probe runs in one boot, and the judge of their replies; and a console session in a
-/// boot of its own, for tests a batch cannot run (lines typed while a thread floods the console).
+/// What a phase's probe runs: commands in one batch boot with the judge of their replies, and a session in a
+/// boot of its own for tests a batch cannot run (lines typed while a thread floods the console, clients on the
+/// network). Either may be absent.
 struct Probe {
+    batch: Option<Batch>,
+    session: Option<fn(&QemuConfig) -> Vec<Verdict>>,
+}
+
+/// Commands run in one boot, and the judge of their JSON replies.
+struct Batch {
     commands: &'static str,
     judge: fn(&[Value]) -> Vec<Verdict>,
-    session: Option<fn(&QemuConfig) -> Vec<Verdict>>,
 }
 
 fn probe(phase: u8) -> Option<Probe> {
     match phase {
         3 => Some(Probe {
-            commands: judge::TEMPORAL_ISOLATION_COMMANDS,
-            judge: judge::temporal_isolation,
+            batch: Some(Batch { commands: judge::TEMPORAL_ISOLATION_COMMANDS, judge: judge::temporal_isolation }),
             session: None,
         }),
+        6 => Some(Probe { batch: None, session: Some(web_gui::web_gui) }),
         8 => Some(Probe {
-            commands: performance::PERFORMANCE_COMMANDS,
-            judge: performance::performance,
+            batch: Some(Batch { commands: performance::PERFORMANCE_COMMANDS, judge: performance::performance }),
             session: Some(rate_limit::no_output_flooding),
         }),
         _ => None,
@@ -249,20 +255,13 @@ pub fn run(numbers: &[u8], deterministic: bool, progress: &mut dyn FnMut(&str)) 
     report(phases, deterministic)
 }
 
-/// Boots SIS once with the probe's commands and judges the replies; a boot or a reply that fails fails every
-/// test of the phase with the reason. Then runs the probe's session, if any, in a boot of its own. Returns the
-/// verdicts and the boots' wall time.
+/// Boots SIS once with the probe's batch, if any, and judges the replies; a boot or a reply that fails fails
+/// every test of the phase with the reason. Then runs the probe's session, if any, in a boot of its own.
+/// Returns the verdicts and the boots' wall time.
 fn run_probe(probe: &Probe, phase: &Phase, deterministic: bool) -> (Vec<Verdict>, Duration) {
-    let mut config = QemuConfig::new().batch(probe.commands).timeout(Duration::from_secs(300));
-    if deterministic {
-        config = config.deterministic();
-    }
-    let (mut verdicts, mut duration) = match run_batch(&config) {
-        Ok(result) => match result.json_lines() {
-            Ok(replies) => ((probe.judge)(&replies), result.wall_time),
-            Err(error) => (every_test_fails(phase, &format!("unreadable reply: {error}")), result.wall_time),
-        },
-        Err(error) => (every_test_fails(phase, &format!("the boot failed: {error}")), Duration::ZERO),
+    let (mut verdicts, mut duration) = match &probe.batch {
+        Some(batch) => run_batch_probe(batch, phase, deterministic),
+        None => (Vec::new(), Duration::ZERO),
     };
     if let Some(session) = probe.session {
         let mut config = QemuConfig::new().timeout(Duration::from_secs(120));
@@ -277,6 +276,20 @@ fn run_probe(probe: &Probe, phase: &Phase, deterministic: bool) -> (Vec<Verdict>
         verdicts.extend(session_verdicts);
     }
     (verdicts, duration)
+}
+
+fn run_batch_probe(batch: &Batch, phase: &Phase, deterministic: bool) -> (Vec<Verdict>, Duration) {
+    let mut config = QemuConfig::new().batch(batch.commands).timeout(Duration::from_secs(300));
+    if deterministic {
+        config = config.deterministic();
+    }
+    match run_batch(&config) {
+        Ok(result) => match result.json_lines() {
+            Ok(replies) => ((batch.judge)(&replies), result.wall_time),
+            Err(error) => (every_test_fails(phase, &format!("unreadable reply: {error}")), result.wall_time),
+        },
+        Err(error) => (every_test_fails(phase, &format!("the boot failed: {error}")), Duration::ZERO),
+    }
 }
 
 fn every_test_fails(phase: &Phase, reason: &str) -> Vec<Verdict> {

@@ -34,4 +34,8 @@ fn every_phase_outside_the_pending_list_passes_and_verdicts_replay() {
         .map(|test| (test.name.as_str(), test.reason.as_deref()))
         .collect();
     assert_eq!(failing, [("Graph integration", Some("not implemented (issue 22)"))]);
+    // Phase 6 is complete: its session drives the web server with curl, Python's websockets and raw TCP.
+    let phase6 = first.phases.iter().find(|phase| phase.number == 6).unwrap();
+    assert_eq!((phase6.passed, phase6.total, phase6.pending_issue), (15, 15, None), "{}", phases::table(&first));
+    assert!(phase6.tests.iter().all(|test| test.duration_ms > 0));
 }

@@ -7,140 +7,104 @@ mod common;
 
 use common::{error_code, number, ok};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use sis_testing::web::{Connected, Request, WebClient, WebSocket, WsEvent};
 use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, Sis};
-
-/// Debian's Python with the `websockets` package (installed by `cargo xtask test`).
-const PYTHON: &str = "/usr/bin/python3";
 
 struct Web {
     sis: Sis,
-    address: SocketAddr,
+    client: WebClient,
     admin: String,
 }
 
 fn boot_web() -> Web {
     let admin = hex(&host_random_bytes().unwrap());
     let config = QemuConfig::new().web_server(free_local_port().unwrap(), Some(admin.clone()));
-    let address = config.forwarded_address().unwrap();
+    let client = WebClient::new(config.forwarded_address().unwrap());
     let sis = Sis::boot(&config).unwrap_or_else(|error| panic!("boot: {error}"));
-    Web { sis, address, admin }
+    Web { sis, client, admin }
 }
 
 impl Web {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Runs curl with `args` on `path`; returns the status and the body.
-    fn curl(&self, path: &str, args: &[&str]) -> (u16, String) {
-        let output = Command::new("curl")
-            .args(["-s", "--max-time", "30", "-w", "\n%{http_code}"])
-            .args(args)
-            .arg(self.url(path))
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8(output.stdout).unwrap();
-        let (body, status) = text.rsplit_once('\n').unwrap();
-        (status.trim().parse().unwrap_or_else(|_| panic!("curl status in {text:?}")), body.to_string())
+    /// Sends `request` with curl; returns the status and the JSON body.
+    fn send(&self, request: &Request) -> (u16, Value) {
+        let transfer =
+            self.client.send(request).unwrap_or_else(|error| panic!("{} {}: {error}", request.method, request.path));
+        let body = transfer.json().unwrap_or_else(|error| panic!("{}: {error}", request.path));
+        (transfer.status, body)
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let header = token.map(|token| format!("Authorization: Bearer {token}"));
-        let mut args = Vec::new();
-        if let Some(header) = &header {
-            args.extend(["-H", header.as_str()]);
-        }
-        let (status, body) = self.curl(path, &args);
-        (status, serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: body {body:?}")))
+        let request = Request::get(path);
+        self.send(&match token {
+            Some(token) => request.bearer(token),
+            None => request,
+        })
     }
 
     fn command(&self, token: &str, line: &str) -> (u16, Value) {
-        let header = format!("Authorization: Bearer {token}");
-        let body = serde_json::json!({ "command": line }).to_string();
-        let (status, text) =
-            self.curl("/api/command", &["-H", &header, "-H", "Content-Type: application/json", "--data-binary", &body]);
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("{line}: body {text:?}")))
+        self.send(&Request::command(line).bearer(token))
     }
 
     /// Sends raw bytes and returns the status code of the response's first line.
     fn raw_status(&self, bytes: &[u8]) -> u16 {
-        let mut stream = TcpStream::connect_timeout(&self.address, Duration::from_secs(5)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        stream.write_all(bytes).unwrap();
-        let mut response = Vec::new();
-        let mut buffer = [0u8; 4096];
-        while !response.windows(2).any(|window| window == b"\r\n") {
-            let count = stream.read(&mut buffer).unwrap();
-            assert!(count > 0, "connection closed without a status line");
-            response.extend_from_slice(&buffer[..count]);
-        }
-        let line = String::from_utf8_lossy(&response).lines().next().unwrap().to_string();
-        line.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("status line {line:?}"))
+        let reply = self.client.raw(bytes, Duration::from_secs(20)).unwrap();
+        reply.status().unwrap_or_else(|| panic!("no status line: {reply:?}"))
     }
 
-    /// Subscribes to metrics every `interval_ms` over a WebSocket and returns the `now_ns` of every frame received
-    /// within `seconds`.
-    fn websocket_metrics(&self, token: &str, interval_ms: u64, seconds: f64) -> std::process::Child {
-        let script = format!(
-            r#"
-import asyncio, json, sys, time, websockets
-async def main():
-    async with websockets.connect("ws://{address}/ws?token={token}") as ws:
-        await ws.send(json.dumps({{"subscribe": "metrics", "interval_ms": {interval_ms}}}))
-        stamps = []
-        end = time.monotonic() + {seconds}
-        while time.monotonic() < end:
-            try:
-                message = json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
-            except asyncio.TimeoutError:
-                break
-            if message.get("type") == "metrics":
-                assert isinstance(message["metrics"]["uptime_ns"], int)
-                stamps.append(message["now_ns"])
-        print(json.dumps(stamps))
-asyncio.run(main())
-"#,
-            address = self.address
-        );
-        Command::new(PYTHON).args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3 runs")
-    }
-
-    /// Subscribes to events over a WebSocket; the client prints `ready` once subscribed, then every frame it
-    /// receives (one JSON object per line) until an event `stress.finished` of test `last_test`, or 180 s.
-    fn websocket_events(&self, token: &str, last_test: &str) -> std::process::Child {
-        let script = format!(
-            r#"
-import asyncio, json, sys, websockets
-async def main():
-    async with websockets.connect("ws://{address}/ws?token={token}") as ws:
-        await ws.send(json.dumps({{"subscribe": "events"}}))
-        reply = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        assert reply == {{"type": "subscribed", "topic": "events"}}, reply
-        print("ready", flush=True)
-        while True:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 180))
-            print(json.dumps(frame), flush=True)
-            event = frame.get("event", {{}})
-            if event.get("kind") == "stress.finished" and event.get("test") == "{last_test}":
-                break
-asyncio.run(main())
-"#,
-            address = self.address
-        );
-        Command::new(PYTHON).args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().expect("python3 runs")
+    /// Opens a WebSocket and subscribes it to events (the acknowledgement checked).
+    fn events_subscriber(&self, token: &str) -> WebSocket {
+        let (mut socket, connected) = self.client.websocket(Some(token)).unwrap();
+        assert_eq!(connected, Connected::Open);
+        socket.send_text(r#"{"subscribe":"events"}"#).unwrap();
+        let reply = socket.receive(Duration::from_secs(30)).unwrap();
+        assert_eq!(reply.json(), Some(json!({ "type": "subscribed", "topic": "events" })), "{reply:?}");
+        socket
     }
 }
 
-fn stamps(child: std::process::Child) -> Vec<u64> {
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "websocket client failed: {output:?}");
-    serde_json::from_slice(&output.stdout).unwrap()
+/// The frames `socket` receives up to an event `stress.finished` of test `last_test` (each within 180 s).
+fn frames_until_finished(socket: &mut WebSocket, last_test: &str) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let received = socket.receive(Duration::from_secs(180)).unwrap();
+        let frame = received.json().unwrap_or_else(|| panic!("an event frame, got {received:?} after {frames:?}"));
+        let done = frame["event"]["kind"] == "stress.finished" && frame["event"]["test"] == last_test;
+        frames.push(frame);
+        if done {
+            return frames;
+        }
+    }
+}
+
+/// Subscribes to metrics every `interval_ms` over a WebSocket and returns the `now_ns` of every metrics frame
+/// received within `seconds`, then closes with 1000.
+fn metric_stamps(client: WebClient, token: &str, interval_ms: u64, seconds: f64) -> Vec<u64> {
+    let (mut socket, connected) = client.websocket(Some(token)).unwrap();
+    assert_eq!(connected, Connected::Open);
+    socket.send_text(&json!({ "subscribe": "metrics", "interval_ms": interval_ms }).to_string()).unwrap();
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut stamps = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let event = socket.receive(left).unwrap();
+        match event.json() {
+            Some(message) if message["type"] == "metrics" => {
+                assert!(message["metrics"]["uptime_ns"].is_u64(), "{message}");
+                stamps.push(message["now_ns"].as_u64().unwrap());
+            }
+            Some(_) => {}
+            None if event == WsEvent::Silent => break,
+            None => panic!("the subscription ended: {event:?}"),
+        }
+    }
+    socket.close(1000).unwrap();
+    stamps
 }
 
 fn keys(value: &Value) -> BTreeSet<String> {
@@ -191,7 +155,7 @@ fn http_endpoints_answer_with_exact_status_codes_and_tokens_take_effect_at_once(
     assert_eq!(error_code(&mut web.sis, &format!("webctl token revoke {viewer_id} --json")), "unknown-token");
     // Paths, methods and protocol errors.
     assert_eq!(web.get("/nowhere", Some(&admin)).0, 404);
-    assert_eq!(web.curl("/api/metrics", &["-X", "DELETE", "-H", &format!("Authorization: Bearer {admin}")]).0, 405);
+    assert_eq!(web.send(&Request::new("DELETE", "/api/metrics").bearer(&admin)).0, 405);
     let oversized_body = format!(
         "POST /api/command HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Length: 70000\r\n\r\n"
     );
@@ -227,39 +191,31 @@ fn websocket_streams_metrics_while_a_long_command_runs_and_memory_returns_to_bas
     let admin = web.admin.clone();
     // Warm-up: one of everything, so queues have their steady capacity before the baseline is read.
     assert_eq!(web.command(&admin, "uptime").0, 200);
-    assert!(stamps(web.websocket_metrics(&admin, 250, 0.6)).len() >= 2);
+    assert!(metric_stamps(web.client, &admin, 250, 0.6).len() >= 2);
     std::thread::sleep(Duration::from_millis(300));
     let before = ok(&mut web.sis, "meminfo --json");
-    let frames = stamps(web.websocket_metrics(&admin, 250, 1.2));
+    let frames = metric_stamps(web.client, &admin, 250, 1.2);
     assert!(frames.len() >= 3, "{frames:?}");
     assert!(frames.windows(2).all(|pair| pair[0] < pair[1]), "now_ns increases: {frames:?}");
     // A 3 s stress test over HTTP; metrics keep streaming and the console keeps answering meanwhile.
-    let subscriber = web.websocket_metrics(&admin, 250, 2.5);
+    let subscriber = {
+        let (client, admin) = (web.client, admin.clone());
+        std::thread::spawn(move || metric_stamps(client, &admin, 250, 2.5))
+    };
     let started = Instant::now();
     let long = {
-        let (address, admin) = (web.address, admin.clone());
-        std::thread::spawn(move || {
-            let body = serde_json::json!({ "command": "stresstest memory --duration 3000 --json" }).to_string();
-            let output = Command::new("curl")
-                .args(["-s", "--max-time", "60", "-w", "\n%{http_code}", "-H"])
-                .arg(format!("Authorization: Bearer {admin}"))
-                .args(["--data-binary", &body])
-                .arg(format!("http://{address}/api/command"))
-                .output()
-                .unwrap();
-            String::from_utf8(output.stdout).unwrap()
-        })
+        let (client, admin) = (web.client, admin.clone());
+        std::thread::spawn(move || client.command(&admin, "stresstest memory --duration 3000 --json").unwrap())
     };
     std::thread::sleep(Duration::from_millis(500));
     let echo = ok(&mut web.sis, "echo hi --json");
     assert_eq!(echo["text"], "hi", "{echo}");
     assert!(started.elapsed() < Duration::from_millis(2500), "the console answered while the stress test ran");
-    let during = stamps(subscriber);
+    let during = subscriber.join().unwrap();
     assert!(during.len() >= 6, "frames during the stress test: {during:?}");
-    let text = long.join().unwrap();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    assert_eq!(status, "200", "{text}");
-    let report: Value = serde_json::from_str(body).unwrap();
+    let transfer = long.join().unwrap();
+    assert_eq!(transfer.status, 200, "{transfer:?}");
+    let report = transfer.json().unwrap();
     assert_eq!(report["command"], "stresstest memory", "{report}");
     assert!(started.elapsed() >= Duration::from_millis(3000));
     // Every connection closed: the heap is back where it was.
@@ -272,16 +228,6 @@ fn websocket_streams_metrics_while_a_long_command_runs_and_memory_returns_to_bas
     }
 }
 
-/// Waits for the events client's `ready` line; returns a reader of the frames that follow.
-fn await_ready(child: &mut std::process::Child) -> std::io::BufReader<std::process::ChildStdout> {
-    use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "the events client subscribed");
-    reader
-}
-
 /// The events of kind `kind` (and of `run`, when given), in the order received.
 fn of_kind<'a>(events: &'a [Value], kind: &str, run: Option<u64>) -> Vec<&'a Value> {
     events.iter().filter(|event| event["kind"] == kind && run.is_none_or(|run| event["run"] == run)).collect()
@@ -292,8 +238,7 @@ fn of_kind<'a>(events: &'a [Value], kind: &str, run: Option<u64>) -> Vec<&'a Val
 fn kernel_events_reach_a_websocket_exactly_as_the_runs_counted_them() {
     let mut web = boot_web();
     let admin = web.admin.clone();
-    let mut client = web.websocket_events(&admin, "chaos");
-    let reader = await_ready(&mut client);
+    let mut subscriber = web.events_subscriber(&admin);
     let first_seq = number(&ok(&mut web.sis, "eventctl status --json"), "/next_seq");
     // A memory run over HTTP with the meta-agent on, then a chaos run on the console with it off.
     ok(&mut web.sis, "autoctl on --json");
@@ -303,13 +248,8 @@ fn kernel_events_reach_a_websocket_exactly_as_the_runs_counted_them() {
     // (Its autonomy flips let the meta-agent act during the chaos run too.)
     let chaos = web.sis.run_json("stresstest chaos --duration 1500 --seed 7 --json").unwrap();
     let audit = ok(&mut web.sis, "autoctl audit last 256 --json");
-    let output = {
-        use std::io::BufRead;
-        let lines: Vec<String> = reader.lines().map(Result::unwrap).collect();
-        assert!(client.wait().unwrap().success(), "events client failed after {lines:?}");
-        lines
-    };
-    let frames: Vec<Value> = output.iter().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let frames = frames_until_finished(&mut subscriber, "chaos");
+    subscriber.close(1000).unwrap();
     assert!(frames.iter().all(|frame| frame["type"] == "event"), "{frames:?}");
     let events: Vec<Value> = frames.iter().map(|frame| frame["event"].clone()).collect();
     // Numbered without gaps from the first event after the subscription; nothing was missed.

@@ -2,6 +2,8 @@
 
 use super::*;
 
+mod web_gui;
+
 /// The replies of [`judge::TEMPORAL_ISOLATION_COMMANDS`], as one deterministic boot printed them.
 fn phase3_replies() -> Vec<Value> {
     include_str!("phase3_replies.jsonl").lines().map(|line| serde_json::from_str(line).unwrap()).collect()
