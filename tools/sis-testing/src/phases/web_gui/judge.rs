@@ -12,15 +12,17 @@ use crate::web::Ending;
 /// Sockets the server's listener has (the kernel's `LISTENER_SOCKETS`).
 const LISTENER_SOCKETS: u64 = 16;
 /// The sections of `GET /api/metrics` and of every metrics frame.
-pub(super) const SECTIONS: [&str; 7] = ["autonomy", "block", "memory", "network", "scheduler", "threads", "uptime_ns"];
+pub(super) const SECTIONS: [&str; 8] =
+    ["autonomy", "block", "memory", "network", "scheduler", "threads", "uptime_ns", "workload"];
 /// Each section that is a command's reply, with that command (the console's own handlers).
-const SECTION_COMMANDS: [(&str, &str); 6] = [
+const SECTION_COMMANDS: [(&str, &str); 7] = [
     ("autonomy", "autoctl status"),
     ("block", "blkctl status"),
     ("memory", "meminfo"),
     ("network", "netctl stats"),
     ("scheduler", "schedctl util"),
     ("threads", "threads"),
+    ("workload", "memctl status"),
 ];
 
 /// Every test's verdict from the session's record.
