@@ -1,6 +1,7 @@
 //! `sisd`: the stress-test daemon. Boots and owns a SIS instance in QEMU, runs stress tests on it in the
 //! background through its web API, keeps every run's samples, events and report in SQLite, and serves the
 //! dashboard and the `/api/stress/*` endpoints on 127.0.0.1 (docs/dashboard.md).
+#![forbid(unsafe_code)]
 
 mod api;
 mod daemon;
