@@ -1,6 +1,7 @@
 //! `sisd`: the stress-test daemon. Boots and owns a SIS instance in QEMU, runs stress tests on it in the
 //! background through its web API, keeps every run's samples, events and report in SQLite, and serves the
 //! dashboard and the `/api/stress/*` endpoints on 127.0.0.1 (docs/dashboard.md).
+#![forbid(unsafe_code)]
 
 mod api;
 mod daemon;
@@ -31,6 +32,10 @@ struct Args {
     /// Directory of the dashboard's files.
     #[arg(long, default_value = "tools/sis-daemon/web")]
     web_dir: PathBuf,
+    /// Directory of the dashboard's third-party files, served under /vendor/ (default: the workspace's
+    /// target/dashboard/vendor, which `cargo xtask` fills from tools/sis-daemon/package-lock.json).
+    #[arg(long)]
+    vendor_dir: Option<PathBuf>,
     /// Boot SIS now rather than at the first run.
     #[arg(long)]
     boot: bool,
@@ -63,7 +68,14 @@ async fn run(args: Args) -> Result<(), String> {
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     println!("sisd: history in {}", path.display());
     println!("sisd: dashboard at http://{address}/");
-    let app = api::router(daemon.clone(), &args.web_dir);
+    let vendor_dir = args.vendor_dir.unwrap_or_else(sis_testing::dashboard_vendor_dir);
+    if !vendor_dir.is_dir() {
+        println!(
+            "sisd: {} is missing: the dashboard has no charts until `cargo xtask` fetches them",
+            vendor_dir.display()
+        );
+    }
+    let app = api::router(daemon.clone(), &args.web_dir, &vendor_dir);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
