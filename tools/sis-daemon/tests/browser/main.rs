@@ -252,6 +252,10 @@ async fn the_dashboard_shows_what_the_api_holds() {
     )
     .await;
     let id: i64 = reply.as_str().unwrap().parse().unwrap();
+    wait_for(&session, "the run under way on the page", SNAPSHOT, vec![], |page| {
+        page["test_id"] == id && page["status"] == "running"
+    })
+    .await;
     let status = api.get(&format!("/api/stress/status/{id}")).await;
     assert_eq!((&status["test_type"], &status["status"]), (&json!("chaos"), &json!("running")), "{status}");
 
@@ -289,7 +293,8 @@ async fn the_dashboard_shows_what_the_api_holds() {
             kernel_reading.get_or_insert(page["kernel_figures"].clone());
         }
         if points >= 10 && screenshot.is_none() {
-            screenshot = Some(session.screenshot().await.unwrap());
+            let page = session.find("body").await.unwrap();
+            screenshot = Some(session.screenshot(&page).await.unwrap());
         }
         assert!(Instant::now() < deadline, "the run did not end within {PAGE_WAIT:?}");
         tokio::time::sleep(POLL).await;
@@ -298,7 +303,9 @@ async fn the_dashboard_shows_what_the_api_holds() {
     assert!(first.0 < last.0 && first.1 < last.1, "points and events grew while it ran: {readings:?}");
     let kernel_reading = kernel_reading.expect("a reading of the kernel panel during the run");
     let screenshot = screenshot.expect("a screenshot during the run");
-    let path = sis_testing::workspace_root().join("target/dashboard/browser-test.png");
+    let directory = sis_testing::workspace_root().join("target/dashboard");
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("browser-test.png");
     std::fs::write(&path, &screenshot).unwrap();
     println!("screenshot of the run under way: {}", path.display());
 
@@ -396,6 +403,27 @@ async fn the_dashboard_shows_what_the_api_holds() {
     assert_eq!(page["chart_t_ms"], json!(stored_t));
     assert_eq!(page["chart_pressure"], json!(stored_pressure));
     assert_eq!(page["timeline"].as_array().unwrap().len(), events.len());
+    // With the report at hand, each chaos event shows its parameters from the report.
+    let parameters = chaos["events"].as_array().unwrap();
+    let mut chaos_items = 0;
+    for item in page["timeline"].as_array().unwrap().iter().filter(|item| item["kind"] == "chaos.event") {
+        let text = item["text"].as_str().unwrap();
+        let index: u64 = text.split('#').nth(1).and_then(|rest| rest.split(' ').next()).unwrap().parse().unwrap();
+        let event = &parameters.iter().find(|event| event["index"] == index).unwrap()["event"];
+        let words: Vec<String> = event
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(key, _)| key.as_str() != "type")
+            .map(|(key, value)| format!("{} {value}", key.replace('_', " ")))
+            .collect();
+        assert!(text.contains(&format!("{}:", event["type"].as_str().unwrap())), "{text:?} names {event}");
+        if !words.is_empty() {
+            assert!(text.ends_with(&format!(" · {}", words.join(", "))), "{text:?} shows {event}");
+        }
+        chaos_items += 1;
+    }
+    assert_eq!(chaos_items, parameters.len(), "one timeline line per event of the report");
 
     // A comparison from its form: the table is the report's, figure by figure.
     let compare_seed = random_seed();

@@ -1,8 +1,9 @@
 //! A W3C WebDriver client over the HTTP client the daemon already uses (reqwest), driving Debian's chromedriver.
 //!
-//! The test needs nine endpoints (session, navigate, find, click, clear, type, execute, screenshot, delete). The
+//! The test needs ten endpoints (session, navigate, find, click, clear, type, execute sync and async, element
+//! screenshot, delete). The
 //! maintained Rust client (fantoccini) would bring about 35 more crates into the lock (a second `http`, ICU
-//! segmentation through the `webdriver` crate) for the same nine requests, so they are written out here.
+//! segmentation through the `webdriver` crate) for the same ten requests, so they are written out here.
 
 use std::time::Duration;
 
@@ -86,9 +87,10 @@ impl Session {
         self.post("/execute/async", json!({ "script": script, "args": args })).await
     }
 
-    /// A PNG of the viewport.
-    pub async fn screenshot(&self) -> Result<Vec<u8>, String> {
-        let reply = send(&self.http, reqwest::Method::GET, &format!("{}/screenshot", self.base), None).await?;
+    /// A PNG of `element` (as much of it as the window shows).
+    pub async fn screenshot(&self, element: &Element) -> Result<Vec<u8>, String> {
+        let url = format!("{}/element/{}/screenshot", self.base, element.0);
+        let reply = send(&self.http, reqwest::Method::GET, &url, None).await?;
         let text = reply.as_str().ok_or("the screenshot is not a string")?;
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text)
             .map_err(|error| format!("screenshot: {error}"))

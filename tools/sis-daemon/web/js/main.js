@@ -77,8 +77,15 @@ function renderHeader(run) {
   byId('export-json').href = `/api/stress/${run.id}/export?format=json`;
 }
 
+/** Each chaos event's parameters by its index, from a chaos report (`chaos.events[].event`). */
+function chaosParameters(report) {
+  const events = report?.chaos?.events;
+  if (!Array.isArray(events)) return new Map();
+  return new Map(events.map((item) => [item.index, item.event]));
+}
+
 function renderEvents(run) {
-  timeline.show(run.events);
+  timeline.show(run.events, chaosParameters(run.report));
   renderRunFigures(byId('run-metrics'), run.events);
   byId('run-metrics-source').textContent = run.streamed
     ? `(counted over the ${run.events.length} events the stream delivered)`
@@ -319,7 +326,7 @@ startForm.addEventListener('submit', (event) => {
   if (config.length > 0) top.push(['config', objectText(config)]);
   submit(startForm, byId('start-button'), byId('start-error'), '/api/stress/start', objectText(top), (reply) => {
     const line = byId('start-reply');
-    line.textContent = `Run #${reply.test_id} ${reply.status}, seed ${reply.seed}: ${reply.command}`;
+    line.textContent = `Started run #${reply.test_id} (seed ${reply.seed}): ${reply.command}`;
     line.dataset.testId = String(reply.test_id);
     line.hidden = false;
   });

@@ -22,8 +22,16 @@ function directiveText(directive) {
   return [directive.directive, ...rest].join(' ');
 }
 
-/** One event in words, and a class for its outcome. */
-export function describe(event) {
+/** A chaos event's parameters from its report (`{type, mib: 5}`) in words: `mib 5`. */
+function parametersText(parameters) {
+  if (!parameters) return '';
+  const words = Object.entries(parameters).filter(([key]) => key !== 'type')
+    .map(([key, value]) => `${key.replaceAll('_', ' ')} ${value}`);
+  return words.length > 0 ? ` · ${words.join(', ')}` : '';
+}
+
+/** One event in words (a chaos event with its `parameters` from the report, when known), and its outcome. */
+export function describe(event, parameters) {
   switch (event.kind) {
     case 'stress.started':
       return { text: `${event.test} started, ${event.duration_ms == null ? 'no fixed duration' : `${integer(event.duration_ms)} ms`}` };
@@ -31,10 +39,13 @@ export function describe(event) {
       return { text: `${event.percent == null ? NONE : `${event.percent} %`} after ${integer(event.elapsed_ms)} ms` };
     case 'chaos.event':
       return event.recovered
-        ? { text: `#${event.index} ${event.event}: recovered in ${microsAsMs(event.recovery_us)}`, outcome: 'recovered' }
+        ? {
+          text: `#${event.index} ${event.event}: recovered in ${microsAsMs(event.recovery_us)}${parametersText(parameters)}`,
+          outcome: 'recovered',
+        }
         : {
           text: `#${event.index} ${event.event}: FAILED (${event.failure ?? 'no failure named'}`
-            + `${event.fault ? `; fault armed: ${event.fault}` : ''})`,
+            + `${event.fault ? `; fault armed: ${event.fault}` : ''})${parametersText(parameters)}`,
           outcome: 'failed',
         };
     case 'memory.oom':
@@ -66,6 +77,7 @@ export class Timeline {
     this.list = list;
     this.count = count;
     this.events = [];
+    this.chaosParameters = new Map();
     this.shown = new Set(KINDS.map(([kind]) => kind));
     for (const [kind, label] of KINDS) {
       const box = element('input', { data: { kind } });
@@ -83,9 +95,10 @@ export class Timeline {
     }
   }
 
-  /** Shows `events` (in sequence order). */
-  show(events) {
+  /** Shows `events` (in sequence order); `chaosParameters` maps a chaos event's index to its parameters. */
+  show(events, chaosParameters) {
     this.events = events;
+    this.chaosParameters = chaosParameters ?? new Map();
     this.render();
   }
 
@@ -94,7 +107,8 @@ export class Timeline {
     const origin = started ? started.at_ms : this.events[0]?.at_ms ?? 0;
     const visible = this.events.filter((event) => this.shown.has(event.kind) || !LABELS.has(event.kind));
     const items = visible.slice().reverse().map((event) => {
-      const { text, outcome } = describe(event);
+      const parameters = event.kind === 'chaos.event' ? this.chaosParameters.get(event.index) : undefined;
+      const { text, outcome } = describe(event, parameters);
       const item = element('li', { data: { seq: event.seq ?? '', kind: event.kind } });
       item.append(
         element('span', { className: 'at', text: `+${seconds(Number(event.at_ms ?? origin) - Number(origin))}` }),
