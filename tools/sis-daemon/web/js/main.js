@@ -2,7 +2,9 @@
 // and shows one run at a time (the one under way, or one opened from the history) with its charts, event
 // timeline and figures. Everything shown is a value the API returned or a count of what it returned.
 
-import { ApiError, getJson, numberOrText, objectText, postJson, stringifyJson } from './api.js';
+import {
+  ApiError, getJson, numberOrText, objectText, parseJson, postJson, stringifyJson,
+} from './api.js';
 import { RunCharts } from './charts.js';
 import { renderComparison } from './compare.js';
 import { element, integer, NONE, seconds } from './format.js';
@@ -256,7 +258,7 @@ function connect() {
     byId('stream-state').textContent = 'reconnecting';
   });
   for (const name of ['run', 'sample', 'event', 'kernel', 'lagged']) {
-    source.addEventListener(name, (message) => handle(name, JSON.parse(message.data)));
+    source.addEventListener(name, (message) => handle(name, parseJson(message.data)));
   }
 }
 
