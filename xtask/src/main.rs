@@ -25,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Install what is missing (QEMU, the kernel target, the tests' web clients and browser, the dashboard's
+    /// charting library); `test` does this first.
+    Setup,
     /// Build the kernel image (release) for QEMU virt.
     Build,
     /// Build, then boot SIS in QEMU with the console on this terminal (quit: Ctrl-A X).
@@ -97,6 +100,7 @@ enum Task {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Task::Setup => setup(),
         Task::Build => setup::ensure_target().and_then(|()| build_kernel()),
         Task::Run { memory, append, deterministic, disk, disk_mib, net, web, web_token } => {
             run(memory, append, deterministic, disk, disk_mib, net, web.map(|port| (port, web_token)))
@@ -136,6 +140,7 @@ pub fn cargo(step: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), Str
 fn dashboard(port: u16, data_dir: &std::path::Path) -> Result<(), String> {
     setup::ensure_qemu()?;
     setup::ensure_target()?;
+    setup::ensure_dashboard_assets()?;
     build_kernel()?;
     let kernel = workspace_root().join("target").join(KERNEL_TARGET).join("release").join("sis-kernel");
     let (port, data_dir, kernel) = (port.to_string(), data_dir.display().to_string(), kernel.display().to_string());
@@ -298,10 +303,17 @@ fn cargo_test(step: &str, args: &[&str], envs: &[(&str, &str)], counts: &mut Cou
     }
 }
 
-fn test() -> Result<(), String> {
+/// Everything `test` needs that may be missing.
+fn setup() -> Result<(), String> {
     setup::ensure_qemu()?;
     setup::ensure_target()?;
     setup::ensure_web_clients()?;
+    setup::ensure_browser()?;
+    setup::ensure_dashboard_assets().map(|_| ())
+}
+
+fn test() -> Result<(), String> {
+    setup()?;
     let kernel = QemuConfig::new().kernel.to_string_lossy().into_owned();
     let mut counts = Counts::default();
     let result = (|| {

@@ -1,7 +1,13 @@
-//! Installs what the project needs when it is missing: QEMU and the web clients the tests use (curl, Debian's
-//! Python with the `websockets` package) through apt-get, the kernel target through rustup.
+//! Installs what the project needs when it is missing: QEMU, the web clients the tests use (curl, Debian's
+//! Python with the `websockets` package) and the browser of the dashboard's test (Chromium and its WebDriver)
+//! through apt-get, the kernel target through rustup, and the dashboard's charting library with `npm ci`, checked
+//! against its package-lock.json.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use sis_testing::{workspace_root, DASHBOARD_VENDOR_RELATIVE_PATH};
 
 use crate::{run_step, KERNEL_TARGET};
 
@@ -57,6 +63,124 @@ pub fn ensure_web_clients() -> Result<(), String> {
     }
 }
 
+/// Installs the Debian packages `chromium` and `chromium-driver` when either program is missing: the headless
+/// browser and WebDriver server of the dashboard's browser test.
+pub fn ensure_browser() -> Result<(), String> {
+    let present = || succeeds("chromium", &["--version"]) && succeeds("chromedriver", &["--version"]);
+    if present() {
+        return Ok(());
+    }
+    println!("chromium or chromedriver not found: installing the Debian packages chromium, chromium-driver");
+    apt_install(&["chromium", "chromium-driver"])?;
+    if present() {
+        Ok(())
+    } else {
+        Err("chromium and chromium-driver installed but chromium or chromedriver still does not run".into())
+    }
+}
+
+/// The dashboard's npm project: package.json and package-lock.json (the packages it serves, each pinned with its
+/// sha512 integrity).
+const DASHBOARD_NPM_PROJECT: &str = "tools/sis-daemon";
+/// The npm packages the dashboard serves and, of each, the files it needs (paths inside the package).
+const DASHBOARD_FILES: [(&str, &[&str]); 1] = [("uplot", &["dist/uPlot.iife.min.js", "dist/uPlot.min.css", "LICENSE"])];
+/// Kept beside a package's copied files: the lock's integrity of the tarball they came from.
+const INTEGRITY_STAMP: &str = ".integrity";
+
+/// One package as package-lock.json pins it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LockedPackage {
+    version: String,
+    /// `sha512-` and the base64 of the tarball's SHA-512.
+    integrity: String,
+}
+
+/// Package `name` in a package-lock.json (lockfileVersion 2 or 3: `packages["node_modules/NAME"]`); refused unless
+/// its integrity is a sha512.
+fn locked_package(lock: &Value, name: &str) -> Result<LockedPackage, String> {
+    let entry = lock
+        .pointer(&format!("/packages/node_modules~1{name}"))
+        .ok_or_else(|| format!("the dashboard's package-lock.json has no package {name}"))?;
+    let field = |key: &str| {
+        entry[key].as_str().map(String::from).ok_or_else(|| format!("package-lock.json: {name} has no {key}"))
+    };
+    let package = LockedPackage { version: field("version")?, integrity: field("integrity")? };
+    if !package.integrity.starts_with("sha512-") {
+        return Err(format!("package-lock.json: {name}'s integrity {} is not a sha512", package.integrity));
+    }
+    Ok(package)
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    serde_json::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |error| format!("{}: {error}", path.display())
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Puts the dashboard's third-party files into the vendor directory (`target/dashboard/vendor/NAME/`) when they
+/// are absent or came from another tarball than package-lock.json pins: installs npm with apt-get if it is
+/// missing, runs `npm ci` in the dashboard's npm project (npm fetches each tarball and refuses one whose sha512
+/// differs from the lock's integrity), checks the installed version against the lock, and copies the files the
+/// page needs. Returns the vendor directory.
+pub fn ensure_dashboard_assets() -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let vendor = root.join(DASHBOARD_VENDOR_RELATIVE_PATH);
+    let project = root.join(DASHBOARD_NPM_PROJECT);
+    let lock = read_json(&project.join("package-lock.json"))?;
+    let mut installed = false;
+    for (name, files) in DASHBOARD_FILES {
+        let package = locked_package(&lock, name)?;
+        let directory = vendor.join(name);
+        let stamp = std::fs::read_to_string(directory.join(INTEGRITY_STAMP)).unwrap_or_default();
+        if stamp == package.integrity && files.iter().all(|file| directory.join(file_name(file)).is_file()) {
+            continue;
+        }
+        if !installed {
+            npm_ci(&project)?;
+            installed = true;
+        }
+        let source = project.join("node_modules").join(name);
+        let version = read_json(&source.join("package.json"))?["version"].as_str().map(String::from);
+        if version.as_deref() != Some(package.version.as_str()) {
+            return Err(format!("npm ci installed {name} {version:?}, the lock pins {}", package.version));
+        }
+        if directory.exists() {
+            std::fs::remove_dir_all(&directory).map_err(io_error(&directory))?;
+        }
+        std::fs::create_dir_all(&directory).map_err(io_error(&directory))?;
+        for file in files {
+            let target = directory.join(file_name(file));
+            std::fs::copy(source.join(file), &target).map_err(io_error(&target))?;
+        }
+        let stamp = directory.join(INTEGRITY_STAMP);
+        std::fs::write(&stamp, &package.integrity).map_err(io_error(&stamp))?;
+        println!("dashboard: {name} {} copied into {}", package.version, directory.display());
+    }
+    Ok(vendor)
+}
+
+/// `npm ci` in `project` (npm installed with apt-get first if absent); no install scripts run.
+fn npm_ci(project: &Path) -> Result<(), String> {
+    if !succeeds("npm", &["--version"]) {
+        println!("npm not found: installing the Debian package npm");
+        apt_install(&["npm"])?;
+    }
+    println!("dashboard: npm ci in {} (tarballs checked against package-lock.json)", project.display());
+    run_step(
+        "npm ci (the dashboard's charting library)",
+        Command::new("npm")
+            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel", "warn"])
+            .current_dir(project),
+    )
+}
+
 /// Installs Debian packages: `apt-get` directly as root, through `sudo` otherwise.
 fn apt_install(packages: &[&str]) -> Result<(), String> {
     let root = Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout.trim_ascii() == b"0");
@@ -97,6 +221,22 @@ pub fn ensure_target() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lock_pins_the_charting_library_with_a_sha512_and_package_json_agrees() {
+        let project = workspace_root().join(DASHBOARD_NPM_PROJECT);
+        let lock = read_json(&project.join("package-lock.json")).unwrap();
+        let package = locked_package(&lock, "uplot").unwrap();
+        // 64 bytes of SHA-512 are 88 base64 characters.
+        assert_eq!(package.integrity.len(), "sha512-".len() + 88);
+        let manifest = read_json(&project.join("package.json")).unwrap();
+        assert_eq!(manifest["dependencies"]["uplot"], package.version.as_str());
+        assert_eq!(manifest["dependencies"].as_object().unwrap().len(), DASHBOARD_FILES.len());
+        let sha1 = serde_json::json!({ "packages": { "node_modules/uplot": {
+            "version": "1.6.32", "integrity": "sha1-AAAA" } } });
+        assert!(locked_package(&sha1, "uplot").unwrap_err().contains("is not a sha512"));
+        assert!(locked_package(&lock, "react").is_err());
+    }
 
     #[test]
     fn packages_are_installed_with_apt_get_and_sudo_only_when_not_root() {

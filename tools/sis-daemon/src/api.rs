@@ -25,8 +25,9 @@ use crate::request;
 /// Most runs a history request returns.
 pub const MAX_HISTORY: u64 = 1_000;
 
-/// The router over `daemon`, serving the dashboard from `web_dir`.
-pub fn router(daemon: Arc<Daemon>, web_dir: &Path) -> Router {
+/// The router over `daemon`, serving the dashboard from `web_dir` and its third-party files (the charting
+/// library) from `vendor_dir` under `/vendor/`.
+pub fn router(daemon: Arc<Daemon>, web_dir: &Path, vendor_dir: &Path) -> Router {
     Router::new()
         .route("/api/stress/start", post(start))
         .route("/api/stress/compare", post(compare))
@@ -36,6 +37,7 @@ pub fn router(daemon: Arc<Daemon>, web_dir: &Path) -> Router {
         .route("/api/stress/{id}/export", get(export))
         .route("/api/stream", get(stream))
         .route("/api/system", get(system))
+        .nest_service("/vendor", ServeDir::new(vendor_dir))
         .fallback_service(ServeDir::new(web_dir))
         .with_state(daemon)
 }

@@ -32,6 +32,10 @@ struct Args {
     /// Directory of the dashboard's files.
     #[arg(long, default_value = "tools/sis-daemon/web")]
     web_dir: PathBuf,
+    /// Directory of the dashboard's third-party files, served under /vendor/ (default: the workspace's
+    /// target/dashboard/vendor, which `cargo xtask` fills from tools/sis-daemon/package-lock.json).
+    #[arg(long)]
+    vendor_dir: Option<PathBuf>,
     /// Boot SIS now rather than at the first run.
     #[arg(long)]
     boot: bool,
@@ -64,7 +68,14 @@ async fn run(args: Args) -> Result<(), String> {
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     println!("sisd: history in {}", path.display());
     println!("sisd: dashboard at http://{address}/");
-    let app = api::router(daemon.clone(), &args.web_dir);
+    let vendor_dir = args.vendor_dir.unwrap_or_else(sis_testing::dashboard_vendor_dir);
+    if !vendor_dir.is_dir() {
+        println!(
+            "sisd: {} is missing: the dashboard has no charts until `cargo xtask` fetches them",
+            vendor_dir.display()
+        );
+    }
+    let app = api::router(daemon.clone(), &args.web_dir, &vendor_dir);
     // Ctrl-C or SIGTERM: QEMU is stopped and the daemon exits at once (a browser's event stream never ends, so
     // waiting for connections to close would wait forever). A run under way stays `running` in the file and is
     // recorded as aborted at the next start.

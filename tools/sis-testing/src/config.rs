@@ -17,6 +17,15 @@ pub const KERNEL_RELATIVE_PATH: &str = "target/aarch64-unknown-none-softfloat/re
 /// The emulator started when nothing else is asked for.
 pub const QEMU_PROGRAM: &str = "qemu-system-aarch64";
 
+/// Where `cargo xtask` puts the dashboard's third-party files (uPlot, from package-lock.json), relative to the
+/// workspace root; sisd serves them under `/vendor/`.
+pub const DASHBOARD_VENDOR_RELATIVE_PATH: &str = "target/dashboard/vendor";
+
+/// The dashboard's third-party files in this workspace ([`DASHBOARD_VENDOR_RELATIVE_PATH`]).
+pub fn dashboard_vendor_dir() -> PathBuf {
+    workspace_root().join(DASHBOARD_VENDOR_RELATIVE_PATH)
+}
+
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(Path::to_path_buf).unwrap_or_default()

@@ -33,9 +33,9 @@ pub mod web;
 pub use batch::{run_batch, BatchResult};
 pub use boot_time::{measure_boot_times, median, BootSample, BootTimes};
 pub use config::{
-    default_kernel_path, free_local_port, hex, host_random_bytes, workspace_root, PortForward, QemuConfig, WebBoot,
-    DEFAULT_ICOUNT_SHIFT, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT, KERNEL_ENV, KERNEL_RELATIVE_PATH, QEMU_PROGRAM,
-    WEB_GUEST_PORT,
+    dashboard_vendor_dir, default_kernel_path, free_local_port, hex, host_random_bytes, workspace_root, PortForward,
+    QemuConfig, WebBoot, DASHBOARD_VENDOR_RELATIVE_PATH, DEFAULT_ICOUNT_SHIFT, DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT,
+    KERNEL_ENV, KERNEL_RELATIVE_PATH, QEMU_PROGRAM, WEB_GUEST_PORT,
 };
 pub use disk::{ScratchDisk, DEFAULT_DISK_BYTES, SECTOR_BYTES};
 pub use error::{HarnessError, TAIL_BYTES};
