@@ -277,6 +277,9 @@ pub struct FigureComparison {
     pub change_percent: Option<f64>,
     /// Paired tests of on − off over the runs.
     pub paired: PairedComparison,
+    /// Standardized effect size d_z: the mean of on − off over its standard deviation (`paired.t_test`); null
+    /// without a t-test or when every difference is the same.
+    pub effect_size_dz: Option<f64>,
     /// Pairs whose difference is not zero: the only pairs the Wilcoxon test can use.
     pub informative_pairs: usize,
     /// The Wilcoxon p-value, before correction (`paired.wilcoxon.p_value`); null when it cannot be computed.
@@ -396,6 +399,11 @@ pub fn compare_report(
                 p_value: p_values[index],
                 min_reachable_p: wilcoxon.map_or(1.0, |test| test.min_reachable_p),
                 p_value_adjusted: adjusted[index],
+                effect_size_dz: paired
+                    .t_test
+                    .as_ref()
+                    .filter(|t| t.std_dev > 0.0)
+                    .map(|t| t.mean_difference / t.std_dev),
                 paired,
                 differs,
                 verdict,

@@ -40,6 +40,14 @@ fn eleven_pairs_all_better_are_significant_and_identical_pairs_are_not() {
     assert_eq!(report.comparisons[0].verdict, Verdict::Better);
     assert_eq!(report.figures_differing, 1, "only the OOM events changed");
     assert_eq!(report.comparisons[4].verdict, Verdict::NoDifference);
+    // d_z: the mean difference over its sample standard deviation, straight from the pairs.
+    let differences: Vec<f64> = (0..11).map(|seed| (seed % 3) as f64 - (10 + seed) as f64).collect();
+    let mean = differences.iter().sum::<f64>() / 11.0;
+    let sd = (differences.iter().map(|d| (d - mean) * (d - mean)).sum::<f64>() / 10.0).sqrt();
+    let dz = report.comparisons[0].effect_size_dz.unwrap();
+    assert!((dz - mean / sd).abs() < 1e-12, "d_z {dz} against {}", mean / sd);
+    assert!(dz < -3.0, "a large reduction: {dz}");
+    assert_eq!(report.comparisons[4].effect_size_dz, None, "no spread: every difference is 0");
     let same = compare_report(
         CompareTarget::Memory,
         1,

@@ -471,6 +471,7 @@ async fn the_dashboard_shows_what_the_api_holds() {
             let mean = difference.split(" [").next().unwrap();
             assert_shows(mean, &t_test["mean_difference"], 2, key);
         }
+        assert_shows(cells["effect_size_dz"].as_str().unwrap(), &comparison["effect_size_dz"], 2, key);
         let pairs = format!("{} of {}", comparison["informative_pairs"], comparison["paired"]["pairs"]);
         assert_eq!(cells["informative_pairs"], pairs);
     }

@@ -1,6 +1,6 @@
 // The comparison view: a `compare` run's report (the kernel's `stresstest compare` JSON, docs/autonomy.md), one
-// row per figure with autonomy off and on side by side, the change, the paired mean difference, and the
-// Wilcoxon and Holm p-values, exactly as the report gives them.
+// row per figure with autonomy off and on side by side, the change, the paired mean difference, the effect size
+// d_z, and the Wilcoxon and Holm p-values, exactly as the report gives them.
 
 import { decimal, element, integer, NONE, pValue } from './format.js';
 
@@ -28,6 +28,7 @@ function row(comparison) {
     cell(decimal(comparison.on_mean, 2), 'on_mean'),
     cell(change, 'change_percent'),
     cell(difference, 'mean_difference'),
+    cell(comparison.effect_size_dz == null ? NONE : decimal(comparison.effect_size_dz, 2), 'effect_size_dz'),
     cell(comparison.p_value == null ? `${NONE}${errorCode(paired.wilcoxon_error)}` : pValue(comparison.p_value), 'p_value'),
     cell(pValue(comparison.p_value_adjusted), 'p_value_adjusted'),
     cell(`${integer(comparison.informative_pairs)} of ${integer(paired.pairs)}`, 'informative_pairs'),
