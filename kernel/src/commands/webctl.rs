@@ -122,6 +122,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
          errors      {} malformed, {} head too large, {} too many headers, {} body too large, {} timeouts, {} output overflows\n\
          websocket   {} open, {} upgrades, {} messages in, {} out, {} pushes refused\n\
          latency     {} requests: p50 {} p99 {} max {}\n\
+         metrics     {} readings (p50 {} p99 {} each, no lock held) answered {} requests and {} pushes\n\
          tokens      {}; commands waiting {}",
         counters.connections_open,
         counters.connections_accepted,
@@ -150,6 +151,11 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         format::milliseconds(latency.p50_ns),
         format::milliseconds(latency.p99_ns),
         format::milliseconds(latency.max_ns),
+        status.metrics.duration.count,
+        format::milliseconds(status.metrics.duration.p50_ns),
+        format::milliseconds(status.metrics.duration.p99_ns),
+        status.metrics.answered,
+        status.metrics.pushed,
         status.tokens,
         status.commands_waiting,
     );
@@ -170,6 +176,12 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             },
             "tokens": status.tokens,
             "commands_waiting": status.commands_waiting,
+            "metrics_readings": {
+                "count": status.metrics.duration.count,
+                "answered": status.metrics.answered,
+                "pushed": status.metrics.pushed,
+                "duration": serde_json::to_value(status.metrics.duration).unwrap_or(Value::Null),
+            },
         }),
     ))
 }

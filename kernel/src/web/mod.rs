@@ -1,11 +1,16 @@
 //! The kernel's web server: the `sis-web` app over the network stack's listener, served by two threads.
 //!
 //! Three threads and three locks. The network thread serves the listener's sockets into the I/O table
-//! ([`io::IO`]) and never calls the app: the app's backend reads other subsystems' locks (the network's own
-//! included) to build metrics. The web thread ([`thread`]) owns request handling: it moves bytes and events
-//! between the I/O table and the app ([`SERVER`]), runs timeouts and metric pushes, and sleeps until the app's
-//! next deadline or a wake. A command worker runs `POST /api/command` lines through the shell registry, so a long
-//! stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`].
+//! ([`io::IO`]) and never calls the app. The web thread ([`thread`]) owns request handling: it moves bytes and
+//! events between the I/O table and the app ([`SERVER`]), runs timeouts and metric pushes, and sleeps until the
+//! app's next deadline or a wake. A command worker runs `POST /api/command` lines through the shell registry, so a
+//! long stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`].
+//!
+//! No registry handler runs under [`SERVER`], which masks interrupts: command lines run on the worker, and
+//! metrics (whose handlers take the network slot, the scheduler's and the allocators' locks, about a millisecond
+//! in all) are read by the web thread between two holds of [`SERVER`] with no lock held. The app defers every
+//! `GET /api/metrics` and due push until that reading ([`sis_web::App::supply_metrics`]), so one reading answers
+//! every request that arrived before it.
 
 pub mod io;
 mod thread;
@@ -15,6 +20,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use sha2::{Digest, Sha256};
+use sis_metrics::{LatencyHistogram, LatencySummary};
 use sis_net::{ListenerConfig, ListenerId, ListenerStats};
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::{console, time};
@@ -22,7 +28,7 @@ use sis_proto::bootargs;
 use sis_sched::ThreadId;
 use sis_shell::ShellError;
 use sis_web::token::{decode_hex32, SECRET_BYTES};
-use sis_web::{App, AppConfig, CommandReply, ConnectionId, Counters, Role, TokenId, TokenInfo};
+use sis_web::{App, AppConfig, CommandReply, ConnectionId, Counters, MetricsSupplied, Role, TokenId, TokenInfo};
 
 use crate::commands::net::link;
 use crate::commands::Kernel;
@@ -85,6 +91,35 @@ pub struct Server {
     web_thread: Option<ThreadId>,
     /// Counters of listeners that were stopped.
     stopped_listeners: ListenerStats,
+    /// The web thread's metrics readings.
+    metrics: MetricsReadings,
+}
+
+/// The web thread's metrics readings: how long each took (read with no lock held) and what it answered.
+#[derive(Debug, Clone, Default)]
+struct MetricsReadings {
+    duration: LatencyHistogram,
+    answered: u64,
+    pushed: u64,
+}
+
+impl MetricsReadings {
+    fn record(&mut self, duration_ns: u64, supplied: MetricsSupplied) {
+        self.duration.record(duration_ns);
+        self.answered += supplied.answered;
+        self.pushed += supplied.pushed;
+    }
+}
+
+/// What `webctl status` reports of the metrics readings.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsStatus {
+    /// Time each reading took (its count is the number of readings).
+    pub duration: LatencySummary,
+    /// `GET /api/metrics` requests they answered.
+    pub answered: u64,
+    /// WebSocket pushes they sent.
+    pub pushed: u64,
 }
 
 /// The kernel's server (created by the first `webctl` command that needs it).
@@ -103,6 +138,8 @@ pub struct Status {
     pub tokens: usize,
     /// Commands the worker has queued or runs.
     pub commands_waiting: usize,
+    /// Metrics readings.
+    pub metrics: MetricsStatus,
 }
 
 fn with_server<T>(body: impl FnOnce(&mut Server) -> T) -> T {
@@ -115,6 +152,7 @@ fn with_server<T>(body: impl FnOnce(&mut Server) -> T) -> T {
         tokens_made: 0,
         web_thread: None,
         stopped_listeners: ListenerStats::default(),
+        metrics: MetricsReadings::default(),
     });
     body(server)
 }
@@ -201,6 +239,11 @@ pub fn status() -> Status {
             listener,
             tokens: server.app.tokens().len(),
             commands_waiting: server.app.awaiting_commands(),
+            metrics: MetricsStatus {
+                duration: server.metrics.duration.summary(),
+                answered: server.metrics.answered,
+                pushed: server.metrics.pushed,
+            },
         }
     })
 }

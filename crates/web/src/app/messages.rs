@@ -87,7 +87,7 @@ pub(super) fn error_frame(code: &str, message: &str) -> String {
 }
 
 /// `{"type":"metrics","now_ns":NOW,"metrics":{...}}`.
-pub(super) fn metrics_frame(now_ns: u64, metrics: Value) -> String {
+pub(super) fn metrics_frame(now_ns: u64, metrics: &Value) -> String {
     json!({ "type": "metrics", "now_ns": now_ns, "metrics": metrics }).to_string()
 }
 
