@@ -521,7 +521,8 @@ impl App {
                 Event::TimedOut(timeout) => self.tally.timeout(timeout),
                 Event::WsText(text) => {
                     self.tally.counters.websocket.messages_in += 1;
-                    let reply = messages::handle_text(&mut slot.session, &text, now_ns, self.config.events_published);
+                    let events = self.config.events_published;
+                    let reply = messages::handle_text(&mut slot.session, &text, now_ns, events, || backend.now_ns());
                     self.send_reply(slot, &reply);
                 }
                 Event::WsBinary(_) => {

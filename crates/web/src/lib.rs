@@ -59,8 +59,10 @@
 //! `{"type":"metrics","now_ns":T,"metrics":{...}}` every N ms, the first at once; `{"subscribe":"events"}`
 //! receives `{"type":"event","event":{...}}` from [`App::publish_event`] (refused with `not-implemented` while
 //! [`AppConfig::events_published`] is false: a kernel that publishes nothing says so); `{"unsubscribe":"metrics"|"events"}`
-//! stops either. Each is acknowledged (`{"type":"subscribed",...}`); anything else is answered
-//! `{"type":"error","error":{"code":...,"message":...}}` and changes nothing.
+//! stops either. Each is acknowledged (`{"type":"subscribed",...}`). `{"clock":"now"}` is answered
+//! `{"type":"clock","now_ns":T}`, the backend's clock read while answering, so a client can bound the offset
+//! between its clock and the server's from the round trip (T was read between its send and its receipt).
+//! Anything else is answered `{"type":"error","error":{"code":...,"message":...}}` and changes nothing.
 //!
 //! # Roles
 //! A token's [`Role`] maps onto the shell registry's capabilities, so the web door enforces exactly what the

@@ -295,6 +295,21 @@ fn metrics_subscription_pushes_on_its_interval() {
 }
 
 #[test]
+fn the_clock_message_answers_with_the_backend_clock_read_while_answering() {
+    let mut setup = setup(AppConfig::default());
+    let token = setup.viewer.clone();
+    let id = setup.websocket(0, &alloc::format!("?token={token}"));
+    let before = setup.kernel.clock_ns;
+    // The turn's time (5 µs) is not the answer: the clock is read when the message is handled.
+    setup.say(id, 5_000, r#"{"clock":"now"}"#);
+    assert_eq!(setup.frames(id), [json!({ "type": "clock", "now_ns": before + 1_000 })]);
+    assert_eq!(
+        *setup.app.session(id).unwrap(),
+        crate::Session { token: Some(crate::TokenId(1)), ..Default::default() }
+    );
+}
+
+#[test]
 fn bad_messages_get_error_frames_and_change_nothing() {
     let mut setup = setup(AppConfig::default());
     let token = setup.viewer.clone();
@@ -310,6 +325,8 @@ fn bad_messages_get_error_frames_and_change_nothing() {
         (r#"{"subscribe":"events","x":1}"#, "unknown-field"),
         (r#"{}"#, "unknown-message"),
         (r#"{"subscribe":"events","unsubscribe":"events"}"#, "unknown-message"),
+        (r#"{"clock":"later"}"#, "unknown-message"),
+        (r#"{"clock":"now","subscribe":"events"}"#, "unknown-message"),
     ];
     for (text, code) in cases {
         setup.say(id, 0, text);
