@@ -20,9 +20,11 @@ use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, Sis};
 /// Connections sent at the server: several times the listener's 64 sockets.
 const CONNECTIONS: usize = 300;
 /// Concurrent clients opening them. QEMU's user network accepts forwarded connections from a listen backlog of
-/// one: a burst of hundreds of SYNs overflows the host's queue, and connections completed by SYN cookies are lost
-/// in the host kernel before they reach SIS; eight at a time all arrive.
-const CLIENTS: usize = 8;
+/// one: with three or more connects in flight the host kernel completes some with SYN cookies and then drops
+/// their last ACK (its accept queue full), so the client holds a connection that never reaches SIS (a burst of
+/// 300 lost 184 that way). Two clients, each waiting for its answer or reset before connecting again, never
+/// overflow it.
+const CLIENTS: usize = 2;
 /// The listener's sockets (`webctl start`'s default).
 const SOCKETS: u64 = 64;
 /// The server's head timeout (sis-web `Limits::default`).

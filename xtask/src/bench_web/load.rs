@@ -50,7 +50,7 @@ pub fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(u1
                 .and_then(|header| std::str::from_utf8(header.value).ok()?.trim().parse::<usize>().ok())
                 .ok_or("a response without Content-Length")?;
             while buffer.len() < head_bytes + length {
-                let count = stream.read(&mut chunk).map_err(|error| error.to_string())?;
+                let count = stream.read(&mut chunk).map_err(|error| read_error(&error, buffer.len()))?;
                 if count == 0 {
                     return Err("the server closed the connection within a response body".into());
                 }
@@ -61,11 +61,19 @@ pub fn read_response(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<(u1
             }
             return Ok((status, head_bytes));
         }
-        let count = stream.read(&mut chunk).map_err(|error| error.to_string())?;
+        let count = stream.read(&mut chunk).map_err(|error| read_error(&error, buffer.len()))?;
         if count == 0 {
             return Err("the server closed the connection before a response".into());
         }
         buffer.extend_from_slice(&chunk[..count]);
+    }
+}
+
+fn read_error(error: &std::io::Error, received: usize) -> String {
+    if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) {
+        format!("no response within {RESPONSE_TIMEOUT:?} ({received} bytes of it received)")
+    } else {
+        format!("reading a response: {error} ({received} bytes of it received)")
     }
 }
 
@@ -78,12 +86,28 @@ pub fn measure(
     warmup: Duration,
     window: Duration,
 ) -> Result<Figures, String> {
+    // Opened one at a time, each answered once before the next: QEMU's user network forwards connections from a
+    // listen backlog of one, and with three or more connects in flight the host kernel completes some with SYN
+    // cookies and then drops their last ACK (its accept queue full), leaving a client whose connection never
+    // reaches the guest.
+    let mut streams = Vec::with_capacity(connections);
+    let mut buffer = Vec::new();
+    for _ in 0..connections {
+        let mut stream = connect(address)?;
+        stream.write_all(request).map_err(|error| format!("{address}: {error}"))?;
+        let (status, _) = read_response(&mut stream, &mut buffer).map_err(|error| format!("{address}: {error}"))?;
+        if status != 200 {
+            return Err(format!("{address}: the first request on a connection answered {status}"));
+        }
+        streams.push(stream);
+    }
     let start = Barrier::new(connections);
     let results: Vec<Result<(u64, Vec<u64>), String>> = std::thread::scope(|scope| {
-        let clients: Vec<_> = (0..connections)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut stream = connect(address)?;
+        let clients: Vec<_> = streams
+            .into_iter()
+            .map(|mut stream| {
+                let start = &start;
+                scope.spawn(move || {
                     let mut buffer = Vec::with_capacity(16 * 1024);
                     start.wait();
                     let began = Instant::now();
@@ -96,7 +120,12 @@ pub fn measure(
                             break;
                         }
                         stream.write_all(request).map_err(|error| format!("{address}: {error}"))?;
-                        let (status, body_start) = read_response(&mut stream, &mut buffer)?;
+                        let (status, body_start) = read_response(&mut stream, &mut buffer).map_err(|error| {
+                            format!(
+                                "{address}, {:?} into the run, after {completed} responses: {error}",
+                                began.elapsed()
+                            )
+                        })?;
                         let done = Instant::now();
                         let body = &buffer[body_start..];
                         if status != 200 || body.first() != Some(&b'{') {
