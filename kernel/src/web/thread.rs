@@ -58,17 +58,43 @@ pub fn spawn_threads(kernel: &Kernel) -> Result<ThreadId, ShellError> {
     thread::spawn("web", WEB_STACK_BYTES, move || run(web_kernel)).map_err(spawn_error)
 }
 
-/// Command output kept in memory.
+/// Command output kept in memory: text as text, and the registry's JSON reply as the value itself. Printing the
+/// replies and parsing them back was 46 % of a metrics reading: 4.35 ms of guest time in deterministic mode
+/// (`-icount shift=3`), 2.35 ms without.
 #[derive(Default)]
-struct Capture(String);
+struct Capture {
+    text: String,
+    /// The last JSON object written as a value, and how much text came before it.
+    json: Option<(usize, Value)>,
+}
 
 impl Output for Capture {
     fn write_str(&mut self, text: &str) {
-        self.0.push_str(text);
+        self.text.push_str(text);
+    }
+
+    fn write_json(&mut self, value: Value) {
+        if value.is_object() {
+            self.json = Some((self.text.len(), value));
+        }
     }
 }
 
-/// Runs `line` with `--json` and returns the JSON object it printed (the last line that is one) and its outcome.
+impl Capture {
+    /// The last JSON object the command wrote: a line of text after the last value that parses as one, or else
+    /// that value.
+    fn last_object(self) -> Option<Value> {
+        let after = self.json.as_ref().map_or(0, |(at, _)| *at);
+        let printed = self.text[after..]
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(Value::is_object);
+        printed.or(self.json.map(|(_, value)| value))
+    }
+}
+
+/// Runs `line` with `--json` and returns the JSON object it wrote (the last one) and its outcome.
 fn run_line(
     kernel: &mut Kernel,
     registry: &Registry<Kernel>,
@@ -82,9 +108,7 @@ fn run_line(
     kernel.line_received_ns = None;
     let mut capture = Capture::default();
     let outcome = registry.execute_as(kernel, text.as_bytes(), &mut capture, capabilities);
-    let json =
-        capture.0.lines().rev().filter_map(|line| serde_json::from_str::<Value>(line).ok()).find(Value::is_object);
-    (json, outcome)
+    (capture.last_object(), outcome)
 }
 
 /// The app's view of the kernel, for one turn of the web thread. Both kinds of work that run registry handlers
