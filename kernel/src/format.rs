@@ -19,16 +19,19 @@ pub fn thousands(value: u64) -> String {
 pub fn bytes(value: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut unit = 0;
-    let mut scaled = value as f64;
-    while scaled >= 1024.0 && unit < UNITS.len() - 1 {
-        scaled /= 1024.0;
+    while unit < UNITS.len() - 1 && value >> (10 * (unit + 1)) > 0 {
         unit += 1;
     }
     if unit == 0 {
-        alloc::format!("{value} B")
-    } else {
-        alloc::format!("{scaled:.1} {}", UNITS[unit])
+        return alloc::format!("{value} B");
     }
+    let divisor = 1u128 << (10 * unit);
+    let tenths = u128::from(value) * 10;
+    let (mut quotient, remainder) = (tenths / divisor, tenths % divisor);
+    if remainder * 2 > divisor || (remainder * 2 == divisor && quotient % 2 == 1) {
+        quotient += 1;
+    }
+    alloc::format!("{}.{} {}", quotient / 10, quotient % 10, UNITS[unit])
 }
 
 /// Nanoseconds as milliseconds with three decimals.

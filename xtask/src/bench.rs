@@ -71,6 +71,23 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
     },
+    /// GET /api/metrics req/s and p50/p99 at 1, 8 and 64 keep-alive connections against a host HTTP server
+    /// answering the same bytes; WebSocket push latency.
+    Web {
+        /// Seconds measured per concurrency and server (after 0.5 s unmeasured).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=60))]
+        seconds: u64,
+        /// Runs of every measurement (one guest boot); medians are printed.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+        runs: u32,
+        /// Metric frames timed per push-latency run (one every 50 ms); 0 skips the push measurement.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+        pushes: u64,
+        /// Concurrent connections to measure, comma-separated (1..=256 each).
+        #[arg(long, value_delimiter = ',', default_values_t = [1u64, 8, 64],
+              value_parser = clap::value_parser!(u64).range(1..=256))]
+        connections: Vec<u64>,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off), host and guest.
     Metrics {
         /// Repetitions of each measurement.
@@ -113,6 +130,13 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
+        }
+        Benchmark::Web { seconds, runs, pushes, connections } => {
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            let connections: Vec<usize> = connections.into_iter().map(|count| count as usize).collect();
+            crate::bench_web::run(seconds, runs, pushes as usize, &connections)
         }
         Benchmark::Blk { size_mib, request_kib, runs } => {
             crate::setup::ensure_qemu()?;

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_blk;
 mod bench_net;
+mod bench_web;
 mod fuzz;
 mod setup;
 

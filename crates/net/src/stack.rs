@@ -9,7 +9,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{icmp, tcp};
 use smoltcp::time::Instant;
@@ -30,6 +30,8 @@ const ECHO_CHUNK_BYTES: usize = 16 * 1024;
 /// ICMP packets buffered each way, and their payload room.
 const ICMP_PACKETS: usize = 8;
 const ICMP_PAYLOAD_BYTES: usize = 8 * 1024;
+/// Most interface polls one [`NetStack::serve`] call makes (each sends at most one segment per socket).
+const SERVE_ROUNDS: usize = 8;
 /// Identifier in every echo request this stack sends.
 const PING_IDENT: u16 = 0x5153;
 
@@ -233,8 +235,10 @@ impl<F: FrameIo> NetStack<F> {
     pub fn serve(&mut self, id: ListenerId, now_ns: u64, service: &mut dyn TcpService) -> Result<bool, ListenError> {
         let timestamp = instant(now_ns);
         let mut any = false;
-        for _ in 0..8 {
-            self.interface.poll(timestamp, &mut self.device, &mut self.sockets);
+        for _ in 0..SERVE_ROUNDS {
+            // A socket sends one segment per interface poll: keep polling while segments go out, so a response of
+            // several segments leaves in this call rather than one segment per turn of the network thread.
+            let polled = self.interface.poll(timestamp, &mut self.device, &mut self.sockets);
             let listener = self.listeners.get_mut(id.0).and_then(Option::as_mut).ok_or(ListenError::Unknown)?;
             let mut moved = false;
             for slot in 0..listener.handles.len() {
@@ -243,7 +247,7 @@ impl<F: FrameIo> NetStack<F> {
             }
             listener.refresh_open();
             any |= moved;
-            if !moved {
+            if !moved && polled == PollResult::None {
                 break;
             }
         }
@@ -774,6 +778,28 @@ mod tests {
         assert_eq!(service.events, [("opened", 0), ("closed", 0), ("opened", 0), ("closed", 0)]);
         assert_eq!(server.listener_states(id).unwrap(), ["listen", "listen"]);
         assert_eq!(server.echo_stats().connections, 0, "the echo service saw nothing");
+    }
+
+    #[test]
+    fn a_reply_of_several_segments_leaves_in_one_serve_call() {
+        let (mut server, mut client) = pair(0);
+        let id = listening(&mut server, 1);
+        let mut service = Upper::new(1, usize::MAX);
+        client.connect_to(SERVICE_PORT);
+        let (now_ns, established) =
+            serve_until(&mut server, id, &mut service, &mut client, 0, 1_000, |service, client| {
+                client.socket().state() == tcp::State::Established && service.events == [("opened", 0)]
+            });
+        assert!(established);
+        // Three full segments and a part: before, one serve call sent one or two of them.
+        let reply = vec![b'x'; 3 * 1460 + 100];
+        service.output[0] = reply.clone();
+        server.serve(id, now_ns, &mut service).unwrap();
+        client.poll(now_ns);
+        let mut back = Vec::new();
+        take_received(&mut client, &mut back);
+        assert_eq!(back.len(), reply.len());
+        assert_eq!(back, reply);
     }
 
     #[test]

@@ -14,6 +14,18 @@ use crate::tokenize::{tokenize, validate_line};
 pub trait Output {
     /// Writes text; lines end with `\n`.
     fn write_str(&mut self, text: &str);
+
+    /// Writes a command's JSON object (its `--json` reply, or its error) as one line. An output that wants the
+    /// value itself (the web server, which answers with it) overrides this and skips printing and re-parsing it.
+    fn write_json(&mut self, value: Value) {
+        match serde_json::to_string(&value) {
+            Ok(text) => self.write_str(&text),
+            Err(_) => {
+                self.write_str("{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"JSON encoding failed\"}}")
+            }
+        }
+        self.write_str("\n");
+    }
 }
 
 /// A command handler.
@@ -437,7 +449,7 @@ fn report_reply(out: &mut dyn Output, json: bool, path: &str, reply: Reply) -> O
         for (key, value) in reply.json {
             object.entry(key).or_insert(value);
         }
-        write_json_line(out, &Value::Object(object));
+        out.write_json(Value::Object(object));
     } else {
         if !reply.human.is_empty() {
             out.write_str(&reply.human);
@@ -463,21 +475,11 @@ fn report_error(out: &mut dyn Output, json: bool, path: Option<&str>, error: &Sh
             "ok": false,
             "error": { "code": error.code(), "message": error.message() },
         });
-        write_json_line(out, &object);
+        out.write_json(object);
     } else {
         out.write_str(&alloc::format!("{error}\n"));
     }
     Outcome::Failed { code: error.code() }
-}
-
-fn write_json_line(out: &mut dyn Output, value: &Value) {
-    match serde_json::to_string(value) {
-        Ok(text) => out.write_str(&text),
-        Err(_) => {
-            out.write_str("{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"JSON encoding failed\"}}")
-        }
-    }
-    out.write_str("\n");
 }
 
 /// The registered name closest to `word` within edit distance 2.

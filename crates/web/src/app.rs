@@ -28,8 +28,12 @@ pub use routes::{MAX_COMMAND_BYTES, ROUTES};
 
 /// What the kernel provides: live figures, the command registry and a clock for latencies.
 pub trait Backend {
-    /// The kernel's live figures (memory, pools, scheduler, autonomy, network, block, uptime), read now.
-    fn metrics(&mut self, now_ns: u64) -> Value;
+    /// The kernel's live figures (memory, pools, scheduler, autonomy, network, block, uptime), read now. `None`
+    /// defers them: the kernel reads them elsewhere (outside the lock it holds the app under, since reading them
+    /// takes other subsystems' locks and time) and hands one reading to [`App::supply_metrics`], which answers
+    /// every `GET /api/metrics` waiting and every push due. Until then the requests wait, as a deferred command does,
+    /// and [`App::wants_metrics`] is true.
+    fn metrics(&mut self, now_ns: u64) -> Option<Value>;
     /// Runs `line` through the shell registry holding `capabilities`, as the console would with `--json`, for
     /// connection `connection`. `None` defers it: the kernel runs the line elsewhere (a long stress test must
     /// not hold up the server) and answers later with [`App::complete_command`]; until then the connection
@@ -122,8 +126,33 @@ enum Answered {
     Status(u16),
     /// The answer did not fit in the output queue (the connection closes).
     Overflow,
-    /// A command runs elsewhere; the answer comes with [`App::complete_command`].
-    Deferred,
+    /// The answer comes later: [`App::complete_command`] or [`App::supply_metrics`].
+    Deferred(Awaited),
+}
+
+/// What a connection whose answer was deferred waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaited {
+    /// Its command's reply ([`App::complete_command`]).
+    Command,
+    /// A metrics reading ([`App::supply_metrics`]).
+    Metrics,
+}
+
+/// A deferred answer: what it waits for and when its request's handling began (for the latency).
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    awaited: Awaited,
+    started_ns: u64,
+}
+
+/// What one [`App::supply_metrics`] did with its reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MetricsSupplied {
+    /// `GET /api/metrics` requests answered (200 queued).
+    pub answered: u64,
+    /// WebSockets whose due push was queued.
+    pub pushed: u64,
 }
 
 #[derive(Debug)]
@@ -138,8 +167,10 @@ pub struct App {
     config: AppConfig,
     tokens: TokenStore,
     connections: BTreeMap<ConnectionId, Slot>,
-    /// Connections waiting for a deferred command, with when their request's handling began.
-    awaiting: BTreeMap<ConnectionId, u64>,
+    /// Connections waiting for a deferred answer.
+    awaiting: BTreeMap<ConnectionId, Waiting>,
+    /// A metrics push fell due while the backend deferred metrics: the next [`App::supply_metrics`] sends it.
+    push_deferred: bool,
     next_connection: u64,
     tally: Tally,
 }
@@ -152,6 +183,7 @@ impl App {
             tokens: TokenStore::new(config.max_tokens),
             connections: BTreeMap::new(),
             awaiting: BTreeMap::new(),
+            push_deferred: false,
             next_connection: 1,
             tally: Tally::default(),
         }
@@ -263,13 +295,63 @@ impl App {
 
     /// Sends one metrics frame (read once from the backend) to every WebSocket whose push is due, and schedules
     /// each one's next push an interval later (or an interval from now, when it fell more than one behind).
-    /// Returns the connections that got the frame queued.
+    /// Returns the connections that got the frame queued; none when the backend deferred the reading (the
+    /// pushes then go out with the next [`App::supply_metrics`]).
     pub fn push_metrics(&mut self, backend: &mut dyn Backend, now_ns: u64) -> Vec<ConnectionId> {
-        let due = self.due_pushes(now_ns);
-        if due.is_empty() {
-            return due;
+        if self.due_pushes(now_ns).is_empty() {
+            return Vec::new();
         }
-        let frame = messages::metrics_frame(now_ns, backend.metrics(now_ns));
+        match backend.metrics(now_ns) {
+            Some(metrics) => self.push_reading(&metrics, now_ns),
+            None => {
+                self.push_deferred = true;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Whether the app waits for a metrics reading: a `GET /api/metrics` or a push was deferred by the backend.
+    pub fn wants_metrics(&self) -> bool {
+        self.push_deferred || self.awaiting.values().any(|waiting| waiting.awaited == Awaited::Metrics)
+    }
+
+    /// Answers every `GET /api/metrics` waiting for a reading with `metrics` (serialized once), then sends it to
+    /// every WebSocket whose push is due. Each answered connection then goes on with what it sent behind its
+    /// request (a pipelined `GET /api/metrics` waits for the next reading: every answer is read after its
+    /// request arrived).
+    pub fn supply_metrics(&mut self, backend: &mut dyn Backend, metrics: &Value, now_ns: u64) -> MetricsSupplied {
+        let waiting: Vec<(ConnectionId, u64)> = self
+            .awaiting
+            .iter()
+            .filter(|(_, waiting)| waiting.awaited == Awaited::Metrics)
+            .map(|(id, waiting)| (*id, waiting.started_ns))
+            .collect();
+        let mut supplied = MetricsSupplied::default();
+        if !waiting.is_empty() {
+            let response = crate::Response::json(200, metrics);
+            for (id, started_ns) in waiting {
+                self.awaiting.remove(&id);
+                let Some(mut slot) = self.connections.remove(&id) else { continue };
+                if slot.connection.respond(&response).is_ok() {
+                    self.tally.status(response.status);
+                    supplied.answered += 1;
+                }
+                self.tally.latency.record(backend.now_ns().saturating_sub(started_ns));
+                self.handle_events(backend, &mut slot, now_ns);
+                self.connections.insert(id, slot);
+            }
+        }
+        self.push_deferred = false;
+        if !self.due_pushes(now_ns).is_empty() {
+            supplied.pushed = self.push_reading(metrics, now_ns).len() as u64;
+        }
+        supplied
+    }
+
+    /// Queues one metrics frame for every WebSocket whose push is due and schedules each one's next push.
+    fn push_reading(&mut self, metrics: &Value, now_ns: u64) -> Vec<ConnectionId> {
+        let due = self.due_pushes(now_ns);
+        let frame = messages::metrics_frame(now_ns, metrics);
         let mut queued = Vec::new();
         for id in due {
             let Some(slot) = self.connections.get_mut(&id) else { continue };
@@ -350,11 +432,13 @@ impl App {
         reply: CommandReply,
         now_ns: u64,
     ) -> Result<(), AppError> {
-        let mut slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;
-        let Some(started_ns) = self.awaiting.remove(&id) else {
-            self.connections.insert(id, slot);
-            return Err(AppError::NotAwaiting);
+        let started_ns = match self.awaiting.get(&id) {
+            Some(waiting) if waiting.awaited == Awaited::Command => waiting.started_ns,
+            _ if self.connections.contains_key(&id) => return Err(AppError::NotAwaiting),
+            _ => return Err(AppError::UnknownConnection),
         };
+        self.awaiting.remove(&id);
+        let mut slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;
         let response = routes::command_response(reply);
         if slot.connection.respond(&response).is_ok() {
             self.tally.status(response.status);
@@ -367,11 +451,17 @@ impl App {
 
     /// Connections waiting for a deferred command.
     pub fn awaiting_commands(&self) -> usize {
-        self.awaiting.len()
+        self.awaiting.values().filter(|waiting| waiting.awaited == Awaited::Command).count()
     }
 
     /// Whether connection `id` waits for a deferred command.
     pub fn awaits_command(&self, id: ConnectionId) -> bool {
+        self.awaiting.get(&id).is_some_and(|waiting| waiting.awaited == Awaited::Command)
+    }
+
+    /// Whether connection `id` waits for a deferred answer of either kind (a command's reply or a metrics
+    /// reading): its socket should stay open for it even when the peer has closed its side.
+    pub fn awaits_answer(&self, id: ConnectionId) -> bool {
         self.awaiting.contains_key(&id)
     }
 
@@ -444,10 +534,10 @@ impl App {
                             let finished_ns = backend.now_ns();
                             self.tally.latency.record(finished_ns.saturating_sub(started_ns));
                         }
-                        Answered::Deferred => {
+                        Answered::Deferred(awaited) => {
                             // The connection stays in its awaiting phase: nothing more comes out of `poll` until
-                            // `complete_command` answers.
-                            self.awaiting.insert(slot.connection.id(), started_ns);
+                            // `complete_command` or `supply_metrics` answers.
+                            self.awaiting.insert(slot.connection.id(), Waiting { awaited, started_ns });
                             return;
                         }
                     }
@@ -456,7 +546,8 @@ impl App {
                 Event::TimedOut(timeout) => self.tally.timeout(timeout),
                 Event::WsText(text) => {
                     self.tally.counters.websocket.messages_in += 1;
-                    let reply = messages::handle_text(&mut slot.session, &text, now_ns, self.config.events_published);
+                    let events = self.config.events_published;
+                    let reply = messages::handle_text(&mut slot.session, &text, now_ns, events, || backend.now_ns());
                     self.send_reply(slot, &reply);
                 }
                 Event::WsBinary(_) => {
@@ -487,13 +578,14 @@ impl App {
             |result: Result<(), _>, status| if result.is_ok() { Answered::Status(status) } else { Answered::Overflow };
         match routes::route(&self.tokens, backend, request, now_ns) {
             routes::Routed::Response(response) => sent(slot.connection.respond(&response), response.status),
+            routes::Routed::Metrics => Answered::Deferred(Awaited::Metrics),
             routes::Routed::Command { line, capabilities } => {
                 match backend.command(slot.connection.id(), &line, capabilities) {
                     Some(reply) => {
                         let response = routes::command_response(reply);
                         sent(slot.connection.respond(&response), response.status)
                     }
-                    None => Answered::Deferred,
+                    None => Answered::Deferred(Awaited::Command),
                 }
             }
             routes::Routed::Upgrade { token, accept_key } => {
@@ -521,6 +613,11 @@ impl App {
     ) -> crate::Response {
         match routes::route(&self.tokens, backend, request, now_ns) {
             routes::Routed::Response(response) => response,
+            routes::Routed::Metrics => crate::Response::error(
+                503,
+                "deferred",
+                "the metrics are read elsewhere; only a connection can wait for them",
+            ),
             routes::Routed::Command { line, capabilities } => {
                 match backend.command(ConnectionId(0), &line, capabilities) {
                     Some(reply) => routes::command_response(reply),

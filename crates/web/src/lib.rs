@@ -11,7 +11,7 @@
 //! # Endpoints
 //! | request | answer |
 //! |---|---|
-//! | `GET /api/metrics` | 200, [`Backend::metrics`] as JSON; any valid token |
+//! | `GET /api/metrics` | 200, [`Backend::metrics`] as JSON; any valid token. The backend may defer the reading ([`Backend::metrics`] returns `None`): the connection then waits, as for a deferred command, until [`App::supply_metrics`] answers every waiting request and due push with one reading taken after they arrived |
 //! | `POST /api/command` with `{"command": LINE}` | 200 with the shell's JSON reply; 403 with it when the registry refused the line with `permission-denied`; 400 `bad-command-body` when the body is not that object (exactly one field, a non-empty string of at most 1024 bytes). The backend may defer the line ([`Backend::command`] returns `None`): the connection then waits, its pipelined requests behind it and no timeout armed, until [`App::complete_command`] |
 //! | `GET /ws` | 101 and WebSocket; token in `Authorization: Bearer` or the `token` query parameter |
 //!
@@ -61,8 +61,10 @@
 //! [`AppConfig::events_published`] is false: a kernel that publishes nothing says so); a subscriber that missed
 //! events (its queue was full, or [`App::events_missed`] reported a gap upstream) first gets
 //! `{"type":"event","event":{"kind":"events.missed","count":N}}`; `{"unsubscribe":"metrics"|"events"}`
-//! stops either. Each is acknowledged (`{"type":"subscribed",...}`); anything else is answered
-//! `{"type":"error","error":{"code":...,"message":...}}` and changes nothing.
+//! stops either. Each is acknowledged (`{"type":"subscribed",...}`). `{"clock":"now"}` is answered
+//! `{"type":"clock","now_ns":T}`, the backend's clock read while answering, so a client can bound the offset
+//! between its clock and the server's from the round trip (T was read between its send and its receipt).
+//! Anything else is answered `{"type":"error","error":{"code":...,"message":...}}` and changes nothing.
 //!
 //! # Roles
 //! A token's [`Role`] maps onto the shell registry's capabilities, so the web door enforces exactly what the
@@ -88,8 +90,8 @@ pub mod ws;
 mod tests;
 
 pub use app::{
-    App, AppConfig, AppError, Backend, CommandReply, Fanout, MetricsSubscription, Session, MAX_COMMAND_BYTES,
-    MAX_INTERVAL_MS, MIN_INTERVAL_MS, ROUTES,
+    App, AppConfig, AppError, Backend, CommandReply, Fanout, MetricsSubscription, MetricsSupplied, Session,
+    MAX_COMMAND_BYTES, MAX_INTERVAL_MS, MIN_INTERVAL_MS, ROUTES,
 };
 pub use connection::{
     Connection, ConnectionId, ConnectionStats, Event, HttpError, RespondError, SendError, State, Timeout,

@@ -1,6 +1,7 @@
 //! Host tests: exact bytes on the wire, each limit at its boundary, each close code, the router's status codes.
 
 mod app;
+mod deferred_metrics;
 mod http;
 mod token;
 mod websocket;

@@ -22,7 +22,15 @@ pub static WEBCTL: CommandSpec<Kernel> = CommandSpec {
             name: "start",
             summary: "Start listening (needs the network device)",
             description: "Fails with no-device without virtio-net and with already-running when the server runs.",
-            args: &[ArgSpec::flag("port", ValueKind::U64 { min: 1, max: 65535 }, "TCP port").default("80")],
+            args: &[
+                ArgSpec::flag("port", ValueKind::U64 { min: 1, max: 65535 }, "TCP port").default("80"),
+                ArgSpec::flag(
+                    "sockets",
+                    ValueKind::U64 { min: 1, max: sis_net::MAX_LISTENER_SOCKETS as u64 },
+                    "listening sockets: connections served at once (more are refused with a TCP reset)",
+                )
+                .default(web::LISTENER_SOCKETS_TEXT),
+            ],
             subcommands: &[],
             handler: Some(start),
         },
@@ -83,14 +91,11 @@ pub static WEBCTL: CommandSpec<Kernel> = CommandSpec {
 
 fn start(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let port = invocation.args.u64("port").unwrap_or(u64::from(web::DEFAULT_PORT)) as u16;
-    let running = web::start(kernel, port)?;
+    let sockets = invocation.args.u64("sockets").unwrap_or(web::LISTENER_SOCKETS as u64) as usize;
+    let running = web::start(kernel, port, sockets)?;
     Ok(Reply::new(
-        alloc::format!(
-            "web server listening on TCP port {} ({} connections at a time)",
-            running.port,
-            web::LISTENER_SOCKETS
-        ),
-        json!({ "running": true, "port": running.port, "sockets": web::LISTENER_SOCKETS, "started_ns": running.started_ns }),
+        alloc::format!("web server listening on TCP port {} ({} connections at a time)", running.port, running.sockets),
+        json!({ "running": true, "port": running.port, "sockets": running.sockets, "started_ns": running.started_ns }),
     ))
 }
 
@@ -122,6 +127,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
          errors      {} malformed, {} head too large, {} too many headers, {} body too large, {} timeouts, {} output overflows\n\
          websocket   {} open, {} upgrades, {} messages in, {} out, {} pushes refused\n\
          latency     {} requests: p50 {} p99 {} max {}\n\
+         metrics     {} readings (p50 {} p99 {} each, no lock held) answered {} requests and {} pushes\n\
          tokens      {}; commands waiting {}",
         counters.connections_open,
         counters.connections_accepted,
@@ -150,6 +156,11 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         format::milliseconds(latency.p50_ns),
         format::milliseconds(latency.p99_ns),
         format::milliseconds(latency.max_ns),
+        status.metrics.duration.count,
+        format::milliseconds(status.metrics.duration.p50_ns),
+        format::milliseconds(status.metrics.duration.p99_ns),
+        status.metrics.answered,
+        status.metrics.pushed,
         status.tokens,
         status.commands_waiting,
     );
@@ -159,6 +170,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         json!({
             "running": status.running.is_some(),
             "port": status.running.map(|running| running.port),
+            "sockets": status.running.map(|running| running.sockets),
             "started_ns": status.running.map(|running| running.started_ns),
             "app": serde_json::to_value(counters).unwrap_or(Value::Null),
             "listener": {
@@ -170,6 +182,12 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             },
             "tokens": status.tokens,
             "commands_waiting": status.commands_waiting,
+            "metrics_readings": {
+                "count": status.metrics.duration.count,
+                "answered": status.metrics.answered,
+                "pushed": status.metrics.pushed,
+                "duration": serde_json::to_value(status.metrics.duration).unwrap_or(Value::Null),
+            },
         }),
     ))
 }

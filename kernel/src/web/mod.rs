@@ -1,12 +1,17 @@
 //! The kernel's web server: the `sis-web` app over the network stack's listener, served by two threads.
 //!
 //! Three threads and three locks. The network thread serves the listener's sockets into the I/O table
-//! ([`io::IO`]) and never calls the app: the app's backend reads other subsystems' locks (the network's own
-//! included) to build metrics. The web thread ([`thread`]) owns request handling: it moves bytes and events
-//! between the I/O table and the app ([`SERVER`]), runs timeouts and metric pushes, and sleeps until the app's
-//! next deadline or a wake. A command worker runs `POST /api/command` lines through the shell registry, so a long
-//! stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`]; the
-//! kernel's event log is a leaf taken under [`SERVER`] (the web thread follows it and is woken by each publish).
+//! ([`io::IO`]) and never calls the app. The web thread ([`thread`]) owns request handling: it moves bytes and
+//! events between the I/O table and the app ([`SERVER`]), runs timeouts and metric pushes, and sleeps until the
+//! app's next deadline or a wake. A command worker runs `POST /api/command` lines through the shell registry, so a
+//! long stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`];
+//! the kernel's event log is a leaf taken under [`SERVER`] (the web thread follows it and is woken by each publish).
+//!
+//! No registry handler runs under [`SERVER`], which masks interrupts: command lines run on the worker, and
+//! metrics (whose handlers take the network slot, the scheduler's and the allocators' locks, about a millisecond
+//! in all) are read by the web thread between two holds of [`SERVER`] with no lock held. The app defers every
+//! `GET /api/metrics` and due push until that reading ([`sis_web::App::supply_metrics`]), so one reading answers
+//! every request that arrived before it.
 
 pub mod io;
 mod thread;
@@ -16,14 +21,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use sha2::{Digest, Sha256};
-use sis_net::{ListenerConfig, ListenerId, ListenerStats};
+use sis_metrics::{LatencyHistogram, LatencySummary};
+use sis_net::{ListenerConfig, ListenerId, ListenerStats, MAX_LISTENER_SOCKETS};
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::{console, time};
 use sis_proto::bootargs;
 use sis_sched::ThreadId;
 use sis_shell::ShellError;
 use sis_web::token::{decode_hex32, SECRET_BYTES};
-use sis_web::{App, AppConfig, CommandReply, ConnectionId, Counters, Role, TokenId, TokenInfo};
+use sis_web::{App, AppConfig, CommandReply, ConnectionId, Counters, MetricsSupplied, Role, TokenId, TokenInfo};
 
 use crate::commands::net::link;
 use crate::commands::Kernel;
@@ -36,8 +42,18 @@ pub const WEB_TOKEN_ARGUMENT: &str = "sis.web_token";
 pub const ENTROPY_ARGUMENT: &str = "sis.entropy";
 /// Default port of `webctl start`.
 pub const DEFAULT_PORT: u16 = 80;
-/// Sockets of the listener: connections served at once.
-pub const LISTENER_SOCKETS: usize = 16;
+/// Sockets of the listener by default (`webctl start --sockets N` chooses): connections served at once; one more
+/// is refused with a TCP reset (smoltcp answers a SYN no socket listens for with RST).
+///
+/// Measured (meminfo before and after `webctl start`; `netctl stats` polls against the network thread's CPU time
+/// in deterministic mode): a socket costs 32,814 bytes of heap, its two [`LISTENER_BUFFER_BYTES`] buffers and
+/// smoltcp's bookkeeping, so 64 take 2,100,096 bytes (0.4 % of the default 512 MiB); an idle poll of the network
+/// thread visits every socket: 39 µs of guest time with 16 sockets, 85 µs with 64, 157 µs with 128, 300 µs with
+/// 256. 64 keeps the poll cheap and serves more connections than the app's clients open (the dashboard, the
+/// daemon, a benchmark's 64); `--sockets 256` serves hundreds at once for 8.5 MB.
+pub const LISTENER_SOCKETS: usize = decimal(LISTENER_SOCKETS_TEXT);
+/// [`LISTENER_SOCKETS`] as the `webctl start` flag's default text.
+pub const LISTENER_SOCKETS_TEXT: &str = "64";
 /// Receive and send buffer of each socket.
 pub const LISTENER_BUFFER_BYTES: usize = 16 * 1024;
 
@@ -57,6 +73,8 @@ pub const LISTEN_FAILED: &str = "listen-failed";
 pub struct Running {
     /// TCP port.
     pub port: u16,
+    /// Sockets of the listener: connections served at once.
+    pub sockets: usize,
     /// The stack's listener.
     pub listener: ListenerId,
     /// When it started, ns since boot.
@@ -89,6 +107,35 @@ pub struct Server {
     /// The next kernel event to push to events subscribers (the log's `next_seq` when the server was made, so a
     /// subscriber never gets events from before the server existed).
     event_cursor: u64,
+    /// The web thread's metrics readings.
+    metrics: MetricsReadings,
+}
+
+/// The web thread's metrics readings: how long each took (read with no lock held) and what it answered.
+#[derive(Debug, Clone, Default)]
+struct MetricsReadings {
+    duration: LatencyHistogram,
+    answered: u64,
+    pushed: u64,
+}
+
+impl MetricsReadings {
+    fn record(&mut self, duration_ns: u64, supplied: MetricsSupplied) {
+        self.duration.record(duration_ns);
+        self.answered += supplied.answered;
+        self.pushed += supplied.pushed;
+    }
+}
+
+/// What `webctl status` reports of the metrics readings.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsStatus {
+    /// Time each reading took (its count is the number of readings).
+    pub duration: LatencySummary,
+    /// `GET /api/metrics` requests they answered.
+    pub answered: u64,
+    /// WebSocket pushes they sent.
+    pub pushed: u64,
 }
 
 /// The kernel's server (created by the first `webctl` command that needs it).
@@ -107,12 +154,18 @@ pub struct Status {
     pub tokens: usize,
     /// Commands the worker has queued or runs.
     pub commands_waiting: usize,
+    /// Metrics readings.
+    pub metrics: MetricsStatus,
 }
 
 fn with_server<T>(body: impl FnOnce(&mut Server) -> T) -> T {
     let mut guard = SERVER.lock();
     let server = guard.get_or_insert_with(|| Server {
-        app: App::new(AppConfig { events_published: true, ..AppConfig::default() }),
+        app: App::new(AppConfig {
+            max_connections: MAX_LISTENER_SOCKETS,
+            events_published: true,
+            ..AppConfig::default()
+        }),
         running: None,
         links: BTreeMap::new(),
         completed: VecDeque::new(),
@@ -120,12 +173,13 @@ fn with_server<T>(body: impl FnOnce(&mut Server) -> T) -> T {
         web_thread: None,
         stopped_listeners: ListenerStats::default(),
         event_cursor: crate::events::with_log(|log| log.next_seq()),
+        metrics: MetricsReadings::default(),
     });
     body(server)
 }
 
 /// Starts the server on `port`: needs the network device; refused when it already runs.
-pub fn start(kernel: &Kernel, port: u16) -> Result<Running, ShellError> {
+pub fn start(kernel: &Kernel, port: u16, sockets: usize) -> Result<Running, ShellError> {
     if !link::attached() {
         return Err(link::no_device());
     }
@@ -153,15 +207,15 @@ pub fn start(kernel: &Kernel, port: u16) -> Result<Running, ShellError> {
                 alloc::format!("the web server runs on port {}", running.port),
             ));
         }
-        let config = ListenerConfig { port, sockets: LISTENER_SOCKETS, buffer_bytes: LISTENER_BUFFER_BYTES };
+        let config = ListenerConfig { port, sockets, buffer_bytes: LISTENER_BUFFER_BYTES };
         let listener = link::with_net(|net| {
             let listener = net.stack.listen(config).map_err(|error| {
                 ShellError::new(LISTEN_FAILED, alloc::format!("cannot listen on port {port}: {error}"))
             })?;
-            io::IO.lock().reset(LISTENER_SOCKETS, listener, web_thread);
+            io::IO.lock().reset(sockets, listener, web_thread);
             Ok(listener)
         })?;
-        let running = Running { port, listener, started_ns: time::now_ns() };
+        let running = Running { port, sockets, listener, started_ns: time::now_ns() };
         server.running = Some(running);
         Ok(running)
     })
@@ -206,6 +260,11 @@ pub fn status() -> Status {
             listener,
             tokens: server.app.tokens().len(),
             commands_waiting: server.app.awaiting_commands(),
+            metrics: MetricsStatus {
+                duration: server.metrics.duration.summary(),
+                answered: server.metrics.answered,
+                pushed: server.metrics.pushed,
+            },
         }
     })
 }
@@ -306,8 +365,20 @@ pub fn boot(kernel: &Kernel) {
             return;
         }
     }
-    match start(kernel, port) {
+    match start(kernel, port, LISTENER_SOCKETS) {
         Ok(running) => console::write_str(&alloc::format!("web: serving HTTP on port {}\n", running.port)),
         Err(error) => console::write_str(&alloc::format!("web: not started: {error}\n")),
     }
+}
+
+/// The value of a decimal literal, at compile time (a flag's default is text; the number it stands for is one).
+const fn decimal(text: &str) -> usize {
+    let digits = text.as_bytes();
+    let mut value = 0;
+    let mut index = 0;
+    while index < digits.len() {
+        value = value * 10 + (digits[index] - b'0') as usize;
+        index += 1;
+    }
+    value
 }

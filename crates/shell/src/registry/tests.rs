@@ -137,6 +137,53 @@ fn json_success_and_error_objects() {
     assert_eq!(value["error"]["code"], codes::UNKNOWN_COMMAND);
 }
 
+/// An output that takes JSON objects as values (as the web server does) and text as text.
+#[derive(Default)]
+struct Values {
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Output for Values {
+    fn write_str(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    fn write_json(&mut self, value: Value) {
+        self.values.push(value);
+    }
+}
+
+#[test]
+fn an_output_taking_json_values_gets_the_objects_the_console_prints_and_the_same_text() {
+    let registry = registry();
+    let lines: [&[u8]; 8] = [
+        b"echo hi --json",
+        b"threads count --n 3 --json",
+        b"threads fail --json",
+        b"nosuch --json",
+        b"echo \"open --json",
+        b"threads --help --json",
+        b"echo hi",
+        b"threads fail",
+    ];
+    for line in lines {
+        let (printed_outcome, printed) = run(&registry, &mut Fake::default(), line);
+        let mut taken = Values::default();
+        let taken_outcome = registry.execute(&mut Fake::default(), line, &mut taken);
+        let name = String::from_utf8_lossy(line);
+        assert_eq!(taken_outcome, printed_outcome, "{name}");
+        let printed_values: Vec<Value> =
+            printed.lines().filter_map(|text| serde_json::from_str::<Value>(text).ok()).collect();
+        assert_eq!(taken.values, printed_values, "{name}");
+        let wants_json = line.ends_with(b"--json");
+        assert_eq!(taken.values.len(), usize::from(wants_json), "{name}");
+        if !wants_json {
+            assert_eq!(taken.text, printed, "{name}");
+        }
+    }
+}
+
 fn partial(_: &mut Fake, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     Ok(Reply::new("results", serde_json::json!({ "figure": 7 })).failing(ShellError::new("test-failed", "status FAIL")))
 }

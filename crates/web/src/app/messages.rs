@@ -16,12 +16,20 @@ pub const DEFAULT_INTERVAL_MS: u64 = 1000;
 /// Handles one text message from a client and returns the reply frame.
 ///
 /// Accepted: `{"subscribe":"metrics","interval_ms":N}` (N in 50..=60000, default 1000; the first push is due at
-/// once), `{"subscribe":"events"}`, `{"unsubscribe":"metrics"}`, `{"unsubscribe":"events"}`. Anything else gets
-/// `{"type":"error","error":{"code":...,"message":...}}` and changes nothing. While the kernel publishes no
-/// events (`events_published` false), an events subscription is refused with `not-implemented` rather than
-/// acknowledged and left silent.
-pub(super) fn handle_text(session: &mut Session, text: &str, now_ns: u64, events_published: bool) -> String {
-    match apply(session, text, now_ns, events_published) {
+/// once), `{"subscribe":"events"}`, `{"unsubscribe":"metrics"}`, `{"unsubscribe":"events"}`, and
+/// `{"clock":"now"}`, answered `{"type":"clock","now_ns":T}` with `clock_ns()` read while answering (a client
+/// correlates its clock with the server's from the round trip: T was read between its send and its receipt).
+/// Anything else gets `{"type":"error","error":{"code":...,"message":...}}` and changes nothing. While the
+/// kernel publishes no events (`events_published` false), an events subscription is refused with
+/// `not-implemented` rather than acknowledged and left silent.
+pub(super) fn handle_text(
+    session: &mut Session,
+    text: &str,
+    now_ns: u64,
+    events_published: bool,
+    clock_ns: impl FnOnce() -> u64,
+) -> String {
+    match apply(session, text, now_ns, events_published, clock_ns) {
         Ok(reply) => reply.to_string(),
         Err((code, message)) => error_frame(code, message),
     }
@@ -32,12 +40,19 @@ fn apply(
     text: &str,
     now_ns: u64,
     events_published: bool,
+    clock_ns: impl FnOnce() -> u64,
 ) -> Result<Value, (&'static str, &'static str)> {
     let value: Value = serde_json::from_str(text).map_err(|_| ("bad-json", "messages are JSON objects"))?;
     let object = value.as_object().ok_or(("bad-json", "messages are JSON objects"))?;
-    let known = ["subscribe", "unsubscribe", "interval_ms"];
+    let known = ["subscribe", "unsubscribe", "interval_ms", "clock"];
     if object.keys().any(|key| !known.contains(&key.as_str())) {
-        return Err(("unknown-field", "fields are subscribe, unsubscribe and interval_ms"));
+        return Err(("unknown-field", "fields are subscribe, unsubscribe, interval_ms and clock"));
+    }
+    if let Some(clock) = object.get("clock") {
+        if object.len() != 1 || clock.as_str() != Some("now") {
+            return Err(("unknown-message", "the clock is asked for with {\"clock\":\"now\"} alone"));
+        }
+        return Ok(json!({ "type": "clock", "now_ns": clock_ns() }));
     }
     match (object.get("subscribe"), object.get("unsubscribe")) {
         (Some(topic), None) => {
@@ -78,7 +93,7 @@ fn apply(
             }
             _ => Err(("unknown-topic", "topics are \"metrics\" and \"events\"")),
         },
-        _ => Err(("unknown-message", "send one of subscribe or unsubscribe")),
+        _ => Err(("unknown-message", "send one of subscribe, unsubscribe or clock")),
     }
 }
 
@@ -88,7 +103,7 @@ pub(super) fn error_frame(code: &str, message: &str) -> String {
 }
 
 /// `{"type":"metrics","now_ns":NOW,"metrics":{...}}`.
-pub(super) fn metrics_frame(now_ns: u64, metrics: Value) -> String {
+pub(super) fn metrics_frame(now_ns: u64, metrics: &Value) -> String {
     json!({ "type": "metrics", "now_ns": now_ns, "metrics": metrics }).to_string()
 }
 

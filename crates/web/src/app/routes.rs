@@ -23,6 +23,8 @@ pub const MAX_COMMAND_BYTES: usize = 1024;
 pub(super) enum Routed {
     /// Send this.
     Response(Response),
+    /// `GET /api/metrics` with a valid token, the backend's reading deferred.
+    Metrics,
     /// Run this command line with these capabilities (a valid body, a valid token).
     Command { line: String, capabilities: sis_shell::Capabilities },
     /// Switch to WebSocket for this token.
@@ -48,7 +50,10 @@ pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &Re
         Err(response) => return Routed::Response(response),
     };
     match *path {
-        "/api/metrics" => Routed::Response(Response::json(200, &backend.metrics(now_ns))),
+        "/api/metrics" => match backend.metrics(now_ns) {
+            Some(metrics) => Routed::Response(Response::json(200, &metrics)),
+            None => Routed::Metrics,
+        },
         "/api/command" => match command_line(&request.body) {
             Ok(line) => Routed::Command { line, capabilities: token.role.capabilities() },
             Err(message) => Routed::Response(Response::error(400, "bad-command-body", message)),

@@ -11,21 +11,27 @@ use super::{client_frame, UPGRADE};
 use crate::token::SECRET_BYTES;
 use crate::{App, AppConfig, AppError, Backend, CommandReply, ConnectionId, Limits, Role};
 
-/// A kernel stand-in: metrics carry the time asked for; `mkdir` needs FILES and `reboot` needs ADMIN, as in
-/// the registry; a line starting `slow` is deferred (run elsewhere, answered later); every clock read advances
-/// 1 µs.
+/// A kernel stand-in: metrics carry the time asked for (or, with `defer_metrics`, are deferred and counted);
+/// `mkdir` needs FILES and `reboot` needs ADMIN, as in the registry; a line starting `slow` is deferred (run
+/// elsewhere, answered later); every clock read advances 1 µs.
 #[derive(Debug, Default)]
-struct FakeKernel {
+pub(super) struct FakeKernel {
     clock_ns: u64,
-    metrics_reads: u64,
+    pub(super) metrics_reads: u64,
+    pub(super) defer_metrics: bool,
+    pub(super) metrics_deferred: u64,
     lines: Vec<(String, Capabilities)>,
     deferred: Vec<(ConnectionId, String)>,
 }
 
 impl Backend for FakeKernel {
-    fn metrics(&mut self, now_ns: u64) -> Value {
+    fn metrics(&mut self, now_ns: u64) -> Option<Value> {
+        if self.defer_metrics {
+            self.metrics_deferred += 1;
+            return None;
+        }
         self.metrics_reads += 1;
-        json!({ "uptime_ns": now_ns, "reads": self.metrics_reads })
+        Some(json!({ "uptime_ns": now_ns, "reads": self.metrics_reads }))
     }
 
     fn command(&mut self, connection: ConnectionId, line: &str, capabilities: Capabilities) -> Option<CommandReply> {
@@ -56,16 +62,16 @@ impl Backend for FakeKernel {
     }
 }
 
-struct Setup {
-    app: App,
-    kernel: FakeKernel,
-    viewer: String,
+pub(super) struct Setup {
+    pub(super) app: App,
+    pub(super) kernel: FakeKernel,
+    pub(super) viewer: String,
     operator: String,
-    admin: String,
+    pub(super) admin: String,
 }
 
 /// An app with a viewer, an operator and an admin token; the kernel stand-in publishes events.
-fn setup(config: AppConfig) -> Setup {
+pub(super) fn setup(config: AppConfig) -> Setup {
     let mut app = App::new(AppConfig { events_published: true, ..config });
     let mut token = |role, byte| app.create_token(role, [byte; SECRET_BYTES], 0).unwrap().1;
     let viewer = token(Role::Viewer, 1);
@@ -109,7 +115,7 @@ impl Setup {
     }
 
     /// Opens a WebSocket with `query` on `/ws`; returns its id with the 101 drained.
-    fn websocket(&mut self, now_ns: u64, query: &str) -> ConnectionId {
+    pub(super) fn websocket(&mut self, now_ns: u64, query: &str) -> ConnectionId {
         let id = self.app.open(now_ns).unwrap();
         let upgrade = UPGRADE.replace("GET /ws ", &alloc::format!("GET /ws{query} "));
         self.app.receive(&mut self.kernel, id, now_ns, upgrade.as_bytes()).unwrap();
@@ -122,13 +128,13 @@ impl Setup {
         id
     }
 
-    fn say(&mut self, id: ConnectionId, now_ns: u64, text: &str) {
+    pub(super) fn say(&mut self, id: ConnectionId, now_ns: u64, text: &str) {
         let frame = client_frame(0x81, text.as_bytes());
         self.app.receive(&mut self.kernel, id, now_ns, &frame).unwrap();
     }
 
     /// The text frames a connection has queued, drained.
-    fn frames(&mut self, id: ConnectionId) -> Vec<Value> {
+    pub(super) fn frames(&mut self, id: ConnectionId) -> Vec<Value> {
         let mut bytes = self.app.pending_output(id).to_vec();
         self.app.consume(&mut self.kernel, id, 0, usize::MAX);
         let mut frames = Vec::new();
@@ -289,6 +295,21 @@ fn metrics_subscription_pushes_on_its_interval() {
 }
 
 #[test]
+fn the_clock_message_answers_with_the_backend_clock_read_while_answering() {
+    let mut setup = setup(AppConfig::default());
+    let token = setup.viewer.clone();
+    let id = setup.websocket(0, &alloc::format!("?token={token}"));
+    let before = setup.kernel.clock_ns;
+    // The turn's time (5 µs) is not the answer: the clock is read when the message is handled.
+    setup.say(id, 5_000, r#"{"clock":"now"}"#);
+    assert_eq!(setup.frames(id), [json!({ "type": "clock", "now_ns": before + 1_000 })]);
+    assert_eq!(
+        *setup.app.session(id).unwrap(),
+        crate::Session { token: Some(crate::TokenId(1)), ..Default::default() }
+    );
+}
+
+#[test]
 fn bad_messages_get_error_frames_and_change_nothing() {
     let mut setup = setup(AppConfig::default());
     let token = setup.viewer.clone();
@@ -304,6 +325,8 @@ fn bad_messages_get_error_frames_and_change_nothing() {
         (r#"{"subscribe":"events","x":1}"#, "unknown-field"),
         (r#"{}"#, "unknown-message"),
         (r#"{"subscribe":"events","unsubscribe":"events"}"#, "unknown-message"),
+        (r#"{"clock":"later"}"#, "unknown-message"),
+        (r#"{"clock":"now","subscribe":"events"}"#, "unknown-message"),
     ];
     for (text, code) in cases {
         setup.say(id, 0, text);

@@ -10,7 +10,7 @@ use crate::phases::Verdict;
 use crate::web::Ending;
 
 /// Sockets the server's listener has (the kernel's `LISTENER_SOCKETS`).
-const LISTENER_SOCKETS: u64 = 16;
+const LISTENER_SOCKETS: u64 = 64;
 /// The sections of `GET /api/metrics` and of every metrics frame.
 pub(super) const SECTIONS: [&str; 8] =
     ["autonomy", "block", "memory", "network", "scheduler", "threads", "uptime_ns", "workload"];
