@@ -236,6 +236,9 @@ impl Listener {
             let drained = service.output(slot).is_empty() && socket.send_queue() == 0;
             if socket.may_send() && service.closing(slot) && drained {
                 socket.close();
+                // No more keep-alive probes: a peer that never closes its side (its connection half-closed and
+                // silent) is dropped by the timeout instead of holding the slot for as long as it acknowledges.
+                socket.set_keep_alive(None);
                 moved = true;
             }
             if !socket.is_active() {
@@ -253,6 +256,7 @@ impl Listener {
             socket.abort();
         }
         if socket.state() == tcp::State::Closed {
+            socket.set_keep_alive(Some(smoltcp::time::Duration::from_secs(KEEP_ALIVE_S)));
             let _ = socket.listen(self.config.port);
         }
         moved

@@ -850,6 +850,40 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_the_server_closed_ends_within_the_timeout_though_the_peer_never_closes_its_side() {
+        // Regression: keep-alive probes, which the half-closed peer acknowledges, kept a connection the server had
+        // closed (a slowloris client answered 408) in FIN-WAIT-2 for as long as the peer stayed, holding the slot.
+        let (mut server, mut client) = pair(0);
+        let id = listening(&mut server, 1);
+        let mut service = Upper::new(1, usize::MAX);
+        client.connect_to(SERVICE_PORT);
+        let (mut now_ns, open) = serve_until(&mut server, id, &mut service, &mut client, 0, 1_000, |_, client| {
+            client.socket().state() == tcp::State::Established
+        });
+        assert!(open);
+        service.closing[0] = true;
+        let closed_at = now_ns;
+        let timeout_ns = UNACKNOWLEDGED_TIMEOUT_S * 1_000_000_000;
+        while service.events.len() < 2 && now_ns < closed_at + 4 * timeout_ns {
+            client.poll(now_ns);
+            server.serve(id, now_ns, &mut service).unwrap();
+            now_ns += 100_000_000;
+        }
+        // The peer saw the FIN and keeps its own side open (CLOSE-WAIT) without a word.
+        assert_eq!(service.events, [("opened", 0), ("closed", 0)]);
+        assert!(now_ns <= closed_at + timeout_ns + 200_000_000, "ended {} ms after", (now_ns - closed_at) / 1_000_000);
+        // The slot listens again, with keep-alive for its next connection.
+        let mut next = Upper::new(1, usize::MAX);
+        client.socket().abort();
+        client.poll(now_ns);
+        client.connect_to(SERVICE_PORT);
+        let (_, reopened) = serve_until(&mut server, id, &mut next, &mut client, now_ns, 1_000, |_, client| {
+            client.socket().state() == tcp::State::Established
+        });
+        assert!(reopened);
+    }
+
+    #[test]
     fn an_idle_connection_outlives_the_timeout_and_one_whose_peer_vanished_does_not() {
         // Regression: the timeout counts from the peer's last segment, so an idle connection (a WebSocket
         // waiting for events, a keep-alive HTTP connection) was aborted after 30 s of silence although its peer
