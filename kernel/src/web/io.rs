@@ -172,6 +172,10 @@ impl TcpService for IoTable {
         if let Some(io) = self.slots.get_mut(slot) {
             let count = count.min(io.outbound.len());
             io.outbound.drain(..count);
+            if io.outbound.is_empty() {
+                // Sent: the buffer's memory goes back, so the heap returns to its level after a burst.
+                io.outbound = Vec::new();
+            }
         }
     }
 

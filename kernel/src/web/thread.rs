@@ -325,6 +325,9 @@ fn feed(server: &mut Server, backend: &mut KernelBackend, now: u64) -> bool {
         }
         let taken = server.app.receive(backend, link.id, now, &link.leftover).unwrap_or(link.leftover.len());
         link.leftover.drain(..taken);
+        if link.leftover.is_empty() {
+            link.leftover = Vec::new();
+        }
         IO.lock().release(*slot, link.generation, taken);
         waiting |= taken > 0 && !link.leftover.is_empty();
     }
