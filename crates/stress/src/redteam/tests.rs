@@ -496,3 +496,15 @@ fn the_stack_answers_well_formed_frames_so_silence_means_dropped() {
     assert_eq!(target.stack.oversize_dropped(), 1);
     assert_eq!(target.stack.io().stats().injected_frames, 3);
 }
+
+#[test]
+fn the_heap_leaks_only_by_growing_and_every_other_resource_by_any_change() {
+    let before =
+        Resources { heap_used_bytes: 1_000, heap_allocations: 10, threads: 3, vfs_nodes: 2, ..Resources::default() };
+    let freed = Resources { heap_used_bytes: 900, heap_allocations: 9, ..before };
+    assert_eq!(before.differences(&freed), []);
+    let grown = Resources { heap_used_bytes: 1_001, ..before };
+    assert_eq!(before.differences(&grown), [("heap_used_bytes", 1_000, 1_001)]);
+    let fewer_threads = Resources { threads: 2, vfs_nodes: 3, ..before };
+    assert_eq!(before.differences(&fewer_threads), [("threads", 3, 2), ("vfs_nodes", 2, 3)]);
+}
