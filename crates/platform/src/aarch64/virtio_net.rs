@@ -2,10 +2,11 @@
 //!
 //! The driver owns [`NET_QUEUE_SIZE`] receive buffers that stay posted to the
 //! device; a received frame is copied out and its buffer posted again at
-//! once. A send is queued and not waited for: up to [`NET_QUEUE_SIZE`] frames
-//! are in flight, their buffers kept until the device reports them used (read
-//! at the next send or receive); only a send that finds every descriptor in
-//! flight waits for the oldest. QEMU's virtio-net transmits from a bottom half
+//! once. A send is queued and not waited for: frames are copied into
+//! [`NET_QUEUE_SIZE`] transmit buffers allocated once (so the heap does not
+//! change with traffic) and are in flight until the device reports them used
+//! (read at the next send or receive); only a send that finds every descriptor
+//! in flight waits for the oldest. QEMU's virtio-net transmits from a bottom half
 //! of its main loop, not within the guest's notify, so waiting for each frame
 //! (what `VirtIONet::send` does) cost the network thread a main-loop wake-up per
 //! segment: measured with `cargo xtask bench web`, 600-860 µs of its CPU per
@@ -26,8 +27,8 @@ use super::virtio::{claim_line, SisHal, LINES};
 pub const NET_QUEUE_SIZE: usize = 32;
 /// Bytes of one receive buffer: the virtio-net header and a full Ethernet frame fit.
 const RECEIVE_BUFFER_BYTES: usize = 2048;
-/// Room for the virtio-net header in front of a transmitted frame (12 bytes, 10 with the legacy header).
-const HEADER_ROOM: usize = 12;
+/// Bytes of one transmit buffer: the virtio-net header (12 bytes, 10 with the legacy one) and a full frame fit.
+const TRANSMIT_BUFFER_BYTES: usize = 2048;
 
 /// Driver counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,8 +50,11 @@ pub struct VirtioNet {
     driver: VirtIONetRaw<SisHal, MmioTransport<'static>, NET_QUEUE_SIZE>,
     /// Receive buffers posted to the device, by the token `receive_begin` gave them.
     receiving: [Option<Vec<u8>>; NET_QUEUE_SIZE],
-    /// Frames handed to the device and not yet reported used, by token (header in front).
-    sending: [Option<Vec<u8>>; NET_QUEUE_SIZE],
+    /// Frames handed to the device and not yet reported used, by token: the buffer (header in front) and the
+    /// length handed over.
+    sending: [Option<(Vec<u8>, usize)>; NET_QUEUE_SIZE],
+    /// Transmit buffers not in flight.
+    idle: Vec<Vec<u8>>,
     line: usize,
     base: u64,
     intid: u32,
@@ -109,21 +113,23 @@ impl VirtioNet {
         driver.enable_interrupts();
         gic::enable_interrupt(intid);
         let sending = core::array::from_fn(|_| None);
-        Ok(VirtioNet { driver, receiving, sending, line, base, intid, stats: NetDriverStats::default() })
+        let idle = (0..NET_QUEUE_SIZE).map(|_| alloc::vec![0u8; TRANSMIT_BUFFER_BYTES]).collect();
+        Ok(VirtioNet { driver, receiving, sending, idle, line, base, intid, stats: NetDriverStats::default() })
     }
 
-    /// Frees the buffers of every frame the device has reported sent.
+    /// Takes back the buffers of every frame the device has reported sent.
     fn reclaim_sent(&mut self) {
         while let Some(token) = self.driver.poll_transmit() {
-            let Some(buffer) = self.sending.get_mut(usize::from(token)).and_then(Option::take) else {
-                // A token this driver never handed out: nothing to free, and it stays at the ring's head.
+            let Some((buffer, length)) = self.sending.get_mut(usize::from(token)).and_then(Option::take) else {
+                // A token this driver never handed out: nothing to take back, and it stays at the ring's head.
                 self.stats.transmit_errors += 1;
                 return;
             };
-            // SAFETY: `buffer` is the one passed to `transmit_begin` for `token`, untouched since.
-            if unsafe { self.driver.transmit_complete(token, &buffer) }.is_err() {
+            // SAFETY: `buffer[..length]` is what was passed to `transmit_begin` for `token`, untouched since.
+            if unsafe { self.driver.transmit_complete(token, &buffer[..length]) }.is_err() {
                 self.stats.transmit_errors += 1;
             }
+            self.idle.push(buffer);
         }
     }
 
@@ -206,21 +212,28 @@ impl FrameIo for VirtioNet {
             core::hint::spin_loop();
             self.reclaim_sent();
         }
-        let mut buffer = alloc::vec![0u8; HEADER_ROOM + frame.len()];
-        let Ok(header) = self.driver.fill_buffer_header(&mut buffer) else {
+        let Some(mut buffer) = self.idle.pop() else {
             self.stats.transmit_errors += 1;
             return false;
         };
-        buffer.truncate(header + frame.len());
-        buffer[header..].copy_from_slice(frame);
-        // SAFETY: the buffer's heap block is kept in `sending` under the returned token and not touched until
-        // the device reports it used (`reclaim_sent`); moving the `Vec` does not move the block.
-        match unsafe { self.driver.transmit_begin(&buffer) } {
+        let header = match self.driver.fill_buffer_header(&mut buffer) {
+            Ok(header) if header + frame.len() <= buffer.len() => header,
+            _ => {
+                self.idle.push(buffer);
+                self.stats.transmit_errors += 1;
+                return false;
+            }
+        };
+        let length = header + frame.len();
+        buffer[header..length].copy_from_slice(frame);
+        // SAFETY: the buffer's heap block is kept in `sending` under the returned token and not touched until the
+        // device reports it used (`reclaim_sent`); moving the `Vec` does not move the block.
+        match unsafe { self.driver.transmit_begin(&buffer[..length]) } {
             // A token is a descriptor index, below the queue size: `sending` has a slot for every one. Were it not,
-            // the buffer is leaked rather than freed under the device.
+            // the buffer is leaked rather than reused under the device.
             Ok(token) => match self.sending.get_mut(usize::from(token)) {
                 Some(slot) => {
-                    *slot = Some(buffer);
+                    *slot = Some((buffer, length));
                     self.stats.transmitted_frames += 1;
                     true
                 }
@@ -231,6 +244,7 @@ impl FrameIo for VirtioNet {
                 }
             },
             Err(_) => {
+                self.idle.push(buffer);
                 self.stats.transmit_errors += 1;
                 false
             }
