@@ -318,7 +318,8 @@ impl App {
     /// Answers every `GET /api/metrics` waiting for a reading with `metrics` (serialized once), then sends it to
     /// every WebSocket whose push is due. Each answered connection then goes on with what it sent behind its
     /// request (a pipelined `GET /api/metrics` waits for the next reading: every answer is read after its
-    /// request arrived).
+    /// request arrived). `now_ns` is when the reading began: pushed frames carry it as their `now_ns`, so a
+    /// frame's figures were read at or after it, and pushes due only after it wait for the next reading.
     pub fn supply_metrics(&mut self, backend: &mut dyn Backend, metrics: &Value, now_ns: u64) -> MetricsSupplied {
         let waiting: Vec<(ConnectionId, u64)> = self
             .awaiting

@@ -228,7 +228,8 @@ fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>)
         let now = time::now_ns();
         let mut guard = SERVER.lock();
         if let Some(server) = guard.as_mut() {
-            let supplied = server.app.supply_metrics(&mut backend, &reading, now);
+            // Frames carry the reading's start as their time: their figures were read at or after it.
+            let supplied = server.app.supply_metrics(&mut backend, &reading, started);
             server.metrics.record(now.saturating_sub(started), supplied);
             let (more, waiting) = drain(server, &mut backend, now);
             moved |= more;
