@@ -733,6 +733,23 @@ mod tests {
         (now_ns, false)
     }
 
+    /// Connects the client to the service from `now_ns` and serves until the connection is established; returns
+    /// the time it was.
+    fn established(
+        server: &mut NetStack<FaultInjector<WireEnd>>,
+        id: ListenerId,
+        service: &mut Upper,
+        client: &mut Client,
+        now_ns: u64,
+    ) -> u64 {
+        client.connect_to(SERVICE_PORT);
+        let (now_ns, open) = serve_until(server, id, service, client, now_ns, 1_000, |_, client| {
+            client.socket().state() == tcp::State::Established
+        });
+        assert!(open, "the connection was established");
+        now_ns
+    }
+
     fn take_received(client: &mut Client, into: &mut Vec<u8>) {
         let socket = client.socket();
         while socket.can_recv() {
@@ -856,11 +873,7 @@ mod tests {
         let (mut server, mut client) = pair(0);
         let id = listening(&mut server, 1);
         let mut service = Upper::new(1, usize::MAX);
-        client.connect_to(SERVICE_PORT);
-        let (mut now_ns, open) = serve_until(&mut server, id, &mut service, &mut client, 0, 1_000, |_, client| {
-            client.socket().state() == tcp::State::Established
-        });
-        assert!(open);
+        let mut now_ns = established(&mut server, id, &mut service, &mut client, 0);
         service.closing[0] = true;
         let closed_at = now_ns;
         let timeout_ns = UNACKNOWLEDGED_TIMEOUT_S * 1_000_000_000;
@@ -876,11 +889,7 @@ mod tests {
         let mut next = Upper::new(1, usize::MAX);
         client.socket().abort();
         client.poll(now_ns);
-        client.connect_to(SERVICE_PORT);
-        let (_, reopened) = serve_until(&mut server, id, &mut next, &mut client, now_ns, 1_000, |_, client| {
-            client.socket().state() == tcp::State::Established
-        });
-        assert!(reopened);
+        established(&mut server, id, &mut next, &mut client, now_ns);
     }
 
     #[test]
@@ -891,11 +900,7 @@ mod tests {
         let (mut server, mut client) = pair(0);
         let id = listening(&mut server, 1);
         let mut service = Upper::new(1, usize::MAX);
-        client.connect_to(SERVICE_PORT);
-        let (mut now_ns, open) = serve_until(&mut server, id, &mut service, &mut client, 0, 1_000, |_, client| {
-            client.socket().state() == tcp::State::Established
-        });
-        assert!(open);
+        let mut now_ns = established(&mut server, id, &mut service, &mut client, 0);
         let timeout_ns = UNACKNOWLEDGED_TIMEOUT_S * 1_000_000_000;
         let idle_until = now_ns + 4 * timeout_ns;
         while now_ns < idle_until {
@@ -945,11 +950,7 @@ mod tests {
         let id = listening(&mut server, 1);
         assert_eq!(server.listen(config(SERVICE_PORT, 1, 4096)), Err(ListenError::PortInUse { port: SERVICE_PORT }));
         let mut service = Upper::new(1, usize::MAX);
-        client.connect_to(SERVICE_PORT);
-        let (now_ns, open) = serve_until(&mut server, id, &mut service, &mut client, 0, 1_000, |_, client| {
-            client.socket().state() == tcp::State::Established
-        });
-        assert!(open);
+        let now_ns = established(&mut server, id, &mut service, &mut client, 0);
         assert_eq!(server.listener_stats(id).unwrap().open, 1);
         let stats = server.close_listener(id, Some(&mut service), now_ns).unwrap();
         assert_eq!((stats.accepted, stats.ended, stats.open), (1, 1, 0));
