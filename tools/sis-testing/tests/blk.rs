@@ -92,7 +92,9 @@ fn during_a_stall_writers_wait_and_no_write_is_lost() {
     let written = sis_testing::parse_json_reply(&output.text).unwrap();
     assert_eq!(written["ok"], true, "{written}");
     let waited_ns = number(&written, "/waited_ns");
-    assert!((1_000_000_000..=1_500_000_000).contains(&waited_ns), "waited {waited_ns} ns");
+    // At most the stall, plus the writer's wake-up after it ends: a guest timer on a loaded 2-core host wakes a
+    // thread late by up to tens of ms (once 1.2 ms past the stall here, with other QEMUs running).
+    assert!((1_000_000_000..=1_550_000_000).contains(&waited_ns), "waited {waited_ns} ns");
     assert!(number(&written, "/elapsed_ns") >= waited_ns);
     assert!(output.latency.as_nanos() as u64 >= waited_ns, "the command returned only after the stall");
     for lba in 14..24 {
