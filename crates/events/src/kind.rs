@@ -105,3 +105,17 @@ pub enum Kind {
         confidence_per_mille: u16,
     },
 }
+
+impl Kind {
+    /// The `kind` field it serializes with, e.g. `stress.progress`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::StressStarted { .. } => "stress.started",
+            Kind::StressProgress { .. } => "stress.progress",
+            Kind::StressFinished { .. } => "stress.finished",
+            Kind::ChaosEvent { .. } => "chaos.event",
+            Kind::Oom { .. } => "memory.oom",
+            Kind::Intervention { .. } => "autonomy.intervention",
+        }
+    }
+}

@@ -207,3 +207,27 @@ fn a_run_of_parts_reports_the_share_of_parts_done() {
         Kind::StressProgress { run: 2, test: "compare", percent: Some(100), elapsed_ms: 12 }
     );
 }
+
+#[test]
+fn every_kind_is_named_as_it_serializes() {
+    let (mut run, started) = RunProgress::start(1, "chaos", 2, Some(10), 0);
+    let kinds = [
+        started,
+        run.progress(MS).unwrap(),
+        run.finish(2 * MS, Outcome::Passed, None),
+        Kind::ChaosEvent {
+            run: 1,
+            index: 1,
+            event: "memory_spike",
+            fault: None,
+            recovered: true,
+            recovery_us: Some(5),
+            failure: None,
+        },
+        OomCoalescer::new(1).observe(0, 1, 8).unwrap(),
+        intervention(1),
+    ];
+    for kind in kinds {
+        assert_eq!(serde_json::to_value(&kind).unwrap()["kind"], kind.name());
+    }
+}

@@ -100,9 +100,5 @@ fn line(event: &Event) -> String {
             "decision #{decision} (interval {interval}) on {subsystem:?}: {directive:?}, confidence {confidence_per_mille} per mille"
         ),
     };
-    let kind = serde_json::to_value(&event.kind)
-        .ok()
-        .and_then(|value| value.get("kind").and_then(|kind| kind.as_str().map(String::from)))
-        .unwrap_or_default();
-    alloc::format!("#{} at {} ms {kind} {what}", event.seq, event.at_ms)
+    alloc::format!("#{} at {} ms {} {what}", event.seq, event.at_ms, event.kind.name())
 }
