@@ -7,10 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sis_testing::web::{Request, WebClient};
 
 struct Sisd {
     child: Child,
-    base: String,
+    client: WebClient,
 }
 
 impl Sisd {
@@ -24,28 +25,25 @@ impl Sisd {
             .spawn()
             .expect("sisd starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
+        let address = loop {
             let line = lines.next().expect("sisd printed its URL").unwrap();
-            if let Some(url) = line.strip_prefix("sisd: dashboard at ") {
-                break url.trim_end_matches('/').to_string();
+            if let Some(url) = line.strip_prefix("sisd: dashboard at http://") {
+                break url.trim_end_matches('/').parse().expect("sisd's address");
             }
         };
         // Keep draining its output so it never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Sisd { child, base }
+        Sisd { child, client: WebClient::new(address) }
     }
 
     /// curl: status and body.
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let mut command = Command::new("curl");
-        command.args(["-s", "--max-time", "60", "-w", "\n%{http_code}", "-X", method]);
+        let mut request = Request::new(method, path);
         if let Some(body) = body {
-            command.args(["-H", "Content-Type: application/json", "--data-binary", body]);
+            request = request.body(body).header("Content-Type: application/json");
         }
-        let output = command.arg(format!("{}{path}", self.base)).output().expect("curl runs");
-        let text = String::from_utf8(output.stdout).unwrap();
-        let (body, status) = text.rsplit_once('\n').unwrap();
-        (status.trim().parse().unwrap_or_else(|_| panic!("{text:?}")), body.to_string())
+        let transfer = self.client.send(&request).unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        (transfer.status, transfer.body)
     }
 
     fn json(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
