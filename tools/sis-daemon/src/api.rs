@@ -81,8 +81,7 @@ async fn history(
             )
         })?,
     };
-    let runs = daemon.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner).history(limit);
-    Ok(Json(json!({ "runs": runs.map_err(ApiError::database)? })))
+    daemon.history(limit).map(Json)
 }
 
 async fn full(State(daemon): State<Arc<Daemon>>, UrlPath(test_id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
@@ -130,16 +129,15 @@ async fn stream(State(daemon): State<Arc<Daemon>>) -> Sse<impl Stream<Item = Res
 
 async fn system(State(daemon): State<Arc<Daemon>>) -> Result<Json<Value>, ApiError> {
     let kernel = daemon.kernel_if_booted().await;
-    let schema = daemon.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner).schema_version();
-    let current = daemon.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let (schema, current_run) = daemon.state()?;
     Ok(Json(json!({
         "kernel": kernel.map(|kernel| json!({
             "running": kernel.running(),
             "address": kernel.address.to_string(),
             "qemu_pid": kernel.pid(),
         })),
-        "schema_version": schema.map_err(ApiError::database)?,
+        "schema_version": schema,
         "data_dir": daemon.data_dir,
-        "current_run": current.map(|current| current.id),
+        "current_run": current_run,
     })))
 }

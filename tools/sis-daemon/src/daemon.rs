@@ -30,9 +30,9 @@ pub struct LiveMessage {
 /// The daemon.
 pub struct Daemon {
     /// Run history.
-    pub db: Mutex<Db>,
+    db: Mutex<Db>,
     /// The run under way.
-    pub current: Mutex<Option<Current>>,
+    current: Mutex<Option<Current>>,
     /// The live stream (samples, events, run changes) to every browser.
     pub live: broadcast::Sender<LiveMessage>,
     kernel: tokio::sync::Mutex<Option<Arc<Kernel>>>,
@@ -230,6 +230,18 @@ impl Daemon {
         let samples = db.samples(id).map_err(ApiError::database)?;
         let events = db.events(id).map_err(ApiError::database)?;
         Ok(json!({ "run": row, "report": report, "samples": samples, "events": events }))
+    }
+
+    /// `GET /api/stress/history`: the last `limit` runs, newest first.
+    pub fn history(&self, limit: u64) -> Result<Value, ApiError> {
+        let runs = lock(&self.db).history(limit).map_err(ApiError::database)?;
+        Ok(json!({ "runs": runs }))
+    }
+
+    /// The history's schema version and the run under way.
+    pub fn state(&self) -> Result<(i64, Option<i64>), ApiError> {
+        let schema = lock(&self.db).schema_version().map_err(ApiError::database)?;
+        Ok((schema, lock(&self.current).as_ref().map(|current| current.id)))
     }
 
     /// The CSV export of run `id`.
