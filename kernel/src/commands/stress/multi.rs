@@ -30,8 +30,8 @@ pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
         .validate()
         .map_err(|error| ShellError::new(sis_shell::codes::OUT_OF_RANGE, alloc::format!("{error}")))?;
     let loaded_config = flood_config(&invocation.args, flood_seed(memory_config.seed));
-    // The flood's baseline runs a quarter of the duration before memory and flood run together.
-    let duration_ms = memory_config.duration_ms + (loaded_config.duration_ms / 4).max(1);
+    // The flood's baseline runs before memory and flood run together.
+    let duration_ms = memory_config.duration_ms + baseline_ms(&loaded_config);
     crate::events::stress_run("multi", memory_config.seed, Some(duration_ms), |stress| {
         let report = run_multi(memory_config, loaded_config, kernel, &mut |line| {
             invocation.progress(line);
@@ -51,6 +51,11 @@ pub fn multi(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
     })
 }
 
+/// Run time of the flood's baseline: a quarter of the loaded flood's.
+fn baseline_ms(loaded: &FloodConfig) -> u64 {
+    (loaded.duration_ms / 4).max(1)
+}
+
 /// Runs the baseline flood, then memory and flood together; prints progress through `progress`.
 pub fn run_multi(
     memory_config: StressTestConfig,
@@ -58,7 +63,7 @@ pub fn run_multi(
     kernel: &Kernel,
     progress: &mut dyn FnMut(&str),
 ) -> Result<MultiReport, ShellError> {
-    let baseline_config = FloodConfig { duration_ms: (loaded_config.duration_ms / 4).max(1), ..loaded_config };
+    let baseline_config = FloodConfig { duration_ms: baseline_ms(&loaded_config), ..loaded_config };
     progress("=== Multi-Subsystem Stress Test ===");
     progress(&alloc::format!(
         "Duration: {} ms (plus a {} ms baseline of the flood alone)\nSeed: {} (flood stream {})",
