@@ -21,6 +21,10 @@ mod error;
 mod layout;
 mod matmul;
 mod ops;
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
+mod tests;
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
