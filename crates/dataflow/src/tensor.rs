@@ -16,11 +16,15 @@
 //! - [`Tensor::matmul`] runs on the installed [`sis_ai::VectorUnit`] (the FPU in the kernel), whose layer
 //!   loop gives the reference loop's bits; `matmul.rs` shows why.
 
+#[cfg(test)]
+mod accounting;
 mod budget;
 mod error;
 mod layout;
 mod matmul;
 mod ops;
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
