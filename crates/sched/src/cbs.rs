@@ -428,6 +428,14 @@ impl Scheduler for CbsEdf {
         "cbs-edf"
     }
 
+    fn set_priority(&mut self, thread: ThreadId, priority: u8) -> bool {
+        self.best_effort.set_priority(thread, priority)
+    }
+
+    fn priority(&self, thread: ThreadId) -> u8 {
+        self.best_effort.priority(thread)
+    }
+
     fn enqueue(&mut self, thread: ThreadId, now_ns: u64) {
         self.refresh(now_ns);
         let Some(server) = self.servers.get_mut(thread) else {

@@ -84,4 +84,21 @@ pub trait Scheduler: Send {
     fn utilization(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Sets a best-effort thread's priority ([`MIN_PRIORITY`]..=[`MAX_PRIORITY`]): its time slice is
+    /// `priority` base slices, so among threads that never block its CPU share is its priority over the sum
+    /// of theirs. Returns whether the policy applied it. [`DEFAULT_PRIORITY`] forgets the thread.
+    fn set_priority(&mut self, _thread: ThreadId, _priority: u8) -> bool {
+        false
+    }
+    /// A best-effort thread's priority ([`DEFAULT_PRIORITY`] unless set).
+    fn priority(&self, _thread: ThreadId) -> u8 {
+        DEFAULT_PRIORITY
+    }
 }
+
+/// Lowest best-effort priority, and every thread's until it is set: one base time slice.
+pub const DEFAULT_PRIORITY: u8 = 1;
+/// Lowest best-effort priority.
+pub const MIN_PRIORITY: u8 = 1;
+/// Highest best-effort priority: eight base time slices per turn.
+pub const MAX_PRIORITY: u8 = 8;

@@ -2,13 +2,16 @@
 
 use alloc::collections::VecDeque;
 
-use crate::{Scheduler, ThreadId};
+use alloc::vec::Vec;
 
-/// FIFO round-robin policy with a fixed time slice.
+use crate::{Scheduler, ThreadId, DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY};
+
+/// FIFO round-robin policy with a time slice per priority.
 ///
-/// A thread runs until it blocks or has used `slice_ns` of CPU time since it
-/// was last picked while another thread is waiting; then it goes to the back of
-/// the queue. A thread alone on the CPU is never preempted.
+/// A thread runs until it blocks or has used its slice (`slice_ns` times its
+/// priority, 1 unless set) of CPU time since it was last picked while another
+/// thread is waiting; then it goes to the back of the queue. A thread alone on
+/// the CPU is never preempted.
 #[derive(Debug)]
 pub struct RoundRobin {
     slice_ns: u64,
@@ -19,12 +22,21 @@ pub struct RoundRobin {
     /// resumes its slice rather than starting a fresh one, or a higher class preempting it more often than
     /// once a slice would let it starve every other thread in this queue.
     resumed: Option<(ThreadId, u64)>,
+    /// Threads whose priority is not [`DEFAULT_PRIORITY`]; capacity reserved up front, so setting one
+    /// allocates only beyond the thread capacity.
+    priorities: Vec<(ThreadId, u8)>,
 }
 
 impl RoundRobin {
     /// Creates the policy with a time slice of `slice_ns` (clamped to at least 1 µs).
     pub fn new(slice_ns: u64) -> Self {
-        RoundRobin { slice_ns: slice_ns.max(1_000), queue: VecDeque::new(), running: None, resumed: None }
+        RoundRobin {
+            slice_ns: slice_ns.max(1_000),
+            queue: VecDeque::new(),
+            running: None,
+            resumed: None,
+            priorities: Vec::new(),
+        }
     }
 
     /// Creates the policy with room for `capacity` queued threads, so enqueueing
@@ -32,6 +44,7 @@ impl RoundRobin {
     pub fn with_capacity(slice_ns: u64, capacity: usize) -> Self {
         let mut policy = Self::new(slice_ns);
         policy.queue.reserve(capacity);
+        policy.priorities.reserve(capacity);
         policy
     }
 
@@ -48,6 +61,11 @@ impl RoundRobin {
         }
         self.queue.push_front(thread);
         self.resumed = Some((thread, self.used_ns(thread)));
+    }
+
+    /// The slice of `thread`: its priority times the base slice.
+    fn slice_of(&self, thread: ThreadId) -> u64 {
+        self.slice_ns.saturating_mul(u64::from(self.priority(thread)))
     }
 
     fn used_ns(&self, thread: ThreadId) -> u64 {
@@ -98,7 +116,7 @@ impl Scheduler for RoundRobin {
     }
 
     fn should_preempt(&mut self, running: ThreadId, _now_ns: u64) -> bool {
-        !self.queue.is_empty() && self.used_ns(running) >= self.slice_ns
+        !self.queue.is_empty() && self.used_ns(running) >= self.slice_of(running)
     }
 
     fn next_decision_ns(&self, running: Option<ThreadId>, now_ns: u64) -> Option<u64> {
@@ -106,12 +124,32 @@ impl Scheduler for RoundRobin {
         if self.queue.is_empty() {
             return None;
         }
-        let left = self.slice_ns.saturating_sub(self.used_ns(running));
+        let left = self.slice_of(running).saturating_sub(self.used_ns(running));
         Some(now_ns.saturating_add(left))
     }
 
     fn runnable_count(&self) -> usize {
         self.queue.len()
+    }
+
+    fn set_priority(&mut self, thread: ThreadId, priority: u8) -> bool {
+        if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+            return false;
+        }
+        let index = self.priorities.iter().position(|&(id, _)| id == thread);
+        match (index, priority == DEFAULT_PRIORITY) {
+            (Some(index), true) => {
+                self.priorities.swap_remove(index);
+            }
+            (Some(index), false) => self.priorities[index].1 = priority,
+            (None, true) => {}
+            (None, false) => self.priorities.push((thread, priority)),
+        }
+        true
+    }
+
+    fn priority(&self, thread: ThreadId) -> u8 {
+        self.priorities.iter().find(|&&(id, _)| id == thread).map_or(DEFAULT_PRIORITY, |&(_, priority)| priority)
     }
 }
 
@@ -184,6 +222,30 @@ mod tests {
         assert!(policy.dequeue(3));
         assert!(!policy.dequeue(3));
         assert_eq!(policy.pick_next(0), None);
+    }
+
+    #[test]
+    fn cpu_shares_follow_priorities() {
+        let mut policy = RoundRobin::new(SLICE);
+        assert!(policy.set_priority(1, 3));
+        assert!(policy.set_priority(2, 4));
+        let cpu = simulate(&mut policy, &[0, 1, 2], 1_000_000, 8_000);
+        // Shares 1:3:4 of 8 s, each to within one of its slices.
+        for (time, priority) in cpu.iter().zip([1u64, 3, 4]) {
+            assert!(time.abs_diff(priority * 1_000_000_000) <= priority * SLICE, "{cpu:?}");
+        }
+    }
+
+    #[test]
+    fn priorities_out_of_range_are_refused_and_the_default_forgets() {
+        let mut policy = RoundRobin::with_capacity(SLICE, 4);
+        assert!(!policy.set_priority(1, 0));
+        assert!(!policy.set_priority(1, MAX_PRIORITY + 1));
+        assert_eq!(policy.priority(1), DEFAULT_PRIORITY);
+        assert!(policy.set_priority(1, MAX_PRIORITY));
+        assert_eq!(policy.priority(1), MAX_PRIORITY);
+        assert!(policy.set_priority(1, DEFAULT_PRIORITY));
+        assert!(policy.priorities.is_empty());
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct ThreadInfo {
     pub server: Option<(ServerParams, ServerStats)>,
     /// Response-time and release-jitter figures, for deadline threads.
     pub latency: Option<ServerLatency>,
+    /// Best-effort priority (time slices per turn, [`sis_sched::DEFAULT_PRIORITY`] unless set).
+    pub priority: u8,
 }
 
 /// Why `spawn` failed.
@@ -535,6 +537,30 @@ fn change_server(
     Ok(())
 }
 
+/// Why `set_priority` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriorityError {
+    /// No live thread with this ID.
+    NoSuchThread,
+    /// Outside [`sis_sched::MIN_PRIORITY`]..=[`sis_sched::MAX_PRIORITY`], or the policy has no priorities.
+    Refused,
+}
+
+/// Sets a live best-effort thread's priority: its time slice becomes `priority` base slices. The priority
+/// goes with the thread when it exits.
+pub fn set_priority(id: ThreadId, priority: u8) -> Result<(), PriorityError> {
+    let mut guard = THREADS.lock();
+    let Some(threads) = guard.as_mut() else { return Err(PriorityError::NoSuchThread) };
+    if !threads.is_live(id) {
+        return Err(PriorityError::NoSuchThread);
+    }
+    if threads.policy.set_priority(id, priority) {
+        Ok(())
+    } else {
+        Err(PriorityError::Refused)
+    }
+}
+
 /// A live thread's deadline server parameters and counters, if it has a server.
 pub fn server(id: ThreadId) -> Option<(ServerParams, ServerStats)> {
     let guard = THREADS.lock();
@@ -617,6 +643,7 @@ pub fn snapshot() -> Vec<ThreadInfo> {
             stack_bytes: thread.stack.map_or(0, |(_, order)| sis_mm::PAGE_SIZE << order),
             server: threads.policy.server(thread.id),
             latency: threads.policy.server_latency(thread.id),
+            priority: threads.policy.priority(thread.id),
         })
         .collect()
 }
@@ -633,6 +660,7 @@ fn reap_exited() {
                 let thread = threads.list.remove(index);
                 threads.policy.dequeue(thread.id);
                 threads.policy.release(thread.id, time::now_ns());
+                threads.policy.set_priority(thread.id, sis_sched::DEFAULT_PRIORITY);
                 if let Some(stack) = thread.stack {
                     freed.push(stack);
                 }
