@@ -1,1 +1,229 @@
-//! placeholder
+//! Bounded single-producer single-consumer channels with a declared overflow policy and exact counters.
+//!
+//! A channel is a ring of `capacity` places between one [`Sender`] and one
+//! [`Receiver`]. When the ring is full, the channel's [`Overflow`] policy
+//! decides: `block` hands the item back ([`Full`]) so the producer waits for
+//! room (backpressure, nothing lost); `drop-newest` discards the offered item;
+//! `drop-oldest` discards the oldest queued item and queues the offered one.
+//!
+//! # Counters
+//! [`ChannelStats`] counts what was offered (every `try_send` that returned
+//! `Ok`), received, dropped and still queued. At any quiescent point
+//! `offered == received + dropped + queued`: an item is counted once when it
+//! is offered and once when it leaves (received, or dropped by the policy, by
+//! a send after a close or by [`Receiver::drain`]). A `Full` return is not an
+//! offer: the item went back to the caller. Blocked time is measured by the
+//! caller, who knows the clock, and added with [`Sender::add_blocked_ns`].
+//!
+//! # How it works without `unsafe`
+//! `tail` (written by the producer only) and `head` count items ever queued
+//! and ever removed; item `i` lives in slot `i & mask` while
+//! `head <= i < tail`. Each slot is a `SpinMutex<Option<T>>`, the safe way to
+//! move a `T` between threads. Under `block` and `drop-newest` the producer
+//! only fills slot `tail` once `tail - head < capacity` and the consumer only
+//! empties slot `head` once `head < tail`, so the two never touch the same
+//! slot and its lock is never contended: it costs one uncontended atomic
+//! exchange per side. The `Release` store of an index after a slot's contents
+//! change, and the `Acquire` load of it on the other side, hand the slot over.
+//! Each side caches the other's index and reloads it only when the cache says
+//! full or empty, so in a steady stream the indices' cache lines rarely move.
+//!
+//! Under `drop-oldest` a full producer removes item `head` itself, racing the
+//! consumer for it. The rule that settles it: `head` advances from `h` only by
+//! the holder of slot `h`'s lock, after checking under that lock that `head`
+//! still equals `h`. Whoever takes the lock first removes item `h` and stores
+//! `h + 1` before unlocking; the other then reads `head != h` under the lock
+//! and retries (the consumer with the new head, the producer knowing there is
+//! now room). So every item is removed exactly once, and the consumer still
+//! receives items in order.
+//!
+//! # Waiting (kernel threads)
+//! The channel never blocks; a thread that must wait registers a token (its
+//! thread id) and the other side takes it after it made progress and wakes
+//! that thread. Registration and the checks it pairs with use atomics only, so
+//! they are safe inside a `block_current_until` closure with IRQs masked:
+//!
+//! ```text
+//! let mut item = item;
+//! loop {
+//!     match sender.try_send(item) {
+//!         Ok(_) => break,
+//!         Err(Full(back)) => item = back,
+//!     }
+//!     let started = now_ns();
+//!     block_current_until(|| sender.room_or_wait(current_id()));
+//!     sender.add_blocked_ns(now_ns() - started);
+//! }
+//! if let Some(consumer) = sender.take_waiting_receiver() {
+//!     wake(consumer);
+//! }
+//! ```
+//!
+//! `room_or_wait` registers first and checks second, and `take_waiting_*`
+//! fences after the index store, so on several CPUs too a side either sees
+//! the progress or the other sees the token: no wake-up is lost. `try_send`
+//! and `try_recv` may spin on a slot lock under drop-oldest and must not run
+//! with IRQs masked.
+
+mod receiver;
+mod ring;
+mod sender;
+#[cfg(test)]
+mod tests;
+
+use alloc::sync::Arc;
+use core::fmt;
+
+pub use receiver::Receiver;
+use ring::Shared;
+pub use sender::Sender;
+
+/// What a channel does with an item offered while it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overflow {
+    /// The item goes back to the producer, which waits for room: nothing is lost.
+    Block,
+    /// The offered item is discarded.
+    DropNewest,
+    /// The oldest queued item is discarded and the offered one queued.
+    DropOldest,
+}
+
+impl Overflow {
+    /// Every policy, in declaration order.
+    pub const ALL: [Overflow; 3] = [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest];
+
+    /// The policy's name: `block`, `drop-newest` or `drop-oldest` (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Overflow::Block => "block",
+            Overflow::DropNewest => "drop-newest",
+            Overflow::DropOldest => "drop-oldest",
+        }
+    }
+
+    /// The policy named `text` (exactly as [`Overflow::name`] spells it).
+    pub fn parse(text: &str) -> Option<Overflow> {
+        Overflow::ALL.into_iter().find(|policy| policy.name() == text)
+    }
+}
+
+/// The largest capacity a channel may have.
+pub const MAX_CAPACITY: usize = 65_536;
+
+/// Why a channel could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelError {
+    /// The capacity is 0 or above `max`.
+    Capacity {
+        /// The capacity asked for.
+        requested: usize,
+        /// [`MAX_CAPACITY`].
+        max: usize,
+    },
+}
+
+impl ChannelError {
+    /// A stable code for JSON.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChannelError::Capacity { .. } => "bad-capacity",
+        }
+    }
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::Capacity { requested, max } => {
+                write!(formatter, "channel capacity {requested} is outside 1..={max}")
+            }
+        }
+    }
+}
+
+/// A bounded channel of `capacity` items with the given overflow policy.
+///
+/// The ring has `capacity` rounded up to a power of two slots of one cache
+/// line (64 bytes, or more when an `Option<T>` and its lock need it); only
+/// `capacity` of them are ever used at once.
+pub fn channel<T>(capacity: usize, overflow: Overflow) -> Result<(Sender<T>, Receiver<T>), ChannelError> {
+    if capacity == 0 || capacity > MAX_CAPACITY {
+        return Err(ChannelError::Capacity { requested: capacity, max: MAX_CAPACITY });
+    }
+    let shared = Arc::new(Shared::new(capacity, overflow));
+    Ok((Sender::new(Arc::clone(&shared)), Receiver::new(shared)))
+}
+
+/// What became of an offered item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sent {
+    /// The item was queued.
+    Queued,
+    /// The offered item was discarded: the channel was full under drop-newest,
+    /// or the sender was closed, or the receiver is gone.
+    DroppedNewest,
+    /// The item was queued and the oldest queued item discarded (drop-oldest, full).
+    DroppedOldest,
+}
+
+/// The item comes back: the channel is full and its policy is [`Overflow::Block`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Full<T>(pub T);
+
+impl<T> fmt::Debug for Full<T> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Full(..)")
+    }
+}
+
+/// Why [`Receiver::try_recv`] returned no item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// Nothing is queued now; more may come.
+    Empty,
+    /// Nothing is queued and the sender is closed: nothing more will come.
+    Closed,
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            TryRecvError::Empty => "the channel is empty",
+            TryRecvError::Closed => "the channel is empty and closed",
+        })
+    }
+}
+
+/// A channel's counters; `offered == received + dropped + queued` at any quiescent point.
+///
+/// Read while the other side runs, the fields are each current but not
+/// taken at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelStats {
+    /// Items the channel holds at most.
+    pub capacity: u64,
+    /// The channel's policy when full.
+    pub overflow: Overflow,
+    /// `try_send` calls that returned `Ok` (a [`Full`] return is not counted).
+    pub offered: u64,
+    /// Items the receiver got from `try_recv`.
+    pub received: u64,
+    /// Items offered that will never be received: discarded by the overflow
+    /// policy, sent after a close or after the receiver was dropped, or drained.
+    pub dropped: u64,
+    /// The part of `dropped` removed by [`Receiver::drain`] (and by dropping the receiver).
+    pub drained: u64,
+    /// Waits for room the producer reported with [`Sender::add_blocked_ns`].
+    pub blocked_count: u64,
+    /// Their total duration, as the producer measured it.
+    pub blocked_ns: u64,
+    /// The most items queued at once, read by the producer just after a send.
+    pub high_water: u64,
+    /// Items queued now.
+    pub queued: u64,
+    /// Whether the sender is closed.
+    pub closed: bool,
+}

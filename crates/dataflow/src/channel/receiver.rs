@@ -1,0 +1,131 @@
+//! The receiving end of a channel.
+
+use alloc::sync::Arc;
+use core::cell::Cell;
+use core::fmt;
+use core::sync::atomic::{fence, Ordering};
+
+use super::ring::{increment, take_waiter, Shared};
+use super::{ChannelStats, Overflow, TryRecvError};
+
+/// The receiving end of a channel; one thread at a time receives (it is `Send`, not `Sync`).
+///
+/// Dropping it drains the channel (the items count as drained) and marks it
+/// disconnected, so later sends are discarded.
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+    /// `tail` as last read; `tail` only grows, so this is a lower bound.
+    cached_tail: Cell<usize>,
+}
+
+impl<T> Receiver<T> {
+    pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
+        Receiver { shared, cached_tail: Cell::new(0) }
+    }
+
+    /// The oldest queued item; [`TryRecvError::Closed`] only once nothing is
+    /// queued and the sender is closed.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Some(item) = self.take() {
+            increment(&self.shared.consumer.0.received, 1);
+            return Ok(item);
+        }
+        if !self.shared.producer.0.closed.load(Ordering::Acquire) {
+            return Err(TryRecvError::Empty);
+        }
+        // The sender's last send happened before its close: look once more.
+        match self.take() {
+            Some(item) => {
+                increment(&self.shared.consumer.0.received, 1);
+                Ok(item)
+            }
+            None => Err(TryRecvError::Closed),
+        }
+    }
+
+    /// Registers the consumer as waiting for an item under `token` (nonzero;
+    /// 0 withdraws it). The sender hands it out once from [`Sender::take_waiting_receiver`].
+    pub fn wait_as(&self, token: u64) {
+        self.shared.producer.0.consumer_waiter.store(token, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+    }
+
+    /// For a wait condition: registers `token` as by [`Receiver::wait_as`],
+    /// then returns whether the wait is over (an item is queued, or the sender is closed).
+    pub fn item_or_wait(&self, token: u64) -> bool {
+        self.wait_as(token);
+        !self.is_empty() || self.is_closed()
+    }
+
+    /// After a receive: the producer's token if it registered as waiting for room (the registration is cleared).
+    pub fn take_waiting_sender(&self) -> Option<u64> {
+        take_waiter(&self.shared.consumer.0.producer_waiter)
+    }
+
+    /// Whether nothing is queued (atomics only: safe with IRQs masked).
+    pub fn is_empty(&self) -> bool {
+        let head = self.shared.consumer.0.head.load(Ordering::SeqCst);
+        self.shared.producer.0.tail.load(Ordering::SeqCst) <= head
+    }
+
+    /// Whether the sender is closed (items sent before may still be queued).
+    pub fn is_closed(&self) -> bool {
+        self.shared.producer.0.closed.load(Ordering::SeqCst)
+    }
+
+    /// The channel's counters.
+    pub fn stats(&self) -> ChannelStats {
+        self.shared.stats()
+    }
+
+    /// Drops every queued item and returns how many: when a graph is torn
+    /// down. They count as `dropped` (and `drained`), not as received: no
+    /// operator saw them.
+    pub fn drain(&self) -> usize {
+        let mut count = 0;
+        while let Some(item) = self.take() {
+            increment(&self.shared.consumer.0.drained, 1);
+            drop(item);
+            count += 1;
+        }
+        count
+    }
+
+    /// Removes the oldest queued item, if any.
+    fn take(&self) -> Option<T> {
+        let shared = &*self.shared;
+        loop {
+            // Under drop-oldest the producer may have advanced `head` past `cached_tail`.
+            let head = shared.consumer.0.head.load(Ordering::Acquire);
+            if head >= self.cached_tail.get() {
+                self.cached_tail.set(shared.producer.0.tail.load(Ordering::Acquire));
+                if head >= self.cached_tail.get() {
+                    return None;
+                }
+            }
+            let mut slot = shared.slot(head).lock();
+            if shared.overflow == Overflow::DropOldest && shared.consumer.0.head.load(Ordering::Acquire) != head {
+                // The producer discarded item `head` first.
+                continue;
+            }
+            let item = slot.take();
+            shared.consumer.0.head.store(head + 1, Ordering::Release);
+            drop(slot);
+            // The producer filled slot `head` before publishing a tail above it.
+            return Some(item.expect("a slot below the tail holds its item"));
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.shared.producer.0.receiver_dropped.store(true, Ordering::SeqCst);
+        self.drain();
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_struct("Receiver").field("stats", &self.stats()).finish()
+    }
+}
