@@ -6,6 +6,7 @@
 extern crate alloc;
 
 mod commands;
+mod dataflow;
 mod det;
 mod events;
 mod format;

@@ -65,6 +65,7 @@
 //! and `try_recv` may spin on a slot lock under drop-oldest and must not run
 //! with IRQs masked.
 
+mod monitor;
 mod receiver;
 mod ring;
 mod sender;
@@ -74,6 +75,7 @@ mod tests;
 use alloc::sync::Arc;
 use core::fmt;
 
+pub use monitor::Monitor;
 pub use receiver::Receiver;
 use ring::Shared;
 pub use sender::Sender;

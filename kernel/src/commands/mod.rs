@@ -6,6 +6,7 @@ mod det_command;
 mod eventctl;
 mod fault;
 pub mod files;
+mod graphctl;
 mod logctl;
 mod memory;
 pub mod net;
@@ -14,6 +15,7 @@ mod sched;
 pub mod stress;
 mod system;
 mod temporaliso;
+mod tensorctl;
 mod threads;
 mod webctl;
 
@@ -86,6 +88,8 @@ pub fn registry() -> Registry<Kernel> {
         &webctl::WEBCTL,
         &logctl::LOGCTL,
         &eventctl::EVENTCTL,
+        &graphctl::GRAPHCTL,
+        &tensorctl::TENSORCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -137,6 +141,17 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("logctl ratelimit set", Capabilities::ADMIN),
     ("logctl ratelimit on", Capabilities::ADMIN),
     ("logctl ratelimit off", Capabilities::ADMIN),
+    ("graphctl create", Capabilities::ADMIN),
+    ("graphctl add-op", Capabilities::ADMIN),
+    ("graphctl connect", Capabilities::ADMIN),
+    ("graphctl start", Capabilities::ADMIN),
+    ("graphctl stop", Capabilities::ADMIN),
+    ("graphctl destroy", Capabilities::ADMIN),
+    ("tensorctl create", Capabilities::ADMIN),
+    ("tensorctl op", Capabilities::ADMIN),
+    ("tensorctl free", Capabilities::ADMIN),
+    ("tensorctl budget", Capabilities::ADMIN),
+    ("tensorctl bench", Capabilities::ADMIN),
     ("shutdown", Capabilities::ADMIN),
     ("fault", Capabilities::ADMIN),
     ("webctl start", Capabilities::ADMIN),

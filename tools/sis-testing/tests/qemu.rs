@@ -37,6 +37,8 @@ const COMMANDS: [&str; 25] = [
     "webctl",
     "logctl",
     "eventctl",
+    "graphctl",
+    "tensorctl",
     "sleep",
     "shutdown",
     "fault",

@@ -13,7 +13,7 @@ use super::{ChannelStats, Overflow, TryRecvError};
 /// Dropping it drains the channel (the items count as drained) and marks it
 /// disconnected, so later sends are discarded.
 pub struct Receiver<T> {
-    shared: Arc<Shared<T>>,
+    pub(super) shared: Arc<Shared<T>>,
     /// `tail` as last read; `tail` only grows, so this is a lower bound.
     cached_tail: Cell<usize>,
 }
