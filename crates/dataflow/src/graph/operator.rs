@@ -71,6 +71,8 @@ pub struct OpCounters {
     pub failed: u64,
     /// Items a window holds toward its next output.
     pub held: u64,
+    /// Copies for an output that feeds several channels which the budget refused (that channel misses the item).
+    pub failed_copies: u64,
     /// Code of the last error, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<&'static str>,
@@ -297,6 +299,7 @@ impl Operator {
 
     /// Counts an item whose copy for one of several outputs the budget refused.
     pub fn count_failed_copy(&mut self, error: &TensorError) {
+        self.counters.failed_copies += 1;
         self.counters.last_error = Some(error.code());
     }
 
