@@ -14,13 +14,17 @@ use super::{ChannelStats, Overflow, TryRecvError};
 /// disconnected, so later sends are discarded.
 pub struct Receiver<T> {
     shared: Arc<Shared<T>>,
+    /// `head` as the consumer last left it (under drop-oldest the producer may advance it).
+    head: Cell<usize>,
+    /// `head % capacity`, kept without dividing.
+    index: Cell<usize>,
     /// `tail` as last read; `tail` only grows, so this is a lower bound.
     cached_tail: Cell<usize>,
 }
 
 impl<T> Receiver<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
-        Receiver { shared, cached_tail: Cell::new(0) }
+        Receiver { shared, head: Cell::new(0), index: Cell::new(0), cached_tail: Cell::new(0) }
     }
 
     /// The oldest queued item; [`TryRecvError::Closed`] only once nothing is
@@ -94,25 +98,45 @@ impl<T> Receiver<T> {
     /// Removes the oldest queued item, if any.
     fn take(&self) -> Option<T> {
         let shared = &*self.shared;
+        let drop_oldest = shared.overflow == Overflow::DropOldest;
         loop {
-            // Under drop-oldest the producer may have advanced `head` past `cached_tail`.
-            let head = shared.consumer.0.head.load(Ordering::Acquire);
+            let mut head = if drop_oldest { shared.consumer.0.head.load(Ordering::Acquire) } else { self.head.get() };
+            if head != self.head.get() {
+                // The producer discarded items: item `head` is further on.
+                self.head.set(head);
+                self.index.set(head % shared.capacity);
+            }
+            // Under drop-oldest `head` may have passed `cached_tail`.
             if head >= self.cached_tail.get() {
                 self.cached_tail.set(shared.producer.0.tail.load(Ordering::Acquire));
                 if head >= self.cached_tail.get() {
                     return None;
                 }
             }
-            let mut slot = shared.slot(head).lock();
-            if shared.overflow == Overflow::DropOldest && shared.consumer.0.head.load(Ordering::Acquire) != head {
-                // The producer discarded item `head` first.
-                continue;
+            let mut slot = shared.slot(self.index.get()).lock();
+            if drop_oldest {
+                let current = shared.consumer.0.head.load(Ordering::Acquire);
+                if current != head {
+                    // The producer discarded item `head` first. If the oldest item now
+                    // lives in the slot held (always so with one place), take it rather
+                    // than chase a producer that keeps discarding.
+                    let same_slot = current % shared.capacity == self.index.get();
+                    if !same_slot || current >= shared.producer.0.tail.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    head = current;
+                    self.head.set(current);
+                }
             }
             let item = slot.take();
             shared.consumer.0.head.store(head + 1, Ordering::Release);
             drop(slot);
-            // The producer filled slot `head` before publishing a tail above it.
-            return Some(item.expect("a slot below the tail holds its item"));
+            self.head.set(head + 1);
+            self.index.set(shared.next_index(self.index.get()));
+            // The producer filled the slot before publishing a tail above `head`,
+            // so this is `Some` (returned as it is: a large `T` is not copied again).
+            debug_assert!(item.is_some(), "a slot below the tail holds its item");
+            return item;
         }
     }
 }

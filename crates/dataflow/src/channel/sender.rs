@@ -13,6 +13,8 @@ pub struct Sender<T> {
     shared: Arc<Shared<T>>,
     /// The producer's own copy of `tail` (only it writes `tail`).
     tail: Cell<usize>,
+    /// `tail % capacity`, kept without dividing.
+    index: Cell<usize>,
     /// `head` as last read; `head` only grows, so this is a lower bound.
     cached_head: Cell<usize>,
     /// The producer's own copy of `high_water`.
@@ -21,7 +23,7 @@ pub struct Sender<T> {
 
 impl<T> Sender<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
-        Sender { shared, tail: Cell::new(0), cached_head: Cell::new(0), high_water: Cell::new(0) }
+        Sender { shared, tail: Cell::new(0), index: Cell::new(0), cached_head: Cell::new(0), high_water: Cell::new(0) }
     }
 
     /// Offers `item`; see [`Sent`] for the outcomes. Under [`Overflow::Block`]
@@ -45,18 +47,48 @@ impl<T> Sender<T> {
                 match shared.overflow {
                     Overflow::Block => return Err(Full(item)),
                     Overflow::DropNewest => return Ok(self.discard(item)),
-                    Overflow::DropOldest => {
-                        if self.discard_oldest(self.cached_head.get()) {
-                            sent = Sent::DroppedOldest;
-                        }
-                    }
+                    Overflow::DropOldest => sent = Sent::DroppedOldest,
                 }
             }
         }
-        *shared.slot(tail).lock() = Some(item);
-        shared.producer.0.tail.store(tail + 1, Ordering::Release);
+        // When full, the oldest item, `tail - capacity`, is in this slot.
+        let mut slot = shared.slot(self.index.get()).lock();
+        let oldest = if sent == Sent::DroppedOldest {
+            // Under this lock only its holder may advance `head` from `tail - capacity`.
+            let head = shared.consumer.0.head.load(Ordering::Acquire);
+            if head == tail - shared.capacity {
+                shared.consumer.0.head.store(head + 1, Ordering::Release);
+                self.cached_head.set(head + 1);
+                slot.replace(item)
+            } else {
+                // The consumer took it first: there is room.
+                self.cached_head.set(head);
+                sent = Sent::Queued;
+                *slot = Some(item);
+                None
+            }
+        } else {
+            *slot = Some(item);
+            None
+        };
+        if shared.overflow == Overflow::DropOldest {
+            // Published under the lock: a consumer that wins the lock next finds
+            // this item queued, instead of an old tail, and is not starved by a
+            // producer that keeps discarding.
+            shared.producer.0.tail.store(tail + 1, Ordering::Release);
+            drop(slot);
+        } else {
+            // Published after unlocking: a consumer that sees it never waits for the lock.
+            drop(slot);
+            shared.producer.0.tail.store(tail + 1, Ordering::Release);
+        }
         self.tail.set(tail + 1);
+        self.index.set(shared.next_index(self.index.get()));
         increment(&shared.producer.0.offered, 1);
+        if oldest.is_some() {
+            increment(&shared.producer.0.dropped, 1);
+            drop(oldest);
+        }
         self.note_depth(tail + 1);
         Ok(sent)
     }
@@ -118,27 +150,6 @@ impl<T> Sender<T> {
         increment(&self.shared.producer.0.dropped, 1);
         drop(item);
         Sent::DroppedNewest
-    }
-
-    /// Removes item `head` for drop-oldest, unless the consumer removed it first.
-    /// Either way there is room for one item afterwards.
-    fn discard_oldest(&self, head: usize) -> bool {
-        let shared = &*self.shared;
-        let mut slot = shared.slot(head).lock();
-        // Under this lock only its holder may advance `head` from `head`.
-        let current = shared.consumer.0.head.load(Ordering::Acquire);
-        if current != head {
-            drop(slot);
-            self.cached_head.set(current);
-            return false;
-        }
-        let oldest = slot.take();
-        shared.consumer.0.head.store(head + 1, Ordering::Release);
-        drop(slot);
-        self.cached_head.set(head + 1);
-        increment(&shared.producer.0.dropped, 1);
-        drop(oldest);
-        true
     }
 
     /// Raises `high_water` to the depth just after a send when it exceeds it.
