@@ -34,15 +34,13 @@ impl<T> Sender<T> {
     /// receive it, and under `block` a producer must not wait for room forever.
     pub fn try_send(&self, item: T) -> Result<Sent, Full<T>> {
         let shared = &*self.shared;
-        if shared.producer.0.closed.load(Ordering::Relaxed)
-            || shared.producer.0.receiver_dropped.load(Ordering::Acquire)
-        {
+        if shared.flags.0.closed.load(Ordering::Relaxed) || shared.flags.0.receiver_dropped.load(Ordering::Acquire) {
             return Ok(self.discard(item));
         }
         let tail = self.tail.get();
         let mut sent = Sent::Queued;
         if tail - self.cached_head.get() >= shared.capacity {
-            self.cached_head.set(shared.consumer.0.head.load(Ordering::Acquire));
+            self.cached_head.set(shared.head.0.load(Ordering::Acquire));
             if tail - self.cached_head.get() >= shared.capacity {
                 match shared.overflow {
                     Overflow::Block => return Err(Full(item)),
@@ -55,9 +53,9 @@ impl<T> Sender<T> {
         let mut slot = shared.slot(self.index.get()).lock();
         let oldest = if sent == Sent::DroppedOldest {
             // Under this lock only its holder may advance `head` from `tail - capacity`.
-            let head = shared.consumer.0.head.load(Ordering::Acquire);
+            let head = shared.head.0.load(Ordering::Acquire);
             if head == tail - shared.capacity {
-                shared.consumer.0.head.store(head + 1, Ordering::Release);
+                shared.head.0.store(head + 1, Ordering::Release);
                 self.cached_head.set(head + 1);
                 slot.replace(item)
             } else {
@@ -75,12 +73,12 @@ impl<T> Sender<T> {
             // Published under the lock: a consumer that wins the lock next finds
             // this item queued, instead of an old tail, and is not starved by a
             // producer that keeps discarding.
-            shared.producer.0.tail.store(tail + 1, Ordering::Release);
+            shared.tail.0.store(tail + 1, Ordering::Release);
             drop(slot);
         } else {
             // Published after unlocking: a consumer that sees it never waits for the lock.
             drop(slot);
-            shared.producer.0.tail.store(tail + 1, Ordering::Release);
+            shared.tail.0.store(tail + 1, Ordering::Release);
         }
         self.tail.set(tail + 1);
         self.index.set(shared.next_index(self.index.get()));
@@ -101,9 +99,9 @@ impl<T> Sender<T> {
 
     /// Registers the producer as waiting for room under `token` (a kernel
     /// thread id, nonzero; 0 withdraws the registration). The receiver hands
-    /// it out once from [`Receiver::take_waiting_sender`].
+    /// it out once from [`Receiver::take_waiting_sender`](super::Receiver::take_waiting_sender).
     pub fn wait_as(&self, token: u64) {
-        self.shared.consumer.0.producer_waiter.store(token, Ordering::SeqCst);
+        self.shared.waiters.0.producer.store(token, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -116,26 +114,26 @@ impl<T> Sender<T> {
 
     /// After a send: the consumer's token if it registered as waiting for an item (the registration is cleared).
     pub fn take_waiting_receiver(&self) -> Option<u64> {
-        take_waiter(&self.shared.producer.0.consumer_waiter)
+        take_waiter(&self.shared.waiters.0.consumer)
     }
 
     /// Whether `capacity` items are queued (atomics only: safe with IRQs masked).
     pub fn is_full(&self) -> bool {
         let shared = &*self.shared;
-        let head = shared.consumer.0.head.load(Ordering::SeqCst);
+        let head = shared.head.0.load(Ordering::SeqCst);
         self.tail.get() - head >= shared.capacity
     }
 
     /// Whether the receiver was dropped: nothing sent from now on will be received.
     pub fn is_disconnected(&self) -> bool {
-        self.shared.producer.0.receiver_dropped.load(Ordering::SeqCst)
+        self.shared.flags.0.receiver_dropped.load(Ordering::SeqCst)
     }
 
-    /// Closes the channel: the receiver gets what is queued, then [`TryRecvError::Closed`].
+    /// Closes the channel: the receiver gets what is queued, then [`TryRecvError::Closed`](super::TryRecvError::Closed).
     /// Dropping the sender closes it too. A consumer waiting for an item must
     /// be woken by the caller ([`Sender::take_waiting_receiver`] after this).
     pub fn close(&self) {
-        self.shared.producer.0.closed.store(true, Ordering::SeqCst);
+        self.shared.flags.0.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -161,7 +159,7 @@ impl<T> Sender<T> {
         if tail - self.cached_head.get() <= self.high_water.get() {
             return;
         }
-        let head = self.shared.consumer.0.head.load(Ordering::Acquire);
+        let head = self.shared.head.0.load(Ordering::Acquire);
         self.cached_head.set(head);
         let depth = tail - head;
         if depth > self.high_water.get() {
