@@ -33,9 +33,10 @@
 //! `h`'s lock, after checking under that lock that `head` still equals `h`.
 //! Whoever takes the lock first removes item `h` and stores `h + 1` before
 //! unlocking; the other then reads `head != h` under the lock and retries
-//! (the consumer with the new head, the producer knowing there is now room).
-//! So every item is removed exactly once, and the consumer still receives
-//! items in order. Spin locks are not fair: on two CPUs, a producer that
+//! (the consumer with the new head, unless the new oldest item is in the
+//! slot it holds, as always in a one-place channel, and it takes that one;
+//! the producer knowing there is now room). So every item is removed exactly
+//! once, and the consumer still receives items in order. Spin locks are not fair: on two CPUs, a producer that
 //! sends without ever pausing can win every race for the oldest item, and
 //! the consumer's `try_recv` then spins until the producer pauses. Kernel
 //! threads on SIS's one CPU take turns instead.
@@ -70,8 +71,9 @@
 //! `room_or_wait` registers first and checks second, and `take_waiting_*`
 //! fences after the index store, so on several CPUs too a side either sees
 //! the progress or the other sees the token: no wake-up is lost. `try_send`
-//! and `try_recv` may spin on a slot lock under drop-oldest and must not run
-//! with IRQs masked.
+//! and `try_recv` may spin on a slot lock under drop-oldest (on one CPU,
+//! until the other thread, preempted while holding it, runs again), so they
+//! must not run with IRQs masked.
 
 mod receiver;
 mod ring;
