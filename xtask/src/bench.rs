@@ -88,6 +88,15 @@ pub enum Benchmark {
               value_parser = clap::value_parser!(u64).range(1..=256))]
         connections: Vec<u64>,
     },
+    /// Channel hop cost and throughput (sis-dataflow against rtrb): two threads on two cores and on one, and one thread.
+    Dataflow {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+        /// Small messages per run (an eighth as many 4 KiB messages).
+        #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1000..=100_000_000))]
+        messages: u64,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off), host and guest.
     Metrics {
         /// Repetitions of each measurement.
@@ -143,6 +152,11 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             crate::bench_blk::run(size_mib, request_kib, runs)
+        }
+        Benchmark::Dataflow { repetitions, messages } => {
+            // The host half: the channel between std threads. The guest half (the same
+            // channel between kernel threads in QEMU) is to come, and runs after it.
+            host_bench(&["dataflow", "--repetitions", &repetitions.to_string(), "--messages", &messages.to_string()])
         }
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
         Benchmark::Sched { repetitions } => {

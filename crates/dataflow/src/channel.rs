@@ -17,25 +17,34 @@
 //!
 //! # How it works without `unsafe`
 //! `tail` (written by the producer only) and `head` count items ever queued
-//! and ever removed; item `i` lives in slot `i & mask` while
+//! and ever removed; item `i` lives in slot `i % capacity` while
 //! `head <= i < tail`. Each slot is a `SpinMutex<Option<T>>`, the safe way to
 //! move a `T` between threads. Under `block` and `drop-newest` the producer
 //! only fills slot `tail` once `tail - head < capacity` and the consumer only
 //! empties slot `head` once `head < tail`, so the two never touch the same
-//! slot and its lock is never contended: it costs one uncontended atomic
-//! exchange per side. The `Release` store of an index after a slot's contents
-//! change, and the `Acquire` load of it on the other side, hand the slot over.
-//! Each side caches the other's index and reloads it only when the cache says
-//! full or empty, so in a steady stream the indices' cache lines rarely move.
+//! slot at once and its lock is never contended. The `Release` store of an
+//! index after a slot's contents change, and the `Acquire` load of it on the
+//! other side, hand the slot over. Each side caches the other's index and
+//! reloads it only when the cached value says full or empty.
 //!
-//! Under `drop-oldest` a full producer removes item `head` itself, racing the
-//! consumer for it. The rule that settles it: `head` advances from `h` only by
-//! the holder of slot `h`'s lock, after checking under that lock that `head`
-//! still equals `h`. Whoever takes the lock first removes item `h` and stores
-//! `h + 1` before unlocking; the other then reads `head != h` under the lock
-//! and retries (the consumer with the new head, the producer knowing there is
-//! now room). So every item is removed exactly once, and the consumer still
-//! receives items in order.
+//! Under `drop-oldest` a full producer removes item `head` (which sits in the
+//! slot the new item goes to) itself, racing the consumer for it. The rule
+//! that settles it: `head` advances from `h` only by the holder of slot
+//! `h`'s lock, after checking under that lock that `head` still equals `h`.
+//! Whoever takes the lock first removes item `h` and stores `h + 1` before
+//! unlocking; the other then reads `head != h` under the lock and retries
+//! (the consumer with the new head, unless the new oldest item is in the
+//! slot it holds, as always in a one-place channel, and it takes that one;
+//! the producer knowing there is now room). So every item is removed exactly
+//! once, and the consumer still receives items in order. Spin locks are not fair: on two CPUs, a producer that
+//! sends without ever pausing can win every race for the oldest item, and
+//! the consumer's `try_recv` then spins until the producer pauses. Kernel
+//! threads on SIS's one CPU take turns instead.
+//!
+//! The price of doing this in safe code is the lock: an atomic
+//! read-modify-write per send and per receive, where a ring built on
+//! `unsafe` (such as `rtrb`) writes and reads the slot directly.
+//! `cargo xtask bench dataflow` measures what that costs against `rtrb`.
 //!
 //! # Waiting (kernel threads)
 //! The channel never blocks; a thread that must wait registers a token (its
@@ -62,8 +71,9 @@
 //! `room_or_wait` registers first and checks second, and `take_waiting_*`
 //! fences after the index store, so on several CPUs too a side either sees
 //! the progress or the other sees the token: no wake-up is lost. `try_send`
-//! and `try_recv` may spin on a slot lock under drop-oldest and must not run
-//! with IRQs masked.
+//! and `try_recv` may spin on a slot lock under drop-oldest (on one CPU,
+//! until the other thread, preempted while holding it, runs again), so they
+//! must not run with IRQs masked.
 
 mod monitor;
 mod receiver;
@@ -147,9 +157,7 @@ impl fmt::Display for ChannelError {
 
 /// A bounded channel of `capacity` items with the given overflow policy.
 ///
-/// The ring has `capacity` rounded up to a power of two slots of one cache
-/// line (64 bytes, or more when an `Option<T>` and its lock need it); only
-/// `capacity` of them are ever used at once.
+/// The ring has `capacity` slots, each an `Option<T>` and its lock.
 pub fn channel<T>(capacity: usize, overflow: Overflow) -> Result<(Sender<T>, Receiver<T>), ChannelError> {
     if capacity == 0 || capacity > MAX_CAPACITY {
         return Err(ChannelError::Capacity { requested: capacity, max: MAX_CAPACITY });

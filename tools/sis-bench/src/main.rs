@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod ai;
+mod dataflow;
 mod metrics;
 mod mm;
 mod sched;
@@ -45,6 +46,15 @@ enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+    /// Channel hop cost and throughput between two threads and on one, against rtrb.
+    Dataflow {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+        /// Small messages per run (an eighth as many 4 KiB messages).
+        #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1000..=100_000_000))]
+        messages: u64,
+    },
     /// Histogram record cost against Vec::push, and the memory workload with recording on vs off.
     Metrics {
         /// Repetitions of each measurement.
@@ -77,6 +87,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 fn main() {
     match Cli::parse().benchmark {
         Benchmark::Ai { repetitions } => ai::run(repetitions),
+        Benchmark::Dataflow { repetitions, messages } => dataflow::run(repetitions, messages),
         Benchmark::Metrics { repetitions } => metrics::run(repetitions),
         Benchmark::Mm { repetitions, operations } => mm::run(repetitions, operations),
         Benchmark::Sched { repetitions } => sched::run(repetitions),

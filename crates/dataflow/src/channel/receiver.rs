@@ -14,13 +14,17 @@ use super::{ChannelStats, Overflow, TryRecvError};
 /// disconnected, so later sends are discarded.
 pub struct Receiver<T> {
     pub(super) shared: Arc<Shared<T>>,
+    /// `head` as the consumer last left it (under drop-oldest the producer may advance it).
+    head: Cell<usize>,
+    /// `head % capacity`, kept without dividing.
+    index: Cell<usize>,
     /// `tail` as last read; `tail` only grows, so this is a lower bound.
     cached_tail: Cell<usize>,
 }
 
 impl<T> Receiver<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
-        Receiver { shared, cached_tail: Cell::new(0) }
+        Receiver { shared, head: Cell::new(0), index: Cell::new(0), cached_tail: Cell::new(0) }
     }
 
     /// The oldest queued item; [`TryRecvError::Closed`] only once nothing is
@@ -30,7 +34,7 @@ impl<T> Receiver<T> {
             increment(&self.shared.consumer.0.received, 1);
             return Ok(item);
         }
-        if !self.shared.producer.0.closed.load(Ordering::Acquire) {
+        if !self.shared.flags.0.closed.load(Ordering::Acquire) {
             return Err(TryRecvError::Empty);
         }
         // The sender's last send happened before its close: look once more.
@@ -44,9 +48,9 @@ impl<T> Receiver<T> {
     }
 
     /// Registers the consumer as waiting for an item under `token` (nonzero;
-    /// 0 withdraws it). The sender hands it out once from [`Sender::take_waiting_receiver`].
+    /// 0 withdraws it). The sender hands it out once from [`Sender::take_waiting_receiver`](super::Sender::take_waiting_receiver).
     pub fn wait_as(&self, token: u64) {
-        self.shared.producer.0.consumer_waiter.store(token, Ordering::SeqCst);
+        self.shared.waiters.0.consumer.store(token, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -59,18 +63,18 @@ impl<T> Receiver<T> {
 
     /// After a receive: the producer's token if it registered as waiting for room (the registration is cleared).
     pub fn take_waiting_sender(&self) -> Option<u64> {
-        take_waiter(&self.shared.consumer.0.producer_waiter)
+        take_waiter(&self.shared.waiters.0.producer)
     }
 
     /// Whether nothing is queued (atomics only: safe with IRQs masked).
     pub fn is_empty(&self) -> bool {
-        let head = self.shared.consumer.0.head.load(Ordering::SeqCst);
-        self.shared.producer.0.tail.load(Ordering::SeqCst) <= head
+        let head = self.shared.head.0.load(Ordering::SeqCst);
+        self.shared.tail.0.load(Ordering::SeqCst) <= head
     }
 
     /// Whether the sender is closed (items sent before may still be queued).
     pub fn is_closed(&self) -> bool {
-        self.shared.producer.0.closed.load(Ordering::SeqCst)
+        self.shared.flags.0.closed.load(Ordering::SeqCst)
     }
 
     /// The channel's counters.
@@ -94,32 +98,52 @@ impl<T> Receiver<T> {
     /// Removes the oldest queued item, if any.
     fn take(&self) -> Option<T> {
         let shared = &*self.shared;
+        let drop_oldest = shared.overflow == Overflow::DropOldest;
         loop {
-            // Under drop-oldest the producer may have advanced `head` past `cached_tail`.
-            let head = shared.consumer.0.head.load(Ordering::Acquire);
+            let mut head = if drop_oldest { shared.head.0.load(Ordering::Acquire) } else { self.head.get() };
+            if head != self.head.get() {
+                // The producer discarded items: item `head` is further on.
+                self.head.set(head);
+                self.index.set(head % shared.capacity);
+            }
+            // Under drop-oldest `head` may have passed `cached_tail`.
             if head >= self.cached_tail.get() {
-                self.cached_tail.set(shared.producer.0.tail.load(Ordering::Acquire));
+                self.cached_tail.set(shared.tail.0.load(Ordering::Acquire));
                 if head >= self.cached_tail.get() {
                     return None;
                 }
             }
-            let mut slot = shared.slot(head).lock();
-            if shared.overflow == Overflow::DropOldest && shared.consumer.0.head.load(Ordering::Acquire) != head {
-                // The producer discarded item `head` first.
-                continue;
+            let mut slot = shared.slot(self.index.get()).lock();
+            if drop_oldest {
+                let current = shared.head.0.load(Ordering::Acquire);
+                if current != head {
+                    // The producer discarded item `head` first. If the oldest item now
+                    // lives in the slot held (always so with one place), take it rather
+                    // than chase a producer that keeps discarding.
+                    let same_slot = current % shared.capacity == self.index.get();
+                    if !same_slot || current >= shared.tail.0.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    head = current;
+                    self.head.set(current);
+                }
             }
             let item = slot.take();
-            shared.consumer.0.head.store(head + 1, Ordering::Release);
+            shared.head.0.store(head + 1, Ordering::Release);
             drop(slot);
-            // The producer filled slot `head` before publishing a tail above it.
-            return Some(item.expect("a slot below the tail holds its item"));
+            self.head.set(head + 1);
+            self.index.set(shared.next_index(self.index.get()));
+            // The producer filled the slot before publishing a tail above `head`,
+            // so this is `Some` (returned as it is: a large `T` is not copied again).
+            debug_assert!(item.is_some(), "a slot below the tail holds its item");
+            return item;
         }
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.shared.producer.0.receiver_dropped.store(true, Ordering::SeqCst);
+        self.shared.flags.0.receiver_dropped.store(true, Ordering::SeqCst);
         self.drain();
     }
 }

@@ -13,6 +13,8 @@ pub struct Sender<T> {
     shared: Arc<Shared<T>>,
     /// The producer's own copy of `tail` (only it writes `tail`).
     tail: Cell<usize>,
+    /// `tail % capacity`, kept without dividing.
+    index: Cell<usize>,
     /// `head` as last read; `head` only grows, so this is a lower bound.
     cached_head: Cell<usize>,
     /// The producer's own copy of `high_water`.
@@ -21,7 +23,7 @@ pub struct Sender<T> {
 
 impl<T> Sender<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
-        Sender { shared, tail: Cell::new(0), cached_head: Cell::new(0), high_water: Cell::new(0) }
+        Sender { shared, tail: Cell::new(0), index: Cell::new(0), cached_head: Cell::new(0), high_water: Cell::new(0) }
     }
 
     /// Offers `item`; see [`Sent`] for the outcomes. Under [`Overflow::Block`]
@@ -32,31 +34,59 @@ impl<T> Sender<T> {
     /// receive it, and under `block` a producer must not wait for room forever.
     pub fn try_send(&self, item: T) -> Result<Sent, Full<T>> {
         let shared = &*self.shared;
-        if shared.producer.0.closed.load(Ordering::Relaxed)
-            || shared.producer.0.receiver_dropped.load(Ordering::Acquire)
-        {
+        if shared.flags.0.closed.load(Ordering::Relaxed) || shared.flags.0.receiver_dropped.load(Ordering::Acquire) {
             return Ok(self.discard(item));
         }
         let tail = self.tail.get();
         let mut sent = Sent::Queued;
         if tail - self.cached_head.get() >= shared.capacity {
-            self.cached_head.set(shared.consumer.0.head.load(Ordering::Acquire));
+            self.cached_head.set(shared.head.0.load(Ordering::Acquire));
             if tail - self.cached_head.get() >= shared.capacity {
                 match shared.overflow {
                     Overflow::Block => return Err(Full(item)),
                     Overflow::DropNewest => return Ok(self.discard(item)),
-                    Overflow::DropOldest => {
-                        if self.discard_oldest(self.cached_head.get()) {
-                            sent = Sent::DroppedOldest;
-                        }
-                    }
+                    Overflow::DropOldest => sent = Sent::DroppedOldest,
                 }
             }
         }
-        *shared.slot(tail).lock() = Some(item);
-        shared.producer.0.tail.store(tail + 1, Ordering::Release);
+        // When full, the oldest item, `tail - capacity`, is in this slot.
+        let mut slot = shared.slot(self.index.get()).lock();
+        let oldest = if sent == Sent::DroppedOldest {
+            // Under this lock only its holder may advance `head` from `tail - capacity`.
+            let head = shared.head.0.load(Ordering::Acquire);
+            if head == tail - shared.capacity {
+                shared.head.0.store(head + 1, Ordering::Release);
+                self.cached_head.set(head + 1);
+                slot.replace(item)
+            } else {
+                // The consumer took it first: there is room.
+                self.cached_head.set(head);
+                sent = Sent::Queued;
+                *slot = Some(item);
+                None
+            }
+        } else {
+            *slot = Some(item);
+            None
+        };
+        if shared.overflow == Overflow::DropOldest {
+            // Published under the lock: a consumer that wins the lock next finds
+            // this item queued, instead of an old tail, and is not starved by a
+            // producer that keeps discarding.
+            shared.tail.0.store(tail + 1, Ordering::Release);
+            drop(slot);
+        } else {
+            // Published after unlocking: a consumer that sees it never waits for the lock.
+            drop(slot);
+            shared.tail.0.store(tail + 1, Ordering::Release);
+        }
         self.tail.set(tail + 1);
+        self.index.set(shared.next_index(self.index.get()));
         increment(&shared.producer.0.offered, 1);
+        if oldest.is_some() {
+            increment(&shared.producer.0.dropped, 1);
+            drop(oldest);
+        }
         self.note_depth(tail + 1);
         Ok(sent)
     }
@@ -69,9 +99,9 @@ impl<T> Sender<T> {
 
     /// Registers the producer as waiting for room under `token` (a kernel
     /// thread id, nonzero; 0 withdraws the registration). The receiver hands
-    /// it out once from [`Receiver::take_waiting_sender`].
+    /// it out once from [`Receiver::take_waiting_sender`](super::Receiver::take_waiting_sender).
     pub fn wait_as(&self, token: u64) {
-        self.shared.consumer.0.producer_waiter.store(token, Ordering::SeqCst);
+        self.shared.waiters.0.producer.store(token, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -84,26 +114,26 @@ impl<T> Sender<T> {
 
     /// After a send: the consumer's token if it registered as waiting for an item (the registration is cleared).
     pub fn take_waiting_receiver(&self) -> Option<u64> {
-        take_waiter(&self.shared.producer.0.consumer_waiter)
+        take_waiter(&self.shared.waiters.0.consumer)
     }
 
     /// Whether `capacity` items are queued (atomics only: safe with IRQs masked).
     pub fn is_full(&self) -> bool {
         let shared = &*self.shared;
-        let head = shared.consumer.0.head.load(Ordering::SeqCst);
+        let head = shared.head.0.load(Ordering::SeqCst);
         self.tail.get() - head >= shared.capacity
     }
 
     /// Whether the receiver was dropped: nothing sent from now on will be received.
     pub fn is_disconnected(&self) -> bool {
-        self.shared.producer.0.receiver_dropped.load(Ordering::SeqCst)
+        self.shared.flags.0.receiver_dropped.load(Ordering::SeqCst)
     }
 
-    /// Closes the channel: the receiver gets what is queued, then [`TryRecvError::Closed`].
+    /// Closes the channel: the receiver gets what is queued, then [`TryRecvError::Closed`](super::TryRecvError::Closed).
     /// Dropping the sender closes it too. A consumer waiting for an item must
     /// be woken by the caller ([`Sender::take_waiting_receiver`] after this).
     pub fn close(&self) {
-        self.shared.producer.0.closed.store(true, Ordering::SeqCst);
+        self.shared.flags.0.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -120,27 +150,6 @@ impl<T> Sender<T> {
         Sent::DroppedNewest
     }
 
-    /// Removes item `head` for drop-oldest, unless the consumer removed it first.
-    /// Either way there is room for one item afterwards.
-    fn discard_oldest(&self, head: usize) -> bool {
-        let shared = &*self.shared;
-        let mut slot = shared.slot(head).lock();
-        // Under this lock only its holder may advance `head` from `head`.
-        let current = shared.consumer.0.head.load(Ordering::Acquire);
-        if current != head {
-            drop(slot);
-            self.cached_head.set(current);
-            return false;
-        }
-        let oldest = slot.take();
-        shared.consumer.0.head.store(head + 1, Ordering::Release);
-        drop(slot);
-        self.cached_head.set(head + 1);
-        increment(&shared.producer.0.dropped, 1);
-        drop(oldest);
-        true
-    }
-
     /// Raises `high_water` to the depth just after a send when it exceeds it.
     /// The cached head gives an upper bound; only when that bound is a new
     /// high is `head` read again, so the figure recorded is a depth that was
@@ -150,7 +159,7 @@ impl<T> Sender<T> {
         if tail - self.cached_head.get() <= self.high_water.get() {
             return;
         }
-        let head = self.shared.consumer.0.head.load(Ordering::Acquire);
+        let head = self.shared.head.0.load(Ordering::Acquire);
         self.cached_head.set(head);
         let depth = tail - head;
         if depth > self.high_water.get() {

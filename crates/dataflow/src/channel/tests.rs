@@ -400,8 +400,11 @@ fn every_item_is_dropped_exactly_once() {
             }
         }
         drop(receiver.try_recv().unwrap());
-        // Two or three items stay in the ring until both ends are gone.
+        // Seven handed back or discarded, one received; two still queued.
+        assert_eq!(drops.load(Ordering::Relaxed), 8, "{overflow:?}");
         drop(sender);
+        assert_eq!(drops.load(Ordering::Relaxed), 8, "{overflow:?}");
+        // Dropping the receiver drains the two.
         drop(receiver);
         assert_eq!(drops.load(Ordering::Relaxed), 10, "{overflow:?}");
         assert_eq!(given_back, if overflow == Overflow::Block { 7 } else { 0 });
