@@ -154,9 +154,12 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::bench_blk::run(size_mib, request_kib, runs)
         }
         Benchmark::Dataflow { repetitions, messages } => {
-            // The host half: the channel between std threads. The guest half (the same
-            // channel between kernel threads in QEMU) is to come, and runs after it.
-            host_bench(&["dataflow", "--repetitions", &repetitions.to_string(), "--messages", &messages.to_string()])
+            // The host half: the channel between std threads; then graphs and tensors in the guest.
+            host_bench(&["dataflow", "--repetitions", &repetitions.to_string(), "--messages", &messages.to_string()])?;
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            crate::bench_dataflow::run(repetitions.min(5))
         }
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
         Benchmark::Sched { repetitions } => {

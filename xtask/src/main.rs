@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_blk;
+mod bench_dataflow;
 mod bench_net;
 mod bench_web;
 mod fuzz;
