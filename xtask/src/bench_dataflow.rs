@@ -60,7 +60,7 @@ struct Figures {
     reference_gflops: f64,
 }
 
-fn sink<'a>(stats: &'a Value, expected_items: u64) -> Result<&'a Value, String> {
+fn sink(stats: &Value, expected_items: u64) -> Result<&Value, String> {
     let sink = stats["ops"]
         .as_array()
         .and_then(|ops| ops.iter().find(|op| op["sink"].is_object()))
