@@ -134,6 +134,11 @@ pub enum ChannelError {
         /// [`MAX_CAPACITY`].
         max: usize,
     },
+    /// The heap could not hold the ring.
+    OutOfMemory {
+        /// Bytes of the ring's slots.
+        bytes: usize,
+    },
 }
 
 impl ChannelError {
@@ -141,6 +146,7 @@ impl ChannelError {
     pub fn code(&self) -> &'static str {
         match self {
             ChannelError::Capacity { .. } => "bad-capacity",
+            ChannelError::OutOfMemory { .. } => "out-of-memory",
         }
     }
 }
@@ -151,8 +157,14 @@ impl fmt::Display for ChannelError {
             ChannelError::Capacity { requested, max } => {
                 write!(formatter, "channel capacity {requested} is outside 1..={max}")
             }
+            ChannelError::OutOfMemory { bytes } => write!(formatter, "no heap memory for a ring of {bytes} bytes"),
         }
     }
+}
+
+/// Bytes the slots of a ring of `capacity` items of `T` take (what a graph charges to its budget for it).
+pub fn slot_bytes<T>(capacity: usize) -> usize {
+    capacity.saturating_mul(core::mem::size_of::<ring::Slot<T>>())
 }
 
 /// A bounded channel of `capacity` items with the given overflow policy.
@@ -162,7 +174,9 @@ pub fn channel<T>(capacity: usize, overflow: Overflow) -> Result<(Sender<T>, Rec
     if capacity == 0 || capacity > MAX_CAPACITY {
         return Err(ChannelError::Capacity { requested: capacity, max: MAX_CAPACITY });
     }
-    let shared = Arc::new(Shared::new(capacity, overflow));
+    let shared = Arc::new(
+        Shared::try_new(capacity, overflow).ok_or(ChannelError::OutOfMemory { bytes: slot_bytes::<T>(capacity) })?,
+    );
     Ok((Sender::new(Arc::clone(&shared)), Receiver::new(shared)))
 }
 

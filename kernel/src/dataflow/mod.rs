@@ -364,6 +364,8 @@ pub struct GraphView {
     pub budget_bytes: u64,
     /// Budget counters (`None` before start).
     pub budget: Option<BudgetStats>,
+    /// The part of the budget's `used_bytes` that the channels' slots hold (0 before start).
+    pub channel_bytes: u64,
     /// Time since start (to the end once finished or stopped), ns.
     pub elapsed_ns: u64,
     /// Operators in the order added.
@@ -447,6 +449,7 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
         state: graph.state,
         budget_bytes: graph.budget_bytes,
         budget: run.map(|run| run.budget.stats()),
+        channel_bytes: run.map_or(0, |run| run.slots.iter().map(|slots| slots.bytes()).sum()),
         elapsed_ns,
         ops,
         edges,

@@ -48,6 +48,8 @@ pub struct Run {
     pub ops: Vec<Arc<OpShared>>,
     /// Per connection: its counters, readable while the threads own its ends.
     pub channels: Vec<channel::Monitor<Item>>,
+    /// The budget's charge for every channel's slots, held while the channels exist.
+    pub slots: Vec<sis_dataflow::tensor::Reservation>,
     /// Set by `stop`.
     pub stop: Arc<AtomicBool>,
     /// Operator threads, joined by `stop`.
@@ -59,7 +61,7 @@ pub struct Run {
 /// Why a graph did not start; nothing runs.
 #[derive(Debug)]
 pub enum StartError {
-    /// An operator could not be built (a matmul's weights did not fit the budget).
+    /// An operator or a channel's slots did not fit the budget (or the heap).
     Tensor { op: String, error: TensorError },
     /// A channel could not be made.
     Channel(channel::ChannelError),
@@ -106,14 +108,22 @@ pub fn start(spec: &GraphSpec, plan: Plan, budget: Arc<Budget>) -> Result<Run, S
     let mut senders: Vec<Option<Sender<Item>>> = Vec::with_capacity(spec.edges.len());
     let mut receivers: Vec<Option<Receiver<Item>>> = Vec::with_capacity(spec.edges.len());
     let mut channels = Vec::with_capacity(spec.edges.len());
+    let mut slots = Vec::with_capacity(spec.edges.len());
     for edge in &spec.edges {
+        // A channel's slots count against the graph's budget like its tensors.
+        let bytes = channel::slot_bytes::<Item>(edge.capacity) as u64;
+        let charge = budget.reserve(bytes).map_err(|error| StartError::Tensor {
+            op: alloc::format!("channel {} -> {}", spec.ops[edge.from].name, spec.ops[edge.to].name),
+            error,
+        })?;
+        slots.push(charge);
         let (sender, receiver) = channel::channel(edge.capacity, edge.overflow).map_err(StartError::Channel)?;
         channels.push(receiver.monitor());
         senders.push(Some(sender));
         receivers.push(Some(receiver));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let mut run = Run { budget, plan, ops, channels, stop, handles: Vec::new(), started_ns: time::now_ns() };
+    let mut run = Run { budget, plan, ops, channels, slots, stop, handles: Vec::new(), started_ns: time::now_ns() };
     // Consumers first: every thread that can be woken exists before its producer runs.
     for &index in run.plan.order.iter().rev() {
         let op = &spec.ops[index];

@@ -84,19 +84,22 @@ pub(super) struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    /// An empty ring; `capacity` was checked by the caller.
-    pub fn new(capacity: usize, overflow: Overflow) -> Self {
-        Shared {
+    /// An empty ring; `capacity` was checked by the caller. `None` when the heap cannot hold the slots.
+    pub fn try_new(capacity: usize, overflow: Overflow) -> Option<Self> {
+        let mut slots = alloc::vec::Vec::new();
+        slots.try_reserve_exact(capacity).ok()?;
+        slots.extend((0..capacity).map(|_| Slot(SpinMutex::new(None))));
+        Some(Shared {
             tail: Padded::default(),
             head: Padded::default(),
             producer: Padded::default(),
             consumer: Padded::default(),
             flags: Padded::default(),
             waiters: Padded::default(),
-            slots: (0..capacity).map(|_| Slot(SpinMutex::new(None))).collect(),
+            slots: slots.into_boxed_slice(),
             capacity,
             overflow,
-        }
+        })
     }
 
     /// The lock of slot `index` (an item's number modulo `capacity`).
