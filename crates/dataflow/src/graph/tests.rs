@@ -326,3 +326,72 @@ fn broadcast_shapes_follow_numpy() {
     assert_eq!(validate::broadcast_shape(&[4, 1], &[1, 5]), Some(vec![4, 5]));
     assert_eq!(validate::broadcast_shape(&[2], &[3]), None);
 }
+
+mod random_graphs {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn kind(choice: u8, a: usize, b: usize) -> OpKind {
+        let shape = vec![1 + a % 4, 1 + b % 4];
+        match choice % 12 {
+            0 => OpKind::Source(SourceSpec {
+                shape: Some(shape),
+                count: 1 + (a % 5) as u64,
+                seed: b as u64,
+                rate_per_s: None,
+            }),
+            1 => {
+                OpKind::Source(SourceSpec { shape: None, count: 1 + (b % 5) as u64, seed: a as u64, rate_per_s: None })
+            }
+            2 => OpKind::Map(MapOp::Matmul { cols: 1 + a % 3, seed: b as u64 }),
+            3 => OpKind::Map(MapOp::Add),
+            4 => OpKind::Map(MapOp::Softmax),
+            5 => OpKind::Map(MapOp::Reshape { shape }),
+            6 => OpKind::Map(MapOp::Sum),
+            7 => OpKind::Map(MapOp::Transpose),
+            8 => OpKind::Filter { min: (a as f32) / 10.0 - 0.5 },
+            9 => {
+                OpKind::Window { size: 1 + a % 3, aggregate: [Aggregate::Sum, Aggregate::Mean, Aggregate::Max][b % 3] }
+            }
+            10 => OpKind::Infer { layers: vec![1 + a % 8, 2], seed: b as u64 },
+            _ => OpKind::Sink { deadline_ns: None },
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Any sequence of operators and connections is either refused with a typed error or validates; a graph
+        /// that validates runs to completion, and nothing panics on the way.
+        #[test]
+        fn random_graphs_never_panic(
+            ops in proptest::collection::vec((any::<u8>(), 0usize..16, 0usize..16), 1..8),
+            edges in proptest::collection::vec((0usize..10, 0usize..10, 1usize..4), 0..6),
+        ) {
+            // A source first, a sink last and a chain between them, so that many graphs validate; the extra
+            // edges then make joins, fan-outs, cycles and refusals.
+            let mut graph = GraphSpec::new();
+            let last = ops.len() + 1;
+            let _ = graph.add_op(op("op0", kind(ops[0].0 % 2, ops[0].1, ops[0].2)));
+            for (index, (choice, a, b)) in ops.iter().enumerate() {
+                // Middle operators are neither sources nor sinks (kinds 2..=10).
+                let _ = graph.add_op(op(&alloc::format!("op{}", index + 1), kind(2 + choice % 9, *a, *b)));
+            }
+            let _ = graph.add_op(op(&alloc::format!("op{last}"), OpKind::Sink { deadline_ns: None }));
+            let chain = (0..last).map(|index| (index, index + 1, 2));
+            for (from, to, capacity) in chain.chain(edges) {
+                let before = graph.clone();
+                if graph.connect(&alloc::format!("op{from}"), &alloc::format!("op{to}"), capacity, Overflow::Block).is_err() {
+                    prop_assert_eq!(&graph, &before);
+                }
+            }
+            if graph.validate().is_ok() {
+                let budget = Budget::new(1 << 20);
+                let report = reference_run(&graph, &budget).unwrap();
+                prop_assert!(!report.sinks.is_empty());
+                drop(report);
+            }
+        }
+    }
+}
