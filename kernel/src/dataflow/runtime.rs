@@ -257,8 +257,8 @@ impl Worker {
     }
 
     fn run_operator(&self) {
+        let mut items = Vec::with_capacity(self.inputs.len());
         loop {
-            let mut items = Vec::with_capacity(self.inputs.len());
             for input in &self.inputs {
                 match self.receive(input) {
                     Some(item) => items.push(item),
@@ -266,7 +266,7 @@ impl Worker {
                 }
             }
             let taken_ns = time::now_ns();
-            let output = super::lock(&self.shared.operator).process(items, taken_ns);
+            let output = super::lock(&self.shared.operator).process(&mut items, taken_ns);
             if let Some(item) = output {
                 if !self.emit(item) {
                     return;

@@ -201,16 +201,20 @@ impl Operator {
         }
     }
 
-    /// Processes one item from each input port (in port order); returns the item to emit, if any.
-    pub fn process(&mut self, inputs: Vec<Item>, now_ns: u64) -> Option<Item> {
+    /// Processes one item from each input port (in port order, taken out of `inputs`, which is left empty
+    /// with its capacity for the next call); returns the item to emit, if any.
+    pub fn process(&mut self, inputs: &mut Vec<Item>, now_ns: u64) -> Option<Item> {
         self.counters.inputs += inputs.len() as u64;
         let seq = inputs.iter().map(|item| item.seq).max().unwrap_or(0);
         let born_ns = inputs.iter().map(|item| item.born_ns).min().unwrap_or(now_ns);
         let result = match &mut self.state {
-            State::Source { .. } => Ok(None),
-            State::Map { op, weights } => map(op, weights, &self.budget, inputs).map(Some),
+            State::Source { .. } => {
+                inputs.clear();
+                Ok(None)
+            }
+            State::Map { op, weights } => map(op, weights, &self.budget, inputs.drain(..)).map(Some),
             State::Filter { min } => {
-                let item = inputs.into_iter().next().expect("a filter has one input");
+                let item = inputs.pop().expect("a filter has one input");
                 match value_of(&item.payload) {
                     Ok(value) if value >= *min => return self.emit(Item { seq, born_ns, payload: item.payload }),
                     Ok(_) => {
@@ -221,7 +225,7 @@ impl Operator {
                 }
             }
             State::Window { size, aggregate, held } => {
-                held.extend(inputs);
+                held.append(inputs);
                 if held.len() < *size {
                     self.counters.held = held.len() as u64;
                     return None;
@@ -239,7 +243,7 @@ impl Operator {
                     }
                 };
             }
-            State::Infer { network } => match inputs.into_iter().next().map(|item| item.payload) {
+            State::Infer { network } => match inputs.pop().map(|item| item.payload) {
                 Some(Payload::Tensor(tensor)) => {
                     let output = network.forward(&tensor.to_vec());
                     drop(tensor);
@@ -249,7 +253,7 @@ impl Operator {
                 _ => Ok(None),
             },
             State::Sink { deadline_ns, items, checksum, misses, latency } => {
-                for item in inputs {
+                for item in inputs.drain(..) {
                     *items += 1;
                     *checksum = fold(*checksum, &item.payload.checksum().to_le_bytes());
                     let elapsed_ns = now_ns.saturating_sub(item.born_ns);
@@ -338,9 +342,9 @@ fn map(
     op: &MapOp,
     weights: &mut Option<Tensor>,
     budget: &Arc<Budget>,
-    inputs: Vec<Item>,
+    inputs: impl Iterator<Item = Item>,
 ) -> Result<Payload, TensorError> {
-    let mut payloads = inputs.into_iter().map(|item| item.payload);
+    let mut payloads = inputs.map(|item| item.payload);
     let first = payloads.next().expect("a map has an input");
     if let (MapOp::Add | MapOp::Sub | MapOp::Mul, Some(second)) = (op, payloads.next()) {
         return Ok(match (first, second) {

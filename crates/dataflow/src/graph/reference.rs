@@ -57,9 +57,10 @@ pub fn reference_run(graph: &GraphSpec, budget: &Arc<Budget>) -> Result<Referenc
                 if !inputs.iter().all(|&edge| !queues[edge].is_empty()) {
                     continue;
                 }
-                let items = inputs.iter().map(|&edge| queues[edge].pop_front().expect("checked non-empty")).collect();
+                let mut items =
+                    inputs.iter().map(|&edge| queues[edge].pop_front().expect("checked non-empty")).collect();
                 progressed = true;
-                operators[index].process(items, 0)
+                operators[index].process(&mut items, 0)
             };
             let Some(item) = item else { continue };
             progressed = true;
