@@ -1,0 +1,17 @@
+//! Model governance: signed model artifacts, a versioned registry, per-principal budgets and rate limits, a
+//! hash-chained audit log and compliance checks.
+//!
+//! - [`artifact`]: the signed artifact format (SHA-256 digest, Ed25519 signature), built on the host and
+//!   verified by the kernel with strict bounds.
+//! - [`keys`]: signing keys from a 32-byte seed, key ids, the set of trusted public keys.
+//!
+//! Everything takes time as an argument (nanoseconds of the caller's clock), so the rules are tested on the
+//! host with made-up clocks and the kernel passes its uptime. docs/governance.md has the formats and rules.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod artifact;
+pub mod hex;
+pub mod keys;
