@@ -4,6 +4,7 @@
 //! - [`artifact`]: the signed artifact format (SHA-256 digest, Ed25519 signature), built on the host and
 //!   verified by the kernel with strict bounds.
 //! - [`keys`]: signing keys from a 32-byte seed, key ids, the set of trusted public keys.
+//! - [`policy`]: per-principal token budgets, rate limits (token buckets), model size limits, exact counters.
 //!
 //! Everything takes time as an argument (nanoseconds of the caller's clock), so the rules are tested on the
 //! host with made-up clocks and the kernel passes its uptime. docs/governance.md has the formats and rules.
@@ -15,3 +16,7 @@ extern crate alloc;
 pub mod artifact;
 pub mod hex;
 pub mod keys;
+pub mod policy;
+mod principal;
+
+pub use principal::Principal;
