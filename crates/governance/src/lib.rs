@@ -4,6 +4,7 @@
 //! - [`artifact`]: the signed artifact format (SHA-256 digest, Ed25519 signature), built on the host and
 //!   verified by the kernel with strict bounds.
 //! - [`keys`]: signing keys from a 32-byte seed, key ids, the set of trusted public keys.
+//! - [`registry`]: verified models by name and semantic version, loaded or not, with their weights.
 //! - [`policy`]: per-principal token budgets, rate limits (token buckets), model size limits, exact counters.
 //!
 //! Everything takes time as an argument (nanoseconds of the caller's clock), so the rules are tested on the
@@ -18,5 +19,8 @@ pub mod hex;
 pub mod keys;
 pub mod policy;
 mod principal;
+pub mod registry;
+#[cfg(test)]
+mod testing;
 
 pub use principal::Principal;
