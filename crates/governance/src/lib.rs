@@ -6,6 +6,7 @@
 //! - [`keys`]: signing keys from a 32-byte seed, key ids, the set of trusted public keys.
 //! - [`registry`]: verified models by name and semantic version, loaded or not, with their weights.
 //! - [`policy`]: per-principal token budgets, rate limits (token buckets), model size limits, exact counters.
+//! - [`audit`]: the hash-chained audit log, its queries and its on-disk records.
 //!
 //! Everything takes time as an argument (nanoseconds of the caller's clock), so the rules are tested on the
 //! host with made-up clocks and the kernel passes its uptime. docs/governance.md has the formats and rules.
@@ -15,6 +16,7 @@
 extern crate alloc;
 
 pub mod artifact;
+pub mod audit;
 pub mod hex;
 pub mod keys;
 pub mod policy;
