@@ -7,6 +7,7 @@
 //! - [`registry`]: verified models by name and semantic version, loaded or not, with their weights.
 //! - [`policy`]: per-principal token budgets, rate limits (token buckets), model size limits, exact counters.
 //! - [`audit`]: the hash-chained audit log, its queries and its on-disk records.
+//! - [`compliance`]: loaded models verified again, size limits, the audit chain, budgets.
 //!
 //! Everything takes time as an argument (nanoseconds of the caller's clock), so the rules are tested on the
 //! host with made-up clocks and the kernel passes its uptime. docs/governance.md has the formats and rules.
@@ -17,6 +18,7 @@ extern crate alloc;
 
 pub mod artifact;
 pub mod audit;
+pub mod compliance;
 pub mod hex;
 pub mod keys;
 pub mod policy;

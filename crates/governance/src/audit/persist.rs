@@ -41,6 +41,13 @@ impl AuditLog {
     }
 }
 
+impl AuditLog {
+    /// The records of the entries held from `sequence` on, to append to a log on disk.
+    pub fn records_since(&self, sequence: u64) -> Vec<u8> {
+        self.entries.iter().filter(|entry| entry.sequence >= sequence).flat_map(record).collect()
+    }
+}
+
 /// The record of `entry`, to append to a log on disk.
 pub fn record(entry: &Entry) -> Vec<u8> {
     let content = encode_content(entry.sequence, &entry.event);

@@ -70,6 +70,11 @@ impl Model {
         ModelId { name: self.metadata.name.clone(), version: self.metadata.version }
     }
 
+    #[cfg(test)]
+    pub(crate) fn artifact_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.artifact
+    }
+
     /// What `llmctl info` shows.
     pub fn info(&self) -> ModelInfo {
         ModelInfo {
@@ -304,6 +309,11 @@ impl Registry {
     /// Every model, by name then version.
     pub fn models(&self) -> &[Model] {
         &self.models
+    }
+
+    #[cfg(test)]
+    pub(crate) fn models_mut(&mut self) -> &mut [Model] {
+        &mut self.models
     }
 
     /// Bytes of all artifacts held.
