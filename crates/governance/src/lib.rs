@@ -8,6 +8,8 @@
 //! - [`policy`]: per-principal token budgets, rate limits (token buckets), model size limits, exact counters.
 //! - [`audit`]: the hash-chained audit log, its queries and its on-disk records.
 //! - [`compliance`]: loaded models verified again, size limits, the audit chain, budgets.
+//! - [`Governor`]: all of it behind one object for `llmctl`: each operation checks, acts and leaves exactly
+//!   one audit entry, refusals included.
 //!
 //! Everything takes time as an argument (nanoseconds of the caller's clock), so the rules are tested on the
 //! host with made-up clocks and the kernel passes its uptime. docs/governance.md has the formats and rules.
@@ -19,6 +21,7 @@ extern crate alloc;
 pub mod artifact;
 pub mod audit;
 pub mod compliance;
+mod governor;
 pub mod hex;
 pub mod keys;
 pub mod policy;
@@ -27,4 +30,5 @@ pub mod registry;
 #[cfg(test)]
 mod testing;
 
+pub use governor::{GovernanceError, Governor, Inference};
 pub use principal::Principal;
