@@ -7,6 +7,7 @@ mod bench_dataflow;
 mod bench_net;
 mod bench_web;
 mod fuzz;
+mod model;
 mod setup;
 
 use std::io::{BufRead, BufReader};
@@ -93,6 +94,11 @@ enum Task {
         #[arg(long, default_value = "target/sisd")]
         data_dir: std::path::PathBuf,
     },
+    /// Model signing keys and signed model artifacts (docs/governance.md).
+    Model {
+        #[command(subcommand)]
+        task: model::ModelTask,
+    },
     /// Benchmarks that print figures and a ratio against a peer measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -109,6 +115,7 @@ fn main() -> ExitCode {
         }
         Task::Test => test(),
         Task::Fuzz(args) => fuzz::run(args),
+        Task::Model { task } => model::run(task),
         Task::Bench { which } => bench::run(which),
         Task::Dashboard { port, data_dir } => dashboard(port, &data_dir),
         Task::Phases { phases, json, deterministic, real_time } => run_phases(&phases, json, deterministic, real_time),
