@@ -17,7 +17,7 @@ use sis_testing::workspace_root;
 use crate::Counts;
 
 /// The fuzz targets, in the order they run.
-pub const TARGETS: [&str; 6] = ["tokenize", "args", "bootargs", "validate", "http_request", "ws_frame"];
+pub const TARGETS: [&str; 7] = ["tokenize", "args", "bootargs", "validate", "http_request", "ws_frame", "governance"];
 
 /// Inputs each target runs in `cargo xtask test`'s fixed-seed pass.
 pub const TEST_RUNS: u64 = 200_000;

@@ -7,6 +7,7 @@ mod bench_dataflow;
 mod bench_net;
 mod bench_web;
 mod fuzz;
+mod model;
 mod setup;
 
 use std::io::{BufRead, BufReader};
@@ -61,7 +62,8 @@ enum Task {
     },
     /// Everything CI checks: formatting, clippy, host tests, a fixed-seed fuzz pass, kernel build, QEMU integration tests.
     Test,
-    /// Coverage-guided fuzzing (libFuzzer) of the tokenizer, argument parser, boot arguments and JSON report paths.
+    /// Coverage-guided fuzzing (libFuzzer) of the tokenizer, argument parser, boot arguments, JSON report paths,
+    /// HTTP and WebSocket decoders, model artifacts and audit logs.
     ///
     /// Builds `fuzz/` with coverage instrumentation (stable rustc flags) into target/fuzz, runs each target,
     /// then prints executions, seconds, execs/s and corpus size per target and in total. New inputs go to
@@ -93,6 +95,11 @@ enum Task {
         #[arg(long, default_value = "target/sisd")]
         data_dir: std::path::PathBuf,
     },
+    /// Model signing keys and signed model artifacts (docs/governance.md).
+    Model {
+        #[command(subcommand)]
+        task: model::ModelTask,
+    },
     /// Benchmarks that print figures and a ratio against a peer measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -109,6 +116,7 @@ fn main() -> ExitCode {
         }
         Task::Test => test(),
         Task::Fuzz(args) => fuzz::run(args),
+        Task::Model { task } => model::run(task),
         Task::Bench { which } => bench::run(which),
         Task::Dashboard { port, data_dir } => dashboard(port, &data_dir),
         Task::Phases { phases, json, deterministic, real_time } => run_phases(&phases, json, deterministic, real_time),

@@ -1,0 +1,453 @@
+//! One object for a command module: every operation checks policy, acts, and leaves exactly one audit entry.
+//!
+//! `llmctl` parses its arguments, calls one method with the caller's principal and the clock, and prints the
+//! result or the error (`code()` for `--json`). Whatever the outcome, the operation appended one entry to
+//! [`Governor::audit`], refusals included; a refusal changes nothing else but policy counters.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::artifact::ModelRef;
+use crate::audit::{Action, AuditLog, Event, Figures, Outcome};
+use crate::compliance::{self, Violation};
+use crate::keys::{KeyError, KeyId, TrustedKeys, PUBLIC_KEY_BYTES};
+use crate::policy::{Grant, Policy, PolicyError};
+use crate::principal::Principal;
+use crate::registry::{Model, ModelId, ModelInfo, Registry, RegistryError};
+
+/// Why a governed operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GovernanceError {
+    /// By the registry (including artifact verification).
+    Registry(RegistryError),
+    /// By the policy.
+    Policy(PolicyError),
+    /// A public key was not trusted.
+    Key(KeyError),
+}
+
+impl GovernanceError {
+    /// The stable code of the underlying error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GovernanceError::Registry(error) => error.code(),
+            GovernanceError::Policy(error) => error.code(),
+            GovernanceError::Key(error) => error.code(),
+        }
+    }
+}
+
+impl fmt::Display for GovernanceError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GovernanceError::Registry(error) => write!(formatter, "{error}"),
+            GovernanceError::Policy(error) => write!(formatter, "{error}"),
+            GovernanceError::Key(error) => write!(formatter, "{error}"),
+        }
+    }
+}
+
+impl From<RegistryError> for GovernanceError {
+    fn from(error: RegistryError) -> GovernanceError {
+        GovernanceError::Registry(error)
+    }
+}
+
+impl From<PolicyError> for GovernanceError {
+    fn from(error: PolicyError) -> GovernanceError {
+        GovernanceError::Policy(error)
+    }
+}
+
+/// A granted inference: the model to run and the tokens it may generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inference {
+    /// The loaded model it runs on.
+    pub model: ModelId,
+    /// The policy's grant (`granted_tokens` is the most the model may generate).
+    pub grant: Grant,
+}
+
+/// Trusted keys, registry, policy and audit log, kept consistent with each other.
+#[derive(Debug, Clone)]
+pub struct Governor {
+    keys: TrustedKeys,
+    registry: Registry,
+    policy: Policy,
+    audit: AuditLog,
+    /// The model of each open grant.
+    open: Vec<(u64, ModelId)>,
+}
+
+impl Governor {
+    /// Governs with these parts (the audit log may have been read back from disk).
+    pub fn new(keys: TrustedKeys, registry: Registry, policy: Policy, audit: AuditLog) -> Governor {
+        Governor { keys, registry, policy, audit, open: Vec::new() }
+    }
+
+    /// The trusted keys.
+    pub fn keys(&self) -> &TrustedKeys {
+        &self.keys
+    }
+
+    /// The registry (`list`, `info`, `versions`, a loaded model's weights).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The policy (`budget show`, `ratelimit show`, counters).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The audit log (`audit` queries, `audit verify`, records to persist).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Trusts `public_key`.
+    pub fn trust_key(
+        &mut self,
+        principal: Principal,
+        public_key: &[u8; PUBLIC_KEY_BYTES],
+        now_ns: u64,
+    ) -> Result<KeyId, GovernanceError> {
+        let result = self.keys.add(public_key).map_err(GovernanceError::Key);
+        self.record(now_ns, principal, Action::TrustKey, None, None, &result, Figures::default());
+        result
+    }
+
+    /// Verifies and registers an artifact under `principal`'s size limit.
+    pub fn register(
+        &mut self,
+        principal: Principal,
+        artifact: &[u8],
+        now_ns: u64,
+    ) -> Result<ModelInfo, GovernanceError> {
+        let result = self
+            .registry
+            .register(artifact, &self.keys, &self.policy, principal, now_ns)
+            .map_err(GovernanceError::from);
+        let model = result
+            .as_ref()
+            .ok()
+            .map(|info| ModelId { name: info.metadata.name.clone(), version: info.metadata.version });
+        let figures = Figures { bytes: Some(artifact.len() as u64), ..Figures::default() };
+        self.record(now_ns, principal, Action::Register, model, None, &result, figures);
+        result
+    }
+
+    /// Loads a model (the latest version when none is given).
+    pub fn load(&mut self, principal: Principal, model: &ModelRef, now_ns: u64) -> Result<ModelInfo, GovernanceError> {
+        let result = self.registry.load(model).map_err(GovernanceError::from);
+        self.record(now_ns, principal, Action::Load, self.named(model, &result), None, &result, Figures::default());
+        result
+    }
+
+    /// Unloads a model (the latest loaded version when none is given).
+    pub fn unload(
+        &mut self,
+        principal: Principal,
+        model: &ModelRef,
+        now_ns: u64,
+    ) -> Result<ModelInfo, GovernanceError> {
+        let result = self.registry.unload(model).map_err(GovernanceError::from);
+        self.record(now_ns, principal, Action::Unload, self.named(model, &result), None, &result, Figures::default());
+        result
+    }
+
+    /// Asks to generate up to `max_tokens` with a loaded model: the model must be loaded, then the rate limit
+    /// and the budget decide (cut or refused, see [`crate::policy`]). Finish with [`Governor::complete`].
+    pub fn infer(
+        &mut self,
+        principal: Principal,
+        model: &ModelRef,
+        max_tokens: u64,
+        now_ns: u64,
+    ) -> Result<Inference, GovernanceError> {
+        let result = self
+            .registry
+            .loaded(model)
+            .map(Model::id)
+            .map_err(GovernanceError::from)
+            .and_then(|id| Ok(Inference { grant: self.policy.request(principal, max_tokens, now_ns)?, model: id }));
+        let mut figures = Figures { requested_tokens: Some(max_tokens), ..Figures::default() };
+        match &result {
+            Ok(inference) => {
+                figures.granted_tokens = Some(inference.grant.granted_tokens);
+                figures.remaining_tokens = Some(inference.grant.remaining_tokens);
+                self.open.push((inference.grant.id, inference.model.clone()));
+            }
+            Err(GovernanceError::Policy(PolicyError::RateLimited { retry_after_ns })) => {
+                figures.retry_after_ns = Some(*retry_after_ns);
+            }
+            Err(GovernanceError::Policy(PolicyError::BudgetExhausted {
+                remaining_tokens, window_reset_ns, ..
+            })) => {
+                figures.remaining_tokens = Some(*remaining_tokens);
+                figures.window_reset_ns = Some(*window_reset_ns);
+            }
+            Err(_) => {}
+        }
+        let named = result.as_ref().ok().map(|inference| inference.model.clone());
+        let named = named.or_else(|| self.registry.resolve(model).ok().map(Model::id));
+        self.record(now_ns, principal, Action::Infer, named, None, &result, figures);
+        result
+    }
+
+    /// Reports that inference `grant_id` generated `used_tokens`; returns the tokens given back to the budget.
+    pub fn complete(
+        &mut self,
+        principal: Principal,
+        grant_id: u64,
+        used_tokens: u64,
+        now_ns: u64,
+    ) -> Result<u64, GovernanceError> {
+        let owned = self.policy.open_grants().iter().any(|grant| grant.id == grant_id && grant.principal == principal);
+        let result = if owned {
+            self.policy.complete(grant_id, used_tokens, now_ns).map_err(GovernanceError::from)
+        } else {
+            Err(GovernanceError::Policy(PolicyError::UnknownGrant { id: grant_id }))
+        };
+        let position = self.open.iter().position(|(id, _)| *id == grant_id);
+        let model = match (&result, position) {
+            (Ok(_), Some(index)) => Some(self.open.swap_remove(index).1),
+            (_, Some(index)) => Some(self.open[index].1.clone()),
+            (_, None) => None,
+        };
+        let figures = Figures { used_tokens: Some(used_tokens), ..Figures::default() };
+        self.record(now_ns, principal, Action::Complete, model, None, &result, figures);
+        result
+    }
+
+    /// Sets `target`'s token budget.
+    pub fn set_budget(
+        &mut self,
+        principal: Principal,
+        target: Principal,
+        budget_tokens: u64,
+        window_ns: u64,
+        now_ns: u64,
+    ) -> Result<(), GovernanceError> {
+        let result = self.policy.set_budget(target, budget_tokens, window_ns, now_ns).map_err(GovernanceError::from);
+        let figures = Figures { budget_tokens: Some(budget_tokens), window_ns: Some(window_ns), ..Figures::default() };
+        self.record(now_ns, principal, Action::SetBudget, None, Some(target), &result, figures);
+        result
+    }
+
+    /// Sets `target`'s rate limit.
+    pub fn set_rate(
+        &mut self,
+        principal: Principal,
+        target: Principal,
+        rate_per_second: u64,
+        burst: u64,
+        now_ns: u64,
+    ) -> Result<(), GovernanceError> {
+        let result = self.policy.set_rate(target, rate_per_second, burst, now_ns).map_err(GovernanceError::from);
+        let figures = Figures { rate_per_second: Some(rate_per_second), burst: Some(burst), ..Figures::default() };
+        self.record(now_ns, principal, Action::SetRate, None, Some(target), &result, figures);
+        result
+    }
+
+    /// Sets `target`'s model size limit.
+    pub fn set_model_limit(
+        &mut self,
+        principal: Principal,
+        target: Principal,
+        max_model_bytes: u64,
+        now_ns: u64,
+    ) -> Result<(), GovernanceError> {
+        let result = self.policy.set_model_limit(target, max_model_bytes, now_ns).map_err(GovernanceError::from);
+        let figures = Figures { max_model_bytes: Some(max_model_bytes), ..Figures::default() };
+        self.record(now_ns, principal, Action::SetModelLimit, None, Some(target), &result, figures);
+        result
+    }
+
+    /// Every violation at `now_ns` (see [`crate::compliance::check`]).
+    pub fn compliance(&self, now_ns: u64) -> Vec<Violation> {
+        compliance::check(&self.registry, &self.keys, &self.policy, &self.audit, now_ns)
+    }
+
+    /// The model an operation concerned: what it returned, or the registered model the reference names.
+    fn named(&self, model: &ModelRef, result: &Result<ModelInfo, GovernanceError>) -> Option<ModelId> {
+        match result {
+            Ok(info) => Some(ModelId { name: info.metadata.name.clone(), version: info.metadata.version }),
+            Err(_) => self.registry.resolve(model).ok().map(Model::id),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record<T>(
+        &mut self,
+        time_ns: u64,
+        principal: Principal,
+        action: Action,
+        model: Option<ModelId>,
+        target: Option<Principal>,
+        result: &Result<T, GovernanceError>,
+        figures: Figures,
+    ) {
+        let outcome = match result {
+            Ok(_) => Outcome::Ok,
+            Err(error) => Outcome::refused(error.code()),
+        };
+        self.audit.append(Event { time_ns, principal, action, model, target, outcome, figures });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+
+    use super::*;
+    use crate::audit::{decode, Entry, Filter};
+    use crate::keys::public_key_from_seed;
+    use crate::policy::Limits;
+    use crate::testing::{artifact, artifact_signed, keys, UNTRUSTED_SEED};
+
+    const CONSOLE: Principal = Principal::Console;
+    const WEB: Principal = Principal::Token(3);
+
+    fn governor() -> Governor {
+        let policy =
+            Policy::new(Limits { budget_tokens: 100, rate_per_second: 1, burst: 2, ..Limits::DEFAULT }).unwrap();
+        Governor::new(keys(), Registry::default(), policy, AuditLog::new(64))
+    }
+
+    fn reference(text: &str) -> ModelRef {
+        ModelRef::parse(text).unwrap()
+    }
+
+    fn last(governor: &Governor) -> &Entry {
+        governor.audit().entries().last().unwrap()
+    }
+
+    fn outcome(entry: &Entry) -> String {
+        match &entry.event.outcome {
+            Outcome::Ok => String::from("ok"),
+            Outcome::Refused { code } => code.clone(),
+        }
+    }
+
+    #[test]
+    fn every_operation_leaves_exactly_one_entry_with_its_outcome_and_figures() {
+        let mut governor = governor();
+        let bytes = artifact("lm", (1, 0, 0), 32);
+        governor.register(CONSOLE, &bytes, 10).unwrap();
+        let entry = last(&governor);
+        assert_eq!((entry.sequence, entry.event.action, outcome(entry)), (0, Action::Register, "ok".into()));
+        assert_eq!(entry.event.model.as_ref().unwrap().to_string(), "lm@1.0.0");
+        assert_eq!(entry.event.figures, Figures { bytes: Some(bytes.len() as u64), ..Figures::default() });
+
+        // Not loaded: refused with the model named.
+        assert_eq!(governor.infer(WEB, &reference("lm"), 10, 20).unwrap_err().code(), "not-loaded");
+        assert_eq!((last(&governor).event.action, outcome(last(&governor))), (Action::Infer, "not-loaded".into()));
+        assert_eq!(last(&governor).event.model.as_ref().unwrap().to_string(), "lm@1.0.0");
+
+        governor.load(CONSOLE, &reference("lm"), 30).unwrap();
+        let inference = governor.infer(WEB, &reference("lm"), 60, 40).unwrap();
+        assert_eq!((inference.model.to_string(), inference.grant.granted_tokens), ("lm@1.0.0".into(), 60));
+        assert_eq!(
+            last(&governor).event.figures,
+            Figures {
+                requested_tokens: Some(60),
+                granted_tokens: Some(60),
+                remaining_tokens: Some(40),
+                ..Figures::default()
+            }
+        );
+        // Completing someone else's grant is refused; the owner's is done once.
+        assert_eq!(governor.complete(CONSOLE, inference.grant.id, 5, 50).unwrap_err().code(), "unknown-grant");
+        assert_eq!(governor.complete(WEB, inference.grant.id, 50, 50), Ok(10));
+        assert_eq!(
+            (last(&governor).event.action, last(&governor).event.figures.used_tokens),
+            (Action::Complete, Some(50))
+        );
+        assert_eq!(last(&governor).event.model.as_ref().unwrap().to_string(), "lm@1.0.0");
+
+        // Cut to the remaining 50, then the bucket (burst 2) is empty: refused with retry-after.
+        assert!(governor.infer(WEB, &reference("lm"), 80, 60).unwrap().grant.cut);
+        let refused = governor.infer(WEB, &reference("lm"), 1, 60).unwrap_err();
+        assert_eq!(refused, GovernanceError::Policy(PolicyError::RateLimited { retry_after_ns: 1_000_000_000 - 20 }));
+        assert_eq!(last(&governor).event.figures.retry_after_ns, Some(999_999_980));
+        // After the refill, the budget is spent: refused with the remaining budget and the reset time.
+        let refused = governor.infer(WEB, &reference("lm"), 1, 2_000_000_000).unwrap_err();
+        assert_eq!(refused.code(), "budget-exhausted");
+        assert_eq!(last(&governor).event.figures.remaining_tokens, Some(0));
+        assert_eq!(last(&governor).event.figures.window_reset_ns, Some(40 + Limits::DEFAULT.window_ns));
+
+        governor.set_budget(CONSOLE, WEB, 500, 1_000, 70).unwrap();
+        assert_eq!((last(&governor).event.target, last(&governor).event.figures.budget_tokens), (Some(WEB), Some(500)));
+        assert_eq!(governor.set_rate(CONSOLE, WEB, 0, 1, 71).unwrap_err().code(), "invalid-setting");
+        assert_eq!(governor.policy().limits(WEB).rate_per_second, 1);
+        governor.set_model_limit(CONSOLE, WEB, 10, 72).unwrap();
+        governor.unload(CONSOLE, &reference("lm"), 80).unwrap();
+        assert_eq!(governor.unload(CONSOLE, &reference("lm"), 81).unwrap_err().code(), "not-loaded");
+
+        let actions: Vec<&str> = governor.audit().entries().map(|entry| entry.event.action.name()).collect();
+        assert_eq!(
+            actions,
+            [
+                "register",
+                "infer",
+                "load",
+                "infer",
+                "complete",
+                "complete",
+                "infer",
+                "infer",
+                "infer",
+                "set-budget",
+                "set-rate",
+                "set-model-limit",
+                "unload",
+                "unload"
+            ]
+        );
+        assert_eq!(governor.audit().verify(), Ok(()));
+        assert_eq!(governor.compliance(100), Vec::new());
+        let refusals = governor.audit().entries().filter(|entry| entry.event.outcome != Outcome::Ok).count();
+        assert_eq!(refusals, 6);
+    }
+
+    #[test]
+    fn a_refused_registration_leaves_nothing_but_its_audit_entry() {
+        let mut governor = governor();
+        let mut flipped = artifact("lm", (1, 0, 0), 32);
+        flipped[40] ^= 4;
+        let unsigned = artifact_signed("lm", (1, 0, 0), 32, &UNTRUSTED_SEED);
+        for (bytes, code) in
+            [(flipped, "digest-mismatch"), (unsigned, "unknown-key"), (Vec::from(&b"SISMODEL"[..]), "truncated")]
+        {
+            assert_eq!(governor.register(WEB, &bytes, 5).unwrap_err().code(), code);
+            let entry = last(&governor);
+            assert_eq!((entry.event.principal, entry.event.model.clone(), outcome(entry)), (WEB, None, code.into()));
+        }
+        assert!(governor.registry().list().is_empty());
+        assert_eq!(governor.audit().len(), 3);
+        // Trusting the signer makes the same bytes acceptable.
+        governor.trust_key(CONSOLE, &public_key_from_seed(&UNTRUSTED_SEED), 6).unwrap();
+        assert_eq!(last(&governor).event.action, Action::TrustKey);
+        governor.register(WEB, &artifact_signed("lm", (1, 0, 0), 32, &UNTRUSTED_SEED), 7).unwrap();
+        assert_eq!(governor.registry().list().len(), 1);
+    }
+
+    #[test]
+    fn the_audit_log_persisted_record_by_record_reads_back_after_a_reboot() {
+        let mut governor = governor();
+        let mut disk = governor.audit().encode();
+        let mut persisted = governor.audit().next_sequence();
+        for (index, name) in ["a", "b", "c"].into_iter().enumerate() {
+            governor.register(CONSOLE, &artifact(name, (1, 0, 0), 8), index as u64).unwrap();
+            governor.load(CONSOLE, &reference(name), index as u64).unwrap();
+            disk.extend_from_slice(&governor.audit().records_since(persisted));
+            persisted = governor.audit().next_sequence();
+        }
+        let decoded = decode(&disk, 64).unwrap();
+        assert_eq!((decoded.records, decoded.torn_tail), (6, None));
+        assert!(decoded.log.entries().eq(governor.audit().entries()));
+        let loads = decoded.log.query(&Filter { action: Some(Action::Load), ..Filter::default() });
+        assert_eq!(loads.len(), 3);
+    }
+}
