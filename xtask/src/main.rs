@@ -7,6 +7,7 @@ mod bench_dataflow;
 mod bench_net;
 mod bench_web;
 mod fuzz;
+mod model;
 mod setup;
 
 use std::io::{BufRead, BufReader};
@@ -98,6 +99,11 @@ enum Task {
         #[command(subcommand)]
         which: bench::Benchmark,
     },
+    /// The language model (docs/lm.md): train it on the shipped text, generate from its weights.
+    Model {
+        #[command(subcommand)]
+        task: model::ModelTask,
+    },
 }
 
 fn main() -> ExitCode {
@@ -110,6 +116,7 @@ fn main() -> ExitCode {
         Task::Test => test(),
         Task::Fuzz(args) => fuzz::run(args),
         Task::Bench { which } => bench::run(which),
+        Task::Model { task } => model::run(task),
         Task::Dashboard { port, data_dir } => dashboard(port, &data_dir),
         Task::Phases { phases, json, deterministic, real_time } => run_phases(&phases, json, deterministic, real_time),
     };
