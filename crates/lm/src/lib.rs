@@ -22,6 +22,8 @@ mod generate;
 mod model;
 pub mod train;
 
+#[cfg(test)]
+mod tests;
 
 pub use error::{Field, LmError, SpecialByte};
 pub use format::{FORMAT_VERSION, MAGIC};

@@ -439,3 +439,6 @@ impl Batch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
