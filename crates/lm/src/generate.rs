@@ -12,7 +12,8 @@ use sis_hal::SeededRandom;
 use crate::error::LmError;
 use crate::model::{Model, Scratch};
 
-/// Highest temperature accepted: at 10 the distribution is already close to uniform for this model's logits.
+/// Highest temperature accepted. At 10 the shipped model's next-byte distribution is close to uniform: after
+/// three prompts it measured 5.36 to 5.84 bits of entropy, against 5.95 for uniform over its 62 bytes.
 pub const MAX_TEMPERATURE: f32 = 10.0;
 /// Most tokens one [`generate`] call produces.
 pub const MAX_TOKENS: usize = 4096;
