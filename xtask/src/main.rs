@@ -8,6 +8,7 @@ mod bench_net;
 mod bench_web;
 mod fuzz;
 mod model;
+mod model_lm;
 mod setup;
 
 use std::io::{BufRead, BufReader};
@@ -95,7 +96,8 @@ enum Task {
         #[arg(long, default_value = "target/sisd")]
         data_dir: std::path::PathBuf,
     },
-    /// Model signing keys and signed model artifacts (docs/governance.md).
+    /// Models: signing keys and signed artifacts (docs/governance.md); the language model's training and
+    /// generation (docs/lm.md).
     Model {
         #[command(subcommand)]
         task: model::ModelTask,

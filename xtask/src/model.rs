@@ -29,6 +29,11 @@ pub enum ModelTask {
     },
     /// Build a signed artifact from metadata and a weights file.
     Sign(Box<SignArgs>),
+    /// Train the byte-level language model on a text (minibatch Adam, deterministic from the seed) and write its
+    /// weights blob; prints the loss per epoch, the held-out bits per byte and the unigram baseline on the same split.
+    Train(crate::model_lm::TrainArgs),
+    /// Generate bytes from a weights blob and print them with the generation speed (tokens/s, host).
+    Generate(crate::model_lm::GenerateArgs),
     /// Verify an artifact against public keys (NAME.pub files) and print its metadata.
     Verify {
         /// The artifact.
@@ -101,6 +106,8 @@ pub fn run(task: ModelTask) -> Result<(), String> {
             println!("wrote {} ({} bytes), signed by key {key_id}", args.output.display(), bytes.len());
             Ok(())
         }
+        ModelTask::Train(args) => crate::model_lm::train(args),
+        ModelTask::Generate(args) => crate::model_lm::generate(args),
         ModelTask::Verify { artifact, keys, json } => {
             let report = verify(&artifact, &keys, json)?;
             println!("{report}");
