@@ -248,9 +248,14 @@ impl Worker {
 
     fn run_operator(&self) {
         loop {
+            // Nothing is taken until every input holds an item: an item taken from one port, then abandoned
+            // because another port ended or the graph stopped, would be counted received and never processed.
+            if !self.inputs.iter().all(|input| self.wait_for_item(input)) {
+                return;
+            }
             let mut items = Vec::with_capacity(self.inputs.len());
             for input in &self.inputs {
-                match self.receive(input) {
+                match take_ready(input) {
                     Some(item) => items.push(item),
                     None => return,
                 }
@@ -272,35 +277,32 @@ impl Worker {
         }
     }
 
-    /// The next item of `input`, waiting while it is empty; `None` once it is closed and drained, or on stop.
+    /// Waits until `input` holds an item (true), or is closed and drained, or the graph stops (false).
     ///
-    /// `try_recv` runs with IRQs enabled (under drop-oldest it may spin on a slot the producer holds); the
-    /// wait condition uses only the channel's atomics.
-    fn receive(&self, input: &Receiver<Item>) -> Option<Item> {
+    /// The wait condition uses only the channel's atomics (it runs with IRQs masked).
+    fn wait_for_item(&self, input: &Receiver<Item>) -> bool {
         let me = u64::from(thread::current_id());
         loop {
             if self.stop.load(Relaxed) {
-                return None;
+                return false;
             }
-            match input.try_recv() {
-                Ok(item) => {
-                    if let Some(waiter) = input.take_waiting_sender() {
-                        wake(waiter);
-                    }
-                    return Some(item);
-                }
-                Err(TryRecvError::Closed) => return None,
-                Err(TryRecvError::Empty) => {
-                    thread::block_current_until(|| self.stop.load(Relaxed) || input.item_or_wait(me));
-                }
+            if !input.is_empty() {
+                return true;
             }
+            if input.is_closed() {
+                // Nothing is sent after the close: look once more for the last item sent before it.
+                return !input.is_empty();
+            }
+            thread::block_current_until(|| self.stop.load(Relaxed) || input.item_or_wait(me));
         }
     }
 
-    /// Offers `item` to every output (a copy to all but the last); false on stop.
+    /// Offers `item` to every output (a copy to all but the last); false once the graph stops. Every output
+    /// is offered its item even then, so a channel's `offered` always equals its producer's `outputs`.
     fn emit(&self, item: Item) -> bool {
         let count = self.outputs.len();
         let mut item = Some(item);
+        let mut running = true;
         for (position, output) in self.outputs.iter().enumerate() {
             let next = if position + 1 == count {
                 item.take()
@@ -315,25 +317,28 @@ impl Worker {
                 }
             };
             if let Some(next) = next {
-                if !self.send(output, next) {
-                    return false;
-                }
+                running &= self.send(output, next);
             }
         }
-        true
+        running && !self.stop.load(Relaxed)
     }
 
-    /// Offers one item; under `block` waits for room, counting the wait. False on stop.
+    /// Offers one item; under `block` waits for room, counting the wait. False when the graph stopped while
+    /// the channel was full: the channel is then closed and the item counted as offered and dropped, not lost
+    /// uncounted (the thread closes its outputs on its way out anyway).
     fn send(&self, output: &Sender<Item>, item: Item) -> bool {
         let me = u64::from(thread::current_id());
         let mut item = item;
         loop {
-            if self.stop.load(Relaxed) {
-                return false;
-            }
             match output.try_send(item) {
                 Ok(_) => break,
                 Err(channel::Full(back)) => item = back,
+            }
+            if self.stop.load(Relaxed) {
+                output.close();
+                // A closed channel discards the item and counts it (`Sent::DroppedNewest`); it never hands it back.
+                let _ = output.try_send(item);
+                return false;
             }
             let waited_from = time::now_ns();
             thread::block_current_until(|| self.stop.load(Relaxed) || output.room_or_wait(me));
@@ -343,6 +348,26 @@ impl Worker {
             wake(waiter);
         }
         true
+    }
+}
+
+/// The item `input` holds (as [`Worker::wait_for_item`] found), waking its producer if it waits for room.
+///
+/// Only this thread takes items; a drop-oldest producer replacing the oldest item may leave the ring empty
+/// for an instant, so an empty answer is retried. `None` only if the channel closed empty, which a producer
+/// cannot do once an item was seen (it closes after its last send completes).
+fn take_ready(input: &Receiver<Item>) -> Option<Item> {
+    loop {
+        match input.try_recv() {
+            Ok(item) => {
+                if let Some(waiter) = input.take_waiting_sender() {
+                    wake(waiter);
+                }
+                return Some(item);
+            }
+            Err(TryRecvError::Closed) => return None,
+            Err(TryRecvError::Empty) => thread::yield_now(),
+        }
     }
 }
 
