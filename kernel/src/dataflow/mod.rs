@@ -306,6 +306,9 @@ pub struct OpView {
     /// A sink's figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<SinkReport>,
+    /// A sink's throughput: its items over the graph's `elapsed_ns`, per second (once time has passed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_per_s: Option<u64>,
     /// A deadline operator's server counters (a job is one item).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerView>,
@@ -393,6 +396,7 @@ pub fn list() -> Vec<GraphView> {
 
 fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
     let run = graph.run.as_ref();
+    let elapsed_ns = run.map_or(0, |run| graph.finished_ns.unwrap_or_else(time::now_ns).saturating_sub(run.started_ns));
     let ops = graph
         .spec
         .ops
@@ -404,6 +408,7 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
             let live = threads.iter().find(|info| info.id == thread_id && thread_id != 0);
             let finished = shared.is_some_and(|shared| shared.finished.load(Relaxed));
             let operator = shared.map(|shared| lock(&shared.operator));
+            let sink = operator.as_ref().and_then(|operator| operator.sink_report());
             OpView {
                 spec: spec.clone(),
                 thread: thread_id,
@@ -419,7 +424,11 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
                     (false, None) => 0,
                 },
                 counters: operator.as_ref().map(|operator| operator.counters()).unwrap_or_default(),
-                sink: operator.as_ref().and_then(|operator| operator.sink_report()),
+                sink,
+                items_per_s: sink.filter(|_| elapsed_ns > 0).map(|sink| {
+                    // At most 10^7 items a source, so the product fits easily in u128 and the rate in u64.
+                    (u128::from(sink.items) * 1_000_000_000 / u128::from(elapsed_ns)) as u64
+                }),
                 server: live
                     .and_then(|info| info.server.map(|(_, stats)| stats))
                     .or_else(|| shared.and_then(|shared| *lock(&shared.server)))
@@ -441,7 +450,6 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
             stats: run.map(|run| run.channels[index].stats()),
         })
         .collect();
-    let elapsed_ns = run.map_or(0, |run| graph.finished_ns.unwrap_or_else(time::now_ns).saturating_sub(run.started_ns));
     GraphView {
         name: graph.name.clone(),
         state: graph.state,
