@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
 
 use sis_dataflow::channel::{ChannelStats, Overflow};
-use sis_dataflow::graph::{GraphError, GraphSpec, OpSpec, Plan, SinkReport};
+use sis_dataflow::graph::{GraphError, GraphSpec, OpKind, OpSpec, Plan, SinkReport};
 use sis_dataflow::tensor::{Budget, BudgetStats};
 use sis_platform::{thread, time};
 
@@ -407,8 +407,9 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
             let thread_id = shared.map_or(0, |shared| shared.thread.load(Relaxed));
             let live = threads.iter().find(|info| info.id == thread_id && thread_id != 0);
             let finished = shared.is_some_and(|shared| shared.finished.load(Relaxed));
-            let operator = shared.map(|shared| lock(&shared.operator));
-            let sink = operator.as_ref().and_then(|operator| operator.sink_report());
+            let sink = shared
+                .filter(|_| matches!(spec.kind, OpKind::Sink { .. }))
+                .and_then(|shared| lock(&shared.operator).sink_report());
             OpView {
                 spec: spec.clone(),
                 thread: thread_id,
@@ -423,7 +424,7 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
                     (false, Some(info)) => info.cpu_time_ns,
                     (false, None) => 0,
                 },
-                counters: operator.as_ref().map(|operator| operator.counters()).unwrap_or_default(),
+                counters: shared.map(|shared| *lock(&shared.counters)).unwrap_or_default(),
                 sink,
                 items_per_s: sink.filter(|_| elapsed_ns > 0).map(|sink| {
                     // At most 10^7 items a source, so the product fits easily in u128 and the rate in u64.

@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use sis_dataflow::channel::{self, Receiver, Sender, TryRecvError};
-use sis_dataflow::graph::{GraphSpec, Item, OpKind, Operator, Plan, Schedule};
+use sis_dataflow::graph::{GraphSpec, Item, OpCounters, OpKind, Operator, Plan, Schedule};
 use sis_dataflow::tensor::{Budget, TensorError};
 use sis_platform::thread::{self, JoinHandle, SpawnError};
 use sis_platform::time;
@@ -26,8 +26,12 @@ const OPERATOR_STACK_BYTES: u64 = 64 * 1024;
 
 /// What one operator's thread shares with the commands.
 pub struct OpShared {
-    /// The operator's state and counters (locked by its thread per item, by readers briefly).
+    /// The operator's state (locked by its thread for each item's whole work; readers take it only for a
+    /// sink's report, whose work per item is short).
     pub operator: spin::Mutex<Operator>,
+    /// The operator's counters as of its last item, for readers: a reader waiting for `operator` while its
+    /// thread, preempted mid-item, holds it, could wait for many turns of the scheduler.
+    pub counters: spin::Mutex<OpCounters>,
     /// Its thread's ID (0 until spawned).
     pub thread: AtomicU32,
     /// CPU time its thread used, set when the thread ends.
@@ -97,6 +101,7 @@ pub fn start(spec: &GraphSpec, plan: Plan, budget: Arc<Budget>) -> Result<Run, S
             Operator::new(&op.kind, &budget).map_err(|error| StartError::Tensor { op: op.name.clone(), error })?;
         ops.push(Arc::new(OpShared {
             operator: spin::Mutex::new(operator),
+            counters: spin::Mutex::new(OpCounters::default()),
             thread: AtomicU32::new(0),
             cpu_ns: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -237,7 +242,7 @@ impl Worker {
             }
             released += 1;
             let taken_ns = time::now_ns();
-            let item = super::lock(&self.shared.operator).next_item(taken_ns);
+            let item = self.with_operator(|operator| operator.next_item(taken_ns));
             let Some(item) = item else { return };
             if !self.emit(item) {
                 return;
@@ -261,7 +266,7 @@ impl Worker {
                 }
             }
             let taken_ns = time::now_ns();
-            let output = super::lock(&self.shared.operator).process(items, taken_ns);
+            let output = self.with_operator(|operator| operator.process(items, taken_ns));
             if let Some(item) = output {
                 if !self.emit(item) {
                     return;
@@ -269,6 +274,14 @@ impl Worker {
             }
             self.job_done(taken_ns);
         }
+    }
+
+    /// Runs `work` on the operator, then publishes its counters.
+    fn with_operator<T>(&self, work: impl FnOnce(&mut Operator) -> T) -> T {
+        let mut operator = super::lock(&self.shared.operator);
+        let result = work(&mut operator);
+        *super::lock(&self.shared.counters) = operator.counters();
+        result
     }
 
     fn job_done(&self, taken_ns: u64) {
@@ -310,7 +323,7 @@ impl Worker {
                 match item.as_ref().map(Item::try_clone) {
                     Some(Ok(copy)) => Some(copy),
                     Some(Err(error)) => {
-                        super::lock(&self.shared.operator).count_failed_copy(&error);
+                        self.with_operator(|operator| operator.count_failed_copy(&error));
                         None
                     }
                     None => None,
