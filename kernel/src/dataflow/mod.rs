@@ -148,14 +148,15 @@ fn with_graph<T>(name: &str, body: impl FnOnce(&mut Graph) -> Result<T, Dataflow
     body(graph)
 }
 
-/// A running graph whose threads all returned is finished.
+/// A running graph whose threads all returned is finished, at the time the last one returned (not when this
+/// is noticed: a graph's `elapsed_ns`, and its sinks' rates, must not depend on when it was next queried).
 fn refresh(graph: &mut Graph) {
     if graph.state == State::Running && graph.run.as_ref().is_some_and(runtime::finished) {
         graph.state = State::Finished;
         if let Some(run) = graph.run.as_mut() {
             runtime::stop_and_join(run);
+            graph.finished_ns = Some(runtime::finished_at(run));
         }
-        graph.finished_ns = Some(time::now_ns());
     }
 }
 

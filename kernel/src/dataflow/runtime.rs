@@ -38,6 +38,8 @@ pub struct OpShared {
     pub cpu_ns: AtomicU64,
     /// The thread has returned.
     pub finished: AtomicBool,
+    /// When it returned, ns since boot (0 before).
+    pub finished_ns: AtomicU64,
     /// A deadline operator's server counters when its thread returned.
     pub server: spin::Mutex<Option<sis_sched::ServerStats>>,
 }
@@ -105,6 +107,7 @@ pub fn start(spec: &GraphSpec, plan: Plan, budget: Arc<Budget>) -> Result<Run, S
             thread: AtomicU32::new(0),
             cpu_ns: AtomicU64::new(0),
             finished: AtomicBool::new(false),
+            finished_ns: AtomicU64::new(0),
             server: spin::Mutex::new(None),
         }));
     }
@@ -189,6 +192,11 @@ pub fn finished(run: &Run) -> bool {
     run.ops.iter().all(|op| op.finished.load(Relaxed))
 }
 
+/// When the last operator thread returned, ns since boot (meaningful once [`finished`]).
+pub fn finished_at(run: &Run) -> u64 {
+    run.ops.iter().map(|op| op.finished_ns.load(Relaxed)).max().unwrap_or(run.started_ns)
+}
+
 /// One operator thread.
 struct Worker {
     shared: Arc<OpShared>,
@@ -226,6 +234,7 @@ impl Worker {
         }
         self.shared.cpu_ns.store(thread::current_cpu_time_ns(), Relaxed);
         *super::lock(&self.shared.server) = thread::own_server().map(|(_, stats)| stats);
+        self.shared.finished_ns.store(time::now_ns(), Relaxed);
         self.shared.finished.store(true, Relaxed);
     }
 
