@@ -24,6 +24,9 @@ fn every_phase_outside_the_pending_list_passes_and_verdicts_replay() {
     let phase3 = first.phases.iter().find(|phase| phase.number == 3).unwrap();
     assert_eq!((phase3.passed, phase3.total), (10, 10), "{}", phases::table(&first));
     assert!(phase3.tests.iter().filter(|test| test.status == Status::Passed).all(|test| test.duration_ms > 0));
+    // Phase 1 is complete: every test of the dataflow graphs, operators, channels and tensors passes.
+    let phase1 = first.phases.iter().find(|phase| phase.number == 1).unwrap();
+    assert_eq!((phase1.passed, phase1.total, phase1.pending_issue), (13, 13, None), "{}", phases::table(&first));
     // Phase 8 is complete but for graph integration, which the dataflow graphs bring (issue 22).
     let phase8 = first.phases.iter().find(|phase| phase.number == 8).unwrap();
     assert_eq!((phase8.passed, phase8.total, phase8.pending_issue), (7, 8, None), "{}", phases::table(&first));

@@ -2,6 +2,7 @@
 
 use super::*;
 
+mod dataflow;
 mod web_gui;
 
 /// The replies of [`judge::TEMPORAL_ISOLATION_COMMANDS`], as one deterministic boot printed them.
