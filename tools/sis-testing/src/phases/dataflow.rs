@@ -24,6 +24,11 @@ mod graphs;
 mod operators;
 mod tensors;
 
+// What phase 8's graph integration reuses.
+pub(super) use checks::{equals_reference, op as graph_op};
+pub(super) use execution::{specification_shown, started_as_planned};
+pub(super) use graphs::{best_effort as unscheduled, map, reserved, sink_with_deadline, Graph};
+
 /// The tests phase 1's judge gives a verdict: all thirteen.
 const JUDGED: [&str; 13] = [
     "Graph creation",
@@ -106,6 +111,11 @@ pub struct Replies<'a> {
 }
 
 impl<'a> Replies<'a> {
+    /// `replies[i]` is the reply of `steps[i]`; the caller checked there is one reply per step.
+    pub fn new(steps: &'a [Step], replies: &'a [Value]) -> Replies<'a> {
+        Replies { steps, replies }
+    }
+
     /// The reply of the step labelled `label`, which must be the reply of that step's command.
     pub fn get(&self, label: &str) -> Result<&'a Value, String> {
         let index = self
