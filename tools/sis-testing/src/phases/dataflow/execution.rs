@@ -204,9 +204,10 @@ pub fn graph_queries(replies: &Replies) -> Result<(), String> {
 }
 
 /// The longest a `stats` of the running share graph may take, guest time: the shell, at best-effort priority 1,
-/// waits at most about one turn of the queue (the priority-4 softmax's 40 ms slice, the priority-1 one's 10 ms,
-/// the sources' and sinks' short runs, the CBS servers' 40 % of the time). Deterministic runs measured 5 ms;
-/// when a reader waited for an operator's lock, which its thread holds for an item's whole work, 1.3 s.
+/// waits about one turn of the queue (the priority-4 softmax's 40 ms slice, the priority-1 one's 10 ms, the
+/// sources' and sinks' turns, the CBS servers' 40 % of the time). Deterministic runs measured 5.3 ms. While a
+/// reader waited for each operator's lock, which its thread holds for an item's whole work and so holds most
+/// of the time it is preempted, the same query took 494 s.
 const RUNNING_QUERY_LIMIT_NS: u64 = 100_000_000;
 
 /// `stats` of the running share graph: answered within [`RUNNING_QUERY_LIMIT_NS`], state running, no
