@@ -5,8 +5,9 @@
 //! Each graph of the probe is a `sis_dataflow::graph::GraphSpec` on the host ([`graphs`]); the `graphctl`
 //! lines that build it are written from that specification, and what its sinks must reach comes from
 //! `reference_run` over the same specification. Tensors are computed with `sis_dataflow::tensor::Tensor`.
-//! So a figure the judge expects is never typed in by hand, and a kernel that parsed, ran or counted
-//! differently fails with expected against got.
+//! So the results the judge expects (specifications, sink checksums, counters, tensors, and the refusals of
+//! graphs and tensors) are computed, not typed in, and a kernel that parsed, ran or counted differently fails
+//! with expected against got. The bounds of measured shares and times are constants, each with its reason.
 //!
 //! Every command runs with `--json` and has a label; the judge finds a reply by its label and checks that
 //! the reply is the one of that command.

@@ -12,7 +12,7 @@ use super::{expect_value, number, operators, Replies, Step};
 /// The graph of this group, named `name`: two sources (tensors and scalars), a matmul under a CBS server, relu,
 /// sum, a mean window, an inference, a filter, a max window and three sinks, one with a deadline; capacities
 /// from 1 to 64, all `block`, so its results are the reference run's.
-pub fn execution_graph(name: &'static str) -> Graph {
+fn execution_graph(name: &'static str) -> Graph {
     Graph::new(
         name,
         vec![
