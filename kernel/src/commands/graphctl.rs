@@ -454,9 +454,10 @@ fn stats_text(view: &GraphView) -> String {
     for op in &view.ops {
         if let Some(sink) = &op.sink {
             human.push_str(&alloc::format!(
-                "\n  sink {}: {} items, checksum {:016x}, latency p50 {} µs p99 {} µs max {} µs",
+                "\n  sink {}: {} items ({} per s), checksum {:016x}, latency p50 {} µs p99 {} µs max {} µs",
                 op.spec.name,
                 sink.items,
+                format::thousands(op.items_per_s.unwrap_or(0)),
                 sink.checksum,
                 format::thousands(sink.latency.p50_ns / 1_000),
                 format::thousands(sink.latency.p99_ns / 1_000),

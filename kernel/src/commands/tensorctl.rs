@@ -297,7 +297,9 @@ fn describe(name: &str, limit: usize) -> Result<Reply, ShellError> {
                 "bytes": tensor.bytes(),
                 "checksum": checksum,
                 "values": shown,
-                "budget": tensors::budget().stats(),
+                // The tensor's own budget is the store's: `tensors::budget()` here would take the store's
+                // lock again, held by `with_tensors`, and spin forever.
+                "budget": tensor.budget().stats(),
             }),
         )
     })

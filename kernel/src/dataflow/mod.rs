@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
 
 use sis_dataflow::channel::{ChannelStats, Overflow};
-use sis_dataflow::graph::{GraphError, GraphSpec, OpSpec, Plan, SinkReport};
+use sis_dataflow::graph::{GraphError, GraphSpec, OpKind, OpSpec, Plan, SinkReport};
 use sis_dataflow::tensor::{Budget, BudgetStats};
 use sis_platform::{thread, time};
 
@@ -148,14 +148,15 @@ fn with_graph<T>(name: &str, body: impl FnOnce(&mut Graph) -> Result<T, Dataflow
     body(graph)
 }
 
-/// A running graph whose threads all returned is finished.
+/// A running graph whose threads all returned is finished, at the time the last one returned (not when this
+/// is noticed: a graph's `elapsed_ns`, and its sinks' rates, must not depend on when it was next queried).
 fn refresh(graph: &mut Graph) {
     if graph.state == State::Running && graph.run.as_ref().is_some_and(runtime::finished) {
         graph.state = State::Finished;
         if let Some(run) = graph.run.as_mut() {
             runtime::stop_and_join(run);
+            graph.finished_ns = Some(runtime::finished_at(run));
         }
-        graph.finished_ns = Some(time::now_ns());
     }
 }
 
@@ -306,6 +307,9 @@ pub struct OpView {
     /// A sink's figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<SinkReport>,
+    /// A sink's throughput: its items over the graph's `elapsed_ns`, per second (once time has passed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_per_s: Option<u64>,
     /// A deadline operator's server counters (a job is one item).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerView>,
@@ -395,6 +399,7 @@ pub fn list() -> Vec<GraphView> {
 
 fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
     let run = graph.run.as_ref();
+    let elapsed_ns = run.map_or(0, |run| graph.finished_ns.unwrap_or_else(time::now_ns).saturating_sub(run.started_ns));
     let ops = graph
         .spec
         .ops
@@ -405,7 +410,9 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
             let thread_id = shared.map_or(0, |shared| shared.thread.load(Relaxed));
             let live = threads.iter().find(|info| info.id == thread_id && thread_id != 0);
             let finished = shared.is_some_and(|shared| shared.finished.load(Relaxed));
-            let operator = shared.map(|shared| lock(&shared.operator));
+            let sink = shared
+                .filter(|_| matches!(spec.kind, OpKind::Sink { .. }))
+                .and_then(|shared| lock(&shared.operator).sink_report());
             OpView {
                 spec: spec.clone(),
                 thread: thread_id,
@@ -420,8 +427,12 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
                     (false, Some(info)) => info.cpu_time_ns,
                     (false, None) => 0,
                 },
-                counters: operator.as_ref().map(|operator| operator.counters()).unwrap_or_default(),
-                sink: operator.as_ref().and_then(|operator| operator.sink_report()),
+                counters: shared.map(|shared| *lock(&shared.counters)).unwrap_or_default(),
+                sink,
+                items_per_s: sink.filter(|_| elapsed_ns > 0).map(|sink| {
+                    // At most 10^7 items a source, so the product fits easily in u128 and the rate in u64.
+                    (u128::from(sink.items) * 1_000_000_000 / u128::from(elapsed_ns)) as u64
+                }),
                 server: live
                     .and_then(|info| info.server.map(|(_, stats)| stats))
                     .or_else(|| shared.and_then(|shared| *lock(&shared.server)))
@@ -443,7 +454,6 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
             stats: run.map(|run| run.channels[index].stats()),
         })
         .collect();
-    let elapsed_ns = run.map_or(0, |run| graph.finished_ns.unwrap_or_else(time::now_ns).saturating_sub(run.started_ns));
     GraphView {
         name: graph.name.clone(),
         state: graph.state,

@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use sis_dataflow::channel::{self, Receiver, Sender, TryRecvError};
-use sis_dataflow::graph::{GraphSpec, Item, OpKind, Operator, Plan, Schedule};
+use sis_dataflow::graph::{GraphSpec, Item, OpCounters, OpKind, Operator, Plan, Schedule};
 use sis_dataflow::tensor::{Budget, TensorError};
 use sis_platform::thread::{self, JoinHandle, SpawnError};
 use sis_platform::time;
@@ -26,14 +26,20 @@ const OPERATOR_STACK_BYTES: u64 = 64 * 1024;
 
 /// What one operator's thread shares with the commands.
 pub struct OpShared {
-    /// The operator's state and counters (locked by its thread per item, by readers briefly).
+    /// The operator's state (locked by its thread for each item's whole work; readers take it only for a
+    /// sink's report, whose work per item is short).
     pub operator: spin::Mutex<Operator>,
+    /// The operator's counters as of its last item, for readers: a reader waiting for `operator` while its
+    /// thread, preempted mid-item, holds it, could wait for many turns of the scheduler.
+    pub counters: spin::Mutex<OpCounters>,
     /// Its thread's ID (0 until spawned).
     pub thread: AtomicU32,
     /// CPU time its thread used, set when the thread ends.
     pub cpu_ns: AtomicU64,
     /// The thread has returned.
     pub finished: AtomicBool,
+    /// When it returned, ns since boot (0 before).
+    pub finished_ns: AtomicU64,
     /// A deadline operator's server counters when its thread returned.
     pub server: spin::Mutex<Option<sis_sched::ServerStats>>,
 }
@@ -99,9 +105,11 @@ pub fn start(spec: &GraphSpec, plan: Plan, budget: Arc<Budget>) -> Result<Run, S
             Operator::new(&op.kind, &budget).map_err(|error| StartError::Tensor { op: op.name.clone(), error })?;
         ops.push(Arc::new(OpShared {
             operator: spin::Mutex::new(operator),
+            counters: spin::Mutex::new(OpCounters::default()),
             thread: AtomicU32::new(0),
             cpu_ns: AtomicU64::new(0),
             finished: AtomicBool::new(false),
+            finished_ns: AtomicU64::new(0),
             server: spin::Mutex::new(None),
         }));
     }
@@ -194,6 +202,11 @@ pub fn finished(run: &Run) -> bool {
     run.ops.iter().all(|op| op.finished.load(Relaxed))
 }
 
+/// When the last operator thread returned, ns since boot (meaningful once [`finished`]).
+pub fn finished_at(run: &Run) -> u64 {
+    run.ops.iter().map(|op| op.finished_ns.load(Relaxed)).max().unwrap_or(run.started_ns)
+}
+
 /// One operator thread.
 struct Worker {
     shared: Arc<OpShared>,
@@ -231,6 +244,7 @@ impl Worker {
         }
         self.shared.cpu_ns.store(thread::current_cpu_time_ns(), Relaxed);
         *super::lock(&self.shared.server) = thread::own_server().map(|(_, stats)| stats);
+        self.shared.finished_ns.store(time::now_ns(), Relaxed);
         self.shared.finished.store(true, Relaxed);
     }
 
@@ -247,7 +261,7 @@ impl Worker {
             }
             released += 1;
             let taken_ns = time::now_ns();
-            let item = super::lock(&self.shared.operator).next_item(taken_ns);
+            let item = self.with_operator(|operator| operator.next_item(taken_ns));
             let Some(item) = item else { return };
             if !self.emit(item) {
                 return;
@@ -259,14 +273,19 @@ impl Worker {
     fn run_operator(&self) {
         let mut items = Vec::with_capacity(self.inputs.len());
         loop {
+            // Nothing is taken until every input holds an item: an item taken from one port, then abandoned
+            // because another port ended or the graph stopped, would be counted received and never processed.
+            if !self.inputs.iter().all(|input| self.wait_for_item(input)) {
+                return;
+            }
             for input in &self.inputs {
-                match self.receive(input) {
+                match take_ready(input) {
                     Some(item) => items.push(item),
                     None => return,
                 }
             }
             let taken_ns = time::now_ns();
-            let output = super::lock(&self.shared.operator).process(&mut items, taken_ns);
+            let output = self.with_operator(|operator| operator.process(&mut items, taken_ns));
             if let Some(item) = output {
                 if !self.emit(item) {
                     return;
@@ -276,41 +295,46 @@ impl Worker {
         }
     }
 
+    /// Runs `work` on the operator, then publishes its counters.
+    fn with_operator<T>(&self, work: impl FnOnce(&mut Operator) -> T) -> T {
+        let mut operator = super::lock(&self.shared.operator);
+        let result = work(&mut operator);
+        *super::lock(&self.shared.counters) = operator.counters();
+        result
+    }
+
     fn job_done(&self, taken_ns: u64) {
         if let Some(period_ns) = self.period_ns {
             thread::job_complete(taken_ns.saturating_add(period_ns));
         }
     }
 
-    /// The next item of `input`, waiting while it is empty; `None` once it is closed and drained, or on stop.
+    /// Waits until `input` holds an item (true), or is closed and drained, or the graph stops (false).
     ///
-    /// `try_recv` runs with IRQs enabled (under drop-oldest it may spin on a slot the producer holds); the
-    /// wait condition uses only the channel's atomics.
-    fn receive(&self, input: &Receiver<Item>) -> Option<Item> {
+    /// The wait condition uses only the channel's atomics (it runs with IRQs masked).
+    fn wait_for_item(&self, input: &Receiver<Item>) -> bool {
         let me = u64::from(thread::current_id());
         loop {
             if self.stop.load(Relaxed) {
-                return None;
+                return false;
             }
-            match input.try_recv() {
-                Ok(item) => {
-                    if let Some(waiter) = input.take_waiting_sender() {
-                        wake(waiter);
-                    }
-                    return Some(item);
-                }
-                Err(TryRecvError::Closed) => return None,
-                Err(TryRecvError::Empty) => {
-                    thread::block_current_until(|| self.stop.load(Relaxed) || input.item_or_wait(me));
-                }
+            if !input.is_empty() {
+                return true;
             }
+            if input.is_closed() {
+                // Nothing is sent after the close: look once more for the last item sent before it.
+                return !input.is_empty();
+            }
+            thread::block_current_until(|| self.stop.load(Relaxed) || input.item_or_wait(me));
         }
     }
 
-    /// Offers `item` to every output (a copy to all but the last); false on stop.
+    /// Offers `item` to every output (a copy to all but the last); false once the graph stops. Every output
+    /// is offered its item even then, so a channel's `offered` always equals its producer's `outputs`.
     fn emit(&self, item: Item) -> bool {
         let count = self.outputs.len();
         let mut item = Some(item);
+        let mut running = true;
         for (position, output) in self.outputs.iter().enumerate() {
             let next = if position + 1 == count {
                 item.take()
@@ -318,32 +342,35 @@ impl Worker {
                 match item.as_ref().map(Item::try_clone) {
                     Some(Ok(copy)) => Some(copy),
                     Some(Err(error)) => {
-                        super::lock(&self.shared.operator).count_failed_copy(&error);
+                        self.with_operator(|operator| operator.count_failed_copy(&error));
                         None
                     }
                     None => None,
                 }
             };
             if let Some(next) = next {
-                if !self.send(output, next) {
-                    return false;
-                }
+                running &= self.send(output, next);
             }
         }
-        true
+        running && !self.stop.load(Relaxed)
     }
 
-    /// Offers one item; under `block` waits for room, counting the wait. False on stop.
+    /// Offers one item; under `block` waits for room, counting the wait. False when the graph stopped while
+    /// the channel was full: the channel is then closed and the item counted as offered and dropped, not lost
+    /// uncounted (the thread closes its outputs on its way out anyway).
     fn send(&self, output: &Sender<Item>, item: Item) -> bool {
         let me = u64::from(thread::current_id());
         let mut item = item;
         loop {
-            if self.stop.load(Relaxed) {
-                return false;
-            }
             match output.try_send(item) {
                 Ok(_) => break,
                 Err(channel::Full(back)) => item = back,
+            }
+            if self.stop.load(Relaxed) {
+                output.close();
+                // A closed channel discards the item and counts it (`Sent::DroppedNewest`); it never hands it back.
+                let _ = output.try_send(item);
+                return false;
             }
             let waited_from = time::now_ns();
             thread::block_current_until(|| self.stop.load(Relaxed) || output.room_or_wait(me));
@@ -353,6 +380,26 @@ impl Worker {
             wake(waiter);
         }
         true
+    }
+}
+
+/// The item `input` holds (as [`Worker::wait_for_item`] found), waking its producer if it waits for room.
+///
+/// Only this thread takes items; a drop-oldest producer replacing the oldest item may leave the ring empty
+/// for an instant, so an empty answer is retried. `None` only if the channel closed empty, which a producer
+/// cannot do once an item was seen (it closes after its last send completes).
+fn take_ready(input: &Receiver<Item>) -> Option<Item> {
+    loop {
+        match input.try_recv() {
+            Ok(item) => {
+                if let Some(waiter) = input.take_waiting_sender() {
+                    wake(waiter);
+                }
+                return Some(item);
+            }
+            Err(TryRecvError::Closed) => return None,
+            Err(TryRecvError::Empty) => thread::yield_now(),
+        }
     }
 }
 

@@ -24,16 +24,12 @@ fn every_phase_outside_the_pending_list_passes_and_verdicts_replay() {
     let phase3 = first.phases.iter().find(|phase| phase.number == 3).unwrap();
     assert_eq!((phase3.passed, phase3.total), (10, 10), "{}", phases::table(&first));
     assert!(phase3.tests.iter().filter(|test| test.status == Status::Passed).all(|test| test.duration_ms > 0));
-    // Phase 8 is complete but for graph integration, which the dataflow graphs bring (issue 22).
+    // Phase 1 is complete: every test of the dataflow graphs, operators, channels and tensors passes.
+    let phase1 = first.phases.iter().find(|phase| phase.number == 1).unwrap();
+    assert_eq!((phase1.passed, phase1.total, phase1.pending_issue), (13, 13, None), "{}", phases::table(&first));
+    // Phase 8 is complete, graph integration included.
     let phase8 = first.phases.iter().find(|phase| phase.number == 8).unwrap();
-    assert_eq!((phase8.passed, phase8.total, phase8.pending_issue), (7, 8, None), "{}", phases::table(&first));
-    let failing: Vec<(&str, Option<&str>)> = phase8
-        .tests
-        .iter()
-        .filter(|test| test.status == Status::Failed)
-        .map(|test| (test.name.as_str(), test.reason.as_deref()))
-        .collect();
-    assert_eq!(failing, [("Graph integration", Some("not implemented (issue 22)"))]);
+    assert_eq!((phase8.passed, phase8.total, phase8.pending_issue), (8, 8, None), "{}", phases::table(&first));
     // Phase 6 is complete: its session drives the web server with curl, Python's websockets and raw TCP.
     let phase6 = first.phases.iter().find(|phase| phase.number == 6).unwrap();
     assert_eq!((phase6.passed, phase6.total, phase6.pending_issue), (15, 15, None), "{}", phases::table(&first));

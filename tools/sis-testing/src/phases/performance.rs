@@ -9,14 +9,29 @@
 //! - Run C: the same workload on a 1 MiB pool under a learned policy that starts untrained (`neuralctl
 //!   reset`), at the default thresholds: most of its choices are below the confidence threshold, and it
 //!   learns online from every interval's measured reward.
+//!
+//! Then graph integration (`graph_integration`): a pipeline of CBS operators beside spinners and a memory
+//! stress, and the same pipeline at best effort.
+
+use std::sync::LazyLock;
 
 use serde_json::Value;
 
+use super::dataflow::Replies;
 use super::judge::{expect, number};
 use super::Verdict;
 
-/// Phase 8's probe (run A, B and C above; the indices are [`Replies`]'s).
-pub const PERFORMANCE_COMMANDS: &str = "autoctl on --json; \
+pub(super) mod graph_integration;
+
+/// Phase 8's probe: [`ADAPTIVE_COMMANDS`], then graph integration's steps.
+pub static PERFORMANCE_COMMANDS: LazyLock<String> = LazyLock::new(|| {
+    let steps = graph_integration::steps();
+    let graph: Vec<&str> = steps.iter().map(|step| step.command.as_str()).collect();
+    format!("{ADAPTIVE_COMMANDS}; {}", graph.join("; "))
+});
+
+/// Runs A, B and C above (the indices are [`Replies`]'s).
+const ADAPTIVE_COMMANDS: &str = "autoctl on --json; \
      stresstest multi --duration 200 --pool-mib 1 --target-pressure 95 --oom-threshold 98 --expect-failures --json; \
      autoctl status --json; autoctl audit last 256 --json; memctl strategy status --json; \
      memctl strategy history --json; \
@@ -31,17 +46,18 @@ pub const PERFORMANCE_COMMANDS: &str = "autoctl on --json; \
      stresstest memory --duration 500 --pool-mib 1 --seed 5 --expect-failures --json; \
      autoctl status --json; autoctl audit last 256 --json";
 
-/// Replies [`PERFORMANCE_COMMANDS`] prints.
-const REPLIES: usize = 23;
+/// Replies [`ADAPTIVE_COMMANDS`] prints.
+const ADAPTIVE_REPLIES: usize = 23;
 
 /// The tests this judge gives a verdict.
-const JUDGED: [&str; 6] = [
+const JUDGED: [&str; 7] = [
     "Strategy switching",
     "Directive thresholds",
     "Oscillation detection",
     "Confidence thresholds",
     "Multi-subsystem directives",
     "Reward feedback",
+    "Graph integration",
 ];
 
 /// The pressure thresholds run B sets (relax below, reclaim at, throttle at), per mille.
@@ -94,10 +110,12 @@ impl Run<'_> {
     }
 }
 
-/// Phase 8's adaptive-memory and meta-agent tests from [`PERFORMANCE_COMMANDS`]'s replies.
+/// Phase 8's adaptive-memory, meta-agent and graph-integration tests from [`PERFORMANCE_COMMANDS`]' replies.
 pub fn performance(replies: &[Value]) -> Vec<Verdict> {
-    if replies.len() != REPLIES {
-        let got = format!("{} JSON replies, expected {REPLIES}", replies.len());
+    let graph_steps = graph_integration::steps();
+    let expected = ADAPTIVE_REPLIES + graph_steps.len();
+    if replies.len() != expected {
+        let got = format!("{} JSON replies, expected {expected}", replies.len());
         return JUDGED.iter().map(|test| (*test, Err(got.clone()))).collect();
     }
     if let Some(failed) = replies.iter().find(|reply| reply["ok"] != true) {
@@ -127,6 +145,10 @@ pub fn performance(replies: &[Value]) -> Vec<Verdict> {
         ("Confidence thresholds", confidence_thresholds(&[&a, &b, &c])),
         ("Multi-subsystem directives", multi_subsystem_directives(&a)),
         ("Reward feedback", reward_feedback(&[&a, &b, &c])),
+        (
+            "Graph integration",
+            graph_integration::graph_integration(&Replies::new(&graph_steps, &replies[ADAPTIVE_REPLIES..])),
+        ),
     ]
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 
+mod dataflow;
 mod web_gui;
 
 /// The replies of [`judge::TEMPORAL_ISOLATION_COMMANDS`], as one deterministic boot printed them.
@@ -127,9 +128,10 @@ fn the_table_counts_pending_phases_apart_and_lists_every_failure() {
     let phase3 = phase_result(&PHASES[2], &temporal_isolation_verdicts(&phase3_replies()), Duration::ZERO);
     let phase7 = phase_result(&PHASES[5], &[], Duration::ZERO);
     let phase8 = phase_result(&PHASES[6], &[], Duration::ZERO);
-    assert_eq!(phase8.tests[7].reason.as_deref(), Some("not implemented (issue 22)"), "the dataflow issue's test");
-    // Phase 8 is off the pending list: a test without a verdict is not implemented, with no issue to wait for.
+    // Phase 8 is off the pending list and none of its tests waits for another issue: a test without a verdict
+    // is not implemented, with no issue to wait for.
     assert_eq!(phase8.tests[0].reason.as_deref(), Some("not implemented"));
+    assert_eq!(phase8.tests[7].reason.as_deref(), Some("not implemented"), "graph integration, built by issue 22");
     let report = report(vec![phase3, phase7], true);
     assert_eq!((report.passed, report.total, report.failing_outside_pending), (10, 11, 0));
     assert_eq!(
@@ -148,9 +150,9 @@ fn phase8_replies() -> Vec<Value> {
 }
 
 #[test]
-fn phase_8_judged_on_real_replies_passes_its_six_built_tests() {
+fn phase_8_judged_on_real_replies_passes_its_seven_batch_tests() {
     let verdicts = performance::performance(&phase8_replies());
-    assert_eq!(verdicts.len(), 6);
+    assert_eq!(verdicts.len(), 7);
     for (test, verdict) in &verdicts {
         assert_eq!(verdict, &Ok(()), "{test}");
     }
@@ -185,7 +187,7 @@ fn a_controller_that_never_freezes_fails_oscillation_detection() {
     let verdict = phase8_verdict("Oscillation detection", |replies| {
         replies[13]["stats"]["suppressed_switches"] = Value::from(3);
     });
-    assert_eq!(verdict, Err(String::from("suppressed_switches 114, got 3")));
+    assert_eq!(verdict, Err(String::from("suppressed_switches 119, got 3")));
 }
 
 #[test]
@@ -217,30 +219,76 @@ fn an_unmeasured_outcome_or_a_missing_boost_fails_its_test() {
 }
 
 #[test]
-fn a_single_test_another_issue_builds_does_not_fail_a_complete_phase_but_any_other_does() {
+fn every_test_of_a_complete_phase_counts_and_one_without_a_verdict_fails_ci() {
     let phase8 = PHASES.iter().find(|phase| phase.number == 8).unwrap();
-    let built: Vec<&'static str> = phase8
-        .groups
-        .iter()
-        .flat_map(|group| group.tests.iter().copied())
-        .filter(|t| *t != "Graph integration")
-        .collect();
-    let complete = |verdicts: &[Verdict]| {
-        let mut result = phase_result(phase8, verdicts, Duration::from_millis(10));
-        result.pending_issue = None;
-        report(vec![result], true)
-    };
-    let all: Vec<Verdict> = built.iter().map(|test| (*test, Ok(()))).collect();
+    let tests: Vec<&'static str> = phase8.groups.iter().flat_map(|group| group.tests.iter().copied()).collect();
+    let complete = |verdicts: &[Verdict]| report(vec![phase_result(phase8, verdicts, Duration::from_millis(10))], true);
+    let all: Vec<Verdict> = tests.iter().map(|test| (*test, Ok(()))).collect();
     let passing = complete(&all);
-    assert_eq!((passing.passed, passing.total, passing.failing_outside_pending), (7, 8, 0));
-    let graph = passing.phases[0].tests.iter().find(|test| test.name == "Graph integration").unwrap();
-    assert_eq!(graph.reason.as_deref(), Some("not implemented (issue 22)"));
-    assert!(table(&passing)
-        .contains("| Phase 8 - Performance | 7/8 | 87.5% | complete but for Graph integration (issue 22) |\n"));
+    assert_eq!((passing.passed, passing.total, passing.failing_outside_pending), (8, 8, 0));
+    assert!(table(&passing).contains("| Phase 8 - Performance | 8/8 | 100.0% | complete |\n"));
+    // Graph integration without a verdict: not implemented, and no longer waiting for issue 22.
+    let without_graph: Vec<Verdict> = all.iter().filter(|(test, _)| *test != "Graph integration").cloned().collect();
+    let missing = complete(&without_graph);
+    assert_eq!((missing.passed, missing.failing_outside_pending), (7, 1));
+    assert!(table(&missing).contains("| Phase 8 - Performance | 7/8 | 87.5% | FAILING |\n"));
+    assert!(table(&missing).ends_with("FAIL Phase 8 / CBS-EDF Scheduler / Graph integration: not implemented\n"));
     let mut one_failing = all.clone();
     one_failing[0].1 = Err(String::from("switches 1, got 0"));
     assert_eq!(complete(&one_failing).failing_outside_pending, 1);
-    assert!(table(&complete(&one_failing)).contains("| 6/8 | 75.0% | FAILING |\n"));
+    assert!(table(&complete(&one_failing)).contains("| 7/8 | 87.5% | FAILING |\n"));
+}
+
+/// The index in phase 8's replies of graph integration's step `label`.
+fn graph_step(label: &str) -> usize {
+    let steps = performance::graph_integration::steps();
+    let first = phase8_replies().len() - steps.len();
+    first + steps.iter().position(|step| step.label == label).unwrap()
+}
+
+#[test]
+fn the_best_effort_pipeline_under_the_same_load_misses_every_deadline() {
+    // The recorded boot's best-effort run, judged as the reserved one is.
+    let replies = phase8_replies();
+    let best_effort = &replies[graph_step("rtbe stats")];
+    let pipeline = performance::graph_integration::pipeline("rtbe", false);
+    assert_eq!(
+        performance::graph_integration::meets_deadlines(best_effort, &pipeline),
+        Err(String::from(
+            "rtbe: 0 of 200 items over the 8000 us deadline, got 200 (latency p50 103546880 ns, p99 170393600 ns, \
+             max 170974560 ns)"
+        ))
+    );
+}
+
+#[test]
+fn a_missed_deadline_a_late_end_or_a_run_outliving_the_load_fails_graph_integration() {
+    let graph = |change: &dyn Fn(&mut Value)| {
+        phase8_verdict("Graph integration", |replies| change(&mut replies[graph_step("rt stats")]))
+    };
+    assert_eq!(
+        graph(&|stats| {
+            let soft = stats["ops"].as_array_mut().unwrap().iter_mut().find(|op| op["name"] == "soft").unwrap();
+            soft["server"]["deadline_misses"] = Value::from(1);
+        }),
+        Err(String::from("rt: soft's server ran 200 jobs with 0 deadline misses, got 200 jobs with 1 misses"))
+    );
+    let late = graph(&|stats| {
+        let out = stats["ops"].as_array_mut().unwrap().iter_mut().find(|op| op["name"] == "out").unwrap();
+        out["sink"]["deadline_misses"] = Value::from(3);
+    });
+    assert!(late.unwrap_err().starts_with("rt: 0 of 200 items over the 8000 us deadline, got 3 (latency p50 "));
+    // The elapsed time a finished graph showed before it ended at its last thread's return: when `wait` looked.
+    assert_eq!(
+        graph(&|stats| stats["elapsed_ns"] = Value::from(607_749_232u64)),
+        Err(String::from(
+            "rt: ran from the first release to the last (398000000 ns) plus at most the deadline, got 607749232 ns"
+        ))
+    );
+    let outlived = phase8_verdict("Graph integration", |replies| {
+        replies[graph_step("rt wait")]["waited_ms"] = Value::from(204);
+    });
+    assert!(outlived.unwrap_err().starts_with("rt finished before the memory stress ended (waited_ms 0), got {"));
 }
 
 /// The console output of phase 8's flood session, as one deterministic boot printed it.
