@@ -187,7 +187,7 @@ fn a_controller_that_never_freezes_fails_oscillation_detection() {
     let verdict = phase8_verdict("Oscillation detection", |replies| {
         replies[13]["stats"]["suppressed_switches"] = Value::from(3);
     });
-    assert_eq!(verdict, Err(String::from("suppressed_switches 119, got 3")));
+    assert_eq!(verdict, Err(String::from("suppressed_switches 108, got 3")));
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn the_best_effort_pipeline_under_the_same_load_misses_every_deadline() {
         performance::graph_integration::meets_deadlines(best_effort, &pipeline),
         Err(String::from(
             "rtbe: 0 of 200 items over the 8000 us deadline, got 200 (latency p50 103546880 ns, p99 170393600 ns, \
-             max 170974560 ns)"
+             max 170704320 ns)"
         ))
     );
 }
