@@ -322,7 +322,7 @@ mod tests {
         let mut trusted = TrustedKeys::new();
         trusted.add_hex(&public).unwrap();
         let verified = artifact::decode(&shipped, &trusted).unwrap();
-        let model = sis_lm::Model::from_bytes(&verified.weights).unwrap();
+        let model = sis_lm::Model::from_bytes(verified.weights).unwrap();
         let architecture = model.architecture();
         assert_eq!(verified.metadata.input_shape, [architecture.context as u32]);
         assert_eq!(verified.metadata.output_shape, [model.vocabulary_size() as u32]);

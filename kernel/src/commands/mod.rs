@@ -7,6 +7,7 @@ mod eventctl;
 mod fault;
 pub mod files;
 mod graphctl;
+mod llmctl;
 mod logctl;
 mod memory;
 pub mod net;
@@ -90,6 +91,7 @@ pub fn registry() -> Registry<Kernel> {
         &eventctl::EVENTCTL,
         &graphctl::GRAPHCTL,
         &tensorctl::TENSORCTL,
+        &llmctl::LLMCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -157,4 +159,12 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("webctl start", Capabilities::ADMIN),
     ("webctl stop", Capabilities::ADMIN),
     ("webctl token", Capabilities::ADMIN),
+    ("llmctl register", Capabilities::ADMIN),
+    ("llmctl load", Capabilities::ADMIN),
+    ("llmctl unload", Capabilities::ADMIN),
+    ("llmctl infer", Capabilities::ADMIN),
+    ("llmctl budget set", Capabilities::ADMIN),
+    ("llmctl ratelimit set", Capabilities::ADMIN),
+    ("llmctl sizelimit", Capabilities::ADMIN),
+    ("llmctl trust", Capabilities::ADMIN),
 ];
