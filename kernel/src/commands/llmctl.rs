@@ -547,7 +547,7 @@ fn compliance(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellErro
 fn trust(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let text = invocation.args.str("key").unwrap_or_default();
     let key = hex::decode::<PUBLIC_KEY_BYTES>(text)
-        .ok_or_else(|| ShellError::new("bad-hex", "a public key is 64 hex digits"))?;
+        .ok_or_else(|| ShellError::new("bad-key-hex", "a public key is 64 hex digits"))?;
     let key_id = governance::with(|state| state.governor.trust_key(CALLER, &key, time::now_ns()))
         .map_err(error)?
         .map_err(|refused| error(LlmError::Governance(refused)))?;
