@@ -40,7 +40,7 @@ const ACTIONS: &[&str] =
 pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
     name: "llmctl",
     summary: "Signed models: register, load, generate under token budgets and rate limits; audit log, compliance",
-    description: "Every operation is checked by the policy and leaves exactly one audit entry, refusals included. Artifacts are verified (SHA-256 digest, Ed25519 signature by a trusted key) before anything is kept. The caller is the principal console (web requests too, for now). Fields and rules: docs/governance.md.",
+    description: "Every operation is checked by the policy and leaves exactly one audit entry, refusals included. Artifacts are verified (SHA-256 digest, Ed25519 signature by a trusted key) before anything is kept. The caller is the principal console on the serial console and in batch mode, token:ID for a web request. Fields and rules: docs/governance.md.",
     args: &[],
     subcommands: &[
         CommandSpec {
@@ -163,9 +163,6 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
     handler: None,
 };
 
-/// The caller: every door is the console for now (a principal per web token is not wired yet).
-const CALLER: Principal = Principal::Console;
-
 fn parse_model(text: &str) -> Result<ArgValue, String> {
     ModelRef::parse(text).map(|_| ArgValue::Str(text.into())).map_err(|error| alloc::format!("{text:?}: {error}"))
 }
@@ -216,14 +213,15 @@ fn info_line(info: &ModelInfo) -> String {
     )
 }
 
-fn register(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+fn register(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
     let path = invocation.args.str("path").unwrap_or_default();
     let bytes = if path == BUILTIN {
         BUILTIN_ARTIFACT.to_vec()
     } else {
         FILES.lock().read(path).map_err(shell_error)?.to_vec()
     };
-    let info = governance::register(CALLER, &bytes).map_err(error)?;
+    let info = governance::register(caller, &bytes).map_err(error)?;
     let mut fields = info_json(&info);
     fields["source"] = Value::from(path);
     Ok(Reply::new(alloc::format!("registered {} from {path}", info_line(&info)), fields))
@@ -271,19 +269,22 @@ fn versions(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Sh
     Ok(Reply::new(alloc::format!("{name}: {}", texts.join(", ")), json!({ "name": name, "versions": texts })))
 }
 
-fn load(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+fn load(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
     let model = required_model(invocation)?;
-    let info = governance::load(CALLER, &model).map_err(error)?;
+    let info = governance::load(caller, &model).map_err(error)?;
     Ok(Reply::new(alloc::format!("loaded {}", info_line(&info)), info_json(&info)))
 }
 
-fn unload(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+fn unload(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
     let model = required_model(invocation)?;
-    let info = governance::unload(CALLER, &model).map_err(error)?;
+    let info = governance::unload(caller, &model).map_err(error)?;
     Ok(Reply::new(alloc::format!("unloaded {}", info_line(&info)), info_json(&info)))
 }
 
-fn infer(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+fn infer(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
     let model = required_model(invocation)?;
     let prompt = String::from(invocation.args.str("prompt").unwrap_or_default());
     let max_tokens = invocation.args.u64("max-tokens").unwrap_or(64);
@@ -291,7 +292,7 @@ fn infer(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     let temperature = temperature_text.parse::<f32>().unwrap_or(0.8);
     let seed = invocation.args.u64("seed").unwrap_or_else(time::now_ns);
     let request = InferRequest { model: &model, prompt: prompt.as_bytes(), max_tokens, temperature, seed };
-    let result = match governance::infer(CALLER, &request) {
+    let result = match governance::infer(caller, &request) {
         Ok(result) => result,
         Err(refused) => return refused_inference(refused, max_tokens, seed),
     };
@@ -311,7 +312,7 @@ fn infer(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
         human,
         json!({
             "model": result.model.to_string(),
-            "principal": CALLER,
+            "principal": caller,
             "prompt": prompt,
             "text": text,
             "tokens": tokens,
@@ -347,15 +348,16 @@ fn refused_inference(refused: LlmError, max_tokens: u64, seed: u64) -> Result<Re
     Ok(Reply::new("", fields).failing(error(refused)))
 }
 
-fn budget_set(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let target = principal_arg(invocation).unwrap_or(CALLER);
+fn budget_set(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
+    let target = principal_arg(invocation).unwrap_or(caller);
     let tokens = invocation.args.u64("tokens").unwrap_or(0);
     let window_ms = invocation.args.u64("window-ms");
     let status = governance::with(|state| {
         let now_ns = time::now_ns();
         let window_ns =
             window_ms.map_or(state.governor.policy().limits(target).window_ns, |ms| ms.saturating_mul(1_000_000));
-        state.governor.set_budget(CALLER, target, tokens, window_ns, now_ns)?;
+        state.governor.set_budget(caller, target, tokens, window_ns, now_ns)?;
         Ok::<_, GovernanceError>(state.governor.policy().status(target, now_ns))
     })
     .map_err(error)?
@@ -370,14 +372,15 @@ fn budget_set(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, 
     ))
 }
 
-fn ratelimit_set(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let target = principal_arg(invocation).unwrap_or(CALLER);
+fn ratelimit_set(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
+    let target = principal_arg(invocation).unwrap_or(caller);
     let rate = invocation.args.u64("rate").unwrap_or(0);
     let burst = invocation.args.u64("burst");
     let status = governance::with(|state| {
         let now_ns = time::now_ns();
         let burst = burst.unwrap_or(state.governor.policy().limits(target).burst);
-        state.governor.set_rate(CALLER, target, rate, burst, now_ns)?;
+        state.governor.set_rate(caller, target, rate, burst, now_ns)?;
         Ok::<_, GovernanceError>(state.governor.policy().status(target, now_ns))
     })
     .map_err(error)?
@@ -392,12 +395,13 @@ fn ratelimit_set(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Repl
     ))
 }
 
-fn sizelimit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let target = principal_arg(invocation).unwrap_or(CALLER);
+fn sizelimit(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
+    let target = principal_arg(invocation).unwrap_or(caller);
     let bytes = invocation.args.u64("bytes").unwrap_or(0);
     let status = governance::with(|state| {
         let now_ns = time::now_ns();
-        state.governor.set_model_limit(CALLER, target, bytes, now_ns)?;
+        state.governor.set_model_limit(caller, target, bytes, now_ns)?;
         Ok::<_, GovernanceError>(state.governor.policy().status(target, now_ns))
     })
     .map_err(error)?
@@ -408,7 +412,8 @@ fn sizelimit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, S
     ))
 }
 
-fn policy_show(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+fn policy_show(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
     let target = principal_arg(invocation);
     let statuses = governance::with(|state| {
         let now_ns = time::now_ns();
@@ -416,8 +421,8 @@ fn policy_show(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
             Some(principal) => alloc::vec![state.governor.policy().status(principal, now_ns)],
             None => {
                 let mut statuses = state.governor.policy().statuses(now_ns);
-                if !statuses.iter().any(|status| status.principal == CALLER) {
-                    statuses.insert(0, state.governor.policy().status(CALLER, now_ns));
+                if !statuses.iter().any(|status| status.principal == caller) {
+                    statuses.insert(0, state.governor.policy().status(caller, now_ns));
                 }
                 statuses
             }
@@ -544,11 +549,12 @@ fn compliance(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellErro
     }
 }
 
-fn trust(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+fn trust(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
     let text = invocation.args.str("key").unwrap_or_default();
     let key = hex::decode::<PUBLIC_KEY_BYTES>(text)
         .ok_or_else(|| ShellError::new("bad-key-hex", "a public key is 64 hex digits"))?;
-    let key_id = governance::with(|state| state.governor.trust_key(CALLER, &key, time::now_ns()))
+    let key_id = governance::with(|state| state.governor.trust_key(caller, &key, time::now_ns()))
         .map_err(error)?
         .map_err(|refused| error(LlmError::Governance(refused)))?;
     Ok(Reply::new(alloc::format!("trusting key {key_id}"), json!({ "key_id": key_id, "public_key": text })))

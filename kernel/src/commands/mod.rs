@@ -46,6 +46,8 @@ pub struct Kernel {
     pub virtio_failures: Vec<(u64, &'static str)>,
     /// When the last byte of the console line being run arrived (ns since boot); `None` for batch commands.
     pub line_received_ns: Option<u64>,
+    /// Who runs the line: `console` (serial console and batch mode), or the web token that sent it.
+    pub principal: sis_governance::Principal,
 }
 
 impl Kernel {
@@ -60,6 +62,7 @@ impl Kernel {
             virtio_devices: probe.devices.clone(),
             virtio_failures: probe.failures.clone(),
             line_received_ns: None,
+            principal: sis_governance::Principal::Console,
         }
     }
 }

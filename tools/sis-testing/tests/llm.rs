@@ -4,7 +4,8 @@
 use serde_json::Value;
 use sis_governance::artifact;
 use sis_governance::keys::TrustedKeys;
-use sis_testing::{QemuConfig, Sis};
+use sis_testing::web::{Request, WebClient};
+use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, Sis};
 
 const ARTIFACT: &[u8] = include_bytes!("../../../models/shakespeare-lm.sismodel");
 const TEST_KEY: &str = include_str!("../../../models/keys/sis-test.pub");
@@ -204,4 +205,45 @@ fn size_limits_budgets_and_rate_limits_are_enforced_and_audited() {
     assert_eq!(ok(&verified)["verified"], true);
     let compliance = sis.run_json("llmctl compliance --json").unwrap();
     assert_eq!(ok(&compliance)["violations"], Value::Array(Vec::new()));
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn each_web_token_is_its_own_principal() {
+    let admin = hex(&host_random_bytes().unwrap());
+    let config = QemuConfig::new().web_server(free_local_port().unwrap(), Some(admin));
+    let client = WebClient::new(config.forwarded_address().unwrap());
+    let mut sis = Sis::boot(&config).unwrap();
+    ok(&sis.run_json("llmctl register builtin --json").unwrap());
+    ok(&sis.run_json("llmctl load shakespeare-lm --json").unwrap());
+    let created = sis.run_json("webctl token create --role admin --json").unwrap();
+    let (id, secret) = (ok(&created)["token"]["id"].as_u64().unwrap(), created["secret"].as_str().unwrap().to_string());
+    ok(&sis.run_json(&format!("llmctl budget set 50 --principal token:{id} --json")).unwrap());
+
+    let line = "llmctl infer shakespeare-lm \"ROMEO:\" --max-tokens 80 --temperature 0";
+    let transfer = client.send(&Request::command(line).bearer(&secret)).unwrap();
+    let reply = transfer.json().unwrap();
+    assert_eq!(transfer.status, 200, "{reply}");
+    assert_eq!(ok(&reply)["principal"], format!("token:{id}"));
+    assert_eq!(
+        (reply["tokens"].as_u64(), reply["cut"].as_bool(), reply["remaining_tokens"].as_u64()),
+        (Some(50), Some(true), Some(0))
+    );
+    assert_eq!(reply["text"], host_generate("ROMEO:", 50, 0.0, 0));
+
+    // The console's budget is untouched; the token's is spent; the audit names the token.
+    let console = sis.run_json("llmctl budget show --principal console --json").unwrap();
+    assert_eq!(ok(&console)["principals"][0]["window_used_tokens"], 0);
+    let token = sis.run_json(&format!("llmctl budget show --principal token:{id} --json")).unwrap();
+    assert_eq!(ok(&token)["principals"][0]["window_used_tokens"], 50);
+    let audit = sis.run_json(&format!("llmctl audit --principal token:{id} --json")).unwrap();
+    let entries: Vec<(&str, &str)> = ok(&audit)["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["action"].as_str().unwrap(), entry["outcome"]["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(entries, [("infer", "ok"), ("complete", "ok")]);
+    let audit = sis.run_json("llmctl audit --principal console --json").unwrap();
+    assert_eq!(ok(&audit)["matched"], 3, "register, load, set-budget");
 }
