@@ -494,11 +494,24 @@ fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     })
     .map_err(error)?;
     let (entries, mut human) = entries;
+    let persistence = governance::audit_persistence().map_err(error)?;
     let matched = entries.len();
     human.push(alloc::format!("{matched} of {total} entries ({dropped} dropped from the memory log)"));
+    human.push(match (&persistence.reason, persistence.start_lba) {
+        (Some((code, message)), _) => alloc::format!("on disk: not kept ({code}: {message})"),
+        (None, Some(lba)) => alloc::format!(
+            "on disk: {} from sector {lba}, {} bytes of {}, {} entries read back at boot",
+            persistence.state,
+            format::thousands(persistence.bytes),
+            format::thousands(persistence.capacity_bytes),
+            persistence.recovered_entries
+        ),
+        (None, None) => String::from("on disk: no disk attached"),
+    });
+    let persistence = serde_json::to_value(&persistence).unwrap_or(Value::Null);
     Ok(Reply::new(
         human.join("\n"),
-        json!({ "entries": entries, "matched": matched, "total": total, "dropped": dropped }),
+        json!({ "entries": entries, "matched": matched, "total": total, "dropped": dropped, "persistence": persistence }),
     ))
 }
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sis_governance::artifact;
 use sis_governance::keys::TrustedKeys;
 use sis_testing::web::{Request, WebClient};
-use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, Sis};
+use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, ScratchDisk, Sis, DEFAULT_DISK_BYTES};
 
 const ARTIFACT: &[u8] = include_bytes!("../../../models/shakespeare-lm.sismodel");
 const TEST_KEY: &str = include_str!("../../../models/keys/sis-test.pub");
@@ -246,4 +246,64 @@ fn each_web_token_is_its_own_principal() {
     assert_eq!(entries, [("infer", "ok"), ("complete", "ok")]);
     let audit = sis.run_json("llmctl audit --principal console --json").unwrap();
     assert_eq!(ok(&audit)["matched"], 3, "register, load, set-budget");
+}
+
+/// Sectors of the disk's audit region (kernel/src/governance/persist.rs).
+const AUDIT_REGION_SECTORS: u64 = 4096;
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn the_audit_log_on_the_disk_is_read_back_after_a_reboot() {
+    let disk = ScratchDisk::create(DEFAULT_DISK_BYTES).unwrap();
+    let config = QemuConfig::new().disk_image(disk.path());
+    let expected = pairs(&[
+        ("register", "ok"),
+        ("load", "ok"),
+        ("infer", "ok"),
+        ("complete", "ok"),
+        ("set-budget", "invalid-setting"),
+    ]);
+    let head_hash = {
+        let mut sis = Sis::boot(&config).unwrap();
+        ok(&sis.run_json("llmctl register builtin --json").unwrap());
+        ok(&sis.run_json("llmctl load shakespeare-lm --json").unwrap());
+        ok(&sis.run_json("llmctl infer shakespeare-lm \"KING\" --max-tokens 10 --temperature 0 --json").unwrap());
+        assert_eq!(error_code(&sis.run_json("llmctl budget set 0 --json").unwrap()), "invalid-setting");
+        let audit = sis.run_json("llmctl audit --json").unwrap();
+        let persistence = &ok(&audit)["persistence"];
+        assert_eq!(persistence["state"], "persisting", "{persistence}");
+        assert_eq!(persistence["start_lba"], DEFAULT_DISK_BYTES / 512 - AUDIT_REGION_SECTORS);
+        assert_eq!(
+            (persistence["recovered_entries"].as_u64(), persistence["persisted_sequence"].as_u64()),
+            (Some(0), Some(5))
+        );
+        assert_eq!(actions(&mut sis), expected);
+        let verified = sis.run_json("llmctl audit verify --json").unwrap();
+        ok(&verified)["head_hash"].as_str().unwrap().to_string()
+    };
+
+    // The host reads the same log from the image.
+    let region = disk.read_sectors(DEFAULT_DISK_BYTES / 512 - AUDIT_REGION_SECTORS, AUDIT_REGION_SECTORS).unwrap();
+    let decoded = sis_governance::audit::decode(&region, 1024).unwrap();
+    assert_eq!((decoded.records, decoded.torn_tail), (5, None));
+    assert_eq!(hex(&decoded.log.head_hash()), head_hash);
+
+    let mut sis = Sis::boot(&config).unwrap();
+    let audit = sis.run_json("llmctl audit --json").unwrap();
+    assert_eq!(ok(&audit)["persistence"]["recovered_entries"], 5);
+    assert_eq!(actions(&mut sis), expected);
+    let verified = sis.run_json("llmctl audit verify --json").unwrap();
+    assert_eq!(
+        (ok(&verified)["entries"].as_u64(), verified["head_hash"].as_str()),
+        (Some(5), Some(head_hash.as_str()))
+    );
+    // The registry is not kept across a reboot; the chain goes on from the disk's last entry.
+    assert_eq!(ok(&sis.run_json("llmctl list --json").unwrap())["count"], 0);
+    ok(&sis.run_json("llmctl register builtin --json").unwrap());
+    let last = sis.run_json("llmctl audit --limit 1 --json").unwrap();
+    assert_eq!(ok(&last)["entries"][0]["sequence"], 5);
+    assert_eq!(ok(&sis.run_json("llmctl audit verify --json").unwrap())["entries"], 6);
+    drop(sis);
+    let region = disk.read_sectors(DEFAULT_DISK_BYTES / 512 - AUDIT_REGION_SECTORS, AUDIT_REGION_SECTORS).unwrap();
+    assert_eq!(sis_governance::audit::decode(&region, 1024).unwrap().records, 6);
 }

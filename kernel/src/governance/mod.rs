@@ -8,6 +8,11 @@
 //! Keys: the kernel trusts the public test key `models/keys/sis-test.pub` (a key whose seed is committed on
 //! purpose, for tests) unless booted with `sis.trust=HEX[,HEX...]`, which replaces it. The image carries one
 //! signed artifact, `models/shakespeare-lm.sismodel` (`llmctl register builtin`).
+//!
+//! With a virtio-blk disk attached, the audit log lives in the disk's last [`persist::REGION_SECTORS`] sectors
+//! and is read back, chain verified, after a reboot (`persist`).
+
+pub mod persist;
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -15,7 +20,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use sis_governance::artifact::{Kind, ModelRef};
-use sis_governance::audit::{AuditLog, DEFAULT_CAPACITY};
+use sis_governance::audit::AuditLog;
 use sis_governance::keys::{KeyError, TrustedKeys};
 use sis_governance::policy::{Limits, Policy};
 use sis_governance::registry::{ModelId, ModelInfo, Registry, DEFAULT_MAX_MODELS, DEFAULT_MAX_TOTAL_BYTES};
@@ -25,9 +30,9 @@ use sis_platform::{console, thread, time};
 use sis_proto::bootargs;
 
 /// The signed artifact built into the image (`llmctl register builtin`).
-pub const BUILTIN_ARTIFACT: &[u8] = include_bytes!("../../models/shakespeare-lm.sismodel");
+pub const BUILTIN_ARTIFACT: &[u8] = include_bytes!("../../../models/shakespeare-lm.sismodel");
 /// The public test key's hex, trusted unless `sis.trust` is given (models/keys/README.md).
-pub const TEST_PUBLIC_KEY_HEX: &str = include_str!("../../models/keys/sis-test.pub");
+pub const TEST_PUBLIC_KEY_HEX: &str = include_str!("../../../models/keys/sis-test.pub");
 /// The boot argument naming the trusted keys instead of the test key.
 pub const TRUST_ARGUMENT: &str = "sis.trust";
 
@@ -195,47 +200,64 @@ pub fn infer(principal: Principal, request: &InferRequest<'_>) -> Result<InferRe
     })?
 }
 
-/// Runs `body` with the governor (made on first use from the boot arguments [`boot`] recorded).
+/// Runs `body` with the governor, then appends the audit entries it added to the disk's log. The governor is
+/// made on first use (from a thread, since reading the disk blocks) from the boot arguments [`boot`] recorded and
+/// the audit log on the disk, if one is attached.
 pub fn with<T>(body: impl FnOnce(&mut State) -> T) -> Result<T, LlmError> {
     let mut guard = lock();
     let state = match guard.as_mut() {
         Some(state) => state,
-        None => guard.insert(State::from_bootargs(&BOOTARGS.lock())?),
+        None => {
+            let keys = trusted_keys_from(&BOOTARGS.lock())?;
+            let (audit, disk) = persist::open();
+            guard.insert(State::new(keys, audit, disk)?)
+        }
     };
-    Ok(body(state))
+    let result = body(state);
+    persist::append(&mut state.disk, state.governor.audit());
+    Ok(result)
 }
 
-/// Records the boot arguments (`sis.trust`) and makes the governor, printing why if `sis.trust` is refused (then
-/// every `llmctl` command fails with `bad-trust-argument`: nothing is trusted).
+/// Records the boot arguments (`sis.trust`), printing why if `sis.trust` is refused (then every `llmctl` command
+/// fails with `bad-trust-argument`: nothing is trusted).
 pub fn boot(bootargs: &str) {
     *BOOTARGS.lock() = String::from(bootargs);
-    if let Err(error) = with(|_| ()) {
+    if let Err(error) = trusted_keys_from(bootargs) {
         console::write_str(&alloc::format!("llmctl: {error}; no model can be registered\n"));
     }
 }
 
-/// The governor and the parsed weights of loaded language models.
+/// Where the audit log is kept: on the disk, or why not.
+pub fn audit_persistence() -> Result<persist::Status, LlmError> {
+    with(|state| state.disk.status())
+}
+
+/// The governor, the parsed weights of loaded language models, and the audit log's place on the disk.
 pub struct State {
     /// Keys, registry, policy and audit log.
     pub governor: Governor,
     /// Each loaded language model's weights, or why they do not parse.
     weights: Vec<(ModelId, Result<Arc<Model>, LmError>)>,
+    /// The audit log on the disk.
+    disk: persist::DiskLog,
 }
 
 impl State {
-    fn from_bootargs(bootargs: &str) -> Result<State, LlmError> {
-        let bad = |reason: String| LlmError::BadTrustArgument { reason };
-        let keys = match bootargs::find(bootargs, TRUST_ARGUMENT).map_err(|error| bad(alloc::format!("{error}")))? {
-            Some(list) => trusted_keys(&list).map_err(|error| bad(alloc::format!("{error} ({})", error.code())))?,
-            None => trusted_keys(TEST_PUBLIC_KEY_HEX.trim()).map_err(|error| bad(alloc::format!("{error}")))?,
-        };
-        let policy = match Policy::new(Limits::DEFAULT) {
-            Ok(policy) => policy,
-            Err(error) => return Err(LlmError::Governance(GovernanceError::Policy(error))),
-        };
+    fn new(keys: TrustedKeys, audit: AuditLog, disk: persist::DiskLog) -> Result<State, LlmError> {
+        let policy =
+            Policy::new(Limits::DEFAULT).map_err(|error| LlmError::Governance(GovernanceError::Policy(error)))?;
         let registry = Registry::new(DEFAULT_MAX_MODELS, DEFAULT_MAX_TOTAL_BYTES);
-        let governor = Governor::new(keys, registry, policy, AuditLog::new(DEFAULT_CAPACITY));
-        Ok(State { governor, weights: Vec::new() })
+        let governor = Governor::new(keys, registry, policy, audit);
+        Ok(State { governor, weights: Vec::new(), disk })
+    }
+}
+
+/// The keys `sis.trust` names, or the public test key without it.
+fn trusted_keys_from(bootargs: &str) -> Result<TrustedKeys, LlmError> {
+    let bad = |reason: String| LlmError::BadTrustArgument { reason };
+    match bootargs::find(bootargs, TRUST_ARGUMENT).map_err(|error| bad(alloc::format!("{error}")))? {
+        Some(list) => trusted_keys(&list).map_err(|error| bad(alloc::format!("{error} ({})", error.code()))),
+        None => trusted_keys(TEST_PUBLIC_KEY_HEX.trim()).map_err(|error| bad(alloc::format!("{error}"))),
     }
 }
 
