@@ -221,9 +221,12 @@ fn register(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Repl
     } else {
         FILES.lock().read(path).map_err(shell_error)?.to_vec()
     };
+    let started_ns = time::now_ns();
     let info = governance::register(caller, &bytes).map_err(error)?;
+    let register_ns = time::now_ns().saturating_sub(started_ns);
     let mut fields = info_json(&info);
     fields["source"] = Value::from(path);
+    fields["register_ns"] = Value::from(register_ns);
     Ok(Reply::new(alloc::format!("registered {} from {path}", info_line(&info)), fields))
 }
 
