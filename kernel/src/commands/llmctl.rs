@@ -15,6 +15,7 @@ use sis_governance::{GovernanceError, Principal};
 use sis_platform::time;
 use sis_shell::{ArgSpec, ArgValue, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 
+use super::blk::disk;
 use super::files::{shell_error, FILES};
 use super::Kernel;
 use crate::format;
@@ -22,6 +23,10 @@ use crate::governance::{self, InferRequest, LlmError, BUILTIN_ARTIFACT};
 
 /// `register builtin`: the artifact in the image.
 const BUILTIN: &str = "builtin";
+/// `register disk:LBA:BYTES`: an artifact on the virtio-blk disk.
+const DISK_PREFIX: &str = "disk:";
+/// The largest artifact read from the disk: the registry's largest weights plus room for metadata and trailer.
+const MAX_DISK_ARTIFACT_BYTES: u64 = sis_governance::artifact::MAX_WEIGHTS_BYTES + 64 * 1024;
 const MODEL: ArgSpec = ArgSpec::positional(
     "model",
     ValueKind::Custom { value_name: "NAME[@VERSION]", parse: parse_model },
@@ -45,9 +50,9 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
     subcommands: &[
         CommandSpec {
             name: "register",
-            summary: "Verify and register a signed artifact: a file of the in-memory filesystem, or builtin (the image's)",
+            summary: "Verify and register a signed artifact: a file of the in-memory filesystem, builtin (the image's), or disk:LBA:BYTES (the virtio-blk disk)",
             description: "Refused with a reason, and nothing kept but the audit entry: a digest or signature that does not verify, an untrusted key, an artifact over the caller's size limit, a version that exists.",
-            args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path, or builtin").required()],
+            args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path, builtin, or disk:LBA:BYTES").required()],
             subcommands: &[],
             handler: Some(register),
         },
@@ -218,6 +223,8 @@ fn register(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Repl
     let path = invocation.args.str("path").unwrap_or_default();
     let bytes = if path == BUILTIN {
         BUILTIN_ARTIFACT.to_vec()
+    } else if let Some(location) = path.strip_prefix(DISK_PREFIX) {
+        read_disk(location)?
     } else {
         FILES.lock().read(path).map_err(shell_error)?.to_vec()
     };
@@ -228,6 +235,35 @@ fn register(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Repl
     fields["source"] = Value::from(path);
     fields["register_ns"] = Value::from(register_ns);
     Ok(Reply::new(alloc::format!("registered {} from {path}", info_line(&info)), fields))
+}
+
+/// The `BYTES` bytes from sector `LBA` of the disk (`LBA:BYTES`, both decimal).
+fn read_disk(location: &str) -> Result<Vec<u8>, ShellError> {
+    let bad = || {
+        ShellError::new(
+            sis_shell::codes::INVALID_VALUE,
+            alloc::format!("disk:{location}: use disk:LBA:BYTES, BYTES 1..={MAX_DISK_ARTIFACT_BYTES}"),
+        )
+    };
+    let (lba, bytes) = location.split_once(':').ok_or_else(bad)?;
+    let (lba, bytes) = (lba.parse::<u64>().map_err(|_| bad())?, bytes.parse::<u64>().map_err(|_| bad())?);
+    if bytes == 0 || bytes > MAX_DISK_ARTIFACT_BYTES {
+        return Err(bad());
+    }
+    let sectors = bytes.div_ceil(sis_blk::SECTOR_SIZE as u64);
+    disk::with_disk(|disk| {
+        let capacity = sis_blk::BlockDevice::capacity_sectors(&disk.stack);
+        if lba.checked_add(sectors).is_none_or(|end| end > capacity) {
+            return Err(ShellError::new(
+                sis_shell::codes::OUT_OF_RANGE,
+                alloc::format!("sectors {lba}..{lba}+{sectors} are past the disk's {capacity}"),
+            ));
+        }
+        let mut buffer = alloc::vec![0u8; (sectors as usize) * sis_blk::SECTOR_SIZE];
+        sis_blk::BlockDevice::read_sectors(&mut disk.stack, lba, &mut buffer).map_err(disk::shell_error)?;
+        buffer.truncate(bytes as usize);
+        Ok(buffer)
+    })
 }
 
 fn list(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {

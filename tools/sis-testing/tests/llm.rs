@@ -307,3 +307,66 @@ fn the_audit_log_on_the_disk_is_read_back_after_a_reboot() {
     let region = disk.read_sectors(DEFAULT_DISK_BYTES / 512 - AUDIT_REGION_SECTORS, AUDIT_REGION_SECTORS).unwrap();
     assert_eq!(sis_governance::audit::decode(&region, 1024).unwrap().records, 6);
 }
+
+/// Writes `bytes` into the image at sector `lba`.
+fn write_image(disk: &ScratchDisk, lba: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(disk.path()).unwrap();
+    file.seek(SeekFrom::Start(lba * 512)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn artifacts_on_the_disk_tampered_or_unsigned_are_refused_and_a_new_version_registers() {
+    let mut keys = TrustedKeys::new();
+    keys.add_hex(TEST_KEY).unwrap();
+    let shipped = artifact::decode(ARTIFACT, &keys).unwrap();
+    let test_seed: [u8; 32] = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/keys/sis-test.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut metadata = shipped.metadata.clone();
+    metadata.version = artifact::Version::new(1, 1, 0).unwrap();
+    let newer = artifact::encode(&metadata, shipped.weights, &test_seed).unwrap();
+    let unsigned = artifact::encode(&metadata, shipped.weights, &[7u8; 32]).unwrap();
+    let mut tampered = newer.clone();
+    tampered[newer.len() / 2] ^= 0x10;
+    let disk = ScratchDisk::create(DEFAULT_DISK_BYTES).unwrap();
+    let (newer_lba, unsigned_lba, tampered_lba) = (2048u64, 4096u64, 6144u64);
+    write_image(&disk, newer_lba, &newer);
+    write_image(&disk, unsigned_lba, &unsigned);
+    write_image(&disk, tampered_lba, &tampered);
+
+    let mut sis = Sis::boot(&QemuConfig::new().disk_image(disk.path())).unwrap();
+    ok(&sis.run_json("llmctl register builtin --json").unwrap());
+    let line = |lba: u64, bytes: usize| format!("llmctl register disk:{lba}:{bytes} --json");
+    assert_eq!(error_code(&sis.run_json(&line(tampered_lba, tampered.len())).unwrap()), "digest-mismatch");
+    assert_eq!(error_code(&sis.run_json(&line(unsigned_lba, unsigned.len())).unwrap()), "unknown-key");
+    assert_eq!(error_code(&sis.run_json(&line(newer_lba, newer.len() - 1)).unwrap()), "truncated");
+    assert_eq!(error_code(&sis.run_json("llmctl register disk:2048:0 --json").unwrap()), "invalid-value");
+    assert_eq!(error_code(&sis.run_json("llmctl register disk:131070:4096 --json").unwrap()), "out-of-range");
+    let versions = sis.run_json("llmctl versions shakespeare-lm --json").unwrap();
+    assert_eq!(ok(&versions)["versions"], serde_json::json!(["1.0.0"]));
+    let registered = sis.run_json(&line(newer_lba, newer.len())).unwrap();
+    assert_eq!(
+        (ok(&registered)["version"].as_str(), registered["source"].as_str()),
+        (Some("1.1.0"), Some("disk:2048:200262"))
+    );
+    let versions = sis.run_json("llmctl versions shakespeare-lm --json").unwrap();
+    assert_eq!(ok(&versions)["versions"], serde_json::json!(["1.0.0", "1.1.0"]));
+    // The latest version is the default; the older one is still addressable.
+    assert_eq!(ok(&sis.run_json("llmctl load shakespeare-lm --json").unwrap())["version"], "1.1.0");
+    assert_eq!(ok(&sis.run_json("llmctl info shakespeare-lm@1.0.0 --json").unwrap())["loaded"], false);
+    assert_eq!(
+        actions(&mut sis),
+        pairs(&[
+            ("register", "ok"),
+            ("register", "digest-mismatch"),
+            ("register", "unknown-key"),
+            ("register", "truncated"),
+            ("register", "ok"),
+            ("load", "ok"),
+        ])
+    );
+}
