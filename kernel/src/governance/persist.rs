@@ -4,7 +4,8 @@
 //!
 //! A region of zeros is a fresh disk: the header is written. A region holding something that is not a valid log
 //! (another use of those sectors, a broken chain) is left as it is and the log stays in memory only, with the
-//! reason in `llmctl audit`'s `persistence`. A record torn by a crash is dropped and its bytes zeroed.
+//! reason in `llmctl audit`'s `persistence`. A record torn by a crash is dropped and its bytes zeroed. Nothing is
+//! printed: the log is opened inside the first `llmctl` command, whose output must stay one JSON object.
 
 use alloc::string::String;
 use alloc::vec;
@@ -13,7 +14,6 @@ use alloc::vec::Vec;
 use serde::Serialize;
 use sis_blk::{BlockDevice, SECTOR_SIZE};
 use sis_governance::audit::{decode, AuditLog, DecodeError, DEFAULT_CAPACITY};
-use sis_platform::console;
 
 use crate::commands::blk::disk;
 
@@ -45,6 +45,8 @@ pub struct DiskLog {
     persisted_sequence: u64,
     /// Entries read back when the log was opened.
     recovered_entries: u64,
+    /// Bytes of a torn last record dropped (and zeroed) when the log was opened.
+    torn_tail_bytes: u64,
 }
 
 /// What `llmctl audit` reports about the disk.
@@ -62,13 +64,15 @@ pub struct Status {
     pub recovered_entries: u64,
     /// Entries on the disk: the next written has this sequence number.
     pub persisted_sequence: u64,
+    /// Bytes of a torn last record dropped (and zeroed) when the log was read back.
+    pub torn_tail_bytes: u64,
     /// Why the disk is not used (`refused`): the code and the message.
     pub reason: Option<(&'static str, String)>,
 }
 
 impl DiskLog {
     fn without(mode: Mode, start_lba: u64) -> DiskLog {
-        DiskLog { mode, start_lba, image: Vec::new(), persisted_sequence: 0, recovered_entries: 0 }
+        DiskLog { mode, start_lba, image: Vec::new(), persisted_sequence: 0, recovered_entries: 0, torn_tail_bytes: 0 }
     }
 
     /// Where the log is kept.
@@ -86,6 +90,7 @@ impl DiskLog {
             capacity_bytes: REGION_SECTORS * SECTOR_SIZE as u64,
             recovered_entries: self.recovered_entries,
             persisted_sequence: self.persisted_sequence,
+            torn_tail_bytes: self.torn_tail_bytes,
             reason,
         }
     }
@@ -122,6 +127,7 @@ pub fn open() -> (AuditLog, DiskLog) {
                 image: log.encode(),
                 persisted_sequence: log.next_sequence(),
                 recovered_entries: 0,
+                torn_tail_bytes: 0,
             };
             let end = disk_log.image.len();
             disk_log.write(0, end);
@@ -135,21 +141,16 @@ pub fn open() -> (AuditLog, DiskLog) {
                 image: bytes.get(..end).map(<[u8]>::to_vec).unwrap_or_default(),
                 persisted_sequence: decoded.log.next_sequence(),
                 recovered_entries: decoded.records,
+                torn_tail_bytes: 0,
             };
             if let Some(torn) = decoded.torn_tail {
-                console::write_str(&alloc::format!(
-                    "llmctl: the audit log on disk ends with a torn record ({} bytes at byte {}); dropped\n",
-                    torn.bytes,
-                    torn.offset
-                ));
+                disk_log.torn_tail_bytes = torn.bytes;
                 disk_log.write(end, end.saturating_add(torn.bytes as usize));
             }
             (decoded.log, disk_log)
         }
         Err(error) => {
-            let message = alloc::format!("{error}; the disk's audit region is left untouched");
-            console::write_str(&alloc::format!("llmctl: {message}\n"));
-            refused(start_lba, error.code(), message)
+            refused(start_lba, error.code(), alloc::format!("{error}; the disk's audit region is left untouched"))
         }
     }
 }

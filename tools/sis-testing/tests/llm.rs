@@ -84,6 +84,21 @@ fn the_builtin_model_generates_exactly_the_hosts_bytes() {
         (Some(true), Some(0))
     );
     assert_eq!(compliance["loaded_models"], 1);
+    // A budget lowered below what this window used is a violation until the window ends.
+    ok(&sis.run_json("llmctl budget set 100 --json").unwrap());
+    let compliance = sis.run_json("llmctl compliance --json").unwrap();
+    assert_eq!(error_code(&compliance), "non-compliant");
+    assert_eq!(
+        compliance["violations"],
+        serde_json::json!([{
+            "kind": "budget-overdrawn",
+            "code": "budget-overdrawn",
+            "principal": "console",
+            "used_tokens": 364,
+            "budget_tokens": 100,
+            "message": "console has 364 tokens charged to this window; its budget is 100"
+        }])
+    );
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -304,8 +319,27 @@ fn the_audit_log_on_the_disk_is_read_back_after_a_reboot() {
     assert_eq!(ok(&last)["entries"][0]["sequence"], 5);
     assert_eq!(ok(&sis.run_json("llmctl audit verify --json").unwrap())["entries"], 6);
     drop(sis);
-    let region = disk.read_sectors(DEFAULT_DISK_BYTES / 512 - AUDIT_REGION_SECTORS, AUDIT_REGION_SECTORS).unwrap();
+    let start_lba = DEFAULT_DISK_BYTES / 512 - AUDIT_REGION_SECTORS;
+    let region = disk.read_sectors(start_lba, AUDIT_REGION_SECTORS).unwrap();
     assert_eq!(sis_governance::audit::decode(&region, 1024).unwrap().records, 6);
+
+    // A changed entry on the disk is detected at the next boot: the region is left as it is, the log kept in memory.
+    let first_length = u32::from_le_bytes(region[52..56].try_into().unwrap()) as usize;
+    let first_hash_byte = 52 + 4 + first_length;
+    let mut sector = region[first_hash_byte / 512 * 512..][..512].to_vec();
+    sector[first_hash_byte % 512] ^= 1;
+    write_image(&disk, start_lba + (first_hash_byte / 512) as u64, &sector);
+    let mut sis = Sis::boot(&config).unwrap();
+    let audit = sis.run_json("llmctl audit --json").unwrap();
+    let persistence = &ok(&audit)["persistence"];
+    assert_eq!(
+        (persistence["state"].as_str(), persistence["reason"][0].as_str()),
+        (Some("refused"), Some("audit-hash-mismatch"))
+    );
+    assert_eq!(audit["total"], 0);
+    drop(sis);
+    let after = disk.read_sectors(start_lba, AUDIT_REGION_SECTORS).unwrap();
+    assert_eq!(after[first_hash_byte], region[first_hash_byte] ^ 1, "the evidence is left untouched");
 }
 
 /// Writes `bytes` into the image at sector `lba`.
