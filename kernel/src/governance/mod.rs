@@ -119,6 +119,9 @@ pub struct InferResult {
     pub remaining_tokens: u64,
     /// When the window resets (ns since boot).
     pub window_reset_ns: u64,
+    /// Time the grant took: the governor's lock, the model lookup, the rate limit and budget check and the audit
+    /// entry.
+    pub grant_ns: u64,
     /// Time spent generating.
     pub generation_ns: u64,
 }
@@ -166,12 +169,14 @@ pub fn unload(principal: Principal, model: &ModelRef) -> Result<ModelInfo, LlmEr
 /// Asks the governor for a grant, generates the granted tokens without the lock held, and reports the tokens
 /// used. Both steps are audited (`infer`, then `complete`).
 pub fn infer(principal: Principal, request: &InferRequest<'_>) -> Result<InferResult, LlmError> {
+    let asked_ns = time::now_ns();
     let (inference, weights) = with(|state| {
-        let inference = state.governor.infer(principal, request.model, request.max_tokens, time::now_ns())?;
+        let inference = state.governor.infer(principal, request.model, request.max_tokens, asked_ns)?;
         let weights = state.weights.iter().find(|(id, _)| *id == inference.model).map(|(_, weights)| weights.clone());
         Ok::<_, LlmError>((inference, weights))
     })??;
     let started_ns = time::now_ns();
+    let grant_ns = started_ns.saturating_sub(asked_ns);
     let generated = match weights {
         Some(Ok(model)) => Generator::new(&model, request.prompt, request.temperature, request.seed)
             .map(|mut generator| {
@@ -195,6 +200,7 @@ pub fn infer(principal: Principal, request: &InferRequest<'_>) -> Result<InferRe
             cut: inference.grant.cut,
             remaining_tokens: status.remaining_tokens,
             window_reset_ns: status.window_reset_ns,
+            grant_ns,
             generation_ns,
         })
     })?
