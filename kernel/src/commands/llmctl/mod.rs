@@ -6,10 +6,8 @@ use alloc::vec::Vec;
 
 use serde_json::{json, Value};
 use sis_governance::artifact::ModelRef;
-use sis_governance::audit::{Action, Filter, Outcome};
 use sis_governance::hex;
-use sis_governance::keys::PUBLIC_KEY_BYTES;
-use sis_governance::policy::{PolicyError, Status};
+use sis_governance::policy::PolicyError;
 use sis_governance::registry::ModelInfo;
 use sis_governance::{GovernanceError, Principal};
 use sis_platform::time;
@@ -20,6 +18,9 @@ use super::files::{shell_error, FILES};
 use super::Kernel;
 use crate::format;
 use crate::governance::{self, InferRequest, LlmError, BUILTIN_ARTIFACT};
+
+mod audit;
+mod policy;
 
 /// `register builtin`: the artifact in the image.
 const BUILTIN: &str = "builtin";
@@ -98,9 +99,9 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
                         PRINCIPAL,
                     ],
                     subcommands: &[],
-                    handler: Some(budget_set),
+                    handler: Some(policy::budget_set),
                 },
-                CommandSpec { name: "show", summary: "A principal's limits, window and counters (all principals without --principal)", description: "", args: &[PRINCIPAL], subcommands: &[], handler: Some(policy_show) },
+                CommandSpec { name: "show", summary: "A principal's limits, window and counters (all principals without --principal)", description: "", args: &[PRINCIPAL], subcommands: &[], handler: Some(policy::policy_show) },
             ],
             handler: None,
         },
@@ -120,9 +121,9 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
                         PRINCIPAL,
                     ],
                     subcommands: &[],
-                    handler: Some(ratelimit_set),
+                    handler: Some(policy::ratelimit_set),
                 },
-                CommandSpec { name: "show", summary: "A principal's limits, window and counters (all principals without --principal)", description: "", args: &[PRINCIPAL], subcommands: &[], handler: Some(policy_show) },
+                CommandSpec { name: "show", summary: "A principal's limits, window and counters (all principals without --principal)", description: "", args: &[PRINCIPAL], subcommands: &[], handler: Some(policy::policy_show) },
             ],
             handler: None,
         },
@@ -132,7 +133,7 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
             description: "",
             args: &[ArgSpec::positional("bytes", ValueKind::U64 { min: 0, max: u64::MAX }, "bytes").required(), PRINCIPAL],
             subcommands: &[],
-            handler: Some(sizelimit),
+            handler: Some(policy::sizelimit),
         },
         CommandSpec {
             name: "audit",
@@ -151,18 +152,18 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
                 description: "",
                 args: &[],
                 subcommands: &[],
-                handler: Some(audit_verify),
+                handler: Some(audit::audit_verify),
             }],
-            handler: Some(audit),
+            handler: Some(audit::audit),
         },
-        CommandSpec { name: "compliance", summary: "Loaded models verified again, size limits, the audit chain, budgets: every violation", description: "", args: &[], subcommands: &[], handler: Some(compliance) },
+        CommandSpec { name: "compliance", summary: "Loaded models verified again, size limits, the audit chain, budgets: every violation", description: "", args: &[], subcommands: &[], handler: Some(audit::compliance) },
         CommandSpec {
             name: "trust",
             summary: "Trust a public key (64 hex digits) for model signatures",
             description: "",
             args: &[ArgSpec::positional("key", ValueKind::Str, "Ed25519 public key, 64 hex digits").required()],
             subcommands: &[],
-            handler: Some(trust),
+            handler: Some(audit::trust),
         },
     ],
     handler: None,
@@ -386,229 +387,4 @@ fn refused_inference(refused: LlmError, max_tokens: u64, seed: u64) -> Result<Re
         _ => return Err(error(refused)),
     }
     Ok(Reply::new("", fields).failing(error(refused)))
-}
-
-fn budget_set(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let caller = kernel.principal;
-    let target = principal_arg(invocation).unwrap_or(caller);
-    let tokens = invocation.args.u64("tokens").unwrap_or(0);
-    let window_ms = invocation.args.u64("window-ms");
-    let status = governance::with(|state| {
-        let now_ns = time::now_ns();
-        let window_ns =
-            window_ms.map_or(state.governor.policy().limits(target).window_ns, |ms| ms.saturating_mul(1_000_000));
-        state.governor.set_budget(caller, target, tokens, window_ns, now_ns)?;
-        Ok::<_, GovernanceError>(state.governor.policy().status(target, now_ns))
-    })
-    .map_err(error)?
-    .map_err(|refused| error(LlmError::Governance(refused)))?;
-    Ok(Reply::new(
-        alloc::format!(
-            "{target}: budget {} tokens per {}",
-            format::thousands(status.limits.budget_tokens),
-            format::milliseconds(status.limits.window_ns)
-        ),
-        status_json(&status),
-    ))
-}
-
-fn ratelimit_set(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let caller = kernel.principal;
-    let target = principal_arg(invocation).unwrap_or(caller);
-    let rate = invocation.args.u64("rate").unwrap_or(0);
-    let burst = invocation.args.u64("burst");
-    let status = governance::with(|state| {
-        let now_ns = time::now_ns();
-        let burst = burst.unwrap_or(state.governor.policy().limits(target).burst);
-        state.governor.set_rate(caller, target, rate, burst, now_ns)?;
-        Ok::<_, GovernanceError>(state.governor.policy().status(target, now_ns))
-    })
-    .map_err(error)?
-    .map_err(|refused| error(LlmError::Governance(refused)))?;
-    Ok(Reply::new(
-        alloc::format!(
-            "{target}: {} requests per second, burst {}",
-            status.limits.rate_per_second,
-            status.limits.burst
-        ),
-        status_json(&status),
-    ))
-}
-
-fn sizelimit(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let caller = kernel.principal;
-    let target = principal_arg(invocation).unwrap_or(caller);
-    let bytes = invocation.args.u64("bytes").unwrap_or(0);
-    let status = governance::with(|state| {
-        let now_ns = time::now_ns();
-        state.governor.set_model_limit(caller, target, bytes, now_ns)?;
-        Ok::<_, GovernanceError>(state.governor.policy().status(target, now_ns))
-    })
-    .map_err(error)?
-    .map_err(|refused| error(LlmError::Governance(refused)))?;
-    Ok(Reply::new(
-        alloc::format!("{target}: models up to {}", format::bytes(status.limits.max_model_bytes)),
-        status_json(&status),
-    ))
-}
-
-fn policy_show(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let caller = kernel.principal;
-    let target = principal_arg(invocation);
-    let statuses = governance::with(|state| {
-        let now_ns = time::now_ns();
-        match target {
-            Some(principal) => alloc::vec![state.governor.policy().status(principal, now_ns)],
-            None => {
-                let mut statuses = state.governor.policy().statuses(now_ns);
-                if !statuses.iter().any(|status| status.principal == caller) {
-                    statuses.insert(0, state.governor.policy().status(caller, now_ns));
-                }
-                statuses
-            }
-        }
-    })
-    .map_err(error)?;
-    let human: Vec<String> = statuses
-        .iter()
-        .map(|status| {
-            alloc::format!(
-                "{:<12} budget {} / {} tokens left (window {}, resets at {} ns)  rate {}/s burst {} ({} in bucket)  models up to {}  requests {} allowed {} cut {} refused {} (rate) {} (budget)",
-                status.principal.to_string(),
-                format::thousands(status.remaining_tokens),
-                format::thousands(status.limits.budget_tokens),
-                format::milliseconds(status.limits.window_ns),
-                format::thousands(status.window_reset_ns),
-                status.limits.rate_per_second,
-                status.limits.burst,
-                status.bucket_requests,
-                format::bytes(status.limits.max_model_bytes),
-                status.counters.requests,
-                status.counters.allowed,
-                status.counters.cut,
-                status.counters.refused_rate,
-                status.counters.refused_budget,
-            )
-        })
-        .collect();
-    let list: Vec<Value> = statuses.iter().map(status_json).collect();
-    Ok(Reply::new(human.join("\n"), json!({ "principals": list })))
-}
-
-fn status_json(status: &Status) -> Value {
-    serde_json::to_value(status).unwrap_or(Value::Null)
-}
-
-fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let filter = Filter {
-        principal: principal_arg(invocation),
-        action: invocation.args.str("action").and_then(Action::parse),
-        model: model_arg(invocation, "model"),
-        since_ns: invocation.args.u64("since"),
-        limit: invocation.args.u64("limit").map(|limit| limit as usize),
-    };
-    let (entries, total, dropped) = governance::with(|state| {
-        let log = state.governor.audit();
-        let entries: Vec<Value> =
-            log.query(&filter).into_iter().map(|entry| serde_json::to_value(entry).unwrap_or(Value::Null)).collect();
-        let human: Vec<String> = log
-            .query(&filter)
-            .into_iter()
-            .map(|entry| {
-                let event = &entry.event;
-                alloc::format!(
-                    "{:>6}  {:>16} ns  {:<10} {:<16} {:<24} {}",
-                    entry.sequence,
-                    format::thousands(event.time_ns),
-                    event.principal.to_string(),
-                    event.action.name(),
-                    event.model.as_ref().map(ToString::to_string).unwrap_or_else(|| String::from("-")),
-                    match &event.outcome {
-                        Outcome::Ok => String::from("ok"),
-                        Outcome::Refused { code } => alloc::format!("refused: {code}"),
-                    }
-                )
-            })
-            .collect();
-        ((entries, human), log.len(), log.dropped())
-    })
-    .map_err(error)?;
-    let (entries, mut human) = entries;
-    let persistence = governance::audit_persistence().map_err(error)?;
-    let matched = entries.len();
-    human.push(alloc::format!("{matched} of {total} entries ({dropped} dropped from the memory log)"));
-    human.push(match (&persistence.reason, persistence.start_lba) {
-        (Some((code, message)), _) => alloc::format!("on disk: not kept ({code}: {message})"),
-        (None, Some(lba)) => alloc::format!(
-            "on disk: {} from sector {lba}, {} bytes of {}, {} entries read back at boot",
-            persistence.state,
-            format::thousands(persistence.bytes),
-            format::thousands(persistence.capacity_bytes),
-            persistence.recovered_entries
-        ),
-        (None, None) => String::from("on disk: no disk attached"),
-    });
-    let persistence = serde_json::to_value(&persistence).unwrap_or(Value::Null);
-    Ok(Reply::new(
-        human.join("\n"),
-        json!({ "entries": entries, "matched": matched, "total": total, "dropped": dropped, "persistence": persistence }),
-    ))
-}
-
-fn audit_verify(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let (result, entries, head) = governance::with(|state| {
-        let log = state.governor.audit();
-        (log.verify(), log.len(), hex::encode(&log.head_hash()))
-    })
-    .map_err(error)?;
-    match result {
-        Ok(()) => Ok(Reply::new(
-            alloc::format!("audit chain verified: {entries} entries, head {head}"),
-            json!({ "verified": true, "entries": entries, "head_hash": head }),
-        )),
-        Err(broken) => Err(ShellError::new(broken.code(), alloc::format!("{broken}"))),
-    }
-}
-
-fn compliance(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let (violations, loaded) = governance::with(|state| {
-        let loaded = state.governor.registry().models().iter().filter(|model| model.is_loaded()).count();
-        (state.governor.compliance(time::now_ns()), loaded)
-    })
-    .map_err(error)?;
-    let list: Vec<Value> = violations
-        .iter()
-        .map(|violation| {
-            let mut value = serde_json::to_value(violation).unwrap_or(Value::Null);
-            value["code"] = Value::from(violation.code());
-            value["message"] = Value::from(violation.to_string());
-            value
-        })
-        .collect();
-    let mut human: Vec<String> =
-        violations.iter().map(|violation| alloc::format!("{}: {violation}", violation.code())).collect();
-    if human.is_empty() {
-        human.push(alloc::format!(
-            "compliant: {loaded} loaded models verified, audit chain intact, no budget overdrawn"
-        ));
-    }
-    let fields = json!({ "compliant": violations.is_empty(), "violations": list, "loaded_models": loaded });
-    if violations.is_empty() {
-        Ok(Reply::new(human.join("\n"), fields))
-    } else {
-        let count = violations.len();
-        Ok(Reply::new(human.join("\n"), fields)
-            .failing(ShellError::new("non-compliant", alloc::format!("{count} violations"))))
-    }
-}
-
-fn trust(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let caller = kernel.principal;
-    let text = invocation.args.str("key").unwrap_or_default();
-    let key = hex::decode::<PUBLIC_KEY_BYTES>(text)
-        .ok_or_else(|| ShellError::new("bad-key-hex", "a public key is 64 hex digits"))?;
-    let key_id = governance::with(|state| state.governor.trust_key(caller, &key, time::now_ns()))
-        .map_err(error)?
-        .map_err(|refused| error(LlmError::Governance(refused)))?;
-    Ok(Reply::new(alloc::format!("trusting key {key_id}"), json!({ "key_id": key_id, "public_key": text })))
 }
