@@ -260,7 +260,12 @@ fn read_disk(location: &str) -> Result<Vec<u8>, ShellError> {
                 alloc::format!("sectors {lba}..{lba}+{sectors} are past the disk's {capacity}"),
             ));
         }
-        let mut buffer = alloc::vec![0u8; (sectors as usize) * sis_blk::SECTOR_SIZE];
+        let length = (sectors as usize) * sis_blk::SECTOR_SIZE;
+        let mut buffer = Vec::new();
+        buffer.try_reserve_exact(length).map_err(|_| {
+            ShellError::new("out-of-memory", alloc::format!("the heap cannot hold the {bytes}-byte artifact"))
+        })?;
+        buffer.resize(length, 0);
         sis_blk::BlockDevice::read_sectors(&mut disk.stack, lba, &mut buffer).map_err(disk::shell_error)?;
         buffer.truncate(bytes as usize);
         Ok(buffer)
