@@ -10,6 +10,7 @@ mod dataflow;
 mod det;
 mod events;
 mod format;
+mod governance;
 mod klog;
 mod shell;
 mod web;
@@ -38,6 +39,7 @@ fn main(platform: Platform) -> ! {
         panic!("cannot start the network thread: {error}");
     }
     web::boot(&kernel);
+    governance::boot(&kernel.bootargs);
     if let Err(error) = thread::spawn("shell", SHELL_STACK_BYTES, move || shell::run(kernel)) {
         panic!("cannot start the shell thread: {error}");
     }

@@ -97,6 +97,13 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1000..=100_000_000))]
         messages: u64,
     },
+    /// The signed language model: generation tokens/s in the guest and on the host (same model, same bytes, ratio),
+    /// artifact verification time, the policy's cost per request.
+    Llm {
+        /// Repetitions on the host, and guest boots.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off), host and guest.
     Metrics {
         /// Repetitions of each measurement.
@@ -160,6 +167,13 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             crate::bench_dataflow::run(repetitions.min(5))
+        }
+        Benchmark::Llm { repetitions } => {
+            host_bench(&["llm", "--repetitions", &repetitions.to_string()])?;
+            crate::setup::ensure_qemu()?;
+            crate::setup::ensure_target()?;
+            crate::build_kernel()?;
+            crate::bench_llm::run(repetitions)
         }
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
         Benchmark::Sched { repetitions } => {

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_blk;
 mod bench_dataflow;
+mod bench_llm;
 mod bench_net;
 mod bench_web;
 mod fuzz;

@@ -290,6 +290,48 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The artifact the kernel embeds is what `model sign` makes from the committed weights, training text and
+    /// public test key (Ed25519 is deterministic), and its shapes are the shipped model's.
+    #[test]
+    fn the_shipped_artifact_is_reproduced_byte_for_byte_by_signing_again() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let models = root.join("models");
+        let dir = scratch("shipped");
+        let args = SignArgs {
+            key: models.join("keys/sis-test.key"),
+            weights: models.join("lm.bin"),
+            output: dir.join("shakespeare-lm.sismodel"),
+            name: "shakespeare-lm".into(),
+            version: "1.0.0".into(),
+            kind: "language-model".into(),
+            input_shape: vec![8],
+            output_shape: vec![62],
+            author: "SIS project".into(),
+            created: Some(1_796_601_600),
+            description: SHIPPED_DESCRIPTION.into(),
+            training_data: Some(models.join("shakespeare.txt")),
+            training_data_sha256: None,
+        };
+        let signed = sign(&args).unwrap();
+        let shipped = std::fs::read(models.join("shakespeare-lm.sismodel")).unwrap();
+        assert_eq!(signed.len(), 200_262);
+        assert!(signed == shipped, "models/shakespeare-lm.sismodel differs from a fresh signature");
+
+        let public = std::fs::read_to_string(models.join("keys/sis-test.pub")).unwrap();
+        assert_eq!(public, format!("{}\n", hex::encode(&public_key_from_seed(&read_seed(&args.key).unwrap()))));
+        let mut trusted = TrustedKeys::new();
+        trusted.add_hex(&public).unwrap();
+        let verified = artifact::decode(&shipped, &trusted).unwrap();
+        let model = sis_lm::Model::from_bytes(verified.weights).unwrap();
+        let architecture = model.architecture();
+        assert_eq!(verified.metadata.input_shape, [architecture.context as u32]);
+        assert_eq!(verified.metadata.output_shape, [model.vocabulary_size() as u32]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const SHIPPED_DESCRIPTION: &str = "Byte-level MLP language model (8-byte context, 62-byte vocabulary) trained on \
+        models/shakespeare.txt; signed with the public test key models/keys/sis-test.key";
+
     #[test]
     fn sign_refuses_bad_metadata_and_bad_key_files() {
         let dir = scratch("refusals");

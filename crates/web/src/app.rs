@@ -34,11 +34,18 @@ pub trait Backend {
     /// every `GET /api/metrics` waiting and every push due. Until then the requests wait, as a deferred command does,
     /// and [`App::wants_metrics`] is true.
     fn metrics(&mut self, now_ns: u64) -> Option<Value>;
-    /// Runs `line` through the shell registry holding `capabilities`, as the console would with `--json`, for
-    /// connection `connection`. `None` defers it: the kernel runs the line elsewhere (a long stress test must
+    /// Runs `line` through the shell registry holding `capabilities`, on behalf of token `token` (the principal
+    /// whose budgets and audit entries it counts against), as the console would with `--json`, for connection
+    /// `connection`. `None` defers it: the kernel runs the line elsewhere (a long stress test must
     /// not hold up the server) and answers later with [`App::complete_command`]; until then the connection
     /// waits, and its pipelined requests wait behind it.
-    fn command(&mut self, connection: ConnectionId, line: &str, capabilities: Capabilities) -> Option<CommandReply>;
+    fn command(
+        &mut self,
+        connection: ConnectionId,
+        line: &str,
+        token: TokenId,
+        capabilities: Capabilities,
+    ) -> Option<CommandReply>;
     /// The monotonic clock, read before and after handling a request to time it.
     fn now_ns(&mut self) -> u64;
 }
@@ -580,8 +587,8 @@ impl App {
         match routes::route(&self.tokens, backend, request, now_ns) {
             routes::Routed::Response(response) => sent(slot.connection.respond(&response), response.status),
             routes::Routed::Metrics => Answered::Deferred(Awaited::Metrics),
-            routes::Routed::Command { line, capabilities } => {
-                match backend.command(slot.connection.id(), &line, capabilities) {
+            routes::Routed::Command { line, token, capabilities } => {
+                match backend.command(slot.connection.id(), &line, token, capabilities) {
                     Some(reply) => {
                         let response = routes::command_response(reply);
                         sent(slot.connection.respond(&response), response.status)
@@ -619,8 +626,8 @@ impl App {
                 "deferred",
                 "the metrics are read elsewhere; only a connection can wait for them",
             ),
-            routes::Routed::Command { line, capabilities } => {
-                match backend.command(ConnectionId(0), &line, capabilities) {
+            routes::Routed::Command { line, token, capabilities } => {
+                match backend.command(ConnectionId(0), &line, token, capabilities) {
                     Some(reply) => routes::command_response(reply),
                     None => crate::Response::error(
                         503,

@@ -7,6 +7,7 @@ mod eventctl;
 mod fault;
 pub mod files;
 mod graphctl;
+mod llmctl;
 mod logctl;
 mod memory;
 pub mod net;
@@ -45,6 +46,8 @@ pub struct Kernel {
     pub virtio_failures: Vec<(u64, &'static str)>,
     /// When the last byte of the console line being run arrived (ns since boot); `None` for batch commands.
     pub line_received_ns: Option<u64>,
+    /// Who runs the line: `console` (serial console and batch mode), or the web token that sent it.
+    pub principal: sis_governance::Principal,
 }
 
 impl Kernel {
@@ -59,6 +62,7 @@ impl Kernel {
             virtio_devices: probe.devices.clone(),
             virtio_failures: probe.failures.clone(),
             line_received_ns: None,
+            principal: sis_governance::Principal::Console,
         }
     }
 }
@@ -90,6 +94,7 @@ pub fn registry() -> Registry<Kernel> {
         &eventctl::EVENTCTL,
         &graphctl::GRAPHCTL,
         &tensorctl::TENSORCTL,
+        &llmctl::LLMCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -157,4 +162,12 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("webctl start", Capabilities::ADMIN),
     ("webctl stop", Capabilities::ADMIN),
     ("webctl token", Capabilities::ADMIN),
+    ("llmctl register", Capabilities::ADMIN),
+    ("llmctl load", Capabilities::ADMIN),
+    ("llmctl unload", Capabilities::ADMIN),
+    ("llmctl infer", Capabilities::ADMIN),
+    ("llmctl budget set", Capabilities::ADMIN),
+    ("llmctl ratelimit set", Capabilities::ADMIN),
+    ("llmctl sizelimit", Capabilities::ADMIN),
+    ("llmctl trust", Capabilities::ADMIN),
 ];

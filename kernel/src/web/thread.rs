@@ -6,11 +6,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde_json::{json, Map, Value};
+use sis_governance::Principal;
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::{power, thread, time};
 use sis_sched::ThreadId;
 use sis_shell::{codes, Capabilities, Outcome, Output, Registry, ShellError};
-use sis_web::{Backend, CommandReply, ConnectionId};
+use sis_web::{Backend, CommandReply, ConnectionId, TokenId};
 
 use super::io::{IoEvent, IoKind, IO};
 use super::{Link, Server, SERVER};
@@ -30,6 +31,8 @@ pub const NO_JSON: &str = "no-json-output";
 struct Job {
     connection: ConnectionId,
     line: String,
+    /// The token that sent it: the principal `llmctl` counts against.
+    token: TokenId,
     capabilities: Capabilities,
 }
 
@@ -102,6 +105,7 @@ fn run_line(
     kernel: &mut Kernel,
     registry: &Registry<Kernel>,
     line: &str,
+    principal: Principal,
     capabilities: Capabilities,
 ) -> (Option<Value>, Outcome) {
     let mut text = String::from(line.trim());
@@ -109,6 +113,7 @@ fn run_line(
         text.push_str(" --json");
     }
     kernel.line_received_ns = None;
+    kernel.principal = principal;
     let mut capture = Capture::default();
     let outcome = registry.execute_as(kernel, text.as_bytes(), &mut capture, capabilities);
     (capture.last_object(), outcome)
@@ -128,8 +133,14 @@ impl Backend for KernelBackend {
         None
     }
 
-    fn command(&mut self, connection: ConnectionId, line: &str, capabilities: Capabilities) -> Option<CommandReply> {
-        self.jobs.push(Job { connection, line: String::from(line), capabilities });
+    fn command(
+        &mut self,
+        connection: ConnectionId,
+        line: &str,
+        token: TokenId,
+        capabilities: Capabilities,
+    ) -> Option<CommandReply> {
+        self.jobs.push(Job { connection, line: String::from(line), token, capabilities });
         None
     }
 
@@ -144,7 +155,7 @@ fn read_metrics(kernel: &mut Kernel, registry: &Registry<Kernel>) -> Value {
     let mut metrics = Map::new();
     metrics.insert(String::from("uptime_ns"), Value::from(time::now_ns()));
     for (section, line) in METRIC_LINES {
-        let (json, _) = run_line(kernel, registry, line, Capabilities::ALL);
+        let (json, _) = run_line(kernel, registry, line, Principal::Console, Capabilities::ALL);
         metrics.insert(String::from(*section), json.unwrap_or(Value::Null));
     }
     Value::Object(metrics)
@@ -159,7 +170,8 @@ fn worker(mut kernel: Kernel) {
             thread::sleep_until_ns_or_woken(time::now_ns().saturating_add(1_000_000_000), || !JOBS.lock().0.is_empty());
             continue;
         };
-        let (json, outcome) = run_line(&mut kernel, &registry, &job.line, job.capabilities);
+        let (json, outcome) =
+            run_line(&mut kernel, &registry, &job.line, Principal::Token(job.token.0), job.capabilities);
         let permission_denied = matches!(outcome, Outcome::Failed { code } if code == codes::PERMISSION_DENIED);
         let json = json.unwrap_or_else(
             || json!({ "ok": false, "error": { "code": NO_JSON, "message": "the command printed no JSON object" } }),

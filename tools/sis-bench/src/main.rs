@@ -7,6 +7,7 @@
 
 mod ai;
 mod dataflow;
+mod llm;
 mod metrics;
 mod mm;
 mod sched;
@@ -55,6 +56,12 @@ enum Benchmark {
         #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1000..=100_000_000))]
         messages: u64,
     },
+    /// The language model's generation speed, the signed artifact's verification time, the policy's cost per request.
+    Llm {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost against Vec::push, and the memory workload with recording on vs off.
     Metrics {
         /// Repetitions of each measurement.
@@ -88,6 +95,7 @@ fn main() {
     match Cli::parse().benchmark {
         Benchmark::Ai { repetitions } => ai::run(repetitions),
         Benchmark::Dataflow { repetitions, messages } => dataflow::run(repetitions, messages),
+        Benchmark::Llm { repetitions } => llm::run(repetitions),
         Benchmark::Metrics { repetitions } => metrics::run(repetitions),
         Benchmark::Mm { repetitions, operations } => mm::run(repetitions, operations),
         Benchmark::Sched { repetitions } => sched::run(repetitions),

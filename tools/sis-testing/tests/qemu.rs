@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 27] = [
+const COMMANDS: [&str; 28] = [
     "help",
     "version",
     "uptime",
@@ -39,6 +39,7 @@ const COMMANDS: [&str; 27] = [
     "eventctl",
     "graphctl",
     "tensorctl",
+    "llmctl",
     "sleep",
     "shutdown",
     "fault",

@@ -26,7 +26,7 @@ pub(super) enum Routed {
     /// `GET /api/metrics` with a valid token, the backend's reading deferred.
     Metrics,
     /// Run this command line with these capabilities (a valid body, a valid token).
-    Command { line: String, capabilities: sis_shell::Capabilities },
+    Command { line: String, token: TokenId, capabilities: sis_shell::Capabilities },
     /// Switch to WebSocket for this token.
     Upgrade { token: TokenId, accept_key: String },
     /// A refused upgrade.
@@ -55,7 +55,7 @@ pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &Re
             None => Routed::Metrics,
         },
         "/api/command" => match command_line(&request.body) {
-            Ok(line) => Routed::Command { line, capabilities: token.role.capabilities() },
+            Ok(line) => Routed::Command { line, token: token.id, capabilities: token.role.capabilities() },
             Err(message) => Routed::Response(Response::error(400, "bad-command-body", message)),
         },
         _ => match ws::check_handshake(request) {

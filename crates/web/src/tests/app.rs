@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sis_shell::Capabilities;
 
 use super::{client_frame, UPGRADE};
-use crate::token::SECRET_BYTES;
+use crate::token::{TokenId, SECRET_BYTES};
 use crate::{App, AppConfig, AppError, Backend, CommandReply, ConnectionId, Limits, Role};
 
 /// A kernel stand-in: metrics carry the time asked for (or, with `defer_metrics`, are deferred and counted);
@@ -34,7 +34,13 @@ impl Backend for FakeKernel {
         Some(json!({ "uptime_ns": now_ns, "reads": self.metrics_reads }))
     }
 
-    fn command(&mut self, connection: ConnectionId, line: &str, capabilities: Capabilities) -> Option<CommandReply> {
+    fn command(
+        &mut self,
+        connection: ConnectionId,
+        line: &str,
+        _token: TokenId,
+        capabilities: Capabilities,
+    ) -> Option<CommandReply> {
         self.lines.push((String::from(line), capabilities));
         if line.starts_with("slow") {
             self.deferred.push((connection, String::from(line)));

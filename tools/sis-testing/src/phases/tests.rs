@@ -321,3 +321,39 @@ fn no_output_flooding_judged_on_real_output_passes_and_a_lost_message_or_an_unli
         Err(String::from("klog: noisy: lines adding up to 199900, got 199899"))
     );
 }
+
+fn phase2_replies() -> Vec<Value> {
+    include_str!("phase2_replies.jsonl").lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+#[test]
+fn phase_2_judged_on_real_replies_passes_all_nine() {
+    let verdicts = governance::governance(&phase2_replies());
+    assert_eq!(verdicts.len(), 9);
+    for (test, verdict) in &verdicts {
+        assert_eq!(verdict, &Ok(()), "{test}");
+    }
+    let result = phase_result(&PHASES[1], &verdicts, Duration::ZERO);
+    assert_eq!((result.passed, result.total, result.pending_issue), (9, 9, None));
+}
+
+#[test]
+fn phase_2_fails_a_miscounted_budget_an_unrefused_size_and_a_broken_chain() {
+    let mut replies = phase2_replies();
+    replies[18]["principals"][0]["counters"]["tokens_used"] = serde_json::json!(104);
+    replies[1] = serde_json::json!({ "command": "llmctl register", "ok": true });
+    replies[22]["verified"] = serde_json::json!(false);
+    let verdicts = governance::governance(&replies);
+    assert_eq!(verdict(&verdicts, "Rate limiting"), &Err(String::from("tokens_used 105, got 104")));
+    assert_eq!(
+        verdict(&verdicts, "Size limit enforcement"),
+        &Err(String::from(
+            "\"llmctl register\" refused with model-too-large, got {\"command\":\"llmctl register\",\"ok\":true}"
+        ))
+    );
+    assert!(verdict(&verdicts, "Compliance checks").as_ref().unwrap_err().starts_with("verified, got "));
+    let passed = verdicts.iter().filter(|(_, verdict)| verdict.is_ok()).count();
+    assert_eq!(passed, 6);
+    let short = governance::governance(&phase2_replies()[..23]);
+    assert!(short.iter().all(|(_, verdict)| verdict == &Err(String::from("23 JSON replies, expected 24"))));
+}
