@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 use sha2::{Digest, Sha256};
+use sis_governance::hex::encode as hex;
 use sis_lm::train::{TrainConfig, Trainer};
 use sis_lm::Model;
 use sis_testing::workspace_root;
@@ -79,10 +80,6 @@ fn from_root(path: &Path) -> PathBuf {
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(from_root(path)).map_err(|error| format!("{}: {error}", path.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 pub fn train(args: TrainArgs) -> Result<(), String> {
