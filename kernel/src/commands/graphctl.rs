@@ -169,9 +169,8 @@ fn parse_dimensions(text: &str) -> Result<ArgValue, String> {
 
 /// `4x8` or `8,16,4`: 1 to 8 sizes, each 1..=2^24.
 fn dimensions(text: &str) -> Result<Vec<usize>, String> {
-    let sizes: Result<Vec<usize>, _> = text.split(['x', ',']).map(str::parse::<usize>).collect();
-    match sizes {
-        Ok(sizes)
+    match super::sizes::split(text) {
+        Some(sizes)
             if !sizes.is_empty() && sizes.len() <= 8 && sizes.iter().all(|&size| (1..=1 << 24).contains(&size)) =>
         {
             Ok(sizes)

@@ -13,6 +13,7 @@ mod memory;
 pub mod net;
 pub mod neural;
 mod sched;
+mod sizes;
 pub mod stress;
 mod system;
 mod temporaliso;

@@ -147,9 +147,7 @@ fn parse_dimensions(text: &str) -> Result<ArgValue, String> {
 
 /// `2x3` or `2,3`: sizes the tensor library then checks (rank, zero axes, total size).
 fn dimensions(text: &str) -> Result<Vec<usize>, String> {
-    text.split(['x', ','])
-        .map(|part| part.parse::<usize>().map_err(|_| alloc::format!("{text:?}: sizes separated by x or ,")))
-        .collect()
+    super::sizes::split(text).ok_or_else(|| alloc::format!("{text:?}: sizes separated by x or ,"))
 }
 
 fn store_error(error: StoreError) -> ShellError {
