@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 
 use serde_json::json;
 use sis_dataflow::channel::Overflow;
-use sis_dataflow::graph::{Aggregate, MapOp, OpKind, OpSpec, Schedule, SourceSpec};
+use sis_dataflow::graph::{Aggregate, MapOp, OpKind, Schedule, SourceSpec};
 use sis_shell::{ArgSpec, ArgValue, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 
 use super::Kernel;
@@ -282,18 +282,12 @@ fn add_op(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
     let graph = graph_name(invocation);
     let kind = kind_from(invocation)?;
     let schedule = schedule_from(invocation)?;
-    let name = match invocation.args.str("name") {
-        Some(name) => String::from(name),
-        None => {
-            let index = dataflow::view(&graph).map_err(error)?.ops.len();
-            alloc::format!("{}-{index}", kind.name())
-        }
-    };
-    let spec = OpSpec { name: name.clone(), kind, schedule };
-    let index = dataflow::add_op(&graph, spec.clone()).map_err(error)?;
+    let name = invocation.args.str("name").map(String::from);
+    let (index, spec) = dataflow::add_op(&graph, name, kind, schedule).map_err(error)?;
     Ok(Reply::new(
         alloc::format!(
-            "{graph}: operator {index} {name} ({}) added, {}",
+            "{graph}: operator {index} {} ({}) added, {}",
+            spec.name,
             describe_kind(&spec.kind),
             describe_schedule(spec.schedule)
         ),

@@ -18,7 +18,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering::Relaxed;
 
 use sis_dataflow::channel::{ChannelStats, Overflow};
-use sis_dataflow::graph::{GraphError, GraphSpec, OpKind, OpSpec, Plan, SinkReport};
+use sis_dataflow::graph::{GraphError, GraphSpec, OpKind, OpSpec, Plan, Schedule, SinkReport};
 use sis_dataflow::tensor::{Budget, BudgetStats};
 use sis_platform::{thread, time};
 
@@ -191,9 +191,19 @@ pub fn create(name: &str, budget_bytes: u64) -> Result<(), DataflowError> {
 }
 
 /// Adds an operator; returns its index.
-pub fn add_op(graph: &str, op: OpSpec) -> Result<usize, DataflowError> {
+pub fn add_op(
+    graph: &str,
+    name: Option<String>,
+    kind: OpKind,
+    schedule: Schedule,
+) -> Result<(usize, OpSpec), DataflowError> {
     with_graph(graph, |graph| {
-        building(graph, "operators are added while it is building")?.add_op(op).map_err(DataflowError::Graph)
+        let spec = building(graph, "operators are added while it is building")?;
+        // The default name is KIND-INDEX, INDEX the position the operator takes.
+        let name = name.unwrap_or_else(|| alloc::format!("{}-{}", kind.name(), spec.ops.len()));
+        let op = OpSpec { name, kind, schedule };
+        let index = spec.add_op(op.clone()).map_err(DataflowError::Graph)?;
+        Ok((index, op))
     })
 }
 
