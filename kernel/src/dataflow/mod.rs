@@ -419,7 +419,7 @@ fn view_of(graph: &Graph, threads: &[thread::ThreadInfo]) -> GraphView {
             let shared = run.map(|run| &run.ops[index]);
             let thread_id = shared.map_or(0, |shared| shared.thread.load(Relaxed));
             let live = threads.iter().find(|info| info.id == thread_id && thread_id != 0);
-            let finished = shared.is_some_and(|shared| shared.finished.load(Relaxed));
+            let finished = shared.is_some_and(|shared| shared.is_finished());
             let sink = shared
                 .filter(|_| matches!(spec.kind, OpKind::Sink { .. }))
                 .and_then(|shared| lock(&shared.operator).sink_report());

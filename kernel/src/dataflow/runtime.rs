@@ -36,12 +36,17 @@ pub struct OpShared {
     pub thread: AtomicU32,
     /// CPU time its thread used, set when the thread ends.
     pub cpu_ns: AtomicU64,
-    /// The thread has returned.
-    pub finished: AtomicBool,
-    /// When it returned, ns since boot (0 before).
+    /// When it returned, ns since boot (0 before; stored last, so a reader seeing it sees `cpu_ns` and `server`).
     pub finished_ns: AtomicU64,
     /// A deadline operator's server counters when its thread returned.
     pub server: spin::Mutex<Option<sis_sched::ServerStats>>,
+}
+
+impl OpShared {
+    /// Whether the thread has returned (it records the time it did).
+    pub fn is_finished(&self) -> bool {
+        self.finished_ns.load(Relaxed) != 0
+    }
 }
 
 /// A started graph.
@@ -108,7 +113,6 @@ pub fn start(spec: &GraphSpec, plan: Plan, budget: Arc<Budget>) -> Result<Run, S
             counters: spin::Mutex::new(OpCounters::default()),
             thread: AtomicU32::new(0),
             cpu_ns: AtomicU64::new(0),
-            finished: AtomicBool::new(false),
             finished_ns: AtomicU64::new(0),
             server: spin::Mutex::new(None),
         }));
@@ -199,7 +203,7 @@ pub fn stop_and_join(run: &mut Run) {
 
 /// Whether every operator thread has returned.
 pub fn finished(run: &Run) -> bool {
-    run.ops.iter().all(|op| op.finished.load(Relaxed))
+    run.ops.iter().all(|op| op.is_finished())
 }
 
 /// When the last operator thread returned, ns since boot (meaningful once [`finished`]).
@@ -245,7 +249,6 @@ impl Worker {
         self.shared.cpu_ns.store(thread::current_cpu_time_ns(), Relaxed);
         *super::lock(&self.shared.server) = thread::own_server().map(|(_, stats)| stats);
         self.shared.finished_ns.store(time::now_ns(), Relaxed);
-        self.shared.finished.store(true, Relaxed);
     }
 
     fn run_source(&self, interval: Option<u64>) {
