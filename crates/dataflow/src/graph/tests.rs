@@ -63,14 +63,10 @@ fn the_reference_run_equals_the_stages_applied_by_hand() {
     let budget = Budget::new(1 << 20);
     let report = reference_run(&pipeline(), &budget).unwrap();
     let weights = Tensor::random(&budget, &[8, 3], 11).unwrap();
-    let mut expected = FNV_OFFSET_FOR_TESTS;
-    for seq in 0..10 {
+    let expected = sink_checksum((0..10).map(|seq| {
         let input = Tensor::random(&budget, &[4, 8], operator::item_seed(7, seq)).unwrap();
-        let output = input.mul_scalar(0.5).unwrap().matmul(&weights).unwrap().relu().unwrap();
-        for byte in output.checksum().to_le_bytes() {
-            expected = (expected ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
+        input.mul_scalar(0.5).unwrap().matmul(&weights).unwrap().relu().unwrap().checksum()
+    }));
     let (name, sink) = &report.sinks[0];
     assert_eq!(name, "out");
     assert_eq!(sink.items, 10);
@@ -81,7 +77,17 @@ fn the_reference_run_equals_the_stages_applied_by_hand() {
     assert_eq!(budget.stats().used_bytes, 0);
 }
 
-const FNV_OFFSET_FOR_TESTS: u64 = 0xcbf2_9ce4_8422_2325;
+/// A sink's checksum over items with these checksums, written out here as docs/dataflow.md defines it:
+/// FNV-1a 64 over each item checksum's 8 little-endian bytes, in arrival order.
+fn sink_checksum(items: impl IntoIterator<Item = u64>) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for item in items {
+        for byte in item.to_le_bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    hash
+}
 
 #[test]
 fn fan_out_and_a_binary_join_see_every_item_once() {
@@ -97,15 +103,11 @@ fn fan_out_and_a_binary_join_see_every_item_once() {
     .unwrap();
     let budget = Budget::new(1 << 20);
     let report = reference_run(&graph, &budget).unwrap();
-    let mut expected = FNV_OFFSET_FOR_TESTS;
-    for seq in 0..5 {
+    let expected = sink_checksum((0..5).map(|seq| {
         let x = Tensor::random(&budget, &[2, 2], operator::item_seed(1, seq)).unwrap();
         // Port 0 is the first connection (the source itself), port 1 the doubled copy.
-        let y = x.add(&x.mul_scalar(2.0).unwrap()).unwrap();
-        for byte in y.checksum().to_le_bytes() {
-            expected = (expected ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
+        x.add(&x.mul_scalar(2.0).unwrap()).unwrap().checksum()
+    }));
     assert_eq!(report.sinks[0].1.items, 5);
     assert_eq!(report.sinks[0].1.checksum, expected);
     assert_eq!(report.operators[2].1.inputs, 10);
@@ -133,14 +135,11 @@ fn windows_filters_and_scalars_count_exactly() {
     let windows = values.len() / 4;
     assert_eq!(report.operators[2].1.outputs, windows as u64);
     assert_eq!(report.operators[2].1.held, (values.len() % 4) as u64);
-    let mut expected = FNV_OFFSET_FOR_TESTS;
-    for chunk in values.chunks_exact(4) {
-        let max = chunk.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let item = Payload::Scalar(max).checksum();
-        for byte in item.to_le_bytes() {
-            expected = (expected ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
+    let expected = sink_checksum(
+        values
+            .chunks_exact(4)
+            .map(|chunk| Payload::Scalar(chunk.iter().copied().fold(f32::NEG_INFINITY, f32::max)).checksum()),
+    );
     assert_eq!(report.sinks[0].1.checksum, expected);
 }
 
@@ -159,14 +158,10 @@ fn inference_runs_the_kernel_network() {
     let budget = Budget::new(1 << 16);
     let report = reference_run(&graph, &budget).unwrap();
     let network = sis_ai::Network::new(&[6, 5, 2], &mut sis_ai::Random::new(4));
-    let mut expected = FNV_OFFSET_FOR_TESTS;
-    for seq in 0..3 {
+    let expected = sink_checksum((0..3).map(|seq| {
         let input = Tensor::random(&budget, &[2, 3], operator::item_seed(9, seq)).unwrap();
-        let output = Tensor::from_vec(&budget, &[2], network.forward(&input.to_vec())).unwrap();
-        for byte in output.checksum().to_le_bytes() {
-            expected = (expected ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
+        Tensor::from_vec(&budget, &[2], network.forward(&input.to_vec())).unwrap().checksum()
+    }));
     assert_eq!(report.sinks[0].1.checksum, expected);
 }
 
