@@ -13,6 +13,7 @@ mod format;
 mod governance;
 mod klog;
 mod shell;
+mod sync;
 mod web;
 
 use alloc::boxed::Box;

@@ -23,6 +23,8 @@ use sis_dataflow::tensor::{Budget, BudgetStats};
 use sis_platform::{thread, time};
 
 pub use runtime::StartError;
+// An operator holds its own lock for a whole item's work, and a handler holds [`GRAPHS`] while it joins threads.
+pub(crate) use crate::sync::lock;
 
 /// Most graphs at once.
 pub const MAX_GRAPHS: usize = 16;
@@ -128,17 +130,6 @@ struct Graph {
 
 /// Every graph.
 static GRAPHS: spin::Mutex<Vec<Graph>> = spin::Mutex::new(Vec::new());
-
-/// Takes `mutex`, yielding the CPU while another thread holds it (an operator holds its own lock for a whole
-/// item's work, and a handler holds [`GRAPHS`] while it joins threads).
-pub fn lock<T>(mutex: &spin::Mutex<T>) -> spin::MutexGuard<'_, T> {
-    loop {
-        if let Some(guard) = mutex.try_lock() {
-            return guard;
-        }
-        thread::yield_now();
-    }
-}
 
 fn with_graph<T>(name: &str, body: impl FnOnce(&mut Graph) -> Result<T, DataflowError>) -> Result<T, DataflowError> {
     let mut graphs = lock(&GRAPHS);

@@ -26,7 +26,7 @@ use sis_governance::policy::{Limits, Policy};
 use sis_governance::registry::{ModelId, ModelInfo, Registry, DEFAULT_MAX_MODELS, DEFAULT_MAX_TOTAL_BYTES};
 use sis_governance::{GovernanceError, Governor, Principal};
 use sis_lm::{Generator, LmError, Model};
-use sis_platform::{console, thread, time};
+use sis_platform::{console, time};
 use sis_proto::bootargs;
 
 /// The signed artifact built into the image (`llmctl register builtin`).
@@ -207,14 +207,14 @@ pub fn infer(principal: Principal, request: &InferRequest<'_>) -> Result<InferRe
 }
 
 /// Runs `body` with the governor, then appends the audit entries it added to the disk's log. The governor is
-/// made on first use (from a thread, since reading the disk blocks) from the boot arguments [`boot`] recorded and
+/// made on first use (from a thread, since reading the disk blocks) from the keys [`boot`] read and
 /// the audit log on the disk, if one is attached.
 pub fn with<T>(body: impl FnOnce(&mut State) -> T) -> Result<T, LlmError> {
-    let mut guard = lock();
+    let mut guard = crate::sync::lock(&STATE);
     let state = match guard.as_mut() {
         Some(state) => state,
         None => {
-            let keys = trusted_keys_from(&BOOTARGS.lock())?;
+            let keys = TRUSTED.lock().clone().unwrap_or_else(|| trusted_keys_from(""))?;
             let (audit, disk) = persist::open();
             guard.insert(State::new(keys, audit, disk)?)
         }
@@ -224,13 +224,14 @@ pub fn with<T>(body: impl FnOnce(&mut State) -> T) -> Result<T, LlmError> {
     Ok(result)
 }
 
-/// Records the boot arguments (`sis.trust`), printing why if `sis.trust` is refused (then every `llmctl` command
-/// fails with `bad-trust-argument`: nothing is trusted).
+/// Reads the trusted keys from the boot arguments (`sis.trust`), printing why if `sis.trust` is refused (then
+/// every `llmctl` command fails with `bad-trust-argument`: nothing is trusted).
 pub fn boot(bootargs: &str) {
-    *BOOTARGS.lock() = String::from(bootargs);
-    if let Err(error) = trusted_keys_from(bootargs) {
+    let keys = trusted_keys_from(bootargs);
+    if let Err(error) = &keys {
         console::write_str(&alloc::format!("llmctl: {error}; no model can be registered\n"));
     }
+    *TRUSTED.lock() = Some(keys);
 }
 
 /// Where the audit log is kept: on the disk, or why not.
@@ -276,14 +277,5 @@ fn trusted_keys(list: &str) -> Result<TrustedKeys, KeyError> {
 }
 
 static STATE: spin::Mutex<Option<State>> = spin::Mutex::new(None);
-static BOOTARGS: spin::Mutex<String> = spin::Mutex::new(String::new());
-
-/// Taken with try_lock and a yield, like the dataflow graphs: never with IRQs masked.
-fn lock() -> spin::MutexGuard<'static, Option<State>> {
-    loop {
-        if let Some(guard) = STATE.try_lock() {
-            return guard;
-        }
-        thread::yield_now();
-    }
-}
+/// The keys [`boot`] read from `sis.trust`, or why they were refused.
+static TRUSTED: spin::Mutex<Option<Result<TrustedKeys, LlmError>>> = spin::Mutex::new(None);
