@@ -9,7 +9,7 @@
 //! purpose, for tests) unless booted with `sis.trust=HEX[,HEX...]`, which replaces it. The image carries one
 //! signed artifact, `models/shakespeare-lm.sismodel` (`llmctl register builtin`).
 //!
-//! With a virtio-blk disk attached, the audit log lives in the disk's last [`persist::REGION_SECTORS`] sectors
+//! With a virtio-blk disk attached, the audit log lives in the disk's last 4,096 sectors (`disk_region::AUDIT`)
 //! and is read back, chain verified, after a reboot (`persist`).
 
 pub mod persist;
