@@ -5,6 +5,7 @@ pub mod blk;
 mod det_command;
 mod eventctl;
 mod fault;
+mod feedback;
 pub mod files;
 mod graphctl;
 mod llmctl;
@@ -96,6 +97,7 @@ pub fn registry() -> Registry<Kernel> {
         &graphctl::GRAPHCTL,
         &tensorctl::TENSORCTL,
         &llmctl::LLMCTL,
+        &feedback::FEEDBACK,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
