@@ -7,7 +7,7 @@ mod eventctl;
 mod fault;
 pub mod files;
 mod graphctl;
-mod llmctl;
+pub mod llmctl;
 mod logctl;
 mod memory;
 pub mod net;
