@@ -8,7 +8,7 @@ mod fault;
 mod feedback;
 pub mod files;
 mod graphctl;
-mod llmctl;
+pub mod llmctl;
 mod logctl;
 mod memory;
 pub mod net;

@@ -229,13 +229,23 @@ fn register(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Repl
     } else {
         FILES.lock().read(path).map_err(shell_error)?.to_vec()
     };
+    register_artifact(caller, &bytes, path)
+}
+
+/// The `source` of an artifact uploaded through `POST /api/models`.
+pub const UPLOAD_SOURCE: &str = "upload";
+
+/// Verifies and registers `artifact` for `principal`, as `llmctl register` does for every source (the image, a
+/// file, the disk, and [`UPLOAD_SOURCE`] for the web door): the model's fields, `source` and `register_ns`, or
+/// the governor's refusal (audited; nothing else kept).
+pub fn register_artifact(principal: Principal, artifact: &[u8], source: &str) -> Result<Reply, ShellError> {
     let started_ns = time::now_ns();
-    let info = governance::register(caller, &bytes).map_err(error)?;
+    let info = governance::register(principal, artifact).map_err(error)?;
     let register_ns = time::now_ns().saturating_sub(started_ns);
     let mut fields = info_json(&info);
-    fields["source"] = Value::from(path);
+    fields["source"] = Value::from(source);
     fields["register_ns"] = Value::from(register_ns);
-    Ok(Reply::new(alloc::format!("registered {} from {path}", info_line(&info)), fields))
+    Ok(Reply::new(alloc::format!("registered {} from {source}", info_line(&info)), fields))
 }
 
 /// The `BYTES` bytes from sector `LBA` of the disk (`LBA:BYTES`, both decimal).
