@@ -4,7 +4,7 @@
 //! under the kernel's softfloat target, and every random choice (weights,
 //! exploration, replay sampling) comes from one seed. The network's inner
 //! loops can be handed to faster hardware that computes the same bits
-//! ([`install_vector_unit`]).
+//! ([`install_vector_unit`]). A network's weights travel in the `agent-network` format of [`weights`].
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -14,10 +14,12 @@ mod network;
 mod qlearning;
 mod softmax;
 mod vector;
+pub mod weights;
 
 pub use network::{Gradients, Network, ParameterError, Scratch};
 pub use qlearning::{Agent, AgentConfig, Transition};
 pub use softmax::softmax_per_mille;
+pub use weights::{NetworkWeights, WeightsError};
 pub use vector::{
     check_vector_unit, install_vector_unit, vector_unit, weight_index, LayerBackward, LayerForward, LayerUpdate,
     VectorUnit, VectorUnitError, CHECK_CASES, LANES, SOFTWARE,
