@@ -19,10 +19,10 @@ pub mod weights;
 pub use network::{Gradients, Network, ParameterError, Scratch};
 pub use qlearning::{Agent, AgentConfig, Transition};
 pub use softmax::softmax_per_mille;
-pub use weights::{NetworkWeights, WeightsError};
 pub use vector::{
     check_vector_unit, install_vector_unit, vector_unit, weight_index, LayerBackward, LayerForward, LayerUpdate,
     VectorUnit, VectorUnitError, CHECK_CASES, LANES, SOFTWARE,
 };
+pub use weights::{NetworkWeights, WeightsError};
 /// The agents' generator ([`sis_hal::SeededRandom`]).
 pub type Random = sis_hal::SeededRandom;

@@ -165,11 +165,9 @@ impl fmt::Display for WeightsError {
                 write!(formatter, "{given} parameters given, the layer sizes need {expected}")
             }
             WeightsError::NotFinite { index } => write!(formatter, "parameter {index} is not a finite number"),
-            WeightsError::ShapeMismatch { side, artifact, network } => write!(
-                formatter,
-                "the artifact's {} shape is {artifact:?}; the network's is [{network}]",
-                side.name()
-            ),
+            WeightsError::ShapeMismatch { side, artifact, network } => {
+                write!(formatter, "the artifact's {} shape is {artifact:?}; the network's is [{network}]", side.name())
+            }
             WeightsError::ArchitectureMismatch { weights, agent } => {
                 write!(formatter, "the weights are a {weights:?} network; the agent is {agent:?}")
             }
@@ -244,10 +242,8 @@ impl NetworkWeights {
 
     /// Checks that an artifact's shapes are this network's: input `[inputs]`, output `[outputs]` (rank 1).
     pub fn check_shapes(&self, input_shape: &[u32], output_shape: &[u32]) -> Result<(), WeightsError> {
-        let sides = [
-            (ShapeSide::Input, input_shape, self.sizes.first()),
-            (ShapeSide::Output, output_shape, self.sizes.last()),
-        ];
+        let sides =
+            [(ShapeSide::Input, input_shape, self.sizes.first()), (ShapeSide::Output, output_shape, self.sizes.last())];
         for (side, shape, width) in sides {
             let width = width.copied().unwrap_or(0);
             if shape.len() != 1 || shape[0] as usize != width {
