@@ -30,7 +30,7 @@ use sis_stress::{FloodConfig, Rate};
 use super::flood::FloodRun;
 use super::{with_status, Discard, DEADLINE_PORT, MEMORY_PORT};
 use crate::commands::blk::disk;
-use crate::commands::neural::{Installed, AGENT};
+use crate::commands::neural::{Installed, Origin, AGENT};
 use crate::commands::{self, autonomy, net, Kernel};
 
 /// The chaos pool's budget.
@@ -225,7 +225,8 @@ impl System {
         let saved_agent = AGENT.lock().clone();
         if saved_agent.is_none() {
             let agent = learning::new_agent(seed, 20);
-            *AGENT.lock() = Some(Installed { agent, seed, origin: alloc::format!("chaos run, seed {seed}") });
+            *AGENT.lock() =
+                Some(Installed { agent, seed, origin: Origin::Unsigned(alloc::format!("chaos run, seed {seed}")) });
         }
         let committed = installed_parameters().map_or(0, |parameters| checksum(&parameters));
         let mut system = System {
