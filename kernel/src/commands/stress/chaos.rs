@@ -189,9 +189,16 @@ fn installed_parameters() -> Option<Vec<f32>> {
     AGENT.lock().as_ref().map(|installed| installed.agent.parameters())
 }
 
+/// Puts `parameters` into the installed agent. Weights installed from a signed model are no longer that model's
+/// (compliance reports them until the run's end puts the saved agent back).
 fn load_installed(parameters: &[f32]) {
     if let Some(installed) = AGENT.lock().as_mut() {
-        let _ = installed.agent.load_parameters(parameters);
+        if installed.agent.load_parameters(parameters).is_ok() {
+            if let Origin::Model { .. } = installed.origin {
+                installed.origin =
+                    Origin::Unsigned(alloc::format!("{}, retrained by a chaos run", installed.origin.describe()));
+            }
+        }
     }
 }
 
