@@ -115,6 +115,11 @@ fn the_builtin_agent_installs_through_the_governor_and_infers_the_hosts_bits() {
     assert_eq!(info["training_data_sha256"], hex(&Sha256::digest(REPORT)[..]));
     assert_eq!(ok(&sis.run_json("llmctl info shakespeare-lm").unwrap())["network"], Value::Null);
 
+    for subcommand in ["install", "export"] {
+        let usage = sis.run(&format!("neuralctl {subcommand} --help")).unwrap().text;
+        assert!(usage.starts_with(&format!("usage: neuralctl {subcommand}")), "{usage}");
+    }
+
     // Refused, each with its reason and its audit entry; no agent appears.
     assert_eq!(error_code(&sis.run_json("neuralctl install memory-agent").unwrap()), "not-loaded");
     assert_eq!(error_code(&sis.run_json("neuralctl install nothing").unwrap()), "unknown-model");
