@@ -89,9 +89,10 @@ pub(super) fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<R
 }
 
 pub(super) fn compliance(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let agent = crate::commands::neural::agent_source();
     let (violations, loaded) = governance::with(|state| {
         let loaded = state.governor.registry().models().iter().filter(|model| model.is_loaded()).count();
-        (state.governor.compliance(time::now_ns()), loaded)
+        (state.governor.compliance(agent.as_ref(), time::now_ns()), loaded)
     })
     .map_err(error)?;
     let list: Vec<Value> = violations
