@@ -10,11 +10,13 @@
 
 extern crate alloc;
 
+mod inspect;
 mod network;
 mod qlearning;
 mod softmax;
 mod vector;
 
+pub use inspect::{LayerInfo, LayerKind, ValueStats};
 pub use network::{Gradients, Network, ParameterError, Scratch};
 pub use qlearning::{Agent, AgentConfig, Transition};
 pub use softmax::softmax_per_mille;

@@ -55,7 +55,7 @@ const MEMORY_FEATURES: [Feature; 5] = [
         unit: "flag",
         reading_factor: 1.0,
         reading_unit: "",
-        meaning: "(1: the Conservative strategy is in force, 0: it is not)",
+        meaning: "1: the Conservative strategy is in force, 0: it is not",
     },
 ];
 
@@ -97,7 +97,7 @@ const SCHEDULING_FEATURES: [Feature; 5] = [
         unit: "flag",
         reading_factor: 1.0,
         reading_unit: "",
-        meaning: "(1: the command consumer already has a priority boost, 0: it has not)",
+        meaning: "1: the command consumer already has a priority boost, 0: it has not",
     },
     Feature {
         name: "command_queue_depth",

@@ -7,6 +7,7 @@ mod eventctl;
 mod fault;
 pub mod files;
 mod graphctl;
+mod inspect;
 mod llmctl;
 mod logctl;
 mod memory;
