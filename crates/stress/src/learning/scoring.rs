@@ -31,10 +31,10 @@ const FEATURES: [Feature; STATE_SIZE] = [
     },
     Feature {
         name: "pressure_change",
-        unit: "fraction of 250 per mille, clamped to ±1",
+        unit: "fraction",
         reading_factor: 250.0,
         reading_unit: "per mille",
-        meaning: "change of pressure since the previous decision (a change of 250 or more reads as ±1)",
+        meaning: "change of pressure since the previous decision (the input is the change / 250, clamped to ±1)",
     },
     Feature {
         name: "cache_share",
@@ -45,10 +45,10 @@ const FEATURES: [Feature; STATE_SIZE] = [
     },
     Feature {
         name: "oom_events",
-        unit: "sixteenths, at most 1",
+        unit: "fraction",
         reading_factor: 16.0,
         reading_unit: "OOM events",
-        meaning: "since the previous decision (16 or more read as 1)",
+        meaning: "since the previous decision (the input is the count / 16, at most 1)",
     },
     Feature {
         name: "demand",

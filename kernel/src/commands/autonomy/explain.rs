@@ -142,12 +142,20 @@ fn words(scoring: &Scoring, attribution: &Attribution, cost: &Cost) -> String {
             if index == attribution.action { "  <- chosen" } else { "" }
         ));
     }
-    text.push_str(&alloc::format!(
-        "\n  Why {action} scored {} rather than {} (its score at the baseline: {}):",
-        number(shapley.score),
-        number(shapley.baseline_score),
-        schema.baseline_meaning
-    ));
+    if shapley.score == shapley.baseline_score {
+        text.push_str(&alloc::format!(
+            "\n  {action} scored {}, the same as at the baseline ({}):",
+            number(shapley.score),
+            schema.baseline_meaning
+        ));
+    } else {
+        text.push_str(&alloc::format!(
+            "\n  Why {action} scored {} rather than {} (its score at the baseline: {}):",
+            number(shapley.score),
+            number(shapley.baseline_score),
+            schema.baseline_meaning
+        ));
+    }
     let ranking = shapley.ranking();
     for (rank, &index) in ranking[..shapley.features()].iter().enumerate() {
         let contribution = shapley.contributions()[index];
