@@ -10,12 +10,14 @@
 
 extern crate alloc;
 
+mod inspect;
 mod network;
 mod qlearning;
 mod softmax;
 mod vector;
 pub mod weights;
 
+pub use inspect::{LayerInfo, LayerKind, ValueStats};
 pub use network::{Gradients, Network, ParameterError, Scratch};
 pub use qlearning::{Agent, AgentConfig, Transition};
 pub use softmax::softmax_per_mille;

@@ -302,6 +302,11 @@ impl Agent {
         self.online.shape()
     }
 
+    /// The online network: the one that chooses (for snapshots and inspection).
+    pub fn network(&self) -> &Network {
+        &self.online
+    }
+
     /// The online network's parameters (for saving).
     pub fn parameters(&self) -> Vec<f32> {
         self.online.parameters()

@@ -13,6 +13,7 @@
 //! is counted as an intervention when the step returns, and the caller must
 //! apply it through the subsystem's interface.
 
+use crate::explain::Scoring;
 use crate::meta::{Decision, Directive, MetaConfig, MetaConfigError, Policy, Reason, Selection, Subsystem, Telemetry};
 use crate::metrics::{AutonomyEvent, AutonomyMetrics, InterventionKind};
 use crate::outcome::{InterventionOutcome, InterventionTracker, ObservedFailure, Prediction, ResolveCounts};
@@ -59,7 +60,7 @@ pub enum TraceOutcome {
 }
 
 /// One decision, as `autoctl audit` and `autoctl explain` show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct DecisionTrace {
     /// Sequence number from 0.
     pub id: u64,
@@ -91,10 +92,15 @@ pub struct DecisionTrace {
     pub outcome: TraceOutcome,
     /// [`REWARD_SUCCESS_PER_MILLE`] or [`REWARD_FAILURE_PER_MILLE`] once the outcome is known.
     pub reward_per_mille: Option<i32>,
+    /// The features the policy read and its score for every action it considered.
+    pub scoring: Scoring,
+    /// The configuration in force (the heuristic's thresholds), for the decision's score function; not in JSON.
+    #[serde(skip)]
+    pub config: MetaConfig,
 }
 
 /// The decisions of one interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IntervalTraces {
     /// The memory decision, made at every interval.
     pub memory: DecisionTrace,
@@ -238,7 +244,7 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
         strategy: &mut StrategyController,
         metrics: &AutonomyMetrics,
     ) -> DecisionTrace {
-        let Decision { directive, confidence_per_mille, reason, selection, prediction } = decision;
+        let Decision { directive, confidence_per_mille, reason, selection, prediction, scoring } = decision;
         let confidence_per_mille = confidence_per_mille.min(1000);
         let threshold_per_mille = self.config.confidence_threshold_per_mille;
         let id = self.traces.pushed();
@@ -295,6 +301,8 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
             disposition,
             outcome,
             reward_per_mille: None,
+            scoring,
+            config: self.config,
         };
         self.traces.push(trace);
         trace

@@ -24,6 +24,8 @@ use sis_stress::port::NO_CAP;
 use super::stress::{DEADLINE_PORT, FLOOD_PORT, MEMORY_PORT};
 use super::Kernel;
 
+mod explain;
+
 /// Counters of every intervention since the last reset.
 pub static METRICS: AutonomyMetrics = AutonomyMetrics::new();
 /// Default decision interval.
@@ -331,11 +333,11 @@ pub static AUTOCTL: CommandSpec<Kernel> = CommandSpec {
         },
         CommandSpec {
             name: "explain",
-            summary: "One decision's inputs, directive, confidence, reason, outcome and reward",
-            description: "",
+            summary: "One decision: its trace, every action's score, and why the chosen action scored what it did",
+            description: "Shows the decision's inputs, directive, confidence, reason, outcome and reward, the policy's score for every action it considered (the learned policy: Q-values of the network version that decided; the heuristic: each candidate's rule confidence), and the attribution of the chosen action's score to each input feature: exact Shapley values against a documented baseline (every feature 0), computed now, their sum equal to the score minus the baseline's. The attribution's cost is measured: time, and instructions when the PMU counts them (QEMU: under -icount). never-act gives no scores. docs/autonomy.md.",
             args: &[ArgSpec::positional("id", ValueKind::U64 { min: 0, max: u64::MAX }, "decision id").required()],
             subcommands: &[],
-            handler: Some(explain),
+            handler: Some(explain::explain),
         },
         CommandSpec {
             name: "policy",
@@ -499,30 +501,7 @@ fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
 
 /// The trace of the meta-agent's decision `id`, or why there is none (`not-found`).
 pub fn decision(id: u64) -> Result<DecisionTrace, ShellError> {
-    with_state(|state| state.governor.agent().explain(id).copied())?.map_err(|error| {
-        let message = match error {
-            sis_autonomy::ExplainError::NotIssued { id, next_id } => {
-                alloc::format!("no decision {id} yet (the next is {next_id})")
-            }
-            sis_autonomy::ExplainError::Evicted { id, oldest_kept } => {
-                alloc::format!("decision {id} is no longer kept (the oldest kept is {oldest_kept})")
-            }
-        };
-        ShellError::new("not-found", message)
-    })
-}
-
-fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let trace = decision(invocation.args.u64("id").unwrap_or(0))?;
-    let human = alloc::format!(
-        "{}\n  inputs: {:?}\n  threshold {} per mille, prediction {:?}, reward {:?}",
-        trace_line(&trace),
-        trace.inputs,
-        trace.threshold_per_mille,
-        trace.prediction,
-        trace.reward_per_mille
-    );
-    Ok(Reply::new(human, json!({ "trace": trace })))
+    with_state(|state| state.governor.agent().explain(id).copied())?.map_err(explain::not_found)
 }
 
 fn policy(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {

@@ -8,6 +8,7 @@ mod fault;
 mod feedback;
 pub mod files;
 mod graphctl;
+mod inspect;
 pub mod llmctl;
 mod logctl;
 mod memory;

@@ -23,6 +23,8 @@ use super::llmctl::parse_model;
 use super::Kernel;
 use crate::governance;
 
+mod inspect;
+
 /// The kernel's agent and where it came from.
 #[derive(Debug, Clone)]
 pub struct Installed {
@@ -134,6 +136,14 @@ pub static NEURALCTL: CommandSpec<Kernel> = CommandSpec {
             ],
             subcommands: &[],
             handler: Some(infer),
+        },
+        CommandSpec {
+            name: "inspect",
+            summary: "The network's layers, shapes, parameter counts and weight statistics; activations for --input",
+            description: "Each layer: kind (dense_relu, dense_linear), inputs, outputs, parameters, and the statistics of its weights and biases (count, min, max, mean, population standard deviation, zeros), computed from the installed agent's online network. With --input, every layer's output for that state (statistics and values), the Q-values and the greedy action.",
+            args: &[ArgSpec::flag("input", inspect::INPUT, "state: pressure,pressure_change,cache_share,oom_events,demand")],
+            subcommands: &[],
+            handler: Some(inspect::inspect),
         },
         CommandSpec {
             name: "reset",

@@ -264,6 +264,20 @@ pub fn install_agent(principal: Principal, model: &ModelRef) -> Result<(ModelInf
     })?
 }
 
+/// The parsed weights of a loaded language model (the latest loaded version unless `model` names one), for
+/// `llmctl inspect`: read only, neither charged to a budget nor audited (like `llmctl info`).
+pub fn loaded_model(model: &ModelRef) -> Result<(ModelId, Arc<Model>), LlmError> {
+    with(|state| {
+        let found = state.governor.registry().loaded(model).map_err(GovernanceError::Registry)?;
+        let (id, kind) = (found.id(), found.metadata().kind);
+        match state.weights.iter().find(|(loaded, _)| *loaded == id) {
+            Some((_, Ok(weights))) => Ok((id, weights.clone())),
+            Some((_, Err(error))) => Err(LlmError::BadWeights { model: id, error: error.clone() }),
+            None => Err(LlmError::NotALanguageModel { model: id, kind }),
+        }
+    })?
+}
+
 /// Runs `body` with the governor, then appends the audit entries it added to the disk's log. The governor is
 /// made on first use (from a thread, since reading the disk blocks) from the keys [`boot`] read and
 /// the audit log on the disk, if one is attached.

@@ -189,6 +189,7 @@ fn reclaim(confidence_per_mille: u16, selection: Selection) -> Decision {
         reason: Reason::Learned { action: 3 },
         selection,
         prediction: Some(Prediction::Oom),
+        scoring: Scoring::NONE,
     }
 }
 
@@ -289,6 +290,7 @@ fn refused_strategy_switch_is_recorded_and_not_counted() {
         reason: Reason::Learned { action: 0 },
         selection: Selection::Rule,
         prediction: None,
+        scoring: Scoring::NONE,
     };
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(switch(MemoryStrategy::Conservative)), MetaConfig::default()).unwrap();

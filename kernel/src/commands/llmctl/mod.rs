@@ -21,6 +21,7 @@ use crate::format;
 use crate::governance::{self, InferRequest, LlmError, BUILTIN_ARTIFACTS};
 
 mod audit;
+mod inspect;
 mod policy;
 
 /// `register builtin`: the image's first artifact (the language model).
@@ -72,6 +73,14 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
         },
         CommandSpec { name: "list", summary: "Every registered model and version", description: "", args: &[], subcommands: &[], handler: Some(list) },
         CommandSpec { name: "info", summary: "A model's metadata (the latest version unless @VERSION); for an agent network also its layers and parameter count", description: "", args: &[MODEL.required()], subcommands: &[], handler: Some(info) },
+        CommandSpec {
+            name: "inspect",
+            summary: "A loaded language model's layers, shapes, parameter counts and weight statistics; activations for --prompt",
+            description: "The latest loaded version unless @VERSION. Each layer (the embedding table, then the dense layers): kind, inputs, outputs, parameters, and the statistics of its weights and biases (count, min, max, mean, population standard deviation, zeros), computed from the loaded weights. With --prompt, every layer's output statistics for the byte after the prompt and the most likely next bytes. Read only: not charged to a budget, not audited.",
+            args: &[MODEL.required(), ArgSpec::flag("prompt", ValueKind::Str, "text whose next byte the activations are for")],
+            subcommands: &[],
+            handler: Some(inspect::inspect),
+        },
         CommandSpec {
             name: "versions",
             summary: "A model's registered versions, ascending",
