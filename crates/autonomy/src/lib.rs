@@ -15,8 +15,8 @@ extern crate alloc;
 
 mod agent;
 mod explain;
-mod heuristic_scoring;
 pub mod feedback;
+mod heuristic_scoring;
 mod meta;
 mod metrics;
 mod outcome;
