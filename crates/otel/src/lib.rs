@@ -10,6 +10,8 @@
 //!   and drops with a count when full or out of attempts.
 //! - [`CursorExporter`]: reads a sequence-numbered source (such as the decision traces) so that every entry is
 //!   exported exactly once or counted as evicted.
+//! - [`CommandTelemetry`]: a span per shell command, counters and a latency histogram, exported as OTLP/JSON
+//!   lines (`otelctl`).
 //!
 //! Time is always an argument (Unix nanoseconds for telemetry, any monotonic nanoseconds for the queue's
 //! backoff), so every rule is tested on the host with made-up clocks.
@@ -19,6 +21,7 @@
 extern crate alloc;
 
 mod attribute;
+mod commands;
 mod cursor;
 mod encode;
 mod id;
@@ -27,6 +30,7 @@ mod queue;
 mod span;
 
 pub use attribute::{AnyValue, KeyValue, Resource, Scope, SERVICE_NAME};
+pub use commands::{CommandCounts, CommandOutcome, CommandTelemetry, Export, COMMAND_QUEUE, LATENCY_BOUNDS_NS};
 pub use cursor::{CursorBatch, CursorCounters, CursorExporter, SequencedSource, StaleBatch};
 pub use encode::{encode_metrics, encode_traces};
 pub use id::{HexError, IdGenerator, SpanId, TraceId};

@@ -11,6 +11,7 @@ mod graphctl;
 mod llmctl;
 mod logctl;
 mod memory;
+mod otelctl;
 pub mod net;
 pub mod neural;
 mod sched;
@@ -98,6 +99,7 @@ pub fn registry() -> Registry<Kernel> {
         &tensorctl::TENSORCTL,
         &llmctl::LLMCTL,
         &feedback::FEEDBACK,
+        &otelctl::OTELCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -173,4 +175,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("llmctl ratelimit set", Capabilities::ADMIN),
     ("llmctl sizelimit", Capabilities::ADMIN),
     ("llmctl trust", Capabilities::ADMIN),
+    ("otelctl enable", Capabilities::ADMIN),
+    ("otelctl disable", Capabilities::ADMIN),
+    ("otelctl file", Capabilities::FILES),
 ];
