@@ -14,6 +14,7 @@ mod feedback;
 mod format;
 mod governance;
 mod klog;
+mod otel;
 mod shell;
 mod sync;
 mod web;

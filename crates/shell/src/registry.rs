@@ -264,6 +264,16 @@ impl<C: 'static> Registry<C> {
         })
     }
 
+    /// The path of the command a line names (`otelctl file`, `help`), as far as its words name registered
+    /// commands; `None` for a line that does not tokenize, is empty, or names no command.
+    pub fn command_path(&self, line: &[u8]) -> Option<String> {
+        let words = validate_line(line).and_then(tokenize).ok()?;
+        match words.first()?.as_str() {
+            "help" => Some(String::from("help")),
+            _ => self.deepest_path(&words),
+        }
+    }
+
     /// The path of the deepest registered command that `words` name, however the rest of them fails.
     fn deepest_path(&self, words: &[String]) -> Option<String> {
         let mut command = *self.commands.iter().find(|command| command.name == words[0])?;

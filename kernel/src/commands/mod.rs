@@ -14,6 +14,7 @@ mod logctl;
 mod memory;
 pub mod net;
 pub mod neural;
+mod otelctl;
 mod sched;
 mod sizes;
 pub mod stress;
@@ -99,6 +100,7 @@ pub fn registry() -> Registry<Kernel> {
         &tensorctl::TENSORCTL,
         &llmctl::LLMCTL,
         &feedback::FEEDBACK,
+        &otelctl::OTELCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -176,4 +178,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("llmctl ratelimit set", Capabilities::ADMIN),
     ("llmctl sizelimit", Capabilities::ADMIN),
     ("llmctl trust", Capabilities::ADMIN),
+    ("otelctl enable", Capabilities::ADMIN),
+    ("otelctl disable", Capabilities::ADMIN),
+    ("otelctl file", Capabilities::FILES),
 ];
