@@ -22,8 +22,8 @@ mod strategy;
 mod trend;
 
 pub use agent::{
-    intervention_kind, DecisionTrace, Disposition, ExplainError, IntervalTraces, MetaAgent, TraceOutcome,
-    REWARD_FAILURE_PER_MILLE, REWARD_SUCCESS_PER_MILLE,
+    intervention_kind, proposed_action, DecisionTrace, Disposition, ExplainError, IntervalTraces, MetaAgent,
+    TraceOutcome, REWARD_FAILURE_PER_MILLE, REWARD_SUCCESS_PER_MILLE,
 };
 pub use meta::{
     decide_memory, decide_scheduling, Decision, Directive, Heuristic, MetaConfig, MetaConfigError, NeverAct, Policy,
