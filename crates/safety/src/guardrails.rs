@@ -88,10 +88,9 @@ impl fmt::Display for Violation {
                 "{current} to {proposed} {unit} is a change of {}, above {rule} = {limit}",
                 current.abs_diff(proposed)
             ),
-            Figures::TooFrequent { in_window, limit, window_ms } => write!(
-                formatter,
-                "{in_window} actions already in the last {window_ms} ms, and {rule} = {limit} allows no more"
-            ),
+            Figures::TooFrequent { in_window, limit, window_ms } => {
+                write!(formatter, "already {in_window} in the last {window_ms} ms, the most {rule} = {limit} allows")
+            }
             Figures::DeadlineBeyondBound {
                 deadline_ns,
                 period_ns,

@@ -166,7 +166,7 @@ fn reasons_carry_the_figures() {
     guardrails.commit(&reclaim(), 0);
     assert_eq!(
         reason(&mut guardrails, reclaim(), LiveState::default()),
-        "2 actions already in the last 1000 ms, and reclaim.max_per_window = 2 allows no more"
+        "already 2 in the last 1000 ms, the most reclaim.max_per_window = 2 allows"
     );
     let no_console = LiveState { console_capability_held: false, ..LiveState::default() };
     assert_eq!(

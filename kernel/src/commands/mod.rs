@@ -12,6 +12,7 @@ mod logctl;
 mod memory;
 pub mod net;
 pub mod neural;
+mod safety;
 mod sched;
 mod sizes;
 pub mod stress;
@@ -85,6 +86,7 @@ pub fn registry() -> Registry<Kernel> {
         &neural::NEURALCTL,
         &autonomy::AUTOCTL,
         &autonomy::MEMCTL,
+        &safety::SAFETYCTL,
         &sched::SCHEDCTL,
         &det_command::DET,
         &temporaliso::TEMPORALISO,
@@ -129,6 +131,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("autoctl conf-threshold", Capabilities::ADMIN),
     ("autoctl thresholds", Capabilities::ADMIN),
     ("autoctl policy", Capabilities::ADMIN),
+    ("safetyctl set", Capabilities::ADMIN),
     ("schedctl bound", Capabilities::ADMIN),
     ("schedctl kill", Capabilities::ADMIN),
     ("schedctl latency", Capabilities::ADMIN),
