@@ -268,7 +268,9 @@ pub struct Guardrails {
     /// Per effector, the times of its last [`FREQUENCY_MAX_COUNT`] commits, ascending.
     commits: [VecDeque<u64>; EFFECTORS],
     effectors: [EffectorCounters; EFFECTORS],
-    rule_counters: [RuleCounters; RULES],
+    /// Actions each rule blocked; what it checked and allowed follows from these and the effectors' checks
+    /// ([`Guardrails::rule_counters`]).
+    blocked_by_rule: [u64; RULES],
     blocks: VecDeque<BlockEntry>,
     blocks_total: u64,
 }
@@ -313,35 +315,58 @@ impl Guardrails {
     /// [`Guardrails::commit`] does that once the action is carried out.
     pub fn check(&mut self, action: &ProposedAction, live: &LiveState, now_ns: u64) -> Verdict {
         let effector = action.effector;
-        let mut verdict = Verdict::Allowed;
-        for &rule in RuleId::ALL {
-            if rule.spec().kind == RuleKind::Window || !rule.applies_to(effector) {
-                continue;
+        self.effectors[effector.index()].checked += 1;
+        match self.first_violation(action, live, now_ns) {
+            None => {
+                self.effectors[effector.index()].allowed += 1;
+                Verdict::Allowed
             }
-            self.rule_counters[rule.index()].checked += 1;
-            match self.evaluate(rule, action, live, now_ns) {
-                None => self.rule_counters[rule.index()].allowed += 1,
-                Some(figures) => {
-                    self.rule_counters[rule.index()].blocked += 1;
-                    verdict = Verdict::Blocked(Violation { rule, figures });
-                    break;
-                }
+            Some(violation) => {
+                self.block(*action, violation, now_ns);
+                Verdict::Blocked(violation)
             }
         }
-        let counters = &mut self.effectors[effector.index()];
-        counters.checked += 1;
-        match verdict {
-            Verdict::Allowed => counters.allowed += 1,
-            Verdict::Blocked(violation) => {
-                counters.blocked += 1;
-                self.blocks_total += 1;
-                if self.blocks.len() == BLOCKS_KEPT {
-                    self.blocks.pop_front();
-                }
-                self.blocks.push_back(BlockEntry { at_ns: now_ns, action: *action, violation });
-            }
+    }
+
+    /// The first rule of [`RuleId::judging`] that `action` breaks, with its figures. Written out per effector
+    /// (straight-line code, a few instructions a rule) in the order of `judging`; a test checks it against
+    /// [`Guardrails::evaluate`] rule by rule in that order.
+    fn first_violation(&self, action: &ProposedAction, live: &LiveState, now_ns: u64) -> Option<Violation> {
+        use RuleId::*;
+        let judge = |rule: RuleId| self.evaluate(rule, action, live, now_ns).map(|figures| Violation { rule, figures });
+        match action.effector {
+            Effector::MemoryReclaim => judge(ReclaimMaxPerWindow).or_else(|| judge(ConsoleCapabilityHeld)),
+            Effector::AllocationThrottle => judge(ThrottleMaxPerMille)
+                .or_else(|| judge(ThrottleMaxStepPerMille))
+                .or_else(|| judge(ThrottleMaxPerWindow))
+                .or_else(|| judge(ConsoleCapabilityHeld)),
+            Effector::PressureCap => judge(PressureCapMinPerMille)
+                .or_else(|| judge(PressureCapMaxStepPerMille))
+                .or_else(|| judge(PressureCapMaxPerWindow))
+                .or_else(|| judge(ConsoleCapabilityHeld)),
+            Effector::DeadlineRelaxation => judge(DeadlineMaxRelaxPerMille)
+                .or_else(|| judge(DeadlineMaxPerMilleOfPeriod))
+                .or_else(|| judge(DeadlineMaxPerWindow))
+                .or_else(|| judge(ConsoleCapabilityHeld)),
+            Effector::PriorityBoost => judge(BoostMaxPerWindow).or_else(|| judge(ConsoleCapabilityHeld)),
+            Effector::OutputRateLimit => judge(OutputRateMinLinesPerSecond)
+                .or_else(|| judge(OutputRateMaxPerWindow))
+                .or_else(|| judge(ConsoleCapabilityHeld)),
+            Effector::Generic => judge(GenericMaxMagnitude)
+                .or_else(|| judge(GenericMaxPerWindow))
+                .or_else(|| judge(ConsoleCapabilityHeld)),
         }
-        verdict
+    }
+
+    /// Counts a block and keeps its entry.
+    fn block(&mut self, action: ProposedAction, violation: Violation, now_ns: u64) {
+        self.effectors[action.effector.index()].blocked += 1;
+        self.blocked_by_rule[violation.rule.index()] += 1;
+        self.blocks_total += 1;
+        if self.blocks.len() == BLOCKS_KEPT {
+            self.blocks.pop_front();
+        }
+        self.blocks.push_back(BlockEntry { at_ns: now_ns, action, violation });
     }
 
     /// Records `action`, allowed by [`Guardrails::check`], as carried out at `now_ns`: the frequency rule of
@@ -349,11 +374,15 @@ impl Guardrails {
     pub fn commit(&mut self, action: &ProposedAction, now_ns: u64) {
         let effector = action.effector.index();
         let commits = &mut self.commits[effector];
-        // Times come from one clock and arrive in order; one that does not is still placed in order.
-        let position = commits.partition_point(|&time| time <= now_ns);
-        commits.insert(position, now_ns);
-        if commits.len() as u64 > FREQUENCY_MAX_COUNT {
+        if commits.len() as u64 == FREQUENCY_MAX_COUNT {
             commits.pop_front();
+        }
+        // Times come from one clock and arrive in order; one that does not is still placed in order.
+        if commits.back().is_none_or(|&last| last <= now_ns) {
+            commits.push_back(now_ns);
+        } else {
+            let position = commits.partition_point(|&time| time <= now_ns);
+            commits.insert(position, now_ns);
         }
         self.effectors[effector].committed += 1;
     }
@@ -386,9 +415,21 @@ impl Guardrails {
         self.effectors[effector.index()]
     }
 
-    /// Counters of `rule`.
+    /// Counters of `rule`. An action is judged by its effector's rules in order up to the first that blocks, so a
+    /// rule checked every action of its effectors that the rules before it let through.
     pub fn rule_counters(&self, rule: RuleId) -> RuleCounters {
-        self.rule_counters[rule.index()]
+        let checked = Effector::ALL
+            .iter()
+            .filter_map(|&effector| {
+                let rules = RuleId::judging(effector);
+                let position = rules.iter().position(|&judging| judging == rule)?;
+                let stopped_before: u64 =
+                    rules[..position].iter().map(|earlier| self.blocked_by_rule[earlier.index()]).sum();
+                Some(self.effectors[effector.index()].checked - stopped_before)
+            })
+            .sum();
+        let blocked = self.blocked_by_rule[rule.index()];
+        RuleCounters { checked, allowed: checked - blocked, blocked }
     }
 
     /// Every effector's counters summed.
@@ -411,35 +452,58 @@ impl Guardrails {
         self.blocks_total
     }
 
-    /// Figures outside `rule`'s bound for `action` on `live` at `now_ns`, or `None` when it holds.
+    /// Figures outside `rule`'s bound for `action` on `live` at `now_ns`, or `None` when it holds. An invariant
+    /// is judged on the state after the action ([`LiveState::after`]), field by field: the throttle after a
+    /// throttle action is its magnitude, the deadline after a relaxation the relaxed one, and no action changes
+    /// the console's capability.
+    #[inline(always)]
     fn evaluate(&self, rule: RuleId, action: &ProposedAction, live: &LiveState, now_ns: u64) -> Option<Figures> {
+        use RuleId::*;
         let limit = self.rules.get(rule);
         let magnitude = action.magnitude;
-        match rule.spec().kind {
-            RuleKind::MaxMagnitude => (magnitude > limit).then_some(Figures::AboveMax { value: magnitude, limit }),
-            RuleKind::MinMagnitude => (magnitude < limit).then_some(Figures::BelowMin { value: magnitude, limit }),
-            RuleKind::RateOfChange => {
-                let current = match action.effector {
-                    Effector::AllocationThrottle => live.throttle_per_mille,
-                    Effector::PressureCap => live.pressure_cap_per_mille,
-                    _ => return None,
-                };
-                (current.abs_diff(magnitude) > limit).then_some(Figures::StepTooLarge {
-                    current,
-                    proposed: magnitude,
-                    limit,
-                })
+        let step = |current: u64| {
+            (current.abs_diff(magnitude) > limit).then_some(Figures::StepTooLarge {
+                current,
+                proposed: magnitude,
+                limit,
+            })
+        };
+        match rule {
+            ThrottleMaxPerMille | DeadlineMaxRelaxPerMille | GenericMaxMagnitude => {
+                (magnitude > limit).then_some(Figures::AboveMax { value: magnitude, limit })
             }
-            RuleKind::Frequency => self.too_frequent(rule, action.effector, now_ns),
-            RuleKind::Window => None,
-            RuleKind::Invariant => self.invariant(rule, &live.after(action)).2,
+            PressureCapMinPerMille | OutputRateMinLinesPerSecond => {
+                (magnitude < limit).then_some(Figures::BelowMin { value: magnitude, limit })
+            }
+            ThrottleMaxStepPerMille => step(live.throttle_per_mille),
+            PressureCapMaxStepPerMille => step(live.pressure_cap_per_mille),
+            DeadlineMaxPerMilleOfPeriod => self.deadline_after(action, live),
+            ConsoleCapabilityHeld => (!live.console_capability_held).then_some(Figures::ConsoleCapabilityMissing),
+            ReclaimMaxPerWindow
+            | ThrottleMaxPerWindow
+            | PressureCapMaxPerWindow
+            | DeadlineMaxPerWindow
+            | BoostMaxPerWindow
+            | OutputRateMaxPerWindow
+            | GenericMaxPerWindow => self.too_frequent(rule, action.effector, now_ns),
+            ReclaimWindowMs | ThrottleWindowMs | PressureCapWindowMs | DeadlineWindowMs | BoostWindowMs
+            | OutputRateWindowMs | GenericWindowMs => None,
         }
     }
 
+    /// The deadline invariant on the state after a relaxation. Kept out of line: inlined, its 128-bit
+    /// arithmetic was computed ahead of every check, whatever the effector.
+    #[inline(never)]
+    fn deadline_after(&self, action: &ProposedAction, live: &LiveState) -> Option<Figures> {
+        self.invariant(RuleId::DeadlineMaxPerMilleOfPeriod, &live.after(action)).2
+    }
+
     /// The frequency rule's figures when `effector`'s window ending at `now_ns` already holds its limit.
+    #[inline]
     fn too_frequent(&self, rule: RuleId, effector: Effector, now_ns: u64) -> Option<Figures> {
         let limit = self.rules.get(rule);
-        let window_ms = rule.window().map_or(0, |window| self.rules.get(window));
+        // A frequency rule's window parameter follows it in the table (a test checks it).
+        let window_ms = self.rules.values_from(rule.index() + 1).first().copied().unwrap_or(0);
         let window_ns = window_ms.saturating_mul(1_000_000);
         let commits = &self.commits[effector.index()];
         // A commit at t is within the window when now - t < window (a time after now counts as within).

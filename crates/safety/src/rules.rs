@@ -169,6 +169,27 @@ impl RuleId {
         self as usize
     }
 
+    /// The rules that judge an action through `effector`, in evaluation order: its own and the console's,
+    /// without the window parameters (which are read by their frequency rules).
+    pub const fn judging(effector: Effector) -> &'static [RuleId] {
+        use RuleId::*;
+        match effector {
+            Effector::MemoryReclaim => &[ReclaimMaxPerWindow, ConsoleCapabilityHeld],
+            Effector::AllocationThrottle => {
+                &[ThrottleMaxPerMille, ThrottleMaxStepPerMille, ThrottleMaxPerWindow, ConsoleCapabilityHeld]
+            }
+            Effector::PressureCap => {
+                &[PressureCapMinPerMille, PressureCapMaxStepPerMille, PressureCapMaxPerWindow, ConsoleCapabilityHeld]
+            }
+            Effector::DeadlineRelaxation => {
+                &[DeadlineMaxRelaxPerMille, DeadlineMaxPerMilleOfPeriod, DeadlineMaxPerWindow, ConsoleCapabilityHeld]
+            }
+            Effector::PriorityBoost => &[BoostMaxPerWindow, ConsoleCapabilityHeld],
+            Effector::OutputRateLimit => &[OutputRateMinLinesPerSecond, OutputRateMaxPerWindow, ConsoleCapabilityHeld],
+            Effector::Generic => &[GenericMaxMagnitude, GenericMaxPerWindow, ConsoleCapabilityHeld],
+        }
+    }
+
     /// Whether it judges actions through `effector`.
     pub fn applies_to(self, effector: Effector) -> bool {
         self.spec().effector.is_none_or(|own| own == effector)
@@ -281,6 +302,11 @@ impl Rules {
     /// The value of `rule`.
     pub const fn get(&self, rule: RuleId) -> u64 {
         self.values[rule as usize]
+    }
+
+    /// The values of the rules from position `index` on, in table order.
+    pub(crate) fn values_from(&self, index: usize) -> &[u64] {
+        self.values.get(index..).unwrap_or(&[])
     }
 
     /// Sets the rule with id `id` to `value`, returning the value it had; a refusal changes nothing.

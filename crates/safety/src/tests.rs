@@ -74,6 +74,7 @@ fn rule_ids_are_stable_unique_and_each_frequency_rule_has_its_window() {
         assert_eq!(rule.window().is_some(), frequency, "{rule}");
         if let Some(window) = rule.window() {
             assert_eq!((window.spec().kind, window.spec().effector), (RuleKind::Window, spec.effector));
+            assert_eq!(window.index(), rule.index() + 1, "the window follows its rule");
         }
     }
     // Every effector has a frequency rule; every rule but the console's belongs to one effector.
@@ -83,6 +84,15 @@ fn rule_ids_are_stable_unique_and_each_frequency_rule_has_its_window() {
         assert_eq!(Effector::ALL[effector.index()], effector);
     }
     assert_eq!(RuleId::ALL.iter().filter(|rule| rule.spec().effector.is_none()).count(), 1);
+    // Each effector's list is its rules, and the console's, in table order, without window parameters.
+    for effector in Effector::ALL {
+        let expected: Vec<RuleId> = RuleId::ALL
+            .iter()
+            .copied()
+            .filter(|rule| rule.applies_to(effector) && rule.spec().kind != RuleKind::Window)
+            .collect();
+        assert_eq!(RuleId::judging(effector), expected.as_slice(), "{effector:?}");
+    }
     assert_eq!(serde_json::to_value(RuleId::ThrottleMaxPerMille).unwrap(), json!("throttle.max_per_mille"));
 }
 
@@ -270,8 +280,9 @@ proptest! {
         prop_assert_eq!(counters.committed, committed.len() as u64);
     }
 
-    /// A random mix of actions and settings: per effector and per rule, checked = allowed + blocked; the
-    /// effectors' blocks are the rules' blocks and the blocks recorded.
+    /// A random mix of actions and settings: per effector and per rule, checked = allowed + blocked; each rule
+    /// checked exactly the actions that reached it (recounted from the verdicts); the effectors' blocks are the
+    /// rules' blocks and the blocks recorded.
     #[test]
     fn counters_add_up(steps in proptest::collection::vec((0usize..7, 0u64..=1200, 0u64..=1000, any::<bool>()), 1..200)) {
         let mut guardrails = with("throttle.max_per_mille", 600);
@@ -280,6 +291,7 @@ proptest! {
         guardrails.set("deadline.max_relax_per_mille", 300).unwrap();
         guardrails.set("generic.max_magnitude", 500).unwrap();
         let mut now = 0;
+        let mut reached = [(0u64, 0u64); RULES];
         for (effector, magnitude, current, console) in steps {
             now += 7 * MS;
             let action = ProposedAction::new(Effector::ALL[effector], magnitude);
@@ -289,7 +301,15 @@ proptest! {
                 console_capability_held: console,
                 ..deadline_thread(10 * MS)
             };
-            if guardrails.check(&action, &live, now) == Verdict::Allowed {
+            let verdict = guardrails.check(&action, &live, now);
+            for &rule in RuleId::judging(action.effector) {
+                reached[rule.index()].0 += 1;
+                if verdict.blocked_by() == Some(rule) {
+                    reached[rule.index()].1 += 1;
+                    break;
+                }
+            }
+            if verdict == Verdict::Allowed {
                 guardrails.commit(&action, now);
             }
         }
@@ -303,6 +323,7 @@ proptest! {
         let by_rule: u64 = RuleId::ALL.iter().map(|&rule| {
             let counters = guardrails.rule_counters(rule);
             assert_eq!(counters.checked, counters.allowed + counters.blocked, "{}", rule);
+            assert_eq!((counters.checked, counters.blocked), reached[rule.index()], "{}", rule);
             counters.blocked
         }).sum();
         prop_assert_eq!(blocked, by_rule);
@@ -346,6 +367,23 @@ fn rules_judge_only_their_effectors_actions() {
         let verdict = guardrails.check(&ProposedAction::new(effector, 1), &no_console, 0);
         assert_eq!(verdict.blocked_by(), Some(RuleId::ConsoleCapabilityHeld), "{effector:?}");
     }
+    // Judged in order up to the first rule that blocks: a throttle above the share never reaches the step rule.
+    let mut guardrails = with("throttle.max_per_mille", 300);
+    guardrails.set("throttle.max_step_per_mille", 100).unwrap();
+    let free = LiveState::default();
+    assert_eq!(guardrails.check(&throttle(500), &free, 0).blocked_by(), Some(RuleId::ThrottleMaxPerMille));
+    assert_eq!(guardrails.check(&throttle(250), &free, 0).blocked_by(), Some(RuleId::ThrottleMaxStepPerMille));
+    assert_eq!(guardrails.check(&throttle(50), &free, 0), Verdict::Allowed);
+    assert_eq!(guardrails.check(&reclaim(), &no_console, 0).blocked_by(), Some(RuleId::ConsoleCapabilityHeld));
+    let counted = |rule| {
+        let counters = guardrails.rule_counters(rule);
+        (counters.checked, counters.allowed, counters.blocked)
+    };
+    assert_eq!(counted(RuleId::ThrottleMaxPerMille), (3, 2, 1));
+    assert_eq!(counted(RuleId::ThrottleMaxStepPerMille), (2, 1, 1));
+    assert_eq!(counted(RuleId::ThrottleMaxPerWindow), (1, 1, 0));
+    assert_eq!(counted(RuleId::ReclaimMaxPerWindow), (1, 1, 0));
+    assert_eq!(counted(RuleId::ConsoleCapabilityHeld), (2, 1, 1));
     // A relaxation with no deadline thread watched has nothing to bound.
     let relax = ProposedAction::new(Effector::DeadlineRelaxation, 1000);
     assert_eq!(guardrails.check(&relax, &LiveState::default(), 0), Verdict::Allowed);
