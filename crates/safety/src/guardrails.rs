@@ -331,7 +331,7 @@ impl Guardrails {
     /// The first rule of [`RuleId::judging`] that `action` breaks, with its figures. Written out per effector
     /// (straight-line code, a few instructions a rule) in the order of `judging`; a test checks it against
     /// [`Guardrails::evaluate`] rule by rule in that order.
-    fn first_violation(&self, action: &ProposedAction, live: &LiveState, now_ns: u64) -> Option<Violation> {
+    pub(crate) fn first_violation(&self, action: &ProposedAction, live: &LiveState, now_ns: u64) -> Option<Violation> {
         use RuleId::*;
         let judge = |rule: RuleId| self.evaluate(rule, action, live, now_ns).map(|figures| Violation { rule, figures });
         match action.effector {
@@ -457,7 +457,13 @@ impl Guardrails {
     /// throttle action is its magnitude, the deadline after a relaxation the relaxed one, and no action changes
     /// the console's capability.
     #[inline(always)]
-    fn evaluate(&self, rule: RuleId, action: &ProposedAction, live: &LiveState, now_ns: u64) -> Option<Figures> {
+    pub(crate) fn evaluate(
+        &self,
+        rule: RuleId,
+        action: &ProposedAction,
+        live: &LiveState,
+        now_ns: u64,
+    ) -> Option<Figures> {
         use RuleId::*;
         let limit = self.rules.get(rule);
         let magnitude = action.magnitude;

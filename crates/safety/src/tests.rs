@@ -246,6 +246,39 @@ proptest! {
         prop_assert_eq!(blocked, (relaxed > limit).then_some(RuleId::DeadlineMaxPerMilleOfPeriod));
     }
 
+    /// The straight-line judgement of each effector is the rule table's: the first rule of `judging`, in order,
+    /// whose own evaluation finds figures.
+    #[test]
+    fn each_effector_is_judged_by_its_rules_in_table_order(
+        effector in 0usize..7,
+        magnitude in 0u64..=1500,
+        current in 0u64..=1000,
+        console in any::<bool>(),
+        values in proptest::collection::vec(0u64..=1200, RULES),
+        commits in 0u64..=5,
+    ) {
+        let mut guardrails = Guardrails::new();
+        for (&rule, value) in RuleId::ALL.iter().zip(values) {
+            let spec = rule.spec();
+            let _ = guardrails.set(rule.id(), value.clamp(spec.min, spec.max));
+        }
+        let action = ProposedAction::new(Effector::ALL[effector], magnitude);
+        for at in 0..commits {
+            guardrails.commit(&action, at * MS);
+        }
+        let live = LiveState {
+            throttle_per_mille: current,
+            pressure_cap_per_mille: current,
+            console_capability_held: console,
+            ..deadline_thread(10 * MS)
+        };
+        let now = commits * MS;
+        let expected = RuleId::judging(action.effector)
+            .iter()
+            .find_map(|&rule| guardrails.evaluate(rule, &action, &live, now).map(|figures| Violation { rule, figures }));
+        prop_assert_eq!(guardrails.first_violation(&action, &live, now), expected);
+    }
+
     /// Commits at random times; every check agrees with a brute-force count over the sliding window.
     #[test]
     fn the_frequency_window_is_exact_on_a_fake_clock(
