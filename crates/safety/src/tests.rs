@@ -510,6 +510,26 @@ fn validate_reports_every_invariant_on_the_live_state() {
 }
 
 #[test]
+fn the_memory_is_taken_when_made_and_never_grows() {
+    let mut guardrails = with("generic.max_magnitude", 0);
+    let capacities = Guardrails::capacities;
+    let made = capacities(&guardrails);
+    assert!(made.0.iter().all(|&capacity| capacity as u64 >= FREQUENCY_MAX_COUNT) && made.1 >= BLOCKS_KEPT);
+    for at in 0..3_000u64 {
+        for effector in Effector::ALL {
+            let action = ProposedAction::new(effector, 1);
+            if guardrails.check(&action, &LiveState::default(), at) == Verdict::Allowed {
+                guardrails.commit(&action, at);
+            }
+        }
+        // Now and then out of order.
+        guardrails.commit(&reclaim(), at / 2);
+    }
+    assert!(guardrails.blocks_total() > BLOCKS_KEPT as u64);
+    assert_eq!(capacities(&guardrails), made);
+}
+
+#[test]
 fn the_block_trace_keeps_the_last_entries_in_order() {
     let mut guardrails = with("generic.max_magnitude", 0);
     for at in 0..(BLOCKS_KEPT as u64 + 5) {
