@@ -9,6 +9,7 @@ mod bench_net;
 mod bench_web;
 mod fuzz;
 mod model;
+mod model_agent;
 mod model_lm;
 mod setup;
 

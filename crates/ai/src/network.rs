@@ -4,6 +4,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::vector::{relu, vector_unit, weight_index, LANES};
+use crate::weights::NetworkWeights;
 use crate::Random;
 
 /// `outputs` rounded up to whole groups of [`LANES`] rows.
@@ -308,6 +309,11 @@ impl Network {
     /// Every parameter, layer by layer (weights then biases), for checks and saving.
     pub fn parameters(&self) -> Vec<f32> {
         self.layers.iter().flat_map(Layer::parameters).collect()
+    }
+
+    /// Its layer sizes and parameters, as the `agent-network` weights format carries them.
+    pub fn weights(&self) -> NetworkWeights {
+        NetworkWeights { sizes: self.shape(), parameters: self.parameters() }
     }
 
     /// Replaces every parameter, in the order of [`Network::parameters`]; a wrong count or a

@@ -14,6 +14,7 @@
 extern crate alloc;
 
 mod agent;
+pub mod feedback;
 mod meta;
 mod metrics;
 mod outcome;

@@ -43,7 +43,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::Serialize;
-use sis_ai::{Agent, AgentConfig, Scratch, Transition};
+use sis_ai::{Agent, AgentConfig, NetworkWeights, Scratch, Transition, WeightsError};
 use sis_hal::Clock;
 use sis_metrics::{compare_paired, LatencyHistogram, LatencySummary, PairedComparison};
 use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool};
@@ -209,6 +209,30 @@ pub fn agent_config(episodes: u32) -> AgentConfig {
 /// A fresh agent for this problem.
 pub fn new_agent(seed: u64, episodes: u32) -> Agent {
     Agent::new(STATE_SIZE, Action::ALL.len(), agent_config(episodes), seed)
+}
+
+/// An agent for this problem running trained `weights` (their layer sizes must be the agent's, `[5, 16, 3]`):
+/// ε stays at its floor from the first decision, since the weights are a trained policy. Its generator
+/// (exploration, replay sampling) starts from `seed`. A refusal is the weights' error.
+pub fn agent_with_weights(weights: &NetworkWeights, seed: u64) -> Result<Agent, WeightsError> {
+    let config = agent_config(1);
+    let trained = AgentConfig { epsilon_start: config.epsilon_end, ..config };
+    let mut agent = Agent::new(STATE_SIZE, Action::ALL.len(), trained, seed);
+    agent.load_weights(weights)?;
+    Ok(agent)
+}
+
+/// What `stresstest learning` does, for the kernel and for `cargo xtask model train-agent` alike: a fresh agent
+/// ([`new_agent`] from `config.seed`) trained by [`run_learning`]. The same configuration gives the same agent,
+/// bit for bit, on the host and in the kernel.
+pub fn train_agent<S: FrameSource + ?Sized>(
+    config: &LearningConfig,
+    source: &mut S,
+    progress: &mut dyn FnMut(&str),
+) -> (Agent, LearningReport) {
+    let mut agent = new_agent(config.seed, config.episodes);
+    let report = run_learning(config, source, &mut agent, progress);
+    (agent, report)
 }
 
 /// What one episode measured.

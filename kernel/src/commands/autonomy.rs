@@ -547,9 +547,9 @@ fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     Ok(Reply::new(human, json!({ "traces": traces })))
 }
 
-fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let id = invocation.args.u64("id").unwrap_or(0);
-    let trace = with_state(|state| state.governor.agent().explain(id).copied())?.map_err(|error| {
+/// The trace of the meta-agent's decision `id`, or why there is none (`not-found`).
+pub fn decision(id: u64) -> Result<DecisionTrace, ShellError> {
+    with_state(|state| state.governor.agent().explain(id).copied())?.map_err(|error| {
         let message = match error {
             sis_autonomy::ExplainError::NotIssued { id, next_id } => {
                 alloc::format!("no decision {id} yet (the next is {next_id})")
@@ -559,7 +559,11 @@ fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, She
             }
         };
         ShellError::new("not-found", message)
-    })?;
+    })
+}
+
+fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let trace = decision(invocation.args.u64("id").unwrap_or(0))?;
     let human = alloc::format!(
         "{}\n  inputs: {:?}\n  threshold {} per mille, prediction {:?}, reward {:?}",
         trace_line(&trace),

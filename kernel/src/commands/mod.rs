@@ -5,9 +5,10 @@ pub mod blk;
 mod det_command;
 mod eventctl;
 mod fault;
+mod feedback;
 pub mod files;
 mod graphctl;
-mod llmctl;
+pub mod llmctl;
 mod logctl;
 mod memory;
 pub mod net;
@@ -98,6 +99,7 @@ pub fn registry() -> Registry<Kernel> {
         &graphctl::GRAPHCTL,
         &tensorctl::TENSORCTL,
         &llmctl::LLMCTL,
+        &feedback::FEEDBACK,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -121,10 +123,12 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("mkdir", Capabilities::FILES),
     ("rm", Capabilities::FILES),
     ("neuralctl save", Capabilities::FILES),
+    ("neuralctl export", Capabilities::FILES),
     ("threads spawn", Capabilities::ADMIN),
     ("stresstest", Capabilities::ADMIN),
     ("neuralctl reset", Capabilities::ADMIN),
     ("neuralctl load", Capabilities::ADMIN),
+    ("neuralctl install", Capabilities::ADMIN),
     ("autoctl on", Capabilities::ADMIN),
     ("autoctl off", Capabilities::ADMIN),
     ("autoctl interval", Capabilities::ADMIN),

@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 29] = [
+const COMMANDS: [&str; 30] = [
     "help",
     "version",
     "uptime",
@@ -41,6 +41,7 @@ const COMMANDS: [&str; 29] = [
     "graphctl",
     "tensorctl",
     "llmctl",
+    "feedback",
     "sleep",
     "shutdown",
     "fault",
