@@ -26,8 +26,8 @@ mod strategy;
 mod trend;
 
 pub use agent::{
-    intervention_kind, DecisionTrace, Disposition, ExplainError, IntervalTraces, MetaAgent, TraceOutcome,
-    REWARD_FAILURE_PER_MILLE, REWARD_SUCCESS_PER_MILLE,
+    intervention_kind, proposed_action, DecisionTrace, Disposition, ExplainError, IntervalTraces, MetaAgent,
+    TraceOutcome, REWARD_FAILURE_PER_MILLE, REWARD_SUCCESS_PER_MILLE,
 };
 pub use explain::{
     attribute, Attribution, AttributionError, Feature, Schema, Scorer, ScorerUnavailable, Scoring, MAX_ACTIONS,

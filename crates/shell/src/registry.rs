@@ -196,9 +196,9 @@ impl<C: 'static> Registry<C> {
         self.restrictions.iter().map(|(path, capabilities)| (path.as_str(), *capabilities))
     }
 
-    /// Runs one submitted line on behalf of a caller holding every capability (the console, batch mode).
+    /// Runs one submitted line on behalf of the console or batch mode ([`Capabilities::CONSOLE`]: every capability).
     pub fn execute(&self, context: &mut C, line: &[u8], out: &mut dyn Output) -> Outcome {
-        self.execute_as(context, line, out, Capabilities::ALL)
+        self.execute_as(context, line, out, Capabilities::CONSOLE)
     }
 
     /// Runs one submitted line on behalf of a caller holding `caller`, and writes its output.

@@ -15,6 +15,7 @@ mod memory;
 pub mod net;
 pub mod neural;
 mod otelctl;
+mod safety;
 mod sched;
 mod sizes;
 pub mod stress;
@@ -88,6 +89,7 @@ pub fn registry() -> Registry<Kernel> {
         &neural::NEURALCTL,
         &autonomy::AUTOCTL,
         &autonomy::MEMCTL,
+        &safety::SAFETYCTL,
         &sched::SCHEDCTL,
         &det_command::DET,
         &temporaliso::TEMPORALISO,
@@ -136,6 +138,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("autoctl conf-threshold", Capabilities::ADMIN),
     ("autoctl thresholds", Capabilities::ADMIN),
     ("autoctl policy", Capabilities::ADMIN),
+    ("safetyctl set", Capabilities::ADMIN),
     ("schedctl bound", Capabilities::ADMIN),
     ("schedctl kill", Capabilities::ADMIN),
     ("schedctl latency", Capabilities::ADMIN),

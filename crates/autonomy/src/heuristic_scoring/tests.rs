@@ -10,6 +10,7 @@ use crate::{
     attribute, AttributionError, AutonomyMetrics, Heuristic, MetaAgent, NeverAct, Policy, StrategyConfig,
     StrategyController, TREND_CAPACITY,
 };
+use sis_safety::{Guardrails, LiveState};
 
 /// Telemetry drawn around the rules' thresholds, so every rule applies in some draws and not in others.
 fn random_telemetry(generator: &mut Generator) -> Telemetry {
@@ -109,7 +110,15 @@ fn high_pressure_under_conservative_is_explained_by_both_features_equally() {
     let metrics = AutonomyMetrics::new();
     let mut agent = agent();
     let telemetry = Telemetry { pressure_per_mille: 950, ..Telemetry::default() };
-    let trace = agent.step(telemetry, &mut controller(MemoryStrategy::Conservative), &metrics).memory;
+    let trace = agent
+        .step(
+            telemetry,
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut controller(MemoryStrategy::Conservative),
+            &metrics,
+        )
+        .memory;
     assert_eq!(trace.directive, Directive::ThrottleAllocations { per_mille: 625 });
     assert_eq!(trace.scoring.chosen_action(), Some("throttle_allocations"));
     assert_eq!(trace.scoring.values(), &[950.0, 0.0, 0.0, 0.0, 1.0]);
@@ -123,7 +132,15 @@ fn high_pressure_under_conservative_is_explained_by_both_features_equally() {
     assert_eq!(attribution.baseline_scores(), &[0.0; 5]);
     assert_eq!(attribution.shapley.evaluations, 32);
     // The same pressure under Aggressive: switching to Conservative is chosen, by pressure alone.
-    let trace = agent.step(telemetry, &mut controller(MemoryStrategy::Aggressive), &metrics).memory;
+    let trace = agent
+        .step(
+            telemetry,
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut controller(MemoryStrategy::Aggressive),
+            &metrics,
+        )
+        .memory;
     assert_eq!(trace.scoring.chosen_action(), Some("switch_to_conservative"));
     let attribution = attribute(&trace, &mut *agent.policy().scorer(&trace).unwrap()).unwrap();
     assert_eq!(attribution.shapley.contributions(), &[800.0, 0.0, 0.0, 0.0, 0.0]);
@@ -138,7 +155,8 @@ fn attributions_of_real_decisions_are_complete_and_equal_the_ordering_reference(
     for round in 0..400u64 {
         let telemetry = Telemetry { now_ns: round * 10_000_000, ..random_telemetry(&mut generator) };
         let strategy = telemetry.strategy;
-        let traces = agent.step(telemetry, &mut controller(strategy), &metrics);
+        let traces =
+            agent.step(telemetry, &LiveState::default(), &mut Guardrails::new(), &mut controller(strategy), &metrics);
         for trace in traces.iter() {
             let mut scorer = agent.policy().scorer(trace).unwrap();
             let attribution = attribute(trace, &mut *scorer).unwrap();
@@ -165,7 +183,15 @@ fn an_old_decision_is_explained_with_the_thresholds_it_was_made_with() {
     let metrics = AutonomyMetrics::new();
     let mut agent = agent();
     let telemetry = Telemetry { pressure_per_mille: 950, ..Telemetry::default() };
-    let trace = agent.step(telemetry, &mut controller(MemoryStrategy::Conservative), &metrics).memory;
+    let trace = agent
+        .step(
+            telemetry,
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut controller(MemoryStrategy::Conservative),
+            &metrics,
+        )
+        .memory;
     agent.set_pressure_thresholds(100, 200, 960).unwrap();
     let kept = *agent.explain(trace.id).unwrap();
     let attribution = attribute(&kept, &mut *agent.policy().scorer(&kept).unwrap()).unwrap();
@@ -182,7 +208,15 @@ fn an_old_decision_is_explained_with_the_thresholds_it_was_made_with() {
 fn never_act_and_foreign_schemas_have_no_score_function() {
     let metrics = AutonomyMetrics::new();
     let mut never: MetaAgent<NeverAct> = MetaAgent::new(NeverAct, MetaConfig::default()).unwrap();
-    let trace = never.step(Telemetry::default(), &mut controller(MemoryStrategy::Balanced), &metrics).memory;
+    let trace = never
+        .step(
+            Telemetry::default(),
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut controller(MemoryStrategy::Balanced),
+            &metrics,
+        )
+        .memory;
     assert_eq!(trace.scoring, Scoring::NONE);
     assert_eq!(trace.scoring.chosen_action(), None);
     assert_eq!(never.policy().scorer(&trace).err(), Some(ScorerUnavailable::NoScores { policy: "never-act" }));
@@ -192,7 +226,15 @@ fn never_act_and_foreign_schemas_have_no_score_function() {
     );
     // A scoring without a choice has nothing to attribute.
     let mut rules = RuleScorer::for_trace(
-        &agent().step(Telemetry::default(), &mut controller(MemoryStrategy::Balanced), &metrics).memory,
+        &agent()
+            .step(
+                Telemetry::default(),
+                &LiveState::default(),
+                &mut Guardrails::new(),
+                &mut controller(MemoryStrategy::Balanced),
+                &metrics,
+            )
+            .memory,
     )
     .unwrap();
     assert_eq!(attribute(&trace, &mut rules), Err(AttributionError::NoScores));
@@ -207,7 +249,15 @@ fn a_score_function_that_does_not_reproduce_the_recorded_scores_is_refused() {
         }
     }
     let metrics = AutonomyMetrics::new();
-    let trace = agent().step(Telemetry::default(), &mut controller(MemoryStrategy::Balanced), &metrics).memory;
+    let trace = agent()
+        .step(
+            Telemetry::default(),
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut controller(MemoryStrategy::Balanced),
+            &metrics,
+        )
+        .memory;
     assert_eq!(
         attribute(&trace, &mut Off),
         Err(AttributionError::ScoreMismatch { action: 0, recorded: 0.0, recomputed: 1.0 })
@@ -218,7 +268,15 @@ fn a_score_function_that_does_not_reproduce_the_recorded_scores_is_refused() {
 fn scoring_serializes_features_and_scores_by_name() {
     let metrics = AutonomyMetrics::new();
     let telemetry = Telemetry { pressure_per_mille: 950, ..Telemetry::default() };
-    let trace = agent().step(telemetry, &mut controller(MemoryStrategy::Conservative), &metrics).memory;
+    let trace = agent()
+        .step(
+            telemetry,
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut controller(MemoryStrategy::Conservative),
+            &metrics,
+        )
+        .memory;
     let json = serde_json::to_value(trace).unwrap();
     assert_eq!(
         json["scoring"],

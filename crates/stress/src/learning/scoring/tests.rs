@@ -13,6 +13,7 @@ use sis_autonomy::{
 use super::super::{new_agent, run_learning, LearnedPolicy, LearningConfig};
 use super::*;
 use crate::test_support::frames;
+use sis_safety::{Guardrails, LiveState};
 
 /// Completeness and agreement with the reference, for Q-values of magnitude below 100.
 const TOLERANCE: f64 = 1e-9;
@@ -78,7 +79,8 @@ fn decisions_are_explained_with_the_network_version_that_made_them() {
     // Version by version, the networks as the policy trains: rebuilt here from the agent's own history.
     let mut networks = vec![(agent.training().0, agent.network().clone())];
     for index in 0..48 {
-        let trace = meta.step(interval(index), &mut strategy, &metrics).memory;
+        let trace =
+            meta.step(interval(index), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory;
         let version = trace.scoring.model_version;
         assert_eq!(version, meta.policy().agent().training().0);
         if networks.last().unwrap().0 != version {
@@ -119,7 +121,7 @@ fn explaining_changes_nothing_in_the_policy() {
     let metrics = AutonomyMetrics::new();
     let mut strategy = StrategyController::new(StrategyConfig::default(), MemoryStrategy::Aggressive).unwrap();
     for index in 0..20 {
-        meta.step(interval(index), &mut strategy, &metrics);
+        meta.step(interval(index), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics);
     }
     let untouched = meta.policy().clone();
     for trace in meta.audit(20) {
@@ -149,7 +151,9 @@ fn old_network_versions_are_dropped_and_their_decisions_say_so() {
     let decision = policy.decide(&interval(0), &MetaConfig::default());
     let mut meta = MetaAgent::<sis_autonomy::NeverAct, 8>::new(sis_autonomy::NeverAct, MetaConfig::default()).unwrap();
     let mut strategy = StrategyController::new(StrategyConfig::default(), MemoryStrategy::Aggressive).unwrap();
-    let mut trace = meta.step(interval(0), &mut strategy, &AutonomyMetrics::new()).memory;
+    let mut trace = meta
+        .step(interval(0), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &AutonomyMetrics::new())
+        .memory;
     trace.scoring = decision.scoring;
     assert_eq!(networks.scorer(&trace).err(), Some(ScorerUnavailable::ModelNotKept { version: 0, oldest_kept: 5 }));
     // A decision of another policy's schema is not the learned policy's to explain.
