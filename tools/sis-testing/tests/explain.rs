@@ -229,7 +229,7 @@ fn explanations_of_heuristic_decisions_are_the_hosts_attributions_of_the_recorde
         refused(&sis.run_json(&format!("autoctl explain {} --json", decisions + 5)).unwrap(), "not-found").to_string();
     assert_eq!(message, format!("no decision {} yet (the next is {decisions})", decisions + 5));
     // One decision per 10 ms interval.
-    sis.run_json("stresstest memory --duration 2500 --pool-mib 16 --seed 7 --json").unwrap();
+    sis.run_json("stresstest memory --duration 3000 --pool-mib 16 --seed 7 --json").unwrap();
     let decisions = u64_of(&ok(sis.run_json("autoctl status --json").unwrap()), "decisions");
     assert!(decisions > 256 + 20, "{decisions}");
     let evicted = sis.run_json("autoctl explain 0 --json").unwrap();
