@@ -67,7 +67,7 @@ pub struct Difference {
 pub struct ShadowReport {
     /// The candidate policy's name.
     pub candidate_policy: &'static str,
-    /// The production policy's name.
+    /// The production policy's name (the policy of the last decision compared: `autoctl policy` may change it).
     pub production_policy: &'static str,
     /// Memory decisions both made.
     pub compared: u64,
@@ -117,6 +117,56 @@ impl ShadowReport {
     /// `min_agreement_per_mille`.
     pub fn passes(&self, min_compared: u64, min_agreement_per_mille: u64) -> bool {
         self.compared >= min_compared && self.agreement_per_mille >= min_agreement_per_mille
+    }
+
+    /// Whether the report passes `criteria`.
+    pub fn passes_criteria(&self, criteria: &ShadowCriteria) -> bool {
+        self.passes(criteria.min_compared, criteria.min_agreement_per_mille)
+    }
+}
+
+/// What a shadow report needs to pass (a promotion to canary or production needs a passing one, or force).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShadowCriteria {
+    /// Memory decisions compared at least (1..=1,000,000).
+    pub min_compared: u64,
+    /// Agreement at least, per mille (0..=1000).
+    pub min_agreement_per_mille: u64,
+}
+
+impl Default for ShadowCriteria {
+    /// 100 decisions (1 s of decisions at the default 10 ms interval), agreeing on 800 per mille.
+    fn default() -> Self {
+        ShadowCriteria { min_compared: 100, min_agreement_per_mille: 800 }
+    }
+}
+
+/// Shadow criteria refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "kebab-case")]
+pub enum ShadowCriteriaError {
+    /// `min_compared` not in 1..=1,000,000.
+    BadMinCompared {
+        /// The value.
+        min_compared: u64,
+    },
+    /// `min_agreement_per_mille` above 1000.
+    BadMinAgreement {
+        /// The value.
+        min_agreement_per_mille: u64,
+    },
+}
+
+impl ShadowCriteria {
+    /// The criteria, or the first rule they break.
+    pub fn validate(&self) -> Result<(), ShadowCriteriaError> {
+        if !(1..=1_000_000).contains(&self.min_compared) {
+            return Err(ShadowCriteriaError::BadMinCompared { min_compared: self.min_compared });
+        }
+        if self.min_agreement_per_mille > 1000 {
+            return Err(ShadowCriteriaError::BadMinAgreement { min_agreement_per_mille: self.min_agreement_per_mille });
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +227,7 @@ impl Shadow {
         let decision = self.candidate.decide(inputs, config);
         self.report.candidate_updates += self.candidate.take_updates();
         let report = &mut self.report;
+        report.production_policy = production.policy;
         report.compared += 1;
         let agreed = decision.directive == production.directive;
         report.confusion[directive_kind(production.directive)][directive_kind(decision.directive)] += 1;

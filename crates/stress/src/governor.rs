@@ -352,6 +352,19 @@ impl Governor {
         self.canary.as_ref().map(Canary::status)
     }
 
+    /// Moves `other`'s shadow and canary (and the production decision its shadow has not yet seen) here: a fresh
+    /// governor (`autoctl policy`, a comparison's run) keeps the candidate runs going.
+    pub fn take_runs_from(&mut self, other: &mut Governor) {
+        self.shadow = other.shadow.take();
+        self.canary = other.canary.take();
+        self.last_decision = other.last_decision.take();
+    }
+
+    /// Whether a shadow runs.
+    pub fn shadowing(&self) -> bool {
+        self.shadow.is_some()
+    }
+
     /// Takes the candidate policy out of a canary its rule stopped, with its final status; the caller records the
     /// rollback. `None` while the canary runs, or without one.
     pub fn take_rolled_back_canary(&mut self) -> Option<(BoxedPolicy, CanaryStatus)> {

@@ -273,3 +273,47 @@ fn a_reward_drop_beyond_the_threshold_rolls_the_canary_back_on_a_fake_clock() {
     // Stopped: no interval is the candidate's any more.
     assert_eq!(status.candidate_intervals, 3);
 }
+
+#[test]
+fn shadow_criteria_are_checked_and_judge_the_report() {
+    assert_eq!(ShadowCriteria::default().validate(), Ok(()));
+    assert_eq!(
+        ShadowCriteria { min_compared: 0, min_agreement_per_mille: 0 }.validate(),
+        Err(ShadowCriteriaError::BadMinCompared { min_compared: 0 })
+    );
+    assert_eq!(
+        ShadowCriteria { min_compared: 1_000_001, min_agreement_per_mille: 0 }.validate(),
+        Err(ShadowCriteriaError::BadMinCompared { min_compared: 1_000_001 })
+    );
+    assert_eq!(
+        ShadowCriteria { min_compared: 1, min_agreement_per_mille: 1001 }.validate(),
+        Err(ShadowCriteriaError::BadMinAgreement { min_agreement_per_mille: 1001 })
+    );
+    let mut governor = Governor::heuristic().unwrap();
+    governor.start_shadow(Box::new(NeverAct));
+    let (_, governor) = production_run(governor, Guardrails::new());
+    let report = governor.borrow().shadow_report().unwrap().clone();
+    let exactly = ShadowCriteria { min_compared: report.compared, min_agreement_per_mille: report.agreement_per_mille };
+    assert!(report.passes_criteria(&exactly));
+    assert!(!report.passes_criteria(&ShadowCriteria { min_compared: report.compared + 1, ..exactly }));
+    assert!(
+        !report.passes_criteria(&ShadowCriteria { min_agreement_per_mille: report.agreement_per_mille + 1, ..exactly })
+    );
+}
+
+#[test]
+fn a_fresh_governor_takes_the_runs_over_and_the_report_names_the_new_production_policy() {
+    let mut old = Governor::heuristic().unwrap();
+    old.start_shadow(Box::new(NeverAct));
+    old.start_canary(Box::new(NeverAct), CanaryConfig::default()).unwrap();
+    let mut fresh = Governor::new(Box::new(NeverAct), MetaConfig::default(), Default::default()).unwrap();
+    fresh.take_runs_from(&mut old);
+    assert!(!old.shadowing() && old.canary_status().is_none());
+    assert!(fresh.shadowing());
+    assert_eq!(fresh.canary_status().unwrap().candidate_policy, "never-act");
+    let (_, fresh) = production_run(fresh, Guardrails::new());
+    let fresh = fresh.borrow();
+    let report = fresh.shadow_report().unwrap();
+    assert_eq!(report.production_policy, "never-act");
+    assert_eq!(report.compared + fresh.canary_status().unwrap().candidate_intervals, fresh.agent().intervals());
+}
