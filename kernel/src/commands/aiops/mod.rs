@@ -238,7 +238,20 @@ fn moved(kernel: &Kernel, made: &[Transition], verb: &str) -> Result<Reply, Shel
         ));
     }
     let lifecycle = lifecycle_json().map_err(shell)?;
-    Ok(Reply::new(human, json!({ "transitions": made, "lifecycle": lifecycle })))
+    let transitions: Vec<Value> = made.iter().map(transition_json).collect();
+    Ok(Reply::new(human, json!({ "transitions": transitions, "lifecycle": lifecycle })))
+}
+
+/// A transition as JSON, its subject as `NAME@VERSION` like everywhere in `aiopsctl`.
+fn transition_json(transition: &Transition) -> Value {
+    json!({
+        "sequence": transition.sequence,
+        "time_ns": transition.time_ns,
+        "subject": transition.subject.to_string(),
+        "from": transition.from,
+        "to": transition.to,
+        "kind": transition.kind,
+    })
 }
 
 fn kind_name(transition: &Transition) -> String {
@@ -398,6 +411,7 @@ fn history(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> 
             kind_name(transition)
         ));
     }
+    let transitions: Vec<Value> = transitions.iter().map(transition_json).collect();
     Ok(Reply::new(human, json!({ "transitions": transitions, "total": total })))
 }
 
