@@ -3,7 +3,7 @@
 //! **Shadow**: after each production decision, [`Shadow::observe`] hands the candidate exactly the telemetry
 //! the production policy decided on (the same [`Telemetry`] value, strategy included) and the same
 //! configuration; the candidate's choice is recorded and never acted on. Only memory decisions are compared
-//! (every interval has one; the candidate policies here make none for scheduling). The report counts
+//! (every interval has one; scheduling decisions are not compared). The report counts
 //! agreements, a confusion matrix over directive kinds, the decisions where the two differ, and the reward the
 //! pool measured over the interval after each production decision.
 //!

@@ -213,7 +213,9 @@ fn a_shadow_during_a_stress_run_compares_every_memory_decision_and_its_report_ad
         .map(|row| row.as_array().unwrap().iter().map(|count| count.as_u64().unwrap()).collect())
         .collect();
     assert_eq!(confusion.iter().flatten().sum::<u64>(), compared);
-    assert_eq!((0..5).map(|kind| confusion[kind][kind]).sum::<u64>(), agreed, "agreement is the diagonal");
+    // The same kind with other parameters (another throttle level) is on the diagonal but differs.
+    let same_kind = (0..5).map(|kind| confusion[kind][kind]).sum::<u64>();
+    assert!(same_kind >= agreed, "{same_kind} < {agreed}");
     // Each row is production's count of that directive kind, read from the traces.
     let kinds = ["none", "proactive_reclaim", "throttle_allocations", "switch_strategy"];
     assert_eq!(
