@@ -408,3 +408,52 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert_eq!(number(after, "/transitions"), 0);
     assert_eq!(ok(&replies[23])["transitions"], serde_json::json!([]));
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn a_reward_drop_over_the_window_rolls_the_canary_back_audited_with_its_figures() {
+    let run = memory_run(2000);
+    let (status, replies) = batch_json(&format!(
+        "llmctl register builtin:memory-agent --json; aiopsctl shadow start memory-agent --json; \
+         aiopsctl canary start memory-agent --force --share 500 --window 4 --max-drop 0 --json; autoctl on --json; \
+         {run}; autoctl off --json; aiopsctl canary status --json; autoctl audit last 256 --json; llmctl audit --json"
+    ));
+    assert_eq!(status, Some(exit::PASS));
+    assert_eq!(replies.len(), 9);
+    let (canary, audit) = (ok(&replies[6]), ok(&replies[7]));
+    let rollback = &canary["rollback"];
+    assert_eq!(rollback["reason"], "reward-drop", "{canary}");
+    // The rule, recomputed from the windows the status shows: both full, production's mean above the candidate's
+    // by more than the allowed drop (0).
+    let rewards = |key: &str| -> Vec<i64> {
+        canary[key].as_array().unwrap().iter().map(|reward| reward.as_i64().unwrap()).collect()
+    };
+    let (candidate, production) = (rewards("candidate_rewards_milli"), rewards("production_rewards_milli"));
+    assert_eq!((candidate.len(), production.len()), (4, 4));
+    let mean = |side: &[i64]| side.iter().sum::<i64>() / 4;
+    assert_eq!(rollback["candidate_mean_milli"].as_i64(), Some(mean(&candidate)));
+    assert_eq!(rollback["production_mean_milli"].as_i64(), Some(mean(&production)));
+    assert_eq!(rollback["max_reward_drop_milli"].as_i64(), Some(0));
+    assert!(mean(&production) - mean(&candidate) > 0);
+    // Every other interval was the candidate's until the rule stopped it, at the start of the last interval.
+    let intervals = number(canary, "/intervals");
+    let chosen: Vec<u64> = (0..intervals).filter(|index| selects(500, 0, *index)).collect();
+    assert_eq!(number(canary, "/candidate_intervals"), chosen.len() as u64);
+    let traces = audit["traces"].as_array().unwrap();
+    let by_candidate: Vec<u64> = traces
+        .iter()
+        .filter(|trace| trace["subsystem"] == "memory" && trace["policy"] == "learned")
+        .map(|trace| number(trace, "/interval"))
+        .collect();
+    assert_eq!(by_candidate, chosen);
+    assert_eq!(canary["active"], false);
+    let stopped_at = traces
+        .iter()
+        .find(|trace| trace["subsystem"] == "memory" && number(trace, "/interval") == intervals - 1)
+        .unwrap();
+    assert_eq!(stopped_at["policy"], "heuristic");
+    let entries = audit_entries(&replies[8], 3);
+    assert_eq!(entries, quads(&[("canary-rollback", AGENT, "agent:0", "reward-drop")]));
+    let (at, audited) = (number(stopped_at, "/at_ns"), number(&replies[8]["entries"][3], "/time_ns"));
+    assert!(audited > at && audited < at + 10_000_000, "audited at {audited} ns, decided at {at} ns");
+}
