@@ -366,9 +366,9 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
          aiopsctl rollback --json; aiopsctl demote heuristic --json; aiopsctl shadow stop --json; \
          aiopsctl canary stop --json; aiopsctl shadow report --json; aiopsctl canary status --json; \
          aiopsctl promote heuristic --json; aiopsctl promote --json; aiopsctl promote memory-agent --share x --json; \
-         aiopsctl status --json; aiopsctl history --json",
+         aiopsctl promote memory-agent --share 70000 --json; aiopsctl status --json; aiopsctl history --json",
     );
-    assert_eq!(replies.len(), 24);
+    assert_eq!(replies.len(), 25);
     let before = ok(&replies[2]);
     let expected = [
         ("unknown-model", Some("no model is named nothing")),
@@ -393,20 +393,21 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         ("already-production", Some("heuristic@0.0.0 is in production already")),
         ("missing-argument", None),
         ("invalid-value", None),
+        ("out-of-range", None),
     ];
-    for (reply, (code, message)) in replies[3..22].iter().zip(expected) {
+    for (reply, (code, message)) in replies[3..23].iter().zip(expected) {
         assert_eq!(reply["ok"], false, "{reply}");
         assert_eq!(reply["error"]["code"], code, "{reply}");
         if let Some(message) = message {
             assert_eq!(reply["error"]["message"], message, "{reply}");
         }
     }
-    let after = ok(&replies[22]);
+    let after = ok(&replies[23]);
     for key in ["production", "previous_production", "candidate", "subjects", "transitions", "shadow", "canary"] {
         assert_eq!(after[key], before[key], "{key} changed");
     }
     assert_eq!(number(after, "/transitions"), 0);
-    assert_eq!(ok(&replies[23])["transitions"], serde_json::json!([]));
+    assert_eq!(ok(&replies[24])["transitions"], serde_json::json!([]));
 }
 
 #[test]

@@ -34,11 +34,16 @@ const MIN_AGREEMENT: ArgSpec = ArgSpec::flag(
     ValueKind::U64 { min: 0, max: u64::MAX },
     "a passing shadow report agrees on at least P per mille (0..=1000, default 800)",
 );
-const SHARE: ArgSpec =
-    ArgSpec::flag("share", ValueKind::U64 { min: 0, max: u64::MAX }, "per mille of intervals (1..=1000, default 250)");
+// Ranges wider than the valid ones, so the configuration's own check names a bad value (`bad-share`, ...); the
+// parser refuses only what does not fit the field.
+const SHARE: ArgSpec = ArgSpec::flag(
+    "share",
+    ValueKind::U64 { min: 0, max: u16::MAX as u64 },
+    "per mille of intervals (1..=1000, default 250)",
+);
 const WINDOW: ArgSpec = ArgSpec::flag(
     "window",
-    ValueKind::U64 { min: 0, max: u64::MAX },
+    ValueKind::U64 { min: 0, max: u32::MAX as u64 },
     "decisions per side the reward rule compares (1..=256, default 16)",
 );
 const MAX_DROP: ArgSpec = ArgSpec::flag(
@@ -198,8 +203,7 @@ fn model_arg(invocation: &Invocation<'_>, name: &str) -> Result<ModelRef, ShellE
         .ok_or_else(|| ShellError::new(sis_shell::codes::INVALID_VALUE, "a version NAME[@VERSION] is required"))
 }
 
-/// The options given, saturated into the configuration's types (out-of-range values stay out of range, so the
-/// validation names them).
+/// The options given (the parser's ranges fit each into its field; the configuration's check names bad values).
 fn options(invocation: &Invocation<'_>) -> Options {
     let args = &invocation.args;
     let defaults = CanaryConfig::default();
@@ -218,9 +222,10 @@ fn options(invocation: &Invocation<'_>) -> Options {
         canary: CanaryConfig {
             share_per_mille: args
                 .u64("share")
-                .map_or(defaults.share_per_mille, |share| share.min(u64::from(u16::MAX)) as u16),
+                .and_then(|share| u16::try_from(share).ok())
+                .unwrap_or(defaults.share_per_mille),
             seed: args.u64("seed").unwrap_or(defaults.seed),
-            window: args.u64("window").map_or(defaults.window, |window| window.min(u64::from(u32::MAX)) as u32),
+            window: args.u64("window").and_then(|window| u32::try_from(window).ok()).unwrap_or(defaults.window),
             max_reward_drop_milli: args.i64("max-drop").unwrap_or(defaults.max_reward_drop_milli),
         },
     }
