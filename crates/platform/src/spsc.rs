@@ -32,7 +32,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::{Cell, UnsafeCell};
 use core::fmt;
-use core::mem::MaybeUninit;
+use core::mem::{ManuallyDrop, MaybeUninit};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Aligns its content to 128 bytes: x86 fetches cache lines in adjacent pairs
@@ -81,9 +81,14 @@ pub fn ring<T, S>(capacity: usize, shared: S) -> Option<(Producer<T, S>, Consume
         slots: slots.into_boxed_slice(),
         shared,
     });
-    let producer =
-        Producer { ring: Arc::clone(&ring), tail: Cell::new(0), index: Cell::new(0), cached_head: Cell::new(0) };
-    let consumer = Consumer { ring, head: Cell::new(0), index: Cell::new(0), cached_tail: Cell::new(0) };
+    let producer = Producer {
+        ring: ManuallyDrop::new(Arc::clone(&ring)),
+        tail: Cell::new(0),
+        index: Cell::new(0),
+        cached_head: Cell::new(0),
+    };
+    let consumer =
+        Consumer { ring: ManuallyDrop::new(ring), head: Cell::new(0), index: Cell::new(0), cached_tail: Cell::new(0) };
     Some((producer, consumer))
 }
 
@@ -160,7 +165,11 @@ impl<T, S: fmt::Debug> fmt::Debug for Ring<T, S> {
 
 /// The pushing end of a [`ring`]: one thread at a time pushes (`Send`, not `Sync`).
 pub struct Producer<T, S = ()> {
-    ring: Arc<Ring<T, S>>,
+    /// Dropped by value in `drop`: `Arc`'s own drop would hand this field's
+    /// address to an out-of-line function, and an end whose address escapes
+    /// cannot live in registers, so every push would load and store its
+    /// positions in memory (about a third slower on one thread).
+    ring: ManuallyDrop<Arc<Ring<T, S>>>,
     /// The producer's own copy of `tail` (only it writes `tail`).
     tail: Cell<usize>,
     /// `tail % capacity`, kept without dividing.
@@ -239,6 +248,13 @@ impl<T, S> Producer<T, S> {
     }
 }
 
+impl<T, S> Drop for Producer<T, S> {
+    fn drop(&mut self) {
+        // SAFETY: `self.ring` is taken once, here, and not used again: the end is being dropped.
+        drop(unsafe { ManuallyDrop::take(&mut self.ring) });
+    }
+}
+
 impl<T, S> fmt::Debug for Producer<T, S> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
@@ -252,7 +268,8 @@ impl<T, S> fmt::Debug for Producer<T, S> {
 
 /// The popping end of a [`ring`]: one thread at a time pops (`Send`, not `Sync`).
 pub struct Consumer<T, S = ()> {
-    ring: Arc<Ring<T, S>>,
+    /// Dropped by value in `drop`, as [`Producer`]'s.
+    ring: ManuallyDrop<Arc<Ring<T, S>>>,
     /// The consumer's own copy of `head` (only it writes `head`).
     head: Cell<usize>,
     /// `head % capacity`, kept without dividing.
@@ -321,6 +338,13 @@ impl<T, S> Consumer<T, S> {
     /// The ring, to read its indices from elsewhere.
     pub fn ring(&self) -> &Arc<Ring<T, S>> {
         &self.ring
+    }
+}
+
+impl<T, S> Drop for Consumer<T, S> {
+    fn drop(&mut self) {
+        // SAFETY: `self.ring` is taken once, here, and not used again: the end is being dropped.
+        drop(unsafe { ManuallyDrop::take(&mut self.ring) });
     }
 }
 
