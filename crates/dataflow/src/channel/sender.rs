@@ -1,6 +1,5 @@
 //! The sending end of a channel.
 
-use core::cell::Cell;
 use core::fmt;
 use core::sync::atomic::{fence, Ordering};
 
@@ -12,13 +11,11 @@ use super::{ChannelStats, Full, Overflow, Sent, Shared};
 /// The sending end of a channel; one thread at a time sends (it is `Send`, not `Sync`).
 pub struct Sender<T> {
     producer: spsc::Producer<T, Shared<T>>,
-    /// The producer's own copy of `high_water`.
-    high_water: Cell<usize>,
 }
 
 impl<T> Sender<T> {
     pub(super) fn new(producer: spsc::Producer<T, Shared<T>>) -> Self {
-        Sender { producer, high_water: Cell::new(0) }
+        Sender { producer }
     }
 
     /// Offers `item`; see [`Sent`] for the outcomes. Under [`Overflow::Block`]
@@ -30,17 +27,20 @@ impl<T> Sender<T> {
     #[inline]
     pub fn try_send(&self, item: T) -> Result<Sent, Full<T>> {
         let producer = &self.producer;
-        if producer.shared().control.send_is_void() {
-            return Ok(self.discard(item));
+        let shared = producer.shared();
+        if shared.control.send_is_void() {
+            return Ok(discard(&shared.control, item));
         }
         // Under drop-oldest the lock-free ring has no places, so this fails
-        // and `full` hands the item to the locked ring: the common path tests nothing more.
+        // and `full` hands the item to the locked ring: the common path tests
+        // nothing more. Nothing out of line is handed `self`, so the compiler
+        // may keep a sender held in a local variable in registers.
         match producer.push(item) {
             Ok(()) => {
-                self.note_depth(producer.pushed(), producer.popped_at_least(), || producer.popped());
+                note_depth(&shared.control, producer.pushed(), producer.popped_at_least(), || producer.popped());
                 Ok(Sent::Queued)
             }
-            Err(item) => self.full(item),
+            Err(item) => full(shared, item),
         }
     }
 
@@ -101,43 +101,46 @@ impl<T> Sender<T> {
     fn control(&self) -> &Control {
         &self.producer.shared().control
     }
+}
 
-    /// `try_send` when the lock-free ring has no room: the policy decides, or the locked ring takes the item.
-    fn full(&self, item: T) -> Result<Sent, Full<T>> {
-        let Shared { control, locked } = self.producer.shared();
-        if let Some(locked) = locked {
-            let sent = locked.push(item, control);
-            self.note_depth(locked.pushed(), locked.popped_at_least(), || locked.popped());
-            return Ok(sent);
-        }
-        match control.overflow {
-            Overflow::Block => Err(Full(item)),
-            // The lock-free ring serves `block` and `drop-newest` only.
-            Overflow::DropNewest | Overflow::DropOldest => Ok(self.discard(item)),
-        }
+/// `try_send` when the lock-free ring has no room: the policy decides, or the locked ring takes the item.
+#[inline(never)]
+fn full<T>(shared: &Shared<T>, item: T) -> Result<Sent, Full<T>> {
+    let Shared { control, locked } = shared;
+    if let Some(locked) = locked {
+        let sent = locked.push(item, control);
+        note_depth(control, locked.pushed(), locked.popped_at_least(), || locked.popped());
+        return Ok(sent);
     }
-
-    /// Counts `item` as offered and dropped (it is offered, never queued), and drops it.
-    fn discard(&self, item: T) -> Sent {
-        increment(&self.control().producer.0.discarded, 1);
-        drop(item);
-        Sent::DroppedNewest
+    match control.overflow {
+        Overflow::Block => Err(Full(item)),
+        // The lock-free ring serves `block` and `drop-newest` only.
+        Overflow::DropNewest | Overflow::DropOldest => Ok(discard(control, item)),
     }
+}
 
-    /// Raises `high_water` to the depth just after a send when it exceeds it.
-    /// `head_lower_bound` gives an upper bound of the depth; only when that
-    /// bound is a new high is `head` read again (`read_head`), so the figure
-    /// recorded is a depth that was real at the instant of that read.
-    #[inline(always)]
-    fn note_depth(&self, tail: usize, head_lower_bound: usize, read_head: impl FnOnce() -> usize) {
-        if tail.wrapping_sub(head_lower_bound) <= self.high_water.get() {
-            return;
-        }
-        let depth = tail.wrapping_sub(read_head());
-        if depth > self.high_water.get() {
-            self.high_water.set(depth);
-            self.control().producer.0.high_water.store(depth as u64, Ordering::Relaxed);
-        }
+/// Counts `item` as offered and dropped (it is offered, never queued), and drops it.
+fn discard<T>(control: &Control, item: T) -> Sent {
+    increment(&control.producer.0.discarded, 1);
+    drop(item);
+    Sent::DroppedNewest
+}
+
+/// Raises `high_water` to the depth just after a send when it exceeds it.
+/// `head_lower_bound` gives an upper bound of the depth; only when that
+/// bound is a new high is `head` read again (`read_head`), so the figure
+/// recorded is a depth that was real at the instant of that read. Only the
+/// producer writes `high_water`, so its own `Relaxed` load is exact.
+#[inline(always)]
+fn note_depth(control: &Control, tail: usize, head_lower_bound: usize, read_head: impl FnOnce() -> usize) {
+    let high_water = &control.producer.0.high_water;
+    let mark = high_water.load(Ordering::Relaxed);
+    if (tail.wrapping_sub(head_lower_bound) as u64) <= mark {
+        return;
+    }
+    let depth = tail.wrapping_sub(read_head()) as u64;
+    if depth > mark {
+        high_water.store(depth, Ordering::Relaxed);
     }
 }
 
