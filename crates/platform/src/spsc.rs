@@ -208,6 +208,21 @@ impl<T, S> Producer<T, S> {
         Ok(())
     }
 
+    /// Whether [`Producer::push`] would queue an item now: the cached `head`
+    /// first, reloaded (`Acquire`) only when it says full. A caller that must
+    /// not move a large item in vain asks this first.
+    #[inline]
+    pub fn has_room(&self) -> bool {
+        let ring = &*self.ring;
+        let tail = self.tail.get();
+        if tail.wrapping_sub(self.cached_head.get()) < ring.capacity {
+            return true;
+        }
+        let head = ring.head.0.load(Ordering::Acquire);
+        self.cached_head.set(head);
+        tail.wrapping_sub(head) < ring.capacity
+    }
+
     /// Items ever pushed (the producer's own count: no shared access).
     #[inline]
     pub fn pushed(&self) -> usize {

@@ -31,16 +31,34 @@ impl<T> Sender<T> {
         if shared.control.send_is_void() {
             return Ok(discard(&shared.control, item));
         }
-        // Under drop-oldest the lock-free ring has no places, so this fails
-        // and `full` hands the item to the locked ring: the common path tests
-        // nothing more. Nothing out of line is handed `self`, so the compiler
-        // may keep a sender held in a local variable in registers.
+        // Under drop-oldest the lock-free ring has no places, so it has no
+        // room and the locked ring takes the item: the common path tests
+        // nothing more. The item is moved only where it goes (a large `T` is
+        // not copied out and back when the ring is full), and nothing out of
+        // line is handed `self`, so the compiler may keep a sender held in a
+        // local variable in registers.
+        if !producer.has_room() {
+            let Shared { control, locked } = shared;
+            return match locked {
+                Some(locked) => {
+                    let sent = locked.push(item, control);
+                    note_depth(control, locked.pushed(), locked.popped_at_least(), || locked.popped());
+                    Ok(sent)
+                }
+                // The lock-free ring serves `block` and `drop-newest` only.
+                None => match control.overflow {
+                    Overflow::Block => Err(Full(item)),
+                    Overflow::DropNewest | Overflow::DropOldest => Ok(discard(control, item)),
+                },
+            };
+        }
         match producer.push(item) {
             Ok(()) => {
                 note_depth(&shared.control, producer.pushed(), producer.popped_at_least(), || producer.popped());
                 Ok(Sent::Queued)
             }
-            Err(item) => full(shared, item),
+            // `has_room` said there is room, and only this end pushes.
+            Err(item) => Err(Full(item)),
         }
     }
 
@@ -100,22 +118,6 @@ impl<T> Sender<T> {
     #[inline(always)]
     fn control(&self) -> &Control {
         &self.producer.shared().control
-    }
-}
-
-/// `try_send` when the lock-free ring has no room: the policy decides, or the locked ring takes the item.
-#[inline(never)]
-fn full<T>(shared: &Shared<T>, item: T) -> Result<Sent, Full<T>> {
-    let Shared { control, locked } = shared;
-    if let Some(locked) = locked {
-        let sent = locked.push(item, control);
-        note_depth(control, locked.pushed(), locked.popped_at_least(), || locked.popped());
-        return Ok(sent);
-    }
-    match control.overflow {
-        Overflow::Block => Err(Full(item)),
-        // The lock-free ring serves `block` and `drop-newest` only.
-        Overflow::DropNewest | Overflow::DropOldest => Ok(discard(control, item)),
     }
 }
 

@@ -59,13 +59,17 @@ fn items_come_out_in_order_across_many_wraps_of_an_odd_capacity() {
 fn a_full_ring_hands_the_item_back_and_an_empty_one_gives_none() {
     let (producer, consumer) = ring::<&str, ()>(2, ()).unwrap();
     assert_eq!(consumer.pop(), None);
-    assert!(consumer.is_empty() && !producer.is_full());
+    assert!(consumer.is_empty() && !producer.is_full() && producer.has_room());
     assert_eq!(producer.push("a"), Ok(()));
     assert_eq!(producer.push("b"), Ok(()));
+    assert!(!producer.has_room());
     assert_eq!(producer.push("c"), Err("c"));
     assert!(producer.is_full() && !consumer.is_empty());
     assert_eq!(consumer.pop(), Some("a"));
-    assert!(!producer.is_full());
+    // The producer's cached head still says full; `has_room` reads it again.
+    assert_eq!(producer.popped_at_least(), 0);
+    assert!(producer.has_room() && !producer.is_full());
+    assert_eq!(producer.popped_at_least(), 1);
     assert_eq!(producer.push("c"), Ok(()));
     assert_eq!([consumer.pop(), consumer.pop(), consumer.pop()], [Some("b"), Some("c"), None]);
     assert!(consumer.is_empty());
