@@ -6,7 +6,7 @@ use core::sync::atomic::{fence, Ordering};
 use sis_platform::spsc;
 
 use super::control::{increment, take_waiter, Control};
-use super::{ChannelStats, Shared, TryRecvError};
+use super::{locked, ChannelStats, Shared, TryRecvError};
 
 /// The receiving end of a channel; one thread at a time receives (it is `Send`, not `Sync`).
 ///
@@ -35,11 +35,7 @@ impl<T> Receiver<T> {
         match locked {
             None if control.closed(Ordering::Acquire) => consumer.pop().ok_or(TryRecvError::Closed),
             None => Err(TryRecvError::Empty),
-            Some(locked) => match locked.pop() {
-                Some(item) => Ok(item),
-                None if control.closed(Ordering::Acquire) => locked.pop().ok_or(TryRecvError::Closed),
-                None => Err(TryRecvError::Empty),
-            },
+            Some(locked) => receive_locked(locked, control),
         }
     }
 
@@ -106,6 +102,18 @@ impl<T> Receiver<T> {
             None => self.consumer.pop(),
             Some(locked) => locked.pop(),
         }
+    }
+}
+
+/// `try_recv` on a drop-oldest channel. Out of line, so that in the common
+/// path an item read from the lock-free ring has one way to the caller, who
+/// may then read only part of it (the compiler can skip copying the rest).
+#[inline(never)]
+fn receive_locked<T>(locked: &locked::Ring<T>, control: &Control) -> Result<T, TryRecvError> {
+    match locked.pop() {
+        Some(item) => Ok(item),
+        None if control.closed(Ordering::Acquire) => locked.pop().ok_or(TryRecvError::Closed),
+        None => Err(TryRecvError::Empty),
     }
 }
 
