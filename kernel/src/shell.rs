@@ -7,7 +7,7 @@ use sis_proto::{bootargs, exit, PROMPT};
 use sis_shell::{split_commands, Echo, EditEvent, LineEditor, Outcome, Output, Registry};
 
 use crate::commands::{self, Kernel};
-use crate::format;
+use crate::{format, otel};
 
 /// Longest line the editor accepts.
 pub const MAX_LINE_BYTES: usize = 1024;
@@ -94,7 +94,10 @@ fn run_batch(kernel: &mut Kernel, registry: &Registry<Kernel>, commands: &str) -
     let mut failures = 0;
     for command in &commands {
         out.write_str(&alloc::format!("{PROMPT}{command}\n"));
-        if let Outcome::Failed { .. } = registry.execute(kernel, command.as_bytes(), &mut out) {
+        let start_ns = time::now_ns();
+        let outcome = registry.execute(kernel, command.as_bytes(), &mut out);
+        otel::record_command(registry, command.as_bytes(), start_ns, time::now_ns(), &outcome);
+        if let Outcome::Failed { .. } = outcome {
             failures += 1;
         }
         out.flush();
@@ -124,7 +127,9 @@ fn interactive(kernel: &mut Kernel, registry: &Registry<Kernel>) -> ! {
             match event {
                 EditEvent::Line(line) => {
                     kernel.line_received_ns = Some(arrival_ns);
-                    registry.execute(kernel, &line, &mut out);
+                    let start_ns = time::now_ns();
+                    let outcome = registry.execute(kernel, &line, &mut out);
+                    otel::record_command(registry, &line, start_ns, time::now_ns(), &outcome);
                     out.flush();
                     if kernel.shutdown_requested {
                         power::system_off();

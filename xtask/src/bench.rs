@@ -32,7 +32,8 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
-    /// The learning agent's inference and update cost per decision, host and guest, against the decision interval.
+    /// The learning agent's inference and update cost per decision, host and guest, against the decision interval;
+    /// the guardrail check's cost per decision (host), beside the decision it guards.
     Ai {
         /// Repetitions of each host measurement, and of the guest's wall-clock runs.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]

@@ -9,6 +9,7 @@ mod bench_net;
 mod bench_web;
 mod fuzz;
 mod model;
+mod model_agent;
 mod model_lm;
 mod setup;
 
@@ -322,6 +323,7 @@ fn setup() -> Result<(), String> {
     setup::ensure_target()?;
     setup::ensure_web_clients()?;
     setup::ensure_browser()?;
+    setup::ensure_otel_collector()?;
     setup::ensure_dashboard_assets().map(|_| ())
 }
 

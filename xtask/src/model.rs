@@ -1,4 +1,5 @@
-//! `cargo xtask model keygen | sign | verify`: model signing keys and signed artifacts on the host.
+//! `cargo xtask model keygen | sign | verify`: model signing keys and signed artifacts on the host (`train`,
+//! `generate`: model_lm.rs; `train-agent`: model_agent.rs).
 //!
 //! Key files (docs/governance.md): `NAME.key` holds the 32-byte Ed25519 seed, raw, mode 0600 — a secret, kept
 //! under `target/model-keys/` by default, which git ignores; `NAME.pub` holds the public key as 64 lowercase hex
@@ -32,6 +33,9 @@ pub enum ModelTask {
     /// Train the byte-level language model on a text (minibatch Adam, deterministic from the seed) and write its
     /// weights blob; prints the loss per epoch, the held-out bits per byte and the unigram baseline on the same split.
     Train(crate::model_lm::TrainArgs),
+    /// Train the learning agent of `stresstest learning` on the host (the kernel's code, bit for bit) and write its
+    /// weights in the agent-network format and its training report.
+    TrainAgent(crate::model_agent::TrainAgentArgs),
     /// Generate bytes from a weights blob and print them with the generation speed (tokens/s, host).
     Generate(crate::model_lm::GenerateArgs),
     /// Verify an artifact against public keys (NAME.pub files) and print its metadata.
@@ -108,6 +112,7 @@ pub fn run(task: ModelTask) -> Result<(), String> {
         }
         ModelTask::Train(args) => crate::model_lm::train(args),
         ModelTask::Generate(args) => crate::model_lm::generate(args),
+        ModelTask::TrainAgent(args) => crate::model_agent::train(args),
         ModelTask::Verify { artifact, keys, json } => {
             let report = verify(&artifact, &keys, json)?;
             println!("{report}");
@@ -328,6 +333,67 @@ mod tests {
         assert_eq!(verified.metadata.output_shape, [model.vocabulary_size() as u32]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// The agent network the kernel embeds: it verifies under the public test key, carries the committed weights
+    /// (the network's shapes, 147 parameters) and the training report's digest, and is what signing them again
+    /// makes; training again with the documented configuration gives the same weights and report, byte for byte.
+    #[test]
+    fn the_shipped_agent_is_reproduced_byte_for_byte_by_training_and_signing_again() {
+        use crate::model_agent::{train_agent, REPORT_PATH, SHIPPED_EPISODES, SHIPPED_SEED, WEIGHTS_PATH};
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let models = root.join("models");
+        let dir = scratch("shipped-agent");
+        let args = SignArgs {
+            key: models.join("keys/sis-test.key"),
+            weights: root.join(WEIGHTS_PATH),
+            output: dir.join("memory-agent.sismodel"),
+            name: "memory-agent".into(),
+            version: "1.0.0".into(),
+            kind: "agent-network".into(),
+            input_shape: vec![5],
+            output_shape: vec![3],
+            author: "SIS project".into(),
+            created: Some(1_796_601_600),
+            description: SHIPPED_AGENT_DESCRIPTION.into(),
+            training_data: Some(root.join(REPORT_PATH)),
+            training_data_sha256: None,
+        };
+        let signed = sign(&args).unwrap();
+        let shipped = std::fs::read(models.join("memory-agent.sismodel")).unwrap();
+        assert_eq!(signed.len(), 1_031);
+        assert!(signed == shipped, "models/memory-agent.sismodel differs from a fresh signature");
+
+        let mut trusted = TrustedKeys::new();
+        trusted.add_hex(&std::fs::read_to_string(models.join("keys/sis-test.pub")).unwrap()).unwrap();
+        let verified = artifact::decode(&shipped, &trusted).unwrap();
+        let committed_weights = std::fs::read(root.join(WEIGHTS_PATH)).unwrap();
+        assert_eq!(verified.weights, &committed_weights[..]);
+        let report = std::fs::read(root.join(REPORT_PATH)).unwrap();
+        assert_eq!(verified.metadata.training_data_sha256, <[u8; 32]>::from(Sha256::digest(&report)));
+        let network = sis_ai::NetworkWeights::decode_for(
+            verified.weights,
+            &verified.metadata.input_shape,
+            &verified.metadata.output_shape,
+        )
+        .unwrap();
+        assert_eq!((network.sizes, network.parameters.len()), (vec![5, 16, 3], 147));
+
+        let config =
+            sis_stress::learning::LearningConfig { episodes: SHIPPED_EPISODES, noise_per_mille: 0, seed: SHIPPED_SEED };
+        let (blob, retrained_report) = train_agent(&config, &mut |_| {}).unwrap();
+        assert!(blob == committed_weights, "training again gave other weights than {WEIGHTS_PATH}");
+        assert!(retrained_report == report, "training again gave another report than {REPORT_PATH}");
+        let parsed: serde_json::Value = serde_json::from_slice(&report).unwrap();
+        assert_eq!(
+            (parsed["status"].as_str(), parsed["held_out"]["beats_best_baseline"].as_bool()),
+            (Some("pass"), Some(true))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const SHIPPED_AGENT_DESCRIPTION: &str = "Q-network of the memory-pool learning agent ([5, 16, 3], ReLU hidden, \
+        linear output) trained by cargo xtask model train-agent --episodes 20 --seed 1; signed with the public test \
+        key models/keys/sis-test.key";
 
     const SHIPPED_DESCRIPTION: &str = "Byte-level MLP language model (8-byte context, 62-byte vocabulary) trained on \
         models/shakespeare.txt; signed with the public test key models/keys/sis-test.key";

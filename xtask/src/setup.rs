@@ -1,12 +1,15 @@
 //! Installs what the project needs when it is missing: QEMU, the web clients the tests use (curl, Debian's
 //! Python with the `websockets` package) and the browser of the dashboard's test (Chromium and its WebDriver)
-//! through apt-get, the kernel target through rustup, and the dashboard's charting library with `npm ci`, checked
-//! against its package-lock.json.
+//! through apt-get, the kernel target through rustup, the dashboard's charting library with `npm ci`, checked
+//! against its package-lock.json, and the OTLP collector's Python packages (the official `opentelemetry-proto`
+//! and `protobuf`, which Debian does not package) with pip into a virtual environment, checked against the hashes
+//! in its requirements.txt.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use sis_testing::otel::{collector_python, COLLECTOR_REQUIREMENTS_RELATIVE_PATH, COLLECTOR_VENV_RELATIVE_PATH};
 use sis_testing::{workspace_root, DASHBOARD_VENDOR_RELATIVE_PATH};
 
 use crate::{run_step, KERNEL_TARGET};
@@ -181,6 +184,51 @@ fn npm_ci(project: &Path) -> Result<(), String> {
     )
 }
 
+/// Kept in the collector's virtual environment: the requirements.txt its packages were installed from.
+const REQUIREMENTS_STAMP: &str = ".requirements";
+/// What the collector imports; the environment is made again when this fails.
+const COLLECTOR_IMPORTS: &str = "import google.protobuf.json_format, \
+opentelemetry.proto.collector.trace.v1.trace_service_pb2, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2";
+
+/// Makes the OTLP collector's virtual environment (`target/otel-collector-venv`) when it is absent, cannot import
+/// the collector's packages, or was installed from another requirements.txt: Debian's Python makes it (the
+/// Debian package `python3-venv` installed first if `venv` cannot), then its pip installs the pinned packages,
+/// refusing any whose hash differs from the file's (`--require-hashes`).
+pub fn ensure_otel_collector() -> Result<(), String> {
+    let root = workspace_root();
+    let requirements_path = root.join(COLLECTOR_REQUIREMENTS_RELATIVE_PATH);
+    let requirements = std::fs::read_to_string(&requirements_path).map_err(io_error(&requirements_path))?;
+    let venv = root.join(COLLECTOR_VENV_RELATIVE_PATH);
+    let stamp_path = venv.join(REQUIREMENTS_STAMP);
+    let python = collector_python();
+    let python = python.to_str().ok_or("the workspace path is not UTF-8")?;
+    let stamp = std::fs::read_to_string(&stamp_path).unwrap_or_default();
+    if stamp == requirements && succeeds(python, &["-c", COLLECTOR_IMPORTS]) {
+        return Ok(());
+    }
+    if !succeeds(TEST_PYTHON, &["-c", "import ensurepip, venv"]) {
+        println!("{TEST_PYTHON} cannot make a virtual environment: installing the Debian package python3-venv");
+        apt_install(&["python3-venv"])?;
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).map_err(io_error(&venv))?;
+    }
+    let venv_text = venv.to_str().ok_or("the workspace path is not UTF-8")?;
+    println!("otel collector: making {venv_text} and installing {}", COLLECTOR_REQUIREMENTS_RELATIVE_PATH);
+    run(TEST_PYTHON, &["-m", "venv", venv_text])?;
+    let requirements_text = requirements_path.to_str().ok_or("the workspace path is not UTF-8")?;
+    run(python, &pip_install_arguments(requirements_text))?;
+    if !succeeds(python, &["-c", COLLECTOR_IMPORTS]) {
+        return Err(format!("{python} still cannot import the collector's packages"));
+    }
+    std::fs::write(&stamp_path, requirements).map_err(io_error(&stamp_path))
+}
+
+/// The arguments to the environment's Python that install `requirements`: only hashed, pinned packages.
+fn pip_install_arguments(requirements: &str) -> [&str; 8] {
+    ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "-r", requirements]
+}
+
 /// Installs Debian packages: `apt-get` directly as root, through `sudo` otherwise.
 fn apt_install(packages: &[&str]) -> Result<(), String> {
     let root = Command::new("id").arg("-u").output().is_ok_and(|output| output.stdout.trim_ascii() == b"0");
@@ -236,6 +284,26 @@ mod tests {
             "version": "1.6.32", "integrity": "sha1-AAAA" } } });
         assert!(locked_package(&sha1, "uplot").unwrap_err().contains("is not a sha512"));
         assert!(locked_package(&lock, "react").is_err());
+    }
+
+    #[test]
+    fn the_collectors_packages_are_pinned_with_hashes_and_installed_only_with_them() {
+        let path = workspace_root().join(COLLECTOR_REQUIREMENTS_RELATIVE_PATH);
+        let requirements = std::fs::read_to_string(path).unwrap();
+        let logical: Vec<String> = requirements
+            .replace("\\\n", " ")
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#') && !line.trim().is_empty())
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(logical.len(), 2, "{logical:?}");
+        for (line, package) in logical.iter().zip(["opentelemetry-proto==", "protobuf=="]) {
+            assert!(line.starts_with(package), "{line}");
+            let hash = line.split("--hash=sha256:").nth(1).unwrap();
+            assert_eq!(hash.len(), 64, "{line}");
+            assert!(hash.chars().all(|character| character.is_ascii_hexdigit()), "{line}");
+        }
+        assert_eq!(pip_install_arguments("r.txt")[5..], ["--require-hashes", "-r", "r.txt"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::vector::{relu, vector_unit, weight_index, LANES};
+use crate::weights::NetworkWeights;
 use crate::Random;
 
 /// `outputs` rounded up to whole groups of [`LANES`] rows.
@@ -158,6 +159,42 @@ impl Network {
         values
     }
 
+    /// Every layer's output for `input` (hidden layers after ReLU, the last as it is), first layer first:
+    /// exactly what [`Network::forward`] computes on the way, the last being its result.
+    pub fn layer_outputs(&self, input: &[f32]) -> Vec<Vec<f32>> {
+        let mut values = Vec::new();
+        self.forward_into(input, &mut values);
+        let mut start = self.inputs();
+        self.layers
+            .iter()
+            .map(|layer| {
+                let output = values[start..start + layer.outputs].to_vec();
+                start += padded(layer.outputs);
+                output
+            })
+            .collect()
+    }
+
+    /// Number of layers (weight matrices).
+    pub(crate) fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Inputs and outputs of layer `index`.
+    pub(crate) fn layer_shape(&self, index: usize) -> Option<(usize, usize)> {
+        self.layers.get(index).map(|layer| (layer.inputs, layer.outputs))
+    }
+
+    /// Weight `o`, `i` of layer `index` (which must exist).
+    pub(crate) fn layer_weight(&self, index: usize, o: usize, i: usize) -> f32 {
+        self.layers[index].weight(o, i)
+    }
+
+    /// Bias `o` of layer `index` (which must exist).
+    pub(crate) fn layer_bias(&self, index: usize, o: usize) -> f32 {
+        self.layers[index].biases[o]
+    }
+
     /// Where the last layer's outputs start in `values` of `length` laid out by [`Network::forward_into`].
     fn outputs_start(&self, length: usize) -> usize {
         length - padded(self.outputs())
@@ -223,7 +260,7 @@ impl Network {
     }
 
     /// Every layer's output, input first (post-activation for hidden layers).
-    fn activations(&self, input: &[f32]) -> Vec<Vec<f32>> {
+    pub(crate) fn activations(&self, input: &[f32]) -> Vec<Vec<f32>> {
         let mut activations = vec![input.to_vec()];
         for (index, layer) in self.layers.iter().enumerate() {
             let previous = &activations[activations.len() - 1];
@@ -308,6 +345,11 @@ impl Network {
     /// Every parameter, layer by layer (weights then biases), for checks and saving.
     pub fn parameters(&self) -> Vec<f32> {
         self.layers.iter().flat_map(Layer::parameters).collect()
+    }
+
+    /// Its layer sizes and parameters, as the `agent-network` weights format carries them.
+    pub fn weights(&self) -> NetworkWeights {
+        NetworkWeights { sizes: self.shape(), parameters: self.parameters() }
     }
 
     /// Replaces every parameter, in the order of [`Network::parameters`]; a wrong count or a

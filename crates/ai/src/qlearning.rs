@@ -3,6 +3,7 @@
 use alloc::vec::Vec;
 
 use crate::network::Scratch;
+use crate::weights::{NetworkWeights, WeightsError};
 use crate::{Network, Random};
 
 /// Learning parameters.
@@ -301,6 +302,11 @@ impl Agent {
         self.online.shape()
     }
 
+    /// The online network: the one that chooses (for snapshots and inspection).
+    pub fn network(&self) -> &Network {
+        &self.online
+    }
+
     /// The online network's parameters (for saving).
     pub fn parameters(&self) -> Vec<f32> {
         self.online.parameters()
@@ -311,6 +317,24 @@ impl Agent {
         self.online.set_parameters(values)?;
         self.target.copy_from(&self.online);
         Ok(())
+    }
+
+    /// The online network's layer sizes and parameters (the `agent-network` weights format).
+    pub fn weights(&self) -> NetworkWeights {
+        self.online.weights()
+    }
+
+    /// Loads decoded weights into the online and the target network: their layer sizes must be the agent's.
+    /// A refusal changes nothing.
+    pub fn load_weights(&mut self, weights: &NetworkWeights) -> Result<(), WeightsError> {
+        let agent = self.shape();
+        if weights.sizes != agent {
+            return Err(WeightsError::ArchitectureMismatch { weights: weights.sizes.clone(), agent });
+        }
+        self.load_parameters(&weights.parameters).map_err(|error| match error {
+            crate::ParameterError::Count { expected, given } => WeightsError::ParameterCount { expected, given },
+            crate::ParameterError::NotFinite { index } => WeightsError::NotFinite { index },
+        })
     }
 }
 

@@ -6,18 +6,25 @@
 //! directive, each with its own trace carrying the interval's number. A
 //! decision with a directive and a confidence at or above the threshold is
 //! acted on; below it, it is held, recorded as such and counted in
-//! `decisions_held`, and no intervention is counted. Strategy switches are
+//! `decisions_held`, and no intervention is counted. Before a confident
+//! decision is acted on, its action is checked by the caller's
+//! [`Guardrails`] against the live state the caller supplies: a blocked one is
+//! not carried out, is recorded as `blocked` with the rule in its trace and is
+//! counted in `decisions_blocked`; an acted one is committed to the
+//! guardrails (their frequency rules count it). Strategy switches are
 //! applied here, through [`StrategyController::request`], because that
 //! controller may refuse them (cooldown, oscillation freeze); a refused
 //! switch is recorded as refused and not counted. Every other acted directive
 //! is counted as an intervention when the step returns, and the caller must
 //! apply it through the subsystem's interface.
 
+use crate::explain::Scoring;
 use crate::meta::{Decision, Directive, MetaConfig, MetaConfigError, Policy, Reason, Selection, Subsystem, Telemetry};
 use crate::metrics::{AutonomyEvent, AutonomyMetrics, InterventionKind};
 use crate::outcome::{InterventionOutcome, InterventionTracker, ObservedFailure, Prediction, ResolveCounts};
 use crate::ring::Ring;
 use crate::strategy::{StrategyController, StrategyUpdate};
+use sis_safety::{Effector, Guardrails, LiveState, ProposedAction, RuleId, Verdict};
 
 /// Reward recorded for an intervention whose predicted failure did not happen.
 pub const REWARD_SUCCESS_PER_MILLE: i32 = 1000;
@@ -38,6 +45,8 @@ pub enum Disposition {
     RefusedByCooldown,
     /// A strategy switch the strategy controller refused because switching is frozen (oscillation).
     RefusedByFreeze,
+    /// Confidence reached the threshold but a guardrail rule blocked the action: nothing was done.
+    Blocked,
 }
 
 /// What is known about an acted decision's prediction.
@@ -59,7 +68,7 @@ pub enum TraceOutcome {
 }
 
 /// One decision, as `autoctl audit` and `autoctl explain` show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct DecisionTrace {
     /// Sequence number from 0.
     pub id: u64,
@@ -85,16 +94,23 @@ pub struct DecisionTrace {
     pub selection: Selection,
     /// The failure the directive is meant to prevent.
     pub prediction: Option<Prediction>,
-    /// Acted, held, refused or nothing to do.
+    /// Acted, held, blocked, refused or nothing to do.
     pub disposition: Disposition,
+    /// The guardrail rule that blocked it (a `blocked` disposition only).
+    pub blocked_by: Option<RuleId>,
     /// Outcome of the prediction once known.
     pub outcome: TraceOutcome,
     /// [`REWARD_SUCCESS_PER_MILLE`] or [`REWARD_FAILURE_PER_MILLE`] once the outcome is known.
     pub reward_per_mille: Option<i32>,
+    /// The features the policy read and its score for every action it considered.
+    pub scoring: Scoring,
+    /// The configuration in force (the heuristic's thresholds), for the decision's score function; not in JSON.
+    #[serde(skip)]
+    pub config: MetaConfig,
 }
 
 /// The decisions of one interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IntervalTraces {
     /// The memory decision, made at every interval.
     pub memory: DecisionTrace,
@@ -201,10 +217,13 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
 
     /// Makes one interval's decisions from `telemetry` (its `strategy` is taken from `strategy`): the policy's
     /// memory decision and, if it has one with a directive, its scheduling decision. Acts on each if confident
-    /// enough, and returns (copies of) their traces.
+    /// enough and allowed by `guardrails` on `live` (the state the caller's effectors are in now), and returns
+    /// (copies of) their traces.
     pub fn step(
         &mut self,
         telemetry: Telemetry,
+        live: &LiveState,
+        guardrails: &mut Guardrails,
         strategy: &mut StrategyController,
         metrics: &AutonomyMetrics,
     ) -> IntervalTraces {
@@ -222,42 +241,65 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
         }
         let interval = self.intervals;
         self.intervals += 1;
-        let memory = self.record(interval, Subsystem::Memory, inputs, memory, strategy, metrics);
-        let scheduling = scheduling
-            .map(|decision| self.record(interval, Subsystem::Scheduling, inputs, decision, strategy, metrics));
+        let mut effectors = Effectors { live, guardrails, strategy, metrics };
+        let memory = self.record(interval, Subsystem::Memory, inputs, memory, &mut effectors);
+        let scheduling =
+            scheduling.map(|decision| self.record(interval, Subsystem::Scheduling, inputs, decision, &mut effectors));
         IntervalTraces { memory, scheduling }
     }
 
-    /// Applies the threshold to one decision, acts (strategy switches) and counts, and keeps its trace.
+    /// Applies the threshold and the guardrails to one decision, acts (strategy switches) and counts, and keeps
+    /// its trace.
     fn record(
         &mut self,
         interval: u64,
         slot: Subsystem,
         inputs: Telemetry,
         decision: Decision,
-        strategy: &mut StrategyController,
-        metrics: &AutonomyMetrics,
+        effectors: &mut Effectors<'_>,
     ) -> DecisionTrace {
-        let Decision { directive, confidence_per_mille, reason, selection, prediction } = decision;
+        let Decision { directive, confidence_per_mille, reason, selection, prediction, scoring } = decision;
         let confidence_per_mille = confidence_per_mille.min(1000);
         let threshold_per_mille = self.config.confidence_threshold_per_mille;
         let id = self.traces.pushed();
+        let Effectors { live, guardrails, strategy, metrics } = effectors;
+        let metrics: &AutonomyMetrics = metrics;
 
-        let disposition = match directive {
-            Directive::None => Disposition::NoAction,
+        let mut blocked_by = None;
+        let disposition = match (directive, proposed_action(directive)) {
+            (_, None) => Disposition::NoAction,
             _ if confidence_per_mille < threshold_per_mille => Disposition::Held,
-            Directive::SwitchStrategy { strategy: wanted } => {
-                match strategy.request(inputs.now_ns, wanted, inputs.pressure_per_mille) {
-                    StrategyUpdate::Switched(_) => Disposition::Acted,
-                    StrategyUpdate::Unchanged => Disposition::NoAction,
-                    StrategyUpdate::HeldByCooldown { .. } => Disposition::RefusedByCooldown,
-                    StrategyUpdate::Suppressed { .. } => Disposition::RefusedByFreeze,
-                }
+            (Directive::SwitchStrategy { strategy: wanted }, _) if wanted == strategy.current() => {
+                Disposition::NoAction
             }
-            _ => Disposition::Acted,
+            (_, Some(action)) => match guardrails.check(&action, live, inputs.now_ns) {
+                Verdict::Blocked(violation) => {
+                    blocked_by = Some(violation.rule);
+                    Disposition::Blocked
+                }
+                Verdict::Allowed => {
+                    let disposition = match directive {
+                        Directive::SwitchStrategy { strategy: wanted } => {
+                            match strategy.request(inputs.now_ns, wanted, inputs.pressure_per_mille) {
+                                StrategyUpdate::Switched(_) => Disposition::Acted,
+                                StrategyUpdate::Unchanged => Disposition::NoAction,
+                                StrategyUpdate::HeldByCooldown { .. } => Disposition::RefusedByCooldown,
+                                StrategyUpdate::Suppressed { .. } => Disposition::RefusedByFreeze,
+                            }
+                        }
+                        _ => Disposition::Acted,
+                    };
+                    if disposition == Disposition::Acted {
+                        guardrails.commit(&action, inputs.now_ns);
+                    }
+                    disposition
+                }
+            },
         };
-        if disposition == Disposition::Held {
-            metrics.record_event(AutonomyEvent::DecisionHeld);
+        match disposition {
+            Disposition::Held => metrics.record_event(AutonomyEvent::DecisionHeld),
+            Disposition::Blocked => metrics.record_event(AutonomyEvent::DecisionBlocked),
+            _ => {}
         }
 
         let mut outcome = TraceOutcome::NotApplicable;
@@ -293,8 +335,11 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
             selection,
             prediction,
             disposition,
+            blocked_by,
             outcome,
             reward_per_mille: None,
+            scoring,
+            config: self.config,
         };
         self.traces.push(trace);
         trace
@@ -343,6 +388,38 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
         }
         self.traces.get(id).ok_or(ExplainError::Evicted { id, oldest_kept: self.traces.oldest_index() })
     }
+}
+
+/// What a step acts through: the live state, the guardrails, the strategy controller, the counters.
+struct Effectors<'a> {
+    live: &'a LiveState,
+    guardrails: &'a mut Guardrails,
+    strategy: &'a mut StrategyController,
+    metrics: &'a AutonomyMetrics,
+}
+
+/// The action a directive proposes to the guardrails (`None` for no directive): a reclaim or a boost is one
+/// request, a throttle its share, a strategy switch the pressure cap it sets (1000: none), a relaxation its
+/// per mille, a rate limit its lines per second.
+pub fn proposed_action(directive: Directive) -> Option<ProposedAction> {
+    let (effector, magnitude, name) = match directive {
+        Directive::None => return None,
+        Directive::ProactiveReclaim => (Effector::MemoryReclaim, 1, "proactive_reclaim"),
+        Directive::ThrottleAllocations { per_mille } => {
+            (Effector::AllocationThrottle, u64::from(per_mille), "throttle_allocations")
+        }
+        Directive::SwitchStrategy { strategy } => {
+            (Effector::PressureCap, strategy.pressure_cap_per_mille().map_or(1000, u64::from), "switch_strategy")
+        }
+        Directive::AdjustDeadline { relax_per_mille } => {
+            (Effector::DeadlineRelaxation, u64::from(relax_per_mille), "adjust_deadline")
+        }
+        Directive::BoostPriority => (Effector::PriorityBoost, 1, "boost_priority"),
+        Directive::LimitOutputRate { lines_per_second } => {
+            (Effector::OutputRateLimit, u64::from(lines_per_second), "limit_output_rate")
+        }
+    };
+    Some(ProposedAction { effector, magnitude, name })
 }
 
 /// The intervention counter a directive adds to (`None` for no directive).

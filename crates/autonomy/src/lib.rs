@@ -14,16 +14,28 @@
 extern crate alloc;
 
 mod agent;
+mod explain;
+pub mod feedback;
+mod heuristic_scoring;
 mod meta;
 mod metrics;
 mod outcome;
 mod ring;
+mod shapley;
 mod strategy;
 mod trend;
 
 pub use agent::{
-    intervention_kind, DecisionTrace, Disposition, ExplainError, IntervalTraces, MetaAgent, TraceOutcome,
-    REWARD_FAILURE_PER_MILLE, REWARD_SUCCESS_PER_MILLE,
+    intervention_kind, proposed_action, DecisionTrace, Disposition, ExplainError, IntervalTraces, MetaAgent,
+    TraceOutcome, REWARD_FAILURE_PER_MILLE, REWARD_SUCCESS_PER_MILLE,
+};
+pub use explain::{
+    attribute, Attribution, AttributionError, Feature, Schema, Scorer, ScorerUnavailable, Scoring, MAX_ACTIONS,
+    NO_SCORES,
+};
+pub use heuristic_scoring::{
+    memory_features, memory_scores, scheduling_features, scheduling_scores, RuleScorer, HEURISTIC_MEMORY,
+    HEURISTIC_SCHEDULING,
 };
 pub use meta::{
     decide_memory, decide_scheduling, Decision, Directive, Heuristic, MetaConfig, MetaConfigError, NeverAct, Policy,
@@ -35,6 +47,7 @@ pub use outcome::{
     ResolvedIntervention, TrackerFull,
 };
 pub use ring::Ring;
+pub use shapley::{shapley, Shapley, ShapleyError, MAX_FEATURES};
 pub use strategy::{
     MemoryStrategy, StrategyConfig, StrategyConfigError, StrategyController, StrategyStats, StrategySwitch,
     StrategyUpdate, SwitchReason, OSCILLATION_CAPACITY, STRATEGY_HISTORY_CAPACITY,

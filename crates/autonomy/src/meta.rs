@@ -8,6 +8,10 @@
 //! learned policy can replace the heuristic without touching any of that.
 //! Everything is integer arithmetic in per mille and nanoseconds.
 
+use alloc::boxed::Box;
+
+use crate::explain::{Scorer, ScorerUnavailable, Scoring};
+use crate::heuristic_scoring::{memory_scoring, scheduling_scoring, RuleScorer};
 use crate::{MemoryStrategy, Prediction, TrendEstimate};
 
 /// What the meta-agent sees at one decision. The default is a decision at time 0 with nothing observed:
@@ -184,7 +188,7 @@ pub enum Selection {
 }
 
 /// A policy's choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Decision {
     /// What to do.
     pub directive: Directive,
@@ -196,6 +200,9 @@ pub struct Decision {
     pub selection: Selection,
     /// The failure the directive is meant to prevent, tracked over the horizon when it is acted on.
     pub prediction: Option<Prediction>,
+    /// The features the policy read and its score for every action it considered ([`Scoring::NONE`] for a
+    /// policy that gives no scores).
+    pub scoring: Scoring,
 }
 
 impl Decision {
@@ -207,6 +214,7 @@ impl Decision {
             reason,
             selection: Selection::Rule,
             prediction: None,
+            scoring: Scoring::NONE,
         }
     }
 }
@@ -331,6 +339,12 @@ pub trait Policy {
     fn take_updates(&mut self) -> u64 {
         0
     }
+
+    /// A side-effect-free score function for the decision `trace` records, of the model version that made
+    /// it, for its attribution ([`crate::attribute`]). The default: this policy gives no scores.
+    fn scorer(&self, _trace: &crate::DecisionTrace) -> Result<Box<dyn Scorer + Send>, ScorerUnavailable> {
+        Err(ScorerUnavailable::NoScores { policy: self.name() })
+    }
 }
 
 /// A boxed policy is a policy, so the agent can switch between policies at run time
@@ -355,9 +369,14 @@ impl<T: Policy + ?Sized> Policy for alloc::boxed::Box<T> {
     fn take_updates(&mut self) -> u64 {
         (**self).take_updates()
     }
+
+    fn scorer(&self, trace: &crate::DecisionTrace) -> Result<Box<dyn Scorer + Send>, ScorerUnavailable> {
+        (**self).scorer(trace)
+    }
 }
 
-/// The rule-based policy: [`decide_memory`] and [`decide_scheduling`].
+/// The rule-based policy: [`decide_memory`] and [`decide_scheduling`], each decision with the score of every
+/// candidate directive (`crate::heuristic_scoring` says how they are derived from the rules).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Heuristic;
 
@@ -367,11 +386,17 @@ impl Policy for Heuristic {
     }
 
     fn decide(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Decision {
-        decide_memory(telemetry, config)
+        let decision = decide_memory(telemetry, config);
+        Decision { scoring: memory_scoring(telemetry, config, decision.directive), ..decision }
     }
 
     fn decide_scheduling(&mut self, telemetry: &Telemetry, config: &MetaConfig) -> Option<Decision> {
-        Some(decide_scheduling(telemetry, config))
+        let decision = decide_scheduling(telemetry, config);
+        Some(Decision { scoring: scheduling_scoring(telemetry, config, decision.directive), ..decision })
+    }
+
+    fn scorer(&self, trace: &crate::DecisionTrace) -> Result<Box<dyn Scorer + Send>, ScorerUnavailable> {
+        RuleScorer::for_trace(trace).map(|scorer| Box::new(scorer) as Box<dyn Scorer + Send>)
     }
 }
 
@@ -412,6 +437,12 @@ impl Policy for NeverAct {
 ///    trend). Predicts pressure above `throttle_at`.
 /// 5. Otherwise nothing.
 pub fn decide_memory(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
+    first_rule(memory_rules(telemetry, config))
+}
+
+/// The heuristic's memory rules 1 to 4 of [`decide_memory`], in order, each tried on its own: the decision a
+/// rule gives when it applies.
+pub(crate) fn memory_rules(telemetry: &Telemetry, config: &MetaConfig) -> [Option<Decision>; 4] {
     let pressure = telemetry.pressure_per_mille.min(1000);
     let trend_confidence = |trend: &TrendEstimate| {
         (trend.fit_per_mille as u32 * trend.samples as u32 / trend.capacity.max(1) as u32).min(1000) as u16
@@ -421,15 +452,15 @@ pub fn decide_memory(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
     // Keeping headroom (Conservative) is cheaper than refusing requests: it comes first.
     let conservative = telemetry.strategy == MemoryStrategy::Conservative;
     let to_conservative = Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative };
-    if telemetry.oom_events > 0 {
+    let oom = (telemetry.oom_events > 0).then(|| {
         let directive = if conservative {
             Directive::ThrottleAllocations { per_mille: config.oom_throttle_per_mille }
         } else {
             to_conservative
         };
-        return rule(directive, 1000, Reason::OomObserved { events: telemetry.oom_events }, Some(Prediction::Oom));
-    }
-    if pressure >= config.throttle_at_per_mille {
+        rule(directive, 1000, Reason::OomObserved { events: telemetry.oom_events }, Some(Prediction::Oom))
+    });
+    let high = (pressure >= config.throttle_at_per_mille).then(|| {
         let excess = (pressure - config.throttle_at_per_mille) as u32;
         let room = (1000 - config.throttle_at_per_mille).max(1) as u32;
         let directive = if conservative {
@@ -439,35 +470,36 @@ pub fn decide_memory(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
         };
         let reason =
             Reason::PressureHigh { pressure_per_mille: pressure, threshold_per_mille: config.throttle_at_per_mille };
-        return rule(directive, (600 + 400 * excess / room) as u16, reason, Some(Prediction::Oom));
-    }
-    if let Some(trend) = telemetry.trend.filter(|trend| trend.predicted_per_mille >= config.reclaim_at_per_mille) {
-        let directive = if conservative { Directive::ProactiveReclaim } else { to_conservative };
-        let reason = Reason::PressurePredicted {
-            predicted_per_mille: trend.predicted_per_mille,
-            threshold_per_mille: config.reclaim_at_per_mille,
-            fit_per_mille: trend.fit_per_mille,
-        };
-        // A flat line fits badly (R² near 0) yet is sure of its level: pressure already at the threshold counts
-        // as much as the fit, from 600 at the reclaim threshold to 1000 at the throttle threshold.
-        let level = if pressure >= config.reclaim_at_per_mille {
-            let above = (pressure - config.reclaim_at_per_mille) as u32;
-            let span = (config.throttle_at_per_mille - config.reclaim_at_per_mille).max(1) as u32;
-            (600 + 400 * above / span).min(1000) as u16
-        } else {
-            0
-        };
-        return rule(directive, trend_confidence(&trend).max(level), reason, pressure_bound);
-    }
+        rule(directive, (600 + 400 * excess / room) as u16, reason, Some(Prediction::Oom))
+    });
+    let predicted =
+        telemetry.trend.filter(|trend| trend.predicted_per_mille >= config.reclaim_at_per_mille).map(|trend| {
+            let directive = if conservative { Directive::ProactiveReclaim } else { to_conservative };
+            let reason = Reason::PressurePredicted {
+                predicted_per_mille: trend.predicted_per_mille,
+                threshold_per_mille: config.reclaim_at_per_mille,
+                fit_per_mille: trend.fit_per_mille,
+            };
+            // A flat line fits badly (R² near 0) yet is sure of its level: pressure already at the threshold
+            // counts as much as the fit, from 600 at the reclaim threshold to 1000 at the throttle threshold.
+            let level = if pressure >= config.reclaim_at_per_mille {
+                let above = (pressure - config.reclaim_at_per_mille) as u32;
+                let span = (config.throttle_at_per_mille - config.reclaim_at_per_mille).max(1) as u32;
+                (600 + 400 * above / span).min(1000) as u16
+            } else {
+                0
+            };
+            rule(directive, trend_confidence(&trend).max(level), reason, pressure_bound)
+        });
     let predicted_low = telemetry.trend.is_none_or(|trend| trend.predicted_per_mille < config.relax_below_per_mille);
-    if conservative && pressure < config.relax_below_per_mille && predicted_low {
+    let relax = (conservative && pressure < config.relax_below_per_mille && predicted_low).then(|| {
         let directive = Directive::SwitchStrategy { strategy: MemoryStrategy::Balanced };
         let confidence = telemetry.trend.as_ref().map_or(0, trend_confidence);
         let reason =
             Reason::PressureLow { pressure_per_mille: pressure, threshold_per_mille: config.relax_below_per_mille };
-        return rule(directive, confidence, reason, pressure_bound);
-    }
-    Decision::none(Reason::Nominal)
+        rule(directive, confidence, reason, pressure_bound)
+    });
+    [oom, high, predicted, relax]
 }
 
 /// The heuristic's scheduling decision, made in the same interval as the memory one: the first of these rules
@@ -488,7 +520,12 @@ pub fn decide_memory(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
 ///    `1000 * depth / (depth + limit)`. No outcome is tracked.
 /// 4. Otherwise nothing.
 pub fn decide_scheduling(telemetry: &Telemetry, config: &MetaConfig) -> Decision {
-    if telemetry.deadline_misses >= config.deadline_miss_limit {
+    first_rule(scheduling_rules(telemetry, config))
+}
+
+/// The heuristic's scheduling rules 1 to 3 of [`decide_scheduling`], in order, each tried on its own.
+pub(crate) fn scheduling_rules(telemetry: &Telemetry, config: &MetaConfig) -> [Option<Decision>; 3] {
+    let missed = (telemetry.deadline_misses >= config.deadline_miss_limit).then(|| {
         let directive = if telemetry.command_latency_max_ns >= config.latency_limit_ns {
             Directive::BoostPriority
         } else {
@@ -503,31 +540,37 @@ pub fn decide_scheduling(telemetry: &Telemetry, config: &MetaConfig) -> Decision
             jobs: telemetry.deadline_jobs,
             command_latency_max_ns: telemetry.command_latency_max_ns,
         };
-        return rule(directive, confidence, reason, Some(Prediction::DeadlineMiss));
-    }
-    if telemetry.command_latency_max_ns >= config.latency_limit_ns && !telemetry.commands_boosted {
-        let over = (telemetry.command_latency_max_ns - config.latency_limit_ns).min(config.latency_limit_ns);
-        let confidence = (600 + 400 * over / config.latency_limit_ns.max(1)) as u16;
-        let reason = Reason::CommandsSlow {
-            latency_max_ns: telemetry.command_latency_max_ns,
-            limit_ns: config.latency_limit_ns,
-        };
-        let prediction = Some(Prediction::LatencyAbove { ns: config.latency_limit_ns });
-        return rule(Directive::BoostPriority, confidence, reason, prediction);
-    }
-    if telemetry.command_queue_depth >= config.queue_depth_limit {
+        rule(directive, confidence, reason, Some(Prediction::DeadlineMiss))
+    });
+    let slow =
+        (telemetry.command_latency_max_ns >= config.latency_limit_ns && !telemetry.commands_boosted).then(|| {
+            let over = (telemetry.command_latency_max_ns - config.latency_limit_ns).min(config.latency_limit_ns);
+            let confidence = (600 + 400 * over / config.latency_limit_ns.max(1)) as u16;
+            let reason = Reason::CommandsSlow {
+                latency_max_ns: telemetry.command_latency_max_ns,
+                limit_ns: config.latency_limit_ns,
+            };
+            let prediction = Some(Prediction::LatencyAbove { ns: config.latency_limit_ns });
+            rule(Directive::BoostPriority, confidence, reason, prediction)
+        });
+    let deep = (telemetry.command_queue_depth >= config.queue_depth_limit).then(|| {
         let depth = telemetry.command_queue_depth as u64;
         let confidence = (1000 * depth / (depth + config.queue_depth_limit as u64)) as u16;
         let directive = Directive::LimitOutputRate { lines_per_second: config.output_lines_per_second };
         let reason = Reason::QueueDeep { depth: telemetry.command_queue_depth, limit: config.queue_depth_limit };
-        return rule(directive, confidence, reason, None);
-    }
-    Decision::none(Reason::Nominal)
+        rule(directive, confidence, reason, None)
+    });
+    [missed, slow, deep]
+}
+
+/// The first rule that applies, or nothing.
+fn first_rule<const RULES: usize>(rules: [Option<Decision>; RULES]) -> Decision {
+    rules.into_iter().flatten().next().unwrap_or(Decision::none(Reason::Nominal))
 }
 
 /// A decision by a fixed rule.
 fn rule(directive: Directive, confidence_per_mille: u16, reason: Reason, prediction: Option<Prediction>) -> Decision {
-    Decision { directive, confidence_per_mille, reason, selection: Selection::Rule, prediction }
+    Decision { directive, confidence_per_mille, reason, selection: Selection::Rule, prediction, scoring: Scoring::NONE }
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub enum AutonomyEvent {
     ExploitationAction,
     /// A decision with a directive was held: its confidence was below the threshold.
     DecisionHeld,
+    /// A decision confident enough to act on was blocked by a guardrail rule and not carried out.
+    DecisionBlocked,
 }
 
 /// The autonomy counters; `const` constructible so it can live in a `static`.
@@ -63,6 +65,7 @@ pub struct AutonomyMetrics {
     exploration_actions: AtomicU64,
     exploitation_actions: AtomicU64,
     decisions_held: AtomicU64,
+    decisions_blocked: AtomicU64,
     oom_preventions: AtomicU64,
     interventions_succeeded: AtomicU64,
     interventions_failed: AtomicU64,
@@ -99,6 +102,9 @@ pub struct AutonomySnapshot {
     pub exploitation_actions: u64,
     /// Decisions with a directive held because their confidence was below the threshold.
     pub decisions_held: u64,
+    /// Decisions confident enough to act on that a guardrail rule blocked (not carried out, not counted as
+    /// interventions).
+    pub decisions_blocked: u64,
     /// Interventions that predicted an OOM and whose horizon then passed without one (measured, see
     /// [`crate::InterventionTracker`]).
     pub oom_preventions: u64,
@@ -134,6 +140,7 @@ impl AutonomySnapshot {
             exploration_actions: self.exploration_actions + other.exploration_actions,
             exploitation_actions: self.exploitation_actions + other.exploitation_actions,
             decisions_held: self.decisions_held + other.decisions_held,
+            decisions_blocked: self.decisions_blocked + other.decisions_blocked,
             oom_preventions: self.oom_preventions + other.oom_preventions,
             interventions_succeeded: succeeded,
             interventions_failed: failed,
@@ -163,6 +170,7 @@ impl AutonomyMetrics {
             exploration_actions: AtomicU64::new(0),
             exploitation_actions: AtomicU64::new(0),
             decisions_held: AtomicU64::new(0),
+            decisions_blocked: AtomicU64::new(0),
             oom_preventions: AtomicU64::new(0),
             interventions_succeeded: AtomicU64::new(0),
             interventions_failed: AtomicU64::new(0),
@@ -194,6 +202,7 @@ impl AutonomyMetrics {
             AutonomyEvent::ExplorationAction => &self.exploration_actions,
             AutonomyEvent::ExploitationAction => &self.exploitation_actions,
             AutonomyEvent::DecisionHeld => &self.decisions_held,
+            AutonomyEvent::DecisionBlocked => &self.decisions_blocked,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -245,6 +254,7 @@ impl AutonomyMetrics {
             exploration_actions: self.exploration_actions.load(Relaxed),
             exploitation_actions: self.exploitation_actions.load(Relaxed),
             decisions_held: self.decisions_held.load(Relaxed),
+            decisions_blocked: self.decisions_blocked.load(Relaxed),
             oom_preventions: self.oom_preventions.load(Relaxed),
             interventions_succeeded: succeeded,
             interventions_failed: failed,
@@ -271,6 +281,7 @@ impl AutonomyMetrics {
             &self.exploration_actions,
             &self.exploitation_actions,
             &self.decisions_held,
+            &self.decisions_blocked,
             &self.oom_preventions,
             &self.interventions_succeeded,
             &self.interventions_failed,
@@ -296,6 +307,7 @@ mod tests {
         metrics.record_intervention(InterventionKind::PriorityBoost);
         metrics.record_event(AutonomyEvent::PressurePrediction);
         metrics.record_event(AutonomyEvent::ExplorationAction);
+        metrics.record_event(AutonomyEvent::DecisionBlocked);
         let snapshot = metrics.snapshot();
         assert_eq!(snapshot.proactive_compactions, 2);
         assert_eq!(snapshot.priority_boosts, 1);
@@ -303,6 +315,7 @@ mod tests {
         assert_eq!(snapshot.pressure_predictions, 1);
         assert_eq!(snapshot.exploration_actions, 1);
         assert_eq!(snapshot.exploitation_actions, 0);
+        assert_eq!((snapshot.decisions_blocked, snapshot.decisions_held), (1, 0));
         assert_eq!(snapshot.success_rate_per_mille, None);
     }
 

@@ -37,6 +37,18 @@ pub enum MemoryStrategy {
     Conservative,
 }
 
+impl MemoryStrategy {
+    /// The pressure the strategy lets the workload steer toward, per mille (`None`: no cap, the workload's
+    /// own target).
+    pub const fn pressure_cap_per_mille(self) -> Option<u16> {
+        match self {
+            MemoryStrategy::Aggressive => None,
+            MemoryStrategy::Balanced => Some(850),
+            MemoryStrategy::Conservative => Some(700),
+        }
+    }
+}
+
 /// Thresholds (per mille of memory in use) and times (ns) of the strategy controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct StrategyConfig {

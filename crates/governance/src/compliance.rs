@@ -1,5 +1,7 @@
-//! Compliance: every loaded model verified again, sizes within limits, the audit chain whole, no budget overdrawn.
+//! Compliance: every loaded model verified again, sizes within limits, the audit chain whole, no budget overdrawn,
+//! and the kernel's agent running weights a signed artifact vouches for.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -12,12 +14,28 @@ use crate::policy::Policy;
 use crate::principal::Principal;
 use crate::registry::{ModelId, Registry};
 
+/// Where the weights of the kernel's learning agent came from, as compliance sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum AgentSource {
+    /// A registered agent-network model, installed through [`crate::Governor::install`] (audited).
+    Model {
+        /// The model.
+        model: ModelId,
+    },
+    /// Weights no signed artifact vouches for: trained in the kernel, read from a file, or drawn at random.
+    Unsigned {
+        /// How they were made, in words.
+        origin: String,
+    },
+}
+
 /// One way the system is out of compliance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Violation {
-    /// A loaded model's artifact no longer verifies (changed in memory, or its key is no longer trusted), or its
-    /// metadata differs from what the artifact says.
+    /// A loaded model's artifact, or that of the model the agent was installed from, no longer verifies (changed
+    /// in memory, or its key is no longer trusted), or its metadata differs from what the artifact says.
     ModelIntegrity {
         /// The model.
         model: ModelId,
@@ -40,6 +58,11 @@ pub enum Violation {
         /// Where and how.
         error: ChainError,
     },
+    /// The kernel's agent runs weights that no signed artifact vouches for.
+    AgentUnsigned {
+        /// How they were made.
+        origin: String,
+    },
     /// A principal's window has more tokens charged than its budget (the budget was lowered below them).
     BudgetOverdrawn {
         /// Whose.
@@ -58,6 +81,7 @@ impl Violation {
             Violation::ModelIntegrity { .. } => "model-integrity",
             Violation::ModelTooLarge { .. } => "model-too-large",
             Violation::AuditChain { .. } => "audit-chain",
+            Violation::AgentUnsigned { .. } => "agent-unsigned",
             Violation::BudgetOverdrawn { .. } => "budget-overdrawn",
         }
     }
@@ -67,13 +91,16 @@ impl fmt::Display for Violation {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Violation::ModelIntegrity { model, code } => {
-                write!(formatter, "loaded model {model} fails verification ({code})")
+                write!(formatter, "model {model} (loaded, or the agent's source) fails verification ({code})")
             }
             Violation::ModelTooLarge { model, principal, bytes, max_model_bytes } => write!(
                 formatter,
                 "loaded model {model} is {bytes} bytes; {principal}'s model size limit is {max_model_bytes}"
             ),
             Violation::AuditChain { error } => write!(formatter, "{error}"),
+            Violation::AgentUnsigned { origin } => {
+                write!(formatter, "the agent runs weights no signed model vouches for ({origin})")
+            }
             Violation::BudgetOverdrawn { principal, used_tokens, budget_tokens } => write!(
                 formatter,
                 "{principal} has {used_tokens} tokens charged to this window; its budget is {budget_tokens}"
@@ -82,17 +109,23 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Everything out of compliance at `now_ns`, in the order: models (by name and version), audit, budgets.
-/// Empty when compliant.
+/// Everything out of compliance at `now_ns`, in the order: models (by name and version), audit, the agent,
+/// budgets. Empty when compliant. The models checked are the loaded ones and the one the agent was installed
+/// from (`agent`, if it is [`AgentSource::Model`]), loaded or not: the agent still runs its weights.
 pub fn check(
     registry: &Registry,
     keys: &TrustedKeys,
     policy: &Policy,
     audit: &AuditLog,
+    agent: Option<&AgentSource>,
     now_ns: u64,
 ) -> Vec<Violation> {
     let mut violations = Vec::new();
-    for model in registry.models().iter().filter(|model| model.is_loaded()) {
+    let installed = match agent {
+        Some(AgentSource::Model { model }) => Some(model),
+        _ => None,
+    };
+    for model in registry.models().iter().filter(|model| model.is_loaded() || installed == Some(&model.id())) {
         match artifact::decode(model.artifact(), keys) {
             Err(error) => violations.push(Violation::ModelIntegrity { model: model.id(), code: error.code() }),
             Ok(verified) if &verified.metadata != model.metadata() => {
@@ -102,7 +135,7 @@ pub fn check(
         }
         let bytes = model.artifact().len() as u64;
         let max_model_bytes = policy.limits(model.registered_by()).max_model_bytes;
-        if bytes > max_model_bytes {
+        if model.is_loaded() && bytes > max_model_bytes {
             violations.push(Violation::ModelTooLarge {
                 model: model.id(),
                 principal: model.registered_by(),
@@ -113,6 +146,9 @@ pub fn check(
     }
     if let Err(error) = audit.verify() {
         violations.push(Violation::AuditChain { error });
+    }
+    if let Some(AgentSource::Unsigned { origin }) = agent {
+        violations.push(Violation::AgentUnsigned { origin: origin.clone() });
     }
     for status in policy.statuses(now_ns) {
         if status.window_used_tokens > status.limits.budget_tokens {
@@ -144,7 +180,7 @@ mod tests {
 
     impl World {
         fn check(&self, now_ns: u64) -> Vec<Violation> {
-            check(&self.registry, &self.keys, &self.policy, &self.audit, now_ns)
+            check(&self.registry, &self.keys, &self.policy, &self.audit, None, now_ns)
         }
     }
 
@@ -237,6 +273,49 @@ mod tests {
         assert_eq!(
             world.check(0),
             [Violation::AuditChain { error: ChainError { index: 1, kind: ChainErrorKind::Hash } }]
+        );
+    }
+
+    #[test]
+    fn an_agent_from_an_unsigned_source_is_a_violation_placed_after_the_audit_chain() {
+        let mut world = world();
+        let unsigned = AgentSource::Unsigned { origin: "untrained (neuralctl reset, seed 3)".into() };
+        let violation = Violation::AgentUnsigned { origin: "untrained (neuralctl reset, seed 3)".into() };
+        let check =
+            |world: &World| check(&world.registry, &world.keys, &world.policy, &world.audit, Some(&unsigned), 0);
+        assert_eq!(check(&world), core::slice::from_ref(&violation));
+        assert_eq!(violation.code(), "agent-unsigned");
+        assert_eq!(
+            serde_json::to_value(&violation).unwrap(),
+            serde_json::json!({"kind": "agent-unsigned", "origin": "untrained (neuralctl reset, seed 3)"})
+        );
+        assert_eq!(
+            violation.to_string(),
+            "the agent runs weights no signed model vouches for (untrained (neuralctl reset, seed 3))"
+        );
+        world.audit.entries_mut()[0].event.time_ns = 9;
+        world.policy.set_budget(Principal::Token(1), 50, Limits::DEFAULT.window_ns, 0).unwrap();
+        let codes: Vec<&str> = check(&world).iter().map(Violation::code).collect();
+        assert_eq!(codes, ["audit-chain", "agent-unsigned", "budget-overdrawn"]);
+    }
+
+    #[test]
+    fn the_model_an_agent_was_installed_from_is_verified_again_even_unloaded() {
+        let mut world = world();
+        // `c` is registered but not loaded: unchecked until the agent runs its weights.
+        let model = &mut world.registry.models_mut()[2];
+        let last_weight = model.artifact().len() - 105;
+        model.artifact_mut()[last_weight] ^= 1;
+        assert_eq!(world.check(0), Vec::new());
+        let from_c = AgentSource::Model { model: id("c") };
+        let checked = check(&world.registry, &world.keys, &world.policy, &world.audit, Some(&from_c), 0);
+        assert_eq!(checked, [Violation::ModelIntegrity { model: id("c"), code: "digest-mismatch" }]);
+        // An agent from an intact model is compliant.
+        let from_a = AgentSource::Model { model: id("a") };
+        assert_eq!(check(&world.registry, &world.keys, &world.policy, &world.audit, Some(&from_a), 0), Vec::new());
+        assert_eq!(
+            serde_json::to_value(&from_a).unwrap(),
+            serde_json::json!({"source": "model", "model": {"name": "a", "version": "1.0.0"}})
         );
     }
 

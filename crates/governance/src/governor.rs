@@ -7,9 +7,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::artifact::ModelRef;
+use crate::artifact::{Kind, ModelRef};
 use crate::audit::{Action, AuditLog, Event, Figures, Outcome};
-use crate::compliance::{self, Violation};
+use crate::compliance::{self, AgentSource, Violation};
 use crate::keys::{KeyError, KeyId, TrustedKeys, PUBLIC_KEY_BYTES};
 use crate::policy::{Grant, Policy, PolicyError};
 use crate::principal::Principal;
@@ -24,6 +24,16 @@ pub enum GovernanceError {
     Policy(PolicyError),
     /// A public key was not trusted.
     Key(KeyError),
+    /// The model is of another kind than the operation needs (`infer` a language model, `install` an agent
+    /// network).
+    WrongKind {
+        /// The model.
+        model: ModelId,
+        /// Its kind.
+        kind: Kind,
+        /// The kind the operation needs.
+        expected: Kind,
+    },
 }
 
 impl GovernanceError {
@@ -33,6 +43,8 @@ impl GovernanceError {
             GovernanceError::Registry(error) => error.code(),
             GovernanceError::Policy(error) => error.code(),
             GovernanceError::Key(error) => error.code(),
+            GovernanceError::WrongKind { expected: Kind::LanguageModel, .. } => "not-a-language-model",
+            GovernanceError::WrongKind { expected: Kind::AgentNetwork, .. } => "not-an-agent-network",
         }
     }
 }
@@ -43,6 +55,9 @@ impl fmt::Display for GovernanceError {
             GovernanceError::Registry(error) => write!(formatter, "{error}"),
             GovernanceError::Policy(error) => write!(formatter, "{error}"),
             GovernanceError::Key(error) => write!(formatter, "{error}"),
+            GovernanceError::WrongKind { model, kind, expected } => {
+                write!(formatter, "{model} is of kind {}, not {}", kind.name(), expected.name())
+            }
         }
     }
 }
@@ -56,6 +71,46 @@ impl From<RegistryError> for GovernanceError {
 impl From<PolicyError> for GovernanceError {
     fn from(error: PolicyError) -> GovernanceError {
         GovernanceError::Policy(error)
+    }
+}
+
+/// A refusal made by the caller's own check of a model's weights ([`Governor::install`]), with the stable code its
+/// audit entry records.
+pub trait Refusal: fmt::Display {
+    /// A stable kebab-case code (at most 48 bytes are kept in the audit entry).
+    fn code(&self) -> &'static str;
+}
+
+/// Why [`Governor::install`] installed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallError<E> {
+    /// The governor refused: the model is unknown, not loaded, or not an agent network.
+    Governance(GovernanceError),
+    /// The caller's check refused the model's weights.
+    Weights {
+        /// The model.
+        model: ModelId,
+        /// What the check said.
+        error: E,
+    },
+}
+
+impl<E: Refusal> InstallError<E> {
+    /// The stable code: the governor's, or the check's.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InstallError::Governance(error) => error.code(),
+            InstallError::Weights { error, .. } => error.code(),
+        }
+    }
+}
+
+impl<E: Refusal> fmt::Display for InstallError<E> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallError::Governance(error) => write!(formatter, "{error}"),
+            InstallError::Weights { model, error } => write!(formatter, "{model}: {error}"),
+        }
     }
 }
 
@@ -156,8 +211,9 @@ impl Governor {
         result
     }
 
-    /// Asks to generate up to `max_tokens` with a loaded model: the model must be loaded, then the rate limit
-    /// and the budget decide (cut or refused, see [`crate::policy`]). Finish with [`Governor::complete`].
+    /// Asks to generate up to `max_tokens` with a loaded model: the model must be a loaded language model, then
+    /// the rate limit and the budget decide (cut or refused, see [`crate::policy`]). Finish with
+    /// [`Governor::complete`].
     pub fn infer(
         &mut self,
         principal: Principal,
@@ -168,8 +224,11 @@ impl Governor {
         let result = self
             .registry
             .loaded(model)
-            .map(Model::id)
             .map_err(GovernanceError::from)
+            .and_then(|found| match found.metadata().kind {
+                Kind::LanguageModel => Ok(found.id()),
+                kind => Err(GovernanceError::WrongKind { model: found.id(), kind, expected: Kind::LanguageModel }),
+            })
             .and_then(|id| Ok(Inference { grant: self.policy.request(principal, max_tokens, now_ns)?, model: id }));
         let mut figures = Figures { requested_tokens: Some(max_tokens), ..Figures::default() };
         match &result {
@@ -220,6 +279,42 @@ impl Governor {
         result
     }
 
+    /// Installs a loaded agent-network model into the caller's agent: the model must be loaded and of kind
+    /// `agent-network`, then `build` turns its weights into the agent (checking them against the metadata's
+    /// shapes and the agent's architecture). Returns the model and what `build` made; the caller puts it in place
+    /// only on success, so a refusal changes nothing. One `install` audit entry either way. The policy's budgets
+    /// and rate limits are for generation and do not apply.
+    pub fn install<T, E: Refusal>(
+        &mut self,
+        principal: Principal,
+        model: &ModelRef,
+        now_ns: u64,
+        build: impl FnOnce(&Model) -> Result<T, E>,
+    ) -> Result<(ModelInfo, T), InstallError<E>> {
+        let result = match self.registry.loaded(model) {
+            Err(error) => Err(InstallError::Governance(error.into())),
+            Ok(found) if found.metadata().kind != Kind::AgentNetwork => {
+                Err(InstallError::Governance(GovernanceError::WrongKind {
+                    model: found.id(),
+                    kind: found.metadata().kind,
+                    expected: Kind::AgentNetwork,
+                }))
+            }
+            Ok(found) => match build(found) {
+                Ok(built) => Ok((found.info(), built)),
+                Err(error) => Err(InstallError::Weights { model: found.id(), error }),
+            },
+        };
+        let (named, outcome) = match &result {
+            Ok((info, _)) => {
+                (Some(ModelId { name: info.metadata.name.clone(), version: info.metadata.version }), Outcome::Ok)
+            }
+            Err(error) => (self.registry.resolve(model).ok().map(Model::id), Outcome::refused(error.code())),
+        };
+        self.append(now_ns, principal, Action::Install, named, None, outcome, Figures::default());
+        result
+    }
+
     /// Sets `target`'s token budget.
     pub fn set_budget(
         &mut self,
@@ -264,9 +359,10 @@ impl Governor {
         result
     }
 
-    /// Every violation at `now_ns` (see [`crate::compliance::check`]).
-    pub fn compliance(&self, now_ns: u64) -> Vec<Violation> {
-        compliance::check(&self.registry, &self.keys, &self.policy, &self.audit, now_ns)
+    /// Every violation at `now_ns`, given where the kernel's agent got its weights (none installed: `None`); see
+    /// [`crate::compliance::check`].
+    pub fn compliance(&self, agent: Option<&AgentSource>, now_ns: u64) -> Vec<Violation> {
+        compliance::check(&self.registry, &self.keys, &self.policy, &self.audit, agent, now_ns)
     }
 
     /// The model an operation concerned: what it returned, or the registered model the reference names.
@@ -292,6 +388,20 @@ impl Governor {
             Ok(_) => Outcome::Ok,
             Err(error) => Outcome::refused(error.code()),
         };
+        self.append(time_ns, principal, action, model, target, outcome, figures);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        time_ns: u64,
+        principal: Principal,
+        action: Action,
+        model: Option<ModelId>,
+        target: Option<Principal>,
+        outcome: Outcome,
+        figures: Figures,
+    ) {
         self.audit.append(Event { time_ns, principal, action, model, target, outcome, figures });
     }
 }
@@ -304,7 +414,7 @@ mod tests {
     use crate::audit::{decode, Entry, Filter};
     use crate::keys::public_key_from_seed;
     use crate::policy::Limits;
-    use crate::testing::{artifact, artifact_signed, keys, UNTRUSTED_SEED};
+    use crate::testing::{agent_artifact, artifact, artifact_signed, keys, UNTRUSTED_SEED};
 
     const CONSOLE: Principal = Principal::Console;
     const WEB: Principal = Principal::Token(3);
@@ -406,7 +516,7 @@ mod tests {
             ]
         );
         assert_eq!(governor.audit().verify(), Ok(()));
-        assert_eq!(governor.compliance(100), Vec::new());
+        assert_eq!(governor.compliance(None, 100), Vec::new());
         let refusals = governor.audit().entries().filter(|entry| entry.event.outcome != Outcome::Ok).count();
         assert_eq!(refusals, 6);
     }
@@ -449,5 +559,97 @@ mod tests {
         assert!(decoded.log.entries().eq(governor.audit().entries()));
         let loads = decoded.log.query(&Filter { action: Some(Action::Load), ..Filter::default() });
         assert_eq!(loads.len(), 3);
+    }
+
+    /// The test's weights check: weights must be `[5, 3]` (two bytes).
+    #[derive(Debug, PartialEq)]
+    struct BadBytes(usize);
+
+    impl fmt::Display for BadBytes {
+        fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(formatter, "{} bytes of weights", self.0)
+        }
+    }
+
+    impl Refusal for BadBytes {
+        fn code(&self) -> &'static str {
+            "bad-bytes"
+        }
+    }
+
+    fn two_bytes(model: &Model) -> Result<[u8; 2], BadBytes> {
+        model.weights().try_into().map_err(|_| BadBytes(model.weights().len()))
+    }
+
+    #[test]
+    fn install_needs_a_loaded_agent_network_whose_weights_pass_the_check_and_audits_each_try() {
+        let mut governor = governor();
+        governor.register(CONSOLE, &artifact("lm", (1, 0, 0), 32), 1).unwrap();
+        governor.register(CONSOLE, &agent_artifact("agent", (1, 0, 0), &[5, 3]), 2).unwrap();
+        governor.register(CONSOLE, &agent_artifact("agent", (2, 0, 0), &[5, 3, 0]), 3).unwrap();
+        governor.load(CONSOLE, &reference("lm"), 4).unwrap();
+        let before = governor.audit().len();
+        let install = |governor: &mut Governor, model: &str| {
+            governor.install(CONSOLE, &reference(model), 10, two_bytes).map(|(info, built)| (info.metadata.name, built))
+        };
+        let refused = install(&mut governor, "nothing").unwrap_err();
+        assert_eq!((refused.code(), refused.to_string()), ("unknown-model", String::from("no model is named nothing")));
+        assert_eq!(install(&mut governor, "agent").unwrap_err().code(), "not-loaded");
+        let refused = install(&mut governor, "lm").unwrap_err();
+        assert_eq!(refused.code(), "not-an-agent-network");
+        assert_eq!(refused.to_string(), "lm@1.0.0 is of kind language-model, not agent-network");
+        governor.load(CONSOLE, &reference("agent"), 11).unwrap();
+        // The latest version is loaded: its three bytes fail the check.
+        let refused = install(&mut governor, "agent").unwrap_err();
+        assert_eq!(
+            refused,
+            InstallError::Weights {
+                model: ModelId { name: "agent".into(), version: crate::artifact::Version::new(2, 0, 0).unwrap() },
+                error: BadBytes(3)
+            }
+        );
+        assert_eq!(
+            (refused.code(), refused.to_string()),
+            ("bad-bytes", String::from("agent@2.0.0: 3 bytes of weights"))
+        );
+        governor.load(CONSOLE, &reference("agent@1.0.0"), 12).unwrap();
+        assert_eq!(install(&mut governor, "agent@1.0.0"), Ok((String::from("agent"), [5, 3])));
+
+        let installs: Vec<(Option<String>, String)> = governor
+            .audit()
+            .entries()
+            .skip(before)
+            .filter(|entry| entry.event.action == Action::Install)
+            .map(|entry| (entry.event.model.as_ref().map(ToString::to_string), outcome(entry)))
+            .collect();
+        let expected = [
+            (None, "unknown-model"),
+            (Some("agent@2.0.0"), "not-loaded"),
+            (Some("lm@1.0.0"), "not-an-agent-network"),
+            (Some("agent@2.0.0"), "bad-bytes"),
+            (Some("agent@1.0.0"), "ok"),
+        ];
+        let expected: Vec<(Option<String>, String)> =
+            expected.iter().map(|(model, code)| (model.map(String::from), String::from(*code))).collect();
+        assert_eq!(installs, expected);
+        assert_eq!(governor.audit().len(), before + 7, "five installs and two loads");
+        assert_eq!(governor.audit().verify(), Ok(()));
+        // Installing asks nothing of the policy.
+        assert_eq!(governor.policy().status(CONSOLE, 20).counters.requests, 0);
+    }
+
+    #[test]
+    fn infer_on_an_agent_network_is_refused_before_the_policy_and_audited() {
+        let mut governor = governor();
+        governor.register(CONSOLE, &agent_artifact("agent", (1, 0, 0), &[5, 3]), 1).unwrap();
+        governor.load(CONSOLE, &reference("agent"), 2).unwrap();
+        let refused = governor.infer(WEB, &reference("agent"), 10, 3).unwrap_err();
+        assert_eq!(refused.code(), "not-a-language-model");
+        assert_eq!(refused.to_string(), "agent@1.0.0 is of kind agent-network, not language-model");
+        let entry = last(&governor);
+        assert_eq!((entry.event.action, outcome(entry)), (Action::Infer, "not-a-language-model".into()));
+        assert_eq!(entry.event.model.as_ref().unwrap().to_string(), "agent@1.0.0");
+        let status = governor.policy().status(WEB, 3);
+        assert_eq!((status.counters.requests, status.remaining_tokens), (0, 100));
     }
 }

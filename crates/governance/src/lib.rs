@@ -7,9 +7,9 @@
 //! - [`registry`]: verified models by name and semantic version, loaded or not, with their weights.
 //! - [`policy`]: per-principal token budgets, rate limits (token buckets), model size limits, exact counters.
 //! - [`audit`]: the hash-chained audit log, its queries and its on-disk records.
-//! - [`compliance`]: loaded models verified again, size limits, the audit chain, budgets.
-//! - [`Governor`]: all of it behind one object for `llmctl`: each operation checks, acts and leaves exactly
-//!   one audit entry, refusals included.
+//! - [`compliance`]: loaded models verified again, size limits, the audit chain, budgets, the agent's source.
+//! - [`Governor`]: all of it behind one object for `llmctl` and `neuralctl install`: each operation checks, acts
+//!   and leaves exactly one audit entry, refusals included.
 //!
 //! Everything takes time as an argument (nanoseconds of the caller's clock), so the rules are tested on the
 //! host with made-up clocks and the kernel passes its uptime. docs/governance.md has the formats and rules.
@@ -30,5 +30,5 @@ pub mod registry;
 #[cfg(test)]
 mod testing;
 
-pub use governor::{GovernanceError, Governor, Inference};
+pub use governor::{GovernanceError, Governor, Inference, InstallError, Refusal};
 pub use principal::Principal;

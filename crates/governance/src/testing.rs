@@ -44,3 +44,11 @@ pub fn artifact_signed(name: &str, version: (u32, u32, u32), weights_bytes: usiz
 pub fn artifact(name: &str, version: (u32, u32, u32), weights_bytes: usize) -> Vec<u8> {
     artifact_signed(name, version, weights_bytes, &SEED)
 }
+
+/// An `agent-network` artifact of `name@version` (input shape 5, output shape 3) with these weights, signed with
+/// [`SEED`].
+pub fn agent_artifact(name: &str, version: (u32, u32, u32), weights: &[u8]) -> Vec<u8> {
+    let metadata =
+        Metadata { kind: Kind::AgentNetwork, input_shape: vec![5], output_shape: vec![3], ..metadata(name, version) };
+    encode(&metadata, weights, &SEED).unwrap()
+}

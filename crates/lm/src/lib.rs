@@ -19,6 +19,7 @@ extern crate alloc;
 mod error;
 mod format;
 mod generate;
+mod inspect;
 mod model;
 pub mod train;
 

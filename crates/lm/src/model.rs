@@ -270,7 +270,7 @@ impl Model {
 /// Buffers of a forward pass, kept between tokens so generation does not allocate per token.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Scratch {
-    input: Vec<f32>,
+    pub(crate) input: Vec<f32>,
     /// Each layer's output, padded to whole groups of rows.
-    outputs: Vec<Vec<f32>>,
+    pub(crate) outputs: Vec<Vec<f32>>,
 }

@@ -21,6 +21,8 @@ impl Capabilities {
     pub const ADMIN: Capabilities = Capabilities(1 << 1);
     /// Every capability: the serial console and boot-argument batch mode.
     pub const ALL: Capabilities = Capabilities(Self::FILES.0 | Self::ADMIN.0);
+    /// What lines from the serial console and boot-argument batch mode run with ([`crate::Registry::execute`]).
+    pub const CONSOLE: Capabilities = Self::ALL;
 
     const NAMES: [(Capabilities, &'static str); 2] = [(Self::FILES, "files"), (Self::ADMIN, "admin")];
 

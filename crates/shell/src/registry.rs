@@ -196,9 +196,9 @@ impl<C: 'static> Registry<C> {
         self.restrictions.iter().map(|(path, capabilities)| (path.as_str(), *capabilities))
     }
 
-    /// Runs one submitted line on behalf of a caller holding every capability (the console, batch mode).
+    /// Runs one submitted line on behalf of the console or batch mode ([`Capabilities::CONSOLE`]: every capability).
     pub fn execute(&self, context: &mut C, line: &[u8], out: &mut dyn Output) -> Outcome {
-        self.execute_as(context, line, out, Capabilities::ALL)
+        self.execute_as(context, line, out, Capabilities::CONSOLE)
     }
 
     /// Runs one submitted line on behalf of a caller holding `caller`, and writes its output.
@@ -262,6 +262,16 @@ impl<C: 'static> Registry<C> {
                 alloc::format!("'{path}' needs the {} capability; this caller holds {caller}", caller.missing(needed)),
             )
         })
+    }
+
+    /// The path of the command a line names (`otelctl file`, `help`), as far as its words name registered
+    /// commands; `None` for a line that does not tokenize, is empty, or names no command.
+    pub fn command_path(&self, line: &[u8]) -> Option<String> {
+        let words = validate_line(line).and_then(tokenize).ok()?;
+        match words.first()?.as_str() {
+            "help" => Some(String::from("help")),
+            _ => self.deepest_path(&words),
+        }
     }
 
     /// The path of the deepest registered command that `words` name, however the rest of them fails.

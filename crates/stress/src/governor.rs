@@ -4,12 +4,15 @@
 //! outcomes of earlier interventions against what was observed since the
 //! previous tick (an OOM event, the peak pressure, the longest command
 //! latency, a deadline miss), lets the
-//! [`MetaAgent`] decide, and applies an acted memory directive through the
+//! [`MetaAgent`] decide within the caller's guardrails (judged on the live
+//! state the caller reads, [`live_state`] for the ports' part), and applies
+//! an acted memory directive through the
 //! port (a reclaim request, a throttle for the coming interval, or the
 //! pressure cap of the strategy in force) and an acted output rate limit
 //! through the flood's port, in the same interval; a priority boost or a
 //! deadline relaxation is returned for the caller to apply through the
-//! scheduler. The kernel runs ticks on its autonomy thread;
+//! scheduler. A decision the guardrails block is traced and applied nowhere.
+//! The kernel runs ticks on its autonomy thread;
 //! host tests and benchmarks run them from a clock, with the same code.
 
 use alloc::boxed::Box;
@@ -20,6 +23,8 @@ use sis_autonomy::{
     MetaConfigError, ObservedFailure, Policy, PressureTrend, StrategyConfig, StrategyConfigError, StrategyController,
     Telemetry,
 };
+
+use sis_safety::{Guardrails, LiveState};
 
 use crate::port::{DeadlinePort, DeadlineTelemetry, FloodPort, FloodTelemetry, PoolPort, NO_CAP};
 
@@ -37,10 +42,19 @@ pub const INITIAL_STRATEGY: MemoryStrategy = MemoryStrategy::Aggressive;
 
 /// The pressure a strategy lets the workload steer toward, per mille ([`NO_CAP`]: the workload's own target).
 pub fn strategy_cap(strategy: MemoryStrategy) -> u32 {
-    match strategy {
-        MemoryStrategy::Aggressive => NO_CAP,
-        MemoryStrategy::Balanced => 850,
-        MemoryStrategy::Conservative => 700,
+    strategy.pressure_cap_per_mille().map_or(NO_CAP, u32::from)
+}
+
+/// The live state the ports show: the pool's throttle and pressure cap in force (no cap: 1000) and the
+/// flood's rate limit. No deadline thread and a console holding its capability: the caller knows those
+/// (the scheduler holds the thread's server) and sets them.
+pub fn live_state(port: &PoolPort, flood: Option<&FloodPort>) -> LiveState {
+    let cap = port.pressure_cap();
+    LiveState {
+        throttle_per_mille: port.throttle().into(),
+        pressure_cap_per_mille: if cap == NO_CAP { 1000 } else { cap.into() },
+        output_rate_lines_per_second: flood.map_or(0, |flood| flood.rate_limit().into()),
+        ..LiveState::default()
     }
 }
 
@@ -153,12 +167,19 @@ impl Governor {
     /// decision are the telemetry's `deadline_misses`, and any miss fails the interventions that predicted
     /// one. A deadline relaxation the meta-agent decides is returned in the trace for the caller to apply
     /// through the scheduler, to the thread the port names.
+    ///
+    /// Every confident decision passes `guardrails` first, judged on `live` (the state before this tick's
+    /// directives: [`live_state`] of the same ports, with the deadline thread's server and the console's
+    /// capability added by the caller); a blocked one is applied nowhere.
+    #[allow(clippy::too_many_arguments)] // The ports, the envelope and the counters are separate owners.
     pub fn tick(
         &mut self,
         now_ns: u64,
         port: &PoolPort,
         flood: Option<&FloodPort>,
         deadline: Option<&DeadlinePort>,
+        live: &LiveState,
+        guardrails: &mut Guardrails,
         metrics: &AutonomyMetrics,
     ) -> Option<IntervalTraces> {
         let telemetry = port.telemetry();
@@ -232,7 +253,7 @@ impl Governor {
             commands_boosted: commands.boosted,
             strategy: self.strategy.current(),
         };
-        let traces = self.agent.step(inputs, &mut self.strategy, metrics);
+        let traces = self.agent.step(inputs, live, guardrails, &mut self.strategy, metrics);
         let mut throttle = 0;
         for trace in traces.iter().filter(|trace| trace.disposition == Disposition::Acted) {
             match trace.directive {

@@ -43,7 +43,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde::Serialize;
-use sis_ai::{Agent, AgentConfig, Scratch, Transition};
+use sis_ai::{Agent, AgentConfig, NetworkWeights, Scratch, Transition, WeightsError};
 use sis_hal::Clock;
 use sis_metrics::{compare_paired, LatencyHistogram, LatencySummary, PairedComparison};
 use sis_mm::{FrameSource, MemoryKind, ObjectHandle, Pool};
@@ -209,6 +209,30 @@ pub fn agent_config(episodes: u32) -> AgentConfig {
 /// A fresh agent for this problem.
 pub fn new_agent(seed: u64, episodes: u32) -> Agent {
     Agent::new(STATE_SIZE, Action::ALL.len(), agent_config(episodes), seed)
+}
+
+/// An agent for this problem running trained `weights` (their layer sizes must be the agent's, `[5, 16, 3]`):
+/// ε stays at its floor from the first decision, since the weights are a trained policy. Its generator
+/// (exploration, replay sampling) starts from `seed`. A refusal is the weights' error.
+pub fn agent_with_weights(weights: &NetworkWeights, seed: u64) -> Result<Agent, WeightsError> {
+    let config = agent_config(1);
+    let trained = AgentConfig { epsilon_start: config.epsilon_end, ..config };
+    let mut agent = Agent::new(STATE_SIZE, Action::ALL.len(), trained, seed);
+    agent.load_weights(weights)?;
+    Ok(agent)
+}
+
+/// What `stresstest learning` does, for the kernel and for `cargo xtask model train-agent` alike: a fresh agent
+/// ([`new_agent`] from `config.seed`) trained by [`run_learning`]. The same configuration gives the same agent,
+/// bit for bit, on the host and in the kernel.
+pub fn train_agent<S: FrameSource + ?Sized>(
+    config: &LearningConfig,
+    source: &mut S,
+    progress: &mut dyn FnMut(&str),
+) -> (Agent, LearningReport) {
+    let mut agent = new_agent(config.seed, config.episodes);
+    let report = run_learning(config, source, &mut agent, progress);
+    (agent, report)
 }
 
 /// What one episode measured.
@@ -1059,6 +1083,10 @@ pub const ONLINE_BATCH_SIZE: usize = 8;
 /// the training's points per workload step (+4 per allocation served, −6 per OOM event, 0 per request
 /// throttled, −3 per cache object a reclaim dropped), and this decision's state. Every
 /// [`ONLINE_TRAIN_EVERY`] transitions the agent takes a training step, counted as a policy update.
+///
+/// Each decision records its state as named features and the Q-value of every action ([`LEARNED`]), scored by
+/// the network version of that moment (its training steps); the policy keeps the last [`NETWORKS_KEPT`]
+/// versions so that `autoctl explain` attributes a decision with the network that made it.
 #[derive(Debug, Clone)]
 pub struct LearnedPolicy {
     agent: Agent,
@@ -1069,6 +1097,8 @@ pub struct LearnedPolicy {
     updates_unreported: u64,
     /// The forward pass's memory, reused from one decision to the next.
     scratch: Scratch,
+    /// The network versions recent decisions were scored with.
+    networks: scoring::Networks,
 }
 
 impl LearnedPolicy {
@@ -1083,6 +1113,7 @@ impl LearnedPolicy {
             transitions: 0,
             updates_unreported: 0,
             scratch: Scratch::default(),
+            networks: scoring::Networks::default(),
         }
     }
 
@@ -1138,8 +1169,11 @@ impl sis_autonomy::Policy for LearnedPolicy {
                 self.updates_unreported += 1;
             }
         }
+        let version = self.agent.training().0;
+        self.networks.remember(version, self.agent.network());
         let q_values = self.agent.q_values_in(&state, &mut self.scratch);
         let (action, explored) = self.agent.act_on(q_values);
+        let scoring = scoring_of(&state, q_values, action, version);
         let confidence = sis_ai::softmax_per_mille(q_values, action);
         let acted = Action::ALL[action] != Action::Nothing && confidence >= config.confidence_threshold_per_mille;
         self.pending = Some((state, if acted { action } else { Action::Nothing as usize }));
@@ -1154,12 +1188,34 @@ impl sis_autonomy::Policy for LearnedPolicy {
             reason: Reason::Learned { action: action as u16 },
             selection: if explored { Selection::Exploration } else { Selection::Exploitation },
             prediction,
+            scoring,
         }
     }
 
     fn take_updates(&mut self) -> u64 {
         core::mem::take(&mut self.updates_unreported)
     }
+
+    fn scorer(
+        &self,
+        trace: &sis_autonomy::DecisionTrace,
+    ) -> Result<alloc::boxed::Box<dyn sis_autonomy::Scorer + Send>, sis_autonomy::ScorerUnavailable> {
+        self.networks.scorer(trace)
+    }
+}
+
+/// The learned decision's scoring: the state as features, each action's Q-value.
+fn scoring_of(state: &[f32; STATE_SIZE], q_values: &[f32], action: usize, version: u64) -> sis_autonomy::Scoring {
+    let features = state.map(f64::from);
+    let mut scores = [0.0f64; sis_autonomy::MAX_ACTIONS];
+    let count = q_values.len().min(scores.len());
+    for (slot, q) in scores.iter_mut().zip(q_values) {
+        *slot = f64::from(*q);
+    }
+    // A network with other than the three actions could not have chosen one of them (the action is an index into
+    // Action::ALL): the counts always match here.
+    sis_autonomy::Scoring::new(&LEARNED, &features, &scores[..count], action, version)
+        .unwrap_or(sis_autonomy::Scoring::NONE)
 }
 
 /// What the agent costs per decision, against the workload interval it decides for (`neuralctl bench`, `bench ai`).
@@ -1274,6 +1330,9 @@ pub fn measure_costs<S: FrameSource + ?Sized, C: Clock>(
         vector_unit: sis_ai::vector_unit().name,
     }
 }
+
+mod scoring;
+pub use scoring::{LEARNED, NETWORKS_KEPT};
 
 #[cfg(test)]
 mod tests;

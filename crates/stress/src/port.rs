@@ -35,7 +35,9 @@ pub struct PoolPort {
     steps: AtomicU64,
     reclaim_requests: AtomicU64,
     reclaims_applied: AtomicU64,
+    reclaims_requested_in_run: AtomicU64,
     throttle_per_mille: AtomicU32,
+    throttle_max_per_mille: AtomicU32,
     throttled_requests: AtomicU64,
     cache_objects_dropped: AtomicU64,
     pressure_cap_per_mille: AtomicU32,
@@ -62,8 +64,12 @@ pub struct PortTelemetry {
     pub steps: u64,
     /// Reclaims posted and not yet carried out.
     pub reclaims_pending: u64,
+    /// Reclaims posted in this run (the effector's own count, whatever posted them).
+    pub reclaims_requested: u64,
     /// The throttle in force, per mille of allocation requests refused.
     pub throttle_per_mille: u32,
+    /// The largest throttle set in this run, per mille (the effector's own record).
+    pub throttle_max_per_mille: u32,
     /// Requests refused by the throttle in this run.
     pub throttled_requests: u64,
     /// Cache objects dropped by the reclaims posted here, in this run.
@@ -91,7 +97,9 @@ impl PoolPort {
             steps: AtomicU64::new(0),
             reclaim_requests: AtomicU64::new(0),
             reclaims_applied: AtomicU64::new(0),
+            reclaims_requested_in_run: AtomicU64::new(0),
             throttle_per_mille: AtomicU32::new(0),
+            throttle_max_per_mille: AtomicU32::new(0),
             throttled_requests: AtomicU64::new(0),
             cache_objects_dropped: AtomicU64::new(0),
             pressure_cap_per_mille: AtomicU32::new(NO_CAP),
@@ -128,10 +136,12 @@ impl PoolPort {
             &self.steps,
             &self.throttled_requests,
             &self.cache_objects_dropped,
+            &self.reclaims_requested_in_run,
         ];
         for counter in counters {
             counter.store(0, Relaxed);
         }
+        self.throttle_max_per_mille.store(0, Relaxed);
         self.pressure_per_mille.store(0, Relaxed);
         self.peak_since_read_per_mille.store(0, Relaxed);
         self.cache_pages.store(0, Relaxed);
@@ -193,7 +203,9 @@ impl PoolPort {
             allocation_requests: self.allocation_requests.load(Relaxed),
             steps: self.steps.load(Relaxed),
             reclaims_pending: self.reclaim_requests.load(Relaxed) - self.reclaims_applied.load(Relaxed),
+            reclaims_requested: self.reclaims_requested_in_run.load(Relaxed),
             throttle_per_mille: self.throttle_per_mille.load(Relaxed),
+            throttle_max_per_mille: self.throttle_max_per_mille.load(Relaxed),
             throttled_requests: self.throttled_requests.load(Relaxed),
             cache_objects_dropped: self.cache_objects_dropped.load(Relaxed),
         }
@@ -210,6 +222,7 @@ impl PoolPort {
             return false;
         }
         self.reclaim_requests.fetch_add(1, Relaxed);
+        self.reclaims_requested_in_run.fetch_add(1, Relaxed);
         true
     }
 
@@ -228,7 +241,9 @@ impl PoolPort {
         if !self.attached.load(Relaxed) {
             return false;
         }
-        self.throttle_per_mille.store(per_mille.min(THROTTLE_ALL_PER_MILLE), Relaxed);
+        let per_mille = per_mille.min(THROTTLE_ALL_PER_MILLE);
+        self.throttle_per_mille.store(per_mille, Relaxed);
+        self.throttle_max_per_mille.fetch_max(per_mille, Relaxed);
         true
     }
 }
@@ -475,11 +490,18 @@ mod tests {
         assert!(!port.take_reclaim());
         assert!(port.set_throttle(5_000));
         assert_eq!(port.throttle(), THROTTLE_ALL_PER_MILLE);
+        assert!(port.set_throttle(200));
         port.request_reclaim();
+        let before = port.telemetry();
+        assert_eq!(
+            (before.throttle_per_mille, before.throttle_max_per_mille, before.reclaims_requested),
+            (200, 1000, 3)
+        );
         port.detach();
         port.attach(256);
         let fresh = port.telemetry();
         assert_eq!((fresh.run, fresh.reclaims_pending, fresh.throttle_per_mille), (2, 0, 0));
+        assert_eq!((fresh.throttle_max_per_mille, fresh.reclaims_requested), (0, 0));
         assert!(!port.take_reclaim());
         port.publish(400, 0, 0, 0, 1);
         port.publish(700, 0, 0, 0, 2);

@@ -10,8 +10,9 @@ use sis_mm::{FrameAllocator, FrameMeta, PAGE_SIZE};
 use crate::compare::{memory_values, RunRecord};
 use crate::governor::Governor;
 use crate::learning::workload_seed;
-use crate::port::PoolPort;
+use crate::port::{PoolPort, PortTelemetry};
 use crate::{run_memory_test, MemoryReport, RunOptions, StressTestConfig};
+use sis_safety::Guardrails;
 
 const BASE: u64 = 0x4000_0000;
 const FRAMES: usize = 32 * 1024;
@@ -75,6 +76,18 @@ pub fn configured_run(
     governor: Option<&RefCell<Governor>>,
     source: &mut FrameAllocator<'static>,
 ) -> (MemoryReport, AutonomySnapshot) {
+    let guardrails = RefCell::new(Guardrails::new());
+    let (report, counted, _) = guarded_run(config, governor, &guardrails, source);
+    (report, counted)
+}
+
+/// [`configured_run`] within `guardrails`; also returns what the pool's port recorded of the run.
+pub fn guarded_run(
+    config: &StressTestConfig,
+    governor: Option<&RefCell<Governor>>,
+    guardrails: &RefCell<Guardrails>,
+    source: &mut FrameAllocator<'static>,
+) -> (MemoryReport, AutonomySnapshot, PortTelemetry) {
     let before = source.stats();
     let port = PoolPort::new();
     let metrics = AutonomyMetrics::new();
@@ -83,14 +96,15 @@ pub fn configured_run(
     let act = |now: u64, port: &PoolPort| {
         if let Some(governor) = governor.filter(|_| now >= next_tick.get()) {
             next_tick.set(now + INTERVAL_NS);
-            governor.borrow_mut().tick(now, port, None, None, &metrics);
+            let live = crate::governor::live_state(port, None);
+            governor.borrow_mut().tick(now, port, None, None, &live, &mut guardrails.borrow_mut(), &metrics);
         }
     };
     let clock = ActingClock::new(NS_PER_READING, &port, &act);
     let options = RunOptions { port: Some(&port), ..RunOptions::default() };
     let report = run_memory_test(config, source, &clock, &mut |_| {}, options);
     assert_eq!(source.stats(), before, "every run gives its frames back");
-    (report, metrics.snapshot())
+    (report, metrics.snapshot(), port.telemetry())
 }
 
 /// One side of a comparison: its runs and their interventions summed.

@@ -7,6 +7,7 @@
 //! [`App::close`] to end it. [`App::next_deadline_ns`] says when the next turn is needed at the latest.
 
 mod messages;
+mod models;
 mod routes;
 
 use alloc::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crate::token::{Role, TokenError, TokenId, TokenInfo, TokenStore, DEFAULT_MAX
 use crate::ws::close_code;
 
 pub use messages::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+pub use models::{refusal_status, ModelReply, MODEL_CONTENT_TYPE, UPLOAD_CAPABILITY};
 pub use routes::{MAX_COMMAND_BYTES, ROUTES};
 
 /// What the kernel provides: live figures, the command registry and a clock for latencies.
@@ -46,6 +48,11 @@ pub trait Backend {
         token: TokenId,
         capabilities: Capabilities,
     ) -> Option<CommandReply>;
+    /// Verifies and registers `artifact`, the body of a `POST /api/models`, on behalf of token `token` (the
+    /// principal the registration and its audit entry count against), as `llmctl register` does, for connection
+    /// `connection`. The token holds the admin capability. `None` defers it, as a command is deferred: the kernel
+    /// verifies elsewhere and answers later with [`App::complete_model`].
+    fn register_model(&mut self, connection: ConnectionId, artifact: Vec<u8>, token: TokenId) -> Option<ModelReply>;
     /// The monotonic clock, read before and after handling a request to time it.
     fn now_ns(&mut self) -> u64;
 }
@@ -142,6 +149,8 @@ enum Answered {
 enum Awaited {
     /// Its command's reply ([`App::complete_command`]).
     Command,
+    /// Its uploaded model's registration ([`App::complete_model`]).
+    Model,
     /// A metrics reading ([`App::supply_metrics`]).
     Metrics,
 }
@@ -440,14 +449,39 @@ impl App {
         reply: CommandReply,
         now_ns: u64,
     ) -> Result<(), AppError> {
+        self.complete(backend, id, Awaited::Command, now_ns, || routes::command_response(reply))
+    }
+
+    /// Answers the deferred upload of connection `id` with `reply` (201 with the model, or the refusal's status,
+    /// [`refusal_status`]), then goes on with what the connection sent behind it. A connection closed meanwhile
+    /// is unknown.
+    pub fn complete_model(
+        &mut self,
+        backend: &mut dyn Backend,
+        id: ConnectionId,
+        reply: ModelReply,
+        now_ns: u64,
+    ) -> Result<(), AppError> {
+        self.complete(backend, id, Awaited::Model, now_ns, || models::response(reply))
+    }
+
+    /// Answers a connection waiting for `awaited` with the response `answer` makes.
+    fn complete(
+        &mut self,
+        backend: &mut dyn Backend,
+        id: ConnectionId,
+        awaited: Awaited,
+        now_ns: u64,
+        answer: impl FnOnce() -> crate::Response,
+    ) -> Result<(), AppError> {
         let started_ns = match self.awaiting.get(&id) {
-            Some(waiting) if waiting.awaited == Awaited::Command => waiting.started_ns,
+            Some(waiting) if waiting.awaited == awaited => waiting.started_ns,
             _ if self.connections.contains_key(&id) => return Err(AppError::NotAwaiting),
             _ => return Err(AppError::UnknownConnection),
         };
         self.awaiting.remove(&id);
         let mut slot = self.connections.remove(&id).ok_or(AppError::UnknownConnection)?;
-        let response = routes::command_response(reply);
+        let response = answer();
         if slot.connection.respond(&response).is_ok() {
             self.tally.status(response.status);
         }
@@ -467,8 +501,13 @@ impl App {
         self.awaiting.get(&id).is_some_and(|waiting| waiting.awaited == Awaited::Command)
     }
 
-    /// Whether connection `id` waits for a deferred answer of either kind (a command's reply or a metrics
-    /// reading): its socket should stay open for it even when the peer has closed its side.
+    /// Connections waiting for a deferred upload's registration.
+    pub fn awaiting_models(&self) -> usize {
+        self.awaiting.values().filter(|waiting| waiting.awaited == Awaited::Model).count()
+    }
+
+    /// Whether connection `id` waits for a deferred answer of any kind (a command's reply, an upload's
+    /// registration or a metrics reading): its socket should stay open for it even when the peer has closed its side.
     pub fn awaits_answer(&self, id: ConnectionId) -> bool {
         self.awaiting.contains_key(&id)
     }
@@ -530,9 +569,9 @@ impl App {
     fn handle_events(&mut self, backend: &mut dyn Backend, slot: &mut Slot, now_ns: u64) {
         while let Some(event) = slot.connection.poll(now_ns) {
             match event {
-                Event::Request(request) => {
+                Event::Request(mut request) => {
                     let started_ns = backend.now_ns();
-                    match self.answer(backend, slot, &request, now_ns) {
+                    match self.answer(backend, slot, &mut request, now_ns) {
                         Answered::Status(status) => {
                             let finished_ns = backend.now_ns();
                             self.tally.latency.record(finished_ns.saturating_sub(started_ns));
@@ -550,6 +589,7 @@ impl App {
                         }
                     }
                 }
+                Event::BodyAdmission(head) => self.admit(backend, slot, &head),
                 Event::HttpError(error) => self.tally.http_error(error),
                 Event::TimedOut(timeout) => self.tally.timeout(timeout),
                 Event::WsText(text) => {
@@ -568,18 +608,37 @@ impl App {
         }
     }
 
+    /// Reads an upload's body when its head passes the checks made before a body ([`routes::admit`]), else
+    /// answers the refusal (timed and counted as a request) and the connection closes with the body unread.
+    fn admit(&mut self, backend: &mut dyn Backend, slot: &mut Slot, head: &crate::Request) {
+        let started_ns = backend.now_ns();
+        match routes::admit(&self.tokens, head) {
+            Ok(()) => {
+                // Only a connection in admission can be admitted, and this one just announced its head.
+                let _ = slot.connection.admit_body();
+            }
+            Err(response) => {
+                if slot.connection.respond(&response).is_ok() {
+                    self.tally.status(response.status);
+                }
+                self.tally.latency.record(backend.now_ns().saturating_sub(started_ns));
+            }
+        }
+    }
+
     fn send_reply(&mut self, slot: &mut Slot, frame: &str) {
         if slot.connection.send_text(frame).is_ok() {
             self.tally.counters.websocket.messages_out += 1;
         }
     }
 
-    /// Routes a request and queues the answer: the status sent, an output overflow, or a deferred command.
+    /// Routes a request and queues the answer: the status sent, an output overflow, or a deferred command or
+    /// upload.
     fn answer(
         &mut self,
         backend: &mut dyn Backend,
         slot: &mut Slot,
-        request: &crate::Request,
+        request: &mut crate::Request,
         now_ns: u64,
     ) -> Answered {
         let sent =
@@ -594,6 +653,15 @@ impl App {
                         sent(slot.connection.respond(&response), response.status)
                     }
                     None => Answered::Deferred(Awaited::Command),
+                }
+            }
+            routes::Routed::Model { artifact, token } => {
+                match backend.register_model(slot.connection.id(), artifact, token) {
+                    Some(reply) => {
+                        let response = models::response(reply);
+                        sent(slot.connection.respond(&response), response.status)
+                    }
+                    None => Answered::Deferred(Awaited::Model),
                 }
             }
             routes::Routed::Upgrade { token, accept_key } => {
@@ -619,7 +687,8 @@ impl App {
         request: &crate::Request,
         now_ns: u64,
     ) -> crate::Response {
-        match routes::route(&self.tokens, backend, request, now_ns) {
+        let mut request = request.clone();
+        match routes::route(&self.tokens, backend, &mut request, now_ns) {
             routes::Routed::Response(response) => response,
             routes::Routed::Metrics => crate::Response::error(
                 503,
@@ -633,6 +702,16 @@ impl App {
                         503,
                         "deferred",
                         "the command runs elsewhere; only a connection can wait for it",
+                    ),
+                }
+            }
+            routes::Routed::Model { artifact, token } => {
+                match backend.register_model(ConnectionId(0), artifact, token) {
+                    Some(reply) => models::response(reply),
+                    None => crate::Response::error(
+                        503,
+                        "deferred",
+                        "the model is registered elsewhere; only a connection can wait for it",
                     ),
                 }
             }

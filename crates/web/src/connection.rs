@@ -9,6 +9,11 @@
 //! the current one was answered, so responses leave in request order. While the output queue holds half its
 //! bound or more, no new request is started, so a client that pipelines without reading is slowed down by TCP
 //! rather than closed.
+//!
+//! A request to the upload route ([`UPLOAD_ROUTE`](crate::UPLOAD_ROUTE)), whose body may be up to
+//! `max_upload_bytes`, is announced by its head first ([`Event::BodyAdmission`]); its body is read only after
+//! [`Connection::admit_body`], so the application can refuse it (a missing token) before buffering any of it.
+//! Bodies grow fallibly: a heap that cannot hold one is answered 503 `out-of-memory`, never a panic.
 
 mod body;
 
@@ -35,6 +40,11 @@ pub struct ConnectionId(pub u64);
 pub enum Event {
     /// A complete request; answer it with [`Connection::respond`] or [`Connection::accept_websocket`].
     Request(Request),
+    /// The head of a request to [`UPLOAD_ROUTE`](crate::UPLOAD_ROUTE) (its body empty, none of it read yet): let
+    /// the body be read with [`Connection::admit_body`] (a [`Event::Request`] follows once it is complete), or
+    /// refuse it unread with [`Connection::respond`] (the connection closes after that answer). Until one of the
+    /// two, the body timeout runs and no body byte is buffered beyond the input buffer.
+    BodyAdmission(Request),
     /// The request broke a rule; its error response is queued and the connection closes after it.
     HttpError(HttpError),
     /// A timeout: 408 queued for [`Timeout::Head`] and [`Timeout::Body`]; [`Timeout::Idle`] closes without a
@@ -65,8 +75,10 @@ pub enum HttpError {
     HeadTooLarge,
     /// More header fields than `max_headers` (431).
     TooManyHeaders,
-    /// A body longer than `max_body_bytes` (413).
+    /// A body longer than its limit, `max_body_bytes` or for the upload route `max_upload_bytes` (413).
     BodyTooLarge,
+    /// The heap could not hold the body (503).
+    OutOfMemory,
     /// A method this server does not know (501).
     UnsupportedMethod,
     /// A transfer coding other than `chunked` (501).
@@ -84,6 +96,7 @@ impl HttpError {
             HttpError::BodyTooLarge => 413,
             HttpError::UnsupportedMethod | HttpError::UnsupportedTransferEncoding => 501,
             HttpError::UnsupportedVersion => 505,
+            HttpError::OutOfMemory => 503,
         }
     }
 
@@ -97,6 +110,7 @@ impl HttpError {
             HttpError::UnsupportedMethod => "unsupported-method",
             HttpError::UnsupportedTransferEncoding => "unsupported-transfer-encoding",
             HttpError::UnsupportedVersion => "unsupported-version",
+            HttpError::OutOfMemory => "out-of-memory",
         }
     }
 
@@ -109,6 +123,7 @@ impl HttpError {
             HttpError::UnsupportedMethod => "unknown request method",
             HttpError::UnsupportedTransferEncoding => "only the chunked transfer coding is supported",
             HttpError::UnsupportedVersion => "only HTTP/1.0 and HTTP/1.1 are supported",
+            HttpError::OutOfMemory => "the server has no memory for the body now",
         }
     }
 
@@ -182,6 +197,12 @@ enum Phase {
     /// Waiting for a request head; `started_ns` is when its first byte arrived.
     Head {
         started_ns: Option<u64>,
+    },
+    /// The head of an upload, waiting for [`Connection::admit_body`] or a refusal.
+    Admission {
+        request: Request,
+        framing: Framing,
+        head_done_ns: u64,
     },
     /// Reading the body of `request`.
     Body {
@@ -298,7 +319,7 @@ impl Connection {
             Phase::Head { started_ns: None } => {
                 (self.now_ns.saturating_sub(self.idle_since_ns) > self.limits.idle_timeout_ns).then_some(Timeout::Idle)
             }
-            Phase::Body { head_done_ns, .. } => {
+            Phase::Admission { head_done_ns, .. } | Phase::Body { head_done_ns, .. } => {
                 (self.now_ns.saturating_sub(*head_done_ns) > self.limits.body_timeout_ns).then_some(Timeout::Body)
             }
             _ => None,
@@ -321,17 +342,22 @@ impl Connection {
             Phase::Head { started_ns: None } => {
                 Some(self.idle_since_ns.saturating_add(self.limits.idle_timeout_ns + 1))
             }
-            Phase::Body { head_done_ns, .. } => Some(head_done_ns.saturating_add(self.limits.body_timeout_ns + 1)),
+            Phase::Admission { head_done_ns, .. } | Phase::Body { head_done_ns, .. } => {
+                Some(head_done_ns.saturating_add(self.limits.body_timeout_ns + 1))
+            }
             _ => None,
         };
         [send, phase].into_iter().flatten().min()
     }
 
     /// Answers the request handed out last. The connection stays open when the request allowed keep-alive and
-    /// the response is not [`Response::closing`].
+    /// the response is not [`Response::closing`]. An upload refused at its [`Event::BodyAdmission`] closes the
+    /// connection after the answer: its body was never read.
     pub fn respond(&mut self, response: &Response) -> Result<(), RespondError> {
-        let Phase::Awaiting { keep_alive } = self.phase else {
-            return Err(RespondError::NoRequest);
+        let keep_alive = match self.phase {
+            Phase::Awaiting { keep_alive } => keep_alive,
+            Phase::Admission { .. } => false,
+            _ => return Err(RespondError::NoRequest),
         };
         let keep_alive = keep_alive && !response.close;
         if !self.output.push(&response.serialize(keep_alive)) {
@@ -344,6 +370,29 @@ impl Connection {
             self.input = Vec::new();
             self.phase = Phase::Closing;
         }
+        Ok(())
+    }
+
+    /// Lets the body of the upload announced by [`Event::BodyAdmission`] be read: with `Content-Length`, its
+    /// bytes are reserved at once (a heap that cannot hold them answers 503 `out-of-memory` and closes), and
+    /// `100 Continue` goes out if the client asked for it. Refused when no upload waits for admission.
+    pub fn admit_body(&mut self) -> Result<(), RespondError> {
+        let Phase::Admission { mut request, framing, head_done_ns } =
+            core::mem::replace(&mut self.phase, Phase::Closed)
+        else {
+            return Err(RespondError::NoRequest);
+        };
+        if let Framing::Length(length) = framing {
+            if request.body.try_reserve_exact(length).is_err() {
+                self.fail(HttpError::OutOfMemory);
+                return Ok(());
+            }
+        }
+        if framing.expects_continue(&request) {
+            self.output.push(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.phase = Phase::Body { request, framing, head_done_ns };
+        self.advance();
         Ok(())
     }
 
@@ -415,7 +464,7 @@ impl Connection {
     /// Where the connection is.
     pub fn state(&self) -> State {
         match self.phase {
-            Phase::Head { .. } | Phase::Body { .. } | Phase::Awaiting { .. } => State::Http,
+            Phase::Head { .. } | Phase::Admission { .. } | Phase::Body { .. } | Phase::Awaiting { .. } => State::Http,
             Phase::WebSocket { .. } => State::WebSocket,
             Phase::Closing => State::Closing,
             Phase::Closed => State::Closed,
@@ -488,6 +537,12 @@ impl Connection {
                     Ok(None) => false,
                     Ok(Some((consumed, request, framing))) => {
                         self.input.drain(..consumed);
+                        if Limits::is_upload(request.method, &request.path) {
+                            // Its body may be large: the application decides first whether to read it at all.
+                            self.events.push_back(Event::BodyAdmission(request.clone()));
+                            self.phase = Phase::Admission { request, framing, head_done_ns: self.now_ns };
+                            return true;
+                        }
                         if framing.expects_continue(&request) {
                             // Best effort: a client that gets no 100 sends its body after a delay anyway.
                             self.output.push(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -502,7 +557,8 @@ impl Connection {
                 }
             }
             Phase::Body { mut request, mut framing, head_done_ns } => {
-                match framing.read(&mut self.input, &mut request.body, &self.limits) {
+                let body_limit = self.limits.body_limit(&request);
+                match framing.read(&mut self.input, &mut request.body, &self.limits, body_limit) {
                     Ok(BodyProgress::Pending) => {
                         self.phase = Phase::Body { request, framing, head_done_ns };
                         false

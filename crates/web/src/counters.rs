@@ -64,6 +64,8 @@ pub struct ProtocolErrors {
     pub unsupported_transfer_encoding: u64,
     /// 505.
     pub unsupported_version: u64,
+    /// 503, the heap could not hold a body.
+    pub out_of_memory: u64,
     /// 408, head not complete in time (slowloris).
     pub head_timeouts: u64,
     /// 408, body not complete in time.
@@ -148,6 +150,7 @@ impl Tally {
             HttpError::UnsupportedMethod => &mut errors.unsupported_method,
             HttpError::UnsupportedTransferEncoding => &mut errors.unsupported_transfer_encoding,
             HttpError::UnsupportedVersion => &mut errors.unsupported_version,
+            HttpError::OutOfMemory => &mut errors.out_of_memory,
         } += 1;
         self.status(error.status());
     }

@@ -13,21 +13,28 @@
 //! |---|---|
 //! | `GET /api/metrics` | 200, [`Backend::metrics`] as JSON; any valid token. The backend may defer the reading ([`Backend::metrics`] returns `None`): the connection then waits, as for a deferred command, until [`App::supply_metrics`] answers every waiting request and due push with one reading taken after they arrived |
 //! | `POST /api/command` with `{"command": LINE}` | 200 with the shell's JSON reply; 403 with it when the registry refused the line with `permission-denied`; 400 `bad-command-body` when the body is not that object (exactly one field, a non-empty string of at most 1024 bytes). The backend may defer the line ([`Backend::command`] returns `None`): the connection then waits, its pipelined requests behind it and no timeout armed, until [`App::complete_command`] |
+//! | `POST /api/models` with a signed model artifact as the body (`Content-Type: application/octet-stream`) | 201 with the registered model's JSON ([`Backend::register_model`], as `llmctl register` registers it, under the principal `token:ID` of the sender); a refusal with its code at the status [`refusal_status`] gives it (409 `version-exists`, 413 `model-too-large`, 422 for an artifact that does not verify, 503, 507); 403 `permission-denied` for a token without the admin capability, 415 `unsupported-media-type` for another content type. Its body limit is [`Limits::max_upload_bytes`] (2 MiB), and these checks run on the head before any body byte is read. The backend may defer the registration (`None`) until [`App::complete_model`] |
 //! | `GET /ws` | 101 and WebSocket; token in `Authorization: Bearer` or the `token` query parameter |
 //!
 //! Checks run in this order: path (404 `not-found`), method (405 `method-not-allowed` with `Allow`), token
 //! (401 `missing-token` / `invalid-token` with `WWW-Authenticate: Bearer realm="sis"`), then the endpoint's own.
 //! Error bodies are `{"error":{"code":CODE,"message":TEXT}}`, as every SIS door prints them.
 //!
+//! The body of `POST /api/models` ([`UPLOAD_ROUTE`]) is read only after its head passed the path, method, token,
+//! capability and content-type checks ([`Event::BodyAdmission`], [`Connection::admit_body`]): a refused upload is
+//! answered at once and the connection closes with the body unread, so no client without an admin token makes
+//! the server buffer more than `max_body_bytes`.
+//!
 //! # Status codes from the protocol layer (each closes the connection after the response)
 //! | code | when |
 //! |---|---|
 //! | 400 | malformed request line, header or chunked framing; missing `Host` on HTTP/1.1; bad, conflicting or doubled framing (`Content-Length` with `Transfer-Encoding`); a target that is not a path; a header value that is not UTF-8 |
 //! | 408 | head not complete `head_timeout_ns` after its first byte (slowloris), or body not complete `body_timeout_ns` after the head |
-//! | 413 | body over `max_body_bytes` (decided from `Content-Length` before the body is read, or while chunks arrive) |
+//! | 413 | body over `max_body_bytes`, or `max_upload_bytes` for `POST /api/models` (decided from `Content-Length` before the body is read, or while chunks arrive) |
 //! | 431 | head over `max_head_bytes`, or more than `max_headers` fields |
 //! | 501 | unknown method, or a transfer coding other than `chunked` |
 //! | 505 | HTTP version other than 1.0 and 1.1 |
+//! | 503 | `out-of-memory`: the heap cannot hold the body (bodies grow fallibly; an upload's `Content-Length` is reserved when it is admitted) |
 //!
 //! An idle keep-alive connection (no request begun within `idle_timeout_ns`) is closed without a response,
 //! and a connection whose queued output waits `send_timeout_ns` with none of it sent (a client that stopped
@@ -37,7 +44,7 @@
 //! upgrade. `Expect: 100-continue` gets `100 Continue` before the body.
 //!
 //! # Limits ([`Limits::default`])
-//! head 8192 bytes, 32 header fields, body 65,536 bytes, head timeout 10 s, body timeout 30 s, idle timeout
+//! head 8192 bytes, 32 header fields, body 65,536 bytes (an upload's 2,097,152), head timeout 10 s, body timeout 30 s, idle timeout
 //! 60 s, send timeout 30 s, output queue 524,288 bytes, WebSocket message 65,536 bytes; 64 connections and 64 tokens
 //! ([`AppConfig::default`]). A value at a limit passes, one more fails. A response that does not fit in the
 //! output queue closes the connection at once ([`State::Closed`], counted as an output overflow); a WebSocket
@@ -90,14 +97,15 @@ pub mod ws;
 mod tests;
 
 pub use app::{
-    App, AppConfig, AppError, Backend, CommandReply, Fanout, MetricsSubscription, MetricsSupplied, Session,
-    MAX_COMMAND_BYTES, MAX_INTERVAL_MS, MIN_INTERVAL_MS, ROUTES,
+    refusal_status, App, AppConfig, AppError, Backend, CommandReply, Fanout, MetricsSubscription, MetricsSupplied,
+    ModelReply, Session, MAX_COMMAND_BYTES, MAX_INTERVAL_MS, MIN_INTERVAL_MS, MODEL_CONTENT_TYPE, ROUTES,
+    UPLOAD_CAPABILITY,
 };
 pub use connection::{
     Connection, ConnectionId, ConnectionStats, Event, HttpError, RespondError, SendError, State, Timeout,
 };
 pub use counters::{AuthCounters, Counters, ProtocolErrors, StatusClasses, WebSocketCounters};
-pub use limits::{Limits, MAX_CHUNK_LINE_BYTES, MAX_WS_FRAME_HEADER_BYTES};
+pub use limits::{Limits, MAX_CHUNK_LINE_BYTES, MAX_WS_FRAME_HEADER_BYTES, UPLOAD_ROUTE};
 pub use request::{percent_decode, Method, Request, Version};
 pub use response::{reason, Response};
 pub use token::{Role, TokenError, TokenId, TokenInfo, TokenStore};

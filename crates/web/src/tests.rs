@@ -4,6 +4,7 @@ mod app;
 mod deferred_metrics;
 mod http;
 mod token;
+mod upload;
 mod websocket;
 
 use alloc::string::String;

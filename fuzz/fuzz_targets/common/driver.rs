@@ -10,6 +10,7 @@ pub fn limits(small: bool) -> Limits {
             max_head_bytes: 256,
             max_headers: 8,
             max_body_bytes: 128,
+            max_upload_bytes: 256,
             max_output_bytes: 600,
             max_ws_message_bytes: 128,
             ..Limits::default()
@@ -66,6 +67,15 @@ fn answer(connection: &mut Connection, event: &Event) {
                 let size = request.body.len().saturating_mul(8) + request.path.len();
                 let response = Response::new(200).with_body("text/plain", vec![b'r'; size]);
                 let _ = connection.respond(&response);
+            }
+        }
+        Event::BodyAdmission(head) => {
+            // Uploads are admitted or refused by their number of header fields, so both ways are exercised the same
+            // whether the input arrives at once or in pieces.
+            if head.headers.len() % 2 == 0 {
+                let _ = connection.admit_body();
+            } else {
+                let _ = connection.respond(&Response::new(401));
             }
         }
         Event::WsText(text) => {

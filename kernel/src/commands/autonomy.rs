@@ -1,5 +1,6 @@
-//! The kernel's meta-agent: a thread that runs the governor on the workloads' ports every interval;
-//! `autoctl` controls it and `memctl` shows the pool and its strategy (docs/autonomy.md).
+//! The kernel's meta-agent: a thread that runs the governor on the workloads' ports every interval, within the
+//! kernel's guardrails; `autoctl` controls it, `memctl` shows the pool and its strategy (docs/autonomy.md) and
+//! `safetyctl` the guardrails (docs/safety.md).
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -15,14 +16,17 @@ use sis_metrics::LatencyHistogram;
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::thread;
 use sis_platform::time::PlatformClock;
-use sis_sched::{ServerParams, ThreadId};
-use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
-use sis_stress::governor::{strategy_cap, BoxedPolicy, Governor, TRACES_KEPT};
+use sis_safety::{DeadlineState, Guardrails, LiveState};
+use sis_sched::{ServerParams, ThreadId, MAX_DEADLINE_PERIODS};
+use sis_shell::{ArgSpec, Capabilities, CommandSpec, Invocation, Reply, ShellError, ValueKind};
+use sis_stress::governor::{self, strategy_cap, BoxedPolicy, Governor, TRACES_KEPT};
 use sis_stress::learning::LearnedPolicy;
 use sis_stress::port::NO_CAP;
 
 use super::stress::{DEADLINE_PORT, FLOOD_PORT, MEMORY_PORT};
 use super::Kernel;
+
+mod explain;
 
 /// Counters of every intervention since the last reset.
 pub static METRICS: AutonomyMetrics = AutonomyMetrics::new();
@@ -50,6 +54,9 @@ pub struct Autonomy {
     enabled: bool,
     interval_ns: u64,
     governor: Governor,
+    /// The kernel's safety envelope: every action the meta-agent (and later any agent or model) takes passes
+    /// it first. It outlives the governor: a new policy or a comparison's fresh agent keeps its rules and counts.
+    guardrails: Guardrails,
     /// Time each decision took (the tick, lock held), ns.
     decision_cost: LatencyHistogram,
     /// Wake-ups while enabled with no workload attached (nothing decided).
@@ -60,6 +67,9 @@ pub struct Autonomy {
     /// Deadline relaxations not applied (the scheduler refused, or no deadline thread), with the last reason.
     deadline_adjustments_refused: u64,
     last_deadline_error: Option<String>,
+    /// The longest relative deadline a relaxation set, per mille of the thread's period (the effector's own
+    /// record: what the scheduler accepted).
+    deadline_relaxed_max_per_mille_of_period: u64,
 }
 
 fn new_governor(policy: &str, config: MetaConfig) -> Result<Governor, ShellError> {
@@ -92,12 +102,14 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
             enabled: false,
             interval_ns: DEFAULT_INTERVAL_MS * 1_000_000,
             governor: new_governor("heuristic", MetaConfig::default())?,
+            guardrails: Guardrails::new(),
             decision_cost: LatencyHistogram::new(),
             idle_ticks: 0,
             boosts_refused: 0,
             last_boost_error: None,
             deadline_adjustments_refused: 0,
             last_deadline_error: None,
+            deadline_relaxed_max_per_mille_of_period: 0,
         });
     }
     match guard.as_mut() {
@@ -126,7 +138,10 @@ fn run() {
                 return;
             }
             let start = PlatformClock.now_ns();
-            match state.governor.tick(start, &MEMORY_PORT, Some(&FLOOD_PORT), Some(&DEADLINE_PORT), &METRICS) {
+            let live = live_state();
+            let (flood, deadline) = (Some(&FLOOD_PORT), Some(&DEADLINE_PORT));
+            let guardrails = &mut state.guardrails;
+            match state.governor.tick(start, &MEMORY_PORT, flood, deadline, &live, guardrails, &METRICS) {
                 Some(traces) => {
                     // The scheduling decision's boost or relaxation goes through the scheduler; the memory
                     // decision was applied through the pool's port in the same interval.
@@ -149,6 +164,31 @@ fn run() {
         });
         THREAD_CPU_NS.store(thread::current_cpu_time_ns(), Relaxed);
     }
+}
+
+/// What the guardrails judge on now: the pool's throttle and cap and the flood's rate limit in force (from
+/// their ports), the watched deadline thread's server as the scheduler holds it, with the bound
+/// `CbsEdf::set_deadline` enforces (`MAX_DEADLINE_PERIODS` periods), and whether console lines still run with
+/// the admin capability (the one that stops an agent: `autoctl off`, `safetyctl set`).
+pub fn live_state() -> LiveState {
+    let watched = DEADLINE_PORT.telemetry();
+    let deadline = ThreadId::try_from(watched.thread).ok().filter(|_| watched.attached).and_then(thread::server).map(
+        |(params, _)| DeadlineState {
+            deadline_ns: params.deadline_ns,
+            period_ns: params.period_ns,
+            bound_ns: params.period_ns.saturating_mul(MAX_DEADLINE_PERIODS),
+        },
+    );
+    LiveState {
+        deadline,
+        console_capability_held: Capabilities::CONSOLE.contains(Capabilities::ADMIN),
+        ..governor::live_state(&MEMORY_PORT, Some(&FLOOD_PORT))
+    }
+}
+
+/// Runs `body` on the kernel's guardrails (`safetyctl`; the autonomy thread holds them while it decides).
+pub fn with_guardrails<R>(body: impl FnOnce(&mut Guardrails) -> R) -> Result<R, ShellError> {
+    with_state(|state| body(&mut state.guardrails))
 }
 
 /// Publishes an acted decision as an `autonomy.intervention` event.
@@ -195,12 +235,20 @@ fn relax_deadline(state: &mut Autonomy, relax_per_mille: u16) {
                 .checked_mul(1000 + u64::from(relax_per_mille))
                 .map(|scaled| scaled / 1000)
                 .ok_or_else(|| String::from("the relaxed deadline overflows"))?;
-            thread::set_deadline(id, deadline_ns).map_err(|error| alloc::format!("{error:?}"))
+            thread::set_deadline(id, deadline_ns).map_err(|error| alloc::format!("{error:?}"))?;
+            Ok(deadline_ns as u128 * 1000 / params.period_ns.max(1) as u128)
         });
-    if let Err(error) = relaxed {
-        crate::klog!(LOG_SOURCE, "autonomy: deadline relaxation not applied: {error}");
-        state.deadline_adjustments_refused += 1;
-        state.last_deadline_error = Some(error);
+    match relaxed {
+        Ok(per_mille_of_period) => {
+            let per_mille_of_period = u64::try_from(per_mille_of_period).unwrap_or(u64::MAX);
+            state.deadline_relaxed_max_per_mille_of_period =
+                state.deadline_relaxed_max_per_mille_of_period.max(per_mille_of_period);
+        }
+        Err(error) => {
+            crate::klog!(LOG_SOURCE, "autonomy: deadline relaxation not applied: {error}");
+            state.deadline_adjustments_refused += 1;
+            state.last_deadline_error = Some(error);
+        }
     }
 }
 
@@ -236,6 +284,7 @@ pub fn restart_agent() -> Result<(), ShellError> {
         state.last_boost_error = None;
         state.deadline_adjustments_refused = 0;
         state.last_deadline_error = None;
+        state.deadline_relaxed_max_per_mille_of_period = 0;
         Ok(())
     })?
 }
@@ -331,11 +380,11 @@ pub static AUTOCTL: CommandSpec<Kernel> = CommandSpec {
         },
         CommandSpec {
             name: "explain",
-            summary: "One decision's inputs, directive, confidence, reason, outcome and reward",
-            description: "",
+            summary: "One decision: its trace, every action's score, and why the chosen action scored what it did",
+            description: "Shows the decision's inputs, directive, confidence, reason, outcome and reward, the policy's score for every action it considered (the learned policy: Q-values of the network version that decided; the heuristic: each candidate's rule confidence), and the attribution of the chosen action's score to each input feature: exact Shapley values against a documented baseline (every feature 0), computed now, their sum equal to the score minus the baseline's. The attribution's cost is measured: time, and instructions when the PMU counts them (QEMU: under -icount). never-act gives no scores. docs/autonomy.md.",
             args: &[ArgSpec::positional("id", ValueKind::U64 { min: 0, max: u64::MAX }, "decision id").required()],
             subcommands: &[],
-            handler: Some(explain),
+            handler: Some(explain::explain),
         },
         CommandSpec {
             name: "policy",
@@ -367,7 +416,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         let counters = METRICS.snapshot();
         let cost = state.decision_cost.summary();
         let human = alloc::format!(
-            "Autonomy: {}\n  Policy: {}, interval {} ms, confidence threshold {} per mille\n  Decisions: {} in {} intervals, {} held below the threshold ({} wake-ups with no workload to watch), pending outcomes {}\n  Strategy: {:?}\n  Decision cost: p50 {} ns, p99 {} ns over {} decisions; autonomy thread CPU {} us\n  Interventions: {} (proactive compactions {}, throttles {}, strategy switches {}, priority boosts {}, deadline adjustments {}, {} of them refused); succeeded {}, failed {}, success rate {}",
+            "Autonomy: {}\n  Policy: {}, interval {} ms, confidence threshold {} per mille\n  Decisions: {} in {} intervals, {} held below the threshold, {} blocked by guardrails ({} wake-ups with no workload to watch), pending outcomes {}\n  Strategy: {:?}\n  Decision cost: p50 {} ns, p99 {} ns over {} decisions; autonomy thread CPU {} us\n  Interventions: {} (proactive compactions {}, throttles {}, strategy switches {}, priority boosts {}, deadline adjustments {}, {} of them refused); succeeded {}, failed {}, success rate {}",
             if state.enabled { "ON" } else { "OFF" },
             agent.policy().name(),
             state.interval_ns / 1_000_000,
@@ -375,6 +424,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             agent.decisions(),
             agent.intervals(),
             counters.decisions_held,
+            counters.decisions_blocked,
             state.idle_ticks,
             agent.pending_interventions(),
             state.governor.strategy().current(),
@@ -410,6 +460,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             "last_boost_error": state.last_boost_error,
             "deadline_adjustments_refused": state.deadline_adjustments_refused,
             "last_deadline_error": state.last_deadline_error,
+            "deadline_relaxed_max_per_mille_of_period": state.deadline_relaxed_max_per_mille_of_period,
             "metrics": counters,
         });
         (human, value)
@@ -471,8 +522,9 @@ fn thresholds(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, 
 }
 
 fn trace_line(trace: &DecisionTrace) -> String {
+    let blocked = trace.blocked_by.map_or(String::new(), |rule| alloc::format!(" by {rule}"));
     alloc::format!(
-        "#{} at {} ms (interval {}, {:?}): pressure {} per mille, {:?} -> {:?} confidence {} ({:?}), {:?}, outcome {:?}",
+        "#{} at {} ms (interval {}, {:?}): pressure {} per mille, {:?} -> {:?} confidence {} ({:?}{blocked}), {:?}, outcome {:?}",
         trace.id,
         trace.at_ns / 1_000_000,
         trace.interval,
@@ -497,28 +549,9 @@ fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     Ok(Reply::new(human, json!({ "traces": traces })))
 }
 
-fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let id = invocation.args.u64("id").unwrap_or(0);
-    let trace = with_state(|state| state.governor.agent().explain(id).copied())?.map_err(|error| {
-        let message = match error {
-            sis_autonomy::ExplainError::NotIssued { id, next_id } => {
-                alloc::format!("no decision {id} yet (the next is {next_id})")
-            }
-            sis_autonomy::ExplainError::Evicted { id, oldest_kept } => {
-                alloc::format!("decision {id} is no longer kept (the oldest kept is {oldest_kept})")
-            }
-        };
-        ShellError::new("not-found", message)
-    })?;
-    let human = alloc::format!(
-        "{}\n  inputs: {:?}\n  threshold {} per mille, prediction {:?}, reward {:?}",
-        trace_line(&trace),
-        trace.inputs,
-        trace.threshold_per_mille,
-        trace.prediction,
-        trace.reward_per_mille
-    );
-    Ok(Reply::new(human, json!({ "trace": trace })))
+/// The trace of the meta-agent's decision `id`, or why there is none (`not-found`).
+pub fn decision(id: u64) -> Result<DecisionTrace, ShellError> {
+    with_state(|state| state.governor.agent().explain(id).copied())?.map_err(explain::not_found)
 }
 
 fn policy(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {

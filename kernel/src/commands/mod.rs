@@ -5,13 +5,17 @@ pub mod blk;
 mod det_command;
 mod eventctl;
 mod fault;
+mod feedback;
 pub mod files;
 mod graphctl;
-mod llmctl;
+mod inspect;
+pub mod llmctl;
 mod logctl;
 mod memory;
 pub mod net;
 pub mod neural;
+mod otelctl;
+mod safety;
 mod sched;
 mod sizes;
 pub mod stress;
@@ -85,6 +89,7 @@ pub fn registry() -> Registry<Kernel> {
         &neural::NEURALCTL,
         &autonomy::AUTOCTL,
         &autonomy::MEMCTL,
+        &safety::SAFETYCTL,
         &sched::SCHEDCTL,
         &det_command::DET,
         &temporaliso::TEMPORALISO,
@@ -96,6 +101,8 @@ pub fn registry() -> Registry<Kernel> {
         &graphctl::GRAPHCTL,
         &tensorctl::TENSORCTL,
         &llmctl::LLMCTL,
+        &feedback::FEEDBACK,
+        &otelctl::OTELCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -119,16 +126,19 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("mkdir", Capabilities::FILES),
     ("rm", Capabilities::FILES),
     ("neuralctl save", Capabilities::FILES),
+    ("neuralctl export", Capabilities::FILES),
     ("threads spawn", Capabilities::ADMIN),
     ("stresstest", Capabilities::ADMIN),
     ("neuralctl reset", Capabilities::ADMIN),
     ("neuralctl load", Capabilities::ADMIN),
+    ("neuralctl install", Capabilities::ADMIN),
     ("autoctl on", Capabilities::ADMIN),
     ("autoctl off", Capabilities::ADMIN),
     ("autoctl interval", Capabilities::ADMIN),
     ("autoctl conf-threshold", Capabilities::ADMIN),
     ("autoctl thresholds", Capabilities::ADMIN),
     ("autoctl policy", Capabilities::ADMIN),
+    ("safetyctl set", Capabilities::ADMIN),
     ("schedctl bound", Capabilities::ADMIN),
     ("schedctl kill", Capabilities::ADMIN),
     ("schedctl latency", Capabilities::ADMIN),
@@ -171,4 +181,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("llmctl ratelimit set", Capabilities::ADMIN),
     ("llmctl sizelimit", Capabilities::ADMIN),
     ("llmctl trust", Capabilities::ADMIN),
+    ("otelctl enable", Capabilities::ADMIN),
+    ("otelctl disable", Capabilities::ADMIN),
+    ("otelctl file", Capabilities::FILES),
 ];

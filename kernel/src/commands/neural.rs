@@ -1,10 +1,16 @@
-//! `neuralctl`: the kernel's learning agent (trained by `stresstest learning`): status, inference, reset, save, load.
+//! `neuralctl`: the kernel's learning agent (trained by `stresstest learning`, or installed from a signed model):
+//! status, inference, reset, save, load, install, export.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use serde_json::json;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use sis_ai::{Agent, VectorUnit};
+use sis_governance::artifact::ModelRef;
+use sis_governance::compliance::AgentSource;
+use sis_governance::hex;
+use sis_governance::registry::ModelId;
 use sis_platform::fpu;
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::memory::KernelFrames;
@@ -13,17 +19,59 @@ use sis_shell::{ArgSpec, ArgValue, CommandSpec, Invocation, Reply, ShellError, V
 use sis_stress::learning::{self, Action, STATE_NAMES, STATE_SIZE};
 
 use super::files::{shell_error, FILES};
+use super::llmctl::parse_model;
 use super::Kernel;
+use crate::governance;
+
+mod inspect;
 
 /// The kernel's agent and where it came from.
 #[derive(Debug, Clone)]
 pub struct Installed {
     /// The agent.
     pub agent: Agent,
-    /// Seed of its initial weights.
+    /// Seed of its generator, and of its initial weights unless they came from a model.
     pub seed: u64,
     /// How it got its current weights.
-    pub origin: String,
+    pub origin: Origin,
+}
+
+/// Where the agent's weights came from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A registered agent-network model, installed by `neuralctl install` through the governor.
+    Model {
+        /// The model.
+        model: ModelId,
+        /// Its artifact's SHA-256 (hex).
+        digest: String,
+    },
+    /// Made in the kernel or read from a file (`stresstest learning`, `neuralctl reset` or `load`, a chaos run):
+    /// how, in words.
+    Unsigned(String),
+}
+
+impl Origin {
+    /// In words, for `neuralctl status`.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Model { model, digest } => alloc::format!("installed from {model} (digest {digest})"),
+            Origin::Unsigned(text) => text.clone(),
+        }
+    }
+
+    /// What compliance checks.
+    pub fn source(&self) -> AgentSource {
+        match self {
+            Origin::Model { model, .. } => AgentSource::Model { model: model.clone() },
+            Origin::Unsigned(text) => AgentSource::Unsigned { origin: text.clone() },
+        }
+    }
+}
+
+/// Where the installed agent's weights came from, for `llmctl compliance` (`None`: no agent installed).
+pub fn agent_source() -> Option<AgentSource> {
+    AGENT.lock().as_ref().map(|installed| installed.origin.source())
 }
 
 /// The agent `neuralctl` works on; `None` until `stresstest learning` or `neuralctl reset`.
@@ -63,8 +111,8 @@ const NUMBER: ValueKind = ValueKind::Custom { value_name: "X", parse: parse_numb
 /// `neuralctl`.
 pub static NEURALCTL: CommandSpec<Kernel> = CommandSpec {
     name: "neuralctl",
-    summary: "The learning agent that manages a memory pool: status, inference, reset, save, load, bench",
-    description: "A Q-learning agent (f32 MLP, experience replay, target network) for the memory-pool control problem of `stresstest learning` (docs/stress.md). `stresstest learning` installs the agent it trained; `neuralctl reset` installs an untrained one.",
+    summary: "The learning agent that manages a memory pool: status, inference, reset, save, load, install, export, bench",
+    description: "A Q-learning agent (f32 MLP, experience replay, target network) for the memory-pool control problem of `stresstest learning` (docs/stress.md). `stresstest learning` installs the agent it trained; `neuralctl reset` installs an untrained one; `neuralctl install` installs a signed agent-network model of the registry (llmctl).",
     args: &[],
     subcommands: &[
         CommandSpec {
@@ -90,6 +138,14 @@ pub static NEURALCTL: CommandSpec<Kernel> = CommandSpec {
             handler: Some(infer),
         },
         CommandSpec {
+            name: "inspect",
+            summary: "The network's layers, shapes, parameter counts and weight statistics; activations for --input",
+            description: "Each layer: kind (dense_relu, dense_linear), inputs, outputs, parameters, and the statistics of its weights and biases (count, min, max, mean, population standard deviation, zeros), computed from the installed agent's online network. With --input, every layer's output for that state (statistics and values), the Q-values and the greedy action.",
+            args: &[ArgSpec::flag("input", inspect::INPUT, "state: pressure,pressure_change,cache_share,oom_events,demand")],
+            subcommands: &[],
+            handler: Some(inspect::inspect),
+        },
+        CommandSpec {
             name: "reset",
             summary: "Install an untrained agent with weights drawn from --seed",
             description: "",
@@ -112,6 +168,27 @@ pub static NEURALCTL: CommandSpec<Kernel> = CommandSpec {
             args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path").required()],
             subcommands: &[],
             handler: Some(load),
+        },
+        CommandSpec {
+            name: "install",
+            summary: "Install a registered, loaded agent-network model (llmctl register, llmctl load) into the agent, audited",
+            description: "Through the model governor, as the caller's principal: the model must be registered and loaded (the latest loaded version unless @VERSION) and of kind agent-network; its weights must decode (docs/governance.md, \"Agent networks\"), its input and output shapes be [5] and [3] and its layers the agent's [5, 16, 3]. A refusal says why and changes nothing; either way one `install` entry goes to the audit log (llmctl audit --action install). The installed agent explores at epsilon's floor (0.05) from its first decision; its training counters and replay start empty. `neuralctl status` then names the model and its digest.",
+            args: &[ArgSpec::positional(
+                "model",
+                ValueKind::Custom { value_name: "NAME[@VERSION]", parse: parse_model },
+                "model name, optionally @MAJOR.MINOR.PATCH",
+            )
+            .required()],
+            subcommands: &[],
+            handler: Some(install),
+        },
+        CommandSpec {
+            name: "export",
+            summary: "Write the agent's weights to a file of the in-memory filesystem in the agent-network weights format, to sign on the host",
+            description: "Parent directories are created. The file is the blob `cargo xtask model sign --kind agent-network --input-shape 5 --output-shape 3` signs (docs/governance.md, \"Agent networks\"); the reply carries it in hex too (weights_hex), the way it leaves the guest, and its SHA-256.",
+            args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path").required()],
+            subcommands: &[],
+            handler: Some(export),
         },
         CommandSpec {
             name: "bench",
@@ -163,7 +240,7 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
 fn no_agent() -> ShellError {
     ShellError::new(
         "no-agent",
-        "no agent installed: run `stresstest learning` to train one or `neuralctl reset` for an untrained one",
+        "no agent installed: run `stresstest learning` to train one, `neuralctl install NAME` to install a signed one, or `neuralctl reset` for an untrained one",
     )
 }
 
@@ -176,10 +253,16 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let shape = agent.shape();
     let parameters = agent.parameters().len();
     let refused = VECTOR_UNIT_ERROR.lock().clone();
+    let (weights, model) = match &installed.origin {
+        Origin::Model { model, digest } => (
+            alloc::format!("weights of {model}"),
+            json!({ "name": model.name, "version": model.version, "digest": digest }),
+        ),
+        Origin::Unsigned(_) => (alloc::format!("weight seed {}", installed.seed), Value::Null),
+    };
     let human = alloc::format!(
-        "Agent: Q-learning, {origin}\n  Network: {shape:?} (ReLU hidden, linear output), {parameters} parameters, weight seed {seed}, loops on {unit}{refused}\n  Inputs: {inputs}\n  Actions: {actions}\n  Training steps: {training_steps}, last TD loss {last_loss:.4}\n  Replay: {replay} transitions\n  Decisions: {decisions} ({explorations} explored), epsilon now {epsilon:.3}",
-        origin = installed.origin,
-        seed = installed.seed,
+        "Agent: Q-learning, {origin}\n  Network: {shape:?} (ReLU hidden, linear output), {parameters} parameters, {weights}, loops on {unit}{refused}\n  Inputs: {inputs}\n  Actions: {actions}\n  Training steps: {training_steps}, last TD loss {last_loss:.4}\n  Replay: {replay} transitions\n  Decisions: {decisions} ({explorations} explored), epsilon now {epsilon:.3}",
+        origin = installed.origin.describe(),
         unit = sis_ai::vector_unit().name,
         refused = refused.as_deref().map_or(String::new(), |error| alloc::format!(" (FPU refused: {error})")),
         inputs = STATE_NAMES.join(", "),
@@ -190,7 +273,8 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     Ok(Reply::new(
         human,
         json!({
-            "origin": installed.origin,
+            "origin": installed.origin.describe(),
+            "model": model,
             "seed": installed.seed,
             "shape": shape,
             "parameters": parameters,
@@ -232,7 +316,8 @@ fn reset(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     let seed = invocation.args.u64("seed").unwrap_or(0);
     let agent = learning::new_agent(seed, RESET_EPISODES);
     let shape = agent.shape();
-    *AGENT.lock() = Some(Installed { agent, seed, origin: alloc::format!("untrained (neuralctl reset, seed {seed})") });
+    let origin = Origin::Unsigned(alloc::format!("untrained (neuralctl reset, seed {seed})"));
+    *AGENT.lock() = Some(Installed { agent, seed, origin });
     Ok(Reply::new(
         alloc::format!("Installed an untrained agent {shape:?}, weight seed {seed}"),
         json!({ "shape": shape, "seed": seed }),
@@ -278,9 +363,65 @@ fn load(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
         return Err(bad(alloc::format!("shape {shape:?}, the agent has {:?}", agent.shape())));
     }
     agent.load_parameters(&parameters).map_err(|error| bad(alloc::format!("{error}")))?;
-    *AGENT.lock() = Some(Installed { agent, seed, origin: alloc::format!("loaded from {path}") });
+    *AGENT.lock() = Some(Installed { agent, seed, origin: Origin::Unsigned(alloc::format!("loaded from {path}")) });
     Ok(Reply::new(
         alloc::format!("Loaded {} parameters from {path}", parameters.len()),
         json!({ "path": path, "parameters": parameters.len() }),
+    ))
+}
+
+fn install(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let caller = kernel.principal;
+    let model = invocation
+        .args
+        .str("model")
+        .and_then(|text| ModelRef::parse(text).ok())
+        .ok_or_else(|| ShellError::new("bad-model", "a model name is required"))?;
+    let (info, agent) = governance::install_agent(caller, &model)
+        .map_err(|refused| ShellError::new(refused.code(), refused.to_string()))?;
+    let id = ModelId { name: info.metadata.name.clone(), version: info.metadata.version };
+    let (shape, parameters) = (agent.shape(), agent.parameters().len());
+    let human = alloc::format!(
+        "Installed {id} (digest {}) into the agent: {shape:?}, {parameters} parameters, as {caller}",
+        info.digest
+    );
+    let fields = json!({
+        "model": { "name": id.name, "version": id.version, "digest": info.digest },
+        "principal": caller,
+        "shape": shape,
+        "parameters": parameters,
+        "epsilon": agent.epsilon(),
+    });
+    let origin = Origin::Model { model: id, digest: info.digest };
+    *AGENT.lock() = Some(Installed { agent, seed: governance::INSTALLED_AGENT_SEED, origin });
+    Ok(Reply::new(human, fields))
+}
+
+fn export(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let path = invocation.args.str("path").unwrap_or_default();
+    let (blob, shape, parameters) = {
+        let guard = AGENT.lock();
+        let agent = &guard.as_ref().ok_or_else(no_agent)?.agent;
+        let weights = agent.weights();
+        let blob = weights
+            .encode()
+            .map_err(|refused| ShellError::new(refused.code(), alloc::format!("the agent's weights: {refused}")))?;
+        (blob, weights.sizes, weights.parameters.len())
+    };
+    FILES.lock().write(path, &blob, true).map_err(shell_error)?;
+    let sha256 = hex::encode(&Sha256::digest(&blob));
+    Ok(Reply::new(
+        alloc::format!(
+            "Exported the agent's weights to {path}: {} bytes, {shape:?}, {parameters} parameters, sha256 {sha256}",
+            blob.len()
+        ),
+        json!({
+            "path": path,
+            "bytes": blob.len(),
+            "shape": shape,
+            "parameters": parameters,
+            "sha256": sha256,
+            "weights_hex": hex::encode(&blob),
+        }),
     ))
 }

@@ -1,15 +1,16 @@
-//! The kernel's model governance for `llmctl`: one `sis_governance::Governor` and the parsed weights of each loaded
-//! language model.
+//! The kernel's model governance for `llmctl` and `neuralctl install`: one `sis_governance::Governor` and the parsed
+//! weights of each loaded language model.
 //!
 //! The governor checks, acts and audits every operation (crates/governance); this module only holds it behind a
 //! lock, passes the clock, and runs generation with `sis_lm` between the grant and its completion, without the
 //! lock held, so a long generation does not stop `llmctl list` or `audit`.
 //!
 //! Keys: the kernel trusts the public test key `models/keys/sis-test.pub` (a key whose seed is committed on
-//! purpose, for tests) unless booted with `sis.trust=HEX[,HEX...]`, which replaces it. The image carries one
-//! signed artifact, `models/shakespeare-lm.sismodel` (`llmctl register builtin`).
+//! purpose, for tests) unless booted with `sis.trust=HEX[,HEX...]`, which replaces it. The image carries two
+//! signed artifacts, [`BUILTIN_ARTIFACTS`]: `models/shakespeare-lm.sismodel` (`llmctl register builtin` or
+//! `builtin:shakespeare-lm`) and `models/memory-agent.sismodel` (`builtin:memory-agent`).
 //!
-//! With a virtio-blk disk attached, the audit log lives in the disk's last [`persist::REGION_SECTORS`] sectors
+//! With a virtio-blk disk attached, the audit log lives in the disk's last 4,096 sectors (`disk_region::AUDIT`)
 //! and is read back, chain verified, after a reboot (`persist`).
 
 pub mod persist;
@@ -19,18 +20,26 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
+use sis_ai::{Agent, NetworkWeights, WeightsError};
 use sis_governance::artifact::{Kind, ModelRef};
 use sis_governance::audit::AuditLog;
 use sis_governance::keys::{KeyError, TrustedKeys};
 use sis_governance::policy::{Limits, Policy};
 use sis_governance::registry::{ModelId, ModelInfo, Registry, DEFAULT_MAX_MODELS, DEFAULT_MAX_TOTAL_BYTES};
-use sis_governance::{GovernanceError, Governor, Principal};
+use sis_governance::{GovernanceError, Governor, InstallError, Principal, Refusal};
 use sis_lm::{Generator, LmError, Model};
 use sis_platform::{console, time};
 use sis_proto::bootargs;
 
-/// The signed artifact built into the image (`llmctl register builtin`).
-pub const BUILTIN_ARTIFACT: &[u8] = include_bytes!("../../../models/shakespeare-lm.sismodel");
+/// The signed artifacts built into the image, by the name each is signed under (`llmctl register builtin:NAME`);
+/// the first is also `llmctl register builtin`.
+pub const BUILTIN_ARTIFACTS: [(&str, &[u8]); 2] = [
+    ("shakespeare-lm", include_bytes!("../../../models/shakespeare-lm.sismodel")),
+    ("memory-agent", include_bytes!("../../../models/memory-agent.sismodel")),
+];
+/// The seed of an installed agent's generator (exploration draws, replay sampling): its weights come from the
+/// artifact, not from a seed.
+pub const INSTALLED_AGENT_SEED: u64 = 0;
 /// The public test key's hex, trusted unless `sis.trust` is given (models/keys/README.md).
 pub const TEST_PUBLIC_KEY_HEX: &str = include_str!("../../../models/keys/sis-test.pub");
 /// The boot argument naming the trusted keys instead of the test key.
@@ -48,11 +57,15 @@ pub enum LlmError {
         /// What sis-lm said.
         error: LmError,
     },
-    /// The model is not a language model, so it cannot generate text (the grant was given back unused).
+    /// The model is not a language model, so it cannot generate text (refused before any grant).
     NotALanguageModel {
         /// The model.
         model: ModelId,
+        /// Its kind.
+        kind: Kind,
     },
+    /// `neuralctl install` refused (and audited).
+    Install(InstallError<AgentWeights>),
     /// `sis.trust` is not a list of public keys: nothing is trusted.
     BadTrustArgument {
         /// Why.
@@ -67,6 +80,7 @@ impl LlmError {
             LlmError::Governance(error) => error.code(),
             LlmError::BadWeights { .. } => "bad-weights",
             LlmError::NotALanguageModel { .. } => "not-a-language-model",
+            LlmError::Install(error) => error.code(),
             LlmError::BadTrustArgument { .. } => "bad-trust-argument",
         }
     }
@@ -77,7 +91,14 @@ impl fmt::Display for LlmError {
         match self {
             LlmError::Governance(error) => write!(formatter, "{error}"),
             LlmError::BadWeights { model, error } => write!(formatter, "{model}: the weights do not load: {error}"),
-            LlmError::NotALanguageModel { model } => write!(formatter, "{model} is not a language model"),
+            LlmError::NotALanguageModel { model, kind: Kind::AgentNetwork } => write!(
+                formatter,
+                "{model} is an agent network, not a language model: it generates no text; install it into the learning agent with `neuralctl install {model}`"
+            ),
+            LlmError::NotALanguageModel { model, kind } => {
+                write!(formatter, "{model} is of kind {}, not a language model", kind.name())
+            }
+            LlmError::Install(error) => write!(formatter, "{error}"),
             LlmError::BadTrustArgument { reason } => write!(formatter, "{TRUST_ARGUMENT}: {reason}"),
         }
     }
@@ -85,7 +106,29 @@ impl fmt::Display for LlmError {
 
 impl From<GovernanceError> for LlmError {
     fn from(error: GovernanceError) -> LlmError {
-        LlmError::Governance(error)
+        match error {
+            GovernanceError::WrongKind { model, kind, expected: Kind::LanguageModel } => {
+                LlmError::NotALanguageModel { model, kind }
+            }
+            other => LlmError::Governance(other),
+        }
+    }
+}
+
+/// Agent-network weights refused by sis-ai's format: not the format, shapes that are not the network's, or
+/// layer sizes that are not the agent's. Its code is the one the `install` audit entry records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentWeights(pub WeightsError);
+
+impl fmt::Display for AgentWeights {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.0)
+    }
+}
+
+impl Refusal for AgentWeights {
+    fn code(&self) -> &'static str {
+        self.0.code()
     }
 }
 
@@ -184,7 +227,7 @@ pub fn infer(principal: Principal, request: &InferRequest<'_>) -> Result<InferRe
             })
             .map_err(|error| LlmError::BadWeights { model: inference.model.clone(), error }),
         Some(Err(error)) => Err(LlmError::BadWeights { model: inference.model.clone(), error }),
-        None => Err(LlmError::NotALanguageModel { model: inference.model.clone() }),
+        None => Err(LlmError::NotALanguageModel { model: inference.model.clone(), kind: Kind::LanguageModel }),
     };
     let generation_ns = time::now_ns().saturating_sub(started_ns);
     let used_tokens = generated.as_ref().map_or(0, |text| text.len() as u64);
@@ -203,6 +246,35 @@ pub fn infer(principal: Principal, request: &InferRequest<'_>) -> Result<InferRe
             grant_ns,
             generation_ns,
         })
+    })?
+}
+
+/// Installs a loaded agent-network model through the governor (one `install` audit entry either way): its weights
+/// must decode (sis-ai's format), its shapes be the network's and its layer sizes the learning agent's. Returns
+/// the model and the agent made from it, which the caller puts in place; a refusal made nothing.
+pub fn install_agent(principal: Principal, model: &ModelRef) -> Result<(ModelInfo, Agent), LlmError> {
+    with(|state| {
+        let build = |found: &sis_governance::registry::Model| {
+            let metadata = found.metadata();
+            let weights = NetworkWeights::decode_for(found.weights(), &metadata.input_shape, &metadata.output_shape)
+                .map_err(AgentWeights)?;
+            sis_stress::learning::agent_with_weights(&weights, INSTALLED_AGENT_SEED).map_err(AgentWeights)
+        };
+        state.governor.install(principal, model, time::now_ns(), build).map_err(LlmError::Install)
+    })?
+}
+
+/// The parsed weights of a loaded language model (the latest loaded version unless `model` names one), for
+/// `llmctl inspect`: read only, neither charged to a budget nor audited (like `llmctl info`).
+pub fn loaded_model(model: &ModelRef) -> Result<(ModelId, Arc<Model>), LlmError> {
+    with(|state| {
+        let found = state.governor.registry().loaded(model).map_err(GovernanceError::Registry)?;
+        let (id, kind) = (found.id(), found.metadata().kind);
+        match state.weights.iter().find(|(loaded, _)| *loaded == id) {
+            Some((_, Ok(weights))) => Ok((id, weights.clone())),
+            Some((_, Err(error))) => Err(LlmError::BadWeights { model: id, error: error.clone() }),
+            None => Err(LlmError::NotALanguageModel { model: id, kind }),
+        }
     })?
 }
 

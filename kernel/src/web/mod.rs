@@ -4,7 +4,8 @@
 //! ([`io::IO`]) and never calls the app. The web thread ([`thread`]) owns request handling: it moves bytes and
 //! events between the I/O table and the app ([`SERVER`]), runs timeouts and metric pushes, and sleeps until the
 //! app's next deadline or a wake. A command worker runs `POST /api/command` lines through the shell registry, so a
-//! long stress test never holds up the web thread. Lock order: [`SERVER`], then the network slot, then [`io::IO`];
+//! long stress test never holds up the web thread, and registers `POST /api/models` artifacts as `llmctl register`
+//! does (the governor's lock yields and its audit entry goes to the disk, neither allowed under [`SERVER`]). Lock order: [`SERVER`], then the network slot, then [`io::IO`];
 //! the kernel's event log is a leaf taken under [`SERVER`] (the web thread follows it and is woken by each publish).
 //!
 //! No registry handler runs under [`SERVER`], which masks interrupts: command lines run on the worker, and
@@ -29,7 +30,9 @@ use sis_proto::bootargs;
 use sis_sched::ThreadId;
 use sis_shell::ShellError;
 use sis_web::token::{decode_hex32, SECRET_BYTES};
-use sis_web::{App, AppConfig, CommandReply, ConnectionId, Counters, MetricsSupplied, Role, TokenId, TokenInfo};
+use sis_web::{
+    App, AppConfig, CommandReply, ConnectionId, Counters, MetricsSupplied, ModelReply, Role, TokenId, TokenInfo,
+};
 
 use crate::commands::net::link;
 use crate::commands::Kernel;
@@ -92,6 +95,15 @@ struct Link {
     closing: bool,
 }
 
+/// A reply of the command worker for the web thread.
+#[derive(Debug)]
+enum Completed {
+    /// A command line's.
+    Command(CommandReply),
+    /// An uploaded model's registration.
+    Model(ModelReply),
+}
+
 /// The server's state: the app (tokens and counters live as long as the kernel), and the running listener.
 #[derive(Debug)]
 pub struct Server {
@@ -99,7 +111,7 @@ pub struct Server {
     running: Option<Running>,
     links: BTreeMap<usize, Link>,
     /// Replies of the worker for the web thread.
-    completed: VecDeque<(ConnectionId, CommandReply)>,
+    completed: VecDeque<(ConnectionId, Completed)>,
     tokens_made: u64,
     web_thread: Option<ThreadId>,
     /// Counters of listeners that were stopped.

@@ -1,5 +1,6 @@
 //! The web thread (drives the app from the I/O table) and the command worker (runs `POST /api/command` lines
-//! through the shell registry), with the app's backend: metrics and commands.
+//! through the shell registry and registers `POST /api/models` artifacts as `llmctl register` does), with the
+//! app's backend: metrics, commands and uploads.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -11,12 +12,12 @@ use sis_platform::irq_lock::IrqMutex;
 use sis_platform::{power, thread, time};
 use sis_sched::ThreadId;
 use sis_shell::{codes, Capabilities, Outcome, Output, Registry, ShellError};
-use sis_web::{Backend, CommandReply, ConnectionId, TokenId};
+use sis_web::{Backend, CommandReply, ConnectionId, ModelReply, TokenId};
 
 use super::io::{IoEvent, IoKind, IO};
-use super::{Link, Server, SERVER};
+use super::{Completed, Link, Server, SERVER};
 use crate::commands::net::link;
-use crate::commands::{self, Kernel};
+use crate::commands::{self, llmctl, Kernel};
 
 /// Longest sleep of the web thread when the app has no deadline.
 const MAX_SLEEP_NS: u64 = 100_000_000;
@@ -27,13 +28,20 @@ const WORKER_STACK_BYTES: u64 = 256 * 1024;
 /// Error code: a command line printed no JSON object.
 pub const NO_JSON: &str = "no-json-output";
 
-/// A command line waiting for the worker.
+/// Work waiting for the worker, for connection `connection`, sent with token `token` (the principal `llmctl`
+/// counts against).
 struct Job {
     connection: ConnectionId,
-    line: String,
-    /// The token that sent it: the principal `llmctl` counts against.
     token: TokenId,
-    capabilities: Capabilities,
+    work: Work,
+}
+
+/// What a job does.
+enum Work {
+    /// Run a command line with these capabilities.
+    Command { line: String, capabilities: Capabilities },
+    /// Verify and register an uploaded artifact (the app checked the token holds the admin capability).
+    Model { artifact: Vec<u8> },
 }
 
 /// Lines for the worker, and the worker's thread.
@@ -140,7 +148,14 @@ impl Backend for KernelBackend {
         token: TokenId,
         capabilities: Capabilities,
     ) -> Option<CommandReply> {
-        self.jobs.push(Job { connection, line: String::from(line), token, capabilities });
+        let work = Work::Command { line: String::from(line), capabilities };
+        self.jobs.push(Job { connection, token, work });
+        None
+    }
+
+    fn register_model(&mut self, connection: ConnectionId, artifact: Vec<u8>, token: TokenId) -> Option<ModelReply> {
+        // The governor's lock yields and the audit log goes to the disk: not under `SERVER`.
+        self.jobs.push(Job { connection, token, work: Work::Model { artifact } });
         None
     }
 
@@ -161,7 +176,7 @@ fn read_metrics(kernel: &mut Kernel, registry: &Registry<Kernel>) -> Value {
     Value::Object(metrics)
 }
 
-/// The command worker: runs queued lines one at a time and hands each reply to the web thread.
+/// The command worker: runs queued lines and uploads one at a time and hands each reply to the web thread.
 fn worker(mut kernel: Kernel) {
     let registry = commands::registry();
     loop {
@@ -170,16 +185,22 @@ fn worker(mut kernel: Kernel) {
             thread::sleep_until_ns_or_woken(time::now_ns().saturating_add(1_000_000_000), || !JOBS.lock().0.is_empty());
             continue;
         };
-        let (json, outcome) =
-            run_line(&mut kernel, &registry, &job.line, Principal::Token(job.token.0), job.capabilities);
-        let permission_denied = matches!(outcome, Outcome::Failed { code } if code == codes::PERMISSION_DENIED);
-        let json = json.unwrap_or_else(
-            || json!({ "ok": false, "error": { "code": NO_JSON, "message": "the command printed no JSON object" } }),
-        );
+        let principal = Principal::Token(job.token.0);
+        let completed = match job.work {
+            Work::Command { line, capabilities } => {
+                let (json, outcome) = run_line(&mut kernel, &registry, &line, principal, capabilities);
+                let permission_denied = matches!(outcome, Outcome::Failed { code } if code == codes::PERMISSION_DENIED);
+                let json = json.unwrap_or_else(|| {
+                    json!({ "ok": false, "error": { "code": NO_JSON, "message": "the command printed no JSON object" } })
+                });
+                Completed::Command(CommandReply { json, permission_denied })
+            }
+            Work::Model { artifact } => Completed::Model(register_upload(principal, &artifact)),
+        };
         let web_thread = {
             let mut guard = SERVER.lock();
             guard.as_mut().and_then(|server| {
-                server.completed.push_back((job.connection, CommandReply { json, permission_denied }));
+                server.completed.push_back((job.connection, completed));
                 server.web_thread
             })
         };
@@ -191,6 +212,20 @@ fn worker(mut kernel: Kernel) {
             thread::sleep_ns(200_000_000);
             power::system_off();
         }
+    }
+}
+
+/// Registers an uploaded artifact as `llmctl register` does, with `source` `upload`: the model's JSON object
+/// (with `schema_version`), or the refusal's code and message.
+fn register_upload(principal: Principal, artifact: &[u8]) -> ModelReply {
+    match llmctl::register_artifact(principal, artifact, llmctl::UPLOAD_SOURCE) {
+        Ok(reply) => {
+            let mut model = Map::new();
+            model.insert(String::from("schema_version"), Value::from(sis_proto::SCHEMA_VERSION));
+            model.extend(reply.json);
+            ModelReply::Registered(Value::Object(model))
+        }
+        Err(error) => ModelReply::Refused { code: String::from(error.code()), message: String::from(error.message()) },
     }
 }
 
@@ -226,8 +261,11 @@ fn turn(kernel: &mut Kernel, registry: &Registry<Kernel>) -> (bool, Option<u64>)
         let Some(server) = guard.as_mut() else { return (false, None) };
         apply_events(server, events, now);
         let waiting = feed(server, &mut backend, now);
-        while let Some((id, reply)) = server.completed.pop_front() {
-            let _ = server.app.complete_command(&mut backend, id, reply, now);
+        while let Some((id, completed)) = server.completed.pop_front() {
+            let _ = match completed {
+                Completed::Command(reply) => server.app.complete_command(&mut backend, id, reply, now),
+                Completed::Model(reply) => server.app.complete_model(&mut backend, id, reply, now),
+            };
         }
         let more_events = push_events(server);
         server.app.poll(&mut backend, now);

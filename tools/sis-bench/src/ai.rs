@@ -1,4 +1,5 @@
-//! `bench ai`: what the learning agent costs per decision, against the interval it decides for.
+//! `bench ai`: what the learning agent costs per decision, against the interval it decides for; then what the
+//! guardrails cost per decision (`crate::guardrails`).
 
 use std::time::Instant;
 
@@ -66,4 +67,5 @@ pub fn run(repetitions: u32) {
         "shortest decision interval for < {OVERHEAD_TARGET_PERCENT:.0} %: {:.0} us",
         (inference_mean + update_mean) * 100.0 / OVERHEAD_TARGET_PERCENT / 1e3
     );
+    crate::guardrails::run(repetitions, inference_mean + update_mean);
 }

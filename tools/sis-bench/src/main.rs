@@ -7,6 +7,7 @@
 
 mod ai;
 mod dataflow;
+mod guardrails;
 mod llm;
 mod metrics;
 mod mm;
@@ -41,7 +42,8 @@ enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
-    /// The learning agent's inference and update cost per decision against the decision interval.
+    /// The learning agent's inference and update cost per decision against the decision interval, and the
+    /// guardrail check's share of a meta-agent decision.
     Ai {
         /// Repetitions of each measurement.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]

@@ -24,6 +24,7 @@ mod config;
 pub mod console;
 mod disk;
 mod error;
+pub mod otel;
 pub mod phases;
 mod process;
 mod session;

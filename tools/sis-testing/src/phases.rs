@@ -19,6 +19,7 @@ mod governance;
 mod judge;
 mod performance;
 mod rate_limit;
+mod ux_safety;
 mod web_gui;
 
 /// Version of the JSON report's layout (`phases --json`).
@@ -132,7 +133,7 @@ pub const PHASES: [Phase; 8] = [
 
 /// Phases not yet complete, with the issue that completes each: reported, never skipped, but not failing CI.
 /// The issue that brings a phase to 100 % removes it here.
-pub const PENDING: [(u8, u32); 3] = [(5, 24), (7, 25), (9, 26)];
+pub const PENDING: [(u8, u32); 2] = [(7, 25), (9, 26)];
 
 /// Tests of a phase that another issue builds, with that issue (none now: phase 8's graph integration came with
 /// the dataflow graphs, issue 22).
@@ -240,6 +241,10 @@ fn probe(phase: u8) -> Option<Probe> {
         }),
         3 => Some(Probe {
             batch: Some(Batch { commands: judge::TEMPORAL_ISOLATION_COMMANDS, judge: judge::temporal_isolation }),
+            session: None,
+        }),
+        5 => Some(Probe {
+            batch: Some(Batch { commands: ux_safety::UX_SAFETY_COMMANDS, judge: ux_safety::ux_safety }),
             session: None,
         }),
         6 => Some(Probe { batch: None, session: Some(web_gui::web_gui) }),

@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 28] = [
+const COMMANDS: [&str; 31] = [
     "help",
     "version",
     "uptime",
@@ -29,6 +29,7 @@ const COMMANDS: [&str; 28] = [
     "neuralctl",
     "autoctl",
     "memctl",
+    "safetyctl",
     "schedctl",
     "det",
     "temporaliso",
@@ -40,6 +41,8 @@ const COMMANDS: [&str; 28] = [
     "graphctl",
     "tensorctl",
     "llmctl",
+    "feedback",
+    "otelctl",
     "sleep",
     "shutdown",
     "fault",

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::{AutonomySnapshot, Heuristic, MemoryStrategy, NeverAct, PressureTrend, StrategyConfig, TREND_CAPACITY};
+use sis_safety::{Effector, Guardrails, LiveState, RuleId};
 
 const STEP_NS: u64 = 10_000_000;
 
@@ -64,7 +65,18 @@ struct RunResult {
 fn run<P: Policy>(
     seed: u64,
     steps: u64,
+    agent: Option<&mut MetaAgent<P, 1024, 64>>,
+    metrics: &AutonomyMetrics,
+) -> RunResult {
+    run_guarded(seed, steps, agent, &mut Guardrails::new(), metrics)
+}
+
+/// [`run`] with the meta-agent acting within `guardrails` (the live state: the workload's throttle in force).
+fn run_guarded<P: Policy>(
+    seed: u64,
+    steps: u64,
     mut agent: Option<&mut MetaAgent<P, 1024, 64>>,
+    guardrails: &mut Guardrails,
     metrics: &AutonomyMetrics,
 ) -> RunResult {
     let mut workload = Workload::new(seed);
@@ -93,7 +105,12 @@ fn run<P: Policy>(
             ..calm(now_ns)
         };
         oom_since_decision = 0;
-        let traces = agent.step(telemetry, &mut strategy, metrics);
+        let live = LiveState {
+            throttle_per_mille: workload.throttle_per_mille.into(),
+            pressure_cap_per_mille: strategy.current().pressure_cap_per_mille().map_or(1000, u64::from),
+            ..LiveState::default()
+        };
+        let traces = agent.step(telemetry, &live, guardrails, &mut strategy, metrics);
         workload.throttle_per_mille = 0;
         for trace in traces.iter().filter(|trace| trace.disposition == Disposition::Acted) {
             match trace.directive {
@@ -189,6 +206,7 @@ fn reclaim(confidence_per_mille: u16, selection: Selection) -> Decision {
         reason: Reason::Learned { action: 3 },
         selection,
         prediction: Some(Prediction::Oom),
+        scoring: Scoring::NONE,
     }
 }
 
@@ -198,7 +216,7 @@ fn below_threshold_is_held_and_not_counted() {
     let mut strategy = controller();
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(reclaim(599, Selection::Exploitation)), MetaConfig::default()).unwrap();
-    let trace = agent.step(calm(0), &mut strategy, &metrics).memory;
+    let trace = agent.step(calm(0), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory;
     assert_eq!(
         (trace.disposition, trace.outcome, trace.threshold_per_mille),
         (Disposition::Held, TraceOutcome::NotApplicable, 600)
@@ -206,7 +224,8 @@ fn below_threshold_is_held_and_not_counted() {
     // Held is counted, and nothing else is.
     assert_eq!(metrics.snapshot(), AutonomySnapshot { decisions_held: 1, ..AutonomyMetrics::new().snapshot() });
     agent.set_confidence_threshold(599).unwrap();
-    let trace = agent.step(calm(STEP_NS), &mut strategy, &metrics).memory;
+    let trace =
+        agent.step(calm(STEP_NS), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory;
     assert_eq!((trace.disposition, trace.outcome), (Disposition::Acted, TraceOutcome::Pending));
     let snapshot = metrics.snapshot();
     assert_eq!((snapshot.proactive_compactions, snapshot.total_interventions), (1, 1));
@@ -226,7 +245,7 @@ fn confidence_above_1000_is_clamped() {
     let metrics = AutonomyMetrics::new();
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(reclaim(5000, Selection::Exploration)), MetaConfig::default()).unwrap();
-    let trace = agent.step(calm(0), &mut controller(), &metrics).memory;
+    let trace = agent.step(calm(0), &LiveState::default(), &mut Guardrails::new(), &mut controller(), &metrics).memory;
     assert_eq!(trace.confidence_per_mille, 1000);
     assert_eq!(metrics.snapshot().exploration_actions, 1);
 }
@@ -238,14 +257,14 @@ fn outcome_and_reward_reach_the_trace_and_the_policy() {
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
     let horizon_ns = agent.config().horizon_ns;
-    agent.step(calm(0), &mut strategy, &metrics);
-    agent.step(calm(STEP_NS), &mut strategy, &metrics);
+    agent.step(calm(0), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics);
+    agent.step(calm(STEP_NS), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics);
     // An OOM inside the second decision's horizon (and the first's): both fail.
     assert_eq!(
         agent.resolve(2 * STEP_NS, Some(ObservedFailure::Oom), &metrics),
         ResolveCounts { succeeded: 0, failed: 2 }
     );
-    agent.step(calm(3 * STEP_NS), &mut strategy, &metrics);
+    agent.step(calm(3 * STEP_NS), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics);
     assert_eq!(agent.resolve(3 * STEP_NS + horizon_ns, None, &metrics), ResolveCounts::default());
     assert_eq!(agent.resolve(3 * STEP_NS + horizon_ns + 1, None, &metrics), ResolveCounts { succeeded: 1, failed: 0 });
     let outcomes: Vec<_> = agent.audit(3).map(|trace| (trace.id, trace.outcome, trace.reward_per_mille)).collect();
@@ -268,8 +287,14 @@ fn full_pending_table_marks_traces_untracked() {
     let mut strategy = controller();
     let mut agent: MetaAgent<Fixed, 8, 1> =
         MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
-    assert_eq!(agent.step(calm(0), &mut strategy, &metrics).memory.outcome, TraceOutcome::Pending);
-    assert_eq!(agent.step(calm(1), &mut strategy, &metrics).memory.outcome, TraceOutcome::Untracked);
+    assert_eq!(
+        agent.step(calm(0), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory.outcome,
+        TraceOutcome::Pending
+    );
+    assert_eq!(
+        agent.step(calm(1), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory.outcome,
+        TraceOutcome::Untracked
+    );
     let snapshot = metrics.snapshot();
     assert_eq!(
         (snapshot.total_interventions, snapshot.interventions_pending, snapshot.interventions_untracked),
@@ -289,16 +314,24 @@ fn refused_strategy_switch_is_recorded_and_not_counted() {
         reason: Reason::Learned { action: 0 },
         selection: Selection::Rule,
         prediction: None,
+        scoring: Scoring::NONE,
     };
     let mut agent: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(switch(MemoryStrategy::Conservative)), MetaConfig::default()).unwrap();
-    let trace = agent.step(calm(0), &mut strategy, &metrics).memory;
+    let trace = agent.step(calm(0), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory;
     assert_eq!((trace.disposition, trace.outcome), (Disposition::Acted, TraceOutcome::NotTracked));
     assert_eq!(strategy.current(), MemoryStrategy::Conservative);
     // The same request again changes nothing.
-    assert_eq!(agent.step(calm(STEP_NS), &mut strategy, &metrics).memory.disposition, Disposition::NoAction);
+    assert_eq!(
+        agent
+            .step(calm(STEP_NS), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics)
+            .memory
+            .disposition,
+        Disposition::NoAction
+    );
     agent.policy_mut().0 = switch(MemoryStrategy::Aggressive);
-    let trace = agent.step(calm(2 * STEP_NS), &mut strategy, &metrics).memory;
+    let trace =
+        agent.step(calm(2 * STEP_NS), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory;
     assert_eq!(trace.disposition, Disposition::RefusedByCooldown);
     assert_eq!(trace.inputs.strategy, MemoryStrategy::Conservative);
     assert_eq!((metrics.snapshot().strategy_switches, metrics.snapshot().total_interventions), (1, 1));
@@ -312,6 +345,8 @@ fn audit_and_explain_over_a_small_ring() {
     for step in 0..6 {
         agent.step(
             Telemetry { command_queue_depth: step as u32 * 32, ..calm(step * STEP_NS) },
+            &LiveState::default(),
+            &mut Guardrails::new(),
             &mut strategy,
             &metrics,
         );
@@ -343,7 +378,7 @@ fn one_interval_directs_memory_and_scheduling_and_both_are_counted() {
     let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
     // An OOM event and a command that waited 15 ms, in the same interval.
     let telemetry = Telemetry { oom_events: 1, command_latency_max_ns: 15_000_000, ..calm(0) };
-    let traces = agent.step(telemetry, &mut strategy, &metrics);
+    let traces = agent.step(telemetry, &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics);
     let scheduling = traces.scheduling.expect("a scheduling decision");
     assert_eq!(
         (traces.memory.interval, traces.memory.subsystem, traces.memory.directive, traces.memory.disposition),
@@ -374,7 +409,12 @@ fn one_interval_directs_memory_and_scheduling_and_both_are_counted() {
     // A policy that governs memory only never makes a scheduling decision.
     let mut memory_only: MetaAgent<Fixed> =
         MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
-    assert_eq!(memory_only.step(telemetry, &mut controller(), &metrics).scheduling, None);
+    assert_eq!(
+        memory_only
+            .step(telemetry, &LiveState::default(), &mut Guardrails::new(), &mut controller(), &metrics)
+            .scheduling,
+        None
+    );
 }
 
 #[test]
@@ -382,10 +422,26 @@ fn trace_serializes_for_json() {
     let metrics = AutonomyMetrics::new();
     let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
     let mut strategy = controller();
-    let trace = agent.step(Telemetry { oom_events: 1, ..calm(5) }, &mut strategy, &metrics).memory;
+    let trace = agent
+        .step(
+            Telemetry { oom_events: 1, ..calm(5) },
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut strategy,
+            &metrics,
+        )
+        .memory;
     assert_eq!(trace.directive, Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative });
     // Conservative now in force: the next OOM throttles.
-    let trace = agent.step(Telemetry { oom_events: 1, ..calm(6) }, &mut strategy, &metrics).memory;
+    let trace = agent
+        .step(
+            Telemetry { oom_events: 1, ..calm(6) },
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut strategy,
+            &metrics,
+        )
+        .memory;
     let json = serde_json::to_value(trace).unwrap();
     assert_eq!(json["id"], 1);
     assert_eq!(json["interval"], 1);
@@ -407,7 +463,10 @@ fn pressure_thresholds_are_set_together_and_a_refused_set_changes_nothing() {
     let mut strategy = controller();
     let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
     let at_750 = Telemetry { pressure_per_mille: 750, ..calm(0) };
-    assert_eq!(agent.step(at_750, &mut strategy, &metrics).memory.directive, Directive::None);
+    assert_eq!(
+        agent.step(at_750, &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics).memory.directive,
+        Directive::None
+    );
     assert_eq!(agent.set_pressure_thresholds(700, 650, 900), Err(MetaConfigError::ThresholdsOutOfOrder));
     assert_eq!(
         agent.set_pressure_thresholds(600, 800, 1001),
@@ -416,7 +475,197 @@ fn pressure_thresholds_are_set_together_and_a_refused_set_changes_nothing() {
     assert_eq!(*agent.config(), MetaConfig::default());
     agent.set_pressure_thresholds(500, 600, 700).unwrap();
     // 750 is now 50 above the throttle threshold of 700: confidence 600 + 400 * 50 / 300 = 666.
-    let trace = agent.step(Telemetry { now_ns: STEP_NS, ..at_750 }, &mut strategy, &metrics).memory;
+    let trace = agent
+        .step(
+            Telemetry { now_ns: STEP_NS, ..at_750 },
+            &LiveState::default(),
+            &mut Guardrails::new(),
+            &mut strategy,
+            &metrics,
+        )
+        .memory;
     assert_eq!(trace.reason, Reason::PressureHigh { pressure_per_mille: 750, threshold_per_mille: 700 });
     assert_eq!((trace.confidence_per_mille, trace.disposition), (666, Disposition::Acted));
+}
+
+#[test]
+fn default_guardrails_block_nothing_the_heuristic_does_and_see_every_action_it_takes() {
+    for seed in [1, 7, 42] {
+        let metrics = AutonomyMetrics::new();
+        let mut agent: MetaAgent<Heuristic, 1024, 64> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+        let mut guardrails = Guardrails::new();
+        let unguarded_metrics = AutonomyMetrics::new();
+        let mut unguarded: MetaAgent<Heuristic, 1024, 64> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+        let guarded = run_guarded(seed, 1_000, Some(&mut agent), &mut guardrails, &metrics);
+        let fresh = run(seed, 1_000, Some(&mut unguarded), &unguarded_metrics);
+        assert_eq!((guarded.pressures, guarded.oom_events), (fresh.pressures, fresh.oom_events), "seed {seed}");
+        assert_eq!(metrics.snapshot(), unguarded_metrics.snapshot());
+        let totals = guardrails.totals();
+        assert_eq!(totals.blocked, 0, "seed {seed}");
+        // Every confident decision with an action was checked; the acted ones were committed.
+        let traces: Vec<&DecisionTrace> = agent.audit(1024).collect();
+        let acted = traces.iter().filter(|trace| trace.disposition == Disposition::Acted).count() as u64;
+        let refused = traces
+            .iter()
+            .filter(|trace| matches!(trace.disposition, Disposition::RefusedByCooldown | Disposition::RefusedByFreeze))
+            .count() as u64;
+        assert!(acted > 0);
+        assert_eq!((totals.checked, totals.committed), (acted + refused, acted), "seed {seed}");
+        assert!(traces.iter().all(|trace| trace.blocked_by.is_none()));
+    }
+}
+
+/// A policy that throttles by a different share at every decision: 0, 137, 274, ... (mod 1001) per mille.
+struct Sweep(u16);
+
+impl Policy for Sweep {
+    fn name(&self) -> &'static str {
+        "sweep"
+    }
+
+    fn decide(&mut self, _telemetry: &Telemetry, _config: &MetaConfig) -> Decision {
+        self.0 = ((self.0 as u32 + 137) % 1001) as u16;
+        Decision {
+            directive: Directive::ThrottleAllocations { per_mille: self.0 },
+            confidence_per_mille: 1000,
+            reason: Reason::Learned { action: 2 },
+            selection: Selection::Exploration,
+            prediction: None,
+            scoring: Scoring::NONE,
+        }
+    }
+}
+
+#[test]
+fn a_tighter_throttle_bound_blocks_the_throttles_above_it_and_nothing_above_it_is_carried_out() {
+    let metrics = AutonomyMetrics::new();
+    let mut agent: MetaAgent<Sweep, 1024, 64> = MetaAgent::new(Sweep(0), MetaConfig::default()).unwrap();
+    let mut guardrails = Guardrails::new();
+    guardrails.set("throttle.max_per_mille", 300).unwrap();
+    run_guarded(1, 1_000, Some(&mut agent), &mut guardrails, &metrics);
+    let traces: Vec<&DecisionTrace> = agent.audit(1024).collect();
+    let throttles = |disposition| {
+        traces
+            .iter()
+            .filter(|trace| trace.disposition == disposition)
+            .filter_map(|trace| match trace.directive {
+                Directive::ThrottleAllocations { per_mille } => Some(per_mille),
+                _ => None,
+            })
+            .collect::<Vec<u16>>()
+    };
+    let (acted, blocked) = (throttles(Disposition::Acted), throttles(Disposition::Blocked));
+    // 1000 decisions over the 1001 shares: every share but 0 once (137 is prime to 1001).
+    assert_eq!((acted.len(), blocked.len()), (300, 700));
+    assert!(acted.iter().all(|&per_mille| per_mille <= 300), "{acted:?}");
+    assert!(blocked.iter().all(|&per_mille| per_mille > 300), "{blocked:?}");
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.decisions_blocked, blocked.len() as u64);
+    assert_eq!(snapshot.allocation_throttles, acted.len() as u64);
+    for trace in traces.iter().filter(|trace| trace.disposition == Disposition::Blocked) {
+        assert_eq!(trace.blocked_by, Some(RuleId::ThrottleMaxPerMille));
+        assert_eq!((trace.outcome, trace.reward_per_mille), (TraceOutcome::NotApplicable, None));
+    }
+    let counters = guardrails.effector_counters(Effector::AllocationThrottle);
+    assert_eq!((counters.blocked, counters.committed), (blocked.len() as u64, acted.len() as u64));
+    assert_eq!(guardrails.rule_counters(RuleId::ThrottleMaxPerMille).blocked, blocked.len() as u64);
+}
+
+#[test]
+fn a_blocked_decision_is_traced_counted_and_not_committed() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut guardrails = Guardrails::new();
+    guardrails.set("reclaim.max_per_window", 1).unwrap();
+    let mut agent: MetaAgent<Fixed> =
+        MetaAgent::new(Fixed(reclaim(900, Selection::Rule)), MetaConfig::default()).unwrap();
+    let live = LiveState::default();
+    let first = agent.step(calm(0), &live, &mut guardrails, &mut strategy, &metrics).memory;
+    assert_eq!((first.disposition, first.blocked_by), (Disposition::Acted, None));
+    let second = agent.step(calm(STEP_NS), &live, &mut guardrails, &mut strategy, &metrics).memory;
+    assert_eq!((second.disposition, second.blocked_by), (Disposition::Blocked, Some(RuleId::ReclaimMaxPerWindow)));
+    assert_eq!((second.outcome, second.reward_per_mille), (TraceOutcome::NotApplicable, None));
+    let json = serde_json::to_value(second).unwrap();
+    assert_eq!(
+        (json["disposition"].as_str(), json["blocked_by"].as_str()),
+        (Some("blocked"), Some("reclaim.max_per_window"))
+    );
+    let snapshot = metrics.snapshot();
+    assert_eq!((snapshot.proactive_compactions, snapshot.total_interventions, snapshot.decisions_blocked), (1, 1, 1));
+    assert_eq!((snapshot.interventions_pending, agent.pending_interventions()), (1, 1));
+    // A second later the window has room again.
+    let third = agent.step(calm(1_000_000_000), &live, &mut guardrails, &mut strategy, &metrics).memory;
+    assert_eq!(third.disposition, Disposition::Acted);
+    let counters = guardrails.effector_counters(Effector::MemoryReclaim);
+    assert_eq!((counters.checked, counters.allowed, counters.blocked, counters.committed), (3, 2, 1, 2));
+    // A held decision never reaches the guardrails.
+    agent.policy_mut().0 = reclaim(100, Selection::Rule);
+    agent.step(calm(2_000_000_000), &live, &mut guardrails, &mut strategy, &metrics);
+    assert_eq!(guardrails.totals().checked, 3);
+}
+
+#[test]
+fn a_strategy_switch_is_checked_before_the_controller_and_a_refused_one_is_not_committed() {
+    let metrics = AutonomyMetrics::new();
+    let mut strategy = controller();
+    let mut guardrails = Guardrails::new();
+    let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+    let oom = |now_ns| Telemetry { oom_events: 1, ..calm(now_ns) };
+    // Balanced (850) to Conservative (700) is a 150 per mille step.
+    guardrails.set("pressure_cap.max_step_per_mille", 149).unwrap();
+    let live = LiveState { pressure_cap_per_mille: 850, ..LiveState::default() };
+    let trace = agent.step(oom(0), &live, &mut guardrails, &mut strategy, &metrics).memory;
+    assert_eq!(trace.directive, Directive::SwitchStrategy { strategy: MemoryStrategy::Conservative });
+    assert_eq!((trace.disposition, trace.blocked_by), (Disposition::Blocked, Some(RuleId::PressureCapMaxStepPerMille)));
+    assert_eq!((strategy.current(), strategy.stats().switches), (MemoryStrategy::Balanced, 0));
+    guardrails.set("pressure_cap.max_step_per_mille", 150).unwrap();
+    let trace = agent.step(oom(STEP_NS), &live, &mut guardrails, &mut strategy, &metrics).memory;
+    assert_eq!((trace.disposition, strategy.current()), (Disposition::Acted, MemoryStrategy::Conservative));
+    // Back to Balanced within the 50 ms cooldown: allowed by the guardrails, refused by the controller, and so
+    // not committed.
+    let mut back: MetaAgent<Fixed> = MetaAgent::new(
+        Fixed(Decision {
+            directive: Directive::SwitchStrategy { strategy: MemoryStrategy::Balanced },
+            confidence_per_mille: 1000,
+            reason: Reason::Learned { action: 0 },
+            selection: Selection::Rule,
+            prediction: None,
+            scoring: Scoring::NONE,
+        }),
+        MetaConfig::default(),
+    )
+    .unwrap();
+    let live = LiveState { pressure_cap_per_mille: 700, ..LiveState::default() };
+    let trace = back.step(calm(2 * STEP_NS), &live, &mut guardrails, &mut strategy, &metrics).memory;
+    assert_eq!(trace.disposition, Disposition::RefusedByCooldown);
+    let counters = guardrails.effector_counters(Effector::PressureCap);
+    assert_eq!((counters.checked, counters.allowed, counters.blocked, counters.committed), (3, 2, 1, 1));
+    assert_eq!(metrics.snapshot().decisions_blocked, 1);
+}
+
+#[test]
+fn a_relaxation_beyond_the_deadline_bound_is_blocked_by_the_invariant() {
+    let metrics = AutonomyMetrics::new();
+    let mut guardrails = Guardrails::new();
+    let mut agent: MetaAgent<Heuristic> = MetaAgent::new(Heuristic, MetaConfig::default()).unwrap();
+    let missed = |now_ns| Telemetry { deadline_misses: 1, deadline_jobs: 1, ..calm(now_ns) };
+    let thread = |deadline_ns| LiveState {
+        deadline: Some(sis_safety::DeadlineState { deadline_ns, period_ns: 10_000_000, bound_ns: 20_000_000 }),
+        ..LiveState::default()
+    };
+    // 15.625 ms relaxed by 250 per mille is 19.53 ms: within two periods; 19.53 ms becomes 24.4 ms: beyond.
+    let within = agent.step(missed(0), &thread(15_625_000), &mut guardrails, &mut controller(), &metrics);
+    let within = within.scheduling.unwrap();
+    assert_eq!(
+        (within.directive, within.disposition),
+        (Directive::AdjustDeadline { relax_per_mille: 250 }, Disposition::Acted)
+    );
+    let beyond = agent.step(missed(STEP_NS), &thread(19_531_250), &mut guardrails, &mut controller(), &metrics);
+    let beyond = beyond.scheduling.unwrap();
+    assert_eq!(
+        (beyond.disposition, beyond.blocked_by),
+        (Disposition::Blocked, Some(RuleId::DeadlineMaxPerMilleOfPeriod))
+    );
+    let snapshot = metrics.snapshot();
+    assert_eq!((snapshot.deadline_adjustments, snapshot.decisions_blocked), (1, 1));
 }

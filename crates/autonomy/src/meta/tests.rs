@@ -39,6 +39,7 @@ fn oom_comes_first() {
         reason: Reason::OomObserved { events: 2 },
         selection: Selection::Rule,
         prediction: Some(Prediction::Oom),
+        scoring: Scoring::NONE,
     };
     assert_eq!(decide_memory(&telemetry, &MetaConfig::default()), oom);
     // ... and once Conservative is in force, it throttles.
@@ -229,7 +230,10 @@ fn memory_and_scheduling_are_decided_independently() {
     assert_eq!(decide_scheduling(&memory_only, &config), Decision::none(Reason::Nominal));
     let scheduling_only = Telemetry { deadline_misses: 1, deadline_jobs: 1, ..calm() };
     assert_eq!(decide_memory(&scheduling_only, &config), Decision::none(Reason::Nominal));
-    assert_eq!(Heuristic.decide_scheduling(&both, &config), Some(decide_scheduling(&both, &config)));
+    // The heuristic's decision is the rules' decision, with the scores of every candidate added.
+    let decided = Heuristic.decide_scheduling(&both, &config).unwrap();
+    assert_eq!(Decision { scoring: Scoring::NONE, ..decided }, decide_scheduling(&both, &config));
+    assert_eq!(decided.scoring.chosen_action(), Some("boost_priority"));
     assert_eq!(NeverAct.decide_scheduling(&both, &config), None);
     assert_eq!(Directive::BoostPriority.subsystem(), Some(Subsystem::Scheduling));
     assert_eq!(Directive::ProactiveReclaim.subsystem(), Some(Subsystem::Memory));

@@ -36,11 +36,13 @@ pub enum Action {
     SetModelLimit,
     /// A public key was trusted.
     TrustKey,
+    /// A loaded agent-network model was installed into the kernel's learning agent (or refused).
+    Install,
 }
 
 impl Action {
     /// Every action, in code order.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Register,
         Action::Load,
         Action::Unload,
@@ -50,6 +52,7 @@ impl Action {
         Action::SetRate,
         Action::SetModelLimit,
         Action::TrustKey,
+        Action::Install,
     ];
 
     /// Its name (`register`, `set-budget`, ...).
@@ -64,6 +67,7 @@ impl Action {
             Action::SetRate => "set-rate",
             Action::SetModelLimit => "set-model-limit",
             Action::TrustKey => "trust-key",
+            Action::Install => "install",
         }
     }
 
@@ -83,6 +87,7 @@ impl Action {
             Action::SetRate => 7,
             Action::SetModelLimit => 8,
             Action::TrustKey => 9,
+            Action::Install => 10,
         }
     }
 

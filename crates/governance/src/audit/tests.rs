@@ -339,3 +339,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_install_action_is_code_10_and_reads_back_from_its_content() {
+    let install = Event {
+        action: Action::Install,
+        model: model("memory-agent", 0),
+        outcome: Outcome::refused("shape-mismatch"),
+        figures: Figures::default(),
+        ..event(1)
+    };
+    let mut content = entry::encode_content(4, &install);
+    // Sequence, time and principal (tag and id) come first.
+    assert_eq!(content[8 + 8 + 5], 10);
+    assert_eq!(entry::decode_content(&content), Some((4, install)));
+    assert_eq!((Action::parse("install"), Action::Install.name()), (Some(Action::Install), "install"));
+    content[8 + 8 + 5] = 11;
+    assert_eq!(entry::decode_content(&content), None);
+}

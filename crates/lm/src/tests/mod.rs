@@ -2,6 +2,7 @@
 
 mod format;
 mod generate;
+mod inspect;
 mod reference;
 mod train;
 

@@ -10,6 +10,7 @@ mod heap;
 pub mod irq_lock;
 pub mod memory;
 mod mmu;
+pub mod pmu;
 pub mod power;
 mod registers;
 pub mod thread;

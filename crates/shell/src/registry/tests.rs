@@ -96,6 +96,20 @@ fn json(registry: &Registry<Fake>, line: &str) -> Value {
 }
 
 #[test]
+fn a_lines_command_path_is_as_deep_as_its_words_name_commands() {
+    let registry = registry();
+    assert_eq!(registry.command_path(b"threads count --n 3").as_deref(), Some("threads count"));
+    assert_eq!(registry.command_path(b"  threads   fail").as_deref(), Some("threads fail"));
+    assert_eq!(registry.command_path(b"threads nosuch --json").as_deref(), Some("threads"));
+    assert_eq!(registry.command_path(b"echo count").as_deref(), Some("echo"));
+    assert_eq!(registry.command_path(b"help threads").as_deref(), Some("help"));
+    assert_eq!(registry.command_path(b"nosuch"), None);
+    assert_eq!(registry.command_path(b"   "), None);
+    assert_eq!(registry.command_path(b"echo \"unclosed"), None);
+    assert_eq!(registry.command_path(b"echo \xff"), None);
+}
+
+#[test]
 fn every_error_class_has_its_code_and_the_next_line_works() {
     let registry = registry();
     let mut context = Fake::default();

@@ -1,12 +1,13 @@
 //! Governor tests on the host: the real workload, pool and meta-agent, decisions driven by a fake clock.
 
 use super::*;
-use crate::port::DeadlinePort;
-use crate::test_support::{configured_run, frames, governed_run};
+use crate::port::{DeadlinePort, PortTelemetry};
+use crate::test_support::{configured_run, frames, governed_run, guarded_run};
 use crate::StressTestConfig;
 use core::cell::RefCell;
 use proptest::prelude::*;
 use sis_autonomy::{AutonomySnapshot, NeverAct, TraceOutcome};
+use sis_safety::{Guardrails, LiveState};
 
 #[test]
 fn the_default_configurations_are_valid() {
@@ -119,13 +120,31 @@ fn the_telemetry_carries_the_misses_published_since_the_last_decision_and_a_furt
     // made one, else its memory decision (both carry the same inputs).
     let tick = |governor: &mut Governor, at_ms: u64, jobs: u64, misses: u64| {
         deadline.publish(jobs, misses);
-        let traces = governor.tick(at_ms * 1_000_000, &pool, None, Some(&deadline), &metrics).unwrap();
+        let traces = governor
+            .tick(
+                at_ms * 1_000_000,
+                &pool,
+                None,
+                Some(&deadline),
+                &LiveState::default(),
+                &mut Guardrails::new(),
+                &metrics,
+            )
+            .unwrap();
         assert_eq!(traces.memory.directive, Directive::None);
         traces.scheduling.unwrap_or(traces.memory)
     };
     // Detached: whatever it holds is not observed.
     deadline.publish(3, 3);
-    assert_eq!(governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().memory.inputs.deadline_misses, 0);
+    assert_eq!(
+        governor
+            .tick(0, &pool, None, Some(&deadline), &LiveState::default(), &mut Guardrails::new(), &metrics)
+            .unwrap()
+            .memory
+            .inputs
+            .deadline_misses,
+        0
+    );
     deadline.attach(7);
     assert_eq!(tick(&mut governor, 10, 1, 0).inputs.deadline_misses, 0);
     // Three misses among six jobs since the last decision: relax by 250 per mille, confidence the larger of
@@ -166,7 +185,8 @@ fn without_a_deadline_port_no_miss_is_observed() {
     pool.publish(500, 0, 0, 0, 1);
     let metrics = AutonomyMetrics::new();
     let mut governor = Governor::heuristic().unwrap();
-    let trace = governor.tick(0, &pool, None, None, &metrics).unwrap().memory;
+    let trace =
+        governor.tick(0, &pool, None, None, &LiveState::default(), &mut Guardrails::new(), &metrics).unwrap().memory;
     assert_eq!((trace.inputs.deadline_misses, trace.directive), (0, Directive::None));
 }
 
@@ -182,10 +202,62 @@ fn misses_published_before_the_governor_looks_are_not_observed_once_it_starts_fr
     let mut governor = Governor::heuristic().unwrap();
     governor.observe_deadline_from_now(&deadline);
     deadline.publish(41, 30);
-    let trace = governor.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().memory;
+    let trace = governor
+        .tick(0, &pool, None, Some(&deadline), &LiveState::default(), &mut Guardrails::new(), &metrics)
+        .unwrap()
+        .memory;
     assert_eq!((trace.inputs.deadline_jobs, trace.inputs.deadline_misses), (1, 0));
     // Without it, a fresh governor counts the whole run.
     let mut fresh = Governor::heuristic().unwrap();
-    let trace = fresh.tick(0, &pool, None, Some(&deadline), &metrics).unwrap().memory;
+    let trace = fresh
+        .tick(0, &pool, None, Some(&deadline), &LiveState::default(), &mut Guardrails::new(), &metrics)
+        .unwrap()
+        .memory;
     assert_eq!((trace.inputs.deadline_jobs, trace.inputs.deadline_misses), (41, 30));
+}
+
+/// A 1 s run of the comparison's memory configuration (6 MiB pool, target 85 %, OOM at 90 %) under a fresh
+/// heuristic governor within `guardrails`: the pool port's record, the interventions and the guardrails.
+fn guarded_heuristic_run(guardrails: Guardrails) -> (PortTelemetry, AutonomySnapshot, Guardrails) {
+    let config = StressTestConfig {
+        duration_ms: 1_000,
+        pool_bytes: 6 << 20,
+        target_pressure_percent: 85,
+        oom_threshold_percent: 90,
+        ..StressTestConfig::with_seed(7)
+    };
+    let governor = RefCell::new(Governor::heuristic().unwrap());
+    let guardrails = RefCell::new(guardrails);
+    let (_, counted, port) = guarded_run(&config, Some(&governor), &guardrails, &mut frames());
+    (port, counted, guardrails.into_inner())
+}
+
+#[test]
+fn a_tighter_envelope_blocks_what_the_heuristic_does_and_the_pool_never_sees_beyond_it() {
+    let (free, counted, guardrails) = guarded_heuristic_run(Guardrails::new());
+    assert_eq!((counted.decisions_blocked, guardrails.totals().blocked), (0, 0));
+    // The envelope below the agent's habits: it throttles 500 per mille after an OOM and reclaims often.
+    assert!(free.throttle_max_per_mille > 300, "{free:?}");
+    assert!(free.reclaims_requested > 1, "{free:?}");
+    assert_eq!(free.reclaims_requested, guardrails.effector_counters(sis_safety::Effector::MemoryReclaim).committed);
+
+    let mut tight = Guardrails::new();
+    tight.set("throttle.max_per_mille", 300).unwrap();
+    tight.set("reclaim.max_per_window", 1).unwrap();
+    tight.set("reclaim.window_ms", 10_000).unwrap();
+    let (port, counted, guardrails) = guarded_heuristic_run(tight);
+    // The pool's own record: no throttle above 300, at most one reclaim in 10 s.
+    assert!(port.throttle_max_per_mille <= 300, "{port:?}");
+    assert!(port.reclaims_requested <= 1, "{port:?}");
+    let totals = guardrails.totals();
+    assert!(totals.blocked > 0);
+    assert_eq!(counted.decisions_blocked, totals.blocked);
+    let reclaims = guardrails.effector_counters(sis_safety::Effector::MemoryReclaim);
+    assert_eq!(port.reclaims_requested, reclaims.committed);
+    assert_eq!(counted.proactive_compactions, reclaims.committed);
+    assert_eq!(
+        totals.blocked,
+        guardrails.rule_counters(sis_safety::RuleId::ThrottleMaxPerMille).blocked
+            + guardrails.rule_counters(sis_safety::RuleId::ReclaimMaxPerWindow).blocked
+    );
 }

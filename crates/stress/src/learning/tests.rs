@@ -410,3 +410,31 @@ fn the_learned_policy_learns_online_from_each_intervals_measured_reward() {
     assert_ne!(policy.agent().parameters(), agent.parameters(), "the steps changed the network");
     assert_eq!(policy.agent().decisions().0, agent.decisions().0 + 41);
 }
+
+#[test]
+fn training_is_a_function_of_the_configuration_down_to_the_weights_bits() {
+    let train = |seed| {
+        let config = LearningConfig { episodes: 3, noise_per_mille: 0, seed };
+        let (agent, report) = train_agent(&config, &mut frames(), &mut |_| {});
+        (agent.weights().encode().unwrap(), report.training_steps)
+    };
+    let (first, steps) = train(4);
+    assert!(steps > 0);
+    assert_eq!(train(4), (first.clone(), steps));
+    assert_ne!(train(5).0, first);
+}
+
+#[test]
+fn an_agent_made_from_trained_weights_acts_like_the_trained_one_at_its_exploration_floor() {
+    let config = LearningConfig { episodes: 3, noise_per_mille: 0, seed: 2 };
+    let (trained, _) = train_agent(&config, &mut frames(), &mut |_| {});
+    let installed = agent_with_weights(&trained.weights(), 0).unwrap();
+    let state = [0.98, 0.2, 0.4, 0.5, 0.8];
+    let bits = |values: Vec<f32>| values.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    assert_eq!(bits(installed.q_values(&state)), bits(trained.q_values(&state)));
+    assert_eq!(installed.shape(), [STATE_SIZE, 16, 3]);
+    assert_eq!(installed.epsilon(), agent_config(1).epsilon_end);
+    assert_eq!((installed.decisions(), installed.training().0, installed.replay_len()), ((0, 0), 0, 0));
+    let wider = sis_ai::NetworkWeights { sizes: vec![5, 32, 3], parameters: vec![0.0; 5 * 32 + 32 + 32 * 3 + 3] };
+    assert_eq!(agent_with_weights(&wider, 0).unwrap_err().code(), "architecture-mismatch");
+}

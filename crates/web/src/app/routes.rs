@@ -1,19 +1,23 @@
-//! Routes, authentication and the command endpoint.
+//! Routes, authentication, the command endpoint and the checks an upload passes before its body is read.
 
 use alloc::string::String;
 
 use serde_json::Value;
 use sis_shell::codes;
 
-use super::{Backend, CommandReply};
+use super::{models, Backend, CommandReply};
 use crate::request::{Method, Request};
 use crate::response::Response;
 use crate::token::{TokenId, TokenInfo, TokenStore};
 use crate::ws::{self, HandshakeError};
 
 /// Every path the server answers, with its one method.
-pub const ROUTES: &[(&str, Method)] =
-    &[("/api/metrics", Method::Get), ("/api/command", Method::Post), ("/ws", Method::Get)];
+pub const ROUTES: &[(&str, Method)] = &[
+    ("/api/metrics", Method::Get),
+    ("/api/command", Method::Post),
+    (crate::UPLOAD_ROUTE.1, crate::UPLOAD_ROUTE.0),
+    ("/ws", Method::Get),
+];
 
 /// Longest command line accepted in `POST /api/command`, bytes (the console's line editor takes no more).
 pub const MAX_COMMAND_BYTES: usize = 1024;
@@ -27,6 +31,8 @@ pub(super) enum Routed {
     Metrics,
     /// Run this command line with these capabilities (a valid body, a valid token).
     Command { line: String, token: TokenId, capabilities: sis_shell::Capabilities },
+    /// Register this artifact for this token (an admin token, the right content type).
+    Model { artifact: alloc::vec::Vec<u8>, token: TokenId },
     /// Switch to WebSocket for this token.
     Upgrade { token: TokenId, accept_key: String },
     /// A refused upgrade.
@@ -34,8 +40,8 @@ pub(super) enum Routed {
 }
 
 /// Routes a request: 404 for an unknown path, 405 (with `Allow`) for another method, then 401 without a valid
-/// token, then the endpoint's own checks.
-pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &Request, now_ns: u64) -> Routed {
+/// token, then the endpoint's own checks. An upload's body is taken out of `request`.
+pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &mut Request, now_ns: u64) -> Routed {
     let Some((path, method)) = ROUTES.iter().find(|(path, _)| *path == request.path) else {
         return Routed::Response(Response::error(404, "not-found", "no such path"));
     };
@@ -58,11 +64,23 @@ pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &Re
             Ok(line) => Routed::Command { line, token: token.id, capabilities: token.role.capabilities() },
             Err(message) => Routed::Response(Response::error(400, "bad-command-body", message)),
         },
+        path if path == crate::UPLOAD_ROUTE.1 => match models::check_head(&token, request) {
+            Ok(()) => Routed::Model { artifact: core::mem::take(&mut request.body), token: token.id },
+            Err(response) => Routed::Response(response),
+        },
         _ => match ws::check_handshake(request) {
             Ok(accept_key) => Routed::Upgrade { token: token.id, accept_key },
             Err(error) => Routed::BadUpgrade(error),
         },
     }
+}
+
+/// Whether the body of an upload ([`crate::UPLOAD_ROUTE`], whose path and method are known) is to be read: the
+/// checks [`route`] makes before looking at a body, a valid token (401), then the upload's own
+/// ([`models::check_head`]). The same checks run again on the complete request.
+pub(super) fn admit(tokens: &TokenStore, request: &Request) -> Result<(), Response> {
+    let token = authenticate(tokens, request, false)?;
+    models::check_head(&token, request)
 }
 
 /// The token of a request: `Authorization: Bearer TOKEN`, or (for `/ws`, since browsers cannot set headers on

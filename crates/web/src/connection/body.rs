@@ -47,23 +47,25 @@ impl Framing {
             && request.header("expect").is_some_and(|value| value.trim().eq_ignore_ascii_case("100-continue"))
     }
 
-    /// Moves body bytes from `input` into `body`, as far as they go.
+    /// Moves body bytes from `input` into `body`, as far as they go; a body over `body_limit` (the request's,
+    /// [`Limits::body_limit`]) is refused.
     pub(super) fn read(
         &mut self,
         input: &mut Vec<u8>,
         body: &mut Vec<u8>,
         limits: &Limits,
+        body_limit: usize,
     ) -> Result<BodyProgress, HttpError> {
         loop {
             match self {
                 Framing::Length(remaining) => {
                     let take = (*remaining).min(input.len());
-                    body.extend(input.drain(..take));
+                    move_bytes(input, take, body)?;
                     *remaining -= take;
                     return Ok(if *remaining == 0 { BodyProgress::Done } else { BodyProgress::Pending });
                 }
                 Framing::Chunked(phase) => {
-                    if read_chunked(phase, input, body, limits)? == BodyProgress::Pending {
+                    if read_chunked(phase, input, body, limits, body_limit)? == BodyProgress::Pending {
                         return Ok(BodyProgress::Pending);
                     }
                     if matches!(phase, ChunkPhase::Trailers(usize::MAX)) {
@@ -75,12 +77,21 @@ impl Framing {
     }
 }
 
+/// Moves the first `count` bytes of `input` to the end of `body`, growing it fallibly: a heap that cannot hold
+/// the body is [`HttpError::OutOfMemory`], never a panic.
+fn move_bytes(input: &mut Vec<u8>, count: usize, body: &mut Vec<u8>) -> Result<(), HttpError> {
+    body.try_reserve(count).map_err(|_| HttpError::OutOfMemory)?;
+    body.extend(input.drain(..count));
+    Ok(())
+}
+
 /// One step of chunked decoding; `Pending` when input ran out. The end is signalled as `Trailers(usize::MAX)`.
 fn read_chunked(
     phase: &mut ChunkPhase,
     input: &mut Vec<u8>,
     body: &mut Vec<u8>,
     limits: &Limits,
+    body_limit: usize,
 ) -> Result<BodyProgress, HttpError> {
     match *phase {
         ChunkPhase::Size => match httparse::parse_chunk_size(input) {
@@ -89,7 +100,7 @@ fn read_chunked(
                 let size = usize::try_from(size).map_err(|_| HttpError::BodyTooLarge)?;
                 if size == 0 {
                     *phase = ChunkPhase::Trailers(0);
-                } else if body.len().checked_add(size).is_none_or(|total| total > limits.max_body_bytes) {
+                } else if body.len().checked_add(size).is_none_or(|total| total > body_limit) {
                     return Err(HttpError::BodyTooLarge);
                 } else {
                     *phase = ChunkPhase::Data(size);
@@ -101,7 +112,7 @@ fn read_chunked(
         },
         ChunkPhase::Data(remaining) => {
             let take = remaining.min(input.len());
-            body.extend(input.drain(..take));
+            move_bytes(input, take, body)?;
             *phase = if take == remaining { ChunkPhase::DataEnd } else { ChunkPhase::Data(remaining - take) };
             Ok(if take == remaining { BodyProgress::Done } else { BodyProgress::Pending })
         }
@@ -226,7 +237,7 @@ fn framing(request: &Request, limits: &Limits) -> Result<Framing, HttpError> {
     }
     let length = length.unwrap_or(0);
     match usize::try_from(length) {
-        Ok(length) if length <= limits.max_body_bytes => Ok(Framing::Length(length)),
+        Ok(length) if length <= limits.body_limit(request) => Ok(Framing::Length(length)),
         _ => Err(HttpError::BodyTooLarge),
     }
 }

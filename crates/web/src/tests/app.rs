@@ -9,11 +9,13 @@ use sis_shell::Capabilities;
 
 use super::{client_frame, UPGRADE};
 use crate::token::{TokenId, SECRET_BYTES};
-use crate::{App, AppConfig, AppError, Backend, CommandReply, ConnectionId, Limits, Role};
+use crate::{App, AppConfig, AppError, Backend, CommandReply, ConnectionId, Limits, ModelReply, Role};
 
 /// A kernel stand-in: metrics carry the time asked for (or, with `defer_metrics`, are deferred and counted);
 /// `mkdir` needs FILES and `reboot` needs ADMIN, as in the registry; a line starting `slow` is deferred (run
-/// elsewhere, answered later); every clock read advances 1 µs.
+/// elsewhere, answered later); every clock read advances 1 µs. Uploaded artifacts are kept with their token: one
+/// starting `slow` is deferred, one starting `dup` is refused `version-exists`, one starting `bad` is refused
+/// `digest-mismatch`, any other is registered as `{"name":"fake","bytes":LENGTH,"registered_by":"token:ID"}`.
 #[derive(Debug, Default)]
 pub(super) struct FakeKernel {
     clock_ns: u64,
@@ -22,6 +24,7 @@ pub(super) struct FakeKernel {
     pub(super) metrics_deferred: u64,
     lines: Vec<(String, Capabilities)>,
     deferred: Vec<(ConnectionId, String)>,
+    pub(super) uploads: Vec<(ConnectionId, Vec<u8>, TokenId)>,
 }
 
 impl Backend for FakeKernel {
@@ -62,6 +65,25 @@ impl Backend for FakeKernel {
         }
     }
 
+    fn register_model(&mut self, connection: ConnectionId, artifact: Vec<u8>, token: TokenId) -> Option<ModelReply> {
+        let reply = if artifact.starts_with(b"slow") {
+            None
+        } else if artifact.starts_with(b"dup") {
+            let message = String::from("fake@1.0.0 is registered already");
+            Some(ModelReply::Refused { code: String::from("version-exists"), message })
+        } else if artifact.starts_with(b"bad") {
+            let message = String::from("the digest does not match");
+            Some(ModelReply::Refused { code: String::from("digest-mismatch"), message })
+        } else {
+            let registered_by = alloc::format!("token:{}", token.0);
+            Some(ModelReply::Registered(
+                json!({ "name": "fake", "bytes": artifact.len(), "registered_by": registered_by }),
+            ))
+        };
+        self.uploads.push((connection, artifact, token));
+        reply
+    }
+
     fn now_ns(&mut self) -> u64 {
         self.clock_ns += 1_000;
         self.clock_ns
@@ -72,7 +94,7 @@ pub(super) struct Setup {
     pub(super) app: App,
     pub(super) kernel: FakeKernel,
     pub(super) viewer: String,
-    operator: String,
+    pub(super) operator: String,
     pub(super) admin: String,
 }
 
@@ -88,27 +110,29 @@ pub(super) fn setup(config: AppConfig) -> Setup {
 
 /// Status, headers and parsed JSON body of one response.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: Value,
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) head: String,
+    pub(super) body: Value,
 }
 
 impl Setup {
     /// Sends one request on a new connection and reads its answer.
-    fn request(&mut self, text: &str) -> Answer {
+    pub(super) fn request(&mut self, text: &str) -> Answer {
+        self.request_bytes(text.as_bytes())
+    }
+
+    /// Sends one request's bytes on a new connection and reads its answer.
+    pub(super) fn request_bytes(&mut self, bytes: &[u8]) -> Answer {
         let id = self.app.open(0).unwrap();
-        assert_eq!(self.app.receive(&mut self.kernel, id, 0, text.as_bytes()), Ok(text.len()));
+        assert_eq!(self.app.receive(&mut self.kernel, id, 0, bytes), Ok(bytes.len()));
         let output = String::from_utf8(self.app.pending_output(id).to_vec()).unwrap();
         self.app.consume(&mut self.kernel, id, 0, usize::MAX);
         self.app.close(id).unwrap();
-        let (head, body) = output.split_once("\r\n\r\n").unwrap();
-        let status = head[9..12].parse().unwrap();
-        let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
-        Answer { status, head: String::from(head), body }
+        parse_answer(&output)
     }
 
-    fn get(&mut self, path: &str, token: Option<&str>) -> Answer {
+    pub(super) fn get(&mut self, path: &str, token: Option<&str>) -> Answer {
         let auth = token.map(|token| alloc::format!("Authorization: Bearer {token}\r\n")).unwrap_or_default();
         self.request(&alloc::format!("GET {path} HTTP/1.1\r\nHost: sis\r\n{auth}\r\n"))
     }
@@ -159,6 +183,14 @@ impl Setup {
         }
         frames
     }
+}
+
+/// The status, head and JSON body of one response's text.
+pub(super) fn parse_answer(output: &str) -> Answer {
+    let (head, body) = output.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response in {output:?}"));
+    let status = head[9..12].parse().unwrap();
+    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
+    Answer { status, head: String::from(head), body }
 }
 
 #[test]

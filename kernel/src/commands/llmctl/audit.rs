@@ -69,13 +69,14 @@ pub(super) fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<R
     let persistence = governance::audit_persistence().map_err(error)?;
     let matched = entries.len();
     human.push(alloc::format!("{matched} of {total} entries ({dropped} dropped from the memory log)"));
-    human.push(match (&persistence.reason, persistence.start_lba) {
+    let region = &persistence.region;
+    human.push(match (&region.reason, region.start_lba) {
         (Some((code, message)), _) => alloc::format!("on disk: not kept ({code}: {message})"),
         (None, Some(lba)) => alloc::format!(
             "on disk: {} from sector {lba}, {} bytes of {}, {} entries read back at boot",
-            persistence.state,
-            format::thousands(persistence.bytes),
-            format::thousands(persistence.capacity_bytes),
+            region.state,
+            format::thousands(region.bytes),
+            format::thousands(region.capacity_bytes),
             persistence.recovered_entries
         ),
         (None, None) => String::from("on disk: no disk attached"),
@@ -88,9 +89,10 @@ pub(super) fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<R
 }
 
 pub(super) fn compliance(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let agent = crate::commands::neural::agent_source();
     let (violations, loaded) = governance::with(|state| {
         let loaded = state.governor.registry().models().iter().filter(|model| model.is_loaded()).count();
-        (state.governor.compliance(time::now_ns()), loaded)
+        (state.governor.compliance(agent.as_ref(), time::now_ns()), loaded)
     })
     .map_err(error)?;
     let list: Vec<Value> = violations

@@ -5,7 +5,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use serde_json::{json, Value};
-use sis_governance::artifact::ModelRef;
+use sis_ai::{NetworkWeights, WeightsError};
+use sis_governance::artifact::{Kind, ModelRef};
 use sis_governance::hex;
 use sis_governance::policy::PolicyError;
 use sis_governance::registry::ModelInfo;
@@ -17,13 +18,16 @@ use super::blk::disk;
 use super::files::{shell_error, FILES};
 use super::Kernel;
 use crate::format;
-use crate::governance::{self, InferRequest, LlmError, BUILTIN_ARTIFACT};
+use crate::governance::{self, InferRequest, LlmError, BUILTIN_ARTIFACTS};
 
 mod audit;
+mod inspect;
 mod policy;
 
-/// `register builtin`: the artifact in the image.
+/// `register builtin`: the image's first artifact (the language model).
 const BUILTIN: &str = "builtin";
+/// `register builtin:NAME`: the image's artifact signed as NAME.
+const BUILTIN_PREFIX: &str = "builtin:";
 /// `register disk:LBA:BYTES`: an artifact on the virtio-blk disk.
 const DISK_PREFIX: &str = "disk:";
 /// The largest artifact read from the disk: the registry's largest weights plus room for metadata and trailer.
@@ -39,8 +43,18 @@ const PRINCIPAL: ArgSpec = ArgSpec::flag(
     "whose limits (default: the caller)",
 );
 const TEMPERATURE: ValueKind = ValueKind::Custom { value_name: "T", parse: parse_temperature };
-const ACTIONS: &[&str] =
-    &["register", "load", "unload", "infer", "complete", "set-budget", "set-rate", "set-model-limit", "trust-key"];
+const ACTIONS: &[&str] = &[
+    "register",
+    "load",
+    "unload",
+    "infer",
+    "complete",
+    "set-budget",
+    "set-rate",
+    "set-model-limit",
+    "trust-key",
+    "install",
+];
 
 /// `llmctl`.
 pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
@@ -51,14 +65,22 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
     subcommands: &[
         CommandSpec {
             name: "register",
-            summary: "Verify and register a signed artifact: a file of the in-memory filesystem, builtin (the image's), or disk:LBA:BYTES (the virtio-blk disk)",
-            description: "Refused with a reason, and nothing kept but the audit entry: a digest or signature that does not verify, an untrusted key, an artifact over the caller's size limit, a version that exists.",
-            args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path, builtin, or disk:LBA:BYTES").required()],
+            summary: "Verify and register a signed artifact: a file of the in-memory filesystem, one of the image's (builtin:shakespeare-lm, builtin:memory-agent; builtin is the first), or disk:LBA:BYTES (the virtio-blk disk)",
+            description: "Refused with a reason, and nothing kept but the audit entry: a digest or signature that does not verify, an untrusted key, an artifact over the caller's size limit, a version that exists. The image carries the language model shakespeare-lm and the agent network memory-agent (neuralctl install).",
+            args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path, builtin, builtin:NAME, or disk:LBA:BYTES").required()],
             subcommands: &[],
             handler: Some(register),
         },
         CommandSpec { name: "list", summary: "Every registered model and version", description: "", args: &[], subcommands: &[], handler: Some(list) },
-        CommandSpec { name: "info", summary: "A model's metadata (the latest version unless @VERSION)", description: "", args: &[MODEL.required()], subcommands: &[], handler: Some(info) },
+        CommandSpec { name: "info", summary: "A model's metadata (the latest version unless @VERSION); for an agent network also its layers and parameter count", description: "", args: &[MODEL.required()], subcommands: &[], handler: Some(info) },
+        CommandSpec {
+            name: "inspect",
+            summary: "A loaded language model's layers, shapes, parameter counts and weight statistics; activations for --prompt",
+            description: "The latest loaded version unless @VERSION. Each layer (the embedding table, then the dense layers): kind, inputs, outputs, parameters, and the statistics of its weights and biases (count, min, max, mean, population standard deviation, zeros), computed from the loaded weights. With --prompt, every layer's output statistics for the byte after the prompt and the most likely next bytes. Read only: not charged to a budget, not audited.",
+            args: &[MODEL.required(), ArgSpec::flag("prompt", ValueKind::Str, "text whose next byte the activations are for")],
+            subcommands: &[],
+            handler: Some(inspect::inspect),
+        },
         CommandSpec {
             name: "versions",
             summary: "A model's registered versions, ascending",
@@ -72,7 +94,7 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
         CommandSpec {
             name: "infer",
             summary: "Generate text with a loaded language model, charged to the caller's token budget",
-            description: "One token is one generated byte. A request over the remaining budget is cut to it (\"cut\": true); with nothing left it is refused with the remaining budget and the window's reset time. The rate limit refuses with retry_after_ns. The seed defaults to the clock and is always printed.",
+            description: "One token is one generated byte. A request over the remaining budget is cut to it (\"cut\": true); with nothing left it is refused with the remaining budget and the window's reset time. The rate limit refuses with retry_after_ns. The seed defaults to the clock and is always printed. An agent-network model generates nothing: it is refused (not-a-language-model) before any grant; neuralctl install puts it in the learning agent.",
             args: &[
                 MODEL.required(),
                 ArgSpec::positional("prompt", ValueKind::Str, "the prompt (quote it)").required(),
@@ -156,7 +178,7 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
             }],
             handler: Some(audit::audit),
         },
-        CommandSpec { name: "compliance", summary: "Loaded models verified again, size limits, the audit chain, budgets: every violation", description: "", args: &[], subcommands: &[], handler: Some(audit::compliance) },
+        CommandSpec { name: "compliance", summary: "Loaded models verified again, size limits, the audit chain, the learning agent's source, budgets: every violation", description: "An agent whose weights no signed model vouches for (trained by stresstest learning, neuralctl reset or load, a chaos run) is the violation agent-unsigned; one installed by neuralctl install is compliant while its model verifies.", args: &[], subcommands: &[], handler: Some(audit::compliance) },
         CommandSpec {
             name: "trust",
             summary: "Trust a public key (64 hex digits) for model signatures",
@@ -169,7 +191,8 @@ pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
     handler: None,
 };
 
-fn parse_model(text: &str) -> Result<ArgValue, String> {
+/// A `NAME[@VERSION]` argument (validated here, parsed again by the handler).
+pub(crate) fn parse_model(text: &str) -> Result<ArgValue, String> {
     ModelRef::parse(text).map(|_| ArgValue::Str(text.into())).map_err(|error| alloc::format!("{text:?}: {error}"))
 }
 
@@ -223,19 +246,43 @@ fn register(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Repl
     let caller = kernel.principal;
     let path = invocation.args.str("path").unwrap_or_default();
     let bytes = if path == BUILTIN {
-        BUILTIN_ARTIFACT.to_vec()
+        BUILTIN_ARTIFACTS[0].1.to_vec()
+    } else if let Some(name) = path.strip_prefix(BUILTIN_PREFIX) {
+        builtin(name)?.to_vec()
     } else if let Some(location) = path.strip_prefix(DISK_PREFIX) {
         read_disk(location)?
     } else {
         FILES.lock().read(path).map_err(shell_error)?.to_vec()
     };
+    register_artifact(caller, &bytes, path)
+}
+
+/// The `source` of an artifact uploaded through `POST /api/models`.
+pub const UPLOAD_SOURCE: &str = "upload";
+
+/// Verifies and registers `artifact` for `principal`, as `llmctl register` does for every source (the image, a
+/// file, the disk, and [`UPLOAD_SOURCE`] for the web door): the model's fields, `source` and `register_ns`, or
+/// the governor's refusal (audited; nothing else kept).
+pub fn register_artifact(principal: Principal, artifact: &[u8], source: &str) -> Result<Reply, ShellError> {
     let started_ns = time::now_ns();
-    let info = governance::register(caller, &bytes).map_err(error)?;
+    let info = governance::register(principal, artifact).map_err(error)?;
     let register_ns = time::now_ns().saturating_sub(started_ns);
     let mut fields = info_json(&info);
-    fields["source"] = Value::from(path);
+    fields["source"] = Value::from(source);
     fields["register_ns"] = Value::from(register_ns);
-    Ok(Reply::new(alloc::format!("registered {} from {path}", info_line(&info)), fields))
+    Ok(Reply::new(alloc::format!("registered {} from {source}", info_line(&info)), fields))
+}
+
+/// The image's artifact signed as `name`.
+fn builtin(name: &str) -> Result<&'static [u8], ShellError> {
+    let found = BUILTIN_ARTIFACTS.iter().find(|(builtin, _)| *builtin == name).map(|(_, bytes)| *bytes);
+    found.ok_or_else(|| {
+        let names: Vec<&str> = BUILTIN_ARTIFACTS.iter().map(|(builtin, _)| *builtin).collect();
+        ShellError::new(
+            "unknown-builtin",
+            alloc::format!("the image carries no artifact named {name:?}; it carries {}", names.join(", ")),
+        )
+    })
 }
 
 /// The `BYTES` bytes from sector `LBA` of the disk (`LBA:BYTES`, both decimal).
@@ -286,12 +333,14 @@ fn list(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
 
 fn info(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let model = required_model(invocation)?;
-    let info = governance::with(|state| state.governor.registry().resolve(&model).map(|entry| entry.info()))
-        .map_err(error)?
-        .map_err(|refused| error(LlmError::Governance(GovernanceError::Registry(refused))))?;
+    let (info, network) = governance::with(|state| {
+        state.governor.registry().resolve(&model).map(|entry| (entry.info(), agent_network(entry)))
+    })
+    .map_err(error)?
+    .map_err(|refused| error(LlmError::Governance(GovernanceError::Registry(refused))))?;
     let metadata = &info.metadata;
     let shape = |shape: &[u32]| shape.iter().map(u32::to_string).collect::<Vec<_>>().join("x");
-    let human = [
+    let mut human = [
         info_line(&info),
         alloc::format!("  shapes        in {} -> out {}", shape(&metadata.input_shape), shape(&metadata.output_shape)),
         alloc::format!("  author        {}", metadata.author),
@@ -301,8 +350,35 @@ fn info(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
         alloc::format!("  weights       {} bytes", format::thousands(info.weights_bytes)),
         alloc::format!("  digest        sha256 {}", info.digest),
         alloc::format!("  registered by {} at {} ns", info.registered_by, format::thousands(info.registered_ns)),
-    ];
-    Ok(Reply::new(human.join("\n"), info_json(&info)))
+    ]
+    .to_vec();
+    let mut fields = info_json(&info);
+    match network {
+        None => {}
+        Some(Ok(weights)) => {
+            human.push(alloc::format!(
+                "  network       {:?} (ReLU hidden, linear output), {} parameters; neuralctl install {}@{} puts it in the agent",
+                weights.sizes,
+                format::thousands(weights.parameters.len() as u64),
+                metadata.name,
+                metadata.version
+            ));
+            fields["network"] = json!({ "layers": weights.sizes, "parameters": weights.parameters.len() });
+        }
+        Some(Err(refused)) => {
+            human.push(alloc::format!("  network       the weights do not decode: {refused} ({})", refused.code()));
+            fields["network"] = json!({ "error": { "code": refused.code(), "message": refused.to_string() } });
+        }
+    }
+    Ok(Reply::new(human.join("\n"), fields))
+}
+
+/// An agent-network model's decoded weights (checked against its shapes), or why they do not decode; `None` for
+/// another kind.
+fn agent_network(model: &sis_governance::registry::Model) -> Option<Result<NetworkWeights, WeightsError>> {
+    let metadata = model.metadata();
+    (metadata.kind == Kind::AgentNetwork)
+        .then(|| NetworkWeights::decode_for(model.weights(), &metadata.input_shape, &metadata.output_shape))
 }
 
 fn versions(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {

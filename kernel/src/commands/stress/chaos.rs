@@ -30,7 +30,7 @@ use sis_stress::{FloodConfig, Rate};
 use super::flood::FloodRun;
 use super::{with_status, Discard, DEADLINE_PORT, MEMORY_PORT};
 use crate::commands::blk::disk;
-use crate::commands::neural::{Installed, AGENT};
+use crate::commands::neural::{Installed, Origin, AGENT};
 use crate::commands::{self, autonomy, net, Kernel};
 
 /// The chaos pool's budget.
@@ -189,9 +189,16 @@ fn installed_parameters() -> Option<Vec<f32>> {
     AGENT.lock().as_ref().map(|installed| installed.agent.parameters())
 }
 
+/// Puts `parameters` into the installed agent. Weights installed from a signed model are no longer that model's
+/// (compliance reports them until the run's end puts the saved agent back).
 fn load_installed(parameters: &[f32]) {
     if let Some(installed) = AGENT.lock().as_mut() {
-        let _ = installed.agent.load_parameters(parameters);
+        if installed.agent.load_parameters(parameters).is_ok() {
+            if let Origin::Model { .. } = installed.origin {
+                installed.origin =
+                    Origin::Unsigned(alloc::format!("{}, retrained by a chaos run", installed.origin.describe()));
+            }
+        }
     }
 }
 
@@ -225,7 +232,8 @@ impl System {
         let saved_agent = AGENT.lock().clone();
         if saved_agent.is_none() {
             let agent = learning::new_agent(seed, 20);
-            *AGENT.lock() = Some(Installed { agent, seed, origin: alloc::format!("chaos run, seed {seed}") });
+            *AGENT.lock() =
+                Some(Installed { agent, seed, origin: Origin::Unsigned(alloc::format!("chaos run, seed {seed}")) });
         }
         let committed = installed_parameters().map_or(0, |parameters| checksum(&parameters));
         let mut system = System {

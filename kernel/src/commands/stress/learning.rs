@@ -8,7 +8,7 @@ use sis_shell::{ArgValue, Invocation, Reply, ShellError};
 use sis_stress::learning::{self, LearningConfig, LearningReport};
 
 use super::with_status;
-use crate::commands::neural::{Installed, AGENT};
+use crate::commands::neural::{Installed, Origin, AGENT};
 use crate::commands::Kernel;
 
 /// `--inject-noise X` as per-mille.
@@ -46,17 +46,16 @@ pub fn train(config: &LearningConfig, progress: &mut dyn FnMut(&str)) -> Learnin
         learning::STEPS_PER_DECISION,
         learning::POOL_BYTES >> 10
     ));
-    let mut agent = learning::new_agent(config.seed, config.episodes);
-    let report = learning::run_learning(config, &mut KernelFrames, &mut agent, progress);
+    let (agent, report) = learning::train_agent(config, &mut KernelFrames, progress);
     *AGENT.lock() = Some(Installed {
         agent,
         seed: config.seed,
-        origin: alloc::format!(
+        origin: Origin::Unsigned(alloc::format!(
             "trained by stresstest learning ({} episodes, seed {}, noise {})",
             config.episodes,
             config.seed,
             noise_text(config.noise_per_mille)
-        ),
+        )),
     });
     report
 }

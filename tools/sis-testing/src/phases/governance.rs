@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::judge::number;
+use super::judge::{expect, number, ok, refused};
 use super::Verdict;
 
 /// The probe's commands, one JSON reply each ([`REPLIES`] of them).
@@ -216,29 +216,6 @@ fn action_outcome(entry: &Value) -> (String, String) {
         _ => entry["outcome"]["code"].as_str().unwrap_or("?").to_string(),
     };
     (action, outcome)
-}
-
-fn ok(reply: &Value) -> Result<&Value, String> {
-    if reply["ok"] == true {
-        Ok(reply)
-    } else {
-        Err(format!("{} ok, got {reply}", reply["command"]))
-    }
-}
-
-fn refused<'a>(reply: &'a Value, code: &str) -> Result<&'a Value, String> {
-    if reply["ok"] == false && reply["error"]["code"] == code {
-        Ok(reply)
-    } else {
-        Err(format!("{} refused with {code}, got {reply}", reply["command"]))
-    }
-}
-
-fn expect(value: &Value, key: &str, expected: u64) -> Result<(), String> {
-    match number(value, key)? {
-        got if got == expected => Ok(()),
-        got => Err(format!("{key} {expected}, got {got}")),
-    }
 }
 
 fn expect_str(value: &Value, key: &str, expected: &str) -> Result<(), String> {

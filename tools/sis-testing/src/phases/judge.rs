@@ -219,3 +219,21 @@ pub(super) fn expect(value: &Value, key: &str, expected: u64) -> Result<(), Stri
         got => Err(format!("{key} {expected}, got {got}")),
     }
 }
+
+/// The reply of a command that succeeded, or why not.
+pub(super) fn ok(reply: &Value) -> Result<&Value, String> {
+    if reply["ok"] == true {
+        Ok(reply)
+    } else {
+        Err(format!("{} ok, got {reply}", reply["command"]))
+    }
+}
+
+/// The reply of a command refused with `code`, or why not.
+pub(super) fn refused<'a>(reply: &'a Value, code: &str) -> Result<&'a Value, String> {
+    if reply["ok"] == false && reply["error"]["code"] == code {
+        Ok(reply)
+    } else {
+        Err(format!("{} refused with {code}, got {reply}", reply["command"]))
+    }
+}

@@ -357,3 +357,54 @@ fn phase_2_fails_a_miscounted_budget_an_unrefused_size_and_a_broken_chain() {
     let short = governance::governance(&phase2_replies()[..23]);
     assert!(short.iter().all(|(_, verdict)| verdict == &Err(String::from("23 JSON replies, expected 24"))));
 }
+
+fn phase5_replies() -> Vec<Value> {
+    include_str!("phase5_replies.jsonl").lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+#[test]
+fn phase_5_judged_on_real_replies_passes_all_nine() {
+    let verdicts = ux_safety::ux_safety(&phase5_replies());
+    assert_eq!(verdicts.len(), 9);
+    for (test, verdict) in &verdicts {
+        assert_eq!(verdict, &Ok(()), "{test}");
+    }
+    let result = phase_result(&PHASES[3], &verdicts, Duration::ZERO);
+    assert_eq!((result.number, result.passed, result.total, result.pending_issue), (5, 9, 9, None));
+}
+
+/// Each test fails on a reply changed where it looks, and only that test.
+#[test]
+fn phase_5_fails_each_test_on_its_own_wrong_figure() {
+    let first_blocked = |replies: &[Value]| {
+        replies[13]["traces"].as_array().unwrap().iter().position(|trace| trace["disposition"] == "blocked").unwrap()
+    };
+    type Change = fn(&mut Vec<Value>, usize);
+    let changes: [(&str, Change); 9] = [
+        ("Inference guardrails", |replies, blocked| {
+            replies[13]["traces"][blocked]["blocked_by"] = Value::from("throttle.max_step_per_mille")
+        }),
+        ("Resource protection", |replies, _| replies[9]["port"]["throttle_max_per_mille"] = Value::from(301)),
+        ("Safety validation", |replies, _| replies[12]["violated"] = Value::from(1)),
+        ("Decision transparency", |replies, _| replies[19]["traces"][0]["confidence_per_mille"] = Value::from(1001)),
+        ("Model introspection", |replies, _| replies[22]["output"]["q_values"][1] = Value::from(0.5)),
+        ("Feature importance", |replies, _| {
+            let contribution = replies[20]["explanation"]["features"][0]["contribution"].as_f64().unwrap();
+            replies[20]["explanation"]["features"][0]["contribution"] = Value::from(contribution + 1e-6)
+        }),
+        ("Error reporting", |replies, _| replies[5] = serde_json::json!({ "command": "safetyctl set", "ok": true })),
+        ("User feedback collection", |replies, _| replies[25]["feedback"]["principal"] = Value::from("token:1")),
+        ("Feedback analysis", |replies, _| replies[30]["stats"]["good"] = Value::from(2)),
+    ];
+    for (test, change) in changes {
+        let mut replies = phase5_replies();
+        let blocked = first_blocked(&replies);
+        change(&mut replies, blocked);
+        let verdicts = ux_safety::ux_safety(&replies);
+        let failed: Vec<&str> =
+            verdicts.iter().filter(|(_, verdict)| verdict.is_err()).map(|(name, _)| *name).collect();
+        assert_eq!(failed, [test], "{verdicts:?}");
+    }
+    let short = ux_safety::ux_safety(&phase5_replies()[..30]);
+    assert!(short.iter().all(|(_, verdict)| verdict == &Err(String::from("30 JSON replies, expected 31"))));
+}

@@ -1,6 +1,7 @@
 //! HTTP through `curl`: requests, and for each transfer its status, headers, body and byte counts as curl saw them.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
@@ -25,12 +26,14 @@ pub struct Request {
     pub headers: Vec<String>,
     /// Body, when there is one.
     pub body: Option<String>,
+    /// A file whose bytes are the body, exactly (`--data-binary @FILE`), when there is one.
+    pub body_file: Option<PathBuf>,
 }
 
 impl Request {
     /// `method path`, no header, no body.
     pub fn new(method: &str, path: &str) -> Request {
-        Request { method: method.to_string(), path: path.to_string(), headers: Vec::new(), body: None }
+        Request { method: method.to_string(), path: path.to_string(), headers: Vec::new(), body: None, body_file: None }
     }
 
     /// `GET path`.
@@ -65,6 +68,17 @@ impl Request {
         self
     }
 
+    /// `POST /api/models` with the bytes of `artifact` as the body (`application/octet-stream`).
+    pub fn model_upload(artifact: &Path) -> Request {
+        Request::new("POST", "/api/models").body_file(artifact).header("Content-Type: application/octet-stream")
+    }
+
+    /// Sends the bytes of `path` as the body, exactly as they are.
+    pub fn body_file(mut self, path: &Path) -> Request {
+        self.body_file = Some(path.to_path_buf());
+        self
+    }
+
     fn arguments(&self, client: &WebClient) -> Vec<String> {
         let max_time = CLIENT_TIMEOUT.as_secs().to_string();
         let mut arguments: Vec<String> =
@@ -75,6 +89,9 @@ impl Request {
         }
         if let Some(body) = &self.body {
             arguments.extend(["--data-binary".into(), body.clone()]);
+        }
+        if let Some(path) = &self.body_file {
+            arguments.extend(["--data-binary".into(), format!("@{}", path.display())]);
         }
         arguments.push(client.url(&self.path));
         arguments
