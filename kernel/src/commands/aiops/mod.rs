@@ -367,10 +367,10 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     value["canary_rollbacks"] = json!(rollbacks);
     let text = |key: &str| value[key].as_str().unwrap_or("-").to_string();
     let mut human = alloc::format!(
-        "Production: {} (policy in force: {policy}{})\n  Previous production: {}\n  Candidate: {}\n  Transitions: {}, automatic canary rollbacks: {rollbacks}",
+        "Production: {} (policy in force: {policy}{})\n  Previous production versions (rollback order): {}\n  Candidate: {}\n  Transitions: {}, automatic canary rollbacks: {rollbacks}",
         text("production"),
         model.as_deref().map_or(String::new(), |model| alloc::format!(" of {model}")),
-        value["previous_production"].as_array().map_or(0, Vec::len),
+        previous_words(&value["previous_production"]),
         match &value["candidate"] {
             Value::Null => String::from("none"),
             candidate => alloc::format!("{} in {}", candidate["subject"].as_str().unwrap_or("-"), candidate["stage"].as_str().unwrap_or("-")),
@@ -529,4 +529,16 @@ fn canary_human(subject: &str, status: &CanaryStatus, running: bool) -> String {
         status.production_rewards_milli,
         status.rollback.map_or(String::from("none"), |rollback| alloc::format!("{rollback:?}")),
     )
+}
+
+/// The previous production versions, most recent first as `rollback` takes them, or "none".
+fn previous_words(previous: &Value) -> String {
+    // The JSON lists them oldest first; `rollback` restores the last.
+    let versions: Vec<&str> =
+        previous.as_array().map_or(Vec::new(), |list| list.iter().rev().filter_map(Value::as_str).collect());
+    if versions.is_empty() {
+        String::from("none")
+    } else {
+        versions.join(", ")
+    }
 }
