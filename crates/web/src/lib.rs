@@ -6,7 +6,9 @@
 //! [`App::pending_output`] / [`App::consume`] to send, [`App::should_close`] / [`App::close`] to end a
 //! connection. Time comes in as `now_ns`; the request-latency clock and the kernel's figures and command
 //! registry come through the [`Backend`] trait the kernel implements. Below the app, a [`Connection`] is the
-//! protocol state machine alone (`feed`, `poll`, `respond`, `pending_output`, `consume`).
+//! protocol state machine alone (`feed`, `poll`, `respond`, `pending_output`, `consume`). The [`client`] module is
+//! the other side, for the kernel's own requests: [`client::post_request`] and [`client::ResponseReader`], which
+//! reads a response with the same head parser and body framing.
 //!
 //! # Endpoints
 //! | request | answer |
@@ -84,6 +86,7 @@
 extern crate alloc;
 
 mod app;
+pub mod client;
 mod connection;
 mod counters;
 mod limits;
