@@ -1,5 +1,6 @@
 //! Command telemetry (`sis-otel`): while `otelctl enable` is on, the shell's console and batch doors record
-//! every command they run here (one span, its count, its latency); `otelctl file` exports it as OTLP/JSON.
+//! every command they run here (one span, its count, its latency); `otelctl file` exports it as OTLP/JSON lines,
+//! `otelctl export` over HTTP ([`export`]).
 //!
 //! The state is behind a yielding lock ([`crate::sync::lock`]): an export encodes up to 256 spans, which must
 //! not run with IRQs masked. A command's span is recorded after it ran, so `otelctl enable` is the first span
@@ -12,6 +13,8 @@ use sis_otel::{CommandOutcome, CommandTelemetry, KeyValue, Resource, Scope};
 use sis_shell::{Outcome, Registry};
 
 use crate::commands::Kernel;
+
+pub mod export;
 
 /// The telemetry since the first `otelctl enable` (kept through `disable`, until reboot).
 pub static STATE: spin::Mutex<Option<CommandTelemetry>> = spin::Mutex::new(None);

@@ -80,6 +80,62 @@ impl fmt::Display for ExportError {
     }
 }
 
+/// What the attempts at one endpoint came to, by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AttemptCounters {
+    /// Attempts ended (each is one of the outcomes below).
+    pub attempts: u64,
+    /// Answered 2xx.
+    pub succeeded: u64,
+    /// Connection refused or reset before it was established.
+    pub refused: u64,
+    /// No answer by the deadline.
+    pub timeouts: u64,
+    /// Ended before a whole response.
+    pub resets: u64,
+    /// Answered with a status other than 2xx.
+    pub http_errors: u64,
+    /// Answered with something that is not an HTTP response.
+    pub bad_responses: u64,
+    /// Could not start on the kernel's side.
+    pub local_errors: u64,
+    /// Request bytes of the attempts (sent or not).
+    pub request_bytes: u64,
+    /// The last status a collector answered, if any.
+    pub last_status: Option<u16>,
+    /// The last failure's code, if any.
+    pub last_error: Option<String>,
+}
+
+impl AttemptCounters {
+    /// Counts one ended attempt of `request_bytes` bytes.
+    pub fn record(&mut self, request_bytes: usize, result: &Result<u16, ExportError>) {
+        self.attempts += 1;
+        self.request_bytes = self.request_bytes.saturating_add(request_bytes as u64);
+        let counter = match result {
+            Ok(status) => {
+                self.last_status = Some(*status);
+                &mut self.succeeded
+            }
+            Err(error) => {
+                self.last_error = Some(String::from(error.code()));
+                match error {
+                    ExportError::Refused => &mut self.refused,
+                    ExportError::Timeout { .. } => &mut self.timeouts,
+                    ExportError::Reset => &mut self.resets,
+                    ExportError::Status(status) => {
+                        self.last_status = Some(*status);
+                        &mut self.http_errors
+                    }
+                    ExportError::BadResponse(_) => &mut self.bad_responses,
+                    ExportError::Local(_) => &mut self.local_errors,
+                }
+            }
+        };
+        *counter += 1;
+    }
+}
+
 /// One `POST` of an OTLP/JSON body and the wait for its answer.
 #[derive(Debug)]
 pub struct Exchange {

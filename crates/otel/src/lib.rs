@@ -40,7 +40,7 @@ pub use commands::{
 pub use cursor::{CursorBatch, CursorCounters, CursorExporter, SequencedSource, StaleBatch};
 pub use encode::{encode_metrics, encode_traces};
 pub use endpoint::{Endpoint, Signal, UrlError};
-pub use http::{Exchange, ExportError, Link, MAX_RESPONSE_BYTES};
+pub use http::{AttemptCounters, Exchange, ExportError, Link, MAX_RESPONSE_BYTES};
 pub use id::{HexError, IdGenerator, SpanId, TraceId};
 pub use metric::{HistogramPoint, Metric, MetricData, MetricError, NumberPoint, NumberValue, Temporality};
 pub use queue::{ExportQueue, NoAttempt, Poll, QueueConfig, QueueConfigError, QueueCounters, QueueFull, Start};

@@ -184,4 +184,6 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("otelctl enable", Capabilities::ADMIN),
     ("otelctl disable", Capabilities::ADMIN),
     ("otelctl file", Capabilities::FILES),
+    ("otelctl export", Capabilities::ADMIN),
+    ("otelctl stop", Capabilities::ADMIN),
 ];

@@ -5,20 +5,22 @@ use alloc::string::String;
 use core::sync::atomic::Ordering::Relaxed;
 
 use serde_json::json;
-use sis_otel::{CommandTelemetry, COMMAND_QUEUE};
+use sis_otel::{CommandTelemetry, Endpoint, Signal, COMMAND_QUEUE};
 use sis_platform::time;
 use sis_shell::{ArgSpec, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 
 use super::files::{shell_error, FILES};
+use super::net::link;
 use super::Kernel;
 use crate::format;
+use crate::otel::export;
 use crate::otel::{resource, scope, ENABLED, STATE};
 
 /// `otelctl`.
 pub static OTELCTL: CommandSpec<Kernel> = CommandSpec {
     name: "otelctl",
     summary: "OpenTelemetry of shell commands: a span each, counters and latencies, exported as OTLP/JSON",
-    description: "While enabled, every command run on the console or from sis.run becomes one span (its path, outcome, error code, start and end in ns since boot) and is counted by path and outcome, its duration in a latency histogram. Spans wait in a queue of at most 256 (more are dropped and counted) until `otelctl file` writes them. Fields and encoding: docs/otel.md.",
+    description: "While enabled, every command run on the console or from sis.run becomes one span (its path, outcome, error code, start and end in ns since boot) and is counted by path and outcome, its duration in a latency histogram. Spans wait in a queue of at most 256 (more are dropped and counted) until `otelctl file` writes them or `otelctl export` posts them to a collector. Fields and encoding: docs/otel.md.",
     args: &[],
     subcommands: &[
         CommandSpec {
@@ -58,6 +60,37 @@ pub static OTELCTL: CommandSpec<Kernel> = CommandSpec {
             subcommands: &[],
             handler: Some(file),
         },
+        CommandSpec {
+            name: "export",
+            summary: "Post spans (/v1/traces) or metric snapshots (/v1/metrics) to an OTLP/HTTP collector",
+            description: "A kernel thread posts OTLP/JSON over the kernel's TCP/IP stack: spans in batches of 64 from the queue, or a metrics snapshot every --interval-ms. A failed attempt (refused, no answer by --timeout-ms, a status other than 2xx) is retried 0.5 s, 1 s and 2 s later, then its batch is dropped and counted; the shell never waits on the network. The host must be an IPv4 address (QEMU's host is 10.0.2.2). Stop with `otelctl stop traces|metrics`.",
+            args: &[
+                ArgSpec::flag("to", ValueKind::Str, "http://A.B.C.D[:PORT]/v1/traces or /v1/metrics").required(),
+                ArgSpec::flag(
+                    "timeout-ms",
+                    ValueKind::U64 { min: 100, max: 60_000 },
+                    "deadline of one attempt, from connect to the whole answer",
+                )
+                .default("2000"),
+                ArgSpec::flag(
+                    "interval-ms",
+                    ValueKind::U64 { min: 100, max: 3_600_000 },
+                    "between two metric snapshots (metrics only)",
+                )
+                .default("1000"),
+            ],
+            subcommands: &[],
+            handler: Some(export_start),
+        },
+        CommandSpec {
+            name: "stop",
+            summary: "Stop the export of traces or metrics; what it sent and its failures",
+            description: "Spans not yet sent stay queued (for `otelctl file` or the next export); an attempt in progress is abandoned and counted as a failed attempt of its batch.",
+            args: &[ArgSpec::positional("signal", ValueKind::Choice(&["traces", "metrics"]), "which export")
+                .required()],
+            subcommands: &[],
+            handler: Some(export_stop),
+        },
     ],
     handler: None,
 };
@@ -71,7 +104,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let state = crate::sync::lock(&STATE);
     let Some(telemetry) = state.as_ref() else {
         let fields = json!({ "enabled": false, "seed": null, "since_ns": null, "spans": null, "commands": {},
-                             "files_written": 0 });
+                             "files_written": 0, "exports": { "traces": null, "metrics": null } });
         return Ok(Reply::new("Telemetry: off (never enabled since boot)", fields));
     };
     let spans = telemetry.queue_counters();
@@ -86,6 +119,10 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         format::thousands(spans.dropped_full),
         format::thousands(telemetry.exports()),
     );
+    let (traces, metrics) = (export::status(Signal::Traces), export::status(Signal::Metrics));
+    for status in [&traces, &metrics].into_iter().flatten() {
+        human.push_str(&export_line(status));
+    }
     for (path, counts) in telemetry.counts() {
         human.push_str(&alloc::format!("\n  {path:<24} {:>8} ok {:>8} failed", counts.ok, counts.failed));
     }
@@ -96,6 +133,7 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         "spans": spans,
         "commands": telemetry.counts(),
         "files_written": telemetry.exports(),
+        "exports": { "traces": traces, "metrics": metrics },
     });
     Ok(Reply::new(human, fields))
 }
@@ -146,6 +184,12 @@ fn file(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
     let path = String::from(invocation.args.str("path").unwrap_or("/"));
     let mut state = crate::sync::lock(&STATE);
     let telemetry = state.as_mut().ok_or_else(not_enabled)?;
+    if let Some(running) = export::status(Signal::Traces) {
+        return Err(ShellError::new(
+            "exporting",
+            alloc::format!("spans go to {}: `otelctl stop traces` before writing them to a file", running.url),
+        ));
+    }
     let export = telemetry.export(&resource(), &scope(), time::now_ns(), |text| {
         FILES.lock().write(&path, text.as_bytes(), true).map_err(shell_error)
     })?;
@@ -164,4 +208,53 @@ fn file(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
             "bytes": export.bytes, "exported_total": exported,
         }),
     ))
+}
+
+fn export_line(status: &export::ExportStatus) -> String {
+    let attempts = &status.attempts;
+    alloc::format!(
+        "\nExport of {} to {}: {} sent in {} accepted requests; {} attempts failed ({} refused, {} timed out, {} reset, {} HTTP errors, {} bad answers, {} local)",
+        status.signal.name(),
+        status.url,
+        format::thousands(status.items_sent),
+        format::thousands(attempts.succeeded),
+        format::thousands(attempts.attempts - attempts.succeeded),
+        attempts.refused,
+        attempts.timeouts,
+        attempts.resets,
+        attempts.http_errors,
+        attempts.bad_responses,
+        attempts.local_errors,
+    )
+}
+
+fn export_start(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let url = invocation.args.str("to").unwrap_or("");
+    let endpoint = Endpoint::parse(url).map_err(|error| ShellError::new(error.code(), alloc::format!("{error}")))?;
+    let timeout_ms = invocation.args.u64("timeout-ms").unwrap_or(2_000);
+    let interval_ms = invocation.args.u64("interval-ms").unwrap_or(1_000);
+    if crate::sync::lock(&STATE).is_none() {
+        return Err(not_enabled());
+    }
+    if !link::attached() {
+        return Err(link::no_device());
+    }
+    let status = export::start(endpoint, timeout_ms * 1_000_000, interval_ms * 1_000_000)?;
+    let human = match endpoint.signal {
+        Signal::Traces => alloc::format!("Exporting spans to {} (attempt deadline {timeout_ms} ms)", status.url),
+        Signal::Metrics => alloc::format!(
+            "Exporting metrics to {} every {interval_ms} ms (attempt deadline {timeout_ms} ms)",
+            status.url
+        ),
+    };
+    Ok(Reply::new(human, json!(status)))
+}
+
+fn export_stop(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let signal = match invocation.args.str("signal") {
+        Some("metrics") => Signal::Metrics,
+        _ => Signal::Traces,
+    };
+    let status = export::stop(signal)?;
+    Ok(Reply::new(alloc::format!("Stopped.{}", export_line(&status)), json!(status)))
 }

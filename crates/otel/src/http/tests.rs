@@ -52,3 +52,29 @@ fn every_way_an_attempt_fails_has_its_reason() {
     let codes: Vec<&str> = errors.iter().map(ExportError::code).collect();
     assert_eq!(codes, ["refused", "timeout", "reset", "http-status", "response-too-large", "no-device"]);
 }
+
+#[test]
+fn attempts_are_counted_by_outcome() {
+    let mut counters = AttemptCounters::default();
+    counters.record(100, &Ok(200));
+    counters.record(50, &Err(ExportError::Status(503)));
+    counters.record(50, &Err(ExportError::Refused));
+    counters.record(50, &Err(ExportError::Timeout { connected: true }));
+    counters.record(10, &Err(ExportError::Local(String::from("no-device"))));
+    assert_eq!(
+        counters,
+        AttemptCounters {
+            attempts: 5,
+            succeeded: 1,
+            refused: 1,
+            timeouts: 1,
+            resets: 0,
+            http_errors: 1,
+            bad_responses: 0,
+            local_errors: 1,
+            request_bytes: 260,
+            last_status: Some(503),
+            last_error: Some(String::from("no-device")),
+        }
+    );
+}

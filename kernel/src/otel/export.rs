@@ -1,0 +1,344 @@
+//! OTLP/HTTP export from the kernel's own network stack: a thread posts the command spans (`/v1/traces`) and
+//! metric snapshots (`/v1/metrics`) to a collector through smoltcp, one attempt at a time, never holding a lock a
+//! command needs while it waits on the network.
+//!
+//! Spans wait in the telemetry's bounded queue ([`sis_otel::COMMAND_QUEUE`]: batches of 64, 4 attempts, then
+//! dropped and counted); metric snapshots in a queue of their own ([`METRICS_QUEUE`]). Each attempt is an
+//! [`Exchange`] over a client connection ([`sis_net::NetStack::connect`]) with a deadline, so a collector that is
+//! down, refuses or never answers costs counted failures and nothing else: the shell keeps answering and commands
+//! keep being recorded (into the queue, or dropped with a count when it is full).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::Serialize;
+use sis_otel::{
+    encode_metrics, AttemptCounters, Endpoint, Exchange, ExportError, ExportQueue, Link, QueueConfig, QueueCounters,
+    Signal, Start, TracesAttempt, MAX_RESPONSE_BYTES,
+};
+use sis_platform::{thread, time};
+use sis_sched::ThreadId;
+use sis_shell::ShellError;
+
+use super::{resource, scope, STATE};
+use crate::commands::net::link;
+
+/// Metric snapshots held for export: one a request, at most 4 waiting (more are dropped and counted), each tried
+/// 4 times (0.5 s, 1 s, 2 s apart).
+pub const METRICS_QUEUE: QueueConfig = QueueConfig {
+    max_batch: 1,
+    max_queued: 4,
+    max_attempts: 4,
+    initial_backoff_ns: 500_000_000,
+    max_backoff_ns: 2_000_000_000,
+};
+/// Receive and send buffer of an export connection.
+const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
+/// The export thread's wait between two looks at a connection in progress.
+const STEP_NS: u64 = 1_000_000;
+/// The export thread's longest sleep with nothing to send.
+const IDLE_NS: u64 = 100_000_000;
+/// Stack of the export thread (bodies are on the heap).
+const EXPORT_STACK_BYTES: u64 = 64 * 1024;
+
+/// One running export: where to, its limits and what its attempts came to.
+#[derive(Debug)]
+pub struct HttpExport {
+    /// Where to.
+    pub endpoint: Endpoint,
+    /// Deadline of one attempt, from its start.
+    pub timeout_ns: u64,
+    /// Between two metric snapshots (metrics only).
+    pub interval_ns: u64,
+    /// When it started, ns since boot.
+    pub started_ns: u64,
+    /// The attempts' outcomes.
+    pub attempts: AttemptCounters,
+    /// Spans (traces) or snapshots (metrics) in requests the collector accepted.
+    pub items_sent: u64,
+    /// Metric snapshots waiting (metrics only).
+    snapshots: Option<ExportQueue<String>>,
+    /// When the next snapshot is due (metrics only).
+    next_snapshot_ns: u64,
+    /// Changes at every start, so an attempt of an export that was stopped meanwhile is not counted in its successor.
+    generation: u64,
+}
+
+/// The exports, and the thread that runs them.
+struct Exports {
+    traces: Option<HttpExport>,
+    metrics: Option<HttpExport>,
+    thread: Option<ThreadId>,
+    generations: u64,
+}
+
+static EXPORTS: spin::Mutex<Exports> =
+    spin::Mutex::new(Exports { traces: None, metrics: None, thread: None, generations: 0 });
+
+impl Exports {
+    fn slot(&mut self, signal: Signal) -> &mut Option<HttpExport> {
+        match signal {
+            Signal::Traces => &mut self.traces,
+            Signal::Metrics => &mut self.metrics,
+        }
+    }
+}
+
+/// What `otelctl status` shows of one export.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportStatus {
+    /// The URL, canonical.
+    pub url: String,
+    /// What it sends.
+    pub signal: Signal,
+    /// Deadline of one attempt, ms.
+    pub timeout_ms: u64,
+    /// Between two snapshots, ms (metrics; null for traces).
+    pub interval_ms: Option<u64>,
+    /// When it started, ns since boot.
+    pub started_ns: u64,
+    /// Spans or snapshots in accepted requests.
+    pub items_sent: u64,
+    /// The attempts by outcome.
+    pub attempts: AttemptCounters,
+    /// The snapshot queue's counters (metrics; null for traces, whose queue is `spans` in the status).
+    pub snapshots: Option<QueueCounters>,
+}
+
+fn status_of(export: &HttpExport) -> ExportStatus {
+    ExportStatus {
+        url: export.endpoint.url(),
+        signal: export.endpoint.signal,
+        timeout_ms: export.timeout_ns / 1_000_000,
+        interval_ms: (export.endpoint.signal == Signal::Metrics).then_some(export.interval_ns / 1_000_000),
+        started_ns: export.started_ns,
+        items_sent: export.items_sent,
+        attempts: export.attempts.clone(),
+        snapshots: export.snapshots.as_ref().map(ExportQueue::counters),
+    }
+}
+
+/// The status of the export of `signal`, if one runs.
+pub fn status(signal: Signal) -> Option<ExportStatus> {
+    crate::sync::lock(&EXPORTS).slot(signal).as_ref().map(status_of)
+}
+
+/// Starts exporting `endpoint`'s signal (refused when one runs already, or the thread cannot start: nothing
+/// changes then).
+pub fn start(endpoint: Endpoint, timeout_ns: u64, interval_ns: u64) -> Result<ExportStatus, ShellError> {
+    let mut exports = crate::sync::lock(&EXPORTS);
+    if let Some(running) = exports.slot(endpoint.signal).as_ref() {
+        return Err(ShellError::new(
+            "already-exporting",
+            alloc::format!(
+                "{} go to {} already: `otelctl stop {}` first",
+                endpoint.signal.name(),
+                running.endpoint.url(),
+                endpoint.signal.name()
+            ),
+        ));
+    }
+    if exports.thread.is_none() {
+        let id = thread::spawn("otel-export", EXPORT_STACK_BYTES, run).map_err(|error| {
+            ShellError::new("spawn-failed", alloc::format!("cannot start the export thread: {error}"))
+        })?;
+        exports.thread = Some(id);
+    }
+    let snapshots = match endpoint.signal {
+        Signal::Traces => None,
+        Signal::Metrics => Some(
+            ExportQueue::new(METRICS_QUEUE).map_err(|error| ShellError::new("bad-queue", alloc::format!("{error}")))?,
+        ),
+    };
+    exports.generations += 1;
+    let now = time::now_ns();
+    let export = HttpExport {
+        endpoint,
+        timeout_ns,
+        interval_ns,
+        started_ns: now,
+        attempts: AttemptCounters::default(),
+        items_sent: 0,
+        snapshots,
+        next_snapshot_ns: now,
+        generation: exports.generations,
+    };
+    let status = status_of(&export);
+    *exports.slot(endpoint.signal) = Some(export);
+    if let Some(id) = exports.thread {
+        thread::wake(id);
+    }
+    Ok(status)
+}
+
+/// Stops the export of `signal`; its final status. An attempt in progress is abandoned (counted as failed
+/// `stopped` for the spans' queue, which keeps its batch for a retry).
+pub fn stop(signal: Signal) -> Result<ExportStatus, ShellError> {
+    let mut exports = crate::sync::lock(&EXPORTS);
+    let export = exports
+        .slot(signal)
+        .take()
+        .ok_or_else(|| ShellError::new("not-exporting", alloc::format!("no export of {} runs", signal.name())))?;
+    Ok(status_of(&export))
+}
+
+/// Whether the export of `signal` started as `generation` still runs.
+fn running(signal: Signal, generation: u64) -> Option<(Endpoint, u64)> {
+    let mut exports = crate::sync::lock(&EXPORTS);
+    exports
+        .slot(signal)
+        .as_ref()
+        .filter(|export| export.generation == generation)
+        .map(|export| (export.endpoint, export.timeout_ns))
+}
+
+/// The export thread: spans, then a metric snapshot if one is due, then sleep until the next thing to do.
+fn run() {
+    loop {
+        let traces_next = export_traces();
+        let metrics_next = export_metrics();
+        let now = time::now_ns();
+        let wake_at = traces_next.min(metrics_next).min(now.saturating_add(IDLE_NS));
+        if wake_at > now {
+            thread::sleep_until_ns_or_woken(wake_at, || false);
+        }
+    }
+}
+
+/// One attempt at the spans' next batch, if an export of traces runs; returns when to look again.
+fn export_traces() -> u64 {
+    let now = time::now_ns();
+    let Some(generation) = crate::sync::lock(&EXPORTS).traces.as_ref().map(|export| export.generation) else {
+        return u64::MAX;
+    };
+    let attempt =
+        crate::sync::lock(&STATE).as_mut().map(|telemetry| telemetry.start_traces(&resource(), &scope(), now));
+    let (body, spans) = match attempt {
+        Some(TracesAttempt::Ready { body, spans }) => (body, spans),
+        Some(TracesAttempt::Waiting { retry_at_ns }) => return retry_at_ns,
+        Some(TracesAttempt::Idle | TracesAttempt::Busy) | None => return u64::MAX,
+    };
+    let (result, request_bytes) = post(Signal::Traces, generation, &body);
+    let finished = time::now_ns();
+    if let Some(telemetry) = crate::sync::lock(&STATE).as_mut() {
+        // The attempt began above, so there is one to finish.
+        let _ = telemetry.finish_traces(finished, result.as_ref().map(|_| ()));
+    }
+    let mut exports = crate::sync::lock(&EXPORTS);
+    if let Some(export) = exports.traces.as_mut().filter(|export| export.generation == generation) {
+        export.attempts.record(request_bytes, &result);
+        if result.is_ok() {
+            export.items_sent += spans as u64;
+        }
+    }
+    finished
+}
+
+/// Takes a metric snapshot if one is due and makes one attempt at the oldest waiting; returns when to look again.
+fn export_metrics() -> u64 {
+    let now = time::now_ns();
+    let snapshot_due = {
+        let exports = crate::sync::lock(&EXPORTS);
+        match exports.metrics.as_ref() {
+            None => return u64::MAX,
+            Some(export) => now >= export.next_snapshot_ns,
+        }
+    };
+    let snapshot = if snapshot_due {
+        crate::sync::lock(&STATE)
+            .as_ref()
+            .and_then(|telemetry| encode_metrics(&resource(), &scope(), &telemetry.metrics(now)).ok())
+    } else {
+        None
+    };
+    let (generation, body, next_snapshot_ns) = {
+        let mut exports = crate::sync::lock(&EXPORTS);
+        let Some(export) = exports.metrics.as_mut() else { return u64::MAX };
+        if snapshot_due {
+            export.next_snapshot_ns = now.saturating_add(export.interval_ns);
+        }
+        let Some(queue) = export.snapshots.as_mut() else { return u64::MAX };
+        if let Some(snapshot) = snapshot {
+            // A full queue counts the snapshot as dropped.
+            let _ = queue.enqueue(snapshot);
+        }
+        let body = match queue.start(now) {
+            Start::Ready(batch) => batch.first().cloned(),
+            Start::Waiting { retry_at_ns } => return retry_at_ns.min(export.next_snapshot_ns),
+            Start::Idle | Start::Busy => return export.next_snapshot_ns,
+        };
+        (export.generation, body, export.next_snapshot_ns)
+    };
+    let Some(body) = body else { return next_snapshot_ns };
+    let (result, request_bytes) = post(Signal::Metrics, generation, &body);
+    let finished = time::now_ns();
+    let mut exports = crate::sync::lock(&EXPORTS);
+    if let Some(export) = exports.metrics.as_mut().filter(|export| export.generation == generation) {
+        export.attempts.record(request_bytes, &result);
+        if let Some(queue) = export.snapshots.as_mut() {
+            let _ = queue.finish(finished, result.as_ref().map(|_| ()));
+        }
+        if result.is_ok() {
+            export.items_sent += 1;
+        }
+    }
+    finished
+}
+
+/// Posts `body` to the export of `signal` started as `generation`: connects, sends, reads the answer, releases the
+/// connection. Returns the outcome and the request's size.
+fn post(signal: Signal, generation: u64, body: &str) -> (Result<u16, ExportError>, usize) {
+    let Some((endpoint, timeout_ns)) = running(signal, generation) else {
+        return (Err(ExportError::Local(String::from("stopped"))), 0);
+    };
+    let mut exchange = Exchange::new(&endpoint, body, time::now_ns(), timeout_ns);
+    let request_bytes = exchange.request_bytes();
+    let connected = link::with_net(|net| {
+        net.stack
+            .connect(endpoint.address, endpoint.port, CONNECTION_BUFFER_BYTES)
+            .map_err(|error| ShellError::new("connect-failed", alloc::format!("{error}")))
+    });
+    let id = match connected {
+        Ok(id) => id,
+        Err(error) => return (Err(ExportError::Local(String::from(error.code()))), request_bytes),
+    };
+    link::kick();
+    let mut received = Vec::new();
+    let result = loop {
+        let now = time::now_ns();
+        if running(signal, generation).is_none() {
+            break Err(ExportError::Local(String::from("stopped")));
+        }
+        received.clear();
+        let stepped = link::with_net(|net| {
+            let sent = net.stack.client_send(id, exchange.unsent()).unwrap_or(0);
+            exchange.sent(sent);
+            let _ = net.stack.client_receive(id, &mut received, MAX_RESPONSE_BYTES);
+            let state = net.stack.client_state(id).unwrap_or(sis_net::ClientState::Closed { established: false });
+            Ok((sent, state))
+        });
+        let (sent, state) = match stepped {
+            Ok(stepped) => stepped,
+            Err(error) => break Err(ExportError::Local(String::from(error.code()))),
+        };
+        if sent > 0 {
+            link::kick();
+        }
+        let link_state = match state {
+            sis_net::ClientState::Connecting => Link::Connecting,
+            sis_net::ClientState::Open | sis_net::ClientState::Closing => Link::Open,
+            sis_net::ClientState::PeerClosed => Link::PeerClosed,
+            sis_net::ClientState::Closed { established } => Link::Closed { established },
+        };
+        if let Some(result) = exchange.step(now, link_state, &received) {
+            break result;
+        }
+        thread::sleep_ns(STEP_NS);
+    };
+    let _ = link::with_net(|net| {
+        let _ = net.stack.client_release(id, time::now_ns());
+        Ok(())
+    });
+    link::kick();
+    (result, request_bytes)
+}
