@@ -38,6 +38,19 @@ pub struct CursorBatch<E> {
     read_at: u64,
 }
 
+impl<E> CursorBatch<E> {
+    /// The same batch with each entry converted by `convert` (it still commits as the batch it was read as).
+    pub fn map<F>(self, convert: impl FnMut(E) -> F) -> CursorBatch<F> {
+        CursorBatch {
+            evicted: self.evicted,
+            first_seq: self.first_seq,
+            entries: self.entries.into_iter().map(convert).collect(),
+            next_cursor: self.next_cursor,
+            read_at: self.read_at,
+        }
+    }
+}
+
 /// The exporter's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CursorCounters {

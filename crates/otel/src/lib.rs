@@ -12,6 +12,8 @@
 //!   the caller's TCP connection, with the web server's HTTP parser reading the answer.
 //! - [`CursorExporter`]: reads a sequence-numbered source (such as the decision traces) so that every entry is
 //!   exported exactly once or counted as evicted.
+//! - [`records_span`] and [`json_lines`]: a cursor's batch of sequenced records (the decision traces) as one
+//!   span with an event per record, or as JSON lines.
 //! - [`CommandTelemetry`]: a span per shell command, counters and a latency histogram, exported as OTLP/JSON
 //!   lines (`otelctl`).
 //!
@@ -31,6 +33,7 @@ mod http;
 mod id;
 mod metric;
 mod queue;
+mod records;
 mod span;
 
 pub use attribute::{AnyValue, KeyValue, Resource, Scope, SERVICE_NAME};
@@ -44,4 +47,5 @@ pub use http::{AttemptCounters, Exchange, ExportError, Link, MAX_RESPONSE_BYTES}
 pub use id::{HexError, IdGenerator, SpanId, TraceId};
 pub use metric::{HistogramPoint, Metric, MetricData, MetricError, NumberPoint, NumberValue, Temporality};
 pub use queue::{ExportQueue, NoAttempt, Poll, QueueConfig, QueueConfigError, QueueCounters, QueueFull, Start};
+pub use records::{json_attributes, json_lines, records_span, Record};
 pub use span::{OpenSpan, Span, SpanError, SpanEvent, SpanKind, Status};
