@@ -14,6 +14,7 @@ use sis_shell::{Outcome, Registry};
 
 use crate::commands::Kernel;
 
+pub mod decisions;
 pub mod export;
 
 /// The telemetry since the first `otelctl enable` (kept through `disable`, until reboot).

@@ -117,6 +117,12 @@ impl CommandTelemetry {
         self.seed
     }
 
+    /// Its id generator, for other spans of the same export (the decision traces'): they draw from the same
+    /// seeded sequence.
+    pub fn ids(&mut self) -> &mut IdGenerator {
+        &mut self.ids
+    }
+
     /// When it started counting, ns.
     pub fn since_ns(&self) -> u64 {
         self.since_ns

@@ -82,8 +82,8 @@ pub struct CursorExporter {
 
 impl CursorExporter {
     /// An exporter whose first entry is number `cursor` (0: everything the source ever held).
-    pub fn starting_at(cursor: u64) -> Self {
-        CursorExporter { counters: CursorCounters { cursor, ..CursorCounters::default() } }
+    pub const fn starting_at(cursor: u64) -> Self {
+        CursorExporter { counters: CursorCounters { cursor, exported: 0, evicted: 0, batches: 0 } }
     }
 
     /// Its counters, cursor included.

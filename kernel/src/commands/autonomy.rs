@@ -118,6 +118,14 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
     }
 }
 
+/// Runs `body` on the meta-agent (the autonomy state is made on first use), IRQs masked: it must be short (copy
+/// traces out, nothing more). For the exporters of its decision traces.
+pub fn with_agent<R>(
+    body: impl FnOnce(&sis_autonomy::MetaAgent<BoxedPolicy, TRACES_KEPT>) -> R,
+) -> Result<R, ShellError> {
+    with_state(|state| body(state.governor.agent()))
+}
+
 /// Starts the autonomy thread once; it sleeps an interval, then decides if autonomy is on.
 fn ensure_thread() -> Result<(), ShellError> {
     if THREAD_STARTED.swap(true, Relaxed) {

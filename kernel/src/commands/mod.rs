@@ -186,4 +186,5 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("otelctl file", Capabilities::FILES),
     ("otelctl export", Capabilities::ADMIN),
     ("otelctl stop", Capabilities::ADMIN),
+    ("otelctl decisions file", Capabilities::FILES),
 ];

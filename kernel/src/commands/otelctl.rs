@@ -13,7 +13,7 @@ use super::files::{shell_error, FILES};
 use super::net::link;
 use super::Kernel;
 use crate::format;
-use crate::otel::export;
+use crate::otel::{decisions, export};
 use crate::otel::{resource, scope, ENABLED, STATE};
 
 /// `otelctl`.
@@ -90,6 +90,44 @@ pub static OTELCTL: CommandSpec<Kernel> = CommandSpec {
                 .required()],
             subcommands: &[],
             handler: Some(export_stop),
+        },
+        CommandSpec {
+            name: "decisions",
+            summary: "The meta-agent's decision traces through cursors: read, write as JSON lines, cursor status",
+            description: "Traces are numbered from 0; the ring keeps the newest 256. A cursor is the id of the next trace to export: it moves only past traces that were written (file) or accepted (OTLP), so none is sent twice or skipped; traces overwritten before a cursor reached them are counted as evicted. While spans are exported over HTTP, traces also go there as span events (span sis.autonomy.decisions, scope sis.autonomy).",
+            args: &[],
+            subcommands: &[
+                CommandSpec {
+                    name: "status",
+                    summary: "The trace ids kept, and the file and OTLP cursors with what they exported and lost",
+                    description: "",
+                    args: &[],
+                    subcommands: &[],
+                    handler: Some(decisions_status),
+                },
+                CommandSpec {
+                    name: "read",
+                    summary: "Up to --max traces from --cursor, with the next cursor and the evicted count",
+                    description: "Reads without moving any cursor: the caller keeps its own (this is GET /api/decisions). A cursor below the oldest trace kept starts at the oldest, and `evicted` says how many were lost.",
+                    args: &[
+                        ArgSpec::flag("cursor", ValueKind::U64 { min: 0, max: u64::MAX }, "id of the first trace wanted")
+                            .default("0"),
+                        ArgSpec::flag("max", ValueKind::U64 { min: 1, max: 256 }, "most traces returned").default("64"),
+                    ],
+                    subcommands: &[],
+                    handler: Some(decisions_read),
+                },
+                CommandSpec {
+                    name: "file",
+                    summary: "Write the traces from the file cursor to PATH as JSON lines and move the cursor past them",
+                    description: "One trace per line, as `autoctl audit --json` prints it. When the file cannot be written the cursor does not move.",
+                    args: &[ArgSpec::positional("path", ValueKind::Str, "absolute path (missing directories are made)")
+                        .required()],
+                    subcommands: &[],
+                    handler: Some(decisions_file),
+                },
+            ],
+            handler: None,
         },
     ],
     handler: None,
@@ -257,4 +295,63 @@ fn export_stop(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
     };
     let status = export::stop(signal)?;
     Ok(Reply::new(alloc::format!("Stopped.{}", export_line(&status)), json!(status)))
+}
+
+fn decisions_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let (next_id, oldest_id) = decisions::window()?;
+    let (file, otlp) = decisions::counters();
+    let human = alloc::format!(
+        "Decision traces: ids {oldest_id}..{next_id} kept\n  file cursor {}: {} written, {} evicted\n  OTLP cursor {}: {} sent, {} evicted",
+        file.cursor,
+        format::thousands(file.exported),
+        format::thousands(file.evicted),
+        otlp.cursor,
+        format::thousands(otlp.exported),
+        format::thousands(otlp.evicted),
+    );
+    Ok(Reply::new(human, json!({ "next_id": next_id, "oldest_id": oldest_id, "file": file, "otlp": otlp })))
+}
+
+fn decisions_read(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let cursor = invocation.args.u64("cursor").unwrap_or(0);
+    let max = invocation.args.u64("max").unwrap_or(64) as usize;
+    let batch = decisions::read(&sis_otel::CursorExporter::starting_at(cursor), max)?;
+    let ids = decisions::ids(&batch);
+    let human = alloc::format!(
+        "{} traces from {} (cursor {cursor}, {} evicted); next cursor {}",
+        ids.len(),
+        batch.first_seq,
+        batch.evicted,
+        batch.next_cursor
+    );
+    let traces: alloc::vec::Vec<&serde_json::Value> = batch.entries.iter().map(|record| &record.value).collect();
+    Ok(Reply::new(
+        human,
+        json!({ "cursor": cursor, "first_id": batch.first_seq, "evicted": batch.evicted,
+                "next_cursor": batch.next_cursor, "traces": traces }),
+    ))
+}
+
+fn decisions_file(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    let path = String::from(invocation.args.str("path").unwrap_or("/"));
+    let mut cursor = crate::sync::lock(&decisions::FILE_CURSOR);
+    let batch = decisions::read(&cursor, decisions::MAX_BATCH)?;
+    let text = decisions::lines(&batch);
+    FILES.lock().write(&path, text.as_bytes(), true).map_err(shell_error)?;
+    // Read at this cursor under its lock: never stale.
+    let _ = cursor.commit(&batch);
+    let ids = decisions::ids(&batch);
+    let human = alloc::format!(
+        "Wrote {path}: {} traces from {} ({} evicted before they were written), {}; cursor {}",
+        ids.len(),
+        batch.first_seq,
+        batch.evicted,
+        format::bytes(text.len() as u64),
+        batch.next_cursor
+    );
+    Ok(Reply::new(
+        human,
+        json!({ "path": path, "first_id": batch.first_seq, "count": ids.len(), "evicted": batch.evicted,
+                "next_cursor": batch.next_cursor, "bytes": text.len(), "totals": cursor.counters() }),
+    ))
 }

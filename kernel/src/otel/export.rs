@@ -13,14 +13,14 @@ use alloc::vec::Vec;
 
 use serde::Serialize;
 use sis_otel::{
-    encode_metrics, AttemptCounters, Endpoint, Exchange, ExportError, ExportQueue, Link, QueueConfig, QueueCounters,
-    Signal, Start, TracesAttempt, MAX_RESPONSE_BYTES,
+    encode_metrics, encode_traces, records_span, AttemptCounters, Endpoint, Exchange, ExportError, ExportQueue, Link,
+    QueueConfig, QueueCounters, Scope, Signal, Start, TracesAttempt, MAX_RESPONSE_BYTES,
 };
 use sis_platform::{thread, time};
 use sis_sched::ThreadId;
 use sis_shell::ShellError;
 
-use super::{resource, scope, STATE};
+use super::{decisions, resource, scope, STATE};
 use crate::commands::net::link;
 
 /// Metric snapshots held for export: one a request, at most 4 waiting (more are dropped and counted), each tried
@@ -38,6 +38,10 @@ const CONNECTION_BUFFER_BYTES: usize = 16 * 1024;
 const STEP_NS: u64 = 1_000_000;
 /// The export thread's longest sleep with nothing to send.
 const IDLE_NS: u64 = 100_000_000;
+/// Decision traces in one span (one event each).
+const DECISIONS_PER_SPAN: usize = 64;
+/// Wait before a failed batch of decision traces is read and tried again.
+const DECISIONS_RETRY_NS: u64 = 1_000_000_000;
 /// Stack of the export thread (bodies are on the heap).
 const EXPORT_STACK_BYTES: u64 = 64 * 1024;
 
@@ -56,6 +60,8 @@ pub struct HttpExport {
     pub attempts: AttemptCounters,
     /// Spans (traces) or snapshots (metrics) in requests the collector accepted.
     pub items_sent: u64,
+    /// Decision traces sent as span events in accepted requests (traces only).
+    pub decisions_sent: u64,
     /// Metric snapshots waiting (metrics only).
     snapshots: Option<ExportQueue<String>>,
     /// When the next snapshot is due (metrics only).
@@ -97,8 +103,10 @@ pub struct ExportStatus {
     pub interval_ms: Option<u64>,
     /// When it started, ns since boot.
     pub started_ns: u64,
-    /// Spans or snapshots in accepted requests.
+    /// Spans or snapshots in accepted requests (command spans and decision spans, for traces).
     pub items_sent: u64,
+    /// Decision traces sent as span events in accepted requests (traces; 0 for metrics).
+    pub decisions_sent: u64,
     /// The attempts by outcome.
     pub attempts: AttemptCounters,
     /// The snapshot queue's counters (metrics; null for traces, whose queue is `spans` in the status).
@@ -113,6 +121,7 @@ fn status_of(export: &HttpExport) -> ExportStatus {
         interval_ms: (export.endpoint.signal == Signal::Metrics).then_some(export.interval_ns / 1_000_000),
         started_ns: export.started_ns,
         items_sent: export.items_sent,
+        decisions_sent: export.decisions_sent,
         attempts: export.attempts.clone(),
         snapshots: export.snapshots.as_ref().map(ExportQueue::counters),
     }
@@ -159,6 +168,7 @@ pub fn start(endpoint: Endpoint, timeout_ns: u64, interval_ns: u64) -> Result<Ex
         started_ns: now,
         attempts: AttemptCounters::default(),
         items_sent: 0,
+        decisions_sent: 0,
         snapshots,
         next_snapshot_ns: now,
         generation: exports.generations,
@@ -196,9 +206,10 @@ fn running(signal: Signal, generation: u64) -> Option<(Endpoint, u64)> {
 fn run() {
     loop {
         let traces_next = export_traces();
+        let decisions_next = export_decisions();
         let metrics_next = export_metrics();
         let now = time::now_ns();
-        let wake_at = traces_next.min(metrics_next).min(now.saturating_add(IDLE_NS));
+        let wake_at = traces_next.min(decisions_next).min(metrics_next).min(now.saturating_add(IDLE_NS));
         if wake_at > now {
             thread::sleep_until_ns_or_woken(wake_at, || false);
         }
@@ -229,6 +240,55 @@ fn export_traces() -> u64 {
         export.attempts.record(request_bytes, &result);
         if result.is_ok() {
             export.items_sent += spans as u64;
+        }
+    }
+    finished
+}
+
+/// The scope of the decision traces' spans.
+fn decisions_scope() -> Scope {
+    Scope::new("sis.autonomy", env!("CARGO_PKG_VERSION"))
+}
+
+/// One attempt at the next decision traces from the OTLP cursor (a span with an event per trace), if an export of
+/// traces runs; the cursor moves only when the collector accepted them. Returns when to look again.
+fn export_decisions() -> u64 {
+    let now = time::now_ns();
+    let Some(generation) = crate::sync::lock(&EXPORTS).traces.as_ref().map(|export| export.generation) else {
+        return u64::MAX;
+    };
+    let (exporter, retry_at_ns) = *crate::sync::lock(&decisions::OTLP_CURSOR);
+    if now < retry_at_ns {
+        return retry_at_ns;
+    }
+    let Ok(batch) = decisions::read(&exporter, DECISIONS_PER_SPAN) else { return u64::MAX };
+    if batch.entries.is_empty() && batch.evicted == 0 {
+        return u64::MAX;
+    }
+    let span = {
+        let mut state = crate::sync::lock(&STATE);
+        let Some(telemetry) = state.as_mut() else { return u64::MAX };
+        records_span(telemetry.ids(), "sis.autonomy.decisions", "decision", "sis.decision", &batch, now)
+    };
+    let Ok(body) = encode_traces(&resource(), &decisions_scope(), &[span]) else { return u64::MAX };
+    let (result, request_bytes) = post(Signal::Traces, generation, &body);
+    let finished = time::now_ns();
+    {
+        let mut cursor = crate::sync::lock(&decisions::OTLP_CURSOR);
+        match result {
+            // Only this thread commits to the OTLP cursor, so the batch is never stale.
+            Ok(_) => {
+                let _ = cursor.0.commit(&batch);
+            }
+            Err(_) => cursor.1 = finished.saturating_add(DECISIONS_RETRY_NS),
+        }
+    }
+    let mut exports = crate::sync::lock(&EXPORTS);
+    if let Some(export) = exports.traces.as_mut().filter(|export| export.generation == generation) {
+        export.attempts.record(request_bytes, &result);
+        if result.is_ok() {
+            export.items_sent += 1;
+            export.decisions_sent += batch.entries.len() as u64;
         }
     }
     finished

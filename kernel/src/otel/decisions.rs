@@ -1,0 +1,73 @@
+//! Export of the meta-agent's decision traces through cursors (`sis_otel::CursorExporter`): read from any cursor
+//! (`otelctl decisions read`, `GET /api/decisions`), written to a file as JSON lines from the file cursor
+//! (`otelctl decisions file`), and posted as OTLP span events from the OTLP cursor while spans are exported over
+//! HTTP. A cursor moves only when its batch was written or accepted, so no trace is sent twice by one door nor
+//! skipped; traces the ring overwrote before a cursor reached them are counted as evicted.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use sis_autonomy::{DecisionTrace, MetaAgent};
+use sis_otel::{CursorBatch, CursorCounters, CursorExporter, Record, SequencedSource};
+use sis_shell::ShellError;
+use sis_stress::governor::TRACES_KEPT;
+
+use crate::commands::autonomy::with_agent;
+
+/// Most traces in one batch (the ring's size: a batch can hold everything kept).
+pub const MAX_BATCH: usize = TRACES_KEPT;
+
+/// The meta-agent's trace ring as a sequenced source.
+struct AgentTraces<'a, P>(&'a MetaAgent<P, TRACES_KEPT>);
+
+impl<P: sis_autonomy::Policy> SequencedSource for AgentTraces<'_, P> {
+    type Entry = DecisionTrace;
+
+    fn next_seq(&self) -> u64 {
+        self.0.decisions()
+    }
+
+    fn oldest_seq(&self) -> u64 {
+        self.0.oldest_trace_id()
+    }
+
+    fn get(&self, seq: u64) -> Option<DecisionTrace> {
+        self.0.explain(seq).ok().copied()
+    }
+}
+
+/// The file cursor (`otelctl decisions file`).
+pub static FILE_CURSOR: spin::Mutex<CursorExporter> = spin::Mutex::new(CursorExporter::starting_at(0));
+/// The OTLP cursor (span events while spans are exported over HTTP), and when a failed batch may be tried again.
+pub static OTLP_CURSOR: spin::Mutex<(CursorExporter, u64)> = spin::Mutex::new((CursorExporter::starting_at(0), 0));
+
+/// A trace as a record: its id, its time and its JSON form (as `autoctl audit` prints it).
+pub fn record(trace: DecisionTrace) -> Record {
+    Record { seq: trace.id, at_ns: trace.at_ns, value: serde_json::to_value(trace).unwrap_or_default() }
+}
+
+/// The source's window: the id the next decision gets and the oldest id kept.
+pub fn window() -> Result<(u64, u64), ShellError> {
+    with_agent(|agent| (agent.decisions(), agent.oldest_trace_id()))
+}
+
+/// Up to `max` traces from `cursor` (without moving any exporter's cursor).
+pub fn read(exporter: &CursorExporter, max: usize) -> Result<CursorBatch<Record>, ShellError> {
+    let batch = with_agent(|agent| exporter.next_batch(&AgentTraces(agent), max.min(MAX_BATCH)))?;
+    Ok(batch.map(record))
+}
+
+/// Both exporters' counters: file, OTLP.
+pub fn counters() -> (CursorCounters, CursorCounters) {
+    (crate::sync::lock(&FILE_CURSOR).counters(), crate::sync::lock(&OTLP_CURSOR).0.counters())
+}
+
+/// The ids of a batch's records.
+pub fn ids(batch: &CursorBatch<Record>) -> Vec<u64> {
+    batch.entries.iter().map(|record| record.seq).collect()
+}
+
+/// The JSON lines of a batch, and their size.
+pub fn lines(batch: &CursorBatch<Record>) -> String {
+    sis_otel::json_lines(&batch.entries)
+}
