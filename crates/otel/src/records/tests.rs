@@ -32,7 +32,7 @@ fn record(seq: u64) -> Record {
         seq,
         at_ns: 1_000 + seq * 10,
         value: json!({ "id": seq, "policy": "heuristic", "inputs": { "pressure_per_mille": 700, "free": null },
-                       "confidence": 0.5, "acted": seq % 2 == 0, "scores": [1, 2], "huge": u64::MAX }),
+                       "confidence": 0.5, "acted": seq.is_multiple_of(2), "scores": [1, 2], "huge": u64::MAX }),
     }
 }
 
