@@ -138,6 +138,32 @@ impl LatencyHistogram {
         self.max_ns
     }
 
+    /// The exact sum of the values recorded (saturating).
+    pub fn sum_ns(&self) -> u128 {
+        self.sum_ns
+    }
+
+    /// Values recorded below `limit_ns`, exactly, when `limit_ns` is an edge between two buckets (any value up to
+    /// 128, then a value whose bits below its 8 highest are zero, such as every power of two, up to
+    /// `MAX_TRACKED_NS + 1`); `None` for a limit inside a bucket, whose count cannot be split.
+    pub fn count_below(&self, limit_ns: u64) -> Option<u64> {
+        if limit_ns > MAX_TRACKED_NS + 1 {
+            return None;
+        }
+        if limit_ns == MAX_TRACKED_NS + 1 {
+            // The last bucket also holds every larger value: only exact when none is that large.
+            return (self.max_ns <= MAX_TRACKED_NS).then_some(self.count);
+        }
+        if limit_ns >= LINEAR_LIMIT {
+            let shift = (63 - limit_ns.leading_zeros()) - SUB_BUCKET_BITS;
+            if limit_ns & ((1 << shift) - 1) != 0 {
+                return None;
+            }
+        }
+        let below = bucket_of(limit_ns);
+        Some(self.counts[..below].iter().map(|count| u64::from(*count)).sum())
+    }
+
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &LatencyHistogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {

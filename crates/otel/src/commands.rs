@@ -204,6 +204,13 @@ impl CommandTelemetry {
         self.queue.finish(now_ns, result)
     }
 
+    /// Queues a span made elsewhere in the kernel (a stress run's, an inference's), or drops and counts it when
+    /// the queue is full; it is exported with the command spans.
+    pub fn enqueue_span(&mut self, span: Span) {
+        // A full queue counts the span as dropped.
+        let _ = self.queue.enqueue(span);
+    }
+
     /// Writes every queued span and the metrics at `now_ns` as OTLP/JSON lines (traces lines of up to 64 spans,
     /// then one metrics line) through `write`, which gets the whole text. Only when `write` succeeds are the
     /// spans taken from the queue and counted as exported; when it fails nothing changes.
@@ -212,6 +219,18 @@ impl CommandTelemetry {
         resource: &Resource,
         scope: &Scope,
         now_ns: u64,
+        write: impl FnOnce(&str) -> Result<(), E>,
+    ) -> Result<Export, E> {
+        self.export_with(resource, scope, now_ns, Vec::new(), write)
+    }
+
+    /// [`Self::export`] with `extra` metrics (the kernel's other latencies) after the telemetry's own.
+    pub fn export_with<E>(
+        &mut self,
+        resource: &Resource,
+        scope: &Scope,
+        now_ns: u64,
+        extra: Vec<Metric>,
         write: impl FnOnce(&str) -> Result<(), E>,
     ) -> Result<Export, E> {
         let mut trial = self.queue.clone();
@@ -236,7 +255,8 @@ impl CommandTelemetry {
                 Poll::Idle | Poll::Waiting { .. } | Poll::Retrying { .. } => break,
             }
         }
-        let metrics = metrics_of(self, &trial.counters(), now_ns);
+        let mut metrics = metrics_of(self, &trial.counters(), now_ns);
+        metrics.extend(extra);
         if let Ok(line) = encode_metrics(resource, scope, &metrics) {
             text.push_str(&line);
             text.push('\n');

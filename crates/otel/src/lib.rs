@@ -14,6 +14,8 @@
 //!   exported exactly once or counted as evicted.
 //! - [`records_span`] and [`json_lines`]: a cursor's batch of sequenced records (the decision traces) as one
 //!   span with an event per record, or as JSON lines.
+//! - [`RunTrace`], [`operation_span`] and [`latency_histogram`]: a stress run's span with a child per phase, an
+//!   inference's span, and `sis-metrics` latency histograms as exact OTLP histograms.
 //! - [`CommandTelemetry`]: a span per shell command, counters and a latency histogram, exported as OTLP/JSON
 //!   lines (`otelctl`).
 //!
@@ -34,6 +36,7 @@ mod id;
 mod metric;
 mod queue;
 mod records;
+mod runs;
 mod span;
 
 pub use attribute::{AnyValue, KeyValue, Resource, Scope, SERVICE_NAME};
@@ -48,4 +51,5 @@ pub use id::{HexError, IdGenerator, SpanId, TraceId};
 pub use metric::{HistogramPoint, Metric, MetricData, MetricError, NumberPoint, NumberValue, Temporality};
 pub use queue::{ExportQueue, NoAttempt, Poll, QueueConfig, QueueConfigError, QueueCounters, QueueFull, Start};
 pub use records::{json_attributes, json_lines, records_span, Record};
+pub use runs::{latency_histogram, operation_span, RunTrace, LATENCY_EXPONENTS};
 pub use span::{OpenSpan, Span, SpanError, SpanEvent, SpanKind, Status};

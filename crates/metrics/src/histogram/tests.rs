@@ -125,3 +125,40 @@ proptest! {
         assert_within_bound(&histogram, &mut values);
     }
 }
+
+#[test]
+fn counts_below_bucket_edges_are_exact_and_limits_inside_a_bucket_are_refused() {
+    let mut histogram = LatencyHistogram::new();
+    for value in [0, 5, 127, 128, 1_023, 1_024, 1_025, 9_999, 10_048, 1 << 20, MAX_TRACKED_NS, u64::MAX] {
+        histogram.record(value);
+    }
+    assert_eq!(histogram.count_below(0), Some(0));
+    assert_eq!(histogram.count_below(6), Some(2));
+    assert_eq!(histogram.count_below(128), Some(3));
+    assert_eq!(histogram.count_below(1_024), Some(5));
+    assert_eq!(histogram.count_below(1_025), None);
+    // 10,048 = 157 << 6 is an edge; 10,000 lies inside [9,984, 10,048).
+    assert_eq!(histogram.count_below(10_048), Some(8));
+    assert_eq!(histogram.count_below(10_000), None);
+    assert_eq!(histogram.count_below(1 << 20), Some(9));
+    assert_eq!(histogram.count_below((1 << 20) + 1), None);
+    // u64::MAX shares the last bucket with MAX_TRACKED_NS: the top edge cannot be split.
+    assert_eq!(histogram.count_below(MAX_TRACKED_NS + 1), None);
+    assert_eq!(histogram.count_below(MAX_TRACKED_NS + 2), None);
+    assert_eq!(
+        histogram.sum_ns(),
+        [0u128, 5, 127, 128, 1_023, 1_024, 1_025, 9_999, 10_048, 1 << 20].iter().sum::<u128>()
+            + MAX_TRACKED_NS as u128
+            + u64::MAX as u128
+    );
+}
+
+proptest! {
+    #[test]
+    fn counts_below_powers_of_two_equal_the_values_below(values in proptest::collection::vec(0u64..1 << 40, 0..200), exponent in 0u32..45) {
+        let mut histogram = LatencyHistogram::new();
+        values.iter().for_each(|&value| histogram.record(value));
+        let limit = 1u64 << exponent;
+        prop_assert_eq!(histogram.count_below(limit), Some(values.iter().filter(|value| **value < limit).count() as u64));
+    }
+}
