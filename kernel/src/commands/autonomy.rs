@@ -118,12 +118,25 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
     }
 }
 
-/// Runs `body` on the meta-agent (the autonomy state is made on first use), IRQs masked: it must be short (copy
-/// traces out, nothing more). For the exporters of its decision traces.
-pub fn with_agent<R>(
-    body: impl FnOnce(&sis_autonomy::MetaAgent<BoxedPolicy, TRACES_KEPT>) -> R,
-) -> Result<R, ShellError> {
-    with_state(|state| body(state.governor.agent()))
+/// Runs `body` on the meta-agent, IRQs masked: it must be short (copy traces out, nothing more). For the
+/// exporters of its decision traces; `None` before the autonomy state exists (there is no trace yet).
+pub fn with_agent<R>(body: impl FnOnce(&sis_autonomy::MetaAgent<BoxedPolicy, TRACES_KEPT>) -> R) -> Option<R> {
+    STATE.lock().as_ref().map(|state| body(state.governor.agent()))
+}
+
+/// The meta-agent's decision times (`autoctl status`'s `decision_cost`) as the OTLP histogram
+/// `sis.autonomy.decision.duration`, computed under the state's lock (the histogram is not copied out).
+/// `None` before the autonomy state exists (no `autoctl` command and no stress run has made it).
+pub fn decision_cost_metric(since_ns: u64, now_ns: u64) -> Option<sis_otel::Metric> {
+    STATE.lock().as_ref().and_then(|state| {
+        sis_otel::latency_histogram(
+            "sis.autonomy.decision.duration",
+            "Time each meta-agent decision took, its lock held",
+            &state.decision_cost,
+            since_ns,
+            now_ns,
+        )
+    })
 }
 
 /// Starts the autonomy thread once; it sleeps an interval, then decides if autonomy is on.

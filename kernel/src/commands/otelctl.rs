@@ -220,6 +220,10 @@ fn disable(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> 
 
 fn file(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let path = String::from(invocation.args.str("path").unwrap_or("/"));
+    let since_ns = crate::sync::lock(&STATE).as_ref().map(CommandTelemetry::since_ns).ok_or_else(not_enabled)?;
+    // Read before the telemetry's lock is taken: they take their own subsystems' locks.
+    let now = time::now_ns();
+    let extra = crate::otel::kernel_metrics(since_ns, now);
     let mut state = crate::sync::lock(&STATE);
     let telemetry = state.as_mut().ok_or_else(not_enabled)?;
     if let Some(running) = export::status(Signal::Traces) {
@@ -228,7 +232,7 @@ fn file(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
             alloc::format!("spans go to {}: `otelctl stop traces` before writing them to a file", running.url),
         ));
     }
-    let export = telemetry.export(&resource(), &scope(), time::now_ns(), |text| {
+    let export = telemetry.export_with(&resource(), &scope(), now, extra, |text| {
         FILES.lock().write(&path, text.as_bytes(), true).map_err(shell_error)
     })?;
     let exported = telemetry.queue_counters().exported;
@@ -298,7 +302,7 @@ fn export_stop(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
 }
 
 fn decisions_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let (next_id, oldest_id) = decisions::window()?;
+    let (next_id, oldest_id) = decisions::window();
     let (file, otlp) = decisions::counters();
     let human = alloc::format!(
         "Decision traces: ids {oldest_id}..{next_id} kept\n  file cursor {}: {} written, {} evicted\n  OTLP cursor {}: {} sent, {} evicted",
@@ -315,7 +319,7 @@ fn decisions_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, She
 fn decisions_read(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let cursor = invocation.args.u64("cursor").unwrap_or(0);
     let max = invocation.args.u64("max").unwrap_or(64) as usize;
-    let batch = decisions::read(&sis_otel::CursorExporter::starting_at(cursor), max)?;
+    let batch = decisions::read(&sis_otel::CursorExporter::starting_at(cursor), max);
     let ids = decisions::ids(&batch);
     let human = alloc::format!(
         "{} traces from {} (cursor {cursor}, {} evicted); next cursor {}",
@@ -335,7 +339,7 @@ fn decisions_read(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Rep
 fn decisions_file(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let path = String::from(invocation.args.str("path").unwrap_or("/"));
     let mut cursor = crate::sync::lock(&decisions::FILE_CURSOR);
-    let batch = decisions::read(&cursor, decisions::MAX_BATCH)?;
+    let batch = decisions::read(&cursor, decisions::MAX_BATCH);
     let text = decisions::lines(&batch);
     FILES.lock().write(&path, text.as_bytes(), true).map_err(shell_error)?;
     // Read at this cursor under its lock: never stale.

@@ -9,7 +9,6 @@ use alloc::vec::Vec;
 
 use sis_autonomy::{DecisionTrace, MetaAgent};
 use sis_otel::{CursorBatch, CursorCounters, CursorExporter, Record, SequencedSource};
-use sis_shell::ShellError;
 use sis_stress::governor::TRACES_KEPT;
 
 use crate::commands::autonomy::with_agent;
@@ -46,15 +45,36 @@ pub fn record(trace: DecisionTrace) -> Record {
     Record { seq: trace.id, at_ns: trace.at_ns, value: serde_json::to_value(trace).unwrap_or_default() }
 }
 
-/// The source's window: the id the next decision gets and the oldest id kept.
-pub fn window() -> Result<(u64, u64), ShellError> {
-    with_agent(|agent| (agent.decisions(), agent.oldest_trace_id()))
+/// The source's window: the id the next decision gets and the oldest id kept (0 and 0 before the meta-agent
+/// exists).
+pub fn window() -> (u64, u64) {
+    with_agent(|agent| (agent.decisions(), agent.oldest_trace_id())).unwrap_or((0, 0))
 }
 
-/// Up to `max` traces from `cursor` (without moving any exporter's cursor).
-pub fn read(exporter: &CursorExporter, max: usize) -> Result<CursorBatch<Record>, ShellError> {
-    let batch = with_agent(|agent| exporter.next_batch(&AgentTraces(agent), max.min(MAX_BATCH)))?;
-    Ok(batch.map(record))
+/// Up to `max` traces from `exporter`'s cursor (without moving it); an empty batch before the meta-agent exists.
+pub fn read(exporter: &CursorExporter, max: usize) -> CursorBatch<Record> {
+    let batch = with_agent(|agent| exporter.next_batch(&AgentTraces(agent), max.min(MAX_BATCH)))
+        .unwrap_or_else(|| exporter.next_batch(&Empty, 0));
+    batch.map(record)
+}
+
+/// A source with nothing in it (before the meta-agent exists).
+struct Empty;
+
+impl SequencedSource for Empty {
+    type Entry = DecisionTrace;
+
+    fn next_seq(&self) -> u64 {
+        0
+    }
+
+    fn oldest_seq(&self) -> u64 {
+        0
+    }
+
+    fn get(&self, _: u64) -> Option<DecisionTrace> {
+        None
+    }
 }
 
 /// Both exporters' counters: file, OTLP.

@@ -261,7 +261,7 @@ fn export_decisions() -> u64 {
     if now < retry_at_ns {
         return retry_at_ns;
     }
-    let Ok(batch) = decisions::read(&exporter, DECISIONS_PER_SPAN) else { return u64::MAX };
+    let batch = decisions::read(&exporter, DECISIONS_PER_SPAN);
     if batch.entries.is_empty() && batch.evicted == 0 {
         return u64::MAX;
     }
@@ -305,9 +305,14 @@ fn export_metrics() -> u64 {
         }
     };
     let snapshot = if snapshot_due {
-        crate::sync::lock(&STATE)
-            .as_ref()
-            .and_then(|telemetry| encode_metrics(&resource(), &scope(), &telemetry.metrics(now)).ok())
+        let since_ns = crate::sync::lock(&STATE).as_ref().map(sis_otel::CommandTelemetry::since_ns);
+        // The kernel's other histograms are read before the telemetry's lock: they take their own locks.
+        let extra = since_ns.map(|since_ns| super::kernel_metrics(since_ns, now)).unwrap_or_default();
+        crate::sync::lock(&STATE).as_ref().and_then(|telemetry| {
+            let mut metrics = telemetry.metrics(now);
+            metrics.extend(extra);
+            encode_metrics(&resource(), &scope(), &metrics).ok()
+        })
     } else {
         None
     };

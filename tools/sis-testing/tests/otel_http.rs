@@ -232,3 +232,109 @@ fn a_collector_that_never_answers_times_out_while_the_shell_keeps_answering_at_o
     assert!(commands >= 10, "{commands}");
     ok(&mut sis, "otelctl stop traces");
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn stress_phases_inferences_and_decision_latencies_reach_the_collector_with_nested_times() {
+    let collector = Collector::start(CollectorOptions::default()).unwrap();
+    let port = collector.address().port();
+    let mut sis = boot();
+    ok(&mut sis, "otelctl enable --seed 13");
+    ok(&mut sis, &format!("otelctl export --to http://10.0.2.2:{port}/v1/traces"));
+    ok(&mut sis, "autoctl on");
+    // A suite that ends in Fail is still a run (error `stress-failed`): its span says which.
+    let suite = sis.run_json("stresstest all --duration 200 --episodes 10 --seed 3").unwrap();
+    let suite_error = suite["error"]["code"].as_str().map(String::from);
+    ok(&mut sis, "llmctl register builtin");
+    ok(&mut sis, "llmctl load shakespeare-lm");
+    let inference = ok(&mut sis, "llmctl infer shakespeare-lm \"ROMEO:\" --max-tokens 20 --seed 4");
+    assert_eq!(error_code(&mut sis, "llmctl infer no-such-model \"a\""), "unknown-model");
+    ok(&mut sis, "autoctl off");
+    ok(&mut sis, &format!("otelctl export --to http://10.0.2.2:{port}/v1/metrics --interval-ms 200"));
+    ok(&mut sis, "otelctl disable");
+    let status = wait_status(&mut sis, Duration::from_secs(30), |status| {
+        number(status, "/spans/held") == 0 && number(status, "/exports/metrics/items_sent") >= 1
+    });
+    // The decision traces go as span events too: wait until their cursor reached the last one.
+    let start = Instant::now();
+    while {
+        let decisions = ok(&mut sis, "otelctl decisions status");
+        number(&decisions, "/otlp/cursor") < number(&decisions, "/next_id")
+    } {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let traces = ok(&mut sis, "otelctl stop traces");
+    ok(&mut sis, "otelctl stop metrics");
+    let summary = collector.summary().unwrap();
+    // Every span the queue exported plus one per decision batch: exactly what the export counts as sent.
+    assert_eq!(summary["spans"], traces["items_sent"]);
+    assert!(number(&traces, "/items_sent") > number(&status, "/spans/exported"), "{traces}");
+    assert_eq!(number(&traces, "/attempts/attempts"), number(&traces, "/attempts/succeeded"));
+    assert_eq!(
+        (summary["orphans"].clone(), summary["unnested"].clone(), summary["rejected"].clone()),
+        (json!([]), json!([]), json!(0))
+    );
+    let spans = summary["span_list"].as_array().unwrap();
+    let named = |name: &str| spans.iter().filter(|span| span["name"] == name).collect::<Vec<_>>();
+
+    // The suite: one root with its seed and outcome, a child per phase in order, each ending where the next begins.
+    let roots = named("stress.all");
+    assert_eq!(roots.len(), 1);
+    let root = roots[0];
+    assert_eq!(
+        (root["parent_span_id"].as_str(), root["attributes"]["sis.stress.seed"].as_str()),
+        (Some(""), Some("3"))
+    );
+    match &suite_error {
+        None => assert_eq!((root["status_code"].as_u64(), suite["ok"].as_bool()), (Some(1), Some(true))),
+        Some(code) => {
+            assert_eq!((root["status_code"].as_u64(), root["status_message"].as_str()), (Some(2), Some(code.as_str())))
+        }
+    }
+    let mut phases: Vec<&Value> = spans.iter().filter(|span| span["parent_span_id"] == root["span_id"]).collect();
+    phases.sort_by_key(|span| span["attributes"]["sis.stress.part"].as_u64());
+    let names: Vec<&str> = phases.iter().map(|span| span["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["memory", "commands", "multi", "learning"]);
+    let mut boundary = number(root, "/start_time_unix_nano");
+    for phase in &phases {
+        assert_eq!(phase["trace_id"], root["trace_id"]);
+        assert_eq!(number(phase, "/start_time_unix_nano"), boundary, "{phase}");
+        boundary = number(phase, "/end_time_unix_nano");
+        assert_eq!(phase["attributes"]["sis.stress.parts"], 4);
+    }
+    assert!(boundary <= number(root, "/end_time_unix_nano"));
+    // The suite's tests run inside `all`: only `all` is a run of its own.
+    assert_eq!(named("stress.memory").len(), 0);
+    // The command that ran it is a span of its own, in its own trace.
+    assert_eq!(named("stresstest all").len(), 1);
+
+    // The inferences: one that generated, with the command's figures, and one refused with its code.
+    let inferences = named("sis.llm.inference");
+    assert_eq!(inferences.len(), 2);
+    let generated = inferences[0];
+    assert_eq!(generated["attributes"]["sis.llm.tokens"], inference["tokens"]);
+    assert_eq!(generated["attributes"]["sis.llm.generation_ns"], inference["generation_ns"]);
+    assert_eq!(generated["attributes"]["sis.llm.grant_ns"], inference["grant_ns"]);
+    assert_eq!(
+        (generated["attributes"]["sis.llm.seed"].as_str(), generated["status_code"].as_u64()),
+        (Some("4"), Some(1))
+    );
+    let span_ns = number(generated, "/end_time_unix_nano") - number(generated, "/start_time_unix_nano");
+    assert!(span_ns >= inference["generation_ns"].as_u64().unwrap() + inference["grant_ns"].as_u64().unwrap());
+    assert_eq!(
+        (inferences[1]["status_code"].as_u64(), inferences[1]["status_message"].as_str()),
+        (Some(2), Some("unknown-model"))
+    );
+
+    // The meta-agent's decision times as an exact histogram: as many as `autoctl status` counted.
+    let autonomy = ok(&mut sis, "autoctl status");
+    let metrics = summary["metrics"].as_array().unwrap();
+    let decisions = metrics.iter().rev().find(|metric| metric["name"] == "sis.autonomy.decision.duration").unwrap();
+    let point = &decisions["points"][0];
+    assert_eq!(decisions["type"], "histogram");
+    assert_eq!(point["count"], autonomy["decision_cost"]["count"], "{autonomy}");
+    assert_eq!(point["min"].as_f64(), autonomy["decision_cost"]["min_ns"].as_f64());
+    assert_eq!(point["max"].as_f64(), autonomy["decision_cost"]["max_ns"].as_f64());
+    assert!(point["count"].as_u64().unwrap() > 0);
+}
