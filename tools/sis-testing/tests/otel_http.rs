@@ -231,6 +231,21 @@ fn a_collector_that_never_answers_times_out_while_the_shell_keeps_answering_at_o
     assert!(slowest < Duration::from_millis(1000), "a command took {slowest:?} while the export waited");
     assert!(commands >= 10, "{commands}");
     ok(&mut sis, "otelctl stop traces");
+
+    // An address on the guest's network that nobody has: no connection, each attempt ends at its deadline.
+    ok(&mut sis, "otelctl export --to http://10.0.2.99:4318/v1/metrics --timeout-ms 500 --interval-ms 60000");
+    let status = wait_status(&mut sis, Duration::from_secs(10), |status| {
+        status["exports"]["metrics"]["attempts"]["timeouts"].as_u64() >= Some(2)
+    });
+    let attempts = &status["exports"]["metrics"]["attempts"];
+    assert_eq!(
+        (attempts["succeeded"].clone(), attempts["last_error"].clone()),
+        (json!(0), json!("timeout")),
+        "{status}"
+    );
+    assert_eq!(number(attempts, "/attempts"), number(attempts, "/timeouts"), "{status}");
+    let stopped = ok(&mut sis, "otelctl stop metrics");
+    assert_eq!(stopped["items_sent"], 0);
 }
 
 #[test]
