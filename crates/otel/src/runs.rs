@@ -86,13 +86,12 @@ pub fn latency_histogram(
     start_ns: u64,
     now_ns: u64,
 ) -> Option<Metric> {
-    let mut below = Vec::new();
-    for exponent in LATENCY_EXPONENTS {
-        below.push(histogram.count_below(1u64 << exponent)?);
-    }
-    let mut buckets = Vec::with_capacity(below.len() + 1);
+    let limits: Vec<u64> = LATENCY_EXPONENTS.map(|exponent| 1u64 << exponent).collect();
+    // One pass over the buckets (the kernel reads it under its subsystem's lock).
+    let below = histogram.counts_below(&limits)?;
+    let mut buckets = Vec::with_capacity(limits.len() + 1);
     let mut previous = 0;
-    for count in &below {
+    for count in below.as_slice() {
         buckets.push(count - previous);
         previous = *count;
     }

@@ -162,3 +162,33 @@ proptest! {
         prop_assert_eq!(histogram.count_below(limit), Some(values.iter().filter(|value| **value < limit).count() as u64));
     }
 }
+
+proptest! {
+    #[test]
+    fn counts_below_many_limits_in_one_pass_equal_each_count_below(values in proptest::collection::vec(0u64..1 << 44, 0..200)) {
+        let mut histogram = LatencyHistogram::new();
+        values.iter().for_each(|&value| histogram.record(value));
+        let limits: Vec<u64> = (0..=44).map(|exponent| 1u64 << exponent).collect();
+        let counts = histogram.counts_below(&limits).unwrap();
+        let each: Vec<u64> = limits.iter().map(|limit| histogram.count_below(*limit).unwrap_or(u64::MAX)).collect();
+        prop_assert_eq!(counts.as_slice(), each.as_slice());
+    }
+}
+
+#[test]
+fn counts_below_refuses_limits_inside_buckets_out_of_order_or_too_many() {
+    let histogram = LatencyHistogram::new();
+    assert_eq!(histogram.counts_below(&[1_024, 10_000]), None);
+    assert_eq!(histogram.counts_below(&[2_048, 1_024]), None);
+    assert_eq!(histogram.counts_below(&[1_024, 1_024]), None);
+    let mut past_the_top = LatencyHistogram::new();
+    past_the_top.record(u64::MAX);
+    assert_eq!(past_the_top.counts_below(&[1 << 20, 1 << 44]), None);
+    assert_eq!(past_the_top.counts_below(&[1 << 20, 1 << 34]).unwrap().as_slice(), &[0, 0]);
+    let many: Vec<u64> = (0..=alloc_free::MAX_LIMITS as u64).collect();
+    assert_eq!(histogram.counts_below(&many), None);
+    assert_eq!(
+        histogram.counts_below(&many[..alloc_free::MAX_LIMITS]).unwrap().as_slice(),
+        &[0; alloc_free::MAX_LIMITS][..]
+    );
+}
