@@ -122,10 +122,14 @@ fn decision_traces_leave_through_file_web_and_otlp_cursors_each_once_with_evicti
     ok(&mut sis, "otelctl enable --seed 9");
     let port = collector.address().port();
     ok(&mut sis, &format!("otelctl export --to http://10.0.2.2:{port}/v1/traces"));
+    // A line through the web door is recorded as a console line is.
+    assert_eq!(web.get("/api/decisions?cursor=0&max=1", Some(&token)).unwrap().status, 200);
+    ok(&mut sis, "otelctl disable");
     let start = Instant::now();
     let status = loop {
         let status = ok(&mut sis, "otelctl decisions status");
-        if number(&status, "/otlp/cursor") == next_id {
+        let held = number(&ok(&mut sis, "otelctl status"), "/spans/held");
+        if number(&status, "/otlp/cursor") == next_id && held == 0 {
             break status;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "{status}");
@@ -166,4 +170,10 @@ fn decision_traces_leave_through_file_web_and_otlp_cursors_each_once_with_evicti
     }
     assert_eq!((span_evicted, event_ids), (oldest_id, (oldest_id..next_id).collect::<Vec<_>>()));
     assert_eq!((summary["orphans"].clone(), summary["rejected"].clone()), (json!([]), json!(0)));
+    let names = &summary["span_names"];
+    assert_eq!(
+        (names["otelctl decisions read"].clone(), names["otelctl export"].clone()),
+        (json!(1), json!(1)),
+        "{names}"
+    );
 }
