@@ -75,9 +75,8 @@ pub static OTELCTL: CommandSpec<Kernel> = CommandSpec {
                 ArgSpec::flag(
                     "interval-ms",
                     ValueKind::U64 { min: 100, max: 3_600_000 },
-                    "between two metric snapshots (metrics only)",
-                )
-                .default("1000"),
+                    "between two metric snapshots (metrics only; default 1000)",
+                ),
             ],
             subcommands: &[],
             handler: Some(export_start),
@@ -274,7 +273,15 @@ fn export_start(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
     let url = invocation.args.str("to").unwrap_or("");
     let endpoint = Endpoint::parse(url).map_err(|error| ShellError::new(error.code(), alloc::format!("{error}")))?;
     let timeout_ms = invocation.args.u64("timeout-ms").unwrap_or(2_000);
-    let interval_ms = invocation.args.u64("interval-ms").unwrap_or(1_000);
+    let interval_ms = match (endpoint.signal, invocation.args.u64("interval-ms")) {
+        (Signal::Traces, Some(_)) => {
+            return Err(ShellError::new(
+                sis_shell::codes::INVALID_VALUE,
+                "--interval-ms applies to metrics: spans are sent as they are recorded",
+            ))
+        }
+        (_, interval) => interval.unwrap_or(1_000),
+    };
     if crate::sync::lock(&STATE).is_none() {
         return Err(not_enabled());
     }

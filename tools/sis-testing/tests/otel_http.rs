@@ -55,6 +55,7 @@ fn spans_and_metrics_reach_the_collector_over_http_with_the_kernels_counts() {
         assert_eq!(error_code(&mut sis, &format!("otelctl export --to {url}")), code, "{url}");
     }
     assert_eq!(error_code(&mut sis, &format!("otelctl export --to {traces_url} --timeout-ms 99")), "out-of-range");
+    assert_eq!(error_code(&mut sis, &format!("otelctl export --to {traces_url} --interval-ms 500")), "invalid-value");
     assert_eq!(error_code(&mut sis, "otelctl stop traces"), "not-exporting");
     let status = ok(&mut sis, "otelctl status");
     assert_eq!(status["exports"], json!({ "traces": null, "metrics": null }));
@@ -83,7 +84,8 @@ fn spans_and_metrics_reach_the_collector_over_http_with_the_kernels_counts() {
     let spans = &status["spans"];
     // Every span recorded was exported once, none dropped: the collector holds exactly the kernel's count.
     let enqueued = number(spans, "/enqueued");
-    assert_eq!(enqueued, 1 + 6 + 1 + 2 + 1 + 2 + 1 + 100, "{status}");
+    // enable, 6 bad URLs, 2 bad flags, stop, status, export, export again, metrics export, file, 100 echoes.
+    assert_eq!(enqueued, 1 + 6 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 100, "{status}");
     assert_eq!(number(spans, "/exported"), enqueued);
     assert_eq!((number(spans, "/dropped_full"), number(spans, "/dropped_after_retries")), (0, 0));
     assert_eq!(summary["spans"], enqueued);
