@@ -84,7 +84,7 @@ pub static OTELCTL: CommandSpec<Kernel> = CommandSpec {
         CommandSpec {
             name: "stop",
             summary: "Stop the export of traces or metrics; what it sent and its failures",
-            description: "Spans not yet sent stay queued (for `otelctl file` or the next export); an attempt in progress is abandoned and counted as a failed attempt of its batch.",
+            description: "Spans not yet sent stay queued (for `otelctl file` or the next export). An attempt in progress runs to its end or its deadline (a request is never cut short); its batch is then exported or kept, but the stopped export's counters no longer change.",
             args: &[ArgSpec::positional("signal", ValueKind::Choice(&["traces", "metrics"]), "which export")
                 .required()],
             subcommands: &[],
@@ -141,7 +141,8 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let state = crate::sync::lock(&STATE);
     let Some(telemetry) = state.as_ref() else {
         let fields = json!({ "enabled": false, "seed": null, "since_ns": null, "spans": null, "commands": {},
-                             "files_written": 0, "exports": { "traces": null, "metrics": null } });
+                             "files_written": 0, "exports": { "traces": null, "metrics": null },
+                             "stopped": { "traces": null, "metrics": null } });
         return Ok(Reply::new("Telemetry: off (never enabled since boot)", fields));
     };
     let spans = telemetry.queue_counters();
@@ -171,6 +172,10 @@ fn status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         "commands": telemetry.counts(),
         "files_written": telemetry.exports(),
         "exports": { "traces": traces, "metrics": metrics },
+        "stopped": {
+            "traces": export::last_stopped(Signal::Traces),
+            "metrics": export::last_stopped(Signal::Metrics),
+        },
     });
     Ok(Reply::new(human, fields))
 }
@@ -228,7 +233,11 @@ fn file(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
     if let Some(running) = export::status(Signal::Traces) {
         return Err(ShellError::new(
             "exporting",
-            alloc::format!("spans go to {}: `otelctl stop traces` before writing them to a file", running.url),
+            alloc::format!(
+                "spans go to {} ({:?}): `otelctl stop traces`, and once it has stopped write them to a file",
+                running.url,
+                running.state
+            ),
         ));
     }
     let export = telemetry.export_with(&resource(), &scope(), now, extra, |text| {
@@ -305,7 +314,14 @@ fn export_stop(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
         _ => Signal::Traces,
     };
     let status = export::stop(signal)?;
-    Ok(Reply::new(alloc::format!("Stopped.{}", export_line(&status)), json!(status)))
+    Ok(Reply::new(
+        alloc::format!(
+            "Stopping: no attempt starts from now; the one in progress (if any) ends within {} ms.{}",
+            status.timeout_ms,
+            export_line(&status)
+        ),
+        json!(status),
+    ))
 }
 
 fn decisions_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {

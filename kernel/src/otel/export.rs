@@ -68,18 +68,29 @@ pub struct HttpExport {
     next_snapshot_ns: u64,
     /// Changes at every start, so an attempt of an export that was stopped meanwhile is not counted in its successor.
     generation: u64,
+    /// `otelctl stop` asked for its end: no attempt starts; the thread retires it after the one in progress.
+    stopping: bool,
 }
 
 /// The exports, and the thread that runs them.
 struct Exports {
     traces: Option<HttpExport>,
     metrics: Option<HttpExport>,
+    /// The final status of the last export of each signal that ended.
+    stopped_traces: Option<ExportStatus>,
+    stopped_metrics: Option<ExportStatus>,
     thread: Option<ThreadId>,
     generations: u64,
 }
 
-static EXPORTS: spin::Mutex<Exports> =
-    spin::Mutex::new(Exports { traces: None, metrics: None, thread: None, generations: 0 });
+static EXPORTS: spin::Mutex<Exports> = spin::Mutex::new(Exports {
+    traces: None,
+    metrics: None,
+    stopped_traces: None,
+    stopped_metrics: None,
+    thread: None,
+    generations: 0,
+});
 
 impl Exports {
     fn slot(&mut self, signal: Signal) -> &mut Option<HttpExport> {
@@ -88,11 +99,50 @@ impl Exports {
             Signal::Metrics => &mut self.metrics,
         }
     }
+
+    fn stopped(&mut self, signal: Signal) -> &mut Option<ExportStatus> {
+        match signal {
+            Signal::Traces => &mut self.stopped_traces,
+            Signal::Metrics => &mut self.stopped_metrics,
+        }
+    }
+
+    /// The generation of the export of `signal` when it runs and is not stopping.
+    fn active(&mut self, signal: Signal) -> Option<u64> {
+        self.slot(signal).as_ref().filter(|export| !export.stopping).map(|export| export.generation)
+    }
+
+    /// Moves exports that are stopping to their final status (between attempts: none is in progress).
+    fn retire_stopping(&mut self) {
+        for signal in [Signal::Traces, Signal::Metrics] {
+            if self.slot(signal).as_ref().is_some_and(|export| export.stopping) {
+                let final_status = self
+                    .slot(signal)
+                    .take()
+                    .map(|export| ExportStatus { state: ExportState::Stopped, ..status_of(&export) });
+                *self.stopped(signal) = final_status;
+            }
+        }
+    }
+}
+
+/// Where an export is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportState {
+    /// Sending.
+    Running,
+    /// `otelctl stop` ran; the attempt in progress ends (at most its deadline), then it is stopped.
+    Stopping,
+    /// Over: these are its final figures.
+    Stopped,
 }
 
 /// What `otelctl status` shows of one export.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportStatus {
+    /// Running, stopping or stopped.
+    pub state: ExportState,
     /// The URL, canonical.
     pub url: String,
     /// What it sends.
@@ -114,7 +164,12 @@ pub struct ExportStatus {
 }
 
 fn status_of(export: &HttpExport) -> ExportStatus {
+    let state = match export.stopping {
+        false => ExportState::Running,
+        true => ExportState::Stopping,
+    };
     ExportStatus {
+        state,
         url: export.endpoint.url(),
         signal: export.endpoint.signal,
         timeout_ms: export.timeout_ns / 1_000_000,
@@ -127,9 +182,14 @@ fn status_of(export: &HttpExport) -> ExportStatus {
     }
 }
 
-/// The status of the export of `signal`, if one runs.
+/// The status of the export of `signal`, if one runs (or is stopping).
 pub fn status(signal: Signal) -> Option<ExportStatus> {
     crate::sync::lock(&EXPORTS).slot(signal).as_ref().map(status_of)
+}
+
+/// The final status of the last export of `signal` that ended, if any.
+pub fn last_stopped(signal: Signal) -> Option<ExportStatus> {
+    crate::sync::lock(&EXPORTS).stopped(signal).clone()
 }
 
 /// Starts exporting `endpoint`'s signal (refused when one runs already, or the thread cannot start: nothing
@@ -137,15 +197,21 @@ pub fn status(signal: Signal) -> Option<ExportStatus> {
 pub fn start(endpoint: Endpoint, timeout_ns: u64, interval_ns: u64) -> Result<ExportStatus, ShellError> {
     let mut exports = crate::sync::lock(&EXPORTS);
     if let Some(running) = exports.slot(endpoint.signal).as_ref() {
-        return Err(ShellError::new(
-            "already-exporting",
-            alloc::format!(
+        let message = match running.stopping {
+            true => alloc::format!(
+                "the export of {} to {} is stopping (its last attempt ends within {} ms)",
+                endpoint.signal.name(),
+                running.endpoint.url(),
+                running.timeout_ns / 1_000_000
+            ),
+            false => alloc::format!(
                 "{} go to {} already: `otelctl stop {}` first",
                 endpoint.signal.name(),
                 running.endpoint.url(),
                 endpoint.signal.name()
             ),
-        ));
+        };
+        return Err(ShellError::new("already-exporting", message));
     }
     if exports.thread.is_none() {
         let id = thread::spawn("otel-export", EXPORT_STACK_BYTES, run).map_err(|error| {
@@ -172,6 +238,7 @@ pub fn start(endpoint: Endpoint, timeout_ns: u64, interval_ns: u64) -> Result<Ex
         snapshots,
         next_snapshot_ns: now,
         generation: exports.generations,
+        stopping: false,
     };
     let status = status_of(&export);
     *exports.slot(endpoint.signal) = Some(export);
@@ -181,15 +248,19 @@ pub fn start(endpoint: Endpoint, timeout_ns: u64, interval_ns: u64) -> Result<Ex
     Ok(status)
 }
 
-/// Stops the export of `signal`; its final status. An attempt in progress is abandoned (counted as failed
-/// `stopped` for the spans' queue, which keeps its batch for a retry).
+/// Stops the export of `signal`: no attempt starts from now on, and the thread retires it once the attempt in
+/// progress (if any) ended, at most its deadline later: a request is never cut short. Its status now (`stopping`);
+/// the final one is [`last_stopped`] once [`status`] is `None`.
 pub fn stop(signal: Signal) -> Result<ExportStatus, ShellError> {
     let mut exports = crate::sync::lock(&EXPORTS);
-    let export = exports
-        .slot(signal)
-        .take()
-        .ok_or_else(|| ShellError::new("not-exporting", alloc::format!("no export of {} runs", signal.name())))?;
-    Ok(status_of(&export))
+    let not_exporting = || ShellError::new("not-exporting", alloc::format!("no export of {} runs", signal.name()));
+    let export = exports.slot(signal).as_mut().filter(|export| !export.stopping).ok_or_else(not_exporting)?;
+    export.stopping = true;
+    let status = status_of(export);
+    if let Some(id) = exports.thread {
+        thread::wake(id);
+    }
+    Ok(status)
 }
 
 /// Whether the export of `signal` started as `generation` still runs.
@@ -205,6 +276,7 @@ fn running(signal: Signal, generation: u64) -> Option<(Endpoint, u64)> {
 /// The export thread: spans, then a metric snapshot if one is due, then sleep until the next thing to do.
 fn run() {
     loop {
+        crate::sync::lock(&EXPORTS).retire_stopping();
         let traces_next = export_traces();
         let decisions_next = export_decisions();
         let metrics_next = export_metrics();
@@ -219,9 +291,7 @@ fn run() {
 /// One attempt at the spans' next batch, if an export of traces runs; returns when to look again.
 fn export_traces() -> u64 {
     let now = time::now_ns();
-    let Some(generation) = crate::sync::lock(&EXPORTS).traces.as_ref().map(|export| export.generation) else {
-        return u64::MAX;
-    };
+    let Some(generation) = crate::sync::lock(&EXPORTS).active(Signal::Traces) else { return u64::MAX };
     let attempt =
         crate::sync::lock(&STATE).as_mut().map(|telemetry| telemetry.start_traces(&resource(), &scope(), now));
     let (body, spans) = match attempt {
@@ -254,9 +324,7 @@ fn decisions_scope() -> Scope {
 /// traces runs; the cursor moves only when the collector accepted them. Returns when to look again.
 fn export_decisions() -> u64 {
     let now = time::now_ns();
-    let Some(generation) = crate::sync::lock(&EXPORTS).traces.as_ref().map(|export| export.generation) else {
-        return u64::MAX;
-    };
+    let Some(generation) = crate::sync::lock(&EXPORTS).active(Signal::Traces) else { return u64::MAX };
     let (exporter, retry_at_ns) = *crate::sync::lock(&decisions::OTLP_CURSOR);
     if now < retry_at_ns {
         return retry_at_ns;
@@ -299,7 +367,7 @@ fn export_metrics() -> u64 {
     let now = time::now_ns();
     let snapshot_due = {
         let exports = crate::sync::lock(&EXPORTS);
-        match exports.metrics.as_ref() {
+        match exports.metrics.as_ref().filter(|export| !export.stopping) {
             None => return u64::MAX,
             Some(export) => now >= export.next_snapshot_ns,
         }
@@ -318,7 +386,7 @@ fn export_metrics() -> u64 {
     };
     let (generation, body, next_snapshot_ns) = {
         let mut exports = crate::sync::lock(&EXPORTS);
-        let Some(export) = exports.metrics.as_mut() else { return u64::MAX };
+        let Some(export) = exports.metrics.as_mut().filter(|export| !export.stopping) else { return u64::MAX };
         if snapshot_due {
             export.next_snapshot_ns = now.saturating_add(export.interval_ns);
         }
@@ -350,8 +418,8 @@ fn export_metrics() -> u64 {
     finished
 }
 
-/// Posts `body` to the export of `signal` started as `generation`: connects, sends, reads the answer, releases the
-/// connection. Returns the outcome and the request's size.
+/// Posts `body` to the export of `signal` started as `generation` (`stopped` if it no longer runs): connects,
+/// sends, reads the answer, releases the connection. Returns the outcome and the request's size.
 fn post(signal: Signal, generation: u64, body: &str) -> (Result<u16, ExportError>, usize) {
     let Some((endpoint, timeout_ns)) = running(signal, generation) else {
         return (Err(ExportError::Local(String::from("stopped"))), 0);
@@ -369,11 +437,10 @@ fn post(signal: Signal, generation: u64, body: &str) -> (Result<u16, ExportError
     };
     link::kick();
     let mut received = Vec::new();
+    // An attempt runs to its end or its deadline even if the export is stopped meanwhile: cutting the request
+    // short would hand the collector half a body.
     let result = loop {
         let now = time::now_ns();
-        if running(signal, generation).is_none() {
-            break Err(ExportError::Local(String::from("stopped")));
-        }
         received.clear();
         let stepped = link::with_net(|net| {
             let sent = net.stack.client_send(id, exchange.unsent()).unwrap_or(0);

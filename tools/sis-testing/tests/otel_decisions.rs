@@ -13,6 +13,25 @@ use sis_testing::otel::{Collector, CollectorOptions};
 use sis_testing::web::WebClient;
 use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, Sis};
 
+/// `otelctl stop SIGNAL`, then waits until the export has stopped (its attempt in progress, if any, ended); its
+/// final status.
+fn stop_export(sis: &mut Sis, signal: &str) -> Value {
+    let stopping = ok(sis, &format!("otelctl stop {signal}"));
+    assert_eq!(stopping["state"], "stopping", "{stopping}");
+    let start = Instant::now();
+    loop {
+        let status = ok(sis, "otelctl status");
+        if status["exports"][signal].is_null() {
+            let stopped = status["stopped"][signal].clone();
+            assert_eq!((stopped["state"].as_str(), stopped["url"].clone()), (Some("stopped"), stopping["url"].clone()));
+            return stopped;
+        }
+        assert_eq!(status["exports"][signal]["state"], "stopping", "{status}");
+        assert!(start.elapsed() < Duration::from_secs(70), "{signal} never stopped: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The ids of the JSON lines in `text` (each line one trace).
 fn line_ids(text: &str) -> Vec<u64> {
     text.lines()
@@ -135,7 +154,7 @@ fn decision_traces_leave_through_file_web_and_otlp_cursors_each_once_with_evicti
         assert!(start.elapsed() < Duration::from_secs(30), "{status}");
         std::thread::sleep(Duration::from_millis(200));
     };
-    let stopped = ok(&mut sis, "otelctl stop traces");
+    let stopped = stop_export(&mut sis, "traces");
     assert_eq!((number(&status, "/otlp/exported"), number(&status, "/otlp/evicted")), (next_id - oldest_id, oldest_id));
     assert_eq!(number(&stopped, "/decisions_sent"), next_id - oldest_id);
     let summary = collector.summary().unwrap();

@@ -19,6 +19,25 @@ fn boot() -> Sis {
     Sis::boot(&config).unwrap_or_else(|error| panic!("boot: {error}"))
 }
 
+/// `otelctl stop SIGNAL`, then waits until the export has stopped (its attempt in progress, if any, ended); its
+/// final status.
+fn stop_export(sis: &mut Sis, signal: &str) -> Value {
+    let stopping = ok(sis, &format!("otelctl stop {signal}"));
+    assert_eq!(stopping["state"], "stopping", "{stopping}");
+    let start = Instant::now();
+    loop {
+        let status = ok(sis, "otelctl status");
+        if status["exports"][signal].is_null() {
+            let stopped = status["stopped"][signal].clone();
+            assert_eq!((stopped["state"].as_str(), stopped["url"].clone()), (Some("stopped"), stopping["url"].clone()));
+            return stopped;
+        }
+        assert_eq!(status["exports"][signal]["state"], "stopping", "{status}");
+        assert!(start.elapsed() < Duration::from_secs(70), "{signal} never stopped: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs `otelctl status` until `done` says yes (at most `limit`); the last status.
 fn wait_status(sis: &mut Sis, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let start = Instant::now();
@@ -76,8 +95,8 @@ fn spans_and_metrics_reach_the_collector_over_http_with_the_kernels_counts() {
     let status = wait_status(&mut sis, Duration::from_secs(30), |status| {
         number(status, "/spans/held") == 0 && number(status, "/exports/metrics/items_sent") >= 3
     });
-    let traces = ok(&mut sis, "otelctl stop traces");
-    let metrics = ok(&mut sis, "otelctl stop metrics");
+    let traces = stop_export(&mut sis, "traces");
+    let metrics = stop_export(&mut sis, "metrics");
     assert_eq!(error_code(&mut sis, "otelctl stop traces"), "not-exporting");
 
     let summary = collector.summary().unwrap();
@@ -173,13 +192,13 @@ fn failing_and_vanished_collectors_cost_counted_retries_and_drops_while_the_shel
     assert!(answered >= 2, "{answered}");
     assert_eq!(attempts["last_error"], "refused");
     // Stopped, and exported again to a new collector: the spans held since go there.
-    ok(&mut sis, "otelctl stop traces");
+    stop_export(&mut sis, "traces");
     let collector = Collector::start(CollectorOptions::default()).unwrap();
     let port = collector.address().port();
     ok(&mut sis, &format!("otelctl export --to http://10.0.2.2:{port}/v1/traces --timeout-ms 1000"));
     ok(&mut sis, "otelctl disable");
     let status = wait_status(&mut sis, Duration::from_secs(30), |status| number(status, "/spans/held") == 0);
-    let after = ok(&mut sis, "otelctl stop traces");
+    let after = stop_export(&mut sis, "traces");
     assert_eq!(collector.summary().unwrap()["spans"], after["items_sent"]);
     let spans = &status["spans"];
     assert_eq!(number(spans, "/enqueued"), number(spans, "/exported") + number(spans, "/dropped_after_retries"));
@@ -232,7 +251,14 @@ fn a_collector_that_never_answers_times_out_while_the_shell_keeps_answering_at_o
     eprintln!("{commands} commands answered during a 3 s export attempt; slowest round trip {slowest:?}");
     assert!(slowest < Duration::from_millis(1000), "a command took {slowest:?} while the export waited");
     assert!(commands >= 10, "{commands}");
-    ok(&mut sis, "otelctl stop traces");
+    // Stopping while the retry waits or runs: an attempt in progress is not cut short, so the export is
+    // `stopping` until it ends (at most its 3 s deadline).
+    let stopping = ok(&mut sis, "otelctl stop traces");
+    assert_eq!(stopping["state"], "stopping");
+    let stopped = wait_status(&mut sis, Duration::from_secs(10), |status| status["exports"]["traces"].is_null());
+    let attempts = &stopped["stopped"]["traces"]["attempts"];
+    assert!(number(attempts, "/timeouts") >= 1, "{stopped}");
+    assert_eq!(number(attempts, "/attempts"), number(attempts, "/timeouts"), "{stopped}");
 
     // An address on the guest's network that nobody has: no connection, each attempt ends at its deadline.
     ok(&mut sis, "otelctl export --to http://10.0.2.99:4318/v1/metrics --timeout-ms 500 --interval-ms 60000");
@@ -246,7 +272,7 @@ fn a_collector_that_never_answers_times_out_while_the_shell_keeps_answering_at_o
         "{status}"
     );
     assert_eq!(number(attempts, "/attempts"), number(attempts, "/timeouts"), "{status}");
-    let stopped = ok(&mut sis, "otelctl stop metrics");
+    let stopped = stop_export(&mut sis, "metrics");
     assert_eq!(stopped["items_sent"], 0);
 }
 
@@ -281,8 +307,8 @@ fn stress_phases_inferences_and_decision_latencies_reach_the_collector_with_nest
         assert!(start.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(200));
     }
-    let traces = ok(&mut sis, "otelctl stop traces");
-    ok(&mut sis, "otelctl stop metrics");
+    let traces = stop_export(&mut sis, "traces");
+    stop_export(&mut sis, "metrics");
     let summary = collector.summary().unwrap();
     // Every span the queue exported plus one per decision batch: exactly what the export counts as sent.
     assert_eq!(summary["spans"], traces["items_sent"]);
@@ -290,7 +316,9 @@ fn stress_phases_inferences_and_decision_latencies_reach_the_collector_with_nest
     assert_eq!(number(&traces, "/attempts/attempts"), number(&traces, "/attempts/succeeded"));
     assert_eq!(
         (summary["orphans"].clone(), summary["unnested"].clone(), summary["rejected"].clone()),
-        (json!([]), json!([]), json!(0))
+        (json!([]), json!([]), json!(0)),
+        "{}",
+        summary["errors"]
     );
     let spans = summary["span_list"].as_array().unwrap();
     let named = |name: &str| spans.iter().filter(|span| span["name"] == name).collect::<Vec<_>>();
