@@ -70,6 +70,9 @@ pub struct Autonomy {
     /// The longest relative deadline a relaxation set, per mille of the thread's period (the effector's own
     /// record: what the scheduler accepted).
     deadline_relaxed_max_per_mille_of_period: u64,
+    /// Decisions of the meta-agents `autoctl policy` replaced: the export sequence number of this agent's trace
+    /// `id` is `trace_base + id`, so the exporters' sequence runs on across a policy change.
+    trace_base: u64,
 }
 
 fn new_governor(policy: &str, config: MetaConfig) -> Result<Governor, ShellError> {
@@ -110,6 +113,7 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
             deadline_adjustments_refused: 0,
             last_deadline_error: None,
             deadline_relaxed_max_per_mille_of_period: 0,
+            trace_base: 0,
         });
     }
     match guard.as_mut() {
@@ -118,10 +122,11 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
     }
 }
 
-/// Runs `body` on the meta-agent, IRQs masked: it must be short (copy traces out, nothing more). For the
-/// exporters of its decision traces; `None` before the autonomy state exists (there is no trace yet).
-pub fn with_agent<R>(body: impl FnOnce(&sis_autonomy::MetaAgent<BoxedPolicy, TRACES_KEPT>) -> R) -> Option<R> {
-    STATE.lock().as_ref().map(|state| body(state.governor.agent()))
+/// Runs `body` on the meta-agent and the export sequence number of its trace 0 (the decisions of the agents
+/// `autoctl policy` replaced), IRQs masked: it must be short (copy traces out, nothing more). For the exporters of
+/// its decision traces; `None` before the autonomy state exists (there is no trace yet).
+pub fn with_agent<R>(body: impl FnOnce(&sis_autonomy::MetaAgent<BoxedPolicy, TRACES_KEPT>, u64) -> R) -> Option<R> {
+    STATE.lock().as_ref().map(|state| body(state.governor.agent(), state.trace_base))
 }
 
 /// The meta-agent's decision times (`autoctl status`'s `decision_cost`) as the OTLP histogram
@@ -317,6 +322,7 @@ fn install(state: &mut Autonomy, policy: &str) -> Result<(), ShellError> {
     let governor = new_governor(policy, config)?;
     // The outcomes the old agent still watched will never resolve: take them off the pending gauge.
     state.governor.agent_mut().clear_pending(&METRICS);
+    state.trace_base = state.trace_base.saturating_add(state.governor.agent().decisions());
     state.governor = governor;
     state.governor.observe_deadline_from_now(&DEADLINE_PORT);
     state.decision_cost.reset();

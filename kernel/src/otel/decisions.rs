@@ -16,22 +16,27 @@ use crate::commands::autonomy::with_agent;
 /// Most traces in one batch (the ring's size: a batch can hold everything kept).
 pub const MAX_BATCH: usize = TRACES_KEPT;
 
-/// The meta-agent's trace ring as a sequenced source.
-struct AgentTraces<'a, P>(&'a MetaAgent<P, TRACES_KEPT>);
+/// The meta-agent's trace ring as a sequenced source: trace `id` is number `base + id`, `base` being the
+/// decisions of the agents `autoctl policy` replaced, so the numbers run on across a policy change and the old
+/// agent's traces no exporter had reached count as evicted.
+struct AgentTraces<'a, P> {
+    agent: &'a MetaAgent<P, TRACES_KEPT>,
+    base: u64,
+}
 
 impl<P: sis_autonomy::Policy> SequencedSource for AgentTraces<'_, P> {
     type Entry = DecisionTrace;
 
     fn next_seq(&self) -> u64 {
-        self.0.decisions()
+        self.base.saturating_add(self.agent.decisions())
     }
 
     fn oldest_seq(&self) -> u64 {
-        self.0.oldest_trace_id()
+        self.base.saturating_add(self.agent.oldest_trace_id())
     }
 
     fn get(&self, seq: u64) -> Option<DecisionTrace> {
-        self.0.explain(seq).ok().copied()
+        self.agent.explain(seq.checked_sub(self.base)?).ok().copied()
     }
 }
 
@@ -40,22 +45,36 @@ pub static FILE_CURSOR: spin::Mutex<CursorExporter> = spin::Mutex::new(CursorExp
 /// The OTLP cursor (span events while spans are exported over HTTP), and when a failed batch may be tried again.
 pub static OTLP_CURSOR: spin::Mutex<(CursorExporter, u64)> = spin::Mutex::new((CursorExporter::starting_at(0), 0));
 
-/// A trace as a record: its id, its time and its JSON form (as `autoctl audit` prints it).
-pub fn record(trace: DecisionTrace) -> Record {
-    Record { seq: trace.id, at_ns: trace.at_ns, value: serde_json::to_value(trace).unwrap_or_default() }
+/// Trace `trace` as record number `seq`: its JSON form as `autoctl audit` prints it, with `seq` added.
+pub fn record(seq: u64, trace: DecisionTrace) -> Record {
+    let mut value = serde_json::to_value(trace).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert(alloc::string::String::from("seq"), serde_json::Value::from(seq));
+    }
+    Record { seq, at_ns: trace.at_ns, value }
 }
 
-/// The source's window: the id the next decision gets and the oldest id kept (0 and 0 before the meta-agent
+/// The source's window: the number the next trace gets and the oldest number kept (0 and 0 before the meta-agent
 /// exists).
 pub fn window() -> (u64, u64) {
-    with_agent(|agent| (agent.decisions(), agent.oldest_trace_id())).unwrap_or((0, 0))
+    with_agent(|agent, base| {
+        let source = AgentTraces { agent, base };
+        (source.next_seq(), source.oldest_seq())
+    })
+    .unwrap_or((0, 0))
 }
 
 /// Up to `max` traces from `exporter`'s cursor (without moving it); an empty batch before the meta-agent exists.
 pub fn read(exporter: &CursorExporter, max: usize) -> CursorBatch<Record> {
-    let batch = with_agent(|agent| exporter.next_batch(&AgentTraces(agent), max.min(MAX_BATCH)))
+    let batch = with_agent(|agent, base| exporter.next_batch(&AgentTraces { agent, base }, max.min(MAX_BATCH)))
         .unwrap_or_else(|| exporter.next_batch(&Empty, 0));
-    batch.map(record)
+    let first_seq = batch.first_seq;
+    let mut seq = first_seq;
+    batch.map(|trace| {
+        let record = record(seq, trace);
+        seq += 1;
+        record
+    })
 }
 
 /// A source with nothing in it (before the meta-agent exists).

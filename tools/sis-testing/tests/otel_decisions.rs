@@ -189,6 +189,30 @@ fn decision_traces_leave_through_file_web_and_otlp_cursors_each_once_with_evicti
     }
     assert_eq!((span_evicted, event_ids), (oldest_id, (oldest_id..next_id).collect::<Vec<_>>()));
     assert_eq!((summary["orphans"].clone(), summary["rejected"].clone()), (json!([]), json!(0)));
+    // A fresh meta-agent (`autoctl policy`) numbers its traces from 0 again; the export's `seq` runs on, so the
+    // file cursor (at the old agent's end) takes the new traces next, none skipped, none counted twice.
+    ok(&mut sis, "autoctl policy never-act");
+    let fresh = ok(&mut sis, "otelctl decisions status");
+    assert_eq!((number(&fresh, "/next_id"), number(&fresh, "/oldest_id")), (next_id, next_id));
+    ok(&mut sis, "autoctl on");
+    // With a policy that never acts the run may end in OOM events (`stress-failed`): it decides all the same.
+    let run = sis.run_json("stresstest memory --duration 300 --pool-mib 16 --seed 6").unwrap();
+    assert_eq!(run["command"], "stresstest memory", "{run}");
+    ok(&mut sis, "autoctl off");
+    let after = number(&ok(&mut sis, "otelctl decisions status"), "/next_id");
+    assert!(after > next_id, "no decisions by the new agent");
+    let written = ok(&mut sis, "otelctl decisions file /decisions/3.jsonl");
+    assert_eq!(
+        (number(&written, "/first_id"), number(&written, "/count"), number(&written, "/evicted")),
+        (next_id, after - next_id, 0)
+    );
+    let file = ok(&mut sis, "cat /decisions/3.jsonl");
+    let lines: Vec<Value> =
+        file["content"].as_str().unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let seqs: Vec<u64> = lines.iter().map(|line| line["seq"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = lines.iter().map(|line| line["id"].as_u64().unwrap()).collect();
+    assert_eq!((seqs, ids), ((next_id..after).collect::<Vec<_>>(), (0..after - next_id).collect::<Vec<_>>()));
+    assert_eq!(lines[0]["policy"], "never-act");
     let names = &summary["span_names"];
     assert_eq!(
         (names["otelctl decisions read"].clone(), names["otelctl export"].clone()),
