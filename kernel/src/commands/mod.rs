@@ -1,5 +1,6 @@
 //! The kernel's command table and the context every handler receives.
 
+pub mod aiops;
 pub mod autonomy;
 pub mod blk;
 mod det_command;
@@ -103,6 +104,7 @@ pub fn registry() -> Registry<Kernel> {
         &llmctl::LLMCTL,
         &feedback::FEEDBACK,
         &otelctl::OTELCTL,
+        &aiops::AIOPSCTL,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -187,4 +189,11 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("otelctl export", Capabilities::ADMIN),
     ("otelctl stop", Capabilities::ADMIN),
     ("otelctl decisions file", Capabilities::FILES),
+    ("aiopsctl promote", Capabilities::ADMIN),
+    ("aiopsctl demote", Capabilities::ADMIN),
+    ("aiopsctl rollback", Capabilities::ADMIN),
+    ("aiopsctl shadow start", Capabilities::ADMIN),
+    ("aiopsctl shadow stop", Capabilities::ADMIN),
+    ("aiopsctl canary start", Capabilities::ADMIN),
+    ("aiopsctl canary stop", Capabilities::ADMIN),
 ];
