@@ -104,6 +104,9 @@ pub struct Autonomy {
     /// The longest relative deadline a relaxation set, per mille of the thread's period (the effector's own
     /// record: what the scheduler accepted).
     deadline_relaxed_max_per_mille_of_period: u64,
+    /// Decisions of the meta-agents `autoctl policy` replaced: the export sequence number of this agent's trace
+    /// `id` is `trace_base + id`, so the exporters' sequence runs on across a policy change.
+    trace_base: u64,
 }
 
 fn new_governor(source: &PolicySource, config: MetaConfig) -> Result<Governor, ShellError> {
@@ -156,12 +159,35 @@ pub(super) fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, 
             deadline_adjustments_refused: 0,
             last_deadline_error: None,
             deadline_relaxed_max_per_mille_of_period: 0,
+            trace_base: 0,
         });
     }
     match guard.as_mut() {
         Some(state) => Ok(body(state)),
         None => Err(ShellError::new("internal", "autonomy state missing")),
     }
+}
+
+/// Runs `body` on the meta-agent and the export sequence number of its trace 0 (the decisions of the agents
+/// `autoctl policy` replaced), IRQs masked: it must be short (copy traces out, nothing more). For the exporters of
+/// its decision traces; `None` before the autonomy state exists (there is no trace yet).
+pub fn with_agent<R>(body: impl FnOnce(&sis_autonomy::MetaAgent<BoxedPolicy, TRACES_KEPT>, u64) -> R) -> Option<R> {
+    STATE.lock().as_ref().map(|state| body(state.governor.agent(), state.trace_base))
+}
+
+/// The meta-agent's decision times (`autoctl status`'s `decision_cost`) as the OTLP histogram
+/// `sis.autonomy.decision.duration`, computed under the state's lock (the histogram is not copied out).
+/// `None` before the autonomy state exists (no `autoctl` command and no stress run has made it).
+pub fn decision_cost_metric(since_ns: u64, now_ns: u64) -> Option<sis_otel::Metric> {
+    STATE.lock().as_ref().and_then(|state| {
+        sis_otel::latency_histogram(
+            "sis.autonomy.decision.duration",
+            "Time each meta-agent decision took, its lock held",
+            &state.decision_cost,
+            since_ns,
+            now_ns,
+        )
+    })
 }
 
 /// Starts the autonomy thread once; it sleeps an interval, then decides if autonomy is on.
@@ -356,6 +382,7 @@ pub(super) fn install(state: &mut Autonomy, source: PolicySource) -> Result<(), 
     let mut governor = new_governor(&source, config)?;
     // The outcomes the old agent still watched will never resolve: take them off the pending gauge.
     state.governor.agent_mut().clear_pending(&METRICS);
+    state.trace_base = state.trace_base.saturating_add(state.governor.agent().decisions());
     governor.take_runs_from(&mut state.governor);
     state.governor = governor;
     state.source = source;
