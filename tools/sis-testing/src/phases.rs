@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::{run_batch, QemuConfig};
 
+mod ai_ops;
 mod dataflow;
 mod governance;
 mod judge;
@@ -110,7 +111,15 @@ pub const PHASES: [Phase; 8] = [
             group("Real-Time Updates", &["Metrics stream", "Event stream", "Update interval", "Reconnection"]),
         ],
     },
-    Phase { number: 7, name: "AI Ops", groups: &[group("AI Ops Workflow", &["Complete AI Ops workflow"])] },
+    Phase {
+        number: 7,
+        name: "AI Ops",
+        groups: &[
+            group("Model Lifecycle", &["Model lifecycle", "Shadow mode", "Canary and rollback"]),
+            group("OpenTelemetry", &["OTel traces", "OTel metrics", "Decision-trace export"]),
+            group("AI Ops Workflow", &["Complete AI Ops workflow"]),
+        ],
+    },
     Phase {
         number: 8,
         name: "Performance",
@@ -248,6 +257,10 @@ fn probe(phase: u8) -> Option<Probe> {
             session: None,
         }),
         6 => Some(Probe { batch: None, session: Some(web_gui::web_gui) }),
+        7 => Some(Probe {
+            batch: Some(Batch { commands: ai_ops::AI_OPS_COMMANDS, judge: ai_ops::ai_ops }),
+            session: None,
+        }),
         8 => Some(Probe {
             batch: Some(Batch {
                 commands: performance::PERFORMANCE_COMMANDS.as_str(),
