@@ -19,7 +19,10 @@ fn every_phase_outside_the_pending_list_passes_and_verdicts_replay() {
     print!("{}", phases::table(&first));
     assert_eq!(verdicts(&first), verdicts(&second), "identical verdicts in two deterministic runs");
     assert_eq!(first.failing_outside_pending, 0, "{}", phases::table(&first));
-    assert_eq!(first.total, 69);
+    assert_eq!(first.total, 75);
+    // Phase 7's lifecycle, shadow and canary tests pass; its OpenTelemetry tests and workflow are not probed yet.
+    let phase7 = first.phases.iter().find(|phase| phase.number == 7).unwrap();
+    assert_eq!((phase7.passed, phase7.total, phase7.pending_issue), (3, 7, Some(25)), "{}", phases::table(&first));
     // Phase 3 is complete: every test passes, and a failure would fail CI.
     let phase3 = first.phases.iter().find(|phase| phase.number == 3).unwrap();
     assert_eq!((phase3.passed, phase3.total), (10, 10), "{}", phases::table(&first));
