@@ -6,3 +6,4 @@ extern crate alloc;
 
 pub mod caps;
 pub mod path;
+pub mod protocol;
