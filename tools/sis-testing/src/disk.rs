@@ -1,7 +1,7 @@
 //! Scratch disk images: a raw file of a fixed size in a private temporary directory, removed on drop.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::HarnessError;
@@ -61,6 +61,14 @@ impl ScratchDisk {
         file.read_exact(&mut bytes).map_err(io)?;
         Ok(bytes)
     }
+
+    /// Writes `bytes` into the file from sector `lba` (what the guest finds at its next boot).
+    pub fn write_sectors(&self, lba: u64, bytes: &[u8]) -> Result<(), HarnessError> {
+        let io = |source| HarnessError::Io { action: "writing the disk image", source };
+        let mut file = std::fs::OpenOptions::new().write(true).open(&self.path).map_err(io)?;
+        file.seek(SeekFrom::Start(lba * SECTOR_BYTES)).map_err(io)?;
+        file.write_all(bytes).map_err(io)
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +81,9 @@ mod tests {
         assert_eq!(std::fs::metadata(disk.path()).unwrap().len(), 1 << 20);
         assert_eq!(disk.read_sectors(2047, 1).unwrap(), vec![0u8; 512]);
         assert!(disk.read_sectors(2048, 1).is_err());
+        disk.write_sectors(3, &[7u8; 600]).unwrap();
+        let back = disk.read_sectors(3, 2).unwrap();
+        assert_eq!((&back[..600], &back[600..]), (&[7u8; 600][..], &[0u8; 424][..]));
         let directory = disk.directory().to_path_buf();
         drop(disk);
         assert!(!directory.exists());

@@ -199,14 +199,6 @@ fn the_builtin_agent_installs_through_the_governor_and_infers_the_hosts_bits() {
     assert_eq!(ok(&verified)["verified"], true);
 }
 
-/// Writes `bytes` into the image at sector `lba`.
-fn write_image(disk: &ScratchDisk, lba: u64, bytes: &[u8]) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::fs::OpenOptions::new().write(true).open(disk.path()).unwrap();
-    file.seek(SeekFrom::Start(lba * 512)).unwrap();
-    file.write_all(bytes).unwrap();
-}
-
 #[test]
 #[ignore = "boots QEMU; run by cargo xtask test"]
 fn signed_agent_networks_of_another_shape_or_architecture_are_refused_and_change_nothing() {
@@ -227,7 +219,7 @@ fn signed_agent_networks_of_another_shape_or_architecture_are_refused_and_change
     ];
     let disk = ScratchDisk::create(DEFAULT_DISK_BYTES).unwrap();
     for (index, (_, bytes)) in artifacts.iter().enumerate() {
-        write_image(&disk, 2048 * (index as u64 + 1), bytes);
+        disk.write_sectors(2048 * (index as u64 + 1), bytes).unwrap();
     }
     let mut sis = Sis::boot(&QemuConfig::new().disk_image(disk.path())).unwrap();
     for (index, (name, bytes)) in artifacts.iter().enumerate() {

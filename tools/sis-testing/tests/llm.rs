@@ -328,7 +328,7 @@ fn the_audit_log_on_the_disk_is_read_back_after_a_reboot() {
     let first_hash_byte = 52 + 4 + first_length;
     let mut sector = region[first_hash_byte / 512 * 512..][..512].to_vec();
     sector[first_hash_byte % 512] ^= 1;
-    write_image(&disk, start_lba + (first_hash_byte / 512) as u64, &sector);
+    disk.write_sectors(start_lba + (first_hash_byte / 512) as u64, &sector).unwrap();
     let mut sis = Sis::boot(&config).unwrap();
     let audit = sis.run_json("llmctl audit --json").unwrap();
     let persistence = &ok(&audit)["persistence"];
@@ -340,14 +340,6 @@ fn the_audit_log_on_the_disk_is_read_back_after_a_reboot() {
     drop(sis);
     let after = disk.read_sectors(start_lba, AUDIT_REGION_SECTORS).unwrap();
     assert_eq!(after[first_hash_byte], region[first_hash_byte] ^ 1, "the evidence is left untouched");
-}
-
-/// Writes `bytes` into the image at sector `lba`.
-fn write_image(disk: &ScratchDisk, lba: u64, bytes: &[u8]) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut file = std::fs::OpenOptions::new().write(true).open(disk.path()).unwrap();
-    file.seek(SeekFrom::Start(lba * 512)).unwrap();
-    file.write_all(bytes).unwrap();
 }
 
 #[test]
@@ -368,9 +360,9 @@ fn artifacts_on_the_disk_tampered_or_unsigned_are_refused_and_a_new_version_regi
     tampered[newer.len() / 2] ^= 0x10;
     let disk = ScratchDisk::create(DEFAULT_DISK_BYTES).unwrap();
     let (newer_lba, unsigned_lba, tampered_lba) = (2048u64, 4096u64, 6144u64);
-    write_image(&disk, newer_lba, &newer);
-    write_image(&disk, unsigned_lba, &unsigned);
-    write_image(&disk, tampered_lba, &tampered);
+    disk.write_sectors(newer_lba, &newer).unwrap();
+    disk.write_sectors(unsigned_lba, &unsigned).unwrap();
+    disk.write_sectors(tampered_lba, &tampered).unwrap();
 
     let mut sis = Sis::boot(&QemuConfig::new().disk_image(disk.path())).unwrap();
     ok(&sis.run_json("llmctl register builtin --json").unwrap());
