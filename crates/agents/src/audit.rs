@@ -27,6 +27,12 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// Whether the call was refused by a check rather than served: its capabilities did not allow it
+    /// ([`ErrorCode::Denied`]) or it came over the slice's rate limit ([`ErrorCode::RateLimited`]).
+    pub fn is_refused(&self) -> bool {
+        matches!(self.outcome, ErrorCode::Denied | ErrorCode::RateLimited)
+    }
+
     /// The first 8 bytes of the digest in hex, enough to tell calls apart in a listing.
     pub fn short_digest(&self) -> String {
         let mut text = String::with_capacity(16);
@@ -38,18 +44,30 @@ impl AuditRecord {
 }
 
 /// A bounded log of records, oldest first.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuditLog {
     records: VecDeque<AuditRecord>,
+    capacity: usize,
     dropped: u64,
 }
 
+impl Default for AuditLog {
+    fn default() -> Self {
+        Self::with_capacity(AUDIT_CAPACITY)
+    }
+}
+
 impl AuditLog {
+    /// An empty log that keeps at most `capacity` records (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { records: VecDeque::new(), capacity: capacity.max(1), dropped: 0 }
+    }
+
     /// Appends, dropping the oldest record when full.
     pub fn push(&mut self, record: AuditRecord) {
-        if self.records.len() == AUDIT_CAPACITY {
+        if self.records.len() >= self.capacity {
             self.records.pop_front();
-            self.dropped += 1;
+            self.dropped = self.dropped.saturating_add(1);
         }
         self.records.push_back(record);
     }

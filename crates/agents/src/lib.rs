@@ -16,3 +16,4 @@ pub mod host;
 pub mod path;
 pub mod protocol;
 pub mod sandbox;
+pub mod supervisor;
