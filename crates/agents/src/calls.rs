@@ -5,7 +5,7 @@ use crate::caps::Access;
 use crate::host::{Host, Verdict};
 use crate::path::normalize;
 use crate::protocol::{decode_header, decode_request, encode_response, DecodeError, ErrorCode, Request, HEADER_LEN};
-use crate::sandbox::{PendingCall, Sandbox, Violation, HOST_CALL_FUEL};
+use crate::sandbox::{PendingCall, Sandbox, StopReason, Violation, HOST_CALL_FUEL};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -19,7 +19,19 @@ pub(crate) enum Reply {
 }
 
 impl Sandbox {
-    pub(crate) fn handle_call(&mut self, pending: PendingCall, host: &mut dyn Host) -> Result<Reply, Violation> {
+    /// Serves one call; `Err` is why the agent must stop (the call is audited first).
+    pub(crate) fn handle_call(&mut self, pending: PendingCall, host: &mut dyn Host) -> Result<Reply, StopReason> {
+        self.handle_call_checked(pending, host)
+            .map_err(StopReason::ProtocolViolation)?
+            .map_err(|denials| StopReason::CapabilityViolation { denials })
+    }
+
+    /// The outer `Err` is a protocol violation, the inner one a denial past the limit (the count).
+    fn handle_call_checked(
+        &mut self,
+        pending: PendingCall,
+        host: &mut dyn Host,
+    ) -> Result<Result<Reply, u64>, Violation> {
         let memory_len = self.memory.data_size(&self.store);
         let response_ptr = pending.response_ptr as usize;
         let response_cap = pending.response_cap as usize;
@@ -74,11 +86,14 @@ impl Sandbox {
             if response.len() == HEADER_LEN && !payload.is_empty() { ErrorCode::ResponseTooLarge } else { status };
         self.memory.write(&mut self.store, response_ptr, &response).map_err(|_| Violation::ResponseBufferInvalid)?;
         self.record(call, call_id, &message, outcome, fuel_cost);
+        if outcome == ErrorCode::Denied && self.usage.denials > u64::from(self.limits.max_denials) {
+            return Ok(Err(self.usage.denials));
+        }
         let value = response.len() as i32;
-        Ok(match sleep {
+        Ok(Ok(match sleep {
             Some(duration_ms) => Reply::Sleep { value, duration_ms },
             None => Reply::Continue(value),
-        })
+        }))
     }
 
     /// Checks and carries out one decoded request: (status, response payload, sleep duration).

@@ -37,6 +37,8 @@ pub struct Limits {
     pub calls_per_slice: u32,
     /// Malformed messages answered with an error code before the agent is stopped for a protocol violation.
     pub max_protocol_errors: u32,
+    /// Calls denied by the capability check before the agent is stopped for probing past its capabilities.
+    pub max_denials: u32,
 }
 
 impl Default for Limits {
@@ -47,6 +49,7 @@ impl Default for Limits {
             fuel_total: 100_000_000,
             calls_per_slice: 64,
             max_protocol_errors: 3,
+            max_denials: 8,
         }
     }
 }
@@ -98,6 +101,11 @@ pub enum StopReason {
     MemoryLimit,
     /// The guest broke the protocol badly enough to be stopped.
     ProtocolViolation(Violation),
+    /// The guest made more calls its capabilities deny than [`Limits::max_denials`].
+    CapabilityViolation {
+        /// Denied calls, the last one included.
+        denials: u64,
+    },
 }
 
 impl StopReason {
@@ -115,6 +123,7 @@ impl fmt::Display for StopReason {
             Self::OutOfFuel => f.write_str("out of fuel"),
             Self::MemoryLimit => f.write_str("memory limit"),
             Self::ProtocolViolation(violation) => write!(f, "protocol violation: {violation}"),
+            Self::CapabilityViolation { denials } => write!(f, "capability violation: {denials} denied calls"),
         }
     }
 }
@@ -354,9 +363,9 @@ impl Sandbox {
                             self.resume = Resume::HostTrap(invocation, value);
                             return StepOutcome::Sleeping { duration_ms };
                         }
-                        Err(violation) => {
+                        Err(reason) => {
                             self.account_slice(slice_fuel);
-                            return self.stop(StopReason::ProtocolViolation(violation));
+                            return self.stop(reason);
                         }
                     }
                 }

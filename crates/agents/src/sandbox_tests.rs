@@ -323,3 +323,16 @@ fn modules_outside_the_agent_abi_are_refused_at_load() {
         Err(LoadError::Invalid(_))
     ));
 }
+
+#[test]
+fn denials_past_the_limit_stop_the_agent() {
+    let probe = |id| request(id, Request::FsRead { path: "/etc/passwd".into() });
+    let limits = Limits { max_denials: 2, ..Limits::default() };
+    let wasm = agent_sending(&[probe(1), probe(2), probe(3), probe(4)]);
+    let mut sandbox = Sandbox::load("prober", &wasm, CapabilitySet::parse("fs.read:/tmp/**").unwrap(), limits).unwrap();
+    let mut host = host();
+    assert_eq!(sandbox.step(&mut host), StepOutcome::Stopped(StopReason::CapabilityViolation { denials: 3 }));
+    assert!(host.entered.is_empty());
+    let ids: Vec<_> = sandbox.audit().records().map(|record| (record.call_id, record.outcome)).collect();
+    assert_eq!(ids, [(1, ErrorCode::Denied), (2, ErrorCode::Denied), (3, ErrorCode::Denied)]);
+}
