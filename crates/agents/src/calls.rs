@@ -1,7 +1,8 @@
 //! One host call: read the request from guest memory, decode, rate-limit, check capabilities, serve, answer, audit.
+//! Also [`serve_once`]: one request checked and served outside a sandbox.
 
 use crate::audit::{digest, AuditRecord};
-use crate::caps::Access;
+use crate::caps::{Access, CapabilitySet};
 use crate::host::{Host, Verdict};
 use crate::path::normalize;
 use crate::protocol::{decode_header, decode_request, encode_response, DecodeError, ErrorCode, Request, HEADER_LEN};
@@ -96,7 +97,7 @@ impl Sandbox {
         }))
     }
 
-    /// Checks and carries out one decoded request: (status, response payload, sleep duration).
+    /// Rate-limits, checks and carries out one decoded request: (status, response payload, sleep duration).
     fn serve(&mut self, request: Request, host: &mut dyn Host) -> (ErrorCode, Vec<u8>, Option<u32>) {
         if let Request::Sleep { duration_ms } = request {
             return (ErrorCode::Ok, Vec::new(), Some(duration_ms));
@@ -106,64 +107,11 @@ impl Sandbox {
             self.usage.rate_limited = self.usage.rate_limited.saturating_add(1);
             return (ErrorCode::RateLimited, Vec::new(), None);
         }
-        let path = match &request {
-            Request::FsList { path } | Request::FsRead { path } | Request::FsWrite { path, .. } => {
-                match normalize(path) {
-                    Ok(path) => path,
-                    Err(_) => return (ErrorCode::InvalidArgument, Vec::new(), None),
-                }
-            }
-            _ => String::new(),
-        };
-        let command = match &request {
-            Request::CommandRun { line } => match line.split_whitespace().next() {
-                Some(name) => name,
-                None => return (ErrorCode::InvalidArgument, Vec::new(), None),
-            },
-            _ => "",
-        };
-        let access = match &request {
-            Request::FsList { .. } => Access::FsList(&path),
-            Request::FsRead { .. } => Access::FsRead(&path),
-            Request::FsWrite { .. } => Access::FsWrite(&path),
-            Request::MetricsRead { .. } => Access::MetricsRead,
-            Request::CommandRun { .. } => Access::Command(command),
-            Request::Log { .. } => Access::Log,
-            Request::ProposeAction { .. } | Request::Sleep { .. } => Access::Propose,
-        };
-        if !self.capabilities.allows(&access) {
+        let (status, payload) = check_and_serve(&self.name, &self.capabilities, &request, host);
+        if status == ErrorCode::Denied {
             self.usage.denials = self.usage.denials.saturating_add(1);
-            return (ErrorCode::Denied, Vec::new(), None);
         }
-        let agent = self.name.as_str();
-        let served: Result<Vec<u8>, crate::host::HostError> = match &request {
-            Request::FsList { .. } => host.fs_list(&path).map(|names| names.join("\n").into_bytes()),
-            Request::FsRead { .. } => host.fs_read(&path),
-            Request::FsWrite { data, .. } => host.fs_write(&path, data).map(|()| Vec::new()),
-            Request::MetricsRead { prefix } => host.metrics_read(prefix).map(|metrics| {
-                let mut text = String::new();
-                for (name, value) in metrics {
-                    text.push_str(&alloc::format!("{name} {value}\n"));
-                }
-                text.into_bytes()
-            }),
-            Request::CommandRun { line } => host.command_run(agent, line).map(String::into_bytes),
-            Request::Log { level, message } => {
-                host.log(agent, *level, message);
-                Ok(Vec::new())
-            }
-            Request::ProposeAction { action, reason } => {
-                host.propose(agent, action, reason).map(|verdict| match verdict {
-                    Verdict::Accepted => vec![0],
-                    Verdict::Blocked => vec![1],
-                })
-            }
-            Request::Sleep { .. } => Ok(Vec::new()),
-        };
-        match served {
-            Ok(payload) => (ErrorCode::Ok, payload, None),
-            Err(error) => (error.code(), Vec::new(), None),
-        }
+        (status, payload, None)
     }
 
     fn record(
@@ -178,4 +126,86 @@ impl Sandbox {
             AuditRecord { agent: self.name.clone(), call, call_id, digest: digest(message), outcome, fuel_cost };
         self.audit.push(record);
     }
+}
+
+/// Normalizes the request's path, checks the request against `capabilities` and only then hands it to `host`.
+/// SLEEP is the caller's business and is answered `invalid_argument` here.
+fn check_and_serve(
+    agent: &str,
+    capabilities: &CapabilitySet,
+    request: &Request,
+    host: &mut dyn Host,
+) -> (ErrorCode, Vec<u8>) {
+    let path = match request {
+        Request::FsList { path } | Request::FsRead { path } | Request::FsWrite { path, .. } => match normalize(path) {
+            Ok(path) => path,
+            Err(_) => return (ErrorCode::InvalidArgument, Vec::new()),
+        },
+        _ => String::new(),
+    };
+    let access = match request {
+        Request::FsList { .. } => Access::FsList(&path),
+        Request::FsRead { .. } => Access::FsRead(&path),
+        Request::FsWrite { .. } => Access::FsWrite(&path),
+        Request::MetricsRead { .. } => Access::MetricsRead,
+        Request::CommandRun { line } => match line.split_whitespace().next() {
+            Some(name) => Access::Command(name),
+            None => return (ErrorCode::InvalidArgument, Vec::new()),
+        },
+        Request::Log { .. } => Access::Log,
+        Request::ProposeAction { .. } => Access::Propose,
+        Request::Sleep { .. } => return (ErrorCode::InvalidArgument, Vec::new()),
+    };
+    if !capabilities.allows(&access) {
+        return (ErrorCode::Denied, Vec::new());
+    }
+    let served: Result<Vec<u8>, crate::host::HostError> = match request {
+        Request::FsList { .. } => host.fs_list(&path).map(|names| names.join("\n").into_bytes()),
+        Request::FsRead { .. } => host.fs_read(&path),
+        Request::FsWrite { data, .. } => host.fs_write(&path, data).map(|()| Vec::new()),
+        Request::MetricsRead { prefix } => host.metrics_read(prefix).map(|metrics| {
+            let mut text = String::new();
+            for (name, value) in metrics {
+                text.push_str(&alloc::format!("{name} {value}\n"));
+            }
+            text.into_bytes()
+        }),
+        Request::CommandRun { line } => host.command_run(agent, line).map(String::into_bytes),
+        Request::Log { level, message } => {
+            host.log(agent, *level, message);
+            Ok(Vec::new())
+        }
+        Request::ProposeAction { action, reason } => host.propose(agent, action, reason).map(|verdict| match verdict {
+            Verdict::Accepted => vec![0],
+            Verdict::Blocked => vec![1],
+        }),
+        Request::Sleep { .. } => Ok(Vec::new()),
+    };
+    match served {
+        Ok(payload) => (ErrorCode::Ok, payload),
+        Err(error) => (error.code(), Vec::new()),
+    }
+}
+
+/// One request served outside any sandbox, for the kernel's self-tests (`agentsys test-fs-list`): decoded,
+/// checked against `capabilities` and handed to `host` exactly as an agent's would be. Returns the response
+/// message and its audit record (fuel cost as a sandbox would charge). SLEEP is refused (`invalid_argument`).
+pub fn serve_once(
+    agent: &str,
+    capabilities: &CapabilitySet,
+    message: &[u8],
+    host: &mut dyn Host,
+) -> (Vec<u8>, AuditRecord) {
+    let call_id = decode_header(message).map_or(0, |header| header.call_id);
+    let (call, status, payload) = match decode_request(message) {
+        Err(error) => (None, error.code(), Vec::new()),
+        Ok((_, request)) => {
+            let (status, payload) = check_and_serve(agent, capabilities, &request, host);
+            (Some(request.call()), status, payload)
+        }
+    };
+    let fuel_cost = HOST_CALL_FUEL.saturating_add(((message.len() + payload.len()) / 8) as u64);
+    let record =
+        AuditRecord { agent: String::from(agent), call, call_id, digest: digest(message), outcome: status, fuel_cost };
+    (encode_response(status, call_id, &payload), record)
 }

@@ -29,7 +29,7 @@ impl HostError {
 /// What the guardrails said about a proposed action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The action passed and was carried out (or queued).
+    /// The guardrails allowed it.
     Accepted,
     /// The guardrails blocked it.
     Blocked,

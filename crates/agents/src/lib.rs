@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod audit;
 mod calls;
+pub use calls::serve_once;
 pub mod caps;
 pub mod host;
 pub mod path;

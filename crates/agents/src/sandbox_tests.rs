@@ -336,3 +336,23 @@ fn denials_past_the_limit_stop_the_agent() {
     let ids: Vec<_> = sandbox.audit().records().map(|record| (record.call_id, record.outcome)).collect();
     assert_eq!(ids, [(1, ErrorCode::Denied), (2, ErrorCode::Denied), (3, ErrorCode::Denied)]);
 }
+
+#[test]
+fn serve_once_checks_capabilities_like_a_sandbox() {
+    let caps = CapabilitySet::parse("fs.list:/tmp/**").unwrap();
+    let mut host = host();
+    let listing = request(3, Request::FsList { path: "/tmp/".into() });
+    let (response, record) = crate::serve_once("self-test", &caps, &listing, &mut host);
+    assert_eq!(response, crate::protocol::encode_response(ErrorCode::Ok, 3, b"a.txt\nb.txt"));
+    assert_eq!(
+        (record.call, record.outcome, record.fuel_cost),
+        (Some(Call::FsList), ErrorCode::Ok, 100 + (17 + 11) / 8)
+    );
+    let escape = request(4, Request::FsList { path: "/tmp/..".into() });
+    let (response, record) = crate::serve_once("self-test", &caps, &escape, &mut host);
+    assert_eq!(response, crate::protocol::encode_response(ErrorCode::Denied, 4, b""));
+    assert_eq!(record.outcome, ErrorCode::Denied);
+    let (response, _) = crate::serve_once("self-test", &caps, &[1, 0], &mut host);
+    assert_eq!(response, crate::protocol::encode_response(ErrorCode::Truncated, 0, b""));
+    assert_eq!(host.entered, ["fs_list /tmp"]);
+}

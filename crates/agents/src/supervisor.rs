@@ -445,6 +445,11 @@ impl Supervisor {
             .collect()
     }
 
+    /// Adds a record made outside a sandbox (a [`crate::serve_once`] self-test) to the log.
+    pub fn record(&mut self, record: AuditRecord) {
+        self.audit.push(record);
+    }
+
     /// Audit records dropped for lack of room.
     pub fn audit_dropped(&self) -> u64 {
         self.audit.dropped()
