@@ -18,7 +18,7 @@ fn main() -> i32 {
             host.fs_list("/", &mut buffer).map(|_| ()),
             host.metrics_read("", &mut buffer).map(|_| ()),
             host.command_run("reboot", &mut buffer).map(|_| ()),
-            host.propose("memory.reclaim", "because").map(|_| ()),
+            host.propose("memory_reclaim", "because").map(|_| ()),
         ];
         if attempts.iter().any(|attempt| *attempt != Err(Status::DENIED)) {
             return 99;

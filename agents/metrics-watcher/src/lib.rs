@@ -11,7 +11,7 @@ pub const METRIC: &str = "memory.pressure_percent";
 /// Pressure at or above which the watcher proposes [`ACTION`].
 pub const THRESHOLD_PERCENT: i64 = 70;
 /// The action proposed.
-pub const ACTION: &str = "memory.reclaim";
+pub const ACTION: &str = "memory_reclaim";
 /// Readings taken before the agent exits.
 pub const ROUNDS: u32 = 3;
 /// Sleep between readings.

@@ -82,6 +82,14 @@ impl AuditLog {
         self.dropped
     }
 
+    /// Forgets every kept record and the dropped count; returns how many records were kept.
+    pub fn clear(&mut self) -> usize {
+        let kept = self.records.len();
+        self.records.clear();
+        self.dropped = 0;
+        kept
+    }
+
     /// Takes every kept record out (for the kernel's global log).
     pub fn drain(&mut self) -> impl Iterator<Item = AuditRecord> + '_ {
         self.records.drain(..)

@@ -69,6 +69,13 @@ pub enum CapabilityError {
     BadCommandName(String),
 }
 
+impl CapabilityError {
+    /// The stable code for `--json` output.
+    pub fn code(&self) -> &'static str {
+        "bad-capability"
+    }
+}
+
 impl fmt::Display for CapabilityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -71,6 +71,20 @@ pub enum LoadError {
     Instantiate(String),
 }
 
+impl LoadError {
+    /// The stable code for `--json` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid-module",
+            Self::ForbiddenImport { .. } => "forbidden-import",
+            Self::WrongImportType => "wrong-import-type",
+            Self::MissingExport(_) => "missing-export",
+            Self::MemoryLimit { .. } => "module-memory-too-large",
+            Self::Instantiate(_) => "instantiate-failed",
+        }
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -109,6 +123,18 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// A stable kebab-case name of the kind of stop.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Finished { .. } => "finished",
+            Self::Trap(_) => "trap",
+            Self::OutOfFuel => "out-of-fuel",
+            Self::MemoryLimit => "memory-limit",
+            Self::ProtocolViolation(_) => "protocol-violation",
+            Self::CapabilityViolation { .. } => "capability-violation",
+        }
+    }
+
     /// Whether the stop counts as a failure for the restart policy (everything but a clean exit 0).
     pub fn is_failure(&self) -> bool {
         !matches!(self, Self::Finished { exit_code: 0 })

@@ -97,6 +97,16 @@ pub enum LastStop {
     Operator,
 }
 
+impl LastStop {
+    /// A stable kebab-case name of the kind of stop (`operator`, or the [`StopReason::kind`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Agent(reason) => reason.kind(),
+            Self::Operator => "operator",
+        }
+    }
+}
+
 impl fmt::Display for LastStop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -129,13 +139,13 @@ impl SupervisorError {
     /// The stable code for `--json` output.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::UnknownAgent(_) => "unknown_agent",
-            Self::DuplicateName(_) => "duplicate_name",
-            Self::BadName(_) => "bad_name",
-            Self::TooManyAgents => "too_many_agents",
-            Self::Load(_) => "load_failed",
-            Self::AlreadyRunning(_) => "already_running",
-            Self::Busy(_) => "busy",
+            Self::UnknownAgent(_) => "unknown-agent",
+            Self::DuplicateName(_) => "duplicate-agent",
+            Self::BadName(_) => "bad-agent-name",
+            Self::TooManyAgents => "too-many-agents",
+            Self::Load(error) => error.code(),
+            Self::AlreadyRunning(_) => "already-running",
+            Self::Busy(_) => "agent-busy",
         }
     }
 }
@@ -448,6 +458,11 @@ impl Supervisor {
     /// Adds a record made outside a sandbox (a [`crate::serve_once`] self-test) to the log.
     pub fn record(&mut self, record: AuditRecord) {
         self.audit.push(record);
+    }
+
+    /// Forgets the audit log; returns how many records it held.
+    pub fn clear_audit(&mut self) -> usize {
+        self.audit.clear()
     }
 
     /// Audit records dropped for lack of room.

@@ -245,7 +245,7 @@ fn bad_operations_are_refused_and_change_nothing() {
         supervisor.load("full", &finisher(), caps, limits, RestartPolicy::Never),
         Err(SupervisorError::TooManyAgents)
     );
-    assert_eq!(SupervisorError::TooManyAgents.code(), "too_many_agents");
+    assert_eq!(SupervisorError::TooManyAgents.code(), "too-many-agents");
 }
 
 #[test]

@@ -121,12 +121,12 @@ fn hostile_agents_stop_with_their_reason_and_the_others_finish_their_work() {
     assert_eq!(
         logs_of("metrics-watcher"),
         [
-            "Info round 1: pressure 85%, proposed memory.reclaim: accepted",
-            "Info round 2: pressure 85%, proposed memory.reclaim: accepted",
-            "Info round 3: pressure 85%, proposed memory.reclaim: accepted",
+            "Info round 1: pressure 85%, proposed memory_reclaim: accepted",
+            "Info round 2: pressure 85%, proposed memory_reclaim: accepted",
+            "Info round 3: pressure 85%, proposed memory_reclaim: accepted",
         ]
     );
-    assert_eq!(host.proposals, vec!["metrics-watcher memory.reclaim memory.pressure_percent 85 >= 70"; 3]);
+    assert_eq!(host.proposals, vec!["metrics-watcher memory_reclaim memory.pressure_percent 85 >= 70"; 3]);
     let chatty = logs_of("chatty");
     assert_eq!(chatty.len(), limits.calls_per_slice as usize + 1);
     assert_eq!(chatty.last().unwrap(), "Warn rate limited after 64 calls in one slice");

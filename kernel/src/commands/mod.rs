@@ -1,5 +1,6 @@
 //! The kernel's command table and the context every handler receives.
 
+mod agentsys;
 pub mod autonomy;
 pub mod blk;
 mod det_command;
@@ -103,6 +104,7 @@ pub fn registry() -> Registry<Kernel> {
         &llmctl::LLMCTL,
         &feedback::FEEDBACK,
         &otelctl::OTELCTL,
+        &agentsys::AGENTSYS,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -184,4 +186,11 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("otelctl enable", Capabilities::ADMIN),
     ("otelctl disable", Capabilities::ADMIN),
     ("otelctl file", Capabilities::FILES),
+    ("agentsys examples install", Capabilities::FILES),
+    ("agentsys load", Capabilities::ADMIN),
+    ("agentsys unload", Capabilities::ADMIN),
+    ("agentsys start", Capabilities::ADMIN),
+    ("agentsys stop", Capabilities::ADMIN),
+    ("agentsys restart", Capabilities::ADMIN),
+    ("agentsys audit clear", Capabilities::ADMIN),
 ];
