@@ -1,6 +1,6 @@
 //! The kernel's command table and the context every handler receives.
 
-mod agentsys;
+pub mod agentsys;
 pub mod autonomy;
 pub mod blk;
 mod det_command;

@@ -161,6 +161,16 @@ pub static AGENTSYS: CommandSpec<Kernel> = CommandSpec {
     handler: None,
 };
 
+/// The red team's hostile-agent attack: the example `name` in a sandbox of its own under `limits`; the stop kind
+/// it was given (`out-of-fuel`, ...), `finished` or `still-running` when nothing stopped it, or a load error's code.
+pub(crate) fn hostile_run(name: &str, limits: Limits, kernel: &Kernel) -> &'static str {
+    match world::run_example_to_stop(name, limits, kernel) {
+        Ok(Some(reason)) => reason.kind(),
+        Ok(None) => "still-running",
+        Err(code) => code,
+    }
+}
+
 fn supervisor_error(error: SupervisorError) -> ShellError {
     ShellError::new(error.code(), error.to_string())
 }

@@ -268,3 +268,27 @@ pub fn parse_action(text: &str) -> Option<ProposedAction> {
         Effector::ALL.into_iter().find(|effector| *effector != Effector::Generic && effector.name() == name)?;
     Some(ProposedAction::new(effector, magnitude))
 }
+
+/// Slices a red-team run of a hostile agent may take before the sandbox is judged to have let it run on.
+const HOSTILE_MAX_SLICES: u32 = 10_000;
+
+/// Runs the example `name` in a fresh sandbox of its own (not supervised, no thread) with its capabilities and
+/// `limits`, slice after slice, until it stops: `Ok` with the stop reason, `Err` with a load error's code; `Ok(None)`
+/// when it was still running after [`HOSTILE_MAX_SLICES`]. Sleeps are not waited out.
+pub fn run_example_to_stop(
+    name: &str,
+    limits: sis_agents::sandbox::Limits,
+    kernel: &Kernel,
+) -> Result<Option<sis_agents::sandbox::StopReason>, &'static str> {
+    use sis_agents::sandbox::{Sandbox, StepOutcome};
+    let example = EXAMPLES.iter().find(|example| example.name == name).ok_or("unknown-agent")?;
+    let capabilities = sis_agents::caps::CapabilitySet::parse(example.capabilities).map_err(|error| error.code())?;
+    let mut sandbox = Sandbox::load(name, example.wasm, capabilities, limits).map_err(|error| error.code())?;
+    let mut host = KernelHost::new(kernel.clone());
+    for _ in 0..HOSTILE_MAX_SLICES {
+        if let StepOutcome::Stopped(reason) = sandbox.step(&mut host) {
+            return Ok(Some(reason));
+        }
+    }
+    Ok(None)
+}
