@@ -5,8 +5,18 @@ use std::path::Path;
 use std::process::Command;
 
 /// The example agents the image carries, as their crate names.
-const EXAMPLE_AGENTS: &[&str] =
-    &["file-lister", "metrics-watcher", "chatty", "crasher", "spin", "memory-bomb", "cap-violator", "malformed"];
+const EXAMPLE_AGENTS: &[&str] = &[
+    "file-lister",
+    "metrics-watcher",
+    "chatty",
+    "crasher",
+    "spin",
+    "memory-bomb",
+    "cap-violator",
+    "malformed",
+    "compute",
+    "pinger",
+];
 
 fn main() {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -63,7 +73,7 @@ fn build_agents(agents: &Path) {
         assert!(module.is_file(), "{} missing after the agents' build", module.display());
         println!("cargo:rerun-if-changed={}", agents.join(name).display());
     }
-    for path in ["Cargo.toml", "Cargo.lock", "sdk", ".cargo/config.toml"] {
+    for path in ["Cargo.toml", "Cargo.lock", "sdk", ".cargo/config.toml", "../crates/agents/src/bench.rs"] {
         println!("cargo:rerun-if-changed={}", agents.join(path).display());
     }
     println!("cargo:rustc-env=SIS_AGENT_MODULES={}", modules.display());

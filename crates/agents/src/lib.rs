@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod audit;
+pub mod bench;
 mod calls;
 pub use calls::serve_once;
 pub mod caps;

@@ -147,6 +147,14 @@ pub static AGENTSYS: CommandSpec<Kernel> = CommandSpec {
             handler: Some(audit),
         },
         CommandSpec {
+            name: "bench",
+            summary: "The interpreter against native code on one compute kernel, and the host-call round trip (ns)",
+            description: "The compute kernel of crates/agents/src/bench.rs runs natively and in the `compute` agent (its exit code must equal the native checksum); the `pinger` agent makes 1,000 host calls its capabilities deny (decode, check, audit). Medians over the repetitions; figures from the kernel's clock.",
+            args: &[ArgSpec::flag("repetitions", ValueKind::U64 { min: 1, max: 100 }, "runs").default("5")],
+            subcommands: &[],
+            handler: Some(bench),
+        },
+        CommandSpec {
             name: "test-fs-list",
             summary: "One FS_LIST request through the protocol, capability check, host and audit (no sandbox)",
             description: "Acts as the agent `test-fs-list` with the capabilities given (default fs.list:/tmp/**), so a path outside them is denied exactly as an agent's call would be.",
@@ -496,6 +504,60 @@ fn audit(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     }
     let list: Vec<Value> = shown.iter().map(record_json).collect();
     Ok(Reply::new(human, json!({ "matching": matching, "dropped": dropped, "records": list })))
+}
+
+fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
+
+fn bench(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
+    use sis_agents::bench::{checksum, COMPUTE_ROUNDS, PING_CALLS};
+    let repetitions = invocation.args.u64("repetitions").unwrap_or(5);
+    let mut runs = Vec::new();
+    for _ in 0..repetitions {
+        runs.push(world::bench_once(kernel).map_err(|message| ShellError::new("bench-mismatch", message))?);
+    }
+    let native_ns = median(runs.iter().map(|run| run.native_ns).collect());
+    let interpreted_ns = median(runs.iter().map(|run| run.interpreted_ns).collect());
+    let ping_ns = median(runs.iter().map(|run| run.ping_ns).collect());
+    let fuel_used = runs.first().map_or(0, |run| run.fuel_used);
+    let ratio = interpreted_ns as f64 / native_ns.max(1) as f64;
+    let ping_ns_per_call = ping_ns as f64 / f64::from(PING_CALLS);
+    let human = alloc::format!(
+        "compute kernel ({COMPUTE_ROUNDS} rounds, checksum {:#010x}), median of {repetitions}:\n  native       {:>12} ns\n  interpreted  {:>12} ns  ({ratio:.1}x native, {} fuel)\nhost-call round trip (denied FS_READ, {PING_CALLS} calls): {ping_ns_per_call:.0} ns a call",
+        checksum(COMPUTE_ROUNDS),
+        crate::format::thousands(native_ns),
+        crate::format::thousands(interpreted_ns),
+        crate::format::thousands(fuel_used),
+    );
+    let list: Vec<Value> = runs
+        .iter()
+        .map(|run| {
+            json!({
+                "native_ns": run.native_ns,
+                "interpreted_ns": run.interpreted_ns,
+                "fuel_used": run.fuel_used,
+                "ping_ns": run.ping_ns,
+            })
+        })
+        .collect();
+    Ok(Reply::new(
+        human,
+        json!({
+            "rounds": COMPUTE_ROUNDS,
+            "checksum": checksum(COMPUTE_ROUNDS),
+            "repetitions": repetitions,
+            "native_ns": native_ns,
+            "interpreted_ns": interpreted_ns,
+            "interpreted_over_native": ratio,
+            "fuel_used": fuel_used,
+            "ping_calls": PING_CALLS,
+            "ping_ns": ping_ns,
+            "ping_ns_per_call": ping_ns_per_call,
+            "runs": list,
+        }),
+    ))
 }
 
 fn audit_clear(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {

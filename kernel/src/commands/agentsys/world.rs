@@ -292,3 +292,59 @@ pub fn run_example_to_stop(
     }
     Ok(None)
 }
+
+/// The benchmark modules (`agentsys bench`): the compute kernel and the host-call pinger.
+pub static BENCH_COMPUTE: &[u8] = include_bytes!(concat!(env!("SIS_AGENT_MODULES"), "/compute.wasm"));
+/// See [`BENCH_COMPUTE`].
+pub static BENCH_PINGER: &[u8] = include_bytes!(concat!(env!("SIS_AGENT_MODULES"), "/pinger.wasm"));
+
+/// One repetition of `agentsys bench`, in ns of the kernel's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchRun {
+    /// The compute kernel run natively.
+    pub native_ns: u64,
+    /// The same kernel in the `compute` agent, one slice to its end.
+    pub interpreted_ns: u64,
+    /// Fuel the agent used.
+    pub fuel_used: u64,
+    /// The pinger's run: [`sis_agents::bench::PING_CALLS`] host calls.
+    pub ping_ns: u64,
+}
+
+/// Runs the benchmark once; `Err` says what did not match (a wrong checksum, a call not denied).
+pub fn bench_once(kernel: &Kernel) -> Result<BenchRun, String> {
+    use sis_agents::bench::{checksum, COMPUTE_ROUNDS, PING_CALLS};
+    use sis_agents::caps::CapabilitySet;
+    use sis_agents::sandbox::{Limits, Sandbox, StepOutcome, StopReason};
+    let limits = Limits {
+        fuel_per_slice: 1_000_000_000,
+        fuel_total: 1_000_000_000,
+        calls_per_slice: u32::MAX,
+        max_denials: u32::MAX,
+        ..Limits::default()
+    };
+    let started = time::now_ns();
+    let expected = core::hint::black_box(checksum(core::hint::black_box(COMPUTE_ROUNDS)));
+    let native_ns = time::now_ns() - started;
+
+    let mut host = KernelHost::new(kernel.clone());
+    let mut compute = Sandbox::load("bench-compute", BENCH_COMPUTE, CapabilitySet::default(), limits)
+        .map_err(|error| alloc::format!("compute: {error}"))?;
+    let started = time::now_ns();
+    let outcome = compute.step(&mut host);
+    let interpreted_ns = time::now_ns() - started;
+    if outcome != StepOutcome::Stopped(StopReason::Finished { exit_code: expected as i32 }) {
+        return Err(alloc::format!("compute: expected exit code {}, got {outcome:?}", expected as i32));
+    }
+    let fuel_used = compute.usage().fuel_used;
+
+    let mut pinger = Sandbox::load("bench-pinger", BENCH_PINGER, CapabilitySet::default(), limits)
+        .map_err(|error| alloc::format!("pinger: {error}"))?;
+    let started = time::now_ns();
+    let outcome = pinger.step(&mut host);
+    let ping_ns = time::now_ns() - started;
+    if outcome != StepOutcome::Stopped(StopReason::Finished { exit_code: PING_CALLS as i32 }) {
+        return Err(alloc::format!("pinger: expected {PING_CALLS} denied calls, got {outcome:?}"));
+    }
+    Ok(BenchRun { native_ns, interpreted_ns, fuel_used, ping_ns })
+}
