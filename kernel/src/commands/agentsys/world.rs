@@ -70,14 +70,8 @@ static WAKE_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Runs `body` on the agents, taking the lock with a yield between tries (never with IRQs masked: loading
 /// validates a module under it).
 pub fn with_agents<R>(body: impl FnOnce(&mut Agents) -> R) -> R {
-    loop {
-        if let Some(mut guard) = AGENTS.try_lock() {
-            let agents =
-                guard.get_or_insert_with(|| Agents { supervisor: Supervisor::new(), threads: BTreeMap::new() });
-            return body(agents);
-        }
-        thread::yield_now();
-    }
+    let mut guard = crate::sync::lock(&AGENTS);
+    body(guard.get_or_insert_with(|| Agents { supervisor: Supervisor::new(), threads: BTreeMap::new() }))
 }
 
 /// Milliseconds since boot: the supervisor's clock.
