@@ -254,24 +254,60 @@ impl fmt::Display for PathPattern {
     }
 }
 
+/// Whether the path's segments match the pattern's, in O(pattern × path) steps: `reachable[j]` says the pattern
+/// segments seen so far match the first `j` path segments. (A backtracking matcher takes exponential time on
+/// patterns with many `**`, found by fuzzing; an agent chooses the path.)
 fn match_segments(pattern: &[Segment], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((Segment::AnyDepth, rest)) => (0..=path.len()).any(|skip| match_segments(rest, &path[skip..])),
-        Some((Segment::Glob(glob), rest)) => match path.split_first() {
-            Some((first, tail)) => glob_matches(glob.as_bytes(), first.as_bytes()) && match_segments(rest, tail),
-            None => false,
-        },
+    let mut reachable = alloc::vec![false; path.len() + 1];
+    reachable[0] = true;
+    for segment in pattern {
+        let mut next = alloc::vec![false; path.len() + 1];
+        match segment {
+            Segment::AnyDepth => {
+                let mut any = false;
+                for (j, slot) in next.iter_mut().enumerate() {
+                    any |= reachable[j];
+                    *slot = any;
+                }
+            }
+            Segment::Glob(glob) => {
+                for (j, text) in path.iter().enumerate() {
+                    next[j + 1] = reachable[j] && glob_matches(glob.as_bytes(), text.as_bytes());
+                }
+            }
+        }
+        reachable = next;
     }
+    reachable[path.len()]
 }
 
-/// `*` matches any run of bytes (the caller guarantees no `/` in `text`); everything else is literal.
+/// `*` matches any run of bytes (the caller guarantees no `/` in `text`); everything else is literal. Greedy with
+/// one backtrack point (the last `*`), O(glob × text) at worst.
 fn glob_matches(glob: &[u8], text: &[u8]) -> bool {
-    match glob.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| glob_matches(rest, &text[skip..])),
-        Some((literal, rest)) => text.first() == Some(literal) && glob_matches(rest, &text[1..]),
+    let (mut g, mut t) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match glob.get(g) {
+            Some(b'*') => {
+                last_star = Some((g, t));
+                g += 1;
+            }
+            Some(&literal) if literal == text[t] => {
+                g += 1;
+                t += 1;
+            }
+            _ => match last_star {
+                // Let the last `*` take one more byte and retry from there.
+                Some((star, taken)) => {
+                    g = star + 1;
+                    t = taken + 1;
+                    last_star = Some((star, taken + 1));
+                }
+                None => return false,
+            },
+        }
     }
+    glob[g..].iter().all(|&byte| byte == b'*')
 }
 
 #[cfg(test)]

@@ -151,3 +151,20 @@ proptest! {
         prop_assert_eq!(set("fs.read:/tmp/**").allows(&Access::FsRead(&path)), inside);
     }
 }
+
+/// Regression (found by the `agent_protocol` fuzz target): a pattern of many `**` and `*` against a long path took
+/// exponential time in a backtracking matcher; the path is the agent's choice.
+#[test]
+fn many_wildcards_match_in_polynomial_time() {
+    let pattern = alloc::format!("/{}x", "**/*a*a*a*/".repeat(12));
+    let caps = set(&alloc::format!("fs.read:{pattern}"));
+    let long: alloc::string::String = (0..40).map(|_| "/aaaaaaaaaaaaaaaaaaaaaaaa").collect();
+    let started = std::time::Instant::now();
+    assert!(!caps.allows(&Access::FsRead(&alloc::format!("{long}/y"))));
+    assert!(caps.allows(&Access::FsRead(&alloc::format!("{long}/x"))));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+    // Glob backtracking inside one segment: `*a*a*...b` against a run of `a`.
+    let caps = set(&alloc::format!("fs.read:/{}b", "*a".repeat(20)));
+    assert!(!caps.allows(&Access::FsRead(&alloc::format!("/{}", "a".repeat(200)))));
+    assert!(caps.allows(&Access::FsRead(&alloc::format!("/{}b", "a".repeat(200)))));
+}
