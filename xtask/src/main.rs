@@ -71,7 +71,7 @@ enum Task {
     /// Everything CI checks: formatting, clippy, host tests, a fixed-seed fuzz pass, kernel build, QEMU integration tests.
     Test,
     /// Coverage-guided fuzzing (libFuzzer) of the tokenizer, argument parser, boot arguments, JSON report paths,
-    /// HTTP and WebSocket decoders, model artifacts and audit logs.
+    /// HTTP and WebSocket decoders, model artifacts and audit logs, agent protocol messages and capability lists.
     ///
     /// Builds `fuzz/` with coverage instrumentation (stable rustc flags) into target/fuzz, runs each target,
     /// then prints executions, seconds, execs/s and corpus size per target and in total. New inputs go to
