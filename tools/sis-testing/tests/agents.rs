@@ -1,6 +1,7 @@
 //! QEMU tests of `agentsys`: the example WebAssembly agents run on their own kernel threads; each hostile one is
 //! stopped with its exact reason while the shell answers and the others do their work; every host call is
-//! audited; a crashing agent restarts with backoff and gives up; after unloading, heap and frames are back.
+//! audited; a crashing agent restarts with backoff and gives up; after unloading, heap and frames are back; under
+//! real memory pressure the metrics watcher's proposals pass through the guardrails.
 
 mod common;
 
@@ -236,4 +237,57 @@ fn after_unloading_every_agent_heap_and_frames_return_to_baseline() {
     for field in ["/heap_used_bytes", "/heap_allocations", "/frames_allocated"] {
         assert_eq!(number(&after, field), number(&before, field), "{field}: {before} / {after}");
     }
+}
+
+/// The memory_reclaim effector's counters in `safetyctl status`: (checked, allowed, blocked).
+fn reclaim_counters(sis: &mut Sis) -> (u64, u64, u64) {
+    let status = ok(sis, "safetyctl status");
+    let effector = status["effectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|effector| effector["effector"] == "memory_reclaim")
+        .unwrap_or_else(|| panic!("no memory_reclaim in {status}"))
+        .clone();
+    (number(&effector, "/checked"), number(&effector, "/allowed"), number(&effector, "/blocked"))
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn the_metrics_watcher_proposes_reclaims_through_the_guardrails_under_real_pressure() {
+    let mut sis = Sis::boot(&QemuConfig::new().memory_mib(128).timeout(Duration::from_secs(300)))
+        .unwrap_or_else(|error| panic!("boot: {error}"));
+    // 100 MB of tensors in 128 MiB of RAM: the frames in use pass the watcher's 70 %.
+    ok(&mut sis, "tensorctl budget 102400");
+    for index in 0..25 {
+        ok(&mut sis, &format!("tensorctl create t{index} --shape 1000,1000"));
+    }
+    let memory = ok(&mut sis, "meminfo");
+    let (allocated, free) = (number(&memory, "/frames_allocated"), number(&memory, "/frames_free"));
+    assert!(allocated * 100 / (allocated + free) >= 70, "{memory}");
+    install(&mut sis);
+    ok(&mut sis, "agentsys load /tmp/metrics-watcher.wasm --caps metrics.read,propose,log");
+    assert_eq!(reclaim_counters(&mut sis), (0, 0, 0));
+
+    ok(&mut sis, "agentsys start metrics-watcher");
+    let status = wait_until_settled(&mut sis, Duration::from_secs(60));
+    assert_eq!(stop(&status, "metrics-watcher"), triple("stopped", "finished", "finished with exit code 0"));
+    // Three rounds: read, propose, log, and a sleep between rounds.
+    let calls: Vec<Value> = ok(&mut sis, "agentsys audit --agent metrics-watcher")["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|record| json!([record["call"], record["outcome"]]))
+        .collect();
+    let round = [json!(["METRICS_READ", "ok"]), json!(["PROPOSE_ACTION", "ok"]), json!(["LOG", "ok"])];
+    let sleep = [json!(["SLEEP", "ok"])];
+    let expected: Vec<Value> = [&round[..], &sleep[..], &round[..], &sleep[..], &round[..]].concat();
+    assert_eq!(calls, expected);
+    assert_eq!(reclaim_counters(&mut sis), (3, 3, 0), "each proposal checked and allowed by the guardrails");
+
+    // With no reclaim allowed in the window the same proposals are blocked (and the agent told so).
+    ok(&mut sis, "safetyctl set reclaim.max_per_window 0");
+    ok(&mut sis, "agentsys start metrics-watcher");
+    wait_until_settled(&mut sis, Duration::from_secs(60));
+    assert_eq!(reclaim_counters(&mut sis), (6, 3, 3));
 }
