@@ -45,15 +45,32 @@ pub fn follow(thread: ThreadId) {
 pub struct StressRun {
     progress: RunProgress,
     oom: OomCoalescer,
+    /// Its OpenTelemetry span and its parts' (when telemetry records).
+    trace: Option<sis_otel::RunTrace>,
 }
 
 impl StressRun {
     /// Publishes the start of a run of `test` (`duration_ms` `None` for a run not bounded by time).
     pub fn start(test: &'static str, seed: u64, duration_ms: Option<u64>) -> Self {
         let run = RUNS.fetch_add(1, Relaxed) + 1;
-        let (progress, started) = RunProgress::start(run, test, seed, duration_ms, time::now_ns());
+        let now = time::now_ns();
+        let (progress, started) = RunProgress::start(run, test, seed, duration_ms, now);
         publish(started);
-        StressRun { progress, oom: OomCoalescer::new(run) }
+        let trace = crate::otel::while_recording(|telemetry| {
+            let mut attributes = alloc::vec![
+                sis_otel::KeyValue::string("sis.stress.test", test),
+                sis_otel::KeyValue::string("sis.stress.seed", &alloc::format!("{seed}")),
+                sis_otel::KeyValue::int("sis.stress.run", i64::try_from(run).unwrap_or(i64::MAX)),
+            ];
+            if let Some(duration_ms) = duration_ms {
+                attributes.push(sis_otel::KeyValue::int(
+                    "sis.stress.duration_ms",
+                    i64::try_from(duration_ms).unwrap_or(i64::MAX),
+                ));
+            }
+            sis_otel::RunTrace::start(telemetry.ids(), &alloc::format!("stress.{test}"), now, attributes)
+        });
+        StressRun { progress, oom: OomCoalescer::new(run), trace }
     }
 
     /// The run's number.
@@ -68,9 +85,19 @@ impl StressRun {
         }
     }
 
-    /// The run finished `done` of its `total` parts.
-    pub fn parts_done(&mut self, done: u64, total: u64) {
-        publish(self.progress.parts_done(time::now_ns(), done, total));
+    /// The run finished `done` of its `total` parts, the last named `name` (a child span of the run's).
+    pub fn parts_done(&mut self, done: u64, total: u64, name: &str) {
+        let now = time::now_ns();
+        publish(self.progress.parts_done(now, done, total));
+        if let Some(trace) = self.trace.as_mut() {
+            crate::otel::with_telemetry(|telemetry| {
+                let attributes = alloc::vec![
+                    sis_otel::KeyValue::int("sis.stress.part", i64::try_from(done).unwrap_or(i64::MAX)),
+                    sis_otel::KeyValue::int("sis.stress.parts", i64::try_from(total).unwrap_or(i64::MAX)),
+                ];
+                trace.part_done(telemetry.ids(), name, now, attributes);
+            });
+        }
     }
 
     /// The run's memory workload has met `oom_events` OOM events, the last refusing `bytes`.
@@ -92,7 +119,15 @@ impl StressRun {
             },
             Err(error) => (Outcome::Error, Some(error.code())),
         };
-        publish(self.progress.finish(time::now_ns(), status, error));
+        let now = time::now_ns();
+        publish(self.progress.finish(now, status, error));
+        if let Some(trace) = self.trace.take() {
+            let outcome = match error {
+                None => sis_otel::CommandOutcome::Ok,
+                Some(code) => sis_otel::CommandOutcome::Failed(code),
+            };
+            crate::otel::enqueue_spans(trace.finish(now, outcome));
+        }
     }
 }
 

@@ -33,7 +33,8 @@ pub enum Benchmark {
         repetitions: u32,
     },
     /// The learning agent's inference and update cost per decision, host and guest, against the decision interval;
-    /// the guardrail check's cost per decision (host), beside the decision it guards.
+    /// the guardrail check's cost per decision (host), beside the decision it guards; a shadow policy's cost beside
+    /// production's decision (host and guest).
     Ai {
         /// Repetitions of each host measurement, and of the guest's wall-clock runs.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -329,7 +330,8 @@ fn guest_agent_costs(repetitions: u32) -> Result<(), String> {
         median / 1e3,
         median * 100.0 / AGENT_OVERHEAD_TARGET_PERCENT / 1e6
     );
-    guest_online_learning(repetitions)
+    guest_online_learning(repetitions)?;
+    crate::bench_aiops::run(repetitions)
 }
 
 /// The agent deciding for the kernel's meta-agent and learning online, during three paired memory runs.

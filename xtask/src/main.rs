@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_aiops;
 mod bench_blk;
 mod bench_dataflow;
 mod bench_llm;

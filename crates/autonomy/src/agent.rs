@@ -381,6 +381,12 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
         self.traces.last(count)
     }
 
+    /// The id of the oldest trace still kept (equal to [`Self::decisions`] when none is): older ones were
+    /// overwritten.
+    pub fn oldest_trace_id(&self) -> u64 {
+        self.traces.oldest_index()
+    }
+
     /// The trace of decision `id`.
     pub fn explain(&self, id: u64) -> Result<&DecisionTrace, ExplainError> {
         if id >= self.traces.pushed() {

@@ -16,35 +16,46 @@
 //! caller, who knows the clock, and added with [`Sender::add_blocked_ns`].
 //!
 //! # How it works without `unsafe`
-//! `tail` (written by the producer only) and `head` count items ever queued
-//! and ever removed; item `i` lives in slot `i % capacity` while
-//! `head <= i < tail`. Each slot is a `SpinMutex<Option<T>>`, the safe way to
-//! move a `T` between threads. Under `block` and `drop-newest` the producer
-//! only fills slot `tail` once `tail - head < capacity` and the consumer only
-//! empties slot `head` once `head < tail`, so the two never touch the same
-//! slot at once and its lock is never contended. The `Release` store of an
-//! index after a slot's contents change, and the `Acquire` load of it on the
-//! other side, hand the slot over. Each side caches the other's index and
-//! reloads it only when the cached value says full or empty.
+//! A channel is built on `sis_platform::spsc`, a lock-free single-producer
+//! single-consumer ring (`rtrb`'s design): the one crate in SIS allowed
+//! `unsafe` holds the slot accesses, behind a safe API whose two ends are
+//! neither `Clone` nor `Sync`. `tail` (written by the producer only) and
+//! `head` (by the consumer only) count items ever queued and ever removed;
+//! item `i` lives in slot `i % capacity` while `head <= i < tail`. A send
+//! writes slot `tail` and stores `tail + 1` (`Release`); a receive reads slot
+//! `head` and stores `head + 1`; each side caches the other's index and
+//! reloads it (`Acquire`) only when the cached value says full or empty. No
+//! read-modify-write, and no shared store beyond the index per message:
+//! `received` is `head` less the drained items, and `offered` is `tail` plus
+//! the items discarded unqueued, both counted only when that happens. The
+//! producer also reads one flag (closed, or receiver gone) per send, and
+//! raises `high_water` itself, reading `head` again only when its cached copy
+//! says the depth may be a new high. The ring also carries what both ends
+//! share besides (policy, flags, waiter tokens, the rarer counters), so a
+//! channel is one allocation for its state and one for its slots.
 //!
 //! Under `drop-oldest` a full producer removes item `head` (which sits in the
-//! slot the new item goes to) itself, racing the consumer for it. The rule
-//! that settles it: `head` advances from `h` only by the holder of slot
-//! `h`'s lock, after checking under that lock that `head` still equals `h`.
-//! Whoever takes the lock first removes item `h` and stores `h + 1` before
-//! unlocking; the other then reads `head != h` under the lock and retries
-//! (the consumer with the new head, unless the new oldest item is in the
-//! slot it holds, as always in a one-place channel, and it takes that one;
-//! the producer knowing there is now room). So every item is removed exactly
-//! once, and the consumer still receives items in order. Spin locks are not fair: on two CPUs, a producer that
-//! sends without ever pausing can win every race for the oldest item, and
-//! the consumer's `try_recv` then spins until the producer pauses. Kernel
-//! threads on SIS's one CPU take turns instead.
-//!
-//! The price of doing this in safe code is the lock: an atomic
-//! read-modify-write per send and per receive, where a ring built on
-//! `unsafe` (such as `rtrb`) writes and reads the slot directly.
-//! `cargo xtask bench dataflow` measures what that costs against `rtrb`.
+//! slot the new item goes to) itself, racing the consumer for it, which the
+//! lock-free ring cannot allow: the consumer's read of a slot would race the
+//! producer's. Such a channel's lock-free ring has no places (every send
+//! finds it full, every receive empty, and both then turn to the other ring),
+//! and the items go through a ring kept beside it whose slots are
+//! `SpinMutex<Option<T>>`, the safe way to move a `T` between threads, with
+//! the same two indices. The rule that settles the race: `head` advances from
+//! `h` only by the holder of slot `h`'s lock, after checking under that lock
+//! that `head` still equals `h`. Whoever takes the lock first removes item
+//! `h` and stores `h + 1` before unlocking; the other then reads `head != h`
+//! under the lock and retries (the consumer with the new head, unless the
+//! new oldest item is in the slot it holds, as always in a one-place channel,
+//! and it takes that one; the producer knowing there is now room). So every
+//! item is removed exactly once, and the consumer still receives items in
+//! order. `received` there is `head` less the drained and the evicted items.
+//! Spin locks are not fair: on two CPUs, a producer that sends without ever
+//! pausing can win every race for the oldest item, and the consumer's
+//! `try_recv` then spins until the producer pauses. Kernel threads on SIS's
+//! one CPU take turns instead. The price of the lock is an atomic
+//! read-modify-write per send and per receive. `cargo xtask bench dataflow`
+//! measures the `block` channel against `rtrb`.
 //!
 //! # Waiting (kernel threads)
 //! The channel never blocks; a thread that must wait registers a token (its
@@ -70,25 +81,26 @@
 //!
 //! `room_or_wait` registers first and checks second, and `take_waiting_*`
 //! fences after the index store, so on several CPUs too a side either sees
-//! the progress or the other sees the token: no wake-up is lost. `try_send`
-//! and `try_recv` may spin on a slot lock under drop-oldest (on one CPU,
+//! the progress or the other sees the token: no wake-up is lost. Under
+//! drop-oldest `try_send` and `try_recv` may spin on a slot lock (on one CPU,
 //! until the other thread, preempted while holding it, runs again), so they
 //! must not run with IRQs masked.
 
+mod control;
+mod locked;
 mod monitor;
 mod receiver;
-mod ring;
 mod sender;
 #[cfg(test)]
 mod tests;
 
-use alloc::sync::Arc;
 use core::fmt;
 
+use control::Control;
 pub use monitor::Monitor;
 pub use receiver::Receiver;
-use ring::Shared;
 pub use sender::Sender;
+use sis_platform::spsc;
 
 /// What a channel does with an item offered while it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -162,22 +174,54 @@ impl fmt::Display for ChannelError {
     }
 }
 
-/// Bytes the slots of a ring of `capacity` items of `T` take (what a graph charges to its budget for it).
-pub fn slot_bytes<T>(capacity: usize) -> usize {
-    capacity.saturating_mul(core::mem::size_of::<ring::Slot<T>>())
+/// Bytes the slots of a channel of `capacity` items of `T` under `overflow` take (what a graph charges
+/// to its budget for it): an item each under `block` and `drop-newest`, an `Option` of an item and its
+/// lock under `drop-oldest`.
+pub fn slot_bytes<T>(capacity: usize, overflow: Overflow) -> usize {
+    match overflow {
+        Overflow::Block | Overflow::DropNewest => spsc::slot_bytes::<T>(capacity),
+        Overflow::DropOldest => capacity.saturating_mul(core::mem::size_of::<locked::Slot<T>>()),
+    }
 }
 
 /// A bounded channel of `capacity` items with the given overflow policy.
 ///
-/// The ring has `capacity` slots, each an `Option<T>` and its lock.
+/// The ring has `capacity` slots: lock-free ones under `block` and
+/// `drop-newest`, each an `Option<T>` and its lock under `drop-oldest`
+/// (see [`slot_bytes`]).
 pub fn channel<T>(capacity: usize, overflow: Overflow) -> Result<(Sender<T>, Receiver<T>), ChannelError> {
     if capacity == 0 || capacity > MAX_CAPACITY {
         return Err(ChannelError::Capacity { requested: capacity, max: MAX_CAPACITY });
     }
-    let shared = Arc::new(
-        Shared::try_new(capacity, overflow).ok_or(ChannelError::OutOfMemory { bytes: slot_bytes::<T>(capacity) })?,
-    );
-    Ok((Sender::new(Arc::clone(&shared)), Receiver::new(shared)))
+    let out_of_memory = ChannelError::OutOfMemory { bytes: slot_bytes::<T>(capacity, overflow) };
+    let (places, locked) = match overflow {
+        Overflow::Block | Overflow::DropNewest => (capacity, None),
+        Overflow::DropOldest => (0, Some(locked::Ring::try_new(capacity).ok_or(out_of_memory)?)),
+    };
+    let shared = Shared { control: Control::new(overflow), locked };
+    let (producer, consumer) = spsc::ring(places, shared).ok_or(out_of_memory)?;
+    Ok((Sender::new(producer), Receiver::new(consumer)))
+}
+
+/// What both ends reach beside the lock-free ring's slots and indices. Under
+/// drop-oldest that ring has no places and `locked` holds the items instead,
+/// so the lock-free paths of `try_send` and `try_recv` need not test the policy.
+#[derive(Debug)]
+struct Shared<T> {
+    control: Control,
+    locked: Option<locked::Ring<T>>,
+}
+
+/// A channel's counters, from its ring's indices and its control block.
+fn stats<T>(ring: &spsc::Ring<T, Shared<T>>) -> ChannelStats {
+    let Shared { control, locked } = ring.shared();
+    match locked {
+        None => control.stats(ring.capacity(), || {
+            let head = ring.popped();
+            (head, ring.pushed())
+        }),
+        Some(locked) => control.stats(locked.capacity(), || locked.indices()),
+    }
 }
 
 /// What became of an offered item.
@@ -224,7 +268,9 @@ impl fmt::Display for TryRecvError {
 /// A channel's counters; `offered == received + dropped + queued` at any quiescent point.
 ///
 /// Read while the other side runs, the fields are each current but not
-/// taken at one instant.
+/// taken at one instant. `offered` and `received` are derived from the
+/// ring's indices and the rarer counters; while a drain or a drop-oldest
+/// eviction is under way, `received` may include the item being removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ChannelStats {
     /// Items the channel holds at most.

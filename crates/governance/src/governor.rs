@@ -11,6 +11,7 @@ use crate::artifact::{Kind, ModelRef};
 use crate::audit::{Action, AuditLog, Event, Figures, Outcome};
 use crate::compliance::{self, AgentSource, Violation};
 use crate::keys::{KeyError, KeyId, TrustedKeys, PUBLIC_KEY_BYTES};
+use crate::lifecycle::{self, Lifecycle, LifecycleError, Transition, TransitionKind};
 use crate::policy::{Grant, Policy, PolicyError};
 use crate::principal::Principal;
 use crate::registry::{Model, ModelId, ModelInfo, Registry, RegistryError};
@@ -24,6 +25,8 @@ pub enum GovernanceError {
     Policy(PolicyError),
     /// A public key was not trusted.
     Key(KeyError),
+    /// By the lifecycle's state machine.
+    Lifecycle(LifecycleError),
     /// The model is of another kind than the operation needs (`infer` a language model, `install` an agent
     /// network).
     WrongKind {
@@ -43,6 +46,7 @@ impl GovernanceError {
             GovernanceError::Registry(error) => error.code(),
             GovernanceError::Policy(error) => error.code(),
             GovernanceError::Key(error) => error.code(),
+            GovernanceError::Lifecycle(error) => error.code(),
             GovernanceError::WrongKind { expected: Kind::LanguageModel, .. } => "not-a-language-model",
             GovernanceError::WrongKind { expected: Kind::AgentNetwork, .. } => "not-an-agent-network",
         }
@@ -55,6 +59,7 @@ impl fmt::Display for GovernanceError {
             GovernanceError::Registry(error) => write!(formatter, "{error}"),
             GovernanceError::Policy(error) => write!(formatter, "{error}"),
             GovernanceError::Key(error) => write!(formatter, "{error}"),
+            GovernanceError::Lifecycle(error) => write!(formatter, "{error}"),
             GovernanceError::WrongKind { model, kind, expected } => {
                 write!(formatter, "{model} is of kind {}, not {}", kind.name(), expected.name())
             }
@@ -132,12 +137,14 @@ pub struct Governor {
     audit: AuditLog,
     /// The model of each open grant.
     open: Vec<(u64, ModelId)>,
+    /// The stages of the meta-agent's policy versions.
+    lifecycle: Lifecycle,
 }
 
 impl Governor {
     /// Governs with these parts (the audit log may have been read back from disk).
     pub fn new(keys: TrustedKeys, registry: Registry, policy: Policy, audit: AuditLog) -> Governor {
-        Governor { keys, registry, policy, audit, open: Vec::new() }
+        Governor { keys, registry, policy, audit, open: Vec::new(), lifecycle: Lifecycle::new() }
     }
 
     /// The trusted keys.
@@ -312,6 +319,104 @@ impl Governor {
             Err(error) => (self.registry.resolve(model).ok().map(Model::id), Outcome::refused(error.code())),
         };
         self.append(now_ns, principal, Action::Install, named, None, outcome, Figures::default());
+        result
+    }
+
+    /// The lifecycle of the meta-agent's policy versions.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// The lifecycle subject `model` names: the built-in heuristic (`heuristic`, `heuristic@0.0.0`) or a registered
+    /// agent-network model (the latest version unless one is named).
+    pub fn subject(&self, model: &ModelRef) -> Result<ModelId, GovernanceError> {
+        let heuristic = lifecycle::heuristic();
+        if model.name == heuristic.name && model.version.is_none_or(|version| version == heuristic.version) {
+            return Ok(heuristic);
+        }
+        let found = self.registry.resolve(model)?;
+        if found.metadata().kind != Kind::AgentNetwork {
+            return Err(GovernanceError::WrongKind {
+                model: found.id(),
+                kind: found.metadata().kind,
+                expected: Kind::AgentNetwork,
+            });
+        }
+        Ok(found.id())
+    }
+
+    /// Promotes `model` one lifecycle stage (see [`Lifecycle::promote`]); one audit entry: `promote`, or
+    /// `force-promote` when force stood in for a missing shadow report (refusals are `promote`).
+    pub fn promote(
+        &mut self,
+        principal: Principal,
+        model: &ModelRef,
+        shadow_passed: bool,
+        force: bool,
+        now_ns: u64,
+    ) -> Result<Vec<Transition>, GovernanceError> {
+        let subject = self.subject(model);
+        let result = subject.clone().and_then(|subject| {
+            self.lifecycle.promote(&subject, shadow_passed, force, now_ns).map_err(GovernanceError::Lifecycle)
+        });
+        let action = match result.as_deref() {
+            Ok([first, ..]) if first.kind == TransitionKind::ForcePromote => Action::ForcePromote,
+            _ => Action::Promote,
+        };
+        let named = subject.ok().or_else(|| self.registry.resolve(model).ok().map(Model::id));
+        self.record(now_ns, principal, action, named, None, &result, Figures::default());
+        result
+    }
+
+    /// Demotes `model` one lifecycle stage (see [`Lifecycle::demote`]); one `demote` audit entry.
+    pub fn demote(
+        &mut self,
+        principal: Principal,
+        model: &ModelRef,
+        now_ns: u64,
+    ) -> Result<Transition, GovernanceError> {
+        let subject = self.subject(model);
+        let result = subject
+            .clone()
+            .and_then(|subject| self.lifecycle.demote(&subject, now_ns).map_err(GovernanceError::Lifecycle));
+        let named = subject.ok().or_else(|| self.registry.resolve(model).ok().map(Model::id));
+        self.record(now_ns, principal, Action::Demote, named, None, &result, Figures::default());
+        result
+    }
+
+    /// Hands production back to the previous production version; one `rollback` audit entry naming the restored
+    /// version (none when refused).
+    pub fn rollback(&mut self, principal: Principal, now_ns: u64) -> Result<Vec<Transition>, GovernanceError> {
+        let result = self.lifecycle.rollback(now_ns).map_err(GovernanceError::Lifecycle);
+        let named = result.as_ref().ok().and_then(|made| made.first()).map(|first| first.subject.clone());
+        self.record(now_ns, principal, Action::Rollback, named, None, &result, Figures::default());
+        result
+    }
+
+    /// Stops the canary automatically for `reason` (a stable code: `guardrail-block`, `reward-drop`); one
+    /// `canary-rollback` audit entry whose outcome is `refused` with the reason when the rollback happened, and
+    /// `refused` with `not-in-canary` when the subject was not in canary (nothing changed).
+    pub fn canary_rollback(
+        &mut self,
+        principal: Principal,
+        subject: &ModelId,
+        reason: &'static str,
+        now_ns: u64,
+    ) -> Result<Transition, GovernanceError> {
+        let result = self.lifecycle.canary_rollback(subject, now_ns).map_err(GovernanceError::Lifecycle);
+        let outcome = match &result {
+            Ok(_) => Outcome::refused(reason),
+            Err(error) => Outcome::refused(error.code()),
+        };
+        self.append(
+            now_ns,
+            principal,
+            Action::CanaryRollback,
+            Some(subject.clone()),
+            None,
+            outcome,
+            Figures::default(),
+        );
         result
     }
 
@@ -651,5 +756,82 @@ mod tests {
         assert_eq!(entry.event.model.as_ref().unwrap().to_string(), "agent@1.0.0");
         let status = governor.policy().status(WEB, 3);
         assert_eq!((status.counters.requests, status.remaining_tokens), (0, 100));
+    }
+
+    #[test]
+    fn lifecycle_operations_are_audited_one_entry_each_in_order() {
+        let mut governor = governor();
+        governor.register(CONSOLE, &artifact("lm", (1, 0, 0), 32), 1).unwrap();
+        governor.register(CONSOLE, &agent_artifact("agent", (1, 0, 0), &[5, 3]), 2).unwrap();
+        let before = governor.audit().len();
+        assert_eq!(
+            governor.promote(CONSOLE, &reference("nothing"), false, false, 3).unwrap_err().code(),
+            "unknown-model"
+        );
+        assert_eq!(
+            governor.promote(CONSOLE, &reference("lm"), false, false, 4).unwrap_err().code(),
+            "not-an-agent-network"
+        );
+        assert_eq!(
+            governor.promote(CONSOLE, &reference("agent"), false, false, 5).unwrap()[0].to,
+            lifecycle::Stage::Shadow
+        );
+        let refused = governor.promote(CONSOLE, &reference("agent"), false, false, 6).unwrap_err();
+        assert_eq!(refused.code(), "no-passing-shadow-report");
+        assert_eq!(
+            governor.lifecycle().stage(&governor.subject(&reference("agent")).unwrap()),
+            lifecycle::Stage::Shadow
+        );
+        governor.promote(CONSOLE, &reference("agent"), false, true, 7).unwrap();
+        let agent = governor.subject(&reference("agent@1.0.0")).unwrap();
+        governor.canary_rollback(Principal::Agent(0), &agent, "guardrail-block", 8).unwrap();
+        assert_eq!(
+            governor.canary_rollback(Principal::Agent(0), &agent, "reward-drop", 9).unwrap_err().code(),
+            "not-in-canary"
+        );
+        assert_eq!(governor.rollback(WEB, 10).unwrap_err().code(), "no-previous-production");
+        governor.promote(CONSOLE, &reference("agent"), false, false, 11).unwrap();
+        governor.promote(CONSOLE, &reference("agent"), true, false, 12).unwrap();
+        governor.promote(CONSOLE, &reference("agent"), true, false, 13).unwrap();
+        assert_eq!(governor.lifecycle().production(), &agent);
+        assert_eq!(governor.demote(CONSOLE, &reference("agent"), 14).unwrap_err().code(), "demote-production");
+        governor.rollback(WEB, 15).unwrap();
+        assert_eq!(governor.lifecycle().production(), &lifecycle::heuristic());
+        assert_eq!(governor.demote(CONSOLE, &reference("heuristic"), 16).unwrap_err().code(), "demote-production");
+
+        let entries: Vec<(u64, &str, Option<String>, String)> = governor
+            .audit()
+            .entries()
+            .skip(before)
+            .map(|entry| {
+                (
+                    entry.event.time_ns,
+                    entry.event.action.name(),
+                    entry.event.model.as_ref().map(ToString::to_string),
+                    outcome(entry),
+                )
+            })
+            .collect();
+        let agent = || Some(String::from("agent@1.0.0"));
+        let expected = [
+            (3, "promote", None, "unknown-model"),
+            (4, "promote", Some(String::from("lm@1.0.0")), "not-an-agent-network"),
+            (5, "promote", agent(), "ok"),
+            (6, "promote", agent(), "no-passing-shadow-report"),
+            (7, "force-promote", agent(), "ok"),
+            (8, "canary-rollback", agent(), "guardrail-block"),
+            (9, "canary-rollback", agent(), "not-in-canary"),
+            (10, "rollback", None, "no-previous-production"),
+            (11, "promote", agent(), "ok"),
+            (12, "promote", agent(), "ok"),
+            (13, "promote", agent(), "ok"),
+            (14, "demote", agent(), "demote-production"),
+            (15, "rollback", Some(String::from("heuristic@0.0.0")), "ok"),
+            (16, "demote", Some(String::from("heuristic@0.0.0")), "demote-production"),
+        ];
+        let expected: Vec<(u64, &str, Option<String>, String)> =
+            expected.into_iter().map(|(time, action, model, code)| (time, action, model, String::from(code))).collect();
+        assert_eq!(entries, expected);
+        assert_eq!(governor.audit().verify(), Ok(()));
     }
 }

@@ -8,6 +8,8 @@
 //! - [`policy`]: per-principal token budgets, rate limits (token buckets), model size limits, exact counters.
 //! - [`audit`]: the hash-chained audit log, its queries and its on-disk records.
 //! - [`compliance`]: loaded models verified again, size limits, the audit chain, budgets, the agent's source.
+//! - [`lifecycle`]: registered → shadow → canary → production → retired for the meta-agent's policy versions,
+//!   with rollback.
 //! - [`Governor`]: all of it behind one object for `llmctl` and `neuralctl install`: each operation checks, acts
 //!   and leaves exactly one audit entry, refusals included.
 //!
@@ -24,6 +26,7 @@ pub mod compliance;
 mod governor;
 pub mod hex;
 pub mod keys;
+pub mod lifecycle;
 pub mod policy;
 mod principal;
 pub mod registry;

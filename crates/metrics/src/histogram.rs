@@ -138,6 +138,56 @@ impl LatencyHistogram {
         self.max_ns
     }
 
+    /// The exact sum of the values recorded (saturating).
+    pub fn sum_ns(&self) -> u128 {
+        self.sum_ns
+    }
+
+    /// Values recorded below `limit_ns`, exactly, when `limit_ns` is an edge between two buckets (any value up to
+    /// 128, then a value whose bits below its 8 highest are zero, such as every power of two, up to
+    /// `MAX_TRACKED_NS + 1`); `None` for a limit inside a bucket, whose count cannot be split.
+    pub fn count_below(&self, limit_ns: u64) -> Option<u64> {
+        if limit_ns > MAX_TRACKED_NS + 1 {
+            return None;
+        }
+        if limit_ns == MAX_TRACKED_NS + 1 {
+            // The last bucket also holds every larger value: only exact when none is that large.
+            return (self.max_ns <= MAX_TRACKED_NS).then_some(self.count);
+        }
+        if !is_edge(limit_ns) {
+            return None;
+        }
+        let below = bucket_of(limit_ns);
+        Some(self.counts[..below].iter().map(|count| u64::from(*count)).sum())
+    }
+
+    /// [`Self::count_below`] of each of `limits` (increasing) in one pass over the buckets; `None` when a limit is
+    /// not a bucket edge or the limits do not increase.
+    pub fn counts_below(&self, limits: &[u64]) -> Option<alloc_free::Counts> {
+        let mut counts = alloc_free::Counts::new();
+        let (mut bucket, mut seen, mut previous) = (0usize, 0u64, None);
+        for &limit in limits {
+            if previous.is_some_and(|previous| limit <= previous) {
+                return None;
+            }
+            previous = Some(limit);
+            if limit == MAX_TRACKED_NS + 1 {
+                counts.push(self.count_below(limit)?)?;
+                continue;
+            }
+            if limit > MAX_TRACKED_NS + 1 || !is_edge(limit) {
+                return None;
+            }
+            let end = bucket_of(limit);
+            while bucket < end {
+                seen += u64::from(self.counts[bucket]);
+                bucket += 1;
+            }
+            counts.push(seen)?;
+        }
+        Some(counts)
+    }
+
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &LatencyHistogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
@@ -167,6 +217,45 @@ impl LatencyHistogram {
             p999_ns: self.quantile(999_000),
         }
     }
+}
+
+/// A fixed-capacity list of counts, so [`LatencyHistogram::counts_below`] needs no allocator.
+pub mod alloc_free {
+    /// Most limits [`super::LatencyHistogram::counts_below`] takes.
+    pub const MAX_LIMITS: usize = 64;
+
+    /// Up to [`MAX_LIMITS`] counts.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Counts {
+        values: [u64; MAX_LIMITS],
+        len: usize,
+    }
+
+    impl Counts {
+        pub(super) fn new() -> Self {
+            Counts { values: [0; MAX_LIMITS], len: 0 }
+        }
+
+        pub(super) fn push(&mut self, value: u64) -> Option<()> {
+            *self.values.get_mut(self.len)? = value;
+            self.len += 1;
+            Some(())
+        }
+
+        /// The counts, one per limit.
+        pub fn as_slice(&self) -> &[u64] {
+            &self.values[..self.len]
+        }
+    }
+}
+
+/// Whether `limit_ns` (at most `MAX_TRACKED_NS`) is where two buckets meet.
+fn is_edge(limit_ns: u64) -> bool {
+    if limit_ns < LINEAR_LIMIT {
+        return true;
+    }
+    let shift = (63 - limit_ns.leading_zeros()) - SUB_BUCKET_BITS;
+    limit_ns & ((1 << shift) - 1) == 0
 }
 
 fn bucket_of(value_ns: u64) -> usize {

@@ -3,8 +3,9 @@
 //! The kernel's stack is `NetStack<FaultInjector<virtio-net>>`: the driver
 //! moves Ethernet frames ([`FrameIo`]), the fault injector sits where the wire
 //! is (drops, corrupts, partitions), and [`NetStack`] runs smoltcp over it with
-//! the TCP echo service, ICMP ping, and listeners for TCP services
-//! ([`NetStack::listen`], [`TcpService`]: the web server is one). Time is passed into every call (the
+//! the TCP echo service, ICMP ping, listeners for TCP services
+//! ([`NetStack::listen`], [`TcpService`]: the web server is one) and outgoing connections ([`NetStack::connect`]:
+//! the OTLP exporter's). Time is passed into every call (the
 //! kernel clock in the kernel, a number in tests), so everything here is safe,
 //! portable code tested on the host over [`fake::Wire`].
 #![cfg_attr(not(test), no_std)]
@@ -12,12 +13,17 @@
 
 extern crate alloc;
 
+mod client;
 mod device;
 pub mod fake;
 mod fault;
 mod listener;
 mod stack;
 
+pub use client::{
+    ClientId, ClientState, ConnectError, UnknownClient, FIRST_CLIENT_PORT, MAX_CLIENTS, MAX_CLIENT_BUFFER_BYTES,
+    MIN_CLIENT_BUFFER_BYTES,
+};
 pub use device::SmolDevice;
 pub use fault::{FaultInjector, FaultState, FaultStats, MAX_CAPTURED_FRAMES, MAX_PERCENT};
 pub use listener::{

@@ -15,6 +15,7 @@ use smoltcp::socket::{icmp, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address};
 
+use crate::client::{self, Client, ClientId, ClientState, ConnectError, UnknownClient};
 use crate::device::SmolDevice;
 use crate::listener::{ListenError, Listener, ListenerConfig, ListenerId, ListenerStats, TcpService};
 use crate::FrameIo;
@@ -112,6 +113,10 @@ pub struct NetStack<F: FrameIo> {
     polls: u64,
     /// TCP services' listeners, by [`ListenerId`] (a closed one leaves `None`).
     listeners: Vec<Option<Listener>>,
+    /// Client connections, by [`ClientId`] (a released one leaves `None`).
+    clients: Vec<Option<Client>>,
+    /// The local port of the next client connection.
+    next_client_port: u16,
 }
 
 impl<F: FrameIo> core::fmt::Debug for NetStack<F> {
@@ -180,6 +185,8 @@ impl<F: FrameIo> NetStack<F> {
             scratch: vec![0; ECHO_CHUNK_BYTES],
             polls: 0,
             listeners: Vec::new(),
+            clients: Vec::new(),
+            next_client_port: client::FIRST_CLIENT_PORT,
         }
     }
 
@@ -263,6 +270,99 @@ impl<F: FrameIo> NetStack<F> {
     pub fn listener_states(&self, id: ListenerId) -> Result<Vec<&'static str>, ListenError> {
         let listener = self.listeners.get(id.0).and_then(Option::as_ref).ok_or(ListenError::Unknown)?;
         Ok(listener.handles.iter().map(|&handle| state_name(self.sockets.get::<tcp::Socket>(handle).state())).collect())
+    }
+
+    /// Opens a client connection to `address:port` with `buffer_bytes` each way: the SYN leaves at the next poll,
+    /// and the connection moves along with every poll after. Release it with [`Self::client_release`].
+    pub fn connect(&mut self, address: [u8; 4], port: u16, buffer_bytes: usize) -> Result<ClientId, ConnectError> {
+        if !(client::MIN_CLIENT_BUFFER_BYTES..=client::MAX_CLIENT_BUFFER_BYTES).contains(&buffer_bytes) {
+            return Err(ConnectError::BufferOutOfRange { buffer_bytes });
+        }
+        let slot = match self.clients.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.clients.len() < client::MAX_CLIENTS => {
+                self.clients.push(None);
+                self.clients.len() - 1
+            }
+            None => return Err(ConnectError::TooManyClients),
+        };
+        let local_port = self.next_client_port;
+        self.next_client_port = local_port.checked_add(1).unwrap_or(client::FIRST_CLIENT_PORT);
+        let mut socket = client::client_socket(buffer_bytes);
+        let [a, b, c, d] = address;
+        let remote = (IpAddress::v4(a, b, c, d), port);
+        socket.connect(self.interface.context(), remote, local_port).map_err(|_| ConnectError::Unaddressable)?;
+        let handle = self.sockets.add(socket);
+        self.clients[slot] = Some(Client { handle, established: false });
+        Ok(ClientId(slot))
+    }
+
+    /// Where client connection `id` is.
+    pub fn client_state(&mut self, id: ClientId) -> Result<ClientState, UnknownClient> {
+        let entry = self.clients.get_mut(id.0).and_then(Option::as_mut).ok_or(UnknownClient)?;
+        Ok(client::state_of(self.sockets.get::<tcp::Socket>(entry.handle), &mut entry.established))
+    }
+
+    /// Queues as much of `data` as the send buffer takes (0 when the connection cannot send); returns how much.
+    pub fn client_send(&mut self, id: ClientId, data: &[u8]) -> Result<usize, UnknownClient> {
+        let entry = self.clients.get(id.0).and_then(Option::as_ref).ok_or(UnknownClient)?;
+        let socket = self.sockets.get_mut::<tcp::Socket>(entry.handle);
+        if !socket.can_send() {
+            return Ok(0);
+        }
+        Ok(socket.send_slice(data).unwrap_or(0))
+    }
+
+    /// Bytes not yet acknowledged or not yet sent on client connection `id`.
+    pub fn client_send_queue(&self, id: ClientId) -> Result<usize, UnknownClient> {
+        let entry = self.clients.get(id.0).and_then(Option::as_ref).ok_or(UnknownClient)?;
+        Ok(self.sockets.get::<tcp::Socket>(entry.handle).send_queue())
+    }
+
+    /// Appends up to `max` received bytes to `into`; returns how many.
+    pub fn client_receive(&mut self, id: ClientId, into: &mut Vec<u8>, max: usize) -> Result<usize, UnknownClient> {
+        let entry = self.clients.get(id.0).and_then(Option::as_ref).ok_or(UnknownClient)?;
+        let socket = self.sockets.get_mut::<tcp::Socket>(entry.handle);
+        let mut total = 0;
+        while total < max && socket.can_recv() {
+            let taken = socket
+                .recv(|data| {
+                    let take = data.len().min(max - total);
+                    into.extend_from_slice(&data[..take]);
+                    (take, take)
+                })
+                .unwrap_or(0);
+            if taken == 0 {
+                break;
+            }
+            total += taken;
+        }
+        Ok(total)
+    }
+
+    /// Closes this side of client connection `id` once what was queued is sent (a FIN follows it).
+    pub fn client_close(&mut self, id: ClientId) -> Result<(), UnknownClient> {
+        let entry = self.clients.get(id.0).and_then(Option::as_ref).ok_or(UnknownClient)?;
+        self.sockets.get_mut::<tcp::Socket>(entry.handle).close();
+        Ok(())
+    }
+
+    /// Ends client connection `id` and frees its socket: a connection still open is reset (the reset leaves at
+    /// this call's poll).
+    pub fn client_release(&mut self, id: ClientId, now_ns: u64) -> Result<(), UnknownClient> {
+        let entry = self.clients.get_mut(id.0).and_then(Option::take).ok_or(UnknownClient)?;
+        let socket = self.sockets.get_mut::<tcp::Socket>(entry.handle);
+        if socket.is_open() {
+            socket.abort();
+            self.interface.poll(instant(now_ns), &mut self.device, &mut self.sockets);
+        }
+        self.sockets.remove(entry.handle);
+        Ok(())
+    }
+
+    /// Client connections open now (not yet released).
+    pub fn clients_open(&self) -> usize {
+        self.clients.iter().flatten().count()
     }
 
     /// Moves frames and serves the echo sockets until nothing more happens at `now_ns`.

@@ -6,17 +6,47 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::{
-    encode_metrics, encode_traces, ExportQueue, HistogramPoint, IdGenerator, KeyValue, Metric, NumberPoint,
-    NumberValue, OpenSpan, Poll, QueueConfig, QueueConfigError, QueueCounters, Resource, Scope, Span, SpanKind, Status,
+    encode_metrics, encode_traces, ExportQueue, HistogramPoint, IdGenerator, KeyValue, Metric, NoAttempt, NumberPoint,
+    NumberValue, OpenSpan, Poll, QueueConfig, QueueConfigError, QueueCounters, Resource, Scope, Span, SpanKind, Start,
+    Status,
 };
 
 /// Upper bounds of the command latency histogram's buckets, ns: 10 µs, 100 µs, 1 ms, 10 ms, 100 ms, 1 s, 10 s.
 pub const LATENCY_BOUNDS_NS: [u64; 7] =
     [10_000, 100_000, 1_000_000, 10_000_000, 100_000_000, 1_000_000_000, 10_000_000_000];
 
-/// The queue of command spans: exported 64 a line, at most 256 held; a file write is one attempt.
-pub const COMMAND_QUEUE: QueueConfig =
-    QueueConfig { max_batch: 64, max_queued: 256, max_attempts: 1, initial_backoff_ns: 0, max_backoff_ns: 0 };
+/// The queue of command spans: exported 64 a line or a request, at most 256 held. Over HTTP a failed batch is
+/// tried 4 times in all, 0.5 s, 1 s and 2 s after each failure, then dropped and counted; a file write takes
+/// every batch at once and is one attempt.
+pub const COMMAND_QUEUE: QueueConfig = QueueConfig {
+    max_batch: 64,
+    max_queued: 256,
+    max_attempts: 4,
+    initial_backoff_ns: 500_000_000,
+    max_backoff_ns: 2_000_000_000,
+};
+
+/// What [`CommandTelemetry::start_traces`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TracesAttempt {
+    /// No span waits.
+    Idle,
+    /// A failed batch waits for its retry, due at `retry_at_ns`.
+    Waiting {
+        /// When the retry is due.
+        retry_at_ns: u64,
+    },
+    /// An attempt is open already.
+    Busy,
+    /// An attempt began: post `body` (an `ExportTraceServiceRequest` of `spans` spans), then
+    /// [`CommandTelemetry::finish_traces`].
+    Ready {
+        /// The OTLP/JSON body.
+        body: String,
+        /// Spans in it.
+        spans: usize,
+    },
+}
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +117,12 @@ impl CommandTelemetry {
         self.seed
     }
 
+    /// Its id generator, for other spans of the same export (the decision traces'): they draw from the same
+    /// seeded sequence.
+    pub fn ids(&mut self) -> &mut IdGenerator {
+        &mut self.ids
+    }
+
     /// When it started counting, ns.
     pub fn since_ns(&self) -> u64 {
         self.since_ns
@@ -145,6 +181,36 @@ impl CommandTelemetry {
         metrics_of(self, &self.queue.counters(), now_ns)
     }
 
+    /// Begins an export attempt of the next batch of spans at `now_ns` (over HTTP: it ends with
+    /// [`Self::finish_traces`], the batch held until then). A batch that cannot be encoded fails at once.
+    pub fn start_traces(&mut self, resource: &Resource, scope: &Scope, now_ns: u64) -> TracesAttempt {
+        let encoded = match self.queue.start(now_ns) {
+            Start::Idle => return TracesAttempt::Idle,
+            Start::Waiting { retry_at_ns } => return TracesAttempt::Waiting { retry_at_ns },
+            Start::Busy => return TracesAttempt::Busy,
+            Start::Ready(batch) => encode_traces(resource, scope, batch).map(|body| (body, batch.len())),
+        };
+        match encoded {
+            Ok((body, spans)) => TracesAttempt::Ready { body, spans },
+            Err(_) => match self.queue.finish(now_ns, Err(())) {
+                Ok(Poll::Retrying { retry_at_ns, .. }) => TracesAttempt::Waiting { retry_at_ns },
+                _ => TracesAttempt::Idle,
+            },
+        }
+    }
+
+    /// Ends the attempt [`Self::start_traces`] began with the exporter's `result`.
+    pub fn finish_traces<E>(&mut self, now_ns: u64, result: Result<(), E>) -> Result<Poll<E>, NoAttempt> {
+        self.queue.finish(now_ns, result)
+    }
+
+    /// Queues a span made elsewhere in the kernel (a stress run's, an inference's), or drops and counts it when
+    /// the queue is full; it is exported with the command spans.
+    pub fn enqueue_span(&mut self, span: Span) {
+        // A full queue counts the span as dropped.
+        let _ = self.queue.enqueue(span);
+    }
+
     /// Writes every queued span and the metrics at `now_ns` as OTLP/JSON lines (traces lines of up to 64 spans,
     /// then one metrics line) through `write`, which gets the whole text. Only when `write` succeeds are the
     /// spans taken from the queue and counted as exported; when it fails nothing changes.
@@ -153,6 +219,18 @@ impl CommandTelemetry {
         resource: &Resource,
         scope: &Scope,
         now_ns: u64,
+        write: impl FnOnce(&str) -> Result<(), E>,
+    ) -> Result<Export, E> {
+        self.export_with(resource, scope, now_ns, Vec::new(), write)
+    }
+
+    /// [`Self::export`] with `extra` metrics (the kernel's other latencies) after the telemetry's own.
+    pub fn export_with<E>(
+        &mut self,
+        resource: &Resource,
+        scope: &Scope,
+        now_ns: u64,
+        extra: Vec<Metric>,
         write: impl FnOnce(&str) -> Result<(), E>,
     ) -> Result<Export, E> {
         let mut trial = self.queue.clone();
@@ -177,7 +255,8 @@ impl CommandTelemetry {
                 Poll::Idle | Poll::Waiting { .. } | Poll::Retrying { .. } => break,
             }
         }
-        let metrics = metrics_of(self, &trial.counters(), now_ns);
+        let mut metrics = metrics_of(self, &trial.counters(), now_ns);
+        metrics.extend(extra);
         if let Ok(line) = encode_metrics(resource, scope, &metrics) {
             text.push_str(&line);
             text.push('\n');
@@ -227,6 +306,11 @@ fn metrics_of(telemetry: &CommandTelemetry, queue: &QueueCounters, now_ns: u64) 
     metrics.push(spans("sis.otel.spans.enqueued", "Command spans queued for export", queue.enqueued));
     metrics.push(spans("sis.otel.spans.exported", "Command spans exported", queue.exported));
     metrics.push(spans("sis.otel.spans.dropped", "Command spans dropped: the queue was full", queue.dropped_full));
+    metrics.push(spans(
+        "sis.otel.spans.failed",
+        "Command spans dropped after every export attempt failed",
+        queue.dropped_after_retries,
+    ));
     let held = NumberValue::Int(i64::try_from(queue.held).unwrap_or(i64::MAX));
     metrics.push(Metric::gauge(
         "sis.otel.spans.held",

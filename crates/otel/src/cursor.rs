@@ -38,6 +38,19 @@ pub struct CursorBatch<E> {
     read_at: u64,
 }
 
+impl<E> CursorBatch<E> {
+    /// The same batch with each entry converted by `convert` (it still commits as the batch it was read as).
+    pub fn map<F>(self, convert: impl FnMut(E) -> F) -> CursorBatch<F> {
+        CursorBatch {
+            evicted: self.evicted,
+            first_seq: self.first_seq,
+            entries: self.entries.into_iter().map(convert).collect(),
+            next_cursor: self.next_cursor,
+            read_at: self.read_at,
+        }
+    }
+}
+
 /// The exporter's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CursorCounters {
@@ -69,8 +82,8 @@ pub struct CursorExporter {
 
 impl CursorExporter {
     /// An exporter whose first entry is number `cursor` (0: everything the source ever held).
-    pub fn starting_at(cursor: u64) -> Self {
-        CursorExporter { counters: CursorCounters { cursor, ..CursorCounters::default() } }
+    pub const fn starting_at(cursor: u64) -> Self {
+        CursorExporter { counters: CursorCounters { cursor, exported: 0, evicted: 0, batches: 0 } }
     }
 
     /// Its counters, cursor included.

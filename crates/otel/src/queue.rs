@@ -109,12 +109,34 @@ pub enum Poll<E> {
     },
 }
 
+/// What [`ExportQueue::start`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Start<'a, T> {
+    /// Nothing to send.
+    Idle,
+    /// A failed batch waits for its next attempt, due at `retry_at_ns`.
+    Waiting {
+        /// When the next attempt is due.
+        retry_at_ns: u64,
+    },
+    /// An attempt is open already: [`ExportQueue::finish`] it first.
+    Busy,
+    /// An attempt began at this batch: send it, then [`ExportQueue::finish`].
+    Ready(&'a [T]),
+}
+
+/// [`ExportQueue::finish`] was called with no attempt open; nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoAttempt;
+
 /// The batch being tried: its items, failures so far and when the next attempt is due.
 #[derive(Debug, Clone)]
 struct InFlight<T> {
     items: Vec<T>,
     failures: u32,
     retry_at_ns: u64,
+    /// An attempt began ([`ExportQueue::start`]) and has not finished.
+    attempting: bool,
 }
 
 /// A bounded queue of items to export in batches.
@@ -176,26 +198,71 @@ impl<T> ExportQueue<T> {
     }
 
     /// Makes at most one export attempt at `now_ns`: the batch that failed, once its retry is due, or else the
-    /// next batch of up to `max_batch` waiting items, oldest first.
+    /// next batch of up to `max_batch` waiting items, oldest first. (An attempt begun by [`Self::start`] and not
+    /// yet finished makes it [`Poll::Waiting`] until then.)
     pub fn poll<E>(&mut self, now_ns: u64, export: impl FnOnce(&[T]) -> Result<(), E>) -> Poll<E> {
-        let mut batch = match self.in_flight.take() {
+        match self.start(now_ns) {
+            Start::Idle => Poll::Idle,
+            Start::Waiting { retry_at_ns } => Poll::Waiting { retry_at_ns },
+            Start::Busy => Poll::Waiting { retry_at_ns: now_ns },
+            Start::Ready(batch) => {
+                let result = export(batch);
+                match self.finish(now_ns, result) {
+                    Ok(poll) => poll,
+                    // `start` just began the attempt, so `finish` has one to end.
+                    Err(NoAttempt) => Poll::Idle,
+                }
+            }
+        }
+    }
+
+    /// Begins an attempt at `now_ns` that ends later with [`Self::finish`] (an export over a network, which
+    /// takes many polls): the batch that failed, once its retry is due, or else the next batch of up to
+    /// `max_batch` waiting items, oldest first. While an attempt is open the batch stays held (counted in
+    /// `held`) and another `start` says [`Start::Busy`].
+    pub fn start(&mut self, now_ns: u64) -> Start<'_, T> {
+        match self.in_flight.take() {
+            Some(batch) if batch.attempting => {
+                self.in_flight = Some(batch);
+                return Start::Busy;
+            }
             Some(batch) if now_ns < batch.retry_at_ns => {
                 let retry_at_ns = batch.retry_at_ns;
                 self.in_flight = Some(batch);
-                return Poll::Waiting { retry_at_ns };
+                return Start::Waiting { retry_at_ns };
             }
-            Some(batch) => {
+            Some(mut batch) => {
                 self.counters.retries += 1;
-                batch
+                batch.attempting = true;
+                self.in_flight = Some(batch);
             }
-            None if self.waiting.is_empty() => return Poll::Idle,
+            None if self.waiting.is_empty() => return Start::Idle,
             None => {
                 let take = self.waiting.len().min(self.config.max_batch);
-                InFlight { items: self.waiting.drain(..take).collect(), failures: 0, retry_at_ns: now_ns }
+                let items = self.waiting.drain(..take).collect();
+                self.in_flight = Some(InFlight { items, failures: 0, retry_at_ns: now_ns, attempting: true });
+            }
+        }
+        match self.in_flight.as_ref() {
+            Some(batch) => Start::Ready(&batch.items),
+            None => Start::Idle,
+        }
+    }
+
+    /// Ends the attempt [`Self::start`] began, at `now_ns`, with the exporter's `result`: the batch is exported,
+    /// scheduled for a retry, or dropped after its last attempt. [`NoAttempt`] (nothing changes) when no attempt
+    /// is open.
+    pub fn finish<E>(&mut self, now_ns: u64, result: Result<(), E>) -> Result<Poll<E>, NoAttempt> {
+        let mut batch = match self.in_flight.take() {
+            Some(batch) if batch.attempting => batch,
+            other => {
+                self.in_flight = other;
+                return Err(NoAttempt);
             }
         };
+        batch.attempting = false;
         let items = batch.items.len();
-        match export(&batch.items) {
+        Ok(match result {
             Ok(()) => {
                 self.counters.exported += items as u64;
                 self.counters.batches += 1;
@@ -206,7 +273,7 @@ impl<T> ExportQueue<T> {
                 if batch.failures >= self.config.max_attempts {
                     self.counters.dropped_after_retries += items as u64;
                     self.counters.batches_dropped += 1;
-                    return Poll::Dropped { error, items };
+                    return Ok(Poll::Dropped { error, items });
                 }
                 let attempt = batch.failures;
                 let retry_at_ns = now_ns.saturating_add(self.backoff_ns(attempt));
@@ -214,7 +281,7 @@ impl<T> ExportQueue<T> {
                 self.in_flight = Some(batch);
                 Poll::Retrying { error, attempt, retry_at_ns }
             }
-        }
+        })
     }
 
     /// The wait after failure number `failures` (from 1): the initial backoff doubled `failures - 1` times,

@@ -222,6 +222,13 @@ impl OpenSpan {
         span.end_time_unix_nano = end_unix_nano;
         Ok(span)
     }
+
+    /// Ends the span at `end_unix_nano`, or at its start if that is earlier (a clock read before the start).
+    pub fn end_no_earlier_than_start(self, end_unix_nano: u64) -> Span {
+        let mut span = self.span;
+        span.end_time_unix_nano = end_unix_nano.max(span.start_time_unix_nano);
+        span
+    }
 }
 
 #[cfg(test)]

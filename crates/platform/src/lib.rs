@@ -8,7 +8,8 @@
 //!
 //! The architecture is chosen in this one place (CONVENTIONS S6): on aarch64
 //! bare metal the real platform is built; on any other target the crate is an
-//! empty shell so the workspace builds and tests on the host.
+//! empty shell so the workspace builds and tests on the host. The lock-free
+//! SPSC ring ([`spsc`]) is portable and built on both.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
@@ -22,6 +23,7 @@ pub use aarch64::*;
 pub mod host_arena;
 
 mod bootinfo;
+pub mod spsc;
 pub use bootinfo::{
     parse_device_tree, BootInfo, DeviceTreeError, MemoryRegion, PsciMethod, VirtioMmioSlot, MAX_MEMORY_REGIONS,
     MAX_VIRTIO_MMIO,

@@ -26,6 +26,7 @@ use sis_autonomy::{
 
 use sis_safety::{Guardrails, LiveState};
 
+use crate::aiops::{Canary, CanaryConfig, CanaryConfigError, CanaryStatus, Shadow, ShadowReport};
 use crate::port::{DeadlinePort, DeadlineTelemetry, FloodPort, FloodTelemetry, PoolPort, NO_CAP};
 
 /// Decision traces the governor keeps (`autoctl audit last N` reads up to this many).
@@ -103,6 +104,12 @@ pub struct Governor {
     /// A naive threshold policy shadowing the same pressure samples: what it would be in, and its switches.
     naive: Option<MemoryStrategy>,
     naive_switches: u64,
+    /// A candidate policy deciding beside production, never acting ([`Governor::shadow_step`]).
+    shadow: Option<Shadow>,
+    /// A candidate policy deciding a share of the intervals.
+    canary: Option<Canary>,
+    /// The last interval's production memory decision and its inputs, for the shadow.
+    last_decision: Option<(Telemetry, sis_autonomy::DecisionTrace)>,
 }
 
 impl core::fmt::Debug for Governor {
@@ -127,6 +134,9 @@ impl Governor {
             deadline_watched: None,
             naive: None,
             naive_switches: 0,
+            shadow: None,
+            canary: None,
+            last_decision: None,
         })
     }
 
@@ -197,6 +207,12 @@ impl Governor {
                 // A new run: its figures start from zero; outcomes watched in the last run are dropped. Its pool
                 // is uncapped (the port lifts every directive at attach), and so is the strategy in force.
                 self.agent.clear_pending(metrics);
+                if let Some(shadow) = &mut self.shadow {
+                    shadow.new_run();
+                }
+                if let Some(canary) = &mut self.canary {
+                    canary.new_run();
+                }
                 self.trend = PressureTrend::new();
                 self.strategy.restart(now_ns, INITIAL_STRATEGY, telemetry.pressure_per_mille.min(1000) as u16);
                 Watched { run: telemetry.run, ..Watched::default() }
@@ -253,7 +269,22 @@ impl Governor {
             commands_boosted: commands.boosted,
             strategy: self.strategy.current(),
         };
-        let traces = self.agent.step(inputs, live, guardrails, &mut self.strategy, metrics);
+        let by_candidate = self.canary.as_mut().is_some_and(|canary| canary.begin_interval(&inputs));
+        let traces = match self.canary.as_mut().filter(|_| by_candidate) {
+            // The candidate decides this interval through the same agent (threshold, guardrails, counting,
+            // tracing): its policy stands in for production's for one step.
+            Some(canary) => {
+                core::mem::swap(self.agent.policy_mut(), canary.candidate_mut());
+                let traces = self.agent.step(inputs, live, guardrails, &mut self.strategy, metrics);
+                core::mem::swap(self.agent.policy_mut(), canary.candidate_mut());
+                traces
+            }
+            None => self.agent.step(inputs, live, guardrails, &mut self.strategy, metrics),
+        };
+        if let Some(canary) = &mut self.canary {
+            canary.end_interval(by_candidate, &traces.memory);
+        }
+        self.last_decision = (!by_candidate).then_some((inputs, traces.memory));
         let mut throttle = 0;
         for trace in traces.iter().filter(|trace| trace.disposition == Disposition::Acted) {
             match trace.directive {
@@ -277,6 +308,70 @@ impl Governor {
         // A throttle holds for one interval; the next decision renews it or lifts it.
         port.set_throttle(throttle);
         Some(traces)
+    }
+
+    /// Starts shadowing `candidate` (replacing any shadow): from the next decision on it sees every production
+    /// memory decision's inputs through [`Governor::shadow_step`].
+    pub fn start_shadow(&mut self, candidate: BoxedPolicy) {
+        self.shadow = Some(Shadow::new(candidate, self.agent.policy().name()));
+        self.last_decision = None;
+    }
+
+    /// Ends the shadow: its candidate and final report.
+    pub fn stop_shadow(&mut self) -> Option<(BoxedPolicy, ShadowReport)> {
+        self.shadow.take().map(Shadow::into_parts)
+    }
+
+    /// The shadow's report so far.
+    pub fn shadow_report(&self) -> Option<&ShadowReport> {
+        self.shadow.as_ref().map(Shadow::report)
+    }
+
+    /// Gives the shadow candidate the last production memory decision's inputs (once per decision; nothing when
+    /// there is no shadow or no new decision). Separate from [`Governor::tick`], so the caller times production
+    /// and shadow apart; it reads nothing the production path writes afterwards and writes nothing it reads.
+    pub fn shadow_step(&mut self) {
+        if let (Some(shadow), Some((inputs, trace))) = (&mut self.shadow, self.last_decision.take()) {
+            shadow.observe(&inputs, self.agent.config(), &trace);
+        }
+    }
+
+    /// Starts a canary of `candidate` with `config` (replacing any canary).
+    pub fn start_canary(&mut self, candidate: BoxedPolicy, config: CanaryConfig) -> Result<(), CanaryConfigError> {
+        self.canary = Some(Canary::new(candidate, config)?);
+        Ok(())
+    }
+
+    /// Ends the canary: its candidate and final status.
+    pub fn stop_canary(&mut self) -> Option<(BoxedPolicy, CanaryStatus)> {
+        self.canary.take().map(Canary::into_parts)
+    }
+
+    /// The canary's status so far (also after an automatic rollback, until stopped).
+    pub fn canary_status(&self) -> Option<CanaryStatus> {
+        self.canary.as_ref().map(Canary::status)
+    }
+
+    /// Moves `other`'s shadow and canary (and the production decision its shadow has not yet seen) here: a fresh
+    /// governor (`autoctl policy`, a comparison's run) keeps the candidate runs going.
+    pub fn take_runs_from(&mut self, other: &mut Governor) {
+        self.shadow = other.shadow.take();
+        self.canary = other.canary.take();
+        self.last_decision = other.last_decision.take();
+    }
+
+    /// Whether a shadow runs.
+    pub fn shadowing(&self) -> bool {
+        self.shadow.is_some()
+    }
+
+    /// Takes the candidate policy out of a canary its rule stopped, with its final status; the caller records the
+    /// rollback. `None` while the canary runs, or without one.
+    pub fn take_rolled_back_canary(&mut self) -> Option<(BoxedPolicy, CanaryStatus)> {
+        match &self.canary {
+            Some(canary) if canary.rollback().is_some() => self.stop_canary(),
+            _ => None,
+        }
     }
 
     /// Takes the deadline thread's counts published so far as already seen, so the next decision observes only

@@ -1136,6 +1136,15 @@ impl LearnedPolicy {
         points as f32 / telemetry.steps.max(1) as f32
     }
 
+    /// [`LearnedPolicy::reward`] in integers: thousandths of a point per workload step, truncated toward zero
+    /// (the canary and shadow reports compare these, so the host and the kernel agree to the unit).
+    pub fn reward_milli(telemetry: &sis_autonomy::Telemetry) -> i64 {
+        let ooms = telemetry.oom_events as u64;
+        let served = telemetry.allocation_requests.saturating_sub(ooms + telemetry.requests_throttled);
+        let points = reward_points(served, ooms, telemetry.cache_objects_dropped, telemetry.requests_throttled);
+        points.saturating_mul(1000) / telemetry.steps.max(1) as i64
+    }
+
     /// The agent's inputs for `telemetry`, given the pressure at the previous decision.
     pub fn state(telemetry: &sis_autonomy::Telemetry, previous_pressure: Option<u16>) -> [f32; STATE_SIZE] {
         let pressure = telemetry.pressure_per_mille;

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+pub mod aiops;
 pub mod chaos;
 pub mod compare;
 mod config;

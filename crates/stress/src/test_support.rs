@@ -97,7 +97,10 @@ pub fn guarded_run(
         if let Some(governor) = governor.filter(|_| now >= next_tick.get()) {
             next_tick.set(now + INTERVAL_NS);
             let live = crate::governor::live_state(port, None);
-            governor.borrow_mut().tick(now, port, None, None, &live, &mut guardrails.borrow_mut(), &metrics);
+            let mut governor = governor.borrow_mut();
+            governor.tick(now, port, None, None, &live, &mut guardrails.borrow_mut(), &metrics);
+            // The kernel's thread runs the shadow (if any) after the production decision, as here.
+            governor.shadow_step();
         }
     };
     let clock = ActingClock::new(NS_PER_READING, &port, &act);

@@ -15,7 +15,7 @@
 //! [`Connection::admit_body`], so the application can refuse it (a missing token) before buffering any of it.
 //! Bodies grow fallibly: a heap that cannot hold one is answered 503 `out-of-memory`, never a panic.
 
-mod body;
+pub(crate) mod body;
 
 use alloc::collections::VecDeque;
 use alloc::string::String;

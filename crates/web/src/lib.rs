@@ -6,7 +6,9 @@
 //! [`App::pending_output`] / [`App::consume`] to send, [`App::should_close`] / [`App::close`] to end a
 //! connection. Time comes in as `now_ns`; the request-latency clock and the kernel's figures and command
 //! registry come through the [`Backend`] trait the kernel implements. Below the app, a [`Connection`] is the
-//! protocol state machine alone (`feed`, `poll`, `respond`, `pending_output`, `consume`).
+//! protocol state machine alone (`feed`, `poll`, `respond`, `pending_output`, `consume`). The [`client`] module is
+//! the other side, for the kernel's own requests: [`client::post_request`] and [`client::ResponseReader`], which
+//! reads a response with the same head parser and body framing.
 //!
 //! # Endpoints
 //! | request | answer |
@@ -14,6 +16,7 @@
 //! | `GET /api/metrics` | 200, [`Backend::metrics`] as JSON; any valid token. The backend may defer the reading ([`Backend::metrics`] returns `None`): the connection then waits, as for a deferred command, until [`App::supply_metrics`] answers every waiting request and due push with one reading taken after they arrived |
 //! | `POST /api/command` with `{"command": LINE}` | 200 with the shell's JSON reply; 403 with it when the registry refused the line with `permission-denied`; 400 `bad-command-body` when the body is not that object (exactly one field, a non-empty string of at most 1024 bytes). The backend may defer the line ([`Backend::command`] returns `None`): the connection then waits, its pipelined requests behind it and no timeout armed, until [`App::complete_command`] |
 //! | `POST /api/models` with a signed model artifact as the body (`Content-Type: application/octet-stream`) | 201 with the registered model's JSON ([`Backend::register_model`], as `llmctl register` registers it, under the principal `token:ID` of the sender); a refusal with its code at the status [`refusal_status`] gives it (409 `version-exists`, 413 `model-too-large`, 422 for an artifact that does not verify, 503, 507); 403 `permission-denied` for a token without the admin capability, 415 `unsupported-media-type` for another content type. Its body limit is [`Limits::max_upload_bytes`] (2 MiB), and these checks run on the head before any body byte is read. The backend may defer the registration (`None`) until [`App::complete_model`] |
+//! | `GET /api/decisions?cursor=N&max=M` | the meta-agent's decision traces from cursor N (default 0), at most M (1..=256, default 64): runs `otelctl decisions read --cursor N --max M` through [`Backend::command`] as `POST /api/command` does, any valid token; 400 `bad-query` for another parameter, a repeated one, or a value that is not a decimal integer in range |
 //! | `GET /ws` | 101 and WebSocket; token in `Authorization: Bearer` or the `token` query parameter |
 //!
 //! Checks run in this order: path (404 `not-found`), method (405 `method-not-allowed` with `Allow`), token
@@ -84,6 +87,7 @@
 extern crate alloc;
 
 mod app;
+pub mod client;
 mod connection;
 mod counters;
 mod limits;

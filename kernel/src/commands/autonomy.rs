@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use serde_json::json;
+use sis_ai::Agent;
 use sis_autonomy::{
     AutonomyMetrics, DecisionTrace, Directive, Disposition, Heuristic, MetaConfig, NeverAct, StrategyConfig,
 };
@@ -23,6 +24,9 @@ use sis_stress::governor::{self, strategy_cap, BoxedPolicy, Governor, TRACES_KEP
 use sis_stress::learning::LearnedPolicy;
 use sis_stress::port::NO_CAP;
 
+use sis_governance::registry::ModelId;
+
+use super::aiops::Runs;
 use super::stress::{DEADLINE_PORT, FLOOD_PORT, MEMORY_PORT};
 use super::Kernel;
 
@@ -49,16 +53,46 @@ static THREAD_STARTED: AtomicBool = AtomicBool::new(false);
 /// CPU time of the autonomy thread (updated after every wake-up), ns.
 static THREAD_CPU_NS: AtomicU64 = AtomicU64::new(0);
 
+/// Where the meta-agent's policy comes from: a built-in one chosen by name (`autoctl policy`), or a registered
+/// agent-network model the lifecycle put in production (`aiopsctl promote`, `rollback`). A fresh meta-agent
+/// (`stresstest compare`) is built from it again.
+#[derive(Clone)]
+pub enum PolicySource {
+    /// `heuristic`, `learned` (a copy of neuralctl's agent) or `never-act`.
+    Builtin(String),
+    /// A model's agent, built from its registered weights.
+    Model {
+        /// The model.
+        model: ModelId,
+        /// Its agent as built from the weights (each fresh meta-agent starts from a copy).
+        agent: Box<Agent>,
+    },
+}
+
+impl PolicySource {
+    /// The model in force, if the policy is one.
+    pub fn model(&self) -> Option<&ModelId> {
+        match self {
+            PolicySource::Model { model, .. } => Some(model),
+            PolicySource::Builtin(_) => None,
+        }
+    }
+}
+
 /// What `autoctl` changes.
 pub struct Autonomy {
     enabled: bool,
     interval_ns: u64,
-    governor: Governor,
+    pub(super) governor: Governor,
+    /// Where the policy in force came from.
+    pub(super) source: PolicySource,
+    /// Shadow and canary runs of a candidate policy (`aiopsctl`).
+    pub(super) runs: Runs,
     /// The kernel's safety envelope: every action the meta-agent (and later any agent or model) takes passes
     /// it first. It outlives the governor: a new policy or a comparison's fresh agent keeps its rules and counts.
     guardrails: Guardrails,
-    /// Time each decision took (the tick, lock held), ns.
-    decision_cost: LatencyHistogram,
+    /// Time each decision took (the tick, lock held), ns; the shadow's step is timed apart (`Runs`).
+    pub(super) decision_cost: LatencyHistogram,
     /// Wake-ups while enabled with no workload attached (nothing decided).
     idle_ticks: u64,
     /// Boosts the scheduler refused (admission), with the last reason.
@@ -70,10 +104,22 @@ pub struct Autonomy {
     /// The longest relative deadline a relaxation set, per mille of the thread's period (the effector's own
     /// record: what the scheduler accepted).
     deadline_relaxed_max_per_mille_of_period: u64,
+    /// Decisions of the meta-agents `autoctl policy` replaced: the export sequence number of this agent's trace
+    /// `id` is `trace_base + id`, so the exporters' sequence runs on across a policy change.
+    trace_base: u64,
 }
 
-fn new_governor(policy: &str, config: MetaConfig) -> Result<Governor, ShellError> {
-    let policy: BoxedPolicy = match policy {
+fn new_governor(source: &PolicySource, config: MetaConfig) -> Result<Governor, ShellError> {
+    let name = match source {
+        PolicySource::Builtin(name) => name.as_str(),
+        PolicySource::Model { agent, .. } => {
+            return Governor::new(Box::new(LearnedPolicy::new((**agent).clone())), config, StrategyConfig::default())
+                .map_err(|error| {
+                    ShellError::new("internal", alloc::format!("meta-agent configuration refused: {error:?}"))
+                })
+        }
+    };
+    let policy: BoxedPolicy = match name {
         "heuristic" => Box::new(Heuristic),
         "never-act" => Box::new(NeverAct),
         "learned" => {
@@ -94,14 +140,17 @@ fn new_governor(policy: &str, config: MetaConfig) -> Result<Governor, ShellError
         .map_err(|error| ShellError::new("internal", alloc::format!("meta-agent configuration refused: {error:?}")))
 }
 
-/// Runs `body` on the state, creating it (autonomy off, heuristic policy) on first use.
-fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError> {
+/// Runs `body` on the state, creating it (autonomy off, heuristic policy) on first use. IRQs are masked while
+/// it runs: `body` must not take the model governor's lock (take that one first).
+pub(super) fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError> {
     let mut guard = STATE.lock();
     if guard.is_none() {
         *guard = Some(Autonomy {
             enabled: false,
             interval_ns: DEFAULT_INTERVAL_MS * 1_000_000,
-            governor: new_governor("heuristic", MetaConfig::default())?,
+            governor: new_governor(&PolicySource::Builtin(String::from("heuristic")), MetaConfig::default())?,
+            source: PolicySource::Builtin(String::from("heuristic")),
+            runs: Runs::new(),
             guardrails: Guardrails::new(),
             decision_cost: LatencyHistogram::new(),
             idle_ticks: 0,
@@ -110,12 +159,35 @@ fn with_state<R>(body: impl FnOnce(&mut Autonomy) -> R) -> Result<R, ShellError>
             deadline_adjustments_refused: 0,
             last_deadline_error: None,
             deadline_relaxed_max_per_mille_of_period: 0,
+            trace_base: 0,
         });
     }
     match guard.as_mut() {
         Some(state) => Ok(body(state)),
         None => Err(ShellError::new("internal", "autonomy state missing")),
     }
+}
+
+/// Runs `body` on the meta-agent and the export sequence number of its trace 0 (the decisions of the agents
+/// `autoctl policy` replaced), IRQs masked: it must be short (copy traces out, nothing more). For the exporters of
+/// its decision traces; `None` before the autonomy state exists (there is no trace yet).
+pub fn with_agent<R>(body: impl FnOnce(&sis_autonomy::MetaAgent<BoxedPolicy, TRACES_KEPT>, u64) -> R) -> Option<R> {
+    STATE.lock().as_ref().map(|state| body(state.governor.agent(), state.trace_base))
+}
+
+/// The meta-agent's decision times (`autoctl status`'s `decision_cost`) as the OTLP histogram
+/// `sis.autonomy.decision.duration`, computed under the state's lock (the histogram is not copied out).
+/// `None` before the autonomy state exists (no `autoctl` command and no stress run has made it).
+pub fn decision_cost_metric(since_ns: u64, now_ns: u64) -> Option<sis_otel::Metric> {
+    STATE.lock().as_ref().and_then(|state| {
+        sis_otel::latency_histogram(
+            "sis.autonomy.decision.duration",
+            "Time each meta-agent decision took, its lock held",
+            &state.decision_cost,
+            since_ns,
+            now_ns,
+        )
+    })
 }
 
 /// Starts the autonomy thread once; it sleeps an interval, then decides if autonomy is on.
@@ -133,9 +205,9 @@ fn run() {
     loop {
         let interval = with_state(|state| state.interval_ns).unwrap_or(DEFAULT_INTERVAL_MS * 1_000_000);
         thread::sleep_ns(interval);
-        let _ = with_state(|state| {
+        let rolled_back = with_state(|state| {
             if !state.enabled {
-                return;
+                return None;
             }
             let start = PlatformClock.now_ns();
             let live = live_state();
@@ -157,11 +229,25 @@ fn run() {
                             _ => {}
                         }
                     }
-                    state.decision_cost.record(PlatformClock.now_ns().saturating_sub(start));
+                    let decided = PlatformClock.now_ns();
+                    state.decision_cost.record(decided.saturating_sub(start));
+                    // The shadow decides after production acted, timed apart: production's cost above does not
+                    // include it, and `aiopsctl shadow report` shows it.
+                    if state.governor.shadowing() {
+                        state.governor.shadow_step();
+                        state.runs.record_shadow_cost(PlatformClock.now_ns().saturating_sub(decided));
+                    }
                 }
                 None => state.idle_ticks += 1,
             }
+            // A canary its rule stopped at this decision: its candidate leaves the decisions now, and the
+            // lifecycle hears of it below, with the autonomy lock released (the governor's lock comes first).
+            let stopped = state.governor.take_rolled_back_canary()?;
+            state.runs.canary_rolled_back(stopped.1)
         });
+        if let Ok(Some((subject, reason))) = rolled_back {
+            super::aiops::audit_canary_rollback(&subject, reason);
+        }
         THREAD_CPU_NS.store(thread::current_cpu_time_ns(), Relaxed);
     }
 }
@@ -278,7 +364,7 @@ pub fn enabled() -> bool {
 /// its decision costs cleared.
 pub fn restart_agent() -> Result<(), ShellError> {
     with_state(|state| {
-        install(state, state.governor.agent().policy().name())?;
+        install(state, state.source.clone())?;
         state.idle_ticks = 0;
         state.boosts_refused = 0;
         state.last_boost_error = None;
@@ -289,14 +375,17 @@ pub fn restart_agent() -> Result<(), ShellError> {
     })?
 }
 
-/// A fresh meta-agent running `policy` with the confidence and pressure thresholds in force; its decision costs
-/// start over.
-fn install(state: &mut Autonomy, policy: &str) -> Result<(), ShellError> {
+/// A fresh meta-agent running the policy from `source` with the confidence and pressure thresholds in force; its
+/// decision costs start over. A shadow or canary goes on beside it.
+pub(super) fn install(state: &mut Autonomy, source: PolicySource) -> Result<(), ShellError> {
     let config = *state.governor.agent().config();
-    let governor = new_governor(policy, config)?;
+    let mut governor = new_governor(&source, config)?;
     // The outcomes the old agent still watched will never resolve: take them off the pending gauge.
     state.governor.agent_mut().clear_pending(&METRICS);
+    state.trace_base = state.trace_base.saturating_add(state.governor.agent().decisions());
+    governor.take_runs_from(&mut state.governor);
     state.governor = governor;
+    state.source = source;
     state.governor.observe_deadline_from_now(&DEADLINE_PORT);
     state.decision_cost.reset();
     Ok(())
@@ -556,7 +645,7 @@ pub fn decision(id: u64) -> Result<DecisionTrace, ShellError> {
 
 fn policy(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     let name = String::from(invocation.args.str("policy").unwrap_or("heuristic"));
-    with_state(|state| install(state, &name))??;
+    with_state(|state| install(state, PolicySource::Builtin(name.clone())))??;
     Ok(Reply::new(alloc::format!("policy {name} (a fresh meta-agent)"), json!({ "policy": name })))
 }
 

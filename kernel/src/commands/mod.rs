@@ -1,6 +1,7 @@
 //! The kernel's command table and the context every handler receives.
 
 pub mod agentsys;
+pub mod aiops;
 pub mod autonomy;
 pub mod blk;
 mod det_command;
@@ -104,6 +105,7 @@ pub fn registry() -> Registry<Kernel> {
         &llmctl::LLMCTL,
         &feedback::FEEDBACK,
         &otelctl::OTELCTL,
+        &aiops::AIOPSCTL,
         &agentsys::AGENTSYS,
         &system::SLEEP,
         &system::SHUTDOWN,
@@ -186,6 +188,16 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("otelctl enable", Capabilities::ADMIN),
     ("otelctl disable", Capabilities::ADMIN),
     ("otelctl file", Capabilities::FILES),
+    ("otelctl export", Capabilities::ADMIN),
+    ("otelctl stop", Capabilities::ADMIN),
+    ("otelctl decisions file", Capabilities::FILES),
+    ("aiopsctl promote", Capabilities::ADMIN),
+    ("aiopsctl demote", Capabilities::ADMIN),
+    ("aiopsctl rollback", Capabilities::ADMIN),
+    ("aiopsctl shadow start", Capabilities::ADMIN),
+    ("aiopsctl shadow stop", Capabilities::ADMIN),
+    ("aiopsctl canary start", Capabilities::ADMIN),
+    ("aiopsctl canary stop", Capabilities::ADMIN),
     ("agentsys examples install", Capabilities::FILES),
     ("agentsys load", Capabilities::ADMIN),
     ("agentsys unload", Capabilities::ADMIN),

@@ -123,7 +123,7 @@ pub fn start(spec: &GraphSpec, plan: Plan, budget: Arc<Budget>) -> Result<Run, S
     let mut slots = Vec::with_capacity(spec.edges.len());
     for edge in &spec.edges {
         // A channel's slots count against the graph's budget like its tensors.
-        let bytes = channel::slot_bytes::<Item>(edge.capacity) as u64;
+        let bytes = channel::slot_bytes::<Item>(edge.capacity, edge.overflow) as u64;
         let charge = budget.reserve(bytes).map_err(|error| StartError::Tensor {
             op: alloc::format!("channel {} -> {}", spec.ops[edge.from].name, spec.ops[edge.to].name),
             error,

@@ -188,7 +188,10 @@ fn worker(mut kernel: Kernel) {
         let principal = Principal::Token(job.token.0);
         let completed = match job.work {
             Work::Command { line, capabilities } => {
+                let start_ns = time::now_ns();
                 let (json, outcome) = run_line(&mut kernel, &registry, &line, principal, capabilities);
+                // Recorded like a console line (docs/otel.md): the web door is one more door to the same registry.
+                crate::otel::record_command(&registry, line.as_bytes(), start_ns, time::now_ns(), &outcome);
                 let permission_denied = matches!(outcome, Outcome::Failed { code } if code == codes::PERMISSION_DENIED);
                 let json = json.unwrap_or_else(|| {
                     json!({ "ok": false, "error": { "code": NO_JSON, "message": "the command printed no JSON object" } })

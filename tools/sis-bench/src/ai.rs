@@ -68,4 +68,5 @@ pub fn run(repetitions: u32) {
         (inference_mean + update_mean) * 100.0 / OVERHEAD_TARGET_PERCENT / 1e3
     );
     crate::guardrails::run(repetitions, inference_mean + update_mean);
+    crate::shadow::run(repetitions);
 }

@@ -21,13 +21,13 @@ use crate::median;
 /// Decision intervals per repetition.
 const INTERVALS: u64 = 200_000;
 /// The kernel's decision interval.
-const INTERVAL_NS: u64 = 10_000_000;
+pub(crate) const INTERVAL_NS: u64 = 10_000_000;
 /// Target from issue 24: the check costs a few percent of a decision at most.
 pub const TARGET_PERCENT: f64 = 5.0;
 
 /// The telemetry of interval `index`: pressure rising 500 to 999 per mille over 50 intervals, an OOM event at the
 /// top, a deadline miss every 7th and a 15 ms command every 11th interval.
-fn telemetry(index: u64, trend: &PressureTrend, horizon_ns: u64) -> Telemetry {
+pub(crate) fn telemetry(index: u64, trend: &PressureTrend, horizon_ns: u64) -> Telemetry {
     Telemetry {
         now_ns: index * INTERVAL_NS,
         pressure_per_mille: (500 + index % 50 * 10) as u16,

@@ -13,6 +13,7 @@ mod llm;
 mod metrics;
 mod mm;
 mod sched;
+mod shadow;
 
 use std::time::Instant;
 

@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::{run_batch, QemuConfig};
 
 mod agentic;
+mod ai_ops;
 mod dataflow;
 mod governance;
 mod judge;
@@ -111,7 +112,15 @@ pub const PHASES: [Phase; 8] = [
             group("Real-Time Updates", &["Metrics stream", "Event stream", "Update interval", "Reconnection"]),
         ],
     },
-    Phase { number: 7, name: "AI Ops", groups: &[group("AI Ops Workflow", &["Complete AI Ops workflow"])] },
+    Phase {
+        number: 7,
+        name: "AI Ops",
+        groups: &[
+            group("Model Lifecycle", &["Model lifecycle", "Shadow mode", "Canary and rollback"]),
+            group("OpenTelemetry", &["OTel traces", "OTel metrics", "Decision-trace export"]),
+            group("AI Ops Workflow", &["Complete AI Ops workflow"]),
+        ],
+    },
     Phase {
         number: 8,
         name: "Performance",
@@ -249,8 +258,8 @@ fn probe(phase: u8) -> Option<Probe> {
             session: None,
         }),
         6 => Some(Probe { batch: None, session: Some(web_gui::web_gui) }),
-        9 => Some(Probe {
-            batch: Some(Batch { commands: agentic::AGENTIC_COMMANDS, judge: agentic::agentic }),
+        7 => Some(Probe {
+            batch: Some(Batch { commands: ai_ops::AI_OPS_COMMANDS, judge: ai_ops::ai_ops }),
             session: None,
         }),
         8 => Some(Probe {
@@ -259,6 +268,10 @@ fn probe(phase: u8) -> Option<Probe> {
                 judge: performance::performance,
             }),
             session: Some(rate_limit::no_output_flooding),
+        }),
+        9 => Some(Probe {
+            batch: Some(Batch { commands: agentic::AGENTIC_COMMANDS, judge: agentic::agentic }),
+            session: None,
         }),
         _ => None,
     }

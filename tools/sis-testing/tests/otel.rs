@@ -75,7 +75,7 @@ fn each_command_is_a_span_and_the_file_passes_the_official_schema_with_the_kerne
     let written = ok(&mut sis, "otelctl file /otel/commands.jsonl");
     assert_eq!(
         (written["spans"].clone(), written["trace_lines"].clone(), written["metrics"].clone()),
-        (json!(8), json!(1), json!(6))
+        (json!(8), json!(1), json!(7))
     );
     assert_eq!(written["exported_total"], 8);
 
@@ -128,6 +128,7 @@ fn each_command_is_a_span_and_the_file_passes_the_official_schema_with_the_kerne
     assert_eq!(metric(&summary, "sis.otel.spans.exported")["points"][0]["value"], 8);
     assert_eq!(metric(&summary, "sis.otel.spans.enqueued")["points"][0]["value"], 8);
     assert_eq!(metric(&summary, "sis.otel.spans.dropped")["points"][0]["value"], 0);
+    assert_eq!(metric(&summary, "sis.otel.spans.failed")["points"][0]["value"], 0);
     assert_eq!(metric(&summary, "sis.otel.spans.held")["points"][0]["value"], 0);
 
     // The file command itself was then recorded (and the two cats): three spans held, none exported twice.

@@ -357,6 +357,7 @@ fn audit_and_explain_over_a_small_ring() {
     assert_eq!(agent.audit(3).map(|trace| trace.id).collect::<Vec<_>>(), vec![7, 8, 9]);
     assert_eq!(agent.audit(20).count(), 8);
     assert_eq!(agent.explain(1), Err(ExplainError::Evicted { id: 1, oldest_kept: 2 }));
+    assert_eq!(agent.oldest_trace_id(), 2);
     assert_eq!(agent.explain(10), Err(ExplainError::NotIssued { id: 10, next_id: 10 }));
     // Interval 3, depth 96 against a limit of 64: confidence 1000 * 96 / 160 = 600, exactly the threshold.
     let memory = agent.explain(4).unwrap();

@@ -3,26 +3,27 @@
 use alloc::sync::Arc;
 use core::fmt;
 
-use super::ring::Shared;
-use super::{ChannelStats, Receiver};
+use sis_platform::spsc;
+
+use super::{ChannelStats, Receiver, Shared};
 
 /// Reads a channel's counters; holds no end, so it neither sends nor receives. The channel's queued items
 /// live until its ends and every monitor are dropped.
 pub struct Monitor<T> {
-    shared: Arc<Shared<T>>,
+    ring: Arc<spsc::Ring<T, Shared<T>>>,
 }
 
 impl<T> Monitor<T> {
     /// The channel's counters.
     pub fn stats(&self) -> ChannelStats {
-        self.shared.stats()
+        super::stats(&self.ring)
     }
 }
 
 impl<T> Receiver<T> {
     /// A monitor of this channel.
     pub fn monitor(&self) -> Monitor<T> {
-        Monitor { shared: Arc::clone(&self.shared) }
+        Monitor { ring: Arc::clone(self.consumer.ring()) }
     }
 }
 

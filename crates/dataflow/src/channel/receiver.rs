@@ -1,56 +1,48 @@
 //! The receiving end of a channel.
 
-use alloc::sync::Arc;
-use core::cell::Cell;
 use core::fmt;
 use core::sync::atomic::{fence, Ordering};
 
-use super::ring::{increment, take_waiter, Shared};
-use super::{ChannelStats, Overflow, TryRecvError};
+use sis_platform::spsc;
+
+use super::control::{increment, take_waiter, Control};
+use super::{locked, ChannelStats, Shared, TryRecvError};
 
 /// The receiving end of a channel; one thread at a time receives (it is `Send`, not `Sync`).
 ///
 /// Dropping it drains the channel (the items count as drained) and marks it
 /// disconnected, so later sends are discarded.
 pub struct Receiver<T> {
-    pub(super) shared: Arc<Shared<T>>,
-    /// `head` as the consumer last left it (under drop-oldest the producer may advance it).
-    head: Cell<usize>,
-    /// `head % capacity`, kept without dividing.
-    index: Cell<usize>,
-    /// `tail` as last read; `tail` only grows, so this is a lower bound.
-    cached_tail: Cell<usize>,
+    pub(super) consumer: spsc::Consumer<T, Shared<T>>,
 }
 
 impl<T> Receiver<T> {
-    pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
-        Receiver { shared, head: Cell::new(0), index: Cell::new(0), cached_tail: Cell::new(0) }
+    pub(super) fn new(consumer: spsc::Consumer<T, Shared<T>>) -> Self {
+        Receiver { consumer }
     }
 
     /// The oldest queued item; [`TryRecvError::Closed`] only once nothing is
     /// queued and the sender is closed.
+    #[inline]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        if let Some(item) = self.take() {
-            increment(&self.shared.consumer.0.received, 1);
+        let consumer = &self.consumer;
+        // Under drop-oldest the lock-free ring has no places, so this finds
+        // nothing and the locked ring is asked next: the common path tests nothing more.
+        if let Some(item) = consumer.pop() {
             return Ok(item);
         }
-        if !self.shared.flags.0.closed.load(Ordering::Acquire) {
-            return Err(TryRecvError::Empty);
-        }
-        // The sender's last send happened before its close: look once more.
-        match self.take() {
-            Some(item) => {
-                increment(&self.shared.consumer.0.received, 1);
-                Ok(item)
-            }
-            None => Err(TryRecvError::Closed),
+        let Shared { control, locked } = consumer.shared();
+        match locked {
+            None if control.closed(Ordering::Acquire) => consumer.pop().ok_or(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+            Some(locked) => receive_locked(locked, control),
         }
     }
 
     /// Registers the consumer as waiting for an item under `token` (nonzero;
     /// 0 withdraws it). The sender hands it out once from [`Sender::take_waiting_receiver`](super::Sender::take_waiting_receiver).
     pub fn wait_as(&self, token: u64) {
-        self.shared.waiters.0.consumer.store(token, Ordering::SeqCst);
+        self.control().waiters.0.consumer.store(token, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -62,24 +54,27 @@ impl<T> Receiver<T> {
     }
 
     /// After a receive: the producer's token if it registered as waiting for room (the registration is cleared).
+    #[inline]
     pub fn take_waiting_sender(&self) -> Option<u64> {
-        take_waiter(&self.shared.waiters.0.producer)
+        take_waiter(&self.control().waiters.0.producer)
     }
 
     /// Whether nothing is queued (atomics only: safe with IRQs masked).
     pub fn is_empty(&self) -> bool {
-        let head = self.shared.head.0.load(Ordering::SeqCst);
-        self.shared.tail.0.load(Ordering::SeqCst) <= head
+        match &self.consumer.shared().locked {
+            None => self.consumer.is_empty(),
+            Some(locked) => locked.is_empty(),
+        }
     }
 
     /// Whether the sender is closed (items sent before may still be queued).
     pub fn is_closed(&self) -> bool {
-        self.shared.flags.0.closed.load(Ordering::SeqCst)
+        self.control().closed(Ordering::SeqCst)
     }
 
     /// The channel's counters.
     pub fn stats(&self) -> ChannelStats {
-        self.shared.stats()
+        super::stats(self.consumer.ring())
     }
 
     /// Drops every queued item and returns how many: when a graph is torn
@@ -88,62 +83,43 @@ impl<T> Receiver<T> {
     pub fn drain(&self) -> usize {
         let mut count = 0;
         while let Some(item) = self.take() {
-            increment(&self.shared.consumer.0.drained, 1);
+            // After the `head` store it accounts for (see `Control::stats`).
+            increment(&self.control().drained.0, 1);
             drop(item);
             count += 1;
         }
         count
     }
 
+    #[inline(always)]
+    fn control(&self) -> &Control {
+        &self.consumer.shared().control
+    }
+
     /// Removes the oldest queued item, if any.
     fn take(&self) -> Option<T> {
-        let shared = &*self.shared;
-        let drop_oldest = shared.overflow == Overflow::DropOldest;
-        loop {
-            let mut head = if drop_oldest { shared.head.0.load(Ordering::Acquire) } else { self.head.get() };
-            if head != self.head.get() {
-                // The producer discarded items: item `head` is further on.
-                self.head.set(head);
-                self.index.set(head % shared.capacity);
-            }
-            // Under drop-oldest `head` may have passed `cached_tail`.
-            if head >= self.cached_tail.get() {
-                self.cached_tail.set(shared.tail.0.load(Ordering::Acquire));
-                if head >= self.cached_tail.get() {
-                    return None;
-                }
-            }
-            let mut slot = shared.slot(self.index.get()).lock();
-            if drop_oldest {
-                let current = shared.head.0.load(Ordering::Acquire);
-                if current != head {
-                    // The producer discarded item `head` first. If the oldest item now
-                    // lives in the slot held (always so with one place), take it rather
-                    // than chase a producer that keeps discarding.
-                    let same_slot = current % shared.capacity == self.index.get();
-                    if !same_slot || current >= shared.tail.0.load(Ordering::Acquire) {
-                        continue;
-                    }
-                    head = current;
-                    self.head.set(current);
-                }
-            }
-            let item = slot.take();
-            shared.head.0.store(head + 1, Ordering::Release);
-            drop(slot);
-            self.head.set(head + 1);
-            self.index.set(shared.next_index(self.index.get()));
-            // The producer filled the slot before publishing a tail above `head`,
-            // so this is `Some` (returned as it is: a large `T` is not copied again).
-            debug_assert!(item.is_some(), "a slot below the tail holds its item");
-            return item;
+        match &self.consumer.shared().locked {
+            None => self.consumer.pop(),
+            Some(locked) => locked.pop(),
         }
+    }
+}
+
+/// `try_recv` on a drop-oldest channel. Out of line, so that in the common
+/// path an item read from the lock-free ring has one way to the caller, who
+/// may then read only part of it (the compiler can skip copying the rest).
+#[inline(never)]
+fn receive_locked<T>(locked: &locked::Ring<T>, control: &Control) -> Result<T, TryRecvError> {
+    match locked.pop() {
+        Some(item) => Ok(item),
+        None if control.closed(Ordering::Acquire) => locked.pop().ok_or(TryRecvError::Closed),
+        None => Err(TryRecvError::Empty),
     }
 }
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.shared.flags.0.receiver_dropped.store(true, Ordering::SeqCst);
+        self.control().drop_receiver();
         self.drain();
     }
 }

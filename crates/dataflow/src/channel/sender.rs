@@ -1,29 +1,21 @@
 //! The sending end of a channel.
 
-use alloc::sync::Arc;
-use core::cell::Cell;
 use core::fmt;
 use core::sync::atomic::{fence, Ordering};
 
-use super::ring::{increment, take_waiter, Shared};
-use super::{ChannelStats, Full, Overflow, Sent};
+use sis_platform::spsc;
+
+use super::control::{increment, take_waiter, Control};
+use super::{ChannelStats, Full, Overflow, Sent, Shared};
 
 /// The sending end of a channel; one thread at a time sends (it is `Send`, not `Sync`).
 pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
-    /// The producer's own copy of `tail` (only it writes `tail`).
-    tail: Cell<usize>,
-    /// `tail % capacity`, kept without dividing.
-    index: Cell<usize>,
-    /// `head` as last read; `head` only grows, so this is a lower bound.
-    cached_head: Cell<usize>,
-    /// The producer's own copy of `high_water`.
-    high_water: Cell<usize>,
+    producer: spsc::Producer<T, Shared<T>>,
 }
 
 impl<T> Sender<T> {
-    pub(super) fn new(shared: Arc<Shared<T>>) -> Self {
-        Sender { shared, tail: Cell::new(0), index: Cell::new(0), cached_head: Cell::new(0), high_water: Cell::new(0) }
+    pub(super) fn new(producer: spsc::Producer<T, Shared<T>>) -> Self {
+        Sender { producer }
     }
 
     /// Offers `item`; see [`Sent`] for the outcomes. Under [`Overflow::Block`]
@@ -32,76 +24,56 @@ impl<T> Sender<T> {
     /// After the sender was closed, or the receiver dropped, the item is
     /// discarded and counted as dropped ([`Sent::DroppedNewest`]): nobody will
     /// receive it, and under `block` a producer must not wait for room forever.
+    #[inline]
     pub fn try_send(&self, item: T) -> Result<Sent, Full<T>> {
-        let shared = &*self.shared;
-        if shared.flags.0.closed.load(Ordering::Relaxed) || shared.flags.0.receiver_dropped.load(Ordering::Acquire) {
-            return Ok(self.discard(item));
+        let producer = &self.producer;
+        let shared = producer.shared();
+        if shared.control.send_is_void() {
+            return Ok(discard(&shared.control, item));
         }
-        let tail = self.tail.get();
-        let mut sent = Sent::Queued;
-        if tail - self.cached_head.get() >= shared.capacity {
-            self.cached_head.set(shared.head.0.load(Ordering::Acquire));
-            if tail - self.cached_head.get() >= shared.capacity {
-                match shared.overflow {
-                    Overflow::Block => return Err(Full(item)),
-                    Overflow::DropNewest => return Ok(self.discard(item)),
-                    Overflow::DropOldest => sent = Sent::DroppedOldest,
+        // Under drop-oldest the lock-free ring has no places, so it has no
+        // room and the locked ring takes the item: the common path tests
+        // nothing more. The item is moved only where it goes (a large `T` is
+        // not copied out and back when the ring is full), and nothing out of
+        // line is handed `self`, so the compiler may keep a sender held in a
+        // local variable in registers.
+        if !producer.has_room() {
+            let Shared { control, locked } = shared;
+            return match locked {
+                Some(locked) => {
+                    let sent = locked.push(item, control);
+                    note_depth(control, locked.pushed(), locked.popped_at_least(), || locked.popped());
+                    Ok(sent)
                 }
+                // The lock-free ring serves `block` and `drop-newest` only.
+                None => match control.overflow {
+                    Overflow::Block => Err(Full(item)),
+                    Overflow::DropNewest | Overflow::DropOldest => Ok(discard(control, item)),
+                },
+            };
+        }
+        match producer.push(item) {
+            Ok(()) => {
+                note_depth(&shared.control, producer.pushed(), producer.popped_at_least(), || producer.popped());
+                Ok(Sent::Queued)
             }
+            // `has_room` said there is room, and only this end pushes.
+            Err(item) => Err(Full(item)),
         }
-        // When full, the oldest item, `tail - capacity`, is in this slot.
-        let mut slot = shared.slot(self.index.get()).lock();
-        let oldest = if sent == Sent::DroppedOldest {
-            // Under this lock only its holder may advance `head` from `tail - capacity`.
-            let head = shared.head.0.load(Ordering::Acquire);
-            if head == tail - shared.capacity {
-                shared.head.0.store(head + 1, Ordering::Release);
-                self.cached_head.set(head + 1);
-                slot.replace(item)
-            } else {
-                // The consumer took it first: there is room.
-                self.cached_head.set(head);
-                sent = Sent::Queued;
-                *slot = Some(item);
-                None
-            }
-        } else {
-            *slot = Some(item);
-            None
-        };
-        if shared.overflow == Overflow::DropOldest {
-            // Published under the lock: a consumer that wins the lock next finds
-            // this item queued, instead of an old tail, and is not starved by a
-            // producer that keeps discarding.
-            shared.tail.0.store(tail + 1, Ordering::Release);
-            drop(slot);
-        } else {
-            // Published after unlocking: a consumer that sees it never waits for the lock.
-            drop(slot);
-            shared.tail.0.store(tail + 1, Ordering::Release);
-        }
-        self.tail.set(tail + 1);
-        self.index.set(shared.next_index(self.index.get()));
-        increment(&shared.producer.0.offered, 1);
-        if oldest.is_some() {
-            increment(&shared.producer.0.dropped, 1);
-            drop(oldest);
-        }
-        self.note_depth(tail + 1);
-        Ok(sent)
     }
 
     /// Reports that the caller waited `ns` for room: adds to `blocked_ns` and counts one in `blocked_count`.
     pub fn add_blocked_ns(&self, ns: u64) {
-        increment(&self.shared.producer.0.blocked_ns, ns);
-        increment(&self.shared.producer.0.blocked_count, 1);
+        let counters = &self.control().producer.0;
+        increment(&counters.blocked_ns, ns);
+        increment(&counters.blocked_count, 1);
     }
 
     /// Registers the producer as waiting for room under `token` (a kernel
     /// thread id, nonzero; 0 withdraws the registration). The receiver hands
     /// it out once from [`Receiver::take_waiting_sender`](super::Receiver::take_waiting_sender).
     pub fn wait_as(&self, token: u64) {
-        self.shared.waiters.0.producer.store(token, Ordering::SeqCst);
+        self.control().waiters.0.producer.store(token, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
 
@@ -113,59 +85,64 @@ impl<T> Sender<T> {
     }
 
     /// After a send: the consumer's token if it registered as waiting for an item (the registration is cleared).
+    #[inline]
     pub fn take_waiting_receiver(&self) -> Option<u64> {
-        take_waiter(&self.shared.waiters.0.consumer)
+        take_waiter(&self.control().waiters.0.consumer)
     }
 
     /// Whether `capacity` items are queued (atomics only: safe with IRQs masked).
     pub fn is_full(&self) -> bool {
-        let shared = &*self.shared;
-        let head = shared.head.0.load(Ordering::SeqCst);
-        self.tail.get() - head >= shared.capacity
+        match &self.producer.shared().locked {
+            None => self.producer.is_full(),
+            Some(locked) => locked.is_full(),
+        }
     }
 
     /// Whether the receiver was dropped: nothing sent from now on will be received.
     pub fn is_disconnected(&self) -> bool {
-        self.shared.flags.0.receiver_dropped.load(Ordering::SeqCst)
+        self.control().receiver_dropped()
     }
 
     /// Closes the channel: the receiver gets what is queued, then [`TryRecvError::Closed`](super::TryRecvError::Closed).
     /// Dropping the sender closes it too. A consumer waiting for an item must
     /// be woken by the caller ([`Sender::take_waiting_receiver`] after this).
     pub fn close(&self) {
-        self.shared.flags.0.closed.store(true, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        self.control().close();
     }
 
     /// The channel's counters.
     pub fn stats(&self) -> ChannelStats {
-        self.shared.stats()
+        super::stats(self.producer.ring())
     }
 
-    /// Counts `item` as offered and dropped, and drops it.
-    fn discard(&self, item: T) -> Sent {
-        increment(&self.shared.producer.0.offered, 1);
-        increment(&self.shared.producer.0.dropped, 1);
-        drop(item);
-        Sent::DroppedNewest
-    }
-
-    /// Raises `high_water` to the depth just after a send when it exceeds it.
-    /// The cached head gives an upper bound; only when that bound is a new
-    /// high is `head` read again, so the figure recorded is a depth that was
-    /// real at the instant of that read.
     #[inline(always)]
-    fn note_depth(&self, tail: usize) {
-        if tail - self.cached_head.get() <= self.high_water.get() {
-            return;
-        }
-        let head = self.shared.head.0.load(Ordering::Acquire);
-        self.cached_head.set(head);
-        let depth = tail - head;
-        if depth > self.high_water.get() {
-            self.high_water.set(depth);
-            self.shared.producer.0.high_water.store(depth as u64, Ordering::Relaxed);
-        }
+    fn control(&self) -> &Control {
+        &self.producer.shared().control
+    }
+}
+
+/// Counts `item` as offered and dropped (it is offered, never queued), and drops it.
+fn discard<T>(control: &Control, item: T) -> Sent {
+    increment(&control.producer.0.discarded, 1);
+    drop(item);
+    Sent::DroppedNewest
+}
+
+/// Raises `high_water` to the depth just after a send when it exceeds it.
+/// `head_lower_bound` gives an upper bound of the depth; only when that
+/// bound is a new high is `head` read again (`read_head`), so the figure
+/// recorded is a depth that was real at the instant of that read. Only the
+/// producer writes `high_water`, so its own `Relaxed` load is exact.
+#[inline(always)]
+fn note_depth(control: &Control, tail: usize, head_lower_bound: usize, read_head: impl FnOnce() -> usize) {
+    let high_water = &control.producer.0.high_water;
+    let mark = high_water.load(Ordering::Relaxed);
+    if (tail.wrapping_sub(head_lower_bound) as u64) <= mark {
+        return;
+    }
+    let depth = tail.wrapping_sub(read_head()) as u64;
+    if depth > mark {
+        high_water.store(depth, Ordering::Relaxed);
     }
 }
 

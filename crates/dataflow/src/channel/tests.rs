@@ -235,6 +235,20 @@ fn capacity_is_checked() {
     }
 }
 
+/// A lock-free slot holds the item alone; a drop-oldest slot an `Option` of it and its lock.
+#[test]
+fn slot_bytes_are_those_of_the_ring_the_policy_uses() {
+    for overflow in [Overflow::Block, Overflow::DropNewest] {
+        assert_eq!(slot_bytes::<u64>(3, overflow), 24);
+        assert_eq!(slot_bytes::<[f32; 1024]>(256, overflow), 1 << 20);
+    }
+    // `Option<u64>` is 16 bytes, the lock's flag pads to 24.
+    assert_eq!(slot_bytes::<u64>(3, Overflow::DropOldest), 72);
+    for overflow in Overflow::ALL {
+        assert_eq!(slot_bytes::<u64>(usize::MAX, overflow), usize::MAX);
+    }
+}
+
 #[test]
 fn items_arrive_in_order_across_many_wraps_of_an_odd_capacity() {
     let (sender, receiver) = channel::<u32>(5, Overflow::Block).unwrap();

@@ -38,11 +38,22 @@ pub enum Action {
     TrustKey,
     /// A loaded agent-network model was installed into the kernel's learning agent (or refused).
     Install,
+    /// A lifecycle promotion one stage forward (or refused), with a passing shadow report where one is needed.
+    Promote,
+    /// A lifecycle demotion one stage back (or refused).
+    Demote,
+    /// Production handed back to the previous production version (or refused).
+    Rollback,
+    /// A promotion to canary or production without a passing shadow report, forced by the operator.
+    ForcePromote,
+    /// A canary rolled back automatically; the outcome is `refused` with the reason (`guardrail-block`,
+    /// `reward-drop`).
+    CanaryRollback,
 }
 
 impl Action {
     /// Every action, in code order.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 15] = [
         Action::Register,
         Action::Load,
         Action::Unload,
@@ -53,6 +64,11 @@ impl Action {
         Action::SetModelLimit,
         Action::TrustKey,
         Action::Install,
+        Action::Promote,
+        Action::Demote,
+        Action::Rollback,
+        Action::ForcePromote,
+        Action::CanaryRollback,
     ];
 
     /// Its name (`register`, `set-budget`, ...).
@@ -68,6 +84,11 @@ impl Action {
             Action::SetModelLimit => "set-model-limit",
             Action::TrustKey => "trust-key",
             Action::Install => "install",
+            Action::Promote => "promote",
+            Action::Demote => "demote",
+            Action::Rollback => "rollback",
+            Action::ForcePromote => "force-promote",
+            Action::CanaryRollback => "canary-rollback",
         }
     }
 
@@ -88,6 +109,11 @@ impl Action {
             Action::SetModelLimit => 8,
             Action::TrustKey => 9,
             Action::Install => 10,
+            Action::Promote => 11,
+            Action::Demote => 12,
+            Action::Rollback => 13,
+            Action::ForcePromote => 14,
+            Action::CanaryRollback => 15,
         }
     }
 

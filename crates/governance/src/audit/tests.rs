@@ -354,6 +354,21 @@ fn the_install_action_is_code_10_and_reads_back_from_its_content() {
     assert_eq!(content[8 + 8 + 5], 10);
     assert_eq!(entry::decode_content(&content), Some((4, install)));
     assert_eq!((Action::parse("install"), Action::Install.name()), (Some(Action::Install), "install"));
-    content[8 + 8 + 5] = 11;
+    content[8 + 8 + 5] = 16;
     assert_eq!(entry::decode_content(&content), None);
+}
+
+#[test]
+fn the_lifecycle_actions_are_codes_11_to_15_and_read_back() {
+    let names = ["promote", "demote", "rollback", "force-promote", "canary-rollback"];
+    for (offset, name) in names.into_iter().enumerate() {
+        let action = Action::parse(name).unwrap();
+        assert_eq!(action.name(), name);
+        let lifecycle = Event { action, outcome: Outcome::refused("reward-drop"), ..event(1) };
+        let content = entry::encode_content(7, &lifecycle);
+        assert_eq!(content[8 + 8 + 5], 11 + offset as u8);
+        assert_eq!(entry::decode_content(&content), Some((7, lifecycle)));
+    }
+    // The first ten codes are unchanged: logs written before the lifecycle read back as they were.
+    assert_eq!(Action::ALL[9], Action::Install);
 }

@@ -125,3 +125,70 @@ proptest! {
         assert_within_bound(&histogram, &mut values);
     }
 }
+
+#[test]
+fn counts_below_bucket_edges_are_exact_and_limits_inside_a_bucket_are_refused() {
+    let mut histogram = LatencyHistogram::new();
+    for value in [0, 5, 127, 128, 1_023, 1_024, 1_025, 9_999, 10_048, 1 << 20, MAX_TRACKED_NS, u64::MAX] {
+        histogram.record(value);
+    }
+    assert_eq!(histogram.count_below(0), Some(0));
+    assert_eq!(histogram.count_below(6), Some(2));
+    assert_eq!(histogram.count_below(128), Some(3));
+    assert_eq!(histogram.count_below(1_024), Some(5));
+    assert_eq!(histogram.count_below(1_025), None);
+    // 10,048 = 157 << 6 is an edge; 10,000 lies inside [9,984, 10,048).
+    assert_eq!(histogram.count_below(10_048), Some(8));
+    assert_eq!(histogram.count_below(10_000), None);
+    assert_eq!(histogram.count_below(1 << 20), Some(9));
+    assert_eq!(histogram.count_below((1 << 20) + 1), None);
+    // u64::MAX shares the last bucket with MAX_TRACKED_NS: the top edge cannot be split.
+    assert_eq!(histogram.count_below(MAX_TRACKED_NS + 1), None);
+    assert_eq!(histogram.count_below(MAX_TRACKED_NS + 2), None);
+    assert_eq!(
+        histogram.sum_ns(),
+        [0u128, 5, 127, 128, 1_023, 1_024, 1_025, 9_999, 10_048, 1 << 20].iter().sum::<u128>()
+            + MAX_TRACKED_NS as u128
+            + u64::MAX as u128
+    );
+}
+
+proptest! {
+    #[test]
+    fn counts_below_powers_of_two_equal_the_values_below(values in proptest::collection::vec(0u64..1 << 40, 0..200), exponent in 0u32..45) {
+        let mut histogram = LatencyHistogram::new();
+        values.iter().for_each(|&value| histogram.record(value));
+        let limit = 1u64 << exponent;
+        prop_assert_eq!(histogram.count_below(limit), Some(values.iter().filter(|value| **value < limit).count() as u64));
+    }
+}
+
+proptest! {
+    #[test]
+    fn counts_below_many_limits_in_one_pass_equal_each_count_below(values in proptest::collection::vec(0u64..1 << 44, 0..200)) {
+        let mut histogram = LatencyHistogram::new();
+        values.iter().for_each(|&value| histogram.record(value));
+        let limits: Vec<u64> = (0..=44).map(|exponent| 1u64 << exponent).collect();
+        let counts = histogram.counts_below(&limits).unwrap();
+        let each: Vec<u64> = limits.iter().map(|limit| histogram.count_below(*limit).unwrap_or(u64::MAX)).collect();
+        prop_assert_eq!(counts.as_slice(), each.as_slice());
+    }
+}
+
+#[test]
+fn counts_below_refuses_limits_inside_buckets_out_of_order_or_too_many() {
+    let histogram = LatencyHistogram::new();
+    assert_eq!(histogram.counts_below(&[1_024, 10_000]), None);
+    assert_eq!(histogram.counts_below(&[2_048, 1_024]), None);
+    assert_eq!(histogram.counts_below(&[1_024, 1_024]), None);
+    let mut past_the_top = LatencyHistogram::new();
+    past_the_top.record(u64::MAX);
+    assert_eq!(past_the_top.counts_below(&[1 << 20, 1 << 44]), None);
+    assert_eq!(past_the_top.counts_below(&[1 << 20, 1 << 34]).unwrap().as_slice(), &[0, 0]);
+    let many: Vec<u64> = (0..=alloc_free::MAX_LIMITS as u64).collect();
+    assert_eq!(histogram.counts_below(&many), None);
+    assert_eq!(
+        histogram.counts_below(&many[..alloc_free::MAX_LIMITS]).unwrap().as_slice(),
+        &[0; alloc_free::MAX_LIMITS][..]
+    );
+}

@@ -30,7 +30,7 @@ fn each_command_is_one_root_span_with_its_path_outcome_and_times() {
     telemetry.record("meminfo", 2_000, 7_000, CommandOutcome::Ok);
     telemetry.record("otelctl file", 8_000, 8_000, CommandOutcome::Failed("bad-path"));
     let (export, text) = export_all(&mut telemetry, 9_000);
-    assert_eq!(export, Export { spans: 2, trace_lines: 1, metrics: 6, bytes: text.len() as u64 });
+    assert_eq!(export, Export { spans: 2, trace_lines: 1, metrics: 7, bytes: text.len() as u64 });
     let lines = lines(&text);
     assert_eq!(lines.len(), 2);
     let spans = &lines[0]["resourceSpans"][0]["scopeSpans"][0]["spans"];
@@ -108,12 +108,14 @@ fn the_metrics_count_runs_by_path_and_outcome_and_bucket_the_latencies() {
             "sis.otel.spans.enqueued",
             "sis.otel.spans.exported",
             "sis.otel.spans.dropped",
+            "sis.otel.spans.failed",
             "sis.otel.spans.held"
         ]
     );
     // The queue's figures in the metrics are those after this export.
     assert_eq!(metrics[3]["sum"]["dataPoints"][0]["asInt"], "4");
-    assert_eq!(metrics[5]["gauge"]["dataPoints"][0]["asInt"], "0");
+    assert_eq!(metrics[5]["sum"]["dataPoints"][0]["asInt"], "0");
+    assert_eq!(metrics[6]["gauge"]["dataPoints"][0]["asInt"], "0");
 }
 
 #[test]
@@ -148,4 +150,54 @@ fn a_failed_write_changes_nothing_and_a_full_queue_counts_its_drops() {
 fn the_kernels_queue_configuration_is_valid() {
     assert!(ExportQueue::<Span>::new(COMMAND_QUEUE).is_ok());
     assert!(CommandTelemetry::new(1, 0, QueueConfig { max_batch: 0, ..COMMAND_QUEUE }).is_err());
+}
+
+#[test]
+fn an_http_attempt_holds_its_batch_retries_on_schedule_and_drops_after_the_fourth_failure() {
+    let (resource, scope) = (Resource::new("sis-kernel"), Scope::new("sis.shell", ""));
+    let mut telemetry = telemetry();
+    for index in 0..70u64 {
+        telemetry.record("echo", index, index + 1, CommandOutcome::Ok);
+    }
+    assert_eq!(telemetry.finish_traces(100, Ok::<_, ()>(())), Err(NoAttempt));
+    let TracesAttempt::Ready { body, spans } = telemetry.start_traces(&resource, &scope, 100) else { panic!() };
+    assert_eq!(spans, 64);
+    let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(sent["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap().len(), 64);
+    assert_eq!(telemetry.start_traces(&resource, &scope, 100), TracesAttempt::Busy);
+    // A command recorded while the attempt is open queues behind it.
+    telemetry.record("echo", 200, 201, CommandOutcome::Ok);
+    assert_eq!(telemetry.queue_counters().held, 71);
+    assert_eq!(telemetry.finish_traces(300, Ok::<_, ()>(())), Ok(Poll::Exported { items: 64 }));
+    // The next 7 fail four times: retries 0.5 s, 1 s and 2 s after each failure, then the batch is dropped.
+    let mut now = 400;
+    for (attempt, backoff) in [(1u32, 500_000_000u64), (2, 1_000_000_000), (3, 2_000_000_000)] {
+        assert!(matches!(telemetry.start_traces(&resource, &scope, now), TracesAttempt::Ready { spans: 7, .. }));
+        assert_eq!(
+            telemetry.finish_traces(now, Err("refused")),
+            Ok(Poll::Retrying { error: "refused", attempt, retry_at_ns: now + backoff })
+        );
+        assert_eq!(
+            telemetry.start_traces(&resource, &scope, now + backoff - 1),
+            TracesAttempt::Waiting { retry_at_ns: now + backoff }
+        );
+        now += backoff;
+    }
+    assert!(matches!(telemetry.start_traces(&resource, &scope, now), TracesAttempt::Ready { spans: 7, .. }));
+    assert_eq!(telemetry.finish_traces(now, Err("refused")), Ok(Poll::Dropped { error: "refused", items: 7 }));
+    assert_eq!(telemetry.start_traces(&resource, &scope, now), TracesAttempt::Idle);
+    assert_eq!(
+        telemetry.queue_counters(),
+        QueueCounters {
+            enqueued: 71,
+            exported: 64,
+            dropped_after_retries: 7,
+            retries: 3,
+            batches: 1,
+            batches_dropped: 1,
+            ..Default::default()
+        }
+    );
+    let metrics = telemetry.metrics(now);
+    assert_eq!(metrics[5].name, "sis.otel.spans.failed");
 }

@@ -194,3 +194,42 @@ proptest! {
         prop_assert_eq!(all.len(), exported.len() + dropped.len());
     }
 }
+
+#[test]
+fn an_attempt_started_and_finished_later_holds_its_batch_until_then() {
+    let mut queue = queue_of(0..5);
+    assert_eq!(queue.finish(0, Ok::<_, ()>(())), Err(NoAttempt));
+    assert_eq!(queue.start(0), Start::Ready(&[0, 1, 2][..]));
+    // While the attempt is open its items stay held, new items queue behind it, and nothing else starts.
+    assert_eq!(queue.start(10), Start::Busy);
+    assert_eq!(
+        queue.poll(10, |_: &[u32]| -> Result<(), ()> { panic!("an attempt is open") }),
+        Poll::Waiting { retry_at_ns: 10 }
+    );
+    assert_eq!(queue.counters().held, 5);
+    assert_eq!(queue.finish(20, Err("refused")), Ok(Poll::Retrying { error: "refused", attempt: 1, retry_at_ns: 120 }));
+    assert_eq!(queue.finish(20, Err("again")), Err(NoAttempt));
+    assert_eq!(queue.start(119), Start::Waiting { retry_at_ns: 120 });
+    assert_eq!(queue.start(120), Start::Ready(&[0, 1, 2][..]));
+    assert_eq!(queue.finish(130, Ok::<_, ()>(())), Ok(Poll::Exported { items: 3 }));
+    assert_eq!(queue.start(130), Start::Ready(&[3, 4][..]));
+    assert_eq!(queue.finish(140, Err(())), Ok(Poll::Retrying { error: (), attempt: 1, retry_at_ns: 240 }));
+    assert_eq!(queue.start(240), Start::Ready(&[3, 4][..]));
+    assert_eq!(queue.finish(240, Err(())), Ok(Poll::Retrying { error: (), attempt: 2, retry_at_ns: 440 }));
+    assert_eq!(queue.start(440), Start::Ready(&[3, 4][..]));
+    assert_eq!(queue.finish(440, Err(())), Ok(Poll::Dropped { error: (), items: 2 }));
+    assert_eq!(queue.start(440), Start::Idle);
+    assert_eq!(
+        queue.counters(),
+        QueueCounters {
+            enqueued: 5,
+            exported: 3,
+            dropped_after_retries: 2,
+            retries: 3,
+            batches: 1,
+            batches_dropped: 1,
+            held: 0,
+            ..QueueCounters::default()
+        }
+    );
+}

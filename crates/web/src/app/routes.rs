@@ -15,6 +15,7 @@ use crate::ws::{self, HandshakeError};
 pub const ROUTES: &[(&str, Method)] = &[
     ("/api/metrics", Method::Get),
     ("/api/command", Method::Post),
+    ("/api/decisions", Method::Get),
     (crate::UPLOAD_ROUTE.1, crate::UPLOAD_ROUTE.0),
     ("/ws", Method::Get),
 ];
@@ -63,6 +64,10 @@ pub(super) fn route(tokens: &TokenStore, backend: &mut dyn Backend, request: &mu
         "/api/command" => match command_line(&request.body) {
             Ok(line) => Routed::Command { line, token: token.id, capabilities: token.role.capabilities() },
             Err(message) => Routed::Response(Response::error(400, "bad-command-body", message)),
+        },
+        "/api/decisions" => match decisions_line(request) {
+            Ok(line) => Routed::Command { line, token: token.id, capabilities: token.role.capabilities() },
+            Err(message) => Routed::Response(Response::error(400, "bad-query", message)),
         },
         path if path == crate::UPLOAD_ROUTE.1 => match models::check_head(&token, request) {
             Ok(()) => Routed::Model { artifact: core::mem::take(&mut request.body), token: token.id },
@@ -134,4 +139,34 @@ fn command_line(body: &[u8]) -> Result<String, &'static str> {
         return Err("\"command\" is longer than 1024 bytes");
     }
     Ok(String::from(line))
+}
+
+/// Largest `max` of `GET /api/decisions` (the meta-agent's ring holds 256 traces).
+pub const MAX_DECISIONS: u64 = 256;
+
+/// The command line of `GET /api/decisions?cursor=N&max=M`: `otelctl decisions read --cursor N --max M` (cursor
+/// 0 and max 64 when absent). Only decimal digits are taken, `max` in 1..=[`MAX_DECISIONS`]; a parameter given
+/// twice, or any other parameter, is refused.
+pub(crate) fn decisions_line(request: &Request) -> Result<String, &'static str> {
+    let (mut cursor, mut max) = (None, None);
+    for pair in request.query.as_deref().unwrap_or("").split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = (!value.is_empty() && value.len() <= 20 && value.bytes().all(|byte| byte.is_ascii_digit()))
+            .then(|| value.parse::<u64>().ok())
+            .flatten();
+        let slot = match key {
+            "cursor" => &mut cursor,
+            "max" => &mut max,
+            _ => return Err("the query takes only cursor and max"),
+        };
+        if slot.is_some() {
+            return Err("cursor and max may each be given once");
+        }
+        *slot = Some(number.ok_or("cursor and max are decimal integers")?);
+    }
+    let max = max.unwrap_or(64);
+    if !(1..=MAX_DECISIONS).contains(&max) {
+        return Err("max is 1 to 256");
+    }
+    Ok(alloc::format!("otelctl decisions read --cursor {} --max {max}", cursor.unwrap_or(0)))
 }

@@ -10,7 +10,7 @@ use crate::request::{Method, Request, Version};
 
 /// How the body of a request is delimited, and how far it has been read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Framing {
+pub(crate) enum Framing {
     /// `Content-Length` (0 without a body): bytes still to read.
     Length(usize),
     /// `Transfer-Encoding: chunked`.
@@ -18,7 +18,7 @@ pub(super) enum Framing {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ChunkPhase {
+pub(crate) enum ChunkPhase {
     /// Expecting a chunk-size line.
     Size,
     /// Bytes of the current chunk still to read.
@@ -31,7 +31,7 @@ pub(super) enum ChunkPhase {
 
 /// Whether a body read finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BodyProgress {
+pub(crate) enum BodyProgress {
     /// More bytes are needed.
     Pending,
     /// The body is complete.
@@ -49,7 +49,7 @@ impl Framing {
 
     /// Moves body bytes from `input` into `body`, as far as they go; a body over `body_limit` (the request's,
     /// [`Limits::body_limit`]) is refused.
-    pub(super) fn read(
+    pub(crate) fn read(
         &mut self,
         input: &mut Vec<u8>,
         body: &mut Vec<u8>,

@@ -609,3 +609,38 @@ fn without_published_events_an_events_subscription_is_refused_not_left_silent() 
     assert!(!setup.app.session(id).unwrap().events);
     assert_eq!(setup.app.publish_event(&json!({ "kind": "test" })).queued, 0);
 }
+
+#[test]
+fn decisions_run_the_read_command_with_the_query_and_bad_queries_run_nothing() {
+    let mut setup = setup(AppConfig::default());
+    let viewer = setup.viewer.clone();
+    let answer = setup.get("/api/decisions?cursor=300&max=5", Some(&viewer));
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["command"], "otelctl decisions read --cursor 300 --max 5");
+    assert_eq!(
+        setup.get("/api/decisions", Some(&viewer)).body["command"],
+        "otelctl decisions read --cursor 0 --max 64"
+    );
+    let max = setup.get("/api/decisions?max=256&cursor=18446744073709551615", Some(&viewer));
+    assert_eq!(max.body["command"], "otelctl decisions read --cursor 18446744073709551615 --max 256");
+    assert_eq!(setup.kernel.lines.len(), 3);
+    for query in [
+        "cursor=-1",
+        "cursor=1e3",
+        "cursor=0x10",
+        "cursor=",
+        "cursor=18446744073709551616",
+        "max=0",
+        "max=257",
+        "cursor=1&cursor=2",
+        "cursor=1;reboot",
+        "cursor=1%20--max%201",
+        "token=x",
+    ] {
+        let refused = setup.get(&alloc::format!("/api/decisions?{query}"), Some(&viewer));
+        assert_eq!((refused.status, refused.body["error"]["code"].as_str()), (400, Some("bad-query")), "{query}");
+    }
+    assert_eq!(setup.kernel.lines.len(), 3);
+    assert_eq!(setup.get("/api/decisions", None).status, 401);
+    assert_eq!(setup.request("POST /api/decisions HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").status, 405);
+}

@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 
 use serde_json::{json, Value};
 use sis_autonomy::{
-    attribute, Attribution, AttributionError, DecisionTrace, ExplainError, Feature, ScorerUnavailable, Scoring,
+    attribute, Attribution, AttributionError, DecisionTrace, ExplainError, Feature, Prediction, ScorerUnavailable,
+    Scoring, Telemetry,
 };
 use sis_platform::pmu;
 use sis_shell::{Invocation, Reply, ShellError};
@@ -22,12 +23,12 @@ pub fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
     })?
     .map_err(not_found)?;
     let mut human = alloc::format!(
-        "{}\n  inputs: {:?}\n  threshold {} per mille, prediction {:?}, reward {:?}",
+        "{}\n{}\n  threshold {} per mille, prediction {}, reward {}",
         trace_line(&trace),
-        trace.inputs,
+        inputs_words(&trace.inputs),
         trace.threshold_per_mille,
-        trace.prediction,
-        trace.reward_per_mille
+        prediction_words(trace.prediction),
+        trace.reward_per_mille.map_or(String::from("not yet known"), |reward| alloc::format!("{reward} per mille"))
     );
     let mut scorer = match scorer {
         Ok(scorer) => scorer,
@@ -47,6 +48,56 @@ pub fn explain(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
     let cost = Cost { ns: measured.ns, instructions: measured.instructions };
     human.push_str(&words(&trace.scoring, &attribution, &cost));
     Ok(Reply::new(human, json!({ "trace": trace, "explanation": explanation(&trace, &attribution, &cost) })))
+}
+
+/// The decision's inputs, named with their units, one group per line.
+fn inputs_words(inputs: &Telemetry) -> String {
+    let trend = match &inputs.trend {
+        Some(trend) => alloc::format!(
+            "{} of {} samples, latest {} per mille, slope {} per mille/s, {} per mille predicted {} ms ahead, fit {} per mille",
+            trend.samples,
+            trend.capacity,
+            trend.latest_per_mille,
+            trend.slope_per_mille_per_s,
+            trend.predicted_per_mille,
+            trend.horizon_ns / 1_000_000,
+            trend.fit_per_mille
+        ),
+        None => String::from("none yet"),
+    };
+    alloc::format!(
+        "  inputs at {} ms: pressure {} per mille, cache {} per mille, demand {} per mille, strategy {:?}\n    \
+         trend: {trend}\n    \
+         since the previous decision: {} workload steps, {} allocation requests, {} throttled, {} OOM events, \
+         {} cache objects dropped, {} deadline misses in {} jobs\n    \
+         commands: longest latency {} ns, queue depth {}, boosted {}",
+        inputs.now_ns / 1_000_000,
+        inputs.pressure_per_mille,
+        inputs.cache_per_mille,
+        inputs.demand_per_mille,
+        inputs.strategy,
+        inputs.steps,
+        inputs.allocation_requests,
+        inputs.requests_throttled,
+        inputs.oom_events,
+        inputs.cache_objects_dropped,
+        inputs.deadline_misses,
+        inputs.deadline_jobs,
+        inputs.command_latency_max_ns,
+        inputs.command_queue_depth,
+        if inputs.commands_boosted { "yes" } else { "no" }
+    )
+}
+
+/// The failure a directive was meant to prevent, in words.
+fn prediction_words(prediction: Option<Prediction>) -> String {
+    match prediction {
+        None => String::from("none"),
+        Some(Prediction::Oom) => String::from("an OOM event"),
+        Some(Prediction::PressureAbove { per_mille }) => alloc::format!("pressure above {per_mille} per mille"),
+        Some(Prediction::DeadlineMiss) => String::from("a deadline miss"),
+        Some(Prediction::LatencyAbove { ns }) => alloc::format!("command latency above {ns} ns"),
+    }
 }
 
 /// What the attribution cost.

@@ -11,6 +11,7 @@ use sis_governance::hex;
 use sis_governance::policy::PolicyError;
 use sis_governance::registry::ModelInfo;
 use sis_governance::{GovernanceError, Principal};
+use sis_otel::{CommandOutcome, KeyValue};
 use sis_platform::time;
 use sis_shell::{ArgSpec, ArgValue, CommandSpec, Invocation, Reply, ShellError, ValueKind};
 
@@ -413,7 +414,10 @@ fn infer(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, 
     let temperature = temperature_text.parse::<f32>().unwrap_or(0.8);
     let seed = invocation.args.u64("seed").unwrap_or_else(time::now_ns);
     let request = InferRequest { model: &model, prompt: prompt.as_bytes(), max_tokens, temperature, seed };
-    let result = match governance::infer(caller, &request) {
+    let started_ns = time::now_ns();
+    let outcome = governance::infer(caller, &request);
+    inference_span(&model.to_string(), started_ns, &outcome, max_tokens, seed);
+    let result = match outcome {
         Ok(result) => result,
         Err(refused) => return refused_inference(refused, max_tokens, seed),
     };
@@ -451,6 +455,41 @@ fn infer(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, 
 }
 
 /// A refused inference: the error, and in JSON the figures a client needs to retry.
+/// The inference's span `sis.llm.inference` (while telemetry records): model, tokens asked and made, seed, the
+/// governor's grant and generation times; status error with the refusal's code.
+fn inference_span(
+    model: &str,
+    started_ns: u64,
+    outcome: &Result<governance::InferResult, LlmError>,
+    max_tokens: u64,
+    seed: u64,
+) {
+    let ended_ns = time::now_ns();
+    let int = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let mut attributes = alloc::vec![
+        KeyValue::string("sis.llm.model", model),
+        KeyValue::int("sis.llm.requested_tokens", int(max_tokens)),
+        KeyValue::string("sis.llm.seed", &alloc::format!("{seed}")),
+    ];
+    let code = match outcome {
+        Ok(result) => {
+            attributes.push(KeyValue::int("sis.llm.tokens", int(result.text.len() as u64)));
+            attributes.push(KeyValue::bool("sis.llm.cut", result.cut));
+            attributes.push(KeyValue::int("sis.llm.grant_ns", int(result.grant_ns)));
+            attributes.push(KeyValue::int("sis.llm.generation_ns", int(result.generation_ns)));
+            None
+        }
+        Err(refused) => Some(refused.code()),
+    };
+    let span = crate::otel::while_recording(|telemetry| {
+        let outcome = code.map_or(CommandOutcome::Ok, CommandOutcome::Failed);
+        sis_otel::operation_span(telemetry.ids(), "sis.llm.inference", started_ns, ended_ns, attributes, outcome)
+    });
+    if let Some(span) = span {
+        crate::otel::enqueue_spans(alloc::vec![span]);
+    }
+}
+
 fn refused_inference(refused: LlmError, max_tokens: u64, seed: u64) -> Result<Reply, ShellError> {
     let mut fields = json!({ "requested_tokens": max_tokens, "seed": seed });
     match &refused {

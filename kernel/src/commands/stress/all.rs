@@ -49,19 +49,19 @@ pub fn all(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply
             RunOptions { port: Some(&super::MEMORY_PORT), ..RunOptions::default() },
         );
         invocation.progress(&alloc::format!("[SUITE] memory: {}", memory.status.label()));
-        stress.parts_done(1, 4);
+        stress.parts_done(1, 4, "memory");
         invocation.progress("\n=== Command Flood Stress Test ===");
         let commands = flood::run(flood_config, kernel.clone(), &mut |line| invocation.progress(line))?;
         invocation.progress(&alloc::format!("[SUITE] commands: {}", commands.status.label()));
-        stress.parts_done(2, 4);
+        stress.parts_done(2, 4, "commands");
         invocation.progress("");
         let multi = multi::run_multi(memory_config, flood_config, kernel, &mut |line| invocation.progress(line))?;
         invocation.progress(&alloc::format!("[SUITE] multi: {}", multi.status.label()));
-        stress.parts_done(3, 4);
+        stress.parts_done(3, 4, "multi");
         invocation.progress("");
         let learning = super::learning::train(&learning_config, &mut |line| invocation.progress(line));
         invocation.progress(&alloc::format!("[SUITE] learning: {}", learning.status.label()));
-        stress.parts_done(4, 4);
+        stress.parts_done(4, 4, "learning");
 
         let report = SuiteReport::new(memory_config.seed, memory_config.duration_ms, memory, commands, multi, learning);
         let mut human = alloc::format!("\n=== Stress Test Report (seed {}) ===", report.seed);

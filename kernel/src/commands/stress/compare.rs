@@ -109,7 +109,7 @@ pub fn compare(kernel: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<R
             ));
             on.0.push(RunRecord { seed: run_seed, values, interventions: counted.total_interventions });
             on.1 = on.1.add(&counted);
-            stress.parts_done(u64::from(index) + 1, u64::from(runs));
+            stress.parts_done(u64::from(index) + 1, u64::from(runs), &alloc::format!("pair {}", index + 1));
         }
         Ok(())
     })();
