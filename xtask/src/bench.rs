@@ -106,6 +106,13 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+    /// The WebAssembly interpreter against the same compute kernel compiled natively, and the host-call round trip
+    /// (ns), on the host and in the guest (ratios printed).
+    Agents {
+        /// Repetitions on the host, and in the guest's one boot.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost (peer: Vec::push) and memory-workload overhead of recording (on vs off), host and guest.
     Metrics {
         /// Repetitions of each measurement.
@@ -176,6 +183,14 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             crate::bench_llm::run(repetitions)
+        }
+        Benchmark::Agents { repetitions } => {
+            crate::setup::ensure_target()?;
+            crate::build_agents()?;
+            host_bench(&["agents", "--repetitions", &repetitions.to_string()])?;
+            crate::setup::ensure_qemu()?;
+            crate::build_kernel()?;
+            guest_agents(repetitions)
         }
         Benchmark::Mm { repetitions } => host_bench(&["mm", "--repetitions", &repetitions.to_string()]),
         Benchmark::Sched { repetitions } => {
@@ -468,6 +483,36 @@ pub fn median_of<T>(runs: &[T], field: fn(&T) -> f64) -> f64 {
 }
 
 /// Runs `sis-bench` built with optimizations (timings of a debug build mean nothing).
+/// `agentsys bench` in one boot (wall clock): the same compute kernel natively and in the interpreter, and the
+/// host-call round trip, in the guest.
+fn guest_agents(repetitions: u32) -> Result<(), String> {
+    let command = format!("agentsys bench --repetitions {repetitions} --json");
+    let report = first_reply(&QemuConfig::new().batch(&command), &command)?;
+    let figure = |key: &str| report[key].as_f64().ok_or_else(|| format!("no {key} in {report}"));
+    println!("\nin QEMU (wall clock, one boot): medians of {repetitions} runs");
+    if let Some(runs) = report["runs"].as_array() {
+        for (index, run) in runs.iter().enumerate() {
+            println!(
+                "  run {:>2}: native {:>12} ns   interpreted {:>13} ns   {} host calls in {} ns",
+                index + 1,
+                run["native_ns"],
+                run["interpreted_ns"],
+                report["ping_calls"],
+                run["ping_ns"]
+            );
+        }
+    }
+    println!(
+        "  median: native {:.0} ns, interpreted {:.0} ns ({} fuel): interpreted/native {:.1}x; host-call round trip {:.0} ns",
+        figure("native_ns")?,
+        figure("interpreted_ns")?,
+        report["fuel_used"],
+        figure("interpreted_over_native")?,
+        figure("ping_ns_per_call")?
+    );
+    Ok(())
+}
+
 fn host_bench(args: &[&str]) -> Result<(), String> {
     let mut command = vec!["run", "--quiet", "--release", "-p", "sis-bench", "--"];
     command.extend_from_slice(args);

@@ -17,7 +17,8 @@ use sis_testing::workspace_root;
 use crate::Counts;
 
 /// The fuzz targets, in the order they run.
-pub const TARGETS: [&str; 7] = ["tokenize", "args", "bootargs", "validate", "http_request", "ws_frame", "governance"];
+pub const TARGETS: [&str; 8] =
+    ["tokenize", "args", "bootargs", "validate", "http_request", "ws_frame", "governance", "agent_protocol"];
 
 /// Inputs each target runs in `cargo xtask test`'s fixed-seed pass.
 pub const TEST_RUNS: u64 = 200_000;

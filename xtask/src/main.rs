@@ -22,6 +22,8 @@ use sis_testing::{workspace_root, QemuConfig};
 
 /// The kernel's target triple.
 pub const KERNEL_TARGET: &str = "aarch64-unknown-none-softfloat";
+/// The example agents' target triple.
+pub const AGENT_TARGET: &str = "wasm32-unknown-unknown";
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Build, run, test and benchmark SIS")]
@@ -35,8 +37,11 @@ enum Task {
     /// Install what is missing (QEMU, the kernel target, the tests' web clients and browser, the dashboard's
     /// charting library); `test` does this first.
     Setup,
-    /// Build the kernel image (release) for QEMU virt.
+    /// Build the kernel image (release) for QEMU virt, and the example agents.
     Build,
+    /// Build the example WebAssembly agents (agents/, their own workspace) to wasm32-unknown-unknown, release:
+    /// agents/target/wasm32-unknown-unknown/release/*.wasm. docs/agents.md.
+    Agents,
     /// Build, then boot SIS in QEMU with the console on this terminal (quit: Ctrl-A X).
     Run {
         /// Guest RAM in MiB.
@@ -67,7 +72,7 @@ enum Task {
     /// Everything CI checks: formatting, clippy, host tests, a fixed-seed fuzz pass, kernel build, QEMU integration tests.
     Test,
     /// Coverage-guided fuzzing (libFuzzer) of the tokenizer, argument parser, boot arguments, JSON report paths,
-    /// HTTP and WebSocket decoders, model artifacts and audit logs.
+    /// HTTP and WebSocket decoders, model artifacts and audit logs, agent protocol messages and capability lists.
     ///
     /// Builds `fuzz/` with coverage instrumentation (stable rustc flags) into target/fuzz, runs each target,
     /// then prints executions, seconds, execs/s and corpus size per target and in total. New inputs go to
@@ -115,7 +120,8 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Task::Setup => setup(),
-        Task::Build => setup::ensure_target().and_then(|()| build_kernel()),
+        Task::Build => setup::ensure_target().and_then(|()| build_agents()).and_then(|()| build_kernel()),
+        Task::Agents => setup::ensure_target().and_then(|()| build_agents()),
         Task::Run { memory, append, deterministic, disk, disk_mib, net, web, web_token } => {
             run(memory, append, deterministic, disk, disk_mib, net, web.map(|port| (port, web_token)))
         }
@@ -211,6 +217,18 @@ fn run_phases(
 /// Builds the kernel image in release mode.
 pub fn build_kernel() -> Result<(), String> {
     cargo("kernel build", &["build", "--quiet", "--release", "-p", "sis-kernel", "--target", KERNEL_TARGET], &[])
+}
+
+/// Builds the example agents (release, wasm32-unknown-unknown). Cargo runs in agents/ so that it reads
+/// agents/.cargo/config.toml (the agents' stack size).
+pub fn build_agents() -> Result<(), String> {
+    agents_cargo("example agents build", &["build", "--quiet", "--locked", "--release", "--target", AGENT_TARGET])
+}
+
+/// Runs cargo in agents/ (their own workspace and config).
+fn agents_cargo(step: &str, args: &[&str]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_step(step, Command::new(cargo).args(args).current_dir(workspace_root().join("agents")))
 }
 
 fn run(
@@ -336,6 +354,7 @@ fn test() -> Result<(), String> {
         println!("== formatting (rustfmt.toml)");
         cargo("formatting", &["fmt", "--all", "--check"], &[])?;
         cargo("formatting (fuzz targets)", &["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"], &[])?;
+        agents_cargo("formatting (example agents)", &["fmt", "--all", "--check"])?;
         println!("== clippy (host crates)");
         cargo("clippy (host crates)", &["clippy", "--quiet", "--all-targets", "--", "-D", "warnings"], &[])?;
         println!("== clippy (kernel and platform for aarch64)");
@@ -359,6 +378,11 @@ fn test() -> Result<(), String> {
         )?;
         println!("== clippy (fuzz targets)");
         fuzz::clippy()?;
+        println!("== clippy (example agents, {AGENT_TARGET})");
+        agents_cargo(
+            "clippy (example agents)",
+            &["clippy", "--quiet", "--locked", "--release", "--target", AGENT_TARGET, "--", "-D", "warnings"],
+        )?;
         println!("== host tests");
         cargo_test("host tests", &["test", "--quiet"], &[], &mut counts)?;
         println!("== fuzz targets ({} inputs each, seed 1)", fuzz::TEST_RUNS);

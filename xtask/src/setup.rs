@@ -248,21 +248,27 @@ fn apt_install_commands<'a>(root: bool, packages: &[&'a str]) -> [Vec<&'a str>; 
     [with_prefix(&["update", "-qq"]), with_prefix(&install)]
 }
 
-/// Adds the kernel target when rustup did not install it from `rust-toolchain.toml`
-/// (it does not when `RUSTUP_AUTO_INSTALL=0`).
+/// Adds the kernel's and the example agents' targets when rustup did not install them from `rust-toolchain.toml`
+/// (it does not when `RUSTUP_AUTO_INSTALL=0`, nor for a toolchain installed before the target was listed).
 pub fn ensure_target() -> Result<(), String> {
+    ensure_rust_target(KERNEL_TARGET)?;
+    ensure_rust_target(crate::AGENT_TARGET)
+}
+
+/// Adds a Rust target with rustup when the toolchain lacks it.
+fn ensure_rust_target(target: &str) -> Result<(), String> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .current_dir(sis_testing::workspace_root())
         .output()
         .map_err(|error| format!("cannot run rustup: {error}"))?;
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|line| line.trim() == KERNEL_TARGET) {
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|line| line.trim() == target) {
         return Ok(());
     }
-    println!("Rust target {KERNEL_TARGET} missing: adding it with rustup");
+    println!("Rust target {target} missing: adding it with rustup");
     run_step(
-        &format!("rustup target add {KERNEL_TARGET}"),
-        Command::new("rustup").args(["target", "add", KERNEL_TARGET]).current_dir(sis_testing::workspace_root()),
+        &format!("rustup target add {target}"),
+        Command::new("rustup").args(["target", "add", target]).current_dir(sis_testing::workspace_root()),
     )
 }
 

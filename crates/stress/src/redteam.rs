@@ -1,6 +1,6 @@
 //! The red team: seeded attacks against the kernel's real interfaces, each checked for the error it must get.
 //!
-//! Five classes of attack ([`AttackClass`]) are drawn from one seeded
+//! Six classes of attack ([`AttackClass`]) are drawn from one seeded
 //! generator, so a seed replays the same inputs. Each attempt goes through a
 //! [`RedTeamTarget`], which delivers it to a real interface (the shell's line
 //! editor and registry, the filesystem, the thread and memory limits, the
@@ -23,7 +23,7 @@ use sis_hal::Clock;
 
 use crate::{Status, StressRng};
 
-pub use generate::{Attack, Attempt, Caller, FlagTarget, NumericTarget, Surface};
+pub use generate::{Attack, Attempt, Caller, FlagTarget, HostileAgent, NumericTarget, Surface};
 
 /// Schema of the `redteam` JSON object.
 pub const REDTEAM_SCHEMA_VERSION: u32 = 1;
@@ -42,16 +42,19 @@ pub enum AttackClass {
     ResourceExhaustion,
     /// Malformed Ethernet frames delivered into the network stack's receive path.
     MalformedPackets,
+    /// The hostile example WebAssembly agents run in a sandbox under seeded limits (docs/agents.md).
+    HostileAgents,
 }
 
 impl AttackClass {
     /// Every class, in run order.
-    pub const ALL: [AttackClass; 5] = [
+    pub const ALL: [AttackClass; 6] = [
         AttackClass::ShellInput,
         AttackClass::FilesystemPaths,
         AttackClass::PrivilegedCommands,
         AttackClass::ResourceExhaustion,
         AttackClass::MalformedPackets,
+        AttackClass::HostileAgents,
     ];
 
     /// Kebab-case name, as in the JSON.
@@ -62,6 +65,7 @@ impl AttackClass {
             AttackClass::PrivilegedCommands => "privileged-commands",
             AttackClass::ResourceExhaustion => "resource-exhaustion",
             AttackClass::MalformedPackets => "malformed-packets",
+            AttackClass::HostileAgents => "hostile-agents",
         }
     }
 }

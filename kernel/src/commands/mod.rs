@@ -1,5 +1,6 @@
 //! The kernel's command table and the context every handler receives.
 
+pub mod agentsys;
 pub mod aiops;
 pub mod autonomy;
 pub mod blk;
@@ -105,6 +106,7 @@ pub fn registry() -> Registry<Kernel> {
         &feedback::FEEDBACK,
         &otelctl::OTELCTL,
         &aiops::AIOPSCTL,
+        &agentsys::AGENTSYS,
         &system::SLEEP,
         &system::SHUTDOWN,
         &fault::FAULT,
@@ -196,4 +198,11 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("aiopsctl shadow stop", Capabilities::ADMIN),
     ("aiopsctl canary start", Capabilities::ADMIN),
     ("aiopsctl canary stop", Capabilities::ADMIN),
+    ("agentsys examples install", Capabilities::FILES),
+    ("agentsys load", Capabilities::ADMIN),
+    ("agentsys unload", Capabilities::ADMIN),
+    ("agentsys start", Capabilities::ADMIN),
+    ("agentsys stop", Capabilities::ADMIN),
+    ("agentsys restart", Capabilities::ADMIN),
+    ("agentsys audit clear", Capabilities::ADMIN),
 ];

@@ -5,6 +5,7 @@
 //! machine is shared and noisy: read medians and ratios, not single runs.
 #![forbid(unsafe_code)]
 
+mod agents;
 mod ai;
 mod dataflow;
 mod guardrails;
@@ -65,6 +66,12 @@ enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         repetitions: u32,
     },
+    /// The WebAssembly interpreter against native code on one compute kernel, and the host-call round trip.
+    Agents {
+        /// Repetitions of each measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repetitions: u32,
+    },
     /// Histogram record cost against Vec::push, and the memory workload with recording on vs off.
     Metrics {
         /// Repetitions of each measurement.
@@ -96,6 +103,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 
 fn main() {
     match Cli::parse().benchmark {
+        Benchmark::Agents { repetitions } => agents::run(repetitions),
         Benchmark::Ai { repetitions } => ai::run(repetitions),
         Benchmark::Dataflow { repetitions, messages } => dataflow::run(repetitions, messages),
         Benchmark::Llm { repetitions } => llm::run(repetitions),

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::{run_batch, QemuConfig};
 
+mod agentic;
 mod ai_ops;
 mod dataflow;
 mod governance;
@@ -142,7 +143,7 @@ pub const PHASES: [Phase; 8] = [
 
 /// Phases not yet complete, with the issue that completes each: reported, never skipped, but not failing CI.
 /// The issue that brings a phase to 100 % removes it here.
-pub const PENDING: [(u8, u32); 2] = [(7, 25), (9, 26)];
+pub const PENDING: [(u8, u32); 1] = [(7, 25)];
 
 /// Tests of a phase that another issue builds, with that issue (none now: phase 8's graph integration came with
 /// the dataflow graphs, issue 22).
@@ -267,6 +268,10 @@ fn probe(phase: u8) -> Option<Probe> {
                 judge: performance::performance,
             }),
             session: Some(rate_limit::no_output_flooding),
+        }),
+        9 => Some(Probe {
+            batch: Some(Batch { commands: agentic::AGENTIC_COMMANDS, judge: agentic::agentic }),
+            session: None,
         }),
         _ => None,
     }

@@ -37,4 +37,7 @@ fn every_phase_outside_the_pending_list_passes_and_verdicts_replay() {
     let phase6 = first.phases.iter().find(|phase| phase.number == 6).unwrap();
     assert_eq!((phase6.passed, phase6.total, phase6.pending_issue), (15, 15, None), "{}", phases::table(&first));
     assert!(phase6.tests.iter().all(|test| test.duration_ms > 0));
+    // Phase 9 is complete: protocol, capabilities, audit and supervision of the WebAssembly agents.
+    let phase9 = first.phases.iter().find(|phase| phase.number == 9).unwrap();
+    assert_eq!((phase9.passed, phase9.total, phase9.pending_issue), (4, 4, None), "{}", phases::table(&first));
 }

@@ -14,7 +14,7 @@ use sis_testing::console::LINE_LIMIT_BYTES;
 use sis_testing::{parse_json_reply, run_batch, QemuConfig, Sis};
 
 /// The command table the kernel registers, in `help` order.
-const COMMANDS: [&str; 32] = [
+const COMMANDS: [&str; 33] = [
     "help",
     "version",
     "uptime",
@@ -44,6 +44,7 @@ const COMMANDS: [&str; 32] = [
     "feedback",
     "otelctl",
     "aiopsctl",
+    "agentsys",
     "sleep",
     "shutdown",
     "fault",

@@ -7,8 +7,14 @@ use serde_json::Value;
 use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig};
 
-const CLASSES: [&str; 5] =
-    ["shell-input", "filesystem-paths", "privileged-commands", "resource-exhaustion", "malformed-packets"];
+const CLASSES: [&str; 6] = [
+    "shell-input",
+    "filesystem-paths",
+    "privileged-commands",
+    "resource-exhaustion",
+    "malformed-packets",
+    "hostile-agents",
+];
 
 fn redteam(seed: u64, network: bool) -> (Option<i32>, Vec<Value>) {
     let commands = format!("stresstest redteam --duration 500 --seed {seed} --json; version --json");
@@ -46,7 +52,7 @@ fn every_attack_is_rejected_with_its_expected_error_without_crash_or_leak_and_a_
         }
         assert_eq!(class["survived"], true, "{class}");
     }
-    assert_eq!(report["totals"]["classes_survived"], 5);
+    assert_eq!(report["totals"]["classes_survived"], 6);
     // The kernel answered after the run: the next command's reply.
     assert_eq!(first[1]["command"], "version");
     assert_eq!(first[1]["ok"], true);

@@ -72,6 +72,49 @@ pub enum Attack {
         /// The frame, header included, no FCS.
         bytes: Vec<u8>,
     },
+    /// One hostile example agent run in a fresh sandbox until it stops.
+    Agent {
+        /// Which one.
+        agent: HostileAgent,
+        /// The limit it runs into: total fuel (spin), memory pages (memory bomb), denials (capability
+        /// violator) or malformed messages (malformed) allowed before the stop.
+        limit: u64,
+    },
+}
+
+/// The hostile example agents of `agents/` (docs/agents.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileAgent {
+    /// An endless loop without host calls.
+    Spin,
+    /// Grows its memory a page at a time.
+    MemoryBomb,
+    /// Calls outside its capabilities over and over.
+    CapViolator,
+    /// Sends malformed messages.
+    Malformed,
+}
+
+impl HostileAgent {
+    /// The example's name (its module is `NAME.wasm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            HostileAgent::Spin => "spin",
+            HostileAgent::MemoryBomb => "memory-bomb",
+            HostileAgent::CapViolator => "cap-violator",
+            HostileAgent::Malformed => "malformed",
+        }
+    }
+
+    /// The stop kind the sandbox must give it (`agentsys status`'s `last_stop.kind`).
+    pub fn expected_stop(self) -> &'static str {
+        match self {
+            HostileAgent::Spin => "out-of-fuel",
+            HostileAgent::MemoryBomb => "memory-limit",
+            HostileAgent::CapViolator => "capability-violation",
+            HostileAgent::Malformed => "protocol-violation",
+        }
+    }
 }
 
 /// An unrestricted command with a numeric argument: the line is `prefix VALUE`.
@@ -150,6 +193,7 @@ impl Attack {
             Attack::PoolAllocation { budget_bytes, bytes } => numbers(&[*budget_bytes, *bytes]),
             Attack::ThreadBomb { threads } => numbers(&[*threads]),
             Attack::DeadlineFlood { servers, budget_ns, period_ns } => numbers(&[*servers, *budget_ns, *period_ns]),
+            Attack::Agent { agent, limit } => numbers(&[*agent as u64, *limit]),
         }
     }
 
@@ -181,6 +225,7 @@ impl Attack {
                 alloc::format!("{servers} deadline servers of {budget_ns} ns every {period_ns} ns")
             }
             Attack::Frame { bytes } => alloc::format!("{}-byte frame", bytes.len()),
+            Attack::Agent { agent, limit } => alloc::format!("agent {} with limit {limit}", agent.name()),
         }
     }
 }
@@ -196,6 +241,7 @@ pub fn attempt(class: AttackClass, surface: &Surface, random: &mut StressRng) ->
             let (kind, bytes) = packets::malformed(surface.mac, surface.ipv4, random);
             (kind, Attack::Frame { bytes }, "dropped")
         }
+        AttackClass::HostileAgents => hostile_agent(random),
     };
     Attempt { class, kind, attack, expected }
 }
@@ -433,4 +479,17 @@ fn exhaustion(surface: &Surface, random: &mut StressRng) -> Drawn {
             ("deadline-oversubscription", Attack::DeadlineFlood { servers, budget_ns, period_ns }, "admission-refused")
         }
     }
+}
+
+/// A hostile agent with a seeded limit it must be stopped at. Every limit is one the agent exceeds: the spinner
+/// never stops by itself, the bomb grows without end, the violator makes 7,000 denied calls, the malformed sender
+/// sends 6 malformed messages.
+fn hostile_agent(random: &mut StressRng) -> Drawn {
+    let (kind, agent, limit) = match random.below(4) {
+        0 => ("endless-loop", HostileAgent::Spin, random.range(10_000, 1_000_000)),
+        1 => ("memory-bomb", HostileAgent::MemoryBomb, random.range(2, 16)),
+        2 => ("capability-probe", HostileAgent::CapViolator, random.range(0, 16)),
+        _ => ("malformed-messages", HostileAgent::Malformed, random.range(0, 5)),
+    };
+    (kind, Attack::Agent { agent, limit }, agent.expected_stop())
 }

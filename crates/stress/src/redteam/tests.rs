@@ -152,6 +152,8 @@ struct Weakened {
     no_network: bool,
     /// After each attempt, this many readings show one thread more (another thread's, ending by itself).
     transient_reads: u32,
+    /// The sandbox enforces no limit: every hostile agent runs to its end.
+    agents_unlimited: bool,
 }
 
 struct FakeTarget {
@@ -320,6 +322,9 @@ impl RedTeamTarget for FakeTarget {
                 }
                 verdict
             }
+            Attack::Agent { .. } if self.weakened.agents_unlimited => Verdict::Accepted,
+            // The fake models the sandbox's documented stops; the kernel runs the real modules (QEMU test).
+            Attack::Agent { agent, .. } => Verdict::Rejected(agent.expected_stop()),
             Attack::Frame { .. } if self.weakened.no_network => Verdict::Skipped("no network device"),
             Attack::Frame { bytes } => {
                 if self.answered(bytes.clone()) {
@@ -418,13 +423,14 @@ fn every_class_is_rejected_with_its_expected_error_and_nothing_leaks() {
         assert!(class.survived);
     }
     assert_eq!(report.status, Status::Pass);
-    assert_eq!(report.totals.classes_survived, 5);
-    assert_eq!(report.totals.attempts, report.rounds * 5);
+    assert_eq!(report.totals.classes_survived, 6);
+    assert_eq!(report.totals.attempts, report.rounds * 6);
     let kinds = |class| report.class(class).unwrap().kinds.len();
     assert!(kinds(AttackClass::ShellInput) >= 10, "{:?}", report.class(AttackClass::ShellInput));
     assert_eq!(kinds(AttackClass::FilesystemPaths), 7);
     assert_eq!(kinds(AttackClass::ResourceExhaustion), 6);
     assert_eq!(kinds(AttackClass::MalformedPackets), 10);
+    assert_eq!(kinds(AttackClass::HostileAgents), 4);
 }
 
 #[test]
@@ -482,8 +488,18 @@ fn without_a_network_device_the_packet_class_is_skipped_not_passed() {
     assert_eq!(packets.skipped, packets.attempts);
     assert_eq!(packets.skip_reason.as_deref(), Some("no network device"));
     assert!(!packets.survived);
-    assert_eq!(report.totals.classes_survived, 4);
+    assert_eq!(report.totals.classes_survived, 5);
     assert_eq!(report.status, Status::PartialPass);
+}
+
+#[test]
+fn a_sandbox_without_limits_is_a_failed_protection() {
+    let report = run(7, Weakened { agents_unlimited: true, ..Weakened::default() });
+    let agents = report.class(AttackClass::HostileAgents).unwrap();
+    assert_eq!(agents.accepted, agents.attempts);
+    assert!(!agents.survived);
+    assert_eq!(report.totals.classes_survived, 5);
+    assert_eq!(report.status, Status::Fail);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! attacks); overlong lines through the console's line editor; allocations to
 //! the heap, the frame allocator and a budgeted pool; thread bombs and
 //! deadline floods to `thread::spawn` and CBS admission; malformed frames into
-//! the network stack's receive path at the fault injector. Health after every
+//! the network stack's receive path at the fault injector; the hostile example
+//! WebAssembly agents into a sandbox of their own under seeded limits. Health after every
 //! attempt: the registry answers `version`, the idle, shell and network
 //! threads exist, no shutdown is pending, and the stack answers an ARP request
 //! and a ping from the attacker.
@@ -23,8 +24,8 @@ use sis_platform::time::{self, PlatformClock};
 use sis_sched::ServerParams;
 use sis_shell::{Capabilities, EditEvent, Invocation, LineEditor, Outcome, Registry, Reply, ShellError};
 use sis_stress::redteam::{
-    packets, run_redteam, Attack, Caller, FlagTarget, NumericTarget, RedTeamConfig, RedTeamReport, RedTeamTarget,
-    Resources, Surface, Verdict,
+    packets, run_redteam, Attack, Caller, FlagTarget, HostileAgent, NumericTarget, RedTeamConfig, RedTeamReport,
+    RedTeamTarget, Resources, Surface, Verdict,
 };
 
 use super::super::files::FILES;
@@ -240,6 +241,22 @@ impl RedTeamTarget for KernelTarget<'_> {
             Attack::DeadlineFlood { servers, budget_ns, period_ns } => {
                 let params = ServerParams { budget_ns: *budget_ns, period_ns: *period_ns, deadline_ns: *period_ns };
                 self.flood(*servers, Some(params))
+            }
+            Attack::Agent { agent, limit } => {
+                let limit_u32 = u32::try_from(*limit).unwrap_or(u32::MAX);
+                let defaults = sis_agents::sandbox::Limits::default();
+                let limits = match agent {
+                    HostileAgent::Spin => sis_agents::sandbox::Limits { fuel_total: *limit, ..defaults },
+                    HostileAgent::MemoryBomb => sis_agents::sandbox::Limits { memory_pages: limit_u32, ..defaults },
+                    HostileAgent::CapViolator => sis_agents::sandbox::Limits { max_denials: limit_u32, ..defaults },
+                    HostileAgent::Malformed => {
+                        sis_agents::sandbox::Limits { max_protocol_errors: limit_u32, ..defaults }
+                    }
+                };
+                match super::super::agentsys::hostile_run(agent.name(), limits, self.kernel) {
+                    "finished" | "still-running" => Verdict::Accepted,
+                    code => rejected(code),
+                }
             }
             Attack::Frame { bytes } => {
                 if !link::attached() {

@@ -454,3 +454,50 @@ fn phase_7_fails_each_test_on_its_own_wrong_figure() {
     let short = ai_ops::ai_ops(&phase7_replies()[..24]);
     assert!(short.iter().all(|(_, verdict)| verdict == &Err(String::from("24 JSON replies, expected 25"))));
 }
+
+fn phase9_replies() -> Vec<Value> {
+    include_str!("phase9_replies.jsonl").lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+#[test]
+fn phase_9_judged_on_real_replies_passes_all_four() {
+    let verdicts = agentic::agentic(&phase9_replies());
+    assert_eq!(verdicts.len(), 4);
+    for (test, verdict) in &verdicts {
+        assert_eq!(verdict, &Ok(()), "{test}");
+    }
+    let result = phase_result(&PHASES[7], &verdicts, Duration::ZERO);
+    assert_eq!((result.number, result.passed, result.total, result.pending_issue), (9, 4, 4, None));
+}
+
+/// Each test fails on a reply changed where it looks, and only that test.
+#[test]
+fn phase_9_fails_each_test_on_its_own_wrong_figure() {
+    fn agent(replies: &mut [Value], name: &str) -> usize {
+        replies[16]["agents"].as_array().unwrap().iter().position(|agent| agent["name"] == name).unwrap()
+    }
+    type Change = fn(&mut Vec<Value>);
+    let changes: [(&str, Change); 5] = [
+        ("Protocol tests", |replies| replies[2]["entries"][0] = Value::from("passwd")),
+        ("Protocol tests", |replies| {
+            let malformed = agent(replies, "malformed");
+            replies[16]["agents"][malformed]["usage"]["protocol_errors"] = Value::from(5)
+        }),
+        ("Capability tests", |replies| replies[20]["capabilities"][1] = Value::from("fs.read:/**")),
+        ("Audit tests", |replies| replies[17]["records"][3]["call"] = Value::from("FS_READ")),
+        ("ASM supervision tests", |replies| {
+            let crasher = agent(replies, "crasher");
+            replies[16]["agents"][crasher]["restarts"] = Value::from(3)
+        }),
+    ];
+    for (test, change) in changes {
+        let mut replies = phase9_replies();
+        change(&mut replies);
+        let verdicts = agentic::agentic(&replies);
+        let failed: Vec<&str> =
+            verdicts.iter().filter(|(_, verdict)| verdict.is_err()).map(|(name, _)| *name).collect();
+        assert_eq!(failed, [test], "{verdicts:?}");
+    }
+    let short = agentic::agentic(&phase9_replies()[..21]);
+    assert!(short.iter().all(|(_, verdict)| verdict == &Err(String::from("21 JSON replies, expected 22"))));
+}
