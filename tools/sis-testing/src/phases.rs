@@ -18,6 +18,7 @@ mod ai_ops;
 mod dataflow;
 mod governance;
 mod judge;
+mod otel_workflow;
 mod performance;
 mod rate_limit;
 mod ux_safety;
@@ -259,7 +260,7 @@ fn probe(phase: u8) -> Option<Probe> {
         6 => Some(Probe { batch: None, session: Some(web_gui::web_gui) }),
         7 => Some(Probe {
             batch: Some(Batch { commands: ai_ops::AI_OPS_COMMANDS, judge: ai_ops::ai_ops }),
-            session: None,
+            session: Some(otel_workflow::otel_workflow),
         }),
         8 => Some(Probe {
             batch: Some(Batch {

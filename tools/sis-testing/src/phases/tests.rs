@@ -3,6 +3,7 @@
 use super::*;
 
 mod dataflow;
+mod otel_workflow;
 mod web_gui;
 
 /// The replies of [`judge::TEMPORAL_ISOLATION_COMMANDS`], as one deterministic boot printed them.
