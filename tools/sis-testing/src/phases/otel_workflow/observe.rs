@@ -14,6 +14,11 @@ const DRAIN_WAIT: Duration = Duration::from_secs(90);
 /// Metric snapshots the session waits for after recording ends, so that the last one received was taken after
 /// the last command recorded (one may have been taken just before).
 const SNAPSHOTS_AFTER: u64 = 2;
+/// An export attempt's deadline, guest time: the longest `otelctl export` takes. Under `-icount` with
+/// `sleep=off` an idle guest's clock jumps to its next timer, so the default 2 s passed while the collector was
+/// still parsing a batch of 64 decision traces: measured 33 timeouts in 45 attempts in one session, each a
+/// repeat at the collector, and a span batch has only 4 attempts before it is dropped.
+const ATTEMPT_TIMEOUT_MS: u64 = 60_000;
 /// The guest port forwarded (unused: the kernel only connects out, to the host at 10.0.2.2).
 const GUEST_PORT: u16 = 7;
 
@@ -27,8 +32,11 @@ pub fn observe(config: &QemuConfig) -> Result<Recording, String> {
     let mut sis = Sis::boot(&config).map_err(|error| format!("the boot failed: {error}"))?;
     let setup = [
         format!("otelctl enable --seed {SPAN_SEED}"),
-        format!("otelctl export --to http://10.0.2.2:{port}/v1/traces"),
-        format!("otelctl export --to http://10.0.2.2:{port}/v1/metrics --interval-ms {METRICS_INTERVAL_MS}"),
+        format!("otelctl export --to http://10.0.2.2:{port}/v1/traces --timeout-ms {ATTEMPT_TIMEOUT_MS}"),
+        format!(
+            "otelctl export --to http://10.0.2.2:{port}/v1/metrics --interval-ms {METRICS_INTERVAL_MS} \
+             --timeout-ms {ATTEMPT_TIMEOUT_MS}"
+        ),
     ];
     let mut recorded = Vec::new();
     for line in setup.iter().map(String::as_str).chain(WORKFLOW) {

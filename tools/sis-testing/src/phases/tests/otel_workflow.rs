@@ -17,6 +17,11 @@ fn verdicts(record: Value) -> Vec<Verdict> {
     otel_workflow::judge(&recording)
 }
 
+/// The recorded session's verdicts.
+pub(super) fn recorded_verdicts() -> Vec<Verdict> {
+    verdicts(recorded())
+}
+
 #[test]
 fn the_recorded_session_passes_every_test() {
     let verdicts = verdicts(recorded());
