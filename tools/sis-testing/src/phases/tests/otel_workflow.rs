@@ -6,8 +6,10 @@ use serde_json::Value;
 use super::super::otel_workflow::{self, Recording};
 use super::super::Verdict;
 
-/// The record of one deterministic session (`SIS_PHASE7_RECORD=... cargo xtask phases --phase 7
-/// --deterministic`, 2026-12-07).
+/// The record of one deterministic session (`SIS_PHASE7_RECORD=PATH cargo xtask phases --phase 7
+/// --deterministic`, 2026-12-07), made while the exports still had the default 2 s attempt deadline: three
+/// attempts timed out while the collector was parsing, so three decision batches arrived twice, which the judge
+/// must recognise as repeats of what the kernel counted as timed out.
 fn recorded() -> Value {
     serde_json::from_str(include_str!("../phase7_session.json")).unwrap()
 }
