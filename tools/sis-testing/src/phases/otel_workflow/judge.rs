@@ -57,44 +57,111 @@ fn is_hex_id(id: &str, length: usize) -> bool {
 }
 
 /// The spans received, each once, and how many arrived again. Export is at least once: a request the collector
-/// accepted but whose answer the kernel did not get in time is sent again (counted by the kernel as a timeout).
-/// A command span sent again has its id; a decision batch read again from its cursor gets a new span, with the
-/// same records. A repeat must equal the first copy; an id or a batch with other content is an error.
+/// accepted but whose answer the kernel did not get by the attempt's deadline is sent again (counted by the
+/// kernel as a timeout). A command span sent again has its id and must equal the first copy. A decision batch is
+/// read again from the OTLP cursor, which did not move, as a new span: maybe with more records, or, when the ring
+/// overwrote traces while the retries went on, starting later with those counted as lost. So the batches the
+/// kernel committed are the chain from cursor 0 in which each starts where the one before ended plus what it
+/// reports lost (at each cursor the last read: the one starting latest, then the longest); any other batch is a copy the kernel never saw accepted, and each of
+/// its records must equal the chain's record of that number, or be one the chain counts lost.
 fn unique_spans(summary: &Value) -> Result<(Vec<&Value>, usize), String> {
     let mut unique: Vec<&Value> = Vec::new();
+    let mut batches: Vec<&Value> = Vec::new();
     let mut repeats = 0;
     for span in list(&summary["span_list"], "span_list")? {
-        let earlier = unique.iter().find(|seen| {
-            if span["name"] == DECISIONS_SPAN {
-                seen["name"] == DECISIONS_SPAN
-                    && seen["attributes"]["sis.records.first_seq"] == span["attributes"]["sis.records.first_seq"]
-            } else {
-                seen["span_id"] == span["span_id"]
-            }
-        });
-        match earlier {
+        if span["name"] == DECISIONS_SPAN {
+            batches.push(span);
+            continue;
+        }
+        match unique.iter().find(|seen| seen["span_id"] == span["span_id"]) {
             None => unique.push(span),
-            Some(earlier) if span["name"] == DECISIONS_SPAN => {
-                // Read again later, a batch may hold more records: the first copy's must begin the second's.
-                let (first, second) = (list(&earlier["events"], "events")?, list(&span["events"], "events")?);
-                let (shorter, longer) = if first.len() <= second.len() { (first, second) } else { (second, first) };
-                let evicted = "sis.records.evicted";
-                if longer[..shorter.len()] != shorter[..]
-                    || earlier["attributes"][evicted] != span["attributes"][evicted]
-                {
-                    return Err(format!("decision batch {} twice with other records", span["attributes"]));
-                }
-                if second.len() > first.len() {
-                    let position = unique.iter().position(|seen| std::ptr::eq(*seen, *earlier)).unwrap_or(0);
-                    unique[position] = span;
-                }
-                repeats += 1;
-            }
             Some(earlier) if *earlier == span => repeats += 1,
             Some(_) => return Err(format!("span {} twice with other content", span["span_id"])),
         }
     }
+    let attribute = |span: &Value, key: &str| span["attributes"][key].as_u64();
+    let mut chain: Vec<&Value> = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let next = batches
+            .iter()
+            .filter(|batch| {
+                !chain.iter().any(|taken| std::ptr::eq(*taken, **batch))
+                    && attribute(batch, "sis.records.first_seq")
+                        == attribute(batch, "sis.records.evicted").map(|evicted| cursor + evicted)
+            })
+            // Read again at the same cursor, a later read starts later (the ring moved on) or holds more: the
+            // kernel committed the last read, the others failed at its end.
+            .max_by_key(|batch| {
+                (attribute(batch, "sis.records.first_seq"), batch["events"].as_array().map_or(0, Vec::len))
+            });
+        // A gap (no batch continues the chain) is the trace-export test's to find: the chain goes on at the next
+        // batch beyond it.
+        let next = next.or_else(|| {
+            batches
+                .iter()
+                .filter(|batch| {
+                    !chain.iter().any(|taken| std::ptr::eq(*taken, **batch))
+                        && attribute(batch, "sis.records.first_seq").is_some_and(|first| first >= cursor)
+                })
+                .min_by_key(|batch| {
+                    let events = batch["events"].as_array().map_or(0, Vec::len);
+                    (attribute(batch, "sis.records.first_seq"), usize::MAX - events)
+                })
+        });
+        let Some(next) = next else { break };
+        cursor = attribute(next, "sis.records.first_seq").unwrap_or(0) + list(&next["events"], "events")?.len() as u64;
+        chain.push(next);
+    }
+    let mut records = BTreeMap::new();
+    for batch in &chain {
+        for event in list(&batch["events"], "events")? {
+            records.insert(number(&event["attributes"], "sis.record.seq")?, event);
+        }
+    }
+    for batch in batches.iter().filter(|batch| !chain.iter().any(|taken| std::ptr::eq(*taken, **batch))) {
+        for event in list(&batch["events"], "events")? {
+            let seq = number(&event["attributes"], "sis.record.seq")?;
+            match records.get(&seq) {
+                Some(committed) if same_or_earlier(&event["attributes"], &committed["attributes"]) => {}
+                None if seq < cursor => {}
+                _ => return Err(format!("decision {seq} sent again with other content, in {}", batch["attributes"])),
+            }
+        }
+        repeats += 1;
+    }
+    unique.extend(chain);
     Ok((unique, repeats))
+}
+
+/// Whether a copy of a decision record equals `other`, but for an outcome that was still pending (without a reward)
+/// in one of them when it was read, and measured by the time the other was.
+fn same_or_earlier(copy: &Value, other: &Value) -> bool {
+    let pending = |record: &Value| {
+        record["sis.decision.outcome"] == "pending" && record.get("sis.decision.reward_per_mille").is_none()
+    };
+    let without_outcome = |record: &Value| {
+        let mut fields = record.as_object().cloned().unwrap_or_default();
+        fields.remove("sis.decision.outcome");
+        fields.remove("sis.decision.reward_per_mille");
+        fields
+    };
+    copy == other || ((pending(copy) || pending(other)) && without_outcome(copy) == without_outcome(other))
+}
+
+/// The records of decision batches the kernel never saw accepted (see [`unique_spans`]): number to attributes.
+fn uncommitted_records(summary: &Value) -> Result<BTreeMap<u64, &Value>, String> {
+    let (unique, _) = unique_spans(summary)?;
+    let mut records = BTreeMap::new();
+    for batch in list(&summary["span_list"], "span_list")? {
+        if batch["name"] != DECISIONS_SPAN || unique.iter().any(|kept| std::ptr::eq(*kept, batch)) {
+            continue;
+        }
+        for event in list(&batch["events"], "events")? {
+            records.insert(number(&event["attributes"], "sis.record.seq")?, &event["attributes"]);
+        }
+    }
+    Ok(records)
 }
 
 /// Every request parsed (none rejected, none refused, no error).
@@ -321,6 +388,34 @@ fn flatten(key: &str, value: &Value, into: &mut serde_json::Map<String, Value>) 
     }
 }
 
+/// The exported attributes of decision `id` are `trace` as `autoctl audit` shows it, field for field (flattened,
+/// `seq` added); a trace exported before the next interval measured its outcome went out `pending`, without reward:
+/// the only fields the export may hold older than the audit.
+fn same_trace(id: u64, attributes: &Value, trace: &Value) -> Result<(), String> {
+    let mut expected = serde_json::Map::new();
+    flatten("sis.decision", trace, &mut expected);
+    expected.insert(String::from("sis.decision.seq"), Value::from(id));
+    expected.insert(String::from("sis.record.seq"), Value::from(id));
+    let mut exported = attributes.as_object().cloned().unwrap_or_default();
+    if exported.get("sis.decision.outcome") == Some(&Value::from("pending"))
+        && !exported.contains_key("sis.decision.reward_per_mille")
+    {
+        for key in ["sis.decision.outcome", "sis.decision.reward_per_mille"] {
+            match expected.get(key) {
+                Some(value) => exported.insert(key.to_string(), value.clone()),
+                None => exported.remove(key),
+            };
+        }
+    }
+    if exported != expected {
+        return Err(format!(
+            "decision {id} field for field as autoctl audit shows it, {}, got {attributes}",
+            Value::Object(expected)
+        ));
+    }
+    Ok(())
+}
+
 /// The decision traces that arrived as span events run consecutively from 0, none twice, none skipped but those
 /// counted lost, up to the kernel's last; the OTLP cursor counts exactly that; each trace `autoctl audit` showed is
 /// the event of its number, field for field; the file cursor wrote the same range.
@@ -336,6 +431,9 @@ fn decisions(recording: &Recording) -> Result<(), String> {
     expect(otlp, "exported", events.len() as u64)?;
     expect(otlp, "evicted", lost)?;
     let mut seen = BTreeSet::new();
+    let arrived: BTreeSet<u64> = events.iter().map(|event| event.seq).collect();
+    let lost_seqs: BTreeSet<u64> = (0..next).filter(|seq| !arrived.contains(seq)).collect();
+    let uncommitted = uncommitted_records(&recording.summary)?;
     for audit in [SHADOW_AUDIT, CANARY_AUDIT] {
         let traces = list(&ok(recording.workflow(audit))?["traces"], "traces")?;
         if traces.is_empty() {
@@ -344,34 +442,18 @@ fn decisions(recording: &Recording) -> Result<(), String> {
         for trace in traces {
             // One meta-agent all along: a trace's export number is its id.
             let id = number(trace, "id")?;
-            let event = events
-                .iter()
-                .find(|event| event.seq == id)
-                .ok_or_else(|| format!("decision {id} of autoctl audit at the collector"))?;
-            let mut expected = serde_json::Map::new();
-            flatten("sis.decision", trace, &mut expected);
-            // The export adds its number, `seq`, to the trace (docs/otel.md).
-            expected.insert(String::from("sis.decision.seq"), Value::from(id));
-            expected.insert(String::from("sis.record.seq"), Value::from(id));
-            // A trace exported before the next interval measured its outcome went out `pending`, without reward:
-            // the only fields the export may hold older than the audit.
-            let mut exported = event.attributes.as_object().cloned().unwrap_or_default();
-            if exported.get("sis.decision.outcome") == Some(&Value::from("pending"))
-                && !exported.contains_key("sis.decision.reward_per_mille")
-            {
-                for key in ["sis.decision.outcome", "sis.decision.reward_per_mille"] {
-                    match expected.get(key) {
-                        Some(value) => exported.insert(key.to_string(), value.clone()),
-                        None => exported.remove(key),
-                    };
+            // Counted lost by the kernel, a trace may still have reached the collector in a copy the kernel never
+            // saw accepted, or not at all.
+            let attributes = match events.iter().find(|event| event.seq == id) {
+                Some(event) if event.time_ns == number(trace, "at_ns")? => Some(event.attributes),
+                Some(event) => {
+                    return Err(format!("decision {id} at its time {}, got {}", trace["at_ns"], event.time_ns))
                 }
-            }
-            if exported != expected || event.time_ns != number(trace, "at_ns")? {
-                return Err(format!(
-                    "decision {id} field for field as autoctl audit shows it, {}, got {}",
-                    Value::Object(expected),
-                    event.attributes
-                ));
+                None if lost_seqs.contains(&id) => uncommitted.get(&id).copied(),
+                None => return Err(format!("decision {id} of autoctl audit at the collector")),
+            };
+            if let Some(attributes) = attributes {
+                same_trace(id, attributes, trace)?;
             }
             seen.insert(id);
         }

@@ -145,3 +145,45 @@ fn a_command_span_with_another_outcome_fails_the_workflow() {
     assert!(verdicts[3].1.as_ref().unwrap_err().starts_with("command spans"), "{:?}", verdicts[3]);
     assert_eq!(verdicts[..3].iter().filter(|(_, verdict)| verdict.is_ok()).count(), 3);
 }
+
+/// The record changed as a session where the kernel kept retrying the batch at decision 11 while the collector had
+/// accepted it, and the ring overwrote decisions 11 to 14 meanwhile: the copy the kernel never saw accepted stays at
+/// the collector, and the batch it committed starts at 15 with 4 lost (measured so, with 12 lost, in a session with
+/// the 2 s attempt deadline).
+fn retried_past_evictions() -> Value {
+    let mut record = recorded();
+    let (span, _) = decision_event(&record, 11);
+    let spans = at(&mut record, "/summary/span_list").as_array_mut().unwrap();
+    let copy = spans[span].clone();
+    let committed = &mut spans[span];
+    committed["events"].as_array_mut().unwrap().drain(..4);
+    let count = committed["events"].as_array().unwrap().len();
+    committed["attributes"]["sis.records.first_seq"] = Value::from(15);
+    committed["attributes"]["sis.records.evicted"] = Value::from(4);
+    committed["attributes"]["sis.records.count"] = Value::from(count);
+    spans.insert(span, copy);
+    *at(&mut record, "/decisions_status/otlp/evicted") = Value::from(4);
+    let exported = at(&mut record, "/decisions_status/otlp/exported");
+    *exported = Value::from(exported.as_u64().unwrap() - 4);
+    record
+}
+
+#[test]
+fn a_batch_committed_after_evictions_beside_its_accepted_copy_passes_and_a_copy_with_other_records_fails() {
+    for (name, verdict) in verdicts(retried_past_evictions()) {
+        assert_eq!(verdict, Ok(()), "{name}");
+    }
+    // The copy's record of a decision the chain holds must be the chain's; one the kernel counts lost must still be
+    // the audit's.
+    for (seq, test, reason) in [
+        (20, 0, "decision 20 sent again with other content"),
+        (12, 2, "decision 12 field for field as autoctl audit shows it"),
+    ] {
+        let mut record = retried_past_evictions();
+        let (span, event) = decision_event(&record, seq);
+        let pointer = format!("/summary/span_list/{span}/events/{event}/attributes/sis.decision.disposition");
+        *at(&mut record, &pointer) = Value::from("acted-elsewhere");
+        let verdicts = verdicts(record);
+        assert!(verdicts[test].1.as_ref().unwrap_err().starts_with(reason), "{verdicts:?}");
+    }
+}
