@@ -14,6 +14,7 @@ const EXAMPLE_AGENTS: &[&str] = &[
     "memory-bomb",
     "cap-violator",
     "malformed",
+    "inferrer",
     "compute",
     "pinger",
 ];

@@ -47,6 +47,8 @@ impl Status {
     pub const RATE_LIMITED: Self = Self(10);
     /// No such file, directory or metric.
     pub const NOT_FOUND: Self = Self(11);
+    /// The host could not carry the call out (for COMMAND_RUN: the command failed).
+    pub const HOST_FAILED: Self = Self(12);
     /// The response did not fit the buffer.
     pub const RESPONSE_TOO_LARGE: Self = Self(13);
     /// The request did not fit [`MAX_REQUEST`] or the response was not a valid header (never sent by the kernel).

@@ -127,6 +127,8 @@ pub enum SupervisorError {
     BadName(String),
     /// [`MAX_AGENTS`] agents are loaded.
     TooManyAgents,
+    /// Every id up to `u32::MAX` was given out in this boot (ids are never reused).
+    IdsExhausted,
     /// The module was refused.
     Load(LoadError),
     /// The agent is already running or sleeping.
@@ -143,6 +145,7 @@ impl SupervisorError {
             Self::DuplicateName(_) => "duplicate-agent",
             Self::BadName(_) => "bad-agent-name",
             Self::TooManyAgents => "too-many-agents",
+            Self::IdsExhausted => "agent-ids-exhausted",
             Self::Load(error) => error.code(),
             Self::AlreadyRunning(_) => "already-running",
             Self::Busy(_) => "agent-busy",
@@ -157,6 +160,7 @@ impl fmt::Display for SupervisorError {
             Self::DuplicateName(name) => write!(f, "an agent named '{name}' is already loaded"),
             Self::BadName(name) => write!(f, "bad agent name '{name}' (1-32 of a-z, 0-9, '-', '_')"),
             Self::TooManyAgents => write!(f, "{MAX_AGENTS} agents are loaded already"),
+            Self::IdsExhausted => write!(f, "every agent id up to {} was given out; ids are never reused", u32::MAX),
             Self::Load(error) => write!(f, "{error}"),
             Self::AlreadyRunning(name) => write!(f, "agent '{name}' is already running"),
             Self::Busy(name) => write!(f, "agent '{name}' is in the middle of a slice"),
@@ -178,6 +182,8 @@ pub enum Slice {
 /// A snapshot of one agent for `status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentStatus {
+    /// The agent's id: given at load, from 1, never reused by this supervisor (the governance principal `agent:ID`).
+    pub id: u32,
     /// The agent's name.
     pub name: String,
     /// Its state.
@@ -202,6 +208,7 @@ pub struct AgentStatus {
 
 #[derive(Debug)]
 struct Agent {
+    id: u32,
     name: String,
     wasm: Arc<[u8]>,
     capabilities: CapabilitySet,
@@ -228,6 +235,8 @@ struct Agent {
 pub struct Supervisor {
     agents: Vec<Agent>,
     audit: AuditLog,
+    /// The id the next loaded agent gets (`None` once `u32::MAX` was given).
+    next_id: Option<u32>,
 }
 
 impl Default for Supervisor {
@@ -239,10 +248,11 @@ impl Default for Supervisor {
 impl Supervisor {
     /// An empty supervisor.
     pub fn new() -> Self {
-        Self { agents: Vec::new(), audit: AuditLog::with_capacity(SUPERVISOR_AUDIT_CAPACITY) }
+        Self { agents: Vec::new(), audit: AuditLog::with_capacity(SUPERVISOR_AUDIT_CAPACITY), next_id: Some(1) }
     }
 
-    /// Validates and instantiates `wasm` as agent `name`, in state `loaded`.
+    /// Validates and instantiates `wasm` as agent `name`, in state `loaded`, and returns its id: 1 for the first
+    /// agent this supervisor loads, one more for each later one, never reused (a refused load takes no id).
     pub fn load(
         &mut self,
         name: &str,
@@ -250,7 +260,7 @@ impl Supervisor {
         capabilities: CapabilitySet,
         limits: Limits,
         policy: RestartPolicy,
-    ) -> Result<(), SupervisorError> {
+    ) -> Result<u32, SupervisorError> {
         let valid = !name.is_empty()
             && name.len() <= 32
             && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
@@ -263,9 +273,11 @@ impl Supervisor {
         if self.agents.len() >= MAX_AGENTS {
             return Err(SupervisorError::TooManyAgents);
         }
+        let id = self.next_id.ok_or(SupervisorError::IdsExhausted)?;
         let sandbox = Sandbox::load(name, wasm, capabilities.clone(), limits).map_err(SupervisorError::Load)?;
         let current_usage = sandbox.usage();
         self.agents.push(Agent {
+            id,
             name: name.to_string(),
             wasm: Arc::from(wasm),
             capabilities,
@@ -282,7 +294,8 @@ impl Supervisor {
             past_usage: Usage::default(),
             current_usage,
         });
-        Ok(())
+        self.next_id = id.checked_add(1);
+        Ok(id)
     }
 
     /// Removes the agent and frees everything it held.
@@ -434,6 +447,12 @@ impl Supervisor {
         self.agents.iter().map(Agent::status).collect()
     }
 
+    /// The agent's id (see [`Supervisor::load`]).
+    pub fn id(&self, name: &str) -> Result<u32, SupervisorError> {
+        let index = self.index(name)?;
+        Ok(self.agents[index].id)
+    }
+
     /// The agents' names, in load order.
     pub fn names(&self) -> Vec<String> {
         self.agents.iter().map(|agent| agent.name.clone()).collect()
@@ -565,6 +584,7 @@ impl Agent {
             _ => None,
         };
         AgentStatus {
+            id: self.id,
             name: self.name.clone(),
             state: self.state,
             last_stop: self.last_stop.clone(),

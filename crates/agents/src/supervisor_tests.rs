@@ -268,3 +268,46 @@ fn sandboxes_can_move_to_another_thread() {
     assert_send::<Sandbox>();
     assert_send::<Supervisor>();
 }
+
+#[test]
+fn ids_count_from_one_and_are_never_reused() {
+    let mut supervisor = Supervisor::new();
+    let caps = CapabilitySet::default();
+    let limits = Limits::default();
+    let load = |supervisor: &mut Supervisor, name: &str, wasm: &[u8]| {
+        supervisor.load(name, wasm, caps.clone(), limits, RestartPolicy::Never)
+    };
+    assert_eq!(load(&mut supervisor, "a", &finisher()), Ok(1));
+    assert_eq!(load(&mut supervisor, "b", &finisher()), Ok(2));
+    // Refused loads take no id.
+    assert_eq!(load(&mut supervisor, "a", &finisher()), Err(SupervisorError::DuplicateName("a".into())));
+    assert!(matches!(load(&mut supervisor, "junk", b"not wasm"), Err(SupervisorError::Load(_))));
+    assert_eq!(load(&mut supervisor, "Bad", &finisher()), Err(SupervisorError::BadName("Bad".into())));
+    assert_eq!(load(&mut supervisor, "c", &finisher()), Ok(3));
+    // An unloaded agent's id is not given again, not even to an agent of the same name.
+    supervisor.unload("a").unwrap();
+    assert_eq!(supervisor.id("a"), Err(SupervisorError::UnknownAgent("a".into())));
+    assert_eq!(load(&mut supervisor, "a", &finisher()), Ok(4));
+    assert_eq!((supervisor.id("a"), supervisor.id("b"), supervisor.id("c")), (Ok(4), Ok(2), Ok(3)));
+    let ids: Vec<(String, u32)> = supervisor.statuses().into_iter().map(|status| (status.name, status.id)).collect();
+    assert_eq!(ids, [("b".into(), 2), ("c".into(), 3), ("a".into(), 4)]);
+    assert_eq!(supervisor.status("c").unwrap().id, 3);
+    // Restarts keep the id: it belongs to the loaded agent, not to an instance.
+    supervisor.start("c").unwrap();
+    supervisor.restart("c").unwrap();
+    assert_eq!(supervisor.status("c").unwrap().id, 3);
+}
+
+#[test]
+fn the_last_id_is_given_once_then_loads_are_refused() {
+    let mut supervisor = Supervisor::new();
+    supervisor.next_id = Some(u32::MAX);
+    let caps = CapabilitySet::default();
+    let limits = Limits::default();
+    assert_eq!(supervisor.load("last", &finisher(), caps.clone(), limits, RestartPolicy::Never), Ok(u32::MAX));
+    supervisor.unload("last").unwrap();
+    let refused = supervisor.load("after", &finisher(), caps, limits, RestartPolicy::Never);
+    assert_eq!(refused, Err(SupervisorError::IdsExhausted));
+    assert_eq!(SupervisorError::IdsExhausted.code(), "agent-ids-exhausted");
+    assert!(supervisor.names().is_empty());
+}

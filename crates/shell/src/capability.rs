@@ -19,12 +19,16 @@ impl Capabilities {
     pub const FILES: Capabilities = Capabilities(1 << 0);
     /// Change kernel state, start work or power off: threads, scheduling, autonomy, agents, devices, faults, stress runs.
     pub const ADMIN: Capabilities = Capabilities(1 << 1);
+    /// Generate with a language model (`llmctl infer`), charged to the caller's own governance principal: what a
+    /// WebAssembly agent's COMMAND_RUN holds.
+    pub const INFER: Capabilities = Capabilities(1 << 2);
     /// Every capability: the serial console and boot-argument batch mode.
-    pub const ALL: Capabilities = Capabilities(Self::FILES.0 | Self::ADMIN.0);
+    pub const ALL: Capabilities = Capabilities(Self::FILES.0 | Self::ADMIN.0 | Self::INFER.0);
     /// What lines from the serial console and boot-argument batch mode run with ([`crate::Registry::execute`]).
     pub const CONSOLE: Capabilities = Self::ALL;
 
-    const NAMES: [(Capabilities, &'static str); 2] = [(Self::FILES, "files"), (Self::ADMIN, "admin")];
+    const NAMES: [(Capabilities, &'static str); 3] =
+        [(Self::FILES, "files"), (Self::ADMIN, "admin"), (Self::INFER, "infer")];
 
     /// Both sets together.
     pub const fn union(self, other: Capabilities) -> Capabilities {
@@ -84,9 +88,11 @@ mod tests {
         assert!(Capabilities::ALL.contains(Capabilities::NONE));
         assert!(!Capabilities::FILES.contains(Capabilities::ADMIN));
         assert!(!Capabilities::NONE.contains(Capabilities::FILES));
-        assert_eq!(Capabilities::FILES.missing(Capabilities::ALL), Capabilities::ADMIN);
-        assert_eq!(Capabilities::ALL.to_string(), "files,admin");
+        assert_eq!(Capabilities::FILES.missing(Capabilities::ALL), Capabilities::ADMIN.union(Capabilities::INFER));
+        assert_eq!(Capabilities::ALL.to_string(), "files,admin,infer");
+        assert_eq!(Capabilities::INFER.to_string(), "infer");
+        assert!(!Capabilities::ADMIN.contains(Capabilities::INFER));
         assert_eq!(Capabilities::NONE.to_string(), "none");
-        assert_eq!(Capabilities::FILES.union(Capabilities::ADMIN), Capabilities::ALL);
+        assert_eq!(Capabilities::FILES.union(Capabilities::ADMIN).union(Capabilities::INFER), Capabilities::ALL);
     }
 }

@@ -180,7 +180,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("llmctl register", Capabilities::ADMIN),
     ("llmctl load", Capabilities::ADMIN),
     ("llmctl unload", Capabilities::ADMIN),
-    ("llmctl infer", Capabilities::ADMIN),
+    ("llmctl infer", Capabilities::INFER),
     ("llmctl budget set", Capabilities::ADMIN),
     ("llmctl ratelimit set", Capabilities::ADMIN),
     ("llmctl sizelimit", Capabilities::ADMIN),

@@ -24,11 +24,12 @@ const AGENTS: [(&str, &str, &str); 8] = [
 ];
 
 /// The files `agentsys examples install --dir /tmp` writes, as FS_LIST names them (sorted).
-const TMP_ENTRIES: [&str; 8] = [
+const TMP_ENTRIES: [&str; 9] = [
     "cap-violator.wasm",
     "chatty.wasm",
     "crasher.wasm",
     "file-lister.wasm",
+    "inferrer.wasm",
     "malformed.wasm",
     "memory-bomb.wasm",
     "metrics-watcher.wasm",
@@ -42,7 +43,7 @@ fn boot() -> Sis {
 fn install(sis: &mut Sis) {
     ok(sis, "mkdir /tmp");
     let installed = ok(sis, "agentsys examples install --dir /tmp");
-    assert_eq!(installed["installed"].as_array().unwrap().len(), 8);
+    assert_eq!(installed["installed"].as_array().unwrap().len(), TMP_ENTRIES.len());
 }
 
 fn load_and_start_all(sis: &mut Sis) {
@@ -149,11 +150,11 @@ fn hostile_agents_stop_with_their_reason_while_the_shell_and_the_others_go_on() 
         )
     );
 
-    // Resource accounting, call by call: the lister listed once, then read and logged each of the 8 files and
+    // Resource accounting, call by call: the lister listed once, then read and logged each of the 9 files and
     // logged a summary; the watcher read and logged 3 times with 2 sleeps between; chatty logged 64 times, got
     // rate_limited, slept, logged once more.
     let usage = |name: &str, field: &str| number(agent(&status, name), &format!("/usage/{field}"));
-    assert_eq!((usage("file-lister", "calls"), usage("file-lister", "denials")), (18, 0));
+    assert_eq!((usage("file-lister", "calls"), usage("file-lister", "denials")), (20, 0));
     assert_eq!((usage("metrics-watcher", "calls"), usage("metrics-watcher", "denials")), (8, 0));
     assert_eq!((usage("chatty", "calls"), usage("chatty", "rate_limited")), (67, 1));
     assert_eq!((usage("cap-violator", "calls"), usage("cap-violator", "denials")), (9, 9));
@@ -169,7 +170,7 @@ fn hostile_agents_stop_with_their_reason_while_the_shell_and_the_others_go_on() 
     assert_eq!(violator["matching"], 9);
     assert!(violator["records"].as_array().unwrap().iter().all(|record| record["outcome"] == "denied"));
     let lister = ok(&mut sis, "agentsys audit --agent file-lister --limit 2048");
-    assert_eq!(lister["matching"], 18);
+    assert_eq!(lister["matching"], 20);
     assert_eq!(lister["records"][0]["call"], "FS_LIST");
     let chatty = ok(&mut sis, "agentsys audit --agent chatty --denied");
     assert_eq!(
@@ -290,4 +291,132 @@ fn the_metrics_watcher_proposes_reclaims_through_the_guardrails_under_real_press
     ok(&mut sis, "agentsys start metrics-watcher");
     wait_until_settled(&mut sis, Duration::from_secs(60));
     assert_eq!(reclaim_counters(&mut sis), (6, 3, 3));
+}
+
+/// Tokens the inferrer asks for in each of its 4 requests (agents/inferrer).
+const INFERRER_MAX_TOKENS: u64 = 40;
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn an_agents_inferences_are_charged_to_its_own_principal() {
+    let mut sis = boot();
+    ok(&mut sis, "llmctl register builtin:shakespeare-lm");
+    ok(&mut sis, "llmctl load shakespeare-lm");
+    install(&mut sis);
+    // Ids come from the supervisor, from 1, never reused: the spinner's 1 is not given again after its unload.
+    let spinner = ok(&mut sis, "agentsys load /tmp/spin.wasm --name spinner");
+    assert_eq!(spinner["id"], 1);
+    ok(&mut sis, "agentsys unload spinner");
+    let loaded = ok(&mut sis, "agentsys load /tmp/inferrer.wasm --caps command:llmctl,log");
+    assert_eq!(loaded["id"], 2);
+    let id = number(&loaded, "/id");
+    let principal = format!("agent:{id}");
+    assert_eq!(ok(&mut sis, "agentsys status inferrer")["id"], 2);
+
+    // A budget of 100 tokens against 4 requests of 40: 40, 40, then cut to 20, then refused with 0 left.
+    let set = ok(&mut sis, &format!("llmctl budget set 100 --principal {principal}"));
+    assert_eq!((set["principal"].clone(), set["limits"]["budget_tokens"].clone()), (json!(principal), json!(100)));
+    ok(&mut sis, "agentsys start inferrer");
+    let status = wait_until_settled(&mut sis, Duration::from_secs(120));
+    assert_eq!(stop(&status, "inferrer"), triple("stopped", "finished", "finished with exit code 0"));
+    // 4 COMMAND_RUN, a LOG after each and a summary LOG.
+    let usage = |field: &str| number(agent(&status, "inferrer"), &format!("/usage/{field}"));
+    assert_eq!((usage("calls"), usage("denials")), (9, 0));
+    let calls = ok(&mut sis, "agentsys audit --agent inferrer");
+    let commands: Vec<&str> = calls["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["call"] == "COMMAND_RUN")
+        .map(|record| record["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(commands, ["ok", "ok", "ok", "host_failed"]);
+
+    // The agent's principal was charged, exactly.
+    let shown = ok(&mut sis, &format!("llmctl budget show --principal {principal}"));
+    let agent_status = &shown["principals"][0];
+    assert_eq!(agent_status["principal"], principal.as_str());
+    assert_eq!((number(agent_status, "/window_used_tokens"), number(agent_status, "/remaining_tokens")), (100, 0));
+    let counters = &agent_status["counters"];
+    assert_eq!(
+        [
+            number(counters, "/requests"),
+            number(counters, "/allowed"),
+            number(counters, "/cut"),
+            number(counters, "/refused_budget"),
+            number(counters, "/tokens_granted"),
+            number(counters, "/tokens_used"),
+            number(counters, "/completed"),
+        ],
+        [4, 3, 1, 1, 100, 100, 3]
+    );
+
+    // Its audit entries: three grants with their completions, then the refusal with the remaining budget.
+    let audit = ok(&mut sis, &format!("llmctl audit --principal {principal}"));
+    let entries = audit["entries"].as_array().unwrap();
+    let summary: Vec<(String, String, Value, Value, Value)> = entries
+        .iter()
+        .map(|entry| {
+            let outcome = match entry["outcome"]["status"].as_str().unwrap() {
+                "ok" => String::from("ok"),
+                _ => format!("refused {}", entry["outcome"]["code"].as_str().unwrap()),
+            };
+            let figures = &entry["figures"];
+            let figure = |name: &str| {
+                if entry["action"] == "complete" {
+                    figures["used_tokens"].clone()
+                } else {
+                    figures[name].clone()
+                }
+            };
+            (
+                entry["action"].as_str().unwrap().to_string(),
+                outcome,
+                figures["requested_tokens"].clone(),
+                figure("granted_tokens"),
+                figures["remaining_tokens"].clone(),
+            )
+        })
+        .collect();
+    let infer = |granted: u64, remaining: u64| {
+        (String::from("infer"), String::from("ok"), json!(INFERRER_MAX_TOKENS), json!(granted), json!(remaining))
+    };
+    let complete = |used: u64| (String::from("complete"), String::from("ok"), Value::Null, json!(used), Value::Null);
+    assert_eq!(
+        summary,
+        [
+            infer(40, 60),
+            complete(40),
+            infer(40, 20),
+            complete(40),
+            infer(20, 0),
+            complete(20),
+            (
+                String::from("infer"),
+                String::from("refused budget-exhausted"),
+                json!(INFERRER_MAX_TOKENS),
+                Value::Null,
+                json!(0)
+            ),
+        ],
+        "{audit}"
+    );
+    assert!(entries.iter().all(|entry| entry["principal"] == principal.as_str()));
+
+    // The console's own budget is untouched: only its register, load and set-budget are in its audit.
+    let console = ok(&mut sis, "llmctl budget show --principal console");
+    assert_eq!(
+        (
+            number(&console["principals"][0], "/window_used_tokens"),
+            number(&console["principals"][0], "/counters/requests")
+        ),
+        (0, 0)
+    );
+    let console_audit = ok(&mut sis, "llmctl audit --principal console");
+    let actions: Vec<&str> =
+        console_audit["entries"].as_array().unwrap().iter().map(|entry| entry["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["register", "load", "set-budget"]);
+    // The principal is the agent's only while it runs a command: the console's own line is the console's.
+    let own = ok(&mut sis, "llmctl infer shakespeare-lm \"ROMEO:\" --max-tokens 5 --seed 1");
+    assert_eq!((own["principal"].clone(), own["tokens"].clone()), (json!("console"), json!(5)));
 }

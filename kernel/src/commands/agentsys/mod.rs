@@ -252,15 +252,16 @@ fn load(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellE
     };
     let wasm = FILES.lock().read(path).map_err(shell_error)?.to_vec();
     let sha256 = hex(&Sha256::digest(&wasm));
-    with_agents(|agents| agents.supervisor.load(&name, &wasm, capabilities.clone(), limits, policy))
+    let id = with_agents(|agents| agents.supervisor.load(&name, &wasm, capabilities.clone(), limits, policy))
         .map_err(supervisor_error)?;
     Ok(Reply::new(
         alloc::format!(
-            "loaded {name} from {path} ({} bytes), caps {capabilities}, restart {}",
+            "loaded {name} (id {id}, principal agent:{id}) from {path} ({} bytes), caps {capabilities}, restart {}",
             wasm.len(),
             policy.name()
         ),
         json!({
+            "id": id,
             "name": name,
             "path": path,
             "module_bytes": wasm.len(),
@@ -380,6 +381,7 @@ fn stop_json(status: &AgentStatus) -> Value {
 fn status_json(status: &AgentStatus, thread: bool) -> Value {
     let usage = &status.usage;
     json!({
+        "id": status.id,
         "name": status.name,
         "state": status.state.name(),
         "last_stop": stop_json(status),
@@ -414,8 +416,9 @@ fn status(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
     });
     let statuses = statuses.map_err(supervisor_error)?;
     let mut human = alloc::format!(
-        "{} agent(s)\n  {:<16} {:<9} {:>13} {:>9} {:>7} {:>7} {:>8}  last stop",
+        "{} agent(s)\n  {:>4} {:<16} {:<9} {:>13} {:>9} {:>7} {:>7} {:>8}  last stop",
         statuses.len(),
+        "id",
         "name",
         "state",
         "fuel",
@@ -428,7 +431,8 @@ fn status(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shel
     for status in &statuses {
         let thread = threads.contains(&status.name);
         human.push_str(&alloc::format!(
-            "\n  {:<16} {:<9} {:>13} {:>9} {:>7} {:>7} {:>8}  {}",
+            "\n  {:>4} {:<16} {:<9} {:>13} {:>9} {:>7} {:>7} {:>8}  {}",
+            status.id,
             status.name,
             status.state.name(),
             crate::format::thousands(status.usage.fuel_used),

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use sis_agents::host::{Host, HostError, Verdict};
 use sis_agents::protocol::LogLevel;
 use sis_agents::supervisor::{Slice, Supervisor, SupervisorError};
+use sis_governance::Principal;
 use sis_platform::{memory, thread, time};
 use sis_safety::{Effector, ProposedAction};
 use sis_sched::ThreadId;
@@ -44,7 +45,7 @@ macro_rules! example {
 }
 
 /// The example agents (docs/agents.md).
-pub static EXAMPLES: [Example; 8] = [
+pub static EXAMPLES: [Example; 9] = [
     example!("file-lister", "file_lister", "fs.list:/tmp,fs.read:/tmp/*,log"),
     example!("metrics-watcher", "metrics_watcher", "metrics.read,propose,log"),
     example!("chatty", "chatty", "log"),
@@ -53,6 +54,7 @@ pub static EXAMPLES: [Example; 8] = [
     example!("memory-bomb", "memory_bomb", ""),
     example!("cap-violator", "cap_violator", "log,fs.read:/tmp/**"),
     example!("malformed", "malformed", "log"),
+    example!("inferrer", "inferrer", "command:llmctl,log"),
 ];
 
 /// The supervisor and the thread of each agent that has one.
@@ -120,15 +122,18 @@ fn run(name: String, kernel: Kernel) {
     let mut host = KernelHost::new(kernel);
     loop {
         let generation = WAKE_GENERATION.load(Ordering::SeqCst);
-        let slice = with_agents(|agents| {
+        let (slice, id) = with_agents(|agents| {
             let slice = agents.supervisor.begin_slice(&name, now_ms());
             if matches!(slice, Ok(Slice::Idle) | Err(SupervisorError::UnknownAgent(_))) {
                 agents.threads.remove(&name);
             }
-            slice
+            (slice, agents.supervisor.id(&name).ok())
         });
         match slice {
             Ok(Slice::Run(mut sandbox)) => {
+                // Read with the slice, under the same lock: an agent unloaded and loaded again under this name
+                // while the thread lives is another agent with another id.
+                host.agent_id = id;
                 let outcome = sandbox.step(&mut host);
                 with_agents(|agents| agents.supervisor.end_slice(&name, sandbox, outcome, now_ms()));
                 thread::yield_now();
@@ -145,19 +150,28 @@ fn run(name: String, kernel: Kernel) {
     }
 }
 
-/// The kernel's side of the host calls: the in-memory filesystem, measured metrics, the shell registry (with no
-/// shell capabilities), the kernel log and the guardrails.
+/// The kernel's side of the host calls: the in-memory filesystem, measured metrics, the shell registry (with
+/// only the shell capability `infer`, as the agent's own governance principal), the kernel log and the guardrails.
 pub struct KernelHost {
     kernel: Kernel,
     registry: Option<Registry<Kernel>>,
+    /// The supervisor's id of the agent being served: its COMMAND_RUN lines run as the principal `agent:ID`.
+    /// `None` for a sandbox outside the supervisor (a red-team or benchmark run), whose lines run as the
+    /// principal of the kernel context the host was made with.
+    agent_id: Option<u32>,
 }
 
 impl KernelHost {
     /// A host acting with this kernel context.
     pub fn new(kernel: Kernel) -> Self {
-        Self { kernel, registry: None }
+        Self { kernel, registry: None, agent_id: None }
     }
 }
+
+/// The shell capabilities a COMMAND_RUN line runs with: commands open to every caller, and `llmctl infer`, which is
+/// charged to the agent's own budget and rate limit. (The agent's `command:NAME` capabilities decide which
+/// commands it may reach at all.)
+pub const AGENT_SHELL_CAPABILITIES: Capabilities = Capabilities::INFER;
 
 fn vfs_error(error: VfsError) -> HostError {
     match error {
@@ -227,7 +241,13 @@ impl Host for KernelHost {
         let registry = self.registry.get_or_insert_with(crate::commands::registry);
         let mut output = Captured::default();
         self.kernel.line_received_ns = None;
-        match registry.execute_as(&mut self.kernel, line.as_bytes(), &mut output, Capabilities::NONE) {
+        let caller = self.kernel.principal;
+        if let Some(id) = self.agent_id {
+            self.kernel.principal = Principal::Agent(id);
+        }
+        let outcome = registry.execute_as(&mut self.kernel, line.as_bytes(), &mut output, AGENT_SHELL_CAPABILITIES);
+        self.kernel.principal = caller;
+        match outcome {
             Outcome::Ok | Outcome::Empty => Ok(output.0),
             Outcome::Failed { .. } => Err(HostError::Failed),
         }

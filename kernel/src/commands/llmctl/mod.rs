@@ -61,7 +61,7 @@ const ACTIONS: &[&str] = &[
 pub static LLMCTL: CommandSpec<Kernel> = CommandSpec {
     name: "llmctl",
     summary: "Signed models: register, load, generate under token budgets and rate limits; audit log, compliance",
-    description: "Every operation is checked by the policy and leaves exactly one audit entry, refusals included. Artifacts are verified (SHA-256 digest, Ed25519 signature by a trusted key) before anything is kept. The caller is the principal console on the serial console and in batch mode, token:ID for a web request. Fields and rules: docs/governance.md.",
+    description: "Every operation is checked by the policy and leaves exactly one audit entry, refusals included. Artifacts are verified (SHA-256 digest, Ed25519 signature by a trusted key) before anything is kept. The caller is the principal console on the serial console and in batch mode, token:ID for a web request, agent:ID for a line a WebAssembly agent runs (COMMAND_RUN). Fields and rules: docs/governance.md.",
     args: &[],
     subcommands: &[
         CommandSpec {

@@ -28,16 +28,20 @@ const REPLIES: usize = 22;
 const JUDGED: [&str; 4] = ["Protocol tests", "Capability tests", "Audit tests", "ASM supervision tests"];
 
 /// What `examples install --dir /tmp` puts in `/tmp`, as FS_LIST names it.
-const TMP_ENTRIES: [&str; 8] = [
+const TMP_ENTRIES: [&str; 9] = [
     "cap-violator.wasm",
     "chatty.wasm",
     "crasher.wasm",
     "file-lister.wasm",
+    "inferrer.wasm",
     "malformed.wasm",
     "memory-bomb.wasm",
     "metrics-watcher.wasm",
     "spin.wasm",
 ];
+
+/// The file lister's calls: a list, a read and a log for each entry of `/tmp`, a summary.
+const LISTER_CALLS: u64 = 2 + 2 * TMP_ENTRIES.len() as u64;
 
 /// The calls the capability violator makes, in order, until its ninth denial stops it.
 const VIOLATOR_CALLS: [&str; 9] = [
@@ -100,8 +104,8 @@ fn equal(what: &str, got: u64, expected: u64) -> Result<(), String> {
     }
 }
 
-/// Messages both ways: the seed's test-fs-list answered `ok` with the listing; the lister's 18 well-formed calls
-/// (a list, 8 reads, 8 logs, a summary) served and its run finished; the sender of malformed messages answered
+/// Messages both ways: the seed's test-fs-list answered `ok` with the listing; the lister's 20 well-formed calls
+/// (a list, 9 reads, 9 logs, a summary) served and its run finished; the sender of malformed messages answered
 /// until its fourth, then stopped with that message's decode error.
 fn protocol(listing: &Value, status: &Value) -> Result<(), String> {
     let listing = ok(listing)?;
@@ -109,7 +113,7 @@ fn protocol(listing: &Value, status: &Value) -> Result<(), String> {
         return Err(format!("test-fs-list /tmp: status 0, ok, {TMP_ENTRIES:?}, got {listing}"));
     }
     stopped(status, "file-lister", "stopped", "finished", "finished with exit code 0")?;
-    equal("file-lister calls", usage(status, "file-lister", "calls")?, 18)?;
+    equal("file-lister calls", usage(status, "file-lister", "calls")?, LISTER_CALLS)?;
     stopped(
         status,
         "malformed",
@@ -136,7 +140,7 @@ fn capabilities(replies: &[Value], status: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Every call audited: the violator's nine denials in the order it made them; the lister's 18 calls in order, each
+/// Every call audited: the violator's nine denials in the order it made them; the lister's 20 calls in order, each
 /// with its outcome (a read of a module larger than the lister's buffer answered `response_too_large`) and a
 /// SHA-256 digest; test-fs-list's allowed and denied calls.
 fn audit(installed: &Value, violator: &Value, lister: &Value, self_test: &Value) -> Result<(), String> {
@@ -147,7 +151,7 @@ fn audit(installed: &Value, violator: &Value, lister: &Value, self_test: &Value)
         return Err(format!("cap-violator's denied calls {VIOLATOR_CALLS:?}, got {violator}"));
     }
     let lister = ok(lister)?;
-    equal("file-lister audit records", at(lister, "/matching")?, 18)?;
+    equal("file-lister audit records", at(lister, "/matching")?, LISTER_CALLS)?;
     let records = lister["records"].as_array().ok_or_else(|| format!("records in {lister}"))?;
     let got: Vec<(String, String)> = records
         .iter()
