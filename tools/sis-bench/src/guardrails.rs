@@ -11,8 +11,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use sis_autonomy::{
-    proposed_action, AutonomyMetrics, Heuristic, MemoryStrategy, MetaAgent, MetaConfig, PressureTrend, StrategyConfig,
-    StrategyController, Telemetry,
+    proposed_action, AutonomyMetrics, Heuristic, IntervalTraces, MemoryStrategy, MetaAgent, MetaConfig, PressureTrend,
+    StrategyConfig, StrategyController, Telemetry,
 };
 use sis_safety::{Guardrails, LiveState, ProposedAction, Verdict};
 
@@ -41,25 +41,54 @@ pub(crate) fn telemetry(index: u64, trend: &PressureTrend, horizon_ns: u64) -> T
     }
 }
 
+/// The heuristic meta-agent as both `bench ai` parts drive it: its strategy controller, the pressure trend fed as
+/// the governor feeds it, guardrails, and an idle machine's live state.
+pub(crate) struct HeuristicLoop {
+    pub metrics: AutonomyMetrics,
+    pub agent: MetaAgent<Heuristic, 64, 32>,
+    pub strategy: StrategyController,
+    pub trend: PressureTrend,
+    pub guardrails: Guardrails,
+    pub live: LiveState,
+}
+
+impl HeuristicLoop {
+    pub fn new() -> Self {
+        HeuristicLoop {
+            metrics: AutonomyMetrics::new(),
+            agent: MetaAgent::new(Heuristic, MetaConfig::default()).expect("config"),
+            strategy: StrategyController::new(StrategyConfig::default(), MemoryStrategy::Aggressive)
+                .expect("strategy config"),
+            trend: PressureTrend::new(),
+            guardrails: Guardrails::new(),
+            live: LiveState::default(),
+        }
+    }
+
+    /// Feeds interval `index`'s pressure to the trend and returns the interval's telemetry.
+    pub fn inputs(&mut self, index: u64) -> Telemetry {
+        let _ = self.trend.push(index * INTERVAL_NS, (500 + index % 50 * 10) as u16);
+        telemetry(index, &self.trend, self.agent.config().horizon_ns)
+    }
+
+    /// The agent's decisions on `inputs`.
+    #[inline]
+    pub fn decide(&mut self, inputs: Telemetry) -> IntervalTraces {
+        self.agent.step(black_box(inputs), &self.live, &mut self.guardrails, &mut self.strategy, &self.metrics)
+    }
+}
+
 /// One repetition: (decision ns per interval, check-and-commit ns per action, actions per interval).
 fn one_run() -> (f64, f64, f64) {
-    let metrics = AutonomyMetrics::new();
-    let mut agent: MetaAgent<Heuristic, 64, 32> = MetaAgent::new(Heuristic, MetaConfig::default()).expect("config");
-    let mut strategy =
-        StrategyController::new(StrategyConfig::default(), MemoryStrategy::Aggressive).expect("strategy config");
-    let mut trend = PressureTrend::new();
-    let mut guardrails = Guardrails::new();
-    let live = LiveState::default();
-    let horizon_ns = agent.config().horizon_ns;
-    let threshold = agent.config().confidence_threshold_per_mille;
+    let mut run = HeuristicLoop::new();
+    let threshold = run.agent.config().confidence_threshold_per_mille;
     let mut proposed: Vec<(u64, ProposedAction)> = Vec::with_capacity(2 * INTERVALS as usize);
     // Both loops are timed as a whole, the same way: on a loaded host, time the process spends descheduled then
     // weighs on both alike. Noting the proposed actions (a push into a reserved vector) is inside the first.
     let start = Instant::now();
     for index in 0..INTERVALS {
-        let _ = trend.push(index * INTERVAL_NS, (500 + index % 50 * 10) as u16);
-        let inputs = telemetry(index, &trend, horizon_ns);
-        let traces = agent.step(black_box(inputs), &live, &mut guardrails, &mut strategy, &metrics);
+        let inputs = run.inputs(index);
+        let traces = run.decide(inputs);
         for trace in traces.iter().filter(|trace| trace.confidence_per_mille >= threshold) {
             if let Some(action) = proposed_action(trace.directive) {
                 proposed.push((trace.at_ns, action));
@@ -70,7 +99,7 @@ fn one_run() -> (f64, f64, f64) {
     let mut replay = Guardrails::new();
     let start = Instant::now();
     for (at_ns, action) in &proposed {
-        if replay.check(black_box(action), &live, *at_ns) == Verdict::Allowed {
+        if replay.check(black_box(action), &run.live, *at_ns) == Verdict::Allowed {
             replay.commit(action, *at_ns);
         }
     }

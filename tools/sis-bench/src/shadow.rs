@@ -5,18 +5,12 @@
 //! online as a shadow candidate does; the run prints its training steps) shadowing it through `sis_stress::aiops::Shadow`, as the kernel's autonomy
 //! thread does after each decision. Production's step and the shadow's step are timed apart, each step on its own.
 
-use std::hint::black_box;
 use std::time::Instant;
 
-use sis_autonomy::{
-    AutonomyMetrics, Heuristic, MemoryStrategy, MetaAgent, MetaConfig, PressureTrend, StrategyConfig,
-    StrategyController,
-};
-use sis_safety::{Guardrails, LiveState};
 use sis_stress::aiops::Shadow;
 use sis_stress::learning::{new_agent, LearnedPolicy};
 
-use crate::guardrails::{telemetry, INTERVAL_NS};
+use crate::guardrails::{HeuristicLoop, INTERVAL_NS};
 use crate::median;
 
 /// Decision intervals per repetition.
@@ -28,24 +22,16 @@ fn one_run() -> (f64, f64, f64, u64, u64) {
     let mut times = [0u128; 3];
     let (mut agreement, mut updates) = (0, 0);
     for shadowed in [false, true] {
-        let metrics = AutonomyMetrics::new();
-        let mut agent: MetaAgent<Heuristic, 64, 32> = MetaAgent::new(Heuristic, MetaConfig::default()).expect("config");
-        let mut strategy =
-            StrategyController::new(StrategyConfig::default(), MemoryStrategy::Aggressive).expect("strategy config");
-        let mut trend = PressureTrend::new();
-        let mut guardrails = Guardrails::new();
-        let live = LiveState::default();
-        let horizon_ns = agent.config().horizon_ns;
+        let mut run = HeuristicLoop::new();
         let mut shadow = shadowed.then(|| Shadow::new(Box::new(LearnedPolicy::new(new_agent(1, 20))), "heuristic"));
         for index in 0..INTERVALS {
-            let _ = trend.push(index * INTERVAL_NS, (500 + index % 50 * 10) as u16);
-            let inputs = telemetry(index, &trend, horizon_ns);
+            let inputs = run.inputs(index);
             let start = Instant::now();
-            let traces = agent.step(black_box(inputs), &live, &mut guardrails, &mut strategy, &metrics);
+            let traces = run.decide(inputs);
             let decided = Instant::now();
             times[usize::from(shadowed)] += (decided - start).as_nanos();
             if let Some(shadow) = &mut shadow {
-                shadow.observe(&inputs, agent.config(), &traces.memory);
+                shadow.observe(&inputs, run.agent.config(), &traces.memory);
                 times[2] += decided.elapsed().as_nanos();
             }
         }
