@@ -4,33 +4,17 @@
 //! overwrote before a cursor reached them are reported as a count, exactly the ones missing.
 
 mod common;
+#[path = "otel_export/mod.rs"]
+mod otel_export;
 
 use std::time::{Duration, Instant};
 
 use common::{error_code, number, ok};
+use otel_export::stop_export;
 use serde_json::{json, Value};
 use sis_testing::otel::{Collector, CollectorOptions};
 use sis_testing::web::WebClient;
 use sis_testing::{free_local_port, hex, host_random_bytes, QemuConfig, Sis};
-
-/// `otelctl stop SIGNAL`, then waits until the export has stopped (its attempt in progress, if any, ended); its
-/// final status.
-fn stop_export(sis: &mut Sis, signal: &str) -> Value {
-    let stopping = ok(sis, &format!("otelctl stop {signal}"));
-    assert_eq!(stopping["state"], "stopping", "{stopping}");
-    let start = Instant::now();
-    loop {
-        let status = ok(sis, "otelctl status");
-        if status["exports"][signal].is_null() {
-            let stopped = status["stopped"][signal].clone();
-            assert_eq!((stopped["state"].as_str(), stopped["url"].clone()), (Some("stopped"), stopping["url"].clone()));
-            return stopped;
-        }
-        assert_eq!(status["exports"][signal]["state"], "stopping", "{status}");
-        assert!(start.elapsed() < Duration::from_secs(70), "{signal} never stopped: {status}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The ids of the JSON lines in `text` (each line one trace).
 fn line_ids(text: &str) -> Vec<u64> {

@@ -5,10 +5,13 @@
 //! change nothing.
 
 mod common;
+#[path = "otel_export/mod.rs"]
+mod otel_export;
 
 use std::time::{Duration, Instant};
 
 use common::{error_code, number, ok};
+use otel_export::stop_export;
 use serde_json::{json, Value};
 use sis_otel::IdGenerator;
 use sis_testing::otel::{Collector, CollectorOptions};
@@ -17,25 +20,6 @@ use sis_testing::{QemuConfig, Sis};
 fn boot() -> Sis {
     let config = QemuConfig::new().user_network_free_port(7).unwrap();
     Sis::boot(&config).unwrap_or_else(|error| panic!("boot: {error}"))
-}
-
-/// `otelctl stop SIGNAL`, then waits until the export has stopped (its attempt in progress, if any, ended); its
-/// final status.
-fn stop_export(sis: &mut Sis, signal: &str) -> Value {
-    let stopping = ok(sis, &format!("otelctl stop {signal}"));
-    assert_eq!(stopping["state"], "stopping", "{stopping}");
-    let start = Instant::now();
-    loop {
-        let status = ok(sis, "otelctl status");
-        if status["exports"][signal].is_null() {
-            let stopped = status["stopped"][signal].clone();
-            assert_eq!((stopped["state"].as_str(), stopped["url"].clone()), (Some("stopped"), stopping["url"].clone()));
-            return stopped;
-        }
-        assert_eq!(status["exports"][signal]["state"], "stopping", "{status}");
-        assert!(start.elapsed() < Duration::from_secs(70), "{signal} never stopped: {status}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Runs `otelctl status` until `done` says yes (at most `limit`); the last status.
