@@ -193,8 +193,8 @@ fn run_phases(
     deterministic: bool,
     real_time: bool,
 ) -> Result<(), String> {
-    setup::ensure_qemu()?;
-    setup::ensure_target()?;
+    // The probes use the test suite's clients (phase 6 the web clients, phase 7 the OTLP collector).
+    setup()?;
     build_kernel()?;
     let mut args = vec![String::from("run"), "--quiet".into(), "-p".into(), "sis-testing".into(), "--".into()];
     args.push("phases".into());
