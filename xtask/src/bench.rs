@@ -72,6 +72,10 @@ pub enum Benchmark {
         /// Runs against each server (one guest boot); medians are printed.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
+        /// Instead of timing: boot deterministic (-icount) and print the guest's instructions by layer per round
+        /// trip, per frame and per TCP payload segment.
+        #[arg(long)]
+        profile: bool,
     },
     /// GET /api/metrics req/s and p50/p99 at 1, 8 and 64 keep-alive connections against a host HTTP server
     /// answering the same bytes; WebSocket push latency.
@@ -143,11 +147,15 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::build_kernel()?;
             guest_autonomy(repetitions)
         }
-        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs } => {
+        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs, profile } => {
             crate::setup::ensure_qemu()?;
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
-            crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
+            if profile {
+                crate::bench_net_profile::run(round_trips, payload_bytes as usize, bulk_mib)
+            } else {
+                crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
+            }
         }
         Benchmark::Web { seconds, runs, pushes, connections } => {
             crate::setup::ensure_qemu()?;

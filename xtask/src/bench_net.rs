@@ -111,6 +111,17 @@ fn payload(bytes: usize, salt: u64) -> Vec<u8> {
 }
 
 fn measure(address: SocketAddr, round_trips: u32, payload_bytes: usize, bulk_mib: u64) -> Result<Figures, String> {
+    let (p50_us, p99_us) = round_trip_percentiles(address, round_trips, payload_bytes)?;
+    let bulk_mib_per_s = bulk(address, bulk_mib)?;
+    Ok(Figures { p50_us, p99_us, bulk_mib_per_s })
+}
+
+/// `round_trips` echoes of `payload_bytes`, one at a time on one connection: p50 and p99, µs.
+pub fn round_trip_percentiles(
+    address: SocketAddr,
+    round_trips: u32,
+    payload_bytes: usize,
+) -> Result<(f64, f64), String> {
     let io = |error: std::io::Error| format!("{address}: {error}");
     let mut stream = connect(address)?;
     let request = payload(payload_bytes, 1);
@@ -131,7 +142,12 @@ fn measure(address: SocketAddr, round_trips: u32, payload_bytes: usize, bulk_mib
         let index = ((latencies_ns.len() as f64 * fraction).ceil() as usize).clamp(1, latencies_ns.len()) - 1;
         latencies_ns[index] as f64 / 1_000.0
     };
+    Ok((percentile(0.50), percentile(0.99)))
+}
 
+/// `bulk_mib` written and read back concurrently on a new connection: MiB/s.
+pub fn bulk(address: SocketAddr, bulk_mib: u64) -> Result<f64, String> {
+    let io = |error: std::io::Error| format!("{address}: {error}");
     let bulk = payload((bulk_mib << 20) as usize, 2);
     let stream = connect(address)?;
     let mut reader = stream.try_clone().map_err(io)?;
@@ -147,9 +163,5 @@ fn measure(address: SocketAddr, round_trips: u32, payload_bytes: usize, bulk_mib
     if received != bulk {
         return Err(format!("{address}: the bulk echo differed from what was sent"));
     }
-    Ok(Figures {
-        p50_us: percentile(0.50),
-        p99_us: percentile(0.99),
-        bulk_mib_per_s: bulk_mib as f64 / elapsed.as_secs_f64(),
-    })
+    Ok(bulk_mib as f64 / elapsed.as_secs_f64())
 }

@@ -18,7 +18,7 @@ mod fault;
 mod listener;
 mod stack;
 
-pub use device::SmolDevice;
+pub use device::{tcp_payload_bytes, FrameCounts, SmolDevice};
 pub use fault::{FaultInjector, FaultState, FaultStats, MAX_CAPTURED_FRAMES, MAX_PERCENT};
 pub use listener::{
     ListenError, ListenerConfig, ListenerId, ListenerStats, TcpService, KEEP_ALIVE_S, MAX_LISTENER_BUFFER_BYTES,
@@ -30,6 +30,29 @@ use alloc::vec::Vec;
 
 /// Largest Ethernet frame the stack sends or accepts, header included (1500-byte MTU + 14).
 pub const MAX_FRAME_BYTES: usize = 1514;
+
+/// Where the stack's instructions go, for an instruction profiler ([`NetStack::set_layer_hook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetLayer {
+    /// smoltcp's interface poll outside the processing of one frame.
+    SmoltcpPoll,
+    /// smoltcp processing one received frame (and any reply it sends at once, which is egress).
+    SmoltcpIngress,
+    /// smoltcp building one frame to send.
+    SmoltcpEgress,
+    /// Payload moved between TCP sockets and the services above them.
+    SocketCopy,
+    /// Frames allocated, copied and freed between smoltcp and the device.
+    FrameCopy,
+    /// The device below taking one received frame.
+    DeviceReceive,
+    /// The device below sending one frame.
+    DeviceTransmit,
+}
+
+/// Called at every change of [`NetLayer`] (the kernel charges guest instructions to layers). The stack never
+/// marks its way back to its caller's layer: the caller does that when the call returns.
+pub type LayerHook = fn(NetLayer);
 
 /// A device that moves whole Ethernet frames (no FCS). `now_ns` is the caller's clock.
 pub trait FrameIo {

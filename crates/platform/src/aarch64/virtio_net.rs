@@ -21,6 +21,7 @@ use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
 
 use super::gic;
+use super::profile::{self, Layer};
 use super::virtio::{claim_line, SisHal, LINES};
 
 /// Receive and transmit queue size, and so the receive buffers posted to the device and the most frames in flight.
@@ -174,7 +175,12 @@ impl FrameIo for VirtioNet {
         };
         // SAFETY: `buffer` is the one passed to `receive_begin` for `token`, untouched since.
         let frame = match unsafe { self.driver.receive_complete(token, &mut buffer) } {
-            Ok((header, length)) => buffer.get(header..header.saturating_add(length)).map(<[u8]>::to_vec),
+            Ok((header, length)) => {
+                let caller = profile::enter(Layer::FrameCopy);
+                let frame = buffer.get(header..header.saturating_add(length)).map(<[u8]>::to_vec);
+                profile::enter(caller);
+                frame
+            }
             Err(_) => None,
         };
         // SAFETY: as in `new`: the block stays in `receiving` until the device reports it used.
@@ -225,7 +231,9 @@ impl FrameIo for VirtioNet {
             }
         };
         let length = header + frame.len();
+        let caller = profile::enter(Layer::FrameCopy);
         buffer[header..length].copy_from_slice(frame);
+        profile::enter(caller);
         // SAFETY: the buffer's heap block is kept in `sending` under the returned token and not touched until the
         // device reports it used (`reclaim_sent`); moving the `Vec` does not move the block.
         match unsafe { self.driver.transmit_begin(&buffer[..length]) } {

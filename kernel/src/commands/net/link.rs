@@ -9,8 +9,9 @@
 
 use alloc::boxed::Box;
 
-use sis_net::{FaultInjector, NetConfig, NetStack};
+use sis_net::{FaultInjector, NetConfig, NetLayer, NetStack};
 use sis_platform::irq_lock::IrqMutex;
+use sis_platform::profile::{self, Layer};
 use sis_platform::thread;
 use sis_platform::time;
 use sis_platform::virtio::{NetWaker, VirtioNet};
@@ -65,7 +66,8 @@ pub fn attach(device: Option<VirtioNet>) -> Result<(), thread::SpawnError> {
     let Some(device) = device else { return Ok(()) };
     let waker = device.waker();
     let config = NetConfig::qemu_user(device.mac());
-    let stack = NetStack::new(FaultInjector::new(device), config, time::now_ns());
+    let mut stack = NetStack::new(FaultInjector::new(device), config, time::now_ns());
+    stack.set_layer_hook(Some(enter_layer));
     *SLOT.lock() = Some(Box::new(Net { stack, waker, thread: None, poll_waiter: None, early_wakes: 0 }));
     let id = thread::spawn("net", NET_STACK_BYTES, run)?;
     if let Some(net) = SLOT.lock().as_mut() {
@@ -81,10 +83,27 @@ pub fn attached() -> bool {
 
 /// Runs `body` with the stack locked (IRQs masked): it must be short and must not sleep.
 pub fn with_net<T>(body: impl FnOnce(&mut Net) -> Result<T, ShellError>) -> Result<T, ShellError> {
-    match SLOT.lock().as_mut() {
+    // The stack marks the layers it enters; what it did for the caller goes back to the caller's layer after.
+    let caller = profile::current();
+    let result = match SLOT.lock().as_mut() {
         Some(net) => body(net),
         None => Err(no_device()),
-    }
+    };
+    profile::enter(caller);
+    result
+}
+
+/// The stack's layer hook: its layers are the platform profile's.
+fn enter_layer(layer: NetLayer) {
+    profile::enter(match layer {
+        NetLayer::SmoltcpPoll => Layer::SmoltcpPoll,
+        NetLayer::SmoltcpIngress => Layer::SmoltcpIngress,
+        NetLayer::SmoltcpEgress => Layer::SmoltcpEgress,
+        NetLayer::SocketCopy => Layer::SocketCopy,
+        NetLayer::FrameCopy => Layer::FrameCopy,
+        NetLayer::DeviceReceive => Layer::NetDeviceReceive,
+        NetLayer::DeviceTransmit => Layer::NetDeviceTransmit,
+    });
 }
 
 /// Wakes the network thread so it polls now (after a command queued something to send).
@@ -106,6 +125,7 @@ pub fn no_device() -> ShellError {
 /// The network thread: poll, then sleep until the next timer, an interrupt or a kick.
 fn run() {
     let me = thread::current_id();
+    profile::enter(Layer::NetThread);
     loop {
         let now = time::now_ns();
         let polled = SLOT.lock().as_mut().map(|net| {
@@ -115,6 +135,7 @@ fn run() {
             // The web listener's sockets, into the web server's I/O table (never the web app itself).
             let web_thread = crate::web::io::serve(&mut net.stack, now);
             let delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
+            profile::enter(Layer::NetThread);
             (seen, delay, net.waker, net.poll_waiter.take(), web_thread)
         });
         let Some((seen, delay_ns, waker, waiter, web_thread)) = polled else {

@@ -2,6 +2,7 @@
 
 mod fault;
 pub mod link;
+pub mod profile;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -87,6 +88,7 @@ pub static NETCTL: CommandSpec<Kernel> = CommandSpec {
             handler: Some(ping),
         },
         fault::FAULT,
+        profile::PROFILE,
     ],
     handler: None,
 };
