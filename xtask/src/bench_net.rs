@@ -9,10 +9,19 @@
 //! own TCP loopback.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use sis_testing::{QemuConfig, Sis};
+
+/// The guest's UDP port the ceiling loop reflects (RFC 863's discard port, put to the opposite use).
+const CEILING_GUEST_PORT: u16 = 9;
+/// Bytes of UDP payload per ceiling datagram: a full 1,500-byte IPv4 packet, as a full TCP segment is.
+const CEILING_DATAGRAM_BYTES: usize = 1472;
+/// Datagrams the ceiling client keeps in flight (about 46 KiB, within the 64 KiB echo socket's window).
+const CEILING_WINDOW: usize = 32;
+/// Seconds each ceiling run lasts.
+const CEILING_SECONDS: f64 = 2.0;
 
 /// One run's figures against one server.
 #[derive(Debug, Clone, Copy)]
@@ -31,12 +40,25 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
          networking with hostfwd on 127.0.0.1\n\
          host:  an echo thread in this process on 127.0.0.1 (host loopback TCP), same client, same payloads"
     );
-    let config = QemuConfig::new().user_network_free_port(7).map_err(|error| error.to_string())?;
+    println!(
+        "ceiling: the same QEMU, the guest's network thread only turning UDP datagrams around in the driver's \
+         buffers (netctl ceiling, no TCP/IP stack), {CEILING_DATAGRAM_BYTES} B datagrams, {CEILING_WINDOW} in flight, \
+         {CEILING_SECONDS} s"
+    );
+    let udp_port = UdpSocket::bind(("127.0.0.1", 0))
+        .and_then(|socket| socket.local_addr())
+        .map_err(|error| error.to_string())?
+        .port();
+    let config = QemuConfig::new()
+        .user_network_free_port(7)
+        .map_err(|error| error.to_string())?
+        .udp_forward(udp_port, CEILING_GUEST_PORT);
     let guest_address = config.forwarded_address().ok_or("no forwarded port")?;
-    let sis = Sis::boot(&config).map_err(|error| format!("boot: {error}"))?;
+    let mut sis = Sis::boot(&config).map_err(|error| format!("boot: {error}"))?;
     let host_address = spawn_host_echo()?;
     let mut guest = Vec::new();
     let mut host = Vec::new();
+    let mut ceiling = Vec::new();
     for run in 1..=runs {
         let figures = measure(guest_address, round_trips, payload_bytes, bulk_mib)?;
         print_run("guest", run, figures);
@@ -44,6 +66,9 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
         let figures = measure(host_address, round_trips, payload_bytes, bulk_mib)?;
         print_run("host ", run, figures);
         host.push(figures);
+        let rate = measure_ceiling(&mut sis, SocketAddr::from(([127, 0, 0, 1], udp_port)))?;
+        println!("  ceil. run {run:>2}: {rate:9.1} MiB/s reflected");
+        ceiling.push(rate);
     }
     drop(sis);
     let median = crate::bench::median_of::<Figures>;
@@ -52,13 +77,94 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
     let (guest_bulk, host_bulk) = (median(&guest, |f| f.bulk_mib_per_s), median(&host, |f| f.bulk_mib_per_s));
     println!("median  guest round trip p50 {guest_p50:9.1} us  p99 {guest_p99:9.1} us  bulk {guest_bulk:9.1} MiB/s");
     println!("median  host  round trip p50 {host_p50:9.1} us  p99 {host_p99:9.1} us  bulk {host_bulk:9.1} MiB/s");
+    let ceiling_rate = crate::bench::median_of::<f64>(&ceiling, |rate| *rate);
+    println!("median  ceiling (UDP reflected in the driver)                          {ceiling_rate:9.1} MiB/s");
     println!(
         "ratio guest / host: p50 {:.1}x, p99 {:.1}x slower; bulk {:.4} of the host's",
         guest_p50 / host_p50,
         guest_p99 / host_p99,
         guest_bulk / host_bulk
     );
+    let shares: Vec<f64> = guest.iter().zip(&ceiling).map(|(figures, rate)| figures.bulk_mib_per_s / rate).collect();
+    let (low, high) = shares.iter().fold((f64::MAX, 0.0f64), |(low, high), &share| (low.min(share), high.max(share)));
+    println!(
+        "SIS's bulk echo reaches {:.1} % of what this QEMU can move (median of medians; per run {:.1}-{:.1} %); \
+         the ceiling is {:.3} of the host's",
+        guest_bulk / ceiling_rate * 100.0,
+        low * 100.0,
+        high * 100.0,
+        ceiling_rate / host_bulk
+    );
     Ok(())
+}
+
+/// Puts the guest in the ceiling loop, keeps [`CEILING_WINDOW`] datagrams in flight for [`CEILING_SECONDS`] and
+/// returns the MiB/s of payload that came back (each byte went in and out, as in the bulk echo).
+fn measure_ceiling(sis: &mut Sis, address: SocketAddr) -> Result<f64, String> {
+    let started = sis.run_json(&format!("netctl ceiling start --port {CEILING_GUEST_PORT} --json"));
+    let started = started.map_err(|error| format!("netctl ceiling start: {error}"))?;
+    if started["ok"] != true {
+        return Err(format!("netctl ceiling start failed: {started}"));
+    }
+    let measured = reflect_window(address);
+    let stopped =
+        sis.run_json("netctl ceiling stop --json").map_err(|error| format!("netctl ceiling stop: {error}"))?;
+    if stopped["ok"] != true {
+        return Err(format!("netctl ceiling stop failed: {stopped}"));
+    }
+    let (received, elapsed) = measured?;
+    let guest_frames = stopped["frames"].as_u64().unwrap_or(0);
+    if guest_frames < received {
+        return Err(format!("the host received {received} datagrams but the guest reflected {guest_frames}"));
+    }
+    Ok((received * CEILING_DATAGRAM_BYTES as u64) as f64 / (1024.0 * 1024.0) / elapsed)
+}
+
+/// The windowed UDP client: datagrams received back in [`CEILING_SECONDS`], and the seconds measured.
+fn reflect_window(address: SocketAddr) -> Result<(u64, f64), String> {
+    let io = |error: std::io::Error| format!("{address} (udp): {error}");
+    let socket = UdpSocket::bind(("127.0.0.1", 0)).map_err(io)?;
+    socket.connect(address).map_err(io)?;
+    socket.set_read_timeout(Some(Duration::from_millis(50))).map_err(io)?;
+    let datagram = payload(CEILING_DATAGRAM_BYTES, 3);
+    let mut back = vec![0u8; CEILING_DATAGRAM_BYTES + 1];
+    // The first datagram to arrive back says the path is open (slirp and the guest both ready); only then time.
+    let opened = Instant::now();
+    loop {
+        socket.send(&datagram).map_err(io)?;
+        if socket.recv(&mut back).is_ok() {
+            break;
+        }
+        if opened.elapsed() > Duration::from_secs(10) {
+            return Err(format!("{address}: no datagram came back in 10 s"));
+        }
+    }
+    let started = Instant::now();
+    let mut received = 0u64;
+    for _ in 0..CEILING_WINDOW {
+        socket.send(&datagram).map_err(io)?;
+    }
+    while started.elapsed().as_secs_f64() < CEILING_SECONDS {
+        match socket.recv(&mut back) {
+            Ok(length) => {
+                if back[..length] != datagram[..] {
+                    return Err(format!("{address}: a reflected datagram differed from what was sent"));
+                }
+                received += 1;
+                socket.send(&datagram).map_err(io)?;
+            }
+            // A lost datagram shrinks the window: a quiet 50 ms fills it again.
+            Err(_) => {
+                for _ in 0..CEILING_WINDOW {
+                    socket.send(&datagram).map_err(io)?;
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Drain what is still in flight so the next run starts with an empty path.
+    while socket.recv(&mut back).is_ok() {}
+    Ok((received, elapsed))
 }
 
 fn print_run(side: &str, run: u32, figures: Figures) {

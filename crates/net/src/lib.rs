@@ -16,6 +16,7 @@ mod device;
 pub mod fake;
 mod fault;
 mod listener;
+mod reflect;
 mod stack;
 
 pub use device::{tcp_payload_bytes, FrameCounts, SmolDevice};
@@ -24,6 +25,7 @@ pub use listener::{
     ListenError, ListenerConfig, ListenerId, ListenerStats, TcpService, KEEP_ALIVE_S, MAX_LISTENER_BUFFER_BYTES,
     MAX_LISTENER_SOCKETS, MIN_LISTENER_BUFFER_BYTES, UNACKNOWLEDGED_TIMEOUT_S,
 };
+pub use reflect::reflect_udp;
 pub use stack::{EchoStats, NetConfig, NetStack, PingError, PingReply, ECHO_PORT, ECHO_SOCKETS};
 
 use alloc::vec::Vec;

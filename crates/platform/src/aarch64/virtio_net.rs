@@ -29,7 +29,8 @@ pub const NET_QUEUE_SIZE: usize = 32;
 /// Bytes of one receive buffer: the virtio-net header and a full Ethernet frame fit.
 const RECEIVE_BUFFER_BYTES: usize = 2048;
 /// Bytes of one transmit buffer: the virtio-net header (12 bytes, 10 with the legacy one) and a full frame fit.
-const TRANSMIT_BUFFER_BYTES: usize = 2048;
+/// The same as a receive buffer, so that [`VirtioNet::reflect`] can swap their roles.
+const TRANSMIT_BUFFER_BYTES: usize = RECEIVE_BUFFER_BYTES;
 
 /// Driver counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,6 +133,73 @@ impl VirtioNet {
             }
             self.idle.push(buffer);
         }
+    }
+
+    /// The emulation-ceiling loop: every received frame that `turn` rewrites in place (returning true) is sent back
+    /// from the very buffer it arrived in, and a spare buffer is posted for receiving in its place; other frames'
+    /// buffers become spares. No copy, no allocation: what this moves is what QEMU's device and backend can carry
+    /// with a guest that does almost nothing. Stops when nothing is waiting or every descriptor is in flight;
+    /// returns the frames sent and their bytes (headers included).
+    pub fn reflect(&mut self, mut turn: impl FnMut(&mut [u8]) -> bool) -> (u64, u64) {
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        self.reclaim_sent();
+        while self.driver.can_send() {
+            let Some(token) = self.driver.poll_receive() else { break };
+            // A spare to post in its place: without one, leave the frame on the ring for the next turn.
+            let Some(mut spare) = self.idle.pop() else { break };
+            let Some(mut buffer) = self.receiving.get_mut(usize::from(token)).and_then(Option::take) else {
+                self.idle.push(spare);
+                self.stats.receive_errors += 1;
+                break;
+            };
+            // SAFETY: `buffer` is the one passed to `receive_begin` for `token`, untouched since.
+            let received = unsafe { self.driver.receive_complete(token, &mut buffer) };
+            // SAFETY: as in `new`: the spare's block stays in `receiving` until the device reports it used.
+            match unsafe { self.driver.receive_begin(&mut spare) } {
+                Ok(posted) => match self.receiving.get_mut(usize::from(posted)) {
+                    Some(slot) => *slot = Some(spare),
+                    None => {
+                        core::mem::forget(spare);
+                        self.stats.receive_errors += 1;
+                    }
+                },
+                Err(_) => {
+                    self.idle.push(spare);
+                    self.stats.receive_errors += 1;
+                }
+            }
+            let Ok((header, length)) = received else {
+                self.idle.push(buffer);
+                self.stats.receive_errors += 1;
+                continue;
+            };
+            self.stats.received_frames += 1;
+            let end = header.saturating_add(length).min(buffer.len());
+            if !turn(&mut buffer[header..end]) || self.driver.fill_buffer_header(&mut buffer) != Ok(header) {
+                self.idle.push(buffer);
+                continue;
+            }
+            // SAFETY: as in `transmit`: the block is kept in `sending` under the token until `reclaim_sent`.
+            match unsafe { self.driver.transmit_begin(&buffer[..end]) } {
+                Ok(sent) => match self.sending.get_mut(usize::from(sent)) {
+                    Some(slot) => {
+                        *slot = Some((buffer, end));
+                        self.stats.transmitted_frames += 1;
+                        frames += 1;
+                        bytes += (end - header) as u64;
+                    }
+                    None => {
+                        core::mem::forget(buffer);
+                        self.stats.transmit_errors += 1;
+                    }
+                },
+                Err(_) => {
+                    self.idle.push(buffer);
+                    self.stats.transmit_errors += 1;
+                }
+            }
+        }
+        (frames, bytes)
     }
 
     /// Frames handed to the device and not yet reported sent.

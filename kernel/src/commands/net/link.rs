@@ -42,6 +42,21 @@ pub struct Net {
     pub poll_waiter: Option<ThreadId>,
     /// Times the network thread woke before its deadline because of an interrupt or a command.
     pub early_wakes: u64,
+    /// The emulation-ceiling loop, while `netctl ceiling` runs it instead of the stack.
+    pub ceiling: Option<Ceiling>,
+}
+
+/// The emulation-ceiling loop's state: UDP datagrams to `port` go straight back from the driver's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ceiling {
+    /// UDP port reflected.
+    pub port: u16,
+    /// Kernel clock when it started.
+    pub started_ns: u64,
+    /// Frames sent back.
+    pub frames: u64,
+    /// Their bytes (Ethernet frames, no virtio header).
+    pub bytes: u64,
 }
 
 impl Net {
@@ -68,7 +83,7 @@ pub fn attach(device: Option<VirtioNet>) -> Result<(), thread::SpawnError> {
     let config = NetConfig::qemu_user(device.mac());
     let mut stack = NetStack::new(FaultInjector::new(device), config, time::now_ns());
     stack.set_layer_hook(Some(enter_layer));
-    *SLOT.lock() = Some(Box::new(Net { stack, waker, thread: None, poll_waiter: None, early_wakes: 0 }));
+    *SLOT.lock() = Some(Box::new(Net { stack, waker, thread: None, poll_waiter: None, early_wakes: 0, ceiling: None }));
     let id = thread::spawn("net", NET_STACK_BYTES, run)?;
     if let Some(net) = SLOT.lock().as_mut() {
         net.thread = Some(id);
@@ -131,6 +146,14 @@ fn run() {
         let polled = SLOT.lock().as_mut().map(|net| {
             // Read before the poll: an interrupt during it stays pending (IRQs are masked) and changes the count.
             let seen = net.waker.interrupts();
+            if let Some(ceiling) = net.ceiling.as_mut() {
+                // Nothing but the driver: the stack is not polled until the ceiling run stops.
+                let port = ceiling.port;
+                let (frames, bytes) = net.stack.io_mut().io_mut().reflect(|frame| sis_net::reflect_udp(frame, port));
+                ceiling.frames += frames;
+                ceiling.bytes += bytes;
+                return (seen, if frames > 0 { 0 } else { MAX_SLEEP_NS }, net.waker, net.poll_waiter.take(), None);
+            }
             net.stack.poll(now);
             // The web listener's sockets, into the web server's I/O table (never the web app itself).
             let web_thread = crate::web::io::serve(&mut net.stack, now);

@@ -1,5 +1,6 @@
 //! `netctl`: the virtio-net device, the smoltcp stack and its TCP echo service: status, stats, ping, fault.
 
+mod ceiling;
 mod fault;
 pub mod link;
 pub mod profile;
@@ -89,6 +90,7 @@ pub static NETCTL: CommandSpec<Kernel> = CommandSpec {
         },
         fault::FAULT,
         profile::PROFILE,
+        ceiling::CEILING,
     ],
     handler: None,
 };
