@@ -121,17 +121,27 @@ fn measure_ceiling(sis: &mut Sis, address: SocketAddr) -> Result<f64, String> {
 }
 
 /// The windowed UDP client: datagrams received back in [`CEILING_SECONDS`], and the seconds measured.
+///
+/// Each datagram carries its sequence number in its first 8 bytes. QEMU's user networking keeps their order, so a
+/// datagram coming back means every earlier one still out was lost: the window is topped up to
+/// [`CEILING_WINDOW`] after every arrival, and after 5 ms with none.
 fn reflect_window(address: SocketAddr) -> Result<(u64, f64), String> {
     let io = |error: std::io::Error| format!("{address} (udp): {error}");
     let socket = UdpSocket::bind(("127.0.0.1", 0)).map_err(io)?;
     socket.connect(address).map_err(io)?;
     socket.set_read_timeout(Some(Duration::from_millis(50))).map_err(io)?;
-    let datagram = payload(CEILING_DATAGRAM_BYTES, 3);
+    let mut datagram = payload(CEILING_DATAGRAM_BYTES, 3);
     let mut back = vec![0u8; CEILING_DATAGRAM_BYTES + 1];
+    let mut next_sequence = 0u64;
+    let send = |datagram: &mut Vec<u8>, next_sequence: &mut u64| {
+        datagram[..8].copy_from_slice(&next_sequence.to_le_bytes());
+        *next_sequence += 1;
+        socket.send(datagram).map(|_| ()).map_err(io)
+    };
     // The first datagram to arrive back says the path is open (slirp and the guest both ready); only then time.
     let opened = Instant::now();
     loop {
-        socket.send(&datagram).map_err(io)?;
+        send(&mut datagram, &mut next_sequence)?;
         if socket.recv(&mut back).is_ok() {
             break;
         }
@@ -139,26 +149,31 @@ fn reflect_window(address: SocketAddr) -> Result<(u64, f64), String> {
             return Err(format!("{address}: no datagram came back in 10 s"));
         }
     }
+    socket.set_read_timeout(Some(Duration::from_millis(5))).map_err(io)?;
+    // Drain the priming datagrams, then start counting from a fresh sequence.
+    while socket.recv(&mut back).is_ok() {}
+    let first_counted = next_sequence;
     let started = Instant::now();
     let mut received = 0u64;
-    for _ in 0..CEILING_WINDOW {
-        socket.send(&datagram).map_err(io)?;
-    }
+    let mut highest_back = first_counted;
     while started.elapsed().as_secs_f64() < CEILING_SECONDS {
+        let outstanding = next_sequence - highest_back;
+        for _ in outstanding..CEILING_WINDOW as u64 {
+            send(&mut datagram, &mut next_sequence)?;
+        }
         match socket.recv(&mut back) {
             Ok(length) => {
-                if back[..length] != datagram[..] {
+                let sequence = u64::from_le_bytes(back[..8].try_into().unwrap_or_default());
+                if length != CEILING_DATAGRAM_BYTES || back[8..length] != datagram[8..] {
                     return Err(format!("{address}: a reflected datagram differed from what was sent"));
                 }
-                received += 1;
-                socket.send(&datagram).map_err(io)?;
-            }
-            // A lost datagram shrinks the window: a quiet 50 ms fills it again.
-            Err(_) => {
-                for _ in 0..CEILING_WINDOW {
-                    socket.send(&datagram).map_err(io)?;
+                if sequence >= first_counted {
+                    received += 1;
+                    highest_back = highest_back.max(sequence + 1);
                 }
             }
+            // Nothing for 5 ms: everything out is lost.
+            Err(_) => highest_back = next_sequence,
         }
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -22,6 +22,8 @@ pub struct FrameCounts {
     pub received_payload_bytes: u64,
     /// TCP payload bytes sent.
     pub transmitted_payload_bytes: u64,
+    /// Times smoltcp was refused a token because the device could not take a frame then.
+    pub transmit_refusals: u64,
 }
 
 /// TCP payload bytes of an Ethernet frame carrying IPv4 TCP (0 for anything else or a malformed frame).
@@ -57,6 +59,8 @@ pub struct SmolDevice<F> {
     oversize_dropped: u64,
     counts: FrameCounts,
     hook: Option<LayerHook>,
+    /// The frame being received, reused from one to the next.
+    received: Vec<u8>,
 }
 
 /// Tells the hook (if any) that the stack enters `layer`.
@@ -69,7 +73,13 @@ fn mark(hook: Option<LayerHook>, layer: NetLayer) {
 impl<F: FrameIo> SmolDevice<F> {
     /// Wraps `io`.
     pub fn new(io: F) -> Self {
-        SmolDevice { io, oversize_dropped: 0, counts: FrameCounts::default(), hook: None }
+        SmolDevice {
+            io,
+            oversize_dropped: 0,
+            counts: FrameCounts::default(),
+            hook: None,
+            received: Vec::with_capacity(MAX_FRAME_BYTES),
+        }
     }
 
     /// Frames and payload segments through the adapter so far.
@@ -108,10 +118,10 @@ fn nanoseconds(timestamp: Instant) -> u64 {
     (timestamp.total_micros().max(0) as u64).saturating_mul(1_000)
 }
 
-/// A received frame.
+/// A received frame, in the adapter's receive buffer.
 #[derive(Debug)]
-pub struct FrameRx {
-    frame: Vec<u8>,
+pub struct FrameRx<'a> {
+    frame: &'a [u8],
     hook: Option<LayerHook>,
 }
 
@@ -126,42 +136,50 @@ pub struct FrameTx<'a, F> {
     returns_to: NetLayer,
 }
 
-impl RxToken for FrameRx {
+impl RxToken for FrameRx<'_> {
     fn consume<R, G: FnOnce(&[u8]) -> R>(self, f: G) -> R {
         mark(self.hook, NetLayer::SmoltcpIngress);
-        let result = f(&self.frame);
-        mark(self.hook, NetLayer::FrameCopy);
-        drop(self.frame);
+        let result = f(self.frame);
         mark(self.hook, NetLayer::SmoltcpPoll);
         result
     }
 }
 
 impl<F: FrameIo> TxToken for FrameTx<'_, F> {
+    /// smoltcp writes the frame straight into the device's buffer ([`FrameIo::transmit_with`]).
     fn consume<R, G: FnOnce(&mut [u8]) -> R>(self, len: usize, f: G) -> R {
-        mark(self.hook, NetLayer::FrameCopy);
-        let mut frame = alloc::vec![0u8; len];
-        mark(self.hook, NetLayer::SmoltcpEgress);
-        let result = f(&mut frame);
+        let hook = self.hook;
         let counts = &mut *self.counts;
-        FrameCounts::count(
-            &frame,
-            &mut counts.transmitted_frames,
-            &mut counts.transmitted_payload_segments,
-            &mut counts.transmitted_payload_bytes,
-        );
-        mark(self.hook, NetLayer::DeviceTransmit);
-        self.io.transmit(self.now_ns, &frame);
-        mark(self.hook, NetLayer::FrameCopy);
-        drop(frame);
-        mark(self.hook, self.returns_to);
+        let mut build = Some(f);
+        let mut result = None;
+        mark(hook, NetLayer::DeviceTransmit);
+        self.io.transmit_with(self.now_ns, len, &mut |frame| {
+            let Some(build) = build.take() else { return };
+            mark(hook, NetLayer::SmoltcpEgress);
+            result = Some(build(frame));
+            FrameCounts::count(
+                frame,
+                &mut counts.transmitted_frames,
+                &mut counts.transmitted_payload_segments,
+                &mut counts.transmitted_payload_bytes,
+            );
+            mark(hook, NetLayer::DeviceTransmit);
+        });
+        // A device that broke the contract and never called `fill`: smoltcp still gets its result (the frame is
+        // lost, as on a wire).
+        let result = match (result, build) {
+            (Some(result), _) => result,
+            (None, Some(build)) => build(&mut alloc::vec![0u8; len]),
+            (None, None) => unreachable!("`fill` took the builder and stored its result"),
+        };
+        mark(hook, self.returns_to);
         result
     }
 }
 
 impl<F: FrameIo> Device for SmolDevice<F> {
     type RxToken<'a>
-        = FrameRx
+        = FrameRx<'a>
     where
         Self: 'a;
     type TxToken<'a>
@@ -172,20 +190,26 @@ impl<F: FrameIo> Device for SmolDevice<F> {
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let now_ns = nanoseconds(timestamp);
         mark(self.hook, NetLayer::DeviceReceive);
+        // A received frame may need an answer at once: take none while the device cannot send.
+        if !self.io.can_transmit() {
+            self.counts.transmit_refusals += 1;
+            mark(self.hook, NetLayer::SmoltcpPoll);
+            return None;
+        }
         // A frame longer than the wire's MTU cannot be a real one: drop it before smoltcp parses it.
-        let frame = loop {
-            let Some(frame) = self.io.receive(now_ns) else {
+        loop {
+            if !self.io.receive_into(now_ns, &mut self.received) {
                 mark(self.hook, NetLayer::SmoltcpPoll);
                 return None;
-            };
-            if frame.len() <= MAX_FRAME_BYTES {
-                break frame;
+            }
+            if self.received.len() <= MAX_FRAME_BYTES {
+                break;
             }
             self.oversize_dropped += 1;
-        };
+        }
         let counts = &mut self.counts;
         FrameCounts::count(
-            &frame,
+            &self.received,
             &mut counts.received_frames,
             &mut counts.received_payload_segments,
             &mut counts.received_payload_bytes,
@@ -193,12 +217,19 @@ impl<F: FrameIo> Device for SmolDevice<F> {
         mark(self.hook, NetLayer::SmoltcpPoll);
         let hook = self.hook;
         Some((
-            FrameRx { frame, hook },
+            FrameRx { frame: &self.received, hook },
             FrameTx { io: &mut self.io, counts: &mut self.counts, now_ns, hook, returns_to: NetLayer::SmoltcpIngress },
         ))
     }
 
     fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        mark(self.hook, NetLayer::DeviceTransmit);
+        let room = self.io.can_transmit();
+        mark(self.hook, NetLayer::SmoltcpPoll);
+        if !room {
+            self.counts.transmit_refusals += 1;
+            return None;
+        }
         Some(FrameTx {
             io: &mut self.io,
             counts: &mut self.counts,

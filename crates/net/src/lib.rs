@@ -44,8 +44,6 @@ pub enum NetLayer {
     SmoltcpEgress,
     /// Payload moved between TCP sockets and the services above them.
     SocketCopy,
-    /// Frames allocated, copied and freed between smoltcp and the device.
-    FrameCopy,
     /// The device below taking one received frame.
     DeviceReceive,
     /// The device below sending one frame.
@@ -62,6 +60,32 @@ pub trait FrameIo {
     fn receive(&mut self, now_ns: u64) -> Option<Vec<u8>>;
     /// Sends one frame; false when the device could not take it (the frame is lost, as on a wire).
     fn transmit(&mut self, now_ns: u64, frame: &[u8]) -> bool;
+    /// Whether a frame sent now would be taken without waiting. While it is false smoltcp is not offered a
+    /// transmit token (its data waits in the sockets) and no received frame is taken, so the caller can sleep
+    /// until the device reports frames sent instead of waiting in [`transmit`](Self::transmit).
+    fn can_transmit(&mut self) -> bool {
+        true
+    }
+    /// Puts the next received frame in `frame` (replacing its contents, reusing its allocation); false when none
+    /// is waiting. The default goes through [`receive`](Self::receive); a device overrides it to skip the
+    /// allocation.
+    fn receive_into(&mut self, now_ns: u64, frame: &mut Vec<u8>) -> bool {
+        match self.receive(now_ns) {
+            Some(received) => {
+                *frame = received;
+                true
+            }
+            None => false,
+        }
+    }
+    /// Sends one frame of `length` bytes that `fill` writes (called exactly once, whatever happens), so a device
+    /// can have it written straight into its own buffer; false as for [`transmit`](Self::transmit). The default
+    /// fills a new buffer and calls [`transmit`](Self::transmit).
+    fn transmit_with(&mut self, now_ns: u64, length: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        let mut frame = alloc::vec![0u8; length];
+        fill(&mut frame);
+        self.transmit(now_ns, &frame)
+    }
 }
 
 impl<F: FrameIo + ?Sized> FrameIo for &mut F {
@@ -71,5 +95,17 @@ impl<F: FrameIo + ?Sized> FrameIo for &mut F {
 
     fn transmit(&mut self, now_ns: u64, frame: &[u8]) -> bool {
         (**self).transmit(now_ns, frame)
+    }
+
+    fn can_transmit(&mut self) -> bool {
+        (**self).can_transmit()
+    }
+
+    fn receive_into(&mut self, now_ns: u64, frame: &mut Vec<u8>) -> bool {
+        (**self).receive_into(now_ns, frame)
+    }
+
+    fn transmit_with(&mut self, now_ns: u64, length: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        (**self).transmit_with(now_ns, length, fill)
     }
 }

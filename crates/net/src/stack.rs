@@ -558,7 +558,7 @@ mod tests {
     }
 
     /// Marks per layer, counted by [`count_marks`] (one test uses it).
-    static MARKS: [std::sync::atomic::AtomicU64; 7] = [const { std::sync::atomic::AtomicU64::new(0) }; 7];
+    static MARKS: [std::sync::atomic::AtomicU64; 6] = [const { std::sync::atomic::AtomicU64::new(0) }; 6];
 
     fn count_marks(layer: NetLayer) {
         MARKS[layer as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -588,14 +588,16 @@ mod tests {
         assert!(marks[NetLayer::DeviceReceive as usize] >= counts.received_frames, "{marks:?}");
         assert!(marks[NetLayer::SmoltcpIngress as usize] >= counts.received_frames, "{marks:?}");
         assert!(marks[NetLayer::SmoltcpEgress as usize] >= counts.transmitted_frames, "{marks:?}");
-        assert!(marks[NetLayer::DeviceTransmit as usize] == counts.transmitted_frames, "{marks:?}");
-        assert!(marks[NetLayer::SocketCopy as usize] > 0 && marks[NetLayer::FrameCopy as usize] > 0, "{marks:?}");
+        assert!(marks[NetLayer::DeviceTransmit as usize] >= counts.transmitted_frames, "{marks:?}");
+        assert!(marks[NetLayer::SocketCopy as usize] > 0, "{marks:?}");
         server.set_layer_hook(None);
         close(&mut server, &mut client, now_ns);
         assert_eq!(
             MARKS[NetLayer::DeviceTransmit as usize].load(std::sync::atomic::Ordering::Relaxed),
-            counts.transmitted_frames
+            marks[NetLayer::DeviceTransmit as usize],
+            "no marks once the hook is gone"
         );
+        assert_eq!(counts.transmit_refusals, 0, "the fake wire always has room");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use alloc::boxed::Box;
 
-use sis_net::{FaultInjector, NetConfig, NetLayer, NetStack};
+use sis_net::{FaultInjector, FrameIo, NetConfig, NetLayer, NetStack};
 use sis_platform::irq_lock::IrqMutex;
 use sis_platform::profile::{self, Layer};
 use sis_platform::thread;
@@ -115,7 +115,6 @@ fn enter_layer(layer: NetLayer) {
         NetLayer::SmoltcpIngress => Layer::SmoltcpIngress,
         NetLayer::SmoltcpEgress => Layer::SmoltcpEgress,
         NetLayer::SocketCopy => Layer::SocketCopy,
-        NetLayer::FrameCopy => Layer::FrameCopy,
         NetLayer::DeviceReceive => Layer::NetDeviceReceive,
         NetLayer::DeviceTransmit => Layer::NetDeviceTransmit,
     });
@@ -157,8 +156,13 @@ fn run() {
             net.stack.poll(now);
             // The web listener's sockets, into the web server's I/O table (never the web app itself).
             let web_thread = crate::web::io::serve(&mut net.stack, now);
-            let delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
+            let mut delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
             profile::enter(Layer::NetThread);
+            if !net.stack.io_mut().can_transmit() {
+                // Every transmit descriptor is in flight: the device's interrupt for frames sent wakes the thread
+                // (or its next timer, or a frame arriving), rather than a turn of the scheduler per look.
+                delay = delay.max(MAX_SLEEP_NS);
+            }
             (seen, delay, net.waker, net.poll_waiter.take(), web_thread)
         });
         let Some((seen, delay_ns, waker, waiter, web_thread)) = polled else {

@@ -98,6 +98,7 @@ fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Re
                 "transmitted_payload_segments": frames.transmitted_payload_segments,
                 "received_payload_bytes": frames.received_payload_bytes,
                 "transmitted_payload_bytes": frames.transmitted_payload_bytes,
+                "transmit_refusals": frames.transmit_refusals,
             },
             "device_interrupts": interrupts,
         }),
