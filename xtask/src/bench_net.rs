@@ -66,9 +66,9 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
         let figures = measure(host_address, round_trips, payload_bytes, bulk_mib)?;
         print_run("host ", run, figures);
         host.push(figures);
-        let rate = measure_ceiling(&mut sis, SocketAddr::from(([127, 0, 0, 1], udp_port)))?;
-        println!("  ceil. run {run:>2}: {rate:9.1} MiB/s reflected");
-        ceiling.push(rate);
+        let (rate, p50) = measure_ceiling(&mut sis, SocketAddr::from(([127, 0, 0, 1], udp_port)), round_trips)?;
+        println!("  ceil. run {run:>2}: round trip p50 {p50:9.1} us                      {rate:9.1} MiB/s reflected");
+        ceiling.push((rate, p50));
     }
     drop(sis);
     let median = crate::bench::median_of::<Figures>;
@@ -77,35 +77,43 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
     let (guest_bulk, host_bulk) = (median(&guest, |f| f.bulk_mib_per_s), median(&host, |f| f.bulk_mib_per_s));
     println!("median  guest round trip p50 {guest_p50:9.1} us  p99 {guest_p99:9.1} us  bulk {guest_bulk:9.1} MiB/s");
     println!("median  host  round trip p50 {host_p50:9.1} us  p99 {host_p99:9.1} us  bulk {host_bulk:9.1} MiB/s");
-    let ceiling_rate = crate::bench::median_of::<f64>(&ceiling, |rate| *rate);
-    println!("median  ceiling (UDP reflected in the driver)                          {ceiling_rate:9.1} MiB/s");
+    let ceiling_rate = crate::bench::median_of::<(f64, f64)>(&ceiling, |figures| figures.0);
+    let ceiling_p50 = crate::bench::median_of::<(f64, f64)>(&ceiling, |figures| figures.1);
+    println!(
+        "median  ceiling     round trip p50 {ceiling_p50:9.1} us                      bulk {ceiling_rate:9.1} MiB/s \
+         (UDP reflected in the driver)"
+    );
     println!(
         "ratio guest / host: p50 {:.1}x, p99 {:.1}x slower; bulk {:.4} of the host's",
         guest_p50 / host_p50,
         guest_p99 / host_p99,
         guest_bulk / host_bulk
     );
-    let shares: Vec<f64> = guest.iter().zip(&ceiling).map(|(figures, rate)| figures.bulk_mib_per_s / rate).collect();
+    let shares: Vec<f64> =
+        guest.iter().zip(&ceiling).map(|(figures, (rate, _))| figures.bulk_mib_per_s / rate).collect();
     let (low, high) = shares.iter().fold((f64::MAX, 0.0f64), |(low, high), &share| (low.min(share), high.max(share)));
     println!(
         "SIS's bulk echo reaches {:.1} % of what this QEMU can move (median of medians; per run {:.1}-{:.1} %); \
-         the ceiling is {:.3} of the host's",
+         the ceiling is {:.3} of the host's; round trip p50 {:.2}x the ceiling's",
         guest_bulk / ceiling_rate * 100.0,
         low * 100.0,
         high * 100.0,
-        ceiling_rate / host_bulk
+        ceiling_rate / host_bulk,
+        guest_p50 / ceiling_p50
     );
     Ok(())
 }
 
-/// Puts the guest in the ceiling loop, keeps [`CEILING_WINDOW`] datagrams in flight for [`CEILING_SECONDS`] and
-/// returns the MiB/s of payload that came back (each byte went in and out, as in the bulk echo).
-fn measure_ceiling(sis: &mut Sis, address: SocketAddr) -> Result<f64, String> {
+/// Puts the guest in the ceiling loop, times `round_trips` single 64-byte datagrams, then keeps [`CEILING_WINDOW`]
+/// datagrams in flight for [`CEILING_SECONDS`]; returns the MiB/s of payload that came back (each byte went in and
+/// out, as in the bulk echo) and the round trip p50 in µs.
+fn measure_ceiling(sis: &mut Sis, address: SocketAddr, round_trips: u32) -> Result<(f64, f64), String> {
     let started = sis.run_json(&format!("netctl ceiling start --port {CEILING_GUEST_PORT} --json"));
     let started = started.map_err(|error| format!("netctl ceiling start: {error}"))?;
     if started["ok"] != true {
         return Err(format!("netctl ceiling start failed: {started}"));
     }
+    let latency = reflect_one_at_a_time(address, round_trips);
     let measured = reflect_window(address);
     let stopped =
         sis.run_json("netctl ceiling stop --json").map_err(|error| format!("netctl ceiling stop: {error}"))?;
@@ -113,11 +121,40 @@ fn measure_ceiling(sis: &mut Sis, address: SocketAddr) -> Result<f64, String> {
         return Err(format!("netctl ceiling stop failed: {stopped}"));
     }
     let (received, elapsed) = measured?;
+    let latency_p50_us = latency?;
     let guest_frames = stopped["frames"].as_u64().unwrap_or(0);
     if guest_frames < received {
         return Err(format!("the host received {received} datagrams but the guest reflected {guest_frames}"));
     }
-    Ok((received * CEILING_DATAGRAM_BYTES as u64) as f64 / (1024.0 * 1024.0) / elapsed)
+    Ok(((received * CEILING_DATAGRAM_BYTES as u64) as f64 / (1024.0 * 1024.0) / elapsed, latency_p50_us))
+}
+
+/// `round_trips` datagrams of 64 B, one at a time (a lost one is sent again after 50 ms, not timed): p50, µs.
+fn reflect_one_at_a_time(address: SocketAddr, round_trips: u32) -> Result<f64, String> {
+    let io = |error: std::io::Error| format!("{address} (udp): {error}");
+    let socket = UdpSocket::bind(("127.0.0.1", 0)).map_err(io)?;
+    socket.connect(address).map_err(io)?;
+    socket.set_read_timeout(Some(Duration::from_millis(50))).map_err(io)?;
+    let request = payload(64, 4);
+    let mut back = [0u8; 65];
+    let mut latencies_ns = Vec::with_capacity(round_trips as usize);
+    let mut losses = 0;
+    while latencies_ns.len() < round_trips as usize {
+        let started = Instant::now();
+        socket.send(&request).map_err(io)?;
+        match socket.recv(&mut back) {
+            Ok(64) if back[..64] == request[..] => latencies_ns.push(started.elapsed().as_nanos() as u64),
+            Ok(_) => return Err(format!("{address}: a reflected datagram differed from what was sent")),
+            Err(_) => {
+                losses += 1;
+                if losses > 100 {
+                    return Err(format!("{address}: more than 100 datagrams lost"));
+                }
+            }
+        }
+    }
+    latencies_ns.sort_unstable();
+    Ok(latencies_ns[latencies_ns.len() / 2] as f64 / 1_000.0)
 }
 
 /// The windowed UDP client: datagrams received back in [`CEILING_SECONDS`], and the seconds measured.
