@@ -58,7 +58,7 @@ pub enum Benchmark {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
         /// Requests the guest keeps in flight.
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=16))]
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=16))]
         queue_depth: u64,
         /// Instead of timing: one deterministic boot (-icount) printing guest instructions per request by layer.
         #[arg(long)]

@@ -23,7 +23,7 @@ pub const BENCH: CommandSpec<Kernel> = CommandSpec {
         ArgSpec::flag("request-kib", ValueKind::U64 { min: 1, max: 1024 }, "bytes per request, KiB").default("64"),
         ArgSpec::flag("lba", ValueKind::U64 { min: 0, max: u64::MAX }, "first sector").default("0"),
         ArgSpec::flag("queue-depth", ValueKind::U64 { min: 1, max: MAX_QUEUE_DEPTH as u64 }, "requests in flight at once")
-            .default("8"),
+            .default("16"),
         ArgSpec::flag("profile", ValueKind::Switch, "count guest instructions per request by layer (needs -icount)"),
     ],
     subcommands: &[],
@@ -44,7 +44,7 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     let size_bytes = invocation.args.u64("size-mib").unwrap_or(16) * 1024 * 1024;
     let request_bytes = invocation.args.u64("request-kib").unwrap_or(64) * 1024;
     let lba = invocation.args.u64("lba").unwrap_or(0);
-    let depth = invocation.args.u64("queue-depth").unwrap_or(8) as usize;
+    let depth = invocation.args.u64("queue-depth").unwrap_or(16) as usize;
     let profiling = invocation.args.switch("profile");
     let sectors = size_bytes / SECTOR_SIZE as u64;
     let requests = size_bytes.div_ceil(request_bytes);
