@@ -57,6 +57,12 @@ pub enum Benchmark {
         /// Guest boots (and host repetitions); medians are printed.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
+        /// Requests the guest keeps in flight.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=16))]
+        queue_depth: u64,
+        /// Instead of timing: one deterministic boot (-icount) printing guest instructions per request by layer.
+        #[arg(long)]
+        profile: bool,
     },
     /// TCP echo round-trip p50/p99 and bulk throughput into SIS through QEMU user networking; peer: a host echo thread.
     Net {
@@ -72,6 +78,10 @@ pub enum Benchmark {
         /// Runs against each server (one guest boot); medians are printed.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
+        /// Instead of timing: boot deterministic (-icount) and print the guest's instructions by layer per round
+        /// trip, per frame and per TCP payload segment.
+        #[arg(long)]
+        profile: bool,
     },
     /// GET /api/metrics req/s and p50/p99 at 1, 8 and 64 keep-alive connections against a host HTTP server
     /// answering the same bytes; WebSocket push latency.
@@ -150,11 +160,15 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::build_kernel()?;
             guest_autonomy(repetitions)
         }
-        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs } => {
+        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs, profile } => {
             crate::setup::ensure_qemu()?;
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
-            crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
+            if profile {
+                crate::bench_net_profile::run(round_trips, payload_bytes as usize, bulk_mib)
+            } else {
+                crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
+            }
         }
         Benchmark::Web { seconds, runs, pushes, connections } => {
             crate::setup::ensure_qemu()?;
@@ -163,11 +177,15 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             let connections: Vec<usize> = connections.into_iter().map(|count| count as usize).collect();
             crate::bench_web::run(seconds, runs, pushes as usize, &connections)
         }
-        Benchmark::Blk { size_mib, request_kib, runs } => {
+        Benchmark::Blk { size_mib, request_kib, runs, queue_depth, profile } => {
             crate::setup::ensure_qemu()?;
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
-            crate::bench_blk::run(size_mib, request_kib, runs)
+            if profile {
+                crate::bench_blk::profile(size_mib, request_kib, queue_depth)
+            } else {
+                crate::bench_blk::run(size_mib, request_kib, runs, queue_depth)
+            }
         }
         Benchmark::Dataflow { repetitions, messages } => {
             // The host half: the channel between std threads; then graphs and tensors in the guest.

@@ -23,19 +23,19 @@ struct Throughput {
 }
 
 /// Runs the guest and the host `runs` times each and prints per-run figures, medians and ratios.
-pub fn run(size_mib: u64, request_kib: u64, runs: u32) -> Result<(), String> {
+pub fn run(size_mib: u64, request_kib: u64, runs: u32, depth: u64) -> Result<(), String> {
     let size_bytes = size_mib << 20;
     let request_bytes = request_kib << 10;
     println!(
         "virtio-blk sequential throughput: {size_mib} MiB in {request_kib} KiB requests, {runs} runs\n\
-         guest: SIS in QEMU (virt, cortex-a72, TCG, real time), blkctl bench below the cache, raw image, default cache=writeback\n\
+         guest: SIS in QEMU (virt, cortex-a72, TCG, real time), blkctl bench below the cache, {depth} request(s) in flight, raw image, default cache=writeback\n\
          host:  the same file, the same request size, write_all + fsync + read_exact, right after QEMU exits"
     );
     let mut guest = Vec::new();
     let mut host = Vec::new();
     for run in 1..=runs {
         let disk = ScratchDisk::create(size_bytes).map_err(|error| error.to_string())?;
-        let figures = guest_run(&disk, size_mib, request_kib)?;
+        let figures = guest_run(&disk, size_mib, request_kib, depth)?;
         print_run("guest", run, figures);
         guest.push(figures);
         let figures = host_run(disk.path(), size_bytes, request_bytes)?;
@@ -59,8 +59,39 @@ fn print_run(side: &str, run: u32, figures: Throughput) {
     );
 }
 
-fn guest_run(disk: &ScratchDisk, size_mib: u64, request_kib: u64) -> Result<Throughput, String> {
-    let command = format!("blkctl bench --size-mib {size_mib} --request-kib {request_kib} --json");
+/// One deterministic boot (`-icount`): guest instructions per request by layer, writing and reading.
+pub fn profile(size_mib: u64, request_kib: u64, depth: u64) -> Result<(), String> {
+    let disk = ScratchDisk::create(size_mib << 20).map_err(|error| error.to_string())?;
+    let command = format!(
+        "blkctl bench --size-mib {size_mib} --request-kib {request_kib} --queue-depth {depth} --profile --json"
+    );
+    let config =
+        QemuConfig::new().disk_image(disk.path()).batch(&command).deterministic().timeout(Duration::from_secs(600));
+    let reply = crate::bench::first_reply(&config, &command)?;
+    if reply["ok"] != true {
+        return Err(format!("`{command}` failed: {reply}"));
+    }
+    println!(
+        "guest instructions per {request_kib} KiB request by layer, deterministic mode (QEMU -icount), {size_mib} MiB, \
+         up to {depth} in flight"
+    );
+    println!("  {:<20} {:>14} {:>14}", "layer", "write", "read");
+    let (write, read) = (&reply["instructions"]["write_per_request"], &reply["instructions"]["read_per_request"]);
+    let mut totals = (0, 0);
+    for (layer, value) in write.as_object().ok_or_else(|| format!("no instructions in {reply}"))? {
+        let (w, r) = (value.as_u64().unwrap_or(0), read[layer].as_u64().unwrap_or(0));
+        totals = (totals.0 + w, totals.1 + r);
+        if w + r > 0 {
+            println!("  {layer:<20} {w:>14} {r:>14}");
+        }
+    }
+    println!("  {:<20} {:>14} {:>14}", "total", totals.0, totals.1);
+    Ok(())
+}
+
+fn guest_run(disk: &ScratchDisk, size_mib: u64, request_kib: u64, depth: u64) -> Result<Throughput, String> {
+    let command =
+        format!("blkctl bench --size-mib {size_mib} --request-kib {request_kib} --queue-depth {depth} --json");
     let config = QemuConfig::new().disk_image(disk.path()).batch(&command).timeout(Duration::from_secs(300));
     let reply = crate::bench::first_reply(&config, &command)?;
     if reply["ok"] != true {

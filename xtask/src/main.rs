@@ -7,6 +7,7 @@ mod bench_blk;
 mod bench_dataflow;
 mod bench_llm;
 mod bench_net;
+mod bench_net_profile;
 mod bench_web;
 mod fuzz;
 mod model;

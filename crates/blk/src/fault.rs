@@ -11,7 +11,7 @@
 
 use sis_hal::{SeededRandom, Sleep};
 
-use crate::{check_request, BlockDevice, BlockError, Operation};
+use crate::{check_request, check_run, BlockDevice, BlockError, Operation, SECTOR_SIZE};
 
 /// Highest error probability, percent.
 pub const MAX_ERROR_PERCENT: u64 = 100;
@@ -111,6 +111,11 @@ impl<D: BlockDevice, C: Sleep> FaultInjector<D, C> {
         self.stats
     }
 
+    /// Whether any fault is in force (a stall not yet waited out, or an error probability).
+    fn faulty(&self) -> bool {
+        self.state.stall_until_ns.is_some() || self.state.error_percent > 0
+    }
+
     /// Waits out a stall, then draws the error; `Err` means the request must fail.
     fn admit(&mut self, operation: Operation) -> Result<(), BlockError> {
         self.stats.requests += 1;
@@ -142,6 +147,35 @@ impl<D: BlockDevice, C: Sleep> BlockDevice for FaultInjector<D, C> {
         self.device.read_sectors(lba, buffer)
     }
 
+    /// With no fault in force, the whole run goes to the device (each request counted); otherwise request by
+    /// request, each admitted as a single one is.
+    fn write_run(&mut self, lba: u64, data: &[u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
+        if self.faulty() {
+            check_run(self.capacity_sectors(), lba, data.len(), request_bytes)?;
+            for (index, chunk) in data.chunks(request_bytes).enumerate() {
+                self.write_sectors(lba + (index * request_bytes / SECTOR_SIZE) as u64, chunk)?;
+            }
+            return Ok(());
+        }
+        check_run(self.capacity_sectors(), lba, data.len(), request_bytes)?;
+        self.stats.requests += data.len().div_ceil(request_bytes) as u64;
+        self.device.write_run(lba, data, request_bytes, depth)
+    }
+
+    /// As [`write_run`](BlockDevice::write_run).
+    fn read_run(&mut self, lba: u64, buffer: &mut [u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
+        if self.faulty() {
+            check_run(self.capacity_sectors(), lba, buffer.len(), request_bytes)?;
+            for (index, chunk) in buffer.chunks_mut(request_bytes).enumerate() {
+                self.read_sectors(lba + (index * request_bytes / SECTOR_SIZE) as u64, chunk)?;
+            }
+            return Ok(());
+        }
+        check_run(self.capacity_sectors(), lba, buffer.len(), request_bytes)?;
+        self.stats.requests += buffer.len().div_ceil(request_bytes) as u64;
+        self.device.read_run(lba, buffer, request_bytes, depth)
+    }
+
     fn write_sectors(&mut self, lba: u64, data: &[u8]) -> Result<(), BlockError> {
         check_request(self.capacity_sectors(), lba, data.len())?;
         self.admit(Operation::Write)?;
@@ -162,6 +196,35 @@ mod tests {
 
     fn injector(capacity_sectors: u64) -> FaultInjector<MemoryDevice, FakeClock> {
         FaultInjector::new(MemoryDevice::new(capacity_sectors), FakeClock::new(1_000))
+    }
+
+    #[test]
+    fn a_run_writes_and_reads_what_single_requests_would_and_meets_the_same_faults() {
+        let mut clean = injector(64);
+        let data: Vec<u8> = (0..40 * SECTOR_SIZE).map(|i| (i * 13 % 251) as u8).collect();
+        // 40 sectors in requests of 16: 16, 16 and a last one of 8.
+        clean.write_run(4, &data, 16 * SECTOR_SIZE, 8).unwrap();
+        assert_eq!(&clean.device().contents()[4 * SECTOR_SIZE..44 * SECTOR_SIZE], &data[..]);
+        assert_eq!((clean.device().writes, clean.stats().requests), (3, 3));
+        let mut back = vec![0u8; data.len()];
+        clean.read_run(4, &mut back, 16 * SECTOR_SIZE, 8).unwrap();
+        assert_eq!(back, data);
+        assert_eq!((clean.device().reads, clean.stats().requests), (3, 6));
+        assert_eq!(
+            clean.write_run(60, &data, 16 * SECTOR_SIZE, 8),
+            Err(BlockError::OutOfRange { lba: 60, sectors: 40, capacity_sectors: 64 })
+        );
+        assert_eq!(clean.write_run(0, &data, 100, 8), Err(BlockError::BadLength { bytes: 100 }));
+        assert_eq!(clean.device().writes, 3, "refused runs wrote nothing");
+
+        // Every request fails: the run stops at its first one, as a loop of single requests would.
+        let mut failing = injector(64);
+        failing.set_error_percent(100, 1).unwrap();
+        assert_eq!(
+            failing.write_run(0, &data, 16 * SECTOR_SIZE, 8),
+            Err(BlockError::Injected { operation: Operation::Write })
+        );
+        assert_eq!((failing.device().writes, failing.stats().injected_errors), (0, 1));
     }
 
     #[test]

@@ -42,6 +42,36 @@ pub trait BlockDevice {
 
     /// Makes every completed write durable on the device's backing store.
     fn flush(&mut self) -> Result<(), BlockError>;
+
+    /// Writes `data` from `lba` onward in requests of `request_bytes` (the last one shorter if `data` ends first),
+    /// keeping up to `depth` of them in flight where the device can; the default sends them one after another.
+    /// The first error ends the run (requests already in flight complete first).
+    fn write_run(&mut self, lba: u64, data: &[u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
+        let _ = depth;
+        check_run(self.capacity_sectors(), lba, data.len(), request_bytes)?;
+        for (index, chunk) in data.chunks(request_bytes).enumerate() {
+            self.write_sectors(lba + (index * request_bytes / SECTOR_SIZE) as u64, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Reads into `buffer` from `lba` onward in requests of `request_bytes`, as [`write_run`](Self::write_run).
+    fn read_run(&mut self, lba: u64, buffer: &mut [u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
+        let _ = depth;
+        check_run(self.capacity_sectors(), lba, buffer.len(), request_bytes)?;
+        for (index, chunk) in buffer.chunks_mut(request_bytes).enumerate() {
+            self.read_sectors(lba + (index * request_bytes / SECTOR_SIZE) as u64, chunk)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a run of requests: the whole range fits the device and the request size is a whole number of sectors.
+pub fn check_run(capacity_sectors: u64, lba: u64, bytes: usize, request_bytes: usize) -> Result<u64, BlockError> {
+    if request_bytes == 0 || !request_bytes.is_multiple_of(SECTOR_SIZE) {
+        return Err(BlockError::BadLength { bytes: request_bytes });
+    }
+    check_request(capacity_sectors, lba, bytes)
 }
 
 /// Which kind of request an error concerns.

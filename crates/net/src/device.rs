@@ -5,19 +5,96 @@ use alloc::vec::Vec;
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::time::Instant;
 
-use crate::{FrameIo, MAX_FRAME_BYTES};
+use crate::{FrameIo, LayerHook, NetLayer, MAX_FRAME_BYTES};
+
+/// Frames through the adapter, and the TCP segments among them that carried payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameCounts {
+    /// Frames handed to smoltcp.
+    pub received_frames: u64,
+    /// Frames smoltcp sent.
+    pub transmitted_frames: u64,
+    /// Received IPv4 TCP segments with payload.
+    pub received_payload_segments: u64,
+    /// Sent IPv4 TCP segments with payload.
+    pub transmitted_payload_segments: u64,
+    /// TCP payload bytes received.
+    pub received_payload_bytes: u64,
+    /// TCP payload bytes sent.
+    pub transmitted_payload_bytes: u64,
+    /// Times smoltcp was refused a token because the device could not take a frame then.
+    pub transmit_refusals: u64,
+}
+
+/// TCP payload bytes of an Ethernet frame carrying IPv4 TCP (0 for anything else or a malformed frame).
+pub fn tcp_payload_bytes(frame: &[u8]) -> usize {
+    const ETHERNET: usize = 14;
+    if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(ETHERNET + 9) != Some(&6) {
+        return 0;
+    }
+    let Some(&version_ihl) = frame.get(ETHERNET) else { return 0 };
+    let ip_header = usize::from(version_ihl & 0x0F) * 4;
+    let Some(total) = frame.get(ETHERNET + 2..ETHERNET + 4) else { return 0 };
+    let total = usize::from(u16::from_be_bytes([total[0], total[1]]));
+    let Some(&offset) = frame.get(ETHERNET + ip_header + 12) else { return 0 };
+    let tcp_header = usize::from(offset >> 4) * 4;
+    total.saturating_sub(ip_header).saturating_sub(tcp_header)
+}
+
+impl FrameCounts {
+    fn count(frame: &[u8], frames: &mut u64, segments: &mut u64, bytes: &mut u64) {
+        *frames += 1;
+        let payload = tcp_payload_bytes(frame) as u64;
+        if payload > 0 {
+            *segments += 1;
+            *bytes += payload;
+        }
+    }
+}
 
 /// A [`FrameIo`] seen by smoltcp.
 #[derive(Debug)]
 pub struct SmolDevice<F> {
     io: F,
     oversize_dropped: u64,
+    counts: FrameCounts,
+    hook: Option<LayerHook>,
+    /// The frame being received, reused from one to the next.
+    received: Vec<u8>,
+}
+
+/// Tells the hook (if any) that the stack enters `layer`.
+fn mark(hook: Option<LayerHook>, layer: NetLayer) {
+    if let Some(hook) = hook {
+        hook(layer);
+    }
 }
 
 impl<F: FrameIo> SmolDevice<F> {
     /// Wraps `io`.
     pub fn new(io: F) -> Self {
-        SmolDevice { io, oversize_dropped: 0 }
+        SmolDevice {
+            io,
+            oversize_dropped: 0,
+            counts: FrameCounts::default(),
+            hook: None,
+            received: Vec::with_capacity(MAX_FRAME_BYTES),
+        }
+    }
+
+    /// Frames and payload segments through the adapter so far.
+    pub fn counts(&self) -> FrameCounts {
+        self.counts
+    }
+
+    /// Installs (or removes) the layer hook.
+    pub fn set_layer_hook(&mut self, hook: Option<LayerHook>) {
+        self.hook = hook;
+    }
+
+    /// Tells the hook that the stack enters `layer`.
+    pub fn mark(&self, layer: NetLayer) {
+        mark(self.hook, layer);
     }
 
     /// The frame device.
@@ -41,35 +118,68 @@ fn nanoseconds(timestamp: Instant) -> u64 {
     (timestamp.total_micros().max(0) as u64).saturating_mul(1_000)
 }
 
-/// A received frame.
+/// A received frame, in the adapter's receive buffer.
 #[derive(Debug)]
-pub struct FrameRx(Vec<u8>);
+pub struct FrameRx<'a> {
+    frame: &'a [u8],
+    hook: Option<LayerHook>,
+}
 
 /// Permission to send one frame now.
 #[derive(Debug)]
 pub struct FrameTx<'a, F> {
     io: &'a mut F,
+    counts: &'a mut FrameCounts,
     now_ns: u64,
+    hook: Option<LayerHook>,
+    /// The layer smoltcp is in when it sends (processing a received frame, or its poll).
+    returns_to: NetLayer,
 }
 
-impl RxToken for FrameRx {
+impl RxToken for FrameRx<'_> {
     fn consume<R, G: FnOnce(&[u8]) -> R>(self, f: G) -> R {
-        f(&self.0)
+        mark(self.hook, NetLayer::SmoltcpIngress);
+        let result = f(self.frame);
+        mark(self.hook, NetLayer::SmoltcpPoll);
+        result
     }
 }
 
 impl<F: FrameIo> TxToken for FrameTx<'_, F> {
+    /// smoltcp writes the frame straight into the device's buffer ([`FrameIo::transmit_with`]).
     fn consume<R, G: FnOnce(&mut [u8]) -> R>(self, len: usize, f: G) -> R {
-        let mut frame = alloc::vec![0u8; len];
-        let result = f(&mut frame);
-        self.io.transmit(self.now_ns, &frame);
+        let hook = self.hook;
+        let counts = &mut *self.counts;
+        let mut build = Some(f);
+        let mut result = None;
+        mark(hook, NetLayer::DeviceTransmit);
+        self.io.transmit_with(self.now_ns, len, &mut |frame| {
+            let Some(build) = build.take() else { return };
+            mark(hook, NetLayer::SmoltcpEgress);
+            result = Some(build(frame));
+            FrameCounts::count(
+                frame,
+                &mut counts.transmitted_frames,
+                &mut counts.transmitted_payload_segments,
+                &mut counts.transmitted_payload_bytes,
+            );
+            mark(hook, NetLayer::DeviceTransmit);
+        });
+        // A device that broke the contract and never called `fill`: smoltcp still gets its result (the frame is
+        // lost, as on a wire).
+        let result = match (result, build) {
+            (Some(result), _) => result,
+            (None, Some(build)) => build(&mut alloc::vec![0u8; len]),
+            (None, None) => unreachable!("`fill` took the builder and stored its result"),
+        };
+        mark(hook, self.returns_to);
         result
     }
 }
 
 impl<F: FrameIo> Device for SmolDevice<F> {
     type RxToken<'a>
-        = FrameRx
+        = FrameRx<'a>
     where
         Self: 'a;
     type TxToken<'a>
@@ -79,19 +189,54 @@ impl<F: FrameIo> Device for SmolDevice<F> {
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let now_ns = nanoseconds(timestamp);
+        mark(self.hook, NetLayer::DeviceReceive);
+        // A received frame may need an answer at once: take none while the device cannot send.
+        if !self.io.can_transmit() {
+            self.counts.transmit_refusals += 1;
+            mark(self.hook, NetLayer::SmoltcpPoll);
+            return None;
+        }
         // A frame longer than the wire's MTU cannot be a real one: drop it before smoltcp parses it.
-        let frame = loop {
-            let frame = self.io.receive(now_ns)?;
-            if frame.len() <= MAX_FRAME_BYTES {
-                break frame;
+        loop {
+            if !self.io.receive_into(now_ns, &mut self.received) {
+                mark(self.hook, NetLayer::SmoltcpPoll);
+                return None;
+            }
+            if self.received.len() <= MAX_FRAME_BYTES {
+                break;
             }
             self.oversize_dropped += 1;
-        };
-        Some((FrameRx(frame), FrameTx { io: &mut self.io, now_ns }))
+        }
+        let counts = &mut self.counts;
+        FrameCounts::count(
+            &self.received,
+            &mut counts.received_frames,
+            &mut counts.received_payload_segments,
+            &mut counts.received_payload_bytes,
+        );
+        mark(self.hook, NetLayer::SmoltcpPoll);
+        let hook = self.hook;
+        Some((
+            FrameRx { frame: &self.received, hook },
+            FrameTx { io: &mut self.io, counts: &mut self.counts, now_ns, hook, returns_to: NetLayer::SmoltcpIngress },
+        ))
     }
 
     fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
-        Some(FrameTx { io: &mut self.io, now_ns: nanoseconds(timestamp) })
+        mark(self.hook, NetLayer::DeviceTransmit);
+        let room = self.io.can_transmit();
+        mark(self.hook, NetLayer::SmoltcpPoll);
+        if !room {
+            self.counts.transmit_refusals += 1;
+            return None;
+        }
+        Some(FrameTx {
+            io: &mut self.io,
+            counts: &mut self.counts,
+            now_ns: nanoseconds(timestamp),
+            hook: self.hook,
+            returns_to: NetLayer::SmoltcpPoll,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

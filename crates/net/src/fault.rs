@@ -211,6 +211,54 @@ impl<F: FrameIo> FrameIo for FaultInjector<F> {
         }
     }
 
+    fn can_transmit(&mut self) -> bool {
+        self.io.can_transmit()
+    }
+
+    /// As [`receive`](FrameIo::receive), into `frame`.
+    fn receive_into(&mut self, now_ns: u64, frame: &mut Vec<u8>) -> bool {
+        if let Some(injected) = self.injected.pop_front() {
+            self.stats.injected_frames += 1;
+            *frame = injected;
+            return true;
+        }
+        loop {
+            if !self.io.receive_into(now_ns, frame) {
+                return false;
+            }
+            self.stats.received_frames += 1;
+            self.stats.received_bytes += frame.len() as u64;
+            match self.judge(now_ns) {
+                Verdict::Pass => {
+                    self.maybe_corrupt(frame);
+                    return true;
+                }
+                Verdict::DropPartition | Verdict::DropRandom => continue,
+            }
+        }
+    }
+
+    /// With no fault in force and no capture, straight through to the device (the same counts as
+    /// [`transmit`](FrameIo::transmit)); otherwise the frame is filled here and goes through `transmit`.
+    fn transmit_with(&mut self, now_ns: u64, length: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        let faulty = self.captured.is_some()
+            || self.state.drop_percent > 0
+            || self.state.corrupt_percent > 0
+            || self.state.partition_until_ns.is_some_and(|until| now_ns < until);
+        if faulty {
+            let mut frame = alloc::vec![0u8; length];
+            fill(&mut frame);
+            return self.transmit(now_ns, &frame);
+        }
+        self.stats.transmitted_frames += 1;
+        self.stats.transmitted_bytes += length as u64;
+        let sent = self.io.transmit_with(now_ns, length, fill);
+        if !sent {
+            self.stats.transmit_failures += 1;
+        }
+        sent
+    }
+
     fn transmit(&mut self, now_ns: u64, frame: &[u8]) -> bool {
         self.stats.transmitted_frames += 1;
         self.stats.transmitted_bytes += frame.len() as u64;
@@ -244,6 +292,39 @@ mod tests {
 
     fn frame(index: u8) -> Vec<u8> {
         alloc::vec![index; 64]
+    }
+
+    #[test]
+    fn frames_written_in_place_meet_the_same_faults_captures_and_counts_as_copied_ones() {
+        let (near, mut far) = Wire::new();
+        let mut faults = FaultInjector::new(near);
+        let mut fills = 0;
+        let mut send = |faults: &mut FaultInjector<crate::fake::WireEnd>, index: u8, now_ns: u64| {
+            faults.transmit_with(now_ns, 64, &mut |buffer| {
+                fills += 1;
+                buffer.fill(index);
+            })
+        };
+        assert!(send(&mut faults, 1, 0));
+        faults.start_capture();
+        assert!(send(&mut faults, 2, 0));
+        assert_eq!(faults.take_captured(), vec![frame(2)]);
+        faults.partition_for(0, 1_000);
+        assert!(send(&mut faults, 3, 500), "a dropped frame left as far as the sender can tell");
+        assert!(send(&mut faults, 4, 1_000), "the partition is over");
+        assert_eq!(fills, 4, "`fill` runs once per frame, dropped or not");
+        assert_eq!((faults.stats().transmitted_frames, faults.stats().dropped_partition), (4, 1));
+        let mut arrived = Vec::new();
+        while let Some(received) = far.receive(0) {
+            arrived.push(received);
+        }
+        assert_eq!(arrived, vec![frame(1), frame(2), frame(4)]);
+
+        far.transmit(0, &frame(9));
+        let mut into = vec![0u8; 3];
+        assert!(faults.receive_into(2_000, &mut into));
+        assert_eq!(into, frame(9));
+        assert!(!faults.receive_into(2_000, &mut into), "nothing more waiting");
     }
 
     #[test]

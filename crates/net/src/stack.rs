@@ -16,9 +16,9 @@ use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr, Ipv4Address};
 
 use crate::client::{self, Client, ClientId, ClientState, ConnectError, UnknownClient};
-use crate::device::SmolDevice;
+use crate::device::{FrameCounts, SmolDevice};
 use crate::listener::{ListenError, Listener, ListenerConfig, ListenerId, ListenerStats, TcpService};
-use crate::FrameIo;
+use crate::{FrameIo, LayerHook, NetLayer};
 
 /// TCP port of the echo service (RFC 862).
 pub const ECHO_PORT: u16 = 7;
@@ -245,7 +245,9 @@ impl<F: FrameIo> NetStack<F> {
         for _ in 0..SERVE_ROUNDS {
             // A socket sends one segment per interface poll: keep polling while segments go out, so a response of
             // several segments leaves in this call rather than one segment per turn of the network thread.
+            self.device.mark(NetLayer::SmoltcpPoll);
             let polled = self.interface.poll(timestamp, &mut self.device, &mut self.sockets);
+            self.device.mark(NetLayer::SocketCopy);
             let listener = self.listeners.get_mut(id.0).and_then(Option::as_mut).ok_or(ListenError::Unknown)?;
             let mut moved = false;
             for slot in 0..listener.handles.len() {
@@ -371,7 +373,9 @@ impl<F: FrameIo> NetStack<F> {
         self.polls += 1;
         // Echoing queues data; the next interface poll sends it. Bounded so one call cannot run forever.
         for _ in 0..8 {
+            self.device.mark(NetLayer::SmoltcpPoll);
             self.interface.poll(timestamp, &mut self.device, &mut self.sockets);
+            self.device.mark(NetLayer::SocketCopy);
             if !self.serve_echo() {
                 break;
             }
@@ -380,6 +384,7 @@ impl<F: FrameIo> NetStack<F> {
 
     /// How long until the stack needs polling again (`None`: only when a frame arrives).
     pub fn poll_delay_ns(&mut self, now_ns: u64) -> Option<u64> {
+        self.device.mark(NetLayer::SmoltcpPoll);
         self.interface.poll_delay(instant(now_ns), &self.sockets).map(|delay| delay.total_micros() * 1_000)
     }
 
@@ -491,6 +496,16 @@ impl<F: FrameIo> NetStack<F> {
                 socket.state() == tcp::State::Listen && socket.send_queue() == 0 && socket.recv_queue() == 0
             })
             .count() as u64
+    }
+
+    /// Frames and TCP payload segments through the adapter below smoltcp so far.
+    pub fn frame_counts(&self) -> FrameCounts {
+        self.device.counts()
+    }
+
+    /// Installs (or with `None` removes) the hook told of every change of [`NetLayer`] inside the stack.
+    pub fn set_layer_hook(&mut self, hook: Option<LayerHook>) {
+        self.device.set_layer_hook(hook);
     }
 
     /// Times [`poll`](Self::poll) ran.
@@ -640,6 +655,67 @@ mod tests {
         client.socket().abort();
         client.poll(now_ns);
         now_ns
+    }
+
+    /// Marks per layer, counted by [`count_marks`] (one test uses it).
+    static MARKS: [std::sync::atomic::AtomicU64; 6] = [const { std::sync::atomic::AtomicU64::new(0) }; 6];
+
+    fn count_marks(layer: NetLayer) {
+        MARKS[layer as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    #[test]
+    fn frame_counts_see_every_payload_byte_and_the_hook_sees_every_layer() {
+        let (mut server, mut client) = pair(0);
+        server.set_layer_hook(Some(count_marks));
+        let mut random = SeededRandom::new(5);
+        client.connect();
+        let sent = payload(&mut random, 50_000);
+        let (back, now_ns) = round_trip(&mut server, &mut client, 0, &sent);
+        assert_eq!(back, sent);
+        let counts = server.frame_counts();
+        // No drops on this wire: every byte arrives once and is echoed once.
+        assert_eq!(counts.received_payload_bytes, 50_000);
+        assert_eq!(counts.transmitted_payload_bytes, 50_000);
+        // At most 1,460 bytes (the MSS) a segment.
+        assert!(counts.received_payload_segments > 50_000 / 1_460, "{counts:?}");
+        assert!(counts.transmitted_payload_segments > 50_000 / 1_460, "{counts:?}");
+        // Every frame counts; the handshake and the acknowledgements carry none.
+        assert!(counts.received_frames > counts.received_payload_segments, "{counts:?}");
+        assert!(counts.transmitted_frames > counts.transmitted_payload_segments, "{counts:?}");
+        let marks: Vec<u64> = MARKS.iter().map(|m| m.load(std::sync::atomic::Ordering::Relaxed)).collect();
+        // Each received frame enters the device, ingress and its copy; each sent one egress and the device.
+        assert!(marks[NetLayer::DeviceReceive as usize] >= counts.received_frames, "{marks:?}");
+        assert!(marks[NetLayer::SmoltcpIngress as usize] >= counts.received_frames, "{marks:?}");
+        assert!(marks[NetLayer::SmoltcpEgress as usize] >= counts.transmitted_frames, "{marks:?}");
+        assert!(marks[NetLayer::DeviceTransmit as usize] >= counts.transmitted_frames, "{marks:?}");
+        assert!(marks[NetLayer::SocketCopy as usize] > 0, "{marks:?}");
+        server.set_layer_hook(None);
+        close(&mut server, &mut client, now_ns);
+        assert_eq!(
+            MARKS[NetLayer::DeviceTransmit as usize].load(std::sync::atomic::Ordering::Relaxed),
+            marks[NetLayer::DeviceTransmit as usize],
+            "no marks once the hook is gone"
+        );
+        assert_eq!(counts.transmit_refusals, 0, "the fake wire always has room");
+    }
+
+    #[test]
+    fn payload_length_is_read_from_the_ip_and_tcp_headers() {
+        let mut frame = vec![0u8; 14 + 20 + 32 + 100];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[14] = 0x45;
+        frame[16..18].copy_from_slice(&(20u16 + 32 + 100).to_be_bytes());
+        frame[14 + 9] = 6;
+        frame[14 + 20 + 12] = 8 << 4;
+        assert_eq!(crate::tcp_payload_bytes(&frame), 100);
+        frame[14 + 9] = 17;
+        assert_eq!(crate::tcp_payload_bytes(&frame), 0, "UDP");
+        frame[14 + 9] = 6;
+        frame[12] = 0x86;
+        assert_eq!(crate::tcp_payload_bytes(&frame), 0, "not IPv4");
+        frame[12] = 0x08;
+        assert_eq!(crate::tcp_payload_bytes(&frame[..20]), 0, "truncated");
     }
 
     #[test]

@@ -157,6 +157,7 @@ pub const RESTRICTED: &[(&str, Capabilities)] = &[
     ("blkctl bench", Capabilities::ADMIN),
     ("blkctl fault", Capabilities::ADMIN),
     ("netctl fault", Capabilities::ADMIN),
+    ("netctl ceiling", Capabilities::ADMIN),
     ("logctl flood", Capabilities::ADMIN),
     ("logctl ratelimit set", Capabilities::ADMIN),
     ("logctl ratelimit on", Capabilities::ADMIN),

@@ -73,6 +73,8 @@ pub struct QemuConfig {
     pub disk_image: Option<PathBuf>,
     /// A virtio-net device on QEMU user networking with one forwarded TCP port; `None` boots without a network.
     pub network: Option<PortForward>,
+    /// A UDP forward beside the TCP one (only with `network`).
+    pub udp_forward: Option<PortForward>,
     /// 32 bytes passed as `sis.entropy=<64 hex digits>`, the kernel's only source for web tokens; [`QemuConfig::new`]
     /// reads them from the host's OS random source (`/dev/urandom`).
     pub entropy: Option<[u8; 32]>,
@@ -136,6 +138,7 @@ impl QemuConfig {
             timeout: DEFAULT_TIMEOUT,
             disk_image: None,
             network: None,
+            udp_forward: None,
             // Without a random source there is no entropy to pass, and the kernel refuses to make tokens.
             entropy: host_random_bytes().ok(),
             web: None,
@@ -227,6 +230,12 @@ impl QemuConfig {
         Ok(self.user_network(free_local_port()?, guest_port))
     }
 
+    /// Also forwards UDP `host_port` on 127.0.0.1 to `guest_port` (with [`user_network`](Self::user_network)).
+    pub fn udp_forward(mut self, host_port: u16, guest_port: u16) -> Self {
+        self.udp_forward = Some(PortForward { host_port, guest_port });
+        self
+    }
+
     /// The host side of the forwarded port, `127.0.0.1:PORT`, when a network is attached.
     pub fn forwarded_address(&self) -> Option<std::net::SocketAddr> {
         self.network.map(|forward| std::net::SocketAddr::from(([127, 0, 0, 1], forward.host_port)))
@@ -299,7 +308,12 @@ impl QemuConfig {
         }
         if let Some(forward) = self.network {
             arguments.push("-netdev".into());
-            arguments.push(format!("user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{}", forward.host_port, forward.guest_port));
+            let mut netdev =
+                format!("user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{}", forward.host_port, forward.guest_port);
+            if let Some(udp) = self.udp_forward {
+                netdev.push_str(&format!(",hostfwd=udp:127.0.0.1:{}-:{}", udp.host_port, udp.guest_port));
+            }
+            arguments.push(netdev);
             arguments.push("-device".into());
             arguments.push("virtio-net-device,netdev=net0".into());
         }

@@ -229,3 +229,39 @@ fn without_a_disk_status_reports_no_device_and_every_other_subcommand_refuses() 
     );
     assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
 }
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn requests_in_flight_at_once_write_and_read_exactly_what_one_at_a_time_does_and_the_profile_counts_them() {
+    let (mut sis, disk) = boot_with_disk();
+    // 4 MiB in 64 KiB requests, 16 in flight: the bench checks every request it reads back.
+    let bench = ok(&mut sis, "blkctl bench --size-mib 4 --queue-depth 16");
+    assert_eq!((number(&bench, "/requests"), number(&bench, "/mismatched_requests")), (64, 0));
+    assert_eq!(number(&bench, "/queue_depth"), 16);
+    assert_eq!(bench["instructions"], serde_json::Value::Null, "no --profile, no instructions");
+    let driver = ok(&mut sis, "blkctl status");
+    // With a stall in force every request goes alone through the fault layer, and still arrives.
+    ok(&mut sis, "blkctl fault stall 50");
+    let stalled = ok(&mut sis, "blkctl bench --size-mib 1 --lba 8192 --queue-depth 16");
+    assert_eq!((number(&stalled, "/requests"), number(&stalled, "/mismatched_requests")), (16, 0));
+    let after = ok(&mut sis, "blkctl status");
+    assert_eq!(number(&after, "/faults/stalled_requests") - number(&driver, "/faults/stalled_requests"), 1);
+    // Real time: the PMU does not count instructions.
+    assert_eq!(error_code(&mut sis, "blkctl bench --size-mib 1 --profile"), "no-instruction-counter");
+    power_off(sis);
+    let image = std::fs::read(disk.path()).unwrap();
+    let request = pattern_bytes(Pattern::Seeded(64 * 1024), 0, 128);
+    for (index, chunk) in image[..4 << 20].chunks(64 * 1024).enumerate() {
+        assert!(chunk == &request[..], "request {index} in the image differs");
+    }
+
+    let disk = ScratchDisk::create(DEFAULT_DISK_BYTES).unwrap();
+    let config = QemuConfig::new().disk_image(disk.path()).deterministic();
+    let mut sis = Sis::boot(&config).unwrap();
+    let profiled = ok(&mut sis, "blkctl bench --size-mib 1 --queue-depth 4 --profile");
+    for phase in ["write_per_request", "read_per_request"] {
+        // Every request is built, submitted and completed by the driver: it costs instructions there.
+        assert!(number(&profiled, &format!("/instructions/{phase}/block_device")) > 100, "{profiled}");
+        assert_eq!(number(&profiled, &format!("/instructions/{phase}/smoltcp_ingress")), 0, "{profiled}");
+    }
+}

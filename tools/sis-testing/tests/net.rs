@@ -244,6 +244,7 @@ fn without_a_network_device_status_says_so_and_every_other_subcommand_refuses() 
         "netctl fault corrupt 5",
         "netctl fault partition 10",
         "netctl fault clear",
+        "netctl profile --start",
     ] {
         assert_eq!(error_code(&mut sis, line), "no-device", "{line}");
     }
@@ -254,4 +255,45 @@ fn without_a_network_device_status_says_so_and_every_other_subcommand_refuses() 
     );
     assert_eq!(error_code(&mut sis, "netctl ping 10.0.2"), "invalid-value", "arguments are checked first");
     assert_eq!(sis.run("echo ok").unwrap(), "ok\n");
+}
+
+#[test]
+#[ignore = "boots QEMU; run by cargo xtask test"]
+fn in_deterministic_mode_the_profile_charges_echoed_frames_to_the_network_layers() {
+    // Real time: the PMU does not count instructions, and the command says so.
+    let (mut sis, _) = boot_with_network();
+    assert_eq!(error_code(&mut sis, "netctl profile"), "profile-not-started");
+    assert_eq!(error_code(&mut sis, "netctl profile --start"), "no-instruction-counter");
+    drop(sis);
+
+    let config = QemuConfig::new().user_network_free_port(ECHO_PORT).unwrap().deterministic();
+    let address = config.forwarded_address().unwrap();
+    let mut sis = Sis::boot(&config).unwrap();
+    let before = ok(&mut sis, "netctl profile --start");
+    assert_eq!(before["counting"], true);
+    let mut stream = connect(address);
+    let mut random = SeededRandom::new(3);
+    let payload = seeded_payload(&mut random, 100_000);
+    assert!(round_trip(&mut stream, &payload) == payload);
+    let after = ok(&mut sis, "netctl profile");
+    let grew = |pointer: &str| number(&after, pointer) - number(&before, pointer);
+    // Every payload byte came in once and went out once (no faults on this link), in segments of at most 1,460.
+    assert_eq!(grew("/frames/received_payload_bytes"), 100_000);
+    assert_eq!(grew("/frames/transmitted_payload_bytes"), 100_000);
+    assert!(grew("/frames/received_payload_segments") > 100_000 / 1_460, "{after}");
+    for layer in
+        ["smoltcp_ingress", "smoltcp_egress", "socket_copy", "frame_copy", "net_device_receive", "net_device_transmit"]
+    {
+        // Each payload segment passes each of these layers: at least a hundred instructions a segment in each.
+        assert!(
+            grew(&format!("/instructions/{layer}")) > 100 * grew("/frames/received_payload_segments"),
+            "{layer}: {after}"
+        );
+    }
+    // Interrupts, wake-ups and polls each serve several frames, but none of them is free.
+    for layer in ["smoltcp_poll", "net_thread", "interrupt", "scheduler"] {
+        assert!(grew(&format!("/instructions/{layer}")) > 1_000, "{layer}: {after}");
+    }
+    assert!(grew("/entries/smoltcp_ingress") >= grew("/frames/received_frames"), "{after}");
+    assert!(grew("/entries/interrupt") >= grew("/device_interrupts"), "{after}");
 }

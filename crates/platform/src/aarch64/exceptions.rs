@@ -2,6 +2,7 @@
 
 use core::arch::global_asm;
 
+use super::profile::{self, Layer};
 use super::registers::{isb, read_sysreg, write_sysreg};
 use super::{console, crash, gic, thread, time, virtio};
 
@@ -141,11 +142,14 @@ pub fn install() {
 extern "C" fn sis_trap_dispatch(frame: *mut TrapFrame, kind: u64) -> *mut TrapFrame {
     match kind {
         KIND_IRQ_CURRENT => {
+            let interrupted = profile::enter(Layer::Interrupt);
             handle_interrupts();
-            thread::on_trap(frame, thread::TrapReason::Interrupt)
+            profile::enter(Layer::Scheduler);
+            thread::on_trap(frame, thread::TrapReason::Interrupt, interrupted)
         }
         KIND_SYNC_CURRENT if (read_sysreg!("esr_el1") >> 26) & 0x3f == EC_SVC64 => {
-            thread::on_trap(frame, thread::TrapReason::Yield)
+            let interrupted = profile::enter(Layer::Scheduler);
+            thread::on_trap(frame, thread::TrapReason::Yield, interrupted)
         }
         _ => {
             // SAFETY: the vector code just stored this frame on the stack.

@@ -12,6 +12,7 @@ pub mod memory;
 mod mmu;
 pub mod pmu;
 pub mod power;
+pub mod profile;
 mod registers;
 pub mod thread;
 pub mod time;

@@ -16,6 +16,7 @@ use sis_sched::{AdmissionError, Scheduler, ServerLatency, ServerParams, ServerSt
 
 use super::exceptions::{TrapFrame, TRAP_FRAME_BYTES};
 use super::irq_lock::{mask_irqs, restore_irqs, unmask_irqs, IrqMutex};
+use super::profile::{self, Layer};
 use super::{memory, time};
 
 /// Most threads alive at once (idle included).
@@ -123,6 +124,8 @@ struct Thread {
     wake_at_ns: u64,
     /// Sleeping, and [`wake`] may end the sleep early.
     wakeable: bool,
+    /// The profile layer it was in when it last left the CPU.
+    layer: Layer,
 }
 
 struct Threads {
@@ -154,6 +157,7 @@ pub fn init(policy: Box<dyn Scheduler>) {
         switches: 1,
         wake_at_ns: 0,
         wakeable: false,
+        layer: Layer::Idle,
     };
     let mut list = Vec::with_capacity(MAX_THREADS);
     list.push(idle);
@@ -241,6 +245,7 @@ fn spawn_with(
         switches: 0,
         wake_at_ns: 0,
         wakeable: false,
+        layer: Layer::Other,
     });
     threads.policy.enqueue(id, time::now_ns());
     drop(guard);
@@ -695,13 +700,18 @@ pub fn write_current_name_on_crash(out: &mut dyn Write) {
     }
 }
 
-/// Called by the trap code with the interrupted thread's saved frame; returns the frame to resume.
-pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason) -> *mut TrapFrame {
+/// Called by the trap code with the interrupted thread's saved frame and the profile layer it was in; returns
+/// the frame to resume (and makes the resumed thread's layer current).
+pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason, interrupted: Layer) -> *mut TrapFrame {
     let mut guard = THREADS.lock();
-    let Some(threads) = guard.as_mut() else { return frame };
+    let Some(threads) = guard.as_mut() else {
+        profile::enter(interrupted);
+        return frame;
+    };
     let now = time::now_ns();
     let current = threads.current;
     threads.list[current].frame = frame as u64;
+    threads.list[current].layer = interrupted;
 
     let ran_ns = now.saturating_sub(threads.last_switch_ns);
     threads.last_switch_ns = now;
@@ -772,5 +782,6 @@ pub(super) fn on_trap(frame: *mut TrapFrame, reason: TrapReason) -> *mut TrapFra
         (Some(at), None) | (None, Some(at)) => time::arm_at_ns(at),
         (None, None) => time::disarm(),
     }
+    profile::enter(threads.list[next].layer);
     threads.list[next].frame as *mut TrapFrame
 }

@@ -24,6 +24,7 @@ use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
+use super::profile::{self, Layer};
 use super::registers::{mmio_read32, mmio_write32};
 pub use super::virtio_net::{NetDriverStats, NetWaker, VirtioNet};
 use super::{gic, memory, thread};
@@ -32,6 +33,9 @@ use crate::bootinfo::BootInfo;
 /// virtio-mmio register offsets (virtio 1.2, section 4.2.2).
 const INTERRUPT_STATUS: u64 = 0x60;
 const INTERRUPT_ACK: u64 = 0x64;
+/// Most block requests [`VirtioBlock`] keeps in flight (the queue has 16 descriptors; with indirect descriptors a
+/// request takes one).
+pub const MAX_QUEUE_DEPTH: usize = 16;
 /// Interrupt lines the platform can route to a driver at once.
 const MAX_INTERRUPT_LINES: usize = 4;
 
@@ -294,6 +298,94 @@ impl VirtioBlock {
         BlockDriverStats { interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed), ..self.stats }
     }
 
+    /// Blocks the calling thread until the device has used some chain; returns its token.
+    fn wait_for_any(&mut self) -> u16 {
+        let line = &LINES[self.line];
+        let driver = &mut self.driver;
+        let mut checks = 0u64;
+        let mut used = 0;
+        thread::block_current_until(|| {
+            checks += 1;
+            match driver.peek_used() {
+                Some(token) => {
+                    line.waiter.store(0, Ordering::Release);
+                    used = token;
+                    true
+                }
+                None => {
+                    line.waiter.store(thread::current_id() + 1, Ordering::Release);
+                    false
+                }
+            }
+        });
+        self.stats.blocked_waits += checks - 1;
+        used
+    }
+
+    /// Runs `chunks` requests of one kind with up to `depth` in flight: `submit(driver, slot, chunk)` queues
+    /// chunk `chunk` with slot `slot`'s request and response, `complete(driver, slot, chunk, token)` takes it back.
+    /// Completions may come in any order. Every request submitted is taken back before this returns, error or not.
+    fn run(
+        &mut self,
+        operation: Operation,
+        chunks: usize,
+        depth: usize,
+        mut submit: impl FnMut(
+            &mut VirtIOBlk<SisHal, MmioTransport<'static>>,
+            usize,
+            usize,
+        ) -> Result<u16, virtio_drivers::Error>,
+        mut complete: impl FnMut(
+            &mut VirtIOBlk<SisHal, MmioTransport<'static>>,
+            usize,
+            usize,
+            u16,
+        ) -> Result<(), virtio_drivers::Error>,
+    ) -> Result<(), BlockError> {
+        let depth = depth.clamp(1, MAX_QUEUE_DEPTH);
+        let caller = profile::enter(Layer::BlockDevice);
+        // Per slot: the chunk in flight and its token.
+        let mut in_flight: [Option<(usize, u16)>; MAX_QUEUE_DEPTH] = [None; MAX_QUEUE_DEPTH];
+        let mut next = 0;
+        let mut first_error = None;
+        loop {
+            while first_error.is_none() && next < chunks {
+                let Some(slot) = in_flight[..depth].iter().position(Option::is_none) else { break };
+                match submit(&mut self.driver, slot, next) {
+                    Ok(token) => {
+                        in_flight[slot] = Some((next, token));
+                        next += 1;
+                    }
+                    // The ring is full: wait for a completion, unless nothing is in flight to complete.
+                    Err(virtio_drivers::Error::QueueFull) if in_flight.iter().any(Option::is_some) => break,
+                    Err(error) => first_error = Some(device_error(operation, error)),
+                }
+            }
+            if in_flight.iter().all(Option::is_none) {
+                break;
+            }
+            profile::enter(caller);
+            let token = self.wait_for_any();
+            profile::enter(Layer::BlockDevice);
+            let Some(slot) = in_flight.iter().position(|entry| entry.is_some_and(|(_, t)| t == token)) else {
+                // A token this driver never handed out: the queue is beyond repair; the requests in flight stay
+                // with the device (their buffers are the caller's, borrowed until it returns: leak-free only if the
+                // device never completes them, which a broken device may not).
+                self.stats.device_errors += 1;
+                profile::enter(caller);
+                return Err(BlockError::Device { operation, reason: "the device completed an unknown request" });
+            };
+            let Some((chunk, _)) = in_flight[slot].take() else { continue };
+            self.stats.requests += 1;
+            if let Err(error) = complete(&mut self.driver, slot, chunk, token) {
+                self.stats.device_errors += 1;
+                first_error.get_or_insert(device_error(operation, error));
+            }
+        }
+        profile::enter(caller);
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Blocks the calling thread until the device has used the chain `token`.
     fn wait_for(&mut self, token: u16) {
         let line = &LINES[self.line];
@@ -358,7 +450,82 @@ impl BlockDevice for VirtioBlock {
         self.finish(Operation::Write, result)
     }
 
-    /// A virtio FLUSH request (QEMU then flushes the image file); it waits by polling the queue.
+    /// Up to `depth` requests in flight (at most [`MAX_QUEUE_DEPTH`]); QEMU then works on several at once and
+    /// merges neighbours.
+    fn write_run(&mut self, lba: u64, data: &[u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
+        sis_blk::check_run(self.capacity_sectors(), lba, data.len(), request_bytes)?;
+        if self.read_only() {
+            return Err(BlockError::Device { operation: Operation::Write, reason: "the device is read-only" });
+        }
+        let chunks: Vec<&[u8]> = data.chunks(request_bytes).collect();
+        let sectors_per_request = request_bytes / sis_blk::SECTOR_SIZE;
+        let mut requests: [BlkReq; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkReq::default());
+        let mut responses: [BlkResp; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkResp::default());
+        let (requests, responses) = (core::cell::RefCell::new(&mut requests), core::cell::RefCell::new(&mut responses));
+        // SAFETY: each slot's request and response and each chunk stay borrowed by this function, untouched, from
+        // `write_blocks_nb` until `complete_write_blocks` took the chain back; `run` takes back every chain it
+        // submitted before returning, and a slot is reused only after its chain came back.
+        self.run(
+            Operation::Write,
+            chunks.len(),
+            depth,
+            |driver, slot, chunk| unsafe {
+                let sector = lba as usize + chunk * sectors_per_request;
+                driver.write_blocks_nb(
+                    sector,
+                    &mut requests.borrow_mut()[slot],
+                    chunks[chunk],
+                    &mut responses.borrow_mut()[slot],
+                )
+            },
+            |driver, slot, chunk, token| unsafe {
+                driver.complete_write_blocks(
+                    token,
+                    &requests.borrow()[slot],
+                    chunks[chunk],
+                    &mut responses.borrow_mut()[slot],
+                )
+            },
+        )
+    }
+
+    /// As [`write_run`](Self::write_run), reading.
+    fn read_run(&mut self, lba: u64, buffer: &mut [u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
+        sis_blk::check_run(self.capacity_sectors(), lba, buffer.len(), request_bytes)?;
+        let mut chunks: Vec<&mut [u8]> = buffer.chunks_mut(request_bytes).collect();
+        let count = chunks.len();
+        let sectors_per_request = request_bytes / sis_blk::SECTOR_SIZE;
+        let mut requests: [BlkReq; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkReq::default());
+        let mut responses: [BlkResp; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkResp::default());
+        let chunks = core::cell::RefCell::new(&mut chunks);
+        let (requests, responses) = (core::cell::RefCell::new(&mut requests), core::cell::RefCell::new(&mut responses));
+        // SAFETY: as for `write_run`: buffers stay put and untouched between submission and completion.
+        self.run(
+            Operation::Read,
+            count,
+            depth,
+            |driver, slot, chunk| unsafe {
+                let sector = lba as usize + chunk * sectors_per_request;
+                driver.read_blocks_nb(
+                    sector,
+                    &mut requests.borrow_mut()[slot],
+                    chunks.borrow_mut()[chunk],
+                    &mut responses.borrow_mut()[slot],
+                )
+            },
+            |driver, slot, chunk, token| unsafe {
+                driver.complete_read_blocks(
+                    token,
+                    &requests.borrow()[slot],
+                    chunks.borrow_mut()[chunk],
+                    &mut responses.borrow_mut()[slot],
+                )
+            },
+        )
+    }
+
+    /// A virtio FLUSH request (QEMU then flushes the image file); it waits by polling the queue (virtio-drivers
+    /// 0.13 has no non-blocking flush).
     fn flush(&mut self) -> Result<(), BlockError> {
         let result = self.driver.flush();
         self.finish(Operation::Flush, result)

@@ -21,6 +21,7 @@ use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
 
 use super::gic;
+use super::profile::{self, Layer};
 use super::virtio::{claim_line, SisHal, LINES};
 
 /// Receive and transmit queue size, and so the receive buffers posted to the device and the most frames in flight.
@@ -28,7 +29,8 @@ pub const NET_QUEUE_SIZE: usize = 32;
 /// Bytes of one receive buffer: the virtio-net header and a full Ethernet frame fit.
 const RECEIVE_BUFFER_BYTES: usize = 2048;
 /// Bytes of one transmit buffer: the virtio-net header (12 bytes, 10 with the legacy one) and a full frame fit.
-const TRANSMIT_BUFFER_BYTES: usize = 2048;
+/// The same as a receive buffer, so that [`VirtioNet::reflect`] can swap their roles.
+const TRANSMIT_BUFFER_BYTES: usize = RECEIVE_BUFFER_BYTES;
 
 /// Driver counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,6 +135,73 @@ impl VirtioNet {
         }
     }
 
+    /// The emulation-ceiling loop: every received frame that `turn` rewrites in place (returning true) is sent back
+    /// from the very buffer it arrived in, and a spare buffer is posted for receiving in its place; other frames'
+    /// buffers become spares. No copy, no allocation: what this moves is what QEMU's device and backend can carry
+    /// with a guest that does almost nothing. Stops when nothing is waiting or every descriptor is in flight;
+    /// returns the frames sent and their bytes (headers included).
+    pub fn reflect(&mut self, mut turn: impl FnMut(&mut [u8]) -> bool) -> (u64, u64) {
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        self.reclaim_sent();
+        while self.driver.can_send() {
+            let Some(token) = self.driver.poll_receive() else { break };
+            // A spare to post in its place: without one, leave the frame on the ring for the next turn.
+            let Some(mut spare) = self.idle.pop() else { break };
+            let Some(mut buffer) = self.receiving.get_mut(usize::from(token)).and_then(Option::take) else {
+                self.idle.push(spare);
+                self.stats.receive_errors += 1;
+                break;
+            };
+            // SAFETY: `buffer` is the one passed to `receive_begin` for `token`, untouched since.
+            let received = unsafe { self.driver.receive_complete(token, &mut buffer) };
+            // SAFETY: as in `new`: the spare's block stays in `receiving` until the device reports it used.
+            match unsafe { self.driver.receive_begin(&mut spare) } {
+                Ok(posted) => match self.receiving.get_mut(usize::from(posted)) {
+                    Some(slot) => *slot = Some(spare),
+                    None => {
+                        core::mem::forget(spare);
+                        self.stats.receive_errors += 1;
+                    }
+                },
+                Err(_) => {
+                    self.idle.push(spare);
+                    self.stats.receive_errors += 1;
+                }
+            }
+            let Ok((header, length)) = received else {
+                self.idle.push(buffer);
+                self.stats.receive_errors += 1;
+                continue;
+            };
+            self.stats.received_frames += 1;
+            let end = header.saturating_add(length).min(buffer.len());
+            if !turn(&mut buffer[header..end]) || self.driver.fill_buffer_header(&mut buffer) != Ok(header) {
+                self.idle.push(buffer);
+                continue;
+            }
+            // SAFETY: as in `transmit`: the block is kept in `sending` under the token until `reclaim_sent`.
+            match unsafe { self.driver.transmit_begin(&buffer[..end]) } {
+                Ok(sent) => match self.sending.get_mut(usize::from(sent)) {
+                    Some(slot) => {
+                        *slot = Some((buffer, end));
+                        self.stats.transmitted_frames += 1;
+                        frames += 1;
+                        bytes += (end - header) as u64;
+                    }
+                    None => {
+                        core::mem::forget(buffer);
+                        self.stats.transmit_errors += 1;
+                    }
+                },
+                Err(_) => {
+                    self.idle.push(buffer);
+                    self.stats.transmit_errors += 1;
+                }
+            }
+        }
+        (frames, bytes)
+    }
+
     /// Frames handed to the device and not yet reported sent.
     pub fn frames_in_flight(&self) -> usize {
         self.sending.iter().filter(|slot| slot.is_some()).count()
@@ -165,17 +234,33 @@ impl VirtioNet {
 }
 
 impl FrameIo for VirtioNet {
-    fn receive(&mut self, _now_ns: u64) -> Option<Vec<u8>> {
+    fn receive(&mut self, now_ns: u64) -> Option<Vec<u8>> {
+        let mut frame = Vec::new();
+        self.receive_into(now_ns, &mut frame).then_some(frame)
+    }
+
+    /// The frame is copied out of the device's buffer into `frame` (no allocation once `frame` has grown to a
+    /// full frame) and the buffer is posted again at once.
+    fn receive_into(&mut self, _now_ns: u64, frame: &mut Vec<u8>) -> bool {
         self.reclaim_sent();
-        let token = self.driver.poll_receive()?;
+        let Some(token) = self.driver.poll_receive() else { return false };
         let Some(mut buffer) = self.receiving.get_mut(usize::from(token)).and_then(Option::take) else {
             self.stats.receive_errors += 1;
-            return None;
+            return false;
         };
         // SAFETY: `buffer` is the one passed to `receive_begin` for `token`, untouched since.
-        let frame = match unsafe { self.driver.receive_complete(token, &mut buffer) } {
-            Ok((header, length)) => buffer.get(header..header.saturating_add(length)).map(<[u8]>::to_vec),
-            Err(_) => None,
+        let copied = match unsafe { self.driver.receive_complete(token, &mut buffer) } {
+            Ok((header, length)) => match buffer.get(header..header.saturating_add(length)) {
+                Some(received) => {
+                    let caller = profile::enter(Layer::FrameCopy);
+                    frame.clear();
+                    frame.extend_from_slice(received);
+                    profile::enter(caller);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
         };
         // SAFETY: as in `new`: the block stays in `receiving` until the device reports it used.
         match unsafe { self.driver.receive_begin(&mut buffer) } {
@@ -189,51 +274,63 @@ impl FrameIo for VirtioNet {
             },
             Err(_) => self.stats.receive_errors += 1,
         }
-        match frame {
-            Some(frame) => {
-                self.stats.received_frames += 1;
-                Some(frame)
-            }
-            None => {
-                self.stats.receive_errors += 1;
-                None
-            }
+        if copied {
+            self.stats.received_frames += 1;
+        } else {
+            self.stats.receive_errors += 1;
         }
+        copied
     }
 
-    fn transmit(&mut self, _now_ns: u64, frame: &[u8]) -> bool {
+    fn can_transmit(&mut self) -> bool {
+        self.reclaim_sent();
+        self.driver.can_send() && !self.idle.is_empty()
+    }
+
+    fn transmit(&mut self, now_ns: u64, frame: &[u8]) -> bool {
+        self.transmit_with(now_ns, frame.len(), &mut |buffer| {
+            let caller = profile::enter(Layer::FrameCopy);
+            buffer.copy_from_slice(frame);
+            profile::enter(caller);
+        })
+    }
+
+    /// `fill` writes the frame straight into a transmit buffer, behind the virtio-net header: no copy.
+    fn transmit_with(&mut self, _now_ns: u64, length: usize, fill: &mut dyn FnMut(&mut [u8])) -> bool {
+        // The contract: `fill` runs once whatever happens; when the frame cannot go, into a scratch buffer.
+        let refuse = |stats: &mut NetDriverStats, fill: &mut dyn FnMut(&mut [u8])| {
+            fill(&mut alloc::vec![0u8; length]);
+            stats.transmit_errors += 1;
+            false
+        };
         self.reclaim_sent();
         while !self.driver.can_send() {
-            // Every descriptor is in flight: wait for the device to finish the oldest.
+            // Every descriptor is in flight (the stack asks `can_transmit` first, so this is rare): wait for the
+            // device to finish the oldest.
             if self.frames_in_flight() == 0 {
-                self.stats.transmit_errors += 1;
-                return false;
+                return refuse(&mut self.stats, fill);
             }
             core::hint::spin_loop();
             self.reclaim_sent();
         }
-        let Some(mut buffer) = self.idle.pop() else {
-            self.stats.transmit_errors += 1;
-            return false;
-        };
+        let Some(mut buffer) = self.idle.pop() else { return refuse(&mut self.stats, fill) };
         let header = match self.driver.fill_buffer_header(&mut buffer) {
-            Ok(header) if header + frame.len() <= buffer.len() => header,
+            Ok(header) if header + length <= buffer.len() => header,
             _ => {
                 self.idle.push(buffer);
-                self.stats.transmit_errors += 1;
-                return false;
+                return refuse(&mut self.stats, fill);
             }
         };
-        let length = header + frame.len();
-        buffer[header..length].copy_from_slice(frame);
+        let end = header + length;
+        fill(&mut buffer[header..end]);
         // SAFETY: the buffer's heap block is kept in `sending` under the returned token and not touched until the
         // device reports it used (`reclaim_sent`); moving the `Vec` does not move the block.
-        match unsafe { self.driver.transmit_begin(&buffer[..length]) } {
+        match unsafe { self.driver.transmit_begin(&buffer[..end]) } {
             // A token is a descriptor index, below the queue size: `sending` has a slot for every one. Were it not,
             // the buffer is leaked rather than reused under the device.
             Ok(token) => match self.sending.get_mut(usize::from(token)) {
                 Some(slot) => {
-                    *slot = Some((buffer, length));
+                    *slot = Some((buffer, end));
                     self.stats.transmitted_frames += 1;
                     true
                 }

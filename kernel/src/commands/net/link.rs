@@ -9,8 +9,9 @@
 
 use alloc::boxed::Box;
 
-use sis_net::{FaultInjector, NetConfig, NetStack};
+use sis_net::{FaultInjector, FrameIo, NetConfig, NetLayer, NetStack};
 use sis_platform::irq_lock::IrqMutex;
+use sis_platform::profile::{self, Layer};
 use sis_platform::thread;
 use sis_platform::time;
 use sis_platform::virtio::{NetWaker, VirtioNet};
@@ -41,6 +42,21 @@ pub struct Net {
     pub poll_waiter: Option<ThreadId>,
     /// Times the network thread woke before its deadline because of an interrupt or a command.
     pub early_wakes: u64,
+    /// The emulation-ceiling loop, while `netctl ceiling` runs it instead of the stack.
+    pub ceiling: Option<Ceiling>,
+}
+
+/// The emulation-ceiling loop's state: UDP datagrams to `port` go straight back from the driver's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ceiling {
+    /// UDP port reflected.
+    pub port: u16,
+    /// Kernel clock when it started.
+    pub started_ns: u64,
+    /// Frames sent back.
+    pub frames: u64,
+    /// Their bytes (Ethernet frames, no virtio header).
+    pub bytes: u64,
 }
 
 impl Net {
@@ -65,8 +81,9 @@ pub fn attach(device: Option<VirtioNet>) -> Result<(), thread::SpawnError> {
     let Some(device) = device else { return Ok(()) };
     let waker = device.waker();
     let config = NetConfig::qemu_user(device.mac());
-    let stack = NetStack::new(FaultInjector::new(device), config, time::now_ns());
-    *SLOT.lock() = Some(Box::new(Net { stack, waker, thread: None, poll_waiter: None, early_wakes: 0 }));
+    let mut stack = NetStack::new(FaultInjector::new(device), config, time::now_ns());
+    stack.set_layer_hook(Some(enter_layer));
+    *SLOT.lock() = Some(Box::new(Net { stack, waker, thread: None, poll_waiter: None, early_wakes: 0, ceiling: None }));
     let id = thread::spawn("net", NET_STACK_BYTES, run)?;
     if let Some(net) = SLOT.lock().as_mut() {
         net.thread = Some(id);
@@ -81,10 +98,26 @@ pub fn attached() -> bool {
 
 /// Runs `body` with the stack locked (IRQs masked): it must be short and must not sleep.
 pub fn with_net<T>(body: impl FnOnce(&mut Net) -> Result<T, ShellError>) -> Result<T, ShellError> {
-    match SLOT.lock().as_mut() {
+    // The stack marks the layers it enters; what it did for the caller goes back to the caller's layer after.
+    let caller = profile::current();
+    let result = match SLOT.lock().as_mut() {
         Some(net) => body(net),
         None => Err(no_device()),
-    }
+    };
+    profile::enter(caller);
+    result
+}
+
+/// The stack's layer hook: its layers are the platform profile's.
+fn enter_layer(layer: NetLayer) {
+    profile::enter(match layer {
+        NetLayer::SmoltcpPoll => Layer::SmoltcpPoll,
+        NetLayer::SmoltcpIngress => Layer::SmoltcpIngress,
+        NetLayer::SmoltcpEgress => Layer::SmoltcpEgress,
+        NetLayer::SocketCopy => Layer::SocketCopy,
+        NetLayer::DeviceReceive => Layer::NetDeviceReceive,
+        NetLayer::DeviceTransmit => Layer::NetDeviceTransmit,
+    });
 }
 
 /// Wakes the network thread so it polls now (after a command queued something to send).
@@ -106,15 +139,30 @@ pub fn no_device() -> ShellError {
 /// The network thread: poll, then sleep until the next timer, an interrupt or a kick.
 fn run() {
     let me = thread::current_id();
+    profile::enter(Layer::NetThread);
     loop {
         let now = time::now_ns();
         let polled = SLOT.lock().as_mut().map(|net| {
             // Read before the poll: an interrupt during it stays pending (IRQs are masked) and changes the count.
             let seen = net.waker.interrupts();
+            if let Some(ceiling) = net.ceiling.as_mut() {
+                // Nothing but the driver: the stack is not polled until the ceiling run stops.
+                let port = ceiling.port;
+                let (frames, bytes) = net.stack.io_mut().io_mut().reflect(|frame| sis_net::reflect_udp(frame, port));
+                ceiling.frames += frames;
+                ceiling.bytes += bytes;
+                return (seen, if frames > 0 { 0 } else { MAX_SLEEP_NS }, net.waker, net.poll_waiter.take(), None);
+            }
             net.stack.poll(now);
             // The web listener's sockets, into the web server's I/O table (never the web app itself).
             let web_thread = crate::web::io::serve(&mut net.stack, now);
-            let delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
+            let mut delay = net.stack.poll_delay_ns(now).unwrap_or(MAX_SLEEP_NS).min(MAX_SLEEP_NS);
+            profile::enter(Layer::NetThread);
+            if !net.stack.io_mut().can_transmit() {
+                // Every transmit descriptor is in flight: the device's interrupt for frames sent wakes the thread
+                // (or its next timer, or a frame arriving), rather than a turn of the scheduler per look.
+                delay = delay.max(MAX_SLEEP_NS);
+            }
             (seen, delay, net.waker, net.poll_waiter.take(), web_thread)
         });
         let Some((seen, delay_ns, waker, waiter, web_thread)) = polled else {

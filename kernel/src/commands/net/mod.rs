@@ -1,7 +1,9 @@
 //! `netctl`: the virtio-net device, the smoltcp stack and its TCP echo service: status, stats, ping, fault.
 
+mod ceiling;
 mod fault;
 pub mod link;
+pub mod profile;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -87,6 +89,8 @@ pub static NETCTL: CommandSpec<Kernel> = CommandSpec {
             handler: Some(ping),
         },
         fault::FAULT,
+        profile::PROFILE,
+        ceiling::CEILING,
     ],
     handler: None,
 };
