@@ -16,7 +16,7 @@ mod pool;
 
 pub use buddy::{FrameAllocator, FrameMeta, FrameStats, MmError};
 pub use pool::{
-    CompactionReport, FrameSource, MemoryKind, ObjectHandle, Pool, PoolError, PoolStats, LARGEST_OBJECT_BYTES,
+    CompactionReport, CountedFrames, FrameSource, MemoryKind, ObjectHandle, Pool, PoolError, PoolStats, LARGEST_OBJECT_BYTES,
     SLAB_CLASSES,
 };
 

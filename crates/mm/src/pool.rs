@@ -59,6 +59,72 @@ impl FrameSource for FrameAllocator<'_> {
     }
 }
 
+impl<S: FrameSource + ?Sized> FrameSource for &mut S {
+    #[inline]
+    fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError> {
+        (**self).allocate_frames(order)
+    }
+
+    #[inline]
+    fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError> {
+        (**self).free_frames(address, order)
+    }
+
+    fn frame_stats(&self) -> crate::FrameStats {
+        (**self).frame_stats()
+    }
+}
+
+/// A frame source that counts the frames taken through it and returned through it, so a workload can prove it gave
+/// back what it took while the rest of the machine allocates beside it (the whole allocator's free count cannot: the
+/// heap grows by 1 MiB blocks it never returns, and other threads hold frames for a while).
+#[derive(Debug, Default)]
+pub struct CountedFrames<S> {
+    inner: S,
+    taken: u64,
+    returned: u64,
+}
+
+impl<S> CountedFrames<S> {
+    /// Counts what passes through `inner` from now on.
+    pub fn new(inner: S) -> Self {
+        Self { inner, taken: 0, returned: 0 }
+    }
+
+    /// Frames taken through this source.
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// Frames returned through this source.
+    pub fn returned(&self) -> u64 {
+        self.returned
+    }
+
+    /// Frames taken and not yet returned (saturating: returning more than was taken shows as `returned > taken`).
+    pub fn outstanding(&self) -> u64 {
+        self.taken.saturating_sub(self.returned)
+    }
+}
+
+impl<S: FrameSource> FrameSource for CountedFrames<S> {
+    fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError> {
+        let address = self.inner.allocate_frames(order)?;
+        self.taken += 1 << order;
+        Ok(address)
+    }
+
+    fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError> {
+        self.inner.free_frames(address, order)?;
+        self.returned += 1 << order;
+        Ok(())
+    }
+
+    fn frame_stats(&self) -> crate::FrameStats {
+        self.inner.frame_stats()
+    }
+}
+
 /// Whether the pool may drop an object under pressure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemoryKind {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::test_support::{frames, ActingClock};
+use sis_mm::FrameAllocator;
 use alloc::collections::BTreeSet;
 use core::cell::Cell;
 
@@ -106,6 +107,53 @@ fn a_leaking_test_is_caught_and_the_kernel_made_whole() {
     assert!(!report.leak_check.passed);
     assert_eq!(report.leak_check.pool_live_objects_after, 3);
     assert_eq!(report.status, Status::Critical);
+}
+
+#[test]
+fn a_leak_is_counted_in_frames_the_pool_did_not_return() {
+    let report = run_with_leak(&config(4), 3);
+    let check = report.leak_check;
+    assert!(check.frames_taken > check.frames_returned, "{check:?}");
+    assert_eq!(check.frames_taken - check.frames_returned, check.pool_charged_pages_after, "{check:?}");
+}
+
+/// The kernel's heap beside the workload: on the 100th allocation it claims a 1 MiB block of its own and keeps it.
+struct GrowingNeighbour<'a> {
+    inner: FrameAllocator<'a>,
+    allocations: u64,
+    claimed: Option<u64>,
+}
+
+impl FrameSource for GrowingNeighbour<'_> {
+    fn allocate_frames(&mut self, order: usize) -> Result<u64, sis_mm::MmError> {
+        self.allocations += 1;
+        if self.allocations == 100 {
+            self.claimed = Some(self.inner.allocate(8)?);
+        }
+        self.inner.allocate(order)
+    }
+
+    fn free_frames(&mut self, address: u64, order: usize) -> Result<(), sis_mm::MmError> {
+        self.inner.free(address, order)
+    }
+
+    fn frame_stats(&self) -> sis_mm::FrameStats {
+        self.inner.stats()
+    }
+}
+
+#[test]
+fn frames_the_rest_of_the_kernel_takes_meanwhile_are_not_a_leak_of_the_workload() {
+    let mut source = GrowingNeighbour { inner: frames(), allocations: 0, claimed: None };
+    let report =
+        run_memory_test(&config(4), &mut source, &SteppingClock(Cell::new(0)), &mut |_| {}, RunOptions::default());
+    let check = report.leak_check;
+    assert!(source.claimed.is_some(), "the neighbour grew during the run");
+    assert_eq!(check.baseline_free_frames - check.final_free_frames, 256, "{check:?}");
+    assert_eq!(check.frames_taken, check.frames_returned, "{check:?}");
+    assert!(check.frames_taken > 0);
+    assert!(check.passed, "{check:?}");
+    assert_ne!(report.status, Status::Critical);
 }
 
 #[test]

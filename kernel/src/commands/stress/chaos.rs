@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use serde_json::json;
 use sis_ai::Transition;
 use sis_blk::BlockDevice;
-use sis_mm::{FrameSource, FrameStats, MemoryKind, MmError, ObjectHandle, Pool};
+use sis_mm::{CountedFrames, MemoryKind, ObjectHandle, Pool};
 use sis_platform::memory::KernelFrames;
 use sis_platform::thread::{self, JoinHandle};
 use sis_platform::time;
@@ -63,37 +63,6 @@ const PERIODIC_STACK_BYTES: u64 = 16 * 1024;
 const TELEMETRY: [&str; 5] =
     ["meminfo --json", "threads --json", "autoctl status --json", "memctl status --json", "uptime --json"];
 
-/// The kernel's frames, counted, so the run can prove it gave back every frame it took.
-#[derive(Debug, Default)]
-struct CountedFrames {
-    taken: u64,
-    returned: u64,
-}
-
-impl CountedFrames {
-    fn outstanding(&self) -> u64 {
-        self.taken - self.returned
-    }
-}
-
-impl FrameSource for CountedFrames {
-    fn allocate_frames(&mut self, order: usize) -> Result<u64, MmError> {
-        let address = KernelFrames.allocate_frames(order)?;
-        self.taken += 1 << order;
-        Ok(address)
-    }
-
-    fn free_frames(&mut self, address: u64, order: usize) -> Result<(), MmError> {
-        KernelFrames.free_frames(address, order)?;
-        self.returned += 1 << order;
-        Ok(())
-    }
-
-    fn frame_stats(&self) -> FrameStats {
-        KernelFrames.frame_stats()
-    }
-}
-
 /// The periodic deadline thread and what the checks last read of it.
 struct Periodic {
     id: ThreadId,
@@ -138,7 +107,8 @@ struct System {
     kernel: Kernel,
     registry: Registry<Kernel>,
     seed: u64,
-    frames: CountedFrames,
+    /// The kernel's frames, counted, so the run can prove it gave back every frame it took.
+    frames: CountedFrames<KernelFrames>,
     pool: Pool,
     working: Vec<ObjectHandle>,
     working_bytes: u64,
@@ -240,7 +210,7 @@ impl System {
             kernel,
             registry: commands::registry(),
             seed,
-            frames: CountedFrames::default(),
+            frames: CountedFrames::new(KernelFrames),
             pool: Pool::new(POOL_BYTES),
             working: Vec::new(),
             working_bytes: 0,
@@ -877,8 +847,8 @@ impl ChaosTarget for System {
                 "pool {} pages charged, {} objects live; {} of {} frames returned; utilization {} ppm (baseline {}); autonomy {}; agent restored",
                 stats.charged_pages,
                 stats.live_objects,
-                self.frames.returned,
-                self.frames.taken,
+                self.frames.returned(),
+                self.frames.taken(),
                 utilization,
                 self.utilization_baseline,
                 if autonomy_back { "as before" } else { "CHANGED" }

@@ -361,7 +361,7 @@ pub(super) fn latency_lines(name: &str, latency: &LatencySummary) -> alloc::stri
 fn memory_human(report: &MemoryReport) -> alloc::string::String {
     let leak = &report.leak_check;
     alloc::format!(
-        "\n[STRESS TEST] Memory test complete (seed {})\n  Peak Pressure: {}\n  Average Pressure: {}\n  OOM Events: {} ({} recovered after compaction)\n  Compaction Triggers: {} (proactive {}, reactive {}, directed by the meta-agent {})\n  Memory Recovered: {}\n  Allocations: {} of {} attempts ({} injected failures), {} frees; {} requests refused by a throttle\n\n  Latency: {}\n{}\n{}\n\n  Fragmentation at peak: {} of free RAM outside the largest block; {} free inside slabs\n  Leak check: {} (free frames {} -> {})\n\n  Status: {}",
+        "\n[STRESS TEST] Memory test complete (seed {})\n  Peak Pressure: {}\n  Average Pressure: {}\n  OOM Events: {} ({} recovered after compaction)\n  Compaction Triggers: {} (proactive {}, reactive {}, directed by the meta-agent {})\n  Memory Recovered: {}\n  Allocations: {} of {} attempts ({} injected failures), {} frees; {} requests refused by a throttle\n\n  Latency: {}\n{}\n{}\n\n  Fragmentation at peak: {} of free RAM outside the largest block; {} free inside slabs\n  Leak check: {} (frames taken {}, returned {}; free frames in the whole kernel {} -> {})\n\n  Status: {}",
         report.config.seed,
         per_mille(report.peak_pressure_per_mille),
         per_mille(report.average_pressure_per_mille),
@@ -383,6 +383,8 @@ fn memory_human(report: &MemoryReport) -> alloc::string::String {
         per_mille(report.fragmentation_at_peak_per_mille),
         format::bytes(report.slab_free_bytes_at_peak),
         if leak.passed { "passed" } else { "FAILED" },
+        format::thousands(leak.frames_taken),
+        format::thousands(leak.frames_returned),
         format::thousands(leak.baseline_free_frames),
         format::thousands(leak.final_free_frames),
         report.status.label()
