@@ -206,6 +206,10 @@ impl<F: FrameIo> Device for SmolDevice<F> {
                 break;
             }
             self.oversize_dropped += 1;
+            // The buffer keeps exactly one full frame's room: an oversize frame does not leave it grown.
+            if self.received.capacity() > MAX_FRAME_BYTES {
+                self.received = Vec::with_capacity(MAX_FRAME_BYTES);
+            }
         }
         let counts = &mut self.counts;
         FrameCounts::count(
@@ -245,5 +249,30 @@ impl<F: FrameIo> Device for SmolDevice<F> {
         capabilities.max_transmission_unit = MAX_FRAME_BYTES;
         capabilities.max_burst_size = None;
         capabilities
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smoltcp::phy::Device;
+
+    use super::*;
+    use crate::fake::Wire;
+    use crate::FaultInjector;
+
+    /// The red team's oversize frames are injected through the fault layer: the adapter drops them, and its
+    /// receive buffer keeps one full frame's room, neither the injected allocation nor a grown one (a heap that
+    /// grew across an attack reads as a leak).
+    #[test]
+    fn the_receive_buffer_keeps_one_frames_room_through_injected_and_oversize_frames() {
+        let (near, _far) = Wire::new();
+        let mut faults = FaultInjector::new(near);
+        faults.inject_received(alloc::vec![1; MAX_FRAME_BYTES + 4_000]);
+        faults.inject_received(alloc::vec![2; 60]);
+        let mut device = SmolDevice::new(faults);
+        let received = device.receive(Instant::from_micros(0)).map(|(rx, _)| rx.frame.to_vec());
+        assert_eq!(received, Some(alloc::vec![2; 60]), "the oversize frame dropped, the runt passed on");
+        assert_eq!(device.oversize_dropped(), 1);
+        assert_eq!(device.received.capacity(), MAX_FRAME_BYTES);
     }
 }

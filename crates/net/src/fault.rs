@@ -219,7 +219,9 @@ impl<F: FrameIo> FrameIo for FaultInjector<F> {
     fn receive_into(&mut self, now_ns: u64, frame: &mut Vec<u8>) -> bool {
         if let Some(injected) = self.injected.pop_front() {
             self.stats.injected_frames += 1;
-            *frame = injected;
+            // Copied, so the caller's buffer (and its room) stays the caller's.
+            frame.clear();
+            frame.extend_from_slice(&injected);
             return true;
         }
         loop {
