@@ -16,8 +16,8 @@ mod pool;
 
 pub use buddy::{FrameAllocator, FrameMeta, FrameStats, MmError};
 pub use pool::{
-    CompactionReport, CountedFrames, FrameSource, MemoryKind, ObjectHandle, Pool, PoolError, PoolStats, LARGEST_OBJECT_BYTES,
-    SLAB_CLASSES,
+    CompactionReport, CountedFrames, FrameSource, MemoryKind, ObjectHandle, Pool, PoolError, PoolStats,
+    LARGEST_OBJECT_BYTES, SLAB_CLASSES,
 };
 
 /// Bytes in one page frame.
