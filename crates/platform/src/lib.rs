@@ -23,6 +23,7 @@ pub use aarch64::*;
 pub mod host_arena;
 
 mod bootinfo;
+pub mod mem;
 pub mod spsc;
 pub use bootinfo::{
     parse_device_tree, BootInfo, DeviceTreeError, MemoryRegion, PsciMethod, VirtioMmioSlot, MAX_MEMORY_REGIONS,

@@ -135,6 +135,8 @@ extern "C" fn sis_platform_rust_start(loader_x0: u64) -> ! {
     };
 
     mmu::enable(&boot);
+    // RAM is normal memory now: the kernel's memcpy may use unaligned 16-byte accesses.
+    crate::mem::allow_unaligned();
     uart::init(boot.uart_base);
     memory::init(&boot, (device_tree_address, device_tree_address + device_tree_size as u64), kernel_image);
     super::power::init(boot.psci);
