@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::test_support::{frames, ActingClock};
-use sis_mm::FrameAllocator;
 use alloc::collections::BTreeSet;
 use core::cell::Cell;
+use sis_mm::FrameAllocator;
 
 /// Advances 250 ns at every reading, as if each step took a few hundred nanoseconds.
 struct SteppingClock(Cell<u64>);
