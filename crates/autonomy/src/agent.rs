@@ -65,6 +65,16 @@ pub enum TraceOutcome {
     Succeeded,
     /// The predicted failure happened within the horizon.
     Failed,
+    /// Watching stopped before the horizon passed (autonomy switched off, a new run began, or the policy was
+    /// replaced): neither success nor failure, and no reward.
+    Dropped,
+}
+
+impl TraceOutcome {
+    /// Whether the outcome can still change ([`TraceOutcome::Pending`] only): an exporter waits for it.
+    pub fn is_settled(self) -> bool {
+        self != TraceOutcome::Pending
+    }
 }
 
 /// One decision, as `autoctl audit` and `autoctl explain` show it.
@@ -371,9 +381,25 @@ impl<P: Policy, const TRACES: usize, const PENDING: usize> MetaAgent<P, TRACES, 
         })
     }
 
-    /// Drops every watched intervention without an outcome (e.g. when autonomy is switched off).
+    /// Drops every watched intervention without an outcome (e.g. when autonomy is switched off); their traces
+    /// still kept say [`TraceOutcome::Dropped`].
     pub fn clear_pending(&mut self, metrics: &AutonomyMetrics) -> usize {
-        self.tracker.clear(metrics)
+        let traces = &mut self.traces;
+        self.tracker.clear(metrics, |dropped| {
+            if let Some(trace) = traces.get_mut(dropped.tag) {
+                trace.outcome = TraceOutcome::Dropped;
+            }
+        })
+    }
+
+    /// The id of the oldest trace kept whose outcome is still pending, or [`Self::decisions`] when none is: every
+    /// trace before it is final, so an exporter that stops here never sends a trace it would have to send again.
+    pub fn settled_until(&self) -> u64 {
+        let oldest = self.traces.oldest_index();
+        self.traces
+            .iter()
+            .position(|trace| !trace.outcome.is_settled())
+            .map_or(self.traces.pushed(), |offset| oldest + offset as u64)
     }
 
     /// The last `count` traces kept, oldest first.

@@ -213,12 +213,14 @@ impl<const N: usize> InterventionTracker<N> {
         counts
     }
 
-    /// Drops every pending intervention without an outcome (neither success nor failure); returns how many.
-    pub fn clear(&mut self, metrics: &AutonomyMetrics) -> usize {
+    /// Drops every pending intervention without an outcome (neither success nor failure), telling `on_dropped`
+    /// of each; returns how many.
+    pub fn clear(&mut self, metrics: &AutonomyMetrics, mut on_dropped: impl FnMut(PendingIntervention)) -> usize {
         let mut dropped = 0;
         for slot in self.slots.iter_mut() {
-            if slot.take().is_some() {
+            if let Some(intervention) = slot.take() {
                 metrics.record_resolved(None, false);
+                on_dropped(intervention);
                 dropped += 1;
             }
         }

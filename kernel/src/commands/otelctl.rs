@@ -93,7 +93,7 @@ pub static OTELCTL: CommandSpec<Kernel> = CommandSpec {
         CommandSpec {
             name: "decisions",
             summary: "The meta-agent's decision traces through cursors: read, write as JSON lines, cursor status",
-            description: "Traces are numbered from 0; the ring keeps the newest 256. A cursor is the id of the next trace to export: it moves only past traces that were written (file) or accepted (OTLP), so none is sent twice or skipped; traces overwritten before a cursor reached them are counted as evicted. While spans are exported over HTTP, traces also go there as span events (span sis.autonomy.decisions, scope sis.autonomy).",
+            description: "Traces are numbered from 0; the ring keeps the newest 256. A cursor is the id of the next trace to export: it moves only past traces that were written (file) or accepted (OTLP), so none is sent twice or skipped; a trace is read only once its outcome is final (an acted decision waits for its horizon or until autonomy stops watching, and the traces after it wait too); traces overwritten before a cursor reached them are counted as evicted. While spans are exported over HTTP, traces also go there as span events (span sis.autonomy.decisions, scope sis.autonomy).",
             args: &[],
             subcommands: &[
                 CommandSpec {
@@ -325,10 +325,10 @@ fn export_stop(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply,
 }
 
 fn decisions_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
-    let (next_id, oldest_id) = decisions::window();
+    let (next_id, oldest_id, settled_until) = decisions::window();
     let (file, otlp) = decisions::counters();
     let human = alloc::format!(
-        "Decision traces: ids {oldest_id}..{next_id} kept\n  file cursor {}: {} written, {} evicted\n  OTLP cursor {}: {} sent, {} evicted",
+        "Decision traces: ids {oldest_id}..{next_id} kept, final up to {settled_until} (later ones wait for an outcome)\n  file cursor {}: {} written, {} evicted\n  OTLP cursor {}: {} sent, {} evicted",
         file.cursor,
         format::thousands(file.exported),
         format::thousands(file.evicted),
@@ -336,7 +336,10 @@ fn decisions_status(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, She
         format::thousands(otlp.exported),
         format::thousands(otlp.evicted),
     );
-    Ok(Reply::new(human, json!({ "next_id": next_id, "oldest_id": oldest_id, "file": file, "otlp": otlp })))
+    Ok(Reply::new(
+        human,
+        json!({ "next_id": next_id, "oldest_id": oldest_id, "settled_until": settled_until, "file": file, "otlp": otlp }),
+    ))
 }
 
 fn decisions_read(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {

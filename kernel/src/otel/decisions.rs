@@ -18,7 +18,9 @@ pub const MAX_BATCH: usize = TRACES_KEPT;
 
 /// The meta-agent's trace ring as a sequenced source: trace `id` is number `base + id`, `base` being the
 /// decisions of the agents `autoctl policy` replaced, so the numbers run on across a policy change and the old
-/// agent's traces no exporter had reached count as evicted.
+/// agent's traces no exporter had reached count as evicted. The source ends before the oldest trace whose outcome
+/// is still pending (`MetaAgent::settled_until`): a trace is exported once, in its final form, and the traces
+/// after a pending one wait for it (at most its horizon, or until autonomy stops watching).
 struct AgentTraces<'a, P> {
     agent: &'a MetaAgent<P, TRACES_KEPT>,
     base: u64,
@@ -28,7 +30,7 @@ impl<P: sis_autonomy::Policy> SequencedSource for AgentTraces<'_, P> {
     type Entry = DecisionTrace;
 
     fn next_seq(&self) -> u64 {
-        self.base.saturating_add(self.agent.decisions())
+        self.base.saturating_add(self.agent.settled_until())
     }
 
     fn oldest_seq(&self) -> u64 {
@@ -54,14 +56,14 @@ pub fn record(seq: u64, trace: DecisionTrace) -> Record {
     Record { seq, at_ns: trace.at_ns, value }
 }
 
-/// The source's window: the number the next trace gets and the oldest number kept (0 and 0 before the meta-agent
-/// exists).
-pub fn window() -> (u64, u64) {
+/// The source's window: the number the next trace gets, the oldest number kept, and the number of the oldest trace
+/// still pending (the end of what a cursor can read; all three 0 before the meta-agent exists).
+pub fn window() -> (u64, u64, u64) {
     with_agent(|agent, base| {
         let source = AgentTraces { agent, base };
-        (source.next_seq(), source.oldest_seq())
+        (base.saturating_add(agent.decisions()), source.oldest_seq(), source.next_seq())
     })
-    .unwrap_or((0, 0))
+    .unwrap_or((0, 0, 0))
 }
 
 /// Up to `max` traces from `exporter`'s cursor (without moving it); an empty batch before the meta-agent exists.

@@ -49,7 +49,13 @@ fn decision_traces_leave_through_file_web_and_otlp_cursors_each_once_with_evicti
     // A short run: fewer traces than the ring holds. The file gets them all, from 0, in order.
     ok(&mut sis, "autoctl on");
     ok(&mut sis, "stresstest memory --duration 300 --pool-mib 16 --seed 4");
-    let first_run = number(&ok(&mut sis, "otelctl decisions status"), "/next_id");
+    // A trace is read only once its outcome is final; off, autonomy stops watching, so every trace is.
+    let watching = ok(&mut sis, "otelctl decisions status");
+    assert!(number(&watching, "/settled_until") <= number(&watching, "/next_id"), "{watching}");
+    ok(&mut sis, "autoctl off");
+    let status = ok(&mut sis, "otelctl decisions status");
+    let first_run = number(&status, "/next_id");
+    assert_eq!(number(&status, "/settled_until"), first_run, "{status}");
     assert!((10..256).contains(&first_run), "{first_run} decisions");
     let written = ok(&mut sis, "otelctl decisions file /decisions/1.jsonl");
     assert_eq!(
@@ -73,6 +79,7 @@ fn decision_traces_leave_through_file_web_and_otlp_cursors_each_once_with_evicti
     // A long run with a 1 ms interval: the ring wraps. The next file starts at the oldest trace kept and says
     // exactly how many it never saw.
     ok(&mut sis, "autoctl interval 1");
+    ok(&mut sis, "autoctl on");
     ok(&mut sis, "stresstest memory --duration 5000 --pool-mib 16 --seed 5");
     ok(&mut sis, "autoctl off");
     let status = ok(&mut sis, "otelctl decisions status");

@@ -264,9 +264,12 @@ fn outcome_and_reward_reach_the_trace_and_the_policy() {
         agent.resolve(2 * STEP_NS, Some(ObservedFailure::Oom), &metrics),
         ResolveCounts { succeeded: 0, failed: 2 }
     );
+    assert_eq!(agent.settled_until(), 2);
     agent.step(calm(3 * STEP_NS), &LiveState::default(), &mut Guardrails::new(), &mut strategy, &metrics);
     assert_eq!(agent.resolve(3 * STEP_NS + horizon_ns, None, &metrics), ResolveCounts::default());
+    assert_eq!(agent.settled_until(), 2, "decision 2 waits for its horizon");
     assert_eq!(agent.resolve(3 * STEP_NS + horizon_ns + 1, None, &metrics), ResolveCounts { succeeded: 1, failed: 0 });
+    assert_eq!(agent.settled_until(), 3);
     let outcomes: Vec<_> = agent.audit(3).map(|trace| (trace.id, trace.outcome, trace.reward_per_mille)).collect();
     assert_eq!(
         outcomes,
@@ -300,8 +303,13 @@ fn full_pending_table_marks_traces_untracked() {
         (snapshot.total_interventions, snapshot.interventions_pending, snapshot.interventions_untracked),
         (2, 1, 1)
     );
+    // Trace 0 is still pending: an exporter stops before it, though trace 1 is final.
+    assert_eq!(agent.settled_until(), 0);
     assert_eq!(agent.clear_pending(&metrics), 1);
     assert_eq!(agent.pending_interventions(), 0);
+    assert_eq!(agent.explain(0).unwrap().outcome, TraceOutcome::Dropped);
+    assert_eq!(agent.explain(0).unwrap().reward_per_mille, None);
+    assert_eq!(agent.settled_until(), 2);
 }
 
 #[test]

@@ -105,7 +105,9 @@ fn clear_drops_pending_without_an_outcome() {
     let mut tracker: InterventionTracker<3> = InterventionTracker::new();
     tracker.track(&metrics, 0, InterventionKind::OutputRateLimit, Prediction::DeadlineMiss, 0, 10).unwrap();
     tracker.track(&metrics, 1, InterventionKind::OutputRateLimit, Prediction::DeadlineMiss, 0, 10).unwrap();
-    assert_eq!(tracker.clear(&metrics), 2);
+    let mut dropped = Vec::new();
+    assert_eq!(tracker.clear(&metrics, |intervention| dropped.push(intervention.tag)), 2);
+    assert_eq!(dropped, [0, 1]);
     let snapshot = metrics.snapshot();
     assert_eq!(
         (snapshot.interventions_pending, snapshot.interventions_succeeded, snapshot.interventions_failed),

@@ -123,7 +123,7 @@ fn unique_spans(summary: &Value) -> Result<(Vec<&Value>, usize), String> {
         for event in list(&batch["events"], "events")? {
             let seq = number(&event["attributes"], "sis.record.seq")?;
             match records.get(&seq) {
-                Some(committed) if same_or_earlier(&event["attributes"], &committed["attributes"]) => {}
+                Some(committed) if event["attributes"] == committed["attributes"] => {}
                 None if seq < cursor => {}
                 _ => return Err(format!("decision {seq} sent again with other content, in {}", batch["attributes"])),
             }
@@ -132,21 +132,6 @@ fn unique_spans(summary: &Value) -> Result<(Vec<&Value>, usize), String> {
     }
     unique.extend(chain);
     Ok((unique, repeats))
-}
-
-/// Whether a copy of a decision record equals `other`, but for an outcome that was still pending (without a reward)
-/// in one of them when it was read, and measured by the time the other was.
-fn same_or_earlier(copy: &Value, other: &Value) -> bool {
-    let pending = |record: &Value| {
-        record["sis.decision.outcome"] == "pending" && record.get("sis.decision.reward_per_mille").is_none()
-    };
-    let without_outcome = |record: &Value| {
-        let mut fields = record.as_object().cloned().unwrap_or_default();
-        fields.remove("sis.decision.outcome");
-        fields.remove("sis.decision.reward_per_mille");
-        fields
-    };
-    copy == other || ((pending(copy) || pending(other)) && without_outcome(copy) == without_outcome(other))
 }
 
 /// The records of decision batches the kernel never saw accepted (see [`unique_spans`]): number to attributes.
@@ -389,25 +374,13 @@ fn flatten(key: &str, value: &Value, into: &mut serde_json::Map<String, Value>) 
 }
 
 /// The exported attributes of decision `id` are `trace` as `autoctl audit` shows it, field for field (flattened,
-/// `seq` added); a trace exported before the next interval measured its outcome went out `pending`, without reward:
-/// the only fields the export may hold older than the audit.
+/// `seq` added): the kernel exports a trace only once its outcome is final, so no field may be older than the audit.
 fn same_trace(id: u64, attributes: &Value, trace: &Value) -> Result<(), String> {
     let mut expected = serde_json::Map::new();
     flatten("sis.decision", trace, &mut expected);
     expected.insert(String::from("sis.decision.seq"), Value::from(id));
     expected.insert(String::from("sis.record.seq"), Value::from(id));
-    let mut exported = attributes.as_object().cloned().unwrap_or_default();
-    if exported.get("sis.decision.outcome") == Some(&Value::from("pending"))
-        && !exported.contains_key("sis.decision.reward_per_mille")
-    {
-        for key in ["sis.decision.outcome", "sis.decision.reward_per_mille"] {
-            match expected.get(key) {
-                Some(value) => exported.insert(key.to_string(), value.clone()),
-                None => exported.remove(key),
-            };
-        }
-    }
-    if exported != expected {
+    if attributes.as_object() != Some(&expected) {
         return Err(format!(
             "decision {id} field for field as autoctl audit shows it, {}, got {attributes}",
             Value::Object(expected)

@@ -7,9 +7,8 @@ use super::super::otel_workflow::{self, Recording};
 use super::super::Verdict;
 
 /// The record of one deterministic session (`SIS_PHASE7_RECORD=PATH cargo xtask phases --phase 7
-/// --deterministic`, 2026-12-07), made while the exports still had the default 2 s attempt deadline: three
-/// attempts timed out while the collector was parsing, so three decision batches arrived twice, which the judge
-/// must recognise as repeats of what the kernel counted as timed out.
+/// --deterministic`, 2026-12-07, after decision traces began to wait for their outcome before export). No attempt
+/// timed out (the session's 60 s deadline), so nothing arrived twice; the tests of repeats make one.
 fn recorded() -> Value {
     serde_json::from_str(include_str!("../phase7_session.json")).unwrap()
 }
@@ -61,7 +60,7 @@ fn decision_event(record: &Value, seq: u64) -> (usize, usize) {
 #[test]
 fn each_alteration_fails_its_own_test_and_no_other() {
     type Change = fn(&mut Value);
-    let cases: [(&str, &str, Change); 13] = [
+    let cases: [(&str, &str, Change); 14] = [
         ("OTel traces", "ids of 32 and 16 lowercase hex", |record| {
             let span = span_named(record, "commands");
             let id = at(record, &format!("/summary/span_list/{span}/trace_id"));
@@ -79,9 +78,12 @@ fn each_alteration_fails_its_own_test_and_no_other() {
             let exported = at(record, "/otel_status/spans/exported");
             *exported = Value::from(exported.as_u64().unwrap() + 1);
         }),
-        // The record holds three decision batches sent again after attempts the kernel counted as timed out.
+        // A decision batch that arrived twice while the kernel counted no attempt as timed out.
         ("OTel traces", "arrived twice, with no attempt timed out", |record| {
-            *at(record, "/otel_status/stopped/traces/attempts/timeouts") = Value::from(0);
+            let (span, _) = decision_event(record, 11);
+            let spans = at(record, "/summary/span_list").as_array_mut().unwrap();
+            let copy = spans[span].clone();
+            spans.insert(span, copy);
         }),
         ("OTel metrics", "sis.autonomy.decision", |record| {
             let count = at(record, "/autonomy/decision_cost/count");
@@ -108,6 +110,24 @@ fn each_alteration_fails_its_own_test_and_no_other() {
             let (span, event) = decision_event(record, 5);
             let pointer = format!("/summary/span_list/{span}/events/{event}/attributes/sis.decision.disposition");
             *at(record, &pointer) = Value::from("acted-elsewhere");
+        }),
+        // A trace exported before its outcome was known: the kernel holds such traces back, so none may arrive.
+        ("Decision-trace export", "field for field", |record| {
+            let spans = record["summary"]["span_list"].as_array().unwrap();
+            let (span, event) = spans
+                .iter()
+                .enumerate()
+                .filter(|(_, span)| span["name"] == "sis.autonomy.decisions")
+                .find_map(|(index, span)| {
+                    let events = span["events"].as_array().unwrap();
+                    let judged =
+                        events.iter().position(|event| event["attributes"]["sis.decision.outcome"] == "failed");
+                    judged.map(|event| (index, event))
+                })
+                .expect("a decision judged failed in the record");
+            let attributes = at(record, &format!("/summary/span_list/{span}/events/{event}/attributes"));
+            attributes["sis.decision.outcome"] = Value::from("pending");
+            attributes.as_object_mut().unwrap().remove("sis.decision.reward_per_mille");
         }),
         ("Decision-trace export", "evicted", |record| {
             *at(record, "/decisions_status/otlp/evicted") = Value::from(1);
@@ -146,23 +166,25 @@ fn a_command_span_with_another_outcome_fails_the_workflow() {
     assert_eq!(verdicts[..3].iter().filter(|(_, verdict)| verdict.is_ok()).count(), 3);
 }
 
-/// The record changed as a session where the kernel kept retrying the batch at decision 11 while the collector had
-/// accepted it, and the ring overwrote decisions 11 to 14 meanwhile: the copy the kernel never saw accepted stays at
-/// the collector, and the batch it committed starts at 15 with 4 lost (measured so, with 12 lost, in a session with
-/// the 2 s attempt deadline).
+/// The record changed as a session where the kernel kept retrying its second decision batch (decisions 2 to 15)
+/// while the collector had accepted it (the attempt timed out), and the ring overwrote decisions 2 to 5 meanwhile:
+/// the copy the kernel never saw accepted stays at the collector, and the batch it committed starts at 6 with 4 lost
+/// (measured so, with 12 lost, in a session with the 2 s attempt deadline).
 fn retried_past_evictions() -> Value {
     let mut record = recorded();
-    let (span, _) = decision_event(&record, 11);
+    let (span, event) = decision_event(&record, 2);
+    assert_eq!(event, 0, "decision 2 opens a batch in the record");
     let spans = at(&mut record, "/summary/span_list").as_array_mut().unwrap();
     let copy = spans[span].clone();
     let committed = &mut spans[span];
     committed["events"].as_array_mut().unwrap().drain(..4);
     let count = committed["events"].as_array().unwrap().len();
-    committed["attributes"]["sis.records.first_seq"] = Value::from(15);
+    committed["attributes"]["sis.records.first_seq"] = Value::from(6);
     committed["attributes"]["sis.records.evicted"] = Value::from(4);
     committed["attributes"]["sis.records.count"] = Value::from(count);
     spans.insert(span, copy);
     *at(&mut record, "/decisions_status/otlp/evicted") = Value::from(4);
+    *at(&mut record, "/otel_status/stopped/traces/attempts/timeouts") = Value::from(1);
     let exported = at(&mut record, "/decisions_status/otlp/exported");
     *exported = Value::from(exported.as_u64().unwrap() - 4);
     record
@@ -176,8 +198,8 @@ fn a_batch_committed_after_evictions_beside_its_accepted_copy_passes_and_a_copy_
     // The copy's record of a decision the chain holds must be the chain's; one the kernel counts lost must still be
     // the audit's.
     for (seq, test, reason) in [
-        (20, 0, "decision 20 sent again with other content"),
-        (12, 2, "decision 12 field for field as autoctl audit shows it"),
+        (10, 0, "decision 10 sent again with other content"),
+        (3, 2, "decision 3 field for field as autoctl audit shows it"),
     ] {
         let mut record = retried_past_evictions();
         let (span, event) = decision_event(&record, seq);
