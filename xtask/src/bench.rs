@@ -82,6 +82,9 @@ pub enum Benchmark {
         /// trip, per frame and per TCP payload segment.
         #[arg(long)]
         profile: bool,
+        /// With --profile: boot in real time and print the guest's time by layer instead of instructions.
+        #[arg(long, requires = "profile")]
+        real_time: bool,
     },
     /// GET /api/metrics req/s and p50/p99 at 1, 8 and 64 keep-alive connections against a host HTTP server
     /// answering the same bytes; WebSocket push latency.
@@ -160,12 +163,12 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::build_kernel()?;
             guest_autonomy(repetitions)
         }
-        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs, profile } => {
+        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs, profile, real_time } => {
             crate::setup::ensure_qemu()?;
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             if profile {
-                crate::bench_net_profile::run(round_trips, payload_bytes as usize, bulk_mib)
+                crate::bench_net_profile::run(round_trips, payload_bytes as usize, bulk_mib, real_time)
             } else {
                 crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
             }

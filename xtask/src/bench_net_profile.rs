@@ -1,7 +1,9 @@
 //! `cargo xtask bench net --profile`: where the guest's instructions go per frame, per round trip and per TCP
-//! segment of payload, by layer, in deterministic mode (QEMU `-icount`, where the PMU counts instructions exactly).
+//! segment of payload, by layer, in deterministic mode (QEMU `-icount`, where the PMU counts instructions exactly);
+//! with `--real-time`, where the guest's time goes instead (the virtual counter, in real time: the wall clock the
+//! timed bench sees, including what device accesses and exits to QEMU cost, and the idle thread's share).
 //!
-//! SIS boots once with `-icount`; `netctl profile --start` starts the count. Each phase (the round trips, then the
+//! SIS boots once (with `-icount` unless real time); `netctl profile --start` starts the count. Each phase (the round trips, then the
 //! bulk echo, both driven by the same client code as the timed bench) is bracketed by two readings of `netctl
 //! profile --json`, and what the phase added is divided by what it moved. The command's own instructions fall
 //! into layer `other` (the shell thread) and are left out of the per-frame figures.
@@ -27,10 +29,10 @@ const LAYERS: [&str; 12] = [
     "other",
 ];
 
-/// One phase's additions: instructions per layer and the frames moved.
+/// One phase's additions: instructions (or nanoseconds) per layer and the frames moved.
 #[derive(Debug, Default)]
 struct Phase {
-    instructions: BTreeMap<String, u64>,
+    counts: BTreeMap<String, u64>,
     frames: BTreeMap<String, u64>,
     interrupts: u64,
 }
@@ -44,7 +46,7 @@ fn reading(sis: &mut Sis, start: bool) -> Result<Value, String> {
     Ok(reply)
 }
 
-fn difference(after: &Value, before: &Value) -> Phase {
+fn difference(after: &Value, before: &Value, counted: &str) -> Phase {
     let table = |key: &str| -> BTreeMap<String, u64> {
         after[key]
             .as_object()
@@ -61,16 +63,26 @@ fn difference(after: &Value, before: &Value) -> Phase {
     };
     let interrupts =
         after["device_interrupts"].as_u64().unwrap_or(0) - before["device_interrupts"].as_u64().unwrap_or(0);
-    Phase { instructions: table("instructions"), frames: table("frames"), interrupts }
+    Phase { counts: table(counted), frames: table("frames"), interrupts }
 }
 
-/// Boots SIS deterministic and prints the per-layer breakdown of `round_trips` echoes and a `bulk_mib` bulk echo.
-pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64) -> Result<(), String> {
-    println!(
-        "guest instructions by layer, deterministic mode (QEMU -icount, PMU INST_RETIRED): {round_trips} round trips \
-         of {payload_bytes} B, then {bulk_mib} MiB bulk echo"
-    );
-    let config = QemuConfig::new().user_network_free_port(7).map_err(|error| error.to_string())?.deterministic();
+/// Boots SIS (deterministic unless `real_time`) and prints the per-layer breakdown of `round_trips` echoes and a
+/// `bulk_mib` bulk echo: instructions, or with `real_time` nanoseconds.
+pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, real_time: bool) -> Result<(), String> {
+    if real_time {
+        println!(
+            "guest time by layer, real time (the virtual counter; the profile's own marks included): {round_trips} \
+             round trips of {payload_bytes} B, then {bulk_mib} MiB bulk echo"
+        );
+    } else {
+        println!(
+            "guest instructions by layer, deterministic mode (QEMU -icount, PMU INST_RETIRED): {round_trips} round \
+             trips of {payload_bytes} B, then {bulk_mib} MiB bulk echo"
+        );
+    }
+    let config = QemuConfig::new().user_network_free_port(7).map_err(|error| error.to_string())?;
+    let config = if real_time { config } else { config.deterministic() };
+    let (counted, unit_name) = if real_time { ("nanoseconds", "ns") } else { ("instructions", "instructions") };
     let address = config.forwarded_address().ok_or("no forwarded port")?;
     let mut sis = Sis::boot(&config).map_err(|error| format!("boot: {error}"))?;
     let start = reading(&mut sis, true)?;
@@ -79,16 +91,26 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64) -> Result<(), 
     let bulk_rate = crate::bench_net::bulk(address, bulk_mib)?;
     let after_bulk = reading(&mut sis, false)?;
     drop(sis);
-    println!("(host-side wall clock under -icount, not comparable with real time: round trip p50 {p50:.1} us, p99 {p99:.1} us, bulk {bulk_rate:.1} MiB/s)");
-    let round_trip = difference(&after_round_trips, &start);
-    let bulk = difference(&after_bulk, &after_round_trips);
-    print_phase(&format!("{round_trips} round trips"), &round_trip, f64::from(round_trips), "per round trip");
+    if real_time {
+        println!("(host-side, profile on: round trip p50 {p50:.1} us, p99 {p99:.1} us, bulk {bulk_rate:.1} MiB/s)");
+    } else {
+        println!("(host-side wall clock under -icount, not comparable with real time: round trip p50 {p50:.1} us, p99 {p99:.1} us, bulk {bulk_rate:.1} MiB/s)");
+    }
+    let round_trip = difference(&after_round_trips, &start, counted);
+    let bulk = difference(&after_bulk, &after_round_trips, counted);
+    print_phase(
+        &format!("{round_trips} round trips"),
+        &round_trip,
+        f64::from(round_trips),
+        "per round trip",
+        unit_name,
+    );
     let segments = bulk.frames.get("received_payload_segments").copied().unwrap_or(0);
-    print_phase(&format!("{bulk_mib} MiB bulk"), &bulk, segments as f64, "per payload segment received");
+    print_phase(&format!("{bulk_mib} MiB bulk"), &bulk, segments as f64, "per payload segment received", unit_name);
     Ok(())
 }
 
-fn print_phase(title: &str, phase: &Phase, unit_count: f64, unit: &str) {
+fn print_phase(title: &str, phase: &Phase, unit_count: f64, unit: &str, unit_name: &str) {
     let frame = |key: &str| phase.frames.get(key).copied().unwrap_or(0);
     let (received, sent) = (frame("received_frames"), frame("transmitted_frames"));
     println!(
@@ -100,28 +122,33 @@ fn print_phase(title: &str, phase: &Phase, unit_count: f64, unit: &str) {
         frame("transmitted_payload_bytes"),
         phase.interrupts
     );
-    println!("  {:<20} {:>14} {:>18} {:>14} {:>14}", "layer", "instructions", unit, "per rx frame", "per tx frame");
+    let everything: u64 = phase.counts.values().sum();
+    println!(
+        "  {:<20} {:>14} {:>18} {:>14} {:>14} {:>8}",
+        "layer", unit_name, unit, "per rx frame", "per tx frame", "share"
+    );
     let mut path_total = 0u64;
     for layer in LAYERS {
-        let instructions = phase.instructions.get(layer).copied().unwrap_or(0);
-        if layer != "other" {
-            path_total += instructions;
+        let count = phase.counts.get(layer).copied().unwrap_or(0);
+        if layer != "other" && layer != "idle" {
+            path_total += count;
         }
         println!(
-            "  {layer:<20} {instructions:>14} {:>18.0} {:>14.0} {:>14.0}",
-            instructions as f64 / unit_count.max(1.0),
-            instructions as f64 / (received.max(1)) as f64,
-            instructions as f64 / (sent.max(1)) as f64
+            "  {layer:<20} {count:>14} {:>18.0} {:>14.0} {:>14.0} {:>7.1}%",
+            count as f64 / unit_count.max(1.0),
+            count as f64 / (received.max(1)) as f64,
+            count as f64 / (sent.max(1)) as f64,
+            count as f64 * 100.0 / everything.max(1) as f64
         );
     }
     println!(
         "  {:<20} {path_total:>14} {:>18.0} {:>14.0} {:>14.0}",
-        "network path (no other)",
+        "network path (no idle, no other)",
         path_total as f64 / unit_count.max(1.0),
         path_total as f64 / (received.max(1)) as f64,
         path_total as f64 / (sent.max(1)) as f64
     );
-    let by = |names: &[&str]| names.iter().map(|name| phase.instructions.get(*name).copied().unwrap_or(0)).sum::<u64>();
+    let by = |names: &[&str]| names.iter().map(|name| phase.counts.get(*name).copied().unwrap_or(0)).sum::<u64>();
     println!(
         "  receive path per received frame (device receive + smoltcp ingress): {:.0}; send path per sent frame \
          (smoltcp egress + device transmit): {:.0}; frame copies per frame (both ways): {:.0}",

@@ -1,15 +1,20 @@
-//! Where guest instructions go: the PMU's instruction counter charged to the layer the CPU is in.
+//! Where guest instructions and time go: the PMU's instruction counter and the virtual counter charged to the layer
+//! the CPU is in.
 //!
 //! Code marks the layer it enters with [`enter`], which charges the
-//! instructions retired since the last mark to the layer that was current and
-//! returns it (so a caller can go back to it). The trap code charges interrupt
+//! instructions retired and the time passed since the last mark to the layer
+//! that was current and returns it (so a caller can go back to it). The trap code charges interrupt
 //! handling to [`Layer::Interrupt`] and the scheduler's decision to
 //! [`Layer::Scheduler`]; each thread's layer is saved at a switch and restored
 //! when it runs again, so a layer follows its thread. Counting is off until
 //! [`start`] (then a mark costs about 30 instructions: it is charged to the
 //! layer being left). The PMU counts instructions in QEMU only in deterministic
 //! mode (`-icount`), where [`start`] succeeds and the counts are exact; elsewhere
-//! it refuses and every mark is a load and a store. The event counter is 32 bits
+//! it counts time only. Time is counted in both modes: in real time it is where the
+//! wall clock goes (TCG's cost of an instruction varies, a device register
+//! access costs far more than an instruction, and the idle thread's time is what
+//! the guest did not need); a mark then also reads the virtual counter. Before
+//! [`start`] every mark is a load and a store. The event counter is 32 bits
 //! wide: a stretch of more than 4 G instructions between two marks (seconds of
 //! TCG with no trap) would be counted modulo 2^32.
 
@@ -104,13 +109,17 @@ impl Layer {
     }
 }
 
-/// Instructions charged to each layer since [`start`], and times each was entered.
+/// Instructions and time charged to each layer since [`start`], and times each was entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
-    /// Whether the counts are live (the PMU counts instructions and [`start`] succeeded).
+    /// Whether instructions are counted (the PMU counts them: QEMU's deterministic mode).
     pub counting: bool,
+    /// Whether the profile runs at all ([`start`] was called): time and entries are counted.
+    pub timing: bool,
     /// Instructions per layer, indexed by `Layer as usize`.
     pub instructions: [u64; LAYERS],
+    /// Nanoseconds per layer (the virtual counter), indexed by `Layer as usize`.
+    pub nanoseconds: [u64; LAYERS],
     /// Marks entering each layer.
     pub entries: [u64; LAYERS],
 }
@@ -120,8 +129,21 @@ impl Snapshot {
     pub fn since(&self, earlier: &Snapshot) -> Snapshot {
         Snapshot {
             counting: self.counting && earlier.counting,
+            timing: self.timing && earlier.timing,
             instructions: core::array::from_fn(|i| self.instructions[i].saturating_sub(earlier.instructions[i])),
+            nanoseconds: core::array::from_fn(|i| self.nanoseconds[i].saturating_sub(earlier.nanoseconds[i])),
             entries: core::array::from_fn(|i| self.entries[i].saturating_sub(earlier.entries[i])),
+        }
+    }
+
+    /// The sum of this snapshot's and `other`'s counts (the flags of both).
+    pub fn plus(&self, other: &Snapshot) -> Snapshot {
+        Snapshot {
+            counting: self.counting && other.counting,
+            timing: self.timing && other.timing,
+            instructions: core::array::from_fn(|i| self.instructions[i] + other.instructions[i]),
+            nanoseconds: core::array::from_fn(|i| self.nanoseconds[i] + other.nanoseconds[i]),
+            entries: core::array::from_fn(|i| self.entries[i] + other.entries[i]),
         }
     }
 
@@ -136,16 +158,26 @@ impl Snapshot {
     }
 }
 
+static TIMING: AtomicBool = AtomicBool::new(false);
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static CURRENT: AtomicU8 = AtomicU8::new(Layer::Other as u8);
 static LAST_READING: AtomicU64 = AtomicU64::new(0);
+static LAST_TICKS: AtomicU64 = AtomicU64::new(0);
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
 static INSTRUCTIONS: [AtomicU64; LAYERS] = [ZERO; LAYERS];
+static TICKS: [AtomicU64; LAYERS] = [ZERO; LAYERS];
 static ENTRIES: [AtomicU64; LAYERS] = [ZERO; LAYERS];
 
-/// Starts counting (idempotent); false when the PMU does not count instructions (QEMU without `-icount`).
+/// Starts the profile (idempotent): time always; returns whether instructions are counted too (false when the PMU
+/// does not count them, QEMU without `-icount`).
 pub fn start() -> bool {
+    if !TIMING.load(Ordering::Acquire) {
+        let saved = mask_irqs();
+        LAST_TICKS.store(super::time::counter(), Ordering::Relaxed);
+        TIMING.store(true, Ordering::Release);
+        restore_irqs(saved);
+    }
     if COUNTING.load(Ordering::Acquire) {
         return true;
     }
@@ -171,15 +203,19 @@ pub fn enter(layer: Layer) -> Layer {
 }
 
 fn switch(layer: Layer, counted: bool) -> Layer {
-    if !COUNTING.load(Ordering::Relaxed) {
+    if !TIMING.load(Ordering::Relaxed) {
         return Layer::from_index(CURRENT.swap(layer as u8, Ordering::Relaxed));
     }
     let saved = mask_irqs();
-    let reading = read_sysreg!("pmevcntr0_el0");
-    let last = LAST_READING.swap(reading, Ordering::Relaxed);
     let previous = CURRENT.swap(layer as u8, Ordering::Relaxed);
     let slot = usize::from(previous).min(LAYERS - 1);
-    INSTRUCTIONS[slot].fetch_add(reading.wrapping_sub(last) & 0xFFFF_FFFF, Ordering::Relaxed);
+    let ticks = super::time::counter();
+    TICKS[slot].fetch_add(ticks.wrapping_sub(LAST_TICKS.swap(ticks, Ordering::Relaxed)), Ordering::Relaxed);
+    if COUNTING.load(Ordering::Relaxed) {
+        let reading = read_sysreg!("pmevcntr0_el0");
+        let last = LAST_READING.swap(reading, Ordering::Relaxed);
+        INSTRUCTIONS[slot].fetch_add(reading.wrapping_sub(last) & 0xFFFF_FFFF, Ordering::Relaxed);
+    }
     if counted {
         ENTRIES[layer as usize].fetch_add(1, Ordering::Relaxed);
     }
@@ -194,14 +230,19 @@ pub fn current() -> Layer {
 
 /// The counts so far (the current layer charged up to now).
 pub fn snapshot() -> Snapshot {
-    let counting = COUNTING.load(Ordering::Acquire);
-    if counting {
+    let timing = TIMING.load(Ordering::Acquire);
+    if timing {
         // Charges the current layer with what it ran so far.
         switch(current(), false);
     }
+    let frequency = u128::from(super::time::frequency_hz());
     Snapshot {
-        counting,
+        counting: COUNTING.load(Ordering::Acquire),
+        timing,
         instructions: core::array::from_fn(|i| INSTRUCTIONS[i].load(Ordering::Relaxed)),
+        nanoseconds: core::array::from_fn(|i| {
+            (u128::from(TICKS[i].load(Ordering::Relaxed)) * 1_000_000_000 / frequency).min(u128::from(u64::MAX)) as u64
+        }),
         entries: core::array::from_fn(|i| ENTRIES[i].load(Ordering::Relaxed)),
     }
 }

@@ -166,6 +166,9 @@ pub fn init(policy: Box<dyn Scheduler>) {
 
 /// Turns the boot context into the idle thread: enables interrupts, lets the policy run its threads, waits for interrupts forever.
 pub fn run_idle() -> ! {
+    // The boot context ran in layer `other`; from here on it is the idle thread, whose time the profile charges to
+    // `idle` (a trap saves the layer it interrupted as the thread's own).
+    profile::enter(Layer::Idle);
     unmask_irqs();
     yield_now();
     loop {

@@ -53,7 +53,7 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     let window_requests = (depth as u64 * 4).min(WINDOW_BYTES / request_bytes).clamp(1, requests);
     let window_bytes = window_requests * request_bytes;
     if profiling {
-        crate::commands::net::profile::start()?;
+        crate::commands::net::profile::start_counting_instructions()?;
     }
     with_disk(|disk| {
         sis_blk::check_request(disk.stack.capacity_sectors(), lba, size_bytes as usize).map_err(shell_error)?;
@@ -105,11 +105,7 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
             read_ns += time::now_ns().saturating_sub(window_started);
             let spent = profile::snapshot().since(&before);
             read_profile = Some(match read_profile {
-                Some(total) => Snapshot {
-                    counting: spent.counting,
-                    instructions: core::array::from_fn(|i| total.instructions[i] + spent.instructions[i]),
-                    entries: core::array::from_fn(|i| total.entries[i] + spent.entries[i]),
-                },
+                Some(total) => total.plus(&spent),
                 None => spent,
             });
             for chunk in back[..bytes].chunks(request_bytes as usize) {

@@ -1,4 +1,5 @@
-//! `netctl profile`: guest instructions charged to each layer of the network path, with the frames they moved.
+//! `netctl profile`: guest instructions (deterministic mode) and time charged to each layer of the network path, with
+//! the frames they moved.
 
 use alloc::string::String;
 
@@ -18,8 +19,8 @@ pub const NOT_STARTED: &str = "profile-not-started";
 /// `netctl profile`.
 pub const PROFILE: CommandSpec<Kernel> = CommandSpec {
     name: "profile",
-    summary: "Guest instructions per layer (interrupts, scheduler, network thread, smoltcp, copies, driver) and the frames moved",
-    description: "Counts retired instructions with the PMU (QEMU counts them only in deterministic mode, -icount) and charges them to the layer the CPU is in: interrupt handlers, the scheduler, the idle thread, the network thread's loop, smoltcp (poll, ingress of a frame, egress of a frame), payload copies between sockets and services, frame copies, and the fault layer plus virtio-net driver (receive, transmit). Counts run from --start and only grow: take two readings and subtract. Beside them: frames and TCP payload segments through the stack, and the driver's interrupts. Fails with no-instruction-counter without -icount and profile-not-started before --start.",
+    summary: "Guest time and instructions per layer (interrupts, scheduler, idle, network thread, smoltcp, copies, driver) and the frames moved",
+    description: "Charges the time passed (the virtual counter) and, in deterministic mode (-icount, where QEMU's PMU counts them), the instructions retired to the layer the CPU is in: interrupt handlers, the scheduler, the idle thread, the network thread's loop, smoltcp (poll, ingress of a frame, egress of a frame), payload copies between sockets and services, frame copies, and the fault layer plus virtio-net driver (receive, transmit). In real time the time is where the wall clock goes (an instruction's cost under TCG varies, a device register access costs far more); each mark then also reads the counter, which the profile's own figures include. Counts run from --start and only grow: take two readings and subtract. Beside them: frames and TCP payload segments through the stack, and the driver's interrupts. Fails with profile-not-started before --start.",
     args: &[ArgSpec::flag("start", ValueKind::Switch, "start counting (idempotent)")],
     subcommands: &[],
     handler: Some(profile_command),
@@ -34,8 +35,9 @@ pub fn layers_json(values: &[u64]) -> Value {
     Value::Object(object)
 }
 
-/// Starts the profile, or an error saying why it cannot count.
-pub fn start() -> Result<(), ShellError> {
+/// Starts the profile with instruction counting, or an error saying why instructions cannot be counted (time is
+/// counted all the same from now on).
+pub fn start_counting_instructions() -> Result<(), ShellError> {
     if profile::start() {
         Ok(())
     } else {
@@ -46,32 +48,39 @@ pub fn start() -> Result<(), ShellError> {
     }
 }
 
-/// A snapshot of a running profile, or an error when it is not counting.
-pub fn counting_snapshot() -> Result<Snapshot, ShellError> {
+/// A snapshot of a running profile, or an error when it was not started.
+pub fn running_snapshot() -> Result<Snapshot, ShellError> {
     let snapshot = profile::snapshot();
-    if snapshot.counting {
+    if snapshot.timing {
         Ok(snapshot)
     } else {
-        Err(ShellError::new(NOT_STARTED, "instruction profiling was not started: run `netctl profile --start`"))
+        Err(ShellError::new(NOT_STARTED, "profiling was not started: run `netctl profile --start`"))
     }
 }
 
 fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, ShellError> {
     with_net(|_| Ok(()))?;
     if invocation.args.switch("start") {
-        start()?;
+        profile::start();
     }
-    let snapshot = counting_snapshot()?;
+    let snapshot = running_snapshot()?;
     let (frames, interrupts) = with_net(|net| Ok((net.stack.frame_counts(), net.driver().stats().interrupts)))?;
     let total = snapshot.total().max(1);
-    let mut human = String::from("layer                 instructions      share   entries\n");
+    let total_ns = snapshot.nanoseconds.iter().sum::<u64>().max(1);
+    let mut human = alloc::format!(
+        "layer                 instructions      share       time      share   entries{}\n",
+        if snapshot.counting { "" } else { "  (instructions: deterministic mode only)" }
+    );
     for layer in Layer::ALL {
         let instructions = snapshot.of(layer);
+        let nanoseconds = snapshot.nanoseconds[layer as usize];
         human.push_str(&alloc::format!(
-            "{:<20} {:>14} {:>9.1} % {:>9}\n",
+            "{:<20} {:>14} {:>9.1} % {:>10} {:>7.1} % {:>9}\n",
             layer.name(),
             format::thousands(instructions),
             instructions as f64 * 100.0 / total as f64,
+            format::milliseconds(nanoseconds),
+            nanoseconds as f64 * 100.0 / total_ns as f64,
             format::thousands(snapshot.entries[layer as usize]),
         ));
     }
@@ -90,6 +99,7 @@ fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Re
         json!({
             "counting": snapshot.counting,
             "instructions": layers_json(&snapshot.instructions),
+            "nanoseconds": layers_json(&snapshot.nanoseconds),
             "entries": layers_json(&snapshot.entries),
             "frames": {
                 "received_frames": frames.received_frames,
