@@ -33,6 +33,7 @@ const LAYERS: [&str; 12] = [
 #[derive(Debug, Default)]
 struct Phase {
     counts: BTreeMap<String, u64>,
+    entries: BTreeMap<String, u64>,
     frames: BTreeMap<String, u64>,
     interrupts: u64,
 }
@@ -63,7 +64,7 @@ fn difference(after: &Value, before: &Value, counted: &str) -> Phase {
     };
     let interrupts =
         after["device_interrupts"].as_u64().unwrap_or(0) - before["device_interrupts"].as_u64().unwrap_or(0);
-    Phase { counts: table(counted), frames: table("frames"), interrupts }
+    Phase { counts: table(counted), entries: table("entries"), frames: table("frames"), interrupts }
 }
 
 /// Boots SIS (deterministic unless `real_time`) and prints the per-layer breakdown of `round_trips` echoes and a
@@ -98,19 +99,28 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, real_time: boo
     }
     let round_trip = difference(&after_round_trips, &start, counted);
     let bulk = difference(&after_bulk, &after_round_trips, counted);
-    print_phase(
-        &format!("{round_trips} round trips"),
-        &round_trip,
-        f64::from(round_trips),
-        "per round trip",
-        unit_name,
-    );
+    // The median of the three readings' calibrations (each taken as the reading was made).
+    let mark_cost_ns = if real_time {
+        let mut costs: Vec<u64> = [&start, &after_round_trips, &after_bulk]
+            .iter()
+            .map(|reading| reading["mark_cost_ns"].as_u64().unwrap_or(0))
+            .collect();
+        costs.sort_unstable();
+        println!("one mark costs {} ns (calibrations at the three readings: {costs:?}); \"less marks\" subtracts one per entry", costs[1]);
+        costs[1]
+    } else {
+        0
+    };
+    let report = |title: &str, phase: &Phase, units: f64, unit: &str| {
+        print_phase(title, phase, units, unit, unit_name, mark_cost_ns)
+    };
+    report(&format!("{round_trips} round trips"), &round_trip, f64::from(round_trips), "per round trip");
     let segments = bulk.frames.get("received_payload_segments").copied().unwrap_or(0);
-    print_phase(&format!("{bulk_mib} MiB bulk"), &bulk, segments as f64, "per payload segment received", unit_name);
+    report(&format!("{bulk_mib} MiB bulk"), &bulk, segments as f64, "per payload segment received");
     Ok(())
 }
 
-fn print_phase(title: &str, phase: &Phase, unit_count: f64, unit: &str, unit_name: &str) {
+fn print_phase(title: &str, phase: &Phase, unit_count: f64, unit: &str, unit_name: &str, mark_cost_ns: u64) {
     let frame = |key: &str| phase.frames.get(key).copied().unwrap_or(0);
     let (received, sent) = (frame("received_frames"), frame("transmitted_frames"));
     println!(
@@ -124,22 +134,40 @@ fn print_phase(title: &str, phase: &Phase, unit_count: f64, unit: &str, unit_nam
     );
     let everything: u64 = phase.counts.values().sum();
     println!(
-        "  {:<20} {:>14} {:>18} {:>14} {:>14} {:>8}",
-        "layer", unit_name, unit, "per rx frame", "per tx frame", "share"
+        "  {:<20} {:>14} {:>18} {:>14} {:>14} {:>8}{}",
+        "layer",
+        unit_name,
+        unit,
+        "per rx frame",
+        "per tx frame",
+        "share",
+        if mark_cost_ns > 0 { format!(" {:>12} {:>10}", "less marks", "entries") } else { String::new() }
     );
     let mut path_total = 0u64;
+    let mut path_own = 0u64;
     for layer in LAYERS {
         let count = phase.counts.get(layer).copied().unwrap_or(0);
+        let entries = phase.entries.get(layer).copied().unwrap_or(0);
+        let own = count.saturating_sub(entries * mark_cost_ns);
         if layer != "other" && layer != "idle" {
             path_total += count;
+            path_own += own;
         }
+        let corrected = if mark_cost_ns > 0 {
+            format!(" {:>12.0} {:>10.1}", own as f64 / unit_count.max(1.0), entries as f64 / unit_count.max(1.0))
+        } else {
+            String::new()
+        };
         println!(
-            "  {layer:<20} {count:>14} {:>18.0} {:>14.0} {:>14.0} {:>7.1}%",
+            "  {layer:<20} {count:>14} {:>18.0} {:>14.0} {:>14.0} {:>7.1}%{corrected}",
             count as f64 / unit_count.max(1.0),
             count as f64 / (received.max(1)) as f64,
             count as f64 / (sent.max(1)) as f64,
             count as f64 * 100.0 / everything.max(1) as f64
         );
+    }
+    if mark_cost_ns > 0 {
+        println!("  network path less marks: {:.0} ns {unit}", path_own as f64 / unit_count.max(1.0));
     }
     println!(
         "  {:<20} {path_total:>14} {:>18.0} {:>14.0} {:>14.0}",

@@ -277,6 +277,7 @@ fn the_profile_charges_time_always_and_instructions_in_deterministic_mode_to_the
     let grew = |pointer: &str| number(&after, pointer) - number(&before, pointer);
     let layers: Vec<String> = after["nanoseconds"].as_object().unwrap().keys().cloned().collect();
     assert!(layers.iter().all(|layer| after["instructions"][layer] == 0), "{after}");
+    assert!(number(&after, "/mark_cost_ns") > 0, "a mark costs time: {after}");
     let charged: u64 = layers.iter().map(|layer| grew(&format!("/nanoseconds/{layer}"))).sum();
     assert!(charged as u128 >= host_echo.as_nanos() * 9 / 10, "{charged} ns charged over a {host_echo:?} echo");
     assert!(charged as u128 <= host_between.as_nanos() * 11 / 10 + 50_000_000, "{charged} ns in {host_between:?}");

@@ -209,7 +209,9 @@ fn switch(layer: Layer, counted: bool) -> Layer {
     let saved = mask_irqs();
     let previous = CURRENT.swap(layer as u8, Ordering::Relaxed);
     let slot = usize::from(previous).min(LAYERS - 1);
-    let ticks = super::time::counter();
+    // No barrier before the read: a mark placed a few instructions early or late is within the profile's grain, and
+    // under TCG a barrier ends the translated block, which would make every mark cost more.
+    let ticks = read_sysreg!("cntvct_el0");
     TICKS[slot].fetch_add(ticks.wrapping_sub(LAST_TICKS.swap(ticks, Ordering::Relaxed)), Ordering::Relaxed);
     if COUNTING.load(Ordering::Relaxed) {
         let reading = read_sysreg!("pmevcntr0_el0");
@@ -221,6 +223,29 @@ fn switch(layer: Layer, counted: bool) -> Layer {
     }
     restore_irqs(saved);
     Layer::from_index(previous)
+}
+
+/// Marks to time in [`mark_cost_ns`].
+const CALIBRATION_MARKS: u64 = 1_000;
+
+/// What one mark costs in time, measured now: [`CALIBRATION_MARKS`] marks back to back with IRQs masked, timed by
+/// the virtual counter (0 before [`start`], when a mark is a load and a store). A layer's time includes the marks
+/// that left it, about one per entry: a reader subtracts entries times this to see the layer's own time. Under
+/// TCG a mark is far dearer than its instructions (system register reads and writes), and real time is noisy:
+/// take it as an estimate.
+pub fn mark_cost_ns() -> u64 {
+    if !TIMING.load(Ordering::Acquire) {
+        return 0;
+    }
+    let saved = mask_irqs();
+    let layer = current();
+    let started = super::time::now_ns();
+    for _ in 0..CALIBRATION_MARKS {
+        switch(layer, false);
+    }
+    let elapsed = super::time::now_ns().saturating_sub(started);
+    restore_irqs(saved);
+    elapsed / CALIBRATION_MARKS
 }
 
 /// The current layer.

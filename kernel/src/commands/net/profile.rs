@@ -85,6 +85,10 @@ fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Re
         ));
     }
     human.push_str(&alloc::format!(
+        "one mark (a layer change) costs about {} ns now; each layer's time includes one per entry\n",
+        profile::mark_cost_ns()
+    ));
+    human.push_str(&alloc::format!(
         "frames  {} received ({} with TCP payload, {}), {} sent ({} with TCP payload, {}); {} device interrupts",
         format::thousands(frames.received_frames),
         format::thousands(frames.received_payload_segments),
@@ -100,6 +104,7 @@ fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Re
             "counting": snapshot.counting,
             "instructions": layers_json(&snapshot.instructions),
             "nanoseconds": layers_json(&snapshot.nanoseconds),
+            "mark_cost_ns": profile::mark_cost_ns(),
             "entries": layers_json(&snapshot.entries),
             "frames": {
                 "received_frames": frames.received_frames,
