@@ -63,6 +63,9 @@ pub enum Benchmark {
         /// Instead of timing: one deterministic boot (-icount) printing guest instructions per request by layer.
         #[arg(long)]
         profile: bool,
+        /// With --profile: boot in real time and print the guest's time per request by layer instead.
+        #[arg(long, requires = "profile")]
+        real_time: bool,
     },
     /// TCP echo round-trip p50/p99 and bulk throughput into SIS through QEMU user networking; peer: a host echo thread.
     Net {
@@ -180,12 +183,12 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             let connections: Vec<usize> = connections.into_iter().map(|count| count as usize).collect();
             crate::bench_web::run(seconds, runs, pushes as usize, &connections)
         }
-        Benchmark::Blk { size_mib, request_kib, runs, queue_depth, profile } => {
+        Benchmark::Blk { size_mib, request_kib, runs, queue_depth, profile, real_time } => {
             crate::setup::ensure_qemu()?;
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             if profile {
-                crate::bench_blk::profile(size_mib, request_kib, queue_depth)
+                crate::bench_blk::profile(size_mib, request_kib, queue_depth, real_time)
             } else {
                 crate::bench_blk::run(size_mib, request_kib, runs, queue_depth)
             }

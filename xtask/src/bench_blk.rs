@@ -60,25 +60,31 @@ fn print_run(side: &str, run: u32, figures: Throughput) {
 }
 
 /// One deterministic boot (`-icount`): guest instructions per request by layer, writing and reading.
-pub fn profile(size_mib: u64, request_kib: u64, depth: u64) -> Result<(), String> {
+pub fn profile(size_mib: u64, request_kib: u64, depth: u64, real_time: bool) -> Result<(), String> {
     let disk = ScratchDisk::create(size_mib << 20).map_err(|error| error.to_string())?;
     let command = format!(
         "blkctl bench --size-mib {size_mib} --request-kib {request_kib} --queue-depth {depth} --profile --json"
     );
-    let config =
-        QemuConfig::new().disk_image(disk.path()).batch(&command).deterministic().timeout(Duration::from_secs(600));
+    let config = QemuConfig::new().disk_image(disk.path()).batch(&command).timeout(Duration::from_secs(600));
+    let config = if real_time { config } else { config.deterministic() };
     let reply = crate::bench::first_reply(&config, &command)?;
     if reply["ok"] != true {
         return Err(format!("`{command}` failed: {reply}"));
     }
-    println!(
-        "guest instructions per {request_kib} KiB request by layer, deterministic mode (QEMU -icount), {size_mib} MiB, \
-         up to {depth} in flight"
-    );
+    let (counted, title) = if real_time {
+        ("nanoseconds", "guest nanoseconds (real time, the virtual counter)")
+    } else {
+        ("instructions", "guest instructions (deterministic mode, QEMU -icount)")
+    };
+    println!("{title} per {request_kib} KiB request by layer, {size_mib} MiB, up to {depth} in flight");
+    if real_time {
+        let rate = |key: &str| reply[key].as_f64().unwrap_or(0.0);
+        println!("(profile on: write {:.1} MiB/s, read {:.1} MiB/s)", rate("write_mib_per_s"), rate("read_mib_per_s"));
+    }
     println!("  {:<20} {:>14} {:>14}", "layer", "write", "read");
-    let (write, read) = (&reply["instructions"]["write_per_request"], &reply["instructions"]["read_per_request"]);
+    let (write, read) = (&reply[counted]["write_per_request"], &reply[counted]["read_per_request"]);
     let mut totals = (0, 0);
-    for (layer, value) in write.as_object().ok_or_else(|| format!("no instructions in {reply}"))? {
+    for (layer, value) in write.as_object().ok_or_else(|| format!("no {counted} in {reply}"))? {
         let (w, r) = (value.as_u64().unwrap_or(0), read[layer].as_u64().unwrap_or(0));
         totals = (totals.0 + w, totals.1 + r);
         if w + r > 0 {

@@ -17,14 +17,14 @@ use crate::format;
 pub const BENCH: CommandSpec<Kernel> = CommandSpec {
     name: "bench",
     summary: "Sequential write, flush and read of --size-mib in --request-kib requests, below the cache",
-    description: "Writes a seeded pattern over LBA --lba onward (destroying what was there), flushes, reads it back and checks it. Requests go to the fault injector and the device, not the cache, up to --queue-depth of them in flight (in windows of four times that many); cached copies of the range are dropped afterwards. Throughput is bytes / time of the phase's requests (the read-back check between windows is not counted), guest clock. --profile also reports guest instructions per request by layer (netctl profile's layers; deterministic mode only).",
+    description: "Writes a seeded pattern over LBA --lba onward (destroying what was there), flushes, reads it back and checks it. Requests go to the fault injector and the device, not the cache, up to --queue-depth of them in flight (in windows of four times that many); cached copies of the range are dropped afterwards. Throughput is bytes / time of the phase's requests (the read-back check between windows is not counted), guest clock. --profile also reports guest time per request by layer (netctl profile's layers, idle included) and, in deterministic mode (-icount), guest instructions per request by layer.",
     args: &[
         ArgSpec::flag("size-mib", ValueKind::U64 { min: 1, max: 1024 }, "bytes to write and read, MiB").default("16"),
         ArgSpec::flag("request-kib", ValueKind::U64 { min: 1, max: 1024 }, "bytes per request, KiB").default("64"),
         ArgSpec::flag("lba", ValueKind::U64 { min: 0, max: u64::MAX }, "first sector").default("0"),
         ArgSpec::flag("queue-depth", ValueKind::U64 { min: 1, max: MAX_QUEUE_DEPTH as u64 }, "requests in flight at once")
             .default("16"),
-        ArgSpec::flag("profile", ValueKind::Switch, "count guest instructions per request by layer (needs -icount)"),
+        ArgSpec::flag("profile", ValueKind::Switch, "guest time (and, under -icount, instructions) per request by layer"),
     ],
     subcommands: &[],
     handler: Some(bench),
@@ -53,7 +53,7 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
     let window_requests = (depth as u64 * 4).min(WINDOW_BYTES / request_bytes).clamp(1, requests);
     let window_bytes = window_requests * request_bytes;
     if profiling {
-        crate::commands::net::profile::start_counting_instructions()?;
+        profile::start();
     }
     with_disk(|disk| {
         sis_blk::check_request(disk.stack.capacity_sectors(), lba, size_bytes as usize).map_err(shell_error)?;
@@ -117,27 +117,52 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
         }
         profile::enter(caller);
         disk.stack.invalidate_range(lba, sectors);
-        let per_request = |spent: &Snapshot| {
-            let values: alloc::vec::Vec<u64> = spent.instructions.iter().map(|count| count / requests).collect();
+        let per_request = |values: &[u64]| {
+            let values: alloc::vec::Vec<u64> = values.iter().map(|count| count / requests).collect();
             crate::commands::net::profile::layers_json(&values)
         };
         let total_of = |spent: &Snapshot| spent.total() / requests.max(1);
-        let profile_line = match (profiling, read_profile.as_ref()) {
-            (true, Some(read)) => alloc::format!(
-                "\n  guest instructions per request: write {} (driver {}), read {} (driver {})",
-                format::thousands(total_of(&after_write.since(&before_write))),
-                format::thousands(after_write.since(&before_write).of(Layer::BlockDevice) / requests.max(1)),
-                format::thousands(total_of(read)),
-                format::thousands(read.of(Layer::BlockDevice) / requests.max(1)),
+        let time_of = |spent: &Snapshot| spent.nanoseconds.iter().sum::<u64>() / requests.max(1);
+        let idle_of = |spent: &Snapshot| spent.nanoseconds[Layer::Idle as usize] / requests.max(1);
+        let driver_of = |spent: &Snapshot| spent.nanoseconds[Layer::BlockDevice as usize] / requests.max(1);
+        let write_profile = after_write.since(&before_write);
+        let mut profile_line = alloc::string::String::new();
+        if let (true, Some(read)) = (profiling, read_profile.as_ref()) {
+            profile_line = alloc::format!(
+                "\n  guest time per request: write {} ns (idle {}, driver {}), read {} ns (idle {}, driver {})",
+                format::thousands(time_of(&write_profile)),
+                format::thousands(idle_of(&write_profile)),
+                format::thousands(driver_of(&write_profile)),
+                format::thousands(time_of(read)),
+                format::thousands(idle_of(read)),
+                format::thousands(driver_of(read)),
+            );
+            if read.counting {
+                profile_line.push_str(&alloc::format!(
+                    "\n  guest instructions per request: write {} (driver {}), read {} (driver {})",
+                    format::thousands(total_of(&write_profile)),
+                    format::thousands(write_profile.of(Layer::BlockDevice) / requests.max(1)),
+                    format::thousands(total_of(read)),
+                    format::thousands(read.of(Layer::BlockDevice) / requests.max(1)),
+                ));
+            }
+        }
+        let (instructions, nanoseconds) = match (profiling, read_profile) {
+            (true, Some(read)) => (
+                if read.counting {
+                    json!({
+                        "write_per_request": per_request(&write_profile.instructions),
+                        "read_per_request": per_request(&read.instructions),
+                    })
+                } else {
+                    serde_json::Value::Null
+                },
+                json!({
+                    "write_per_request": per_request(&write_profile.nanoseconds),
+                    "read_per_request": per_request(&read.nanoseconds),
+                }),
             ),
-            _ => alloc::string::String::new(),
-        };
-        let instructions = match (profiling, read_profile) {
-            (true, Some(read)) => json!({
-                "write_per_request": per_request(&after_write.since(&before_write)),
-                "read_per_request": per_request(&read),
-            }),
-            _ => serde_json::Value::Null,
+            _ => (serde_json::Value::Null, serde_json::Value::Null),
         };
 
         let write_rate = mib_per_s(size_bytes, write_ns);
@@ -166,6 +191,7 @@ fn bench(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Reply, Shell
                 "mismatched_requests": mismatched_requests,
                 "queue_depth": depth,
                 "instructions": instructions,
+                "nanoseconds": nanoseconds,
             }),
         );
         if mismatched_requests == 0 {

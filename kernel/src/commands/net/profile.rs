@@ -11,8 +11,6 @@ use super::link::with_net;
 use super::Kernel;
 use crate::format;
 
-/// Error code: the PMU does not count instructions (QEMU runs without `-icount`).
-pub const NO_INSTRUCTION_COUNTER: &str = "no-instruction-counter";
 /// Error code: profiling was not started.
 pub const NOT_STARTED: &str = "profile-not-started";
 
@@ -33,19 +31,6 @@ pub fn layers_json(values: &[u64]) -> Value {
         object.insert(String::from(layer.name()), json!(values[layer as usize]));
     }
     Value::Object(object)
-}
-
-/// Starts the profile with instruction counting, or an error saying why instructions cannot be counted (time is
-/// counted all the same from now on).
-pub fn start_counting_instructions() -> Result<(), ShellError> {
-    if profile::start() {
-        Ok(())
-    } else {
-        Err(ShellError::new(
-            NO_INSTRUCTION_COUNTER,
-            "the PMU does not count instructions here: QEMU counts them only in deterministic mode (-icount, `cargo xtask run --deterministic`)",
-        ))
-    }
 }
 
 /// A snapshot of a running profile, or an error when it was not started.
