@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{run_batch, QemuConfig};
 
-mod agentic;
+pub mod agentic;
 mod ai_ops;
 mod dataflow;
 mod governance;

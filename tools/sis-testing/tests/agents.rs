@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{error_code, number, ok};
 use serde_json::{json, Value};
+use sis_testing::phases::agentic::TMP_ENTRIES;
 use sis_testing::{QemuConfig, Sis};
 
 /// The example agents, the capabilities each is loaded with, and extra `load` flags.
@@ -21,19 +22,6 @@ const AGENTS: [(&str, &str, &str); 8] = [
     ("memory-bomb", "", ""),
     ("cap-violator", "log,fs.read:/tmp/**", ""),
     ("malformed", "log", ""),
-];
-
-/// The files `agentsys examples install --dir /tmp` writes, as FS_LIST names them (sorted).
-const TMP_ENTRIES: [&str; 9] = [
-    "cap-violator.wasm",
-    "chatty.wasm",
-    "crasher.wasm",
-    "file-lister.wasm",
-    "inferrer.wasm",
-    "malformed.wasm",
-    "memory-bomb.wasm",
-    "metrics-watcher.wasm",
-    "spin.wasm",
 ];
 
 fn boot() -> Sis {

@@ -27,8 +27,9 @@ const REPLIES: usize = 22;
 /// The phase's tests: all four.
 const JUDGED: [&str; 4] = ["Protocol tests", "Capability tests", "Audit tests", "ASM supervision tests"];
 
-/// What `examples install --dir /tmp` puts in `/tmp`, as FS_LIST names it.
-const TMP_ENTRIES: [&str; 9] = [
+/// What `agentsys examples install --dir /tmp` puts in `/tmp`, as FS_LIST names it (sorted): one file per example
+/// agent in `agents/`.
+pub const TMP_ENTRIES: [&str; 9] = [
     "cap-violator.wasm",
     "chatty.wasm",
     "crasher.wasm",
