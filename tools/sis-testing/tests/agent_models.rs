@@ -2,6 +2,10 @@
 //! installed through the governor (audited), infers exactly the host's Q-values, exports the committed weights;
 //! refusals change nothing; the kernel's own training gives the committed blob; compliance sees the agent's source.
 
+#[path = "audit_entries/mod.rs"]
+mod audit_entries;
+
+use audit_entries::model_and_outcome;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sis_ai::NetworkWeights;
@@ -77,14 +81,7 @@ fn installs(sis: &mut Sis) -> Vec<(String, String, String)> {
         .unwrap()
         .iter()
         .map(|entry| {
-            let model = match &entry["model"] {
-                Value::Null => String::from("-"),
-                model => format!("{}@{}", model["name"].as_str().unwrap(), model["version"].as_str().unwrap()),
-            };
-            let outcome = match entry["outcome"]["status"].as_str() {
-                Some("ok") => String::from("ok"),
-                _ => entry["outcome"]["code"].as_str().unwrap().to_string(),
-            };
+            let (model, outcome) = model_and_outcome(entry);
             (model, entry["principal"].as_str().unwrap().to_string(), outcome)
         })
         .collect()

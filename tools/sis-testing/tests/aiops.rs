@@ -3,6 +3,13 @@
 //! share, automatic rollbacks audited with their reason, and bad input refused with nothing changed.
 //! Deterministic mode.
 
+#[path = "audit_entries/mod.rs"]
+mod audit_entries;
+#[path = "refusals/mod.rs"]
+mod refusals;
+
+use audit_entries::model_and_outcome;
+use refusals::assert_refusals;
 use serde_json::Value;
 use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig};
@@ -53,14 +60,7 @@ fn audit_entries(audit: &Value, first: u64) -> Vec<(String, String, String, Stri
         .iter()
         .filter(|entry| number(entry, "/sequence") >= first)
         .map(|entry| {
-            let model = match &entry["model"] {
-                Value::Null => String::from("-"),
-                model => format!("{}@{}", model["name"].as_str().unwrap(), model["version"].as_str().unwrap()),
-            };
-            let outcome = match entry["outcome"]["status"].as_str() {
-                Some("ok") => String::from("ok"),
-                _ => entry["outcome"]["code"].as_str().unwrap().to_string(),
-            };
+            let (model, outcome) = model_and_outcome(entry);
             (
                 entry["action"].as_str().unwrap().to_string(),
                 model,
@@ -395,13 +395,7 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         ("invalid-value", None),
         ("out-of-range", None),
     ];
-    for (reply, (code, message)) in replies[3..23].iter().zip(expected) {
-        assert_eq!(reply["ok"], false, "{reply}");
-        assert_eq!(reply["error"]["code"], code, "{reply}");
-        if let Some(message) = message {
-            assert_eq!(reply["error"]["message"], message, "{reply}");
-        }
-    }
+    assert_refusals(&replies[3..23], &expected);
     let after = ok(&replies[23]);
     for key in ["production", "previous_production", "candidate", "subjects", "transitions", "shadow", "canary"] {
         assert_eq!(after[key], before[key], "{key} changed");

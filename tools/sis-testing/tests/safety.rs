@@ -1,6 +1,10 @@
 //! QEMU tests of the guardrails: the meta-agent within rules tighter than its habits, checked against the
 //! effectors' own records, and `safetyctl` refusing bad input without changing a rule. Deterministic mode.
 
+#[path = "refusals/mod.rs"]
+mod refusals;
+
+use refusals::assert_refusals;
 use serde_json::Value;
 use sis_proto::exit;
 use sis_testing::{run_batch, QemuConfig};
@@ -198,13 +202,7 @@ fn bad_rules_and_values_get_clear_errors_and_change_nothing() {
         ("missing-argument", None),
         ("missing-argument", None),
     ];
-    for (reply, (code, message)) in replies[1..9].iter().zip(expected) {
-        assert_eq!(reply["ok"], false, "{reply}");
-        assert_eq!(reply["error"]["code"], code, "{reply}");
-        if let Some(message) = message {
-            assert_eq!(reply["error"]["message"], message);
-        }
-    }
+    assert_refusals(&replies[1..9], &expected);
     assert_eq!(replies[9]["rules"], before["rules"], "a refused set changed a rule");
     // Nothing runs: every invariant holds on the idle kernel, and nothing was checked.
     let validate = &replies[10];
