@@ -9,8 +9,8 @@
 //! when it runs again, so a layer follows its thread. Counting is off until
 //! [`start`] (then a mark costs about 30 instructions: it is charged to the
 //! layer being left). The PMU counts instructions in QEMU only in deterministic
-//! mode (`-icount`), where [`start`] succeeds and the counts are exact; elsewhere
-//! it counts time only. Time is counted in both modes: in real time it is where the
+//! mode (`-icount`), where [`start`] reports so and the counts are exact; elsewhere
+//! the profile counts time only. Time is counted in both modes: in real time it is where the
 //! wall clock goes (TCG's cost of an instruction varies, a device register
 //! access costs far more than an instruction, and the idle thread's time is what
 //! the guest did not need); a mark then also reads the virtual counter. Before
@@ -196,7 +196,7 @@ pub fn start() -> bool {
     true
 }
 
-/// Makes `layer` current; returns the layer that was (charged with the instructions since the last mark).
+/// Makes `layer` current; returns the layer that was (charged with the time and instructions since the last mark).
 #[inline]
 pub fn enter(layer: Layer) -> Layer {
     switch(layer, true)

@@ -49,6 +49,8 @@ fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Re
         profile::start();
     }
     let snapshot = running_snapshot()?;
+    // Calibrated once per reading, after the snapshot (its marks are charged to this command's layer).
+    let mark_cost_ns = profile::mark_cost_ns();
     let (frames, interrupts) = with_net(|net| Ok((net.stack.frame_counts(), net.driver().stats().interrupts)))?;
     let total = snapshot.total().max(1);
     let total_ns = snapshot.nanoseconds.iter().sum::<u64>().max(1);
@@ -71,7 +73,7 @@ fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Re
     }
     human.push_str(&alloc::format!(
         "one mark (a layer change) costs about {} ns now; each layer's time includes one per entry\n",
-        profile::mark_cost_ns()
+        mark_cost_ns
     ));
     human.push_str(&alloc::format!(
         "frames  {} received ({} with TCP payload, {}), {} sent ({} with TCP payload, {}); {} device interrupts",
@@ -89,7 +91,7 @@ fn profile_command(_: &mut Kernel, invocation: &mut Invocation<'_>) -> Result<Re
             "counting": snapshot.counting,
             "instructions": layers_json(&snapshot.instructions),
             "nanoseconds": layers_json(&snapshot.nanoseconds),
-            "mark_cost_ns": profile::mark_cost_ns(),
+            "mark_cost_ns": mark_cost_ns,
             "entries": layers_json(&snapshot.entries),
             "frames": {
                 "received_frames": frames.received_frames,
