@@ -4,6 +4,7 @@ use alloc::vec::Vec;
 
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
 
 use crate::{FrameIo, LayerHook, NetLayer, MAX_FRAME_BYTES};
 
@@ -26,19 +27,18 @@ pub struct FrameCounts {
     pub transmit_refusals: u64,
 }
 
-/// TCP payload bytes of an Ethernet frame carrying IPv4 TCP (0 for anything else or a malformed frame).
+/// TCP payload bytes of an Ethernet frame carrying IPv4 TCP (0 for anything else or a malformed frame), read with
+/// smoltcp's own checked views of the headers.
 pub fn tcp_payload_bytes(frame: &[u8]) -> usize {
-    const ETHERNET: usize = 14;
-    if frame.get(12..14) != Some(&[0x08, 0x00]) || frame.get(ETHERNET + 9) != Some(&6) {
+    let Ok(ethernet) = EthernetFrame::new_checked(frame) else { return 0 };
+    if ethernet.ethertype() != EthernetProtocol::Ipv4 {
         return 0;
     }
-    let Some(&version_ihl) = frame.get(ETHERNET) else { return 0 };
-    let ip_header = usize::from(version_ihl & 0x0F) * 4;
-    let Some(total) = frame.get(ETHERNET + 2..ETHERNET + 4) else { return 0 };
-    let total = usize::from(u16::from_be_bytes([total[0], total[1]]));
-    let Some(&offset) = frame.get(ETHERNET + ip_header + 12) else { return 0 };
-    let tcp_header = usize::from(offset >> 4) * 4;
-    total.saturating_sub(ip_header).saturating_sub(tcp_header)
+    let Ok(ip) = Ipv4Packet::new_checked(ethernet.payload()) else { return 0 };
+    if ip.next_header() != IpProtocol::Tcp {
+        return 0;
+    }
+    TcpPacket::new_checked(ip.payload()).map_or(0, |tcp| tcp.payload().len())
 }
 
 impl FrameCounts {
