@@ -93,7 +93,7 @@ pub static OTELCTL: CommandSpec<Kernel> = CommandSpec {
         CommandSpec {
             name: "decisions",
             summary: "The meta-agent's decision traces through cursors: read, write as JSON lines, cursor status",
-            description: "Traces are numbered from 0; the ring keeps the newest 256. A cursor is the id of the next trace to export: it moves only past traces that were written (file) or accepted (OTLP), so none is sent twice or skipped; a trace is read only once its outcome is final (an acted decision waits for its horizon or until autonomy stops watching, and the traces after it wait too); traces overwritten before a cursor reached them are counted as evicted. While spans are exported over HTTP, traces also go there as span events (span sis.autonomy.decisions, scope sis.autonomy).",
+            description: "Traces are numbered from 0; the ring keeps the newest 256. A cursor is the id of the next trace to export: it moves only past traces that were written (file) or accepted (OTLP), so none is sent twice or skipped; a trace is read only once its outcome is final (an acted decision waits for its horizon while its run goes on, or, when the run ends first, until the next run or autonomy off drops it; the traces after it wait too); traces overwritten before a cursor reached them are counted as evicted. While spans are exported over HTTP, traces also go there as span events (span sis.autonomy.decisions, scope sis.autonomy).",
             args: &[],
             subcommands: &[
                 CommandSpec {

@@ -20,7 +20,8 @@ pub const MAX_BATCH: usize = TRACES_KEPT;
 /// decisions of the agents `autoctl policy` replaced, so the numbers run on across a policy change and the old
 /// agent's traces no exporter had reached count as evicted. The source ends before the oldest trace whose outcome
 /// is still pending (`MetaAgent::settled_until`): a trace is exported once, in its final form, and the traces
-/// after a pending one wait for it (at most its horizon, or until autonomy stops watching).
+/// after a pending one wait for it (its horizon, judged while its run goes on; a run that ends first leaves it pending
+/// until the next run begins or autonomy is switched off, which drop it).
 struct AgentTraces<'a, P> {
     agent: &'a MetaAgent<P, TRACES_KEPT>,
     base: u64,
