@@ -66,6 +66,11 @@ pub enum Benchmark {
         /// With --profile: boot in real time and print the guest's time per request by layer instead.
         #[arg(long, requires = "profile")]
         real_time: bool,
+        /// Also measure Debian's Linux (arm64 cloud kernel, busybox dd) booted on the same emulated machine with a
+        /// disk of its own, in the same runs. Fetches the two packages with apt-get download into
+        /// target/linux-peer/ the first time.
+        #[arg(long, conflicts_with = "profile")]
+        linux: bool,
     },
     /// TCP echo round-trip p50/p99 and bulk throughput into SIS through QEMU user networking; peer: a host echo thread.
     Net {
@@ -88,6 +93,11 @@ pub enum Benchmark {
         /// With --profile: boot in real time and print the guest's time by layer instead of instructions.
         #[arg(long, requires = "profile")]
         real_time: bool,
+        /// Also measure Debian's Linux (arm64 cloud kernel, busybox echo) booted on the same emulated machine, in
+        /// the same runs: what a mature stack reaches through the same QEMU. Fetches the two packages with
+        /// apt-get download into target/linux-peer/ the first time.
+        #[arg(long, conflicts_with = "profile")]
+        linux: bool,
     },
     /// GET /api/metrics req/s and p50/p99 at 1, 8 and 64 keep-alive connections against a host HTTP server
     /// answering the same bytes; WebSocket push latency.
@@ -166,14 +176,14 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             crate::build_kernel()?;
             guest_autonomy(repetitions)
         }
-        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs, profile, real_time } => {
+        Benchmark::Net { round_trips, payload_bytes, bulk_mib, runs, profile, real_time, linux } => {
             crate::setup::ensure_qemu()?;
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             if profile {
                 crate::bench_net_profile::run(round_trips, payload_bytes as usize, bulk_mib, real_time)
             } else {
-                crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs)
+                crate::bench_net::run(round_trips, payload_bytes as usize, bulk_mib, runs, linux)
             }
         }
         Benchmark::Web { seconds, runs, pushes, connections } => {
@@ -183,14 +193,14 @@ pub fn run(which: Benchmark) -> Result<(), String> {
             let connections: Vec<usize> = connections.into_iter().map(|count| count as usize).collect();
             crate::bench_web::run(seconds, runs, pushes as usize, &connections)
         }
-        Benchmark::Blk { size_mib, request_kib, runs, queue_depth, profile, real_time } => {
+        Benchmark::Blk { size_mib, request_kib, runs, queue_depth, profile, real_time, linux } => {
             crate::setup::ensure_qemu()?;
             crate::setup::ensure_target()?;
             crate::build_kernel()?;
             if profile {
                 crate::bench_blk::profile(size_mib, request_kib, queue_depth, real_time)
             } else {
-                crate::bench_blk::run(size_mib, request_kib, runs, queue_depth)
+                crate::bench_blk::run(size_mib, request_kib, runs, queue_depth, linux)
             }
         }
         Benchmark::Dataflow { repetitions, messages } => {

@@ -22,8 +22,9 @@ struct Throughput {
     read_mib_per_s: f64,
 }
 
-/// Runs the guest and the host `runs` times each and prints per-run figures, medians and ratios.
-pub fn run(size_mib: u64, request_kib: u64, runs: u32, depth: u64) -> Result<(), String> {
+/// Runs the guest and the host `runs` times each and prints per-run figures, medians and ratios; with `linux`, a
+/// Linux guest on the same emulated machine too (see [`crate::linux_peer`]).
+pub fn run(size_mib: u64, request_kib: u64, runs: u32, depth: u64, linux: bool) -> Result<(), String> {
     let size_bytes = size_mib << 20;
     let request_bytes = request_kib << 10;
     println!(
@@ -31,8 +32,21 @@ pub fn run(size_mib: u64, request_kib: u64, runs: u32, depth: u64) -> Result<(),
          guest: SIS in QEMU (virt, cortex-a72, TCG, real time), blkctl bench below the cache, {depth} request(s) in flight, raw image, default cache=writeback\n\
          host:  the same file, the same request size, write_all + fsync + read_exact, right after QEMU exits"
     );
+    let image = if linux {
+        let image = crate::linux_peer::prepare()?;
+        println!(
+            "linux: Debian's Linux in the same QEMU (same machine, one CPU, TCG, the same drive options), busybox dd \
+             on /dev/vda in {request_kib} KiB blocks: direct (O_DIRECT, one request in flight) and cached (page \
+             cache: write timed to the end of its fsync, read after dropping the cache); packages {}",
+            image.packages.join(", ")
+        );
+        Some(image)
+    } else {
+        None
+    };
     let mut guest = Vec::new();
     let mut host = Vec::new();
+    let mut peer = Vec::new();
     for run in 1..=runs {
         let disk = ScratchDisk::create(size_bytes).map_err(|error| error.to_string())?;
         let figures = guest_run(&disk, size_mib, request_kib, depth)?;
@@ -41,6 +55,15 @@ pub fn run(size_mib: u64, request_kib: u64, runs: u32, depth: u64) -> Result<(),
         let figures = host_run(disk.path(), size_bytes, request_bytes)?;
         print_run("host ", run, figures);
         host.push(figures);
+        if let Some(image) = &image {
+            let disk = ScratchDisk::create(size_bytes).map_err(|error| error.to_string())?;
+            let figures = crate::linux_peer::disk_run(image, disk.path(), size_mib, request_kib)?;
+            println!(
+                "  linux run {run:>2}: direct write {:8.1} read {:8.1} MiB/s   cached write {:8.1} read {:8.1} MiB/s",
+                figures.write_direct, figures.read_direct, figures.write_cached, figures.read_cached
+            );
+            peer.push(figures);
+        }
     }
     let pick = crate::bench::median_of::<Throughput>;
     let (guest_write, host_write) = (pick(&guest, |t| t.write_mib_per_s), pick(&host, |t| t.write_mib_per_s));
@@ -49,6 +72,29 @@ pub fn run(size_mib: u64, request_kib: u64, runs: u32, depth: u64) -> Result<(),
     println!("median  guest write {guest_write:8.1} MiB/s  read {guest_read:8.1} MiB/s  flush {guest_flush:6.2} ms");
     println!("median  host  write {host_write:8.1} MiB/s  read {host_read:8.1} MiB/s  flush {host_flush:6.2} ms");
     println!("ratio guest / host: write {:.3}, read {:.3}", guest_write / host_write, guest_read / host_read);
+    if !peer.is_empty() {
+        let pick = crate::bench::median_of::<crate::linux_peer::DiskFigures>;
+        let (direct_write, direct_read) = (pick(&peer, |f| f.write_direct), pick(&peer, |f| f.read_direct));
+        let (cached_write, cached_read) = (pick(&peer, |f| f.write_cached), pick(&peer, |f| f.read_cached));
+        println!(
+            "median  linux direct write {direct_write:8.1} read {direct_read:8.1} MiB/s, cached write \
+             {cached_write:8.1} read {cached_read:8.1} MiB/s"
+        );
+        println!(
+            "ratio linux / host: direct write {:.3}, read {:.3}; cached write {:.3}, read {:.3}",
+            direct_write / host_write,
+            direct_read / host_read,
+            cached_write / host_write,
+            cached_read / host_read
+        );
+        println!(
+            "ratio SIS ({depth} in flight) / Linux: write {:.2}x direct, {:.2}x cached; read {:.2}x direct, {:.2}x cached",
+            guest_write / direct_write,
+            guest_write / cached_write,
+            guest_read / direct_read,
+            guest_read / cached_read
+        );
+    }
     Ok(())
 }
 

@@ -32,7 +32,8 @@ struct Figures {
 }
 
 /// Measures guest and host `runs` times each; prints per-run figures, medians and ratios.
-pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> Result<(), String> {
+/// With `linux`, a Linux guest on the same emulated machine is measured too (see [`crate::linux_peer`]).
+pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32, linux: bool) -> Result<(), String> {
     println!(
         "TCP echo: {round_trips} round trips of {payload_bytes} B (TCP_NODELAY, one at a time), then {bulk_mib} MiB bulk \
          (written and read concurrently), {runs} runs\n\
@@ -53,12 +54,24 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
         .user_network_free_port(7)
         .map_err(|error| error.to_string())?
         .udp_forward(udp_port, CEILING_GUEST_PORT);
+    let linux_peer = if linux {
+        let image = crate::linux_peer::prepare()?;
+        println!(
+            "linux: Debian's Linux in the same QEMU (same machine, one CPU, TCG, virtio-net on user networking with \
+             hostfwd), echo on port 7 by busybox `nc -ll -p 7 -e cat`; packages {}",
+            image.packages.join(", ")
+        );
+        Some(crate::linux_peer::LinuxPeer::boot(&image)?)
+    } else {
+        None
+    };
     let guest_address = config.forwarded_address().ok_or("no forwarded port")?;
     let mut sis = Sis::boot(&config).map_err(|error| format!("boot: {error}"))?;
     let host_address = spawn_host_echo()?;
     let mut guest = Vec::new();
     let mut host = Vec::new();
     let mut ceiling = Vec::new();
+    let mut peer = Vec::new();
     for run in 1..=runs {
         let figures = measure(guest_address, round_trips, payload_bytes, bulk_mib)?;
         print_run("guest", run, figures);
@@ -66,11 +79,17 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
         let figures = measure(host_address, round_trips, payload_bytes, bulk_mib)?;
         print_run("host ", run, figures);
         host.push(figures);
+        if let Some(linux) = &linux_peer {
+            let figures = measure(linux.address, round_trips, payload_bytes, bulk_mib)?;
+            print_run("linux", run, figures);
+            peer.push(figures);
+        }
         let (rate, p50) = measure_ceiling(&mut sis, SocketAddr::from(([127, 0, 0, 1], udp_port)), round_trips)?;
         println!("  ceil. run {run:>2}: round trip p50 {p50:9.1} us                      {rate:9.1} MiB/s reflected");
         ceiling.push((rate, p50));
     }
     drop(sis);
+    drop(linux_peer);
     let median = crate::bench::median_of::<Figures>;
     let (guest_p50, host_p50) = (median(&guest, |f| f.p50_us), median(&host, |f| f.p50_us));
     let (guest_p99, host_p99) = (median(&guest, |f| f.p99_us), median(&host, |f| f.p99_us));
@@ -101,6 +120,26 @@ pub fn run(round_trips: u32, payload_bytes: usize, bulk_mib: u64, runs: u32) -> 
         ceiling_rate / host_bulk,
         guest_p50 / ceiling_p50
     );
+    if !peer.is_empty() {
+        let (linux_p50, linux_p99) = (median(&peer, |f| f.p50_us), median(&peer, |f| f.p99_us));
+        let linux_bulk = median(&peer, |f| f.bulk_mib_per_s);
+        println!(
+            "median  linux round trip p50 {linux_p50:9.1} us  p99 {linux_p99:9.1} us  bulk {linux_bulk:9.1} MiB/s \
+             ({:.1} % of the ceiling)",
+            linux_bulk / ceiling_rate * 100.0
+        );
+        let bulk_ratios: Vec<f64> =
+            guest.iter().zip(&peer).map(|(sis, linux)| sis.bulk_mib_per_s / linux.bulk_mib_per_s).collect();
+        let (low, high) =
+            bulk_ratios.iter().fold((f64::MAX, 0.0f64), |(low, high), &ratio| (low.min(ratio), high.max(ratio)));
+        println!(
+            "ratio SIS / Linux on the same QEMU: bulk {:.2}x (per run {low:.2}-{high:.2}x), round trip p50 {:.2}x, \
+             p99 {:.2}x",
+            guest_bulk / linux_bulk,
+            guest_p50 / linux_p50,
+            guest_p99 / linux_p99
+        );
+    }
     Ok(())
 }
 

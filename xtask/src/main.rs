@@ -10,6 +10,7 @@ mod bench_net;
 mod bench_net_profile;
 mod bench_web;
 mod fuzz;
+mod linux_peer;
 mod model;
 mod model_agent;
 mod model_lm;
