@@ -74,6 +74,7 @@ fn written_patterns_read_back_identical_after_a_flush_and_lie_in_the_image_at_th
     assert!(number(&driver, "/requests") > 0);
     assert_eq!(number(&driver, "/device_errors"), 0);
     assert_eq!(number(&driver, "/interrupts"), number(&driver, "/requests"), "one completion interrupt per request");
+    assert_eq!(number(&driver, "/notifications"), number(&driver, "/requests"), "one request at a time, each told");
     power_off(sis);
 
     assert_eq!(disk.read_sectors(99, 5).unwrap(), [vec![0; 512], vec![0xab; 1536], vec![0; 512]].concat());
@@ -240,6 +241,11 @@ fn requests_in_flight_at_once_write_and_read_exactly_what_one_at_a_time_does_and
     assert_eq!(number(&bench, "/queue_depth"), 16);
     assert_eq!(bench["instructions"], serde_json::Value::Null, "no --profile, no instructions");
     let driver = ok(&mut sis, "blkctl status");
+    // The first 16 requests of each pass go to the device with one notification, and every later notification
+    // carries at least one request: at most 1 + 48 per pass of 64, and one for the flush.
+    let notifications = number(&driver, "/driver/notifications");
+    assert!(notifications <= 2 * 49 + 1, "{notifications} notifications for 129 requests: {driver}");
+    assert_eq!(number(&driver, "/driver/requests"), 129, "{driver}");
     // With a stall in force every request goes alone through the fault layer, and still arrives.
     ok(&mut sis, "blkctl fault stall 50");
     let stalled = ok(&mut sis, "blkctl bench --size-mib 1 --lba 8192 --queue-depth 16");

@@ -100,6 +100,11 @@ fn a_thousand_echo_round_trips_from_the_host_return_exactly_what_was_sent() {
     assert_eq!(number(&stats, "/driver/receive_errors"), 0);
     assert_eq!(number(&stats, "/link/received_frames"), number(&stats, "/driver/received_frames"));
     assert!(number(&stats, "/driver/interrupts") > 0);
+    // Posting a receive buffer again tells the device nothing while it has others (at most 12 frames are in flight
+    // here, against 32 buffers): notifications come from the 32 buffers posted at start and from sends.
+    let (notifications, sent) = (number(&stats, "/driver/notifications"), number(&stats, "/driver/transmitted_frames"));
+    assert!(number(&stats, "/driver/received_frames") > 1_000, "{stats}");
+    assert!(notifications <= sent + 32, "{notifications} notifications for {sent} frames sent: {stats}");
 }
 
 #[test]
@@ -315,5 +320,6 @@ fn the_profile_charges_time_always_and_instructions_in_deterministic_mode_to_the
         assert!(grew(&format!("/instructions/{layer}")) > 1_000, "{layer}: {after}");
     }
     assert!(grew("/entries/smoltcp_ingress") >= grew("/frames/received_frames"), "{after}");
-    assert!(grew("/entries/interrupt") >= grew("/device_interrupts"), "{after}");
+    // One entry to the interrupt layer takes every interrupt pending at the GIC, so it may take several.
+    assert!(grew("/device_interrupts") > 0 && grew("/entries/interrupt") > 0, "{after}");
 }

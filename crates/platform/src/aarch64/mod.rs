@@ -19,6 +19,7 @@ pub mod time;
 mod uart;
 pub mod virtio;
 mod virtio_net;
+mod virtio_transport;
 
 pub use boot::Platform;
 

@@ -18,6 +18,7 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use super::virtio_transport::{Notifications, SisTransport};
 use sis_blk::{check_request, BlockDevice, BlockError, Operation};
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
@@ -33,6 +34,7 @@ use crate::bootinfo::BootInfo;
 /// virtio-mmio register offsets (virtio 1.2, section 4.2.2).
 const INTERRUPT_STATUS: u64 = 0x60;
 const INTERRUPT_ACK: u64 = 0x64;
+const QUEUE_NOTIFY: u64 = 0x50;
 /// Most block requests [`VirtioBlock`] keeps in flight (the queue has 16 descriptors; with indirect descriptors a
 /// request takes one).
 pub const MAX_QUEUE_DEPTH: usize = 16;
@@ -109,6 +111,10 @@ impl InterruptLine {
         interrupts: AtomicU64::new(0),
     };
 }
+
+/// Queue notifications of the block and the network device (the first of each kind is driven).
+static BLOCK_NOTIFICATIONS: Notifications = Notifications::new();
+pub(super) static NET_NOTIFICATIONS: Notifications = Notifications::new();
 
 pub(super) static LINES: [InterruptLine; MAX_INTERRUPT_LINES] = [InterruptLine::UNUSED; MAX_INTERRUPT_LINES];
 static PROBED: AtomicBool = AtomicBool::new(false);
@@ -233,11 +239,14 @@ pub struct BlockDriverStats {
     pub interrupts: u64,
     /// Times the requesting thread blocked waiting for a completion.
     pub blocked_waits: u64,
+    /// Queue notifications written to the device (one register write each; the device suppresses most while it
+    /// works through the queue).
+    pub notifications: u64,
 }
 
 /// A virtio-blk device: `virtio-drivers` underneath, SIS's [`BlockDevice`] on top.
 pub struct VirtioBlock {
-    driver: VirtIOBlk<SisHal, MmioTransport<'static>>,
+    driver: VirtIOBlk<SisHal, SisTransport>,
     line: usize,
     base: u64,
     intid: u32,
@@ -270,6 +279,7 @@ fn device_error(operation: Operation, error: virtio_drivers::Error) -> BlockErro
 
 impl VirtioBlock {
     fn new(transport: MmioTransport<'static>, base: u64, intid: u32) -> Result<Self, &'static str> {
+        let transport = SisTransport::new(transport, &BLOCK_NOTIFICATIONS, false);
         let mut driver = VirtIOBlk::<SisHal, _>::new(transport).map_err(|_| "virtio-blk initialisation failed")?;
         // Claimed only for a working driver; without a line the driver is dropped, which resets the device.
         let line = claim_line(intid, base).ok_or("no free interrupt line")?;
@@ -295,7 +305,11 @@ impl VirtioBlock {
 
     /// Counters, interrupts included.
     pub fn stats(&self) -> BlockDriverStats {
-        BlockDriverStats { interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed), ..self.stats }
+        BlockDriverStats {
+            interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed),
+            notifications: BLOCK_NOTIFICATIONS.written(),
+            ..self.stats
+        }
     }
 
     /// Blocks the calling thread until the device has used some chain; returns its token.
@@ -330,13 +344,9 @@ impl VirtioBlock {
         operation: Operation,
         chunks: usize,
         depth: usize,
-        mut submit: impl FnMut(
-            &mut VirtIOBlk<SisHal, MmioTransport<'static>>,
-            usize,
-            usize,
-        ) -> Result<u16, virtio_drivers::Error>,
+        mut submit: impl FnMut(&mut VirtIOBlk<SisHal, SisTransport>, usize, usize) -> Result<u16, virtio_drivers::Error>,
         mut complete: impl FnMut(
-            &mut VirtIOBlk<SisHal, MmioTransport<'static>>,
+            &mut VirtIOBlk<SisHal, SisTransport>,
             usize,
             usize,
             u16,
@@ -349,6 +359,9 @@ impl VirtioBlock {
         let mut next = 0;
         let mut first_error = None;
         loop {
+            // Every request that fits is queued before the device is told, once, of all of them: QEMU then takes
+            // them in one pass (and merges neighbours) instead of one trap and one pass per request.
+            BLOCK_NOTIFICATIONS.hold();
             while first_error.is_none() && next < chunks {
                 let Some(slot) = in_flight[..depth].iter().position(Option::is_none) else { break };
                 match submit(&mut self.driver, slot, next) {
@@ -361,29 +374,48 @@ impl VirtioBlock {
                     Err(error) => first_error = Some(device_error(operation, error)),
                 }
             }
+            if BLOCK_NOTIFICATIONS.release() {
+                self.notify_queue();
+            }
             if in_flight.iter().all(Option::is_none) {
                 break;
             }
             profile::enter(caller);
-            let token = self.wait_for_any();
+            let mut used = Some(self.wait_for_any());
             profile::enter(Layer::BlockDevice);
-            let Some(slot) = in_flight.iter().position(|entry| entry.is_some_and(|(_, t)| t == token)) else {
-                // A token this driver never handed out: the queue is beyond repair; the requests in flight stay
-                // with the device (their buffers are the caller's, borrowed until it returns: leak-free only if the
-                // device never completes them, which a broken device may not).
-                self.stats.device_errors += 1;
-                profile::enter(caller);
-                return Err(BlockError::Device { operation, reason: "the device completed an unknown request" });
-            };
-            let Some((chunk, _)) = in_flight[slot].take() else { continue };
-            self.stats.requests += 1;
-            if let Err(error) = complete(&mut self.driver, slot, chunk, token) {
-                self.stats.device_errors += 1;
-                first_error.get_or_insert(device_error(operation, error));
+            // Every completion already there is taken back before queueing again.
+            while let Some(token) = used {
+                let Some(slot) = in_flight.iter().position(|entry| entry.is_some_and(|(_, t)| t == token)) else {
+                    // A token this driver never handed out: the queue is beyond repair; the requests in flight stay
+                    // with the device (their buffers are the caller's, borrowed until it returns: leak-free only if
+                    // the device never completes them, which a broken device may not).
+                    self.stats.device_errors += 1;
+                    profile::enter(caller);
+                    return Err(BlockError::Device { operation, reason: "the device completed an unknown request" });
+                };
+                if let Some((chunk, _)) = in_flight[slot].take() {
+                    self.stats.requests += 1;
+                    if let Err(error) = complete(&mut self.driver, slot, chunk, token) {
+                        self.stats.device_errors += 1;
+                        first_error.get_or_insert(device_error(operation, error));
+                    }
+                }
+                used = self.driver.peek_used();
             }
         }
         profile::enter(caller);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Tells the device that its queue has new requests (the notification [`Notifications::hold`] kept back).
+    fn notify_queue(&self) {
+        // The ring's new index is in memory before the device is told.
+        core::sync::atomic::fence(Ordering::SeqCst);
+        // SAFETY: `base` is this device's virtio-mmio window (mapped as device memory); writing the index of its
+        // only queue, 0, to QueueNotify is the notification the virtio specification defines, as the transport's
+        // own `notify` writes it.
+        unsafe { mmio_write32(self.base + QUEUE_NOTIFY, 0) };
+        BLOCK_NOTIFICATIONS.count();
     }
 
     /// Blocks the calling thread until the device has used the chain `token`.

@@ -20,9 +20,11 @@ use sis_net::FrameIo;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
 
+use super::virtio_transport::SisTransport;
+
 use super::gic;
 use super::profile::{self, Layer};
-use super::virtio::{claim_line, SisHal, LINES};
+use super::virtio::{claim_line, SisHal, LINES, NET_NOTIFICATIONS};
 
 /// Receive and transmit queue size, and so the receive buffers posted to the device and the most frames in flight.
 pub const NET_QUEUE_SIZE: usize = 32;
@@ -45,11 +47,14 @@ pub struct NetDriverStats {
     pub transmit_errors: u64,
     /// Interrupts taken on the device's line.
     pub interrupts: u64,
+    /// Queue notifications written to the device (one register write each; the device suppresses most while it
+    /// has receive buffers or a transmission pending).
+    pub notifications: u64,
 }
 
 /// A virtio-net device.
 pub struct VirtioNet {
-    driver: VirtIONetRaw<SisHal, MmioTransport<'static>, NET_QUEUE_SIZE>,
+    driver: VirtIONetRaw<SisHal, SisTransport, NET_QUEUE_SIZE>,
     /// Receive buffers posted to the device, by the token `receive_begin` gave them.
     receiving: [Option<Vec<u8>>; NET_QUEUE_SIZE],
     /// Frames handed to the device and not yet reported used, by token: the buffer (header in front) and the
@@ -94,6 +99,7 @@ impl NetWaker {
 
 impl VirtioNet {
     pub(super) fn new(transport: MmioTransport<'static>, base: u64, intid: u32) -> Result<Self, &'static str> {
+        let transport = SisTransport::new(transport, &NET_NOTIFICATIONS, true);
         let mut driver = VirtIONetRaw::<SisHal, _, NET_QUEUE_SIZE>::new(transport)
             .map_err(|_| "virtio-net initialisation failed")?;
         let mut receiving: [Option<Vec<u8>>; NET_QUEUE_SIZE] = core::array::from_fn(|_| None);
@@ -229,7 +235,11 @@ impl VirtioNet {
 
     /// Counters, interrupts included.
     pub fn stats(&self) -> NetDriverStats {
-        NetDriverStats { interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed), ..self.stats }
+        NetDriverStats {
+            interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed),
+            notifications: NET_NOTIFICATIONS.written(),
+            ..self.stats
+        }
     }
 }
 

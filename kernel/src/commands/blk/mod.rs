@@ -146,7 +146,7 @@ fn status(kernel: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellErr
         let stall_remaining_ns = faults.stall_until_ns.map_or(0, |until| until.saturating_sub(now));
         let human = alloc::format!(
             "virtio-blk at {:#x} (interrupt {}), {} sectors of {SECTOR_SIZE} B = {}{}\n\
-             driver  {} requests, {} device errors, {} interrupts, {} blocked waits\n\
+             driver  {} requests, {} device errors, {} interrupts, {} blocked waits, {} notifications\n\
              cache   {} of {} sectors, {} hits, {} misses, {} evictions, {} device reads, {} device writes, {} flushes\n\
              faults  stall {}, errors {} % (seed {}); {} requests, {} stalled ({} waited), {} injected errors\n\
              {transports}",
@@ -159,6 +159,7 @@ fn status(kernel: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellErr
             driver_stats.device_errors,
             driver_stats.interrupts,
             driver_stats.blocked_waits,
+            driver_stats.notifications,
             cache.cached_sectors,
             cache.capacity_sectors,
             cache.hits,
@@ -191,6 +192,7 @@ fn status(kernel: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellErr
                     "device_errors": driver_stats.device_errors,
                     "interrupts": driver_stats.interrupts,
                     "blocked_waits": driver_stats.blocked_waits,
+                    "notifications": driver_stats.notifications,
                 },
                 "cache": {
                     "capacity_sectors": cache.capacity_sectors,

@@ -186,7 +186,7 @@ fn stats(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
         let human = alloc::format!(
             "link    {} frames in ({}), {} frames out ({})\n\
              faults  {} dropped (random), {} dropped (partition), {} corrupted, {} send failures\n\
-             driver  {} received, {} transmitted, {} receive errors, {} transmit errors, {} interrupts\n\
+             driver  {} received, {} transmitted, {} receive errors, {} transmit errors, {} interrupts, {} notifications\n\
              thread  {} polls, {} early wakes\n\
              echo    {} connection(s), {} active, {} bytes echoed",
             format::thousands(link.received_frames),
@@ -202,6 +202,7 @@ fn stats(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
             driver.receive_errors,
             driver.transmit_errors,
             format::thousands(driver.interrupts),
+            format::thousands(driver.notifications),
             format::thousands(net.stack.polls()),
             format::thousands(net.early_wakes),
             echo.connections,
@@ -227,6 +228,7 @@ fn stats(_: &mut Kernel, _: &mut Invocation<'_>) -> Result<Reply, ShellError> {
                     "receive_errors": driver.receive_errors,
                     "transmit_errors": driver.transmit_errors,
                     "interrupts": driver.interrupts,
+                    "notifications": driver.notifications,
                 },
                 "polls": net.stack.polls(),
                 "early_wakes": net.early_wakes,
