@@ -57,8 +57,8 @@ pub enum Benchmark {
         /// Guest boots (and host repetitions); medians are printed.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         runs: u32,
-        /// Requests the guest keeps in flight.
-        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=16))]
+        /// Requests the guest keeps in flight (the driver's queue holds 64).
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=64))]
         queue_depth: u64,
         /// Instead of timing: one deterministic boot (-icount) printing guest instructions per request by layer.
         #[arg(long)]

@@ -18,6 +18,7 @@ pub mod thread;
 pub mod time;
 mod uart;
 pub mod virtio;
+mod virtio_blk;
 mod virtio_net;
 mod virtio_transport;
 

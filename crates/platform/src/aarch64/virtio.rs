@@ -1,5 +1,5 @@
-//! virtio over MMIO: the `virtio-drivers` HAL on SIS's identity map, discovery from the device tree,
-//! and a block driver whose requests complete by interrupt.
+//! virtio over MMIO: the `virtio-drivers` HAL on SIS's identity map, discovery from the device tree, and the
+//! interrupt lines the block (`virtio_blk`) and network (`virtio_net`) drivers wait on.
 //!
 //! Memory: RAM is identity-mapped normal write-back memory, so a physical
 //! address is its virtual address and buffers on a stack or the heap can be
@@ -18,26 +18,20 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use super::virtio_transport::{Notifications, SisTransport};
-use sis_blk::{check_request, BlockDevice, BlockError, Operation};
-use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
 use virtio_drivers::transport::{DeviceType, Transport};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 
-use super::profile::{self, Layer};
 use super::registers::{mmio_read32, mmio_write32};
+pub use super::virtio_blk::{BlockDriverStats, VirtioBlock, MAX_QUEUE_DEPTH};
 pub use super::virtio_net::{NetDriverStats, NetWaker, VirtioNet};
-use super::{gic, memory, thread};
+use super::virtio_transport::Notifications;
+use super::{memory, thread};
 use crate::bootinfo::BootInfo;
 
 /// virtio-mmio register offsets (virtio 1.2, section 4.2.2).
 const INTERRUPT_STATUS: u64 = 0x60;
 const INTERRUPT_ACK: u64 = 0x64;
-const QUEUE_NOTIFY: u64 = 0x50;
-/// Most block requests [`VirtioBlock`] keeps in flight (the queue has 16 descriptors; with indirect descriptors a
-/// request takes one).
-pub const MAX_QUEUE_DEPTH: usize = 16;
 /// Interrupt lines the platform can route to a driver at once.
 const MAX_INTERRUPT_LINES: usize = 4;
 
@@ -112,8 +106,7 @@ impl InterruptLine {
     };
 }
 
-/// Queue notifications of the block and the network device (the first of each kind is driven).
-static BLOCK_NOTIFICATIONS: Notifications = Notifications::new();
+/// Queue notifications of the network device (the first one is driven).
 pub(super) static NET_NOTIFICATIONS: Notifications = Notifications::new();
 
 pub(super) static LINES: [InterruptLine; MAX_INTERRUPT_LINES] = [InterruptLine::UNUSED; MAX_INTERRUPT_LINES];
@@ -226,340 +219,4 @@ pub fn probe(boot: &BootInfo<'_>) -> Probe {
         }
     }
     probe
-}
-
-/// Driver counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BlockDriverStats {
-    /// Requests completed (read, write, flush).
-    pub requests: u64,
-    /// Requests the device answered with an error.
-    pub device_errors: u64,
-    /// Interrupts taken on the device's line.
-    pub interrupts: u64,
-    /// Times the requesting thread blocked waiting for a completion.
-    pub blocked_waits: u64,
-    /// Queue notifications written to the device (one register write each; the device suppresses most while it
-    /// works through the queue).
-    pub notifications: u64,
-}
-
-/// A virtio-blk device: `virtio-drivers` underneath, SIS's [`BlockDevice`] on top.
-pub struct VirtioBlock {
-    driver: VirtIOBlk<SisHal, SisTransport>,
-    line: usize,
-    base: u64,
-    intid: u32,
-    stats: BlockDriverStats,
-}
-
-impl core::fmt::Debug for VirtioBlock {
-    fn fmt(&self, formatter: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        formatter
-            .debug_struct("VirtioBlock")
-            .field("base", &self.base)
-            .field("intid", &self.intid)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A driver error as a [`BlockError`].
-fn device_error(operation: Operation, error: virtio_drivers::Error) -> BlockError {
-    let reason = match error {
-        virtio_drivers::Error::IoError => "I/O error reported by the device",
-        virtio_drivers::Error::Unsupported => "request not supported by the device",
-        virtio_drivers::Error::NotReady => "device not ready",
-        virtio_drivers::Error::QueueFull => "virtqueue full",
-        virtio_drivers::Error::DmaError => "no memory for DMA",
-        _ => "virtio driver error",
-    };
-    BlockError::Device { operation, reason }
-}
-
-impl VirtioBlock {
-    fn new(transport: MmioTransport<'static>, base: u64, intid: u32) -> Result<Self, &'static str> {
-        let transport = SisTransport::new(transport, &BLOCK_NOTIFICATIONS, false);
-        let mut driver = VirtIOBlk::<SisHal, _>::new(transport).map_err(|_| "virtio-blk initialisation failed")?;
-        // Claimed only for a working driver; without a line the driver is dropped, which resets the device.
-        let line = claim_line(intid, base).ok_or("no free interrupt line")?;
-        driver.enable_interrupts();
-        gic::enable_interrupt(intid);
-        Ok(VirtioBlock { driver, line, base, intid, stats: BlockDriverStats::default() })
-    }
-
-    /// Register window base.
-    pub fn base(&self) -> u64 {
-        self.base
-    }
-
-    /// Interrupt ID.
-    pub fn intid(&self) -> u32 {
-        self.intid
-    }
-
-    /// Whether the device refuses writes.
-    pub fn read_only(&self) -> bool {
-        self.driver.readonly()
-    }
-
-    /// Counters, interrupts included.
-    pub fn stats(&self) -> BlockDriverStats {
-        BlockDriverStats {
-            interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed),
-            notifications: BLOCK_NOTIFICATIONS.written(),
-            ..self.stats
-        }
-    }
-
-    /// Blocks the calling thread until the device has used some chain; returns its token.
-    fn wait_for_any(&mut self) -> u16 {
-        let line = &LINES[self.line];
-        let driver = &mut self.driver;
-        let mut checks = 0u64;
-        let mut used = 0;
-        thread::block_current_until(|| {
-            checks += 1;
-            match driver.peek_used() {
-                Some(token) => {
-                    line.waiter.store(0, Ordering::Release);
-                    used = token;
-                    true
-                }
-                None => {
-                    line.waiter.store(thread::current_id() + 1, Ordering::Release);
-                    false
-                }
-            }
-        });
-        self.stats.blocked_waits += checks - 1;
-        used
-    }
-
-    /// Runs `chunks` requests of one kind with up to `depth` in flight: `submit(driver, slot, chunk)` queues
-    /// chunk `chunk` with slot `slot`'s request and response, `complete(driver, slot, chunk, token)` takes it back.
-    /// Completions may come in any order. Every request submitted is taken back before this returns, error or not.
-    fn run(
-        &mut self,
-        operation: Operation,
-        chunks: usize,
-        depth: usize,
-        mut submit: impl FnMut(&mut VirtIOBlk<SisHal, SisTransport>, usize, usize) -> Result<u16, virtio_drivers::Error>,
-        mut complete: impl FnMut(
-            &mut VirtIOBlk<SisHal, SisTransport>,
-            usize,
-            usize,
-            u16,
-        ) -> Result<(), virtio_drivers::Error>,
-    ) -> Result<(), BlockError> {
-        let depth = depth.clamp(1, MAX_QUEUE_DEPTH);
-        let caller = profile::enter(Layer::BlockDevice);
-        // Per slot: the chunk in flight and its token.
-        let mut in_flight: [Option<(usize, u16)>; MAX_QUEUE_DEPTH] = [None; MAX_QUEUE_DEPTH];
-        let mut next = 0;
-        let mut first_error = None;
-        loop {
-            // Every request that fits is queued before the device is told, once, of all of them: QEMU then takes
-            // them in one pass (and merges neighbours) instead of one trap and one pass per request.
-            BLOCK_NOTIFICATIONS.hold();
-            while first_error.is_none() && next < chunks {
-                let Some(slot) = in_flight[..depth].iter().position(Option::is_none) else { break };
-                match submit(&mut self.driver, slot, next) {
-                    Ok(token) => {
-                        in_flight[slot] = Some((next, token));
-                        next += 1;
-                    }
-                    // The ring is full: wait for a completion, unless nothing is in flight to complete.
-                    Err(virtio_drivers::Error::QueueFull) if in_flight.iter().any(Option::is_some) => break,
-                    Err(error) => first_error = Some(device_error(operation, error)),
-                }
-            }
-            if BLOCK_NOTIFICATIONS.release() {
-                self.notify_queue();
-            }
-            if in_flight.iter().all(Option::is_none) {
-                break;
-            }
-            profile::enter(caller);
-            let mut used = Some(self.wait_for_any());
-            profile::enter(Layer::BlockDevice);
-            // Every completion already there is taken back before queueing again.
-            while let Some(token) = used {
-                let Some(slot) = in_flight.iter().position(|entry| entry.is_some_and(|(_, t)| t == token)) else {
-                    // A token this driver never handed out: the queue is beyond repair; the requests in flight stay
-                    // with the device (their buffers are the caller's, borrowed until it returns: leak-free only if
-                    // the device never completes them, which a broken device may not).
-                    self.stats.device_errors += 1;
-                    profile::enter(caller);
-                    return Err(BlockError::Device { operation, reason: "the device completed an unknown request" });
-                };
-                if let Some((chunk, _)) = in_flight[slot].take() {
-                    self.stats.requests += 1;
-                    if let Err(error) = complete(&mut self.driver, slot, chunk, token) {
-                        self.stats.device_errors += 1;
-                        first_error.get_or_insert(device_error(operation, error));
-                    }
-                }
-                used = self.driver.peek_used();
-            }
-        }
-        profile::enter(caller);
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// Tells the device that its queue has new requests (the notification [`Notifications::hold`] kept back).
-    fn notify_queue(&self) {
-        // The ring's new index is in memory before the device is told.
-        core::sync::atomic::fence(Ordering::SeqCst);
-        // SAFETY: `base` is this device's virtio-mmio window (mapped as device memory); writing the index of its
-        // only queue, 0, to QueueNotify is the notification the virtio specification defines, as the transport's
-        // own `notify` writes it.
-        unsafe { mmio_write32(self.base + QUEUE_NOTIFY, 0) };
-        BLOCK_NOTIFICATIONS.count();
-    }
-
-    /// Blocks the calling thread until the device has used the chain `token`.
-    fn wait_for(&mut self, token: u16) {
-        let line = &LINES[self.line];
-        let driver = &mut self.driver;
-        let mut checks = 0u64;
-        thread::block_current_until(|| {
-            checks += 1;
-            if driver.peek_used() == Some(token) {
-                line.waiter.store(0, Ordering::Release);
-                true
-            } else {
-                line.waiter.store(thread::current_id() + 1, Ordering::Release);
-                false
-            }
-        });
-        self.stats.blocked_waits += checks - 1;
-    }
-
-    fn finish(&mut self, operation: Operation, result: Result<(), virtio_drivers::Error>) -> Result<(), BlockError> {
-        self.stats.requests += 1;
-        result.map_err(|error| {
-            self.stats.device_errors += 1;
-            device_error(operation, error)
-        })
-    }
-}
-
-impl BlockDevice for VirtioBlock {
-    fn capacity_sectors(&self) -> u64 {
-        self.driver.capacity()
-    }
-
-    fn read_sectors(&mut self, lba: u64, buffer: &mut [u8]) -> Result<(), BlockError> {
-        check_request(self.capacity_sectors(), lba, buffer.len())?;
-        let mut request = BlkReq::default();
-        let mut response = BlkResp::default();
-        // SAFETY: `request`, `buffer` and `response` stay borrowed by this
-        // function and untouched until `complete_read_blocks` below has
-        // taken the chain back from the device.
-        let token = unsafe { self.driver.read_blocks_nb(lba as usize, &mut request, buffer, &mut response) }
-            .map_err(|error| device_error(Operation::Read, error))?;
-        self.wait_for(token);
-        // SAFETY: the same three buffers that were submitted with `token`.
-        let result = unsafe { self.driver.complete_read_blocks(token, &request, buffer, &mut response) };
-        self.finish(Operation::Read, result)
-    }
-
-    fn write_sectors(&mut self, lba: u64, data: &[u8]) -> Result<(), BlockError> {
-        check_request(self.capacity_sectors(), lba, data.len())?;
-        if self.read_only() {
-            return Err(BlockError::Device { operation: Operation::Write, reason: "the device is read-only" });
-        }
-        let mut request = BlkReq::default();
-        let mut response = BlkResp::default();
-        // SAFETY: as for reads: the buffers outlive the request and are not
-        // touched until `complete_write_blocks` has taken the chain back.
-        let token = unsafe { self.driver.write_blocks_nb(lba as usize, &mut request, data, &mut response) }
-            .map_err(|error| device_error(Operation::Write, error))?;
-        self.wait_for(token);
-        // SAFETY: the same three buffers that were submitted with `token`.
-        let result = unsafe { self.driver.complete_write_blocks(token, &request, data, &mut response) };
-        self.finish(Operation::Write, result)
-    }
-
-    /// Up to `depth` requests in flight (at most [`MAX_QUEUE_DEPTH`]); QEMU then works on several at once and
-    /// merges neighbours.
-    fn write_run(&mut self, lba: u64, data: &[u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
-        sis_blk::check_run(self.capacity_sectors(), lba, data.len(), request_bytes)?;
-        if self.read_only() {
-            return Err(BlockError::Device { operation: Operation::Write, reason: "the device is read-only" });
-        }
-        let chunks: Vec<&[u8]> = data.chunks(request_bytes).collect();
-        let sectors_per_request = request_bytes / sis_blk::SECTOR_SIZE;
-        let mut requests: [BlkReq; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkReq::default());
-        let mut responses: [BlkResp; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkResp::default());
-        let (requests, responses) = (core::cell::RefCell::new(&mut requests), core::cell::RefCell::new(&mut responses));
-        // SAFETY: each slot's request and response and each chunk stay borrowed by this function, untouched, from
-        // `write_blocks_nb` until `complete_write_blocks` took the chain back; `run` takes back every chain it
-        // submitted before returning, and a slot is reused only after its chain came back.
-        self.run(
-            Operation::Write,
-            chunks.len(),
-            depth,
-            |driver, slot, chunk| unsafe {
-                let sector = lba as usize + chunk * sectors_per_request;
-                driver.write_blocks_nb(
-                    sector,
-                    &mut requests.borrow_mut()[slot],
-                    chunks[chunk],
-                    &mut responses.borrow_mut()[slot],
-                )
-            },
-            |driver, slot, chunk, token| unsafe {
-                driver.complete_write_blocks(
-                    token,
-                    &requests.borrow()[slot],
-                    chunks[chunk],
-                    &mut responses.borrow_mut()[slot],
-                )
-            },
-        )
-    }
-
-    /// As [`write_run`](Self::write_run), reading.
-    fn read_run(&mut self, lba: u64, buffer: &mut [u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
-        sis_blk::check_run(self.capacity_sectors(), lba, buffer.len(), request_bytes)?;
-        let mut chunks: Vec<&mut [u8]> = buffer.chunks_mut(request_bytes).collect();
-        let count = chunks.len();
-        let sectors_per_request = request_bytes / sis_blk::SECTOR_SIZE;
-        let mut requests: [BlkReq; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkReq::default());
-        let mut responses: [BlkResp; MAX_QUEUE_DEPTH] = core::array::from_fn(|_| BlkResp::default());
-        let chunks = core::cell::RefCell::new(&mut chunks);
-        let (requests, responses) = (core::cell::RefCell::new(&mut requests), core::cell::RefCell::new(&mut responses));
-        // SAFETY: as for `write_run`: buffers stay put and untouched between submission and completion.
-        self.run(
-            Operation::Read,
-            count,
-            depth,
-            |driver, slot, chunk| unsafe {
-                let sector = lba as usize + chunk * sectors_per_request;
-                driver.read_blocks_nb(
-                    sector,
-                    &mut requests.borrow_mut()[slot],
-                    chunks.borrow_mut()[chunk],
-                    &mut responses.borrow_mut()[slot],
-                )
-            },
-            |driver, slot, chunk, token| unsafe {
-                driver.complete_read_blocks(
-                    token,
-                    &requests.borrow()[slot],
-                    chunks.borrow_mut()[chunk],
-                    &mut responses.borrow_mut()[slot],
-                )
-            },
-        )
-    }
-
-    /// A virtio FLUSH request (QEMU then flushes the image file); it waits by polling the queue (virtio-drivers
-    /// 0.13 has no non-blocking flush).
-    fn flush(&mut self) -> Result<(), BlockError> {
-        let result = self.driver.flush();
-        self.finish(Operation::Flush, result)
-    }
 }

@@ -1,19 +1,20 @@
 //! The virtio-mmio transport as SIS's drivers use it: `virtio-drivers`' `MmioTransport` with its queue
-//! notifications counted and, for the block driver, held back while it queues several requests (one notification
-//! for all of them), and, for the network driver, the `VIRTIO_F_EVENT_IDX` feature withheld.
+//! notifications counted and, for the network driver, the `VIRTIO_F_EVENT_IDX` feature withheld.
 //!
-//! Why the network driver goes without event indices: `virtio-drivers` 0.13 decides whether to notify the device after adding a buffer by
-//! `avail_idx >= avail_event + 1`, where the virtio specification's test is whether `avail_event` lies among the
-//! indices added since the last notification. QEMU writes `avail_event` only when it re-enables notifications;
-//! while it is busy with a queue (virtio-net's transmit bottom half, a receive queue that has buffers, a block
-//! queue being worked through) the field stays behind, the library's test holds, and every buffer added
+//! Why the network driver goes without event indices: `virtio-drivers` 0.13 decides whether to notify the device
+//! after adding a buffer by `avail_idx >= avail_event + 1`, where the virtio specification's test is whether
+//! `avail_event` lies among the indices added since the last notification. QEMU writes `avail_event` only when it
+//! re-enables notifications; while virtio-net is busy with a queue (a transmission pending in its bottom half, a
+//! receive queue that has buffers) the field stays behind, the library's test holds, and every buffer added
 //! notifies: a register write that traps to QEMU and waits for its global lock, once per frame sent and once per
 //! receive buffer posted again. Without the feature the device says the same thing through the used ring's
 //! `VIRTQ_USED_F_NO_NOTIFY` flag, which QEMU sets and clears as it disables and enables notifications and which
 //! the library reads correctly. The driver's own interrupt suppression is then the available ring's flag
-//! (`set_dev_notify`), which SIS leaves enabled, as before.
+//! (`set_dev_notify`), which SIS leaves enabled, as before. The block device keeps event indices: QEMU's
+//! virtio-blk takes the whole queue within the notification and re-enables notifications before it returns, so
+//! `avail_event` is current whenever the block driver looks.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use virtio_drivers::transport::mmio::MmioTransport;
 use virtio_drivers::transport::{DeviceStatus, DeviceType, InterruptStatus, Transport};
@@ -23,45 +24,25 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 /// `VIRTIO_F_EVENT_IDX` (virtio 1.2, section 6).
 const EVENT_IDX: u64 = 1 << 29;
 
-/// A device's notifications: how many were written, and a gate that holds them back while a driver queues
-/// several buffers, so that the device is told once for all of them.
+/// How many notifications a device was written.
 #[derive(Debug)]
 pub(super) struct Notifications {
     written: AtomicU64,
-    held: AtomicBool,
-    owed: AtomicBool,
 }
 
 impl Notifications {
     pub(super) const fn new() -> Self {
-        Notifications { written: AtomicU64::new(0), held: AtomicBool::new(false), owed: AtomicBool::new(false) }
+        Notifications { written: AtomicU64::new(0) }
     }
 
     /// Notifications written to the device so far.
     pub(super) fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
-
-    /// From now until [`release`](Self::release), a notification the driver asks for is only remembered.
-    pub(super) fn hold(&self) {
-        self.held.store(true, Ordering::Relaxed);
-    }
-
-    /// Ends [`hold`](Self::hold); returns whether a notification was asked for meanwhile, which the caller then
-    /// writes itself (and counts with [`count`](Self::count)).
-    pub(super) fn release(&self) -> bool {
-        self.held.store(false, Ordering::Relaxed);
-        self.owed.swap(false, Ordering::Relaxed)
-    }
-
-    /// Counts a notification the caller wrote.
-    pub(super) fn count(&self) {
-        self.written.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
-/// A virtio-mmio transport that counts and can hold back notifications, and that can withhold
-/// `VIRTIO_F_EVENT_IDX` from the device's features.
+/// A virtio-mmio transport that counts notifications and can withhold `VIRTIO_F_EVENT_IDX` from the device's
+/// features.
 #[derive(Debug)]
 pub struct SisTransport {
     inner: MmioTransport<'static>,
@@ -103,11 +84,7 @@ impl Transport for SisTransport {
     }
 
     fn notify(&mut self, queue: u16) {
-        if self.notifications.held.load(Ordering::Relaxed) {
-            self.notifications.owed.store(true, Ordering::Relaxed);
-            return;
-        }
-        self.notifications.count();
+        self.notifications.written.fetch_add(1, Ordering::Relaxed);
         self.inner.notify(queue)
     }
 
