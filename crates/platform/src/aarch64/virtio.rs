@@ -25,7 +25,6 @@ use virtio_drivers::{BufferDirection, Hal, PhysAddr};
 use super::registers::{mmio_read32, mmio_write32};
 pub use super::virtio_blk::{BlockDriverStats, VirtioBlock, MAX_QUEUE_DEPTH};
 pub use super::virtio_net::{NetDriverStats, NetWaker, VirtioNet};
-use super::virtio_transport::Notifications;
 use super::{memory, thread};
 use crate::bootinfo::BootInfo;
 
@@ -105,9 +104,6 @@ impl InterruptLine {
         interrupts: AtomicU64::new(0),
     };
 }
-
-/// Queue notifications of the network device (the first one is driven).
-pub(super) static NET_NOTIFICATIONS: Notifications = Notifications::new();
 
 pub(super) static LINES: [InterruptLine; MAX_INTERRUPT_LINES] = [InterruptLine::UNUSED; MAX_INTERRUPT_LINES];
 static PROBED: AtomicBool = AtomicBool::new(false);

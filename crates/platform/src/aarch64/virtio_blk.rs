@@ -295,7 +295,7 @@ impl VirtioBlock {
         kind: u32,
         lba: u64,
         request_sectors: u64,
-        mut data: Vec<Data<'_>>,
+        data: &mut [Data<'_>],
         depth: usize,
     ) -> Result<(), BlockError> {
         let depth = depth.clamp(1, MAX_QUEUE_DEPTH);
@@ -366,7 +366,7 @@ impl BlockDevice for VirtioBlock {
 
     fn read_sectors(&mut self, lba: u64, buffer: &mut [u8]) -> Result<(), BlockError> {
         check_request(self.capacity_sectors, lba, buffer.len())?;
-        self.run(Operation::Read, REQUEST_IN, lba, 0, alloc::vec![Data::Into(buffer)], 1)
+        self.run(Operation::Read, REQUEST_IN, lba, 0, &mut [Data::Into(buffer)], 1)
     }
 
     fn write_sectors(&mut self, lba: u64, data: &[u8]) -> Result<(), BlockError> {
@@ -374,7 +374,7 @@ impl BlockDevice for VirtioBlock {
         if self.read_only {
             return Err(BlockError::Device { operation: Operation::Write, reason: "the device is read-only" });
         }
-        self.run(Operation::Write, REQUEST_OUT, lba, 0, alloc::vec![Data::From(data)], 1)
+        self.run(Operation::Write, REQUEST_OUT, lba, 0, &mut [Data::From(data)], 1)
     }
 
     /// Up to `depth` requests in flight (at most [`MAX_QUEUE_DEPTH`]); QEMU then works on several at once and
@@ -384,17 +384,17 @@ impl BlockDevice for VirtioBlock {
         if self.read_only {
             return Err(BlockError::Device { operation: Operation::Write, reason: "the device is read-only" });
         }
-        let requests = data.chunks(request_bytes).map(Data::From).collect();
+        let mut requests: Vec<Data<'_>> = data.chunks(request_bytes).map(Data::From).collect();
         let request_sectors = (request_bytes / sis_blk::SECTOR_SIZE) as u64;
-        self.run(Operation::Write, REQUEST_OUT, lba, request_sectors, requests, depth)
+        self.run(Operation::Write, REQUEST_OUT, lba, request_sectors, &mut requests, depth)
     }
 
     /// As [`write_run`](Self::write_run), reading.
     fn read_run(&mut self, lba: u64, buffer: &mut [u8], request_bytes: usize, depth: usize) -> Result<(), BlockError> {
         sis_blk::check_run(self.capacity_sectors, lba, buffer.len(), request_bytes)?;
-        let requests = buffer.chunks_mut(request_bytes).map(Data::Into).collect();
+        let mut requests: Vec<Data<'_>> = buffer.chunks_mut(request_bytes).map(Data::Into).collect();
         let request_sectors = (request_bytes / sis_blk::SECTOR_SIZE) as u64;
-        self.run(Operation::Read, REQUEST_IN, lba, request_sectors, requests, depth)
+        self.run(Operation::Read, REQUEST_IN, lba, request_sectors, &mut requests, depth)
     }
 
     /// A virtio FLUSH request (QEMU then flushes the image file), waited for like any other: the thread blocks
@@ -403,6 +403,6 @@ impl BlockDevice for VirtioBlock {
         if !self.can_flush {
             return Ok(());
         }
-        self.run(Operation::Flush, REQUEST_FLUSH, 0, 0, alloc::vec![Data::None], 1)
+        self.run(Operation::Flush, REQUEST_FLUSH, 0, 0, &mut [Data::None], 1)
     }
 }

@@ -20,11 +20,11 @@ use sis_net::FrameIo;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
 
-use super::virtio_transport::SisTransport;
+use super::virtio_transport::{Notifications, SisTransport};
 
 use super::gic;
 use super::profile::{self, Layer};
-use super::virtio::{claim_line, SisHal, LINES, NET_NOTIFICATIONS};
+use super::virtio::{claim_line, SisHal, LINES};
 
 /// Receive and transmit queue size, and so the receive buffers posted to the device and the most frames in flight.
 pub const NET_QUEUE_SIZE: usize = 32;
@@ -33,6 +33,9 @@ const RECEIVE_BUFFER_BYTES: usize = 2048;
 /// Bytes of one transmit buffer: the virtio-net header (12 bytes, 10 with the legacy one) and a full frame fit.
 /// The same as a receive buffer, so that [`VirtioNet::reflect`] can swap their roles.
 const TRANSMIT_BUFFER_BYTES: usize = RECEIVE_BUFFER_BYTES;
+
+/// Notifications written to the network device (the first one is driven).
+static NET_NOTIFICATIONS: Notifications = Notifications::new();
 
 /// Driver counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
