@@ -12,11 +12,13 @@
 //! time and powers off.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use sis_testing::QemuConfig;
 
 use crate::run_step;
 
@@ -309,23 +311,20 @@ impl Drop for Guest {
 }
 
 impl Guest {
-    /// Boots `image` on the machine SIS's benchmarks boot (virt with GICv3, cortex-a72, one CPU, TCG, 512 MiB) with
-    /// the devices in `devices`, and waits for init's ready line; `append` is added to the kernel command line.
-    fn boot(image: &LinuxImage, devices: &[String], append: &str) -> Result<Self, String> {
-        let mut qemu = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt,gic-version=3", "-cpu", "cortex-a72", "-m", "512M", "-nic", "none", "-no-reboot"])
-            .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-            .args(devices)
-            .arg("-kernel")
-            .arg(&image.kernel)
+    /// Boots `image` (its kernel and initramfs, `append` on the kernel command line) on the machine SIS's tests and
+    /// benchmarks boot, with the devices `config` attaches, and waits for init's ready line.
+    fn boot(image: &LinuxImage, config: QemuConfig, append: &str) -> Result<Self, String> {
+        let config =
+            config.entropy(None).kernel(&image.kernel).bootargs(format!("console=ttyAMA0 quiet panic=-1 {append}"));
+        let mut qemu = config
+            .headless_command()
             .arg("-initrd")
             .arg(&image.initramfs)
-            .args(["-append", &format!("console=ttyAMA0 quiet panic=-1 {append}")])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|error| format!("cannot start qemu-system-aarch64: {error}"))?;
+            .map_err(|error| format!("cannot start {}: {error}", config.qemu_program.display()))?;
         let stdout = qemu.stdout.take().ok_or("no QEMU stdout")?;
         let (lines, console) = mpsc::channel();
         std::thread::spawn(move || {
@@ -370,18 +369,9 @@ pub struct LinuxPeer {
 impl LinuxPeer {
     /// Boots `image` as the echo peer, virtio-net on user networking, and waits until its echo service answers.
     pub fn boot(image: &LinuxImage) -> Result<Self, String> {
-        let port = TcpListener::bind(("127.0.0.1", 0))
-            .and_then(|listener| listener.local_addr())
-            .map_err(|error| error.to_string())?
-            .port();
-        let devices = [
-            "-netdev".to_string(),
-            format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{ECHO_PORT}"),
-            "-device".to_string(),
-            "virtio-net-device,netdev=net0".to_string(),
-        ];
-        let guest = Guest::boot(image, &devices, "")?;
-        let peer = LinuxPeer { _guest: guest, address: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let config = QemuConfig::new().user_network_free_port(ECHO_PORT).map_err(|error| error.to_string())?;
+        let address = config.forwarded_address().ok_or("no forwarded port")?;
+        let peer = LinuxPeer { _guest: Guest::boot(image, config, "")?, address };
         peer.probe()?;
         Ok(peer)
     }
@@ -424,14 +414,8 @@ pub struct DiskFigures {
 /// Each pass is timed in the guest (its real-time clock, microseconds) around the whole `dd` process; the time of
 /// a `dd` that copies nothing (process start and exit, and reading the clock) is subtracted.
 pub fn disk_run(image: &LinuxImage, disk: &Path, size_mib: u64, request_kib: u64) -> Result<DiskFigures, String> {
-    let file = disk.display().to_string().replace(',', ",,");
-    let devices = [
-        "-drive".to_string(),
-        format!("file={file},if=none,format=raw,id=hd0"),
-        "-device".to_string(),
-        "virtio-blk-device,drive=hd0".to_string(),
-    ];
-    let guest = Guest::boot(image, &devices, &format!("sis_disk={size_mib},{request_kib}"))?;
+    let config = QemuConfig::new().disk_image(disk);
+    let guest = Guest::boot(image, config, &format!("sis_disk={size_mib},{request_kib}"))?;
     let lines = guest.lines_until("SIS-DD done", Duration::from_secs(600))?;
     let microseconds = |pass: &str| {
         let prefix = format!("{DD_PREFIX}{pass}: ");
