@@ -9,7 +9,7 @@
 //! (`mmu::enable` clears SCTLR.A), so the kernel's own `memcpy`/`memmove` (strong symbols, which win over
 //! compiler_builtins' weak ones) move 16 bytes per load-pair/store-pair.
 //!
-//! The control logic (chunking, tails, the direction of an overlapping move) is portable Rust over two
+//! The control logic (chunking, tails, the direction of an overlapping move) is portable Rust over three
 //! primitives, a 16-, an 8- and a 1-byte copy. On the kernel target they are `ldp`/`stp`, `ldr`/`str` and `ldrb`/`strb` in
 //! inline assembly: opaque to the compiler, so it cannot turn these loops back into calls to `memcpy` (which would
 //! recurse). On the host they are `core::ptr` copies, and the host tests check the logic against a reference for

@@ -12,7 +12,7 @@
 //! - every wait, the flush's included, blocks the calling thread until the device's interrupt.
 
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use sis_blk::{check_request, BlockDevice, BlockError, Operation};
 use virtio_drivers::queue::VirtQueue;
@@ -21,7 +21,7 @@ use virtio_drivers::transport::{DeviceStatus, Transport};
 
 use super::profile::{self, Layer};
 use super::virtio::{claim_line, SisHal, LINES};
-use super::virtio_transport::{Notifications, SisTransport};
+use super::virtio_transport::SisTransport;
 use super::{gic, thread};
 
 /// Most block requests [`VirtioBlock`] keeps in flight: the queue's size, a request taking one descriptor.
@@ -43,13 +43,12 @@ const REQUEST_IN: u32 = 0;
 const REQUEST_OUT: u32 = 1;
 const REQUEST_FLUSH: u32 = 4;
 const STATUS_OK: u8 = 0;
-const STATUS_IO_ERROR: u8 = 1;
 const STATUS_UNSUPPORTED: u8 = 2;
 /// What the status byte holds until the device writes it.
 const STATUS_UNWRITTEN: u8 = 0xff;
 
 /// Notifications written to the block device (the first one is driven).
-static NOTIFICATIONS: Notifications = Notifications::new();
+static NOTIFICATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Driver counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -146,7 +145,7 @@ impl Queue {
         match slot.status[0] {
             STATUS_OK => Ok(()),
             STATUS_UNSUPPORTED => Err(virtio_drivers::Error::Unsupported),
-            STATUS_IO_ERROR => Err(virtio_drivers::Error::IoError),
+            // VIRTIO_BLK_S_IOERR (1), or a status the specification does not define.
             _ => Err(virtio_drivers::Error::IoError),
         }
     }
@@ -256,7 +255,7 @@ impl VirtioBlock {
     pub fn stats(&self) -> BlockDriverStats {
         BlockDriverStats {
             interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed),
-            notifications: NOTIFICATIONS.written(),
+            notifications: NOTIFICATIONS.load(Ordering::Relaxed),
             ..self.stats
         }
     }

@@ -14,13 +14,13 @@
 //! whichever thread registered through [`NetWaker`] (the kernel's network thread).
 
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use sis_net::FrameIo;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::MmioTransport;
 
-use super::virtio_transport::{Notifications, SisTransport};
+use super::virtio_transport::SisTransport;
 
 use super::gic;
 use super::profile::{self, Layer};
@@ -35,7 +35,7 @@ const RECEIVE_BUFFER_BYTES: usize = 2048;
 const TRANSMIT_BUFFER_BYTES: usize = RECEIVE_BUFFER_BYTES;
 
 /// Notifications written to the network device (the first one is driven).
-static NET_NOTIFICATIONS: Notifications = Notifications::new();
+static NET_NOTIFICATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Driver counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -240,7 +240,7 @@ impl VirtioNet {
     pub fn stats(&self) -> NetDriverStats {
         NetDriverStats {
             interrupts: LINES[self.line].interrupts.load(Ordering::Relaxed),
-            notifications: NET_NOTIFICATIONS.written(),
+            notifications: NET_NOTIFICATIONS.load(Ordering::Relaxed),
             ..self.stats
         }
     }

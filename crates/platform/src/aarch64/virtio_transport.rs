@@ -24,37 +24,21 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 /// `VIRTIO_F_EVENT_IDX` (virtio 1.2, section 6).
 const EVENT_IDX: u64 = 1 << 29;
 
-/// How many notifications a device was written.
-#[derive(Debug)]
-pub(super) struct Notifications {
-    written: AtomicU64,
-}
-
-impl Notifications {
-    pub(super) const fn new() -> Self {
-        Notifications { written: AtomicU64::new(0) }
-    }
-
-    /// Notifications written to the device so far.
-    pub(super) fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
-}
-
 /// A virtio-mmio transport that counts notifications and can withhold `VIRTIO_F_EVENT_IDX` from the device's
 /// features.
 #[derive(Debug)]
 pub struct SisTransport {
     inner: MmioTransport<'static>,
-    notifications: &'static Notifications,
+    /// Notifications written to the device.
+    notifications: &'static AtomicU64,
     withhold_event_idx: bool,
 }
 
 impl SisTransport {
-    /// Wraps `inner`, notifications going through `notifications`.
+    /// Wraps `inner`; each notification adds one to `notifications`.
     pub(super) fn new(
         inner: MmioTransport<'static>,
-        notifications: &'static Notifications,
+        notifications: &'static AtomicU64,
         withhold_event_idx: bool,
     ) -> Self {
         SisTransport { inner, notifications, withhold_event_idx }
@@ -84,7 +68,7 @@ impl Transport for SisTransport {
     }
 
     fn notify(&mut self, queue: u16) {
-        self.notifications.written.fetch_add(1, Ordering::Relaxed);
+        self.notifications.fetch_add(1, Ordering::Relaxed);
         self.inner.notify(queue)
     }
 
